@@ -1,0 +1,72 @@
+"""Derain images with a loaded model: tensors in, quantised uint8 images out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.io import IMAGE_SUFFIXES, ImageReadError, list_images, read_image, write_png
+from .errors import DerainError
+from .metrics import quantize
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """HWC float image -> 1CHW tensor."""
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+
+
+@torch.inference_mode()
+def derain_array(model: nn.Module, img: np.ndarray) -> np.ndarray:
+    """The last stage's output for one float RGB image, as float32 HWC (not clamped)."""
+    out = model(to_tensor(img))[-1]
+    return out[0].permute(1, 2, 0).float().numpy()
+
+
+def expand_inputs(inputs: list[str | Path]) -> list[Path]:
+    """Files and folders (their images, not recursive) to a list of image files."""
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                raise DerainError(f"{p}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ImageReadError(f"{p}: no such file or folder")
+    return files
+
+
+def output_paths(files: list[Path], out: str | Path) -> list[Path]:
+    """``OUT`` is a folder (PNG under each input's stem) or, for one input, a ``.png`` file."""
+    out = Path(out)
+    if out.suffix.lower() == ".png" and not out.is_dir():
+        if len(files) != 1:
+            raise DerainError(f"{out}: a single output file needs a single input, got {len(files)}")
+        return [out]
+    stems = [f.stem for f in files]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise DerainError(
+            f"two inputs share the stem {dup[0]!r}; their outputs would collide in {out}"
+        )
+    return [out / f"{f.stem}.png" for f in files]
+
+
+def derain_files(
+    model: nn.Module, inputs: list[str | Path], out: str | Path, quantize_mode: str = "round"
+) -> list[Path]:
+    """Derain every input image, writing a PNG each; returns the written paths."""
+    files = expand_inputs(inputs)
+    targets = output_paths(files, out)
+    for src, dst in zip(files, targets, strict=True):
+        img = read_image(src)
+        if min(img.shape[:2]) < 8:
+            raise DerainError(f"{src}: image is {img.shape[1]}x{img.shape[0]}, at least 8x8 needed")
+        write_png(dst, quantize(derain_array(model, img), quantize_mode))
+    return targets

@@ -1,0 +1,197 @@
+"""PSNR and SSIM exactly as the deraining literature computes them in MATLAB (MODEL_SPEC §6).
+
+Protocol (the authors' ``statistic_rain100L.m`` in Python, equal to 1e-10):
+
+1. the output image is quantised: clamp to [0, 1], x255, round half to even, uint8
+   (what a saved PNG holds; ``quantize="truncate"`` gives PReNet's script instead);
+2. ``y = rgb2ycbcr(rgb_uint8)[..., 0]`` as float64, not rounded (BT.601 studio range);
+3. PSNR = 10 log10(255^2 / MSE) over the whole image;
+4. SSIM = Wang et al.'s ``ssim_index.m``: 11x11 Gaussian window (sigma 1.5), K1 0.01,
+   K2 0.03, population covariances, mean over the valid region.
+
+Variants used elsewhere in the literature (see docs/metrics.md): ``y_round=True``
+(uint8 Y, as Restormer/MPRNet scripts) and ``ssim_downsample=True`` (the 2009
+``ssim.m`` that downsamples by ``round(min(H, W) / 256)``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+from skimage.color import rgb2ycbcr
+from skimage.metrics import structural_similarity
+
+from .data.io import list_images, read_image_uint8
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def quantize(img: ArrayLike, mode: str = "round") -> np.ndarray:
+    """Float RGB in [0, 1] (HWC array or CHW / 1CHW tensor) to uint8 HWC, as a PNG stores it.
+
+    ``mode="round"``: ``clip(rint(255 x), 0, 255)`` (round half to even; the authors'
+    ``cv2.imwrite``). ``mode="truncate"``: ``uint8(255 clamp(x, 0, 1))`` (PReNet's script).
+    uint8 input is returned unchanged.
+    """
+    if isinstance(img, torch.Tensor):
+        t = img.detach().to("cpu", torch.float32)
+        if t.ndim == 4:
+            if t.shape[0] != 1:
+                raise ValueError(f"quantize takes one image, got a batch of {t.shape[0]}")
+            t = t[0]
+        img = t.permute(1, 2, 0).numpy() if t.ndim == 3 else t.numpy()
+    a = np.asarray(img)
+    if a.dtype == np.uint8:
+        return a
+    a = a.astype(np.float32, copy=False)
+    if mode == "round":
+        return np.clip(np.rint(np.float32(255) * a), 0, 255).astype(np.uint8)
+    if mode == "truncate":
+        return (np.float32(255) * np.clip(a, 0, 1)).astype(np.uint8)
+    raise ValueError(f"quantize mode must be 'round' or 'truncate', got {mode!r}")
+
+
+def rgb_to_y(img: ArrayLike, y_round: bool = False, quantize_mode: str = "round") -> np.ndarray:
+    """MATLAB ``rgb2ycbcr`` luminance (16..235) as float64 from uint8 or float RGB."""
+    rgb = quantize(img, quantize_mode)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an RGB image (H, W, 3), got shape {rgb.shape}")
+    y = rgb2ycbcr(rgb)[..., 0]
+    return np.round(y) if y_round else y
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"image sizes differ: {a.shape[:2]} vs {b.shape[:2]}")
+
+
+def psnr_y(pred: np.ndarray, gt: np.ndarray) -> float:
+    """PSNR of two luminance images (peak 255); ``inf`` for identical images."""
+    _check_pair(pred, gt)
+    mse = float(np.mean((pred.astype(np.float64) - gt.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def _matlab_downsample(y: np.ndarray) -> np.ndarray:
+    """``ssim.m`` (2009): mean filter of size f with symmetric borders, keep every f-th pixel."""
+    f = max(1, round(min(y.shape) / 256))
+    if f == 1:
+        return y
+    # MATLAB imfilter 'same' anchors an even kernel at floor((f + 1) / 2) (1-based)
+    origin = (f - 1) // 2 - f // 2
+    y = ndimage.uniform_filter(y, size=f, mode="reflect", origin=origin)
+    return y[::f, ::f]
+
+
+def ssim_y(pred: np.ndarray, gt: np.ndarray, downsample: bool = False) -> float:
+    """SSIM of two luminance images (Wang et al. 2004, Gaussian 11x11, sigma 1.5)."""
+    _check_pair(pred, gt)
+    a, b = pred.astype(np.float64), gt.astype(np.float64)
+    if downsample:
+        a, b = _matlab_downsample(a), _matlab_downsample(b)
+    if min(a.shape) < 11:
+        raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {a.shape}")
+    return float(
+        structural_similarity(
+            a, b, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+    )
+
+
+def score(
+    pred: ArrayLike,
+    gt: ArrayLike,
+    quantize_mode: str = "round",
+    y_round: bool = False,
+    ssim_downsample: bool = False,
+) -> tuple[float, float]:
+    """(PSNR, SSIM) of a derained image against its ground truth, on MATLAB Y."""
+    yp = rgb_to_y(pred, y_round, quantize_mode)
+    yg = rgb_to_y(gt, y_round, "round")
+    return psnr_y(yp, yg), ssim_y(yp, yg, ssim_downsample)
+
+
+_NUM = re.compile(r"(\d+)")
+
+
+def pair_key(name: str) -> str | None:
+    """The number a benchmark file name carries (``rain-001.png`` -> ``"1"``), else None.
+
+    Rain1400-style ``N_k`` names keep both numbers (``"901_3"``)."""
+    nums = _NUM.findall(Path(name).stem)
+    if not nums:
+        return None
+    return "_".join(str(int(n)) for n in nums)
+
+
+@dataclass
+class Pairing:
+    pairs: list[tuple[Path, Path]]
+    unpaired_pred: list[Path]
+    unpaired_gt: list[Path]
+
+
+def pair_folders(pred_dir: str | Path, gt_dir: str | Path) -> Pairing:
+    """Pair files by the number in their names (``rain-001``/``norain-001``), else by name."""
+    preds, gts = list_images(pred_dir), list_images(gt_dir)
+
+    def keyed(files: list[Path]) -> dict[str, Path] | None:
+        keys = [pair_key(p.name) for p in files]
+        if None in keys or len(set(keys)) != len(keys):
+            return None
+        return dict(zip(keys, files, strict=True))
+
+    kp, kg = keyed(preds), keyed(gts)
+    if kp is None or kg is None:  # no unique numbers: pair by stem
+        kp = {p.stem: p for p in preds}
+        kg = {p.stem: p for p in gts}
+    common = sorted(set(kp) & set(kg), key=lambda k: (len(k), k))
+    return Pairing(
+        [(kp[k], kg[k]) for k in common],
+        sorted(kp[k] for k in set(kp) - set(kg)),
+        sorted(kg[k] for k in set(kg) - set(kp)),
+    )
+
+
+@dataclass
+class ImageScore:
+    name: str
+    gt: str
+    psnr: float
+    ssim: float
+
+
+def score_folder(
+    pred_dir: str | Path, gt_dir: str | Path, **kwargs: object
+) -> tuple[list[ImageScore], Pairing]:
+    """Per-image scores of every paired file (see :func:`pair_folders`)."""
+    pairing = pair_folders(pred_dir, gt_dir)
+    rows = []
+    for p, g in pairing.pairs:
+        a, b = read_image_uint8(p), read_image_uint8(g)
+        if a.shape != b.shape:
+            raise ValueError(
+                f"{p}: size {a.shape[1]}x{a.shape[0]} differs from {g} ({b.shape[1]}x{b.shape[0]})"
+            )
+        ps, ss = score(a, b, **kwargs)
+        rows.append(ImageScore(p.name, g.name, ps, ss))
+    return rows, pairing
+
+
+def summarize(rows: list[ImageScore]) -> dict:
+    """Arithmetic means over images (the MATLAB scripts' convention) and the rows."""
+    n = len(rows)
+    return {
+        "n": n,
+        "psnr": float(np.mean([r.psnr for r in rows])) if n else math.nan,
+        "ssim": float(np.mean([r.ssim for r in rows])) if n else math.nan,
+        "per_image": [asdict(r) for r in rows],
+    }

@@ -1,0 +1,42 @@
+"""PReNet (Ren et al., CVPR 2019), the progressive recurrent baseline of Tables III-IV.
+
+Each stage: ``h = ConvLSTM(ReLU(Conv(X ⊕ X_{k-1})))``, five residual blocks, a 3x3 conv to
+RGB, and ``X_k = X + out``: unlike SIAN, PReNet predicts the clean image's residual.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import ConvLSTMCell, ResBlock, conv3x3
+
+
+class PReNet(nn.Module):
+    """PReNet with ``stages`` recurrent stages; ``forward`` returns ``[X_1, ..., X_K]``."""
+
+    def __init__(
+        self, stages: int = 6, channels: int = 32, in_channels: int = 3, n_resblocks: int = 5
+    ) -> None:
+        super().__init__()
+        self.config = {
+            "stages": stages,
+            "channels": channels,
+            "in_channels": in_channels,
+            "n_resblocks": n_resblocks,
+        }
+        self.stages = stages
+        self.stem = conv3x3(2 * in_channels, channels)
+        self.lstm = ConvLSTMCell(channels, channels)
+        self.body = nn.Sequential(*(ResBlock(channels) for _ in range(n_resblocks)))
+        self.out = conv3x3(channels, in_channels)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        state = None
+        xk, outputs = x, []
+        for _ in range(self.stages):
+            h, state = self.lstm(F.relu(self.stem(torch.cat([x, xk], dim=1))), state)
+            xk = x + self.out(self.body(h))
+            outputs.append(xk)
+        return outputs

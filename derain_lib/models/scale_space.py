@@ -1,0 +1,150 @@
+"""Gaussian scale space and difference of Gaussians (SIAN Sec. III-C, Eqs. 7-12).
+
+``gaussian_blur`` is the function, ``GaussianBlur`` and ``ScaleSpace`` are the modules.
+The official code blurs with 3x3 kernels (radius 1) and zero padding; the paper reads as
+a kernel of radius ``ceil(3 sigma)`` with reflect padding. Both are parameters here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def gaussian_kernel1d(
+    sigma: float, radius: int, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """A 1-D Gaussian of the given radius (``2 * radius + 1`` taps), normalised to sum 1."""
+    if sigma <= 0:
+        raise ValueError(f"gaussian sigma must be positive, got {sigma}")
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-(t**2) / (2.0 * sigma**2))
+    return (k / k.sum()).to(dtype)
+
+
+def kernel_radius(sigma: float, radius: int | None, truncate: float) -> int:
+    """Fixed ``radius`` if given, else ``ceil(truncate * sigma)``."""
+    return int(radius) if radius is not None else max(1, math.ceil(truncate * sigma))
+
+
+def gaussian_blur(
+    x: torch.Tensor,
+    sigma: float,
+    radius: int | None = 1,
+    truncate: float = 3.0,
+    padding: str = "zeros",
+) -> torch.Tensor:
+    """Blur each channel of ``x`` (B, C, H, W) with a normalised Gaussian (Eq. 8).
+
+    The 2-D kernel is separable, so it is applied as two depthwise 1-D convolutions; with
+    zero or reflect padding this equals the 2-D convolution exactly (up to rounding).
+    ``sigma == 0`` returns ``x``. Reflect padding needs the pad to be smaller than the
+    image side; where it is not, the radius is clipped to ``side - 1`` (tiny images only).
+    """
+    if sigma == 0:
+        return x
+    r = kernel_radius(sigma, radius, truncate)
+    c = x.shape[1]
+    out = x
+    for dim in (3, 2):  # width, then height
+        rr = r if padding == "zeros" else min(r, x.shape[dim] - 1)
+        if rr < 1:
+            continue
+        k = gaussian_kernel1d(sigma, rr, dtype=x.dtype).to(x.device)
+        shape = (1, 1, 1, 2 * rr + 1) if dim == 3 else (1, 1, 2 * rr + 1, 1)
+        weight = k.view(shape).expand(c, 1, *shape[2:]).contiguous()
+        if padding == "zeros":
+            pad = (0, rr) if dim == 3 else (rr, 0)
+            out = F.conv2d(out, weight, padding=pad, groups=c)
+        elif padding == "reflect":
+            pad4 = (rr, rr, 0, 0) if dim == 3 else (0, 0, rr, rr)
+            out = F.conv2d(F.pad(out, pad4, mode="reflect"), weight, groups=c)
+        else:
+            raise ValueError(f"padding must be 'zeros' or 'reflect', got {padding!r}")
+    return out
+
+
+class GaussianBlur(nn.Module):
+    """Module form of :func:`gaussian_blur` with a fixed sigma."""
+
+    def __init__(
+        self, sigma: float, radius: int | None = 1, truncate: float = 3.0, padding: str = "zeros"
+    ) -> None:
+        super().__init__()
+        self.sigma, self.radius, self.truncate, self.padding = sigma, radius, truncate, padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return gaussian_blur(x, self.sigma, self.radius, self.truncate, self.padding)
+
+
+class ScaleSpace(nn.Module):
+    """SIFT-style Gaussian scale space of a feature map (Eqs. 7, 9-11) and its DoG (Eq. 12).
+
+    Each octave has ``intervals + 3`` layers with total blur ``sigma * k**l``,
+    ``k = 2 ** (1 / intervals)``. Octave 1 starts from ``G(sqrt(sigma^2 - assumed_blur^2))``
+    of the input; octave o + 1 starts from the 2x2 max-pooled layer ``intervals`` (the
+    fourth) of octave o. ``mode="incremental"`` blurs each layer from the previous one
+    (official); ``mode="direct"`` blurs every layer from the octave's first image (Eq. 7).
+    """
+
+    def __init__(
+        self,
+        octaves: int = 3,
+        intervals: int = 3,
+        sigma: float = 1.6,
+        assumed_blur: float = 0.5,
+        radius: int | None = 1,
+        truncate: float = 3.0,
+        padding: str = "zeros",
+        mode: str = "incremental",
+    ) -> None:
+        super().__init__()
+        if mode not in ("incremental", "direct"):
+            raise ValueError(f"mode must be 'incremental' or 'direct', got {mode!r}")
+        self.octaves, self.intervals, self.mode = octaves, intervals, mode
+        self.blur_kw = {"radius": radius, "truncate": truncate, "padding": padding}
+        k = 2.0 ** (1.0 / intervals)
+        self.n_layers = intervals + 3
+        self.total_sigma = [sigma * k**i for i in range(self.n_layers)]
+        self.init_sigma = math.sqrt(sigma**2 - assumed_blur**2)
+        self.step_sigma = [
+            math.sqrt(self.total_sigma[i + 1] ** 2 - self.total_sigma[i] ** 2)
+            for i in range(self.n_layers - 1)
+        ]
+        # direct mode: blur of layer l relative to the octave's first image
+        self.direct_sigma = [0.0] + [math.sqrt(s**2 - sigma**2) for s in self.total_sigma[1:]]
+        self.assumed_blur = assumed_blur
+
+    def _octave(self, base: torch.Tensor) -> list[torch.Tensor]:
+        if self.mode == "incremental":
+            layers = [base]
+            for s in self.step_sigma:
+                layers.append(gaussian_blur(layers[-1], s, **self.blur_kw))
+            return layers
+        return [gaussian_blur(base, s, **self.blur_kw) for s in self.direct_sigma]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Return one tensor per octave, shape (B, layers, C, H_o, W_o)."""
+        out = []
+        if self.mode == "incremental":
+            base = gaussian_blur(x, self.init_sigma, **self.blur_kw)
+            layers = self._octave(base)
+        else:
+            # every layer of octave 1 straight from x: total blur minus the assumed blur
+            layers = [
+                gaussian_blur(x, math.sqrt(s**2 - self.assumed_blur**2), **self.blur_kw)
+                for s in self.total_sigma
+            ]
+        for o in range(self.octaves):
+            if o > 0:
+                layers = self._octave(F.max_pool2d(layers[self.intervals], 2))
+            out.append(torch.stack(layers, dim=1))
+        return out
+
+    @staticmethod
+    def dog(octave: torch.Tensor) -> torch.Tensor:
+        """Differences of adjacent layers (Eq. 12): (B, layers - 1, C, H, W)."""
+        return octave[:, 1:] - octave[:, :-1]

@@ -1,0 +1,262 @@
+"""SIAN: scale-space invariant attention network for deraining (Pang et al. 2020).
+
+One recursive stage (Fig. 1, Algorithm 1)::
+
+    F      = Conv(X ⊕ X_{k-1})                               # Eq. 1, the stem
+    F_(s)  = Conv(AvgPool_s(F))            s = 1, 2, 4       # Eq. 2
+    M_(s)  = sigmoid(Conv(DoG octave of F at scale s))       # Eqs. 7-12
+    F^a_s  = ReLU(Conv(F_(s) + F_(s) ⊙ M_(s)))               # Eq. 3
+    H_(s)  = ConvLSTM_s(F^a_s, state_s)                      # Sec. III-D
+    fused  = Up(Up(H_4) ⊕ H_2) ⊕ H_1 (each Conv + ReLU)      # Eq. 4
+    R_k    = Conv(ResBlock(ResBlock(fused)));  X_k = X - R_k  # Eqs. 5-6
+
+``preset="official"`` follows the authors' released code (which produced the released
+weights and the published tables); ``preset="paper"`` follows the paper's text. Every
+difference is a field of :class:`SIANConfig` (MODEL_SPEC §1-4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import ConvLSTMCell, ResBlock, conv3x3, init_normal_
+from .scale_space import ScaleSpace
+
+VARIANTS = ("baseline", "baseline+lstm", "full")
+PRESETS = {
+    "official": {
+        "stem_activation": False,
+        "mask_activation": "sigmoid",
+        "gauss_radius": 1,
+        "gauss_padding": "zeros",
+        "blur_mode": "incremental",
+    },
+    "paper": {
+        "stem_activation": True,
+        "mask_activation": "relu-sigmoid",
+        "gauss_radius": None,
+        "gauss_padding": "reflect",
+        "blur_mode": "incremental",
+    },
+}
+
+
+@dataclass(frozen=True)
+class SIANConfig:
+    """Every architectural choice of SIAN, with the official code's values by default.
+
+    ``gauss_radius=None`` means a radius of ``ceil(gauss_truncate * sigma)``.
+    ``stages=None`` means 1 for ``baseline`` and 6 otherwise (Table V).
+    """
+
+    variant: str = "full"
+    preset: str = "official"
+    stages: int | None = None
+    channels: int = 32
+    in_channels: int = 3
+    scales: tuple[int, ...] = (1, 2, 4)
+    stem_activation: bool = False
+    mask_activation: str = "sigmoid"
+    gauss_radius: int | None = 1
+    gauss_truncate: float = 3.0
+    gauss_padding: str = "zeros"
+    blur_mode: str = "incremental"
+    align_corners: bool = True
+    init_std: float | None = 0.02
+
+    @classmethod
+    def from_preset(cls, preset: str = "official", **overrides: object) -> SIANConfig:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown SIAN preset {preset!r}; choose one of {sorted(PRESETS)}")
+        return cls(preset=preset, **{**PRESETS[preset], **overrides})
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown SIAN variant {self.variant!r}; choose one of {VARIANTS}")
+        if self.mask_activation not in ("sigmoid", "relu-sigmoid"):
+            raise ValueError(
+                f"mask_activation must be 'sigmoid' or 'relu-sigmoid', got {self.mask_activation!r}"
+            )
+        if tuple(self.scales) != tuple(2**i for i in range(len(self.scales))):
+            raise ValueError(f"scales must be 1, 2, 4, ... (powers of two), got {self.scales}")
+
+    @property
+    def n_stages(self) -> int:
+        if self.stages is not None:
+            return self.stages
+        return 1 if self.variant == "baseline" else 6
+
+    @property
+    def attention(self) -> bool:
+        return self.variant == "full"
+
+    @property
+    def recurrent(self) -> bool:
+        return self.variant != "baseline"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["scales"] = list(self.scales)
+        return d
+
+
+class ScaleBranch(nn.Module):
+    """One scale ``s`` of the CFA: pooled features, attention, fusion conv and ConvLSTM."""
+
+    def __init__(self, scale: int, channels: int, n_dog: int, cfg: SIANConfig) -> None:
+        super().__init__()
+        self.scale = scale
+        self.feat = conv3x3(channels, channels)  # Eq. 2
+        self.mask = conv3x3(n_dog * channels, channels) if cfg.attention else None
+        self.mask_relu = cfg.mask_activation == "relu-sigmoid"
+        self.fuse = conv3x3(channels, channels)  # after Eq. 3, with ReLU
+        self.lstm = ConvLSTMCell(channels, channels) if cfg.recurrent else None
+
+    def attention_mask(self, dog: torch.Tensor) -> torch.Tensor:
+        """``M_(s)`` from the concatenated DoG layers of this scale's octave (B, 5C, h, w)."""
+        m = self.mask(dog)
+        return torch.sigmoid(F.relu(m) if self.mask_relu else m)
+
+    def forward(
+        self,
+        f: torch.Tensor,
+        dog: torch.Tensor | None,
+        state: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None, torch.Tensor | None]:
+        x = F.avg_pool2d(f, self.scale) if self.scale > 1 else f
+        x = self.feat(x)
+        mask = None
+        if self.mask is not None:
+            mask = self.attention_mask(dog)
+            x = x + x * mask  # Eq. 3
+        x = F.relu(self.fuse(x))
+        if self.lstm is not None:
+            x, state = self.lstm(x, state)
+        return x, state, mask
+
+
+class UpMerge(nn.Module):
+    """Eq. 4: upsample the coarse map x2 to the fine map's exact size, concat, Conv + ReLU."""
+
+    def __init__(self, channels: int, align_corners: bool = True) -> None:
+        super().__init__()
+        self.conv = conv3x3(2 * channels, channels)
+        self.align_corners = align_corners
+
+    def forward(self, coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(
+            coarse, scale_factor=2, mode="bilinear", align_corners=self.align_corners
+        )
+        dy, dx = fine.shape[2] - up.shape[2], fine.shape[3] - up.shape[3]
+        up = F.pad(up, (dx // 2, dx - dx // 2, dy // 2, dy - dy // 2))  # odd sizes
+        return F.relu(self.conv(torch.cat([fine, up], dim=1)))
+
+
+class CFA(nn.Module):
+    """Cross-scale feature aggregation (Sec. III-B), shared by all stages."""
+
+    def __init__(self, cfg: SIANConfig) -> None:
+        super().__init__()
+        c = cfg.channels
+        self.cfg = cfg
+        self.stem = conv3x3(2 * cfg.in_channels, c)  # Eq. 1
+        self.scale_space = (
+            ScaleSpace(
+                octaves=len(cfg.scales),
+                radius=cfg.gauss_radius,
+                truncate=cfg.gauss_truncate,
+                padding=cfg.gauss_padding,
+                mode=cfg.blur_mode,
+            )
+            if cfg.attention
+            else None
+        )
+        n_dog = 5 if self.scale_space is None else self.scale_space.n_layers - 1
+        self.branches = nn.ModuleList(ScaleBranch(s, c, n_dog, cfg) for s in cfg.scales)
+        # merges[i] brings scale i+1 up to scale i (fine <- coarse)
+        self.merges = nn.ModuleList(
+            UpMerge(c, cfg.align_corners) for _ in range(len(cfg.scales) - 1)
+        )
+
+    def forward(
+        self, x: torch.Tensor, states: list, record: dict | None = None
+    ) -> tuple[torch.Tensor, list]:
+        f = self.stem(x)
+        if self.cfg.stem_activation:
+            f = F.relu(f)
+        octaves = self.scale_space(f) if self.scale_space is not None else None
+        outs, new_states = [], []
+        for i, branch in enumerate(self.branches):
+            dog = None
+            if octaves is not None:
+                d = ScaleSpace.dog(octaves[i])
+                dog = d.flatten(1, 2)  # (B, 5, C, h, w) -> (B, 5C, h, w): layer-major
+            h, st, mask = branch(f, dog, states[i])
+            outs.append(h)
+            new_states.append(st)
+            if record is not None:
+                s = branch.scale
+                record.setdefault("features", {})[s] = h
+                if octaves is not None:
+                    record.setdefault("octaves", {})[s] = octaves[i]
+                    record.setdefault("dog", {})[s] = d
+                    record.setdefault("masks", {})[s] = mask
+        y = outs[-1]
+        for i in range(len(outs) - 2, -1, -1):
+            y = self.merges[i](y, outs[i])
+        return y, new_states
+
+
+class SIAN(nn.Module):
+    """The SIAN deraining network; ``forward`` returns ``[X_1, ..., X_K]``.
+
+    Example::
+
+        >>> model = SIAN(variant="full", preset="official")
+        >>> outs = model(torch.rand(1, 3, 33, 47))
+        >>> len(outs), outs[-1].shape
+        (6, torch.Size([1, 3, 33, 47]))
+    """
+
+    def __init__(self, config: SIANConfig | None = None, **kwargs: object) -> None:
+        super().__init__()
+        if config is None:
+            config = SIANConfig.from_preset(str(kwargs.pop("preset", "official")), **kwargs)
+        elif kwargs:
+            config = replace(config, **kwargs)
+        self.config = config
+        self.cfa = CFA(config)
+        c = config.channels
+        self.head = nn.Sequential(ResBlock(c), ResBlock(c), conv3x3(c, config.in_channels))
+        if config.init_std is not None:
+            init_normal_(self, config.init_std)
+
+    def forward(
+        self, x: torch.Tensor, return_attention: bool = False
+    ) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[dict]]:
+        """All stage outputs; with ``return_attention`` also one dict per stage holding
+        ``masks``, ``dog``, ``octaves`` and ``features`` (keyed by scale) and ``rain`` (R_k).
+        """
+        if x.shape[-1] < 8 or x.shape[-2] < 8:
+            raise ValueError(
+                f"SIAN needs an input of at least 8x8 pixels, got {tuple(x.shape[-2:])}"
+            )
+        states: list = [None] * len(self.config.scales)
+        outputs, records = [], []
+        xk = x
+        for _ in range(self.config.n_stages):
+            record = {} if return_attention else None
+            fused, new_states = self.cfa(torch.cat([x, xk], dim=1), states, record)
+            if self.config.recurrent:
+                states = new_states
+            rain = self.head(fused)  # Eq. 5
+            xk = x - rain  # Eq. 6
+            outputs.append(xk)
+            if record is not None:
+                record["rain"] = rain
+                records.append(record)
+        return (outputs, records) if return_attention else outputs

@@ -1,0 +1,389 @@
+"""The authors' released checkpoints: registry, verification, conversion, loading.
+
+Released files are never redistributed here (their upstream repositories carry no
+license); they are fetched from upstream by URL and verified by sha256, or taken from a
+local file or folder (``--weights FILE``, ``--weights-dir DIR``, ``DERAIN_WEIGHTS_DIR``).
+Every load uses ``torch.load(..., weights_only=True)``. Problems raise
+:class:`WeightsError` with one line naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import DerainError
+from .models import build_model, model_family
+
+
+class WeightsError(DerainError):
+    """A checkpoint that cannot be found, verified, read or fitted to the model."""
+
+
+@dataclass(frozen=True)
+class ReleasedWeights:
+    name: str
+    family: str  # "sian" or "prenet"
+    dataset: str
+    filename: str  # the local file name (as in the study's weights folder)
+    url: str
+    sha256: str
+    size: int
+    upstream: str
+
+
+_SIAN = "https://github.com/pangbo1997/RainRemoval/raw/7efca61767f454e7ef9d4c562520b874aacce9ac/pretrained_models/{}.pth"
+_PRENET = "https://github.com/csdwren/PReNet/raw/6d908d1e3c7ff5c26fee624112297ad1c8603ca7/logs/{}/PReNet6/net_latest.pth"
+
+RELEASED: dict[str, ReleasedWeights] = {
+    w.name: w
+    for w in [
+        ReleasedWeights(
+            "sian-rain100l",
+            "sian",
+            "rain100l",
+            "sian_rain100l.pth",
+            _SIAN.format("rain100l"),
+            "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956",
+            2057017,
+            "pangbo1997/RainRemoval@7efca61 pretrained_models/rain100l.pth",
+        ),
+        ReleasedWeights(
+            "sian-rain100h",
+            "sian",
+            "rain100h",
+            "sian_rain100h.pth",
+            _SIAN.format("rain100h"),
+            "eafdb36506a4b087c1ccd8b6f73009284bf6daa223ecce28d713aa6472c91b91",
+            2056353,
+            "pangbo1997/RainRemoval@7efca61 pretrained_models/rain100h.pth",
+        ),
+        ReleasedWeights(
+            "sian-rain1400",
+            "sian",
+            "rain1400",
+            "sian_rain1400.pth",
+            _SIAN.format("rain1400"),
+            "1812bdbf0ac17d5de70f80c93f5d29e31ad57dc4e105a7b09bd17a04b48c04b8",
+            2057017,
+            "pangbo1997/RainRemoval@7efca61 pretrained_models/rain1400.pth",
+        ),
+        ReleasedWeights(
+            "prenet-rain100l",
+            "prenet",
+            "rain100l",
+            "prenet_rain100l.pth",
+            _PRENET.format("Rain100L"),
+            "cb9b743bb33cf6e5c56ba45f8ade93add46266dea9fa582e1934dc5eed942333",
+            681694,
+            "csdwren/PReNet@6d908d1 logs/Rain100L/PReNet6/net_latest.pth",
+        ),
+        ReleasedWeights(
+            "prenet-rain100h",
+            "prenet",
+            "rain100h",
+            "prenet_rain100h.pth",
+            _PRENET.format("Rain100H"),
+            "127c0098787c5272f1f8583f6c5202e7ef674f750cd145a1691912a6d9e96210",
+            681694,
+            "csdwren/PReNet@6d908d1 logs/Rain100H/PReNet6/net_latest.pth",
+        ),
+        ReleasedWeights(
+            "prenet-rain1400",
+            "prenet",
+            "rain1400",
+            "prenet_rain1400.pth",
+            _PRENET.format("Rain1400"),
+            "d5744dc2e35d73187a3f34936b3413884d293277073ffb78b961a78e65337879",
+            681694,
+            "csdwren/PReNet@6d908d1 logs/Rain1400/PReNet6/net_latest.pth",
+        ),
+    ]
+}
+
+#: Keys of the released SIAN file that the authors' forward() never uses.
+SIAN_UNUSED_PREFIX = "body.conv_m."
+#: Marker of checkpoints written by this project (training runs, exported models).
+OUR_FORMAT = "derain-model"
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DERAIN_CACHE", Path.home() / ".cache" / "derain")) / "weights"
+
+
+def search_dirs(weights_dir: str | Path | None = None) -> list[Path]:
+    """Where released files are looked for, in order."""
+    dirs = [Path(weights_dir)] if weights_dir else []
+    if os.environ.get("DERAIN_WEIGHTS_DIR"):
+        dirs.append(Path(os.environ["DERAIN_WEIGHTS_DIR"]))
+    dirs.append(cache_dir())
+    return dirs
+
+
+def find_released(name: str, weights_dir: str | Path | None = None) -> Path | None:
+    """The local copy of released weights ``name``, if one is in a search folder."""
+    w = RELEASED[name]
+    for d in search_dirs(weights_dir):
+        for candidate in (d / w.filename, d / f"{w.name}.pth"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def download(name: str, dest_dir: str | Path | None = None) -> Path:
+    """Fetch released weights from upstream into the cache, verified by sha256."""
+    w = RELEASED[name]
+    dest = Path(dest_dir) if dest_dir else cache_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / w.filename
+    fd, tmp = tempfile.mkstemp(dir=dest, suffix=".part")
+    os.close(fd)
+    try:
+        urllib.request.urlretrieve(w.url, tmp)  # noqa: S310 (fixed https URL)
+        got = sha256_file(tmp)
+        if got != w.sha256:
+            raise WeightsError(f"{w.url}: downloaded file has sha256 {got}, expected {w.sha256}")
+        os.replace(tmp, target)
+    except (urllib.error.URLError, OSError) as e:
+        raise WeightsError(
+            f"{name}: not found locally and could not be downloaded from {w.url} ({e}); "
+            f"download it by hand and pass --weights FILE or put it in --weights-dir/"
+            f"DERAIN_WEIGHTS_DIR as {w.filename}"
+        ) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def resolve(
+    spec: str | Path, weights_dir: str | Path | None = None, allow_download: bool = True
+) -> Path:
+    """A weights file from a path or a released name (local copy first, then upstream)."""
+    p = Path(spec)
+    if p.is_file():
+        return p
+    if str(spec) in RELEASED:
+        local = find_released(str(spec), weights_dir)
+        if local is not None:
+            return local
+        if allow_download:
+            return download(str(spec))
+        raise WeightsError(
+            f"{spec}: released weights not found in {', '.join(map(str, search_dirs(weights_dir)))}"
+        )
+    if p.exists():
+        raise WeightsError(f"{p}: is not a file")
+    raise WeightsError(
+        f"{spec}: no such file, and not a released weights name ({', '.join(RELEASED)})"
+    )
+
+
+def read_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dict:
+    """``torch.load(weights_only=True)`` with one-line errors for every way a file can be bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path}: file is empty")
+    if expected_sha256 is not None:
+        got = sha256_file(path)
+        if got != expected_sha256:
+            raise WeightsError(
+                f"{path}: sha256 {got} does not match the expected {expected_sha256} "
+                "(a different or damaged file)"
+            )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for truncated/corrupt pickles and zips
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(
+            f"{path}: not a readable torch checkpoint (truncated or corrupt?): {first[:200]}"
+        ) from None
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+    return obj
+
+
+def detect_family(state: dict) -> str:
+    """``"sian"``, ``"prenet"`` or ``"derain"`` (ours) from a checkpoint's keys."""
+    if state.get("format") == OUR_FORMAT:
+        return "derain"
+    if "body.tran_conv.weight" in state:
+        return "sian"
+    if "conv0.0.weight" in state and "conv_i.0.weight" in state:
+        return "prenet"
+    return "unknown"
+
+
+def _gates(x: list[torch.Tensor], h: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Per-gate convs (f, i, o, g) to one gate conv on cat(x, h)."""
+    parts = x if h is None else [torch.cat([a, b], dim=1) for a, b in zip(x, h, strict=True)]
+    return torch.cat(parts, dim=0)
+
+
+def convert_sian(state: dict, n_scales: int = 3) -> tuple[OrderedDict, list[str]]:
+    """Authors' ``RPDNet`` keys -> ours. Returns the converted dict and the ignored keys.
+
+    Their ``scale_conv[j]`` / ``lstm[j]`` index scales coarse to fine (j = 0 is 1/4);
+    ours index fine to coarse. Their ``up_conv[0]`` merges 1/4 into 1/2 (our
+    ``merges[1]``). ``body.conv_m`` is never called by their forward(): ignored.
+    """
+    out: OrderedDict = OrderedDict()
+    ignored = sorted(k for k in state if k.startswith(SIAN_UNUSED_PREFIX))
+    out["cfa.stem.weight"] = state["body.tran_conv.weight"]
+    out["cfa.stem.bias"] = state["body.tran_conv.bias"]
+    for j in range(n_scales):
+        i = n_scales - 1 - j
+        src, dst = f"body.scale_conv.{j}", f"cfa.branches.{i}"
+        for theirs, ours in (("conv_f", "feat"), ("conv_m", "mask"), ("conv_z", "fuse")):
+            for t in ("weight", "bias"):
+                out[f"{dst}.{ours}.{t}"] = state[f"{src}.{theirs}.0.{t}"]
+        lstm = f"body.lstm.{j}"
+        gates = "fioj"
+        out[f"{dst}.lstm.gates.weight"] = _gates(
+            [state[f"{lstm}.conv_x{g}.weight"] for g in gates],
+            [state[f"{lstm}.conv_h{g}.weight"] for g in gates],
+        )
+        out[f"{dst}.lstm.gates.bias"] = _gates([state[f"{lstm}.conv_x{g}.bias"] for g in gates])
+    for j in range(n_scales - 1):
+        i = n_scales - 2 - j
+        for t in ("weight", "bias"):
+            out[f"cfa.merges.{i}.conv.{t}"] = state[f"body.up_conv.{j}.conv_m.0.{t}"]
+    for b in range(2):
+        for theirs, ours in (("0", "conv1"), ("2", "conv2")):
+            for t in ("weight", "bias"):
+                out[f"head.{b}.{ours}.{t}"] = state[f"body_end.{b}.body.{theirs}.{t}"]
+    for t in ("weight", "bias"):
+        out[f"head.2.{t}"] = state[f"body_end.2.{t}"]
+    return out, ignored
+
+
+def convert_prenet(state: dict) -> tuple[OrderedDict, list[str]]:
+    """Authors' ``PReNet`` keys -> ours (gates f, i, o, g into one conv)."""
+    out: OrderedDict = OrderedDict()
+    for t in ("weight", "bias"):
+        out[f"stem.{t}"] = state[f"conv0.0.{t}"]
+        out[f"lstm.gates.{t}"] = _gates([state[f"conv_{g}.0.{t}"] for g in "fiog"])
+        for n in range(5):
+            out[f"body.{n}.conv1.{t}"] = state[f"res_conv{n + 1}.0.{t}"]
+            out[f"body.{n}.conv2.{t}"] = state[f"res_conv{n + 1}.2.{t}"]
+        out[f"out.{t}"] = state[f"conv.0.{t}"]
+    return out, []
+
+
+@dataclass
+class LoadedWeights:
+    model: nn.Module
+    model_name: str
+    path: Path
+    sha256: str
+    source: str  # "released:<name>" or "checkpoint"
+    ignored_keys: list[str]
+
+    def describe(self) -> str:
+        s = f"{self.model_name} from {self.path} ({self.source}, sha256 {self.sha256[:12]}...)"
+        if self.ignored_keys:
+            s += (
+                f"; ignored {len(self.ignored_keys)} unused tensors ({SIAN_UNUSED_PREFIX}*, "
+                "never called by the authors' forward)"
+            )
+        return s
+
+
+def _released_by_sha(sha: str) -> ReleasedWeights | None:
+    return next((w for w in RELEASED.values() if w.sha256 == sha), None)
+
+
+def load_into(model: nn.Module, state: dict, path: str | Path) -> None:
+    """``load_state_dict(strict=True)`` with missing/unexpected/shape problems as one line."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        if shapes:
+            k = shapes[0]
+            parts.append(
+                f"{len(shapes)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} "
+                f"vs model {tuple(own[k].shape)})"
+            )
+        raise WeightsError(f"{path}: weights do not fit the model: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def load_model(
+    spec: str | Path,
+    model: str | None = None,
+    weights_dir: str | Path | None = None,
+    allow_download: bool = True,
+    **model_kwargs: object,
+) -> LoadedWeights:
+    """Build the model that ``spec`` (a released name or a file) holds and load it.
+
+    ``model`` names the architecture the caller expects (e.g. ``"sian"``); weights of
+    another architecture raise a :class:`WeightsError`. Our own checkpoints carry their
+    model name and arguments; released files are the official SIAN or PReNet.
+    """
+    path = resolve(spec, weights_dir, allow_download)
+    released = RELEASED.get(str(spec))
+    state = read_checkpoint(path, released.sha256 if released else None)
+    sha = released.sha256 if released else sha256_file(path)
+    released = released or _released_by_sha(sha)
+    family = detect_family(state)
+    ignored: list[str] = []
+    if family == "derain":
+        name = str(state["model"])
+        kwargs = {**dict(state.get("model_kwargs", {})), **model_kwargs}
+        sd = state["state_dict"]
+    elif family in ("sian", "prenet"):
+        name = "sian" if family == "sian" else "prenet"
+        kwargs = dict(model_kwargs)
+        try:
+            sd, ignored = (convert_sian if family == "sian" else convert_prenet)(state)
+        except KeyError as e:
+            raise WeightsError(f"{path}: {family} checkpoint is missing key {e.args[0]}") from None
+    else:
+        sample = ", ".join(list(state)[:3])
+        raise WeightsError(f"{path}: not SIAN, PReNet or derain weights (keys: {sample}, ...)")
+    if model is not None:
+        want = model_family(build_model(model))
+        have = model_family(build_model(name, **kwargs)) if family == "derain" else family
+        if want != have:
+            raise WeightsError(
+                f"{path}: holds {have} weights, but --model {model} is a {want} model"
+            )
+        if family == "derain" and model != name:
+            raise WeightsError(f"{path}: holds weights for model {name!r}, not {model!r}")
+        if family != "derain":
+            name = model
+    try:
+        net = build_model(name, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: cannot build model {name!r}: {e}") from None
+    load_into(net, sd, path)
+    net.eval()
+    source = f"released:{released.name}" if released else "checkpoint"
+    return LoadedWeights(net, name, path, sha, source, ignored)
