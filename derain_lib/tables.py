@@ -1,0 +1,433 @@
+"""Tables II-V of the paper: its numbers as data, and ours assembled with per-cell provenance.
+
+The pipeline records one :class:`Score` per (method, test set) it measured, or one "not run"
+score per (method, benchmark) it could not measure. :func:`build_table` turns those records
+into the rows of one paper table: our value next to the paper's, the difference where the two
+are comparable, and a provenance on every row (``reproduced (profile, run hash)``,
+``released weights (file, sha256)``, ``computed (...)`` for the Input rows, ``paper (Table,
+row, column)`` for methods we do not run, or ``not run: <reason>``). Nothing in this module
+runs a model: it only reads and writes files under ``results/<profile>/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import DerainError
+
+#: Benchmark key -> the column name the paper prints.
+BENCHMARKS: dict[str, str] = {
+    "rain100l": "Rain100L",
+    "rain100h": "Rain100H",
+    "rain1400": "Rain1400",
+    "rain12": "Rain12",
+}
+
+#: Test images in each full benchmark test set (paper Table I).
+FULL_TEST_SIZE: dict[str, int] = {"rain100l": 100, "rain100h": 100, "rain1400": 1400, "rain12": 12}
+
+# The paper's numbers, (PSNR dB, SSIM) per row as printed and per column; None where the paper
+# prints "-". Source: arXiv 2006.05049v1, Tables II-V (see ../shared/paper).
+PAPER: dict[str, dict[str, dict[str, tuple[float, float] | None]]] = {
+    "II": {
+        "MAE": {"rain100l": (38.54, 0.981), "rain100h": (30.12, 0.904)},
+        "MSE": {"rain100l": (38.52, 0.981), "rain100h": (30.03, 0.902)},
+        "Negative SSIM": {"rain100l": (38.80, 0.984), "rain100h": (30.33, 0.909)},
+    },
+    "III": {
+        "Input": {"rain100l": (26.90, 0.838), "rain100h": (13.56, 0.371)},
+        "DSC [16] (ICCV'15)": {"rain100l": (27.34, 0.849), "rain100h": (13.77, 0.320)},
+        "GMM [12] (CVPR'16)": {"rain100l": (29.05, 0.872), "rain100h": (15.23, 0.450)},
+        "JCAS [4] (ICCV'17)": {"rain100l": (28.54, 0.852), "rain100h": (14.62, 0.451)},
+        "Clear [2] (TIP'17)": {"rain100l": (30.24, 0.934), "rain100h": (15.33, 0.742)},
+        "DDN [3] (CVPR'17)": {"rain100l": (32.38, 0.926), "rain100h": (22.85, 0.725)},
+        "RESCAN [11] (ECCV'18)": {"rain100l": (38.52, 0.981), "rain100h": (29.62, 0.872)},
+        "PReNet [17] (CVPR'19)": {"rain100l": (37.45, 0.979), "rain100h": (30.11, 0.905)},
+        "SPANet [21] (CVPR'19)": {"rain100l": (34.46, 0.962), "rain100h": (25.11, 0.833)},
+        "JORDER_E [26] (TPAMI'19)": {"rain100l": (38.61, 0.982), "rain100h": (30.04, 0.906)},
+        "SIRR [23] (CVPR'19)": {"rain100l": (32.37, 0.926), "rain100h": (22.47, 0.716)},
+        "LPNet [1] (TNNLS'20)": {"rain100l": (33.40, 0.960), "rain100h": (23.40, 0.820)},
+        "Ours": {"rain100l": (38.80, 0.984), "rain100h": (30.33, 0.909)},
+    },
+    "IV": {
+        "Input": {"rain1400": (25.24, 0.810), "rain12": (30.14, 0.856)},
+        "DSC [16] (ICCV'15)": {"rain1400": (27.88, 0.839), "rain12": (30.07, 0.866)},
+        "GMM [12] (CVPR'16)": {"rain1400": (27.78, 0.859), "rain12": (32.14, 0.916)},
+        "JCAS [4] (ICCV'17)": {"rain1400": (26.20, 0.847), "rain12": (33.10, 0.931)},
+        "Clear [2] (TIP'17)": {"rain1400": (26.21, 0.895), "rain12": (31.24, 0.935)},
+        "DDN [3] (CVPR'17)": {"rain1400": (28.45, 0.889), "rain12": (34.04, 0.933)},
+        "RESCAN [11] (ECCV'18)": {"rain1400": (32.03, 0.931), "rain12": (36.43, 0.952)},
+        "PReNet [17] (CVPR'19)": {"rain1400": (32.55, 0.946), "rain12": (36.66, 0.961)},
+        "SPANet [21] (CVPR'19)": {"rain1400": (29.76, 0.908), "rain12": (34.63, 0.943)},
+        "JORDER_E [26] (TPAMI'19)": {"rain1400": (32.68, 0.943), "rain12": (36.69, 0.962)},
+        "SIRR [23] (CVPR'19)": {"rain1400": (28.44, 0.889), "rain12": (34.02, 0.935)},
+        "LPNet [1] (TNNLS'20)": {"rain1400": None, "rain12": (34.7, 0.95)},
+        "Ours": {"rain1400": (32.80, 0.946), "rain12": (37.24, 0.967)},
+    },
+    "V": {
+        "Baseline": {"rain100l": (37.92, 0.980), "rain100h": (28.55, 0.893)},
+        "Baseline+LSTM": {"rain100l": (38.68, 0.982), "rain100h": (30.20, 0.906)},
+        "Baseline+SIAN+LSTM": {"rain100l": (38.80, 0.984), "rain100h": (30.33, 0.909)},
+    },
+}
+
+
+@dataclass(frozen=True)
+class PaperValue:
+    """One cell of the paper, with where it is printed."""
+
+    table: str
+    row: str
+    benchmark: str
+    value: tuple[float, float] | None
+
+    @property
+    def quote(self) -> str:
+        return f'Table {self.table}, row "{self.row}", column {BENCHMARKS[self.benchmark]}'
+
+
+def paper_value(table: str, row: str, benchmark: str) -> PaperValue:
+    """The paper's (PSNR, SSIM) in ``table`` (roman numeral), ``row`` as printed, ``benchmark``."""
+    try:
+        return PaperValue(table, row, benchmark, PAPER[table][row][benchmark])
+    except KeyError:
+        raise KeyError(f"the paper has no Table {table} cell ({row!r}, {benchmark})") from None
+
+
+@dataclass(frozen=True)
+class Method:
+    """A row we measure: our method id, its label, and the paper row it is compared with."""
+
+    id: str
+    label: str
+    paper_row: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    number: str  # roman numeral, as in the paper
+    title: str
+    benchmarks: tuple[str, ...]
+    methods: tuple[Method, ...]
+    paper_only_rows: bool  # add the paper's rows for methods we do not run
+
+
+INPUT = Method("input", "Input (rainy vs ground truth)", "Input")
+PRENET_RELEASED = Method("prenet-released", "PReNet (released weights)", "PReNet [17] (CVPR'19)")
+SIAN_RELEASED = Method("sian-released", "SIAN (released weights)", "Ours")
+SIAN_TRAINED = Method("sian/neg-ssim", "SIAN (trained by this profile)", "Ours")
+
+TABLES: dict[str, TableSpec] = {
+    "table2": TableSpec(
+        "II",
+        "Loss functions: negative SSIM vs MAE vs MSE (SIAN full, trained by this profile)",
+        ("rain100l", "rain100h"),
+        (
+            Method("sian/mae", "SIAN, MAE loss (trained)", "MAE"),
+            Method("sian/mse", "SIAN, MSE loss (trained)", "MSE"),
+            Method("sian/neg-ssim", "SIAN, negative SSIM loss (trained)", "Negative SSIM"),
+        ),
+        False,
+    ),
+    "table3": TableSpec(
+        "III",
+        "Rain100L and Rain100H",
+        ("rain100l", "rain100h"),
+        (INPUT, PRENET_RELEASED, SIAN_RELEASED, SIAN_TRAINED),
+        True,
+    ),
+    "table4": TableSpec(
+        "IV",
+        "Rain1400 and Rain12",
+        ("rain1400", "rain12"),
+        (INPUT, PRENET_RELEASED, SIAN_RELEASED, SIAN_TRAINED),
+        True,
+    ),
+    "table5": TableSpec(
+        "V",
+        "Ablation: baseline, baseline+LSTM, full (trained by this profile)",
+        ("rain100l", "rain100h"),
+        (
+            Method("sian-baseline/neg-ssim", "Baseline (trained)", "Baseline"),
+            Method("sian-baseline+lstm/neg-ssim", "Baseline+LSTM (trained)", "Baseline+LSTM"),
+            Method("sian/neg-ssim", "Baseline+SIAN+LSTM (trained)", "Baseline+SIAN+LSTM"),
+        ),
+        False,
+    ),
+}
+
+#: Provenance kinds a measured score may carry.
+MEASURED_KINDS = ("reproduced", "released weights", "computed")
+
+
+@dataclass
+class Score:
+    """One measured cell (or a "not run" one) as the pipeline records it.
+
+    ``provenance`` is ``reproduced (profile, run <hash>)``, ``released weights (<file>, sha256
+    <hex>)``, ``computed (<what>)`` or ``not run: <reason>``. ``stand_in`` marks test data that
+    stands in for the benchmark (the embedded synthetic sets): not comparable to the paper.
+    """
+
+    method: str
+    benchmark: str
+    provenance: str
+    test_set: str = ""
+    n: int = 0
+    psnr: float | None = None
+    ssim: float | None = None
+    stand_in: bool = False
+    per_image_csv: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.benchmark not in BENCHMARKS:
+            raise DerainError(f"unknown benchmark {self.benchmark!r} (known: {list(BENCHMARKS)})")
+        if self.ran:
+            if not self.provenance.startswith(MEASURED_KINDS):
+                raise DerainError(f"score of {self.method}: bad provenance {self.provenance!r}")
+            for v in (self.psnr, self.ssim):
+                if v is None or not math.isfinite(v):
+                    raise DerainError(f"score of {self.method} on {self.test_set}: value {v}")
+            if self.n <= 0:
+                raise DerainError(f"score of {self.method} on {self.test_set}: no images")
+
+    @property
+    def ran(self) -> bool:
+        return not self.provenance.startswith("not run")
+
+    @property
+    def partial(self) -> bool:
+        return not self.stand_in and self.n < FULL_TEST_SIZE[self.benchmark]
+
+
+def reproduced(profile: str, run_hash: str) -> str:
+    return f"reproduced ({profile}, run {run_hash})"
+
+
+def released(filename: str, sha256: str) -> str:
+    return f"released weights ({filename}, sha256 {sha256})"
+
+
+def not_run(reason: str) -> str:
+    return f"not run: {reason}"
+
+
+def save_scores(scores: list[Score], path: str | Path) -> Path:
+    """Write score records as JSON (one file per notebook step, read back by the tables)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(s) for s in scores], indent=1) + "\n")
+    return path
+
+
+def load_scores(paths: list[Path]) -> list[Score]:
+    """Score records from JSON files written by :func:`save_scores`."""
+    out = []
+    for p in paths:
+        try:
+            out += [Score(**d) for d in json.loads(Path(p).read_text())]
+        except (json.JSONDecodeError, TypeError) as e:
+            raise DerainError(f"{p}: not a score file ({e})") from None
+    return out
+
+
+COLUMNS = [
+    "table",
+    "method",
+    "benchmark",
+    "test_set",
+    "n",
+    "psnr",
+    "ssim",
+    "provenance",
+    "paper_row",
+    "paper_psnr",
+    "paper_ssim",
+    "paper_source",
+    "diff_psnr",
+    "diff_ssim",
+    "note",
+]
+
+
+def _round(v: float | None, digits: int) -> float | None:
+    return None if v is None else round(float(v), digits)
+
+
+def _row(spec: TableSpec, m: Method, s: Score) -> dict:
+    pv = paper_value(spec.number, m.paper_row, s.benchmark)
+    paper = pv.value
+    row = {
+        "table": spec.number,
+        "method": m.label,
+        "benchmark": BENCHMARKS[s.benchmark],
+        "test_set": s.test_set,
+        "n": s.n if s.ran else None,
+        "psnr": _round(s.psnr, 4) if s.ran else None,
+        "ssim": _round(s.ssim, 4) if s.ran else None,
+        "provenance": s.provenance,
+        "paper_row": m.paper_row,
+        "paper_psnr": paper[0] if paper else None,
+        "paper_ssim": paper[1] if paper else None,
+        "paper_source": pv.quote if paper else f"{pv.quote}: printed as '-'",
+        "diff_psnr": None,
+        "diff_ssim": None,
+        "note": "",
+    }
+    if not s.ran or paper is None:
+        return row
+    if s.stand_in:
+        row["note"] = (
+            f"measured on the embedded stand-in for {BENCHMARKS[s.benchmark]}: "
+            "not comparable to the paper's number, no difference given"
+        )
+        return row
+    row["diff_psnr"] = round(float(s.psnr) - paper[0], 4)
+    row["diff_ssim"] = round(float(s.ssim) - paper[1], 4)
+    if s.partial:
+        row["note"] = (
+            f"partial set (n={s.n} of {FULL_TEST_SIZE[s.benchmark]}): "
+            "the difference is indicative only"
+        )
+    return row
+
+
+def build_table(name: str, scores: list[Score]) -> list[dict]:
+    """Rows of table ``name`` ("table2".."table5") from the recorded scores.
+
+    Every (method, benchmark) cell of the table gets our measured rows (one per test set), or a
+    "not run" row; a cell with no record at all becomes ``not run: no result recorded``.
+    """
+    spec = TABLES[name]
+    rows = []
+    for m in spec.methods:
+        for b in spec.benchmarks:
+            mine = [s for s in scores if s.method == m.id and s.benchmark == b]
+            measured = [s for s in mine if s.ran]
+            if measured:
+                rows += [_row(spec, m, s) for s in measured]
+            else:
+                reason = mine[0].provenance if mine else not_run("no result recorded")
+                rows.append(_row(spec, m, Score(m.id, b, reason)))
+    if spec.paper_only_rows:
+        ours = {m.paper_row for m in spec.methods}
+        for paper_row in PAPER[spec.number]:
+            if paper_row in ours:
+                continue
+            for b in spec.benchmarks:
+                pv = paper_value(spec.number, paper_row, b)
+                paper = pv.value
+                rows.append(
+                    {
+                        **dict.fromkeys(COLUMNS),
+                        "table": spec.number,
+                        "method": paper_row,
+                        "benchmark": BENCHMARKS[b],
+                        "provenance": f"paper ({pv.quote})"
+                        if paper
+                        else f"paper ({pv.quote}: '-')",
+                        "paper_row": paper_row,
+                        "paper_psnr": paper[0] if paper else None,
+                        "paper_ssim": paper[1] if paper else None,
+                        "paper_source": pv.quote,
+                        "note": "reported in the paper; not run here" if paper else "",
+                    }
+                )
+    return rows
+
+
+def write_csv(rows: list[dict], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: "" if r.get(k) is None else r[k] for k in COLUMNS})
+    return path
+
+
+def read_csv(path: str | Path) -> list[dict]:
+    with Path(path).open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_tables(results_dir: str | Path, scores: list[Score], names: list[str]) -> list[Path]:
+    """Write ``<name>.csv`` for each table in ``names`` into ``results_dir``."""
+    return [write_csv(build_table(n, scores), Path(results_dir) / f"{n}.csv") for n in names]
+
+
+def _fmt(v: str, digits: int, signed: bool = False) -> str:
+    if v in ("", None):
+        return ""
+    return f"{float(v):+.{digits}f}" if signed else f"{float(v):.{digits}f}"
+
+
+_SHA = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{52}\b")
+
+
+def _short_provenance(p: str) -> str:
+    """Shorten full sha256s for the markdown (the CSV keeps them whole)."""
+    return _SHA.sub(r"\1…", p)
+
+
+def render_markdown(results_dir: str | Path, profile: str, header: str = "") -> str:
+    """``tables.md``: every tableN.csv present in ``results_dir`` and the figure captions."""
+    results_dir = Path(results_dir)
+    lines = [f"# Tables II-V, profile `{profile}`", ""]
+    if header:
+        lines += [header, ""]
+    lines += [
+        "PSNR (dB) / SSIM on the luminance channel (MATLAB protocol). `paper` columns quote the "
+        "paper; differences are given only where our test set is the benchmark itself. "
+        "Full sha256s and per-cell notes are in the CSV files.",
+        "",
+    ]
+    for name, spec in TABLES.items():
+        path = results_dir / f"{name}.csv"
+        lines += [f"## Table {spec.number}: {spec.title}", ""]
+        if not path.exists():
+            lines += [f"not run: `{path.name}` was not produced", ""]
+            continue
+        lines += [
+            "| method | benchmark | test set | n | PSNR | SSIM | paper PSNR | paper SSIM "
+            "| Δ PSNR | Δ SSIM | provenance |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        notes = []
+        for r in read_csv(path):
+            note = r["note"]
+            mark = ""
+            if note:
+                if note not in notes:
+                    notes.append(note)
+                mark = f" [{notes.index(note) + 1}]"
+            lines.append(
+                f"| {r['method']}{mark} | {r['benchmark']} | {r['test_set']} | {r['n']} "
+                f"| {_fmt(r['psnr'], 2)} | {_fmt(r['ssim'], 4)} "
+                f"| {_fmt(r['paper_psnr'], 2)} | {_fmt(r['paper_ssim'], 3)} "
+                f"| {_fmt(r['diff_psnr'], 2, True)} | {_fmt(r['diff_ssim'], 4, True)} "
+                f"| {_short_provenance(r['provenance'])} |"
+            )
+        lines.append("")
+        lines += [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
+        lines.append("")
+    captions = results_dir / "figures.json"
+    if captions.exists():
+        lines += ["## Figures", ""]
+        for fig in json.loads(captions.read_text()):
+            lines.append(f"- `{fig['path']}`: {fig['caption']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_markdown(results_dir: str | Path, profile: str, header: str = "") -> Path:
+    path = Path(results_dir) / "tables.md"
+    path.write_text(render_markdown(results_dir, profile, header))
+    return path

@@ -1,0 +1,162 @@
+"""Tables II-V: paper numbers as data, provenance per cell, stand-in vs partial vs full data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from derain_lib import tables
+from derain_lib.errors import DerainError
+from derain_lib.tables import Score, build_table, paper_value
+
+SHA = "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956"
+
+
+def test_paper_values_quote_table_row_and_column() -> None:
+    v = paper_value("III", "PReNet [17] (CVPR'19)", "rain100h")
+    assert v.value == (30.11, 0.905)
+    assert v.quote == 'Table III, row "PReNet [17] (CVPR\'19)", column Rain100H'
+    assert paper_value("IV", "Ours", "rain12").value == (37.24, 0.967)
+    assert paper_value("II", "MAE", "rain100l").value == (38.54, 0.981)
+    assert paper_value("V", "Baseline", "rain100h").value == (28.55, 0.893)
+    assert paper_value("IV", "LPNet [1] (TNNLS'20)", "rain1400").value is None
+    with pytest.raises(KeyError, match="Table II"):
+        paper_value("II", "Input", "rain100l")
+
+
+def test_paper_tables_are_complete() -> None:
+    # 13 rows in Tables III/IV, 3 in II and V; the full model is the same cell in II, III, V.
+    assert [len(tables.PAPER[t]) for t in ("II", "III", "IV", "V")] == [3, 13, 13, 3]
+    for b in ("rain100l", "rain100h"):
+        ours = tables.PAPER["III"]["Ours"][b]
+        assert tables.PAPER["II"]["Negative SSIM"][b] == ours
+        assert tables.PAPER["V"]["Baseline+SIAN+LSTM"][b] == ours
+
+
+def test_every_cell_gets_a_row_with_provenance() -> None:
+    scores = [
+        Score(
+            "input",
+            "rain100l",
+            "computed (rainy input vs ground truth)",
+            "light",
+            3,
+            20.0,
+            0.7,
+            stand_in=True,
+        ),
+    ]
+    rows = build_table("table3", scores)
+    ours = [r for r in rows if not r["provenance"].startswith("paper")]
+    # 4 methods x 2 benchmarks, each exactly once here
+    assert len(ours) == 8
+    assert all(r["provenance"] for r in rows)
+    missing = [r for r in ours if r["provenance"].startswith("not run")]
+    assert len(missing) == 7
+    assert all(r["provenance"] == "not run: no result recorded" for r in missing)
+    assert all(r["psnr"] is None for r in missing)
+    paper_rows = [r for r in rows if r["provenance"].startswith("paper")]
+    # 13 paper rows minus the 3 we compare against (Input, PReNet, Ours), 2 columns each
+    assert len(paper_rows) == 20
+    assert all(r["psnr"] is None and r["paper_psnr"] for r in paper_rows)
+
+
+def test_stand_in_gets_no_difference_full_set_does() -> None:
+    run = tables.reproduced("quick", "1a2b3c4d5e6f")
+    stand_in = Score(
+        "sian/neg-ssim", "rain100l", run, "embedded light", 8, 30.0, 0.9, stand_in=True
+    )
+    full = Score("sian/neg-ssim", "rain100h", run, "Rain100H test", 100, 29.33, 0.899)
+    rows = {
+        r["benchmark"]: r
+        for r in build_table("table5", [stand_in, full])
+        if r["method"].startswith("Baseline+SIAN")
+    }
+    assert rows["Rain100L"]["diff_psnr"] is None
+    assert "not comparable" in rows["Rain100L"]["note"]
+    assert rows["Rain100L"]["paper_psnr"] == 38.80
+    assert rows["Rain100H"]["diff_psnr"] == pytest.approx(29.33 - 30.33)
+    assert rows["Rain100H"]["diff_ssim"] == pytest.approx(0.899 - 0.909)
+    assert rows["Rain100H"]["note"] == ""
+
+
+def test_partial_set_is_labelled_with_n() -> None:
+    s = Score(
+        "sian-released",
+        "rain100l",
+        tables.released("sian_rain100l.pth", SHA),
+        "Rain100L sample",
+        4,
+        38.23,
+        0.978,
+    )
+    row = next(r for r in build_table("table3", [s]) if r["method"].startswith("SIAN (released"))
+    assert "partial set (n=4 of 100)" in row["note"]
+    assert row["diff_psnr"] == pytest.approx(38.23 - 38.80)
+    assert SHA in row["provenance"]
+
+
+def test_not_run_reason_is_kept() -> None:
+    s = Score("prenet-released", "rain1400", tables.not_run("no Rain1400 test data under x"))
+    row = next(
+        r
+        for r in build_table("table4", [s])
+        if r["method"].startswith("PReNet") and r["benchmark"] == "Rain1400"
+    )
+    assert row["provenance"] == "not run: no Rain1400 test data under x"
+    assert row["psnr"] is None and row["diff_psnr"] is None
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"psnr": math.nan},
+        {"psnr": None},
+        {"n": 0},
+        {"provenance": "trust me"},
+        {"benchmark": "rain200"},
+    ],
+)
+def test_bad_scores_are_refused(kw: dict) -> None:
+    base = dict(
+        method="input",
+        benchmark="rain100l",
+        provenance="computed (x)",
+        test_set="t",
+        n=2,
+        psnr=20.0,
+        ssim=0.5,
+    )
+    with pytest.raises(DerainError):
+        Score(**{**base, **kw})
+
+
+def test_csv_and_markdown_round_trip(tmp_path) -> None:
+    scores = [
+        Score(
+            "sian-released",
+            "rain100l",
+            tables.released("sian_rain100l.pth", SHA),
+            "Rain100L sample",
+            4,
+            38.2299,
+            0.9777,
+        ),
+        Score("sian/mae", "rain100h", tables.not_run("profile smoke trains no Rain100H model")),
+    ]
+    paths = tables.write_tables(tmp_path, scores, ["table2", "table3"])
+    assert [p.name for p in paths] == ["table2.csv", "table3.csv"]
+    rows = tables.read_csv(tmp_path / "table3.csv")
+    assert rows[0].keys() == set(tables.COLUMNS)
+    sian = next(
+        r for r in rows if r["method"] == "SIAN (released weights)" and r["benchmark"] == "Rain100L"
+    )
+    assert float(sian["psnr"]) == pytest.approx(38.2299)
+    md = tables.write_markdown(tmp_path, "smoke").read_text()
+    assert "## Table III" in md and "## Table II:" in md
+    assert "not run: `table4.csv` was not produced" in md
+    assert "released weights (sian_rain100l.pth, sha256 ab3894696b6c…)" in md
+    assert "partial set (n=4 of 100)" in md
+    assert "profile smoke trains no Rain100H model" in md
+    assert "| 38.23 | 0.9777 | 38.80 | 0.984 | -0.57 | -0.0063 |" in md
