@@ -1,0 +1,205 @@
+"""The embedded default data set: scikit-image's bundled photos, rained by :mod:`.synth`.
+
+No network: the source images ship inside scikit-image. Twelve natural images are split by
+*source* (9 train, 3 test, so no test scene is seen in training), cut into random crops of
+the benchmarks' 3:2 shape, resized, quantised to uint8 and rained with each preset. The set
+is written once as PNGs in the Rain100 folder layout (``rainy/rain-NNN.png``,
+``norain/norain-NNN.png``) under ``<root>/<size>-<recipe>/<preset>/<split>/`` with a
+``manifest.json`` (sha256 of every file), then reused. ``<recipe>`` hashes every build
+parameter and the rain presets, so a change in the recipe builds a fresh copy.
+
+Sizes: ``smoke`` (8 train + 4 test pairs, 96x64) builds in about a second for tests;
+``quick`` (24 train + 8 test pairs, 240x160) is for short CPU training runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DerainError
+from .datasets import PairedDataset, file_sha256, open_dataset
+from .io import write_png
+from .synth import PRESETS, add_rain
+
+RECIPE_VERSION = 1
+SEED = 2020
+#: Natural photos bundled with scikit-image (grey ones are expanded to RGB).
+TRAIN_SOURCES = (
+    "astronaut",
+    "rocket",
+    "stereo_motorcycle",
+    "brick",
+    "grass",
+    "gravel",
+    "moon",
+    "coins",
+    "clock",
+)
+TEST_SOURCES = ("chelsea", "coffee", "camera")
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class EmbeddedSize:
+    """How many pairs per split and the landscape size (height, width) of each image."""
+
+    train: int
+    test: int
+    height: int
+    width: int
+
+
+SIZES = {
+    "smoke": EmbeddedSize(train=8, test=4, height=64, width=96),
+    "quick": EmbeddedSize(train=24, test=8, height=160, width=240),
+}
+
+
+def default_root() -> Path:
+    """``$DERAIN_DATA/embedded``, else ``<project>/data/embedded`` (git-ignored)."""
+    env = os.environ.get("DERAIN_DATA")
+    if env:
+        return Path(env) / "embedded"
+    return Path(__file__).resolve().parents[2] / "data" / "embedded"
+
+
+def recipe_key(size: str) -> str:
+    """Hash of everything that determines the files of ``size`` (short hex)."""
+    spec = {
+        "version": RECIPE_VERSION,
+        "seed": SEED,
+        "size": asdict(SIZES[size]),
+        "train": TRAIN_SOURCES,
+        "test": TEST_SOURCES,
+        "presets": {k: repr(v) for k, v in sorted(PRESETS.items())},
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _source(name: str) -> np.ndarray:
+    import skimage.data
+
+    a = getattr(skimage.data, name)()
+    if isinstance(a, tuple):  # stereo_motorcycle: (left, right, disparity)
+        a = a[0]
+    a = np.asarray(a)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    return a[..., :3].astype(np.float64) / 255.0
+
+
+def _crop(img: np.ndarray, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A random crop of aspect h:w covering 50-100 % of the largest such crop, resized."""
+    from skimage.transform import resize
+
+    H, W = img.shape[:2]
+    scale = min(H / h, W / w) * rng.uniform(0.5, 1.0)
+    ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
+    y = int(rng.integers(0, H - ch + 1))
+    x = int(rng.integers(0, W - cw + 1))
+    return resize(img[y : y + ch, x : x + cw], (h, w), order=3, anti_aliasing=True)
+
+
+def _quantise(a: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
+
+
+def _build(size: str, dest: Path) -> None:
+    spec = SIZES[size]
+    files: dict[str, str] = {}
+    for s_id, split in enumerate(SPLITS):
+        sources = TRAIN_SOURCES if split == "train" else TEST_SOURCES
+        images = {name: _source(name) for name in sources}
+        n = spec.train if split == "train" else spec.test
+        for i in range(n):
+            rng = np.random.default_rng([SEED, s_id, i])
+            img = images[sources[i % len(sources)]]
+            h, w = (spec.height, spec.width) if rng.random() < 0.75 else (spec.width, spec.height)
+            clean = _quantise(_crop(img, h, w, rng))
+            for p_id, preset in enumerate(sorted(PRESETS)):
+                folder = dest / preset / split
+                rain_seed = int(np.random.SeedSequence([SEED, s_id, i, p_id]).generate_state(1)[0])
+                rainy = _quantise(add_rain(clean.astype(np.float64) / 255.0, preset, rain_seed))
+                for rel, arr in (
+                    (f"norain/norain-{i + 1:03d}.png", clean),
+                    (f"rainy/rain-{i + 1:03d}.png", rainy),
+                ):
+                    path = write_png(folder / rel, arr)
+                    files[path.relative_to(dest).as_posix()] = file_sha256(path)
+    manifest = {
+        "format": "derain-embedded",
+        "size": size,
+        "recipe": recipe_key(size),
+        "spec": asdict(spec),
+        "seed": SEED,
+        "train_sources": TRAIN_SOURCES,
+        "test_sources": TEST_SOURCES,
+        "files": files,
+    }
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+def _valid(folder: Path) -> bool:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        return all((folder / rel).is_file() for rel in manifest["files"])
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def build_embedded(size: str = "quick", root: Path | None = None) -> Path:
+    """Build (or find) the embedded set of ``size``; returns its folder.
+
+    Written to a temporary folder and renamed into place, so parallel builders never see a
+    half-written set; an existing complete copy is reused."""
+    if size not in SIZES:
+        raise DerainError(f"unknown embedded size {size!r}; choose one of {sorted(SIZES)}")
+    root = Path(root) if root is not None else default_root()
+    final = root / f"{size}-{recipe_key(size)}"
+    if _valid(final):
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{size}-", dir=root))
+    try:
+        _build(size, tmp)
+        if final.exists() and not _valid(final):  # a damaged copy
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process renamed its complete copy into place first
+            if not _valid(final):
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def verify_embedded(folder: Path) -> list[str]:
+    """Files of a built set whose sha256 no longer matches its manifest (empty: all good)."""
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    return [
+        rel
+        for rel, digest in manifest["files"].items()
+        if not (folder / rel).is_file() or file_sha256(folder / rel) != digest
+    ]
+
+
+def embedded_dataset(
+    preset: str, split: str, size: str = "quick", root: Path | None = None
+) -> PairedDataset:
+    """The embedded pairs of one preset (``light``/``heavy``) and split (``train``/``test``)."""
+    if preset not in PRESETS:
+        raise DerainError(f"unknown rain preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if split not in SPLITS:
+        raise DerainError(f"unknown split {split!r}; choose one of {SPLITS}")
+    folder = build_embedded(size, root) / preset / split
+    return open_dataset(folder, layout="rain100", name=f"embedded-{size}-{preset}-{split}")
