@@ -9,7 +9,9 @@ import sys
 from collections.abc import Callable
 
 from . import __version__
+from .data.commands import register as _add_data
 from .errors import DerainError
+from .reproduce import register as _add_reproduce
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -113,6 +115,8 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_info,
     _add_derain,
     _add_score,
+    _add_data,
+    _add_reproduce,
 ]
 
 

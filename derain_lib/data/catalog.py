@@ -1,0 +1,462 @@
+"""The data catalog: what each benchmark is, where to get it, and checking a user's copy.
+
+``prepare(name, source)`` verifies a copy the user already has against the catalog (pair
+count, layout, readable images, equal pair sizes, sha256 where a manifest is known) and
+writes a JSON index elsewhere; it never writes, moves or deletes anything inside the
+user's folder. ``download=True`` fetches files only where a public per-file mirror is
+known (and the network allows), writes only files that are missing, and verifies each
+against the manifest; otherwise it says what to get and where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from ..errors import DerainError
+from .datasets import PairedDataset, file_sha256, open_dataset
+from .io import check_images, image_size
+
+INDEX_FORMAT = "derain-data-index"
+PRENET_README = "https://github.com/csdwren/PReNet#datasets"
+PRENET_BAIDU = "https://pan.baidu.com/s/1J0q6Mrno9aMCsaWZUtmbkg"
+JORDER_PAGE = "https://www.icst.pku.edu.cn/struct/Projects/joint_rain_removal.html"
+DDN_PAGE = "https://xueyangfu.github.io/projects/cvpr2017.html"
+RAIN12_PAGE = "https://yu-li.github.io/"
+PRENET_FORK_RAW = (
+    "https://raw.githubusercontent.com/Arvaesri/PreNet/"
+    "c12ee08192112e7ddd642bb70f8f93c99994cc82/datasets/test/Rain100L/"
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a set can be obtained, as its authors or PReNet's README document it."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a benchmark: counts, image size, distribution folder, manifest, mirror."""
+
+    pairs: int
+    clean: int
+    folder: str
+    image_size: str
+    manifest: str | None = None  # file in derain_lib/data/manifests/
+    mirror: str | None = None  # base URL of a per-file mirror in PReNet's test layout
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A catalogued data set."""
+
+    name: str
+    title: str
+    layout: str
+    description: str
+    sources: tuple[Source, ...]
+    splits: dict[str, Split] = field(default_factory=dict)
+
+    @property
+    def files(self) -> dict[str, int]:
+        """Expected file count per split (rainy + distinct clean)."""
+        return {k: s.pairs + s.clean for k, s in self.splits.items()}
+
+
+_PRENET = Source("PReNet's BaiduYun share (the versions the papers used)", PRENET_BAIDU)
+_JORDER = Source(
+    "Yang et al., JORDER project page (original; PReNet notes it was modified)", JORDER_PAGE
+)
+
+CATALOG: dict[str, Entry] = {
+    "rain100l": Entry(
+        "rain100l",
+        "Rain100L (Yang et al., CVPR 2017): light rain, one streak type",
+        "rain100",
+        "rain-NNN.png / norain-NNN.png; test in PReNet's form rainy/rain-NNN.png + norain-NNN.png",
+        (_PRENET, _JORDER, Source("PReNet README", PRENET_README)),
+        {
+            "test": Split(
+                100, 100, "Rain100L", "481x321 or 321x481", "rain100l_test.sha256", PRENET_FORK_RAW
+            ),
+            "train": Split(200, 200, "RainTrainL", "481x321 or 321x481"),
+        },
+    ),
+    "rain100h": Entry(
+        "rain100h",
+        "Rain100H (Yang et al., CVPR 2017): heavy rain, five streak directions",
+        "rain100",
+        "rain-NNN.png / norain-NNN.png (same clean images as Rain100L at the same indices)",
+        (_PRENET, _JORDER, Source("PReNet README", PRENET_README)),
+        {
+            "test": Split(100, 100, "Rain100H", "481x321 or 321x481"),
+            "train": Split(1800, 1800, "RainTrainH", "481x321 or 321x481"),
+        },
+    ),
+    "rain100h-crop480": Entry(
+        "rain100h-crop480",
+        "Rain100H test, the widely mirrored cropped 480x320 variant",
+        "auto",
+        "upstream inputcrop/N.png + cleancrop/N.png; also accepted renamed to rain-/norain-NNN.png",
+        (_PRENET,),
+        {
+            "test": Split(
+                100,
+                100,
+                "Rain100H (cropped)",
+                "480x320",
+                "rain100h_test_crop480x320_renamed.sha256",
+            )
+        },
+    ),
+    "rain1400": Entry(
+        "rain1400",
+        "Rain1400 (Fu et al., CVPR 2017, DDN): 14 rain types per clean image",
+        "rain1400",
+        "rainy_image/N_k.jpg (k = 1..14) + ground_truth/N.jpg; test N = 901..1000",
+        (Source("Fu et al., DDN project page", DDN_PAGE), _PRENET),
+        {
+            "test": Split(1400, 100, "Rain1400", "JPEG, sizes vary"),
+            "train": Split(12600, 900, "Rain12600", "JPEG, sizes vary"),
+        },
+    ),
+    "rain12": Entry(
+        "rain12",
+        "Rain12 (Li et al., CVPR 2016): 12 test images only",
+        "rain12",
+        "pairs by index: N_in.png + N_GT.png, or rainy/N.png + groundtruth/N.png (PReNet's test12)",
+        (Source("Li et al., project page", RAIN12_PAGE), _PRENET),
+        {"test": Split(12, 12, "test12", "PNG, sizes vary")},
+    ),
+    "embedded": Entry(
+        "embedded",
+        "Embedded: scikit-image's bundled photos with synthetic light/heavy rain (offline)",
+        "rain100",
+        "<size>-<recipe>/<preset>/<split>/rainy/rain-NNN.png + norain/norain-NNN.png",
+        (
+            Source(
+                "built locally from scikit-image's data (no download)",
+                "derain data prepare embedded",
+            ),
+        ),
+    ),
+}
+
+
+def get_entry(name: str) -> Entry:
+    try:
+        return CATALOG[name.lower()]
+    except KeyError:
+        raise DerainError(f"unknown data set {name!r}; known: {', '.join(CATALOG)}") from None
+
+
+def load_manifest(filename: str) -> dict[str, str]:
+    """``relative path -> sha256`` of a manifest shipped with the package."""
+    text = resources.files("derain_lib.data").joinpath("manifests", filename).read_text()
+    out = {}
+    for line in text.splitlines():
+        if line.strip():
+            digest, rel = line.split(maxsplit=1)
+            out[rel.strip().lstrip("*")] = digest
+    return out
+
+
+_NUMS = re.compile(r"\d+")
+
+
+def file_key(path: str | Path, role: str) -> tuple[str, str]:
+    """(role, numbers in the name): matches ``norain/norain-001.png`` to ``cleancrop/1.png``."""
+    return role, "_".join(str(int(n)) for n in _NUMS.findall(Path(path).stem))
+
+
+def _manifest_keys(manifest: dict[str, str]) -> dict[tuple[str, str], tuple[str, str]]:
+    out = {}
+    for rel, digest in manifest.items():
+        role = "clean" if Path(rel).name.lower().startswith("norain") else "rainy"
+        out[file_key(rel, role)] = (rel, digest)
+    return out
+
+
+def data_root() -> Path:
+    """``$DERAIN_DATA``, else ``<project>/data`` (git-ignored)."""
+    env = os.environ.get("DERAIN_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "data"
+
+
+def where_to_get(entry: Entry, split: str) -> str:
+    """The instructions printed when a set is not available locally."""
+    s = entry.splits[split]
+    lines = [f"{entry.name} {split} ({s.folder}, {s.pairs} pairs) is not available here."]
+    lines += [f"  get it from: {src.label}: {src.url}" for src in entry.sources]
+    lines.append(
+        f"  then run: derain data prepare {entry.name} --split {split} --from PATH/{s.folder}"
+    )
+    return "\n".join(lines)
+
+
+def _mirror_path(rel: str) -> str:
+    """PReNet's test layout keeps clean images beside the rainy/ folder."""
+    return rel.split("/", 1)[1] if rel.startswith("norain/") else rel
+
+
+def download(
+    entry: Entry, split: str, dest: Path, mirror: str | None = None
+) -> tuple[int, list[str]]:
+    """Fetch missing files of a manifest from a per-file mirror into ``dest``.
+
+    Existing files are never touched; each fetched file must match its sha256 before it is
+    renamed into place. Returns (files fetched, one line per failure)."""
+    s = entry.splits[split]
+    base = mirror or s.mirror
+    if not base or not s.manifest:
+        raise DerainError(where_to_get(entry, split))
+    fetched, failures = 0, []
+    for rel, digest in load_manifest(s.manifest).items():
+        target = dest / rel
+        if target.exists():
+            continue
+        url = base.rstrip("/") + "/" + _mirror_path(rel)
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                data = r.read()
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            failures.append(f"{url}: {getattr(e, 'reason', e)}")
+            if not fetched and len(failures) >= 3:  # offline or mirror gone: stop early
+                break
+            continue
+        if hashlib.sha256(data).hexdigest() != digest:
+            failures.append(f"{url}: sha256 differs from the catalog; not saved")
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        fetched += 1
+    return fetched, failures
+
+
+@dataclass
+class Report:
+    """What ``prepare`` found; ``lines()`` is what the CLI prints."""
+
+    name: str
+    split: str
+    dataset: PairedDataset
+    expected: int
+    hashed: int = 0
+    matched: int = 0
+    differ: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    index_path: Path | None = None
+    patches: dict | None = None
+
+    @property
+    def partial(self) -> bool:
+        return self.dataset.partial or len(self.dataset) < self.expected
+
+    def lines(self) -> list[str]:
+        n = len(self.dataset)
+        state = f"PARTIAL set ({self.expected - n} pairs missing)" if self.partial else "complete"
+        out = [
+            f"{self.name} {self.split}: {self.dataset.root} ({self.dataset.layout} layout)",
+            f"verified {n} of {self.expected} pairs: {state}",
+        ]
+        if self.hashed:
+            out.append(f"sha256: {self.matched} of {self.hashed} files match the catalog manifest")
+        else:
+            out.append(
+                "sha256: no manifest known for this split (counts, sizes and decoding checked)"
+            )
+        out += [f"  differs from catalog: {r}" for r in self.differ]
+        out += [f"  not in catalog manifest: {r}" for r in self.unknown]
+        if self.dataset.unpaired:
+            out.append(
+                f"unpaired files: {len(self.dataset.unpaired)} (e.g. {self.dataset.unpaired[0]})"
+            )
+        if self.patches:
+            p = self.patches
+            flip = " x2 with h-flip" if p["hflip"] else ""
+            size = f"{p['patch']}x{p['patch']}"
+            out.append(f"training patches {size} at stride {p['stride']}{flip}: {p['count']}")
+        if self.index_path:
+            out.append(f"index written: {self.index_path}")
+        return out
+
+
+def _check_index_target(path: Path, source: Path) -> None:
+    path, source = path.resolve(), source.resolve()
+    if path.is_relative_to(source):
+        raise DerainError(f"{path}: the index must not be written inside the data folder {source}")
+    if path.exists():
+        try:
+            ok = json.loads(path.read_text()).get("format") == INDEX_FORMAT
+        except (OSError, ValueError, AttributeError):
+            ok = False
+        if not ok:
+            raise DerainError(
+                f"{path}: exists and is not a derain data index; refusing to overwrite"
+            )
+
+
+def prepare(
+    name: str,
+    source: str | Path | None,
+    split: str = "test",
+    download_missing: bool = False,
+    index_out: str | Path | None = None,
+    allow_mismatch: bool = False,
+    decode: bool = True,
+    mirror: str | None = None,
+) -> Report:
+    """Verify (optionally first download) a copy of a catalogued set and write its index."""
+    from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
+
+    entry = get_entry(name)
+    if entry.name == "embedded":
+        raise DerainError("the embedded set is built, not verified: use build_embedded()")
+    if split not in entry.splits:
+        raise DerainError(f"{entry.name} has no {split!r} split; it has: {', '.join(entry.splits)}")
+    s = entry.splits[split]
+    if source is None and not download_missing:
+        raise DerainError(where_to_get(entry, split))
+    root = Path(source) if source is not None else data_root() / entry.name / split
+    if download_missing:
+        fetched, failures = download(entry, split, root, mirror)
+        if failures and not fetched and not root.is_dir():
+            raise DerainError(f"download failed ({failures[0]})\n" + where_to_get(entry, split))
+        for f in failures[:5]:
+            print(f"derain: warning: {f}")
+        if len(failures) > 5:
+            print(f"derain: warning: ... {len(failures) - 5} more files could not be fetched")
+    if not root.is_dir():
+        raise DerainError(f"{root}: no such folder\n" + where_to_get(entry, split))
+
+    ds = open_dataset(root, entry.layout, name=f"{entry.name}-{split}", expected=s.pairs)
+    files = ds.files()
+    check_images(files, decode=decode)
+    ds.check_sizes()
+    report = Report(entry.name, split, ds, s.pairs)
+
+    hashes = {f: file_sha256(f) for f in files}
+    if s.manifest:
+        known = _manifest_keys(load_manifest(s.manifest))
+        for p in ds.pairs:
+            for role, f in (("rainy", p.rainy), ("clean", p.clean)):
+                rel = f.relative_to(root).as_posix()
+                hit = known.get(file_key(f, role))
+                if hit is None:
+                    report.unknown.append(rel)
+                    continue
+                report.hashed += 1
+                if hit[1] == hashes[f]:
+                    report.matched += 1
+                else:
+                    report.differ.append(f"{rel} (catalog: {hit[0]})")
+        if report.differ and not allow_mismatch:
+            raise DerainError(
+                f"{root}: {len(report.differ)} file(s) differ from the {entry.name} {split} "
+                f"manifest, e.g. {report.differ[0]}; this is another version of the set "
+                "(use --allow-mismatch to index it anyway)"
+            )
+
+    sizes = {f: image_size(f) for f in [p.rainy for p in ds.pairs]}
+    key = entry.name.split("-")[0]
+    if split == "train" and key in PAPER_STRIDES:
+        stride, hflip = PAPER_STRIDES[key], PAPER_HFLIP[key]
+        count = sum(count_patches(h, w, PAPER_PATCH, stride) for h, w in sizes.values())
+        report.patches = {
+            "patch": PAPER_PATCH,
+            "stride": stride,
+            "hflip": hflip,
+            "count": count * (2 if hflip else 1),
+        }
+
+    index_path = (
+        Path(index_out) if index_out else data_root() / "index" / f"{entry.name}-{split}.json"
+    )
+    _check_index_target(index_path, root)
+    index = {
+        "format": INDEX_FORMAT,
+        "dataset": entry.name,
+        "split": split,
+        "root": str(root.resolve()),
+        "layout": ds.layout,
+        "pairs_found": len(ds),
+        "pairs_expected": s.pairs,
+        "partial": report.partial,
+        "sha256_checked": report.hashed,
+        "sha256_matched": report.matched,
+        "sha256_differ": report.differ,
+        "not_in_manifest": report.unknown,
+        "unpaired": [str(p) for p in ds.unpaired],
+        "manifest_sha256": ds.manifest_sha256(),
+        "patches": report.patches,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "pairs": [
+            {
+                "name": p.name,
+                "rainy": p.rainy.relative_to(root).as_posix(),
+                "clean": p.clean.relative_to(root).as_posix() if p.clean else None,
+                "height": sizes[p.rainy][0],
+                "width": sizes[p.rainy][1],
+                "rainy_sha256": hashes[p.rainy],
+                "clean_sha256": hashes[p.clean] if p.clean else None,
+            }
+            for p in ds.pairs
+        ],
+    }
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index_path.with_name(index_path.name + ".part")
+    tmp.write_text(json.dumps(index, indent=1))
+    os.replace(tmp, index_path)
+    report.index_path = index_path
+    return report
+
+
+def open_index(path: str | Path) -> PairedDataset:
+    """The data set an index describes (files are not re-hashed; a missing file is an error)."""
+    from .datasets import Pair
+
+    path = Path(path)
+    try:
+        index = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DerainError(f"{path}: not a readable data index ({e})") from None
+    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
+        raise DerainError(f"{path}: not a derain data index")
+    root = Path(index["root"])
+    pairs = [
+        Pair(p["name"], root / p["rainy"], root / p["clean"] if p["clean"] else None)
+        for p in index["pairs"]
+    ]
+    missing = [str(f) for p in pairs for f in (p.rainy, p.clean) if f and not f.is_file()]
+    if missing:
+        raise DerainError(f"{path}: {len(missing)} indexed file(s) are gone, e.g. {missing[0]}")
+    ds = PairedDataset(
+        f"{index['dataset']}-{index['split']}", root, pairs, index["layout"], index["partial"]
+    )
+    return ds
+
+
+def prepared_dataset(name: str, split: str = "test") -> PairedDataset:
+    """A catalogued set prepared earlier (its index under ``data_root()/index``)."""
+    entry = get_entry(name)
+    if entry.name == "embedded":
+        raise DerainError("use derain_lib.data.embedded.embedded_dataset for the embedded set")
+    path = data_root() / "index" / f"{entry.name}-{split}.json"
+    if not path.is_file():
+        raise DerainError(
+            f"{entry.name} {split} is not prepared ({path} missing)\n" + where_to_get(entry, split)
+        )
+    return open_index(path)
