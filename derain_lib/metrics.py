@@ -195,3 +195,20 @@ def summarize(rows: list[ImageScore]) -> dict:
         "ssim": float(np.mean([r.ssim for r in rows])) if n else math.nan,
         "per_image": [asdict(r) for r in rows],
     }
+
+
+#: The protocol (first) and the variants other papers' scripts use.
+VARIANTS: dict[str, dict] = {
+    "protocol (MATLAB Y unrounded, ssim_index.m)": {},
+    "uint8-rounded Y (Restormer/MPRNet scripts)": {"y_round": True},
+    "ssim.m 2009 with auto-downsampling": {"ssim_downsample": True},
+}
+
+
+def variant_table(pred_dir: str | Path, gt_dir: str | Path) -> list[dict]:
+    """Mean PSNR/SSIM of a folder under each protocol variant (for docs/metrics.md)."""
+    out = []
+    for label, kw in VARIANTS.items():
+        s = summarize(score_folder(pred_dir, gt_dir, **kw)[0])
+        out.append({"variant": label, "n": s["n"], "psnr": s["psnr"], "ssim": s["ssim"]})
+    return out

@@ -1,0 +1,117 @@
+"""The `derain` command line: info, derain, score, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from derain_lib.cli import main
+from derain_lib.data.io import read_image_uint8, write_png
+
+
+def test_console_script_is_installed_and_info_lists_models_and_weights(shared):
+    exe = Path(sys.executable).parent / "derain"
+    r = subprocess.run(
+        [str(exe), "info", "--weights-dir", str(shared / "weights")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "torch 2.14.1" in r.stdout
+    for name in ("sian ", "sian-baseline ", "sian-baseline+lstm", "prenet ", "491,939"):
+        assert name in r.stdout
+    for w in (
+        "sian-rain100l",
+        "sian-rain100h",
+        "sian-rain1400",
+        "prenet-rain100l",
+        "prenet-rain100h",
+    ):
+        assert w in r.stdout
+    assert "local: " in r.stdout
+
+
+def test_score_prints_rows_and_mean_and_json(shared, capsys):
+    d = shared / "data/rain100l_sample"
+    assert main(["score", str(d / "rainy"), str(d / "norain")]) == 0
+    out = capsys.readouterr().out
+    assert "rain-050.png" in out and "norain-050.png" in out and "26.5538" in out
+    assert main(["score", str(d / "rainy"), str(d / "norain"), "--json"]) == 0
+    js = json.loads(capsys.readouterr().out)
+    assert js["n"] == 4 and round(js["psnr"], 4) == 26.5538 and round(js["ssim"], 5) == 0.82652
+    assert len(js["per_image"]) == 4 and {"name", "psnr", "ssim"} <= set(js["per_image"][0])
+
+
+def test_score_lists_unpaired_files(shared, tmp_path, capsys):
+    d = shared / "data/rain100l_sample"
+    shutil.copytree(d / "rainy", tmp_path / "pred")
+    shutil.copy(d / "rainy/rain-001.png", tmp_path / "pred/rain-007.png")
+    assert main(["score", str(tmp_path / "pred"), str(d / "norain"), "--json"]) == 0
+    js = json.loads(capsys.readouterr().out)
+    assert js["n"] == 4 and js["unpaired_pred"] == [str(tmp_path / "pred/rain-007.png")]
+
+
+def test_derain_writes_pngs_of_the_input_size(shared, tmp_path, capsys):
+    src = read_image_uint8(shared / "data/rain100l_sample/rainy/rain-025.png")
+    write_png(tmp_path / "in/a.png", src[:37, :53])
+    write_png(tmp_path / "in/b.png", src[40:64, 100:140])
+    args = [
+        "derain",
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "out"),
+        "--weights",
+        "sian-rain100l",
+        "--weights-dir",
+        str(shared / "weights"),
+    ]
+    assert main(args) == 0
+    assert read_image_uint8(tmp_path / "out/a.png").shape == (37, 53, 3)
+    assert read_image_uint8(tmp_path / "out/b.png").shape == (24, 40, 3)
+    assert "ignored 4 unused tensors" in capsys.readouterr().err
+    # a single input may name a .png file
+    one = [
+        "derain",
+        str(tmp_path / "in/b.png"),
+        "-o",
+        str(tmp_path / "one.png"),
+        "--weights",
+        str(shared / "weights/prenet_rain100l.pth"),
+        "--model",
+        "prenet",
+    ]
+    assert main(one) == 0 and (tmp_path / "one.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("corrupt", "corrupt or truncated image"),
+        ("missing", "no such file or folder"),
+        ("wrong-model", "holds sian weights, but --model prenet"),
+        ("tiny", "at least 8x8 needed"),
+    ],
+)
+def test_derain_errors_are_one_line(shared, tmp_path, capsys, case, message):
+    img = tmp_path / "x.png"
+    write_png(img, np.zeros((32, 32, 3), np.uint8))
+    weights, model = str(shared / "weights/sian_rain100l.pth"), []
+    if case == "corrupt":
+        img.write_bytes(img.read_bytes()[:60])
+    elif case == "missing":
+        img = tmp_path / "nope.png"
+    elif case == "wrong-model":
+        model = ["--model", "prenet"]
+    elif case == "tiny":
+        write_png(img, np.zeros((5, 32, 3), np.uint8))
+    code = main(["derain", str(img), "-o", str(tmp_path / "o"), "--weights", weights, *model])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("derain: error: ") and message in err[-1]
+    assert "Traceback" not in "\n".join(err)
