@@ -1,0 +1,306 @@
+"""Pictures of SIAN's scale-space attention: plain functions, no widgets.
+
+:func:`compute_attention` runs a SIAN model once on an image and keeps what the views
+need (masks, DoG and octave layers per stage and scale, the rain layers R_k and the
+stage outputs X_k) as numpy arrays. :func:`render_view` turns one (stage, scale, what)
+choice into an RGB image blended over the input; :func:`attention_panel` draws all
+stages x scales as a matplotlib figure (notebooks 05 and 06). The widget in
+:mod:`derain_lib.widgets` only wires controls to these functions.
+
+Maps of the coarse scales (2, 4) are brought to the input size with ``upsample``:
+``"nearest"`` (default: shows each coarse cell as the block of pixels it covers) or
+``"bilinear"`` (smooth, ``align_corners=False``).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from PIL import Image
+from torch import nn
+
+from .errors import DerainError
+from .inference import to_tensor
+from .models import SIAN
+
+#: What a view can show. ``mask``: the attention mask M_(s) (sigmoid, 0..1);
+#: ``dog``: a difference-of-Gaussians layer; ``octave``: a Gaussian-blurred octave
+#: layer; ``rain``: the predicted rain layer R_k; ``derained``: the stage output X_k.
+WHATS = ("mask", "dog", "octave", "rain", "derained")
+#: Views that exist per scale and channel (the others are full-size RGB images).
+MAP_WHATS = ("mask", "dog", "octave")
+UPSAMPLE_MODES = ("nearest", "bilinear")
+CMAPS = {"mask": "inferno", "dog": "RdBu_r", "octave": "viridis"}
+
+
+class NoAttentionError(DerainError):
+    """A model without scale-space attention (PReNet, SIAN baseline variants)."""
+
+
+@dataclass
+class Attention:
+    """Everything one SIAN forward pass shows, batch dimension removed, float32 numpy.
+
+    ``masks[k][s]`` is (C, h_s, w_s), ``dog[k][s]`` (L_dog, C, h_s, w_s),
+    ``octaves[k][s]`` (L_oct, C, h_s, w_s) for stage index ``k`` (0-based) and scale
+    ``s``; ``rain[k]`` and ``outputs[k]`` are (H, W, 3); ``image`` is the input (H, W, 3).
+    """
+
+    image: np.ndarray
+    outputs: list[np.ndarray]
+    rain: list[np.ndarray]
+    masks: list[dict[int, np.ndarray]]
+    dog: list[dict[int, np.ndarray]]
+    octaves: list[dict[int, np.ndarray]]
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.outputs)
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        return tuple(sorted(self.masks[0]))
+
+    @property
+    def channels(self) -> int:
+        return self.masks[0][1].shape[0]
+
+    def n_layers(self, what: str) -> int:
+        """How many layers ``dog`` or ``octave`` views have (1 for the others)."""
+        if what == "dog":
+            return self.dog[0][1].shape[0]
+        if what == "octave":
+            return self.octaves[0][1].shape[0]
+        return 1
+
+
+def _hwc(t: torch.Tensor) -> np.ndarray:
+    return t[0].permute(1, 2, 0).float().numpy()
+
+
+def check_attention_model(model: nn.Module) -> SIAN:
+    """``model`` itself if it is a SIAN with attention, else a one-line error."""
+    if not isinstance(model, SIAN):
+        raise NoAttentionError(
+            f"{type(model).__name__} has no scale-space attention; the explorer needs SIAN weights"
+        )
+    if not model.config.attention:
+        raise NoAttentionError(
+            f"SIAN variant {model.config.variant!r} has no attention masks; "
+            "the explorer needs the full variant"
+        )
+    return model
+
+
+@torch.inference_mode()
+def compute_attention(model: nn.Module, image: np.ndarray) -> Attention:
+    """Run ``model`` (a SIAN with attention) once on ``image`` (float HWC RGB in [0, 1])."""
+    model = check_attention_model(model)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise DerainError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
+    if min(image.shape[:2]) < 8:
+        raise DerainError(
+            f"image is {image.shape[1]}x{image.shape[0]}; SIAN needs at least 8x8 pixels"
+        )
+    model.eval()
+    outputs, records = model(to_tensor(image), return_attention=True)
+
+    def per_scale(key: str) -> list[dict[int, np.ndarray]]:
+        return [{s: v[0].float().numpy() for s, v in r[key].items()} for r in records]
+
+    return Attention(
+        image=np.asarray(image, dtype=np.float32),
+        outputs=[_hwc(o) for o in outputs],
+        rain=[_hwc(r["rain"]) for r in records],
+        masks=per_scale("masks"),
+        dog=per_scale("dog"),
+        octaves=per_scale("octaves"),
+    )
+
+
+def _check(att: Attention, stage: int, scale: int, what: str, layer: int) -> None:
+    if what not in WHATS:
+        raise ValueError(f"what must be one of {WHATS}, got {what!r}")
+    if not 1 <= stage <= att.n_stages:
+        raise ValueError(f"stage must be 1..{att.n_stages}, got {stage}")
+    if what in MAP_WHATS and scale not in att.scales:
+        raise ValueError(f"scale must be one of {att.scales}, got {scale}")
+    if what in ("dog", "octave") and not 0 <= layer < att.n_layers(what):
+        raise ValueError(f"{what} layer must be 0..{att.n_layers(what) - 1}, got {layer}")
+
+
+def view_map(
+    att: Attention,
+    stage: int,
+    scale: int,
+    what: str,
+    channel: int | None = None,
+    layer: int = 0,
+) -> np.ndarray:
+    """The raw values of one view: (h_s, w_s) for a map (the mean over channels, or
+    ``channel``), (H, W, 3) for ``rain`` and ``derained``. ``stage`` counts from 1."""
+    _check(att, stage, scale, what, layer)
+    k = stage - 1
+    if what == "rain":
+        return att.rain[k]
+    if what == "derained":
+        return att.outputs[k]
+    stack = {
+        "mask": lambda: att.masks[k][scale],
+        "dog": lambda: att.dog[k][scale][layer],
+        "octave": lambda: att.octaves[k][scale][layer],
+    }[what]()
+    if channel is None:
+        return stack.mean(axis=0)
+    if not 0 <= channel < stack.shape[0]:
+        raise ValueError(f"channel must be 0..{stack.shape[0] - 1} or None, got {channel}")
+    return stack[channel]
+
+
+def value_range(what: str, values: np.ndarray, stretch: bool = True) -> tuple[float, float]:
+    """Colour range of a view. DoG layers are symmetric around 0 (99th percentile of |v|);
+    masks and octaves span their 1st-99th percentile, or with ``stretch=False`` masks keep
+    the sigmoid's full range [0, 1] so levels compare across stages and scales (the mean
+    mask of the released weights lies around 0.35-0.65, so stretching shows its structure)."""
+    if what == "mask" and not stretch:
+        return 0.0, 1.0
+    if what == "dog":
+        m = float(np.percentile(np.abs(values), 99)) or 1e-6
+        return -m, m
+    lo, hi = (float(v) for v in np.percentile(values, [1, 99]))
+    return (lo, hi) if hi > lo else (lo, lo + 1e-6)
+
+
+def upsample(values: np.ndarray, size: tuple[int, int], mode: str = "nearest") -> np.ndarray:
+    """A 2-D map resized to ``size`` (H, W) by ``nearest`` or ``bilinear`` interpolation."""
+    if mode not in UPSAMPLE_MODES:
+        raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {mode!r}")
+    if values.shape == tuple(size):
+        return values
+    t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None]
+    kw = {"align_corners": False} if mode == "bilinear" else {}
+    return F.interpolate(t, size=size, mode=mode, **kw)[0, 0].numpy()
+
+
+def colorize(values: np.ndarray, vmin: float, vmax: float, cmap: str) -> np.ndarray:
+    """A 2-D map to float RGB (H, W, 3) in [0, 1] through a matplotlib colormap."""
+    lut = matplotlib.colormaps[cmap](np.linspace(0, 1, 256))[:, :3].astype(np.float32)
+    idx = np.clip((values - vmin) / (vmax - vmin) * 255, 0, 255).astype(np.uint8)
+    return lut[idx]
+
+
+def view_rgb(
+    att: Attention,
+    stage: int,
+    scale: int,
+    what: str,
+    channel: int | None = None,
+    layer: int = 0,
+    upsample_mode: str = "nearest",
+    stretch: bool = True,
+) -> np.ndarray:
+    """One view as a float RGB image of the input's size, before blending.
+
+    Maps are coloured (see :data:`CMAPS`, :func:`value_range`) after upsampling; the rain
+    layer is contrast-stretched so its 99.5th percentile is white (negatives clip to
+    black); the derained image is clipped to [0, 1]."""
+    values = view_map(att, stage, scale, what, channel, layer)
+    if what == "derained":
+        return np.clip(values, 0, 1)
+    if what == "rain":
+        top = float(np.percentile(values, 99.5))
+        return np.clip(values / (top if top > 0 else 1.0), 0, 1)
+    vmin, vmax = value_range(what, values, stretch)
+    full = upsample(values, att.image.shape[:2], upsample_mode)
+    return colorize(full, vmin, vmax, CMAPS[what])
+
+
+def render_view(
+    att: Attention,
+    stage: int = 1,
+    scale: int = 1,
+    what: str = "mask",
+    channel: int | None = None,
+    layer: int = 0,
+    opacity: float = 0.7,
+    upsample_mode: str = "nearest",
+    stretch: bool = True,
+) -> np.ndarray:
+    """One view blended over the input: ``(1 - opacity) * input + opacity * view``, uint8
+    RGB of the input's size. ``opacity=1`` shows the view alone, ``0`` the input."""
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    view = view_rgb(att, stage, scale, what, channel, layer, upsample_mode, stretch)
+    base = np.clip(att.image, 0, 1)
+    out = (1.0 - opacity) * base + opacity * view
+    return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """A uint8 RGB image encoded as PNG (what an ``ipywidgets.Image`` shows)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _label(what: str, channel: int | None, layer: int) -> str:
+    ch = "mean over channels" if channel is None else f"channel {channel}"
+    if what in ("dog", "octave"):
+        return f"{what} layer {layer}, {ch}"
+    return f"{what}, {ch}" if what == "mask" else what
+
+
+def attention_panel(
+    att: Attention,
+    what: str = "mask",
+    channel: int | None = None,
+    layer: int = 0,
+    opacity: float = 0.7,
+    upsample_mode: str = "nearest",
+    stretch: bool = True,
+    with_outputs: bool = True,
+    title: str | None = None,
+    cell_inches: float = 2.2,
+) -> Figure:
+    """All stages (rows) x scales (columns) of one map kind, blended over the input;
+    with ``with_outputs`` two more columns show R_k and X_k of each stage."""
+    if what not in MAP_WHATS:
+        raise ValueError(f"a panel shows one of {MAP_WHATS}, got {what!r}")
+    cols: list[tuple[str, int]] = [(what, s) for s in att.scales]
+    if with_outputs:
+        cols += [("rain", 1), ("derained", 1)]
+    names = {"rain": "rain R_k", "derained": "derained X_k"}
+    h, w = att.image.shape[:2]
+    rows = att.n_stages
+    fig = Figure(figsize=(cell_inches * len(cols), cell_inches * rows * h / w + 0.8))
+    axes = fig.subplots(rows, len(cols), squeeze=False)
+    for r in range(rows):
+        for c, (kind, scale) in enumerate(cols):
+            ax = axes[r, c]
+            a = opacity if kind in MAP_WHATS else 1.0
+            img = render_view(att, r + 1, scale, kind, channel, layer, a, upsample_mode, stretch)
+            ax.imshow(img)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"scale {scale}" if kind in MAP_WHATS else names[kind], fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"stage {r + 1}", fontsize=9)
+    fig.suptitle(title or f"SIAN attention: {_label(what, channel, layer)}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` as PNG (parent folders created) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path

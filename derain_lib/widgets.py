@@ -1,0 +1,412 @@
+"""The attention explorer: ipywidgets controls wired to :mod:`derain_lib.viz`.
+
+``explore()`` (or ``AttentionExplorer(...)`` as a cell's last expression) opens it in
+JupyterLab: pick an image (embedded test images, a folder, an upload) and weights
+(released SIAN files, a finished run of the run cache, a file, or an untrained SIAN),
+then move through stage, scale and what to see. SIAN runs once per (image, weights)
+pair and the result is cached; moving a control only re-renders the cached arrays.
+Problems with an input (an unreadable image, weights of another model) are shown as a
+message in the widget, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import html
+import tempfile
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from . import viz
+from .data.io import list_images, read_image
+from .errors import DerainError
+from .models import build_model
+from .weights import RELEASED, find_released, load_model
+
+#: Weights spec of an untrained SIAN (seeded random init): attention before training.
+RANDOM_INIT = "random-init"
+_WHAT_LABELS = {
+    "mask": "attention mask M",
+    "dog": "DoG layer",
+    "octave": "octave layer",
+    "rain": "rain layer R_k",
+    "derained": "derained X_k",
+}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def fit_size(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``image`` shrunk (Lanczos, aspect kept) so its longer side is at most ``max_side``."""
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image
+    f = max_side / max(h, w)
+    size = (max(8, round(w * f)), max(8, round(h * f)))
+    u8 = Image.fromarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8))
+    return np.asarray(u8.resize(size, Image.LANCZOS), dtype=np.float32) / np.float32(255)
+
+
+def embedded_images(size: str = "smoke") -> list[tuple[str, Path]]:
+    """(label, path) of the rainy test images of the embedded data sets, if available."""
+    try:
+        from .data.embedded import embedded_dataset
+    except ImportError:
+        return []
+    found = []
+    for preset in ("light", "heavy"):
+        ds = embedded_dataset(preset, "test", size=size)
+        found += [(f"embedded {preset}: {p.name}", p.rainy) for p in ds.pairs]
+    return found
+
+
+def run_weights() -> list[tuple[str, str]]:
+    """(label, checkpoint path) of finished runs of the run cache that trained a SIAN
+    with attention (an empty list where the run cache is absent)."""
+    try:
+        from .runs import list_runs
+    except ImportError:
+        return []
+    found = []
+    for run in list_runs():
+        if run.status != "finished" or not run.checkpoint_path.is_file():
+            continue
+        cfg = run.config
+        if cfg.model.name in ("sian", "sian-paper"):
+            found.append(
+                (f"run {run.key[:10]} ({cfg.name}, {cfg.model.name})", str(run.checkpoint_path))
+            )
+    return found
+
+
+class AttentionExplorer:
+    """Interactive view of one SIAN forward pass; ``.widget`` is the ipywidgets box.
+
+    ``image``: a file to start with; ``image_folder``: a folder whose images are offered
+    (e.g. real rainy photos); ``weights``: the weights to start with (released name, file,
+    or :data:`RANDOM_INIT`); ``weights_dir``: where released files are looked for;
+    ``max_side``: larger images are shrunk to this longer side before the forward pass
+    (memory and time grow with the area); ``cache_size``: forward passes kept.
+    """
+
+    def __init__(
+        self,
+        image: str | Path | None = None,
+        weights: str | Path = "sian-rain100l",
+        *,
+        image_folder: str | Path | None = None,
+        weights_dir: str | Path | None = None,
+        embedded: str | None = "smoke",
+        with_runs: bool = True,
+        max_side: int | None = 512,
+        allow_download: bool = False,
+        cache_size: int = 2,
+    ) -> None:
+        self.weights_dir = weights_dir
+        self.max_side = max_side
+        self.allow_download = allow_download
+        self.cache_size = cache_size
+        self.attention: viz.Attention | None = None
+        self.message = ""
+        self.model_info = ""
+        self.last_render_seconds = float("nan")
+        self.last_view: np.ndarray | None = None
+        self._cache: OrderedDict[tuple[str, str], tuple[viz.Attention, str]] = OrderedDict()
+        self._upload_dir: Path | None = None
+        self._notes: list[str] = []
+        self._quiet = False  # set while controls are adapted, so they do not re-render
+
+        images = self._image_options(image, image_folder, embedded)
+        self.image_picker = W.Dropdown(
+            options=images, description="image", layout={"width": "420px"}
+        )
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload")
+        self.weights_picker = W.Dropdown(
+            options=self._weights_options(weights, with_runs),
+            value=str(weights),
+            description="weights",
+            layout={"width": "420px"},
+        )
+        self.weights_file = W.Text(
+            placeholder="or a weights file path, then Enter", layout={"width": "300px"}
+        )
+        self.stage = W.IntSlider(
+            value=1, min=1, max=6, description="stage", continuous_update=False
+        )
+        self.scale = W.ToggleButtons(
+            options=[("1", 1), ("1/2", 2), ("1/4", 4)], value=1, description="scale"
+        )
+        self.what = W.Dropdown(
+            options=[(v, k) for k, v in _WHAT_LABELS.items()], value="mask", description="show"
+        )
+        self.channel = W.Dropdown(options=[("mean", -1)], value=-1, description="channel")
+        self.layer = W.IntSlider(
+            value=0, min=0, max=4, description="layer", continuous_update=False
+        )
+        self.opacity = W.FloatSlider(
+            value=0.7, min=0.0, max=1.0, step=0.05, description="opacity", continuous_update=False
+        )
+        self.upsample = W.ToggleButtons(
+            options=list(viz.UPSAMPLE_MODES), value="nearest", description="upsample"
+        )
+        self.stretch = W.Checkbox(value=True, description="stretch mask contrast")
+        self.image = W.Image(format="png", layout={"max_width": "100%"})
+        self.status = W.HTML()
+        self.info = W.HTML()
+
+        self.widget = W.VBox(
+            [
+                W.HBox([self.image_picker, self.upload]),
+                W.HBox([self.weights_picker, self.weights_file]),
+                W.HBox([self.stage, self.layer]),
+                self.scale,
+                W.HBox([self.what, self.channel]),
+                W.HBox([self.opacity, self.stretch]),
+                self.upsample,
+                self.status,
+                self.image,
+                self.info,
+            ]
+        )
+        self.image_picker.observe(self._on_source, names="value")
+        self.weights_picker.observe(self._on_source, names="value")
+        self.weights_file.on_submit(self._on_weights_file)
+        self.upload.observe(self._on_upload, names="value")
+        for control in self._view_controls():
+            control.observe(self._on_view, names="value")
+        self.update()
+
+    # -- options ------------------------------------------------------------------
+    def _image_options(
+        self, image: str | Path | None, folder: str | Path | None, embedded: str | None
+    ) -> list[tuple[str, str]]:
+        options: list[tuple[str, str]] = []
+        if image:
+            options.append((Path(image).name, str(image)))
+        if folder:
+            try:
+                options += [(f"{Path(folder).name}/{p.name}", str(p)) for p in list_images(folder)]
+            except DerainError as e:
+                self._notes.append(_first_line(e))
+        if embedded:
+            try:
+                options += [(label, str(p)) for label, p in embedded_images(embedded)]
+            except DerainError as e:
+                self._notes.append(f"embedded images unavailable: {_first_line(e)}")
+        return options
+
+    def _weights_options(self, weights: str | Path, with_runs: bool) -> list[tuple[str, str]]:
+        options: list[tuple[str, str]] = []
+        for name, w in RELEASED.items():
+            if w.family != "sian":
+                continue
+            here = find_released(name, self.weights_dir) is not None
+            options.append((name if here or self.allow_download else f"{name} (not found)", name))
+        if with_runs:
+            try:
+                options += run_weights()
+            except DerainError as e:
+                self._notes.append(f"run cache unreadable: {_first_line(e)}")
+        options.append(("untrained SIAN (random init, seed 0)", RANDOM_INIT))
+        if str(weights) not in [v for _, v in options]:
+            options.insert(0, (Path(weights).name, str(weights)))
+        return options
+
+    def _view_controls(self) -> list[W.ValueWidget]:
+        return [
+            self.stage,
+            self.scale,
+            self.what,
+            self.channel,
+            self.layer,
+            self.opacity,
+            self.upsample,
+            self.stretch,
+        ]
+
+    # -- events -------------------------------------------------------------------
+    def _on_source(self, _change: dict) -> None:
+        self.update()
+
+    def _on_view(self, change: dict) -> None:
+        if self._quiet:
+            return
+        if change["owner"] is self.what:
+            self._adapt_controls()
+        self.render()
+
+    def _on_weights_file(self, _text: W.Text) -> None:
+        spec = self.weights_file.value.strip()
+        if not spec:
+            return
+        if spec not in [v for _, v in self.weights_picker.options]:
+            self.weights_picker.options = [*self.weights_picker.options, (Path(spec).name, spec)]
+        if self.weights_picker.value == spec:
+            self.update()
+        else:
+            self.weights_picker.value = spec
+
+    def _on_upload(self, change: dict) -> None:
+        for item in change["new"]:
+            self.add_upload(item["name"], bytes(item["content"]))
+
+    def add_upload(self, name: str, content: bytes) -> None:
+        """Offer uploaded bytes as an image (written to a private temporary folder)."""
+        if self._upload_dir is None:
+            self._upload_dir = Path(tempfile.mkdtemp(prefix="derain-upload-"))
+        path = self._upload_dir / Path(name).name
+        path.write_bytes(content)
+        options = [o for o in self.image_picker.options if o[1] != str(path)]
+        self.image_picker.options = [*options, (f"upload: {path.name}", str(path))]
+        if self.image_picker.value == str(path):
+            self.update()
+        else:
+            self.image_picker.value = str(path)
+
+    # -- work ---------------------------------------------------------------------
+    def _load_model(self, spec: str) -> tuple[nn.Module, str]:
+        if spec == RANDOM_INIT:
+            torch.manual_seed(0)
+            return build_model("sian"), "untrained SIAN (random init, seed 0)"
+        lw = load_model(spec, weights_dir=self.weights_dir, allow_download=self.allow_download)
+        return lw.model, lw.describe()
+
+    def _load_image(self, path: str) -> np.ndarray:
+        return fit_size(read_image(path), self.max_side)
+
+    def compute(self, image_path: str, weights: str) -> viz.Attention:
+        """The cached forward pass for (image, weights), running SIAN when it is new."""
+        key = (image_path, weights)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            att, self.model_info = self._cache[key]
+            return att
+        img = self._load_image(image_path)
+        if min(img.shape[:2]) < 8:
+            raise DerainError(
+                f"{image_path}: image is {img.shape[1]}x{img.shape[0]}, SIAN needs 8x8"
+            )
+        model, info = self._load_model(weights)
+        try:
+            viz.check_attention_model(model)
+        except viz.NoAttentionError as e:
+            raise DerainError(f"{weights}: {e}") from None
+        self._say(f"running SIAN on {Path(image_path).name} ({img.shape[1]}x{img.shape[0]}) ...")
+        att = viz.compute_attention(model, img)
+        self.model_info = info
+        self._cache[key] = (att, info)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return att
+
+    def update(self) -> None:
+        """Load the picked image and weights (cached), adapt the controls, render."""
+        path, weights = self.image_picker.value, self.weights_picker.value
+        if path is None:
+            self._fail("no image: pass image= or image_folder=, or upload one")
+            return
+        try:
+            att = self.compute(path, weights)
+        except DerainError as e:
+            self._fail(_first_line(e))
+            return
+        self.attention = att
+        self._say(" ".join(self._notes))
+        self._adapt_controls()
+        self.render()
+
+    def _adapt_controls(self) -> None:
+        """Fit ranges to the forward pass and enable the controls that apply to the view."""
+        att, what = self.attention, self.what.value
+        self._quiet = True
+        try:
+            self.stage.max = att.n_stages
+            scales = [("1" if s == 1 else f"1/{s}", s) for s in att.scales]
+            if list(self.scale.options) != scales:
+                self.scale.options = scales
+            if len(self.channel.options) != att.channels + 1:
+                self.channel.options = [("mean", -1)] + [(str(c), c) for c in range(att.channels)]
+            is_map = what in viz.MAP_WHATS
+            self.scale.disabled = not is_map
+            self.channel.disabled = not is_map
+            self.stretch.disabled = what != "mask"
+            self.layer.disabled = what not in ("dog", "octave")
+            if not self.layer.disabled:
+                self.layer.max = att.n_layers(what) - 1
+        finally:
+            self._quiet = False
+
+    def view_args(self) -> dict[str, Any]:
+        """The current controls as keyword arguments of :func:`viz.render_view`."""
+        return {
+            "stage": self.stage.value,
+            "scale": self.scale.value,
+            "what": self.what.value,
+            "channel": None if self.channel.value < 0 else self.channel.value,
+            "layer": self.layer.value,
+            "opacity": self.opacity.value,
+            "upsample_mode": self.upsample.value,
+            "stretch": self.stretch.value,
+        }
+
+    def render(self) -> None:
+        """Re-render the current view from the cached forward pass (no model call)."""
+        if self.attention is None:
+            return
+        t = time.perf_counter()
+        args = self.view_args()
+        view = viz.render_view(self.attention, **args)
+        self.image.value = viz.png_bytes(view)
+        self.last_render_seconds = time.perf_counter() - t
+        self.last_view = view
+        h, w = view.shape[:2]
+        self.info.value = html.escape(
+            f"{_WHAT_LABELS[args['what']]}, stage {args['stage']}"
+            + (f", scale {args['scale']}" if args["what"] in viz.MAP_WHATS else "")
+            + f" | {w}x{h} | rendered in {self.last_render_seconds * 1000:.0f} ms"
+            + f" | {self.model_info}"
+        )
+
+    def _say(self, text: str) -> None:
+        self.message = text
+        self.status.value = html.escape(text)
+
+    def _fail(self, text: str) -> None:
+        self.attention = None
+        self.last_view = None
+        self.image.value = b""
+        self.info.value = ""
+        self.message = text
+        self.status.value = f'<span style="color:#b00020">&#9888; {html.escape(text)}</span>'
+
+    def save_panel(self, path: str | Path, **panel_args: Any) -> Path | None:
+        """The static all-stages x scales panel of the current forward pass as a PNG
+        (``None`` when nothing is loaded; :attr:`message` then says why)."""
+        if self.attention is None:
+            return None
+        fig = viz.attention_panel(self.attention, **panel_args)
+        return viz.save_figure(fig, path)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def explore(
+    image: str | Path | None = None, weights: str | Path = "sian-rain100l", **kwargs: Any
+) -> AttentionExplorer:
+    """Open an :class:`AttentionExplorer` in the current notebook and return it."""
+    from IPython.display import display
+
+    explorer = AttentionExplorer(image, weights, **kwargs)
+    display(explorer.widget)
+    return explorer
