@@ -1,0 +1,195 @@
+"""derain_lib.viz: attention views, overlays, the stages x scales panel."""
+
+from __future__ import annotations
+
+import time
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from derain_lib import viz
+from derain_lib.errors import DerainError
+from derain_lib.inference import to_tensor
+from derain_lib.models import build_model
+
+H, W = 33, 46  # odd sizes: coarse maps are 16x23 and 8x11, not exact divisors
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model("sian", stages=2).eval()
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return np.random.default_rng(1).random((H, W, 3), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def att(model: torch.nn.Module, image: np.ndarray) -> viz.Attention:
+    torch.set_num_threads(2)
+    return viz.compute_attention(model, image)
+
+
+@pytest.fixture(scope="module")
+def records(model: torch.nn.Module, image: np.ndarray) -> list[dict]:
+    with torch.inference_mode():
+        return model(to_tensor(image), return_attention=True)[1]
+
+
+def test_attention_holds_the_models_records(att: viz.Attention, records: list[dict]) -> None:
+    assert att.n_stages == 2 and att.scales == (1, 2, 4) and att.channels == 32
+    assert att.n_layers("dog") == 5 and att.n_layers("octave") == 6
+    assert att.masks[1][2].shape == (32, H // 2, W // 2)
+    np.testing.assert_array_equal(att.masks[1][4], records[1]["masks"][4][0].numpy())
+    np.testing.assert_array_equal(att.rain[0], records[0]["rain"][0].permute(1, 2, 0).numpy())
+    # Eq. 6: X_k = X - R_k
+    np.testing.assert_allclose(att.image - att.rain[1], att.outputs[1], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("what", "scale", "channel", "layer"),
+    [("mask", 1, None, 0), ("mask", 2, 7, 0), ("dog", 4, None, 3), ("octave", 2, 31, 5)],
+)
+def test_view_map_selects_stage_scale_channel_layer(
+    att: viz.Attention, records: list[dict], what: str, scale: int, channel: int | None, layer: int
+) -> None:
+    key = {"mask": "masks", "dog": "dog", "octave": "octaves"}[what]
+    stack = records[1][key][scale][0].numpy()
+    if what != "mask":
+        stack = stack[layer]
+    want = stack.mean(axis=0) if channel is None else stack[channel]
+    got = viz.view_map(att, 2, scale, what, channel, layer)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_upsample_nearest_repeats_cells_and_bilinear_interpolates() -> None:
+    m = np.array([[0.0, 1.0], [2.0, 3.0]], dtype=np.float32)
+    np.testing.assert_array_equal(viz.upsample(m, (4, 4), "nearest"), np.kron(m, np.ones((2, 2))))
+    b = viz.upsample(m, (4, 4), "bilinear")
+    assert b[0, 0] == 0.0 and b[3, 3] == 3.0 and 0 < b[1, 1] < b[2, 2] < 3
+    with pytest.raises(ValueError, match="upsample"):
+        viz.upsample(m, (4, 4), "cubic")
+
+
+def test_render_opacity_blends_view_over_input(att: viz.Attention) -> None:
+    as_u8 = lambda a: np.clip(np.rint(a * 255), 0, 255).astype(np.uint8)  # noqa: E731
+    np.testing.assert_array_equal(viz.render_view(att, 1, 1, "mask", opacity=0.0), as_u8(att.image))
+    derained = viz.render_view(att, 2, 1, "derained", opacity=1.0)
+    np.testing.assert_array_equal(derained, as_u8(np.clip(att.outputs[1], 0, 1)))
+    half = viz.render_view(att, 2, 1, "derained", opacity=0.5).astype(int)
+    mid = (as_u8(att.image).astype(int) + derained.astype(int)) / 2
+    assert np.abs(half - mid).max() <= 1
+
+
+def test_mask_colours_follow_the_colormap(att: viz.Attention) -> None:
+    """Unstretched masks map 0..1 onto inferno; scale 4 cells cover 4x4 input pixels."""
+    rgb = viz.render_view(att, 1, 4, "mask", opacity=1.0, stretch=False)
+    v = att.masks[0][4].mean(axis=0)[1, 2]
+    want = matplotlib.colormaps["inferno"](np.linspace(0, 1, 256))[int(v * 255), :3]
+    np.testing.assert_array_equal(rgb[4:8, 8:12], np.broadcast_to(np.rint(want * 255), (4, 4, 3)))
+    assert viz.value_range("mask", np.array([0.4, 0.6]), stretch=False) == (0.0, 1.0)
+    lo, hi = viz.value_range("dog", np.array([-0.5, 0.1, 2.0]))
+    assert lo == -hi and hi > 0
+
+
+def test_controls_change_the_picture(att: viz.Attention) -> None:
+    base = viz.render_view(att, 1, 1, "mask")
+    assert base.shape == (H, W, 3) and base.dtype == np.uint8
+    for other in (
+        viz.render_view(att, 2, 1, "mask"),
+        viz.render_view(att, 1, 2, "mask"),
+        viz.render_view(att, 1, 1, "mask", channel=3),
+        viz.render_view(att, 1, 1, "dog"),
+        viz.render_view(att, 1, 1, "rain"),
+    ):
+        assert not np.array_equal(base, other)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"stage": 0}, "stage must be 1..2"),
+        ({"stage": 3}, "stage must be 1..2"),
+        ({"scale": 3}, "scale must be one of"),
+        ({"what": "features"}, "what must be one of"),
+        ({"what": "dog", "layer": 5}, "dog layer must be 0..4"),
+        ({"channel": 32}, "channel must be 0..31"),
+        ({"opacity": 1.5}, "opacity must be in"),
+    ],
+)
+def test_bad_view_arguments_name_the_problem(att: viz.Attention, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        viz.render_view(att, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "match"), [("prenet", "PReNet has no scale-space"), ("sian-baseline", "'baseline'")]
+)
+def test_models_without_attention_are_refused(name: str, match: str) -> None:
+    with pytest.raises(viz.NoAttentionError, match=match) as e:
+        viz.compute_attention(build_model(name), np.zeros((16, 16, 3), np.float32))
+    assert isinstance(e.value, DerainError)
+
+
+def test_too_small_image_is_a_derain_error(model: torch.nn.Module) -> None:
+    with pytest.raises(DerainError, match="7x9; SIAN needs at least 8x8"):
+        viz.compute_attention(model, np.zeros((9, 7, 3), np.float32))
+
+
+def test_panel_shows_every_stage_and_scale(att: viz.Attention, tmp_path) -> None:
+    fig = viz.attention_panel(att, "mask")
+    axes = fig.get_axes()
+    assert len(axes) == 2 * (3 + 2)
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), viz.render_view(att, 1, 1, "mask"))
+    np.testing.assert_array_equal(axes[7].images[0].get_array(), viz.render_view(att, 2, 4, "mask"))
+    assert [a.get_title() for a in axes[:5]] == [
+        "scale 1",
+        "scale 2",
+        "scale 4",
+        "rain R_k",
+        "derained X_k",
+    ]
+    path = viz.save_figure(fig, tmp_path / "sub" / "panel.png")
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.width > 400
+    assert len(viz.attention_panel(att, "dog", layer=2, with_outputs=False).get_axes()) == 6
+    with pytest.raises(ValueError, match="a panel shows one of"):
+        viz.attention_panel(att, "rain")
+
+
+def synthetic_attention(h: int, w: int, stages: int = 6, c: int = 32) -> viz.Attention:
+    """Random arrays with the shapes of a full SIAN forward pass on an h x w image."""
+    rng = np.random.default_rng(0)
+
+    def per_scale(layers: int | None) -> list[dict[int, np.ndarray]]:
+        def one(s: int) -> np.ndarray:
+            shape = (c, h // s, w // s) if layers is None else (layers, c, h // s, w // s)
+            return rng.random(shape, dtype=np.float32)
+
+        return [{s: one(s) for s in (1, 2, 4)} for _ in range(stages)]
+
+    img = rng.random((h, w, 3), dtype=np.float32)
+    return viz.Attention(
+        image=img,
+        outputs=[img * 0.9] * stages,
+        rain=[img * 0.1] * stages,
+        masks=per_scale(None),
+        dog=per_scale(5),
+        octaves=per_scale(6),
+    )
+
+
+def test_rerender_of_a_481x321_view_is_well_under_a_second() -> None:
+    """The widget's work per control move (render + PNG encode) at Rain100L size."""
+    att = synthetic_attention(321, 481)
+    worst = 0.0
+    for what, scale in [("mask", 1), ("dog", 2), ("octave", 4), ("rain", 1), ("derained", 1)]:
+        t = time.perf_counter()
+        viz.png_bytes(viz.render_view(att, 6, scale, what, layer=1, upsample_mode="bilinear"))
+        worst = max(worst, time.perf_counter() - t)
+    assert worst < 0.5, f"slowest re-render took {worst:.3f} s"
