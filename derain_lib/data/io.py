@@ -100,11 +100,11 @@ def read_image_uint8(path: str | Path) -> np.ndarray:
     return np.clip(np.rint(a * 255), 0, 255).astype(np.uint8)
 
 
-def write_png(path: str | Path, rgb_uint8: np.ndarray) -> Path:
-    """Write a uint8 RGB array as PNG (parent folders created)."""
+def write_png(path: str | Path, rgb_uint8: np.ndarray, compress_level: int = 6) -> Path:
+    """Write a uint8 RGB array as PNG (parent folders created); level 1 is fast, 9 small."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(rgb_uint8)).save(path)
+    Image.fromarray(np.ascontiguousarray(rgb_uint8)).save(path, compress_level=compress_level)
     return path
 
 
