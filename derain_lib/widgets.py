@@ -138,7 +138,9 @@ class AttentionExplorer:
             layout={"width": "420px"},
         )
         self.weights_file = W.Text(
-            placeholder="or a weights file path, then Enter", layout={"width": "300px"}
+            placeholder="or a weights file path, then Enter",
+            continuous_update=False,
+            layout={"width": "300px"},
         )
         self.stage = W.IntSlider(
             value=1, min=1, max=6, description="stage", continuous_update=False
@@ -180,7 +182,7 @@ class AttentionExplorer:
         )
         self.image_picker.observe(self._on_source, names="value")
         self.weights_picker.observe(self._on_source, names="value")
-        self.weights_file.on_submit(self._on_weights_file)
+        self.weights_file.observe(self._on_weights_file, names="value")
         self.upload.observe(self._on_upload, names="value")
         for control in self._view_controls():
             control.observe(self._on_view, names="value")
@@ -245,7 +247,7 @@ class AttentionExplorer:
             self._adapt_controls()
         self.render()
 
-    def _on_weights_file(self, _text: W.Text) -> None:
+    def _on_weights_file(self, _change: dict) -> None:
         spec = self.weights_file.value.strip()
         if not spec:
             return

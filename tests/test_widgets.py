@@ -1,0 +1,227 @@
+"""derain_lib.widgets: controls -> render mapping, caching, messages for bad input (no browser)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from derain_lib import viz, widgets
+from derain_lib.models import build_model
+
+
+def write_image(path: Path, h: int, w: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("images")
+    return {
+        "a": write_image(d / "a.png", 33, 46, 0),
+        "b": write_image(d / "b.png", 40, 30, 1),
+        "big": write_image(d / "big.png", 60, 90, 2),
+    }
+
+
+@pytest.fixture(scope="module")
+def explorer(images: dict[str, Path]) -> widgets.AttentionExplorer:
+    torch.set_num_threads(2)
+    e = widgets.AttentionExplorer(
+        images["a"],
+        widgets.RANDOM_INIT,
+        image_folder=images["a"].parent,
+        embedded=None,
+        with_runs=False,
+        max_side=64,
+    )
+    assert e.attention is not None, e.message
+    return e
+
+
+def shown(e: widgets.AttentionExplorer) -> np.ndarray:
+    """The picture the widget displays, decoded from its PNG bytes."""
+    return np.asarray(Image.open(io.BytesIO(e.image.value)).convert("RGB"))
+
+
+def test_starts_with_a_picture_of_the_first_view(explorer: widgets.AttentionExplorer) -> None:
+    e = explorer
+    assert e.message == "" and e.stage.max == 6 and len(e.channel.options) == 33
+    assert [v for _, v in e.scale.options] == [1, 2, 4]
+    folder = e.image_picker.options[1][1]
+    assert [label for label, _ in e.image_picker.options] == [
+        "a.png",
+        *(f"{Path(folder).parent.name}/{n}.png" for n in ("a", "b", "big")),
+    ]
+    np.testing.assert_array_equal(shown(e), viz.render_view(e.attention, 1, 1, "mask"))
+    assert "rendered in" in e.info.value and e.last_render_seconds < 1.0
+
+
+CONTROL_STEPS = [
+    # (control, value set on it, viz.render_view argument, the value that argument must get)
+    ("stage", 4, "stage", 4),
+    ("scale", 2, "scale", 2),
+    ("channel", 5, "channel", 5),
+    ("what", "dog", "what", "dog"),
+    ("layer", 3, "layer", 3),
+    ("what", "octave", "what", "octave"),
+    ("opacity", 0.25, "opacity", 0.25),
+    ("upsample", "bilinear", "upsample_mode", "bilinear"),
+    ("what", "rain", "what", "rain"),
+    ("stage", 6, "stage", 6),
+    ("what", "derained", "what", "derained"),
+    ("what", "mask", "what", "mask"),
+    ("channel", -1, "channel", None),
+    ("stretch", False, "stretch", False),
+]
+
+
+def test_each_control_maps_to_the_viz_view(explorer: widgets.AttentionExplorer) -> None:
+    """Setting controls one after another: the picture changes and equals the viz output
+    for the expected arguments (accumulated here, not read back from the widget)."""
+    e = explorer
+    before = shown(e)
+    expected: dict = {}
+    for control, value, arg, arg_value in CONTROL_STEPS:
+        getattr(e, control).value = value
+        expected[arg] = arg_value
+        now = shown(e)
+        want = viz.render_view(e.attention, **expected)
+        np.testing.assert_array_equal(now, want, err_msg=f"after {control}={value!r}")
+        assert not np.array_equal(now, before), f"{control}={value!r} did not change the picture"
+        before = now
+    assert e.view_args() == {
+        "stage": 6, "scale": 2, "what": "mask", "channel": None, "layer": 3, "opacity": 0.25,
+        "upsample_mode": "bilinear", "stretch": False,
+    }  # fmt: skip
+    e.stretch.value, e.opacity.value, e.upsample.value, e.stage.value = True, 0.7, "nearest", 1
+
+
+@pytest.mark.parametrize(
+    ("what", "disabled", "layer_max"),
+    [
+        ("mask", {"layer"}, None),
+        ("dog", {"stretch"}, 4),
+        ("octave", {"stretch"}, 5),
+        ("rain", {"scale", "channel", "layer", "stretch"}, None),
+        ("derained", {"scale", "channel", "layer", "stretch"}, None),
+    ],
+)
+def test_controls_that_do_not_apply_are_disabled(
+    explorer: widgets.AttentionExplorer, what: str, disabled: set, layer_max: int | None
+) -> None:
+    e = explorer
+    e.what.value = what
+    controls = {"scale", "channel", "layer", "stretch"}
+    assert {c for c in controls if getattr(e, c).disabled} == disabled
+    if layer_max is not None:
+        assert e.layer.max == layer_max
+    e.what.value = "mask"
+
+
+def test_forward_runs_once_per_image_and_weights(
+    explorer: widgets.AttentionExplorer, images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    real = viz.compute_attention
+    monkeypatch.setattr(viz, "compute_attention", lambda m, x: calls.append(x.shape) or real(m, x))
+    e = explorer
+    for stage in (2, 3, 1):
+        e.stage.value = stage
+    e.opacity.value = 0.6
+    assert calls == []
+    first = e.image_picker.value
+    e.image_picker.value = str(images["b"])
+    assert calls == [(40, 30, 3)] and e.attention.image.shape == (40, 30, 3)
+    e.image_picker.value = first
+    e.image_picker.value = str(images["b"])
+    assert len(calls) == 1  # both pairs are in the cache
+    e.image_picker.value = str(images["big"])
+    assert calls[-1] == (43, 64, 3)  # shrunk to max_side=64
+    e.image_picker.value = first
+
+
+def test_unreadable_upload_shows_a_message_not_a_traceback(
+    explorer: widgets.AttentionExplorer,
+) -> None:
+    e = explorer
+    good = e.image_picker.value
+    e.add_upload("broken.png", b"this is not a png")
+    assert "broken.png: not a readable image" in e.message
+    assert "broken.png" in e.status.value and "Traceback" not in e.status.value
+    assert e.attention is None and e.image.value == b""
+    e.image_picker.value = good
+    assert e.attention is not None and e.message == "" and len(e.image.value) > 0
+
+
+def test_uploaded_image_is_explored(explorer: widgets.AttentionExplorer, images) -> None:
+    e = explorer
+    good = e.image_picker.value
+    e.add_upload("up.png", images["b"].read_bytes())
+    assert e.image_picker.label == "upload: up.png" and e.attention.image.shape == (40, 30, 3)
+    e.image_picker.value = good
+
+
+def test_weights_of_another_model_show_a_message(
+    explorer: widgets.AttentionExplorer, tmp_path: Path
+) -> None:
+    e = explorer
+    prenet = tmp_path / "prenet.pt"
+    state = {"format": "derain-model", "model": "prenet", "model_kwargs": {}}
+    torch.save({**state, "state_dict": build_model("prenet").state_dict()}, prenet)
+    e.weights_file.value = str(prenet)
+    assert (
+        e.message
+        == f"{prenet}: PReNet has no scale-space attention; the explorer needs SIAN weights"
+    )
+    assert e.attention is None and e.image.value == b""
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"junk")
+    e.weights_file.value = str(junk)
+    assert e.message.startswith(f"{junk}: not a readable torch checkpoint")
+    e.weights_picker.value = widgets.RANDOM_INIT
+    assert e.attention is not None and e.message == ""
+
+
+def test_released_weights_load_and_prenet_release_is_refused(shared: Path, images) -> None:
+    e = widgets.AttentionExplorer(
+        images["a"], "sian-rain100l", weights_dir=shared / "weights", embedded=None,
+        with_runs=False,
+    )  # fmt: skip
+    assert e.message == "" and "released:sian-rain100l" in e.model_info
+    first = shown(e)
+    e.stage.value = 6
+    assert not np.array_equal(first, shown(e))
+    e.weights_file.value = str(shared / "weights" / "prenet_rain100l.pth")
+    assert "prenet_rain100l.pth: PReNet has no scale-space attention" in e.message
+
+
+def test_missing_image_and_weights_are_messages(images) -> None:
+    e = widgets.AttentionExplorer(embedded=None, with_runs=False)
+    assert e.message.startswith("no image") and e.attention is None
+    e = widgets.AttentionExplorer(
+        images["a"], "sian-rain100h", weights_dir=images["a"].parent, embedded=None,
+        with_runs=False,
+    )  # fmt: skip
+    assert e.message.startswith("sian-rain100h: released weights not found")
+    assert ("sian-rain100h (not found)", "sian-rain100h") in e.weights_picker.options
+
+
+def test_save_panel_writes_the_static_figure(explorer: widgets.AttentionExplorer, tmp_path) -> None:
+    path = explorer.save_panel(tmp_path / "smoke" / "attention_panel.png")
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+    empty = widgets.AttentionExplorer(embedded=None, with_runs=False)
+    assert empty.save_panel(tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+
+
+def test_fit_size_keeps_aspect_and_small_images() -> None:
+    img = np.zeros((321, 481, 3), np.float32)
+    assert widgets.fit_size(img, 100).shape == (67, 100, 3)
+    assert widgets.fit_size(img, None) is img and widgets.fit_size(img, 500) is img
