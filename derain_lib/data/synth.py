@@ -45,35 +45,21 @@ class RainPreset:
 
 
 PRESETS: dict[str, RainPreset] = {
+    # one family of thin, faint, near-vertical streaks (Rain100L)
     "light": RainPreset(
         "light",
-        (
-            RainLayer(
-                density=0.0015, length=17, angle=0.0, level_low=0.25, level_high=0.9, opacity=0.75
-            ),
-        ),
-        angle_range=20.0,
+        (RainLayer(0.006, 25, 0.0, 0.35, 1.0, opacity=0.5, thickness=0.45),),
+        angle_range=15.0,
     ),
+    # three families of different lengths, widths and angles, plus haze (Rain100H)
     "heavy": RainPreset(
         "heavy",
         (
-            RainLayer(
-                density=0.001, length=33, angle=-8.0, level_low=0.15, level_high=0.6, opacity=0.9
-            ),
-            RainLayer(
-                density=0.0008,
-                length=45,
-                angle=4.0,
-                level_low=0.15,
-                level_high=0.6,
-                opacity=0.9,
-                thickness=1.0,
-            ),
-            RainLayer(
-                density=0.0015, length=21, angle=12.0, level_low=0.2, level_high=0.7, opacity=0.8
-            ),
+            RainLayer(0.002, 40, -6.0, 0.3, 0.9, opacity=0.75, thickness=0.7),
+            RainLayer(0.0015, 55, 5.0, 0.3, 0.9, opacity=0.75, thickness=0.9),
+            RainLayer(0.003, 25, 14.0, 0.3, 1.0, opacity=0.6, thickness=0.5),
         ),
-        angle_range=25.0,
+        angle_range=20.0,
         haze=0.3,
     ),
 }
