@@ -297,6 +297,8 @@ def test_patchset_streams_exact_crops_and_flips(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ps[5][0].numpy(), ps[5][0].numpy())
     with pytest.raises(IndexError):
         ps[len(ps)]
+    with pytest.raises(DerainError, match="no image is at least 31x31"):
+        PatchSet(ds, patch=31, stride=6)
 
 
 # ---------------------------------------------------------------- synthesiser
@@ -484,7 +486,7 @@ def test_cli_list_patches_and_prepare_embedded(tmp_path: Path, capsys) -> None:
     for name in ("rain100l", "rain100h-crop480", "rain1400", "rain12", "embedded", "pan.baidu.com"):
         assert name in out
     assert main(["data", "prepare", "embedded", "--size", "smoke", "--from", str(tmp_path)]) == 0
-    assert "light train 8" in capsys.readouterr().out
+    assert "light train 8 pairs, mean Input PSNR" in capsys.readouterr().out
     folder = next(tmp_path.glob("smoke-*")) / "light" / "train"
     assert main(["data", "patches", str(folder), "--patch", "32", "--stride", "16", "--hflip"]) == 0
     n = 8 * count_patches(64, 96, 32, 16) * 2

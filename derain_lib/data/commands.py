@@ -27,19 +27,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _prepare_embedded(args: argparse.Namespace) -> int:
+    from ..metrics import score
     from .embedded import SIZES, build_embedded, embedded_dataset
 
     root = Path(args.source) if args.source else None
     for size in [args.size] if args.size else list(SIZES):
         t = time.perf_counter()
         folder = build_embedded(size, root)
-        took = time.perf_counter() - t
-        counts = ", ".join(
-            f"{preset} {split} {len(embedded_dataset(preset, split, size, root))}"
-            for preset in ("light", "heavy")
-            for split in ("train", "test")
-        )
-        print(f"embedded {size}: {folder} ({counts} pairs) ready in {took:.1f} s")
+        print(f"embedded {size}: {folder} ready in {time.perf_counter() - t:.1f} s")
+        for preset in ("light", "heavy"):
+            for split in ("train", "test"):
+                ds = embedded_dataset(preset, split, size, root)
+                psnr = sum(score(*ds.load(i))[0] for i in range(len(ds))) / len(ds)
+                print(f"  {preset} {split} {len(ds)} pairs, mean Input PSNR {psnr:.2f} dB")
     return 0
 
 

@@ -17,6 +17,7 @@ from itertools import accumulate
 import numpy as np
 import torch
 
+from ..errors import DerainError
 from .datasets import PairedDataset
 
 #: The paper's patch strides per training set (patch size 120, Sec. III-E).
@@ -54,13 +55,18 @@ class PatchSet(torch.utils.data.Dataset):
     ):
         self.dataset, self.patch, self.stride, self.hflip = dataset, patch, stride, hflip
         if any(p.clean is None for p in dataset.pairs):
-            raise ValueError(f"{dataset.root}: training patches need ground truth for every image")
+            raise DerainError(f"{dataset.root}: training patches need ground truth for every image")
         self._grid = [
             (grid_positions(h, patch, stride), grid_positions(w, patch, stride))
             for h, w in dataset.sizes()
         ]
         self._ends = list(accumulate(ny * nx for ny, nx in self._grid))
         self.base_count = self._ends[-1] if self._ends else 0
+        if self.base_count == 0:
+            raise DerainError(
+                f"{dataset.root}: no image is at least {patch}x{patch}, so there are no "
+                f"{patch}x{patch} patches (use a smaller patch size)"
+            )
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cache_size = max(1, cache_images)
 
