@@ -95,7 +95,7 @@ CATALOG: dict[str, Entry] = {
     ),
     "rain100h": Entry(
         "rain100h",
-        "Rain100H (Yang et al., CVPR 2017): heavy rain, five streak directions",
+        "Rain100H (Yang et al., CVPR 2017): heavy rain, many streak types",
         "rain100",
         "rain-NNN.png / norain-NNN.png (same clean images as Rain100L at the same indices)",
         (_PRENET, _JORDER, Source("PReNet README", PRENET_README)),
@@ -135,7 +135,7 @@ CATALOG: dict[str, Entry] = {
         "rain12",
         "Rain12 (Li et al., CVPR 2016): 12 test images only",
         "rain12",
-        "pairs by index: N_in.png + N_GT.png, or rainy/N.png + groundtruth/N.png (PReNet's test12)",
+        "pairs by index: N_in.png + N_GT.png, or a rainy folder + groundtruth/N.png (PReNet's test12)",
         (Source("Li et al., project page", RAIN12_PAGE), _PRENET),
         {"test": Split(12, 12, "test12", "PNG, sizes vary")},
     ),
