@@ -499,3 +499,21 @@ def test_docs_figure_is_generated(shared: Path, tmp_path: Path) -> None:
     out = synthetic_vs_real(shared, tmp_path / "fig.png")
     with Image.open(out) as im:
         assert im.size == (1200, 700)
+
+
+def test_prepare_reports_all_bad_images_and_size_mismatches(tmp_path: Path, capsys) -> None:
+    for i in (1, 2, 3):
+        _pair(tmp_path / "d" / f"rain-{i:03d}.png", tmp_path / "d" / f"norain-{i:03d}.png")
+    (tmp_path / "d" / "rain-002.png").write_bytes(b"")
+    (tmp_path / "d" / "norain-003.png").write_bytes(b"garbage")
+    idx = str(tmp_path / "i.json")
+    argv = ["data", "prepare", "rain100l", "--split", "train", "--from", str(tmp_path / "d")]
+    assert main([*argv, "--index-out", idx]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("derain: error: 2 unreadable image file(s)")
+    assert "rain-002.png: file is empty" in err and "norain-003.png" in err
+    write_png(tmp_path / "d" / "rain-002.png", rgb(12, 16))
+    write_png(tmp_path / "d" / "norain-003.png", rgb(13, 16))
+    with pytest.raises(PairSizeError, match="rain-003"):
+        catalog.prepare("rain100l", tmp_path / "d", split="train", index_out=idx)
+    assert not Path(idx).exists()
