@@ -135,7 +135,7 @@ CATALOG: dict[str, Entry] = {
         "rain12",
         "Rain12 (Li et al., CVPR 2016): 12 test images only",
         "rain12",
-        "pairs by index: N_in.png + N_GT.png, or a rainy folder + groundtruth/N.png (PReNet's test12)",
+        "pairs by index: N_in.png + N_GT.png, or a rainy folder + groundtruth/N.png (PReNet)",
         (Source("Li et al., project page", RAIN12_PAGE), _PRENET),
         {"test": Split(12, 12, "test12", "PNG, sizes vary")},
     ),

@@ -2,7 +2,8 @@
 
 Grayscale is expanded to three channels, alpha is dropped, 16-bit images are scaled to
 [0, 1] by 65535, and the EXIF orientation is applied, so every reader sees the photo the
-way a viewer shows it.
+way a viewer shows it. A folder scan (`scan_images`, `check_images`) reports every bad file
+at once instead of stopping at the first.
 """
 
 from __future__ import annotations
