@@ -517,3 +517,21 @@ def test_prepare_reports_all_bad_images_and_size_mismatches(tmp_path: Path, caps
     with pytest.raises(PairSizeError, match="rain-003"):
         catalog.prepare("rain100l", tmp_path / "d", split="train", index_out=idx)
     assert not Path(idx).exists()
+
+
+def test_known_variant_is_complete_not_partial(tmp_path: Path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    e = catalog.CATALOG["rain100h"]
+    assert e.splits["train"].variants[0][0] == 1254  # PReNet's RainTrainH
+    small = replace(e.splits["train"], pairs=5, clean=5, variants=((2, "the filtered copy"),))
+    monkeypatch.setitem(catalog.CATALOG, "rain100h", replace(e, splits={"train": small}))
+    for i in (1, 4):  # numbers 2, 3, 5 removed, as PReNet removed 546 of RainTrainH's 1800
+        _pair(tmp_path / "d" / f"rain-{i}.png", tmp_path / "d" / f"norain-{i}.png")
+    rep = catalog.prepare("rain100h", tmp_path / "d", split="train", index_out=tmp_path / "i.json")
+    assert not rep.partial and rep.variant == "the filtered copy"
+    assert "complete as a known variant: the filtered copy" in "\n".join(rep.lines())
+    assert json.loads((tmp_path / "i.json").read_text())["variant"] == "the filtered copy"
+    (tmp_path / "d" / "norain-4.png").unlink()
+    rep = catalog.prepare("rain100h", tmp_path / "d", split="train", index_out=tmp_path / "i.json")
+    assert rep.partial and rep.variant is None

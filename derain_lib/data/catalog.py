@@ -55,6 +55,7 @@ class Split:
     image_size: str
     manifest: str | None = None  # file in derain_lib/data/manifests/
     mirror: str | None = None  # base URL of a per-file mirror in PReNet's test layout
+    variants: tuple[tuple[int, str], ...] = ()  # (pair count, what it is): known complete copies
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,18 @@ CATALOG: dict[str, Entry] = {
         (_PRENET, _JORDER, Source("PReNet README", PRENET_README)),
         {
             "test": Split(100, 100, "Rain100H", "481x321 or 321x481"),
-            "train": Split(1800, 1800, "RainTrainH", "481x321 or 321x481"),
+            "train": Split(
+                1800,
+                1800,
+                "RainTrainH",
+                "481x321 or 321x481",
+                variants=(
+                    (
+                        1254,
+                        "PReNet's copy, without 546 pairs whose backgrounds recur in the test set",
+                    ),
+                ),
+            ),
         },
     ),
     "rain100h-crop480": Entry(
@@ -261,13 +273,19 @@ class Report:
     index_path: Path | None = None
     patches: dict | None = None
 
+    variant: str | None = None
+
     @property
     def partial(self) -> bool:
+        if self.variant:
+            return False
         return self.dataset.partial or len(self.dataset) < self.expected
 
     def lines(self) -> list[str]:
         n = len(self.dataset)
         state = f"PARTIAL set ({self.expected - n} pairs missing)" if self.partial else "complete"
+        if self.variant:
+            state = f"complete as a known variant: {self.variant}"
         out = [
             f"{self.name} {self.split}: {self.dataset.root} ({self.dataset.layout} layout)",
             f"verified {n} of {self.expected} pairs: {state}",
@@ -347,6 +365,8 @@ def prepare(
     check_images(files, decode=decode)
     ds.check_sizes()
     report = Report(entry.name, split, ds, s.pairs)
+    if not ds.unpaired:
+        report.variant = dict(s.variants).get(len(ds))
 
     hashes = {f: file_sha256(f) for f in files}
     if s.manifest:
@@ -395,6 +415,7 @@ def prepare(
         "pairs_found": len(ds),
         "pairs_expected": s.pairs,
         "partial": report.partial,
+        "variant": report.variant,
         "sha256_checked": report.hashed,
         "sha256_matched": report.matched,
         "sha256_differ": report.differ,
