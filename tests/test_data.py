@@ -476,6 +476,8 @@ def test_download_from_mirror_and_offline_message(
     assert not (dest / "rainy" / "rain-050.png").exists()
     with pytest.raises(DerainError, match="pan.baidu.com"):
         catalog.prepare("rain1400", None)
+    with pytest.raises(DerainError, match="yu-li.github.io"):  # no mirror: say where to get it
+        catalog.prepare("rain12", None, download_missing=True)
     with pytest.raises(DerainError, match="no 'train' split"):
         catalog.prepare("rain12", tmp_path, split="train")
 

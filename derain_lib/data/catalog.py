@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import DerainError
-from .datasets import PairedDataset, file_sha256, open_dataset
+from .datasets import PairedDataset, data_root, file_sha256, open_dataset
 from .io import check_images, image_size
 
 INDEX_FORMAT = "derain-data-index"
@@ -200,12 +200,6 @@ def _manifest_keys(manifest: dict[str, str]) -> dict[tuple[str, str], tuple[str,
     return out
 
 
-def data_root() -> Path:
-    """``$DERAIN_DATA``, else ``<project>/data`` (git-ignored)."""
-    env = os.environ.get("DERAIN_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "data"
-
-
 def where_to_get(entry: Entry, split: str) -> str:
     """The instructions printed when a set is not available locally."""
     s = entry.splits[split]
@@ -349,7 +343,7 @@ def prepare(
     if source is None and not download_missing:
         raise DerainError(where_to_get(entry, split))
     root = Path(source) if source is not None else data_root() / entry.name / split
-    if download_missing:
+    if download_missing and (mirror or s.mirror):
         fetched, failures = download(entry, split, root, mirror)
         if failures and not fetched and not root.is_dir():
             raise DerainError(f"download failed ({failures[0]})\n" + where_to_get(entry, split))
@@ -357,6 +351,10 @@ def prepare(
             print(f"derain: warning: {f}")
         if len(failures) > 5:
             print(f"derain: warning: ... {len(failures) - 5} more files could not be fetched")
+    elif download_missing:
+        if not root.is_dir():
+            raise DerainError(where_to_get(entry, split))
+        print(f"derain: note: no public per-file mirror of {entry.name} {split}; checking {root}")
     if not root.is_dir():
         raise DerainError(f"{root}: no such folder\n" + where_to_get(entry, split))
 

@@ -21,6 +21,7 @@ rainy images, or fewer pairs than ``expected`` were found.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,20 @@ _INDEX = re.compile(r"^\D*(\d+)\D*$")
 
 RAINY_DIRS = ("rainy", "rain", "input", "inputcrop", "rainy_image")
 CLEAN_DIRS = ("norain", "groundtruth", "ground_truth", "gt", "clean", "cleancrop")
+
+
+def data_root() -> Path:
+    """Where derain keeps data it makes (indexes, the embedded set, downloads).
+
+    ``$DERAIN_DATA`` if set, else ``<project>/data`` (git-ignored) when running from the
+    source tree, else ``~/.cache/derain/data`` for an installed package."""
+    env = os.environ.get("DERAIN_DATA")
+    if env:
+        return Path(env).expanduser()
+    project = Path(__file__).resolve().parents[2]
+    if (project / "pyproject.toml").is_file():
+        return project / "data"
+    return Path.home() / ".cache" / "derain" / "data"
 
 
 class DatasetLayoutError(DerainError):

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DerainError
-from .datasets import PairedDataset, file_sha256, open_dataset
+from .datasets import PairedDataset, data_root, file_sha256, open_dataset
 from .io import write_png
 from .synth import PRESETS, add_rain
 
@@ -65,11 +65,8 @@ SIZES = {
 
 
 def default_root() -> Path:
-    """``$DERAIN_DATA/embedded``, else ``<project>/data/embedded`` (git-ignored)."""
-    env = os.environ.get("DERAIN_DATA")
-    if env:
-        return Path(env) / "embedded"
-    return Path(__file__).resolve().parents[2] / "data" / "embedded"
+    """``data_root()/embedded``: ``$DERAIN_DATA/embedded`` or ``<project>/data/embedded``."""
+    return data_root() / "embedded"
 
 
 def recipe_key(size: str) -> str:
