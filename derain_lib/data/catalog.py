@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -244,10 +245,15 @@ def download(
         if hashlib.sha256(data).hexdigest() != digest:
             failures.append(f"{url}: sha256 differs from the catalog; not saved")
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        except OSError as e:
+            raise DerainError(
+                f"{target}: cannot write the downloaded file ({e.strerror})"
+            ) from None
         fetched += 1
     return fetched, failures
 
@@ -348,13 +354,14 @@ def prepare(
         if failures and not fetched and not root.is_dir():
             raise DerainError(f"download failed ({failures[0]})\n" + where_to_get(entry, split))
         for f in failures[:5]:
-            print(f"derain: warning: {f}")
+            print(f"derain: warning: {f}", file=sys.stderr)
         if len(failures) > 5:
-            print(f"derain: warning: ... {len(failures) - 5} more files could not be fetched")
+            print(f"derain: warning: {len(failures) - 5} more files not fetched", file=sys.stderr)
     elif download_missing:
         if not root.is_dir():
             raise DerainError(where_to_get(entry, split))
-        print(f"derain: note: no public per-file mirror of {entry.name} {split}; checking {root}")
+        note = f"no public per-file mirror of {entry.name} {split}; checking {root}"
+        print(f"derain: note: {note}", file=sys.stderr)
     if not root.is_dir():
         raise DerainError(f"{root}: no such folder\n" + where_to_get(entry, split))
 
