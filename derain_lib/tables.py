@@ -15,7 +15,7 @@ import csv
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import DerainError
@@ -183,7 +183,7 @@ class Score:
     ssim: float | None = None
     stand_in: bool = False
     per_image_csv: str = ""
-    extra: dict = field(default_factory=dict)
+    note: str = ""
 
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARKS:
@@ -280,21 +280,21 @@ def _row(spec: TableSpec, m: Method, s: Score) -> dict:
         "diff_ssim": None,
         "note": "",
     }
-    if not s.ran or paper is None:
-        return row
-    if s.stand_in:
-        row["note"] = (
+    notes = [s.note] if s.note else []
+    if s.ran and paper is not None and s.stand_in:
+        notes.append(
             f"measured on the embedded stand-in for {BENCHMARKS[s.benchmark]}: "
             "not comparable to the paper's number, no difference given"
         )
-        return row
-    row["diff_psnr"] = round(float(s.psnr) - paper[0], 4)
-    row["diff_ssim"] = round(float(s.ssim) - paper[1], 4)
-    if s.partial:
-        row["note"] = (
-            f"partial set (n={s.n} of {FULL_TEST_SIZE[s.benchmark]}): "
-            "the difference is indicative only"
-        )
+    elif s.ran and paper is not None:
+        row["diff_psnr"] = round(float(s.psnr) - paper[0], 4)
+        row["diff_ssim"] = round(float(s.ssim) - paper[1], 4)
+        if s.partial:
+            notes.append(
+                f"partial set (n={s.n} of {FULL_TEST_SIZE[s.benchmark]}): "
+                "the difference is indicative only"
+            )
+    row["note"] = "; ".join(notes)
     return row
 
 
@@ -305,6 +305,8 @@ def build_table(name: str, scores: list[Score]) -> list[dict]:
     "not run" row; a cell with no record at all becomes ``not run: no result recorded``.
     """
     spec = TABLES[name]
+    latest = {(s.method, s.benchmark, s.test_set): s for s in scores}  # a re-score replaces
+    scores = list(latest.values())
     rows = []
     for m in spec.methods:
         for b in spec.benchmarks:
