@@ -12,6 +12,7 @@ from . import __version__
 from .data.commands import register as _add_data
 from .errors import DerainError
 from .reproduce import register as _add_reproduce
+from .runs import register as _add_engine
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -117,6 +118,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_score,
     _add_data,
     _add_reproduce,
+    _add_engine,
 ]
 
 

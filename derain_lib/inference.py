@@ -10,7 +10,13 @@ from torch import nn
 
 from .data.io import IMAGE_SUFFIXES, ImageReadError, list_images, read_image, write_png
 from .errors import DerainError
+from .evaluate import tiled_forward
 from .metrics import quantize
+
+#: ``derain_files`` runs images above this many pixels in tiles (bounded memory).
+MAX_WHOLE_PIXELS = 1024 * 1024
+#: The tile size and overlap it uses then.
+AUTO_TILE, AUTO_OVERLAP = 512, 64
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -19,10 +25,19 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def derain_array(model: nn.Module, img: np.ndarray) -> np.ndarray:
-    """The last stage's output for one float RGB image, as float32 HWC (not clamped)."""
-    out = model(to_tensor(img))[-1]
+def derain_array(
+    model: nn.Module, img: np.ndarray, tile: int | None = None, overlap: int = AUTO_OVERLAP
+) -> np.ndarray:
+    """The last stage's output for one float RGB image, as float32 HWC (not clamped).
+
+    ``tile``: run in overlapping tiles of this size (see ``evaluate.tiled_forward``)."""
+    out = tiled_forward(model, to_tensor(img), tile, overlap)
     return out[0].permute(1, 2, 0).float().numpy()
+
+
+def auto_tile(height: int, width: int) -> int | None:
+    """The tile size :func:`derain_files` uses for an image: None (whole) up to 1 Mpixel."""
+    return AUTO_TILE if height * width > MAX_WHOLE_PIXELS else None
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[Path]:
@@ -59,14 +74,23 @@ def output_paths(files: list[Path], out: str | Path) -> list[Path]:
 
 
 def derain_files(
-    model: nn.Module, inputs: list[str | Path], out: str | Path, quantize_mode: str = "round"
+    model: nn.Module,
+    inputs: list[str | Path],
+    out: str | Path,
+    quantize_mode: str = "round",
+    tile: int | None = None,
 ) -> list[Path]:
-    """Derain every input image, writing a PNG each; returns the written paths."""
+    """Derain every input image, writing a PNG each; returns the written paths.
+
+    ``tile=None``: whole images up to ``MAX_WHOLE_PIXELS``, tiles of ``AUTO_TILE`` above,
+    so a photo of any size fits in memory; an integer tiles every image larger than it."""
     files = expand_inputs(inputs)
     targets = output_paths(files, out)
     for src, dst in zip(files, targets, strict=True):
         img = read_image(src)
         if min(img.shape[:2]) < 8:
             raise DerainError(f"{src}: image is {img.shape[1]}x{img.shape[0]}, at least 8x8 needed")
-        write_png(dst, quantize(derain_array(model, img), quantize_mode))
+        size = tile if tile is not None else auto_tile(*img.shape[:2])
+        overlap = min(AUTO_OVERLAP, size // 2) if size else 0
+        write_png(dst, quantize(derain_array(model, img, size, overlap), quantize_mode))
     return targets

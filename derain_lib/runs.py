@@ -1,0 +1,408 @@
+"""The run cache: every training or evaluation run lives in ``<results>/runs/<key>/``.
+
+A run's key hashes its whole config, the manifests (file names + sha256) of its data and,
+for evaluation-only runs, the sha256 of the weights, so asking again for the same run
+returns the finished one without recomputing, and an unfinished one resumes from its
+checkpoints. A run folder holds::
+
+    config.yaml        the resolved config
+    log.csv            training loss per step, validation PSNR/SSIM per epoch
+    checkpoints/       the last two training checkpoints
+    model.pt           the final model (loadable by derain_lib.weights.load_model)
+    per_image.csv      test-set scores (name, psnr, ssim); outputs/*.png when saved
+    metrics.json       test-set means; written last: its presence marks a finished run
+    provenance.json    git SHA, config hash, data manifests, package versions, device, times
+
+The results root is the argument ``root``, else env ``DERAIN_RESULTS``, else
+``<project>/results``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .config import Config, canonical_json, config_from_dict, config_hash, dump_config
+from .errors import DerainError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def results_root(root: str | Path | None = None) -> Path:
+    if root is not None:
+        return Path(root)
+    return Path(os.environ.get("DERAIN_RESULTS", PROJECT_ROOT / "results"))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class Run:
+    """One run folder. ``status`` is ``finished``, ``unfinished`` or ``new``."""
+
+    dir: Path
+
+    @property
+    def key(self) -> str:
+        return self.dir.name
+
+    @property
+    def config(self) -> Config:
+        return config_from_dict(yaml.safe_load((self.dir / "config.yaml").read_text()))
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The final model file (``model.pt``), or the evaluated weights file."""
+        prov = self.provenance
+        if prov.get("weights"):
+            return Path(prov["weights"]["path"])
+        return self.dir / "model.pt"
+
+    @property
+    def metrics(self) -> dict:
+        p = self.dir / "metrics.json"
+        return json.loads(p.read_text()) if p.is_file() else {}
+
+    @property
+    def provenance(self) -> dict:
+        p = self.dir / "provenance.json"
+        return json.loads(p.read_text()) if p.is_file() else {}
+
+    @property
+    def per_image(self):
+        """Test-set scores as a pandas DataFrame (name, psnr, ssim)."""
+        import pandas as pd
+
+        return pd.read_csv(self.dir / "per_image.csv")
+
+    @property
+    def log(self):
+        """``log.csv`` as a pandas DataFrame (empty for evaluation-only runs)."""
+        import pandas as pd
+
+        p = self.dir / "log.csv"
+        return pd.read_csv(p) if p.is_file() else pd.DataFrame()
+
+    @property
+    def status(self) -> str:
+        if (self.dir / "metrics.json").is_file():
+            return "finished"
+        return "unfinished" if (self.dir / "config.yaml").is_file() else "new"
+
+
+def git_sha() -> str:
+    """HEAD of the project's repository, ``+dirty`` when tracked files are modified."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def package_versions() -> dict:
+    import numpy
+    import skimage
+    import torch
+
+    from . import __version__
+
+    return {
+        "derain": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scikit-image": skimage.__version__,
+    }
+
+
+def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
+    if cfg.model.weights is None:
+        return None
+    from .weights import RELEASED, resolve, sha256_file
+
+    path = resolve(cfg.model.weights, weights_dir)
+    w = RELEASED.get(cfg.model.weights)
+    return {
+        "spec": cfg.model.weights,
+        "path": str(path),
+        "sha256": w.sha256 if w else sha256_file(path),
+    }
+
+
+def data_manifests(cfg: Config) -> dict:
+    """sha256 manifests of the run's test data and (training runs) training data."""
+    from .evaluate import open_data
+
+    out = {"test": open_data(cfg.data.test, cfg.data.root).manifest_sha256()}
+    if cfg.model.weights is None:
+        out["train"] = open_data(cfg.data.train, cfg.data.root).manifest_sha256()
+    return out
+
+
+def run_key(cfg: Config, manifests: dict, weights: dict | None = None) -> str:
+    """12 hex digits over the canonical config, the data manifests and the weights' sha256."""
+    parts = {
+        "config": canonical_json(cfg),
+        "data": manifests,
+        "weights": (weights or {}).get("sha256"),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def find_run(
+    cfg: Config, root: str | Path | None = None, weights_dir: str | Path | None = None
+) -> Run:
+    """The run folder ``cfg`` maps to (it may not exist yet)."""
+    key = run_key(cfg, data_manifests(cfg), _weights_info(cfg, weights_dir))
+    return Run(results_root(root) / "runs" / key)
+
+
+def get_or_run(
+    cfg: Config,
+    root: str | Path | None = None,
+    progress: bool = True,
+    weights_dir: str | Path | None = None,
+) -> Run:
+    """The finished run of ``cfg``: from the cache, resumed, or computed now.
+
+    Training runs train (resuming from checkpoints) then evaluate on ``cfg.data.test``;
+    runs with ``cfg.model.weights`` only evaluate those weights. Under ``torchrun`` every
+    process trains; rank 0 evaluates and writes the results.
+    """
+    from .evaluate import evaluate, open_data
+    from .train import dist_info, train
+    from .weights import load_model
+
+    manifests = data_manifests(cfg)
+    weights = _weights_info(cfg, weights_dir)
+    run = Run(results_root(root) / "runs" / run_key(cfg, manifests, weights))
+    if run.status == "finished":
+        return run
+    rank = dist_info()[0]
+    run.dir.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        _atomic_write_text(run.dir / "config.yaml", dump_config(cfg))
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    t0 = time.perf_counter()
+    train_info: dict = {}
+    if weights is None:
+        outcome = train(cfg, run.dir, progress=progress)
+        if rank != 0:
+            return run
+        model_path = outcome.model_path
+        train_info = {
+            "global_step": outcome.global_step,
+            "epochs_done": outcome.epochs_done,
+            "train_wall_s": outcome.elapsed_s,
+            "resumed_from": str(outcome.resumed_from) if outcome.resumed_from else None,
+            "last_val": outcome.last_val,
+        }
+    else:
+        model_path = Path(weights["path"])
+    import torch
+
+    from .train import pick_device
+
+    device = pick_device(cfg.train.device)
+    loaded = load_model(model_path, cfg.model.name, weights_dir=weights_dir)
+    model = loaded.model.to(device)
+    test = open_data(cfg.data.test, cfg.data.root)
+    t_eval = time.perf_counter()
+    result = evaluate(
+        model,
+        test,
+        out_dir=run.dir,
+        tile=cfg.eval.tile,
+        overlap=cfg.eval.overlap,
+        quantize_mode=cfg.eval.quantize,
+        max_images=cfg.eval.max_images,
+        save_images=cfg.eval.save_images,
+        progress=progress,
+    )
+    eval_s = time.perf_counter() - t_eval
+    prov = {
+        "run": run.key,
+        "config_hash": config_hash(cfg),
+        "profile": cfg.name,
+        "dataset": cfg.dataset,
+        "git_sha": git_sha(),
+        "data_manifests": manifests,
+        "weights": weights,
+        "model_sha256": loaded.sha256,
+        "packages": package_versions(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "host": socket.gethostname(),
+        "started": started,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "wall_s_this_session": time.perf_counter() - t0,
+        "eval_wall_s": eval_s,
+        "wall_s": train_info.get("train_wall_s", 0.0) + eval_s,
+        **train_info,
+    }
+    _atomic_write_text(run.dir / "provenance.json", json.dumps(prov, indent=1))
+    metrics = {**result.summary(), "test": cfg.data.test, "per_image_csv": "per_image.csv"}
+    _atomic_write_text(run.dir / "metrics.json", json.dumps(metrics, indent=1))
+    return run
+
+
+def list_runs(root: str | Path | None = None) -> list[Run]:
+    """Every run folder under the results root, oldest first."""
+    d = results_root(root) / "runs"
+    if not d.is_dir():
+        return []
+    dirs = [p for p in d.iterdir() if (p / "config.yaml").is_file()]
+    return [Run(p) for p in sorted(dirs, key=lambda p: p.stat().st_mtime)]
+
+
+def open_run(key: str, root: str | Path | None = None) -> Run:
+    """A run by its key (or a unique prefix of it)."""
+    matches = [r for r in list_runs(root) if r.key.startswith(key)]
+    if len(matches) != 1:
+        where = results_root(root) / "runs"
+        what = "no run" if not matches else f"{len(matches)} runs"
+        raise DerainError(f"{where}: {what} matching {key!r}")
+    return matches[0]
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def _print_result(run: Run) -> None:
+    m = run.metrics
+    print(f"run {run.key}: {run.dir}")
+    for r in run.per_image.itertuples():
+        print(f"  {r.name:<28} {r.psnr:9.4f} {r.ssim:7.4f}")
+    print(f"  {'mean of ' + str(m['n']):<28} {m['psnr']:9.4f} {m['ssim']:7.4f}")
+
+
+def _cmd_train(args) -> int:
+    from .config import load_config
+
+    overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + list(args.set or [])
+    cfg = load_config(args.config, overrides)
+    run = get_or_run(cfg, args.results, progress=not args.no_progress)
+    from .train import dist_info
+
+    if dist_info()[0] == 0:
+        _print_result(run)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .config import Config, EvalConfig, ModelConfig, config_from_dict
+    from .weights import load_model
+
+    name = args.model or load_model(args.weights, weights_dir=args.weights_dir).model_name
+    base = Config(
+        name="evaluate",
+        dataset=args.data,
+        model=ModelConfig(name=name, weights=args.weights),
+        eval=EvalConfig(tile=args.tile, overlap=args.overlap, max_images=args.max_images),
+    )
+    base.data.test = args.data
+    base.data.root = "."
+    cfg = config_from_dict(base.to_dict(), args.set)
+    _print_result(get_or_run(cfg, args.results, not args.no_progress, args.weights_dir))
+    return 0
+
+
+def _cmd_runs(args) -> int:
+    if args.action == "show":
+        run = open_run(args.key, args.results)
+        print(json.dumps({"dir": str(run.dir), "status": run.status, "metrics": run.metrics,
+                          "provenance": run.provenance}, indent=1))  # fmt: skip
+        return 0
+    runs = list_runs(args.results)
+    if not runs:
+        print(f"no runs under {results_root(args.results) / 'runs'}")
+        return 0
+    head = ("run", "status", "profile", "dataset", "model", "PSNR", "SSIM")
+    print("{:<12} {:<10} {:<9} {:<10} {:<20} {:>8} {:>7}".format(*head))
+    for r in runs:
+        c, m = r.config, r.metrics
+        ps = f"{m['psnr']:8.3f}" if m else f"{'-':>8}"
+        ss = f"{m['ssim']:7.4f}" if m else f"{'-':>7}"
+        what = f"{c.name:<9} {c.dataset[:10]:<10} {c.model.name:<20}"
+        print(f"{r.key:<12} {r.status:<10} {what} {ps} {ss}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``train``, ``evaluate`` and ``runs`` to the ``derain`` command line."""
+    p = sub.add_parser(
+        "train",
+        help="train a model from a config or profile (cached run; resumes if interrupted)",
+        epilog="example: derain train --config smoke --set train.max_steps=20 "
+        "(several processes: torchrun --nproc_per_node 2 -m derain_lib.cli train --config quick)",
+    )
+    p.add_argument("--config", required=True, help="a YAML file or a profile: smoke, quick, paper")
+    p.add_argument("--dataset", help="the profile's data set section (e.g. rain100h, heavy)")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.lr=1e-3"
+    )
+    p.add_argument("--results", help="results root (default: env DERAIN_RESULTS or ./results)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="score weights on a paired data set (PSNR/SSIM, MATLAB Y protocol; cached run)",
+        epilog="example: derain evaluate --weights sian-rain100l --data ../shared/data/"
+        "rain100l_sample --tile 256",
+    )
+    p.add_argument("--weights", required=True, help="released name or a model file")
+    p.add_argument("--data", required=True, help="a data set folder or embedded:light:test:smoke")
+    p.add_argument("--model", help="the architecture (default: from the weights)")
+    p.add_argument("--weights-dir", help="folder with released weight files")
+    p.add_argument("--tile", type=int, help="tile size for large images (default: whole image)")
+    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
+    p.add_argument("--max-images", type=int, help="only the first N images")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override, e.g. eval.save_images=false"
+    )
+    p.add_argument("--results", help="results root (default: env DERAIN_RESULTS or ./results)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "runs",
+        help="list cached runs or show one (metrics, provenance)",
+        epilog="example: derain runs list; derain runs show 3fa2",
+    )
+    p.add_argument("action", choices=["list", "show"])
+    p.add_argument("key", nargs="?", default="", help="run key (or prefix) for show")
+    p.add_argument("--results", help="results root (default: env DERAIN_RESULTS or ./results)")
+    p.set_defaults(func=_cmd_runs)
