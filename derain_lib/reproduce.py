@@ -17,7 +17,7 @@ import platform
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +147,7 @@ class Study:
     profile: str
     data_root: str | None = None
     weights_dir: str | None = None
+    overrides: list[str] = field(default_factory=list)
 
     @property
     def results(self) -> Path:
@@ -156,15 +157,15 @@ class Study:
     def figures(self) -> Path:
         return figures_root() / self.profile
 
-    def config(self, dataset: str, overrides: list[str] | None = None):
-        """The profile's config for ``dataset`` (``data.root`` = ``data_root`` for real data)."""
+    def config(self, dataset: str, extra: list[str] | None = None):
+        """The profile's config for ``dataset`` with the study's overrides, then ``extra``
+        (``data.root`` = ``data_root`` when the profile trains on real data)."""
         from .config import profile_config
 
+        overrides = [*self.overrides, *(extra or [])]
         cfg = profile_config(self.profile, dataset, overrides)
         if self.data_root and not cfg.data.train.startswith("embedded:"):
-            cfg = profile_config(
-                self.profile, dataset, [*(overrides or []), f"data.root={self.data_root}"]
-            )
+            cfg = profile_config(self.profile, dataset, [*overrides, f"data.root={self.data_root}"])
         return cfg
 
     def datasets(self) -> dict[str, str]:
@@ -191,7 +192,7 @@ class Study:
                 out[b].append(TestSet(b, spec, f"{BENCHMARKS[b]}: {Path(spec).name}", False))
         for b, path in self.found_real() + self.prepared():
             if all(Path(t.spec) != path for t in out[b]):
-                label = f"{BENCHMARKS[b]}: {path.relative_to(Path(self.data_root)).as_posix()}"
+                label = f"{BENCHMARKS[b]}: {path.parent.name}/{path.name}"
                 out[b].append(TestSet(b, str(path), label, False))
         return out
 
@@ -766,6 +767,7 @@ def run_pipeline(
     profile: str,
     data_root: str | Path | None = None,
     weights_dir: str | Path | None = None,
+    overrides: list[str] | None = None,
     notebooks: tuple[str, ...] = NOTEBOOKS,
     log=print,
 ) -> dict:
@@ -791,6 +793,7 @@ def run_pipeline(
         "profile": profile,
         "data_root": str(Path(data_root).resolve()) if data_root else None,
         "weights_dir": str(Path(weights_dir).resolve()) if weights_dir else None,
+        "overrides": list(overrides or []),
     }
     kernel = kernel_name()
     record = {
@@ -816,6 +819,7 @@ def run_pipeline(
                 str(saved),
                 parameters=params,
                 kernel_name=kernel,
+                language="python",
                 cwd=str(src_dir),
                 progress_bar=False,
                 log_output=False,
@@ -830,7 +834,7 @@ def run_pipeline(
     record["skipped"] = missing
     record["wall_seconds"] = round(time.perf_counter() - t_all, 1)
     _write_json(results_root() / profile / "provenance.json", record)
-    md = Study(profile, data_root, weights_dir).tables()
+    md = Study(profile, params["data_root"], params["weights_dir"], params["overrides"]).tables()
     log(f"profile {profile}: {record['wall_seconds']:.1f} s; tables: {md}")
     return record
 
@@ -840,7 +844,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         raise DerainError(f"--data-root {args.data_root}: no such folder")
     if args.weights_dir and not Path(args.weights_dir).is_dir():
         raise DerainError(f"--weights-dir {args.weights_dir}: no such folder")
-    run_pipeline(args.profile, args.data_root, args.weights_dir)
+    run_pipeline(args.profile, args.data_root, args.weights_dir, args.set)
     return 0
 
 
@@ -855,4 +859,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default="quick", help="smoke | quick | paper (default quick)")
     p.add_argument("--data-root", help="folder holding real benchmark data (optional)")
     p.add_argument("--weights-dir", help="folder holding released weight files (optional)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every run of the profile, e.g. train.device=cuda",
+    )
     p.set_defaults(func=_cmd_reproduce)

@@ -1,0 +1,161 @@
+"""The reproduction pipeline end to end: papermill runs every notebook of the smoke profile,
+and the tests assert on the CSVs it emits, not on printed output."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from derain_lib import reproduce, tables
+from derain_lib.errors import DerainError
+from derain_lib.reproduce import Study
+
+KINDS = ("reproduced (", "released weights (", "computed (", "paper (", "not run: ")
+# The smoke profile's own schedule is sized for the engine's tests; the pipeline test trains
+# each of its ten models for a single step (the tables' contents, not their quality, are tested).
+SMOKE_SET = ["train.max_steps=1", "train.val_images=0"]
+
+
+@pytest.fixture
+def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Results, figures, data and weight caches in tmp_path: no prepared sets, no weights."""
+    for var, sub in [
+        ("DERAIN_RESULTS", "results"),
+        ("DERAIN_FIGURES", "figures"),
+        ("DERAIN_DATA", "data"),
+        ("DERAIN_CACHE", "cache"),
+    ]:
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    monkeypatch.delenv("DERAIN_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    return tmp_path
+
+
+def _finite(v: str) -> bool:
+    return v != "" and math.isfinite(float(v))
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> None:
+    lines: list[str] = []
+    record = reproduce.run_pipeline(
+        "smoke", overrides=SMOKE_SET, log=lambda *a, **k: lines.append(" ".join(map(str, a)))
+    )
+    res = hermetic / "results" / "smoke"
+    assert sum("done in" in line for line in lines) == len(record["notebooks"]) >= 6
+    assert (res / "notebooks" / "05_figures.ipynb").is_file()
+    runs_dir = hermetic / "results" / "runs"
+    for name in ("table2", "table3", "table4", "table5"):
+        rows = tables.read_csv(res / f"{name}.csv")
+        assert rows, name
+        for r in rows:
+            assert r["provenance"].startswith(KINDS), (name, r)
+            if r["provenance"].startswith(tables.MEASURED_KINDS):
+                assert _finite(r["psnr"]) and _finite(r["ssim"]) and int(r["n"]) > 0, r
+                assert "stand-in" in r["test_set"] and r["diff_psnr"] == "", r
+            elif r["provenance"].startswith("paper"):
+                assert r["psnr"] == "" and r["paper_source"].startswith(f"Table {r['table']}")
+            else:
+                assert r["psnr"] == "" and len(r["provenance"]) > len("not run: ")
+            if r["provenance"].startswith("reproduced"):
+                key = r["provenance"].split("run ")[1].rstrip(")")
+                assert (runs_dir / key / "model.pt").is_file()
+    t3 = tables.read_csv(res / "table3.csv")
+    inputs = [r for r in t3 if r["paper_row"] == "Input"]
+    assert {r["benchmark"] for r in inputs} == {"Rain100L", "Rain100H"}
+    assert all(r["provenance"].startswith("computed") and _finite(r["psnr"]) for r in inputs)
+    released = [r for r in t3 if r["method"].endswith("(released weights)")]
+    assert released and all("not found" in r["provenance"] for r in released)
+    # trained rows of Tables II and V: every (method, benchmark) cell reproduced
+    for name, n_methods in (("table2", 3), ("table5", 3)):
+        rows = tables.read_csv(res / f"{name}.csv")
+        assert sum(r["provenance"].startswith("reproduced") for r in rows) == 2 * n_methods
+    t4 = tables.read_csv(res / "table4.csv")
+    assert all(
+        r["provenance"].startswith(("not run", "paper")) for r in t4
+    )  # no Rain1400/Rain12 data in the smoke profile
+    md = (res / "tables.md").read_text()
+    assert "## Table V" in md and "## Figures" in md
+    figs = json.loads((res / "figures.json").read_text())
+    assert figs and all(
+        (hermetic / "figures" / "smoke" / Path(f["path"]).name).is_file() for f in figs
+    )
+    assert json.loads((res / "provenance.json").read_text())["wall_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_released_sian_on_rain100l_sample_is_a_partial_set(shared: Path, hermetic: Path) -> None:
+    root = hermetic / "real"
+    shutil.copytree(shared / "data" / "rain100l_sample", root / "rain100l_sample")
+    study = Study("smoke", str(root), str(shared / "weights"))
+    scores = study.score("t3", ["input", "sian-released"], ["rain100l"])
+    ref = json.loads((shared / "weights" / "reference" / "reference.json").read_text())
+    want = [v for v in ref["per_image"].values()]
+    rows = {(r["method"], r["test_set"]): r for r in tables.build_table("table3", scores)}
+    sian = rows["SIAN (released weights)", "Rain100L: real/rain100l_sample"]
+    assert sian["n"] == 4
+    assert "partial set (n=4 of 100)" in sian["note"]
+    assert sian["provenance"] == tables.released(
+        "sian_rain100l.pth", "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956"
+    )
+    psnrs = [v["sian"]["psnr"] for v in want]
+    assert sian["psnr"] == pytest.approx(sum(psnrs) / 4, abs=1e-3)
+    assert sian["diff_psnr"] == pytest.approx(sian["psnr"] - 38.80, abs=1e-3)
+    inp = rows["Input (rainy vs ground truth)", "Rain100L: real/rain100l_sample"]
+    assert inp["psnr"] == pytest.approx(26.5538, abs=1e-3)
+    assert inp["ssim"] == pytest.approx(0.82652, abs=1e-4)
+
+
+def test_found_real_sets_are_named_by_benchmark(tmp_path: Path, shared: Path) -> None:
+    for name in ("rain100l_sample", "Rain100H/test", "rain100h/train", "rain12600"):
+        shutil.copytree(shared / "data" / "rain100l_sample", tmp_path / name)
+    found = {b: p.relative_to(tmp_path).as_posix() for b, p in Study("smoke", str(tmp_path))
+             .found_real()}  # fmt: skip
+    assert found == {"rain100l": "rain100l_sample", "rain100h": "Rain100H/test"}
+
+
+def test_notebooks_are_clean_and_parameterised() -> None:
+    for name in reproduce.NOTEBOOKS[:6]:
+        nb = nbformat.read(reproduce.ROOT / "notebooks" / name, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert code[0].metadata.get("tags") == ["parameters"], name
+        assert "profile = " in code[0].source and "import" not in code[0].source
+        for c in code:
+            assert c.outputs == [] and c.execution_count is None, name
+        assert nb.metadata["kernelspec"]["name"] == reproduce.KERNEL
+
+
+def test_kernel_is_fixed() -> None:
+    assert reproduce.kernel_name() in (reproduce.KERNEL, "python3")
+
+
+def test_failing_notebook_is_named_with_its_cell(
+    hermetic: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    src = hermetic / "nbs"
+    src.mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "smoke"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("1 / 0")]
+    nbformat.write(nb, src / "00_data.ipynb")
+    monkeypatch.setattr(reproduce, "ROOT", hermetic)
+    (hermetic / "notebooks").symlink_to(src)
+    with pytest.raises(
+        DerainError, match=r"notebook 00_data.ipynb failed in cell \d.*ZeroDivision"
+    ):
+        reproduce.run_pipeline("smoke", notebooks=("00_data.ipynb",), log=lambda *a, **k: None)
+    assert "1 / 0" in capsys.readouterr().err
+    assert (hermetic / "results" / "smoke" / "notebooks" / "00_data.ipynb").is_file()
+
+
+def test_unknown_profile_and_missing_folders_are_one_line_errors(tmp_path: Path) -> None:
+    from derain_lib.cli import main
+
+    assert main(["reproduce", "--profile", "nosuch"]) == 2
+    assert main(["reproduce", "--profile", "smoke", "--data-root", str(tmp_path / "x")]) == 2
