@@ -485,7 +485,7 @@ class Study:
         for r in runs:
             if r["method"] == method and r.get("checkpoint") == str(path) and r["test"] == t.spec:
                 return open_run(r["run"])
-        ref = self.config(self.datasets().get(t.benchmark) or next(iter(self.datasets())))
+        ref = self._eval_reference(t.benchmark)
         base = Config(
             name=self.profile,
             dataset=t.benchmark,
@@ -494,6 +494,11 @@ class Study:
         )
         base.data.test, base.data.root = t.spec, "."
         return get_or_run(config_from_dict(base.to_dict()), progress=False)
+
+    def _eval_reference(self, benchmark: str):
+        """The config whose ``eval`` settings score ``benchmark`` (its data set's, else the
+        profile's first)."""
+        return self.config(self.datasets().get(benchmark) or next(iter(self.datasets())))
 
     @staticmethod
     def _model_name(method: str) -> str:
@@ -509,11 +514,13 @@ class Study:
         out_dir = self.results / "eval" / "input" / t.id
         cached = out_dir / "metrics.json"
         sha = ds.manifest_sha256()
-        if cached.is_file() and json.loads(cached.read_text()).get("data") == sha:
+        ref = self._eval_reference(t.benchmark)
+        key = {"data": sha, "max_images": ref.eval.max_images}
+        if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
             return out_dir, json.loads(cached.read_text())
-        res = evaluate(_rainy_input(), ds, out_dir)
+        res = evaluate(_rainy_input(), ds, out_dir, max_images=ref.eval.max_images)
         self._keep_ground_truth(ds, out_dir)
-        m = {**res.summary(), "data": sha, "test": t.spec}
+        m = {**res.summary(), "key": key, "test": t.spec}
         _write_json(cached, m)
         return out_dir, m
 
@@ -609,7 +616,7 @@ class Study:
         from .runs import open_run
 
         done = [r for r in self.runs() if r["status"] == "ok"]
-        benches = sorted({r["benchmark"] for r in done})
+        benches = [b for b in BENCHMARKS if any(r["benchmark"] == b for r in done)]
         if not benches:
             return None
         fig = Figure(figsize=(10, 3.2 * len(benches)))
@@ -619,7 +626,7 @@ class Study:
                 log = open_run(r["run"]).log
                 loss = log.dropna(subset=["loss"])
                 val = log.dropna(subset=["val_psnr"])
-                axes[i, 0].plot(loss["step"], loss["loss"], label=r["method"], lw=0.8)
+                axes[i, 0].plot(loss["step"], loss["loss"], ".-", label=r["method"], lw=0.8, ms=3)
                 axes[i, 1].plot(val["step"], val["val_psnr"], "o-", label=r["method"], ms=3)
             axes[i, 0].set_title(f"{r['dataset']}: training loss (per its own loss)", fontsize=9)
             axes[i, 1].set_title(f"{r['dataset']}: validation PSNR (dB)", fontsize=9)
@@ -630,8 +637,9 @@ class Study:
         return fig
 
     def export_attention(self, method: str = "sian/neg-ssim", benchmark: str = "rain100l"):
-        """Attention maps of ``method`` on the first test image of ``benchmark``, saved as npz
-        under results/<profile>/attention/; returns the file (None if the model is absent)."""
+        """Attention masks (mean over channels), rain layers and stage outputs of ``method`` on
+        the first test image of ``benchmark``, saved as results/<profile>/attention/*.npz;
+        returns the file (None if the model or the scores are absent)."""
         from .data.io import read_image
         from .viz import compute_attention
         from .weights import load_model
@@ -653,32 +661,29 @@ class Study:
         out = self.results / "attention" / f"{method.replace('/', '_')}_{benchmark}.npz"
         out.parent.mkdir(parents=True, exist_ok=True)
         arrays = {"image": att.image, "provenance": np.array(provenance)}
-        for k in range(att.n_stages):
+        for k in range(att.n_stages):  # masks as their mean over channels: the panel's view
             arrays[f"outputs_{k}"], arrays[f"rain_{k}"] = att.outputs[k], att.rain[k]
-            for part in ("masks", "dog", "octaves"):
-                for sc, v in getattr(att, part)[k].items():
-                    arrays[f"{part}_{k}_{sc}"] = v
+            for sc, v in att.masks[k].items():
+                arrays[f"masks_{k}_{sc}"] = v.mean(axis=0, keepdims=True)
         np.savez_compressed(out, **arrays)
         return out
 
     def attention_figure(self, npz: Path):
-        """The attention masks per stage and scale (viz.attention_panel) from a saved npz."""
+        """The mean attention mask per stage and scale (viz.attention_panel), from the npz."""
         from .viz import Attention, attention_panel
 
         z = np.load(npz)
         n = sum(1 for k in z.files if k.startswith("outputs_"))
         scales = sorted({int(k.split("_")[2]) for k in z.files if k.startswith("masks_")})
 
-        def part(name: str) -> list[dict[int, np.ndarray]]:
-            return [{sc: z[f"{name}_{k}_{sc}"] for sc in scales} for k in range(n)]
-
+        masks = [{sc: z[f"masks_{k}_{sc}"] for sc in scales} for k in range(n)]
         att = Attention(
             z["image"],
             [z[f"outputs_{k}"] for k in range(n)],
             [z[f"rain_{k}"] for k in range(n)],
-            part("masks"),
-            part("dog"),
-            part("octaves"),
+            masks,
+            [{} for _ in range(n)],  # DoG and octave layers are not saved (hundreds of MB)
+            [{} for _ in range(n)],
         )
         return attention_panel(att, "mask", title=f"attention masks M_(s): {z['provenance']}")
 
