@@ -32,6 +32,8 @@ from .weights import RELEASED, find_released, load_model
 
 #: Weights spec of an untrained SIAN (seeded random init): attention before training.
 RANDOM_INIT = "random-init"
+#: Pictures narrower than this are shown scaled up to it (pixels of the page).
+MIN_DISPLAY_WIDTH = 480
 _WHAT_LABELS = {
     "mask": "attention mask M",
     "dog": "DoG layer",
@@ -44,6 +46,11 @@ _WHAT_LABELS = {
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
+
+
+def scale_label(scale: int) -> str:
+    """``1``, ``1/2``, ``1/4``: the resolution of a scale's maps relative to the input."""
+    return "1" if scale == 1 else f"1/{scale}"
 
 
 def fit_size(image: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -146,7 +153,7 @@ class AttentionExplorer:
             value=1, min=1, max=6, description="stage", continuous_update=False
         )
         self.scale = W.ToggleButtons(
-            options=[("1", 1), ("1/2", 2), ("1/4", 4)], value=1, description="scale"
+            options=[(scale_label(s), s) for s in (1, 2, 4)], value=1, description="scale"
         )
         self.what = W.Dropdown(
             options=[(v, k) for k, v in _WHAT_LABELS.items()], value="mask", description="show"
@@ -162,7 +169,7 @@ class AttentionExplorer:
             options=list(viz.UPSAMPLE_MODES), value="nearest", description="upsample"
         )
         self.stretch = W.Checkbox(value=True, description="stretch mask contrast")
-        self.image = W.Image(format="png", layout={"max_width": "100%"})
+        self.image = W.Image(format="png", layout={"max_width": "100%", "align_self": "flex-start"})
         self.status = W.HTML()
         self.info = W.HTML()
 
@@ -281,7 +288,7 @@ class AttentionExplorer:
             torch.manual_seed(0)
             return build_model("sian"), "untrained SIAN (random init, seed 0)"
         lw = load_model(spec, weights_dir=self.weights_dir, allow_download=self.allow_download)
-        return lw.model, lw.describe()
+        return lw.model, f"{lw.model_name} weights {lw.path.name} ({lw.source})"
 
     def _load_image(self, path: str) -> np.ndarray:
         return fit_size(read_image(path), self.max_side)
@@ -333,7 +340,7 @@ class AttentionExplorer:
         self._quiet = True
         try:
             self.stage.max = att.n_stages
-            scales = [("1" if s == 1 else f"1/{s}", s) for s in att.scales]
+            scales = [(scale_label(s), s) for s in att.scales]
             if list(self.scale.options) != scales:
                 self.scale.options = scales
             if len(self.channel.options) != att.channels + 1:
@@ -372,9 +379,10 @@ class AttentionExplorer:
         self.last_render_seconds = time.perf_counter() - t
         self.last_view = view
         h, w = view.shape[:2]
+        self.image.layout.width = f"{max(w, MIN_DISPLAY_WIDTH)}px"  # small images scaled up
         self.info.value = html.escape(
             f"{_WHAT_LABELS[args['what']]}, stage {args['stage']}"
-            + (f", scale {args['scale']}" if args["what"] in viz.MAP_WHATS else "")
+            + (f", scale {scale_label(args['scale'])}" if args["what"] in viz.MAP_WHATS else "")
             + f" | {w}x{h} | rendered in {self.last_render_seconds * 1000:.0f} ms"
             + f" | {self.model_info}"
         )

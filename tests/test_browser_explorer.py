@@ -151,7 +151,7 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture
 def lab(tmp_path: Path, shared: Path) -> Iterator[dict]:
     """JupyterLab serving a copy of notebook 06 whose parameters open a Rain100L sample
-    (shrunk to 160 px) with the released SIAN weights."""
+    (shrunk to 240 px) with the released SIAN weights."""
     _require_browser()
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
@@ -162,7 +162,7 @@ def lab(tmp_path: Path, shared: Path) -> Iterator[dict]:
         "weights": "sian-rain100l",
         "weights_dir": str(shared / "weights"),
         "figures_dir": str(tmp_path / "figures"),
-        "max_side": 160,
+        "max_side": 240,
     }
     cell.source += "\n# injected by the browser test\n" + "\n".join(
         f"{k} = {v!r}" for k, v in params.items()
@@ -298,28 +298,34 @@ def test_explorer_in_jupyterlab(lab: dict) -> None:
 
             src = _wait_new_image(page, None, "running all cells", shots)
             img = _widget_image(page)
+            explorer = page.locator(".jp-OutputArea-output", has=page.locator("img.widget-image"))
+            explorer = explorer.first
             img.scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / "00_jupyterlab.png"))
+
+            def snap(step: str) -> bytes:
+                """Screenshot the whole explorer (controls + picture); return the picture's."""
+                explorer.screenshot(path=str(shots / f"explorer_{step}.png"))
+                return img.screenshot(path=str(shots / f"image_{step}.png"))
+
             status = page.locator(".widget-html-content").first.inner_text()
-            assert "⚠" not in status, f"explorer shows an error: {status}"
-            assert "stage 1" in _info_text(page)
-            first = img.screenshot(path=str(shots / "image_stage1.png"))
-            page.screenshot(path=str(shots / "01_explorer_stage1.png"), full_page=True)
+            assert "\u26a0" not in status, f"explorer shows an error: {status}"
+            assert "stage 1, scale 1 " in _info_text(page) + " "
+            first = snap("1_stage1_scale1")
 
             handle = page.locator(".widget-slider", has_text="stage").locator(".noUi-handle")
             handle.first.focus()
             page.keyboard.press("ArrowRight")
             src = _wait_new_image(page, src, "moving the stage slider", shots)
-            assert "stage 2" in _info_text(page)
-            second = img.screenshot(path=str(shots / "image_stage2.png"))
-            page.screenshot(path=str(shots / "02_explorer_stage2.png"), full_page=True)
+            assert "stage 2, scale 1 " in _info_text(page) + " "
+            second = snap("2_stage2_scale1")
             assert second != first, "moving the stage slider did not change the picture"
 
             scale = page.locator(".widget-toggle-buttons", has_text="scale")
             scale.locator("button", has_text="1/2").click()
             src = _wait_new_image(page, src, "switching the scale to 1/2", shots)
-            assert "stage 2, scale 2" in _info_text(page)
-            third = img.screenshot(path=str(shots / "image_stage2_scale2.png"))
-            page.screenshot(path=str(shots / "03_explorer_stage2_scale2.png"), full_page=True)
+            assert "stage 2, scale 1/2" in _info_text(page)
+            third = snap("3_stage2_scale2")
             assert third not in (first, second), "switching the scale did not change the picture"
 
             panel = lab["dir"] / "figures" / "smoke" / "attention_panel.png"
@@ -332,4 +338,4 @@ def test_explorer_in_jupyterlab(lab: dict) -> None:
     if os.environ.get("DERAIN_SAVE_SCREENSHOTS") == "1":
         docs = ROOT / "docs" / "img" / "explorer.png"
         docs.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shots / "03_explorer_stage2_scale2.png", docs)
+        shutil.copyfile(shots / "explorer_3_stage2_scale2.png", docs)

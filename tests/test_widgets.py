@@ -194,7 +194,7 @@ def test_released_weights_load_and_prenet_release_is_refused(shared: Path, image
         images["a"], "sian-rain100l", weights_dir=shared / "weights", embedded=None,
         with_runs=False,
     )  # fmt: skip
-    assert e.message == "" and "released:sian-rain100l" in e.model_info
+    assert e.message == "" and "sian_rain100l.pth (released:sian-rain100l)" in e.model_info
     first = shown(e)
     e.stage.value = 6
     assert not np.array_equal(first, shown(e))
@@ -225,3 +225,40 @@ def test_fit_size_keeps_aspect_and_small_images() -> None:
     img = np.zeros((321, 481, 3), np.float32)
     assert widgets.fit_size(img, 100).shape == (67, 100, 3)
     assert widgets.fit_size(img, None) is img and widgets.fit_size(img, 500) is img
+
+
+def test_default_image_is_the_first_embedded_test_image() -> None:
+    e = widgets.AttentionExplorer(weights=widgets.RANDOM_INIT, with_runs=False)
+    labels = [label for label, _ in e.image_picker.options]
+    assert labels[0].startswith("embedded light: ") and any("heavy" in x for x in labels)
+    assert e.message == "" and e.attention is not None
+    assert e.attention.image.shape[:2] == Image.open(e.image_picker.value).size[::-1]
+
+
+def test_finished_runs_of_the_run_cache_are_offered(
+    images, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from derain_lib.config import Config, ModelConfig, dump_config
+
+    def fake_run(key: str, model: str, finished: bool) -> Path:
+        d = tmp_path / "runs" / key
+        d.mkdir(parents=True)
+        cfg = Config(name="smoke", model=ModelConfig(name=model))
+        (d / "config.yaml").write_text(dump_config(cfg))
+        net = build_model(model, stages=2) if model == "sian" else build_model(model)
+        kwargs = {"stages": 2} if model == "sian" else {}
+        ckpt = {"format": "derain-model", "model": model, "model_kwargs": kwargs}
+        torch.save({**ckpt, "state_dict": net.state_dict()}, d / "model.pt")
+        if finished:
+            (d / "metrics.json").write_text("{}")
+        return d / "model.pt"
+
+    done = fake_run("aaaa1111bbbb", "sian", finished=True)
+    fake_run("cccc2222dddd", "sian", finished=False)
+    fake_run("eeee3333ffff", "prenet", finished=True)
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path))
+    assert widgets.run_weights() == [("run aaaa1111bb (smoke, sian)", str(done))]
+    e = widgets.AttentionExplorer(images["a"], widgets.RANDOM_INIT, embedded=None)
+    assert ("run aaaa1111bb (smoke, sian)", str(done)) in e.weights_picker.options
+    e.weights_picker.value = str(done)
+    assert e.message == "" and e.stage.max == 2 and "model.pt (checkpoint)" in e.model_info
