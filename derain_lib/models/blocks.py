@@ -21,7 +21,10 @@ class ResBlock(nn.Module):
         self.conv2 = conv3x3(channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x + F.relu(self.conv2(F.relu(self.conv1(x)))))
+        # in place on fresh intermediates: fewer full-resolution passes, same values
+        y = F.relu(self.conv1(x), inplace=True)
+        y = F.relu(self.conv2(y), inplace=True)
+        return F.relu(x + y, inplace=True)
 
 
 class ConvLSTMCell(nn.Module):
@@ -41,13 +44,20 @@ class ConvLSTMCell(nn.Module):
     def forward(
         self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        n = 3 * self.hidden
         if state is None:
-            zeros = x.new_zeros(x.shape[0], self.hidden, x.shape[2], x.shape[3])
-            state = (zeros, zeros)
-        h, c = state
-        f, i, o, g = self.gates(torch.cat([x, h], dim=1)).chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
+            # zero state: the state-to-state half of the convolution contributes nothing
+            w = self.gates.weight[:, : x.shape[1]]
+            gates = F.conv2d(x, w, self.gates.bias, padding=1)
+            sig = torch.sigmoid(gates[:, :n])
+            c = sig[:, self.hidden : 2 * self.hidden] * torch.tanh(gates[:, n:])
+        else:
+            h, c = state
+            gates = self.gates(torch.cat([x, h], dim=1))
+            sig = torch.sigmoid(gates[:, :n])  # f, i, o in one pass
+            f, i = sig[:, : self.hidden], sig[:, self.hidden : 2 * self.hidden]
+            c = torch.addcmul(f * c, i, torch.tanh(gates[:, n:]))
+        h = sig[:, 2 * self.hidden :] * torch.tanh(c)
         return h, (h, c)
 
 

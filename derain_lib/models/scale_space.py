@@ -7,11 +7,19 @@ a kernel of radius ``ceil(3 sigma)`` with reflect padding. Both are parameters h
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@functools.lru_cache(maxsize=256)
+def _kernel1d(sigma: float, radius: int) -> torch.Tensor:
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-(t**2) / (2.0 * sigma**2))
+    return k / k.sum()
 
 
 def gaussian_kernel1d(
@@ -20,9 +28,7 @@ def gaussian_kernel1d(
     """A 1-D Gaussian of the given radius (``2 * radius + 1`` taps), normalised to sum 1."""
     if sigma <= 0:
         raise ValueError(f"gaussian sigma must be positive, got {sigma}")
-    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    k = torch.exp(-(t**2) / (2.0 * sigma**2))
-    return (k / k.sum()).to(dtype)
+    return _kernel1d(float(sigma), int(radius)).to(dtype)
 
 
 def kernel_radius(sigma: float, radius: int | None, truncate: float) -> int:
@@ -39,15 +45,23 @@ def gaussian_blur(
 ) -> torch.Tensor:
     """Blur each channel of ``x`` (B, C, H, W) with a normalised Gaussian (Eq. 8).
 
-    The 2-D kernel is separable, so it is applied as two depthwise 1-D convolutions; with
-    zero or reflect padding this equals the 2-D convolution exactly (up to rounding).
-    ``sigma == 0`` returns ``x``. Reflect padding needs the pad to be smaller than the
-    image side; where it is not, the radius is clipped to ``side - 1`` (tiny images only).
+    The 2-D kernel is the outer product of two 1-D Gaussians. Small zero-padded kernels
+    (radius <= 2, the official 3x3) run as one 2-D depthwise convolution, one pass over
+    memory; larger ones as two depthwise 1-D convolutions. With zero or reflect padding
+    both equal the 2-D convolution exactly (up to rounding). ``sigma == 0`` returns
+    ``x``. Reflect padding needs the pad to be smaller than the image side; where it is
+    not, the radius is clipped to ``side - 1`` (tiny images only).
     """
     if sigma == 0:
         return x
+    if padding not in ("zeros", "reflect"):
+        raise ValueError(f"padding must be 'zeros' or 'reflect', got {padding!r}")
     r = kernel_radius(sigma, radius, truncate)
     c = x.shape[1]
+    if padding == "zeros" and r <= 2:
+        k = gaussian_kernel1d(sigma, r, dtype=x.dtype).to(x.device)
+        weight = torch.outer(k, k).expand(c, 1, 2 * r + 1, 2 * r + 1)
+        return F.conv2d(x, weight.contiguous(), padding=r, groups=c)
     out = x
     for dim in (3, 2):  # width, then height
         rr = r if padding == "zeros" else min(r, x.shape[dim] - 1)
@@ -59,11 +73,9 @@ def gaussian_blur(
         if padding == "zeros":
             pad = (0, rr) if dim == 3 else (rr, 0)
             out = F.conv2d(out, weight, padding=pad, groups=c)
-        elif padding == "reflect":
+        else:
             pad4 = (rr, rr, 0, 0) if dim == 3 else (0, 0, rr, rr)
             out = F.conv2d(F.pad(out, pad4, mode="reflect"), weight, groups=c)
-        else:
-            raise ValueError(f"padding must be 'zeros' or 'reflect', got {padding!r}")
     return out
 
 
@@ -126,8 +138,9 @@ class ScaleSpace(nn.Module):
             return layers
         return [gaussian_blur(base, s, **self.blur_kw) for s in self.direct_sigma]
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Return one tensor per octave, shape (B, layers, C, H_o, W_o)."""
+    def layers_flat(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """One tensor per octave, (B, layers * C, H_o, W_o): the layers concatenated along
+        channels, layer-major, in ``x``'s memory format (what the attention conv reads)."""
         out = []
         if self.mode == "incremental":
             base = gaussian_blur(x, self.init_sigma, **self.blur_kw)
@@ -141,10 +154,21 @@ class ScaleSpace(nn.Module):
         for o in range(self.octaves):
             if o > 0:
                 layers = self._octave(F.max_pool2d(layers[self.intervals], 2))
-            out.append(torch.stack(layers, dim=1))
+            out.append(torch.cat(layers, dim=1))
         return out
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Return one tensor per octave, shape (B, layers, C, H_o, W_o) (views of
+        :meth:`layers_flat`)."""
+        return [o.unflatten(1, (self.n_layers, x.shape[1])) for o in self.layers_flat(x)]
 
     @staticmethod
     def dog(octave: torch.Tensor) -> torch.Tensor:
         """Differences of adjacent layers (Eq. 12): (B, layers - 1, C, H, W)."""
         return octave[:, 1:] - octave[:, :-1]
+
+    @staticmethod
+    def dog_flat(flat: torch.Tensor, channels: int) -> torch.Tensor:
+        """:meth:`dog` of a :meth:`layers_flat` octave in one pass: (B, (layers - 1) * C,
+        H, W), layer-major, in the input's memory format."""
+        return flat[:, channels:] - flat[:, :-channels]

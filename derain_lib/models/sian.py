@@ -132,8 +132,8 @@ class ScaleBranch(nn.Module):
         mask = None
         if self.mask is not None:
             mask = self.attention_mask(dog)
-            x = x + x * mask  # Eq. 3
-        x = F.relu(self.fuse(x))
+            x = torch.addcmul(x, x, mask)  # Eq. 3
+        x = F.relu(self.fuse(x), inplace=True)
         if self.lstm is not None:
             x, state = self.lstm(x, state)
         return x, state, mask
@@ -153,7 +153,7 @@ class UpMerge(nn.Module):
         )
         dy, dx = fine.shape[2] - up.shape[2], fine.shape[3] - up.shape[3]
         up = F.pad(up, (dx // 2, dx - dx // 2, dy // 2, dy - dy // 2))  # odd sizes
-        return F.relu(self.conv(torch.cat([fine, up], dim=1)))
+        return F.relu(self.conv(torch.cat([fine, up], dim=1)), inplace=True)
 
 
 class CFA(nn.Module):
@@ -187,14 +187,15 @@ class CFA(nn.Module):
     ) -> tuple[torch.Tensor, list]:
         f = self.stem(x)
         if self.cfg.stem_activation:
-            f = F.relu(f)
-        octaves = self.scale_space(f) if self.scale_space is not None else None
+            f = F.relu(f, inplace=True)
+        # octaves as (B, 6C, h, w), layer-major: the DoG and the mask conv read them as is
+        octaves = self.scale_space.layers_flat(f) if self.scale_space is not None else None
+        c = f.shape[1]
         outs, new_states = [], []
         for i, branch in enumerate(self.branches):
             dog = None
             if octaves is not None:
-                d = ScaleSpace.dog(octaves[i])
-                dog = d.flatten(1, 2)  # (B, 5, C, h, w) -> (B, 5C, h, w): layer-major
+                dog = ScaleSpace.dog_flat(octaves[i], c)  # (B, 5C, h, w), one pass
             h, st, mask = branch(f, dog, states[i])
             outs.append(h)
             new_states.append(st)
@@ -202,8 +203,8 @@ class CFA(nn.Module):
                 s = branch.scale
                 record.setdefault("features", {})[s] = h
                 if octaves is not None:
-                    record.setdefault("octaves", {})[s] = octaves[i]
-                    record.setdefault("dog", {})[s] = d
+                    record.setdefault("octaves", {})[s] = octaves[i].unflatten(1, (-1, c))
+                    record.setdefault("dog", {})[s] = dog.unflatten(1, (-1, c))
                     record.setdefault("masks", {})[s] = mask
         y = outs[-1]
         for i in range(len(outs) - 2, -1, -1):
@@ -234,6 +235,8 @@ class SIAN(nn.Module):
         self.head = nn.Sequential(ResBlock(c), ResBlock(c), conv3x3(c, config.in_channels))
         if config.init_std is not None:
             init_normal_(self, config.init_std)
+        # weights in channels_last once, not reordered at every call (same values)
+        self.to(memory_format=torch.channels_last)
 
     def forward(
         self, x: torch.Tensor, return_attention: bool = False
@@ -245,6 +248,8 @@ class SIAN(nn.Module):
             raise ValueError(
                 f"SIAN needs an input of at least 8x8 pixels, got {tuple(x.shape[-2:])}"
             )
+        # channels_last: the layout oneDNN convolves fastest on CPU (same values)
+        x = x.contiguous(memory_format=torch.channels_last)
         states: list = [None] * len(self.config.scales)
         outputs, records = [], []
         xk = x
@@ -255,7 +260,7 @@ class SIAN(nn.Module):
                 states = new_states
             rain = self.head(fused)  # Eq. 5
             xk = x - rain  # Eq. 6
-            outputs.append(xk)
+            outputs.append(xk.contiguous())
             if record is not None:
                 record["rain"] = rain
                 records.append(record)
