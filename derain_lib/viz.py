@@ -250,6 +250,11 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def scale_label(scale: int) -> str:
+    """``1``, ``1/2``, ``1/4``: the resolution of a scale's maps relative to the input."""
+    return "1" if scale == 1 else f"1/{scale}"
+
+
 def _label(what: str, channel: int | None, layer: int) -> str:
     ch = "mean over channels" if channel is None else f"channel {channel}"
     if what in ("dog", "octave"):
@@ -290,7 +295,9 @@ def attention_panel(
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(f"scale {scale}" if kind in MAP_WHATS else names[kind], fontsize=9)
+                ax.set_title(
+                    f"scale {scale_label(scale)}" if kind in MAP_WHATS else names[kind], fontsize=9
+                )
             if c == 0:
                 ax.set_ylabel(f"stage {r + 1}", fontsize=9)
     fig.suptitle(title or f"SIAN attention: {_label(what, channel, layer)}", fontsize=10)

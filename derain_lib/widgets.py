@@ -48,11 +48,6 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def scale_label(scale: int) -> str:
-    """``1``, ``1/2``, ``1/4``: the resolution of a scale's maps relative to the input."""
-    return "1" if scale == 1 else f"1/{scale}"
-
-
 def fit_size(image: np.ndarray, max_side: int | None) -> np.ndarray:
     """``image`` shrunk (Lanczos, aspect kept) so its longer side is at most ``max_side``."""
     h, w = image.shape[:2]
@@ -153,7 +148,7 @@ class AttentionExplorer:
             value=1, min=1, max=6, description="stage", continuous_update=False
         )
         self.scale = W.ToggleButtons(
-            options=[(scale_label(s), s) for s in (1, 2, 4)], value=1, description="scale"
+            options=[(viz.scale_label(s), s) for s in (1, 2, 4)], value=1, description="scale"
         )
         self.what = W.Dropdown(
             options=[(v, k) for k, v in _WHAT_LABELS.items()], value="mask", description="show"
@@ -340,7 +335,7 @@ class AttentionExplorer:
         self._quiet = True
         try:
             self.stage.max = att.n_stages
-            scales = [(scale_label(s), s) for s in att.scales]
+            scales = [(viz.scale_label(s), s) for s in att.scales]
             if list(self.scale.options) != scales:
                 self.scale.options = scales
             if len(self.channel.options) != att.channels + 1:
@@ -382,7 +377,7 @@ class AttentionExplorer:
         self.image.layout.width = f"{max(w, MIN_DISPLAY_WIDTH)}px"  # small images scaled up
         self.info.value = html.escape(
             f"{_WHAT_LABELS[args['what']]}, stage {args['stage']}"
-            + (f", scale {scale_label(args['scale'])}" if args["what"] in viz.MAP_WHATS else "")
+            + (f", scale {viz.scale_label(args['scale'])}" if args["what"] in viz.MAP_WHATS else "")
             + f" | {w}x{h} | rendered in {self.last_render_seconds * 1000:.0f} ms"
             + f" | {self.model_info}"
         )

@@ -149,8 +149,8 @@ def test_panel_shows_every_stage_and_scale(att: viz.Attention, tmp_path) -> None
     np.testing.assert_array_equal(axes[7].images[0].get_array(), viz.render_view(att, 2, 4, "mask"))
     assert [a.get_title() for a in axes[:5]] == [
         "scale 1",
-        "scale 2",
-        "scale 4",
+        "scale 1/2",
+        "scale 1/4",
         "rain R_k",
         "derained X_k",
     ]
