@@ -225,6 +225,7 @@ def get_or_run(
             "train_wall_s": outcome.elapsed_s,
             "resumed_from": str(outcome.resumed_from) if outcome.resumed_from else None,
             "last_val": outcome.last_val,
+            "world_size": outcome.world_size,
         }
     else:
         model_path = Path(weights["path"])

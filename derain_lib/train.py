@@ -122,12 +122,12 @@ def pick_device(setting: str, local_rank: int = 0) -> torch.device:
 
 
 def _init_distributed(device: torch.device, world: int) -> bool:
-    if world <= 1:
+    """Join torchrun's process group; True if this call created it (and must end it)."""
+    if world <= 1 or dist.is_initialized():
         return False
-    if not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return True
 
 
@@ -273,6 +273,7 @@ class TrainOutcome:
     elapsed_s: float
     resumed_from: Path | None
     last_val: dict
+    world_size: int = 1
 
 
 def _validate(model: nn.Module, val_set, n: int) -> dict:
@@ -299,7 +300,8 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
     final = run_dir / FINAL_MODEL
     rank, world, local_rank = dist_info()
     device = pick_device(cfg.train.device, local_rank)
-    distributed = _init_distributed(device, world)
+    owns_group = _init_distributed(device, world)
+    distributed = world > 1
     t_cfg = cfg.train
     if t_cfg.batch_size % world:
         raise ConfigError(
@@ -464,4 +466,7 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
         log.close()
     if distributed:
         dist.barrier()
-    return TrainOutcome(final, g, epoch, elapsed(), resumed[0] if resumed else None, last_val)
+    if owns_group:
+        dist.destroy_process_group()
+    resumed_from = resumed[0] if resumed else None
+    return TrainOutcome(final, g, epoch, elapsed(), resumed_from, last_val, world)

@@ -1,0 +1,146 @@
+"""The run cache: finished runs come back without recomputing, unfinished ones resume."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import derain_lib.train as train_mod
+from derain_lib.cli import main
+from derain_lib.config import config_hash, load_config
+from derain_lib.runs import get_or_run, list_runs, open_run, results_root
+from derain_lib.weights import load_model
+
+TINY = [
+    "model.kwargs.channels=4",
+    "model.kwargs.stages=2",
+    "data.patch=48",
+    "data.stride=48",
+    "train.batch_size=4",
+    "train.max_steps=2",
+    "train.checkpoint_every=1",
+    "train.val_images=1",
+    "eval.max_images=2",
+]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("results")
+
+
+@pytest.fixture(scope="module")
+def run(root: Path):
+    return get_or_run(load_config("smoke", TINY), root, progress=False)
+
+
+def test_finished_run_holds_everything(run) -> None:
+    names = {p.name for p in run.dir.iterdir()}
+    assert {"config.yaml", "log.csv", "checkpoints", "model.pt", "metrics.json"} <= names
+    assert {"provenance.json", "per_image.csv", "outputs"} <= names
+    assert run.status == "finished"
+    m = run.metrics
+    assert m["n"] == 2 and math.isfinite(m["psnr"]) and 0 < m["ssim"] <= 1
+    assert len(run.per_image) == 2 and len(list((run.dir / "outputs").glob("*.png"))) == 2
+    p = run.provenance
+    cfg = load_config("smoke", TINY)
+    assert p["config_hash"] == config_hash(cfg) == config_hash(run.config)
+    assert p["run"] == run.key and len(run.key) == 12
+    assert set(p["data_manifests"]) == {"train", "test"}
+    assert all(len(h) == 64 for h in p["data_manifests"].values())
+    assert len(p["git_sha"].split("+")[0]) == 40 or p["git_sha"] == "unknown"
+    assert {"torch", "numpy", "scikit-image", "python"} <= set(p["packages"])
+    assert p["device"] == "cpu" and p["wall_s"] > 0 and p["global_step"] == 2
+    assert load_model(run.checkpoint_path).model_name == "sian"
+
+
+def test_finished_run_is_returned_without_recomputing(run, root: Path, monkeypatch) -> None:
+    def boom(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(train_mod, "train", boom)
+    again = get_or_run(load_config("smoke", TINY), root, progress=False)
+    assert again.dir == run.dir and again.metrics == run.metrics
+    other = load_config("smoke", [*TINY, "train.seed=5"])
+    with pytest.raises(AssertionError, match="trained again"):
+        get_or_run(other, root, progress=False)  # another config is another run
+
+
+def test_unfinished_run_resumes(run, root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy_root = tmp_path / "r"
+    shutil.copytree(root, copy_root)
+    d = copy_root / "runs" / run.key
+    (d / "metrics.json").unlink()
+    (d / "model.pt").unlink()
+    (d / "checkpoints" / "step-00000002.pt").unlink()
+    assert open_run(run.key, copy_root).status == "unfinished"
+    resumed = get_or_run(load_config("smoke", TINY), copy_root, progress=False)
+    assert resumed.dir == d and resumed.status == "finished"
+    assert resumed.provenance["resumed_from"].endswith("step-00000001.pt")
+    assert resumed.metrics == run.metrics  # bit-identical weights, identical scores
+
+
+def test_evaluation_only_run_of_a_weights_file(run, root: Path) -> None:
+    cfg = load_config("smoke", ["eval.max_images=2", f"model.weights={run.checkpoint_path}"])
+    ev = get_or_run(cfg, root, progress=False)
+    assert ev.key != run.key and not (ev.dir / "log.csv").exists()
+    assert ev.provenance["weights"]["sha256"] == ev.provenance["model_sha256"]
+    assert ev.metrics["psnr"] == run.metrics["psnr"]  # same model, same images
+
+
+def test_results_root_from_env(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path))
+    assert results_root() == tmp_path
+    assert results_root(tmp_path / "x") == tmp_path / "x"
+
+
+def test_list_and_open_runs(run, root: Path) -> None:
+    keys = [r.key for r in list_runs(root)]
+    assert run.key in keys
+    assert open_run(run.key[:6], root).dir == run.dir
+    from derain_lib.errors import DerainError
+
+    with pytest.raises(DerainError, match="no run matching 'zzz'"):
+        open_run("zzz", root)
+
+
+def test_cli_train_runs_and_evaluate(run, root: Path, capsys) -> None:
+    args = [a for t in TINY for a in ("--set", t)]
+    assert main(["train", "--config", "smoke", *args, "--results", str(root), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"run {run.key}" in out and "mean of 2" in out
+    assert main(["runs", "list", "--results", str(root)]) == 0
+    assert run.key in capsys.readouterr().out
+    assert main(["runs", "show", run.key[:8], "--results", str(root)]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"] == run.metrics
+    ev = [
+        "evaluate", "--weights", str(run.checkpoint_path), "--data", "embedded:light:test:smoke",
+        "--max-images", "1", "--tile", "32", "--overlap", "8", "--results", str(root),
+        "--no-progress",
+    ]  # fmt: skip
+    assert main(ev) == 0
+    assert "mean of 1" in capsys.readouterr().out
+
+
+def test_cli_config_errors_are_one_line(capsys, tmp_path: Path) -> None:
+    assert (
+        main(["train", "--config", "smoke", "--set", "train.lrr=1", "--results", str(tmp_path)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("derain: error:") and "unknown config key 'train.lrr'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_smoke_profile_end_to_end(tmp_path: Path) -> None:
+    """The real smoke profile (SIAN full): trains and evaluates; CI's end-to-end check."""
+    r = get_or_run(load_config("smoke"), tmp_path, progress=False)
+    m = r.metrics
+    assert m["n"] == 4 and math.isfinite(m["psnr"]) and r.provenance["global_step"] == 10
+    assert len(r.log.dropna(subset=["loss"])) == 10
