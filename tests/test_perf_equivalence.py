@@ -66,11 +66,13 @@ def test_inference_equals_reference(name: str, kw: dict, size: tuple[int, int, i
     b, h, w = size
     x = torch.rand(b, 3, h, w, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
+        plain = model(x)  # the inference path (DoG written straight into its buffer)
         outs, recs = model(x, return_attention=True)
     with torch.no_grad():
         ref_outs, ref_recs = ref(x, return_attention=True)
     assert len(outs) == model.config.n_stages
     assert outs[-1].abs().max() > 0.1  # the weights carry signal to the output
+    assert _maxdiff(plain, ref_outs) < TOL
     assert _maxdiff(outs, ref_outs) < TOL
     for rec, ref_rec in zip(recs, ref_recs, strict=True):
         assert _maxdiff([rec["rain"]], [ref_rec["rain"]]) < TOL

@@ -138,9 +138,8 @@ class ScaleSpace(nn.Module):
             return layers
         return [gaussian_blur(base, s, **self.blur_kw) for s in self.direct_sigma]
 
-    def layers_flat(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """One tensor per octave, (B, layers * C, H_o, W_o): the layers concatenated along
-        channels, layer-major, in ``x``'s memory format (what the attention conv reads)."""
+    def layers(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """The Gaussian layers of every octave, each (B, C, H_o, W_o)."""
         out = []
         if self.mode == "incremental":
             base = gaussian_blur(x, self.init_sigma, **self.blur_kw)
@@ -154,8 +153,13 @@ class ScaleSpace(nn.Module):
         for o in range(self.octaves):
             if o > 0:
                 layers = self._octave(F.max_pool2d(layers[self.intervals], 2))
-            out.append(torch.cat(layers, dim=1))
+            out.append(layers)
         return out
+
+    def layers_flat(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """One tensor per octave, (B, layers * C, H_o, W_o): the layers concatenated along
+        channels, layer-major, in ``x``'s memory format (what the attention conv reads)."""
+        return [torch.cat(layers, dim=1) for layers in self.layers(x)]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Return one tensor per octave, shape (B, layers, C, H_o, W_o) (views of
@@ -172,3 +176,18 @@ class ScaleSpace(nn.Module):
         """:meth:`dog` of a :meth:`layers_flat` octave in one pass: (B, (layers - 1) * C,
         H, W), layer-major, in the input's memory format."""
         return flat[:, channels:] - flat[:, :-channels]
+
+    @staticmethod
+    def dog_of_layers(layers: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`dog_flat` straight from the separate layers, written into one buffer
+        (no concatenated copy of the octave). Without autograd only (``out=``)."""
+        b, c, h, w = layers[0].shape
+        cl = layers[0].is_contiguous(memory_format=torch.channels_last)
+        fmt = torch.channels_last if cl else torch.contiguous_format
+        x = layers[0]
+        out = torch.empty(
+            (b, (len(layers) - 1) * c, h, w), dtype=x.dtype, device=x.device, memory_format=fmt
+        )
+        for i in range(len(layers) - 1):
+            torch.sub(layers[i + 1], layers[i], out=out[:, i * c : (i + 1) * c])
+        return out

@@ -188,14 +188,19 @@ class CFA(nn.Module):
         f = self.stem(x)
         if self.cfg.stem_activation:
             f = F.relu(f, inplace=True)
-        # octaves as (B, 6C, h, w), layer-major: the DoG and the mask conv read them as is
-        octaves = self.scale_space.layers_flat(f) if self.scale_space is not None else None
         c = f.shape[1]
+        octaves = dogs = None
+        if self.scale_space is not None:
+            if record is None and not torch.is_grad_enabled():
+                # inference: each DoG layer written straight into the mask conv's input
+                dogs = [ScaleSpace.dog_of_layers(ls) for ls in self.scale_space.layers(f)]
+            else:
+                # octaves as (B, 6C, h, w), layer-major; the DoG of all layers in one pass
+                octaves = self.scale_space.layers_flat(f)
+                dogs = [ScaleSpace.dog_flat(o, c) for o in octaves]
         outs, new_states = [], []
         for i, branch in enumerate(self.branches):
-            dog = None
-            if octaves is not None:
-                dog = ScaleSpace.dog_flat(octaves[i], c)  # (B, 5C, h, w), one pass
+            dog = None if dogs is None else dogs[i]  # (B, 5C, h, w)
             h, st, mask = branch(f, dog, states[i])
             outs.append(h)
             new_states.append(st)
