@@ -542,9 +542,12 @@ class Study:
         header = ""
         if rec.is_file():
             p = json.loads(rec.read_text())
+            q = p["parameters"]
             header = (
                 f"Measured {p['started']} on {p['machine']} ({p['cpu_count']} CPUs), "
-                f"whole pipeline {p['wall_seconds']} s, git {p['git_sha'][:12]}."
+                f"whole pipeline {p['wall_seconds']} s, git {p['git_sha'][:12]}; "
+                f"data root {q['data_root']}, weights dir {q['weights_dir']}, "
+                f"overrides {' '.join(q['overrides']) or 'none'}."
             )
         return write_markdown(self.results, self.profile, header)
 
@@ -605,7 +608,7 @@ class Study:
             ax.set_axis_off()
             ax.imshow(read_image(base.parent / "ground_truth" / f"{stem}.png"))
             ax.set_title(f"ground truth\n{stem}", fontsize=8)
-        fig.suptitle(f"{BENCHMARKS[benchmark]}: {test}", fontsize=9)
+        fig.suptitle(test, fontsize=9)
         fig.tight_layout()
         return fig
 
