@@ -16,7 +16,7 @@ from derain_lib.runs import get_or_run
 from derain_lib.weights import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The smoke profile (embedded smoke data, patch 48, batch 4, 10 steps over two epochs)
+#: The smoke profile (embedded smoke data, patch 32, batch 4, 8 steps over two epochs)
 #: with a smaller SIAN so that the three launches fit in a minute.
 SETS = [
     "model.kwargs.channels=4",
@@ -58,11 +58,11 @@ def _kill_after(results: Path, step: int, delay: float) -> None:
 def test_sigkill_and_resume_is_bit_identical(tmp_path: Path) -> None:
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     get_or_run(load_config("smoke", SETS), whole, progress=False)  # in this process
-    _kill_after(killed, 3, 0.15)  # mid-epoch 1, most likely inside step 4
-    _kill_after(killed, 6, 0.0)  # right after the epoch-1 checkpoint (validation next)
+    _kill_after(killed, 2, 0.1)  # mid-epoch 1, most likely inside step 3
+    _kill_after(killed, 4, 0.0)  # right after the epoch-1 checkpoint (validated, step 5 next)
     done = subprocess.run(_cmd(killed), cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert _weights(killed) == _weights(whole)
     (run,) = (killed / "runs").iterdir()
     steps = [ln.split(",")[1] for ln in (run / "log.csv").read_text().splitlines()[1:]]
-    assert steps == ["1", "2", "3", "4", "5", "6", "6", "7", "8", "9", "10", "10"]  # no repeats
+    assert steps == ["1", "2", "3", "4", "4", "5", "6", "7", "8", "8"]  # no repeats
