@@ -45,7 +45,7 @@ def _cmd_derain(args: argparse.Namespace) -> int:
 
     lw = load_model(args.weights, args.model, weights_dir=args.weights_dir)
     print(f"model: {lw.describe()}", file=sys.stderr)
-    for path in derain_files(lw.model, args.inputs, args.output, args.quantize):
+    for path in derain_files(lw.model, args.inputs, args.output, args.quantize, tile=args.tile):
         print(path)
     return 0
 
@@ -95,6 +95,11 @@ def _add_derain(sub: argparse._SubParsersAction) -> None:
         choices=["round", "truncate"],
         default="round",
         help="float -> uint8: round (the authors' cv2.imwrite, default) or truncate (PReNet)",
+    )
+    p.add_argument(
+        "--tile",
+        type=int,
+        help="tile size in px (default: whole image up to 512x512, tiles of 512 above)",
     )
     p.set_defaults(func=_cmd_derain)
 
