@@ -136,7 +136,7 @@ def train_throughput(steps: int, batch: int = 18, patch: int = 120) -> dict:
 def tiled_rss(tile: int, overlap: int, tiles: int | None) -> dict:
     """Peak RSS (MiB) of a child process running tiled SIAN on a 4000x3000 image."""
     code = f"""
-import resource, time, torch
+import time, torch
 from derain_lib.evaluate import tiled_forward, tile_spans
 from derain_lib.models import build_model
 torch.set_num_threads({torch.get_num_threads()})
@@ -153,7 +153,9 @@ else:  # the first tiles' strip, written into a full-size output as tiled_forwar
     out[..., : sub.shape[-2], : sub.shape[-1]] = tiled_forward(model, sub, {tile}, {overlap})
     n = len(tile_spans(sub.shape[-1], {tile}, {overlap}))
 dt = time.perf_counter() - t
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, n, n_all, dt)
+# VmHWM: this process's own peak (ru_maxrss would carry the forking parent's peak)
+hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0].split()[1]
+print(int(hwm) / 1024, n, n_all, dt)
 """
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
