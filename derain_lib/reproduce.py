@@ -775,6 +775,21 @@ def _failure_message(nb: str, saved: Path, err: Exception) -> str:
     return f"notebook {nb} failed: {type(err).__name__}: {err}; executed copy: {saved}"
 
 
+FIGURES_NOTEBOOK = "05_figures.ipynb"
+
+
+def clear_figures(profile: str) -> list[Path]:
+    """Remove the figures and captions of an earlier run of ``profile`` (before notebook 05
+    redraws them), so no figure of another run or data set survives. Returns what went."""
+    gone = sorted(figures_root().joinpath(profile).glob("*.png"))
+    index = results_root() / profile / "figures.json"
+    if index.is_file():
+        gone.append(index)
+    for p in gone:
+        p.unlink()
+    return gone
+
+
 def run_pipeline(
     profile: str,
     data_root: str | Path | None = None,
@@ -821,6 +836,8 @@ def run_pipeline(
     }
     t_all = time.perf_counter()
     todo = [nb for nb in notebooks if nb not in missing]
+    if FIGURES_NOTEBOOK in todo:
+        clear_figures(profile)
     for i, nb in enumerate(todo, 1):
         saved = out_dir / nb
         t0 = time.perf_counter()

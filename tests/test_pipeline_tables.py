@@ -160,3 +160,22 @@ def test_csv_and_markdown_round_trip(tmp_path) -> None:
     assert "partial set (n=4 of 100)" in md
     assert "profile smoke trains no Rain100H model" in md
     assert "| 38.23 | 0.9777 | 38.80 | 0.984 | -0.57 | -0.0063 |" in md
+
+
+def test_a_new_pipeline_run_drops_figures_of_an_earlier_run(tmp_path, monkeypatch):
+    from derain_lib.reproduce import clear_figures
+
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("DERAIN_FIGURES", str(tmp_path / "figures"))
+    (tmp_path / "figures/quick").mkdir(parents=True)
+    (tmp_path / "figures/smoke").mkdir(parents=True)
+    (tmp_path / "results/quick").mkdir(parents=True)
+    stale = tmp_path / "figures/quick/real_rain.png"
+    stale.write_bytes(b"png")
+    other = tmp_path / "figures/smoke/real_rain.png"
+    other.write_bytes(b"png")
+    index = tmp_path / "results/quick/figures.json"
+    index.write_text('[{"path": "figures/quick/real_rain.png", "caption": "old"}]')
+    assert sorted(p.name for p in clear_figures("quick")) == ["figures.json", "real_rain.png"]
+    assert not stale.exists() and not index.exists()
+    assert other.exists()  # another profile's figures are left alone
