@@ -8,6 +8,8 @@ at once instead of stopping at the first.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +24,27 @@ class ImageReadError(DerainError, ValueError):
     """An image file that is missing, empty, truncated or not an image."""
 
 
-def _open(path: Path) -> Image.Image:
-    """The decoded image as stored (orientation not yet applied), or a one-line error."""
+@contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """Pillow's image of ``path``; a missing, empty or undecodable file is a one-line error."""
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: file is empty")
     try:
         with Image.open(path) as im:
-            im.load()
-            return im
+            yield im
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: corrupt or truncated image ({e})") from None
+
+
+def _open(path: Path) -> Image.Image:
+    """The decoded image as stored (orientation not yet applied), or a one-line error."""
+    with _opened(path) as im:
+        im.load()
+        return im
 
 
 def _to_array(im: Image.Image) -> np.ndarray:
@@ -121,19 +130,9 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """(height, width) as :func:`read_image` will return it, from the header only (fast).
 
     Used to count training patches of thousands of files without decoding them."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ImageReadError(f"{path}: file is empty")
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            orientation = im.getexif().get(_ORIENTATION, 1)
-    except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"{path}: corrupt or truncated image ({e})") from None
+    with _opened(Path(path)) as im:
+        w, h = im.size
+        orientation = im.getexif().get(_ORIENTATION, 1)
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
