@@ -44,21 +44,49 @@ class ConvLSTMCell(nn.Module):
     def forward(
         self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        n = 3 * self.hidden
+        hd = self.hidden
         if state is None:
             # zero state: the state-to-state half of the convolution contributes nothing
             w = self.gates.weight[:, : x.shape[1]]
             gates = F.conv2d(x, w, self.gates.bias, padding=1)
-            sig = torch.sigmoid(gates[:, :n])
-            c = sig[:, self.hidden : 2 * self.hidden] * torch.tanh(gates[:, n:])
         else:
-            h, c = state
-            gates = self.gates(torch.cat([x, h], dim=1))
-            sig = torch.sigmoid(gates[:, :n])  # f, i, o in one pass
-            f, i = sig[:, : self.hidden], sig[:, self.hidden : 2 * self.hidden]
-            c = torch.addcmul(f * c, i, torch.tanh(gates[:, n:]))
-        h = sig[:, 2 * self.hidden :] * torch.tanh(c)
+            gates = self.gates(torch.cat([x, state[0]], dim=1))
+        c_prev = None if state is None else state[1]
+        if not torch.is_grad_enabled():
+            return self._step_no_grad(gates, c_prev)
+        # split/chunk, not slicing: their backward concatenates the gradients instead of
+        # zero-filling a full-size gradient for every slice
+        pre, g = gates.split([3 * hd, hd], dim=1)
+        f, i, o = torch.sigmoid(pre).chunk(3, dim=1)
+        g = torch.tanh(g)
+        c = i * g if c_prev is None else torch.addcmul(f * c_prev, i, g)
+        h = o * torch.tanh(c)
         return h, (h, c)
+
+    def _step_no_grad(
+        self, gates: torch.Tensor, c_prev: torch.Tensor | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The same gate arithmetic, activations in place on the fresh gate tensor:
+        two new full-size tensors (c, h) instead of seven."""
+        hd = self.hidden
+        f, i, o = gates[:, : 3 * hd].sigmoid_().split(hd, dim=1)
+        g = gates[:, 3 * hd :].tanh_()
+        c = torch.mul(i, g) if c_prev is None else torch.mul(f, c_prev).addcmul_(i, g)
+        h = torch.tanh(c).mul_(o)
+        return h, (h, c)
+
+
+def layout_for_cpu(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the layout its convolutions run fastest in on this device.
+
+    On CPU without autograd, channels_last (oneDNN's fastest forward layout); while
+    autograd records, the standard layout, because oneDNN's channels_last weight
+    gradient is the slow part of a training step (benchmarks/RESULTS.md). Values are
+    the same either way; outputs are returned in the standard layout.
+    """
+    if x.device.type == "cpu" and not torch.is_grad_enabled():
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 def init_normal_(module: nn.Module, std: float = 0.02) -> nn.Module:

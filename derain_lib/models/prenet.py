@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvLSTMCell, ResBlock, conv3x3
+from .blocks import ConvLSTMCell, ResBlock, conv3x3, layout_for_cpu
 
 
 class PReNet(nn.Module):
@@ -31,11 +31,9 @@ class PReNet(nn.Module):
         self.lstm = ConvLSTMCell(channels, channels)
         self.body = nn.Sequential(*(ResBlock(channels) for _ in range(n_resblocks)))
         self.out = conv3x3(channels, in_channels)
-        # channels_last: the layout oneDNN convolves fastest on CPU (same values)
-        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = layout_for_cpu(x)
         state = None
         xk, outputs = x, []
         for _ in range(self.stages):

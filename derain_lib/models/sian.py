@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvLSTMCell, ResBlock, conv3x3, init_normal_
+from .blocks import ConvLSTMCell, ResBlock, conv3x3, init_normal_, layout_for_cpu
 from .scale_space import ScaleSpace
 
 VARIANTS = ("baseline", "baseline+lstm", "full")
@@ -194,6 +194,13 @@ class CFA(nn.Module):
             if record is None and not torch.is_grad_enabled():
                 # inference: each DoG layer written straight into the mask conv's input
                 dogs = [ScaleSpace.dog_of_layers(ls) for ls in self.scale_space.layers(f)]
+            elif record is None:
+                # training: differences of whole tensors, concatenated (the backward of
+                # a slice would zero-fill and copy a full-size gradient per slice)
+                dogs = [
+                    torch.cat([ls[j + 1] - ls[j] for j in range(len(ls) - 1)], dim=1)
+                    for ls in self.scale_space.layers(f)
+                ]
             else:
                 # octaves as (B, 6C, h, w), layer-major; the DoG of all layers in one pass
                 octaves = self.scale_space.layers_flat(f)
@@ -240,8 +247,6 @@ class SIAN(nn.Module):
         self.head = nn.Sequential(ResBlock(c), ResBlock(c), conv3x3(c, config.in_channels))
         if config.init_std is not None:
             init_normal_(self, config.init_std)
-        # weights in channels_last once, not reordered at every call (same values)
-        self.to(memory_format=torch.channels_last)
 
     def forward(
         self, x: torch.Tensor, return_attention: bool = False
@@ -253,8 +258,7 @@ class SIAN(nn.Module):
             raise ValueError(
                 f"SIAN needs an input of at least 8x8 pixels, got {tuple(x.shape[-2:])}"
             )
-        # channels_last: the layout oneDNN convolves fastest on CPU (same values)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = layout_for_cpu(x)
         states: list = [None] * len(self.config.scales)
         outputs, records = [], []
         xk = x

@@ -1,0 +1,58 @@
+"""Keep freed memory in the process for reuse (glibc), the largest cheap CPU speed-up.
+
+A SIAN forward on a 481x321 image allocates hundreds of feature maps of 20-100 MB.
+glibc hands every block above its mmap threshold (at most 32 MB) to a fresh ``mmap``
+and returns it to the kernel on ``free``, so each new tensor is first paid for in page
+faults, often more than the arithmetic that fills it. With ``mmap`` off and a high trim
+threshold, freed blocks stay in the heap and the next tensor of that size reuses them.
+This is what PyTorch's CPU tuning guide gets from jemalloc or tcmalloc, without a
+preloaded library. Measured effect: benchmarks/RESULTS.md.
+
+``import derain_lib`` applies it once; set ``DERAIN_MALLOC_TUNING=0`` to leave the
+allocator alone. The cost: memory freed by one job stays reserved for the next job in
+the same process instead of going back to the system (peak RSS is unchanged).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_MAX = -4
+TRIM_THRESHOLD = 1 << 30  # give back a free heap top only beyond 1 GiB
+ENV = "DERAIN_MALLOC_TUNING"
+
+_state: dict[str, bool] = {}
+
+
+def tune_allocator(force: bool = False) -> bool:
+    """Apply the glibc settings once; True when they are in effect.
+
+    Does nothing (False) off Linux/glibc, or when ``DERAIN_MALLOC_TUNING=0`` unless
+    ``force`` is given.
+    """
+    if "applied" in _state and not force:
+        return _state["applied"]
+    applied = False
+    if sys.platform.startswith("linux") and (force or os.environ.get(ENV, "1") != "0"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            mallopt = libc.mallopt
+        except (OSError, AttributeError):  # musl and others: no mallopt
+            mallopt = None
+        if mallopt is not None:
+            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+            mallopt.restype = ctypes.c_int
+            applied = bool(mallopt(M_MMAP_MAX, 0)) and bool(
+                mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+            )
+    _state["applied"] = applied
+    return applied
+
+
+def allocator_tuned() -> bool:
+    """Whether :func:`tune_allocator` has put its settings in effect."""
+    return _state.get("applied", False)
