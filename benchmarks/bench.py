@@ -33,6 +33,7 @@ from derain_lib.models.scale_space import gaussian_kernel1d
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 321, 481  # Rain100L test images
+ALLOCATORS = ("tuned", "default")  # derain_lib.allocator applied / glibc left alone
 
 
 def timed(fn: Callable[[], object], runs: int, warmup: int = 1) -> list[float]:
@@ -89,30 +90,51 @@ def conv_flops(model: nn.Module, x: torch.Tensor) -> int:
     return sum(v for k, v in counter.get_flop_counts()["Global"].items() if "conv" in str(k))
 
 
+def interleaved(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
+    """Wall times (s) of each function, one warm-up call each, then ``runs`` rounds that
+    call every function once in turn (slow drifts of the machine hit all alike)."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return times
+
+
 def inference(name: str, runs: int, seed: int = 0) -> dict:
     """Median times (s): optimised (inference_mode), reference with and without autograd."""
     torch.manual_seed(seed)
     model = build_model(name).eval()
     ref = reference_like(model).eval()
     x = torch.rand(1, 3, H, W)
+
+    def opt() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    def ref_nograd() -> None:
+        with torch.no_grad():
+            ref(x)
+
+    # reference with autograd on: the straightforward way
+    times = interleaved({"opt": opt, "ref": lambda: ref(x), "ref_nograd": ref_nograd}, runs)
     with torch.inference_mode():
-        t_opt = timed(lambda: model(x), runs)
         out = model(x)[-1]
-    t_ref = timed(lambda: ref(x), runs)  # autograd on: the straightforward way
     with torch.no_grad():
-        t_ref_ng = timed(lambda: ref(x), runs)
         ref_out = ref(x)[-1]
     return {
-        "opt": t_opt,
-        "ref": t_ref,
-        "ref_nograd": t_ref_ng,
+        **times,
         "maxdiff": (out - ref_out).abs().max().item(),
         "flops": conv_flops(model, x),
     }
 
 
 def train_throughput(steps: int, batch: int = 18, patch: int = 120) -> dict:
-    """Patches/s of Adam steps on SIAN full (loss: negative SSIM summed over stages)."""
+    """Patches/s of Adam steps on SIAN full (loss: negative SSIM summed over stages),
+    optimised and reference steps alternating."""
     from derain_lib.losses import stage_loss
 
     torch.manual_seed(0)
@@ -120,7 +142,7 @@ def train_throughput(steps: int, batch: int = 18, patch: int = 120) -> dict:
     ref = reference_like(model).train()
     x = torch.rand(batch, 3, patch, patch)
     y = torch.rand(batch, 3, patch, patch)
-    res = {}
+    fns = {}
     for key, net in (("opt", model), ("ref", ref)):
         opt = torch.optim.Adam(net.parameters(), lr=2e-4, betas=(0.0, 0.999))
 
@@ -129,8 +151,8 @@ def train_throughput(steps: int, batch: int = 18, patch: int = 120) -> dict:
             stage_loss(net(x), y, "ssim").backward()
             opt.step()
 
-        res[key] = [batch / t for t in timed(step, steps)]
-    return res
+        fns[key] = step
+    return {k: [batch / t for t in ts] for k, ts in interleaved(fns, steps).items()}
 
 
 def tiled_rss(tile: int, overlap: int, tiles: int | None) -> dict:
@@ -164,6 +186,27 @@ print(int(hwm) / 1024, n, n_all, dt)
         return {"error": proc.stderr.strip().splitlines()[-1]}
     rss, n, n_all, secs = proc.stdout.split()
     return {"rss_mib": float(rss), "tiles": int(n), "tiles_all": int(n_all), "s": float(secs)}
+
+
+def in_child(call: str, allocator: str) -> dict:
+    """``call`` (an expression over this module) evaluated in a fresh process.
+
+    ``allocator="default"`` leaves glibc as it is (``DERAIN_MALLOC_TUNING=0``);
+    ``"tuned"`` lets ``import derain_lib`` apply :mod:`derain_lib.allocator`.
+    """
+    code = (
+        "import json, torch\n"
+        f"torch.set_num_threads({torch.get_num_threads()})\n"
+        "import benchmarks.bench as b\n"
+        f"print(json.dumps(b.{call}))\n"
+    )
+    env = {**os.environ, "DERAIN_MALLOC_TUNING": "0" if allocator == "default" else "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def composed_blur_error(size: int = 64) -> dict:
@@ -251,10 +294,11 @@ def fmt_s(ts: list[float]) -> str:
 
 def report(r: dict, args: argparse.Namespace) -> str:
     m = r["machine"]
-    s, p, t = r["sian"], r["prenet"], r["train"]
+    s = r["sian_tuned"]
     peak = r["peak_gflops"]
     sian_gf = s["flops"] / med(s["opt"]) / 1e9
     ref_gf = s["flops"] / med(s["ref"]) / 1e9
+    ref_ng_gf = s["flops"] / med(s["ref_nograd"]) / 1e9
     lines = [
         "# Benchmark results",
         "",
@@ -263,43 +307,71 @@ def report(r: dict, args: argparse.Namespace) -> str:
         f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['capability']}; "
         f"{m['platform']}  ",
         f"Versions: Python {m['python']}, torch {m['torch']}, numpy {m['numpy']}  ",
-        f"Threads: {args.threads}; load average at start {r['load'][0]}, at end {r['load'][1]} "
-        "(the CPU is shared: other jobs' load makes times noisy; ratios are taken within "
-        "this one run)",
+        f"Threads: {args.threads}; load average at start {r['load'][0]:.2f}, at end "
+        f"{r['load'][1]:.2f} (other jobs' load makes times noisy; ratios are taken within "
+        "this one run, each pair in one process)",
         "",
-        "Optimised = `derain_lib.models` under `torch.inference_mode()` (channels_last, "
-        "one-pass DoG, 2-D 3x3 blurs, one gate conv, zero-state LSTM skip, in-place "
-        "activations). Reference = `benchmarks/reference.py` (NCHW, one 2-D grouped conv "
-        "per blur, eight per-gate LSTM convs, autograd on), same input and weights.",
+        "Optimised = `derain_lib.models` (inference under `torch.inference_mode()`: "
+        "channels_last, one-pass DoG, 2-D 3x3 blurs, one gate conv, zero-state LSTM skip, "
+        "LSTM activations in place; training in the standard layout with split/chunk "
+        "gates). Reference = `benchmarks/reference.py` (NCHW, one 2-D grouped conv per "
+        "blur, eight per-gate LSTM convs, autograd on), same input and weights, same "
+        "process. Allocator: `tuned` = `derain_lib.allocator` in effect (what `import "
+        "derain_lib` does), `default` = glibc left alone (`DERAIN_MALLOC_TUNING=0`); "
+        "each allocator's pair runs in its own fresh process.",
         "",
         "## Inference, 481x321, fp32 (median of runs)",
         "",
-        "| model | optimised | reference (autograd on) | speed-up | reference (no_grad) "
-        "| speed-up vs no_grad | max abs diff |",
-        "|---|---|---|---|---|---|---|",
+        "| model | allocator | optimised | reference (autograd on) | speed-up "
+        "| reference (no_grad) | speed-up vs no_grad | max abs diff |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name, d in (("SIAN full", s), ("PReNet", p)):
-        lines.append(
-            f"| {name} | {fmt_s(d['opt'])} | {fmt_s(d['ref'])} | "
-            f"{med(d['ref']) / med(d['opt']):.2f}x | {fmt_s(d['ref_nograd'])} | "
-            f"{med(d['ref_nograd']) / med(d['opt']):.2f}x | {d['maxdiff']:.1e} |"
-        )
+    for name, key in (("SIAN full", "sian"), ("PReNet", "prenet")):
+        for alloc in ALLOCATORS:
+            d = r[f"{key}_{alloc}"]
+            if "error" in d:
+                lines.append(f"| {name} | {alloc} | failed: {d['error']} | | | | | |")
+                continue
+            lines.append(
+                f"| {name} | {alloc} | {fmt_s(d['opt'])} | {fmt_s(d['ref'])} | "
+                f"{med(d['ref']) / med(d['opt']):.2f}x | {fmt_s(d['ref_nograd'])} | "
+                f"{med(d['ref_nograd']) / med(d['opt']):.2f}x | {d['maxdiff']:.1e} |"
+            )
+    sd = r.get("sian_default", {})
+    if "opt" in sd:
+        lines += [
+            "",
+            f"Whole-tool effect on SIAN full (optimised + tuned allocator vs reference with "
+            f"autograd on + default allocator, two processes of this run): "
+            f"{med(sd['ref']) / med(s['opt']):.2f}x; vs the reference under no_grad with "
+            f"the default allocator: {med(sd['ref_nograd']) / med(s['opt']):.2f}x.",
+        ]
     lines += [
         "",
-        "## Convolution throughput",
+        "## Convolution throughput (tuned allocator)",
         "",
         f"- Measured conv peak (1x256x128x128, 256->256 3x3, channels_last): {peak:.1f} GFLOP/s",
         f"- SIAN full conv work per 481x321 forward: {s['flops'] / 1e9:.1f} GFLOP",
         f"- Optimised: {sian_gf:.1f} GFLOP/s = {sian_gf / peak:.0%} of the measured peak; "
-        f"reference (autograd on): {ref_gf:.1f} GFLOP/s = {ref_gf / peak:.0%}",
+        f"reference (autograd on): {ref_gf:.1f} GFLOP/s = {ref_gf / peak:.0%}; "
+        f"reference (no_grad): {ref_ng_gf:.1f} GFLOP/s = {ref_ng_gf / peak:.0%}",
         "",
         "## Training throughput, SIAN full, 120x120 patches, batch 18, Adam, -SSIM loss",
         "",
-        f"- Optimised: {med(t['opt']):.2f} patches/s "
-        f"(steps: {', '.join(f'{v:.2f}' for v in t['opt'])})",
-        f"- Reference: {med(t['ref']):.2f} patches/s "
-        f"(steps: {', '.join(f'{v:.2f}' for v in t['ref'])})",
-        f"- Speed-up: {med(t['opt']) / med(t['ref']):.2f}x",
+        "| allocator | optimised (patches/s) | reference (patches/s) | speed-up |",
+        "|---|---|---|---|",
+    ]
+    for alloc in ALLOCATORS:
+        t = r[f"train_{alloc}"]
+        if "error" in t:
+            lines.append(f"| {alloc} | failed: {t['error']} | | |")
+            continue
+        lines.append(
+            f"| {alloc} | {med(t['opt']):.3f} (steps: {', '.join(f'{v:.3f}' for v in t['opt'])})"
+            f" | {med(t['ref']):.3f} (steps: {', '.join(f'{v:.3f}' for v in t['ref'])}) | "
+            f"{med(t['opt']) / med(t['ref']):.2f}x |"
+        )
+    lines += [
         "",
         "## Tiled inference, SIAN full, 4000x3000",
         "",
@@ -374,11 +446,17 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "load": [os.getloadavg()[0]],
     }
-    steps = [
-        ("peak_gflops", lambda: conv_peak(args.runs)),
-        ("sian", lambda: inference("sian", args.runs)),
-        ("prenet", lambda: inference("prenet", args.runs)),
-        ("train", lambda: train_throughput(args.train_steps)),
+    steps = [("peak_gflops", lambda: conv_peak(args.runs))]
+    for alloc in ALLOCATORS:  # each in a fresh process: glibc's state is per process
+        steps += [
+            (f"sian_{alloc}", lambda a=alloc: in_child(f"inference('sian', {args.runs})", a)),
+            (f"prenet_{alloc}", lambda a=alloc: in_child(f"inference('prenet', {args.runs})", a)),
+            (
+                f"train_{alloc}",
+                lambda a=alloc: in_child(f"train_throughput({args.train_steps})", a),
+            ),
+        ]
+    steps += [
         ("tiled", lambda: tiled_rss(args.tile, args.overlap, args.tiles or None)),
         ("composed", composed_blur_error),
         ("profile", profile_top),

@@ -93,12 +93,15 @@ def test_training_gradients_equal_reference(name: str, kw: dict) -> None:
     gen = torch.Generator().manual_seed(2)
     x = torch.rand(2, 3, 17, 23, generator=gen)
     weights = torch.randn(2, 3, 17, 23, generator=gen)
-    grads = []
+    grads, outs = [], []
     for net, stem in ((model, model.cfa.stem), (ref, ref.stem)):
         xi = x.clone().requires_grad_(True)
-        loss = sum((o * weights).sum() for o in net(xi))
+        out = net(xi)  # the training path: standard layout, split/chunk gates, DoG by cat
+        loss = sum((o * weights).sum() for o in out)
         loss.backward()
         grads.append((xi.grad, stem.weight.grad))
+        outs.append([o.detach() for o in out])
+    assert _maxdiff(*outs) < TOL
     (gx, gw), (rx, rw) = grads
     assert gx.abs().max() > 1e-3
     assert _maxdiff([gx], [rx]) < TOL * max(1.0, rx.abs().max().item())
@@ -115,6 +118,38 @@ def test_prenet_equals_reference() -> None:
         ref_outs = ref(x)
     assert outs[-1].abs().max() > 0.1
     assert _maxdiff(outs, ref_outs) < TOL
+
+
+def test_prenet_training_gradients_equal_reference() -> None:
+    model = _init(build_model("prenet")).train()
+    ref = reference_like(model)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.rand(2, 3, 15, 18, generator=gen)
+    weights = torch.randn(2, 3, 15, 18, generator=gen)
+    grads = []
+    for net in (model, ref):
+        xi = x.clone().requires_grad_(True)
+        sum((o * weights).sum() for o in net(xi)).backward()
+        grads.append(xi.grad)
+    assert grads[0].abs().max() > 1e-3
+    assert _maxdiff([grads[0]], [grads[1]]) < TOL * max(1.0, grads[1].abs().max().item())
+
+
+def test_lstm_in_place_path_equals_autograd_path_and_keeps_the_state() -> None:
+    """Without autograd the gate activations run in place on the fresh gate tensor;
+    the caller's state tensors must come back untouched and the result be the same."""
+    cell = _init(build_model("prenet")).lstm
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 32, 9, 11, generator=gen)
+    state = (torch.randn(1, 32, 9, 11, generator=gen), torch.randn(1, 32, 9, 11, generator=gen))
+    kept = (state[0].clone(), state[1].clone())
+    for st in (None, state):
+        with torch.no_grad():
+            h, (_, c) = cell(x, st)
+        with torch.enable_grad():
+            h_ref, (_, c_ref) = cell(x, st)
+        assert _maxdiff([h, c], [h_ref.detach(), c_ref.detach()]) < 1e-6
+    assert torch.equal(state[0], kept[0]) and torch.equal(state[1], kept[1])
 
 
 def test_outputs_are_plain_nchw() -> None:
