@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .allocator import release_free_memory
 from .data.io import write_png
 from .errors import DerainError
 from .metrics import quantize, score
@@ -67,6 +68,8 @@ def tiled_forward(
         for xs, xe, kx0, kx1 in tile_spans(x.shape[-1], tile, overlap):
             y = model(x[..., ys:ye, xs:xe])[-1]
             out[..., ky0:ky1, kx0:kx1] = y[..., ky0 - ys : ky1 - ys, kx0 - xs : kx1 - xs]
+            del y
+            release_free_memory()  # peak memory stays one tile's worth (allocator.py)
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -177,17 +178,57 @@ class ScaleSpace(nn.Module):
         H, W), layer-major, in the input's memory format."""
         return flat[:, channels:] - flat[:, :-channels]
 
-    @staticmethod
-    def dog_of_layers(layers: list[torch.Tensor]) -> torch.Tensor:
-        """:meth:`dog_flat` straight from the separate layers, written into one buffer
-        (no concatenated copy of the octave). Without autograd only (``out=``)."""
-        b, c, h, w = layers[0].shape
-        cl = layers[0].is_contiguous(memory_format=torch.channels_last)
-        fmt = torch.channels_last if cl else torch.contiguous_format
-        x = layers[0]
-        out = torch.empty(
-            (b, (len(layers) - 1) * c, h, w), dtype=x.dtype, device=x.device, memory_format=fmt
-        )
-        for i in range(len(layers) - 1):
-            torch.sub(layers[i + 1], layers[i], out=out[:, i * c : (i + 1) * c])
-        return out
+    def _octave_layers(
+        self, x: torch.Tensor, octave: int, base: torch.Tensor | None
+    ) -> Iterator[torch.Tensor]:
+        """The layers of one octave, one at a time (``base``: the octave's first image in
+        incremental mode, its pooled start in direct mode past octave 1)."""
+        if self.mode == "incremental":
+            cur = base
+            yield cur
+            for s in self.step_sigma:
+                cur = gaussian_blur(cur, s, **self.blur_kw)
+                yield cur
+        elif octave == 0:
+            for s in self.total_sigma:
+                yield gaussian_blur(x, math.sqrt(s**2 - self.assumed_blur**2), **self.blur_kw)
+        else:
+            for s in self.direct_sigma:
+                yield gaussian_blur(base, s, **self.blur_kw)
+
+    def dog_octaves(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Without autograd: the DoG of each octave in turn, as :meth:`dog_flat` gives it
+        ((B, (layers - 1) * C, H_o, W_o), layer-major, in ``x``'s memory format).
+
+        Lazy and streaming: an octave is computed when asked for, each difference is
+        written straight into the one output buffer (``out=``), and at most two Gaussian
+        layers plus the next octave's start are alive at a time, so tiled inference of
+        large photos holds far less memory than with whole octaves.
+        """
+        c = x.shape[1]
+        base = gaussian_blur(x, self.init_sigma, **self.blur_kw)
+        if self.mode != "incremental":
+            base = None
+        for o in range(self.octaves):
+            layers, base = self._octave_layers(x, o, base), None
+            prev = out = None
+            for i, layer in enumerate(layers):
+                if i == self.intervals and o + 1 < self.octaves:
+                    base = F.max_pool2d(layer, 2)
+                if prev is not None:
+                    if out is None:
+                        fmt = (
+                            torch.channels_last
+                            if layer.is_contiguous(memory_format=torch.channels_last)
+                            else torch.contiguous_format
+                        )
+                        out = torch.empty(
+                            (layer.shape[0], (self.n_layers - 1) * c, *layer.shape[2:]),
+                            dtype=layer.dtype,
+                            device=layer.device,
+                            memory_format=fmt,
+                        )
+                    torch.sub(layer, prev, out=out[:, (i - 1) * c : i * c])
+                prev = layer
+            del prev, layers
+            yield out

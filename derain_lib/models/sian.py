@@ -124,19 +124,19 @@ class ScaleBranch(nn.Module):
     def forward(
         self,
         f: torch.Tensor,
-        dog: torch.Tensor | None,
+        mask: torch.Tensor | None,
         state: tuple[torch.Tensor, torch.Tensor] | None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """``f``: the stem output; ``mask``: :meth:`attention_mask` of this scale's DoG
+        (None without attention); ``state``: the ConvLSTM's (h, c) or None."""
         x = F.avg_pool2d(f, self.scale) if self.scale > 1 else f
         x = self.feat(x)
-        mask = None
-        if self.mask is not None:
-            mask = self.attention_mask(dog)
+        if mask is not None:
             x = torch.addcmul(x, x, mask)  # Eq. 3
         x = F.relu(self.fuse(x), inplace=True)
         if self.lstm is not None:
             x, state = self.lstm(x, state)
-        return x, state, mask
+        return x, state
 
 
 class UpMerge(nn.Module):
@@ -192,32 +192,38 @@ class CFA(nn.Module):
         octaves = dogs = None
         if self.scale_space is not None:
             if record is None and not torch.is_grad_enabled():
-                # inference: each DoG layer written straight into the mask conv's input
-                dogs = [ScaleSpace.dog_of_layers(ls) for ls in self.scale_space.layers(f)]
+                # inference: one octave at a time, when its branch needs it, each DoG layer
+                # written straight into the mask conv's input (few layers alive at once)
+                dogs = self.scale_space.dog_octaves(f)
             elif record is None:
                 # training: differences of whole tensors, concatenated (the backward of
                 # a slice would zero-fill and copy a full-size gradient per slice)
-                dogs = [
-                    torch.cat([ls[j + 1] - ls[j] for j in range(len(ls) - 1)], dim=1)
-                    for ls in self.scale_space.layers(f)
-                ]
+                dogs = iter(
+                    [
+                        torch.cat([ls[j + 1] - ls[j] for j in range(len(ls) - 1)], dim=1)
+                        for ls in self.scale_space.layers(f)
+                    ]
+                )
             else:
                 # octaves as (B, 6C, h, w), layer-major; the DoG of all layers in one pass
                 octaves = self.scale_space.layers_flat(f)
-                dogs = [ScaleSpace.dog_flat(o, c) for o in octaves]
+                dogs = iter([ScaleSpace.dog_flat(o, c) for o in octaves])
         outs, new_states = [], []
         for i, branch in enumerate(self.branches):
-            dog = None if dogs is None else dogs[i]  # (B, 5C, h, w)
-            h, st, mask = branch(f, dog, states[i])
+            dog = None if dogs is None else next(dogs)  # (B, 5C, h, w)
+            mask = None if dog is None else branch.attention_mask(dog)
+            s = branch.scale
+            if record is not None and octaves is not None:
+                record.setdefault("octaves", {})[s] = octaves[i].unflatten(1, (-1, c))
+                record.setdefault("dog", {})[s] = dog.unflatten(1, (-1, c))
+                record.setdefault("masks", {})[s] = mask
+            dog = None  # at inference its memory is free again before the ConvLSTM runs
+            h, st = branch(f, mask, states[i])
+            mask = None
             outs.append(h)
             new_states.append(st)
             if record is not None:
-                s = branch.scale
                 record.setdefault("features", {})[s] = h
-                if octaves is not None:
-                    record.setdefault("octaves", {})[s] = octaves[i].unflatten(1, (-1, c))
-                    record.setdefault("dog", {})[s] = dog.unflatten(1, (-1, c))
-                    record.setdefault("masks", {})[s] = mask
         y = outs[-1]
         for i in range(len(outs) - 2, -1, -1):
             y = self.merges[i](y, outs[i])
