@@ -131,29 +131,20 @@ class ScaleSpace(nn.Module):
         self.direct_sigma = [0.0] + [math.sqrt(s**2 - sigma**2) for s in self.total_sigma[1:]]
         self.assumed_blur = assumed_blur
 
-    def _octave(self, base: torch.Tensor) -> list[torch.Tensor]:
+    def _start(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Octave 1's first image in incremental mode (Eq. 9); None in direct mode, where
+        every layer of octave 1 is blurred straight from ``x``."""
         if self.mode == "incremental":
-            layers = [base]
-            for s in self.step_sigma:
-                layers.append(gaussian_blur(layers[-1], s, **self.blur_kw))
-            return layers
-        return [gaussian_blur(base, s, **self.blur_kw) for s in self.direct_sigma]
+            return gaussian_blur(x, self.init_sigma, **self.blur_kw)
+        return None
 
     def layers(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         """The Gaussian layers of every octave, each (B, C, H_o, W_o)."""
-        out = []
-        if self.mode == "incremental":
-            base = gaussian_blur(x, self.init_sigma, **self.blur_kw)
-            layers = self._octave(base)
-        else:
-            # every layer of octave 1 straight from x: total blur minus the assumed blur
-            layers = [
-                gaussian_blur(x, math.sqrt(s**2 - self.assumed_blur**2), **self.blur_kw)
-                for s in self.total_sigma
-            ]
+        out, base = [], self._start(x)
         for o in range(self.octaves):
-            if o > 0:
-                layers = self._octave(F.max_pool2d(layers[self.intervals], 2))
+            layers = list(self._octave_layers(x, o, base))
+            if o + 1 < self.octaves:
+                base = F.max_pool2d(layers[self.intervals], 2)
             out.append(layers)
         return out
 
@@ -181,8 +172,9 @@ class ScaleSpace(nn.Module):
     def _octave_layers(
         self, x: torch.Tensor, octave: int, base: torch.Tensor | None
     ) -> Iterator[torch.Tensor]:
-        """The layers of one octave, one at a time (``base``: the octave's first image in
-        incremental mode, its pooled start in direct mode past octave 1)."""
+        """The layers of one octave, one at a time. ``base``: the octave's first image
+        (:meth:`_start` for octave 1, else the 2x2 max-pooled layer ``intervals`` of the
+        previous octave); unused for octave 1 in direct mode."""
         if self.mode == "incremental":
             cur = base
             yield cur
@@ -206,9 +198,7 @@ class ScaleSpace(nn.Module):
         large photos holds far less memory than with whole octaves.
         """
         c = x.shape[1]
-        base = gaussian_blur(x, self.init_sigma, **self.blur_kw)
-        if self.mode != "incremental":
-            base = None
+        base = self._start(x)
         for o in range(self.octaves):
             layers, base = self._octave_layers(x, o, base), None
             prev = out = None
