@@ -155,37 +155,31 @@ def train_throughput(steps: int, batch: int = 18, patch: int = 120) -> dict:
     return {k: [batch / t for t in ts] for k, ts in interleaved(fns, steps).items()}
 
 
-def tiled_rss(tile: int, overlap: int, tiles: int | None) -> dict:
-    """Peak RSS (MiB) of a child process running tiled SIAN on a 4000x3000 image."""
-    code = f"""
-import time, torch
-from derain_lib.evaluate import tiled_forward, tile_spans
-from derain_lib.models import build_model
-torch.set_num_threads({torch.get_num_threads()})
-model = build_model("sian").eval()
-x = torch.rand(1, 3, 3000, 4000)
-n_all = len(tile_spans(3000, {tile}, {overlap})) * len(tile_spans(4000, {tile}, {overlap}))
-t = time.perf_counter()
-if {tiles!r} is None:
-    out = tiled_forward(model, x, {tile}, {overlap})
-    n = n_all
-else:  # the first tiles' strip, written into a full-size output as tiled_forward does
-    out = torch.empty_like(x)
-    sub = x[..., : {tile}, : {tile} + ({tiles} - 1) * ({tile} - {overlap})]
-    out[..., : sub.shape[-2], : sub.shape[-1]] = tiled_forward(model, sub, {tile}, {overlap})
-    n = len(tile_spans(sub.shape[-1], {tile}, {overlap}))
-dt = time.perf_counter() - t
-# VmHWM: this process's own peak (ru_maxrss would carry the forking parent's peak)
-hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0].split()[1]
-print(int(hwm) / 1024, n, n_all, dt)
-"""
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
-    )
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1]}
-    rss, n, n_all, secs = proc.stdout.split()
-    return {"rss_mib": float(rss), "tiles": int(n), "tiles_all": int(n_all), "s": float(secs)}
+def tiled_peak(tile: int, overlap: int, tiles: int | None) -> dict:
+    """Tiled SIAN on a 4000x3000 image and this process's peak RSS (MiB); meant to run
+    in a fresh process (:func:`in_child`), whose ``VmHWM`` is the tiled run's own.
+
+    ``tiles``: only the first tiles' strip, written into a full-size output as
+    ``tiled_forward`` does (peak memory is per tile); None: every tile.
+    """
+    from derain_lib.evaluate import tile_spans, tiled_forward
+
+    model = build_model("sian").eval()
+    x = torch.rand(1, 3, 3000, 4000)
+    n_all = len(tile_spans(3000, tile, overlap)) * len(tile_spans(4000, tile, overlap))
+    t = time.perf_counter()
+    if tiles is None:
+        tiled_forward(model, x, tile, overlap)
+        n = n_all
+    else:
+        out = torch.empty_like(x)
+        sub = x[..., :tile, : tile + (tiles - 1) * (tile - overlap)]
+        out[..., : sub.shape[-2], : sub.shape[-1]] = tiled_forward(model, sub, tile, overlap)
+        n = len(tile_spans(sub.shape[-1], tile, overlap))
+    secs = time.perf_counter() - t
+    # VmHWM: this process's own peak (ru_maxrss would carry the forking parent's peak)
+    hwm = next(ln for ln in Path("/proc/self/status").read_text().splitlines() if "VmHWM" in ln)
+    return {"rss_mib": int(hwm.split()[1]) / 1024, "tiles": n, "tiles_all": n_all, "s": secs}
 
 
 def in_child(call: str, allocator: str) -> dict:
@@ -202,7 +196,7 @@ def in_child(call: str, allocator: str) -> dict:
     )
     env = {**os.environ, "DERAIN_MALLOC_TUNING": "0" if allocator == "default" else "1"}
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=False
     )
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1]}
@@ -457,7 +451,12 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
     steps += [
-        ("tiled", lambda: tiled_rss(args.tile, args.overlap, args.tiles or None)),
+        (
+            "tiled",
+            lambda: in_child(
+                f"tiled_peak({args.tile}, {args.overlap}, {args.tiles or None})", "tuned"
+            ),
+        ),
         ("composed", composed_blur_error),
         ("profile", profile_top),
     ]

@@ -11,12 +11,13 @@ import pytest
 CODE = "import derain_lib.allocator as a, derain_lib; print(a.allocator_tuned())"
 
 
-def _run(env_value: str | None) -> str:
+def _run(env_value: str | None, code: str = CODE) -> str:
+    """``code``'s output in a fresh Python, DERAIN_MALLOC_TUNING unset or ``env_value``."""
     env = {k: v for k, v in os.environ.items() if k != "DERAIN_MALLOC_TUNING"}
     if env_value is not None:
         env["DERAIN_MALLOC_TUNING"] = env_value
     out = subprocess.run(
-        [sys.executable, "-c", CODE], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     return out.stdout.strip()
 
@@ -51,8 +52,4 @@ print(before - rss_mib())
 def test_freed_tensors_stay_resident_until_released() -> None:
     """With the setting, 800 MB of freed tensors stay in the process (reused by the next
     tensors) until release_free_memory() hands them back, as tiled inference does."""
-    env = {k: v for k, v in os.environ.items() if k != "DERAIN_MALLOC_TUNING"}
-    out = subprocess.run(
-        [sys.executable, "-c", RELEASE], capture_output=True, text=True, env=env, check=True
-    )
-    assert float(out.stdout.strip()) > 400
+    assert float(_run(None, RELEASE)) > 400
