@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .errors import DerainError
+from .fsutil import user_cache
 from .models import build_model, model_family
 
 
@@ -125,7 +126,8 @@ def sha256_file(path: str | Path) -> str:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("DERAIN_CACHE", Path.home() / ".cache" / "derain")) / "weights"
+    """Downloaded released weights: ``<user cache>/weights`` (see :func:`fsutil.user_cache`)."""
+    return user_cache() / "weights"
 
 
 def search_dirs(weights_dir: str | Path | None = None) -> list[Path]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
 import time
@@ -23,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import DerainError
+from ..fsutil import atomic_write_bytes, atomic_write_text
 from .datasets import PairedDataset, data_root, file_sha256, open_dataset
 from .io import check_images, image_size
 
@@ -245,15 +245,7 @@ def download(
         if hashlib.sha256(data).hexdigest() != digest:
             failures.append(f"{url}: sha256 differs from the catalog; not saved")
             continue
-        tmp = target.with_name(target.name + ".part")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-        except OSError as e:
-            raise DerainError(
-                f"{target}: cannot write the downloaded file ({e.strerror})"
-            ) from None
+        atomic_write_bytes(target, data)
         fetched += 1
     return fetched, failures
 
@@ -442,10 +434,7 @@ def prepare(
             for p in ds.pairs
         ],
     }
-    index_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index_path.with_name(index_path.name + ".part")
-    tmp.write_text(json.dumps(index, indent=1))
-    os.replace(tmp, index_path)
+    atomic_write_text(index_path, json.dumps(index, indent=1))
     report.index_path = index_path
     return report
 
