@@ -266,6 +266,7 @@ class Report:
     patches: dict | None = None
 
     variant: str | None = None
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
@@ -294,6 +295,9 @@ class Report:
             out.append(
                 f"unpaired files: {len(self.dataset.unpaired)} (e.g. {self.dataset.unpaired[0]})"
             )
+        if self.ignored:
+            shown = ", ".join(self.ignored[:5]) + (", ..." if len(self.ignored) > 5 else "")
+            out.append(f"ignored {len(self.ignored)} non-image or unused file(s): {shown}")
         if self.patches:
             p = self.patches
             flip = " x2 with h-flip" if p["hflip"] else ""
@@ -362,6 +366,12 @@ def prepare(
     check_images(files, decode=decode)
     ds.check_sizes()
     report = Report(entry.name, split, ds, s.pairs)
+    used = {f.resolve() for f in files} | {Path(f).resolve() for f in ds.unpaired}
+    report.ignored = sorted(
+        f.relative_to(root).as_posix()
+        for f in root.rglob("*")
+        if f.is_file() and f.resolve() not in used
+    )
     if not ds.unpaired:
         report.variant = dict(s.variants).get(len(ds))
 
@@ -418,6 +428,7 @@ def prepare(
         "sha256_differ": report.differ,
         "not_in_manifest": report.unknown,
         "unpaired": [str(p) for p in ds.unpaired],
+        "ignored": report.ignored,
         "manifest_sha256": ds.manifest_sha256(),
         "patches": report.patches,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
