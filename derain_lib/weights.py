@@ -224,7 +224,7 @@ def read_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dic
             ) from None
         raise WeightsError(
             f"{path}: not a torch checkpoint: torch cannot read it as a saved file "
-            "(truncated, corrupt, or another kind of file)"
+            "(truncated or corrupt, or another kind of file)"
         ) from None
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state dict")
