@@ -48,7 +48,7 @@ def _cmd_derain(args: argparse.Namespace) -> int:
         check_tile(args.tile, 0, "--")
     lw = load_model(args.weights, args.model, weights_dir=args.weights_dir)
     print(f"model: {lw.describe()}", file=sys.stderr)
-    done, failed = 0, 0
+    done, failed, first = 0, 0, ""
     batch = derain_files(
         lw.model, args.inputs, args.output, args.quantize, args.tile, args.overwrite
     )
@@ -58,10 +58,12 @@ def _cmd_derain(args: argparse.Namespace) -> int:
             done += 1
         else:
             print(f"derain: error: {problem}", file=sys.stderr, flush=True)
-            failed += 1
+            failed, first = failed + 1, first or problem
     print(f"{done} derained, {failed} failed", file=sys.stderr)
     if failed:
-        raise DerainError(f"{failed} of {done + failed} input image(s) could not be derained")
+        raise DerainError(
+            f"{failed} of {done + failed} input image(s) could not be derained (first: {first})"
+        )
     return 0
 
 

@@ -176,10 +176,14 @@ def pair_folders(pred_dir: str | Path, gt_dir: str | Path) -> Pairing:
         if g is not None:
             pairs.append((kp[k], g))
             used.add(g)
+    by_stem = {g.stem: g for g in stray_g}  # files without numbers pair by name
+    pairs += [(p, by_stem[p.stem]) for p in stray_p if p.stem in by_stem]
+    used |= {g for _, g in pairs}
+    paired = {p for p, _ in pairs}
     return Pairing(
         pairs,
-        sorted(stray_p + [p for p in kp.values() if p not in {a for a, _ in pairs}]),
-        sorted(stray_g + [g for g in kg.values() if g not in used]),
+        sorted(p for p in [*stray_p, *kp.values()] if p not in paired),
+        sorted(g for g in [*stray_g, *kg.values()] if g not in used),
     )
 
 
