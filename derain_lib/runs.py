@@ -259,6 +259,7 @@ def get_or_run(
         "data_manifests": manifests,
         "weights": weights,
         "model_sha256": loaded.sha256,
+        "weights_config_override": loaded.config_override,
         "packages": package_versions(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device)
