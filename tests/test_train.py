@@ -190,7 +190,7 @@ def test_paper_config_steps_on_a_paper_patch_lower_the_authors_ssim_loss(shared:
         loss = stage_loss(model(x), y, cfg.train.loss)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     print("paper-config losses over 3 steps:", losses)
     assert all(math.isfinite(v) and -6 <= v <= 6 for v in losses)  # K = 6 stages, |SSIM| <= 1
     assert losses[0] > losses[1] > losses[2], losses
