@@ -154,8 +154,9 @@ def test_channels_last_and_bf16_options_train(tmp_path: Path) -> None:
     assert max(float((cl[k] - plain[k]).abs().max()) for k in plain) < 1e-5  # another layout
     losses = {n: [float(r["loss"]) for r in log_rows(tmp_path / n) if r["loss"]] for n in runs}
     assert len(losses["bf16"]) == 2 and all(math.isfinite(v) for v in losses["bf16"])
-    # bf16 autocast rounds the forward pass: close to, not equal to, float32
-    assert losses["bf16"] != losses["plain"]
+    # bf16 autocast rounds the forward pass: close to, not equal to, float32 (at this init the
+    # 6 logged digits of the authors' SSIM loss do not show it; the trained weights do)
+    assert max(float((runs["bf16"][k] - plain[k]).abs().max()) for k in plain) > 0
     assert losses["bf16"] == pytest.approx(losses["plain"], abs=0.05)
 
 
