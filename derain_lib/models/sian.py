@@ -50,7 +50,9 @@ class SIANConfig:
     """Every architectural choice of SIAN, with the official code's values by default.
 
     ``gauss_radius=None`` means a radius of ``ceil(gauss_truncate * sigma)``.
-    ``stages=None`` means 1 for ``baseline`` and 6 otherwise (Table V).
+    ``stages=None`` means 1 for ``baseline`` and 6 otherwise (Table V). Every variant has
+    the per-scale ConvLSTMs (MODEL_SPEC §4): ``baseline`` is ``baseline+lstm`` with K = 1,
+    its ConvLSTMs running once from the zero state.
     """
 
     variant: str = "full"
@@ -94,10 +96,6 @@ class SIANConfig:
     def attention(self) -> bool:
         return self.variant == "full"
 
-    @property
-    def recurrent(self) -> bool:
-        return self.variant != "baseline"
-
     def to_dict(self) -> dict:
         d = asdict(self)
         d["scales"] = list(self.scales)
@@ -114,7 +112,7 @@ class ScaleBranch(nn.Module):
         self.mask = conv3x3(n_dog * channels, channels) if cfg.attention else None
         self.mask_relu = cfg.mask_activation == "relu-sigmoid"
         self.fuse = conv3x3(channels, channels)  # after Eq. 3, with ReLU
-        self.lstm = ConvLSTMCell(channels, channels) if cfg.recurrent else None
+        self.lstm = ConvLSTMCell(channels, channels)
 
     def attention_mask(self, dog: torch.Tensor) -> torch.Tensor:
         """``M_(s)`` from the concatenated DoG layers of this scale's octave (B, 5C, h, w)."""
@@ -128,15 +126,13 @@ class ScaleBranch(nn.Module):
         state: tuple[torch.Tensor, torch.Tensor] | None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         """``f``: the stem output; ``mask``: :meth:`attention_mask` of this scale's DoG
-        (None without attention); ``state``: the ConvLSTM's (h, c) or None."""
+        (None without attention); ``state``: the ConvLSTM's (h, c), None for the zero state."""
         x = F.avg_pool2d(f, self.scale) if self.scale > 1 else f
         x = self.feat(x)
         if mask is not None:
             x = torch.addcmul(x, x, mask)  # Eq. 3
         x = F.relu(self.fuse(x), inplace=True)
-        if self.lstm is not None:
-            x, state = self.lstm(x, state)
-        return x, state
+        return self.lstm(x, state)
 
 
 class UpMerge(nn.Module):
@@ -270,9 +266,7 @@ class SIAN(nn.Module):
         xk = x
         for _ in range(self.config.n_stages):
             record = {} if return_attention else None
-            fused, new_states = self.cfa(torch.cat([x, xk], dim=1), states, record)
-            if self.config.recurrent:
-                states = new_states
+            fused, states = self.cfa(torch.cat([x, xk], dim=1), states, record)
             rain = self.head(fused)  # Eq. 5
             xk = x - rain  # Eq. 6
             outputs.append(xk.contiguous())
