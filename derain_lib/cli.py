@@ -45,7 +45,16 @@ def _cmd_derain(args: argparse.Namespace) -> int:
 
     lw = load_model(args.weights, args.model, weights_dir=args.weights_dir)
     print(f"model: {lw.describe()}", file=sys.stderr)
-    for path in derain_files(lw.model, args.inputs, args.output, args.quantize, tile=args.tile):
+    paths = derain_files(
+        lw.model,
+        args.inputs,
+        args.output,
+        args.quantize,
+        tile=args.tile,
+        stages=args.stages,
+        precision=args.precision,
+    )
+    for path in paths:
         print(path)
     return 0
 
@@ -101,7 +110,25 @@ def _add_derain(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="tile size in px (default: whole image up to 512x512, tiles of 512 above)",
     )
+    add_inference_options(p, precision="auto")
     p.set_defaults(func=_cmd_derain)
+
+
+def add_inference_options(p: argparse.ArgumentParser, precision: str = "fp32") -> None:
+    """``--stages K`` and ``--precision`` for the commands that run a model."""
+    p.add_argument(
+        "--stages",
+        type=int,
+        metavar="K",
+        help="stop after K stages (1-6; fewer is faster; default: all)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "auto"],
+        default=precision,
+        help=f"fp32, bf16 autocast, or auto: bf16 only on CPUs/GPUs with native bf16 "
+        f"(default {precision})",
+    )
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ from torch import nn
 
 from .data.io import IMAGE_SUFFIXES, ImageReadError, list_images, read_image, write_png
 from .errors import DerainError
-from .evaluate import tiled_forward
+from .evaluate import check_inference_options, tiled_forward
 from .metrics import quantize
 
 #: The tile size and overlap ``derain_files`` uses for large images.
@@ -27,12 +27,18 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 
 @torch.inference_mode()
 def derain_array(
-    model: nn.Module, img: np.ndarray, tile: int | None = None, overlap: int = AUTO_OVERLAP
+    model: nn.Module,
+    img: np.ndarray,
+    tile: int | None = None,
+    overlap: int = AUTO_OVERLAP,
+    stages: int | None = None,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """The last stage's output for one float RGB image, as float32 HWC (not clamped).
 
-    ``tile``: run in overlapping tiles of this size (see ``evaluate.tiled_forward``)."""
-    out = tiled_forward(model, to_tensor(img), tile, overlap)
+    ``tile``: run in overlapping tiles of this size; ``stages``: stop after this many
+    stages; ``precision``: fp32, bf16 or auto (see ``evaluate.tiled_forward``)."""
+    out = tiled_forward(model, to_tensor(img), tile, overlap, stages, precision)
     return out[0].permute(1, 2, 0).float().numpy()
 
 
@@ -80,11 +86,15 @@ def derain_files(
     out: str | Path,
     quantize_mode: str = "round",
     tile: int | None = None,
+    stages: int | None = None,
+    precision: str = "fp32",
 ) -> list[Path]:
     """Derain every input image, writing a PNG each; returns the written paths.
 
+    ``stages``/``precision``: as in :func:`derain_array`, checked before any image is read.
     ``tile=None``: whole images up to ``MAX_WHOLE_PIXELS``, tiles of ``AUTO_TILE`` above,
     so a photo of any size fits in memory; an integer tiles every image larger than it."""
+    check_inference_options(model, stages, precision)
     files = expand_inputs(inputs)
     targets = output_paths(files, out)
     for src, dst in zip(files, targets, strict=True):
@@ -93,5 +103,6 @@ def derain_files(
             raise DerainError(f"{src}: image is {img.shape[1]}x{img.shape[0]}, at least 8x8 needed")
         size = tile if tile is not None else auto_tile(*img.shape[:2])
         overlap = min(AUTO_OVERLAP, size // 2) if size else 0
-        write_png(dst, quantize(derain_array(model, img, size, overlap), quantize_mode))
+        out_img = derain_array(model, img, size, overlap, stages, precision)
+        write_png(dst, quantize(out_img, quantize_mode))
     return targets
