@@ -13,6 +13,7 @@ from .data.commands import register as _add_data
 from .errors import DerainError
 from .reproduce import register as _add_reproduce
 from .runs import register as _add_engine
+from .threads import configure as configure_threads
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_threads()  # before torch is imported: OpenMP reads its settings at load
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
