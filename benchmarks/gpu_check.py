@@ -24,7 +24,10 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from derain_lib.threads import configure
+
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+configure()  # OpenMP threads wait passively (before torch is imported)
 
 import torch  # noqa: E402
 
@@ -32,10 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PRECISIONS = ("fp32", "tf32", "bf16")
 #: Modules that must not be imported on this path (the GPU machine does not have them).
 NOTEBOOK_MODULES = ("papermill", "jupyter_client", "nbformat", "ipywidgets", "IPython")
-#: (name, patch, batch, timed steps, inference sizes (h, w), sample crop or None)
+#: patch, batch, timed steps, inference sizes (h, w), sample crop (None: whole images),
+#: SIAN channels of the speed and determinism runs (the released weights have 32)
 SIZES = {
-    "full": (120, 18, 8, [(321, 481), (3000, 4000)], None),
-    "tiny": (24, 2, 1, [(24, 32), (40, 48)], 40),
+    "full": (120, 18, 8, [(321, 481), (3000, 4000)], None, 32),
+    "tiny": (16, 2, 1, [(16, 24), (24, 32)], 16, 8),
 }
 
 
@@ -105,9 +109,9 @@ def train_speed(
     """Patches/s of SIAN full training steps and the peak GPU memory."""
     from derain_lib.models import build_model
 
-    patch, batch, steps, _, _ = size
+    patch, batch, steps, _, _, channels = size
     torch.manual_seed(0)
-    model = build_model("sian").to(DEVICE).train()
+    model = build_model("sian", channels=channels).to(DEVICE).train()
     x, y = training_batch(patch, batch, tiny)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -149,12 +153,12 @@ def compiled_speed(precision: str, args: argparse.Namespace, limit: float) -> di
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def inference_speed(precision: str, hw: tuple[int, int]) -> dict:
+def inference_speed(precision: str, hw: tuple[int, int], channels: int) -> dict:
     """Seconds and peak memory of one whole-image (untiled) SIAN full forward."""
     from derain_lib.models import build_model
 
     torch.manual_seed(0)
-    model = build_model("sian").to(DEVICE).eval()
+    model = build_model("sian", channels=channels).to(DEVICE).eval()
     x = torch.rand(1, 3, *hw, device=DEVICE)
     try:
         with torch.inference_mode(), set_precision(precision):
@@ -217,7 +221,7 @@ def determinism(size: tuple, tiny: bool, steps: int = 5) -> dict:
         warnings.simplefilter("always")
         for _ in range(2):
             torch.manual_seed(0)
-            model = build_model("sian").to(DEVICE).train()
+            model = build_model("sian", channels=size[5]).to(DEVICE).train()
             x, y = training_batch(patch, batch, tiny)
             step = train_step_fn(model, x, y, lambda: set_precision("fp32"))
             runs.append([step() for _ in range(steps)])
@@ -371,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
                 r["train"][f"{prec}/False/True"] = compiled_speed(prec, args, args.compile_limit)
         for prec in PRECISIONS:
             for hw in size[3]:
-                r["inference"][f"{prec}/{hw[1]}x{hw[0]}"] = inference_speed(prec, hw)
+                key = f"{prec}/{hw[1]}x{hw[0]}"
+                r["inference"][key] = inference_speed(prec, hw, size[5])
+                print(f"inference {key}: {r['inference'][key]}", flush=True)
         ref = reference_scores(size[4], shared)
         r["samples"] = {
             "reference": ref,
@@ -382,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         r["samples"]["fp32_within_0.01dB"] = all(
             abs(r["samples"]["fp32"][k] - v) < 0.01 for k, v in ref.items()
         )
+        print(f"samples: {r['samples']}", flush=True)
         r["determinism"] = determinism(size, args.tiny)
     except DerainError as e:
         print(f"gpu_check: error: {e}", file=sys.stderr)
