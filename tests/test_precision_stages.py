@@ -125,3 +125,35 @@ def test_cli_stages_and_precision(shared, tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1] == "derain: error: --stages 7: this model has stages 1 to 6"
     assert not (tmp_path / "k7.png").exists()
+
+
+def test_evaluate_options_reach_the_run_config() -> None:
+    from derain_lib.cli import build_parser
+    from derain_lib.config import ConfigError, load_config
+
+    args = build_parser().parse_args(
+        ["evaluate", "--weights", "w.pth", "--data", "d", "--stages", "3", "--precision", "bf16"]
+    )
+    assert (args.stages, args.precision) == (3, "bf16")
+    default = build_parser().parse_args(["evaluate", "--weights", "w.pth", "--data", "d"])
+    assert (default.stages, default.precision) == (None, "fp32")  # the tables stay fp32
+    derain = build_parser().parse_args(["derain", "a.png", "-o", "o", "--weights", "w"])
+    assert derain.precision == "auto"
+    cfg = load_config("smoke", ["eval.stages=2", "eval.precision=auto"])
+    assert (cfg.eval.stages, cfg.eval.precision) == (2, "auto")
+    with pytest.raises(ConfigError, match="eval.precision"):
+        load_config("smoke", ["eval.precision=fp16"])
+
+
+def test_evaluate_rejects_a_stage_count_before_any_work() -> None:
+    from derain_lib.errors import DerainError
+    from derain_lib.evaluate import evaluate
+
+    class NoData:
+        pairs: list = []
+
+        def __len__(self) -> int:
+            raise AssertionError("evaluate read the data set before checking --stages")
+
+    with pytest.raises(DerainError, match="--stages 7: this model has stages 1 to 6"):
+        evaluate(build_model("prenet"), NoData(), stages=7)
