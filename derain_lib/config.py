@@ -86,13 +86,16 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Test-set evaluation: tiling, output quantisation, how many images, saved PNGs."""
+    """Test-set evaluation: tiling, output quantisation, how many images, saved PNGs,
+    precision and how many stages run."""
 
     tile: int | None = None
     overlap: int = 32
     quantize: str = "round"  # round | truncate
     max_images: int | None = None
     save_images: bool = True
+    precision: str = "fp32"  # fp32 | bf16 | auto (the tables stay fp32 unless asked)
+    stages: int | None = None  # stop after this many stages (None: all)
 
 
 @dataclass
@@ -113,6 +116,7 @@ _CHOICES = {
     "train.scheduler": ("constant", "multistep"),
     "train.device": ("auto", "cpu", "cuda"),
     "eval.quantize": ("round", "truncate"),
+    "eval.precision": ("fp32", "bf16", "auto"),
 }
 
 

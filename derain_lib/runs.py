@@ -370,6 +370,8 @@ def _complete(
         max_images=cfg.eval.max_images,
         save_images=cfg.eval.save_images,
         progress=progress,
+        stages=cfg.eval.stages,
+        precision=cfg.eval.precision,
     )
     eval_s = time.perf_counter() - t_eval
     prov = {
@@ -457,7 +459,13 @@ def _cmd_evaluate(args) -> int:
         name="evaluate",
         dataset=args.data,
         model=ModelConfig(name=name, weights=args.weights),
-        eval=EvalConfig(tile=args.tile, overlap=args.overlap, max_images=args.max_images),
+        eval=EvalConfig(
+            tile=args.tile,
+            overlap=args.overlap,
+            max_images=args.max_images,
+            precision=args.precision,
+            stages=args.stages,
+        ),
     )
     base.data.test = args.data
     base.data.root = "."
@@ -504,6 +512,8 @@ def _cmd_runs(args) -> int:
 
 def register(sub) -> None:
     """Add ``train``, ``evaluate`` and ``runs`` to the ``derain`` command line."""
+    from .cli import add_inference_options
+
     p = sub.add_parser(
         "train",
         help="train a model from a config or profile (cached run; resumes if interrupted)",
@@ -533,6 +543,7 @@ def register(sub) -> None:
     p.add_argument("--tile", type=int, help="tile size for large images (default: whole image)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
     p.add_argument("--max-images", type=int, help="only the first N images")
+    add_inference_options(p)
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override, e.g. eval.save_images=false"
     )

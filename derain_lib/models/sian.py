@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvLSTMCell, ResBlock, conv3x3, init_normal_, layout_for_cpu
+from .blocks import ConvLSTMCell, ResBlock, check_stages, conv3x3, init_normal_, layout_for_cpu
 from .scale_space import ScaleSpace
 
 VARIANTS = ("baseline", "baseline+lstm", "full")
@@ -251,11 +251,15 @@ class SIAN(nn.Module):
             init_normal_(self, config.init_std)
 
     def forward(
-        self, x: torch.Tensor, return_attention: bool = False
+        self, x: torch.Tensor, return_attention: bool = False, stages: int | None = None
     ) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[dict]]:
         """All stage outputs; with ``return_attention`` also one dict per stage holding
         ``masks``, ``dog``, ``octaves`` and ``features`` (keyed by scale) and ``rain`` (R_k).
+
+        ``stages``: run only the first K stages (1 <= K <= ``config.n_stages``) and return
+        ``[X_1, ..., X_K]``; the later stages are not computed.
         """
+        n_stages = check_stages(stages, self.config.n_stages)
         if x.shape[-1] < 8 or x.shape[-2] < 8:
             raise ValueError(
                 f"SIAN needs an input of at least 8x8 pixels, got {tuple(x.shape[-2:])}"
@@ -264,7 +268,7 @@ class SIAN(nn.Module):
         states: list = [None] * len(self.config.scales)
         outputs, records = [], []
         xk = x
-        for _ in range(self.config.n_stages):
+        for _ in range(n_stages):
             record = {} if return_attention else None
             fused, states = self.cfa(torch.cat([x, xk], dim=1), states, record)
             rain = self.head(fused)  # Eq. 5
