@@ -7,12 +7,13 @@ import json
 import platform
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from . import __version__
 from .data.commands import register as _add_data
 from .errors import DerainError
-from .reproduce import register as _add_reproduce
 from .runs import register as _add_engine
+from .study.pipeline import run_pipeline
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -114,6 +115,35 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("gt_dir")
     p.add_argument("--json", action="store_true", help="one JSON object: n, psnr, ssim, per_image")
     p.set_defaults(func=_cmd_score)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    if args.data_root and not Path(args.data_root).is_dir():
+        raise DerainError(f"--data-root {args.data_root}: no such folder")
+    if args.weights_dir and not Path(args.weights_dir).is_dir():
+        raise DerainError(f"--weights-dir {args.weights_dir}: no such folder")
+    run_pipeline(args.profile, args.data_root, args.weights_dir, args.set)
+    return 0
+
+
+def _add_reproduce(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="run the study's notebooks in order (papermill), write Tables II-V and the report",
+        epilog="example: derain reproduce --profile quick --data-root ../shared/data "
+        "--weights-dir ../shared/weights",
+    )
+    p.add_argument("--profile", default="quick", help="smoke | quick | paper (default quick)")
+    p.add_argument("--data-root", help="folder holding real benchmark data (optional)")
+    p.add_argument("--weights-dir", help="folder holding released weight files (optional)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every run of the profile, e.g. train.device=cuda",
+    )
+    p.set_defaults(func=_cmd_reproduce)
 
 
 #: Each adds one sub-command. Feature modules append theirs here.

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from . import viz
+from . import attention, viz
 from .data.io import list_images, read_image
 from .errors import DerainError
 from .models import build_model
@@ -302,11 +302,11 @@ class AttentionExplorer:
             )
         model, info = self._load_model(weights)
         try:
-            viz.check_attention_model(model)
-        except viz.NoAttentionError as e:
+            attention.check_attention_model(model)
+        except attention.NoAttentionError as e:
             raise DerainError(f"{weights}: {e}") from None
         self._say(f"running SIAN on {Path(image_path).name} ({img.shape[1]}x{img.shape[0]}) ...")
-        att = viz.compute_attention(model, img)
+        att = attention.compute_attention(model, img)
         self.model_info = info
         self._cache[key] = (att, info)
         while len(self._cache) > self.cache_size:

@@ -496,9 +496,10 @@ def test_cli_list_patches_and_prepare_embedded(tmp_path: Path, capsys) -> None:
 
 
 def test_docs_figure_is_generated(shared: Path, tmp_path: Path) -> None:
-    from derain_lib.data.figures import synthetic_vs_real
+    from derain_lib.viz import save_figure
+    from derain_lib.viz.data import synthetic_vs_real
 
-    out = synthetic_vs_real(shared, tmp_path / "fig.png")
+    out = save_figure(synthetic_vs_real(shared), tmp_path / "fig.png", dpi=100)
     with Image.open(out) as im:
         assert im.size == (1200, 700)
 

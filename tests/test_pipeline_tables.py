@@ -8,6 +8,7 @@ import pytest
 
 from derain_lib import tables
 from derain_lib.errors import DerainError
+from derain_lib.study.figures import clear_figures
 from derain_lib.tables import Score, build_table, paper_value
 
 SHA = "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956"
@@ -163,8 +164,6 @@ def test_csv_and_markdown_round_trip(tmp_path) -> None:
 
 
 def test_a_new_pipeline_run_drops_figures_of_an_earlier_run(tmp_path, monkeypatch):
-    from derain_lib.reproduce import clear_figures
-
     monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("DERAIN_FIGURES", str(tmp_path / "figures"))
     (tmp_path / "figures/quick").mkdir(parents=True)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from derain_lib import viz, widgets
+from derain_lib import attention, viz, widgets
 from derain_lib.models import build_model
 
 
@@ -129,8 +129,10 @@ def test_forward_runs_once_per_image_and_weights(
     explorer: widgets.AttentionExplorer, images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    real = viz.compute_attention
-    monkeypatch.setattr(viz, "compute_attention", lambda m, x: calls.append(x.shape) or real(m, x))
+    real = attention.compute_attention
+    monkeypatch.setattr(
+        attention, "compute_attention", lambda m, x: calls.append(x.shape) or real(m, x)
+    )
     e = explorer
     for stage in (2, 3, 1):
         e.stage.value = stage
