@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.reference import reference_like
+from derain_lib.allocator import tune
 from derain_lib.models import ScaleSpace, build_model, gaussian_blur
 from derain_lib.models.scale_space import gaussian_kernel1d
 
@@ -186,12 +187,13 @@ def in_child(call: str, allocator: str) -> dict:
     """``call`` (an expression over this module) evaluated in a fresh process.
 
     ``allocator="default"`` leaves glibc as it is (``DERAIN_MALLOC_TUNING=0``);
-    ``"tuned"`` lets ``import derain_lib`` apply :mod:`derain_lib.allocator`.
+    ``"tuned"`` calls :func:`derain_lib.allocator.tune` first.
     """
     code = (
         "import json, torch\n"
         f"torch.set_num_threads({torch.get_num_threads()})\n"
         "import benchmarks.bench as b\n"
+        "b.tune()\n"
         f"print(json.dumps(b.{call}))\n"
     )
     env = {**os.environ, "DERAIN_MALLOC_TUNING": "0" if allocator == "default" else "1"}
@@ -433,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bf16-crop", type=int, default=128, help="0 skips the bf16 check")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = ap.parse_args(argv)
+    tune()  # what the CLI does (DERAIN_MALLOC_TUNING=0: off)
     torch.set_num_threads(args.threads)
     r: dict = {
         "command": "python -m benchmarks.bench " + " ".join(argv or sys.argv[1:]),

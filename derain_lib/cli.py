@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
+from .allocator import tune
 from .data.commands import register as _add_data
 from .errors import DerainError
 from .runs import register as _add_engine
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune()  # glibc keeps freed tensors' memory for reuse; DERAIN_MALLOC_TUNING=0 opts out
     try:
         return int(args.func(args) or 0)
     except DerainError as e:
