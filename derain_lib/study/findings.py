@@ -17,6 +17,8 @@ from .training import load_runs
 
 #: The heading every findings cell starts with (the report's test looks for it).
 HEADING = "Findings of this run"
+#: PSNR differences below this (dB) count as a tie: the tables print two decimals.
+TIE_DB = 0.005
 
 
 def _head(profile: str) -> str:
@@ -87,13 +89,19 @@ def ranking(profile: str, name: str) -> str:
     for t in sets:
         rows = measured[measured.test_set == t]
         ours, paper = _ranking(rows, "psnr"), _ranking(rows, "paper_psnr")
-        agree += ours == paper
+        spread = float(rows.psnr.max() - rows.psnr.min())
+        agree += ours == paper and spread >= TIE_DB
         vals = ", ".join(
             f"{r.paper_row} {r.psnr:.2f} dB"
             + ("" if pd.isna(r.diff_psnr) else f" ({r.diff_psnr:+.2f} vs paper)")
             for r in rows.sort_values("psnr", ascending=False).itertuples()
         )
-        verdict = "same order as the paper" if ours == paper else "a different order from the paper"
+        if spread < TIE_DB:
+            verdict = f"no difference between the rows (spread {spread:.3f} dB)"
+        elif ours == paper:
+            verdict = f"the paper's order, best to worst {spread:.2f} dB apart"
+        else:
+            verdict = f"not the paper's order ({' > '.join(ours)}), {spread:.2f} dB apart"
         note = "" if _comparable(rows) else " (stand-in data: values not comparable to the paper)"
         out.append(f"- **{rows.benchmark.iloc[0]}**, {t}: {vals}: {verdict}{note}.\n")
     out.append(
@@ -119,11 +127,11 @@ def benchmarks(profile: str) -> str:
             for r in rows.itertuples():
                 gain = "" if base is None or r.paper_row == "Input" else f", {r.psnr - base:+.2f}"
                 diff = "" if pd.isna(r.diff_psnr) else f", {r.diff_psnr:+.2f} vs paper"
-                parts.append(f"{r.method} {r.psnr:.2f} dB (n={r.n}{gain}{diff})")
+                parts.append(f"{r.method} {r.psnr:.2f} dB (n={int(r.n)}{gain}{diff})")
             out.append(f"- **{rows.benchmark.iloc[0]}**, {t}: " + "; ".join(parts) + ".\n")
         out.append(
-            f"- Table {table.table.iloc[0]}: {len(not_run)} of {len(table)} measured cells "
-            "not run (reasons in the table).\n"
+            f"- Table {table.table.iloc[0]}: {len(not_run)} of {len(table)} rows of ours "
+            "not run (the table gives each reason).\n"
         )
     return "".join(out)
 
