@@ -147,7 +147,8 @@ def package_versions() -> dict:
 def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
     if cfg.model.weights is None:
         return None
-    from .weights import RELEASED, resolve, sha256_file
+    from .data.fetch import sha256_file
+    from .weights import RELEASED, resolve
 
     path = resolve(cfg.model.weights, weights_dir)
     w = RELEASED.get(cfg.model.weights)

@@ -10,20 +10,18 @@ against the manifest; otherwise it says what to get and where.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from ..errors import DerainError
-from .datasets import PairedDataset, data_root, file_sha256, open_dataset
+from .datasets import PairedDataset, data_root, open_dataset
+from .fetch import FetchError, fetch, sha256_file
 from .io import check_images, image_size
 
 INDEX_FORMAT = "derain-data-index"
@@ -235,25 +233,12 @@ def download(
             continue
         url = base.rstrip("/") + "/" + _mirror_path(rel)
         try:
-            with urllib.request.urlopen(url, timeout=30) as r:
-                data = r.read()
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            failures.append(f"{url}: {getattr(e, 'reason', e)}")
+            fetch(url, digest, target)
+        except FetchError as e:
+            failures.append(str(e))
             if not fetched and len(failures) >= 3:  # offline or mirror gone: stop early
                 break
             continue
-        if hashlib.sha256(data).hexdigest() != digest:
-            failures.append(f"{url}: sha256 differs from the catalog; not saved")
-            continue
-        tmp = target.with_name(target.name + ".part")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-        except OSError as e:
-            raise DerainError(
-                f"{target}: cannot write the downloaded file ({e.strerror})"
-            ) from None
         fetched += 1
     return fetched, failures
 
@@ -373,7 +358,7 @@ def prepare(
     if not ds.unpaired:
         report.variant = dict(s.variants).get(len(ds))
 
-    hashes = {f: file_sha256(f) for f in files}
+    hashes = {f: sha256_file(f) for f in files}
     if s.manifest:
         known = _manifest_keys(load_manifest(s.manifest))
         for p in ds.pairs:
