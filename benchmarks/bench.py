@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.reference import reference_like
 from derain_lib.allocator import tune
+from derain_lib.inference import tile_spans, tiled_forward
 from derain_lib.models import ScaleSpace, build_model, gaussian_blur
 from derain_lib.models.scale_space import gaussian_kernel1d
 
@@ -163,8 +164,6 @@ def tiled_peak(tile: int, overlap: int, tiles: int | None) -> dict:
     ``tiles``: only the first tiles' strip, written into a full-size output as
     ``tiled_forward`` does (peak memory is per tile); None: every tile.
     """
-    from derain_lib.evaluate import tile_spans, tiled_forward
-
     model = build_model("sian").eval()
     x = torch.rand(1, 3, 3000, 4000)
     n_all = len(tile_spans(3000, tile, overlap)) * len(tile_spans(4000, tile, overlap))
@@ -383,7 +382,7 @@ def report(r: dict, args: argparse.Namespace) -> str:
             "tile: tiles run one at a time; the full-size input and output are allocated)"
         )
         lines.append(
-            f"- `derain_lib.evaluate.tiled_forward`, tile {args.tile}, overlap {args.overlap}, "
+            f"- `derain_lib.inference.tiled_forward`, tile {args.tile}, overlap {args.overlap}, "
             f"{scope}: peak RSS {tr['rss_mib']:.0f} MiB ({tr['rss_mib'] / 1024:.2f} GiB), "
             f"{tr['s']:.1f} s"
         )

@@ -1,4 +1,13 @@
-"""Derain images with a loaded model: tensors in, quantised uint8 images out."""
+"""Derain images with a loaded model: whole or in tiles, tensors in, uint8 images out.
+
+Tiling keeps memory bounded on large photos: tiles overlap by ``overlap`` pixels, start
+on multiples of the model's coarsest pooling factor (4 for SIAN), and each output pixel
+is taken from the tile where it lies furthest from a seam. An image that fits in one tile
+runs whole, so its result is the whole-image result exactly. Across seams SIAN's result
+differs slightly from whole-image inference: its receptive field is large (pooling,
+recurrence) and its ``align_corners=True`` upsampling depends on the input size, so a
+seam cannot be made exact; the overlap bounds the difference (see the tests).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .allocator import release_free_memory
 from .data.io import IMAGE_SUFFIXES, ImageReadError, list_images, read_image, write_png
 from .errors import DerainError
-from .evaluate import tiled_forward
 from .metrics import quantize
 
 #: The tile size and overlap ``derain_files`` uses for large images.
@@ -18,6 +27,68 @@ AUTO_TILE, AUTO_OVERLAP = 512, 64
 #: Images above this many pixels run in tiles, so memory stays that of one 512x512 tile
 #: (SIAN full needs about 8 kB per pixel: ~1.5 GiB peak RSS for a 448x336 photo).
 MAX_WHOLE_PIXELS = AUTO_TILE * AUTO_TILE
+
+
+#: Tile starts are multiples of this (SIAN's coarsest average pooling).
+TILE_ALIGN = 4
+
+
+def tile_spans(n: int, tile: int, overlap: int, align: int = TILE_ALIGN) -> list[tuple[int, ...]]:
+    """Along one axis of length ``n``: ``(start, end, keep_start, keep_end)`` per tile.
+
+    Starts are multiples of ``align``; the last tile ends at ``n`` (it may be up to
+    ``align - 1`` pixels longer than ``tile``); kept regions tile ``[0, n)`` exactly,
+    split at the middle of each overlap.
+    """
+    if tile < 8 or overlap < 0 or overlap >= tile:
+        raise ValueError(
+            f"need tile >= 8 and 0 <= overlap < tile, got tile {tile}, overlap {overlap}"
+        )
+    if n <= tile:
+        return [(0, n, 0, n)]
+    stride = max(align, (tile - overlap) // align * align)
+    last = (n - tile) // align * align
+    starts = list(range(0, last, stride)) + [last]
+    ends = [min(s + tile, n) for s in starts[:-1]] + [n]
+    bounds = [0] + [(starts[i + 1] + ends[i]) // 2 for i in range(len(starts) - 1)] + [n]
+    return [
+        (s, e, bounds[i], bounds[i + 1]) for i, (s, e) in enumerate(zip(starts, ends, strict=True))
+    ]
+
+
+@torch.inference_mode()
+def tiled_forward(
+    model: nn.Module, x: torch.Tensor, tile: int | None, overlap: int = 32
+) -> torch.Tensor:
+    """The last stage's output for a (B, 3, H, W) batch, computed tile by tile.
+
+    ``tile=None`` (or an image no larger than one tile) runs the whole image at once.
+    The result is assembled on the input's device, one tile's activations at a time.
+    """
+    if tile is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):
+        return model(x)[-1]
+    out = torch.empty_like(x)
+    for ys, ye, ky0, ky1 in tile_spans(x.shape[-2], tile, overlap):
+        for xs, xe, kx0, kx1 in tile_spans(x.shape[-1], tile, overlap):
+            y = model(x[..., ys:ye, xs:xe])[-1]
+            out[..., ky0:ky1, kx0:kx1] = y[..., ky0 - ys : ky1 - ys, kx0 - xs : kx1 - xs]
+            del y
+            release_free_memory()  # peak memory stays one tile's worth (allocator.py)
+    return out
+
+
+def model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def predict(
+    model: nn.Module, img: np.ndarray, tile: int | None = None, overlap: int = 32
+) -> np.ndarray:
+    """Derain one float HWC image: float32 HWC (not clamped)."""
+    x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+    y = tiled_forward(model, x.to(model_device(model)), tile, overlap)
+    return y[0].permute(1, 2, 0).float().cpu().numpy()
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -31,7 +102,7 @@ def derain_array(
 ) -> np.ndarray:
     """The last stage's output for one float RGB image, as float32 HWC (not clamped).
 
-    ``tile``: run in overlapping tiles of this size (see ``evaluate.tiled_forward``)."""
+    ``tile``: run in overlapping tiles of this size (see :func:`tiled_forward`)."""
     out = tiled_forward(model, to_tensor(img), tile, overlap)
     return out[0].permute(1, 2, 0).float().numpy()
 

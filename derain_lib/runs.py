@@ -161,7 +161,7 @@ def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
 
 def data_manifests(cfg: Config) -> dict:
     """sha256 manifests of the run's test data and (training runs) training data."""
-    from .evaluate import open_data
+    from .data.sources import open_data
 
     out = {"test": open_data(cfg.data.test, cfg.data.root).manifest_sha256()}
     if cfg.model.weights is None:
@@ -199,7 +199,8 @@ def get_or_run(
     runs with ``cfg.model.weights`` only evaluate those weights. Under ``torchrun`` every
     process trains; rank 0 evaluates and writes the results.
     """
-    from .evaluate import evaluate, open_data
+    from .data.sources import open_data
+    from .evaluate import evaluate
     from .train import dist_info, train
     from .weights import load_model
 

@@ -28,10 +28,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from tqdm.auto import tqdm
 
 from .config import Config, ConfigError, config_hash
+from .data.patches import PatchSet
+from .data.sources import open_data
 from .errors import DerainError
+from .evaluate import evaluate
 from .losses import stage_loss
+from .models import build_model
 from .weights import OUR_FORMAT, WeightsError, read_checkpoint
 
 LOG_FIELDS = ["epoch", "step", "loss", "lr", "val_psnr", "val_ssim", "patches_per_s", "elapsed_s"]
@@ -85,8 +90,6 @@ class EpochBatches:
 
 def build_model_from_config(cfg: Config) -> nn.Module:
     """``cfg.model`` to a model; bad names or arguments are a :class:`ConfigError`."""
-    from .models import build_model
-
     try:
         return build_model(cfg.model.name, **cfg.model.kwargs)
     except (TypeError, ValueError) as e:
@@ -277,8 +280,6 @@ class TrainOutcome:
 
 
 def _validate(model: nn.Module, val_set, n: int) -> dict:
-    from .evaluate import evaluate
-
     if val_set is None or n <= 0:
         return {}
     r = evaluate(model, val_set, max_images=n, save_images=False)
@@ -291,11 +292,6 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
     Writes ``log.csv``, ``checkpoints/step-N.pt`` (the last two) and, at the end,
     ``model.pt``. Under ``torchrun`` every process calls this; rank 0 writes the files.
     """
-    from tqdm.auto import tqdm
-
-    from .data.patches import PatchSet
-    from .evaluate import open_data
-
     run_dir = Path(run_dir)
     final = run_dir / FINAL_MODEL
     rank, world, local_rank = dist_info()

@@ -25,9 +25,11 @@ from PIL import Image
 from torch import nn
 
 from . import attention, viz
+from .data.embedded import embedded_dataset
 from .data.io import list_images, read_image
 from .errors import DerainError
 from .models import build_model
+from .runs import list_runs
 from .weights import RELEASED, find_released, load_model
 
 #: Weights spec of an untrained SIAN (seeded random init): attention before training.
@@ -61,10 +63,6 @@ def fit_size(image: np.ndarray, max_side: int | None) -> np.ndarray:
 
 def embedded_images(size: str = "smoke") -> list[tuple[str, Path]]:
     """(label, path) of the rainy test images of the embedded data sets, if available."""
-    try:
-        from .data.embedded import embedded_dataset
-    except ImportError:
-        return []
     found = []
     for preset in ("light", "heavy"):
         ds = embedded_dataset(preset, "test", size=size)
@@ -75,10 +73,6 @@ def embedded_images(size: str = "smoke") -> list[tuple[str, Path]]:
 def run_weights() -> list[tuple[str, str]]:
     """(label, checkpoint path) of finished runs of the run cache that trained a SIAN
     with attention (an empty list where the run cache is absent)."""
-    try:
-        from .runs import list_runs
-    except ImportError:
-        return []
     found = []
     for run in list_runs():
         if run.status != "finished" or not run.checkpoint_path.is_file():

@@ -20,9 +20,10 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import DerainError
-from .datasets import PairedDataset, data_root, open_dataset
+from .datasets import Pair, PairedDataset, data_root, open_dataset
 from .fetch import FetchError, fetch, sha256_file
 from .io import check_images, image_size
+from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
 
 INDEX_FORMAT = "derain-data-index"
 PRENET_README = "https://github.com/csdwren/PReNet#datasets"
@@ -323,8 +324,6 @@ def prepare(
     mirror: str | None = None,
 ) -> Report:
     """Verify (optionally first download) a copy of a catalogued set and write its index."""
-    from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
-
     entry = get_entry(name)
     if entry.name == "embedded":
         raise DerainError("the embedded set is built, not verified: use build_embedded()")
@@ -437,8 +436,6 @@ def prepare(
 
 def open_index(path: str | Path) -> PairedDataset:
     """The data set an index describes (files are not re-hashed; a missing file is an error)."""
-    from .datasets import Pair
-
     path = Path(path)
     try:
         index = json.loads(path.read_text())

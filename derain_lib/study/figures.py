@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from ..attention import compute_attention
 from ..data.io import read_image, write_png
-from ..evaluate import predict
+from ..inference import predict
 from ..metrics import quantize
 from ..runs import results_root
 from ..viz import save_figure

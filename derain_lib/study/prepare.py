@@ -8,8 +8,8 @@ saved files like every other figure.
 from __future__ import annotations
 
 from ..data.io import read_image, write_png
+from ..data.sources import open_data
 from ..errors import DerainError
-from ..evaluate import open_data
 from ..metrics import quantize
 from .paths import results_dir, write_json
 from .plan import Params, config_for, datasets, no_data_reason, real_photos, test_sets

@@ -15,7 +15,8 @@ from torch import nn
 
 from ..config import Config, ModelConfig, config_from_dict
 from ..data.io import write_png
-from ..evaluate import evaluate, open_data
+from ..data.sources import open_data
+from ..evaluate import evaluate
 from ..metrics import quantize
 from ..runs import Run, get_or_run, open_run, results_root
 from ..tables import BENCHMARKS, Score, load_scores, not_run, released, reproduced, save_scores

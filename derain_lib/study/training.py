@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
+from ..data.sources import open_data
 from ..errors import DerainError
-from ..evaluate import open_data
 from ..runs import get_or_run
 from ..tables import not_run
 from .paths import read_json, results_dir, write_json
