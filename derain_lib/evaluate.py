@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .data.io import write_png
 from .errors import DerainError
+from .fsutil import atomic_path
 from .inference import predict
 from .metrics import quantize, score
 
@@ -53,8 +54,7 @@ class EvalResult:
 
     def write_csv(self, path: str | Path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=["name", "psnr", "ssim"])
             w.writeheader()
             w.writerows(self.rows)

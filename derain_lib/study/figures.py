@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from ..attention import compute_attention
 from ..data.io import read_image, write_png
+from ..fsutil import atomic_path
 from ..inference import predict
 from ..metrics import quantize
 from ..runs import results_root
@@ -74,13 +75,13 @@ def export_attention(
     image = read_image(sorted(outputs.glob("*.png"))[0])
     att = compute_attention(load_model(path, allow_download=False).model, image)
     out = results_dir(p.profile) / "attention" / f"{method.replace('/', '_')}_{benchmark}.npz"
-    out.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"image": att.image, "provenance": np.array(provenance)}
     for k in range(att.n_stages):  # masks as their mean over channels: the panel's view
         arrays[f"outputs_{k}"], arrays[f"rain_{k}"] = att.outputs[k], att.rain[k]
         for sc, v in att.masks[k].items():
             arrays[f"masks_{k}_{sc}"] = v.mean(axis=0, keepdims=True)
-    np.savez_compressed(out, **arrays)
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
     return out
 
 

@@ -7,12 +7,15 @@ import os
 from pathlib import Path
 
 from ..errors import DerainError
-from ..runs import PROJECT_ROOT, results_root
+from ..fsutil import atomic_write_text, project_root
+from ..runs import results_root
 
 
 def figures_root() -> Path:
-    """Where ``figures/`` lives: env ``DERAIN_FIGURES`` or ``<project>/figures``."""
-    return Path(os.environ.get("DERAIN_FIGURES", PROJECT_ROOT / "figures")).resolve()
+    """Where ``figures/`` lives: env ``DERAIN_FIGURES``, else ``figures/`` in the project
+    (the folder holding ``pyproject.toml`` at or above the working directory), as
+    :func:`derain_lib.runs.results_root` finds ``results/``."""
+    return Path(os.environ.get("DERAIN_FIGURES") or project_root() / "figures").resolve()
 
 
 def results_dir(profile: str) -> Path:
@@ -26,10 +29,8 @@ def figures_dir(profile: str) -> Path:
 
 
 def write_json(path: Path, obj: object) -> Path:
-    """``obj`` as indented JSON at ``path`` (parent folders created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1, default=str) + "\n")
-    return path
+    """``obj`` as indented JSON at ``path``, written atomically (parent folders created)."""
+    return atomic_write_text(path, json.dumps(obj, indent=1, default=str) + "\n")
 
 
 def read_json(path: Path, hint: str) -> object:

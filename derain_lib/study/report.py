@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
+from ..fsutil import atomic_write_text
 from .paths import figures_dir, results_dir
 
 TABLE_NAMES = {
@@ -58,7 +59,7 @@ def export_report(profile: str, executed: list[Path]) -> Path:
         title = chapter_title(nb, path.stem)
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
         page = out / f"{path.stem}.html"
-        page.write_text(body, encoding="utf-8")
+        atomic_write_text(page, body)
         chapters.append((page.name, title))
     parts = [
         "<h2>Chapters</h2><ol>"
@@ -97,5 +98,5 @@ def export_report(profile: str, executed: list[Path]) -> Path:
         + "".join(parts)
         + "</body></html>\n"
     )
-    (out / "index.html").write_text(page, encoding="utf-8")
+    atomic_write_text(out / "index.html", page)
     return out / "index.html"

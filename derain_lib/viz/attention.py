@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from ..attention import Attention
+from ..fsutil import atomic_path
 
 #: What a view can show. ``mask``: the attention mask M_(s) (sigmoid, 0..1);
 #: ``dog``: a difference-of-Gaussians layer; ``octave``: a Gaussian-blurred octave
@@ -218,6 +219,6 @@ def attention_panel(
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     """Write ``fig`` as PNG (parent folders created) and return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
     return path
