@@ -9,11 +9,7 @@ Every load uses ``torch.load(..., weights_only=True)``. Problems raise
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .data.fetch import FetchError, fetch, sha256_file
 from .errors import DerainError
 from .fsutil import user_cache
 from .models import MODELS, build_model, model_family
@@ -117,14 +114,6 @@ SIAN_UNUSED_PREFIX = "body.conv_m."
 OUR_FORMAT = "derain-model"
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def cache_dir() -> Path:
     """Downloaded released weights: ``<user cache>/weights`` (see :func:`fsutil.user_cache`)."""
     return user_cache() / "weights"
@@ -153,26 +142,14 @@ def download(name: str, dest_dir: str | Path | None = None) -> Path:
     """Fetch released weights from upstream into the cache, verified by sha256."""
     w = RELEASED[name]
     dest = Path(dest_dir) if dest_dir else cache_dir()
-    dest.mkdir(parents=True, exist_ok=True)
-    target = dest / w.filename
-    fd, tmp = tempfile.mkstemp(dir=dest, suffix=".part")
-    os.close(fd)
     try:
-        urllib.request.urlretrieve(w.url, tmp)  # noqa: S310 (fixed https URL)
-        got = sha256_file(tmp)
-        if got != w.sha256:
-            raise WeightsError(f"{w.url}: downloaded file has sha256 {got}, expected {w.sha256}")
-        os.replace(tmp, target)
-    except (urllib.error.URLError, OSError) as e:
+        return fetch(w.url, w.sha256, dest / w.filename)
+    except FetchError as e:
         raise WeightsError(
             f"{name}: not found locally and could not be downloaded from {w.url} ({e}); "
             f"download it by hand and pass --weights FILE or put it in --weights-dir/"
             f"DERAIN_WEIGHTS_DIR as {w.filename}"
         ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
 
 
 def resolve(

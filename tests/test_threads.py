@@ -31,14 +31,14 @@ def test_usable_cpus_is_the_affinity_mask() -> None:
     assert usable_cpus() == len(os.sched_getaffinity(0))
 
 
-def test_cli_main_configures_before_torch_is_loaded() -> None:
-    """``derain``'s main sets the variables before anything imports torch, so the OpenMP
-    runtime of this process (and every child) reads them."""
+def test_console_command_configures_before_torch_is_loaded() -> None:
+    """``derain`` (``derain_lib.entry:main``) sets the variables before anything imports
+    torch, so the OpenMP runtime of this process (and every child) reads them."""
     code = (
         "import os, sys\n"
-        "from derain_lib import cli\n"
+        "from derain_lib import entry\n"
         "assert 'torch' not in sys.modules\n"
-        "try:\n    cli.main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "try:\n    entry.main(['--version'])\nexcept SystemExit:\n    pass\n"
         "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)\n"
     )
     env = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import urllib.error
 
 import numpy as np
 import pytest
+import requests
 import torch
 
 from derain_lib.data.io import read_image, read_image_uint8
@@ -194,9 +194,9 @@ def test_offline_download_failure_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.delenv("DERAIN_WEIGHTS_DIR", raising=False)
 
     def refuse(*a, **k):
-        raise urllib.error.URLError("network is unreachable")
+        raise requests.ConnectionError("network is unreachable")
 
-    monkeypatch.setattr("urllib.request.urlretrieve", refuse)
+    monkeypatch.setattr("requests.get", refuse)
     with pytest.raises(WeightsError, match="could not be downloaded from https://github.com/"):
         resolve("sian-rain1400")
     with pytest.raises(WeightsError, match="no such file, and not a released weights name"):
