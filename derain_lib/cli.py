@@ -254,6 +254,15 @@ def _cmd_runs(args) -> int:
     return 0
 
 
+def _add_run_options(p: argparse.ArgumentParser, example: str) -> None:
+    """``--set``, ``--results``, ``--no-progress`` and ``--wait``: the options of every
+    command that goes through the run cache."""
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help=f"override, e.g. {example}")
+    p.add_argument("--results", help=RESULTS_HELP)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--wait", action="store_true", help="wait while another process holds the run")
+
+
 def _add_engine(sub: argparse._SubParsersAction) -> None:
     """Add ``train``, ``evaluate`` and ``runs`` to the ``derain`` command line."""
     p = sub.add_parser(
@@ -264,12 +273,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", required=True, help="a YAML file or a profile: smoke, quick, paper")
     p.add_argument("--dataset", help="the profile's data set section (e.g. rain100h, heavy)")
-    p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.lr=1e-3"
-    )
-    p.add_argument("--results", help=RESULTS_HELP)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--wait", action="store_true", help="wait while another process holds the run")
+    _add_run_options(p, "train.lr=1e-3")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
@@ -286,12 +290,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
     p.add_argument("--max-images", type=int, help="only the first N images")
     add_inference_options(p)
-    p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override, e.g. eval.save_images=false"
-    )
-    p.add_argument("--results", help=RESULTS_HELP)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--wait", action="store_true", help="wait while another process holds the run")
+    _add_run_options(p, "eval.save_images=false")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(
