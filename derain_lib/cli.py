@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from . import __version__
 from .data.commands import register as _add_data
+from .data.fetch import register as _add_fetch
 from .errors import DerainError
 from .reproduce import register as _add_reproduce
 from .runs import register as _add_engine
@@ -122,6 +123,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_derain,
     _add_score,
     _add_data,
+    _add_fetch,
     _add_reproduce,
     _add_engine,
 ]
