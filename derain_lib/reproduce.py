@@ -44,6 +44,7 @@ NOTEBOOKS = (
     "04_table5_ablation.ipynb",
     "05_figures.ipynb",
     "06_attention_explorer.ipynb",
+    "07_claims.ipynb",
 )
 KERNEL = "derain"  # installed into the venv by `make setup` (ipykernel install --sys-prefix)
 
