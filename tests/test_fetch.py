@@ -186,3 +186,20 @@ def test_unknown_target_is_one_clear_error(capsys):
         main(["fetch", "rain99"])
     assert e.value.code == 2
     assert "invalid choice: 'rain99'" in capsys.readouterr().err
+
+
+def test_a_fetched_test_set_is_indexed_as_its_benchmark(serve, shared, monkeypatch):
+    """The fetched files are verified and indexed so that the pipeline finds them (here the
+    four sample pairs stand for the 100 of the manifest: a partial set)."""
+    from derain_lib.data import fetch as fetch_mod
+    from derain_lib.reproduce import Study
+
+    sample = shared / "data" / "rain100l_sample"
+    items = [i for i in dataset_items("rain100l") if (sample / i.local).is_file()]
+    monkeypatch.setattr(fetch_mod, "dataset_items", lambda name: items)
+    serve({_url_path(i): (sample / i.local).read_bytes() for i in items})
+    lines = fetch("rain100l", log=lambda s: None)
+    assert lines[0].startswith("rain100l: 8 downloaded, 8 files verified")
+    assert "indexed as the rain100l test set (4 pairs)" in lines[0]
+    found = dict(Study.prepared())
+    assert found["rain100l"] == fetch_mod.dataset_dir("rain100l").resolve()
