@@ -19,12 +19,14 @@ method's mean with its own interval); on stand-in data that comparison is ``not 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .fsutil import atomic_write_text
 from .tables import BENCHMARKS, FULL_TEST_SIZE, paper_value
 
 #: Confidence level of every interval.
@@ -309,16 +311,12 @@ def not_run_rows(claim: Claim, reason: str) -> list[dict]:
 
 def write_claims_csv(rows: list[dict], path: str | Path) -> Path:
     """``claims.csv``: one row per (claim, test set, metric)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: "" if r.get(k) is None else r[k] for k in COLUMNS})
-    tmp.replace(path)
-    return path
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=COLUMNS)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: "" if r.get(k) is None else r[k] for k in COLUMNS})
+    return atomic_write_text(path, out.getvalue())
 
 
 def render_claims_markdown(rows: list[dict], profile: str, header: str = "") -> str:

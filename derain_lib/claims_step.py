@@ -17,6 +17,7 @@ import numpy as np
 
 from .claims import CLAIMS, Sample, judge, not_run_rows, render_claims_markdown, write_claims_csv
 from .errors import DerainError
+from .fsutil import atomic_write_text
 from .tables import Score, load_scores, not_run
 
 
@@ -120,8 +121,6 @@ def write_claims(study, rows: list[dict]) -> Path:
 
     write_claims_csv(rows, study.results / "claims.csv")
     header = f"Training seeds of profile `{study.profile}`: {profile_seeds(study.profile)}."
-    md = study.results / "claims.md"
-    tmp = md.with_name(md.name + ".part")
-    tmp.write_text(render_claims_markdown(rows, study.profile, header))
-    tmp.replace(md)
-    return md
+    return atomic_write_text(
+        study.results / "claims.md", render_claims_markdown(rows, study.profile, header)
+    )

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from . import __version__
+from .config import check_tile
 from .data.commands import register as _add_data
 from .data.fetch import register as _add_fetch
 from .errors import DerainError
@@ -44,22 +45,40 @@ def _cmd_derain(args: argparse.Namespace) -> int:
     from .inference import derain_files
     from .weights import load_model
 
+    if args.tile is not None:
+        check_tile(args.tile, 0, "--")
     lw = load_model(args.weights, args.model, weights_dir=args.weights_dir)
     print(f"model: {lw.describe()}", file=sys.stderr)
-    for path in derain_files(lw.model, args.inputs, args.output, args.quantize, tile=args.tile):
-        print(path)
+    done, failed, first = 0, 0, ""
+    batch = derain_files(
+        lw.model, args.inputs, args.output, args.quantize, args.tile, args.overwrite
+    )
+    for _, written, problem in batch:
+        if written is not None:
+            print(written, flush=True)
+            done += 1
+        else:
+            print(f"derain: error: {problem}", file=sys.stderr, flush=True)
+            failed, first = failed + 1, first or problem
+    print(f"{done} derained, {failed} failed", file=sys.stderr)
+    if failed:
+        raise DerainError(
+            f"{failed} of {done + failed} input image(s) could not be derained (first: {first})"
+        )
     return 0
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .metrics import score_folder, summarize
+    from .metrics import json_safe, score_folder, summarize
 
     rows, pairing = score_folder(args.pred_dir, args.gt_dir, quantize_mode="round")
     summary = summarize(rows)
     summary["unpaired_pred"] = [str(p) for p in pairing.unpaired_pred]
     summary["unpaired_gt"] = [str(p) for p in pairing.unpaired_gt]
+    skipped = pairing.skipped
+    summary["skipped"] = skipped
     if args.json:
-        print(json.dumps(summary, indent=1))
+        print(json.dumps(json_safe(summary), indent=1, allow_nan=False))
     else:
         print(f"{'image':<28} {'ground truth':<28} {'PSNR':>9} {'SSIM':>7}")
         for r in rows:
@@ -67,8 +86,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
         print(f"{'mean of ' + str(summary['n']):<57} {summary['psnr']:9.4f} {summary['ssim']:7.4f}")
         for p in pairing.unpaired_pred + pairing.unpaired_gt:
             print(f"unpaired: {p}")
+    for why in skipped:
+        print(f"derain: error: skipped: {why}", file=sys.stderr)
     if not rows:
-        raise DerainError(f"no image pairs found between {args.pred_dir} and {args.gt_dir}")
+        raise DerainError(f"no image pairs scored between {args.pred_dir} and {args.gt_dir}")
+    if skipped:
+        raise DerainError(f"{len(skipped)} pair(s) skipped, {len(rows)} scored")
     return 0
 
 
@@ -87,7 +110,13 @@ def _add_derain(sub: argparse._SubParsersAction) -> None:
         epilog="example: derain derain photo.jpg rainy_folder/ -o out/ --weights sian-rain100h",
     )
     p.add_argument("inputs", nargs="+", help="image files or folders of images")
-    p.add_argument("-o", "--output", required=True, help="output folder (or a .png for one input)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output folder, or an image file name (.png, .jpg, ...) for one input",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--weights", required=True, help="released name (see `derain info`) or a file")
     p.add_argument("--model", help="the architecture expected (default: taken from the weights)")
     p.add_argument("--weights-dir", help="folder with released weight files")
@@ -146,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DerainError as e:
         print(f"derain: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file system refusal not caught nearer its cause
+        print(f"derain: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("derain: interrupted", file=sys.stderr)

@@ -23,6 +23,7 @@ from torch import nn
 from .allocator import release_free_memory
 from .data.io import write_png
 from .errors import DerainError
+from .fsutil import atomic_path
 from .metrics import quantize, score
 
 #: Tile starts are multiples of this (SIAN's coarsest average pooling).
@@ -142,8 +143,7 @@ class EvalResult:
 
     def write_csv(self, path: str | Path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=["name", "psnr", "ssim"])
             w.writeheader()
             w.writerows(self.rows)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from .data.io import IMAGE_SUFFIXES, ImageReadError, list_images, read_image, write_png
+from .data.io import (
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    list_images,
+    read_image,
+    write_image,
+)
 from .errors import DerainError
 from .evaluate import tiled_forward
 from .metrics import quantize
@@ -58,20 +65,35 @@ def expand_inputs(inputs: list[str | Path]) -> list[Path]:
     return files
 
 
-def output_paths(files: list[Path], out: str | Path) -> list[Path]:
-    """``OUT`` is a folder (PNG under each input's stem) or, for one input, a ``.png`` file."""
+def output_paths(files: list[Path], out: str | Path, overwrite: bool = False) -> list[Path]:
+    """``OUT`` is a folder (PNG under each input's stem) or, for one input, an image file name.
+
+    Refused (one line): an output that is one of the inputs, an existing file unless
+    ``overwrite``, a non-image file given as ``OUT``."""
     out = Path(out)
-    if out.suffix.lower() == ".png" and not out.is_dir():
+    if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
         if len(files) != 1:
             raise DerainError(f"{out}: a single output file needs a single input, got {len(files)}")
-        return [out]
-    stems = [f.stem for f in files]
-    dup = sorted({s for s in stems if stems.count(s) > 1})
-    if dup:
-        raise DerainError(
-            f"two inputs share the stem {dup[0]!r}; their outputs would collide in {out}"
-        )
-    return [out / f"{f.stem}.png" for f in files]
+        targets = [out]
+    elif out.is_file():
+        raise DerainError(f"{out}: exists and is not an image file name or a folder; not touched")
+    else:
+        stems = [f.stem for f in files]
+        dup = sorted({s for s in stems if stems.count(s) > 1})
+        if dup:
+            raise DerainError(
+                f"two inputs share the stem {dup[0]!r}; their outputs would collide in {out}"
+            )
+        targets = [out / f"{f.stem}.png" for f in files]
+    inputs = {f.resolve() for f in files}
+    for t in targets:
+        if t.resolve() in inputs:
+            raise DerainError(
+                f"{t}: is an input image; refusing to overwrite it (choose another -o)"
+            )
+        if t.exists() and not overwrite:
+            raise DerainError(f"{t}: exists; pass --overwrite to replace it")
+    return targets
 
 
 def derain_files(
@@ -80,18 +102,27 @@ def derain_files(
     out: str | Path,
     quantize_mode: str = "round",
     tile: int | None = None,
-) -> list[Path]:
-    """Derain every input image, writing a PNG each; returns the written paths.
+    overwrite: bool = False,
+) -> Iterator[tuple[Path, Path | None, str | None]]:
+    """Derain every input image, yielding ``(input, written PNG, None)`` as each is written,
+    or ``(input, None, why)`` for an input that could not be read or is too small.
 
-    ``tile=None``: whole images up to ``MAX_WHOLE_PIXELS``, tiles of ``AUTO_TILE`` above,
-    so a photo of any size fits in memory; an integer tiles every image larger than it."""
+    A bad file does not stop the batch. ``tile=None``: whole images up to
+    ``MAX_WHOLE_PIXELS``, tiles of ``AUTO_TILE`` above, so a photo of any size fits in
+    memory; an integer tiles every image larger than it. Outputs are written atomically."""
     files = expand_inputs(inputs)
-    targets = output_paths(files, out)
+    targets = output_paths(files, out, overwrite)
     for src, dst in zip(files, targets, strict=True):
-        img = read_image(src)
+        try:
+            img = read_image(src)
+        except ImageReadError as e:
+            yield src, None, str(e)
+            continue
         if min(img.shape[:2]) < 8:
-            raise DerainError(f"{src}: image is {img.shape[1]}x{img.shape[0]}, at least 8x8 needed")
+            yield src, None, f"{src}: image is {img.shape[1]}x{img.shape[0]}, at least 8x8 needed"
+            continue
         size = tile if tile is not None else auto_tile(*img.shape[:2])
         overlap = min(AUTO_OVERLAP, size // 2) if size else 0
-        write_png(dst, quantize(derain_array(model, img, size, overlap), quantize_mode))
-    return targets
+        out_img = quantize(derain_array(model, img, size, overlap), quantize_mode)
+        write_image(dst, out_img)
+        yield src, dst, None

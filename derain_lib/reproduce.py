@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DerainError
+from .fsutil import atomic_write_text, project_root
 from .tables import (
     BENCHMARKS,
     Score,
@@ -55,12 +56,12 @@ class NotebookFailed(DerainError):
 
 def results_root() -> Path:
     """Where ``results/`` lives: env ``DERAIN_RESULTS`` or ``<project>/results``."""
-    return Path(os.environ.get("DERAIN_RESULTS", ROOT / "results")).resolve()
+    return Path(os.environ.get("DERAIN_RESULTS") or project_root() / "results").resolve()
 
 
 def figures_root() -> Path:
     """Where ``figures/`` lives: env ``DERAIN_FIGURES`` or ``<project>/figures``."""
-    return Path(os.environ.get("DERAIN_FIGURES", ROOT / "figures")).resolve()
+    return Path(os.environ.get("DERAIN_FIGURES") or project_root() / "figures").resolve()
 
 
 def kernel_name() -> str:
@@ -756,9 +757,7 @@ def _rainy_input():
 
 
 def _write_json(path: Path, obj: object) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1, default=str) + "\n")
-    return path
+    return atomic_write_text(path, json.dumps(obj, indent=1, default=str) + "\n")
 
 
 def _failure_message(nb: str, saved: Path, err: Exception) -> str:

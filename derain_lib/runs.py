@@ -14,42 +14,52 @@ checkpoints. A run folder holds::
     provenance.json    git SHA, config hash, data manifests, package versions, device, times
 
 The results root is the argument ``root``, else env ``DERAIN_RESULTS``, else
-``<project>/results``.
+``<project>/results`` (the folder holding ``pyproject.toml`` above the working directory).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from .config import Config, canonical_json, config_from_dict, config_hash, dump_config
+from .config import (
+    Config,
+    ConfigError,
+    canonical_json,
+    config_from_dict,
+    config_hash,
+    dump_config,
+    validate,
+)
 from .errors import DerainError
+from .fsutil import atomic_write_text, locked, project_root
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+#: What ``--results`` defaults to, as ``--help`` shows it.
+RESULTS_HELP = (
+    "results root (default: env DERAIN_RESULTS, else results/ in the project: the folder "
+    "holding pyproject.toml at or above the working directory, else the working directory)"
+)
 
 
 def results_root(root: str | Path | None = None) -> Path:
     if root is not None:
         return Path(root)
-    return Path(os.environ.get("DERAIN_RESULTS", PROJECT_ROOT / "results"))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    return Path(os.environ.get("DERAIN_RESULTS") or project_root() / "results")
 
 
 @dataclass
@@ -64,7 +74,11 @@ class Run:
 
     @property
     def config(self) -> Config:
-        return config_from_dict(yaml.safe_load((self.dir / "config.yaml").read_text()))
+        p = self.dir / "config.yaml"
+        try:
+            return config_from_dict(yaml.safe_load(p.read_text()))
+        except (OSError, yaml.YAMLError, DerainError, TypeError, AttributeError) as e:
+            raise DerainError(f"{p}: damaged run config ({str(e).splitlines()[0]})") from None
 
     @property
     def checkpoint_path(self) -> Path:
@@ -76,8 +90,28 @@ class Run:
 
     @property
     def metrics(self) -> dict:
+        """``metrics.json``; ``{}`` when absent, a :class:`DerainError` when unreadable."""
         p = self.dir / "metrics.json"
-        return json.loads(p.read_text()) if p.is_file() else {}
+        if not p.is_file():
+            return {}
+        try:
+            m = json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            raise DerainError(f"{p}: damaged ({e})") from None
+        if not isinstance(m, dict) or not {"n", "psnr", "ssim"} <= set(m):
+            raise DerainError(f"{p}: damaged (not the metrics of a finished run)")
+        return m
+
+    @property
+    def damage(self) -> str | None:
+        """What makes this run folder unusable (an unreadable config or metrics), or None."""
+        for check in ("config", "metrics"):
+            if (self.dir / ("config.yaml" if check == "config" else "metrics.json")).is_file():
+                try:
+                    getattr(self, check)
+                except DerainError as e:
+                    return str(e)
+        return None
 
     @property
     def provenance(self) -> dict:
@@ -101,6 +135,9 @@ class Run:
 
     @property
     def status(self) -> str:
+        """``finished``, ``unfinished``, ``new``, or ``damaged`` (see :attr:`damage`)."""
+        if self.damage:
+            return "damaged"
         if (self.dir / "metrics.json").is_file():
             return "finished"
         return "unfinished" if (self.dir / "config.yaml").is_file() else "new"
@@ -191,26 +228,62 @@ def get_or_run(
     root: str | Path | None = None,
     progress: bool = True,
     weights_dir: str | Path | None = None,
+    wait: bool = False,
 ) -> Run:
     """The finished run of ``cfg``: from the cache, resumed, or computed now.
 
     Training runs train (resuming from checkpoints) then evaluate on ``cfg.data.test``;
     runs with ``cfg.model.weights`` only evaluate those weights. Under ``torchrun`` every
     process trains; rank 0 evaluates and writes the results.
-    """
-    from .evaluate import evaluate, open_data
-    from .train import dist_info, train
-    from .weights import load_model
 
+    One process at a time works in a run folder: it holds an exclusive lock there
+    (:func:`derain_lib.fsutil.locked`); another is refused naming the holder, or waits
+    (``wait``). A damaged ``metrics.json`` is set aside and the run completed again; a
+    folder this call created is removed again if the config cannot train.
+    """
+    from .train import dist_info
+
+    validate(cfg)
     manifests = data_manifests(cfg)
     weights = _weights_info(cfg, weights_dir)
     run = Run(results_root(root) / "runs" / run_key(cfg, manifests, weights))
     if run.status == "finished":
         return run
     rank = dist_info()[0]
-    run.dir.mkdir(parents=True, exist_ok=True)
+    fresh = not run.dir.exists()
+    lock = locked(run.dir, wait) if rank == 0 else contextlib.nullcontext()
+    try:
+        with lock:
+            if run.status == "finished":  # finished by the process we waited for
+                return run
+            return _complete(run, cfg, manifests, weights, progress, weights_dir)
+    except ConfigError:
+        if fresh and rank == 0:
+            shutil.rmtree(run.dir, ignore_errors=True)
+        raise
+
+
+def _complete(
+    run: Run,
+    cfg: Config,
+    manifests: dict,
+    weights: dict | None,
+    progress: bool,
+    weights_dir: str | Path | None,
+) -> Run:
+    """Train (or resume) and evaluate ``run``; the caller holds its lock."""
+    from .evaluate import evaluate, open_data
+    from .train import dist_info, train
+    from .weights import load_model
+
+    rank = dist_info()[0]
+    metrics_file = run.dir / "metrics.json"
+    if rank == 0 and metrics_file.is_file() and run.damage:
+        aside = metrics_file.with_name("metrics.json.corrupt")
+        os.replace(metrics_file, aside)
+        print(f"derain: warning: {run.damage}; set aside as {aside}", file=sys.stderr)
     if rank == 0:
-        _atomic_write_text(run.dir / "config.yaml", dump_config(cfg))
+        atomic_write_text(run.dir / "config.yaml", dump_config(cfg))
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.perf_counter()
     train_info: dict = {}
@@ -273,9 +346,11 @@ def get_or_run(
         "wall_s": train_info.get("train_wall_s", 0.0) + eval_s,
         **train_info,
     }
-    _atomic_write_text(run.dir / "provenance.json", json.dumps(prov, indent=1))
+    atomic_write_text(run.dir / "provenance.json", json.dumps(prov, indent=1))
+    if not result.n:
+        raise DerainError(f"{cfg.data.test}: no test image was scored; the run is not finished")
     metrics = {**result.summary(), "test": cfg.data.test, "per_image_csv": "per_image.csv"}
-    _atomic_write_text(run.dir / "metrics.json", json.dumps(metrics, indent=1))
+    atomic_write_text(run.dir / "metrics.json", json.dumps(metrics, indent=1))
     return run
 
 
@@ -314,7 +389,7 @@ def _cmd_train(args) -> int:
 
     overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + list(args.set or [])
     cfg = load_config(args.config, overrides)
-    run = get_or_run(cfg, args.results, progress=not args.no_progress)
+    run = get_or_run(cfg, args.results, progress=not args.no_progress, wait=args.wait)
     from .train import dist_info
 
     if dist_info()[0] == 0:
@@ -336,7 +411,9 @@ def _cmd_evaluate(args) -> int:
     base.data.test = args.data
     base.data.root = "."
     cfg = config_from_dict(base.to_dict(), args.set)
-    _print_result(get_or_run(cfg, args.results, not args.no_progress, args.weights_dir))
+    _print_result(
+        get_or_run(cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait)
+    )
     return 0
 
 
@@ -353,6 +430,9 @@ def _cmd_runs(args) -> int:
     head = ("run", "status", "profile", "dataset", "model", "PSNR", "SSIM")
     print("{:<12} {:<10} {:<9} {:<10} {:<20} {:>8} {:>7}".format(*head))
     for r in runs:
+        if r.damage:
+            print(f"{r.key:<12} {'damaged':<10} {r.damage}")
+            continue
         c, m = r.config, r.metrics
         ps = f"{m['psnr']:8.3f}" if m else f"{'-':>8}"
         ss = f"{m['ssim']:7.4f}" if m else f"{'-':>7}"
@@ -374,8 +454,9 @@ def register(sub) -> None:
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.lr=1e-3"
     )
-    p.add_argument("--results", help="results root (default: env DERAIN_RESULTS or ./results)")
+    p.add_argument("--results", help=RESULTS_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--wait", action="store_true", help="wait while another process holds the run")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
@@ -394,8 +475,9 @@ def register(sub) -> None:
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override, e.g. eval.save_images=false"
     )
-    p.add_argument("--results", help="results root (default: env DERAIN_RESULTS or ./results)")
+    p.add_argument("--results", help=RESULTS_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--wait", action="store_true", help="wait while another process holds the run")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(
@@ -405,5 +487,5 @@ def register(sub) -> None:
     )
     p.add_argument("action", choices=["list", "show"])
     p.add_argument("key", nargs="?", default="", help="run key (or prefix) for show")
-    p.add_argument("--results", help="results root (default: env DERAIN_RESULTS or ./results)")
+    p.add_argument("--results", help=RESULTS_HELP)
     p.set_defaults(func=_cmd_runs)

@@ -31,6 +31,7 @@ from torch import nn
 
 from .config import Config, ConfigError, config_hash
 from .errors import DerainError
+from .fsutil import atomic_path, atomic_write_text
 from .losses import stage_loss
 from .weights import OUR_FORMAT, WeightsError, read_checkpoint
 
@@ -144,19 +145,9 @@ def _mean_across(value: torch.Tensor, distributed: bool) -> float:
 
 
 def atomic_save(obj: dict, path: Path) -> None:
-    """``torch.save`` to a temporary file, fsync, rename over ``path``, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """``torch.save`` through :func:`derain_lib.fsutil.atomic_path` (temp file, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _rng_state() -> dict:
@@ -246,7 +237,7 @@ class CsvLog:
         lines = lines[: keep_lines or 0] if lines else []
         if not lines:
             lines = [",".join(LOG_FIELDS) + "\n"]
-        path.write_text("".join(lines))
+        atomic_write_text(path, "".join(lines))
         self.lines = len(lines)
         self.f = open(path, "a", newline="")  # noqa: SIM115 (open for the whole run)
         self.w = csv.DictWriter(self.f, fieldnames=LOG_FIELDS)
@@ -328,17 +319,22 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
 
     opt, sched = make_optimizer(cfg, model)
     epoch, step, g, elapsed_before, log_lines = 0, 0, 0, 0.0, None
-    resumed = latest_checkpoint(run_dir) if not final.exists() else None
     if final.exists():
-        state = read_checkpoint(final)
-        return TrainOutcome(
-            final,
-            int(state.get("global_step", total)),
-            int(state.get("epochs_done", 0)),
-            float(state.get("elapsed_s", 0.0)),
-            None,
-            dict(state.get("last_val", {})),
-        )
+        try:
+            state = read_checkpoint(final)
+            return TrainOutcome(
+                final,
+                int(state.get("global_step", total)),
+                int(state.get("epochs_done", 0)),
+                float(state.get("elapsed_s", 0.0)),
+                None,
+                dict(state.get("last_val", {})),
+            )
+        except WeightsError as e:
+            aside = final.with_name(final.name + ".corrupt")
+            print(f"derain: warning: {e}; set aside as {aside}, resuming", file=sys.stderr)
+            os.replace(final, aside)
+    resumed = latest_checkpoint(run_dir)
     if resumed is not None:
         _, state = resumed
         model.load_state_dict(state["state_dict"])

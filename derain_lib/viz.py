@@ -27,6 +27,7 @@ from PIL import Image
 from torch import nn
 
 from .errors import DerainError
+from .fsutil import atomic_path
 from .inference import to_tensor
 from .models import SIAN
 
@@ -308,6 +309,6 @@ def attention_panel(
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     """Write ``fig`` as PNG (parent folders created) and return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
     return path

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +19,8 @@ import torch
 from torch import nn
 
 from .errors import DerainError
-from .models import build_model, model_family
+from .fsutil import user_cache
+from .models import MODELS, build_model, model_family
 
 
 class WeightsError(DerainError):
@@ -125,7 +123,8 @@ def sha256_file(path: str | Path) -> str:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("DERAIN_CACHE", Path.home() / ".cache" / "derain")) / "weights"
+    """Downloaded released weights: ``<user cache>/weights`` (see :func:`fsutil.user_cache`)."""
+    return user_cache() / "weights"
 
 
 def search_dirs(weights_dir: str | Path | None = None) -> list[Path]:
@@ -148,29 +147,23 @@ def find_released(name: str, weights_dir: str | Path | None = None) -> Path | No
 
 
 def download(name: str, dest_dir: str | Path | None = None) -> Path:
-    """Fetch released weights from upstream into the cache, verified by sha256."""
+    """Fetch released weights ``name`` into the cache (or ``dest_dir``) as ``derain fetch``
+    does: the raw file at the pinned commit (``DERAIN_MIRROR`` honoured), sha256-verified
+    before it takes its final name."""
+    from .data.fetch import FetchError, fetch_items, weight_items
+
     w = RELEASED[name]
     dest = Path(dest_dir) if dest_dir else cache_dir()
-    dest.mkdir(parents=True, exist_ok=True)
-    target = dest / w.filename
-    fd, tmp = tempfile.mkstemp(dir=dest, suffix=".part")
-    os.close(fd)
+    item = next(i for i in weight_items() if i.local == w.filename)
     try:
-        urllib.request.urlretrieve(w.url, tmp)  # noqa: S310 (fixed https URL)
-        got = sha256_file(tmp)
-        if got != w.sha256:
-            raise WeightsError(f"{w.url}: downloaded file has sha256 {got}, expected {w.sha256}")
-        os.replace(tmp, target)
-    except (urllib.error.URLError, OSError) as e:
+        fetch_items([item], dest, log=lambda line: None)
+    except FetchError as e:
         raise WeightsError(
-            f"{name}: not found locally and could not be downloaded from {w.url} ({e}); "
+            f"{name}: not found locally and could not be downloaded ({e}); "
             f"download it by hand and pass --weights FILE or put it in --weights-dir/"
             f"DERAIN_WEIGHTS_DIR as {w.filename}"
         ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    return dest / w.filename
 
 
 def resolve(
@@ -213,9 +206,16 @@ def read_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dic
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for truncated/corrupt pickles and zips
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        text = str(e).strip()
+        if "unsupported global" in text.lower():
+            raise WeightsError(
+                f"{path}: refused: it holds Python objects other than tensors and plain "
+                "containers, which torch.load(weights_only=True) will not run; the file may "
+                "be unsafe (only load it if you trust its source, and re-save its state_dict)"
+            ) from None
         raise WeightsError(
-            f"{path}: not a readable torch checkpoint (truncated or corrupt?): {first[:200]}"
+            f"{path}: not a torch checkpoint: torch cannot read it as a saved file "
+            "(truncated or corrupt, or another kind of file)"
         ) from None
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state dict")
@@ -315,6 +315,11 @@ def _released_by_sha(sha: str) -> ReleasedWeights | None:
 def load_into(model: nn.Module, state: dict, path: str | Path) -> None:
     """``load_state_dict(strict=True)`` with missing/unexpected/shape problems as one line."""
     own = model.state_dict()
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise WeightsError(
+            f"{path}: entry {bad[0]!r} is a {type(state[bad[0]]).__name__}, not a tensor"
+        )
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
@@ -332,6 +337,14 @@ def load_into(model: nn.Module, state: dict, path: str | Path) -> None:
             )
         raise WeightsError(f"{path}: weights do not fit the model: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
+
+
+def _build(name: str, kwargs: dict, path: Path) -> nn.Module:
+    """``build_model`` with bad arguments from a checkpoint as one line naming the file."""
+    try:
+        return build_model(name, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: cannot build model {name!r}: {e}") from None
 
 
 def load_model(
@@ -354,10 +367,26 @@ def load_model(
     released = released or _released_by_sha(sha)
     family = detect_family(state)
     ignored: list[str] = []
+    if model is not None and model not in MODELS:
+        raise WeightsError(f"--model {model!r}: unknown model; known models: {', '.join(MODELS)}")
     if family == "derain":
-        name = str(state["model"])
-        kwargs = {**dict(state.get("model_kwargs", {})), **model_kwargs}
-        sd = state["state_dict"]
+        name, sd, saved_kwargs = (
+            state.get("model"),
+            state.get("state_dict"),
+            state.get("model_kwargs", {}),
+        )
+        if not isinstance(name, str) or name not in MODELS:
+            raise WeightsError(
+                f"{path}: derain checkpoint names no known model (its 'model' entry is "
+                f"{name!r}; known: {', '.join(MODELS)})"
+            )
+        if not isinstance(saved_kwargs, dict):
+            raise WeightsError(
+                f"{path}: 'model_kwargs' is a {type(saved_kwargs).__name__}, not a mapping"
+            )
+        if not isinstance(sd, dict):
+            raise WeightsError(f"{path}: derain checkpoint has no 'state_dict' mapping")
+        kwargs = {**saved_kwargs, **model_kwargs}
     elif family in ("sian", "prenet"):
         name = "sian" if family == "sian" else "prenet"
         kwargs = dict(model_kwargs)
@@ -370,7 +399,7 @@ def load_model(
         raise WeightsError(f"{path}: not SIAN, PReNet or derain weights (keys: {sample}, ...)")
     if model is not None:
         want = model_family(build_model(model))
-        have = model_family(build_model(name, **kwargs)) if family == "derain" else family
+        have = model_family(_build(name, kwargs, path)) if family == "derain" else family
         if want != have:
             raise WeightsError(
                 f"{path}: holds {have} weights, but --model {model} is a {want} model"
@@ -379,10 +408,7 @@ def load_model(
             raise WeightsError(f"{path}: holds weights for model {name!r}, not {model!r}")
         if family != "derain":
             name = model
-    try:
-        net = build_model(name, **kwargs)
-    except (TypeError, ValueError) as e:
-        raise WeightsError(f"{path}: cannot build model {name!r}: {e}") from None
+    net = _build(name, kwargs, path)
     load_into(net, sd, path)
     net.eval()
     source = f"released:{released.name}" if released else "checkpoint"

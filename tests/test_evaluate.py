@@ -125,12 +125,12 @@ def test_derain_files_tiles_large_images(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(inference, "AUTO_TILE", 48)
     monkeypatch.setattr(inference, "AUTO_OVERLAP", 16)
     model = Local().eval()
-    inference.derain_files(model, [src], tmp_path / "out.png")
+    list(inference.derain_files(model, [src], tmp_path / "out.png"))
     assert calls == [48]  # above the limit: tiled
     whole = predict(model, read_image_uint8(src).astype(np.float32) / 255)
     assert np.array_equal(read_image_uint8(tmp_path / "out.png"), quantize(whole))
     monkeypatch.setattr(inference, "MAX_WHOLE_PIXELS", 10**9)
-    inference.derain_files(model, [src], tmp_path / "out2.png")
+    list(inference.derain_files(model, [src], tmp_path / "out2.png"))
     assert calls == [48, None]  # below: whole
 
 

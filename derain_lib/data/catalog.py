@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
 import time
@@ -23,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import DerainError
+from ..fsutil import atomic_write_bytes, atomic_write_text
 from .datasets import PairedDataset, data_root, file_sha256, open_dataset
 from .io import check_images, image_size
 
@@ -245,15 +245,7 @@ def download(
         if hashlib.sha256(data).hexdigest() != digest:
             failures.append(f"{url}: sha256 differs from the catalog; not saved")
             continue
-        tmp = target.with_name(target.name + ".part")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-        except OSError as e:
-            raise DerainError(
-                f"{target}: cannot write the downloaded file ({e.strerror})"
-            ) from None
+        atomic_write_bytes(target, data)
         fetched += 1
     return fetched, failures
 
@@ -274,6 +266,7 @@ class Report:
     patches: dict | None = None
 
     variant: str | None = None
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
@@ -302,6 +295,9 @@ class Report:
             out.append(
                 f"unpaired files: {len(self.dataset.unpaired)} (e.g. {self.dataset.unpaired[0]})"
             )
+        if self.ignored:
+            shown = ", ".join(self.ignored[:5]) + (", ..." if len(self.ignored) > 5 else "")
+            out.append(f"ignored {len(self.ignored)} non-image or unused file(s): {shown}")
         if self.patches:
             p = self.patches
             flip = " x2 with h-flip" if p["hflip"] else ""
@@ -370,6 +366,12 @@ def prepare(
     check_images(files, decode=decode)
     ds.check_sizes()
     report = Report(entry.name, split, ds, s.pairs)
+    used = {f.resolve() for f in files} | {Path(f).resolve() for f in ds.unpaired}
+    report.ignored = sorted(
+        f.relative_to(root).as_posix()
+        for f in root.rglob("*")
+        if f.is_file() and f.resolve() not in used
+    )
     if not ds.unpaired:
         report.variant = dict(s.variants).get(len(ds))
 
@@ -426,6 +428,7 @@ def prepare(
         "sha256_differ": report.differ,
         "not_in_manifest": report.unknown,
         "unpaired": [str(p) for p in ds.unpaired],
+        "ignored": report.ignored,
         "manifest_sha256": ds.manifest_sha256(),
         "patches": report.patches,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -442,10 +445,7 @@ def prepare(
             for p in ds.pairs
         ],
     }
-    index_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index_path.with_name(index_path.name + ".part")
-    tmp.write_text(json.dumps(index, indent=1))
-    os.replace(tmp, index_path)
+    atomic_write_text(index_path, json.dumps(index, indent=1))
     report.index_path = index_path
     return report
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from ..errors import DerainError
+from .datasets import data_root
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -122,7 +123,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fetch missing files where a public per-file mirror exists, else say where to get it",
     )
     q.add_argument(
-        "--index-out", help="index JSON path (default: $DERAIN_DATA/index/NAME-SPLIT.json)"
+        "--index-out",
+        help="index JSON path (default: $DERAIN_DATA/index/NAME-SPLIT.json, else "
+        f"{data_root() / 'index'}/NAME-SPLIT.json)",
     )
     q.add_argument(
         "--allow-mismatch",

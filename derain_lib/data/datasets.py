@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DerainError
+from ..fsutil import user_cache
 from .io import IMAGE_SUFFIXES, image_size, list_images, read_image
 
 LAYOUTS = ("rain100", "rain1400", "rain12")
@@ -48,15 +49,12 @@ CLEAN_DIRS = ("norain", "groundtruth", "ground_truth", "gt", "clean", "cleancrop
 def data_root() -> Path:
     """Where derain keeps data it makes (indexes, the embedded set, downloads).
 
-    ``$DERAIN_DATA`` if set, else ``<project>/data`` (git-ignored) when running from the
-    source tree, else ``~/.cache/derain/data`` for an installed package."""
+    ``$DERAIN_DATA`` if set, else ``<user cache>/data`` (``$DERAIN_CACHE`` or
+    ``platformdirs.user_cache_dir("derain")``); never inside the installed package."""
     env = os.environ.get("DERAIN_DATA")
     if env:
         return Path(env).expanduser()
-    project = Path(__file__).resolve().parents[2]
-    if (project / "pyproject.toml").is_file():
-        return project / "data"
-    return Path.home() / ".cache" / "derain" / "data"
+    return user_cache() / "data"
 
 
 class DatasetLayoutError(DerainError):

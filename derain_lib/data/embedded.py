@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DerainError
+from ..fsutil import atomic_write_text
 from .datasets import PairedDataset, data_root, file_sha256, open_dataset
 from .io import write_png
 from .synth import PRESETS, add_rain
@@ -65,7 +66,7 @@ SIZES = {
 
 
 def default_root() -> Path:
-    """``data_root()/embedded``: ``$DERAIN_DATA/embedded`` or ``<project>/data/embedded``."""
+    """``data_root()/embedded``: ``$DERAIN_DATA/embedded`` or ``<user cache>/data/embedded``."""
     return data_root() / "embedded"
 
 
@@ -141,7 +142,7 @@ def _build(size: str, dest: Path) -> None:
         "test_sources": TEST_SOURCES,
         "files": files,
     }
-    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    atomic_write_text(dest / "manifest.json", json.dumps(manifest, indent=1))
 
 
 def _valid(folder: Path) -> bool:

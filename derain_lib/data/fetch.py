@@ -11,7 +11,7 @@ leaves a file under its final name. A re-run re-hashes the files already there a
 only what is missing or damaged (the download resumes file by file).
 
 Weights land where :func:`derain_lib.weights.find_released` looks (its cache folder); a test
-set lands under ``<cache>/data/<name>/test`` and is then verified and indexed by
+set lands under ``<data root>/<name>/test`` and is then verified and indexed by
 :func:`derain_lib.data.catalog.prepare`, so the pipeline finds it as a prepared benchmark.
 When the first request cannot connect, :func:`fetch` says so in one ``offline: ...`` line and
 the study goes on with the embedded stand-ins.
@@ -95,16 +95,13 @@ DATASETS: dict[str, tuple[Tree, str, Callable[[str], str], str]] = {
 }
 
 
-def cache_root() -> Path:
-    """Downloads go here: ``DERAIN_CACHE``, else the user cache folder (platformdirs)."""
-    import pooch
-
-    return Path(os.environ.get("DERAIN_CACHE") or pooch.os_cache("derain")).expanduser()
-
-
 def dataset_dir(name: str) -> Path:
-    """Where test set ``name`` is downloaded to (in the manifest's layout)."""
-    return cache_root() / "data" / name / "test"
+    """Where test set ``name`` is downloaded to (in the manifest's layout): where
+    :func:`derain_lib.data.catalog.prepare` keeps downloads, under
+    :func:`derain_lib.data.datasets.data_root` (the user cache folder by default)."""
+    from .datasets import data_root
+
+    return data_root() / name / "test"
 
 
 def weight_items() -> list[Item]:

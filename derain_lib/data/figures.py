@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fsutil import atomic_path
 from .io import read_image, read_image_uint8
 from .synth import add_rain
 
@@ -62,8 +63,8 @@ def synthetic_vs_real(shared: str | Path, out: str | Path, seed: int = 0) -> Pat
     fig.suptitle(f"Synthetic vs real rain ({CROP}x{CROP} centre crops at full resolution)")
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return out
 
