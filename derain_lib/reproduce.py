@@ -489,15 +489,24 @@ class Study:
         for r in runs:
             if r["method"] == method and r.get("checkpoint") == str(path) and r["test"] == t.spec:
                 return open_run(r["run"])
-        ref = self._eval_reference(t.benchmark)
         base = Config(
             name=self.profile,
             dataset=t.benchmark,
             model=ModelConfig(name=self._model_name(method), weights=str(path)),
-            eval=ref.eval,
+            eval=self._eval_settings(method, t),
         )
         base.data.test, base.data.root = t.spec, "."
         return get_or_run(config_from_dict(base.to_dict()), progress=False)
+
+    def _eval_settings(self, method: str, t: TestSet):
+        """The eval settings ``method`` is scored with on ``t``: the profile's, except that
+        the Input and released weights score every image of a real test set (the profile's
+        ``eval.max_images`` caps the stand-ins and the models trained here)."""
+        from dataclasses import replace
+
+        ref = self._eval_reference(t.benchmark).eval
+        full = not t.stand_in and (method == "input" or method.endswith("-released"))
+        return replace(ref, max_images=None) if full else ref
 
     def _eval_reference(self, benchmark: str):
         """The config whose ``eval`` settings score ``benchmark`` (its data set's, else the
@@ -518,11 +527,11 @@ class Study:
         out_dir = self.results / "eval" / "input" / t.id
         cached = out_dir / "metrics.json"
         sha = ds.manifest_sha256()
-        ref = self._eval_reference(t.benchmark)
-        key = {"data": sha, "max_images": ref.eval.max_images}
+        max_images = self._eval_settings("input", t).max_images
+        key = {"data": sha, "max_images": max_images}
         if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
             return out_dir, json.loads(cached.read_text())
-        res = evaluate(_rainy_input(), ds, out_dir, max_images=ref.eval.max_images)
+        res = evaluate(_rainy_input(), ds, out_dir, max_images=max_images)
         self._keep_ground_truth(ds, out_dir)
         m = {**res.summary(), "key": key, "test": t.spec}
         _write_json(cached, m)

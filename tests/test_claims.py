@@ -134,3 +134,17 @@ def test_profiles_name_their_seeds(tmp_path):
     bad.write_text("seeds: [0, x]\n")
     with pytest.raises(ConfigError, match="seeds must be a non-empty list"):
         profile_seeds(str(bad))
+
+
+def test_released_weights_and_input_score_every_image_of_a_real_set():
+    """quick caps the stand-ins and trained models at eval.max_images; on a real test set the
+    released weights and the Input run on all its images (the benchmark's 100 when fetched)."""
+    from derain_lib.reproduce import Study, TestSet
+
+    study = Study("quick")
+    real = TestSet("rain100l", "/data/rain100l/test", "Rain100L: rain100l/test", False)
+    stand_in = TestSet("rain100l", "embedded:light:test:quick", "embedded light", True)
+    assert study._eval_settings("sian-released", real).max_images is None
+    assert study._eval_settings("input", real).max_images is None
+    assert study._eval_settings("sian/neg-ssim", real).max_images == 8
+    assert study._eval_settings("prenet-released", stand_in).max_images == 8
