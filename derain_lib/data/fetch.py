@@ -157,9 +157,9 @@ def fetch_items(items: list[Item], dest: Path, log: Callable[[str], None] = prin
                 f"{target}: the file at {url} does not match its registered sha256 "
                 f"{it.sha256[:16]}..., not saved ({str(e).splitlines()[0][:160]})"
             ) from None
-        if not present:
-            fetched += 1
-            log(f"  {it.local}  sha256 ok")
+        fetched += not present
+        if (i + 1) % 25 == 0 or i + 1 == len(items):
+            log(f"  {i + 1}/{len(items)} files verified in {dest} ({fetched} downloaded)")
     return fetched
 
 
