@@ -15,6 +15,7 @@ from .data.fetch import register as _add_fetch
 from .errors import DerainError
 from .reproduce import register as _add_reproduce
 from .runs import register as _add_engine
+from .threads import configure as configure_threads
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -51,7 +52,14 @@ def _cmd_derain(args: argparse.Namespace) -> int:
     print(f"model: {lw.describe()}", file=sys.stderr)
     done, failed, first = 0, 0, ""
     batch = derain_files(
-        lw.model, args.inputs, args.output, args.quantize, args.tile, args.overwrite
+        lw.model,
+        args.inputs,
+        args.output,
+        args.quantize,
+        args.tile,
+        args.overwrite,
+        stages=args.stages,
+        precision=args.precision,
     )
     for _, written, problem in batch:
         if written is not None:
@@ -131,7 +139,25 @@ def _add_derain(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="tile size in px (default: whole image up to 512x512, tiles of 512 above)",
     )
+    add_inference_options(p, precision="auto")
     p.set_defaults(func=_cmd_derain)
+
+
+def add_inference_options(p: argparse.ArgumentParser, precision: str = "fp32") -> None:
+    """``--stages K`` and ``--precision`` for the commands that run a model."""
+    p.add_argument(
+        "--stages",
+        type=int,
+        metavar="K",
+        help="stop after K stages (1-6; fewer is faster; default: all)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "auto"],
+        default=precision,
+        help=f"fp32, bf16 autocast, or auto: bf16 only on CPUs/GPUs with native bf16 "
+        f"(default {precision})",
+    )
 
 
 def _add_score(sub: argparse._SubParsersAction) -> None:
@@ -170,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_threads()  # before torch is imported: OpenMP reads its settings at load
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

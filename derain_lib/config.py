@@ -67,7 +67,7 @@ class DataConfig:
 class TrainConfig:
     """Optimisation (MODEL_SPEC §5; official defaults) and the bookkeeping of a run."""
 
-    loss: str = "ssim"  # ssim | l1 | mse, summed over stages (Eq. 13)
+    loss: str = "ssim"  # ssim (authors') | ssim-valid | l1 | mse, summed over stages (Eq. 13)
     lr: float = 2e-4
     betas: tuple[float, float] = (0.0, 0.999)
     scheduler: str = "constant"  # constant | multistep
@@ -86,13 +86,16 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Test-set evaluation: tiling, output quantisation, how many images, saved PNGs."""
+    """Test-set evaluation: tiling, output quantisation, how many images, saved PNGs,
+    precision and how many stages run."""
 
     tile: int | None = None
     overlap: int = 32
     quantize: str = "round"  # round | truncate
     max_images: int | None = None
     save_images: bool = True
+    precision: str = "fp32"  # fp32 | bf16 | auto (the tables stay fp32 unless asked)
+    stages: int | None = None  # stop after this many stages (None: all)
 
 
 @dataclass
@@ -109,10 +112,11 @@ class Config:
 
 
 _CHOICES = {
-    "train.loss": ("ssim", "l1", "mse"),
+    "train.loss": ("ssim", "ssim-valid", "l1", "mse"),
     "train.scheduler": ("constant", "multistep"),
     "train.device": ("auto", "cpu", "cuda"),
     "eval.quantize": ("round", "truncate"),
+    "eval.precision": ("fp32", "bf16", "auto"),
 }
 
 

@@ -25,6 +25,7 @@ from .data.io import write_png
 from .errors import DerainError
 from .fsutil import atomic_path
 from .metrics import quantize, score
+from .precision import PRECISIONS, autocast
 
 #: Tile starts are multiples of this (SIAN's coarsest average pooling).
 TILE_ALIGN = 4
@@ -53,21 +54,54 @@ def tile_spans(n: int, tile: int, overlap: int, align: int = TILE_ALIGN) -> list
     ]
 
 
+def check_inference_options(model: nn.Module, stages: int | None, precision: str) -> None:
+    """A one-line ``DerainError`` for a stage count the model does not have or an
+    unknown precision, before any work is done."""
+    n = model_stages(model)
+    if stages is not None and not 1 <= stages <= n:
+        raise DerainError(f"--stages {stages}: this model has stages 1 to {n}")
+    if precision not in PRECISIONS:
+        raise DerainError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+
+
+def model_stages(model: nn.Module) -> int:
+    """How many stages a SIAN or PReNet model runs by default."""
+    cfg = getattr(model, "config", None)
+    return cfg.n_stages if hasattr(cfg, "n_stages") else int(getattr(model, "stages", 1))
+
+
+def last_stage(
+    model: nn.Module, x: torch.Tensor, stages: int | None = None, precision: str = "fp32"
+) -> torch.Tensor:
+    """The output of stage ``stages`` (default: the last) as float32, the forward run in
+    ``precision`` (``fp32``, ``bf16`` or ``auto``; see :mod:`derain_lib.precision`).
+    Only the first ``stages`` stages are computed."""
+    with autocast(precision, x.device):
+        outs = model(x) if stages is None else model(x, stages=stages)
+    return outs[-1].float()
+
+
 @torch.inference_mode()
 def tiled_forward(
-    model: nn.Module, x: torch.Tensor, tile: int | None, overlap: int = 32
+    model: nn.Module,
+    x: torch.Tensor,
+    tile: int | None,
+    overlap: int = 32,
+    stages: int | None = None,
+    precision: str = "fp32",
 ) -> torch.Tensor:
-    """The last stage's output for a (B, 3, H, W) batch, computed tile by tile.
+    """Stage ``stages``' output (default: the last) for a (B, 3, H, W) batch, computed
+    tile by tile in ``precision`` (see :func:`last_stage`).
 
     ``tile=None`` (or an image no larger than one tile) runs the whole image at once.
     The result is assembled on the input's device, one tile's activations at a time.
     """
     if tile is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):
-        return model(x)[-1]
+        return last_stage(model, x, stages, precision)
     out = torch.empty_like(x)
     for ys, ye, ky0, ky1 in tile_spans(x.shape[-2], tile, overlap):
         for xs, xe, kx0, kx1 in tile_spans(x.shape[-1], tile, overlap):
-            y = model(x[..., ys:ye, xs:xe])[-1]
+            y = last_stage(model, x[..., ys:ye, xs:xe], stages, precision)
             out[..., ky0:ky1, kx0:kx1] = y[..., ky0 - ys : ky1 - ys, kx0 - xs : kx1 - xs]
             del y
             release_free_memory()  # peak memory stays one tile's worth (allocator.py)
@@ -102,11 +136,17 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def predict(
-    model: nn.Module, img: np.ndarray, tile: int | None = None, overlap: int = 32
+    model: nn.Module,
+    img: np.ndarray,
+    tile: int | None = None,
+    overlap: int = 32,
+    stages: int | None = None,
+    precision: str = "fp32",
 ) -> np.ndarray:
-    """Derain one float HWC image: float32 HWC (not clamped)."""
+    """Derain one float HWC image: float32 HWC (not clamped); ``stages`` and
+    ``precision`` as in :func:`tiled_forward`."""
     x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
-    y = tiled_forward(model, x.to(model_device(model)), tile, overlap)
+    y = tiled_forward(model, x.to(model_device(model)), tile, overlap, stages, precision)
     return y[0].permute(1, 2, 0).float().cpu().numpy()
 
 
@@ -160,14 +200,18 @@ def evaluate(
     max_images: int | None = None,
     save_images: bool = True,
     progress: bool = False,
+    stages: int | None = None,
+    precision: str = "fp32",
 ) -> EvalResult:
-    """Derain and score every pair of ``dataset`` (a ``PairedDataset``).
+    """Derain and score every pair of ``dataset`` (a ``PairedDataset``), with the output
+    of stage ``stages`` (default: the last) computed in ``precision`` (default fp32).
 
     With ``out_dir``: ``per_image.csv`` there, and (``save_images``) the quantised
     outputs as ``outputs/<name>.png``. Pairs without ground truth get NaN scores.
     """
     from tqdm.auto import tqdm
 
+    check_inference_options(model, stages, precision)
     was_training = model.training
     model.eval()
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
@@ -179,7 +223,7 @@ def evaluate(
             rainy, clean = dataset.load(i)
             if min(rainy.shape[:2]) < 8:
                 raise DerainError(f"{dataset.pairs[i].rainy}: image smaller than 8x8")
-            pred = predict(model, rainy, tile, overlap)
+            pred = predict(model, rainy, tile, overlap, stages, precision)
             ps, ss = score(pred, clean, quantize_mode) if clean is not None else (math.nan,) * 2
             result.rows.append({"name": name, "psnr": ps, "ssim": ss})
             if out is not None and save_images:

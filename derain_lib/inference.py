@@ -17,7 +17,7 @@ from .data.io import (
     write_image,
 )
 from .errors import DerainError
-from .evaluate import tiled_forward
+from .evaluate import check_inference_options, tiled_forward
 from .metrics import quantize
 
 #: The tile size and overlap ``derain_files`` uses for large images.
@@ -34,12 +34,18 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 
 @torch.inference_mode()
 def derain_array(
-    model: nn.Module, img: np.ndarray, tile: int | None = None, overlap: int = AUTO_OVERLAP
+    model: nn.Module,
+    img: np.ndarray,
+    tile: int | None = None,
+    overlap: int = AUTO_OVERLAP,
+    stages: int | None = None,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """The last stage's output for one float RGB image, as float32 HWC (not clamped).
 
-    ``tile``: run in overlapping tiles of this size (see ``evaluate.tiled_forward``)."""
-    out = tiled_forward(model, to_tensor(img), tile, overlap)
+    ``tile``: run in overlapping tiles of this size; ``stages``: stop after this many
+    stages; ``precision``: fp32, bf16 or auto (see ``evaluate.tiled_forward``)."""
+    out = tiled_forward(model, to_tensor(img), tile, overlap, stages, precision)
     return out[0].permute(1, 2, 0).float().numpy()
 
 
@@ -103,13 +109,17 @@ def derain_files(
     quantize_mode: str = "round",
     tile: int | None = None,
     overwrite: bool = False,
+    stages: int | None = None,
+    precision: str = "fp32",
 ) -> Iterator[tuple[Path, Path | None, str | None]]:
     """Derain every input image, yielding ``(input, written PNG, None)`` as each is written,
     or ``(input, None, why)`` for an input that could not be read or is too small.
 
-    A bad file does not stop the batch. ``tile=None``: whole images up to
-    ``MAX_WHOLE_PIXELS``, tiles of ``AUTO_TILE`` above, so a photo of any size fits in
+    A bad file does not stop the batch. ``stages``/``precision``: as in
+    :func:`derain_array`, checked before any image is read. ``tile=None``: whole images up
+    to ``MAX_WHOLE_PIXELS``, tiles of ``AUTO_TILE`` above, so a photo of any size fits in
     memory; an integer tiles every image larger than it. Outputs are written atomically."""
+    check_inference_options(model, stages, precision)
     files = expand_inputs(inputs)
     targets = output_paths(files, out, overwrite)
     for src, dst in zip(files, targets, strict=True):
@@ -123,6 +133,6 @@ def derain_files(
             continue
         size = tile if tile is not None else auto_tile(*img.shape[:2])
         overlap = min(AUTO_OVERLAP, size // 2) if size else 0
-        out_img = quantize(derain_array(model, img, size, overlap), quantize_mode)
-        write_image(dst, out_img)
+        out_img = derain_array(model, img, size, overlap, stages, precision)
+        write_image(dst, quantize(out_img, quantize_mode))
         yield src, dst, None

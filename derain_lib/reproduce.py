@@ -817,6 +817,9 @@ def run_pipeline(
 
     from .config import resolve_config_path
     from .runs import git_sha
+    from .threads import configure
+
+    configure()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
 
     resolve_config_path(profile)  # an unknown profile fails here, before any notebook runs
     src_dir = ROOT / "notebooks"
@@ -841,6 +844,8 @@ def run_pipeline(
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "load_average": list(os.getloadavg()),
+        "thread_settings": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "KMP_BLOCKTIME")},
         "notebooks": {},
     }
     t_all = time.perf_counter()

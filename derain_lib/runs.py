@@ -1,11 +1,15 @@
 """The run cache: every training or evaluation run lives in ``<results>/runs/<key>/``.
 
-A run's key hashes its whole config, the manifests (file names + sha256) of its data and,
-for evaluation-only runs, the sha256 of the weights, so asking again for the same run
-returns the finished one without recomputing, and an unfinished one resumes from its
-checkpoints. A run folder holds::
+A run's key hashes its whole config, the manifests (file names + sha256) of its data,
+for evaluation-only runs the sha256 of the weights, and the fingerprint of the code that
+determines its result (:func:`code_fingerprint`), so asking again for the same run returns
+the finished one without recomputing, an unfinished one resumes from its checkpoints, and
+a run made by other code (say, before a bug fix) is never reused: it is *stale*
+(``derain runs list`` says so, ``derain runs prune --stale`` removes it). A run folder
+holds::
 
     config.yaml        the resolved config
+    code.txt           the code fingerprint the run was made with
     log.csv            training loss per step, validation PSNR/SSIM per epoch
     checkpoints/       the last two training checkpoints
     model.pt           the final model (loadable by derain_lib.weights.load_model)
@@ -47,6 +51,7 @@ from .errors import DerainError
 from .fsutil import atomic_write_text, locked, project_root
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CODE_FILE = "code.txt"
 
 
 #: What ``--results`` defaults to, as ``--help`` shows it.
@@ -134,6 +139,17 @@ class Run:
         return pd.read_csv(p) if p.is_file() else pd.DataFrame()
 
     @property
+    def code(self) -> str | None:
+        """The code fingerprint the run was made with (None: made before fingerprints)."""
+        p = self.dir / CODE_FILE
+        return p.read_text().strip() if p.is_file() else None
+
+    @property
+    def stale(self) -> bool:
+        """Made by other code than the current: its key can no longer be asked for."""
+        return self.code != code_fingerprint()
+
+    @property
     def status(self) -> str:
         """``finished``, ``unfinished``, ``new``, or ``damaged`` (see :attr:`damage`)."""
         if self.damage:
@@ -205,12 +221,44 @@ def data_manifests(cfg: Config) -> dict:
     return out
 
 
+#: The sources (under ``derain_lib/``) that determine a run's result: model, loss, data,
+#: training, scoring and config code. Their fingerprint is part of every run key.
+CODE_SOURCES = (
+    "models",
+    "losses.py",
+    "data/patches.py",
+    "data/synth.py",
+    "data/embedded.py",
+    "data/datasets.py",
+    "data/io.py",
+    "train.py",
+    "evaluate.py",
+    "metrics.py",
+    "config.py",
+)
+
+
+def code_fingerprint() -> str:
+    """12 hex digits over the package version and the bytes of :data:`CODE_SOURCES`."""
+    from . import __version__
+
+    pkg = Path(__file__).resolve().parent
+    h = hashlib.sha256(__version__.encode())
+    for rel in CODE_SOURCES:
+        p = pkg / rel
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def run_key(cfg: Config, manifests: dict, weights: dict | None = None) -> str:
-    """12 hex digits over the canonical config, the data manifests and the weights' sha256."""
+    """12 hex digits over the canonical config, the data manifests, the weights' sha256 and
+    the code fingerprint."""
     parts = {
         "config": canonical_json(cfg),
         "data": manifests,
         "weights": (weights or {}).get("sha256"),
+        "code": code_fingerprint(),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -284,6 +332,7 @@ def _complete(
         print(f"derain: warning: {run.damage}; set aside as {aside}", file=sys.stderr)
     if rank == 0:
         atomic_write_text(run.dir / "config.yaml", dump_config(cfg))
+        atomic_write_text(run.dir / CODE_FILE, code_fingerprint() + "\n")
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.perf_counter()
     train_info: dict = {}
@@ -321,6 +370,8 @@ def _complete(
         max_images=cfg.eval.max_images,
         save_images=cfg.eval.save_images,
         progress=progress,
+        stages=cfg.eval.stages,
+        precision=cfg.eval.precision,
     )
     eval_s = time.perf_counter() - t_eval
     prov = {
@@ -329,9 +380,11 @@ def _complete(
         "profile": cfg.name,
         "dataset": cfg.dataset,
         "git_sha": git_sha(),
+        "code_fingerprint": code_fingerprint(),
         "data_manifests": manifests,
         "weights": weights,
         "model_sha256": loaded.sha256,
+        "weights_config_override": loaded.config_override,
         "packages": package_versions(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device)
@@ -406,7 +459,13 @@ def _cmd_evaluate(args) -> int:
         name="evaluate",
         dataset=args.data,
         model=ModelConfig(name=name, weights=args.weights),
-        eval=EvalConfig(tile=args.tile, overlap=args.overlap, max_images=args.max_images),
+        eval=EvalConfig(
+            tile=args.tile,
+            overlap=args.overlap,
+            max_images=args.max_images,
+            precision=args.precision,
+            stages=args.stages,
+        ),
     )
     base.data.test = args.data
     base.data.root = "."
@@ -427,8 +486,17 @@ def _cmd_runs(args) -> int:
     if not runs:
         print(f"no runs under {results_root(args.results) / 'runs'}")
         return 0
-    head = ("run", "status", "profile", "dataset", "model", "PSNR", "SSIM")
-    print("{:<12} {:<10} {:<9} {:<10} {:<20} {:>8} {:>7}".format(*head))
+    if args.action == "prune":
+        if not args.stale:
+            raise DerainError("runs prune: say what to remove: --stale")
+        stale = [r for r in runs if r.stale]
+        for r in stale:
+            shutil.rmtree(r.dir)
+            print(f"removed stale run {r.key}: {r.dir}")
+        print(f"{len(stale)} stale runs removed, {len(runs) - len(stale)} kept")
+        return 0
+    head = ("run", "status", "code", "profile", "dataset", "model", "PSNR", "SSIM")
+    print("{:<12} {:<10} {:<7} {:<9} {:<10} {:<20} {:>8} {:>7}".format(*head))
     for r in runs:
         if r.damage:
             print(f"{r.key:<12} {'damaged':<10} {r.damage}")
@@ -437,12 +505,15 @@ def _cmd_runs(args) -> int:
         ps = f"{m['psnr']:8.3f}" if m else f"{'-':>8}"
         ss = f"{m['ssim']:7.4f}" if m else f"{'-':>7}"
         what = f"{c.name:<9} {c.dataset[:10]:<10} {c.model.name:<20}"
-        print(f"{r.key:<12} {r.status:<10} {what} {ps} {ss}")
+        code = "stale" if r.stale else "current"
+        print(f"{r.key:<12} {r.status:<10} {code:<7} {what} {ps} {ss}")
     return 0
 
 
 def register(sub) -> None:
     """Add ``train``, ``evaluate`` and ``runs`` to the ``derain`` command line."""
+    from .cli import add_inference_options
+
     p = sub.add_parser(
         "train",
         help="train a model from a config or profile (cached run; resumes if interrupted)",
@@ -472,6 +543,7 @@ def register(sub) -> None:
     p.add_argument("--tile", type=int, help="tile size for large images (default: whole image)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
     p.add_argument("--max-images", type=int, help="only the first N images")
+    add_inference_options(p)
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override, e.g. eval.save_images=false"
     )
@@ -482,10 +554,11 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "runs",
-        help="list cached runs or show one (metrics, provenance)",
-        epilog="example: derain runs list; derain runs show 3fa2",
+        help="list cached runs (stale: made by other code), show one, or prune stale ones",
+        epilog="example: derain runs list; derain runs show 3fa2; derain runs prune --stale",
     )
-    p.add_argument("action", choices=["list", "show"])
+    p.add_argument("action", choices=["list", "show", "prune"])
     p.add_argument("key", nargs="?", default="", help="run key (or prefix) for show")
+    p.add_argument("--stale", action="store_true", help="prune: remove the runs made by other code")
     p.add_argument("--results", help=RESULTS_HELP)
     p.set_defaults(func=_cmd_runs)

@@ -33,7 +33,7 @@ from .config import Config, ConfigError, config_hash
 from .errors import DerainError
 from .fsutil import atomic_path, atomic_write_text
 from .losses import stage_loss
-from .weights import OUR_FORMAT, WeightsError, read_checkpoint
+from .weights import OUR_FORMAT, WeightsError, config_mismatch, model_config, read_checkpoint
 
 LOG_FIELDS = ["epoch", "step", "loss", "lr", "val_psnr", "val_ssim", "patches_per_s", "elapsed_s"]
 CHECKPOINT_DIR = "checkpoints"
@@ -184,6 +184,7 @@ def model_file(cfg: Config, model: nn.Module, **extra: object) -> dict:
         "format": OUR_FORMAT,
         "model": cfg.model.name,
         "model_kwargs": dict(cfg.model.kwargs),
+        "model_config": model_config(model),
         "state_dict": _state_dict(model),
         "config": cfg.to_dict(),
         "config_hash": config_hash(cfg),
@@ -336,7 +337,9 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
             os.replace(final, aside)
     resumed = latest_checkpoint(run_dir)
     if resumed is not None:
-        _, state = resumed
+        path, state = resumed
+        have = state.get("model_config", {})
+        config_mismatch(path, str(state.get("model")), have, cfg.model.name, model_config(model))
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])

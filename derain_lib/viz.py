@@ -30,6 +30,7 @@ from .errors import DerainError
 from .fsutil import atomic_path
 from .inference import to_tensor
 from .models import SIAN
+from .precision import autocast
 
 #: What a view can show. ``mask``: the attention mask M_(s) (sigmoid, 0..1);
 #: ``dog``: a difference-of-Gaussians layer; ``octave``: a Gaussian-blurred octave
@@ -101,8 +102,9 @@ def check_attention_model(model: nn.Module) -> SIAN:
 
 
 @torch.inference_mode()
-def compute_attention(model: nn.Module, image: np.ndarray) -> Attention:
-    """Run ``model`` (a SIAN with attention) once on ``image`` (float HWC RGB in [0, 1])."""
+def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp32") -> Attention:
+    """Run ``model`` (a SIAN with attention) once on ``image`` (float HWC RGB in [0, 1]),
+    in ``precision`` (fp32, bf16 or auto; see :mod:`derain_lib.precision`)."""
     model = check_attention_model(model)
     if image.ndim != 3 or image.shape[2] != 3:
         raise DerainError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
@@ -111,7 +113,8 @@ def compute_attention(model: nn.Module, image: np.ndarray) -> Attention:
             f"image is {image.shape[1]}x{image.shape[0]}; SIAN needs at least 8x8 pixels"
         )
     model.eval()
-    outputs, records = model(to_tensor(image), return_attention=True)
+    with autocast(precision, "cpu"):
+        outputs, records = model(to_tensor(image), return_attention=True)
 
     def per_scale(key: str) -> list[dict[int, np.ndarray]]:
         return [{s: v[0].float().numpy() for s, v in r[key].items()} for r in records]

@@ -297,6 +297,7 @@ class LoadedWeights:
     sha256: str
     source: str  # "released:<name>" or "checkpoint"
     ignored_keys: list[str]
+    config_override: str | None = None  # set when strict_config=False let a mismatch pass
 
     def describe(self) -> str:
         s = f"{self.model_name} from {self.path} ({self.source}, sha256 {self.sha256[:12]}...)"
@@ -305,7 +306,51 @@ class LoadedWeights:
                 f"; ignored {len(self.ignored_keys)} unused tensors ({SIAN_UNUSED_PREFIX}*, "
                 "never called by the authors' forward)"
             )
+        if self.config_override:
+            s += f"; config mismatch allowed (strict_config=False): {self.config_override}"
         return s
+
+
+def model_config(model: nn.Module) -> dict:
+    """What a model's weights compute: its config without the initialisation, stages resolved.
+
+    Two models with equal ``model_config`` take the same weights and give the same outputs.
+    """
+    cfg = model.config
+    d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    d.pop("init_std", None)
+    if hasattr(cfg, "n_stages"):
+        d["stages"] = cfg.n_stages
+    return d
+
+
+def _describe(name: str, config: dict) -> str:
+    """``sian (official preset, full, K=6)``."""
+    parts = [f"{config['preset']} preset"] if "preset" in config else []
+    parts += [str(config["variant"])] if "variant" in config else []
+    parts.append(f"K={config.get('stages')}")
+    return f"{name} ({', '.join(parts)})"
+
+
+def config_mismatch(
+    path: str | Path, have_name: str, have: dict, want_name: str, want: dict, strict: bool = True
+) -> str | None:
+    """None when the file's model config ``have`` equals the model's ``want``; otherwise a
+    one-line :class:`WeightsError` naming both, or (``strict=False``) that line's text."""
+    if have == want:
+        return None
+    diff = ", ".join(
+        f"{k} {have.get(k)!r} vs {want.get(k)!r}"
+        for k in sorted(set(have) | set(want))
+        if have.get(k) != want.get(k)
+    )
+    file, model = _describe(have_name, have), _describe(want_name, want)
+    if strict:
+        raise WeightsError(
+            f"{path}: holds {file} weights, but the model is {model} ({diff}); pass "
+            "strict_config=False to load them anyway (fine-tuning only)"
+        )
+    return f"{file} weights loaded into {model} ({diff})"
 
 
 def _released_by_sha(sha: str) -> ReleasedWeights | None:
@@ -352,13 +397,18 @@ def load_model(
     model: str | None = None,
     weights_dir: str | Path | None = None,
     allow_download: bool = True,
+    strict_config: bool = True,
     **model_kwargs: object,
 ) -> LoadedWeights:
     """Build the model that ``spec`` (a released name or a file) holds and load it.
 
     ``model`` names the architecture the caller expects (e.g. ``"sian"``); weights of
     another architecture raise a :class:`WeightsError`. Our own checkpoints carry their
-    model name and arguments; released files are the official SIAN or PReNet.
+    model name, arguments and config; released files are the official SIAN (official
+    preset, full, K = 6) or PReNet (K = 6). Loading into a model of another config (preset,
+    variant, stage count, ...) is a one-line :class:`WeightsError` naming both, unless
+    ``strict_config=False`` (fine-tuning only): then ``LoadedWeights.config_override`` says
+    what differed, for the run's provenance.
     """
     path = resolve(spec, weights_dir, allow_download)
     released = RELEASED.get(str(spec))
@@ -370,7 +420,7 @@ def load_model(
     if model is not None and model not in MODELS:
         raise WeightsError(f"--model {model!r}: unknown model; known models: {', '.join(MODELS)}")
     if family == "derain":
-        name, sd, saved_kwargs = (
+        name, sd, file_kwargs = (
             state.get("model"),
             state.get("state_dict"),
             state.get("model_kwargs", {}),
@@ -380,16 +430,14 @@ def load_model(
                 f"{path}: derain checkpoint names no known model (its 'model' entry is "
                 f"{name!r}; known: {', '.join(MODELS)})"
             )
-        if not isinstance(saved_kwargs, dict):
+        if not isinstance(file_kwargs, dict):
             raise WeightsError(
-                f"{path}: 'model_kwargs' is a {type(saved_kwargs).__name__}, not a mapping"
+                f"{path}: 'model_kwargs' is a {type(file_kwargs).__name__}, not a mapping"
             )
         if not isinstance(sd, dict):
             raise WeightsError(f"{path}: derain checkpoint has no 'state_dict' mapping")
-        kwargs = {**saved_kwargs, **model_kwargs}
     elif family in ("sian", "prenet"):
-        name = "sian" if family == "sian" else "prenet"
-        kwargs = dict(model_kwargs)
+        name, file_kwargs = family, {}  # the released files: the registry's defaults
         try:
             sd, ignored = (convert_sian if family == "sian" else convert_prenet)(state)
         except KeyError as e:
@@ -397,19 +445,23 @@ def load_model(
     else:
         sample = ", ".join(list(state)[:3])
         raise WeightsError(f"{path}: not SIAN, PReNet or derain weights (keys: {sample}, ...)")
+    file_name = name
+    file_net = _build(name, file_kwargs, path)
+    file_config = state.get("model_config") or model_config(file_net)
+    kwargs = {**file_kwargs, **model_kwargs}
     if model is not None:
         want = model_family(build_model(model))
-        have = model_family(_build(name, kwargs, path)) if family == "derain" else family
+        have = model_family(file_net) if family == "derain" else family
         if want != have:
             raise WeightsError(
                 f"{path}: holds {have} weights, but --model {model} is a {want} model"
             )
-        if family == "derain" and model != name:
+        if family == "derain" and model != name and strict_config:
             raise WeightsError(f"{path}: holds weights for model {name!r}, not {model!r}")
-        if family != "derain":
-            name = model
+        name = model
     net = _build(name, kwargs, path)
+    override = config_mismatch(path, file_name, file_config, name, model_config(net), strict_config)
     load_into(net, sd, path)
     net.eval()
     source = f"released:{released.name}" if released else "checkpoint"
-    return LoadedWeights(net, name, path, sha, source, ignored)
+    return LoadedWeights(net, name, path, sha, source, ignored, override)

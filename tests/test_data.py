@@ -271,6 +271,24 @@ def test_paper_patch_counts_on_benchmark_sized_images(tmp_path: Path) -> None:
     assert 200 * count_patches(321, 481, 120, PAPER_STRIDES["rain100l"]) * 2 == 24000
 
 
+def test_flip_copies_are_cut_from_the_flipped_image(tmp_path: Path) -> None:
+    # a 481x321 image whose pixels encode their coordinates (R, G: x, y mod 256; B: the rest)
+    yy, xx = np.mgrid[0:321, 0:481]
+    img = np.stack([xx % 256, yy % 256, xx // 256 + 2 * (yy // 256)], axis=-1).astype(np.uint8)
+    write_png(tmp_path / "rain-1.png", img)
+    write_png(tmp_path / "norain-1.png", img)
+    ps = paper_patchset(open_dataset(tmp_path), "rain100l")
+    assert ps.base_count == count_patches(321, 481, 120, 40) and len(ps) == 2 * ps.base_count
+    flipped = img[:, ::-1]
+    for i in range(ps.base_count, len(ps)):
+        k, y, x, flip = ps.locate(i)
+        assert flip and (k, y, x) == ps.locate(i - ps.base_count)[:3]
+        got = np.rint(ps[i][0].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+        np.testing.assert_array_equal(got, flipped[y : y + 120, x : x + 120])
+        # the mirrored unflipped crop is a different patch: (481 - 120) mod 40 = 1 px shift
+        assert not np.array_equal(got, img[y : y + 120, x : x + 120][:, ::-1])
+
+
 def test_patchset_streams_exact_crops_and_flips(tmp_path: Path) -> None:
     sizes = [(20, 28), (16, 16), (9, 30), (24, 20)]  # the third is too small: no patches
     for i, (h, w) in enumerate(sizes, start=1):
@@ -286,9 +304,9 @@ def test_patchset_streams_exact_crops_and_flips(tmp_path: Path) -> None:
         seen.add((k, y, x, flip))
         rainy, clean = ps[i]
         r, c = ds.load(k)
-        want_r, want_c = r[y : y + 10, x : x + 10], c[y : y + 10, x : x + 10]
         if flip:
-            want_r, want_c = want_r[:, ::-1], want_c[:, ::-1]
+            r, c = r[:, ::-1], c[:, ::-1]
+        want_r, want_c = r[y : y + 10, x : x + 10], c[y : y + 10, x : x + 10]
         np.testing.assert_array_equal(rainy.numpy(), want_r.transpose(2, 0, 1))
         np.testing.assert_array_equal(clean.numpy(), want_c.transpose(2, 0, 1))
         assert len(ps._cache) <= 2  # streamed: never more than the cache holds

@@ -116,9 +116,9 @@ def test_derain_files_tiles_large_images(tmp_path: Path, monkeypatch: pytest.Mon
     calls = []
     real = inference.tiled_forward
 
-    def spy(model, x, tile, overlap):
+    def spy(model, x, tile, overlap, *options):
         calls.append(tile)
-        return real(model, x, tile, overlap)
+        return real(model, x, tile, overlap, *options)
 
     monkeypatch.setattr(inference, "tiled_forward", spy)
     monkeypatch.setattr(inference, "MAX_WHOLE_PIXELS", 64 * 64)

@@ -179,3 +179,24 @@ def test_a_new_pipeline_run_drops_figures_of_an_earlier_run(tmp_path, monkeypatc
     assert sorted(p.name for p in clear_figures("quick")) == ["figures.json", "real_rain.png"]
     assert not stale.exists() and not index.exists()
     assert other.exists()  # another profile's figures are left alone
+
+
+def test_table5_rows_train_the_corrected_ablation_models() -> None:
+    # Table V's rows, through the configs the pipeline trains them with (MODEL_SPEC §4):
+    # Baseline = one stage with the ConvLSTMs and no attention; Baseline+LSTM = six stages
+    from derain_lib.models import count_parameters
+    from derain_lib.reproduce import TRAINED, Study
+    from derain_lib.train import build_model_from_config
+
+    study = Study("paper")
+    models = {}
+    for m in tables.TABLES["table5"].methods:
+        name, loss = TRAINED[m.id]
+        cfg = study.config("rain100l", [f"model.name={name}", f"train.loss={loss}"])
+        assert cfg.train.loss == "ssim"
+        models[m.paper_row] = build_model_from_config(cfg)
+    base, lstm, full = (models[r] for r in ("Baseline", "Baseline+LSTM", "Baseline+SIAN+LSTM"))
+    assert [m.config.n_stages for m in (base, lstm, full)] == [1, 6, 6]
+    assert all(b.lstm is not None for m in (base, lstm) for b in m.cfa.branches)
+    assert not base.config.attention and not lstm.config.attention and full.config.attention
+    assert count_parameters(base) == count_parameters(lstm) < count_parameters(full)
