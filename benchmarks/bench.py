@@ -33,6 +33,8 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from benchmarks.busy import section_of  # noqa: E402
 from benchmarks.reference import reference_like  # noqa: E402
+from derain_lib.allocator import tune  # noqa: E402
+from derain_lib.inference import tile_spans, tiled_forward  # noqa: E402
 from derain_lib.models import ScaleSpace, build_model, gaussian_blur  # noqa: E402
 from derain_lib.models.scale_space import gaussian_kernel1d  # noqa: E402
 from derain_lib.precision import cpu_native_bf16, resolve_precision  # noqa: E402
@@ -168,8 +170,6 @@ def tiled_peak(tile: int, overlap: int, tiles: int | None) -> dict:
     ``tiles``: only the first tiles' strip, written into a full-size output as
     ``tiled_forward`` does (peak memory is per tile); None: every tile.
     """
-    from derain_lib.evaluate import tile_spans, tiled_forward
-
     model = build_model("sian").eval()
     x = torch.rand(1, 3, 3000, 4000)
     n_all = len(tile_spans(3000, tile, overlap)) * len(tile_spans(4000, tile, overlap))
@@ -192,12 +192,13 @@ def in_child(call: str, allocator: str) -> dict:
     """``call`` (an expression over this module) evaluated in a fresh process.
 
     ``allocator="default"`` leaves glibc as it is (``DERAIN_MALLOC_TUNING=0``);
-    ``"tuned"`` lets ``import derain_lib`` apply :mod:`derain_lib.allocator`.
+    ``"tuned"`` calls :func:`derain_lib.allocator.tune` first.
     """
     code = (
         "import json, torch\n"
         f"torch.set_num_threads({torch.get_num_threads()})\n"
         "import benchmarks.bench as b\n"
+        "b.tune()\n"
         f"print(json.dumps(b.{call}))\n"
     )
     env = {**os.environ, "DERAIN_MALLOC_TUNING": "0" if allocator == "default" else "1"}
@@ -426,7 +427,7 @@ def report(r: dict, args: argparse.Namespace) -> str:
             "tile: tiles run one at a time; the full-size input and output are allocated)"
         )
         lines.append(
-            f"- `derain_lib.evaluate.tiled_forward`, tile {args.tile}, overlap {args.overlap}, "
+            f"- `derain_lib.inference.tiled_forward`, tile {args.tile}, overlap {args.overlap}, "
             f"{scope}: peak RSS {tr['rss_mib']:.0f} MiB ({tr['rss_mib'] / 1024:.2f} GiB), "
             f"{tr['s']:.1f} s"
         )
@@ -514,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = ap.parse_args(argv)
+    tune()  # what the CLI does (DERAIN_MALLOC_TUNING=0: off)
     torch.set_num_threads(args.threads)
     r: dict = {
         "command": "python -m benchmarks.bench " + " ".join(argv or sys.argv[1:]),

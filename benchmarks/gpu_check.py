@@ -41,8 +41,8 @@ from derain_lib.data.patches import (  # noqa: E402
     count_patches,
 )
 from derain_lib.errors import DerainError  # noqa: E402
-from derain_lib.evaluate import predict  # noqa: E402
 from derain_lib.fsutil import atomic_write_text  # noqa: E402
+from derain_lib.inference import predict  # noqa: E402
 from derain_lib.losses import stage_loss  # noqa: E402
 from derain_lib.metrics import quantize, score  # noqa: E402
 from derain_lib.models import build_model  # noqa: E402

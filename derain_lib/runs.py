@@ -36,8 +36,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy
+import pandas as pd
+import skimage
+import torch
 import yaml
 
+from . import __version__
 from .config import (
     Config,
     ConfigError,
@@ -47,18 +52,16 @@ from .config import (
     dump_config,
     validate,
 )
+from .data.fetch import sha256_file
+from .data.sources import open_data
 from .errors import DerainError
+from .evaluate import evaluate
 from .fsutil import atomic_write_text, locked, project_root
+from .train import dist_info, pick_device, train
+from .weights import RELEASED, load_model, resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CODE_FILE = "code.txt"
-
-
-#: What ``--results`` defaults to, as ``--help`` shows it.
-RESULTS_HELP = (
-    "results root (default: env DERAIN_RESULTS, else results/ in the project: the folder "
-    "holding pyproject.toml at or above the working directory, else the working directory)"
-)
 
 
 def results_root(root: str | Path | None = None) -> Path:
@@ -126,15 +129,11 @@ class Run:
     @property
     def per_image(self):
         """Test-set scores as a pandas DataFrame (name, psnr, ssim)."""
-        import pandas as pd
-
         return pd.read_csv(self.dir / "per_image.csv")
 
     @property
     def log(self):
         """``log.csv`` as a pandas DataFrame (empty for evaluation-only runs)."""
-        import pandas as pd
-
         p = self.dir / "log.csv"
         return pd.read_csv(p) if p.is_file() else pd.DataFrame()
 
@@ -182,12 +181,6 @@ def git_sha() -> str:
 
 
 def package_versions() -> dict:
-    import numpy
-    import skimage
-    import torch
-
-    from . import __version__
-
     return {
         "derain": __version__,
         "python": platform.python_version(),
@@ -200,8 +193,6 @@ def package_versions() -> dict:
 def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
     if cfg.model.weights is None:
         return None
-    from .weights import RELEASED, resolve, sha256_file
-
     path = resolve(cfg.model.weights, weights_dir)
     w = RELEASED.get(cfg.model.weights)
     return {
@@ -213,8 +204,6 @@ def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
 
 def data_manifests(cfg: Config) -> dict:
     """sha256 manifests of the run's test data and (training runs) training data."""
-    from .evaluate import open_data
-
     out = {"test": open_data(cfg.data.test, cfg.data.root).manifest_sha256()}
     if cfg.model.weights is None:
         out["train"] = open_data(cfg.data.train, cfg.data.root).manifest_sha256()
@@ -240,8 +229,6 @@ CODE_SOURCES = (
 
 def code_fingerprint() -> str:
     """12 hex digits over the package version and the bytes of :data:`CODE_SOURCES`."""
-    from . import __version__
-
     pkg = Path(__file__).resolve().parent
     h = hashlib.sha256(__version__.encode())
     for rel in CODE_SOURCES:
@@ -289,8 +276,6 @@ def get_or_run(
     (``wait``). A damaged ``metrics.json`` is set aside and the run completed again; a
     folder this call created is removed again if the config cannot train.
     """
-    from .train import dist_info
-
     validate(cfg)
     manifests = data_manifests(cfg)
     weights = _weights_info(cfg, weights_dir)
@@ -320,10 +305,6 @@ def _complete(
     weights_dir: str | Path | None,
 ) -> Run:
     """Train (or resume) and evaluate ``run``; the caller holds its lock."""
-    from .evaluate import evaluate, open_data
-    from .train import dist_info, train
-    from .weights import load_model
-
     rank = dist_info()[0]
     metrics_file = run.dir / "metrics.json"
     if rank == 0 and metrics_file.is_file() and run.damage:
@@ -351,10 +332,6 @@ def _complete(
         }
     else:
         model_path = Path(weights["path"])
-    import torch
-
-    from .train import pick_device
-
     device = pick_device(cfg.train.device)
     loaded = load_model(model_path, cfg.model.name, weights_dir=weights_dir)
     model = loaded.model.to(device)
@@ -424,141 +401,3 @@ def open_run(key: str, root: str | Path | None = None) -> Run:
         what = "no run" if not matches else f"{len(matches)} runs"
         raise DerainError(f"{where}: {what} matching {key!r}")
     return matches[0]
-
-
-# --- command line ------------------------------------------------------------------------
-
-
-def _print_result(run: Run) -> None:
-    m = run.metrics
-    print(f"run {run.key}: {run.dir}")
-    for r in run.per_image.itertuples():
-        print(f"  {r.name:<28} {r.psnr:9.4f} {r.ssim:7.4f}")
-    print(f"  {'mean of ' + str(m['n']):<28} {m['psnr']:9.4f} {m['ssim']:7.4f}")
-
-
-def _cmd_train(args) -> int:
-    from .config import load_config
-
-    overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + list(args.set or [])
-    cfg = load_config(args.config, overrides)
-    run = get_or_run(cfg, args.results, progress=not args.no_progress, wait=args.wait)
-    from .train import dist_info
-
-    if dist_info()[0] == 0:
-        _print_result(run)
-    return 0
-
-
-def _cmd_evaluate(args) -> int:
-    from .config import Config, EvalConfig, ModelConfig, config_from_dict
-    from .weights import load_model
-
-    name = args.model or load_model(args.weights, weights_dir=args.weights_dir).model_name
-    base = Config(
-        name="evaluate",
-        dataset=args.data,
-        model=ModelConfig(name=name, weights=args.weights),
-        eval=EvalConfig(
-            tile=args.tile,
-            overlap=args.overlap,
-            max_images=args.max_images,
-            precision=args.precision,
-            stages=args.stages,
-        ),
-    )
-    base.data.test = args.data
-    base.data.root = "."
-    cfg = config_from_dict(base.to_dict(), args.set)
-    _print_result(
-        get_or_run(cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait)
-    )
-    return 0
-
-
-def _cmd_runs(args) -> int:
-    if args.action == "show":
-        run = open_run(args.key, args.results)
-        print(json.dumps({"dir": str(run.dir), "status": run.status, "metrics": run.metrics,
-                          "provenance": run.provenance}, indent=1))  # fmt: skip
-        return 0
-    runs = list_runs(args.results)
-    if not runs:
-        print(f"no runs under {results_root(args.results) / 'runs'}")
-        return 0
-    if args.action == "prune":
-        if not args.stale:
-            raise DerainError("runs prune: say what to remove: --stale")
-        stale = [r for r in runs if r.stale]
-        for r in stale:
-            shutil.rmtree(r.dir)
-            print(f"removed stale run {r.key}: {r.dir}")
-        print(f"{len(stale)} stale runs removed, {len(runs) - len(stale)} kept")
-        return 0
-    head = ("run", "status", "code", "profile", "dataset", "model", "PSNR", "SSIM")
-    print("{:<12} {:<10} {:<7} {:<9} {:<10} {:<20} {:>8} {:>7}".format(*head))
-    for r in runs:
-        if r.damage:
-            print(f"{r.key:<12} {'damaged':<10} {r.damage}")
-            continue
-        c, m = r.config, r.metrics
-        ps = f"{m['psnr']:8.3f}" if m else f"{'-':>8}"
-        ss = f"{m['ssim']:7.4f}" if m else f"{'-':>7}"
-        what = f"{c.name:<9} {c.dataset[:10]:<10} {c.model.name:<20}"
-        code = "stale" if r.stale else "current"
-        print(f"{r.key:<12} {r.status:<10} {code:<7} {what} {ps} {ss}")
-    return 0
-
-
-def register(sub) -> None:
-    """Add ``train``, ``evaluate`` and ``runs`` to the ``derain`` command line."""
-    from .cli import add_inference_options
-
-    p = sub.add_parser(
-        "train",
-        help="train a model from a config or profile (cached run; resumes if interrupted)",
-        epilog="example: derain train --config smoke --set train.max_steps=20 "
-        "(several processes: torchrun --nproc_per_node 2 -m derain_lib.cli train --config quick)",
-    )
-    p.add_argument("--config", required=True, help="a YAML file or a profile: smoke, quick, paper")
-    p.add_argument("--dataset", help="the profile's data set section (e.g. rain100h, heavy)")
-    p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.lr=1e-3"
-    )
-    p.add_argument("--results", help=RESULTS_HELP)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--wait", action="store_true", help="wait while another process holds the run")
-    p.set_defaults(func=_cmd_train)
-
-    p = sub.add_parser(
-        "evaluate",
-        help="score weights on a paired data set (PSNR/SSIM, MATLAB Y protocol; cached run)",
-        epilog="example: derain evaluate --weights sian-rain100l --data ../shared/data/"
-        "rain100l_sample --tile 256",
-    )
-    p.add_argument("--weights", required=True, help="released name or a model file")
-    p.add_argument("--data", required=True, help="a data set folder or embedded:light:test:smoke")
-    p.add_argument("--model", help="the architecture (default: from the weights)")
-    p.add_argument("--weights-dir", help="folder with released weight files")
-    p.add_argument("--tile", type=int, help="tile size for large images (default: whole image)")
-    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
-    p.add_argument("--max-images", type=int, help="only the first N images")
-    add_inference_options(p)
-    p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override, e.g. eval.save_images=false"
-    )
-    p.add_argument("--results", help=RESULTS_HELP)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--wait", action="store_true", help="wait while another process holds the run")
-    p.set_defaults(func=_cmd_evaluate)
-
-    p = sub.add_parser(
-        "runs",
-        help="list cached runs (stale: made by other code), show one, or prune stale ones",
-        epilog="example: derain runs list; derain runs show 3fa2; derain runs prune --stale",
-    )
-    p.add_argument("action", choices=["list", "show", "prune"])
-    p.add_argument("key", nargs="?", default="", help="run key (or prefix) for show")
-    p.add_argument("--stale", action="store_true", help="prune: remove the runs made by other code")
-    p.add_argument("--results", help=RESULTS_HELP)
-    p.set_defaults(func=_cmd_runs)

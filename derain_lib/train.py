@@ -28,11 +28,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from tqdm.auto import tqdm
 
 from .config import Config, ConfigError, config_hash
+from .data.patches import PatchSet
+from .data.sources import open_data
 from .errors import DerainError
+from .evaluate import evaluate
 from .fsutil import atomic_path, atomic_write_text
 from .losses import stage_loss
+from .models import build_model
 from .weights import OUR_FORMAT, WeightsError, config_mismatch, model_config, read_checkpoint
 
 LOG_FIELDS = ["epoch", "step", "loss", "lr", "val_psnr", "val_ssim", "patches_per_s", "elapsed_s"]
@@ -86,8 +91,6 @@ class EpochBatches:
 
 def build_model_from_config(cfg: Config) -> nn.Module:
     """``cfg.model`` to a model; bad names or arguments are a :class:`ConfigError`."""
-    from .models import build_model
-
     try:
         return build_model(cfg.model.name, **cfg.model.kwargs)
     except (TypeError, ValueError) as e:
@@ -269,8 +272,6 @@ class TrainOutcome:
 
 
 def _validate(model: nn.Module, val_set, n: int) -> dict:
-    from .evaluate import evaluate
-
     if val_set is None or n <= 0:
         return {}
     r = evaluate(model, val_set, max_images=n, save_images=False)
@@ -283,11 +284,6 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
     Writes ``log.csv``, ``checkpoints/step-N.pt`` (the last two) and, at the end,
     ``model.pt``. Under ``torchrun`` every process calls this; rank 0 writes the files.
     """
-    from tqdm.auto import tqdm
-
-    from .data.patches import PatchSet
-    from .evaluate import open_data
-
     run_dir = Path(run_dir)
     final = run_dir / FINAL_MODEL
     rank, world, local_rank = dist_info()

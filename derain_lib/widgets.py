@@ -24,11 +24,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from . import viz
+from . import attention, viz
+from .data.embedded import embedded_dataset
 from .data.io import list_images, read_image
 from .errors import DerainError
 from .models import build_model
 from .precision import PRECISIONS
+from .runs import list_runs
 from .weights import RELEASED, find_released, load_model
 
 #: Weights spec of an untrained SIAN (seeded random init): attention before training.
@@ -62,10 +64,6 @@ def fit_size(image: np.ndarray, max_side: int | None) -> np.ndarray:
 
 def embedded_images(size: str = "smoke") -> list[tuple[str, Path]]:
     """(label, path) of the rainy test images of the embedded data sets, if available."""
-    try:
-        from .data.embedded import embedded_dataset
-    except ImportError:
-        return []
     found = []
     for preset in ("light", "heavy"):
         ds = embedded_dataset(preset, "test", size=size)
@@ -76,10 +74,6 @@ def embedded_images(size: str = "smoke") -> list[tuple[str, Path]]:
 def run_weights() -> list[tuple[str, str]]:
     """(label, checkpoint path) of finished runs of the run cache that trained a SIAN
     with attention (an empty list where the run cache is absent)."""
-    try:
-        from .runs import list_runs
-    except ImportError:
-        return []
     found = []
     for run in list_runs():
         if run.status != "finished" or not run.checkpoint_path.is_file():
@@ -310,11 +304,11 @@ class AttentionExplorer:
             )
         model, info = self._load_model(weights)
         try:
-            viz.check_attention_model(model)
-        except viz.NoAttentionError as e:
+            attention.check_attention_model(model)
+        except attention.NoAttentionError as e:
             raise DerainError(f"{weights}: {e}") from None
         self._say(f"running SIAN on {Path(image_path).name} ({img.shape[1]}x{img.shape[0]}) ...")
-        att = viz.compute_attention(model, img, self.precision.value)
+        att = attention.compute_attention(model, img, self.precision.value)
         self.model_info = info
         self._cache[key] = (att, info)
         while len(self._cache) > self.cache_size:

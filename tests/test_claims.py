@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derain_lib.claims import (
+from derain_lib.config import ConfigError, profile_seeds
+from derain_lib.study import plan
+from derain_lib.study.claims import (
     CLAIMS,
     Sample,
     judge,
@@ -15,8 +17,8 @@ from derain_lib.claims import (
     verdict,
     write_claims_csv,
 )
-from derain_lib.claims_figures import forest_figure
-from derain_lib.config import ConfigError, profile_seeds
+from derain_lib.study.scoring import eval_settings
+from derain_lib.viz.results import claims_forest
 
 RNG = np.random.default_rng(42)
 
@@ -121,9 +123,12 @@ def test_not_run_rows_csv_markdown_and_forest(tmp_path):
     md = render_claims_markdown(rows, "smoke")
     assert "| III | Ours beats PReNet [17] (CVPR'19) on Rain100L |" in md
     assert "not run: released weights" in md and "supported" in md
-    fig = forest_figure(rows)
+    fig = claims_forest(rows)
     assert len(fig.axes) == 2
-    assert forest_figure(rows[:2]) is None
+    assert sum(len(ax.containers) for ax in fig.axes) == 2  # one interval bar per metric
+    empty = claims_forest(rows[:2])  # the not-run rows only: a message, no axes drawn
+    assert len(empty.axes) == 1 and not empty.axes[0].axison
+    assert "no claim measured" in empty.axes[0].texts[0].get_text()
 
 
 def test_profiles_name_their_seeds(tmp_path):
@@ -139,12 +144,10 @@ def test_profiles_name_their_seeds(tmp_path):
 def test_released_weights_and_input_score_every_image_of_a_real_set():
     """quick caps the stand-ins and trained models at eval.max_images; on a real test set the
     released weights and the Input run on all its images (the benchmark's 100 when fetched)."""
-    from derain_lib.reproduce import Study, TestSet
-
-    study = Study("quick")
-    real = TestSet("rain100l", "/data/rain100l/test", "Rain100L: rain100l/test", False)
-    stand_in = TestSet("rain100l", "embedded:light:test:quick", "embedded light", True)
-    assert study._eval_settings("sian-released", real).max_images is None
-    assert study._eval_settings("input", real).max_images is None
-    assert study._eval_settings("sian/neg-ssim", real).max_images == 8
-    assert study._eval_settings("prenet-released", stand_in).max_images == 8
+    p = plan.Params("quick")
+    real = plan.TestSet("rain100l", "/data/rain100l/test", "Rain100L: rain100l/test", False)
+    stand_in = plan.TestSet("rain100l", "embedded:light:test:quick", "embedded light", True)
+    assert eval_settings(p, "sian-released", real).max_images is None
+    assert eval_settings(p, "input", real).max_images is None
+    assert eval_settings(p, "sian/neg-ssim", real).max_images == 8
+    assert eval_settings(p, "prenet-released", stand_in).max_images == 8

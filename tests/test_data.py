@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -476,6 +479,13 @@ def test_prepare_cropped_variant_matches_upstream_names(tmp_path: Path) -> None:
         catalog.prepare("rain100h-crop480", tmp_path, index_out=tmp_path.parent / "i.json")
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder over loopback HTTP (the mirror), without a log line per request."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def test_download_from_mirror_and_offline_message(
     shared: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -489,7 +499,14 @@ def test_download_from_mirror_and_offline_message(
         (mirror / f.name).write_bytes(f.read_bytes())
     (mirror / "rainy" / "rain-050.png").write_bytes(b"tampered")  # must be refused
     dest = tmp_path / "dl"
-    rep = catalog.prepare("rain100l", dest, download_missing=True, mirror=mirror.as_uri())
+    handler = functools.partial(QuietHandler, directory=str(mirror))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        rep = catalog.prepare("rain100l", dest, download_missing=True, mirror=url)
+    finally:
+        server.shutdown()
     assert len(rep.dataset) == 3 and rep.partial and rep.matched == 6
     assert not (dest / "rainy" / "rain-050.png").exists()
     with pytest.raises(DerainError, match="pan.baidu.com"):
@@ -514,9 +531,10 @@ def test_cli_list_patches_and_prepare_embedded(tmp_path: Path, capsys) -> None:
 
 
 def test_docs_figure_is_generated(shared: Path, tmp_path: Path) -> None:
-    from derain_lib.data.figures import synthetic_vs_real
+    from derain_lib.viz import save_figure
+    from derain_lib.viz.data import synthetic_vs_real
 
-    out = synthetic_vs_real(shared, tmp_path / "fig.png")
+    out = save_figure(synthetic_vs_real(shared), tmp_path / "fig.png", dpi=100)
     with Image.open(out) as im:
         assert im.size == (1200, 700)
 

@@ -10,16 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from derain_lib.cli import main
-from derain_lib.data.fetch import (
-    FetchError,
-    Item,
-    Tree,
-    dataset_items,
-    fetch,
-    fetch_items,
-    weight_items,
-)
+from derain_lib.cli import fetch_targets, main
+from derain_lib.data import remote
+from derain_lib.data.fetch import FetchError
+from derain_lib.data.remote import Item, Tree, dataset_items, fetch_items
+from derain_lib.study.plan import prepared_sets
+from derain_lib.weights import find_released, weight_items
 
 TREE = Tree("someone", "somerepo", "0" * 40)
 
@@ -127,8 +123,6 @@ def test_verified_download_of_real_files_then_the_cache_is_reused(serve, tmp_pat
 
 
 def test_fetch_weights_cli_then_found_by_the_registry(serve, shared, capsys):
-    from derain_lib.weights import find_released
-
     items = weight_items()
     mirror = serve({_url_path(i): (shared / "weights" / i.local).read_bytes() for i in items})
     assert main(["fetch", "weights"]) == 0
@@ -178,7 +172,7 @@ def test_offline_prints_one_line_and_goes_on(monkeypatch, tmp_path, capsys):
     assert out[0].startswith(f"offline: http://127.0.0.1:{port}/")
     assert out[0].endswith("; using the embedded stand-ins")
     assert not any(Path(tmp_path / "cache").rglob("*.pth"))
-    assert fetch("rain100l", log=lambda s: None) == []
+    assert fetch_targets("rain100l", log=lambda s: None) == []
 
 
 def test_unknown_target_is_one_clear_error(capsys):
@@ -191,15 +185,12 @@ def test_unknown_target_is_one_clear_error(capsys):
 def test_a_fetched_test_set_is_indexed_as_its_benchmark(serve, shared, monkeypatch):
     """The fetched files are verified and indexed so that the pipeline finds them (here the
     four sample pairs stand for the 100 of the manifest: a partial set)."""
-    from derain_lib.data import fetch as fetch_mod
-    from derain_lib.reproduce import Study
-
     sample = shared / "data" / "rain100l_sample"
     items = [i for i in dataset_items("rain100l") if (sample / i.local).is_file()]
-    monkeypatch.setattr(fetch_mod, "dataset_items", lambda name: items)
+    monkeypatch.setattr(remote, "dataset_items", lambda name: items)
     serve({_url_path(i): (sample / i.local).read_bytes() for i in items})
-    lines = fetch("rain100l", log=lambda s: None)
+    lines = fetch_targets("rain100l", log=lambda s: None)
     assert lines[0].startswith("rain100l: 8 downloaded, 8 files verified")
     assert "indexed as the rain100l test set (4 pairs)" in lines[0]
-    found = dict(Study.prepared())
-    assert found["rain100l"] == fetch_mod.dataset_dir("rain100l").resolve()
+    found = dict(prepared_sets())
+    assert found["rain100l"] == remote.dataset_dir("rain100l").resolve()

@@ -8,7 +8,7 @@ import torch
 
 from derain_lib.cli import main
 from derain_lib.data.io import read_image, write_png
-from derain_lib.evaluate import predict
+from derain_lib.inference import predict
 from derain_lib.metrics import quantize, score
 from derain_lib.models import build_model
 from derain_lib.precision import cpu_flags, cpu_native_bf16, resolve_precision

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import derain_lib
 import derain_lib.runs as runs_mod
-import derain_lib.train as train_mod
 from derain_lib.cli import main
 from derain_lib.config import config_hash, load_config
 from derain_lib.runs import find_run, get_or_run, list_runs, open_run, results_root
@@ -63,7 +61,7 @@ def test_finished_run_is_returned_without_recomputing(run, root: Path, monkeypat
     def boom(*a, **k):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(train_mod, "train", boom)
+    monkeypatch.setattr(runs_mod, "train", boom)  # the name get_or_run calls
     again = get_or_run(load_config("smoke", TINY), root, progress=False)
     assert again.dir == run.dir and again.metrics == run.metrics
     other = load_config("smoke", [*TINY, "train.seed=5"])
@@ -135,7 +133,7 @@ def test_code_fingerprint_covers_version_and_sources(monkeypatch) -> None:
     monkeypatch.setattr(runs_mod, "CODE_SOURCES", runs_mod.CODE_SOURCES[:-1])  # config.py out
     assert runs_mod.code_fingerprint() != fp
     monkeypatch.undo()
-    monkeypatch.setattr(derain_lib, "__version__", derain_lib.__version__ + ".post1")
+    monkeypatch.setattr(runs_mod, "__version__", runs_mod.__version__ + ".post1")
     assert runs_mod.code_fingerprint() != fp
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from derain_lib import viz, widgets
+from derain_lib import attention, viz, widgets
 from derain_lib.models import build_model
 from derain_lib.precision import resolve_precision
 
@@ -130,9 +130,9 @@ def test_forward_runs_once_per_image_and_weights(
     explorer: widgets.AttentionExplorer, images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    real = viz.compute_attention
+    real = attention.compute_attention
     monkeypatch.setattr(
-        viz, "compute_attention", lambda m, x, p: calls.append(x.shape) or real(m, x, p)
+        attention, "compute_attention", lambda m, x, p: calls.append(x.shape) or real(m, x, p)
     )
     e = explorer
     for stage in (2, 3, 1):
@@ -155,8 +155,10 @@ def test_precision_control_reruns_in_that_precision(
 ) -> None:
     assert explorer.precision.options == ("fp32", "bf16", "auto")
     calls = []
-    real = viz.compute_attention
-    monkeypatch.setattr(viz, "compute_attention", lambda m, x, p: calls.append(p) or real(m, x, p))
+    real = attention.compute_attention
+    monkeypatch.setattr(
+        attention, "compute_attention", lambda m, x, p: calls.append(p) or real(m, x, p)
+    )
     before = explorer.attention
     explorer.precision.value = "bf16"
     assert calls == ["bf16"] and explorer.attention is not before

@@ -10,21 +10,20 @@ against the manifest; otherwise it says what to get and where.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from ..errors import DerainError
-from ..fsutil import atomic_write_bytes, atomic_write_text
-from .datasets import PairedDataset, data_root, file_sha256, open_dataset
+from ..fsutil import atomic_write_text
+from .datasets import Pair, PairedDataset, data_root, open_dataset
+from .fetch import FetchError, fetch, sha256_file
 from .io import check_images, image_size
+from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
 
 INDEX_FORMAT = "derain-data-index"
 PRENET_README = "https://github.com/csdwren/PReNet#datasets"
@@ -235,17 +234,12 @@ def download(
             continue
         url = base.rstrip("/") + "/" + _mirror_path(rel)
         try:
-            with urllib.request.urlopen(url, timeout=30) as r:
-                data = r.read()
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            failures.append(f"{url}: {getattr(e, 'reason', e)}")
+            fetch(url, digest, target)
+        except FetchError as e:
+            failures.append(str(e))
             if not fetched and len(failures) >= 3:  # offline or mirror gone: stop early
                 break
             continue
-        if hashlib.sha256(data).hexdigest() != digest:
-            failures.append(f"{url}: sha256 differs from the catalog; not saved")
-            continue
-        atomic_write_bytes(target, data)
         fetched += 1
     return fetched, failures
 
@@ -334,8 +328,6 @@ def prepare(
     mirror: str | None = None,
 ) -> Report:
     """Verify (optionally first download) a copy of a catalogued set and write its index."""
-    from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
-
     entry = get_entry(name)
     if entry.name == "embedded":
         raise DerainError("the embedded set is built, not verified: use build_embedded()")
@@ -375,7 +367,7 @@ def prepare(
     if not ds.unpaired:
         report.variant = dict(s.variants).get(len(ds))
 
-    hashes = {f: file_sha256(f) for f in files}
+    hashes = {f: sha256_file(f) for f in files}
     if s.manifest:
         known = _manifest_keys(load_manifest(s.manifest))
         for p in ds.pairs:
@@ -452,8 +444,6 @@ def prepare(
 
 def open_index(path: str | Path) -> PairedDataset:
     """The data set an index describes (files are not re-hashed; a missing file is an error)."""
-    from .datasets import Pair
-
     path = Path(path)
     try:
         index = json.loads(path.read_text())

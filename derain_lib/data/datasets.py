@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import DerainError
 from ..fsutil import user_cache
+from .fetch import sha256_file
 from .io import IMAGE_SUFFIXES, image_size, list_images, read_image
 
 LAYOUTS = ("rain100", "rain1400", "rain12")
@@ -72,15 +73,6 @@ class Pair:
     name: str
     rainy: Path
     clean: Path | None
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -146,7 +138,7 @@ class PairedDataset:
         """sha256 over the sorted ``relative-path sha256`` lines of all files: the data hash."""
         if self._manifest is None:
             lines = sorted(
-                f"{f.relative_to(self.root).as_posix()} {file_sha256(f)}" for f in self.files()
+                f"{f.relative_to(self.root).as_posix()} {sha256_file(f)}" for f in self.files()
             )
             self._manifest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
         return self._manifest

@@ -1,4 +1,4 @@
-"""The paper's claims as data, and what this run's evidence says about each.
+"""The claims chapter (08): the paper's claims as data, and what this run's evidence says.
 
 A :class:`Claim` is one comparison the paper makes: method ``better`` beats method ``worse``
 on one benchmark, with the paper's two numbers (Table II: the negative-SSIM loss beats MAE
@@ -14,20 +14,31 @@ interval. The verdict is ``supported`` (interval entirely in the paper's directi
 single seed is ``refused`` (its spread over training runs is unknown). Where the test set
 is the benchmark itself, our absolute numbers are also checked against the paper's (each
 method's mean with its own interval); on stand-in data that comparison is ``not comparable``.
+
+:func:`claim_rows` pairs the per-image scores the table steps recorded (``scores/<step>.json``)
+with the other training seeds' (:func:`derain_lib.study.training.train_seeds`, ``seeds.json``)
+and judges every claim; :func:`write_claims` writes ``results/<profile>/claims.csv`` and
+``claims.md``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 
-from .fsutil import atomic_write_text
-from .tables import BENCHMARKS, FULL_TEST_SIZE, paper_value
+from ..config import profile_seeds
+from ..fsutil import atomic_write_text
+from ..runs import results_root
+from ..tables import BENCHMARKS, FULL_TEST_SIZE, Score, load_scores, paper_value
+from .paths import results_dir
 
 #: Confidence level of every interval.
 LEVEL = 0.95
@@ -131,8 +142,6 @@ def paired_interval(a: np.ndarray, b: np.ndarray, seed: int = BOOTSTRAP_SEED) ->
     generator seeded with ``seed``) of the per-image difference averaged over seeds. Seeds
     (two or more): Student-t interval of the per-seed mean differences. The wider is kept.
     """
-    from scipy import stats
-
     a, b = np.atleast_2d(np.asarray(a, float)), np.atleast_2d(np.asarray(b, float))
     if a.shape != b.shape or a.shape[1] < 1:
         raise ValueError(
@@ -349,3 +358,67 @@ def render_claims_markdown(rows: list[dict], profile: str, header: str = "") -> 
             f"{r['seeds']} | {ours} | {paper} | {r['verdict']} | {r['absolute']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _sample(score: Score, seed_rows: list[dict], results: Path) -> Sample:
+    """The per-image scores behind ``score``: every seed's when it is a seeded training run."""
+    first = (results / score.per_image_csv).resolve()
+    mine = [
+        r
+        for r in seed_rows
+        if r["method"] == score.method and r["status"] == "ok" and r.get("per_image_csv")
+    ]
+    csvs = [first]
+    seeds = [0]
+    if any(Path(r["per_image_csv"]).resolve() == first for r in mine):
+        bench = next(r for r in mine if Path(r["per_image_csv"]).resolve() == first)["benchmark"]
+        same = [r for r in mine if r["benchmark"] == bench]
+        csvs = [Path(r["per_image_csv"]) for r in same]
+        seeds = [r["seed"] for r in same]
+    tables = [pd.read_csv(p).set_index("name") for p in csvs]
+    names = sorted(set.intersection(*(set(t.index) for t in tables)))
+    return Sample(
+        score.method,
+        score.test_set,
+        names,
+        np.array([t.loc[names, "psnr"].to_numpy(float) for t in tables]),
+        np.array([t.loc[names, "ssim"].to_numpy(float) for t in tables]),
+        score.stand_in,
+        score.benchmark,
+        seeds,
+    )
+
+
+def claim_rows(profile: str) -> list[dict]:
+    """Judge every claim on every test set where both its methods were scored."""
+    seeds_file = results_dir(profile) / "seeds.json"
+    seed_rows = json.loads(seeds_file.read_text()) if seeds_file.is_file() else []
+    rows = []
+    for claim in CLAIMS:
+        path = results_dir(profile) / "scores" / f"{claim.step}.json"
+        if not path.is_file():
+            rows += not_run_rows(claim, f"step {claim.step} has not run")
+            continue
+        mine = [s for s in load_scores([path]) if s.benchmark == claim.benchmark]
+        ran = {
+            m: {s.test_set: s for s in mine if s.method == m and s.ran}
+            for m in (claim.better, claim.worse)
+        }
+        common = [t for t in ran[claim.better] if t in ran[claim.worse]]
+        if not common:
+            reasons = [s.provenance for s in mine if not s.ran and s.method in ran]
+            rows += not_run_rows(claim, reasons[0] if reasons else "no result recorded")
+            continue
+        for t in common:
+            a = _sample(ran[claim.better][t], seed_rows, results_root())
+            b = _sample(ran[claim.worse][t], seed_rows, results_root())
+            rows += judge(claim, a, b)
+    return rows
+
+
+def write_claims(profile: str, rows: list[dict]) -> Path:
+    """``claims.csv`` and ``claims.md`` under ``results/<profile>/``; returns the markdown."""
+    write_claims_csv(rows, results_dir(profile) / "claims.csv")
+    header = f"Training seeds of profile `{profile}`: {profile_seeds(profile)}."
+    md = render_claims_markdown(rows, profile, header)
+    return atomic_write_text(results_dir(profile) / "claims.md", md)
