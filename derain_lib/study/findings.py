@@ -158,3 +158,37 @@ def explorer(
         f"Weights `{weights}` on a {shape[1]}x{shape[0]} image: the last re-render took "
         f"{seconds * 1000:.0f} ms (the forward pass runs once per image and weights)."
     )
+
+
+def claims(profile: str) -> str:
+    """The claims chapter: how many claims each verdict got, which ones, and how wide the
+    intervals came out (from ``claims.csv``)."""
+    rows = pd.read_csv(results_dir(profile) / "claims.csv", keep_default_na=False)
+    out = [_head(profile)]
+    measured = rows[rows["diff"] != ""]
+    for metric in ("PSNR", "SSIM"):
+        sub = rows[rows.metric == metric]
+        counts = sub.verdict.str.split(":").str[0].value_counts()
+        out.append(
+            f"- **{metric}**: "
+            + ", ".join(f"{n} × `{v}`" for v, n in counts.items())
+            + f" (of {len(sub)} claim × test set rows).\n"
+        )
+    for r in measured.itertuples():
+        if r.verdict in ("supported", "contradicted") and r.metric == "PSNR":
+            out.append(
+                f"- {r.verdict}: Table {r.table}, {r.claim}, {r.test_set}: "
+                f"{float(r.diff):+.2f} dB [{float(r.ci_low):+.2f}, {float(r.ci_high):+.2f}] "
+                f"(paper {float(r.paper_diff):+.2f}).\n"
+            )
+    if not measured.empty:
+        width = measured.ci_high.astype(float) - measured.ci_low.astype(float)
+        psnr = width[measured.metric == "PSNR"]
+        ssim = width[measured.metric == "SSIM"]
+        seeds = (measured.interval_from == "seeds").sum()
+        out.append(
+            f"\nInterval widths: PSNR median {psnr.median():.2f} dB (max {psnr.max():.2f}), "
+            f"SSIM median {ssim.median():.4f} (max {ssim.max():.4f}); the seed spread was the "
+            f"wider interval in {seeds} of {len(measured)} rows."
+        )
+    return "".join(out)
