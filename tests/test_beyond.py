@@ -1,0 +1,142 @@
+"""Chapter 07's measurements on tiny inputs: AUC, density sweep, flop count, protocols."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from derain_lib.beyond import (
+    DENSITY_LEVELS,
+    PROTOCOLS,
+    attention_auc,
+    count_flops,
+    density_findings,
+    density_sweep,
+    measure_cost,
+    protocol_table,
+    rainy_at,
+    real_rain_mask,
+    roc_auc,
+)
+from derain_lib.data.embedded import embedded_dataset
+from derain_lib.data.io import read_image_uint8
+from derain_lib.models import build_model
+
+NAMES = ["001", "025", "050", "100"]
+
+
+def _rain_layer(seed: int = 0) -> np.ndarray:
+    clean = np.full((48, 64, 3), 0.4, np.float32)
+    return rainy_at(clean, DENSITY_LEVELS[2], seed)[1]
+
+
+def test_auc_of_the_rain_layer_itself_is_one_and_of_a_constant_mask_one_half():
+    rain = _rain_layer()
+    labels = rain > 0.1
+    assert 0 < labels.sum() < labels.size
+    assert roc_auc(rain, labels) == 1.0
+    assert roc_auc(np.full(rain.shape, 0.7), labels) == 0.5
+    assert roc_auc(-rain, labels) == 0.0
+
+
+def test_auc_equals_the_pairwise_definition():
+    rng = np.random.default_rng(3)
+    s = rng.integers(0, 5, 40).astype(float)  # many ties
+    y = rng.random(40) < 0.4
+    pos, neg = s[y], s[~y]
+    pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    assert roc_auc(s, y) == pytest.approx(pairs / (len(pos) * len(neg)), abs=1e-12)
+    assert np.isnan(roc_auc(s, np.zeros(40, bool)))
+
+
+def test_density_sweep_input_psnr_falls_monotonically_with_intensity():
+    ds = embedded_dataset("light", "test", size="smoke")
+    cleans = [(f"img{i}", ds.load(i)[1]) for i in range(2)]
+    rows = density_sweep({}, cleans)
+    assert len(rows) == 2 * len(DENSITY_LEVELS)
+    for name, _ in cleans:
+        psnr = [r["input_psnr"] for r in rows if r["image"] == name]
+        assert all(a > b for a, b in zip(psnr, psnr[1:], strict=False)), psnr
+    # the ends span drizzle (above the light preset) to heavier than the heavy preset
+    assert rows[0]["input_psnr"] > 28 and rows[len(DENSITY_LEVELS) - 1]["input_psnr"] < 14
+
+
+def test_density_sweep_scores_each_model_and_the_findings_name_them():
+    clean = embedded_dataset("light", "test", size="smoke").load(0)[1]
+    torch.manual_seed(0)
+    ident = _Identity()
+    rows = density_sweep({"sian-rain100l": ident, "sian-rain100h": ident}, [("a", clean)])
+    model_rows = [r for r in rows if r["model"] != "input"]
+    assert len(model_rows) == 2 * len(DENSITY_LEVELS)
+    for r in model_rows:  # the identity model returns the rainy image: no gain
+        assert r["gain"] == pytest.approx(0.0, abs=1e-9)
+        assert r["psnr"] == pytest.approx(r["input_psnr"])
+    text = density_findings(rows)
+    assert "sian-rain100l" in text and "does not lose" in text
+
+
+class _Identity(nn.Module):
+    """A 'model' whose one stage is its input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [x]
+
+
+def test_attention_auc_has_one_row_per_stage_scale_and_kind():
+    model = build_model("sian", stages=2).eval()
+    img = np.random.default_rng(0).random((32, 48, 3)).astype(np.float32)
+    rain = _rain_layer()[:32, :48] > 0.1
+    rows = attention_auc(model, img, rain)
+    assert {(r["stage"], r["scale"], r["what"]) for r in rows} == {
+        (k, s, w) for k in (1, 2) for s in (1, 2, 4) for w in ("mask", "dog")
+    }
+    assert all(0.0 <= r["auc"] <= 1.0 for r in rows)
+
+
+def test_flop_count_of_one_3x3_convolution_equals_the_formula():
+    cin, cout, h, w = 4, 8, 10, 12
+    conv = nn.Conv2d(cin, cout, 3, padding=1)
+    assert count_flops(conv, torch.rand(1, cin, h, w)) == 2 * cin * cout * 9 * h * w
+
+
+def test_measure_cost_reports_params_flops_and_time():
+    r = measure_cost("sian-baseline", 32, 48)
+    assert r["params"] == sum(p.numel() for p in build_model("sian-baseline").parameters())
+    assert r["gflop_per_mp"] > 0 and r["wall_s"] > 0 and r["cpu_s"] > 0
+    assert r["peak_rss_mib"] > 0
+
+
+def test_protocol_table_reproduces_the_input_rows_of_the_sample_pairs(shared):
+    ref = json.loads((shared / "weights/reference/reference.json").read_text())["per_image"]
+    d = shared / "data/rain100l_sample"
+    rainy = [read_image_uint8(d / f"rainy/rain-{n}.png") for n in NAMES]
+    clean = [read_image_uint8(d / f"norain/norain-{n}.png") for n in NAMES]
+    rows = protocol_table([("rain100l_sample", "input", rainy, clean)])
+    assert [r["protocol"] for r in rows] == list(PROTOCOLS)
+    ours = rows[0]
+    want = [ref[f"rain-{n}.png"]["input_rainy"] for n in NAMES]
+    assert ours["psnr"] == pytest.approx(np.mean([v["psnr"] for v in want]), abs=1e-8)
+    assert ours["ssim"] == pytest.approx(np.mean([v["ssim"] for v in want]), abs=1e-8)
+    assert round(ours["psnr"], 4) == 26.5538 and round(ours["ssim"], 5) == 0.82652
+    by = {r["protocol"]: r for r in rows}
+    # the documented uint8-Y value (docs/metrics.md), and truncation is a no-op on uint8 input
+    assert round(by["Y rounded to uint8"]["psnr"], 4) == 26.5517
+    assert by["outputs truncated, not rounded"]["psnr"] == ours["psnr"]
+    assert by["RGB"]["psnr"] != ours["psnr"]
+
+
+def test_real_rain_mask_marks_pixels_brightened_beyond_tau():
+    clean = np.full((4, 4, 3), 100, np.uint8)
+    rainy = clean.copy()
+    rainy[1, 2] = 140
+    rainy[0, 0] = 104  # Y rises by about 3.5 < 10
+    m = real_rain_mask(rainy, clean)
+    assert m.sum() == 1 and m[1, 2]
