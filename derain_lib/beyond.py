@@ -452,3 +452,50 @@ def protocol_table(images: list[tuple[str, str, list[np.ndarray], list[np.ndarra
                 }
             )
     return rows
+
+
+# --- chapter plumbing: inputs, saved rows, derained photographs -------------------------
+
+
+def clean_images(test_sets: dict[str, object], per_set: int) -> list[tuple[str, np.ndarray]]:
+    """(label, clean image) of the first ``per_set`` ground truths of each test set."""
+    out = []
+    for label, ds in test_sets.items():
+        for i in range(min(per_set, len(ds))):
+            out.append((f"{label}: {Path(ds.pairs[i].name).name}", ds.load(i)[1]))
+    return out
+
+
+def save_rows(rows: list[dict], path: str | Path) -> Path:
+    """Write rows as JSON, atomically (the figures and findings read them back)."""
+    from .runs import _atomic_write_text
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(path, json.dumps(rows, indent=1, default=str) + "\n")
+    return path
+
+
+def load_rows(path: str | Path) -> list[dict]:
+    """Rows written by :func:`save_rows`; an empty list when the file is absent."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def derain_photos(
+    models: dict[str, nn.Module], photos: list[Path], side: int, out_dir: str | Path
+) -> list[Path]:
+    """Each photo shrunk to ``side`` pixels (longer side), saved as ``rainy/<stem>.png``
+    and derained by every model as ``<model>/<stem>.png`` under ``out_dir``."""
+    from .data.io import read_image, write_png
+    from .widgets import fit_size
+
+    out_dir = Path(out_dir)
+    written = []
+    for p in photos:
+        img = fit_size(read_image(p), side)
+        written.append(write_png(out_dir / "rainy" / f"{p.stem}.png", quantize(img)))
+        for m, model in models.items():
+            out = quantize(derain_array(model, img))
+            written.append(write_png(out_dir / m / f"{p.stem}.png", out))
+    return written
