@@ -7,15 +7,20 @@ import json
 import numpy as np
 import pytest
 import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
+from derain_lib import beyond_viz
 from derain_lib.beyond import (
     DENSITY_LEVELS,
     PROTOCOLS,
     attention_auc,
+    attention_findings,
     count_flops,
     density_findings,
     density_sweep,
+    derain_photos,
+    generalisation,
     measure_cost,
     protocol_table,
     rainy_at,
@@ -23,7 +28,8 @@ from derain_lib.beyond import (
     roc_auc,
 )
 from derain_lib.data.embedded import embedded_dataset
-from derain_lib.data.io import read_image_uint8
+from derain_lib.data.io import read_image_uint8, write_png
+from derain_lib.metrics import score
 from derain_lib.models import build_model
 
 NAMES = ["001", "025", "050", "100"]
@@ -140,3 +146,58 @@ def test_real_rain_mask_marks_pixels_brightened_beyond_tau():
     rainy[0, 0] = 104  # Y rises by about 3.5 < 10
     m = real_rain_mask(rainy, clean)
     assert m.sum() == 1 and m[1, 2]
+
+
+def test_generalisation_scores_every_model_on_every_set_and_keeps_outputs():
+    ds = embedded_dataset("light", "test", size="smoke")
+    rows, kept = generalisation({"identity": _Identity()}, {"smoke light": ds}, max_images=2)
+    assert len(rows) == 1 and rows[0]["n"] == 2
+    # the identity model's score is the Input score of the same images
+    ins = [score(*ds.load(i)) for i in range(2)]
+    assert rows[0]["psnr"] == pytest.approx(np.mean([s[0] for s in ins]), abs=1e-12)
+    assert len(kept) == 1 and len(kept[0].derained) == 2
+
+
+def test_attention_findings_flag_chance_and_name_the_best_cell():
+    rows = [
+        {"source": "s", "stage": 1, "scale": 1, "what": "mask", "auc": 0.52},
+        {"source": "s", "stage": 1, "scale": 2, "what": "mask", "auc": 0.81},
+        {"source": "s", "stage": 1, "scale": 1, "what": "dog", "auc": 0.90},
+    ]
+    text = attention_findings(rows)
+    assert "0.520 (stage 1, scale 1) to 0.810 (stage 1, scale 2)" in text
+    assert "chance" in text and "0.900" in text
+
+
+def test_figures_draw_from_saved_rows(tmp_path):
+    clean = embedded_dataset("light", "test", size="smoke").load(0)[1]
+    rows = density_sweep({"sian-rain100l": _Identity()}, [("a", clean)])
+    assert beyond_viz.density_figure(rows) is not None
+    assert beyond_viz.density_figure([r for r in rows if r["model"] == "input"]) is None
+    auc = [
+        {"source": "s", "stage": k, "scale": s, "what": w, "auc": 0.6}
+        for k in (1, 2)
+        for s in (1, 2, 4)
+        for w in ("mask", "dog")
+    ]
+    assert beyond_viz.auc_figure(auc) is not None and beyond_viz.auc_figure([]) is None
+    gen = [{"model": "m", "test_set": "t", "n": 1, "psnr": 30.0, "ssim": 0.9}]
+    assert beyond_viz.generalisation_figure(gen) is not None
+    assert beyond_viz.photos_figure(tmp_path / "photos") is None
+    photo = write_png(tmp_path / "p.png", np.full((40, 120, 3), 90, np.uint8))
+    written = derain_photos({"identity": _Identity()}, [photo], 60, tmp_path / "photos")
+    assert [p.relative_to(tmp_path).as_posix() for p in written] == [
+        "photos/rainy/p.png",
+        "photos/identity/p.png",
+    ]
+    assert read_image_uint8(written[1]).shape == (20, 60, 3)  # longer side shrunk to 60
+    assert beyond_viz.photos_figure(tmp_path / "photos") is not None
+
+
+def test_skimage_default_protocol_is_the_library_call():
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-15, 16, a.shape), 0, 255).astype(np.uint8)
+    p, s = PROTOCOLS["scikit-image defaults (RGB)"](b, a)
+    assert p == pytest.approx(peak_signal_noise_ratio(a, b), abs=1e-12)
+    assert s == pytest.approx(structural_similarity(a, b, channel_axis=2), abs=1e-12)
