@@ -454,7 +454,20 @@ def protocol_table(images: list[tuple[str, str, list[np.ndarray], list[np.ndarra
     return rows
 
 
-# --- chapter plumbing: inputs, saved rows, derained photographs -------------------------
+# --- chapter plumbing: inputs, saved rows, derained photographs, time ------------------
+
+
+def clock() -> tuple[float, float]:
+    """(wall, CPU) seconds now; CPU counts this process and its finished child processes,
+    so it is what the work costs whatever else loads the machine."""
+    t = os.times()
+    return time.perf_counter(), t.user + t.system + t.children_user + t.children_system
+
+
+def since(start: tuple[float, float]) -> dict[str, float]:
+    """Wall and CPU seconds spent since ``start`` (a :func:`clock` reading)."""
+    wall, cpu = clock()
+    return {"wall_s": round(wall - start[0], 1), "cpu_s": round(cpu - start[1], 1)}
 
 
 def clean_images(test_sets: dict[str, object], per_set: int) -> list[tuple[str, np.ndarray]]:

@@ -16,6 +16,7 @@ from derain_lib.beyond import (
     PROTOCOLS,
     attention_auc,
     attention_findings,
+    clock,
     count_flops,
     density_findings,
     density_sweep,
@@ -26,6 +27,7 @@ from derain_lib.beyond import (
     rainy_at,
     real_rain_mask,
     roc_auc,
+    since,
 )
 from derain_lib.data.embedded import embedded_dataset
 from derain_lib.data.io import read_image_uint8, write_png
@@ -201,3 +203,13 @@ def test_skimage_default_protocol_is_the_library_call():
     p, s = PROTOCOLS["scikit-image defaults (RGB)"](b, a)
     assert p == pytest.approx(peak_signal_noise_ratio(a, b), abs=1e-12)
     assert s == pytest.approx(structural_similarity(a, b, channel_axis=2), abs=1e-12)
+
+
+def test_since_counts_wall_and_cpu_seconds():
+    start = clock()
+    x = torch.rand(300, 300)
+    for _ in range(30):
+        x = torch.tanh(x @ x)
+    spent = since(start)
+    assert spent["wall_s"] >= 0 and spent["cpu_s"] >= 0
+    assert set(spent) == {"wall_s", "cpu_s"}
