@@ -17,6 +17,7 @@ the chapter can save them and the figures can be drawn from the saved rows alone
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -471,11 +472,16 @@ def since(start: tuple[float, float]) -> dict[str, float]:
 
 
 def clean_images(test_sets: dict[str, object], per_set: int) -> list[tuple[str, np.ndarray]]:
-    """(label, clean image) of the first ``per_set`` ground truths of each test set."""
-    out = []
+    """(label, clean image) of the first ``per_set`` ground truths of each test set, each
+    distinct image once (the embedded light and heavy sets share their ground truths)."""
+    out, seen = [], set()
     for label, ds in test_sets.items():
         for i in range(min(per_set, len(ds))):
-            out.append((f"{label}: {Path(ds.pairs[i].name).name}", ds.load(i)[1]))
+            clean = ds.load(i)[1]
+            key = hashlib.sha256(np.ascontiguousarray(clean).tobytes()).hexdigest()
+            if key not in seen:
+                seen.add(key)
+                out.append((f"{label}: {Path(ds.pairs[i].name).name}", clean))
     return out
 
 

@@ -17,6 +17,7 @@ from derain_lib.beyond import (
     PROTOCOLS,
     attention_auc,
     attention_findings,
+    clean_images,
     clock,
     count_flops,
     density_findings,
@@ -214,3 +215,11 @@ def test_since_counts_wall_and_cpu_seconds():
     spent = since(start)
     assert spent["cpu_s"] >= 0.2
     assert spent["wall_s"] >= spent["cpu_s"] - 0.1  # one busy thread: wall time >= its CPU time
+
+
+def test_clean_images_take_each_distinct_ground_truth_once():
+    light = embedded_dataset("light", "test", size="smoke")
+    heavy = embedded_dataset("heavy", "test", size="smoke")
+    got = clean_images({"light": light, "heavy": heavy}, 2)
+    assert [name for name, _ in got] == ["light: rain-001", "light: rain-002"]
+    assert np.array_equal(got[1][1], light.load(1)[1])
