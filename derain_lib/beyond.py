@@ -74,6 +74,7 @@ class BeyondSize:
     """How much of each experiment a profile runs (None: all there is)."""
 
     clean_per_set: int  # clean images per test set in the density sweep
+    sweep_side: int | None  # their longer side after resizing (None: as they are)
     synthetic_images: int  # clean images rained for the synthetic attention AUC
     real_pairs: int | None  # real pairs for the real attention AUC
     test_images: int | None  # images per test set in the generalisation matrix
@@ -83,9 +84,9 @@ class BeyondSize:
 
 
 SIZES: dict[str, BeyondSize] = {
-    "smoke": BeyondSize(1, 1, 1, 1, 1, 96, (64, 96)),
-    "quick": BeyondSize(1, 2, None, 4, 2, 320, (321, 481)),
-    "paper": BeyondSize(8, 8, None, None, 6, 640, (321, 481)),
+    "smoke": BeyondSize(1, 96, 1, 1, 1, 1, 96, (64, 96)),
+    "quick": BeyondSize(1, 240, 2, None, 4, 2, 240, (321, 481)),
+    "paper": BeyondSize(8, None, 8, None, None, 6, 640, (321, 481)),
 }
 
 
@@ -471,9 +472,14 @@ def since(start: tuple[float, float]) -> dict[str, float]:
     return {"wall_s": round(wall - start[0], 1), "cpu_s": round(cpu - start[1], 1)}
 
 
-def clean_images(test_sets: dict[str, object], per_set: int) -> list[tuple[str, np.ndarray]]:
+def clean_images(
+    test_sets: dict[str, object], per_set: int, side: int | None = None
+) -> list[tuple[str, np.ndarray]]:
     """(label, clean image) of the first ``per_set`` ground truths of each test set, each
-    distinct image once (the embedded light and heavy sets share their ground truths)."""
+    distinct image once (the embedded light and heavy sets share their ground truths),
+    shrunk to ``side`` pixels on the longer side when given."""
+    from .widgets import fit_size
+
     out, seen = [], set()
     for label, ds in test_sets.items():
         for i in range(min(per_set, len(ds))):
@@ -481,7 +487,7 @@ def clean_images(test_sets: dict[str, object], per_set: int) -> list[tuple[str, 
             key = hashlib.sha256(np.ascontiguousarray(clean).tobytes()).hexdigest()
             if key not in seen:
                 seen.add(key)
-                out.append((f"{label}: {Path(ds.pairs[i].name).name}", clean))
+                out.append((f"{label}: {Path(ds.pairs[i].name).name}", fit_size(clean, side)))
     return out
 
 

@@ -223,3 +223,9 @@ def test_clean_images_take_each_distinct_ground_truth_once():
     got = clean_images({"light": light, "heavy": heavy}, 2)
     assert [name for name, _ in got] == ["light: rain-001", "light: rain-002"]
     assert np.array_equal(got[1][1], light.load(1)[1])
+
+
+def test_clean_images_shrink_to_the_sweep_side():
+    ds = embedded_dataset("light", "test", size="smoke")
+    (_, img), *_ = clean_images({"light": ds}, 1, side=48)
+    assert img.shape == (32, 48, 3)
