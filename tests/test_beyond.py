@@ -13,6 +13,7 @@ from torch import nn
 
 from derain_lib import beyond_viz
 from derain_lib.beyond import (
+    COST_MODELS,
     DENSITY_LEVELS,
     PROTOCOLS,
     attention_auc,
@@ -229,3 +230,26 @@ def test_clean_images_shrink_to_the_sweep_side():
     ds = embedded_dataset("light", "test", size="smoke")
     (_, img), *_ = clean_images({"light": ds}, 1, side=48)
     assert img.shape == (32, 48, 3)
+
+
+@pytest.mark.slow
+def test_chapter_runs_on_smoke_without_weights_and_says_not_run(tmp_path, monkeypatch):
+    from derain_lib import reproduce
+
+    for var in ("DERAIN_RESULTS", "DERAIN_FIGURES", "DERAIN_DATA", "DERAIN_CACHE"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    monkeypatch.delenv("DERAIN_WEIGHTS_DIR", raising=False)
+    reproduce.run_pipeline(
+        "smoke", notebooks=("07_beyond_the_paper.ipynb",), log=lambda *a, **k: None
+    )
+    out = tmp_path / "derain_results" / "smoke" / "beyond"
+    cost = json.loads((out / "cost.json").read_text())
+    assert [r["model"] for r in cost] == list(COST_MODELS)
+    assert all(r["status"] == "ok" and r["size"] == "96x64" and r["params"] > 0 for r in cost)
+    density = json.loads((out / "density.json").read_text())
+    assert {r["model"] for r in density} == {"input"}  # no weights: the inputs only
+    assert json.loads((out / "generalisation.json").read_text()) == []
+    timing = json.loads((out / "timing.json").read_text())[0]
+    assert timing["sections"]["total"]["wall_s"] > 0
+    executed = tmp_path / "derain_results" / "smoke" / "notebooks" / "07_beyond_the_paper.ipynb"
+    assert "not run: released weights" in executed.read_text()
