@@ -193,9 +193,13 @@ def density_findings(rows: list[dict]) -> str:
         lost = [r for r in mine if r["gain"] <= 0]
         s = (
             f"{m}: largest gain {best['gain']:+.2f} dB at '{best['level_name']}' "
-            f"(Input {best['input_psnr']:.2f} dB); {worst['gain']:+.2f} dB at "
-            f"'{worst['level_name']}' (Input {worst['input_psnr']:.2f} dB)"
+            f"(Input {best['input_psnr']:.2f} dB)"
         )
+        if worst is not best:
+            s += (
+                f"; {worst['gain']:+.2f} dB at the heaviest, '{worst['level_name']}' "
+                f"(Input {worst['input_psnr']:.2f} dB)"
+            )
         if lost:
             s += "; no gain or a loss at " + ", ".join(f"'{r['level_name']}'" for r in lost)
         out.append(s + ".")
