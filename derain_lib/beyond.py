@@ -260,7 +260,8 @@ def attention_auc(model: nn.Module, image: np.ndarray, rain: np.ndarray) -> list
 
 def attention_findings(rows: list[dict]) -> str:
     """Sentences from the AUC table: best and worst (stage, scale) of the masks per
-    source, how the DoG magnitude compares, and where a mask barely beats chance."""
+    source, how the DoG magnitude compares, masks that mark rain-free rather than rain
+    pixels (AUC below 0.45), and where a mask is no better than chance."""
     out = []
     for src in dict.fromkeys(r["source"] for r in rows):
         means = mean_by(
@@ -280,10 +281,18 @@ def attention_findings(rows: list[dict]) -> str:
                 f"; the DoG magnitude alone reaches {max(r['auc'] for r in dogs):.3f} at best, "
                 f"the masks' mean is {np.mean([r['auc'] for r in masks]):.3f}"
             )
+        below = [r for r in masks if r["auc"] < 0.45]
+        if below:
+            worst = min(below, key=lambda r: r["auc"])
+            s += (
+                f". {len(below)} of {len(masks)} masks have an AUC below 0.45: they are lower on "
+                f"rain pixels than elsewhere, so they mark rain-free pixels (1 - AUC up to "
+                f"{1 - worst['auc']:.3f}), not rain"
+            )
         chance = [r for r in masks if abs(r["auc"] - 0.5) < 0.05]
         if chance:
             where = ", ".join(f"stage {r['stage']} scale {r['scale']}" for r in chance)
-            s += f". Barely better than chance (|AUC - 0.5| < 0.05) at {where}"
+            s += f". No better than chance (AUC within 0.05 of 0.5) at {where}"
         out.append(s + ".")
     return " ".join(out) or "No attention AUC was measured."
 

@@ -163,15 +163,18 @@ def test_generalisation_scores_every_model_on_every_set_and_keeps_outputs():
     assert len(kept) == 1 and len(kept[0].derained) == 2
 
 
-def test_attention_findings_flag_chance_and_name_the_best_cell():
+def test_attention_findings_flag_chance_inverse_masks_and_name_the_best_cell():
     rows = [
         {"source": "s", "stage": 1, "scale": 1, "what": "mask", "auc": 0.52},
         {"source": "s", "stage": 1, "scale": 2, "what": "mask", "auc": 0.81},
+        {"source": "s", "stage": 1, "scale": 4, "what": "mask", "auc": 0.20},
         {"source": "s", "stage": 1, "scale": 1, "what": "dog", "auc": 0.90},
     ]
     text = attention_findings(rows)
-    assert "0.520 (stage 1, scale 1) to 0.810 (stage 1, scale 2)" in text
-    assert "chance" in text and "0.900" in text
+    assert "0.200 (stage 1, scale 4) to 0.810 (stage 1, scale 2)" in text
+    assert "1 of 3 masks have an AUC below 0.45" in text and "up to 0.800" in text
+    assert "chance (AUC within 0.05 of 0.5) at stage 1 scale 1." in text and "0.900" in text
+    assert "below 0.45" not in attention_findings(rows[:2])
 
 
 def test_figures_draw_from_saved_rows(tmp_path):
