@@ -21,15 +21,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from derain_lib.threads import configure
 
-from benchmarks.reference import reference_like
-from derain_lib.models import ScaleSpace, build_model, gaussian_blur
-from derain_lib.models.scale_space import gaussian_kernel1d
+configure()  # as `derain` runs: OpenMP threads wait passively (set before torch loads)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from benchmarks.busy import section_of  # noqa: E402
+from benchmarks.reference import reference_like  # noqa: E402
+from derain_lib.allocator import tune  # noqa: E402
+from derain_lib.inference import tile_spans, tiled_forward  # noqa: E402
+from derain_lib.models import ScaleSpace, build_model, gaussian_blur  # noqa: E402
+from derain_lib.models.scale_space import gaussian_kernel1d  # noqa: E402
+from derain_lib.precision import cpu_native_bf16, resolve_precision  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 321, 481  # Rain100L test images
@@ -162,8 +170,6 @@ def tiled_peak(tile: int, overlap: int, tiles: int | None) -> dict:
     ``tiles``: only the first tiles' strip, written into a full-size output as
     ``tiled_forward`` does (peak memory is per tile); None: every tile.
     """
-    from derain_lib.evaluate import tile_spans, tiled_forward
-
     model = build_model("sian").eval()
     x = torch.rand(1, 3, 3000, 4000)
     n_all = len(tile_spans(3000, tile, overlap)) * len(tile_spans(4000, tile, overlap))
@@ -186,12 +192,13 @@ def in_child(call: str, allocator: str) -> dict:
     """``call`` (an expression over this module) evaluated in a fresh process.
 
     ``allocator="default"`` leaves glibc as it is (``DERAIN_MALLOC_TUNING=0``);
-    ``"tuned"`` lets ``import derain_lib`` apply :mod:`derain_lib.allocator`.
+    ``"tuned"`` calls :func:`derain_lib.allocator.tune` first.
     """
     code = (
         "import json, torch\n"
         f"torch.set_num_threads({torch.get_num_threads()})\n"
         "import benchmarks.bench as b\n"
+        "b.tune()\n"
         f"print(json.dumps(b.{call}))\n"
     )
     env = {**os.environ, "DERAIN_MALLOC_TUNING": "0" if allocator == "default" else "1"}
@@ -263,6 +270,45 @@ def bf16_check(runs: int, crop: int) -> dict:
             psnr.append(score(quantize(out), quantize(gt))[0])
         deltas.append(psnr[1] - psnr[0])
     res["psnr_delta"] = deltas
+    return res
+
+
+def stages_check(crop: int | None) -> dict:
+    """PSNR per stage count K (1-6) of the released SIAN Rain100L and Rain100H weights on
+    the rain100l_sample pairs, and the time of one ``stages=K`` forward per K (on the
+    first pair). The PSNRs come from one full run per image: its K-th output is the
+    ``stages=K`` output (tests/test_precision_stages.py)."""
+    from derain_lib.data.io import read_image
+    from derain_lib.metrics import quantize, score
+    from derain_lib.weights import load_model
+
+    shared = Path(os.environ.get("DERAIN_SHARED", ROOT.parent / "shared"))
+    sample = shared / "data" / "rain100l_sample"
+    pairs = []
+    for rainy in sorted((sample / "rainy").glob("*.png")):
+        img = read_image(rainy)
+        gt = read_image(sample / "norain" / rainy.name.replace("rain-", "norain-"))
+        if crop:
+            img, gt = img[:crop, :crop], gt[:crop, :crop]
+        pairs.append((torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None], gt))
+    res: dict = {"crop": crop, "n": len(pairs)}
+    for name in ("sian_rain100l", "sian_rain100h"):
+        weights = shared / "weights" / f"{name}.pth"
+        if not weights.is_file() or not pairs:
+            continue
+        model = load_model(weights, "sian").model.eval()
+        psnr = [[] for _ in range(6)]
+        with torch.inference_mode():
+            for x, gt in pairs:
+                for k, out in enumerate(model(x)):
+                    psnr[k].append(
+                        score(quantize(out[0].permute(1, 2, 0).numpy()), quantize(gt))[0]
+                    )
+            x0 = pairs[0][0]
+            secs = [
+                med(timed(lambda k=k, m=model, x=x0: m(x, stages=k), 1, 0)) for k in range(1, 7)
+            ]
+        res[name] = {"psnr": [float(np.mean(p)) for p in psnr], "s": secs}
     return res
 
 
@@ -381,7 +427,7 @@ def report(r: dict, args: argparse.Namespace) -> str:
             "tile: tiles run one at a time; the full-size input and output are allocated)"
         )
         lines.append(
-            f"- `derain_lib.evaluate.tiled_forward`, tile {args.tile}, overlap {args.overlap}, "
+            f"- `derain_lib.inference.tiled_forward`, tile {args.tile}, overlap {args.overlap}, "
             f"{scope}: peak RSS {tr['rss_mib']:.0f} MiB ({tr['rss_mib'] / 1024:.2f} GiB), "
             f"{tr['s']:.1f} s"
         )
@@ -399,18 +445,48 @@ def report(r: dict, args: argparse.Namespace) -> str:
     if b:
         lines += [
             "",
-            "## bf16 autocast (not offered)",
+            "## bf16 autocast (`--precision bf16`; `auto` only with native bf16)",
             "",
             f"- {b['crop']}x{b['crop']} forward: fp32 {b['fp32_s']:.2f} s, bf16 autocast "
-            f"{b['bf16_s']:.2f} s ({b['bf16_s'] / b['fp32_s']:.1f}x the fp32 time: this CPU "
-            "has no native bf16 instructions)",
+            f"{b['bf16_s']:.2f} s ({b['bf16_s'] / b['fp32_s']:.1f}x the fp32 time; "
+            f"native bf16 on this CPU: {r['native_bf16']}, so `--precision auto` picks "
+            f"{r['auto_precision']})",
         ]
         if "psnr_delta" in b:
             d = ", ".join(f"{v:+.3f}" for v in b["psnr_delta"])
+            worst = max(abs(v) for v in b["psnr_delta"])
             lines.append(
                 f"- PSNR change bf16 - fp32 on the 4 rain100l_sample pairs (released Rain100L "
-                f"weights, centre {b['crop']}x{b['crop']} crops): {d} dB"
+                f"weights, centre {b['crop']}x{b['crop']} crops): {d} dB; largest "
+                f"{worst:.3f} dB against the target < 0.05 dB: "
+                f"{'met' if worst < 0.05 else 'NOT met'}"
             )
+    st = r.get("stages")
+    if st and any(k in st for k in ("sian_rain100l", "sian_rain100h")):
+        where = f"{st['crop']}x{st['crop']} top-left crops" if st["crop"] else "whole images"
+        lines += [
+            "",
+            "## Fewer stages (`--stages K`)",
+            "",
+            f"Mean PSNR (dB, MATLAB Y protocol) on the {st['n']} rain100l_sample pairs "
+            f"({where}; Rain100H weights on Rain100L images, the only sample pairs at "
+            "hand) and the time of one `stages=K` forward on the first pair:",
+            "",
+            "| weights | " + " | ".join(f"K={k}" for k in range(1, 7)) + " |",
+            "|---|" + "---|" * 6,
+        ]
+        for name in ("sian_rain100l", "sian_rain100h"):
+            if name in st:
+                cells = [
+                    f"{p:.2f} dB, {t:.2f} s"
+                    for p, t in zip(st[name]["psnr"], st[name]["s"], strict=True)
+                ]
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Target: SIAN full inference at 481x321 at >= 80 % of the conv peak: {sian_gf / peak:.0%}"
+        f" measured ({'met' if sian_gf / peak >= 0.8 else 'NOT met'}).",
+    ]
     lines += ["", "## Where the optimised forward spends its time (torch.profiler)", ""]
     lines += ["| op | share of self CPU time |", "|---|---|"]
     lines += [f"| `{k}` | {v:.0%} |" for k, v in r["profile"]]
@@ -431,14 +507,23 @@ def main(argv: list[str] | None = None) -> int:
         "--tiles", type=int, default=2, help="tiles to run of the 4000x3000 image (0: all)"
     )
     ap.add_argument("--bf16-crop", type=int, default=128, help="0 skips the bf16 check")
+    ap.add_argument(
+        "--stages-crop",
+        type=int,
+        default=0,
+        help="per-K check on crops of this size (0: whole images, -1: skip)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = ap.parse_args(argv)
+    tune()  # what the CLI does (DERAIN_MALLOC_TUNING=0: off)
     torch.set_num_threads(args.threads)
     r: dict = {
         "command": "python -m benchmarks.bench " + " ".join(argv or sys.argv[1:]),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "load": [os.getloadavg()[0]],
+        "native_bf16": cpu_native_bf16(),
+        "auto_precision": resolve_precision("auto", "cpu"),
     }
     steps = [("peak_gflops", lambda: conv_peak(args.runs))]
     for alloc in ALLOCATORS:  # each in a fresh process: glibc's state is per process
@@ -462,13 +547,16 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.bf16_crop:
         steps.append(("bf16", lambda: bf16_check(args.runs, args.bf16_crop)))
+    if args.stages_crop >= 0:
+        steps.append(("stages", lambda: stages_check(args.stages_crop or None)))
     for key, fn in steps:
         t = time.perf_counter()
         r[key] = fn()
         print(f"{key}: {json.dumps(r[key], default=str)[:300]} ({time.perf_counter() - t:.0f} s)")
     r["load"].append(os.getloadavg()[0])
     text = report(r, args)
-    args.out.write_text(text)
+    old = args.out.read_text() if args.out.is_file() else ""
+    args.out.write_text(text + ("\n" + section_of(old) if section_of(old) else ""))
     print(text)
     return 0
 

@@ -123,8 +123,7 @@ class ReferenceSIAN(nn.Module):
             self.fuse.append(_conv(br.fuse.weight.detach(), br.fuse.bias.detach()))
             if cfg.attention:
                 self.mask.append(_conv(br.mask.weight.detach(), br.mask.bias.detach()))
-            if cfg.recurrent:
-                self.lstm.append(RefLSTM(br.lstm.gates, c))
+            self.lstm.append(RefLSTM(br.lstm.gates, c))
         self.merge = nn.ModuleList(
             _conv(m.conv.weight.detach(), m.conv.bias.detach()) for m in cfa.merges
         )
@@ -162,15 +161,11 @@ class ReferenceSIAN(nn.Module):
                     rec["dog"][s] = torch.stack(dogs, dim=1)
                     rec["octaves"][s] = torch.stack(layers, dim=1)
                 y = F.relu(self.fuse[i](y))
-                state = None
-                if cfg.recurrent:
-                    y, cell = self.lstm[i](y, states[i])
-                    state = (y, cell)
+                y, cell = self.lstm[i](y, states[i])
                 hs.append(y)
-                new_states.append(state)
+                new_states.append((y, cell))
                 rec["features"][s] = y
-            if cfg.recurrent:
-                states = new_states
+            states = new_states
             fused = hs[-1]
             for i in range(n - 2, -1, -1):  # Eq. 4
                 fine = hs[i]

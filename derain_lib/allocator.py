@@ -8,8 +8,9 @@ threshold, freed blocks stay in the heap and the next tensor of that size reuses
 This is what PyTorch's CPU tuning guide gets from jemalloc or tcmalloc, without a
 preloaded library. Measured effect: benchmarks/RESULTS.md.
 
-``import derain_lib`` applies it once; set ``DERAIN_MALLOC_TUNING=0`` to leave the
-allocator alone. The cost: memory freed by one job stays reserved for the next job in
+Importing ``derain_lib`` changes nothing; the CLI (``derain ...``), the notebooks' setup
+cell and the benchmarks call :func:`tune` explicitly. Set ``DERAIN_MALLOC_TUNING=0`` to
+leave the allocator alone. The cost: memory freed by one job stays reserved for the next job in
 the same process instead of going back to the system, and the peak is higher, because a
 freed block in the middle of the heap cannot always serve a larger request (one SIAN
 forward on a 512x512 tile: peak RSS 1.35-1.41 GiB against 1.25-1.27 GiB with glibc's
@@ -31,7 +32,7 @@ ENV = "DERAIN_MALLOC_TUNING"
 _state: dict = {}
 
 
-def tune_allocator(force: bool = False) -> bool:
+def tune(force: bool = False) -> bool:
     """Apply the glibc settings once; True when they are in effect.
 
     Does nothing (False) off Linux/glibc, or when ``DERAIN_MALLOC_TUNING=0`` unless
@@ -73,5 +74,5 @@ def release_free_memory() -> None:
 
 
 def allocator_tuned() -> bool:
-    """Whether :func:`tune_allocator` has put its settings in effect."""
+    """Whether :func:`tune` has put its settings in effect."""
     return _state.get("applied", False)

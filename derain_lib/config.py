@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -66,7 +67,7 @@ class DataConfig:
 class TrainConfig:
     """Optimisation (MODEL_SPEC §5; official defaults) and the bookkeeping of a run."""
 
-    loss: str = "ssim"  # ssim | l1 | mse, summed over stages (Eq. 13)
+    loss: str = "ssim"  # ssim (authors') | ssim-valid | l1 | mse, summed over stages (Eq. 13)
     lr: float = 2e-4
     betas: tuple[float, float] = (0.0, 0.999)
     scheduler: str = "constant"  # constant | multistep
@@ -85,13 +86,16 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Test-set evaluation: tiling, output quantisation, how many images, saved PNGs."""
+    """Test-set evaluation: tiling, output quantisation, how many images, saved PNGs,
+    precision and how many stages run."""
 
     tile: int | None = None
     overlap: int = 32
     quantize: str = "round"  # round | truncate
     max_images: int | None = None
     save_images: bool = True
+    precision: str = "fp32"  # fp32 | bf16 | auto (the tables stay fp32 unless asked)
+    stages: int | None = None  # stop after this many stages (None: all)
 
 
 @dataclass
@@ -108,10 +112,11 @@ class Config:
 
 
 _CHOICES = {
-    "train.loss": ("ssim", "l1", "mse"),
+    "train.loss": ("ssim", "ssim-valid", "l1", "mse"),
     "train.scheduler": ("constant", "multistep"),
     "train.device": ("auto", "cpu", "cuda"),
     "eval.quantize": ("round", "truncate"),
+    "eval.precision": ("fp32", "bf16", "auto"),
 }
 
 
@@ -279,9 +284,45 @@ def config_from_dict(data: dict, overrides: list[str] | None = None, source: str
         data = _merge(data, datasets[chosen] or {})
     data = _apply_overrides(data, overrides)
     try:
-        return _build(Config, data)
+        return validate(_build(Config, data))
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}" if source else str(e)) from None
+
+
+def check_tile(tile: int | None, overlap: int, prefix: str = "") -> None:
+    """A tile size (None: whole image) and overlap the tiled forward accepts, else one line
+    naming ``<prefix>tile`` / ``<prefix>overlap`` (e.g. ``eval.`` or ``--``)."""
+    if tile is not None and tile < 8:
+        raise ConfigError(f"{prefix}tile: {tile} is too small; allowed: an integer >= 8")
+    if overlap < 0 or (tile is not None and overlap >= tile):
+        raise ConfigError(
+            f"{prefix}overlap: {overlap} is out of range; allowed: 0 <= overlap < tile ({tile})"
+        )
+
+
+def validate(cfg: Config) -> Config:
+    """Range checks run before any run folder exists: one line naming the key and the
+    allowed range. Returns ``cfg``."""
+    t, d, e = cfg.train, cfg.data, cfg.eval
+    limits: list[tuple[str, float | None, bool, str]] = [
+        ("train.batch_size", t.batch_size, t.batch_size >= 1, "an integer >= 1"),
+        ("train.checkpoint_every", t.checkpoint_every, t.checkpoint_every >= 1, "an integer >= 1"),
+        ("train.lr", t.lr, math.isfinite(t.lr) and t.lr > 0, "a finite number > 0"),
+        ("train.epochs", t.epochs, t.epochs >= 1, "an integer >= 1"),
+        ("train.max_steps", t.max_steps, t.max_steps is None or t.max_steps >= 1,
+         "an integer >= 1 (or null)"),
+        ("train.val_images", t.val_images, t.val_images >= 0, "an integer >= 0"),
+        ("data.patch", d.patch, d.patch >= 8, "an integer >= 8"),
+        ("data.stride", d.stride, d.stride >= 1, "an integer >= 1"),
+        ("data.workers", d.workers, d.workers >= 0, "an integer >= 0"),
+        ("eval.max_images", e.max_images, e.max_images is None or e.max_images >= 1,
+         "an integer >= 1 (or null)"),
+    ]  # fmt: skip
+    for key, value, ok, allowed in limits:
+        if not ok:
+            raise ConfigError(f"{key}: {value!r} is out of range; allowed: {allowed}")
+    check_tile(e.tile, e.overlap, "eval.")
+    return cfg
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

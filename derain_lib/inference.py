@@ -1,23 +1,141 @@
-"""Derain images with a loaded model: tensors in, quantised uint8 images out."""
+"""Derain images with a loaded model: whole or in tiles, tensors in, uint8 images out.
+
+Tiling keeps memory bounded on large photos: tiles overlap by ``overlap`` pixels, start
+on multiples of the model's coarsest pooling factor (4 for SIAN), and each output pixel
+is taken from the tile where it lies furthest from a seam. An image that fits in one tile
+runs whole, so its result is the whole-image result exactly. Across seams SIAN's result
+differs slightly from whole-image inference: its receptive field is large (pooling,
+recurrence) and its ``align_corners=True`` upsampling depends on the input size, so a
+seam cannot be made exact; the overlap bounds the difference (see the tests).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from .data.io import IMAGE_SUFFIXES, ImageReadError, list_images, read_image, write_png
+from .allocator import release_free_memory
+from .data.io import (
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    list_images,
+    read_image,
+    write_image,
+)
 from .errors import DerainError
-from .evaluate import tiled_forward
 from .metrics import quantize
+from .precision import PRECISIONS, autocast
 
 #: The tile size and overlap ``derain_files`` uses for large images.
 AUTO_TILE, AUTO_OVERLAP = 512, 64
 #: Images above this many pixels run in tiles, so memory stays that of one 512x512 tile
 #: (SIAN full needs about 8 kB per pixel: ~1.5 GiB peak RSS for a 448x336 photo).
 MAX_WHOLE_PIXELS = AUTO_TILE * AUTO_TILE
+
+
+#: Tile starts are multiples of this (SIAN's coarsest average pooling).
+TILE_ALIGN = 4
+
+
+def tile_spans(n: int, tile: int, overlap: int, align: int = TILE_ALIGN) -> list[tuple[int, ...]]:
+    """Along one axis of length ``n``: ``(start, end, keep_start, keep_end)`` per tile.
+
+    Starts are multiples of ``align``; the last tile ends at ``n`` (it may be up to
+    ``align - 1`` pixels longer than ``tile``); kept regions tile ``[0, n)`` exactly,
+    split at the middle of each overlap.
+    """
+    if tile < 8 or overlap < 0 or overlap >= tile:
+        raise ValueError(
+            f"need tile >= 8 and 0 <= overlap < tile, got tile {tile}, overlap {overlap}"
+        )
+    if n <= tile:
+        return [(0, n, 0, n)]
+    stride = max(align, (tile - overlap) // align * align)
+    last = (n - tile) // align * align
+    starts = list(range(0, last, stride)) + [last]
+    ends = [min(s + tile, n) for s in starts[:-1]] + [n]
+    bounds = [0] + [(starts[i + 1] + ends[i]) // 2 for i in range(len(starts) - 1)] + [n]
+    return [
+        (s, e, bounds[i], bounds[i + 1]) for i, (s, e) in enumerate(zip(starts, ends, strict=True))
+    ]
+
+
+def check_inference_options(model: nn.Module, stages: int | None, precision: str) -> None:
+    """A one-line ``DerainError`` for a stage count the model does not have or an
+    unknown precision, before any work is done."""
+    n = model_stages(model)
+    if stages is not None and not 1 <= stages <= n:
+        raise DerainError(f"--stages {stages}: this model has stages 1 to {n}")
+    if precision not in PRECISIONS:
+        raise DerainError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+
+
+def model_stages(model: nn.Module) -> int:
+    """How many stages a SIAN or PReNet model runs by default."""
+    cfg = getattr(model, "config", None)
+    return cfg.n_stages if hasattr(cfg, "n_stages") else int(getattr(model, "stages", 1))
+
+
+def last_stage(
+    model: nn.Module, x: torch.Tensor, stages: int | None = None, precision: str = "fp32"
+) -> torch.Tensor:
+    """The output of stage ``stages`` (default: the last) as float32, the forward run in
+    ``precision`` (``fp32``, ``bf16`` or ``auto``; see :mod:`derain_lib.precision`).
+    Only the first ``stages`` stages are computed."""
+    with autocast(precision, x.device):
+        outs = model(x) if stages is None else model(x, stages=stages)
+    return outs[-1].float()
+
+
+@torch.inference_mode()
+def tiled_forward(
+    model: nn.Module,
+    x: torch.Tensor,
+    tile: int | None,
+    overlap: int = 32,
+    stages: int | None = None,
+    precision: str = "fp32",
+) -> torch.Tensor:
+    """Stage ``stages``' output (default: the last) for a (B, 3, H, W) batch, computed
+    tile by tile in ``precision`` (see :func:`last_stage`).
+
+    ``tile=None`` (or an image no larger than one tile) runs the whole image at once.
+    The result is assembled on the input's device, one tile's activations at a time.
+    """
+    if tile is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):
+        return last_stage(model, x, stages, precision)
+    out = torch.empty_like(x)
+    for ys, ye, ky0, ky1 in tile_spans(x.shape[-2], tile, overlap):
+        for xs, xe, kx0, kx1 in tile_spans(x.shape[-1], tile, overlap):
+            y = last_stage(model, x[..., ys:ye, xs:xe], stages, precision)
+            out[..., ky0:ky1, kx0:kx1] = y[..., ky0 - ys : ky1 - ys, kx0 - xs : kx1 - xs]
+            del y
+            release_free_memory()  # peak memory stays one tile's worth (allocator.py)
+    return out
+
+
+def model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def predict(
+    model: nn.Module,
+    img: np.ndarray,
+    tile: int | None = None,
+    overlap: int = 32,
+    stages: int | None = None,
+    precision: str = "fp32",
+) -> np.ndarray:
+    """Derain one float HWC image: float32 HWC (not clamped); ``stages`` and
+    ``precision`` as in :func:`tiled_forward`."""
+    x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+    y = tiled_forward(model, x.to(model_device(model)), tile, overlap, stages, precision)
+    return y[0].permute(1, 2, 0).float().cpu().numpy()
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -27,12 +145,18 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
 
 @torch.inference_mode()
 def derain_array(
-    model: nn.Module, img: np.ndarray, tile: int | None = None, overlap: int = AUTO_OVERLAP
+    model: nn.Module,
+    img: np.ndarray,
+    tile: int | None = None,
+    overlap: int = AUTO_OVERLAP,
+    stages: int | None = None,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """The last stage's output for one float RGB image, as float32 HWC (not clamped).
 
-    ``tile``: run in overlapping tiles of this size (see ``evaluate.tiled_forward``)."""
-    out = tiled_forward(model, to_tensor(img), tile, overlap)
+    ``tile``: run in overlapping tiles of this size; ``stages``: stop after this many
+    stages; ``precision``: fp32, bf16 or auto (see :func:`tiled_forward`)."""
+    out = tiled_forward(model, to_tensor(img), tile, overlap, stages, precision)
     return out[0].permute(1, 2, 0).float().numpy()
 
 
@@ -58,20 +182,35 @@ def expand_inputs(inputs: list[str | Path]) -> list[Path]:
     return files
 
 
-def output_paths(files: list[Path], out: str | Path) -> list[Path]:
-    """``OUT`` is a folder (PNG under each input's stem) or, for one input, a ``.png`` file."""
+def output_paths(files: list[Path], out: str | Path, overwrite: bool = False) -> list[Path]:
+    """``OUT`` is a folder (PNG under each input's stem) or, for one input, an image file name.
+
+    Refused (one line): an output that is one of the inputs, an existing file unless
+    ``overwrite``, a non-image file given as ``OUT``."""
     out = Path(out)
-    if out.suffix.lower() == ".png" and not out.is_dir():
+    if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
         if len(files) != 1:
             raise DerainError(f"{out}: a single output file needs a single input, got {len(files)}")
-        return [out]
-    stems = [f.stem for f in files]
-    dup = sorted({s for s in stems if stems.count(s) > 1})
-    if dup:
-        raise DerainError(
-            f"two inputs share the stem {dup[0]!r}; their outputs would collide in {out}"
-        )
-    return [out / f"{f.stem}.png" for f in files]
+        targets = [out]
+    elif out.is_file():
+        raise DerainError(f"{out}: exists and is not an image file name or a folder; not touched")
+    else:
+        stems = [f.stem for f in files]
+        dup = sorted({s for s in stems if stems.count(s) > 1})
+        if dup:
+            raise DerainError(
+                f"two inputs share the stem {dup[0]!r}; their outputs would collide in {out}"
+            )
+        targets = [out / f"{f.stem}.png" for f in files]
+    inputs = {f.resolve() for f in files}
+    for t in targets:
+        if t.resolve() in inputs:
+            raise DerainError(
+                f"{t}: is an input image; refusing to overwrite it (choose another -o)"
+            )
+        if t.exists() and not overwrite:
+            raise DerainError(f"{t}: exists; pass --overwrite to replace it")
+    return targets
 
 
 def derain_files(
@@ -80,18 +219,31 @@ def derain_files(
     out: str | Path,
     quantize_mode: str = "round",
     tile: int | None = None,
-) -> list[Path]:
-    """Derain every input image, writing a PNG each; returns the written paths.
+    overwrite: bool = False,
+    stages: int | None = None,
+    precision: str = "fp32",
+) -> Iterator[tuple[Path, Path | None, str | None]]:
+    """Derain every input image, yielding ``(input, written PNG, None)`` as each is written,
+    or ``(input, None, why)`` for an input that could not be read or is too small.
 
-    ``tile=None``: whole images up to ``MAX_WHOLE_PIXELS``, tiles of ``AUTO_TILE`` above,
-    so a photo of any size fits in memory; an integer tiles every image larger than it."""
+    A bad file does not stop the batch. ``stages``/``precision``: as in
+    :func:`derain_array`, checked before any image is read. ``tile=None``: whole images up
+    to ``MAX_WHOLE_PIXELS``, tiles of ``AUTO_TILE`` above, so a photo of any size fits in
+    memory; an integer tiles every image larger than it. Outputs are written atomically."""
+    check_inference_options(model, stages, precision)
     files = expand_inputs(inputs)
-    targets = output_paths(files, out)
+    targets = output_paths(files, out, overwrite)
     for src, dst in zip(files, targets, strict=True):
-        img = read_image(src)
+        try:
+            img = read_image(src)
+        except ImageReadError as e:
+            yield src, None, str(e)
+            continue
         if min(img.shape[:2]) < 8:
-            raise DerainError(f"{src}: image is {img.shape[1]}x{img.shape[0]}, at least 8x8 needed")
+            yield src, None, f"{src}: image is {img.shape[1]}x{img.shape[0]}, at least 8x8 needed"
+            continue
         size = tile if tile is not None else auto_tile(*img.shape[:2])
         overlap = min(AUTO_OVERLAP, size // 2) if size else 0
-        write_png(dst, quantize(derain_array(model, img, size, overlap), quantize_mode))
-    return targets
+        out_img = derain_array(model, img, size, overlap, stages, precision)
+        write_image(dst, quantize(out_img, quantize_mode))
+        yield src, dst, None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from scipy import ndimage
 from skimage.color import rgb2ycbcr
 from skimage.metrics import structural_similarity
 
-from .data.io import list_images, read_image_uint8
+from .data.io import ImageReadError, list_images, read_image_uint8
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -134,30 +134,56 @@ def pair_key(name: str) -> str | None:
 
 @dataclass
 class Pairing:
+    """Paired files, files of either folder left without a partner, and (after scoring)
+    one line per pair that could not be scored."""
+
     pairs: list[tuple[Path, Path]]
     unpaired_pred: list[Path]
     unpaired_gt: list[Path]
+    skipped: list[str] = field(default_factory=list)
+
+
+def _numbered(files: list[Path]) -> tuple[dict[str, Path], list[Path]] | None:
+    """Files by :func:`pair_key` plus those without a number; None if two share a key."""
+    keyed: dict[str, Path] = {}
+    stray = []
+    for p in files:
+        k = pair_key(p.name)
+        if k is None:
+            stray.append(p)
+        elif k in keyed:
+            return None
+        else:
+            keyed[k] = p
+    return keyed, stray
 
 
 def pair_folders(pred_dir: str | Path, gt_dir: str | Path) -> Pairing:
-    """Pair files by the number in their names (``rain-001``/``norain-001``), else by name."""
+    """Pair files by the number in their names (``rain-001``/``norain-001``), else by name.
+
+    Files without a number (``readme.png``) are reported unpaired and the rest still pair
+    by number. Rain1400's ``901_3.png`` pairs with ``901.jpg`` when no ``901_3`` exists."""
     preds, gts = list_images(pred_dir), list_images(gt_dir)
-
-    def keyed(files: list[Path]) -> dict[str, Path] | None:
-        keys = [pair_key(p.name) for p in files]
-        if None in keys or len(set(keys)) != len(keys):
-            return None
-        return dict(zip(keys, files, strict=True))
-
-    kp, kg = keyed(preds), keyed(gts)
-    if kp is None or kg is None:  # no unique numbers: pair by stem
-        kp = {p.stem: p for p in preds}
-        kg = {p.stem: p for p in gts}
-    common = sorted(set(kp) & set(kg), key=lambda k: (len(k), k))
+    np_, ng = _numbered(preds), _numbered(gts)
+    if np_ is None or ng is None:  # no unique numbers: pair by stem
+        kp, kg = {p.stem: p for p in preds}, {p.stem: p for p in gts}
+        stray_p, stray_g = [], []
+    else:
+        (kp, stray_p), (kg, stray_g) = np_, ng
+    pairs, used = [], set()
+    for k in sorted(kp, key=lambda k: (len(k), k)):
+        g = kg.get(k) or kg.get(k.split("_")[0])
+        if g is not None:
+            pairs.append((kp[k], g))
+            used.add(g)
+    by_stem = {g.stem: g for g in stray_g}  # files without numbers pair by name
+    pairs += [(p, by_stem[p.stem]) for p in stray_p if p.stem in by_stem]
+    used |= {g for _, g in pairs}
+    paired = {p for p, _ in pairs}
     return Pairing(
-        [(kp[k], kg[k]) for k in common],
-        sorted(kp[k] for k in set(kp) - set(kg)),
-        sorted(kg[k] for k in set(kg) - set(kp)),
+        pairs,
+        sorted(p for p in [*stray_p, *kp.values()] if p not in paired),
+        sorted(g for g in [*stray_g, *kg.values()] if g not in used),
     )
 
 
@@ -172,18 +198,50 @@ class ImageScore:
 def score_folder(
     pred_dir: str | Path, gt_dir: str | Path, **kwargs: object
 ) -> tuple[list[ImageScore], Pairing]:
-    """Per-image scores of every paired file (see :func:`pair_folders`)."""
+    """Per-image scores of every paired file (see :func:`pair_folders`).
+
+    A pair that cannot be scored (different sizes, smaller than SSIM's 11x11 window, an
+    unreadable file) is skipped and named in ``pairing.skipped``; the rest are scored."""
     pairing = pair_folders(pred_dir, gt_dir)
     rows = []
     for p, g in pairing.pairs:
-        a, b = read_image_uint8(p), read_image_uint8(g)
+        try:
+            a, b = read_image_uint8(p), read_image_uint8(g)
+        except ImageReadError as e:
+            pairing.skipped.append(str(e))
+            continue
         if a.shape != b.shape:
-            raise ValueError(
+            pairing.skipped.append(
                 f"{p}: size {a.shape[1]}x{a.shape[0]} differs from {g} ({b.shape[1]}x{b.shape[0]})"
             )
+            continue
+        if min(a.shape[:2]) < 11:
+            pairing.skipped.append(
+                f"{p}: image is {a.shape[1]}x{a.shape[0]}; SSIM needs at least 11x11 pixels"
+            )
+            continue
         ps, ss = score(a, b, **kwargs)
         rows.append(ImageScore(p.name, g.name, ps, ss))
     return rows, pairing
+
+
+def json_safe(obj: object) -> object:
+    """``obj`` with every non-finite float replaced by ``None`` and, next to it in its
+    mapping, ``<key>_note`` saying why (``inf``: identical images; ``nan``: no value)."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                out[k] = None
+                out[f"{k}_note"] = (
+                    "infinite: the images are identical" if math.isinf(v) else "no value: no pairs"
+                )
+            else:
+                out[k] = json_safe(v)
+        return out
+    if isinstance(obj, list):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def summarize(rows: list[ImageScore]) -> dict:

@@ -1,11 +1,15 @@
 """The run cache: every training or evaluation run lives in ``<results>/runs/<key>/``.
 
-A run's key hashes its whole config, the manifests (file names + sha256) of its data and,
-for evaluation-only runs, the sha256 of the weights, so asking again for the same run
-returns the finished one without recomputing, and an unfinished one resumes from its
-checkpoints. A run folder holds::
+A run's key hashes its whole config, the manifests (file names + sha256) of its data,
+for evaluation-only runs the sha256 of the weights, and the fingerprint of the code that
+determines its result (:func:`code_fingerprint`), so asking again for the same run returns
+the finished one without recomputing, an unfinished one resumes from its checkpoints, and
+a run made by other code (say, before a bug fix) is never reused: it is *stale*
+(``derain runs list`` says so, ``derain runs prune --stale`` removes it). A run folder
+holds::
 
     config.yaml        the resolved config
+    code.txt           the code fingerprint the run was made with
     log.csv            training loss per step, validation PSNR/SSIM per epoch
     checkpoints/       the last two training checkpoints
     model.pt           the final model (loadable by derain_lib.weights.load_model)
@@ -14,42 +18,56 @@ checkpoints. A run folder holds::
     provenance.json    git SHA, config hash, data manifests, package versions, device, times
 
 The results root is the argument ``root``, else env ``DERAIN_RESULTS``, else
-``<project>/results``.
+``<project>/results`` (the folder holding ``pyproject.toml`` above the working directory).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy
+import pandas as pd
+import skimage
+import torch
 import yaml
 
-from .config import Config, canonical_json, config_from_dict, config_hash, dump_config
+from . import __version__
+from .config import (
+    Config,
+    ConfigError,
+    canonical_json,
+    config_from_dict,
+    config_hash,
+    dump_config,
+    validate,
+)
+from .data.fetch import sha256_file
+from .data.sources import open_data
 from .errors import DerainError
+from .evaluate import evaluate
+from .fsutil import atomic_write_text, locked, project_root
+from .train import dist_info, pick_device, train
+from .weights import RELEASED, load_model, resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CODE_FILE = "code.txt"
 
 
 def results_root(root: str | Path | None = None) -> Path:
     if root is not None:
         return Path(root)
-    return Path(os.environ.get("DERAIN_RESULTS", PROJECT_ROOT / "results"))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    return Path(os.environ.get("DERAIN_RESULTS") or project_root() / "results")
 
 
 @dataclass
@@ -64,7 +82,11 @@ class Run:
 
     @property
     def config(self) -> Config:
-        return config_from_dict(yaml.safe_load((self.dir / "config.yaml").read_text()))
+        p = self.dir / "config.yaml"
+        try:
+            return config_from_dict(yaml.safe_load(p.read_text()))
+        except (OSError, yaml.YAMLError, DerainError, TypeError, AttributeError) as e:
+            raise DerainError(f"{p}: damaged run config ({str(e).splitlines()[0]})") from None
 
     @property
     def checkpoint_path(self) -> Path:
@@ -76,8 +98,28 @@ class Run:
 
     @property
     def metrics(self) -> dict:
+        """``metrics.json``; ``{}`` when absent, a :class:`DerainError` when unreadable."""
         p = self.dir / "metrics.json"
-        return json.loads(p.read_text()) if p.is_file() else {}
+        if not p.is_file():
+            return {}
+        try:
+            m = json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            raise DerainError(f"{p}: damaged ({e})") from None
+        if not isinstance(m, dict) or not {"n", "psnr", "ssim"} <= set(m):
+            raise DerainError(f"{p}: damaged (not the metrics of a finished run)")
+        return m
+
+    @property
+    def damage(self) -> str | None:
+        """What makes this run folder unusable (an unreadable config or metrics), or None."""
+        for check in ("config", "metrics"):
+            if (self.dir / ("config.yaml" if check == "config" else "metrics.json")).is_file():
+                try:
+                    getattr(self, check)
+                except DerainError as e:
+                    return str(e)
+        return None
 
     @property
     def provenance(self) -> dict:
@@ -87,20 +129,30 @@ class Run:
     @property
     def per_image(self):
         """Test-set scores as a pandas DataFrame (name, psnr, ssim)."""
-        import pandas as pd
-
         return pd.read_csv(self.dir / "per_image.csv")
 
     @property
     def log(self):
         """``log.csv`` as a pandas DataFrame (empty for evaluation-only runs)."""
-        import pandas as pd
-
         p = self.dir / "log.csv"
         return pd.read_csv(p) if p.is_file() else pd.DataFrame()
 
     @property
+    def code(self) -> str | None:
+        """The code fingerprint the run was made with (None: made before fingerprints)."""
+        p = self.dir / CODE_FILE
+        return p.read_text().strip() if p.is_file() else None
+
+    @property
+    def stale(self) -> bool:
+        """Made by other code than the current: its key can no longer be asked for."""
+        return self.code != code_fingerprint()
+
+    @property
     def status(self) -> str:
+        """``finished``, ``unfinished``, ``new``, or ``damaged`` (see :attr:`damage`)."""
+        if self.damage:
+            return "damaged"
         if (self.dir / "metrics.json").is_file():
             return "finished"
         return "unfinished" if (self.dir / "config.yaml").is_file() else "new"
@@ -129,12 +181,6 @@ def git_sha() -> str:
 
 
 def package_versions() -> dict:
-    import numpy
-    import skimage
-    import torch
-
-    from . import __version__
-
     return {
         "derain": __version__,
         "python": platform.python_version(),
@@ -147,8 +193,6 @@ def package_versions() -> dict:
 def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
     if cfg.model.weights is None:
         return None
-    from .weights import RELEASED, resolve, sha256_file
-
     path = resolve(cfg.model.weights, weights_dir)
     w = RELEASED.get(cfg.model.weights)
     return {
@@ -160,20 +204,48 @@ def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
 
 def data_manifests(cfg: Config) -> dict:
     """sha256 manifests of the run's test data and (training runs) training data."""
-    from .evaluate import open_data
-
     out = {"test": open_data(cfg.data.test, cfg.data.root).manifest_sha256()}
     if cfg.model.weights is None:
         out["train"] = open_data(cfg.data.train, cfg.data.root).manifest_sha256()
     return out
 
 
+#: The sources (under ``derain_lib/``) that determine a run's result: model, loss, data,
+#: training, scoring and config code. Their fingerprint is part of every run key.
+CODE_SOURCES = (
+    "models",
+    "losses.py",
+    "data/patches.py",
+    "data/synth.py",
+    "data/embedded.py",
+    "data/datasets.py",
+    "data/io.py",
+    "train.py",
+    "evaluate.py",
+    "metrics.py",
+    "config.py",
+)
+
+
+def code_fingerprint() -> str:
+    """12 hex digits over the package version and the bytes of :data:`CODE_SOURCES`."""
+    pkg = Path(__file__).resolve().parent
+    h = hashlib.sha256(__version__.encode())
+    for rel in CODE_SOURCES:
+        p = pkg / rel
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def run_key(cfg: Config, manifests: dict, weights: dict | None = None) -> str:
-    """12 hex digits over the canonical config, the data manifests and the weights' sha256."""
+    """12 hex digits over the canonical config, the data manifests, the weights' sha256 and
+    the code fingerprint."""
     parts = {
         "config": canonical_json(cfg),
         "data": manifests,
         "weights": (weights or {}).get("sha256"),
+        "code": code_fingerprint(),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -191,26 +263,57 @@ def get_or_run(
     root: str | Path | None = None,
     progress: bool = True,
     weights_dir: str | Path | None = None,
+    wait: bool = False,
 ) -> Run:
     """The finished run of ``cfg``: from the cache, resumed, or computed now.
 
     Training runs train (resuming from checkpoints) then evaluate on ``cfg.data.test``;
     runs with ``cfg.model.weights`` only evaluate those weights. Under ``torchrun`` every
     process trains; rank 0 evaluates and writes the results.
-    """
-    from .evaluate import evaluate, open_data
-    from .train import dist_info, train
-    from .weights import load_model
 
+    One process at a time works in a run folder: it holds an exclusive lock there
+    (:func:`derain_lib.fsutil.locked`); another is refused naming the holder, or waits
+    (``wait``). A damaged ``metrics.json`` is set aside and the run completed again; a
+    folder this call created is removed again if the config cannot train.
+    """
+    validate(cfg)
     manifests = data_manifests(cfg)
     weights = _weights_info(cfg, weights_dir)
     run = Run(results_root(root) / "runs" / run_key(cfg, manifests, weights))
     if run.status == "finished":
         return run
     rank = dist_info()[0]
-    run.dir.mkdir(parents=True, exist_ok=True)
+    fresh = not run.dir.exists()
+    lock = locked(run.dir, wait) if rank == 0 else contextlib.nullcontext()
+    try:
+        with lock:
+            if run.status == "finished":  # finished by the process we waited for
+                return run
+            return _complete(run, cfg, manifests, weights, progress, weights_dir)
+    except ConfigError:
+        if fresh and rank == 0:
+            shutil.rmtree(run.dir, ignore_errors=True)
+        raise
+
+
+def _complete(
+    run: Run,
+    cfg: Config,
+    manifests: dict,
+    weights: dict | None,
+    progress: bool,
+    weights_dir: str | Path | None,
+) -> Run:
+    """Train (or resume) and evaluate ``run``; the caller holds its lock."""
+    rank = dist_info()[0]
+    metrics_file = run.dir / "metrics.json"
+    if rank == 0 and metrics_file.is_file() and run.damage:
+        aside = metrics_file.with_name("metrics.json.corrupt")
+        os.replace(metrics_file, aside)
+        print(f"derain: warning: {run.damage}; set aside as {aside}", file=sys.stderr)
     if rank == 0:
-        _atomic_write_text(run.dir / "config.yaml", dump_config(cfg))
+        atomic_write_text(run.dir / "config.yaml", dump_config(cfg))
+        atomic_write_text(run.dir / CODE_FILE, code_fingerprint() + "\n")
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.perf_counter()
     train_info: dict = {}
@@ -229,10 +332,6 @@ def get_or_run(
         }
     else:
         model_path = Path(weights["path"])
-    import torch
-
-    from .train import pick_device
-
     device = pick_device(cfg.train.device)
     loaded = load_model(model_path, cfg.model.name, weights_dir=weights_dir)
     model = loaded.model.to(device)
@@ -248,6 +347,8 @@ def get_or_run(
         max_images=cfg.eval.max_images,
         save_images=cfg.eval.save_images,
         progress=progress,
+        stages=cfg.eval.stages,
+        precision=cfg.eval.precision,
     )
     eval_s = time.perf_counter() - t_eval
     prov = {
@@ -256,9 +357,11 @@ def get_or_run(
         "profile": cfg.name,
         "dataset": cfg.dataset,
         "git_sha": git_sha(),
+        "code_fingerprint": code_fingerprint(),
         "data_manifests": manifests,
         "weights": weights,
         "model_sha256": loaded.sha256,
+        "weights_config_override": loaded.config_override,
         "packages": package_versions(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device)
@@ -273,9 +376,11 @@ def get_or_run(
         "wall_s": train_info.get("train_wall_s", 0.0) + eval_s,
         **train_info,
     }
-    _atomic_write_text(run.dir / "provenance.json", json.dumps(prov, indent=1))
+    atomic_write_text(run.dir / "provenance.json", json.dumps(prov, indent=1))
+    if not result.n:
+        raise DerainError(f"{cfg.data.test}: no test image was scored; the run is not finished")
     metrics = {**result.summary(), "test": cfg.data.test, "per_image_csv": "per_image.csv"}
-    _atomic_write_text(run.dir / "metrics.json", json.dumps(metrics, indent=1))
+    atomic_write_text(run.dir / "metrics.json", json.dumps(metrics, indent=1))
     return run
 
 
@@ -296,114 +401,3 @@ def open_run(key: str, root: str | Path | None = None) -> Run:
         what = "no run" if not matches else f"{len(matches)} runs"
         raise DerainError(f"{where}: {what} matching {key!r}")
     return matches[0]
-
-
-# --- command line ------------------------------------------------------------------------
-
-
-def _print_result(run: Run) -> None:
-    m = run.metrics
-    print(f"run {run.key}: {run.dir}")
-    for r in run.per_image.itertuples():
-        print(f"  {r.name:<28} {r.psnr:9.4f} {r.ssim:7.4f}")
-    print(f"  {'mean of ' + str(m['n']):<28} {m['psnr']:9.4f} {m['ssim']:7.4f}")
-
-
-def _cmd_train(args) -> int:
-    from .config import load_config
-
-    overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + list(args.set or [])
-    cfg = load_config(args.config, overrides)
-    run = get_or_run(cfg, args.results, progress=not args.no_progress)
-    from .train import dist_info
-
-    if dist_info()[0] == 0:
-        _print_result(run)
-    return 0
-
-
-def _cmd_evaluate(args) -> int:
-    from .config import Config, EvalConfig, ModelConfig, config_from_dict
-    from .weights import load_model
-
-    name = args.model or load_model(args.weights, weights_dir=args.weights_dir).model_name
-    base = Config(
-        name="evaluate",
-        dataset=args.data,
-        model=ModelConfig(name=name, weights=args.weights),
-        eval=EvalConfig(tile=args.tile, overlap=args.overlap, max_images=args.max_images),
-    )
-    base.data.test = args.data
-    base.data.root = "."
-    cfg = config_from_dict(base.to_dict(), args.set)
-    _print_result(get_or_run(cfg, args.results, not args.no_progress, args.weights_dir))
-    return 0
-
-
-def _cmd_runs(args) -> int:
-    if args.action == "show":
-        run = open_run(args.key, args.results)
-        print(json.dumps({"dir": str(run.dir), "status": run.status, "metrics": run.metrics,
-                          "provenance": run.provenance}, indent=1))  # fmt: skip
-        return 0
-    runs = list_runs(args.results)
-    if not runs:
-        print(f"no runs under {results_root(args.results) / 'runs'}")
-        return 0
-    head = ("run", "status", "profile", "dataset", "model", "PSNR", "SSIM")
-    print("{:<12} {:<10} {:<9} {:<10} {:<20} {:>8} {:>7}".format(*head))
-    for r in runs:
-        c, m = r.config, r.metrics
-        ps = f"{m['psnr']:8.3f}" if m else f"{'-':>8}"
-        ss = f"{m['ssim']:7.4f}" if m else f"{'-':>7}"
-        what = f"{c.name:<9} {c.dataset[:10]:<10} {c.model.name:<20}"
-        print(f"{r.key:<12} {r.status:<10} {what} {ps} {ss}")
-    return 0
-
-
-def register(sub) -> None:
-    """Add ``train``, ``evaluate`` and ``runs`` to the ``derain`` command line."""
-    p = sub.add_parser(
-        "train",
-        help="train a model from a config or profile (cached run; resumes if interrupted)",
-        epilog="example: derain train --config smoke --set train.max_steps=20 "
-        "(several processes: torchrun --nproc_per_node 2 -m derain_lib.cli train --config quick)",
-    )
-    p.add_argument("--config", required=True, help="a YAML file or a profile: smoke, quick, paper")
-    p.add_argument("--dataset", help="the profile's data set section (e.g. rain100h, heavy)")
-    p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.lr=1e-3"
-    )
-    p.add_argument("--results", help="results root (default: env DERAIN_RESULTS or ./results)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_train)
-
-    p = sub.add_parser(
-        "evaluate",
-        help="score weights on a paired data set (PSNR/SSIM, MATLAB Y protocol; cached run)",
-        epilog="example: derain evaluate --weights sian-rain100l --data ../shared/data/"
-        "rain100l_sample --tile 256",
-    )
-    p.add_argument("--weights", required=True, help="released name or a model file")
-    p.add_argument("--data", required=True, help="a data set folder or embedded:light:test:smoke")
-    p.add_argument("--model", help="the architecture (default: from the weights)")
-    p.add_argument("--weights-dir", help="folder with released weight files")
-    p.add_argument("--tile", type=int, help="tile size for large images (default: whole image)")
-    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
-    p.add_argument("--max-images", type=int, help="only the first N images")
-    p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override, e.g. eval.save_images=false"
-    )
-    p.add_argument("--results", help="results root (default: env DERAIN_RESULTS or ./results)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_evaluate)
-
-    p = sub.add_parser(
-        "runs",
-        help="list cached runs or show one (metrics, provenance)",
-        epilog="example: derain runs list; derain runs show 3fa2",
-    )
-    p.add_argument("action", choices=["list", "show"])
-    p.add_argument("key", nargs="?", default="", help="run key (or prefix) for show")
-    p.add_argument("--results", help="results root (default: env DERAIN_RESULTS or ./results)")
-    p.set_defaults(func=_cmd_runs)

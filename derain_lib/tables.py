@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import DerainError
+from .fsutil import atomic_path, atomic_write_text
 
 #: Benchmark key -> the column name the paper prints.
 BENCHMARKS: dict[str, str] = {
@@ -220,10 +221,7 @@ def not_run(reason: str) -> str:
 
 def save_scores(scores: list[Score], path: str | Path) -> Path:
     """Write score records as JSON (one file per notebook step, read back by the tables)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([asdict(s) for s in scores], indent=1) + "\n")
-    return path
+    return atomic_write_text(path, json.dumps([asdict(s) for s in scores], indent=1) + "\n")
 
 
 def load_scores(paths: list[Path]) -> list[Score]:
@@ -346,8 +344,7 @@ def build_table(name: str, scores: list[Score]) -> list[dict]:
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
         for r in rows:
@@ -430,6 +427,6 @@ def render_markdown(results_dir: str | Path, profile: str, header: str = "") -> 
 
 
 def write_markdown(results_dir: str | Path, profile: str, header: str = "") -> Path:
-    path = Path(results_dir) / "tables.md"
-    path.write_text(render_markdown(results_dir, profile, header))
-    return path
+    return atomic_write_text(
+        Path(results_dir) / "tables.md", render_markdown(results_dir, profile, header)
+    )

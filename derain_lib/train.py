@@ -28,11 +28,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from tqdm.auto import tqdm
 
 from .config import Config, ConfigError, config_hash
+from .data.patches import PatchSet
+from .data.sources import open_data
 from .errors import DerainError
+from .evaluate import evaluate
+from .fsutil import atomic_path, atomic_write_text
 from .losses import stage_loss
-from .weights import OUR_FORMAT, WeightsError, read_checkpoint
+from .models import build_model
+from .weights import OUR_FORMAT, WeightsError, config_mismatch, model_config, read_checkpoint
 
 LOG_FIELDS = ["epoch", "step", "loss", "lr", "val_psnr", "val_ssim", "patches_per_s", "elapsed_s"]
 CHECKPOINT_DIR = "checkpoints"
@@ -85,8 +91,6 @@ class EpochBatches:
 
 def build_model_from_config(cfg: Config) -> nn.Module:
     """``cfg.model`` to a model; bad names or arguments are a :class:`ConfigError`."""
-    from .models import build_model
-
     try:
         return build_model(cfg.model.name, **cfg.model.kwargs)
     except (TypeError, ValueError) as e:
@@ -144,19 +148,9 @@ def _mean_across(value: torch.Tensor, distributed: bool) -> float:
 
 
 def atomic_save(obj: dict, path: Path) -> None:
-    """``torch.save`` to a temporary file, fsync, rename over ``path``, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """``torch.save`` through :func:`derain_lib.fsutil.atomic_path` (temp file, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _rng_state() -> dict:
@@ -193,6 +187,7 @@ def model_file(cfg: Config, model: nn.Module, **extra: object) -> dict:
         "format": OUR_FORMAT,
         "model": cfg.model.name,
         "model_kwargs": dict(cfg.model.kwargs),
+        "model_config": model_config(model),
         "state_dict": _state_dict(model),
         "config": cfg.to_dict(),
         "config_hash": config_hash(cfg),
@@ -246,7 +241,7 @@ class CsvLog:
         lines = lines[: keep_lines or 0] if lines else []
         if not lines:
             lines = [",".join(LOG_FIELDS) + "\n"]
-        path.write_text("".join(lines))
+        atomic_write_text(path, "".join(lines))
         self.lines = len(lines)
         self.f = open(path, "a", newline="")  # noqa: SIM115 (open for the whole run)
         self.w = csv.DictWriter(self.f, fieldnames=LOG_FIELDS)
@@ -277,8 +272,6 @@ class TrainOutcome:
 
 
 def _validate(model: nn.Module, val_set, n: int) -> dict:
-    from .evaluate import evaluate
-
     if val_set is None or n <= 0:
         return {}
     r = evaluate(model, val_set, max_images=n, save_images=False)
@@ -291,11 +284,6 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
     Writes ``log.csv``, ``checkpoints/step-N.pt`` (the last two) and, at the end,
     ``model.pt``. Under ``torchrun`` every process calls this; rank 0 writes the files.
     """
-    from tqdm.auto import tqdm
-
-    from .data.patches import PatchSet
-    from .evaluate import open_data
-
     run_dir = Path(run_dir)
     final = run_dir / FINAL_MODEL
     rank, world, local_rank = dist_info()
@@ -328,19 +316,26 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
 
     opt, sched = make_optimizer(cfg, model)
     epoch, step, g, elapsed_before, log_lines = 0, 0, 0, 0.0, None
-    resumed = latest_checkpoint(run_dir) if not final.exists() else None
     if final.exists():
-        state = read_checkpoint(final)
-        return TrainOutcome(
-            final,
-            int(state.get("global_step", total)),
-            int(state.get("epochs_done", 0)),
-            float(state.get("elapsed_s", 0.0)),
-            None,
-            dict(state.get("last_val", {})),
-        )
+        try:
+            state = read_checkpoint(final)
+            return TrainOutcome(
+                final,
+                int(state.get("global_step", total)),
+                int(state.get("epochs_done", 0)),
+                float(state.get("elapsed_s", 0.0)),
+                None,
+                dict(state.get("last_val", {})),
+            )
+        except WeightsError as e:
+            aside = final.with_name(final.name + ".corrupt")
+            print(f"derain: warning: {e}; set aside as {aside}, resuming", file=sys.stderr)
+            os.replace(final, aside)
+    resumed = latest_checkpoint(run_dir)
     if resumed is not None:
-        _, state = resumed
+        path, state = resumed
+        have = state.get("model_config", {})
+        config_mismatch(path, str(state.get("model")), have, cfg.model.name, model_config(model))
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])

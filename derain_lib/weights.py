@@ -9,11 +9,7 @@ Every load uses ``torch.load(..., weights_only=True)``. Problems raise
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .data.fetch import FetchError, fetch, sha256_file
 from .errors import DerainError
-from .models import build_model, model_family
+from .fsutil import user_cache
+from .models import MODELS, build_model, model_family
 
 
 class WeightsError(DerainError):
@@ -116,16 +114,9 @@ SIAN_UNUSED_PREFIX = "body.conv_m."
 OUR_FORMAT = "derain-model"
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def cache_dir() -> Path:
-    return Path(os.environ.get("DERAIN_CACHE", Path.home() / ".cache" / "derain")) / "weights"
+    """Downloaded released weights: ``<user cache>/weights`` (see :func:`fsutil.user_cache`)."""
+    return user_cache() / "weights"
 
 
 def search_dirs(weights_dir: str | Path | None = None) -> list[Path]:
@@ -151,26 +142,14 @@ def download(name: str, dest_dir: str | Path | None = None) -> Path:
     """Fetch released weights from upstream into the cache, verified by sha256."""
     w = RELEASED[name]
     dest = Path(dest_dir) if dest_dir else cache_dir()
-    dest.mkdir(parents=True, exist_ok=True)
-    target = dest / w.filename
-    fd, tmp = tempfile.mkstemp(dir=dest, suffix=".part")
-    os.close(fd)
     try:
-        urllib.request.urlretrieve(w.url, tmp)  # noqa: S310 (fixed https URL)
-        got = sha256_file(tmp)
-        if got != w.sha256:
-            raise WeightsError(f"{w.url}: downloaded file has sha256 {got}, expected {w.sha256}")
-        os.replace(tmp, target)
-    except (urllib.error.URLError, OSError) as e:
+        return fetch(w.url, w.sha256, dest / w.filename)
+    except FetchError as e:
         raise WeightsError(
             f"{name}: not found locally and could not be downloaded from {w.url} ({e}); "
             f"download it by hand and pass --weights FILE or put it in --weights-dir/"
             f"DERAIN_WEIGHTS_DIR as {w.filename}"
         ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
 
 
 def resolve(
@@ -213,9 +192,16 @@ def read_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dic
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for truncated/corrupt pickles and zips
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        text = str(e).strip()
+        if "unsupported global" in text.lower():
+            raise WeightsError(
+                f"{path}: refused: it holds Python objects other than tensors and plain "
+                "containers, which torch.load(weights_only=True) will not run; the file may "
+                "be unsafe (only load it if you trust its source, and re-save its state_dict)"
+            ) from None
         raise WeightsError(
-            f"{path}: not a readable torch checkpoint (truncated or corrupt?): {first[:200]}"
+            f"{path}: not a torch checkpoint: torch cannot read it as a saved file "
+            "(truncated or corrupt, or another kind of file)"
         ) from None
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state dict")
@@ -297,6 +283,7 @@ class LoadedWeights:
     sha256: str
     source: str  # "released:<name>" or "checkpoint"
     ignored_keys: list[str]
+    config_override: str | None = None  # set when strict_config=False let a mismatch pass
 
     def describe(self) -> str:
         s = f"{self.model_name} from {self.path} ({self.source}, sha256 {self.sha256[:12]}...)"
@@ -305,7 +292,51 @@ class LoadedWeights:
                 f"; ignored {len(self.ignored_keys)} unused tensors ({SIAN_UNUSED_PREFIX}*, "
                 "never called by the authors' forward)"
             )
+        if self.config_override:
+            s += f"; config mismatch allowed (strict_config=False): {self.config_override}"
         return s
+
+
+def model_config(model: nn.Module) -> dict:
+    """What a model's weights compute: its config without the initialisation, stages resolved.
+
+    Two models with equal ``model_config`` take the same weights and give the same outputs.
+    """
+    cfg = model.config
+    d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+    d.pop("init_std", None)
+    if hasattr(cfg, "n_stages"):
+        d["stages"] = cfg.n_stages
+    return d
+
+
+def _describe(name: str, config: dict) -> str:
+    """``sian (official preset, full, K=6)``."""
+    parts = [f"{config['preset']} preset"] if "preset" in config else []
+    parts += [str(config["variant"])] if "variant" in config else []
+    parts.append(f"K={config.get('stages')}")
+    return f"{name} ({', '.join(parts)})"
+
+
+def config_mismatch(
+    path: str | Path, have_name: str, have: dict, want_name: str, want: dict, strict: bool = True
+) -> str | None:
+    """None when the file's model config ``have`` equals the model's ``want``; otherwise a
+    one-line :class:`WeightsError` naming both, or (``strict=False``) that line's text."""
+    if have == want:
+        return None
+    diff = ", ".join(
+        f"{k} {have.get(k)!r} vs {want.get(k)!r}"
+        for k in sorted(set(have) | set(want))
+        if have.get(k) != want.get(k)
+    )
+    file, model = _describe(have_name, have), _describe(want_name, want)
+    if strict:
+        raise WeightsError(
+            f"{path}: holds {file} weights, but the model is {model} ({diff}); pass "
+            "strict_config=False to load them anyway (fine-tuning only)"
+        )
+    return f"{file} weights loaded into {model} ({diff})"
 
 
 def _released_by_sha(sha: str) -> ReleasedWeights | None:
@@ -315,6 +346,11 @@ def _released_by_sha(sha: str) -> ReleasedWeights | None:
 def load_into(model: nn.Module, state: dict, path: str | Path) -> None:
     """``load_state_dict(strict=True)`` with missing/unexpected/shape problems as one line."""
     own = model.state_dict()
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise WeightsError(
+            f"{path}: entry {bad[0]!r} is a {type(state[bad[0]]).__name__}, not a tensor"
+        )
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
@@ -334,18 +370,31 @@ def load_into(model: nn.Module, state: dict, path: str | Path) -> None:
     model.load_state_dict(state, strict=True)
 
 
+def _build(name: str, kwargs: dict, path: Path) -> nn.Module:
+    """``build_model`` with bad arguments from a checkpoint as one line naming the file."""
+    try:
+        return build_model(name, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: cannot build model {name!r}: {e}") from None
+
+
 def load_model(
     spec: str | Path,
     model: str | None = None,
     weights_dir: str | Path | None = None,
     allow_download: bool = True,
+    strict_config: bool = True,
     **model_kwargs: object,
 ) -> LoadedWeights:
     """Build the model that ``spec`` (a released name or a file) holds and load it.
 
     ``model`` names the architecture the caller expects (e.g. ``"sian"``); weights of
     another architecture raise a :class:`WeightsError`. Our own checkpoints carry their
-    model name and arguments; released files are the official SIAN or PReNet.
+    model name, arguments and config; released files are the official SIAN (official
+    preset, full, K = 6) or PReNet (K = 6). Loading into a model of another config (preset,
+    variant, stage count, ...) is a one-line :class:`WeightsError` naming both, unless
+    ``strict_config=False`` (fine-tuning only): then ``LoadedWeights.config_override`` says
+    what differed, for the run's provenance.
     """
     path = resolve(spec, weights_dir, allow_download)
     released = RELEASED.get(str(spec))
@@ -354,13 +403,27 @@ def load_model(
     released = released or _released_by_sha(sha)
     family = detect_family(state)
     ignored: list[str] = []
+    if model is not None and model not in MODELS:
+        raise WeightsError(f"--model {model!r}: unknown model; known models: {', '.join(MODELS)}")
     if family == "derain":
-        name = str(state["model"])
-        kwargs = {**dict(state.get("model_kwargs", {})), **model_kwargs}
-        sd = state["state_dict"]
+        name, sd, file_kwargs = (
+            state.get("model"),
+            state.get("state_dict"),
+            state.get("model_kwargs", {}),
+        )
+        if not isinstance(name, str) or name not in MODELS:
+            raise WeightsError(
+                f"{path}: derain checkpoint names no known model (its 'model' entry is "
+                f"{name!r}; known: {', '.join(MODELS)})"
+            )
+        if not isinstance(file_kwargs, dict):
+            raise WeightsError(
+                f"{path}: 'model_kwargs' is a {type(file_kwargs).__name__}, not a mapping"
+            )
+        if not isinstance(sd, dict):
+            raise WeightsError(f"{path}: derain checkpoint has no 'state_dict' mapping")
     elif family in ("sian", "prenet"):
-        name = "sian" if family == "sian" else "prenet"
-        kwargs = dict(model_kwargs)
+        name, file_kwargs = family, {}  # the released files: the registry's defaults
         try:
             sd, ignored = (convert_sian if family == "sian" else convert_prenet)(state)
         except KeyError as e:
@@ -368,22 +431,23 @@ def load_model(
     else:
         sample = ", ".join(list(state)[:3])
         raise WeightsError(f"{path}: not SIAN, PReNet or derain weights (keys: {sample}, ...)")
+    file_name = name
+    file_net = _build(name, file_kwargs, path)
+    file_config = state.get("model_config") or model_config(file_net)
+    kwargs = {**file_kwargs, **model_kwargs}
     if model is not None:
         want = model_family(build_model(model))
-        have = model_family(build_model(name, **kwargs)) if family == "derain" else family
+        have = model_family(file_net) if family == "derain" else family
         if want != have:
             raise WeightsError(
                 f"{path}: holds {have} weights, but --model {model} is a {want} model"
             )
-        if family == "derain" and model != name:
+        if family == "derain" and model != name and strict_config:
             raise WeightsError(f"{path}: holds weights for model {name!r}, not {model!r}")
-        if family != "derain":
-            name = model
-    try:
-        net = build_model(name, **kwargs)
-    except (TypeError, ValueError) as e:
-        raise WeightsError(f"{path}: cannot build model {name!r}: {e}") from None
+        name = model
+    net = _build(name, kwargs, path)
+    override = config_mismatch(path, file_name, file_config, name, model_config(net), strict_config)
     load_into(net, sd, path)
     net.eval()
     source = f"released:{released.name}" if released else "checkpoint"
-    return LoadedWeights(net, name, path, sha, source, ignored)
+    return LoadedWeights(net, name, path, sha, source, ignored, override)

@@ -24,10 +24,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from . import viz
+from . import attention, viz
+from .data.embedded import embedded_dataset
 from .data.io import list_images, read_image
 from .errors import DerainError
 from .models import build_model
+from .precision import PRECISIONS
+from .runs import list_runs
 from .weights import RELEASED, find_released, load_model
 
 #: Weights spec of an untrained SIAN (seeded random init): attention before training.
@@ -61,10 +64,6 @@ def fit_size(image: np.ndarray, max_side: int | None) -> np.ndarray:
 
 def embedded_images(size: str = "smoke") -> list[tuple[str, Path]]:
     """(label, path) of the rainy test images of the embedded data sets, if available."""
-    try:
-        from .data.embedded import embedded_dataset
-    except ImportError:
-        return []
     found = []
     for preset in ("light", "heavy"):
         ds = embedded_dataset(preset, "test", size=size)
@@ -75,10 +74,6 @@ def embedded_images(size: str = "smoke") -> list[tuple[str, Path]]:
 def run_weights() -> list[tuple[str, str]]:
     """(label, checkpoint path) of finished runs of the run cache that trained a SIAN
     with attention (an empty list where the run cache is absent)."""
-    try:
-        from .runs import list_runs
-    except ImportError:
-        return []
     found = []
     for run in list_runs():
         if run.status != "finished" or not run.checkpoint_path.is_file():
@@ -98,7 +93,8 @@ class AttentionExplorer:
     (e.g. real rainy photos); ``weights``: the weights to start with (released name, file,
     or :data:`RANDOM_INIT`); ``weights_dir``: where released files are looked for;
     ``max_side``: larger images are shrunk to this longer side before the forward pass
-    (memory and time grow with the area); ``cache_size``: forward passes kept.
+    (memory and time grow with the area); ``cache_size``: forward passes kept;
+    ``precision``: fp32, bf16 or auto (bf16 only on CPUs with native bf16), also a control.
     """
 
     def __init__(
@@ -113,6 +109,7 @@ class AttentionExplorer:
         max_side: int | None = 512,
         allow_download: bool = False,
         cache_size: int = 2,
+        precision: str = "auto",
     ) -> None:
         self.weights_dir = weights_dir
         self.max_side = max_side
@@ -123,7 +120,7 @@ class AttentionExplorer:
         self.model_info = ""
         self.last_render_seconds = float("nan")
         self.last_view: np.ndarray | None = None
-        self._cache: OrderedDict[tuple[str, str], tuple[viz.Attention, str]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, str], tuple[viz.Attention, str]] = OrderedDict()
         self._upload_dir: Path | None = None
         self._notes: list[str] = []
         self._quiet = False  # set while controls are adapted, so they do not re-render
@@ -143,6 +140,9 @@ class AttentionExplorer:
             placeholder="or a weights file path, then Enter",
             continuous_update=False,
             layout={"width": "300px"},
+        )
+        self.precision = W.Dropdown(
+            options=list(PRECISIONS), value=precision, description="precision"
         )
         self.stage = W.IntSlider(
             value=1, min=1, max=6, description="stage", continuous_update=False
@@ -172,6 +172,7 @@ class AttentionExplorer:
             [
                 W.HBox([self.image_picker, self.upload]),
                 W.HBox([self.weights_picker, self.weights_file]),
+                self.precision,
                 W.HBox([self.stage, self.layer]),
                 self.scale,
                 W.HBox([self.what, self.channel]),
@@ -184,6 +185,7 @@ class AttentionExplorer:
         )
         self.image_picker.observe(self._on_source, names="value")
         self.weights_picker.observe(self._on_source, names="value")
+        self.precision.observe(self._on_source, names="value")
         self.weights_file.observe(self._on_weights_file, names="value")
         self.upload.observe(self._on_upload, names="value")
         for control in self._view_controls():
@@ -289,8 +291,8 @@ class AttentionExplorer:
         return fit_size(read_image(path), self.max_side)
 
     def compute(self, image_path: str, weights: str) -> viz.Attention:
-        """The cached forward pass for (image, weights), running SIAN when it is new."""
-        key = (image_path, weights)
+        """The cached forward pass for (image, weights, precision), running SIAN when new."""
+        key = (image_path, weights, self.precision.value)
         if key in self._cache:
             self._cache.move_to_end(key)
             att, self.model_info = self._cache[key]
@@ -302,11 +304,11 @@ class AttentionExplorer:
             )
         model, info = self._load_model(weights)
         try:
-            viz.check_attention_model(model)
-        except viz.NoAttentionError as e:
+            attention.check_attention_model(model)
+        except attention.NoAttentionError as e:
             raise DerainError(f"{weights}: {e}") from None
         self._say(f"running SIAN on {Path(image_path).name} ({img.shape[1]}x{img.shape[0]}) ...")
-        att = viz.compute_attention(model, img)
+        att = attention.compute_attention(model, img, self.precision.value)
         self.model_info = info
         self._cache[key] = (att, info)
         while len(self._cache) > self.cache_size:

@@ -1,4 +1,4 @@
-"""The glibc allocator settings applied on import (derain_lib.allocator)."""
+"""The glibc allocator settings (derain_lib.allocator): an explicit call, never an import."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import sys
 
 import pytest
 
-CODE = "import derain_lib.allocator as a, derain_lib; print(a.allocator_tuned())"
+CODE = "import derain_lib.allocator as a; print(a.tune(), a.allocator_tuned())"
+IMPORT_ONLY = (
+    "import derain_lib.allocator as a, derain_lib.cli, derain_lib.study.pipeline; "
+    "print(a.allocator_tuned())"
+)
+CLI = (  # any command, even one that fails with a one-line error, tunes first
+    "import derain_lib.allocator as a; from derain_lib.cli import main; "
+    "rc = main(['reproduce', '--profile', 'nosuch']); print(rc, a.allocator_tuned())"
+)
 
 
 def _run(env_value: str | None, code: str = CODE) -> str:
@@ -23,18 +31,29 @@ def _run(env_value: str | None, code: str = CODE) -> str:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt is Linux-only")
-def test_import_tunes_the_allocator_on_linux() -> None:
-    assert _run(None) == "True"
+def test_tune_applies_the_setting_on_linux() -> None:
+    assert _run(None) == "True True"
+
+
+def test_importing_the_package_changes_nothing() -> None:
+    assert _run(None, IMPORT_ONLY) == "False"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt is Linux-only")
+def test_the_cli_tunes_unless_opted_out() -> None:
+    assert _run(None, CLI) == "2 True"
+    assert _run("0", CLI) == "2 False"
 
 
 def test_opt_out_leaves_the_allocator_alone() -> None:
-    assert _run("0") == "False"
+    assert _run("0") == "False False"
 
 
 RELEASE = """
-import torch, derain_lib
-from derain_lib.allocator import release_free_memory
+import torch
+from derain_lib.allocator import release_free_memory, tune
 
+tune()
 def rss_mib():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS"):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -271,6 +274,24 @@ def test_paper_patch_counts_on_benchmark_sized_images(tmp_path: Path) -> None:
     assert 200 * count_patches(321, 481, 120, PAPER_STRIDES["rain100l"]) * 2 == 24000
 
 
+def test_flip_copies_are_cut_from_the_flipped_image(tmp_path: Path) -> None:
+    # a 481x321 image whose pixels encode their coordinates (R, G: x, y mod 256; B: the rest)
+    yy, xx = np.mgrid[0:321, 0:481]
+    img = np.stack([xx % 256, yy % 256, xx // 256 + 2 * (yy // 256)], axis=-1).astype(np.uint8)
+    write_png(tmp_path / "rain-1.png", img)
+    write_png(tmp_path / "norain-1.png", img)
+    ps = paper_patchset(open_dataset(tmp_path), "rain100l")
+    assert ps.base_count == count_patches(321, 481, 120, 40) and len(ps) == 2 * ps.base_count
+    flipped = img[:, ::-1]
+    for i in range(ps.base_count, len(ps)):
+        k, y, x, flip = ps.locate(i)
+        assert flip and (k, y, x) == ps.locate(i - ps.base_count)[:3]
+        got = np.rint(ps[i][0].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+        np.testing.assert_array_equal(got, flipped[y : y + 120, x : x + 120])
+        # the mirrored unflipped crop is a different patch: (481 - 120) mod 40 = 1 px shift
+        assert not np.array_equal(got, img[y : y + 120, x : x + 120][:, ::-1])
+
+
 def test_patchset_streams_exact_crops_and_flips(tmp_path: Path) -> None:
     sizes = [(20, 28), (16, 16), (9, 30), (24, 20)]  # the third is too small: no patches
     for i, (h, w) in enumerate(sizes, start=1):
@@ -286,9 +307,9 @@ def test_patchset_streams_exact_crops_and_flips(tmp_path: Path) -> None:
         seen.add((k, y, x, flip))
         rainy, clean = ps[i]
         r, c = ds.load(k)
-        want_r, want_c = r[y : y + 10, x : x + 10], c[y : y + 10, x : x + 10]
         if flip:
-            want_r, want_c = want_r[:, ::-1], want_c[:, ::-1]
+            r, c = r[:, ::-1], c[:, ::-1]
+        want_r, want_c = r[y : y + 10, x : x + 10], c[y : y + 10, x : x + 10]
         np.testing.assert_array_equal(rainy.numpy(), want_r.transpose(2, 0, 1))
         np.testing.assert_array_equal(clean.numpy(), want_c.transpose(2, 0, 1))
         assert len(ps._cache) <= 2  # streamed: never more than the cache holds
@@ -458,6 +479,13 @@ def test_prepare_cropped_variant_matches_upstream_names(tmp_path: Path) -> None:
         catalog.prepare("rain100h-crop480", tmp_path, index_out=tmp_path.parent / "i.json")
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder over loopback HTTP (the mirror), without a log line per request."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def test_download_from_mirror_and_offline_message(
     shared: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -471,7 +499,14 @@ def test_download_from_mirror_and_offline_message(
         (mirror / f.name).write_bytes(f.read_bytes())
     (mirror / "rainy" / "rain-050.png").write_bytes(b"tampered")  # must be refused
     dest = tmp_path / "dl"
-    rep = catalog.prepare("rain100l", dest, download_missing=True, mirror=mirror.as_uri())
+    handler = functools.partial(QuietHandler, directory=str(mirror))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        rep = catalog.prepare("rain100l", dest, download_missing=True, mirror=url)
+    finally:
+        server.shutdown()
     assert len(rep.dataset) == 3 and rep.partial and rep.matched == 6
     assert not (dest / "rainy" / "rain-050.png").exists()
     with pytest.raises(DerainError, match="pan.baidu.com"):
@@ -496,9 +531,10 @@ def test_cli_list_patches_and_prepare_embedded(tmp_path: Path, capsys) -> None:
 
 
 def test_docs_figure_is_generated(shared: Path, tmp_path: Path) -> None:
-    from derain_lib.data.figures import synthetic_vs_real
+    from derain_lib.viz import save_figure
+    from derain_lib.viz.data import synthetic_vs_real
 
-    out = synthetic_vs_real(shared, tmp_path / "fig.png")
+    out = save_figure(synthetic_vs_real(shared), tmp_path / "fig.png", dpi=100)
     with Image.open(out) as im:
         assert im.size == (1200, 700)
 

@@ -14,7 +14,9 @@ from torch import nn
 from derain_lib import inference
 from derain_lib.data.embedded import embedded_dataset
 from derain_lib.data.io import read_image_uint8
-from derain_lib.evaluate import evaluate, open_data, predict, tile_spans, tiled_forward
+from derain_lib.data.sources import open_data
+from derain_lib.evaluate import evaluate
+from derain_lib.inference import predict, tile_spans, tiled_forward
 from derain_lib.metrics import quantize, score
 from derain_lib.models import build_model
 
@@ -116,21 +118,21 @@ def test_derain_files_tiles_large_images(tmp_path: Path, monkeypatch: pytest.Mon
     calls = []
     real = inference.tiled_forward
 
-    def spy(model, x, tile, overlap):
+    def spy(model, x, tile, overlap, *options):
         calls.append(tile)
-        return real(model, x, tile, overlap)
+        return real(model, x, tile, overlap, *options)
 
+    model = Local().eval()
+    whole = predict(model, read_image_uint8(src).astype(np.float32) / 255)
     monkeypatch.setattr(inference, "tiled_forward", spy)
     monkeypatch.setattr(inference, "MAX_WHOLE_PIXELS", 64 * 64)
     monkeypatch.setattr(inference, "AUTO_TILE", 48)
     monkeypatch.setattr(inference, "AUTO_OVERLAP", 16)
-    model = Local().eval()
-    inference.derain_files(model, [src], tmp_path / "out.png")
+    list(inference.derain_files(model, [src], tmp_path / "out.png"))
     assert calls == [48]  # above the limit: tiled
-    whole = predict(model, read_image_uint8(src).astype(np.float32) / 255)
     assert np.array_equal(read_image_uint8(tmp_path / "out.png"), quantize(whole))
     monkeypatch.setattr(inference, "MAX_WHOLE_PIXELS", 10**9)
-    inference.derain_files(model, [src], tmp_path / "out2.png")
+    list(inference.derain_files(model, [src], tmp_path / "out2.png"))
     assert calls == [48, None]  # below: whole
 
 

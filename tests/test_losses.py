@@ -1,6 +1,9 @@
-"""Losses: differentiable RGB SSIM equal to scikit-image's, and the stage sum of Eq. 13."""
+"""Losses: the authors' zero-padded SSIM (checked against the formula written out here),
+the valid-region variant equal to scikit-image's, and the stage sum of Eq. 13."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ import torch.nn.functional as F
 from skimage import data
 from skimage.metrics import structural_similarity
 
+from derain_lib.data.io import read_image_uint8
 from derain_lib.losses import ssim, stage_loss
 
 
@@ -29,7 +33,7 @@ def test_ssim_matches_skimage() -> None:
         a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
         use_sample_covariance=False, data_range=1.0,
     )  # fmt: skip
-    got = float(ssim(_t(a), _t(b)))
+    got = float(ssim(_t(a), _t(b), padding="valid"))
     assert 0.2 < ref < 0.95  # a non-trivial pair
     assert abs(got - ref) < 1e-4, (got, ref)
     assert float(ssim(_t(a), _t(a))) == pytest.approx(1.0, abs=1e-6)
@@ -66,6 +70,8 @@ def test_ssim_stage_loss_is_minus_the_sum() -> None:
     assert float(stage_loss(outs, y, "ssim")) == pytest.approx(
         -(float(ssim(outs[0], y)) + 1.0), abs=1e-6
     )
+    valid = -(float(ssim(outs[0], y, padding="valid")) + 1.0)
+    assert float(stage_loss(outs, y, "ssim-valid")) == pytest.approx(valid, abs=1e-6)
 
 
 def test_unknown_loss_and_small_images_are_errors() -> None:
@@ -73,4 +79,63 @@ def test_unknown_loss_and_small_images_are_errors() -> None:
     with pytest.raises(ValueError, match="unknown loss 'huber'"):
         stage_loss([y], y, "huber")
     with pytest.raises(ValueError, match="at least 11x11"):
-        ssim(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
+        ssim(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), padding="valid")
+    with pytest.raises(ValueError, match="padding must be"):
+        ssim(y, y, padding="reflect")
+
+
+def _authors_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """The authors' ``models/SSIM.py`` written out in float64 numpy: an 11x11 Gaussian
+    window (sigma 1.5) correlated with every channel of the zero-padded (5 px) images,
+    C1 = 0.01^2, C2 = 0.03^2, the SSIM map averaged over every pixel and channel."""
+    x = np.arange(11) - 5
+    g = np.exp(-(x**2) / (2 * 1.5**2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+
+    def filt(img: np.ndarray) -> np.ndarray:  # (C, H, W) -> (C, H, W), 'same' size
+        p = np.pad(img, ((0, 0), (5, 5), (5, 5)))
+        h, wd = img.shape[1:]
+        return sum(w[i, j] * p[:, i : i + h, j : j + wd] for i in range(11) for j in range(11))
+
+    mu1, mu2 = filt(a), filt(b)
+    s11 = filt(a * a) - mu1**2
+    s22 = filt(b * b) - mu2**2
+    s12 = filt(a * b) - mu1 * mu2
+    c1, c2 = 0.01**2, 0.03**2
+    m = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1**2 + mu2**2 + c1) * (s11 + s22 + c2))
+    return float(m.mean())
+
+
+def _sample_patch(shared: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A (3, size, size) rainy/clean patch of the shared Rain100L sample, in [0, 1]."""
+    d = shared / "data/rain100l_sample"
+    rainy = read_image_uint8(d / "rainy/rain-001.png")
+    clean = read_image_uint8(d / "norain/norain-001.png")
+    crop = (slice(40, 40 + size), slice(60, 60 + size))
+    return tuple(  # type: ignore[return-value]
+        (im[crop].astype(np.float64) / 255).transpose(2, 0, 1) for im in (rainy, clean)
+    )
+
+
+def test_ssim_loss_is_the_authors_formula(shared: Path) -> None:
+    rng = np.random.default_rng(3)
+    pairs = []
+    for _ in range(3):  # random pairs, correlated so that SSIM is far from 0 and 1
+        y = rng.random((3, 40, 37))
+        pairs.append((np.clip(y + rng.normal(0, 0.2, y.shape), 0, 1), y))
+    pairs.append(_sample_patch(shared, 120))
+    for x, y in pairs:
+        want = -_authors_ssim(x, y)
+        got = float(
+            stage_loss([torch.from_numpy(x)[None].float()], torch.from_numpy(y)[None].float())
+        )
+        assert abs(got - want) < 1e-6, (got, want)
+        assert -0.99 < want < -0.01
+
+
+def test_zero_padded_and_valid_ssim_differ_on_a_paper_patch(shared: Path) -> None:
+    x, y = (torch.from_numpy(a)[None].float() for a in _sample_patch(shared, 120))
+    authors = float(stage_loss([x], y, "ssim"))
+    valid = float(stage_loss([x], y, "ssim-valid"))
+    # the 5-px zero-padded border band (16 % of the pixels) moves the loss far beyond rounding
+    assert abs(authors - valid) > 1e-3, (authors, valid)

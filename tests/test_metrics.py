@@ -130,11 +130,36 @@ def test_pairing_by_number_then_by_name(tmp_path):
     assert len(pair_folders(tmp_path / "a", tmp_path / "b").pairs) == 1
 
 
-def test_score_folder_reports_mismatched_pair_sizes(tmp_path):
+def test_score_folder_skips_mismatched_and_tiny_pairs_and_scores_the_rest(tmp_path):
     write_png(tmp_path / "p/rain-1.png", np.zeros((16, 16, 3), np.uint8))
     write_png(tmp_path / "g/norain-1.png", np.zeros((16, 20, 3), np.uint8))
-    with pytest.raises(ValueError, match="rain-1.png: size 16x16 differs"):
-        score_folder(tmp_path / "p", tmp_path / "g")
+    write_png(tmp_path / "p/rain-2.png", np.zeros((9, 9, 3), np.uint8))
+    write_png(tmp_path / "g/norain-2.png", np.zeros((9, 9, 3), np.uint8))
+    write_png(tmp_path / "p/rain-3.png", np.full((16, 16, 3), 90, np.uint8))
+    write_png(tmp_path / "g/norain-3.png", np.full((16, 16, 3), 100, np.uint8))
+    rows, pairing = score_folder(tmp_path / "p", tmp_path / "g")
+    assert [r.name for r in rows] == ["rain-3.png"]
+    assert len(pairing.skipped) == 2
+    assert "rain-1.png: size 16x16 differs" in pairing.skipped[0]
+    assert "9x9; SSIM needs at least 11x11" in pairing.skipped[1]
+
+
+def test_pairing_survives_a_stray_file_and_reads_rain1400_names(tmp_path):
+    img = np.full((16, 16, 3), 100, np.uint8)
+    for n in ("001", "002"):
+        write_png(tmp_path / f"p/rain-{n}.png", img)
+        write_png(tmp_path / f"g/norain-{n}.png", img)
+    write_png(tmp_path / "p/readme.png", img)
+    p = pair_folders(tmp_path / "p", tmp_path / "g")
+    assert [a.name for a, _ in p.pairs] == ["rain-001.png", "rain-002.png"]
+    assert [x.name for x in p.unpaired_pred] == ["readme.png"]
+    for k in range(1, 15):
+        write_png(tmp_path / f"r/901_{k}.png", img)
+    write_png(tmp_path / "c/901.png", img)
+    write_png(tmp_path / "c/902.png", img)
+    p = pair_folders(tmp_path / "r", tmp_path / "c")
+    assert len(p.pairs) == 14 and {g.name for _, g in p.pairs} == {"901.png"}
+    assert [x.name for x in p.unpaired_gt] == ["902.png"] and not p.unpaired_pred
 
 
 def test_summary_is_the_arithmetic_mean(shared):

@@ -30,9 +30,9 @@ def test_variant_counts_differ_by_exactly_the_removed_modules():
     lstm = count_parameters(build_model("sian-baseline+lstm"))
     base = count_parameters(build_model("sian-baseline"))
     mask_conv = 160 * 32 * 9 + 32  # one 5C -> C attention conv per scale
-    conv_lstm = 64 * 128 * 9 + 128  # one ConvLSTM (4 gates on cat(x, h)) per scale
     assert full - lstm == 3 * mask_conv
-    assert lstm - base == 3 * conv_lstm
+    # the baseline keeps the ConvLSTMs (MODEL_SPEC §4): it differs from baseline+lstm in K only
+    assert base == lstm == 353_603
     assert count_parameters(build_model("prenet")) == 168_963
 
 
@@ -59,12 +59,27 @@ def test_stages_and_channels_are_configurable():
     assert m.cfa.stem.out_channels == 16
 
 
-def test_baseline_computes_no_attention_and_no_recurrence():
+def test_baseline_is_one_stage_with_convlstms_and_no_attention():
     m = build_model("sian-baseline")
-    assert m.cfa.scale_space is None
-    assert all(b.mask is None and b.lstm is None for b in m.cfa.branches)
+    assert m.cfa.scale_space is None and m.config.n_stages == 1
+    assert all(b.mask is None and b.lstm is not None for b in m.cfa.branches)
     m2 = build_model("sian-baseline+lstm")
-    assert m2.cfa.scale_space is None and all(b.lstm is not None for b in m2.cfa.branches)
+    assert m2.cfa.scale_space is None and m2.config.n_stages == 6
+    assert all(b.lstm is not None for b in m2.cfa.branches)
+
+
+@pytest.mark.parametrize("preset", ["official", "paper"])
+def test_baseline_is_the_first_stage_of_baseline_lstm(preset):
+    torch.manual_seed(0)
+    lstm = build_model("sian-baseline+lstm", preset=preset).eval()
+    base = build_model("sian-baseline", preset=preset).eval()
+    base.load_state_dict(lstm.state_dict(), strict=True)  # the same parameters, by name
+    x = torch.rand(1, 3, 26, 35)
+    with torch.no_grad():
+        one, six = base(x), lstm(x)
+    assert len(one) == 1 and len(six) == 6
+    torch.testing.assert_close(one[0], six[0], rtol=0, atol=1e-6)
+    assert not torch.allclose(six[0], six[1])  # the later stages do change the image
 
 
 @pytest.mark.parametrize("preset", ["official", "paper"])

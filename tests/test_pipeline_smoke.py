@@ -11,9 +11,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from derain_lib import reproduce, tables
+from derain_lib import tables
+from derain_lib.cli import main
 from derain_lib.errors import DerainError
-from derain_lib.reproduce import Study
+from derain_lib.study import findings, pipeline
+from derain_lib.study.paths import results_dir
+from derain_lib.study.plan import Params, found_real
+from derain_lib.study.scoring import score
+from derain_lib.study.tabulate import build_tables
+from derain_lib.study.training import train_all
 
 KINDS = ("reproduced (", "released weights (", "computed (", "paper (", "not run: ")
 # The smoke profile's own schedule is sized for the engine's tests; the pipeline test trains
@@ -43,7 +49,7 @@ def _finite(v: str) -> bool:
 @pytest.mark.slow
 def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> None:
     lines: list[str] = []
-    record = reproduce.run_pipeline(
+    record = pipeline.run_pipeline(
         "smoke", overrides=SMOKE_SET, log=lambda *a, **k: lines.append(" ".join(map(str, a)))
     )
     res = hermetic / "results" / "smoke"
@@ -86,10 +92,19 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
         (hermetic / "figures" / "smoke" / Path(f["path"]).name).is_file() for f in figs
     )
     assert json.loads((res / "provenance.json").read_text())["wall_seconds"] > 0
+    # the report: every chapter linked from index.html, each with its generated findings
+    index = (res / "report" / "index.html").read_text()
+    for nb in record["notebooks"]:
+        page = res / "report" / f"{Path(nb).stem}.html"
+        assert f'href="{page.name}"' in index, nb
+        assert f"{findings.HEADING} (profile" in page.read_text(), nb
+    for name in ("table2", "table3", "table4", "table5"):
+        assert f"{name}.csv</a>" in index, name
+    assert all(Path(f["path"]).name in index for f in figs)
     # a re-run reuses the finished runs from the cache: same keys, model files untouched
     before = json.loads((res / "runs.json").read_text())
     stamps = {r["run"]: Path(r["checkpoint"]).stat().st_mtime_ns for r in before}
-    again = Study("smoke", overrides=SMOKE_SET).train_all()
+    again = train_all(Params("smoke", overrides=SMOKE_SET))
     assert [r["run"] for r in again] == [r["run"] for r in before]
     assert {r["run"]: Path(r["checkpoint"]).stat().st_mtime_ns for r in again} == stamps
 
@@ -98,8 +113,8 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
 def test_released_sian_on_rain100l_sample_is_a_partial_set(shared: Path, hermetic: Path) -> None:
     root = hermetic / "real"
     shutil.copytree(shared / "data" / "rain100l_sample", root / "rain100l_sample")
-    study = Study("smoke", str(root), str(shared / "weights"))
-    scores = study.score("t3", ["input", "sian-released"], ["rain100l"])
+    p = Params("smoke", str(root), str(shared / "weights"))
+    scores = score(p, "t3", ["input", "sian-released"], ["rain100l"])
     ref = json.loads((shared / "weights" / "reference" / "reference.json").read_text())
     want = [v for v in ref["per_image"].values()]
     rows = {(r["method"], r["test_set"]): r for r in tables.build_table("table3", scores)}
@@ -125,24 +140,26 @@ def test_released_sian_on_rain100l_sample_is_a_partial_set(shared: Path, hermeti
 def test_found_real_sets_are_named_by_benchmark(tmp_path: Path, shared: Path) -> None:
     for name in ("rain100l_sample", "Rain100H/test", "rain100h/train", "rain12600"):
         shutil.copytree(shared / "data" / "rain100l_sample", tmp_path / name)
-    found = {b: p.relative_to(tmp_path).as_posix() for b, p in Study("smoke", str(tmp_path))
-             .found_real()}  # fmt: skip
+    found = {b: p.relative_to(tmp_path).as_posix() for b, p in found_real(tmp_path)}
     assert found == {"rain100l": "rain100l_sample", "rain100h": "Rain100H/test"}
 
 
 def test_notebooks_are_clean_and_parameterised() -> None:
-    for name in reproduce.NOTEBOOKS[:6]:
-        nb = nbformat.read(reproduce.ROOT / "notebooks" / name, as_version=4)
+    for name in pipeline.NOTEBOOKS:
+        nb = nbformat.read(pipeline.ROOT / "notebooks" / name, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert code[0].metadata.get("tags") == ["parameters"], name
         assert "profile = " in code[0].source and "import" not in code[0].source
         for c in code:
             assert c.outputs == [] and c.execution_count is None, name
-        assert nb.metadata["kernelspec"]["name"] == reproduce.KERNEL
+        assert nb.metadata["kernelspec"]["name"] == pipeline.KERNEL
+        # the findings are generated from the run's numbers, never written in the notebook
+        assert all(findings.HEADING not in c.source for c in nb.cells), name
+        assert "findings." in code[-1].source or "findings." in code[-2].source, name
 
 
 def test_kernel_is_fixed() -> None:
-    assert reproduce.kernel_name() in (reproduce.KERNEL, "python3")
+    assert pipeline.kernel_name() in (pipeline.KERNEL, "python3")
 
 
 def test_failing_notebook_is_named_with_its_cell(
@@ -155,19 +172,17 @@ def test_failing_notebook_is_named_with_its_cell(
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell("1 / 0")]
     nbformat.write(nb, src / "00_data.ipynb")
-    monkeypatch.setattr(reproduce, "ROOT", hermetic)
+    monkeypatch.setattr(pipeline, "ROOT", hermetic)
     (hermetic / "notebooks").symlink_to(src)
     with pytest.raises(
         DerainError, match=r"notebook 00_data.ipynb failed in cell \d.*ZeroDivision"
     ):
-        reproduce.run_pipeline("smoke", notebooks=("00_data.ipynb",), log=lambda *a, **k: None)
+        pipeline.run_pipeline("smoke", notebooks=("00_data.ipynb",), log=lambda *a, **k: None)
     assert "1 / 0" in capsys.readouterr().err
     assert (hermetic / "results" / "smoke" / "notebooks" / "00_data.ipynb").is_file()
 
 
 def test_unknown_profile_and_missing_folders_are_one_line_errors(tmp_path: Path) -> None:
-    from derain_lib.cli import main
-
     assert main(["reproduce", "--profile", "nosuch"]) == 2
     assert main(["reproduce", "--profile", "smoke", "--data-root", str(tmp_path / "x")]) == 2
 
@@ -176,11 +191,11 @@ def test_each_table_is_built_from_its_own_step(hermetic: Path) -> None:
     run = tables.reproduced("smoke", "1a2b3c4d5e6f")
     own = tables.Score("sian/neg-ssim", "rain100l", run, "embedded light", 4, 20.0, 0.7, True)
     real = tables.Score("sian/neg-ssim", "rain100l", run, "Rain100L: sample", 4, 21.0, 0.8)
-    study = Study("smoke")
-    tables.save_scores([own], study.results / "scores" / "table5.json")
-    tables.save_scores([own, real], study.results / "scores" / "table3_4.json")
-    study.tables(("table3", "table5"))
-    t5 = tables.read_csv(study.results / "table5.csv")
-    t3 = tables.read_csv(study.results / "table3.csv")
+    res = results_dir("smoke")
+    tables.save_scores([own], res / "scores" / "table5.json")
+    tables.save_scores([own, real], res / "scores" / "table3_4.json")
+    build_tables("smoke", ("table3", "table5"))
+    t5 = tables.read_csv(res / "table5.csv")
+    t3 = tables.read_csv(res / "table3.csv")
     assert [r["test_set"] for r in t5 if r["provenance"] == run] == ["embedded light"]
     assert len([r for r in t3 if r["provenance"] == run]) == 2

@@ -8,7 +8,11 @@ import pytest
 
 from derain_lib import tables
 from derain_lib.errors import DerainError
+from derain_lib.models import count_parameters
+from derain_lib.study import plan
+from derain_lib.study.figures import clear_figures
 from derain_lib.tables import Score, build_table, paper_value
+from derain_lib.train import build_model_from_config
 
 SHA = "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956"
 
@@ -163,8 +167,6 @@ def test_csv_and_markdown_round_trip(tmp_path) -> None:
 
 
 def test_a_new_pipeline_run_drops_figures_of_an_earlier_run(tmp_path, monkeypatch):
-    from derain_lib.reproduce import clear_figures
-
     monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("DERAIN_FIGURES", str(tmp_path / "figures"))
     (tmp_path / "figures/quick").mkdir(parents=True)
@@ -179,3 +181,20 @@ def test_a_new_pipeline_run_drops_figures_of_an_earlier_run(tmp_path, monkeypatc
     assert sorted(p.name for p in clear_figures("quick")) == ["figures.json", "real_rain.png"]
     assert not stale.exists() and not index.exists()
     assert other.exists()  # another profile's figures are left alone
+
+
+def test_table5_rows_train_the_corrected_ablation_models() -> None:
+    # Table V's rows, through the configs the pipeline trains them with (MODEL_SPEC §4):
+    # Baseline = one stage with the ConvLSTMs and no attention; Baseline+LSTM = six stages
+    study = plan.Params("paper")
+    models = {}
+    for m in tables.TABLES["table5"].methods:
+        name, loss = plan.TRAINED[m.id]
+        cfg = plan.config_for(study, "rain100l", [f"model.name={name}", f"train.loss={loss}"])
+        assert cfg.train.loss == "ssim"
+        models[m.paper_row] = build_model_from_config(cfg)
+    base, lstm, full = (models[r] for r in ("Baseline", "Baseline+LSTM", "Baseline+SIAN+LSTM"))
+    assert [m.config.n_stages for m in (base, lstm, full)] == [1, 6, 6]
+    assert all(b.lstm is not None for m in (base, lstm) for b in m.cfa.branches)
+    assert not base.config.attention and not lstm.config.attention and full.config.attention
+    assert count_parameters(base) == count_parameters(lstm) < count_parameters(full)

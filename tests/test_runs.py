@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import derain_lib.train as train_mod
+import derain_lib.runs as runs_mod
 from derain_lib.cli import main
 from derain_lib.config import config_hash, load_config
-from derain_lib.runs import get_or_run, list_runs, open_run, results_root
+from derain_lib.runs import find_run, get_or_run, list_runs, open_run, results_root
 from derain_lib.weights import load_model
 
 TINY = [
@@ -61,7 +61,7 @@ def test_finished_run_is_returned_without_recomputing(run, root: Path, monkeypat
     def boom(*a, **k):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(train_mod, "train", boom)
+    monkeypatch.setattr(runs_mod, "train", boom)  # the name get_or_run calls
     again = get_or_run(load_config("smoke", TINY), root, progress=False)
     assert again.dir == run.dir and again.metrics == run.metrics
     other = load_config("smoke", [*TINY, "train.seed=5"])
@@ -125,6 +125,42 @@ def test_cli_train_runs_and_evaluate(run, root: Path, capsys) -> None:
     ]  # fmt: skip
     assert main(ev) == 0
     assert "mean of 1" in capsys.readouterr().out
+
+
+def test_code_fingerprint_covers_version_and_sources(monkeypatch) -> None:
+    fp = runs_mod.code_fingerprint()
+    assert len(fp) == 12 and fp == runs_mod.code_fingerprint()
+    monkeypatch.setattr(runs_mod, "CODE_SOURCES", runs_mod.CODE_SOURCES[:-1])  # config.py out
+    assert runs_mod.code_fingerprint() != fp
+    monkeypatch.undo()
+    monkeypatch.setattr(runs_mod, "__version__", runs_mod.__version__ + ".post1")
+    assert runs_mod.code_fingerprint() != fp
+
+
+def test_other_code_is_a_new_run_and_the_old_one_is_stale(run, root: Path, tmp_path, capsys):
+    import shutil
+
+    copy_root = tmp_path / "r"
+    shutil.copytree(root, copy_root)
+    cfg = load_config("smoke", TINY)
+    old = open_run(run.key, copy_root)
+    assert old.code == runs_mod.code_fingerprint() and not old.stale
+    assert run.provenance["code_fingerprint"] == old.code
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runs_mod, "code_fingerprint", lambda: "f" * 12)  # the code changed
+        assert find_run(cfg, copy_root).key != run.key and old.stale
+        assert main(["runs", "list", "--results", str(copy_root)]) == 0
+        row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(run.key))
+        assert row.split()[2] == "stale"
+        new = get_or_run(cfg, copy_root, progress=False)  # trained again, not reused
+        assert new.key != run.key and new.code == "f" * 12 and not new.stale
+        assert new.provenance["global_step"] == 2 and new.provenance["resumed_from"] is None
+        assert main(["runs", "prune", "--results", str(copy_root)]) == 2
+        assert "--stale" in capsys.readouterr().err
+        n = len(list_runs(copy_root))  # every run copied from ``root`` is stale now
+        assert main(["runs", "prune", "--stale", "--results", str(copy_root)]) == 0
+        assert f"{n - 1} stale runs removed, 1 kept" in capsys.readouterr().out
+        assert not old.dir.exists() and [r.key for r in list_runs(copy_root)] == [new.key]
 
 
 def test_cli_config_errors_are_one_line(capsys, tmp_path: Path) -> None:

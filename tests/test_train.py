@@ -154,8 +154,9 @@ def test_channels_last_and_bf16_options_train(tmp_path: Path) -> None:
     assert max(float((cl[k] - plain[k]).abs().max()) for k in plain) < 1e-5  # another layout
     losses = {n: [float(r["loss"]) for r in log_rows(tmp_path / n) if r["loss"]] for n in runs}
     assert len(losses["bf16"]) == 2 and all(math.isfinite(v) for v in losses["bf16"])
-    # bf16 autocast rounds the forward pass: close to, not equal to, float32
-    assert losses["bf16"] != losses["plain"]
+    # bf16 autocast rounds the forward pass: close to, not equal to, float32 (at this init the
+    # 6 logged digits of the authors' SSIM loss do not show it; the trained weights do)
+    assert max(float((runs["bf16"][k] - plain[k]).abs().max()) for k in plain) > 0
     assert losses["bf16"] == pytest.approx(losses["plain"], abs=0.05)
 
 
@@ -164,3 +165,33 @@ def test_too_few_patches_for_a_batch_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="fewer than one batch of 4096"):
         train(tiny("train.batch_size=4096"), tmp_path, progress=False)
+
+
+@pytest.mark.slow
+def test_paper_config_steps_on_a_paper_patch_lower_the_authors_ssim_loss(shared: Path) -> None:
+    # MODEL_SPEC §5: the paper profile (SIAN full, Adam 2e-4, betas (0, 0.999), N(0, 0.02)
+    # init, loss = -sum_k SSIM with the authors' zero-padded SSIM) on one fixed 120x120 batch
+    from derain_lib.config import profile_config
+    from derain_lib.data.io import read_image
+    from derain_lib.losses import stage_loss
+    from derain_lib.train import build_model_from_config, make_optimizer
+
+    cfg = profile_config("paper", "rain100l")
+    assert cfg.train.loss == "ssim" and cfg.data.patch == 120
+    d = shared / "data/rain100l_sample"
+    rainy = read_image(d / "rainy/rain-001.png")[:120, :120]
+    clean = read_image(d / "norain/norain-001.png")[:120, :120]
+    x, y = (torch.from_numpy(a.copy()).permute(2, 0, 1)[None] for a in (rainy, clean))
+    torch.manual_seed(cfg.train.seed)
+    model = build_model_from_config(cfg)
+    opt, _ = make_optimizer(cfg, model)
+    losses = []
+    for _ in range(3):
+        opt.zero_grad()
+        loss = stage_loss(model(x), y, cfg.train.loss)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    print("paper-config losses over 3 steps:", losses)
+    assert all(math.isfinite(v) and -6 <= v <= 6 for v in losses)  # K = 6 stages, |SSIM| <= 1
+    assert losses[0] > losses[1] > losses[2], losses

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from derain_lib import viz
+from derain_lib import attention, viz
 from derain_lib.errors import DerainError
 from derain_lib.inference import to_tensor
 from derain_lib.models import build_model
@@ -32,7 +32,7 @@ def image() -> np.ndarray:
 @pytest.fixture(scope="module")
 def att(model: torch.nn.Module, image: np.ndarray) -> viz.Attention:
     torch.set_num_threads(2)
-    return viz.compute_attention(model, image)
+    return attention.compute_attention(model, image)
 
 
 @pytest.fixture(scope="module")
@@ -131,14 +131,14 @@ def test_bad_view_arguments_name_the_problem(att: viz.Attention, kwargs: dict, m
     ("name", "match"), [("prenet", "PReNet has no scale-space"), ("sian-baseline", "'baseline'")]
 )
 def test_models_without_attention_are_refused(name: str, match: str) -> None:
-    with pytest.raises(viz.NoAttentionError, match=match) as e:
-        viz.compute_attention(build_model(name), np.zeros((16, 16, 3), np.float32))
+    with pytest.raises(attention.NoAttentionError, match=match) as e:
+        attention.compute_attention(build_model(name), np.zeros((16, 16, 3), np.float32))
     assert isinstance(e.value, DerainError)
 
 
 def test_too_small_image_is_a_derain_error(model: torch.nn.Module) -> None:
     with pytest.raises(DerainError, match="7x9; SIAN needs at least 8x8"):
-        viz.compute_attention(model, np.zeros((9, 7, 3), np.float32))
+        attention.compute_attention(model, np.zeros((9, 7, 3), np.float32))
 
 
 def test_panel_shows_every_stage_and_scale(att: viz.Attention, tmp_path) -> None:

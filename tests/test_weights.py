@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import urllib.error
 
 import numpy as np
 import pytest
+import requests
 import torch
 
 from derain_lib.data.io import read_image, read_image_uint8
@@ -86,8 +86,40 @@ def test_every_released_file_loads_into_its_architecture(shared):
 def test_wrong_architecture_is_one_clear_error(shared):
     with pytest.raises(WeightsError, match="holds prenet weights, but --model sian"):
         load_model(shared / "weights/prenet_rain100l.pth", "sian")
-    with pytest.raises(WeightsError, match="do not fit the model"):
+    with pytest.raises(WeightsError, match="but the model is sian-baseline "):
         load_model(shared / "weights/sian_rain100l.pth", "sian-baseline")
+
+
+@pytest.mark.parametrize(
+    ("model", "kwargs", "want"),
+    [
+        ("sian-paper", {}, "sian-paper (paper preset, full, K=6)"),
+        ("sian", {"stages": 3}, "sian (official preset, full, K=3)"),
+        ("sian-baseline+lstm", {}, "sian-baseline+lstm (official preset, baseline+lstm, K=6)"),
+        ("sian", {"gauss_padding": "reflect"}, "sian (official preset, full, K=6)"),
+    ],
+)
+def test_released_sian_refuses_another_config(shared, model, kwargs, want):
+    path = shared / "weights/sian_rain100l.pth"
+    with pytest.raises(WeightsError) as e:
+        load_model(path, model, **kwargs)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{path}: holds sian (official preset, full, K=6)")
+    assert f"but the model is {want}" in msg and "strict_config=False" in msg
+    if model == "sian-baseline+lstm":  # no attention convs: the tensors cannot fit anyway
+        with pytest.raises(WeightsError, match="do not fit the model"):
+            load_model(path, model, strict_config=False, **kwargs)
+        return
+    # asked for explicitly (fine-tuning): it loads, and says so
+    lw = load_model(path, model, strict_config=False, **kwargs)
+    assert lw.config_override and want in lw.config_override
+    assert "config mismatch allowed" in lw.describe()
+    assert load_model(path, "sian").config_override is None  # the matching model: no note
+
+
+def test_released_prenet_refuses_another_stage_count(shared):
+    with pytest.raises(WeightsError, match=r"holds prenet \(K=6\) weights, .* prenet \(K=3\)"):
+        load_model(shared / "weights/prenet_rain100l.pth", "prenet", stages=3)
 
 
 def test_wrong_sha256_is_detected(shared, tmp_path):
@@ -138,6 +170,23 @@ def test_own_checkpoint_format_round_trips(tmp_path):
         load_model(tmp_path / "mine.pth", "prenet")
     with pytest.raises(WeightsError, match="'sian-baseline\\+lstm', not 'sian'"):
         load_model(tmp_path / "mine.pth", "sian")
+    with pytest.raises(WeightsError, match=r"K=2\) weights, but the model is .*K=3\)"):
+        load_model(tmp_path / "mine.pth", stages=3)
+
+
+def test_own_checkpoint_records_and_checks_its_model_config(tmp_path):
+    from derain_lib.config import Config, ModelConfig
+    from derain_lib.train import model_file
+
+    cfg = Config(model=ModelConfig(name="sian", kwargs={"channels": 8, "stages": 2}))
+    m = build_model("sian", channels=8, stages=2)
+    state = model_file(cfg, m)
+    assert state["model_config"]["stages"] == 2 and state["model_config"]["preset"] == "official"
+    # the recorded config is what the file is checked against, not only its name and kwargs
+    state["model_config"] = {**state["model_config"], "preset": "paper"}
+    torch.save(state, tmp_path / "m.pt")
+    with pytest.raises(WeightsError, match=r"holds sian \(paper preset, full, K=2\) weights"):
+        load_model(tmp_path / "m.pt")
 
 
 def test_offline_download_failure_says_what_to_do(tmp_path, monkeypatch):
@@ -145,9 +194,9 @@ def test_offline_download_failure_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.delenv("DERAIN_WEIGHTS_DIR", raising=False)
 
     def refuse(*a, **k):
-        raise urllib.error.URLError("network is unreachable")
+        raise requests.ConnectionError("network is unreachable")
 
-    monkeypatch.setattr("urllib.request.urlretrieve", refuse)
+    monkeypatch.setattr("requests.get", refuse)
     with pytest.raises(WeightsError, match="could not be downloaded from https://github.com/"):
         resolve("sian-rain1400")
     with pytest.raises(WeightsError, match="no such file, and not a released weights name"):

@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from derain_lib import viz, widgets
+from derain_lib import attention, viz, widgets
 from derain_lib.models import build_model
+from derain_lib.precision import resolve_precision
 
 
 def write_image(path: Path, h: int, w: int, seed: int) -> Path:
@@ -129,8 +130,10 @@ def test_forward_runs_once_per_image_and_weights(
     explorer: widgets.AttentionExplorer, images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    real = viz.compute_attention
-    monkeypatch.setattr(viz, "compute_attention", lambda m, x: calls.append(x.shape) or real(m, x))
+    real = attention.compute_attention
+    monkeypatch.setattr(
+        attention, "compute_attention", lambda m, x, p: calls.append(x.shape) or real(m, x, p)
+    )
     e = explorer
     for stage in (2, 3, 1):
         e.stage.value = stage
@@ -145,6 +148,28 @@ def test_forward_runs_once_per_image_and_weights(
     e.image_picker.value = str(images["big"])
     assert calls[-1] == (43, 64, 3)  # shrunk to max_side=64
     e.image_picker.value = first
+
+
+def test_precision_control_reruns_in_that_precision(
+    explorer: widgets.AttentionExplorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert explorer.precision.options == ("fp32", "bf16", "auto")
+    calls = []
+    real = attention.compute_attention
+    monkeypatch.setattr(
+        attention, "compute_attention", lambda m, x, p: calls.append(p) or real(m, x, p)
+    )
+    before = explorer.attention
+    explorer.precision.value = "bf16"
+    assert calls == ["bf16"] and explorer.attention is not before
+    bf16_out = explorer.attention.outputs[-1]
+    explorer.precision.value = "fp32"
+    assert calls == ["bf16", "fp32"]
+    fp32_out = explorer.attention.outputs[-1]
+    assert not np.array_equal(bf16_out, fp32_out)
+    if resolve_precision("auto") == "fp32":  # no native bf16 here: auto ran in fp32
+        np.testing.assert_array_equal(before.outputs[-1], fp32_out)
+    explorer.precision.value = "auto"
 
 
 def test_unreadable_upload_shows_a_message_not_a_traceback(
@@ -184,7 +209,7 @@ def test_weights_of_another_model_show_a_message(
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"junk")
     e.weights_file.value = str(junk)
-    assert e.message.startswith(f"{junk}: not a readable torch checkpoint")
+    assert e.message.startswith(f"{junk}: not a torch checkpoint")
     e.weights_picker.value = widgets.RANDOM_INIT
     assert e.attention is not None and e.message == ""
 
@@ -250,7 +275,7 @@ def test_finished_runs_of_the_run_cache_are_offered(
         ckpt = {"format": "derain-model", "model": model, "model_kwargs": kwargs}
         torch.save({**ckpt, "state_dict": net.state_dict()}, d / "model.pt")
         if finished:
-            (d / "metrics.json").write_text("{}")
+            (d / "metrics.json").write_text('{"n": 1, "psnr": 30.0, "ssim": 0.9}')
         return d / "model.pt"
 
     done = fake_run("aaaa1111bbbb", "sian", finished=True)

@@ -10,21 +10,20 @@ against the manifest; otherwise it says what to get and where.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from ..errors import DerainError
-from .datasets import PairedDataset, data_root, file_sha256, open_dataset
+from ..fsutil import atomic_write_text
+from .datasets import Pair, PairedDataset, data_root, open_dataset
+from .fetch import FetchError, fetch, sha256_file
 from .io import check_images, image_size
+from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
 
 INDEX_FORMAT = "derain-data-index"
 PRENET_README = "https://github.com/csdwren/PReNet#datasets"
@@ -235,25 +234,12 @@ def download(
             continue
         url = base.rstrip("/") + "/" + _mirror_path(rel)
         try:
-            with urllib.request.urlopen(url, timeout=30) as r:
-                data = r.read()
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            failures.append(f"{url}: {getattr(e, 'reason', e)}")
+            fetch(url, digest, target)
+        except FetchError as e:
+            failures.append(str(e))
             if not fetched and len(failures) >= 3:  # offline or mirror gone: stop early
                 break
             continue
-        if hashlib.sha256(data).hexdigest() != digest:
-            failures.append(f"{url}: sha256 differs from the catalog; not saved")
-            continue
-        tmp = target.with_name(target.name + ".part")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-        except OSError as e:
-            raise DerainError(
-                f"{target}: cannot write the downloaded file ({e.strerror})"
-            ) from None
         fetched += 1
     return fetched, failures
 
@@ -274,6 +260,7 @@ class Report:
     patches: dict | None = None
 
     variant: str | None = None
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
@@ -302,6 +289,9 @@ class Report:
             out.append(
                 f"unpaired files: {len(self.dataset.unpaired)} (e.g. {self.dataset.unpaired[0]})"
             )
+        if self.ignored:
+            shown = ", ".join(self.ignored[:5]) + (", ..." if len(self.ignored) > 5 else "")
+            out.append(f"ignored {len(self.ignored)} non-image or unused file(s): {shown}")
         if self.patches:
             p = self.patches
             flip = " x2 with h-flip" if p["hflip"] else ""
@@ -338,8 +328,6 @@ def prepare(
     mirror: str | None = None,
 ) -> Report:
     """Verify (optionally first download) a copy of a catalogued set and write its index."""
-    from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
-
     entry = get_entry(name)
     if entry.name == "embedded":
         raise DerainError("the embedded set is built, not verified: use build_embedded()")
@@ -370,10 +358,16 @@ def prepare(
     check_images(files, decode=decode)
     ds.check_sizes()
     report = Report(entry.name, split, ds, s.pairs)
+    used = {f.resolve() for f in files} | {Path(f).resolve() for f in ds.unpaired}
+    report.ignored = sorted(
+        f.relative_to(root).as_posix()
+        for f in root.rglob("*")
+        if f.is_file() and f.resolve() not in used
+    )
     if not ds.unpaired:
         report.variant = dict(s.variants).get(len(ds))
 
-    hashes = {f: file_sha256(f) for f in files}
+    hashes = {f: sha256_file(f) for f in files}
     if s.manifest:
         known = _manifest_keys(load_manifest(s.manifest))
         for p in ds.pairs:
@@ -426,6 +420,7 @@ def prepare(
         "sha256_differ": report.differ,
         "not_in_manifest": report.unknown,
         "unpaired": [str(p) for p in ds.unpaired],
+        "ignored": report.ignored,
         "manifest_sha256": ds.manifest_sha256(),
         "patches": report.patches,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -442,18 +437,13 @@ def prepare(
             for p in ds.pairs
         ],
     }
-    index_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index_path.with_name(index_path.name + ".part")
-    tmp.write_text(json.dumps(index, indent=1))
-    os.replace(tmp, index_path)
+    atomic_write_text(index_path, json.dumps(index, indent=1))
     report.index_path = index_path
     return report
 
 
 def open_index(path: str | Path) -> PairedDataset:
     """The data set an index describes (files are not re-hashed; a missing file is an error)."""
-    from .datasets import Pair
-
     path = Path(path)
     try:
         index = json.loads(path.read_text())

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DerainError
+from ..fsutil import user_cache
+from .fetch import sha256_file
 from .io import IMAGE_SUFFIXES, image_size, list_images, read_image
 
 LAYOUTS = ("rain100", "rain1400", "rain12")
@@ -48,15 +50,12 @@ CLEAN_DIRS = ("norain", "groundtruth", "ground_truth", "gt", "clean", "cleancrop
 def data_root() -> Path:
     """Where derain keeps data it makes (indexes, the embedded set, downloads).
 
-    ``$DERAIN_DATA`` if set, else ``<project>/data`` (git-ignored) when running from the
-    source tree, else ``~/.cache/derain/data`` for an installed package."""
+    ``$DERAIN_DATA`` if set, else ``<user cache>/data`` (``$DERAIN_CACHE`` or
+    ``platformdirs.user_cache_dir("derain")``); never inside the installed package."""
     env = os.environ.get("DERAIN_DATA")
     if env:
         return Path(env).expanduser()
-    project = Path(__file__).resolve().parents[2]
-    if (project / "pyproject.toml").is_file():
-        return project / "data"
-    return Path.home() / ".cache" / "derain" / "data"
+    return user_cache() / "data"
 
 
 class DatasetLayoutError(DerainError):
@@ -74,15 +73,6 @@ class Pair:
     name: str
     rainy: Path
     clean: Path | None
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -148,7 +138,7 @@ class PairedDataset:
         """sha256 over the sorted ``relative-path sha256`` lines of all files: the data hash."""
         if self._manifest is None:
             lines = sorted(
-                f"{f.relative_to(self.root).as_posix()} {file_sha256(f)}" for f in self.files()
+                f"{f.relative_to(self.root).as_posix()} {sha256_file(f)}" for f in self.files()
             )
             self._manifest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
         return self._manifest

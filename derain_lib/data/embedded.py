@@ -26,7 +26,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DerainError
-from .datasets import PairedDataset, data_root, file_sha256, open_dataset
+from ..fsutil import atomic_write_text
+from .datasets import PairedDataset, data_root, open_dataset
+from .fetch import sha256_file
 from .io import write_png
 from .synth import PRESETS, add_rain
 
@@ -65,7 +67,7 @@ SIZES = {
 
 
 def default_root() -> Path:
-    """``data_root()/embedded``: ``$DERAIN_DATA/embedded`` or ``<project>/data/embedded``."""
+    """``data_root()/embedded``: ``$DERAIN_DATA/embedded`` or ``<user cache>/data/embedded``."""
     return data_root() / "embedded"
 
 
@@ -130,7 +132,7 @@ def _build(size: str, dest: Path) -> None:
                     (f"rainy/rain-{i + 1:03d}.png", rainy),
                 ):
                     path = write_png(folder / rel, arr, compress_level=1)
-                    files[path.relative_to(dest).as_posix()] = file_sha256(path)
+                    files[path.relative_to(dest).as_posix()] = sha256_file(path)
     manifest = {
         "format": "derain-embedded",
         "size": size,
@@ -141,7 +143,7 @@ def _build(size: str, dest: Path) -> None:
         "test_sources": TEST_SOURCES,
         "files": files,
     }
-    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    atomic_write_text(dest / "manifest.json", json.dumps(manifest, indent=1))
 
 
 def _valid(folder: Path) -> bool:
@@ -186,7 +188,7 @@ def verify_embedded(folder: Path) -> list[str]:
     return [
         rel
         for rel, digest in manifest["files"].items()
-        if not (folder / rel).is_file() or file_sha256(folder / rel) != digest
+        if not (folder / rel).is_file() or sha256_file(folder / rel) != digest
     ]
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DerainError
+from ..fsutil import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -111,10 +112,17 @@ def read_image_uint8(path: str | Path) -> np.ndarray:
 
 
 def write_png(path: str | Path, rgb_uint8: np.ndarray, compress_level: int = 6) -> Path:
-    """Write a uint8 RGB array as PNG (parent folders created); level 1 is fast, 9 small."""
+    """Write a uint8 RGB array as PNG, atomically (parent folders created); level 1 is fast,
+    9 small. A killed process leaves the complete file or none, never a truncated one."""
+    return write_image(path, rgb_uint8, format="PNG", compress_level=compress_level)
+
+
+def write_image(path: str | Path, rgb_uint8: np.ndarray, **save: object) -> Path:
+    """Write a uint8 RGB array atomically (see :func:`derain_lib.fsutil.atomic_path`), in
+    the format its suffix names (PNG, JPEG, BMP, TIFF) unless ``save`` gives ``format``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(rgb_uint8)).save(path, compress_level=compress_level)
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(rgb_uint8)).save(tmp, **save)
     return path
 
 

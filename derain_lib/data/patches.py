@@ -2,10 +2,11 @@
 
 120x120 patches on a regular grid at stride 40 / 80 / 100 for Rain100L / Rain100H /
 Rain1400 (PReNet's ``Im2Patch``: top-left corners ``0, s, 2s, ...`` while the patch fits),
-plus horizontally flipped copies for Rain100L. Patch ``i`` is found arithmetically
-(image, row, column, flip) and its image is read on demand through a small LRU cache, so
-Rain1400's 12,600 training images never need to be in memory at once. There is no hidden
-randomness: shuffling belongs to the trainer's seeded sampler.
+plus horizontally flipped copies for Rain100L, cut as the authors cut them: the whole image
+is flipped and the same top-left-anchored grid is cut from the flipped image. Patch ``i``
+is found arithmetically (image, row, column, flip) and its image is read on demand through
+a small LRU cache, so Rain1400's 12,600 training images never need to be in memory at
+once. There is no hidden randomness: shuffling belongs to the trainer's seeded sampler.
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ def count_patches(h: int, w: int, patch: int = PAPER_PATCH, stride: int = 40) ->
 class PatchSet(torch.utils.data.Dataset):
     """All grid patches of a paired data set; ``ps[i] -> (rainy 3xPxP, clean 3xPxP)`` tensors.
 
-    Index layout: the unflipped patches of image 0, 1, ... in row-major grid order, then
-    (with ``hflip``) the same patches mirrored left-right in the same order."""
+    Index layout: the patches of image 0, 1, ... in row-major grid order, then (with
+    ``hflip``) the same grid cut from the left-right flipped images, in the same order.
+    A flipped patch is ``fliplr(image)[grid crop]``, not a mirrored unflipped crop (the two
+    differ by ``(W - patch) mod stride`` pixels; MODEL_SPEC §5)."""
 
     def __init__(
         self,
@@ -100,9 +103,9 @@ class PatchSet(torch.utils.data.Dataset):
         rainy, clean = self._image(k)
         out = []
         for a in (rainy, clean):
-            p = a[y : y + self.patch, x : x + self.patch]
             if flip:
-                p = p[:, ::-1]
+                a = a[:, ::-1]  # the whole image (a view), then the same grid
+            p = a[y : y + self.patch, x : x + self.patch]
             out.append(torch.from_numpy(np.ascontiguousarray(p.transpose(2, 0, 1))))
         return out[0], out[1]
 

@@ -97,3 +97,13 @@ def init_normal_(module: nn.Module, std: float = 0.02) -> nn.Module:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return module
+
+
+def check_stages(stages: int | None, n_stages: int) -> int:
+    """How many stages a recurrent model runs: ``n_stages`` for None, else ``stages``,
+    which must lie in ``1..n_stages`` (a one-line ``ValueError`` otherwise)."""
+    if stages is None:
+        return n_stages
+    if isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= n_stages:
+        raise ValueError(f"stages must be an integer from 1 to {n_stages}, got {stages!r}")
+    return stages

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvLSTMCell, ResBlock, conv3x3, layout_for_cpu
+from .blocks import ConvLSTMCell, ResBlock, check_stages, conv3x3, layout_for_cpu
 
 
 class PReNet(nn.Module):
@@ -32,11 +32,13 @@ class PReNet(nn.Module):
         self.body = nn.Sequential(*(ResBlock(channels) for _ in range(n_resblocks)))
         self.out = conv3x3(channels, in_channels)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, stages: int | None = None) -> list[torch.Tensor]:
+        """``[X_1, ..., X_K]``: all stages, or only the first ``stages`` (the rest not run)."""
+        n_stages = check_stages(stages, self.stages)
         x = layout_for_cpu(x)
         state = None
         xk, outputs = x, []
-        for _ in range(self.stages):
+        for _ in range(n_stages):
             f = F.relu(self.stem(torch.cat([x, xk], dim=1)), inplace=True)
             h, state = self.lstm(f, state)
             xk = x + self.out(self.body(h))

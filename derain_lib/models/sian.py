@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvLSTMCell, ResBlock, conv3x3, init_normal_, layout_for_cpu
+from .blocks import ConvLSTMCell, ResBlock, check_stages, conv3x3, init_normal_, layout_for_cpu
 from .scale_space import ScaleSpace
 
 VARIANTS = ("baseline", "baseline+lstm", "full")
@@ -50,7 +50,9 @@ class SIANConfig:
     """Every architectural choice of SIAN, with the official code's values by default.
 
     ``gauss_radius=None`` means a radius of ``ceil(gauss_truncate * sigma)``.
-    ``stages=None`` means 1 for ``baseline`` and 6 otherwise (Table V).
+    ``stages=None`` means 1 for ``baseline`` and 6 otherwise (Table V). Every variant has
+    the per-scale ConvLSTMs (MODEL_SPEC §4): ``baseline`` is ``baseline+lstm`` with K = 1,
+    its ConvLSTMs running once from the zero state.
     """
 
     variant: str = "full"
@@ -94,10 +96,6 @@ class SIANConfig:
     def attention(self) -> bool:
         return self.variant == "full"
 
-    @property
-    def recurrent(self) -> bool:
-        return self.variant != "baseline"
-
     def to_dict(self) -> dict:
         d = asdict(self)
         d["scales"] = list(self.scales)
@@ -114,7 +112,7 @@ class ScaleBranch(nn.Module):
         self.mask = conv3x3(n_dog * channels, channels) if cfg.attention else None
         self.mask_relu = cfg.mask_activation == "relu-sigmoid"
         self.fuse = conv3x3(channels, channels)  # after Eq. 3, with ReLU
-        self.lstm = ConvLSTMCell(channels, channels) if cfg.recurrent else None
+        self.lstm = ConvLSTMCell(channels, channels)
 
     def attention_mask(self, dog: torch.Tensor) -> torch.Tensor:
         """``M_(s)`` from the concatenated DoG layers of this scale's octave (B, 5C, h, w)."""
@@ -128,15 +126,13 @@ class ScaleBranch(nn.Module):
         state: tuple[torch.Tensor, torch.Tensor] | None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         """``f``: the stem output; ``mask``: :meth:`attention_mask` of this scale's DoG
-        (None without attention); ``state``: the ConvLSTM's (h, c) or None."""
+        (None without attention); ``state``: the ConvLSTM's (h, c), None for the zero state."""
         x = F.avg_pool2d(f, self.scale) if self.scale > 1 else f
         x = self.feat(x)
         if mask is not None:
             x = torch.addcmul(x, x, mask)  # Eq. 3
         x = F.relu(self.fuse(x), inplace=True)
-        if self.lstm is not None:
-            x, state = self.lstm(x, state)
-        return x, state
+        return self.lstm(x, state)
 
 
 class UpMerge(nn.Module):
@@ -255,11 +251,15 @@ class SIAN(nn.Module):
             init_normal_(self, config.init_std)
 
     def forward(
-        self, x: torch.Tensor, return_attention: bool = False
+        self, x: torch.Tensor, return_attention: bool = False, stages: int | None = None
     ) -> list[torch.Tensor] | tuple[list[torch.Tensor], list[dict]]:
         """All stage outputs; with ``return_attention`` also one dict per stage holding
         ``masks``, ``dog``, ``octaves`` and ``features`` (keyed by scale) and ``rain`` (R_k).
+
+        ``stages``: run only the first K stages (1 <= K <= ``config.n_stages``) and return
+        ``[X_1, ..., X_K]``; the later stages are not computed.
         """
+        n_stages = check_stages(stages, self.config.n_stages)
         if x.shape[-1] < 8 or x.shape[-2] < 8:
             raise ValueError(
                 f"SIAN needs an input of at least 8x8 pixels, got {tuple(x.shape[-2:])}"
@@ -268,11 +268,9 @@ class SIAN(nn.Module):
         states: list = [None] * len(self.config.scales)
         outputs, records = [], []
         xk = x
-        for _ in range(self.config.n_stages):
+        for _ in range(n_stages):
             record = {} if return_attention else None
-            fused, new_states = self.cfa(torch.cat([x, xk], dim=1), states, record)
-            if self.config.recurrent:
-                states = new_states
+            fused, states = self.cfa(torch.cat([x, xk], dim=1), states, record)
             rain = self.head(fused)  # Eq. 5
             xk = x - rain  # Eq. 6
             outputs.append(xk.contiguous())

@@ -1,11 +1,10 @@
 """Pictures of SIAN's scale-space attention: plain functions, no widgets.
 
-:func:`compute_attention` runs a SIAN model once on an image and keeps what the views
-need (masks, DoG and octave layers per stage and scale, the rain layers R_k and the
-stage outputs X_k) as numpy arrays. :func:`render_view` turns one (stage, scale, what)
-choice into an RGB image blended over the input; :func:`attention_panel` draws all
-stages x scales as a matplotlib figure (notebooks 05 and 06). The widget in
-:mod:`derain_lib.widgets` only wires controls to these functions.
+They draw an :class:`~derain_lib.attention.Attention` (one forward pass kept as numpy
+arrays by :func:`derain_lib.attention.compute_attention`). :func:`render_view` turns one
+(stage, scale, what) choice into an RGB image blended over the input;
+:func:`attention_panel` draws all stages x scales as a matplotlib figure (notebooks 05
+and 06). The widget in :mod:`derain_lib.widgets` only wires controls to these functions.
 
 Maps of the coarse scales (2, 4) are brought to the input size with ``upsample``:
 ``"nearest"`` (default: shows each coarse cell as the block of pixels it covers) or
@@ -15,7 +14,6 @@ Maps of the coarse scales (2, 4) are brought to the input size with ``upsample``
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -24,11 +22,9 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from PIL import Image
-from torch import nn
 
-from .errors import DerainError
-from .inference import to_tensor
-from .models import SIAN
+from ..attention import Attention
+from ..fsutil import atomic_path
 
 #: What a view can show. ``mask``: the attention mask M_(s) (sigmoid, 0..1);
 #: ``dog``: a difference-of-Gaussians layer; ``octave``: a Gaussian-blurred octave
@@ -38,91 +34,6 @@ WHATS = ("mask", "dog", "octave", "rain", "derained")
 MAP_WHATS = ("mask", "dog", "octave")
 UPSAMPLE_MODES = ("nearest", "bilinear")
 CMAPS = {"mask": "inferno", "dog": "RdBu_r", "octave": "viridis"}
-
-
-class NoAttentionError(DerainError):
-    """A model without scale-space attention (PReNet, SIAN baseline variants)."""
-
-
-@dataclass
-class Attention:
-    """Everything one SIAN forward pass shows, batch dimension removed, float32 numpy.
-
-    ``masks[k][s]`` is (C, h_s, w_s), ``dog[k][s]`` (L_dog, C, h_s, w_s),
-    ``octaves[k][s]`` (L_oct, C, h_s, w_s) for stage index ``k`` (0-based) and scale
-    ``s``; ``rain[k]`` and ``outputs[k]`` are (H, W, 3); ``image`` is the input (H, W, 3).
-    """
-
-    image: np.ndarray
-    outputs: list[np.ndarray]
-    rain: list[np.ndarray]
-    masks: list[dict[int, np.ndarray]]
-    dog: list[dict[int, np.ndarray]]
-    octaves: list[dict[int, np.ndarray]]
-
-    @property
-    def n_stages(self) -> int:
-        return len(self.outputs)
-
-    @property
-    def scales(self) -> tuple[int, ...]:
-        return tuple(sorted(self.masks[0]))
-
-    @property
-    def channels(self) -> int:
-        return self.masks[0][1].shape[0]
-
-    def n_layers(self, what: str) -> int:
-        """How many layers ``dog`` or ``octave`` views have (1 for the others)."""
-        if what == "dog":
-            return self.dog[0][1].shape[0]
-        if what == "octave":
-            return self.octaves[0][1].shape[0]
-        return 1
-
-
-def _hwc(t: torch.Tensor) -> np.ndarray:
-    return t[0].permute(1, 2, 0).float().numpy()
-
-
-def check_attention_model(model: nn.Module) -> SIAN:
-    """``model`` itself if it is a SIAN with attention, else a one-line error."""
-    if not isinstance(model, SIAN):
-        raise NoAttentionError(
-            f"{type(model).__name__} has no scale-space attention; the explorer needs SIAN weights"
-        )
-    if not model.config.attention:
-        raise NoAttentionError(
-            f"SIAN variant {model.config.variant!r} has no attention masks; "
-            "the explorer needs the full variant"
-        )
-    return model
-
-
-@torch.inference_mode()
-def compute_attention(model: nn.Module, image: np.ndarray) -> Attention:
-    """Run ``model`` (a SIAN with attention) once on ``image`` (float HWC RGB in [0, 1])."""
-    model = check_attention_model(model)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise DerainError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
-    if min(image.shape[:2]) < 8:
-        raise DerainError(
-            f"image is {image.shape[1]}x{image.shape[0]}; SIAN needs at least 8x8 pixels"
-        )
-    model.eval()
-    outputs, records = model(to_tensor(image), return_attention=True)
-
-    def per_scale(key: str) -> list[dict[int, np.ndarray]]:
-        return [{s: v[0].float().numpy() for s, v in r[key].items()} for r in records]
-
-    return Attention(
-        image=np.asarray(image, dtype=np.float32),
-        outputs=[_hwc(o) for o in outputs],
-        rain=[_hwc(r["rain"]) for r in records],
-        masks=per_scale("masks"),
-        dog=per_scale("dog"),
-        octaves=per_scale("octaves"),
-    )
 
 
 def _check(att: Attention, stage: int, scale: int, what: str, layer: int) -> None:
@@ -308,6 +219,6 @@ def attention_panel(
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     """Write ``fig`` as PNG (parent folders created) and return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
     return path

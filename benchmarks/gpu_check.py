@@ -1,0 +1,418 @@
+"""The GPU check: SIAN training and inference speed, memory, accuracy and determinism on
+one device in one short run (at most 8 minutes on one GPU), written to ``GPU_RESULTS.md``
+and ``gpu_check.json`` in ``--out``.
+
+Runs with PyTorch, NumPy, scikit-image, Pillow and PyYAML only (no papermill, jupyter or
+ipywidgets are imported; the JSON records that). ``--device cpu --tiny`` runs every
+measurement at toy size, which is what ``tests/test_gpu_check.py`` does.
+
+example: PYTHONPATH=. python3 -m benchmarks.gpu_check --out /tmp/gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from derain_lib.threads import configure
+
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+configure()  # OpenMP threads wait passively (before torch is imported)
+
+import torch  # noqa: E402
+
+from derain_lib.data.embedded import embedded_dataset  # noqa: E402
+from derain_lib.data.io import read_image  # noqa: E402
+from derain_lib.data.patches import (  # noqa: E402
+    PAPER_HFLIP,
+    PAPER_PATCH,
+    PAPER_STRIDES,
+    PatchSet,
+    count_patches,
+)
+from derain_lib.errors import DerainError  # noqa: E402
+from derain_lib.fsutil import atomic_write_text  # noqa: E402
+from derain_lib.inference import predict  # noqa: E402
+from derain_lib.losses import stage_loss  # noqa: E402
+from derain_lib.metrics import quantize, score  # noqa: E402
+from derain_lib.models import build_model  # noqa: E402
+from derain_lib.weights import load_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PRECISIONS = ("fp32", "tf32", "bf16")
+#: Modules that must not be imported on this path (the GPU machine does not have them).
+NOTEBOOK_MODULES = ("papermill", "jupyter_client", "nbformat", "ipywidgets", "IPython")
+#: patch, batch, timed steps, inference sizes (h, w), sample crop (None: whole images),
+#: SIAN channels of the speed and determinism runs (the released weights have 32)
+SIZES = {
+    "full": (120, 18, 8, [(321, 481), (3000, 4000)], None, 32),
+    "tiny": (16, 2, 1, [(16, 24), (24, 32)], 16, 8),
+}
+
+
+def set_precision(precision: str) -> contextlib.AbstractContextManager:
+    """TF32 on only for ``tf32``; bf16 autocast for ``bf16``; the context to run in."""
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    if precision == "bf16":
+        return torch.autocast(DEVICE.type, torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+DEVICE = torch.device("cpu")
+
+
+def sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def reset_peak() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gib() -> float | None:
+    """Peak GPU memory allocated since :func:`reset_peak` (None on CPU)."""
+    return torch.cuda.max_memory_allocated() / 2**30 if DEVICE.type == "cuda" else None
+
+
+def training_batch(patch: int, batch: int, tiny: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` patches of the embedded light training set (rainy, clean), on the device."""
+
+    ds = embedded_dataset("light", "train", "smoke" if tiny else "quick")
+    ps = PatchSet(ds, patch, stride=patch, hflip=True)
+    pairs = [ps[i % len(ps)] for i in range(batch)]
+    return tuple(torch.stack([p[k] for p in pairs]).to(DEVICE) for k in (0, 1))
+
+
+def train_step_fn(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ctx: Callable
+) -> Callable[[], float]:
+    """One Adam step of the paper's configuration (lr 2e-4, betas (0, 0.999), -SSIM)."""
+
+    opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.0, 0.999))
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        with ctx():
+            outs = model(x)
+        loss = stage_loss([o.float() for o in outs], y, "ssim")
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def train_speed(
+    precision: str, channels_last: bool, size: tuple, tiny: bool, compiled: bool = False
+) -> dict:
+    """Patches/s of SIAN full training steps and the peak GPU memory."""
+
+    patch, batch, steps, _, _, channels = size
+    torch.manual_seed(0)
+    model = build_model("sian", channels=channels).to(DEVICE).train()
+    x, y = training_batch(patch, batch, tiny)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    net = torch.compile(model) if compiled else model
+    step = train_step_fn(net, x, y, lambda: set_precision(precision))
+    reset_peak()
+    t = time.perf_counter()
+    step()  # warm-up (and compilation)
+    sync()
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    sync()
+    secs = time.perf_counter() - t
+    return {
+        "patches_per_s": batch * steps / secs,
+        "first_step_s": first,
+        "peak_gib": peak_gib(),
+        "loss": loss,
+    }
+
+
+def compiled_speed(precision: str, args: argparse.Namespace, limit: float) -> dict:
+    """:func:`train_speed` with ``torch.compile``, in a child process stopped after
+    ``limit`` seconds (compilation included)."""
+    cmd = [sys.executable, "-m", "benchmarks.gpu_check", "--compile-worker", precision,
+           "--device", args.device, "--out", str(args.out)]  # fmt: skip
+    cmd += ["--tiny"] if args.tiny else []
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, cwd=ROOT, timeout=limit, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not compile and run within {limit:.0f} s"}
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1][:200]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def inference_speed(precision: str, hw: tuple[int, int], channels: int) -> dict:
+    """Seconds and peak memory of one whole-image (untiled) SIAN full forward."""
+
+    torch.manual_seed(0)
+    model = build_model("sian", channels=channels).to(DEVICE).eval()
+    x = torch.rand(1, 3, *hw, device=DEVICE)
+    try:
+        with torch.inference_mode(), set_precision(precision):
+            model(x[..., :64, :64])  # warm-up
+            reset_peak()
+            sync()
+            t = time.perf_counter()
+            model(x)
+            sync()
+            return {"s": time.perf_counter() - t, "peak_gib": peak_gib()}
+    except torch.OutOfMemoryError:
+        return {"error": "out of memory"}
+
+
+def sample_scores(precision: str, crop: int | None, shared: Path) -> dict:
+    """PSNR of the released Rain100L weights on the sample pairs on the device."""
+
+    model = load_model(shared / "weights" / "sian_rain100l.pth", "sian").model.to(DEVICE).eval()
+    out = {}
+    sample = shared / "data" / "rain100l_sample"
+    for rainy in sorted((sample / "rainy").glob("*.png")):
+        img = read_image(rainy)
+        gt = read_image(sample / "norain" / rainy.name.replace("rain-", "norain-"))
+        if crop:
+            img, gt = img[:crop, :crop], gt[:crop, :crop]
+        with set_precision("tf32" if precision == "tf32" else "fp32"):
+            pred = predict(model, img, precision="bf16" if precision == "bf16" else "fp32")
+        out[rainy.name] = score(quantize(pred), quantize(gt))[0]
+    return out
+
+
+def reference_scores(crop: int | None, shared: Path) -> dict:
+    """The CPU fp32 reference PSNR per sample: the shared reference values for whole
+    images; computed here on the CPU for crops."""
+    if crop is None:
+        ref = json.loads((shared / "weights" / "reference" / "reference.json").read_text())
+        return {k: v["sian_rain100l"]["psnr"] for k, v in ref["per_image"].items()}
+    global DEVICE
+    device, DEVICE = DEVICE, torch.device("cpu")
+    try:
+        return sample_scores("fp32", crop, shared)
+    finally:
+        DEVICE = device
+
+
+def determinism(size: tuple, tiny: bool, steps: int = 5) -> dict:
+    """Losses of ``steps`` seeded fp32 training steps, twice, deterministic algorithms on."""
+
+    patch, batch = (size[0], 2 if tiny else 4)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    runs = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            torch.manual_seed(0)
+            model = build_model("sian", channels=size[5]).to(DEVICE).train()
+            x, y = training_batch(patch, batch, tiny)
+            step = train_step_fn(model, x, y, lambda: set_precision("fp32"))
+            runs.append([step() for _ in range(steps)])
+    torch.use_deterministic_algorithms(False)
+    nondet = sorted(
+        {str(w.message).split(".")[0][:120] for w in caught if "determinis" in str(w.message)}
+    )
+    diff = max(abs(a - b) for a, b in zip(*runs, strict=True))
+    return {
+        "losses": runs,
+        "identical": runs[0] == runs[1],
+        "max_diff": diff,
+        "nondeterministic_ops": nondet,
+    }
+
+
+def paper_hours(patches_per_s: float) -> dict:
+    """Hours of training per table of the paper profile at ``patches_per_s``: patches per
+    model = epochs x patches per epoch (``count_patches`` at the paper's strides, flips);
+    Table II and V train 3 models on each of Rain100L/H (the full model counted in each),
+    Tables III/IV one on each of Rain100L/H (Rain1400's image sizes vary: not counted)."""
+
+    per_model = {}
+    for name, images, epochs in (("rain100l", 200, 100), ("rain100h", 1800, 100)):
+        n = count_patches(321, 481, PAPER_PATCH, PAPER_STRIDES[name]) * images
+        per_model[name] = n * (2 if PAPER_HFLIP[name] else 1) * epochs
+    both = sum(per_model.values())
+    hours = {k: v / patches_per_s / 3600 for k, v in per_model.items()}
+    return {
+        "patches_per_model": per_model,
+        "hours_per_model": hours,
+        "table_II_h": 3 * both / patches_per_s / 3600,
+        "table_V_h": 3 * both / patches_per_s / 3600,
+        "tables_III_IV_h (without Rain1400)": both / patches_per_s / 3600,
+    }
+
+
+def fmt(v: object, spec: str = ".2f") -> str:
+    return "-" if v is None else format(v, spec) if isinstance(v, float) else str(v)
+
+
+def report(r: dict) -> str:
+    lines = [
+        "# GPU check",
+        "",
+        f"Command: `{r['command']}`  ",
+        f"Date: {r['date']}; device: {r['device_name']}; torch {r['torch']}, "
+        f"Python {r['python']}; {'toy sizes (--tiny)' if r['tiny'] else 'paper sizes'}; "
+        f"took {r['elapsed_s']:.0f} s",
+        "",
+        "## Training, SIAN full, paper configuration "
+        f"({r['patch']}x{r['patch']}, batch {r['batch']}, Adam, -SSIM), embedded patches",
+        "",
+        "| precision | channels_last | compiled | patches/s | first step (s) "
+        "| peak GPU memory (GiB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, t in r["train"].items():
+        prec, cl, comp = key.split("/")
+        if "error" in t:
+            lines.append(f"| {prec} | {cl} | {comp} | {t['error']} | | |")
+        else:
+            lines.append(
+                f"| {prec} | {cl} | {comp} | {t['patches_per_s']:.2f} | "
+                f"{t['first_step_s']:.1f} | {fmt(t['peak_gib'])} |"
+            )
+    lines += ["", "## Inference, whole image (no tiles)", "",
+              "| precision | size | time (s) | peak GPU memory (GiB) |",
+              "|---|---|---|---|"]  # fmt: skip
+    for key, t in r["inference"].items():
+        prec, hw = key.split("/")
+        val = t["error"] if "error" in t else f"{t['s']:.3f} | {fmt(t['peak_gib'])}"
+        lines.append(f"| {prec} | {hw} | {val} |" + (" |" if "error" in t else ""))
+    s = r["samples"]
+    lines += ["", "## Released Rain100L weights on the sample pairs", "",
+              f"Reference: {s['reference_source']}. fp32 must agree within 0.01 dB.", "",
+              "| image | reference | " + " | ".join(f"{p} (diff)" for p in PRECISIONS) + " |",
+              "|---|---|" + "---|" * len(PRECISIONS)]  # fmt: skip
+    for name, ref in s["reference"].items():
+        cells = [f"{s[p][name]:.4f} ({s[p][name] - ref:+.4f})" for p in PRECISIONS]
+        lines.append(f"| {name} | {ref:.4f} | " + " | ".join(cells) + " |")
+    lines.append(f"\nfp32 within 0.01 dB of the reference: {s['fp32_within_0.01dB']}")
+    d = r["determinism"]
+    lines += ["", "## Determinism (5 seeded fp32 steps, twice, deterministic algorithms on)", "",
+              f"- identical losses: {d['identical']}; largest difference {d['max_diff']:.3g}",
+              "- ops without a deterministic implementation: "
+              f"{', '.join(d['nondeterministic_ops']) or 'none'}"]  # fmt: skip
+    p = r["paper_profile"]
+    lines += ["", "## Paper profile, training time per table (from the measured patches/s)", "",
+              f"At the fastest measured setting ({p['setting']}, {p['patches_per_s']:.2f} "
+              f"patches/s): Rain100L model {p['hours_per_model']['rain100l']:.1f} h, Rain100H "
+              f"model {p['hours_per_model']['rain100h']:.1f} h; Table II "
+              f"{p['table_II_h']:.1f} h, Table V {p['table_V_h']:.1f} h, Tables III/IV "
+              f"{p['tables_III_IV_h (without Rain1400)']:.1f} h without Rain1400 "
+              "(the full model is shared between tables; baselines cost less)."]  # fmt: skip
+    lines.append(f"\nNotebook modules imported: {r['notebook_modules_imported'] or 'none'}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    global DEVICE
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=__doc__.splitlines()[-1]
+    )
+    ap.add_argument("--out", type=Path, required=True, help="folder for GPU_RESULTS.md + JSON")
+    ap.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    ap.add_argument("--tiny", action="store_true", help="toy sizes (the CPU test)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile runs")
+    ap.add_argument("--compile-limit", type=float, default=120.0, help="seconds per compile run")
+    ap.add_argument("--compile-worker", choices=PRECISIONS, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: error: --device cuda but no CUDA device is available", file=sys.stderr)
+        return 2
+    size = SIZES["tiny" if args.tiny else "full"]
+    if args.compile_worker:
+        print(json.dumps(train_speed(args.compile_worker, False, size, args.tiny, compiled=True)))
+        return 0
+    shared = Path(os.environ.get("DERAIN_SHARED", ROOT.parent / "shared"))
+    t0 = time.perf_counter()
+    r: dict = {
+        "command": "python3 -m benchmarks.gpu_check "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "device_name": torch.cuda.get_device_name(DEVICE)
+        if DEVICE.type == "cuda"
+        else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "tiny": args.tiny,
+        "patch": size[0],
+        "batch": size[1],
+        "train": {},
+        "inference": {},
+    }  # fmt: skip
+    try:
+        for prec in PRECISIONS:
+            for cl in (False, True):
+                r["train"][f"{prec}/{cl}/False"] = train_speed(prec, cl, size, args.tiny)
+                print(
+                    f"train {prec} channels_last={cl}: {r['train'][f'{prec}/{cl}/False']}",
+                    flush=True,
+                )
+            if args.no_compile or args.tiny:
+                r["train"][f"{prec}/False/True"] = {"error": "not run (--tiny or --no-compile)"}
+            else:
+                r["train"][f"{prec}/False/True"] = compiled_speed(prec, args, args.compile_limit)
+        for prec in PRECISIONS:
+            for hw in size[3]:
+                key = f"{prec}/{hw[1]}x{hw[0]}"
+                r["inference"][key] = inference_speed(prec, hw, size[5])
+                print(f"inference {key}: {r['inference'][key]}", flush=True)
+        ref = reference_scores(size[4], shared)
+        r["samples"] = {
+            "reference": ref,
+            "reference_source": "reference.json (CPU, official code)" if size[4] is None
+            else f"this run's CPU fp32 on {size[4]}x{size[4]} crops",
+            **{p: sample_scores(p, size[4], shared) for p in PRECISIONS},
+        }  # fmt: skip
+        r["samples"]["fp32_within_0.01dB"] = all(
+            abs(r["samples"]["fp32"][k] - v) < 0.01 for k, v in ref.items()
+        )
+        print(f"samples: {r['samples']}", flush=True)
+        r["determinism"] = determinism(size, args.tiny)
+    except DerainError as e:
+        print(f"gpu_check: error: {e}", file=sys.stderr)
+        return 2
+    best_key, best = max(
+        ((k, v) for k, v in r["train"].items() if "patches_per_s" in v),
+        key=lambda kv: kv[1]["patches_per_s"],
+    )
+    r["paper_profile"] = {"setting": best_key, "patches_per_s": best["patches_per_s"],
+                          **paper_hours(best["patches_per_s"])}  # fmt: skip
+    r["notebook_modules_imported"] = [m for m in NOTEBOOK_MODULES if m in sys.modules]
+    r["elapsed_s"] = time.perf_counter() - t0
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "gpu_check.json", json.dumps(r, indent=1))
+    atomic_write_text(args.out / "GPU_RESULTS.md", report(r))
+    print(report(r))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

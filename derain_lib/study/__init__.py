@@ -1,0 +1,13 @@
+"""The study: small functions per step, each importable on its own in a notebook.
+
+- :mod:`.plan`: what a profile means (configs, benchmarks, test sets); :class:`.plan.Params`.
+- :mod:`.prepare` (00): open and fingerprint the data, keep sample pairs.
+- :mod:`.training` (01): train the models the tables need, through the run cache.
+- :mod:`.scoring` (02-04): score methods on test sets.
+- :mod:`.tabulate`: table rows with provenance (``tableN.csv``, ``tables.md``).
+- :mod:`.figures` (05): the files figures are drawn from; the figure index.
+- :mod:`.findings`: what a run found, as Markdown generated from its numbers.
+- :mod:`.pipeline`, :mod:`.report`: papermill runner and the HTML report.
+
+Nothing here draws; :mod:`derain_lib.viz` does.
+"""

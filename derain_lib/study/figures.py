@@ -1,0 +1,108 @@
+"""Step 05's computing side: the files the figures are drawn from, and the figure index.
+
+:func:`export_attention` runs a model once and saves the attention maps as ``.npz``;
+:func:`derain_real` derains real photos into PNGs; :func:`record_figure` saves a drawn
+figure under ``figures/<profile>/`` with its caption in ``results/<profile>/figures.json``.
+Drawing itself is :mod:`derain_lib.viz`'s.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..attention import compute_attention
+from ..data.io import read_image, write_png
+from ..fsutil import atomic_path
+from ..inference import predict
+from ..metrics import quantize
+from ..runs import results_root
+from ..viz import save_figure
+from ..weights import load_model
+from .paths import figures_dir, results_dir, write_json
+from .plan import Params, real_photos
+from .scoring import all_scores, model_for
+from .training import load_runs
+
+#: The models of the real-rain figure (Fig. 10): Rain100H weights, released and trained here.
+REAL_METHODS = ("prenet-released", "sian-released", "sian/neg-ssim")
+
+
+def record_figure(profile: str, fig: Figure, name: str, caption: str) -> Path:
+    """Save ``fig`` as ``figures/<profile>/<name>`` and its caption in ``figures.json``."""
+    path = save_figure(fig, figures_dir(profile) / name)
+    index = results_dir(profile) / "figures.json"
+    figs = json.loads(index.read_text()) if index.is_file() else []
+    rel = f"figures/{profile}/{name}"
+    figs = [f for f in figs if f["path"] != rel] + [{"path": rel, "caption": caption}]
+    write_json(index, figs)
+    return path
+
+
+def clear_figures(profile: str) -> list[Path]:
+    """Remove the figures and captions of an earlier run of ``profile`` (before notebook 05
+    redraws them), so no figure of another run or data set survives. Returns what went."""
+    gone = sorted(figures_dir(profile).glob("*.png"))
+    index = results_dir(profile) / "figures.json"
+    if index.is_file():
+        gone.append(index)
+    for f in gone:
+        f.unlink()
+    return gone
+
+
+def export_attention(
+    p: Params, method: str = "sian/neg-ssim", benchmark: str = "rain100l"
+) -> Path | None:
+    """Attention masks (mean over channels), rain layers and stage outputs of ``method`` on
+    the first test image of ``benchmark``, saved as ``results/<profile>/attention/*.npz``;
+    returns the file (None if the model or the scores are absent)."""
+    path, provenance, _ = model_for(p, method, benchmark, load_runs(p.profile))
+    inputs = sorted(
+        (
+            s
+            for s in all_scores(p.profile)
+            if s.method == "input" and s.benchmark == benchmark and s.ran
+        ),
+        key=lambda s: s.stand_in,
+    )
+    if path is None or not inputs:
+        return None
+    outputs = (results_root().resolve() / inputs[0].per_image_csv).parent / "outputs"
+    image = read_image(sorted(outputs.glob("*.png"))[0])
+    att = compute_attention(load_model(path, allow_download=False).model, image)
+    out = results_dir(p.profile) / "attention" / f"{method.replace('/', '_')}_{benchmark}.npz"
+    arrays = {"image": att.image, "provenance": np.array(provenance)}
+    for k in range(att.n_stages):  # masks as their mean over channels: the panel's view
+        arrays[f"outputs_{k}"], arrays[f"rain_{k}"] = att.outputs[k], att.rain[k]
+        for sc, v in att.masks[k].items():
+            arrays[f"masks_{k}_{sc}"] = v.mean(axis=0, keepdims=True)
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    return out
+
+
+def derain_real(p: Params, methods: tuple[str, ...] = REAL_METHODS, images: int = 2) -> list[Path]:
+    """Derain the first real photos under ``data_root/real_rain`` with ``methods`` (Rain100H
+    models, as the paper's Fig. 10); PNGs under ``results/<profile>/real/<method>/``."""
+    photos = real_photos(p.data_root)[:images]
+    real = results_dir(p.profile) / "real"
+    written = []
+    for m in methods:
+        path, _, _ = model_for(p, m, "rain100h", load_runs(p.profile))
+        if path is None:
+            continue
+        model = load_model(path, allow_download=False).model
+        for photo in photos:
+            out = real / m.replace("/", "_") / f"{photo.stem}.png"
+            if not out.is_file():
+                write_png(out, quantize(predict(model, read_image(photo))))
+            written.append(out)
+    for photo in photos:
+        dst = real / "rainy" / f"{photo.stem}.png"
+        if not dst.is_file():
+            write_png(dst, quantize(read_image(photo)))
+    return written

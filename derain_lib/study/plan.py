@@ -1,0 +1,197 @@
+"""What a profile means: its configs, the benchmarks its data stand for, its test sets.
+
+:class:`Params` holds the four papermill parameters every notebook receives (profile, data
+root, weights folder, config overrides); the functions here turn them into configs and test
+sets. Nothing here trains, scores or plots.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Config, profile_config, profile_datasets
+from ..data.catalog import prepared_dataset
+from ..data.datasets import open_dataset
+from ..data.io import list_images
+from ..errors import DerainError
+from ..tables import BENCHMARKS, not_run
+
+#: Profile data set names that stand in for a benchmark (the embedded synthetic sets).
+STAND_IN_FOR = {"light": "rain100l", "heavy": "rain100h"}
+#: Which released weights a benchmark is scored with (Rain12: the Rain100L models, as PReNet).
+RELEASED_FOR = {
+    "rain100l": "rain100l",
+    "rain100h": "rain100h",
+    "rain1400": "rain1400",
+    "rain12": "rain100l",
+}
+#: Which training data set's model a benchmark is scored with.
+TRAINED_ON = {
+    "rain100l": "rain100l",
+    "rain100h": "rain100h",
+    "rain1400": "rain1400",
+    "rain12": "rain100l",
+}
+#: Trained methods: id -> (model name, loss); the full model with neg-SSIM is shared by
+#: Tables II, III/IV and V.
+TRAINED = {
+    "sian/neg-ssim": ("sian", "ssim"),
+    "sian/mae": ("sian", "l1"),
+    "sian/mse": ("sian", "mse"),
+    "sian-baseline/neg-ssim": ("sian-baseline", "ssim"),
+    "sian-baseline+lstm/neg-ssim": ("sian-baseline+lstm", "ssim"),
+}
+#: Trained methods per benchmark: Tables II and V need Rain100L/H only.
+TRAIN_PLAN = {
+    "rain100l": tuple(TRAINED),
+    "rain100h": tuple(TRAINED),
+    "rain1400": ("sian/neg-ssim",),
+}
+_BENCH_NAME = re.compile(r"rain(100l|100h|1400|12)(?!\d)")
+
+
+@dataclass(frozen=True)
+class Params:
+    """The notebooks' parameters: which profile, where real data and released weights are,
+    and config overrides applied to every run (``KEY=VALUE`` strings).
+
+    ``data_root`` (optional) is searched for real benchmark folders (named after the
+    benchmark, e.g. ``rain100l_sample/`` or ``rain100h/test/``) and real rain photos
+    (``real_rain/``); ``weights_dir`` for the released weight files.
+    """
+
+    profile: str
+    data_root: str | None = None
+    weights_dir: str | None = None
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "overrides", tuple(self.overrides or ()))
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """A test set the study scores on: a benchmark, where its files are, a label."""
+
+    benchmark: str
+    spec: str  # "embedded:<preset>:test:<size>" or an absolute folder
+    label: str
+    stand_in: bool
+
+    @property
+    def id(self) -> str:
+        """The label as a file name."""
+        return re.sub(r"[^A-Za-z0-9_.+-]+", "-", self.label).strip("-")
+
+
+def benchmark_of(dataset: str) -> str | None:
+    """The benchmark a profile data set (``light``, ``rain100h`` ...) stands for or is."""
+    return dataset if dataset in BENCHMARKS else STAND_IN_FOR.get(dataset)
+
+
+def config_for(p: Params, dataset: str, extra: list[str] | None = None) -> Config:
+    """The profile's config for ``dataset`` with the overrides, then ``extra``
+    (``data.root`` = ``data_root`` when the profile trains on real data)."""
+    overrides = [*p.overrides, *(extra or [])]
+    cfg = profile_config(p.profile, dataset, overrides)
+    if p.data_root and not cfg.data.train.startswith("embedded:"):
+        cfg = profile_config(p.profile, dataset, [*overrides, f"data.root={p.data_root}"])
+    return cfg
+
+
+def datasets(p: Params) -> dict[str, str]:
+    """Benchmark -> the profile's data set name for it."""
+    out = {}
+    for d in profile_datasets(p.profile):
+        b = benchmark_of(d)
+        if b is None:
+            raise DerainError(f"profile {p.profile}: data set {d!r} is no benchmark")
+        out[b] = d
+    return out
+
+
+def test_spec(cfg: Config) -> str:
+    """A config's test data as a TestSet spec: the embedded name or an absolute folder."""
+    if cfg.data.test.startswith("embedded:"):
+        return cfg.data.test
+    return str((Path(cfg.data.root).expanduser() / cfg.data.test).resolve())
+
+
+def test_sets(p: Params) -> dict[str, list[TestSet]]:
+    """Benchmark -> test sets: the profile's own, then real ones found under data_root."""
+    out: dict[str, list[TestSet]] = {b: [] for b in BENCHMARKS}
+    for b, d in datasets(p).items():
+        spec = test_spec(config_for(p, d))
+        if spec.startswith("embedded:"):
+            label = f"embedded {spec.split(':')[1]} test ({p.profile}), stand-in"
+            out[b].append(TestSet(b, spec, label, True))
+        elif Path(spec).is_dir():
+            out[b].append(TestSet(b, spec, f"{BENCHMARKS[b]}: {Path(spec).name}", False))
+    for b, path in found_real(p.data_root) + prepared_sets():
+        if all(Path(t.spec) != path for t in out[b]):
+            label = f"{BENCHMARKS[b]}: {path.parent.name}/{path.name}"
+            out[b].append(TestSet(b, str(path), label, False))
+    return out
+
+
+def is_own(p: Params, t: TestSet) -> bool:
+    """Whether ``t`` is the profile's own test set of its benchmark (not one found)."""
+    d = datasets(p).get(t.benchmark)
+    return d is not None and test_spec(config_for(p, d)) == t.spec
+
+
+def eval_reference(p: Params, benchmark: str) -> Config:
+    """The config whose ``eval`` settings score ``benchmark`` (its data set's, else the
+    profile's first)."""
+    ds = datasets(p)
+    return config_for(p, ds.get(benchmark) or next(iter(ds.values())))
+
+
+def found_real(data_root: str | Path | None) -> list[tuple[str, Path]]:
+    """(benchmark, folder) of every paired test folder under ``data_root``, by folder name
+    (two levels deep; ``*train*`` folders skipped)."""
+    if not data_root:
+        return []
+    root = Path(data_root).resolve()
+    found: list[tuple[str, Path]] = []
+    for d in sorted([root, *root.glob("*"), *root.glob("*/*")]):
+        if not d.is_dir() or "train" in d.name.lower():
+            continue
+        names = f"{d.parent.name if d != root else ''}/{d.name}".lower()
+        m = _BENCH_NAME.search(names.replace("_", "").replace("-", ""))
+        if m is None or any(q == d or q in d.parents for _, q in found):
+            continue
+        try:
+            open_dataset(d)
+        except DerainError:
+            continue
+        found.append(("rain" + m.group(1), d))
+    return found
+
+
+def prepared_sets() -> list[tuple[str, Path]]:
+    """(benchmark, folder) of the test sets prepared with ``derain data prepare``."""
+    out = []
+    for b in BENCHMARKS:
+        try:
+            out.append((b, Path(prepared_dataset(b, "test").root).resolve()))
+        except DerainError:
+            continue
+    return out
+
+
+def real_photos(data_root: str | Path | None) -> list[Path]:
+    """Real rainy photographs (no ground truth) under ``data_root/real_rain``."""
+    folder = Path(data_root or "") / "real_rain"
+    return list_images(folder) if data_root and folder.is_dir() else []
+
+
+def no_data_reason(p: Params, benchmark: str) -> str:
+    """The "not run" provenance of a benchmark without test data."""
+    where = f"under --data-root {p.data_root}" if p.data_root else "(no --data-root)"
+    return not_run(
+        f"no {BENCHMARKS[benchmark]} test data: profile {p.profile} has none, none was "
+        f"found {where} and none is prepared (derain data prepare {benchmark} --from PATH)"
+    )

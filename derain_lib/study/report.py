@@ -1,0 +1,102 @@
+"""The study as a report a reader opens: executed notebooks as HTML, and an index.
+
+:func:`export_report` converts each executed notebook of ``results/<profile>/notebooks/`` to
+``results/<profile>/report/<name>.html`` (nbconvert's lab template, images inline) and
+writes ``report/index.html`` linking the chapters, the tables (CSV and ``tables.md``,
+each also shown as HTML) and the figures, with relative links so a committed report opens
+from a checkout.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+
+from ..fsutil import atomic_write_text
+from .paths import figures_dir, results_dir
+
+TABLE_NAMES = {
+    "table2": "Table II: loss functions",
+    "table3": "Table III: Rain100L and Rain100H",
+    "table4": "Table IV: Rain1400 and Rain12",
+    "table5": "Table V: ablation",
+}
+TABLE_COLUMNS = [
+    *("method", "benchmark", "test_set", "n", "psnr", "ssim"),
+    *("paper_psnr", "paper_ssim", "diff_psnr", "provenance"),
+]
+
+
+def chapter_title(nb: nbformat.NotebookNode, fallback: str) -> str:
+    """The notebook's first Markdown heading, without the ``#``."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
+            return cell.source.lstrip().splitlines()[0].lstrip("#").strip()
+    return fallback
+
+
+def _rel(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(target, start)).as_posix()
+
+
+def export_report(profile: str, executed: list[Path]) -> Path:
+    """Write ``results/<profile>/report/`` from the ``executed`` notebooks; return
+    ``index.html``."""
+    from nbconvert import HTMLExporter  # optional heavy dependency (comes with JupyterLab)
+
+    res = results_dir(profile)
+    out = res / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    exporter = HTMLExporter(template_name="lab")
+    chapters = []
+    for path in executed:
+        nb = nbformat.read(path, as_version=4)
+        title = chapter_title(nb, path.stem)
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+        page = out / f"{path.stem}.html"
+        atomic_write_text(page, body)
+        chapters.append((page.name, title))
+    parts = [
+        "<h2>Chapters</h2><ol>"
+        + "".join(f'<li><a href="{h}">{html.escape(t)}</a></li>' for h, t in chapters)
+        + "</ol>",
+        f'<h2>Tables</h2><p>All tables with provenance: <a href="{_rel(res / "tables.md", out)}">'
+        "tables.md</a></p>",
+    ]
+    for name, title in TABLE_NAMES.items():
+        csv = res / f"{name}.csv"
+        if not csv.is_file():
+            continue
+        df = pd.read_csv(csv)
+        df = df[~df.provenance.str.startswith("paper")][TABLE_COLUMNS]
+        parts.append(
+            f'<h3 id="{name}">{title} (<a href="{_rel(csv, out)}">{name}.csv</a>)</h3>'
+            + df.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
+        )
+    index = res / "figures.json"
+    figs = json.loads(index.read_text()) if index.is_file() else []
+    parts.append("<h2>Figures</h2><ul>")
+    for f in figs:
+        target = figures_dir(profile) / Path(f["path"]).name
+        parts.append(
+            f'<li><a href="{_rel(target, out)}">{html.escape(Path(f["path"]).name)}</a>: '
+            f"{html.escape(f['caption'])}</li>"
+        )
+    parts.append("</ul>")
+    page = (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>derain study: profile {html.escape(profile)}</title>"
+        "<style>body{font-family:sans-serif;max-width:70em;margin:auto}"
+        "table{border-collapse:collapse;font-size:80%}td,th{border:1px solid #ccc;"
+        "padding:2px 5px}</style></head><body>"
+        f"<h1>SIAN reproduction study: profile <code>{html.escape(profile)}</code></h1>"
+        + "".join(parts)
+        + "</body></html>\n"
+    )
+    atomic_write_text(out / "index.html", page)
+    return out / "index.html"

@@ -1,0 +1,77 @@
+"""Figures of the data: sample pairs of the study's test sets, synthetic vs real rain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..data.io import read_image, read_image_uint8
+from ..data.synth import add_rain
+from ..metrics import quantize, score
+
+#: Real photos shown (files of ../shared/data/real_rain), chosen for visible streaks.
+REAL_PHOTOS = ("2.jpg", "40.jpg", "113.jpg", "137.jpg")
+CROP = 200
+
+
+def _center(a: np.ndarray, size: int = CROP) -> np.ndarray:
+    h, w = a.shape[:2]
+    s = min(size, h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    return a[y : y + s, x : x + s]
+
+
+def synthetic_vs_real(shared: str | Path, seed: int = 0) -> Figure:
+    """docs/img/synthetic_vs_real.png. Top row: a Rain100L clean image, its benchmark rain,
+    and our light and heavy rain on it (with Input PSNR); bottom row: real rainy photographs.
+    Centre crops at full resolution, from the files under ``shared/data``."""
+    shared = Path(shared)
+    sample = shared / "data" / "rain100l_sample"
+    clean = read_image(sample / "norain" / "norain-001.png")
+    bench = read_image(sample / "rainy" / "rain-001.png")
+    light = add_rain(clean, "light", seed)
+    heavy = add_rain(clean, "heavy", seed)
+
+    def psnr(x: np.ndarray) -> str:
+        return f"Input PSNR {score(quantize(x), quantize(clean))[0]:.1f} dB"
+
+    top = [
+        (clean, "clean (Rain100L norain-001)"),
+        (bench, f"Rain100L rain-001\n{psnr(bench)}"),
+        (light, f"ours, light preset\n{psnr(light)}"),
+        (heavy, f"ours, heavy preset\n{psnr(heavy)}"),
+    ]
+    real = shared / "data" / "real_rain"
+    bottom = [(read_image_uint8(real / name), f"real rain photo: {name}") for name in REAL_PHOTOS]
+
+    fig = Figure(figsize=(12, 7), dpi=100)
+    axes = fig.subplots(2, 4)
+    for ax, (img, title) in zip(axes.ravel(), top + bottom, strict=True):
+        ax.imshow(_center(img), interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"Synthetic vs real rain ({CROP}x{CROP} centre crops at full resolution)")
+    fig.tight_layout()
+    return fig
+
+
+def sample_pairs(results: str | Path) -> Figure:
+    """The first pair of each test set (rainy above, ground truth below) and a real rainy
+    photo if one was found, from ``samples.json`` under ``results`` (``results/<profile>``,
+    written by :func:`derain_lib.study.prepare.save_samples`)."""
+    results = Path(results)
+    panels = json.loads((results / "samples.json").read_text())
+    fig = Figure(figsize=(3.2 * max(len(panels), 1), 4.6))
+    axes = fig.subplots(2, max(len(panels), 1), squeeze=False)
+    for c, p in enumerate(panels):
+        for r, key in enumerate(("rainy", "clean")):
+            axes[r, c].set_axis_off()
+            if p[key]:
+                axes[r, c].imshow(read_image(results / p[key]))
+        axes[0, c].set_title(p["label"], fontsize=8)
+        axes[1, c].set_title("ground truth" if p["clean"] else "", fontsize=8)
+    fig.tight_layout()
+    return fig

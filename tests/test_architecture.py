@@ -1,0 +1,81 @@
+"""The rules of docs/ARCHITECTURE.md that a program can check, read from the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "derain_lib"
+FOLDERS = ("data", "models", "study", "viz")
+
+
+def _modules() -> dict[str, ast.Module]:
+    return {
+        p.relative_to(PKG).with_suffix("").as_posix(): ast.parse(p.read_text())
+        for p in PKG.rglob("*.py")
+    }
+
+
+def _target(module: str, node: ast.ImportFrom) -> str:
+    """The package path (``data/io``, ``metrics``) an import inside ``module`` names."""
+    parts = module.split("/")[: -node.level] if node.level else []
+    return "/".join([*parts, *(node.module or "").split(".")]).strip("/")
+
+
+#: Entry points (argument parsing, the widget) and leaves everyone may import.
+ENTRY, LEAVES = ("cli", "entry", "widgets"), ("errors", "fsutil", "__init__")
+#: The console command sets the OpenMP variables before it imports the CLI (and torch).
+LATE_IMPORT = "entry"
+
+
+def _part(path: str) -> str:
+    head = path.split("/")[0]
+    if head in FOLDERS:
+        return head
+    return "entry" if head in ENTRY else "leaf" if head in LEAVES else "engine"
+
+
+def test_argument_parsing_lives_in_cli_only() -> None:
+    users = [
+        m
+        for m, tree in _modules().items()
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import) and any(a.name == "argparse" for a in n.names)
+    ]
+    assert users == ["cli"]
+
+
+def test_no_function_level_import_of_the_package() -> None:
+    inner = [
+        f"{m}:{n.lineno}"
+        for m, tree in _modules().items()
+        for f in ast.walk(tree)
+        if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+        for n in ast.walk(f)
+        if isinstance(n, ast.ImportFrom) and n.level > 0
+    ]
+    assert [i for i in inner if not i.startswith(LATE_IMPORT + ":")] == []
+    assert len(inner) == 1
+
+
+def test_no_import_loop_between_folders() -> None:
+    edges = {
+        (_part(m), _part(_target(m, n)))
+        for m, tree in _modules().items()
+        if m != "__init__"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.level > 0
+    }
+    edges = {(a, b) for a, b in edges if a != b and "leaf" not in (a, b)}
+    loops = [(a, b) for a, b in edges if (b, a) in edges]
+    assert loops == []
+    # and the direction the architecture names: the data side and the models import no
+    # study, viz or engine code except the shared leaves (errors, fsutil)
+    for low in ("data", "models"):
+        for m, tree in _modules().items():
+            if not m.startswith(low + "/"):
+                continue
+            for n in ast.walk(tree):
+                if isinstance(n, ast.ImportFrom) and n.level > 0:
+                    t = _target(m, n)
+                    assert t.startswith(low + "/") or t in ("errors", "fsutil"), (m, t)

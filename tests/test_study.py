@@ -1,0 +1,109 @@
+"""The study's small steps without training: findings generated from saved tables, the
+figures drawn from them, and the HTML report's index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from derain_lib import tables
+from derain_lib.study import findings
+from derain_lib.study.paths import results_dir
+from derain_lib.study.report import export_report
+from derain_lib.viz import results as plots
+
+RUN = tables.reproduced("smoke", "1a2b3c4d5e6f")
+
+
+@pytest.fixture
+def res(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("DERAIN_FIGURES", str(tmp_path / "figures"))
+    out = results_dir("smoke")
+    out.mkdir(parents=True)
+    return out
+
+
+IDS = ["sian-baseline/neg-ssim", "sian-baseline+lstm/neg-ssim", "sian/neg-ssim"]
+
+
+def _table5(res: Path, values: tuple[float, float, float], real: bool = False) -> None:
+    psnr = dict(zip(IDS, values, strict=True))
+    test = "Rain100L: rain100l/test" if real else "embedded light"
+    scores = [
+        tables.Score(m, "rain100l", RUN, test, 100 if real else 4, psnr[m], 0.9, not real)
+        for m in IDS
+    ]
+    tables.write_tables(res, scores, ["table5"])
+
+
+def test_ranking_findings_state_this_runs_numbers_and_order(res: Path) -> None:
+    _table5(res, (30.0, 31.5, 32.25))
+    md = findings.ranking("smoke", "table5")
+    assert md.startswith(f"### {findings.HEADING} (profile `smoke`)")
+    assert "Baseline+SIAN+LSTM 32.25 dB, Baseline+LSTM 31.50 dB, Baseline 30.00 dB" in md
+    assert "the paper's order, best to worst 2.25 dB apart" in md
+    assert "stand-in data: values not comparable" in md
+    assert "On 1 of 1 test sets" in md
+
+
+def test_ranking_findings_name_a_different_order_and_ties(res: Path) -> None:
+    _table5(res, (33.0, 31.0, 32.0), real=True)
+    md = findings.ranking("smoke", "table5")
+    assert "not the paper's order (Baseline > Baseline+SIAN+LSTM > Baseline+LSTM)" in md
+    assert "Baseline 33.00 dB (-4.92 vs paper)" in md and "On 0 of 1" in md
+    _table5(res, (26.73, 26.73, 26.73))
+    assert "no difference between the rows (spread 0.000 dB)" in findings.ranking("smoke", "table5")
+
+
+def test_table_bars_show_ours_beside_the_papers(res: Path) -> None:
+    _table5(res, (30.0, 31.5, 32.25))
+    fig = plots.table_bars(pd.read_csv(res / "table5.csv"), "Table V")
+    assert isinstance(fig, Figure)
+    heights = [round(b.get_height(), 2) for b in fig.axes[0].patches]
+    assert heights == [30.0, 31.5, 32.25, 37.92, 38.68, 38.80]
+
+
+def test_per_image_scatter_pairs_images_by_name(res: Path) -> None:
+    for method, values in (("input", [20.0, 25.0]), ("sian/neg-ssim", [22.0, 24.0])):
+        d = res / "eval" / method.replace("/", "_")
+        d.mkdir(parents=True)
+        (d / "per_image.csv").write_text(
+            "name,psnr,ssim\n" + "".join(f"{n},{v},0.5\n" for n, v in zip("ba", values, strict=1))
+        )
+    runs = (("input", "computed (x)", "input"), ("sian/neg-ssim", RUN, "sian_neg-ssim"))
+    csv = "smoke/eval/{}/per_image.csv"
+    scores = [
+        tables.Score(m, "rain100l", prov, "light", 2, 22.0, 0.5, True, csv.format(d))
+        for m, prov, d in runs
+    ]
+    fig = plots.per_image_scatter(res.parent, scores, "input", "sian/neg-ssim")
+    xy = fig.axes[0].collections[0].get_offsets()
+    np.testing.assert_array_equal(np.asarray(xy), [[20.0, 22.0], [25.0, 24.0]])
+    missing = plots.per_image_scatter(res.parent, scores, "prenet-released", "sian/neg-ssim")
+    assert "no test set scored with both prenet-released" in missing.axes[0].texts[0].get_text()
+
+
+def test_report_index_links_chapters_tables_and_figures(res: Path, tmp_path: Path) -> None:
+    _table5(res, (30.0, 31.5, 32.25))
+    (res / "figures.json").write_text(
+        json.dumps([{"path": "figures/smoke/table5_bars.png", "caption": "Table V <bars>"}])
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 04 · Table V: ablation\n\ntext")]
+    path = res / "notebooks" / "04_table5_ablation.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    index = export_report("smoke", [path])
+    page = index.read_text()
+    assert '<a href="04_table5_ablation.html">04 · Table V: ablation</a>' in page
+    assert (index.parent / "04_table5_ablation.html").is_file()
+    assert '<a href="../table5.csv">table5.csv</a>' in page and "32.25" in page
+    assert '<a href="../../../figures/smoke/table5_bars.png">' in page
+    assert "Table V &lt;bars&gt;" in page
