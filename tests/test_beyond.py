@@ -11,13 +11,18 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
-from derain_lib import beyond_viz
-from derain_lib.beyond import (
+from derain_lib.data.embedded import embedded_dataset
+from derain_lib.data.io import read_image_uint8, write_png
+from derain_lib.metrics import score
+from derain_lib.models import build_model
+from derain_lib.study import findings, pipeline
+from derain_lib.study.beyond import (
     COST_MODELS,
     DENSITY_LEVELS,
     PROTOCOLS,
     attention_auc,
     attention_findings,
+    centre_crop,
     clean_images,
     clock,
     count_flops,
@@ -32,10 +37,8 @@ from derain_lib.beyond import (
     roc_auc,
     since,
 )
-from derain_lib.data.embedded import embedded_dataset
-from derain_lib.data.io import read_image_uint8, write_png
-from derain_lib.metrics import score
-from derain_lib.models import build_model
+from derain_lib.study.paths import write_json
+from derain_lib.viz import beyond as beyond_viz
 
 NAMES = ["001", "025", "050", "100"]
 
@@ -163,6 +166,35 @@ def test_generalisation_scores_every_model_on_every_set_and_keeps_outputs():
     assert len(kept) == 1 and len(kept[0].derained) == 2
 
 
+def test_generalisation_scores_the_centre_crop():
+    ds = embedded_dataset("light", "test", size="smoke")
+    rows, kept = generalisation({"identity": _Identity()}, {"l": ds}, max_images=1, crop=20)
+    rainy, clean = ds.load(0)
+    h, w = clean.shape[:2]
+    want = clean[(h - 20) // 2 : (h - 20) // 2 + 20, (w - 20) // 2 : (w - 20) // 2 + 20]
+    assert np.array_equal(kept[0].clean[0], want) and kept[0].rainy[0].shape == (20, 20, 3)
+    assert rows[0]["crop"] == 20
+    assert rows[0]["psnr"] == pytest.approx(score(centre_crop(rainy, 20), want)[0], abs=1e-12)
+    assert centre_crop(clean, None) is clean and centre_crop(clean, 10_000).shape == clean.shape
+
+
+def test_findings_are_generated_from_the_saved_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path))
+    out = tmp_path / "quick" / "beyond"
+    clean = embedded_dataset("light", "test", size="smoke").load(0)[1]
+    write_json(out / "density.json", density_sweep({"sian-rain100l": _Identity()}, [("a", clean)]))
+    cost = [
+        {"model": "sian", "status": "ok", "gflop_per_mp": 123.4, "cpu_s": 0.5},
+        {"model": "prenet", "status": "not run: measurement failed: x"},
+    ]
+    write_json(out / "cost.json", cost)
+    text = findings.beyond("quick")
+    assert text.startswith(f"### {findings.HEADING} (profile `quick`)")
+    assert "sian-rain100l: largest gain +0.00 dB" in text  # the identity gains nothing
+    assert "1 of 2 models measured; sian 123 GFLOP/MP, 0.50 CPU s." in text
+    assert "No attention AUC was measured." in text and "0 (weights, test set) cells" in text
+
+
 def test_attention_findings_flag_chance_inverse_masks_and_name_the_best_cell():
     rows = [
         {"source": "s", "stage": 1, "scale": 1, "what": "mask", "auc": 0.52},
@@ -237,12 +269,10 @@ def test_clean_images_shrink_to_the_sweep_side():
 
 @pytest.mark.slow
 def test_chapter_runs_on_smoke_without_weights_and_says_not_run(tmp_path, monkeypatch):
-    from derain_lib import reproduce
-
     for var in ("DERAIN_RESULTS", "DERAIN_FIGURES", "DERAIN_DATA", "DERAIN_CACHE"):
         monkeypatch.setenv(var, str(tmp_path / var.lower()))
     monkeypatch.delenv("DERAIN_WEIGHTS_DIR", raising=False)
-    reproduce.run_pipeline(
+    pipeline.run_pipeline(
         "smoke", notebooks=("07_beyond_the_paper.ipynb",), log=lambda *a, **k: None
     )
     out = tmp_path / "derain_results" / "smoke" / "beyond"
@@ -256,3 +286,4 @@ def test_chapter_runs_on_smoke_without_weights_and_says_not_run(tmp_path, monkey
     assert timing["sections"]["total"]["wall_s"] > 0
     executed = tmp_path / "derain_results" / "smoke" / "notebooks" / "07_beyond_the_paper.ipynb"
     assert "not run: released weights" in executed.read_text()
+    assert f"{findings.HEADING} (profile `smoke`)" in executed.read_text()

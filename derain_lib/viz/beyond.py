@@ -1,6 +1,6 @@
 """Figures of chapter 07 (beyond the paper): saved rows in, matplotlib Figure out.
 
-Each function reads only what :mod:`derain_lib.beyond` saved (rows, PNGs), so a figure can
+Each function reads only what :mod:`derain_lib.study.beyond` saved (rows, PNGs), so a figure can
 be redrawn without running a model. None is returned when there is nothing to draw.
 """
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .beyond import mean_by
+from ..data.io import read_image
+from ..tables import mean_by
 
 
 def density_figure(rows: list[dict]) -> Figure | None:
@@ -108,8 +109,6 @@ def generalisation_figure(rows: list[dict]) -> Figure | None:
 
 def photos_figure(folder: str | Path) -> Figure | None:
     """Real photographs (``rainy/``) and each model's output (one folder per model)."""
-    from .data.io import read_image
-
     folder = Path(folder)
     rainy = sorted((folder / "rainy").glob("*.png")) if folder.is_dir() else []
     if not rainy:

@@ -1,8 +1,10 @@
 """Beyond the paper: what the released models do under more rain, where attention looks,
 what they cost, and why published numbers disagree (chapter 07, issue 16).
 
-Every function takes models and images as arguments and returns plain rows (dicts), so
-the chapter can save them and the figures can be drawn from the saved rows alone:
+Chapter 07's computing side. Every function takes models and images as arguments and
+returns plain rows (dicts); the chapter saves them under ``results/<profile>/beyond/``
+(:func:`derain_lib.study.paths.write_json`), :mod:`derain_lib.viz.beyond` draws from them
+and :func:`derain_lib.study.findings.beyond` writes the findings from them:
 
 * :func:`density_sweep`: the synthesiser's rain at :data:`DENSITY_LEVELS` (drizzle to
   heavier than Rain100H) on clean images, derained by each model; PSNR gain vs Input PSNR.
@@ -35,13 +37,15 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .data.synth import PRESETS, RainPreset, add_rain, rain_streaks
-from .inference import derain_array
-from .metrics import psnr_y, quantize, rgb_to_y, score
-from .models import build_model, count_parameters
-from .tables import not_run
-from .viz import compute_attention, upsample, view_map
-from .weights import RELEASED, find_released, load_model, search_dirs
+from ..attention import compute_attention
+from ..data.io import fit_size, read_image, write_png
+from ..data.synth import PRESETS, RainPreset, add_rain, rain_streaks
+from ..inference import derain_array
+from ..metrics import psnr_y, quantize, rgb_to_y, score
+from ..models import build_model, count_parameters
+from ..tables import mean_by, not_run
+from ..viz import upsample, view_map
+from ..weights import RELEASED, find_released, load_model, search_dirs
 
 
 def _scaled(base: str, name: str, density: float, haze: float | None = None) -> RainPreset:
@@ -78,15 +82,16 @@ class BeyondSize:
     synthetic_images: int  # clean images rained for the synthetic attention AUC
     real_pairs: int | None  # real pairs for the real attention AUC
     test_images: int | None  # images per test set in the generalisation matrix
+    test_crop: int | None  # their centre crop, at most this many pixels a side (None: whole)
     photos: int  # real photographs in the qualitative panel
     photo_side: int  # their longer side after resizing (pixels)
     cost_hw: tuple[int, int]  # (height, width) of the cost table's input
 
 
 SIZES: dict[str, BeyondSize] = {
-    "smoke": BeyondSize(1, 96, 1, 1, 1, 1, 96, (64, 96)),
-    "quick": BeyondSize(1, 240, 2, None, 4, 2, 240, (321, 481)),
-    "paper": BeyondSize(8, None, 8, None, None, 6, 640, (321, 481)),
+    "smoke": BeyondSize(1, 96, 1, 1, 1, 96, 1, 96, (64, 96)),
+    "quick": BeyondSize(1, 240, 2, 4, 2, 240, 2, 240, (321, 481)),
+    "paper": BeyondSize(8, None, 8, None, None, None, 6, 640, (321, 481)),
 }
 
 
@@ -164,18 +169,6 @@ def density_sweep(
                     }
                 )
     return rows
-
-
-def mean_by(rows: list[dict], keys: tuple[str, ...], values: tuple[str, ...]) -> list[dict]:
-    """Rows grouped by ``keys`` (first-seen order), ``values`` averaged, ``n`` counted."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
-    return [
-        {**dict(zip(keys, k, strict=True)), "n": len(g)}
-        | {v: float(np.mean([r[v] for r in g])) for v in values}
-        for k, g in groups.items()
-    ]
 
 
 def density_findings(rows: list[dict]) -> str:
@@ -312,16 +305,29 @@ class Outputs:
     derained: list[np.ndarray]
 
 
+def centre_crop(image: np.ndarray, side: int | None) -> np.ndarray:
+    """The centre of ``image``, at most ``side`` pixels high and wide (None: all of it)."""
+    if side is None:
+        return image
+    h, w = image.shape[:2]
+    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return image[y : y + side, x : x + side]
+
+
 def generalisation(
-    models: dict[str, nn.Module], test_sets: dict[str, object], max_images: int | None = None
+    models: dict[str, nn.Module],
+    test_sets: dict[str, object],
+    max_images: int | None = None,
+    crop: int | None = None,
 ) -> tuple[list[dict], list[Outputs]]:
     """Every model on every test set (``label -> PairedDataset``), first ``max_images``
-    images: rows of mean PSNR/SSIM (MATLAB protocol), and the float outputs kept for the
-    protocol table."""
+    images, each pair cut to its :func:`centre_crop` of ``crop`` pixels (the quick
+    profile's time budget): rows of mean PSNR/SSIM (MATLAB protocol), and the float
+    outputs kept for the protocol table."""
     rows, kept = [], []
     for label, ds in test_sets.items():
         n = len(ds) if max_images is None else min(max_images, len(ds))
-        pairs = [ds.load(i) for i in range(n)]
+        pairs = [tuple(centre_crop(a, crop) for a in ds.load(i)) for i in range(n)]
         names = [Path(ds.pairs[i].name).name for i in range(n)]
         for m, model in models.items():
             outs = [derain_array(model, rainy) for rainy, _ in pairs]
@@ -331,6 +337,7 @@ def generalisation(
                     "model": m,
                     "test_set": label,
                     "n": n,
+                    "crop": crop,
                     "psnr": float(np.mean([s[0] for s in scores])),
                     "ssim": float(np.mean([s[1] for s in scores])),
                 }
@@ -389,14 +396,20 @@ def measure_cost(name: str, height: int, width: int, seed: int = 0) -> dict:
 
 
 def cost_in_child(name: str, height: int, width: int) -> dict:
-    """:func:`measure_cost` in a fresh Python process (own peak memory, same threads)."""
+    """:func:`measure_cost` in a fresh Python process (own peak memory), with the chapter's
+    settings: the same torch threads, OpenMP environment (:func:`derain_lib.threads.configure`)
+    and allocator tuning (:func:`derain_lib.allocator.tune`)."""
     code = (
+        "from derain_lib.allocator import tune\n"
+        "from derain_lib.threads import configure\n"
+        "configure()\n"
+        "tune()\n"
         "import json, torch\n"
         f"torch.set_num_threads({torch.get_num_threads()})\n"
-        "from derain_lib.beyond import measure_cost\n"
+        "from derain_lib.study.beyond import measure_cost\n"
         f"print(json.dumps(measure_cost({name!r}, {height}, {width})))\n"
     )
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
@@ -469,7 +482,7 @@ def protocol_table(images: list[tuple[str, str, list[np.ndarray], list[np.ndarra
     return rows
 
 
-# --- chapter plumbing: inputs, saved rows, derained photographs, time ------------------
+# --- chapter plumbing: inputs, derained photographs, time --------- ------------------
 
 
 def clock() -> tuple[float, float]:
@@ -491,8 +504,6 @@ def clean_images(
     """(label, clean image) of the first ``per_set`` ground truths of each test set, each
     distinct image once (the embedded light and heavy sets share their ground truths),
     shrunk to ``side`` pixels on the longer side when given."""
-    from .widgets import fit_size
-
     out, seen = [], set()
     for label, ds in test_sets.items():
         for i in range(min(per_set, len(ds))):
@@ -504,30 +515,11 @@ def clean_images(
     return out
 
 
-def save_rows(rows: list[dict], path: str | Path) -> Path:
-    """Write rows as JSON, atomically (the figures and findings read them back)."""
-    from .runs import _atomic_write_text
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(path, json.dumps(rows, indent=1, default=str) + "\n")
-    return path
-
-
-def load_rows(path: str | Path) -> list[dict]:
-    """Rows written by :func:`save_rows`; an empty list when the file is absent."""
-    path = Path(path)
-    return json.loads(path.read_text()) if path.is_file() else []
-
-
 def derain_photos(
     models: dict[str, nn.Module], photos: list[Path], side: int, out_dir: str | Path
 ) -> list[Path]:
     """Each photo shrunk to ``side`` pixels (longer side), saved as ``rainy/<stem>.png``
     and derained by every model as ``<model>/<stem>.png`` under ``out_dir``."""
-    from .data.io import read_image, write_png
-    from .widgets import fit_size
-
     out_dir = Path(out_dir)
     written = []
     for p in photos:
