@@ -119,6 +119,16 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
         assert f"{findings.HEADING} (profile" in page.read_text(), nb
     for name in ("table2", "table3", "table4", "table5"):
         assert f"{name}.csv</a>" in index, name
+    # chapter 07 (beyond the paper): its rows, measured cost, time, and findings in the report
+    assert list(record["notebooks"])[-1] == "07_beyond_the_paper.ipynb"
+    beyond = res / "beyond"
+    for name in ("density", "attention_auc", "generalisation", "cost", "protocols", "timing"):
+        assert (beyond / f"{name}.json").is_file(), name
+    cost = json.loads((beyond / "cost.json").read_text())
+    assert cost and all(r["status"] == "ok" and r["gflop_per_mp"] > 0 for r in cost)
+    assert json.loads((beyond / "timing.json").read_text())[0]["sections"]["total"]["wall_s"] > 0
+    page = (res / "report" / "07_beyond_the_paper.html").read_text()
+    assert "Rain density" in page and f"of {len(cost)} models measured" in page
     assert all(Path(f["path"]).name in index for f in figs)
     # a re-run reuses the finished runs from the cache: same keys, model files untouched
     before = json.loads((res / "runs.json").read_text())

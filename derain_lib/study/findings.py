@@ -11,6 +11,7 @@ import json
 
 import pandas as pd
 
+from .beyond import attention_findings, density_findings
 from .paths import read_json, results_dir
 from .tabulate import read_table
 from .training import load_runs
@@ -192,3 +193,37 @@ def claims(profile: str) -> str:
             f"wider interval in {seeds} of {len(measured)} rows."
         )
     return "".join(out)
+
+
+def beyond(profile: str) -> str:
+    """Step 07: the density and attention sentences, how many generalisation, cost and
+    protocol rows were measured, and the chapter's time, from ``results/<profile>/beyond/``."""
+    folder = results_dir(profile) / "beyond"
+
+    def rows(name: str) -> list[dict]:
+        path = folder / f"{name}.json"
+        return json.loads(path.read_text()) if path.is_file() else []
+
+    gen, cost, protocols = rows("generalisation"), rows("cost"), rows("protocols")
+    measured = [r for r in cost if r.get("status") == "ok"]
+    lines = [
+        f"- **Rain density**: {density_findings(rows('density'))}",
+        f"- **Attention vs rain pixels**: {attention_findings(rows('attention_auc'))}",
+        f"- **Generalisation**: {len(gen)} (weights, test set) cells scored"
+        + (f", best {max(gen, key=lambda r: r['psnr'])['psnr']:.2f} dB." if gen else "."),
+        f"- **Cost**: {len(measured)} of {len(cost)} models measured"
+        + "".join(
+            f"; {r['model']} {r['gflop_per_mp']:.0f} GFLOP/MP, {r['cpu_s']:.2f} CPU s"
+            for r in measured
+        )
+        + ".",
+        f"- **Protocols**: {len(protocols)} (outputs, protocol) rows scored.",
+    ]
+    timing = rows("timing")
+    if timing:
+        total = timing[0]["sections"]["total"]
+        lines.append(
+            f"- **Time**: {total['wall_s']:.0f} s wall, {total['cpu_s']:.0f} CPU s on "
+            f"{timing[0]['cpus']} CPUs (budget: 10 minutes on 2 idle cores, quick profile)."
+        )
+    return _head(profile) + "\n".join(lines)

@@ -35,6 +35,7 @@ NOTEBOOKS = (
     "04_table5_ablation.ipynb",
     "05_figures.ipynb",
     "06_attention_explorer.ipynb",
+    "07_beyond_the_paper.ipynb",
     "08_claims.ipynb",
 )
 FIGURES_NOTEBOOK = "05_figures.ipynb"
