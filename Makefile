@@ -27,6 +27,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 reproduce: $(STAMP)
+	$(BIN)/derain fetch all
 	$(BIN)/derain reproduce --profile quick
 
 clean-venv:

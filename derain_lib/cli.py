@@ -21,8 +21,10 @@ from .config import Config, EvalConfig, ModelConfig, check_tile, config_from_dic
 from .data.catalog import CATALOG, prepare
 from .data.datasets import data_root, open_dataset
 from .data.embedded import SIZES, build_embedded, embedded_dataset
+from .data.fetch import Offline
 from .data.io import scan_images
 from .data.patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, PatchSet
+from .data.remote import DATASETS, fetch_dataset, fetch_items
 from .errors import DerainError
 from .inference import derain_files
 from .metrics import json_safe, score, score_folder, summarize
@@ -31,7 +33,7 @@ from .runs import Run, get_or_run, list_runs, open_run, results_root
 from .study.pipeline import run_pipeline
 from .threads import configure as configure_threads
 from .train import dist_info
-from .weights import RELEASED, find_released, load_model
+from .weights import RELEASED, cache_dir, find_released, load_model, weight_items
 
 #: What ``--results`` defaults to, as ``--help`` shows it.
 RESULTS_HELP = (
@@ -178,6 +180,48 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--stride", type=int, help="stride (default: the paper's, else 40)")
     q.add_argument("--hflip", action="store_true", help="count horizontal-flip copies too")
     q.set_defaults(func=_cmd_data_patches)
+
+
+#: What ``derain fetch`` can get (``all``: every one of them).
+FETCH_TARGETS = ("weights", *DATASETS)
+
+
+def fetch_targets(target: str, log: Callable[[str], None] = print) -> list[str]:
+    """Fetch ``target`` (``all`` or one of :data:`FETCH_TARGETS`): the released weights into
+    their cache, a test set into the data root, verified and indexed as its benchmark's
+    prepared test set. Returns one summary line per part. When the first request cannot
+    connect, logs one ``offline: ...; using the embedded stand-ins`` line and returns what
+    was done so far, so that ``make reproduce`` goes on without the network."""
+    done = []
+    try:
+        for t in FETCH_TARGETS if target == "all" else (target,):
+            if t == "weights":
+                n = fetch_items(weight_items(), cache_dir(), log)
+                done.append(
+                    f"weights: {n} downloaded, all {len(RELEASED)} verified in {cache_dir()}"
+                )
+            else:
+                done.append(fetch_dataset(t, log))
+    except Offline as e:
+        log(f"offline: {e}; using the embedded stand-ins")
+    return done
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    for line in fetch_targets(args.target):
+        print(line)
+    return 0
+
+
+def _add_fetch(sub: argparse._SubParsersAction) -> None:
+    """``derain fetch``: released weights and real test sets, sha256-verified, cached."""
+    p = sub.add_parser(
+        "fetch",
+        help="download the released weights and the Rain100L / Rain100H (cropped) test sets",
+        epilog="example: derain fetch all   (DERAIN_MIRROR=URL: a mirror of the raw file trees)",
+    )
+    p.add_argument("target", nargs="?", default="all", choices=("all", *FETCH_TARGETS))
+    p.set_defaults(func=_cmd_fetch)
 
 
 def _print_result(run: Run) -> None:
@@ -482,6 +526,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_derain,
     _add_score,
     _add_data,
+    _add_fetch,
     _add_reproduce,
     _add_engine,
 ]

@@ -269,6 +269,7 @@ def config_from_dict(data: dict, overrides: list[str] | None = None, source: str
     """A :class:`Config` from a mapping that may hold a ``datasets:`` section."""
     data = dict(data)
     datasets = data.pop("datasets", None) or {}
+    data.pop("seeds", None)  # the profile's list of training seeds: see profile_seeds()
     overrides = list(overrides or [])
     chosen = data.get("dataset")
     for item in overrides:
@@ -342,6 +343,15 @@ def profile_config(
 def profile_datasets(profile: str) -> list[str]:
     """The data set names a profile has settings for."""
     return list((_read_yaml(resolve_config_path(profile)).get("datasets") or {}).keys())
+
+
+def profile_seeds(profile: str) -> list[int]:
+    """The training seeds a profile's study repeats each trained model with (``seeds:``;
+    default ``[0]``, the config's own seed)."""
+    seeds = _read_yaml(resolve_config_path(profile)).get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
+        raise ConfigError(f"{profile}: seeds must be a non-empty list of integers, got {seeds!r}")
+    return seeds
 
 
 def canonical_json(cfg: Config) -> str:

@@ -18,6 +18,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .errors import DerainError
 from .fsutil import atomic_path, atomic_write_text
 
@@ -430,3 +432,15 @@ def write_markdown(results_dir: str | Path, profile: str, header: str = "") -> P
     return atomic_write_text(
         Path(results_dir) / "tables.md", render_markdown(results_dir, profile, header)
     )
+
+
+def mean_by(rows: list[dict], keys: tuple[str, ...], values: tuple[str, ...]) -> list[dict]:
+    """Rows grouped by ``keys`` (first-seen order), ``values`` averaged, ``n`` counted."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return [
+        {**dict(zip(keys, k, strict=True)), "n": len(g)}
+        | {v: float(np.mean([r[v] for r in g])) for v in values}
+        for k, g in groups.items()
+    ]

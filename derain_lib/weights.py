@@ -10,6 +10,7 @@ Every load uses ``torch.load(..., weights_only=True)``. Problems raise
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data.fetch import FetchError, fetch, sha256_file
+from .data.fetch import FetchError, sha256_file
+from .data.remote import Item, Tree, fetch_items
 from .errors import DerainError
 from .fsutil import user_cache
 from .models import MODELS, build_model, model_family
@@ -138,18 +140,38 @@ def find_released(name: str, weights_dir: str | Path | None = None) -> Path | No
     return None
 
 
+_GITHUB_RAW = re.compile(r"^https://github\.com/([^/]+)/([^/]+)/raw/([0-9a-f]{40})/(.+)$")
+
+
+def weight_items() -> list[Item]:
+    """The six released weight files as raw files at their pinned commits (what
+    ``derain fetch weights`` downloads), from :data:`RELEASED`."""
+    items = []
+    for w in RELEASED.values():
+        m = _GITHUB_RAW.match(w.url)
+        if m is None:
+            raise DerainError(f"{w.name}: registered URL {w.url} is not a raw file at a commit")
+        owner, repo, commit, path = m.groups()
+        items.append(Item(Tree(owner, repo, commit), path, w.sha256, w.filename))
+    return items
+
+
 def download(name: str, dest_dir: str | Path | None = None) -> Path:
-    """Fetch released weights from upstream into the cache, verified by sha256."""
+    """Fetch released weights ``name`` into the cache (or ``dest_dir``) as ``derain fetch``
+    does: the raw file at the pinned commit (``DERAIN_MIRROR`` honoured), sha256-verified
+    before it takes its final name."""
     w = RELEASED[name]
     dest = Path(dest_dir) if dest_dir else cache_dir()
+    item = next(i for i in weight_items() if i.local == w.filename)
     try:
-        return fetch(w.url, w.sha256, dest / w.filename)
+        fetch_items([item], dest, log=lambda line: None)
     except FetchError as e:
         raise WeightsError(
-            f"{name}: not found locally and could not be downloaded from {w.url} ({e}); "
+            f"{name}: not found locally and could not be downloaded ({e}); "
             f"download it by hand and pass --weights FILE or put it in --weights-dir/"
             f"DERAIN_WEIGHTS_DIR as {w.filename}"
         ) from None
+    return dest / w.filename
 
 
 def resolve(

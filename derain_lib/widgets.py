@@ -21,12 +21,11 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from . import attention, viz
 from .data.embedded import embedded_dataset
-from .data.io import list_images, read_image
+from .data.io import fit_size, list_images, read_image
 from .errors import DerainError
 from .models import build_model
 from .precision import PRECISIONS
@@ -49,17 +48,6 @@ _WHAT_LABELS = {
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
-
-
-def fit_size(image: np.ndarray, max_side: int | None) -> np.ndarray:
-    """``image`` shrunk (Lanczos, aspect kept) so its longer side is at most ``max_side``."""
-    h, w = image.shape[:2]
-    if not max_side or max(h, w) <= max_side:
-        return image
-    f = max_side / max(h, w)
-    size = (max(8, round(w * f)), max(8, round(h * f)))
-    u8 = Image.fromarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8))
-    return np.asarray(u8.resize(size, Image.LANCZOS), dtype=np.float32) / np.float32(255)
 
 
 def embedded_images(size: str = "smoke") -> list[tuple[str, Path]]:

@@ -158,6 +158,7 @@ def lab(tmp_path: Path, shared: Path) -> Iterator[dict]:
     nb = nbformat.read(NOTEBOOK, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     params = {
+        "profile": "smoke",
         "image": str(shared / "data" / "rain100l_sample" / "rainy" / "rain-001.png"),
         "weights": "sian-rain100l",
         "weights_dir": str(shared / "weights"),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 
 import numpy as np
 import pytest
-import requests
 import torch
 
 from derain_lib.data.io import read_image, read_image_uint8
@@ -192,12 +192,17 @@ def test_own_checkpoint_records_and_checks_its_model_config(tmp_path):
 def test_offline_download_failure_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("DERAIN_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("DERAIN_WEIGHTS_DIR", raising=False)
-
-    def refuse(*a, **k):
-        raise requests.ConnectionError("network is unreachable")
-
-    monkeypatch.setattr("requests.get", refuse)
-    with pytest.raises(WeightsError, match="could not be downloaded from https://github.com/"):
+    with socket.socket() as s:  # a mirror on a port nothing listens on: offline
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("DERAIN_MIRROR", f"http://127.0.0.1:{port}")
+    with pytest.raises(
+        WeightsError,
+        match=rf"sian-rain1400: not found locally and could not be downloaded \(http://127.0.0.1:"
+        rf"{port}/pangbo1997/RainRemoval/[0-9a-f]{{40}}/pretrained_models/rain1400.pth did not "
+        r"answer.*put it in --weights-dir",
+    ):
         resolve("sian-rain1400")
+    assert not (tmp_path / "cache" / "weights" / "sian_rain1400.pth").exists()
     with pytest.raises(WeightsError, match="no such file, and not a released weights name"):
         resolve(tmp_path / "nothing.pth")

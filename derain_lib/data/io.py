@@ -182,3 +182,14 @@ def check_images(paths: str | Path | list[Path], decode: bool = True) -> None:
     problems = scan_images(paths, decode)
     if problems:
         raise ImageScanError(problems)
+
+
+def fit_size(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``image`` shrunk (Lanczos, aspect kept) so its longer side is at most ``max_side``."""
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image
+    f = max_side / max(h, w)
+    size = (max(8, round(w * f)), max(8, round(h * f)))
+    u8 = Image.fromarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8))
+    return np.asarray(u8.resize(size, Image.LANCZOS), dtype=np.float32) / np.float32(255)

@@ -2,10 +2,12 @@
 
 - :mod:`.plan`: what a profile means (configs, benchmarks, test sets); :class:`.plan.Params`.
 - :mod:`.prepare` (00): open and fingerprint the data, keep sample pairs.
-- :mod:`.training` (01): train the models the tables need, through the run cache.
+- :mod:`.training` (01, 08): train the models the tables need (and the claims' extra
+  training seeds), through the run cache.
 - :mod:`.scoring` (02-04): score methods on test sets.
 - :mod:`.tabulate`: table rows with provenance (``tableN.csv``, ``tables.md``).
 - :mod:`.figures` (05): the files figures are drawn from; the figure index.
+- :mod:`.claims` (08): the paper's claims as data, judged by paired bootstrap; ``claims.csv``.
 - :mod:`.findings`: what a run found, as Markdown generated from its numbers.
 - :mod:`.pipeline`, :mod:`.report`: papermill runner and the HTML report.
 

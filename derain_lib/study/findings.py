@@ -11,6 +11,7 @@ import json
 
 import pandas as pd
 
+from .beyond import attention_findings, density_findings
 from .paths import read_json, results_dir
 from .tabulate import read_table
 from .training import load_runs
@@ -158,3 +159,71 @@ def explorer(
         f"Weights `{weights}` on a {shape[1]}x{shape[0]} image: the last re-render took "
         f"{seconds * 1000:.0f} ms (the forward pass runs once per image and weights)."
     )
+
+
+def claims(profile: str) -> str:
+    """The claims chapter: how many claims each verdict got, which ones, and how wide the
+    intervals came out (from ``claims.csv``)."""
+    rows = pd.read_csv(results_dir(profile) / "claims.csv", keep_default_na=False)
+    out = [_head(profile)]
+    measured = rows[rows["diff"] != ""]
+    for metric in ("PSNR", "SSIM"):
+        sub = rows[rows.metric == metric]
+        counts = sub.verdict.str.split(":").str[0].value_counts()
+        out.append(
+            f"- **{metric}**: "
+            + ", ".join(f"{n} × `{v}`" for v, n in counts.items())
+            + f" (of {len(sub)} claim × test set rows).\n"
+        )
+    for r in measured.itertuples():
+        if r.verdict in ("supported", "contradicted") and r.metric == "PSNR":
+            out.append(
+                f"- {r.verdict}: Table {r.table}, {r.claim}, {r.test_set}: "
+                f"{float(r.diff):+.2f} dB [{float(r.ci_low):+.2f}, {float(r.ci_high):+.2f}] "
+                f"(paper {float(r.paper_diff):+.2f}).\n"
+            )
+    if not measured.empty:
+        width = measured.ci_high.astype(float) - measured.ci_low.astype(float)
+        psnr = width[measured.metric == "PSNR"]
+        ssim = width[measured.metric == "SSIM"]
+        seeds = (measured.interval_from == "seeds").sum()
+        out.append(
+            f"\nInterval widths: PSNR median {psnr.median():.2f} dB (max {psnr.max():.2f}), "
+            f"SSIM median {ssim.median():.4f} (max {ssim.max():.4f}); the seed spread was the "
+            f"wider interval in {seeds} of {len(measured)} rows."
+        )
+    return "".join(out)
+
+
+def beyond(profile: str) -> str:
+    """Step 07: the density and attention sentences, how many generalisation, cost and
+    protocol rows were measured, and the chapter's time, from ``results/<profile>/beyond/``."""
+    folder = results_dir(profile) / "beyond"
+
+    def rows(name: str) -> list[dict]:
+        path = folder / f"{name}.json"
+        return json.loads(path.read_text()) if path.is_file() else []
+
+    gen, cost, protocols = rows("generalisation"), rows("cost"), rows("protocols")
+    measured = [r for r in cost if r.get("status") == "ok"]
+    lines = [
+        f"- **Rain density**: {density_findings(rows('density'))}",
+        f"- **Attention vs rain pixels**: {attention_findings(rows('attention_auc'))}",
+        f"- **Generalisation**: {len(gen)} (weights, test set) cells scored"
+        + (f", best {max(gen, key=lambda r: r['psnr'])['psnr']:.2f} dB." if gen else "."),
+        f"- **Cost**: {len(measured)} of {len(cost)} models measured"
+        + "".join(
+            f"; {r['model']} {r['gflop_per_mp']:.0f} GFLOP/MP, {r['cpu_s']:.2f} CPU s"
+            for r in measured
+        )
+        + ".",
+        f"- **Protocols**: {len(protocols)} (outputs, protocol) rows scored.",
+    ]
+    timing = rows("timing")
+    if timing:
+        total = timing[0]["sections"]["total"]
+        lines.append(
+            f"- **Time**: {total['wall_s']:.0f} s wall, {total['cpu_s']:.0f} CPU s on "
+            f"{timing[0]['cpus']} CPUs (budget: 10 minutes on 2 idle cores, quick profile)."
+        )
+    return _head(profile) + "\n".join(lines)

@@ -1,8 +1,8 @@
 """Run the study's notebooks in order with papermill, then build the tables and the report.
 
-``derain reproduce --profile quick`` executes ``notebooks/00_data.ipynb`` ...
-``06_attention_explorer.ipynb`` with a fixed kernel and working directory (``notebooks/``),
-one progress line per notebook, and saves the executed copies under
+``derain reproduce --profile quick`` executes ``notebooks/00_data.ipynb`` ... the last
+chapter of :data:`NOTEBOOKS` (``08_claims.ipynb``) with a fixed kernel and working directory
+(``notebooks/``), one progress line per notebook, and saves the executed copies under
 ``results/<profile>/notebooks/``. Each notebook writes its artifacts under
 ``results/<profile>/`` and ``figures/<profile>/``; the next one reads them. Expensive work
 goes through the run cache, so a re-run reuses finished runs.
@@ -35,6 +35,8 @@ NOTEBOOKS = (
     "04_table5_ablation.ipynb",
     "05_figures.ipynb",
     "06_attention_explorer.ipynb",
+    "07_beyond_the_paper.ipynb",
+    "08_claims.ipynb",
 )
 FIGURES_NOTEBOOK = "05_figures.ipynb"
 KERNEL = "derain"  # installed into the venv by `make setup` (ipykernel install --sys-prefix)

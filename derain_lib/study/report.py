@@ -78,6 +78,15 @@ def export_report(profile: str, executed: list[Path]) -> Path:
             f'<h3 id="{name}">{title} (<a href="{_rel(csv, out)}">{name}.csv</a>)</h3>'
             + df.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
         )
+    claims = res / "claims.csv"
+    if claims.is_file():
+        df = pd.read_csv(claims, keep_default_na=False)
+        cols = ["table", "claim", "test_set", "metric", "diff", "ci_low", "ci_high", "verdict"]
+        parts.append(
+            f'<h2 id="claims">The paper\'s claims (<a href="{_rel(claims, out)}">claims.csv</a>, '
+            f'<a href="{_rel(res / "claims.md", out)}">claims.md</a>)</h2>'
+            + df[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}")
+        )
     index = res / "figures.json"
     figs = json.loads(index.read_text()) if index.is_file() else []
     parts.append("<h2>Figures</h2><ul>")

@@ -8,12 +8,13 @@ evaluations go through the run cache; the Input row is cached in its eval folder
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..config import Config, ModelConfig, config_from_dict
+from ..config import Config, EvalConfig, ModelConfig, config_from_dict
 from ..data.io import write_png
 from ..data.sources import open_data
 from ..evaluate import evaluate
@@ -128,6 +129,15 @@ def model_name(method: str) -> str:
     return TRAINED[method][0]
 
 
+def eval_settings(p: Params, method: str, t: TestSet) -> EvalConfig:
+    """The eval settings ``method`` is scored with on ``t``: the profile's, except that the
+    Input and the released weights score every image of a real test set (the profile's
+    ``eval.max_images`` caps the stand-ins and the models trained here)."""
+    ref = eval_reference(p, t.benchmark).eval
+    full = not t.stand_in and (method == "input" or method.endswith("-released"))
+    return replace(ref, max_images=None) if full else ref
+
+
 def eval_run(p: Params, method: str, path: Path, t: TestSet, runs: list[dict]) -> Run:
     """The training run itself on its own test set, else an evaluation-only cached run."""
     for r in runs:
@@ -137,7 +147,7 @@ def eval_run(p: Params, method: str, path: Path, t: TestSet, runs: list[dict]) -
         name=p.profile,
         dataset=t.benchmark,
         model=ModelConfig(name=model_name(method), weights=str(path)),
-        eval=eval_reference(p, t.benchmark).eval,
+        eval=eval_settings(p, method, t),
     )
     base.data.test, base.data.root = t.spec, "."
     return get_or_run(config_from_dict(base.to_dict()), progress=False)
@@ -148,7 +158,7 @@ def score_input(p: Params, t: TestSet) -> tuple[Path, dict]:
     ds = open_data(t.spec)
     out_dir = results_dir(p.profile) / "eval" / "input" / t.id
     cached = out_dir / "metrics.json"
-    max_images = eval_reference(p, t.benchmark).eval.max_images
+    max_images = eval_settings(p, "input", t).max_images
     key = {"data": ds.manifest_sha256(), "max_images": max_images}
     if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
         return out_dir, json.loads(cached.read_text())

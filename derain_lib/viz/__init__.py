@@ -5,7 +5,7 @@ matplotlib :class:`~matplotlib.figure.Figure`.
   the explorer widget.
 - :mod:`.data`: sample pairs of the test sets, synthetic vs real rain.
 - :mod:`.results`: what notebooks 01-05 show: training curves, the tables as bars next to
-  the paper's values, per-image scatter, Fig. 7-10 analogues.
+  the paper's values, per-image scatter, Fig. 7-10 analogues; 08's forest plot of the claims.
 
 Nothing here trains or scores; the study (:mod:`derain_lib.study`) writes the files these
 functions read.
