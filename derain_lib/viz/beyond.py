@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..data.io import read_image
 from ..tables import mean_by
+from .results import photo_grid
 
 
 def density_figure(rows: list[dict]) -> Figure | None:
@@ -109,18 +109,4 @@ def generalisation_figure(rows: list[dict]) -> Figure | None:
 
 def photos_figure(folder: str | Path) -> Figure | None:
     """Real photographs (``rainy/``) and each model's output (one folder per model)."""
-    folder = Path(folder)
-    rainy = sorted((folder / "rainy").glob("*.png")) if folder.is_dir() else []
-    if not rainy:
-        return None
-    cols = ["rainy"] + sorted(d.name for d in folder.iterdir() if d.is_dir() and d.name != "rainy")
-    fig = Figure(figsize=(2.3 * len(cols), 1.9 * len(rainy) + 0.3))
-    axes = fig.subplots(len(rainy), len(cols), squeeze=False)
-    for r, p in enumerate(rainy):
-        for c, m in enumerate(cols):
-            ax = axes[r, c]
-            ax.set_axis_off()
-            ax.imshow(read_image(folder / m / p.name))
-            ax.set_title(f"{m}\n{p.stem}", fontsize=7)
-    fig.tight_layout()
-    return fig
+    return photo_grid(folder, cell=(2.3, 1.9, 0.3), fontsize=7)

@@ -6,6 +6,7 @@ Each function takes what the study saved (a table as a DataFrame, score records,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -182,25 +183,40 @@ def attention_from_npz(npz: str | Path) -> Figure:
     return attention_panel(att, "mask", title=f"attention masks M_(s): {z['provenance']}")
 
 
-def real_rain(real: str | Path, labels: dict[str, str] = METHOD_LABELS) -> Figure | None:
-    """Fig. 10 analogue: real rainy photos (``real/rainy/*.png``) and their derained
-    versions (``real/<method>/``); None when there are none."""
-    real = Path(real)
-    rainy = sorted((real / "rainy").glob("*.png")) if real.is_dir() else []
+def photo_grid(
+    folder: str | Path,
+    label: Callable[[str], str] = str,
+    cell: tuple[float, float, float] = (2.8, 2.2, 0.4),
+    fontsize: int = 8,
+) -> Figure | None:
+    """Rainy photos (``folder/rainy/*.png``, rows) beside their derained versions (one
+    sub-folder per method, columns), titled ``label(method)`` and the photo's stem;
+    ``cell``: inches per column, per row, and for the titles. None when there are none."""
+    folder = Path(folder)
+    rainy = sorted((folder / "rainy").glob("*.png")) if folder.is_dir() else []
     if not rainy:
         return None
-    cols = ["rainy"] + sorted(d.name for d in real.iterdir() if d.is_dir() and d.name != "rainy")
-    fig = Figure(figsize=(2.8 * len(cols), 2.2 * len(rainy) + 0.4))
+    cols = ["rainy"] + sorted(d.name for d in folder.iterdir() if d.is_dir() and d.name != "rainy")
+    fig = Figure(figsize=(cell[0] * len(cols), cell[1] * len(rainy) + cell[2]))
     axes = fig.subplots(len(rainy), len(cols), squeeze=False)
     for r, photo in enumerate(rainy):
         for c, m in enumerate(cols):
             ax = axes[r, c]
             ax.set_axis_off()
-            ax.imshow(read_image(real / m / photo.name))
-            key = m.replace("_", "/", 1) if m.startswith("sian_") else m
-            ax.set_title(f"{labels.get(key, m)}\n{photo.stem}", fontsize=8)
+            ax.imshow(read_image(folder / m / photo.name))
+            ax.set_title(f"{label(m)}\n{photo.stem}", fontsize=fontsize)
     fig.tight_layout()
     return fig
+
+
+def real_rain(real: str | Path, labels: dict[str, str] = METHOD_LABELS) -> Figure | None:
+    """Fig. 10 analogue: real rainy photos (``real/rainy/*.png``) and their derained
+    versions (``real/<method>/``); None when there are none."""
+
+    def label(m: str) -> str:
+        return labels.get(m.replace("_", "/", 1) if m.startswith("sian_") else m, m)
+
+    return photo_grid(real, label)
 
 
 #: Colours of the forest plot's verdicts (any other verdict is grey).
