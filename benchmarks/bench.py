@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from benchmarks.busy import section_of  # noqa: E402
@@ -96,6 +97,57 @@ def conv_flops(model: nn.Module, x: torch.Tensor) -> int:
     with torch.inference_mode(), counter:
         model(x)
     return sum(v for k, v in counter.get_flop_counts()["Global"].items() if "conv" in str(k))
+
+
+class _ConvRecorder(TorchDispatchMode):
+    """Records every 2-D convolution call of a forward (``aten.conv2d`` under inference mode,
+    ``aten.convolution`` otherwise): the op, its input's shape and strides, its weights and
+    settings, so the same convolutions can be replayed on their own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        if func in (torch.ops.aten.conv2d.default, torch.ops.aten.convolution.default):
+            x = args[0]
+            self.calls.append((func, tuple(x.shape), tuple(x.stride()), *args[1:]))
+        return func(*args, **(kwargs or {}))
+
+
+def own_conv_bound(runs: int, seed: int = 0, size: tuple[int, int] = (H, W)) -> dict:
+    """The throughput SIAN full's own convolutions reach alone: every convolution of one
+    forward (same shapes, strides, weights, groups) replayed back to back on random inputs,
+    nothing else in between. The forward cannot beat this, whatever the rest of its work
+    costs; the 256->256 peak is out of reach of its 32-channel convolutions.
+    ``replay_flops`` (counted from the replayed shapes) equals ``flops`` (the flop counter
+    on the forward) when the replay covers all of the forward's convolution work."""
+    torch.manual_seed(seed)
+    model = build_model("sian").eval()
+    x = torch.rand(1, 3, *size)
+    rec = _ConvRecorder()
+    with torch.inference_mode():
+        with rec:
+            model(x)
+        inputs = [torch.empty_strided(shape, st).uniform_() for _, shape, st, *_ in rec.calls]
+
+        def replay() -> list[torch.Tensor]:
+            return [
+                op(inp, *rest) for inp, (op, _, _, *rest) in zip(inputs, rec.calls, strict=True)
+            ]
+
+        replay_flops = 0
+        for out, (_, _, _, w, *_rest) in zip(replay(), rec.calls, strict=True):
+            replay_flops += 2 * out.numel() * w[0].numel()  # (C_in/groups) * kh * kw MACs
+        t = med(timed(replay, runs))
+        forward = med(timed(lambda: model(x), runs))
+    return {
+        "convs": len(rec.calls),
+        "replay_s": t,
+        "forward_s": forward,
+        "flops": conv_flops(model, x),
+        "replay_flops": replay_flops,
+    }
 
 
 def interleaved(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
@@ -395,6 +447,23 @@ def report(r: dict, args: argparse.Namespace) -> str:
         f"- Optimised: {sian_gf:.1f} GFLOP/s = {sian_gf / peak:.0%} of the measured peak; "
         f"reference (autograd on): {ref_gf:.1f} GFLOP/s = {ref_gf / peak:.0%}; "
         f"reference (no_grad): {ref_ng_gf:.1f} GFLOP/s = {ref_ng_gf / peak:.0%}",
+    ]
+    oc = r.get("own_convs", {})
+    if "replay_s" in oc:
+        own_gf = oc["flops"] / oc["replay_s"] / 1e9
+        fwd_gf = oc["flops"] / oc["forward_s"] / 1e9
+        lines += [
+            f"- The forward's own {oc['convs']} convolutions replayed alone (same shapes, "
+            f"strides, weights; random inputs; nothing in between), one fresh process: "
+            f"{oc['replay_s']:.2f} s = {own_gf:.1f} GFLOP/s = {own_gf / peak:.0%} of the "
+            f"256->256 peak: the ceiling of any forward made of these convolutions. The "
+            f"whole forward in the same process: {oc['forward_s']:.2f} s = {fwd_gf:.1f} "
+            f"GFLOP/s = {fwd_gf / peak:.0%} of the peak, {fwd_gf / own_gf:.0%} of that "
+            f"ceiling (the rest is the LSTM gates, DoG differences, concatenations).",
+        ]
+    elif oc:
+        lines.append(f"- Own-convolution replay failed: {oc.get('error')}")
+    lines += [
         "",
         "## Training throughput, SIAN full, 120x120 patches, batch 18, Adam, -SSIM loss",
         "",
@@ -525,7 +594,10 @@ def main(argv: list[str] | None = None) -> int:
         "native_bf16": cpu_native_bf16(),
         "auto_precision": resolve_precision("auto", "cpu"),
     }
-    steps = [("peak_gflops", lambda: conv_peak(args.runs))]
+    steps = [
+        ("peak_gflops", lambda: conv_peak(args.runs)),
+        ("own_convs", lambda: in_child(f"own_conv_bound({args.runs})", "tuned")),
+    ]
     for alloc in ALLOCATORS:  # each in a fresh process: glibc's state is per process
         steps += [
             (f"sian_{alloc}", lambda a=alloc: in_child(f"inference('sian', {args.runs})", a)),
