@@ -132,7 +132,7 @@ def test_not_run_rows_csv_markdown_and_forest(tmp_path):
 
 
 def test_profiles_name_their_seeds(tmp_path):
-    assert len(profile_seeds("quick")) == 2
+    assert len(profile_seeds("quick")) == 3
     assert len(profile_seeds("paper")) == 3
     assert len(profile_seeds("smoke")) == 2
     bad = tmp_path / "bad.yaml"
