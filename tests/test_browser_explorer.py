@@ -6,7 +6,8 @@ folders and a temporary notebook folder, opens notebook 06 in headless Chromium 
 the stage slider and switches the scale, and asserts the displayed image changes each
 time; then picks released weights that are missing and asserts the explorer says what to do
 and shows no broken image. Screenshots go to the test's tmp_path; with
-``DERAIN_SAVE_SCREENSHOTS=1`` one is copied to docs/img/explorer.png. Skips without Chromium or playwright unless ``CI`` is set.
+``DERAIN_SAVE_SCREENSHOTS=1`` one is copied to docs/img/explorer.png. Skips without
+Chromium or playwright unless ``CI`` is set.
 """
 
 from __future__ import annotations
