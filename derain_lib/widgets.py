@@ -1,7 +1,7 @@
 """The attention explorer: ipywidgets controls wired to :mod:`derain_lib.viz`.
 
 ``explore()`` (or ``AttentionExplorer(...)`` as a cell's last expression) opens it in
-JupyterLab: pick an image (embedded test images, a folder, an upload) and weights
+JupyterLab: pick an image (a profile's test images, a folder, an upload) and weights
 (released SIAN files, a finished run of the run cache, a file, or an untrained SIAN),
 then move through stage, scale and what to see. The images offered are the test images of
 the profile it is opened with (``profile=``), those its runs are scored on. SIAN runs once
@@ -101,8 +101,8 @@ def run_weights() -> list[tuple[str, str]]:
 
 
 def legend_html(lo: float, hi: float, cmap: str | None, normalised: bool, how: str) -> str:
-    """A colour strip from ``lo`` to ``hi`` through ``cmap`` (grey when None; no strip for
-    RGB views) and whether the colours are normalised, as HTML."""
+    """A colour strip from ``lo`` to ``hi`` through ``cmap`` (none when ``cmap`` is None:
+    RGB views) and whether the colours are normalised (``how``), as HTML."""
     strip = ""
     if cmap is not None:
         stops = viz.colorize(np.linspace(0, 1, 9)[None], 0, 1, cmap)[0]
