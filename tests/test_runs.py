@@ -183,13 +183,15 @@ def test_smoke_profile_end_to_end(tmp_path: Path) -> None:
 
 
 def _fake_runs(tmp_path: Path, overrides: dict[str, list[str]]) -> list:
-    """Run folders holding only a config (status ``unfinished``), one per key."""
+    """Run folders holding only a config and the current code fingerprint (status
+    ``unfinished``), one per key."""
     from derain_lib.config import dump_config
 
     for key, extra in overrides.items():
         d = tmp_path / "runs" / key
         d.mkdir(parents=True)
         (d / "config.yaml").write_text(dump_config(load_config("quick", extra)))
+        (d / runs_mod.CODE_FILE).write_text(runs_mod.code_fingerprint() + "\n")
     return list_runs(tmp_path)
 
 

@@ -16,8 +16,8 @@ from derain_lib.config import Config, ModelConfig, dump_config
 from derain_lib.data.sources import open_data
 from derain_lib.models import build_model
 from derain_lib.precision import resolve_precision
-from derain_lib.study import figures
-from derain_lib.study.plan import Params, test_sets
+from derain_lib.study import figures, plan
+from derain_lib.study.plan import Params
 
 
 def write_image(path: Path, h: int, w: int, seed: int) -> Path:
@@ -306,7 +306,7 @@ def test_images_are_the_test_images_of_the_profile(profile: str, shape: tuple) -
     e = widgets.AttentionExplorer(weights=widgets.RANDOM_INIT, with_runs=False, profile=profile)
     options = [(label, Path(v)) for label, v in e.image_picker.options]
     assert options == widgets.profile_images(profile)
-    sets = [t for ts in test_sets(Params(profile)).values() for t in ts]
+    sets = [t for ts in plan.test_sets(Params(profile)).values() for t in ts]
     assert [t.spec for t in sets] == [f"embedded:{s}:test:{profile}" for s in ("light", "heavy")]
     n = [len(open_data(t.spec)) for t in sets]
     assert [label for label, _ in options] == [
