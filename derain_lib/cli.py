@@ -29,7 +29,7 @@ from .errors import DerainError
 from .inference import derain_files
 from .metrics import json_safe, score, score_folder, summarize
 from .models import DESCRIPTIONS, build_model, count_parameters
-from .runs import Run, get_or_run, list_runs, open_run, results_root
+from .runs import Run, get_or_run, list_runs, open_run, results_root, run_labels
 from .study.pipeline import run_pipeline
 from .threads import configure as configure_threads
 from .train import dist_info
@@ -283,18 +283,17 @@ def _cmd_runs(args) -> int:
             print(f"removed stale run {r.key}: {r.dir}")
         print(f"{len(stale)} stale runs removed, {len(runs) - len(stale)} kept")
         return 0
-    head = ("run", "status", "code", "profile", "dataset", "model", "PSNR", "SSIM")
-    print("{:<12} {:<10} {:<7} {:<9} {:<10} {:<20} {:>8} {:>7}".format(*head))
-    for r in runs:
+    head = ("run", "status", "code", "PSNR", "SSIM", "profile · data · model · loss · seed")
+    print("{:<12} {:<10} {:<7} {:>8} {:>7}  {}".format(*head))
+    for r, label in zip(runs, run_labels(runs, status=False), strict=True):
         if r.damage:
             print(f"{r.key:<12} {'damaged':<10} {r.damage}")
             continue
-        c, m = r.config, r.metrics
+        m = r.metrics
         ps = f"{m['psnr']:8.3f}" if m else f"{'-':>8}"
         ss = f"{m['ssim']:7.4f}" if m else f"{'-':>7}"
-        what = f"{c.name:<9} {c.dataset[:10]:<10} {c.model.name:<20}"
         code = "stale" if r.stale else "current"
-        print(f"{r.key:<12} {r.status:<10} {code:<7} {what} {ps} {ss}")
+        print(f"{r.key:<12} {r.status:<10} {code:<7} {ps} {ss}  {label}")
     return 0
 
 

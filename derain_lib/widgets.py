@@ -1,12 +1,16 @@
 """The attention explorer: ipywidgets controls wired to :mod:`derain_lib.viz`.
 
 ``explore()`` (or ``AttentionExplorer(...)`` as a cell's last expression) opens it in
-JupyterLab: pick an image (embedded test images, a folder, an upload) and weights
+JupyterLab: pick an image (a profile's test images, a folder, an upload) and weights
 (released SIAN files, a finished run of the run cache, a file, or an untrained SIAN),
-then move through stage, scale and what to see. SIAN runs once per (image, weights)
-pair and the result is cached; moving a control only re-renders the cached arrays.
-Problems with an input (an unreadable image, weights of another model) are shown as a
-message in the widget, never as a traceback.
+then move through stage, scale and what to see. The images offered are the test images of
+the profile it is opened with (``profile=``), those its runs are scored on. SIAN runs once
+per (image, weights) pair and the result is cached; moving a control only re-renders the
+cached arrays.
+Problems with an input (an unreadable image, weights of another model, missing released
+weights) are shown as a message saying what to do, in place of the picture, never as a
+traceback. Below the picture a colour strip gives the view's value range and says whether
+the colours are normalised (stretched to this view) or raw.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ import torch
 from torch import nn
 
 from . import attention, viz
-from .data.embedded import embedded_dataset
 from .data.io import fit_size, list_images, read_image
+from .data.sources import open_data
 from .errors import DerainError
 from .models import build_model
 from .precision import PRECISIONS
-from .runs import list_runs
-from .weights import RELEASED, find_released, load_model
+from .runs import list_runs, run_labels
+from .study.plan import Params, test_sets
+from .viz.attention import CMAPS
+from .weights import RELEASED, find_released, load_model, search_dirs
 
 #: Weights spec of an untrained SIAN (seeded random init): attention before training.
 RANDOM_INIT = "random-init"
@@ -43,6 +49,23 @@ _WHAT_LABELS = {
     "rain": "rain layer R_k",
     "derained": "derained X_k",
 }
+#: What the colours of each view mean: (normalised?, how), keyed by (what, stretch).
+_SCALES = {
+    ("mask", True): (True, "stretched to this mask's 1st-99th percentile"),
+    ("mask", False): (False, "the sigmoid's full range 0-1, comparable across stages"),
+    ("dog", True): (True, "symmetric around 0, +-99th percentile of |value|"),
+    ("octave", True): (True, "this layer's 1st-99th percentile"),
+    ("rain", True): (True, "0 to the layer's 99.5th percentile (white)"),
+    ("derained", True): (False, "RGB clipped to 0-1"),
+}
+LAYER_HELP = (
+    "layer: which layer of the scale space at this scale, for 'DoG layer' and 'octave "
+    "layer' only (0 = least blurred; each next layer is blurred more)"
+)
+STRETCH_HELP = (
+    "stretch mask contrast: colours span this mask's 1st-99th percentile (trained masks sit "
+    "in a narrow band around 0.5); untick for the raw 0-1 scale, comparable across views"
+)
 
 
 def _first_line(e: BaseException) -> str:
@@ -50,28 +73,50 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def embedded_images(size: str = "smoke") -> list[tuple[str, Path]]:
-    """(label, path) of the rainy test images of the embedded data sets, if available."""
+def profile_images(profile: str, data_root: str | Path | None = None) -> list[tuple[str, Path]]:
+    """(label, path) of the rainy test images ``profile`` scores on (its own test sets, then
+    the real ones found under ``data_root``), labelled as the study's tables label them."""
     found = []
-    for preset in ("light", "heavy"):
-        ds = embedded_dataset(preset, "test", size=size)
-        found += [(f"embedded {preset}: {p.name}", p.rainy) for p in ds.pairs]
+    for sets in test_sets(Params(profile, str(data_root) if data_root else None)).values():
+        for t in sets:
+            found += [(f"{t.label}: {p.name}", p.rainy) for p in open_data(t.spec).pairs]
     return found
 
 
 def run_weights() -> list[tuple[str, str]]:
     """(label, checkpoint path) of finished runs of the run cache that trained a SIAN
-    with attention (an empty list where the run cache is absent)."""
-    found = []
-    for run in list_runs():
-        if run.status != "finished" or not run.checkpoint_path.is_file():
-            continue
-        cfg = run.config
-        if cfg.model.name in ("sian", "sian-paper"):
-            found.append(
-                (f"run {run.key[:10]} ({cfg.name}, {cfg.model.name})", str(run.checkpoint_path))
-            )
-    return found
+    with attention (an empty list where the run cache is absent), labelled by what tells
+    them apart (:func:`derain_lib.runs.run_labels`)."""
+    runs = [
+        r
+        for r in list_runs()
+        if r.status == "finished"
+        and r.checkpoint_path.is_file()
+        and r.config.model.name in ("sian", "sian-paper")
+    ]
+    return [
+        (f"run {label}", str(r.checkpoint_path))
+        for r, label in zip(runs, run_labels(runs), strict=True)
+    ]
+
+
+def legend_html(lo: float, hi: float, cmap: str | None, normalised: bool, how: str) -> str:
+    """A colour strip from ``lo`` to ``hi`` through ``cmap`` (none when ``cmap`` is None:
+    RGB views) and whether the colours are normalised (``how``), as HTML."""
+    strip = ""
+    if cmap is not None:
+        stops = viz.colorize(np.linspace(0, 1, 9)[None], 0, 1, cmap)[0]
+        css = ", ".join("#{:02x}{:02x}{:02x}".format(*np.rint(c * 255).astype(int)) for c in stops)
+        strip = (
+            f'<span>{lo:.3g}</span><span style="display:inline-block;width:180px;height:12px;'
+            f'background:linear-gradient(to right, {css});border:1px solid #888"></span>'
+            f"<span>{hi:.3g}</span>"
+        )
+    state = "normalised" if normalised else "raw"
+    return (
+        '<div style="display:flex;align-items:center;gap:6px;font-size:12px">'
+        f"{strip}<span>range {lo:.3g} to {hi:.3g}; {state}: {html.escape(how)}</span></div>"
+    )
 
 
 class AttentionExplorer:
@@ -80,6 +125,8 @@ class AttentionExplorer:
     ``image``: a file to start with; ``image_folder``: a folder whose images are offered
     (e.g. real rainy photos); ``weights``: the weights to start with (released name, file,
     or :data:`RANDOM_INIT`); ``weights_dir``: where released files are looked for;
+    ``profile``: whose test images are offered (None: none); ``data_root``: where that
+    profile's real test data are (as ``derain reproduce --data-root``);
     ``max_side``: larger images are shrunk to this longer side before the forward pass
     (memory and time grow with the area); ``cache_size``: forward passes kept;
     ``precision``: fp32, bf16 or auto (bf16 only on CPUs with native bf16), also a control.
@@ -92,7 +139,8 @@ class AttentionExplorer:
         *,
         image_folder: str | Path | None = None,
         weights_dir: str | Path | None = None,
-        embedded: str | None = "smoke",
+        profile: str | None = "quick",
+        data_root: str | Path | None = None,
         with_runs: bool = True,
         max_side: int | None = 512,
         allow_download: bool = False,
@@ -108,12 +156,14 @@ class AttentionExplorer:
         self.model_info = ""
         self.last_render_seconds = float("nan")
         self.last_view: np.ndarray | None = None
+        self.view_range: tuple[float, float] | None = None
+        self.normalised: bool | None = None
         self._cache: OrderedDict[tuple[str, str, str], tuple[viz.Attention, str]] = OrderedDict()
         self._upload_dir: Path | None = None
         self._notes: list[str] = []
         self._quiet = False  # set while controls are adapted, so they do not re-render
 
-        images = self._image_options(image, image_folder, embedded)
+        images = self._image_options(image, image_folder, profile, data_root)
         self.image_picker = W.Dropdown(
             options=images, description="image", layout={"width": "420px"}
         )
@@ -143,7 +193,7 @@ class AttentionExplorer:
         )
         self.channel = W.Dropdown(options=[("mean", -1)], value=-1, description="channel")
         self.layer = W.IntSlider(
-            value=0, min=0, max=4, description="layer", continuous_update=False
+            value=0, min=0, max=4, description="layer", continuous_update=False, tooltip=LAYER_HELP
         )
         self.opacity = W.FloatSlider(
             value=0.7, min=0.0, max=1.0, step=0.05, description="opacity", continuous_update=False
@@ -151,9 +201,17 @@ class AttentionExplorer:
         self.upsample = W.ToggleButtons(
             options=list(viz.UPSAMPLE_MODES), value="nearest", description="upsample"
         )
-        self.stretch = W.Checkbox(value=True, description="stretch mask contrast")
+        self.stretch = W.Checkbox(
+            value=True, description="stretch mask contrast", tooltip=STRETCH_HELP
+        )
+        self.help = W.HTML(
+            '<div style="font-size:12px;color:#555">'
+            + "<br>".join(html.escape(h) for h in (LAYER_HELP, STRETCH_HELP))
+            + "</div>"
+        )
         self.image = W.Image(format="png", layout={"max_width": "100%", "align_self": "flex-start"})
         self.status = W.HTML()
+        self.legend = W.HTML()
         self.info = W.HTML()
 
         self.widget = W.VBox(
@@ -166,8 +224,10 @@ class AttentionExplorer:
                 W.HBox([self.what, self.channel]),
                 W.HBox([self.opacity, self.stretch]),
                 self.upsample,
+                self.help,
                 self.status,
                 self.image,
+                self.legend,
                 self.info,
             ]
         )
@@ -182,7 +242,11 @@ class AttentionExplorer:
 
     # -- options ------------------------------------------------------------------
     def _image_options(
-        self, image: str | Path | None, folder: str | Path | None, embedded: str | None
+        self,
+        image: str | Path | None,
+        folder: str | Path | None,
+        profile: str | None,
+        data_root: str | Path | None,
     ) -> list[tuple[str, str]]:
         options: list[tuple[str, str]] = []
         if image:
@@ -192,11 +256,11 @@ class AttentionExplorer:
                 options += [(f"{Path(folder).name}/{p.name}", str(p)) for p in list_images(folder)]
             except DerainError as e:
                 self._notes.append(_first_line(e))
-        if embedded:
+        if profile:
             try:
-                options += [(label, str(p)) for label, p in embedded_images(embedded)]
+                options += [(label, str(p)) for label, p in profile_images(profile, data_root)]
             except DerainError as e:
-                self._notes.append(f"embedded images unavailable: {_first_line(e)}")
+                self._notes.append(f"test images of {profile} unavailable: {_first_line(e)}")
         return options
 
     def _weights_options(self, weights: str | Path, with_runs: bool) -> list[tuple[str, str]]:
@@ -272,6 +336,18 @@ class AttentionExplorer:
         if spec == RANDOM_INIT:
             torch.manual_seed(0)
             return build_model("sian"), "untrained SIAN (random init, seed 0)"
+        if (
+            spec in RELEASED
+            and not self.allow_download
+            and not find_released(spec, self.weights_dir)
+        ):
+            w = RELEASED[spec]
+            where = ", ".join(map(str, search_dirs(self.weights_dir)))
+            raise DerainError(
+                f"{spec}: released weights not found in {where}; pass weights_dir=<folder "
+                f"holding {w.filename}> (derain fetch weights downloads them) or pick a run "
+                "or the untrained SIAN in the weights list"
+            )
         lw = load_model(spec, weights_dir=self.weights_dir, allow_download=self.allow_download)
         return lw.model, f"{lw.model_name} weights {lw.path.name} ({lw.source})"
 
@@ -361,6 +437,8 @@ class AttentionExplorer:
         args = self.view_args()
         view = viz.render_view(self.attention, **args)
         self.image.value = viz.png_bytes(view)
+        self.image.layout.display = None
+        self.legend.value = self._legend(args)
         self.last_render_seconds = time.perf_counter() - t
         self.last_view = view
         h, w = view.shape[:2]
@@ -372,6 +450,20 @@ class AttentionExplorer:
             + f" | {self.model_info}"
         )
 
+    def _legend(self, args: dict[str, Any]) -> str:
+        """The colour strip of the current view: its value range, normalised or raw."""
+        what = args["what"]
+        normalised, how = _SCALES[(what, args["stretch"] or what != "mask")]
+        if what == "derained":
+            self.view_range, self.normalised = (0.0, 1.0), normalised
+            return legend_html(0.0, 1.0, None, normalised, how)
+        values = viz.view_map(
+            self.attention, args["stage"], args["scale"], what, args["channel"], args["layer"]
+        )
+        lo, hi = viz.value_range(what, values, args["stretch"])
+        self.view_range, self.normalised = (lo, hi), normalised
+        return legend_html(lo, hi, CMAPS.get(what, "gray"), normalised, how)
+
     def _say(self, text: str) -> None:
         self.message = text
         self.status.value = html.escape(text)
@@ -380,6 +472,9 @@ class AttentionExplorer:
         self.attention = None
         self.last_view = None
         self.image.value = b""
+        self.image.layout.display = "none"  # an empty image is a broken-image icon
+        self.legend.value = ""
+        self.view_range = self.normalised = None
         self.info.value = ""
         self.message = text
         self.status.value = f'<span style="color:#b00020">&#9888; {html.escape(text)}</span>'

@@ -4,8 +4,10 @@ Starts JupyterLab on a free 127.0.0.1 port with a token, private config/data/run
 folders and a temporary notebook folder, opens notebook 06 in headless Chromium (Debian's
 ``/usr/bin/chromium``; playwright never downloads a browser here), runs all cells, moves
 the stage slider and switches the scale, and asserts the displayed image changes each
-time. Screenshots go to the test's tmp_path; with ``DERAIN_SAVE_SCREENSHOTS=1`` one is
-copied to docs/img/explorer.png. Skips without Chromium or playwright unless ``CI`` is set.
+time; then picks released weights that are missing and asserts the explorer says what to do
+and shows no broken image. Screenshots go to the test's tmp_path; with
+``DERAIN_SAVE_SCREENSHOTS=1`` one is copied to docs/img/explorer.png. Skips without
+Chromium or playwright unless ``CI`` is set.
 """
 
 from __future__ import annotations
@@ -151,17 +153,22 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture
 def lab(tmp_path: Path, shared: Path) -> Iterator[dict]:
     """JupyterLab serving a copy of notebook 06 whose parameters open a Rain100L sample
-    (shrunk to 240 px) with the released SIAN weights."""
+    (shrunk to 240 px) with the released SIAN weights; its weights folder holds only
+    ``sian_rain100l.pth`` (and the cache none), so the other released SIAN weights are
+    missing."""
     _require_browser()
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "sian_rain100l.pth").symlink_to(shared / "weights" / "sian_rain100l.pth")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     params = {
         "profile": "smoke",
         "image": str(shared / "data" / "rain100l_sample" / "rainy" / "rain-001.png"),
         "weights": "sian-rain100l",
-        "weights_dir": str(shared / "weights"),
+        "weights_dir": str(weights),
         "figures_dir": str(tmp_path / "figures"),
         "max_side": 240,
     }
@@ -171,6 +178,8 @@ def lab(tmp_path: Path, shared: Path) -> Iterator[dict]:
     nbformat.write(nb, nb_dir / NOTEBOOK.name)
 
     env = _write_lab_config(tmp_path / "jupyter")
+    env["DERAIN_CACHE"] = str(tmp_path / "cache")  # no released weights cached there
+    env.pop("DERAIN_WEIGHTS_DIR", None)
     port, token = _free_port(), secrets.token_hex(16)
     log = tmp_path / "jupyter.log"
     cmd = [
@@ -273,6 +282,11 @@ def _wait_new_image(page, old_src: str | None, what: str, shots: Path) -> str:
     pytest.fail(f"the explorer showed no new picture after {what}; see {shots}/failure.png")
 
 
+#: Images of the output area that are shown but hold no picture: a broken-image icon.
+BROKEN_IMAGES_JS = """() => [...document.querySelectorAll('.jp-OutputArea-output img')]
+    .filter(i => i.offsetParent !== null && i.complete && i.naturalWidth === 0).length"""
+
+
 def _info_text(page) -> str:
     return page.locator(".widget-html-content", has_text="rendered in").first.inner_text()
 
@@ -309,8 +323,8 @@ def test_explorer_in_jupyterlab(lab: dict) -> None:
                 explorer.screenshot(path=str(shots / f"explorer_{step}.png"))
                 return img.screenshot(path=str(shots / f"image_{step}.png"))
 
-            status = page.locator(".widget-html-content").first.inner_text()
-            assert "\u26a0" not in status, f"explorer shows an error: {status}"
+            errors = page.locator(".widget-html-content", has_text="\u26a0")
+            assert errors.count() == 0, f"explorer shows an error: {errors.first.inner_text()}"
             assert "stage 1, scale 1 " in _info_text(page) + " "
             first = snap("1_stage1_scale1")
 
@@ -332,6 +346,16 @@ def test_explorer_in_jupyterlab(lab: dict) -> None:
             panel = lab["dir"] / "figures" / "smoke" / "attention_panel.png"
             page.locator(".jp-OutputArea-output", has_text="saved").first.wait_for()
             assert panel.is_file(), "notebook 06 did not save the static panel"
+
+            picker = page.locator(".widget-dropdown", has_text="weights").locator("select")
+            picker.select_option(label="sian-rain100h (not found)")
+            message = page.locator(".widget-html-content", has_text="pass weights_dir=")
+            message.first.wait_for()
+            assert "or pick a run" in message.first.inner_text()
+            page.wait_for_timeout(500)  # let the page apply the hidden picture's layout
+            explorer.screenshot(path=str(shots / "explorer_4_missing_weights.png"))
+            assert not img.is_visible(), "the explorer shows an empty picture"
+            assert page.evaluate(BROKEN_IMAGES_JS) == 0, "a broken image is shown"
         finally:
             browser.close()
     elapsed = time.monotonic() - t0

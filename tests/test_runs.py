@@ -180,3 +180,68 @@ def test_smoke_profile_end_to_end(tmp_path: Path) -> None:
     m = r.metrics
     assert m["n"] == 4 and math.isfinite(m["psnr"]) and r.provenance["global_step"] == 8
     assert len(r.log.dropna(subset=["loss"])) == 8
+
+
+def _fake_runs(tmp_path: Path, overrides: dict[str, list[str]]) -> list:
+    """Run folders holding only a config and the current code fingerprint (status
+    ``unfinished``), one per key."""
+    from derain_lib.config import dump_config
+
+    for key, extra in overrides.items():
+        d = tmp_path / "runs" / key
+        d.mkdir(parents=True)
+        (d / "config.yaml").write_text(dump_config(load_config("quick", extra)))
+        (d / runs_mod.CODE_FILE).write_text(runs_mod.code_fingerprint() + "\n")
+    return list_runs(tmp_path)
+
+
+def test_run_labels_tell_apart_runs_that_differ_by_seed_loss_or_variant(tmp_path: Path) -> None:
+    runs = _fake_runs(
+        tmp_path,
+        {
+            "a00000000000": [],
+            "b00000000000": ["train.seed=1"],
+            "c00000000000": ["train.loss=l1"],
+            "d00000000000": ["model.name=sian-baseline"],
+            "e00000000000": ["model.weights=/w/sian_rain100l.pth"],
+        },
+    )
+    labels = dict(zip([r.key for r in runs], runs_mod.run_labels(runs), strict=True))
+    assert labels == {
+        "a00000000000": "quick · light · sian · loss ssim · seed 0 · unfinished",
+        "b00000000000": "quick · light · sian · loss ssim · seed 1 · unfinished",
+        "c00000000000": "quick · light · sian · loss l1 · seed 0 · unfinished",
+        "d00000000000": "quick · light · sian-baseline · loss ssim · seed 0 · unfinished",
+        "e00000000000": "quick · test embedded:light:test:quick · sian · "
+        "weights sian_rain100l.pth · unfinished",
+    }
+
+
+def test_run_labels_name_the_config_values_that_differ_else_the_key(tmp_path: Path) -> None:
+    runs = _fake_runs(
+        tmp_path,
+        {
+            "a00000000000": [],
+            "b00000000000": ["train.max_steps=5", "train.lr=0.01"],
+            "c00000000000": ["train.max_steps=5", "train.lr=0.01"],
+        },
+    )
+    labels = dict(zip([r.key for r in runs], runs_mod.run_labels(runs, status=False), strict=True))
+    base = "quick · light · sian · loss ssim · seed 0 · train.lr="
+    assert labels == {
+        "a00000000000": base + "0.001 · train.max_steps=60",
+        "b00000000000": base + "0.01 · train.max_steps=5 · b00000000000",
+        "c00000000000": base + "0.01 · train.max_steps=5 · c00000000000",
+    }
+
+
+def test_runs_list_prints_one_label_per_run(tmp_path: Path, capsys) -> None:
+    _fake_runs(tmp_path, {"a00000000000": [], "b00000000000": ["train.seed=1"]})
+    assert main(["runs", "list", "--results", str(tmp_path)]) == 0
+    rows = sorted(capsys.readouterr().out.splitlines()[1:])
+    assert [r.split("  ", 1)[0].split()[:3] for r in rows] == [
+        ["a00000000000", "unfinished", "current"],
+        ["b00000000000", "unfinished", "current"],
+    ]
+    assert rows[0].endswith("quick · light · sian · loss ssim · seed 0")
+    assert rows[1].endswith("quick · light · sian · loss ssim · seed 1")

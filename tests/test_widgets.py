@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,12 @@ import torch
 from PIL import Image
 
 from derain_lib import attention, viz, widgets
+from derain_lib.config import Config, ModelConfig, dump_config
+from derain_lib.data.sources import open_data
 from derain_lib.models import build_model
 from derain_lib.precision import resolve_precision
+from derain_lib.study import figures, plan
+from derain_lib.study.plan import Params
 
 
 def write_image(path: Path, h: int, w: int, seed: int) -> Path:
@@ -38,7 +43,7 @@ def explorer(images: dict[str, Path]) -> widgets.AttentionExplorer:
         images["a"],
         widgets.RANDOM_INIT,
         image_folder=images["a"].parent,
-        embedded=None,
+        profile=None,
         with_runs=False,
         max_side=64,
     )
@@ -216,7 +221,7 @@ def test_weights_of_another_model_show_a_message(
 
 def test_released_weights_load_and_prenet_release_is_refused(shared: Path, images) -> None:
     e = widgets.AttentionExplorer(
-        images["a"], "sian-rain100l", weights_dir=shared / "weights", embedded=None,
+        images["a"], "sian-rain100l", weights_dir=shared / "weights", profile=None,
         with_runs=False,
     )  # fmt: skip
     assert e.message == "" and "sian_rain100l.pth (released:sian-rain100l)" in e.model_info
@@ -227,22 +232,66 @@ def test_released_weights_load_and_prenet_release_is_refused(shared: Path, image
     assert "prenet_rain100l.pth: PReNet has no scale-space attention" in e.message
 
 
-def test_missing_image_and_weights_are_messages(images) -> None:
-    e = widgets.AttentionExplorer(embedded=None, with_runs=False)
+def test_missing_image_and_weights_are_messages(images, monkeypatch) -> None:
+    monkeypatch.setenv("DERAIN_CACHE", str(images["a"].parent / "cache"))
+    monkeypatch.delenv("DERAIN_WEIGHTS_DIR", raising=False)
+    e = widgets.AttentionExplorer(profile=None, with_runs=False)
     assert e.message.startswith("no image") and e.attention is None
     e = widgets.AttentionExplorer(
-        images["a"], "sian-rain100h", weights_dir=images["a"].parent, embedded=None,
+        images["a"], "sian-rain100h", weights_dir=images["a"].parent, profile=None,
         with_runs=False,
     )  # fmt: skip
     assert e.message.startswith("sian-rain100h: released weights not found")
+    assert "pass weights_dir=<folder holding sian_rain100h.pth>" in e.message
+    assert "or pick a run or the untrained SIAN in the weights list" in e.message
     assert ("sian-rain100h (not found)", "sian-rain100h") in e.weights_picker.options
+    # no picture at all (an empty Image widget is a broken-image icon), the message instead
+    assert e.image.layout.display == "none" and e.image.value == b"" and e.legend.value == ""
+    assert "pass weights_dir=" in e.status.value
+    e.weights_picker.value = widgets.RANDOM_INIT
+    assert e.message == "" and e.image.layout.display is None and len(e.image.value) > 0
+
+
+def test_legend_gives_the_value_range_and_whether_normalised(
+    explorer: widgets.AttentionExplorer,
+) -> None:
+    e = explorer
+    e.what.value, e.stretch.value, e.channel.value = "mask", True, -1
+    values = viz.view_map(e.attention, e.stage.value, e.scale.value, "mask")
+    assert e.view_range == viz.value_range("mask", values, True) and e.normalised is True
+    lo, hi = e.view_range
+    assert 0 < lo < hi < 1 and f"range {lo:.3g} to {hi:.3g}; normalised" in e.legend.value
+    assert "linear-gradient" in e.legend.value
+    e.stretch.value = False
+    assert e.view_range == (0.0, 1.0) and e.normalised is False
+    assert "range 0 to 1; raw: the sigmoid" in e.legend.value
+    e.what.value = "dog"
+    lo, hi = e.view_range
+    assert lo == -hi and e.normalised is True and "symmetric around 0" in e.legend.value
+    e.what.value = "rain"
+    rain = viz.view_map(e.attention, e.stage.value, 1, "rain")
+    assert e.view_range == (0.0, float(np.percentile(rain, 99.5))) and e.normalised
+    e.what.value = "derained"
+    assert e.view_range == (0.0, 1.0) and e.normalised is False
+    assert "linear-gradient" not in e.legend.value and "raw: RGB clipped" in e.legend.value
+    e.what.value, e.stretch.value = "mask", True
+
+
+def test_layer_and_stretch_controls_carry_an_explanation(
+    explorer: widgets.AttentionExplorer,
+) -> None:
+    e = explorer
+    assert e.layer.tooltip == widgets.LAYER_HELP and "DoG layer" in e.layer.tooltip
+    assert e.stretch.tooltip == widgets.STRETCH_HELP and "1st-99th" in e.stretch.tooltip
+    assert "which layer of the scale space" in e.help.value
+    assert "untick for the raw 0-1 scale" in e.help.value
 
 
 def test_save_panel_writes_the_static_figure(explorer: widgets.AttentionExplorer, tmp_path) -> None:
     path = explorer.save_panel(tmp_path / "smoke" / "attention_panel.png")
     with Image.open(path) as im:
         assert im.format == "PNG"
-    empty = widgets.AttentionExplorer(embedded=None, with_runs=False)
+    empty = widgets.AttentionExplorer(profile=None, with_runs=False)
     assert empty.save_panel(tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
 
 
@@ -252,38 +301,93 @@ def test_fit_size_keeps_aspect_and_small_images() -> None:
     assert widgets.fit_size(img, None) is img and widgets.fit_size(img, 500) is img
 
 
-def test_default_image_is_the_first_embedded_test_image() -> None:
-    e = widgets.AttentionExplorer(weights=widgets.RANDOM_INIT, with_runs=False)
-    labels = [label for label, _ in e.image_picker.options]
-    assert labels[0].startswith("embedded light: ") and any("heavy" in x for x in labels)
-    assert e.message == "" and e.attention is not None
-    assert e.attention.image.shape[:2] == Image.open(e.image_picker.value).size[::-1]
+@pytest.mark.parametrize(("profile", "shape"), [("smoke", (64, 96)), ("quick", (160, 240))])
+def test_images_are_the_test_images_of_the_profile(profile: str, shape: tuple) -> None:
+    e = widgets.AttentionExplorer(weights=widgets.RANDOM_INIT, with_runs=False, profile=profile)
+    options = [(label, Path(v)) for label, v in e.image_picker.options]
+    assert options == widgets.profile_images(profile)
+    sets = [t for ts in plan.test_sets(Params(profile)).values() for t in ts]
+    assert [t.spec for t in sets] == [f"embedded:{s}:test:{profile}" for s in ("light", "heavy")]
+    n = [len(open_data(t.spec)) for t in sets]
+    assert [label for label, _ in options] == [
+        f"{t.label}: {p.name}" for t in sets for p in open_data(t.spec).pairs
+    ] and len(options) == sum(n)
+    assert e.message == "" and e.attention.image.shape[:2] == shape
+
+
+def fake_run(root: Path, key: str, model: str, finished: bool) -> Path:
+    """A run folder of profile smoke with an untrained 2-stage SIAN (or a PReNet) as
+    ``model.pt``; returns that file."""
+    d = root / "runs" / key
+    d.mkdir(parents=True)
+    cfg = Config(name="smoke", model=ModelConfig(name=model))
+    (d / "config.yaml").write_text(dump_config(cfg))
+    net = build_model(model, stages=2) if model == "sian" else build_model(model)
+    kwargs = {"stages": 2} if model == "sian" else {}
+    ckpt = {"format": "derain-model", "model": model, "model_kwargs": kwargs}
+    torch.save({**ckpt, "state_dict": net.state_dict()}, d / "model.pt")
+    if finished:
+        (d / "metrics.json").write_text('{"n": 1, "psnr": 30.0, "ssim": 0.9}')
+    return d / "model.pt"
 
 
 def test_finished_runs_of_the_run_cache_are_offered(
     images, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from derain_lib.config import Config, ModelConfig, dump_config
-
-    def fake_run(key: str, model: str, finished: bool) -> Path:
-        d = tmp_path / "runs" / key
-        d.mkdir(parents=True)
-        cfg = Config(name="smoke", model=ModelConfig(name=model))
-        (d / "config.yaml").write_text(dump_config(cfg))
-        net = build_model(model, stages=2) if model == "sian" else build_model(model)
-        kwargs = {"stages": 2} if model == "sian" else {}
-        ckpt = {"format": "derain-model", "model": model, "model_kwargs": kwargs}
-        torch.save({**ckpt, "state_dict": net.state_dict()}, d / "model.pt")
-        if finished:
-            (d / "metrics.json").write_text('{"n": 1, "psnr": 30.0, "ssim": 0.9}')
-        return d / "model.pt"
-
-    done = fake_run("aaaa1111bbbb", "sian", finished=True)
-    fake_run("cccc2222dddd", "sian", finished=False)
-    fake_run("eeee3333ffff", "prenet", finished=True)
+    done = fake_run(tmp_path, "aaaa1111bbbb", "sian", finished=True)
+    fake_run(tmp_path, "cccc2222dddd", "sian", finished=False)
+    fake_run(tmp_path, "eeee3333ffff", "prenet", finished=True)
     monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path))
-    assert widgets.run_weights() == [("run aaaa1111bb (smoke, sian)", str(done))]
-    e = widgets.AttentionExplorer(images["a"], widgets.RANDOM_INIT, embedded=None)
-    assert ("run aaaa1111bb (smoke, sian)", str(done)) in e.weights_picker.options
+    label = "run smoke · default · sian · loss ssim · seed 0 · finished, stale"  # no code.txt
+    assert widgets.run_weights() == [(label, str(done))]
+    e = widgets.AttentionExplorer(images["a"], widgets.RANDOM_INIT, profile=None)
+    assert (label, str(done)) in e.weights_picker.options
     e.weights_picker.value = str(done)
     assert e.message == "" and e.stage.max == 2 and "model.pt (checkpoint)" in e.model_info
+
+
+def test_attention_panel_falls_back_on_the_run_this_profile_trained(
+    shared: Path, images, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Notebook 06's panel: released weights when found; else the profile's own full SIAN
+    (neg-SSIM), said so; else "not run" with both reasons."""
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path))
+    monkeypatch.setenv("DERAIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DERAIN_WEIGHTS_DIR", raising=False)
+    here = Params("smoke", weights_dir=str(shared / "weights"))
+    assert figures.panel_weights(here, "sian-rain100l") == (
+        "sian-rain100l",
+        "released sian-rain100l weights",
+    )
+    gone = Params("smoke", weights_dir=str(tmp_path / "none"))
+    spec, why = figures.panel_weights(gone, "sian-rain100l")
+    assert spec is None and why.startswith(
+        f"not run: released sian_rain100l.pth not found in {tmp_path / 'none'}, "
+    )
+    assert "; no run of profile smoke either: " in why and "runs.json" in why
+    model = fake_run(tmp_path, "aaaa1111bbbb", "sian", finished=True)
+    row = {
+        "method": "sian/neg-ssim",
+        "benchmark": "rain100l",
+        "dataset": "light",
+        "stand_in": True,
+        "status": "ok",
+        "run": "aaaa1111bbbb",
+        "checkpoint": str(model),
+    }
+    runs_json = tmp_path / "smoke" / "runs.json"
+    runs_json.parent.mkdir()
+    runs_json.write_text(json.dumps([{**row, "method": "sian/mae"}]))
+    spec, why = figures.panel_weights(gone, "sian-rain100l")
+    assert spec is None and why.endswith("; profile smoke trains no Rain100L model")
+    runs_json.write_text(json.dumps([{**row, "method": "sian/mae"}, row]))
+    spec, who = figures.panel_weights(gone, "sian-rain100l")
+    assert spec == str(model) and who == (
+        "SIAN trained by profile smoke (run aaaa1111bb, loss ssim, seed 0, trained on the "
+        "embedded light stand-in data) in place of the released sian-rain100l weights, "
+        "which were not found"
+    )
+    e = widgets.AttentionExplorer(images["a"], spec, profile=None, with_runs=False)
+    assert e.message == "" and e.attention.n_stages == 2
+    fig = viz.attention_panel(e.attention, title=who)
+    assert fig.get_suptitle() == who

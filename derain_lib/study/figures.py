@@ -3,7 +3,8 @@
 :func:`export_attention` runs a model once and saves the attention maps as ``.npz``;
 :func:`derain_real` derains real photos into PNGs; :func:`record_figure` saves a drawn
 figure under ``figures/<profile>/`` with its caption in ``results/<profile>/figures.json``.
-Drawing itself is :mod:`derain_lib.viz`'s.
+:func:`panel_weights` picks the weights of notebook 06's attention panel. Drawing itself is
+:mod:`derain_lib.viz`'s.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from matplotlib.figure import Figure
 
 from ..attention import compute_attention
 from ..data.io import read_image, write_png
+from ..errors import DerainError
 from ..fsutil import atomic_path
 from ..inference import predict
 from ..metrics import quantize
-from ..runs import results_root
+from ..runs import Run, results_root
+from ..tables import not_run
 from ..viz import save_figure
-from ..weights import load_model
+from ..weights import RELEASED, find_released, load_model, search_dirs
 from .paths import figures_dir, results_dir, write_json
 from .plan import Params, real_photos
 from .scoring import all_scores, model_for
@@ -29,6 +32,8 @@ from .training import load_runs
 
 #: The models of the real-rain figure (Fig. 10): Rain100H weights, released and trained here.
 REAL_METHODS = ("prenet-released", "sian-released", "sian/neg-ssim")
+#: The trained model the attention panel uses when the released weights are missing.
+PANEL_FALLBACK = "sian/neg-ssim"
 
 
 def record_figure(profile: str, fig: Figure, name: str, caption: str) -> Path:
@@ -83,6 +88,35 @@ def export_attention(
     with atomic_path(out) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
     return out
+
+
+def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
+    """(weights spec, who) for notebook 06's attention panel: ``weights`` themselves, unless
+    they are released weights that are not found; then the full SIAN with the neg-SSIM loss
+    that this profile trained for the same benchmark (:data:`PANEL_FALLBACK`, its first seed),
+    and ``who`` says so; ``(None, "not run: <why>")`` when neither exists."""
+    w = RELEASED.get(weights)
+    if w is None:
+        return weights, f"weights {Path(weights).name}"
+    if find_released(weights, p.weights_dir) is not None:
+        return weights, f"released {weights} weights"
+    missing = (
+        f"released {w.filename} not found in {', '.join(map(str, search_dirs(p.weights_dir)))}"
+    )
+    try:
+        runs = load_runs(p.profile)
+    except DerainError as e:
+        return None, not_run(f"{missing}; no run of profile {p.profile} either: {e}")
+    path, provenance, note = model_for(p, PANEL_FALLBACK, w.dataset, runs)
+    if path is None:
+        return None, not_run(f"{missing}; {provenance.removeprefix('not run: ')}")
+    run = Run(path.parent)
+    c = run.config
+    return str(path), (
+        f"SIAN trained by profile {p.profile} (run {run.key[:10]}, loss {c.train.loss}, "
+        f"seed {c.train.seed}{', ' + note if note else ''}) in place of the released "
+        f"{weights} weights, which were not found"
+    )
 
 
 def derain_real(p: Params, methods: tuple[str, ...] = REAL_METHODS, images: int = 2) -> list[Path]:

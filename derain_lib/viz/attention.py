@@ -79,9 +79,13 @@ def value_range(what: str, values: np.ndarray, stretch: bool = True) -> tuple[fl
     """Colour range of a view. DoG layers are symmetric around 0 (99th percentile of |v|);
     masks and octaves span their 1st-99th percentile, or with ``stretch=False`` masks keep
     the sigmoid's full range [0, 1] so levels compare across stages and scales (the mean
-    mask of the released weights lies around 0.35-0.65, so stretching shows its structure)."""
+    mask of the released weights lies around 0.35-0.65, so stretching shows its structure).
+    The rain layer spans 0 to its 99.5th percentile (negatives clip to black)."""
     if what == "mask" and not stretch:
         return 0.0, 1.0
+    if what == "rain":
+        top = float(np.percentile(values, 99.5))
+        return 0.0, top if top > 0 else 1.0
     if what == "dog":
         m = float(np.percentile(np.abs(values), 99)) or 1e-6
         return -m, m
@@ -126,8 +130,7 @@ def view_rgb(
     if what == "derained":
         return np.clip(values, 0, 1)
     if what == "rain":
-        top = float(np.percentile(values, 99.5))
-        return np.clip(values / (top if top > 0 else 1.0), 0, 1)
+        return np.clip(values / value_range(what, values)[1], 0, 1)
     vmin, vmax = value_range(what, values, stretch)
     full = upsample(values, att.image.shape[:2], upsample_mode)
     return colorize(full, vmin, vmax, CMAPS[what])
