@@ -305,10 +305,12 @@ def photo_grid(
     label: Callable[[str], str] = str,
     cell: tuple[float, float, float] = (2.8, 2.2, 0.4),
     fontsize: int = 8,
+    title: str = "",
 ) -> Figure | None:
     """Rainy photos (``folder/rainy/*.png``, rows) beside their derained versions (one
-    sub-folder per method, columns), titled ``label(method)`` and the photo's stem;
-    ``cell``: inches per column, per row, and for the titles. None when there are none."""
+    sub-folder per method, columns), titled ``label(method)`` and the photo's stem, under
+    ``title``; ``cell``: inches per column, per row, and for the titles. None when there
+    are none."""
     folder = Path(folder)
     rainy = sorted((folder / "rainy").glob("*.png")) if folder.is_dir() else []
     if not rainy:
@@ -322,6 +324,8 @@ def photo_grid(
             ax.set_axis_off()
             ax.imshow(read_image(folder / m / photo.name))
             ax.set_title(f"{label(m)}\n{photo.stem}", fontsize=fontsize)
+    if title:
+        fig.suptitle(title, fontsize=fontsize + 1)
     fig.tight_layout()
     return fig
 
@@ -333,7 +337,8 @@ def real_rain(real: str | Path, labels: dict[str, str] = METHOD_LABELS) -> Figur
     def label(m: str) -> str:
         return labels.get(m.replace("_", "/", 1) if m.startswith("sian_") else m, m)
 
-    return photo_grid(real, label)
+    title = "Real rainy photos (no ground truth) derained by the Rain100H models"
+    return photo_grid(real, label, title=title)
 
 
 #: Colours of the forest plot's verdicts (any other verdict is grey).
