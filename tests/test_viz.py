@@ -162,7 +162,7 @@ def test_panel_shows_every_stage_and_scale(att: viz.Attention, tmp_path) -> None
     path = viz.save_figure(fig, tmp_path / "sub" / "panel.png")
     with Image.open(path) as im:
         assert im.format == "PNG" and im.width > 400
-    assert len(viz.attention_panel(att, "dog", layer=2, with_outputs=False).get_axes()) == 4 + 1
+    assert len(viz.attention_panel(att, "dog", layer=2, with_outputs=False).get_axes()) == 2 * 3 + 1
     with pytest.raises(ValueError, match="a panel shows one of"):
         viz.attention_panel(att, "rain")
 

@@ -221,8 +221,11 @@ def comparison_methods(
 ) -> tuple[list[Score], list[str]]:
     """The scores of ``methods`` on the test set of ``test`` (an Input score), and the
     methods that did not run there."""
-    ran = {s.method: s for s in scores if s.ran and s.test_set == test.test_set}
-    ran = {m: s for m, s in ran.items() if s.benchmark == test.benchmark}
+    ran = {
+        s.method: s
+        for s in scores
+        if s.ran and s.test_set == test.test_set and s.benchmark == test.benchmark
+    }
     return [ran[m] for m in methods if m in ran], [m for m in methods if m not in ran]
 
 
