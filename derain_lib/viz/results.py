@@ -96,10 +96,11 @@ def table_bars(table: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
         ax.legend(fontsize=6, loc="lower right")
     foot = ""
     if len(missed):
-        names = "; ".join(
-            f"{m} ({b})" for m, b in zip(missed.method, missed.benchmark, strict=True)
-        )
-        foot = "\n" + _wrap(f"not run (reasons in the table): {names}", 150)
+        where: dict[str, list[str]] = {}
+        for m, b in zip(missed.method, missed.benchmark, strict=True):
+            where.setdefault(m, []).append(b)
+        entries = [f"{m} ({', '.join(bs)})" for m, bs in where.items()]
+        foot = "\nnot run (reasons in the table): " + ";\n".join(entries)
     fig.suptitle(title + foot, fontsize=9)
     return fig
 
