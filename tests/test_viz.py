@@ -170,7 +170,7 @@ def test_panel_shows_every_stage_and_scale(att: viz.Attention, tmp_path) -> None
 def test_panel_notes_say_stretched_or_raw_with_the_range(att: viz.Attention) -> None:
     lo, hi = viz.value_range("mask", viz.view_map(att, 2, 2, "mask"))
     *axes, bar = viz.attention_panel(att, "mask").get_axes()
-    assert axes[6].get_xlabel() == f"stretched {lo:.3g}-{hi:.3g} (1-99th pct)"
+    assert axes[6].get_xlabel() == f"stretched {lo:.4g}-{hi:.4g} (1-99th pct)"
     assert axes[8].get_xlabel().startswith("stretched") and axes[9].get_xlabel().startswith("raw")
     assert [t.get_text() for t in bar.get_xticklabels()] == ["panel's low", "panel's high"]
     *axes, bar = viz.attention_panel(att, "mask", stretch=False).get_axes()

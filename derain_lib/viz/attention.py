@@ -195,8 +195,8 @@ def panel_note(
     if what == "mask" and not stretch:
         return "raw 0-1 (same scale everywhere)"
     if what == "dog":
-        return f"stretched ±{hi:.3g} (99th pct |v|)"
-    return f"stretched {lo:.3g}-{hi:.3g} (1-99th pct)"
+        return f"stretched ±{hi:.4g} (99th pct |v|)"
+    return f"stretched {lo:.4g}-{hi:.4g} (1-99th pct)"
 
 
 def attention_panel(
