@@ -31,6 +31,9 @@ BENCHMARKS: dict[str, str] = {
     "rain12": "Rain12",
 }
 
+#: Embedded synthetic presets -> the benchmark each stands in for (smoke and quick data).
+STAND_IN_FOR: dict[str, str] = {"light": "rain100l", "heavy": "rain100h"}
+
 #: Test images in each full benchmark test set (paper Table I).
 FULL_TEST_SIZE: dict[str, int] = {"rain100l": 100, "rain100h": 100, "rain1400": 1400, "rain12": 12}
 
@@ -78,6 +81,23 @@ PAPER: dict[str, dict[str, dict[str, tuple[float, float] | None]]] = {
         "Baseline+SIAN+LSTM": {"rain100l": (38.80, 0.984), "rain100h": (30.33, 0.909)},
     },
 }
+
+
+def _stand_in_preset(benchmark: str) -> str:
+    return next((k for k, v in STAND_IN_FOR.items() if v == benchmark), benchmark)
+
+
+def benchmark_label(benchmark: str, stand_in: bool = False) -> str:
+    """What a reader is told the data are: ``Rain100L`` for the benchmark itself, ``embedded
+    light (stand-in for Rain100L)`` for the synthetic set standing in for it (never the
+    benchmark's name alone for synthetic data). Tables, figures and findings all use it."""
+    name = BENCHMARKS[benchmark]
+    return f"embedded {_stand_in_preset(benchmark)} (stand-in for {name})" if stand_in else name
+
+
+def benchmark_file_id(benchmark: str, stand_in: bool = False) -> str:
+    """:func:`benchmark_label` as a file-name part: ``rain100l`` or ``embedded-light``."""
+    return f"embedded-{_stand_in_preset(benchmark)}" if stand_in else benchmark
 
 
 @dataclass(frozen=True)
@@ -266,7 +286,7 @@ def _row(spec: TableSpec, m: Method, s: Score) -> dict:
     row = {
         "table": spec.number,
         "method": m.label,
-        "benchmark": BENCHMARKS[s.benchmark],
+        "benchmark": benchmark_label(s.benchmark, s.stand_in),
         "test_set": s.test_set,
         "n": s.n if s.ran else None,
         "psnr": _round(s.psnr, 4) if s.ran else None,

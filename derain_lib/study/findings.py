@@ -11,6 +11,7 @@ import json
 
 import pandas as pd
 
+from ..tables import benchmark_label
 from .beyond import attention_findings, density_findings
 from .paths import read_json, results_dir
 from .tabulate import read_table
@@ -36,12 +37,15 @@ def data(profile: str) -> str:
     lines = []
     for r in rows:  # type: ignore[union-attr]
         if r["status"] != "ok":
-            lines.append(f"- {r['benchmark']} {r['role']}: **none** ({r['status']})")
+            lines.append(
+                f"- {benchmark_label(r['benchmark'])} {r['role']}: **none** ({r['status']})"
+            )
             continue
         kind = "stand-in" if r.get("stand_in") else ("partial" if r.get("partial") else "real")
         sha = r["sha256"][:12]
         lines.append(
-            f"- {r['benchmark']} {r['role']}: `{r['set']}`, {r['n']} pairs, {kind}, sha256 {sha}"
+            f"- {benchmark_label(r['benchmark'], bool(r.get('stand_in')))} {r['role']}: "
+            f"`{r['set']}`, {r['n']} pairs, {kind}, sha256 {sha}"
         )
     ok = [r for r in rows if r["status"] == "ok"]  # type: ignore[union-attr]
     missing = len(rows) - len(ok)  # type: ignore[arg-type]
@@ -49,6 +53,10 @@ def data(profile: str) -> str:
         _head(profile) + f"{len(ok)} data sets opened and fingerprinted, {missing} missing "
         f"({sum(r['n'] for r in ok)} pairs in all):\n\n" + "\n".join(lines)
     )
+
+
+def _trained_on(run: dict) -> str:
+    return benchmark_label(run["benchmark"], run["stand_in"])
 
 
 def training(profile: str) -> str:
@@ -60,10 +68,10 @@ def training(profile: str) -> str:
         m = r.get("metrics", {})
         score = f"{m['psnr']:.2f} dB / {m['ssim']:.4f}" if "psnr" in m else "no test score"
         lines.append(
-            f"- `{r['method']}` on {r['dataset']}: run `{r['run']}`, "
+            f"- `{r['method']}` on {_trained_on(r)}: run `{r['run']}`, "
             f"{r['seconds_this_session']} s this session, own test set {score}"
         )
-    lines += [f"- `{r['method']}` on {r['dataset']}: {r['status']}" for r in runs if r not in ok]
+    lines += [f"- `{r['method']}` on {_trained_on(r)}: {r['status']}" for r in runs if r not in ok]
     cached = sum(r["seconds_this_session"] < 1 for r in ok)
     return (
         _head(profile)

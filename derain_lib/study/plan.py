@@ -16,10 +16,8 @@ from ..data.catalog import prepared_dataset
 from ..data.datasets import open_dataset
 from ..data.io import list_images
 from ..errors import DerainError
-from ..tables import BENCHMARKS, not_run
+from ..tables import BENCHMARKS, STAND_IN_FOR, not_run
 
-#: Profile data set names that stand in for a benchmark (the embedded synthetic sets).
-STAND_IN_FOR = {"light": "rain100l", "heavy": "rain100h"}
 #: Which released weights a benchmark is scored with (Rain12: the Rain100L models, as PReNet).
 RELEASED_FOR = {
     "rain100l": "rain100l",

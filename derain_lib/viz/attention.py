@@ -20,6 +20,8 @@ import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -176,6 +178,30 @@ def _label(what: str, channel: int | None, layer: int) -> str:
     return f"{what}, {ch}" if what == "mask" else what
 
 
+def panel_note(
+    att: Attention,
+    stage: int,
+    scale: int,
+    what: str,
+    channel: int | None = None,
+    layer: int = 0,
+    stretch: bool = True,
+) -> str:
+    """How one panel's colours map to values: the range shown and whether it is stretched
+    to that panel (normalised: colours do not compare across panels) or raw."""
+    if what == "derained":
+        return "raw, clipped to [0, 1]"
+    if what == "rain":
+        return "stretched: 99.5th pct = white"
+    values = view_map(att, stage, scale, what, channel, layer)
+    lo, hi = value_range(what, values, stretch)
+    if what == "mask" and not stretch:
+        return "raw 0-1 (same scale everywhere)"
+    if what == "dog":
+        return f"stretched ±{hi:.4g} (99th pct |v|)"
+    return f"stretched {lo:.4g}-{hi:.4g} (1-99th pct)"
+
+
 def attention_panel(
     att: Attention,
     what: str = "mask",
@@ -189,7 +215,9 @@ def attention_panel(
     cell_inches: float = 2.2,
 ) -> Figure:
     """All stages (rows) x scales (columns) of one map kind, blended over the input;
-    with ``with_outputs`` two more columns show R_k and X_k of each stage."""
+    with ``with_outputs`` two more columns show R_k and X_k of each stage. Under each panel
+    its value range and whether it is stretched or raw (:func:`panel_note`); a colorbar
+    gives the map colours (0-1 for raw masks, each panel's own range when stretched)."""
     if what not in MAP_WHATS:
         raise ValueError(f"a panel shows one of {MAP_WHATS}, got {what!r}")
     cols: list[tuple[str, int]] = [(what, s) for s in att.scales]
@@ -198,7 +226,10 @@ def attention_panel(
     names = {"rain": "rain R_k", "derained": "derained X_k"}
     h, w = att.image.shape[:2]
     rows = att.n_stages
-    fig = Figure(figsize=(cell_inches * len(cols), cell_inches * rows * h / w + 0.8))
+    fig = Figure(
+        figsize=(cell_inches * len(cols), (cell_inches * h / w + 0.25) * rows + 1.5),
+        layout="constrained",
+    )
     axes = fig.subplots(rows, len(cols), squeeze=False)
     for r in range(rows):
         for c, (kind, scale) in enumerate(cols):
@@ -208,14 +239,34 @@ def attention_panel(
             ax.imshow(img)
             ax.set_xticks([])
             ax.set_yticks([])
+            note = panel_note(att, r + 1, scale, kind, channel, layer, stretch)
+            ax.set_xlabel(note, fontsize=6, labelpad=1)
             if r == 0:
                 ax.set_title(
                     f"scale {scale_label(scale)}" if kind in MAP_WHATS else names[kind], fontsize=9
                 )
             if c == 0:
                 ax.set_ylabel(f"stage {r + 1}", fontsize=9)
-    fig.suptitle(title or f"SIAN attention: {_label(what, channel, layer)}", fontsize=10)
-    fig.tight_layout()
+    raw = what == "mask" and not stretch
+    bar = fig.colorbar(
+        ScalarMappable(Normalize(0.0, 1.0), CMAPS[what]),
+        ax=axes[:, : len(att.scales)],
+        location="bottom",
+        shrink=0.8,
+        aspect=40,
+    )
+    if raw:
+        bar.set_label("mask value M_(s) (sigmoid output, raw)", fontsize=8)
+    else:
+        bar.set_ticks([0.0, 1.0], labels=["panel's low", "panel's high"])
+        bar.set_label(
+            f"{what}: each panel stretched to its own range (written under it)", fontsize=8
+        )
+    bar.ax.tick_params(labelsize=7)
+    blend = f"maps blended at opacity {opacity:g} over the input"
+    fig.suptitle(
+        f"{title or f'SIAN attention: {_label(what, channel, layer)}'}\n{blend}", fontsize=10
+    )
     return fig
 
 

@@ -109,4 +109,5 @@ def generalisation_figure(rows: list[dict]) -> Figure | None:
 
 def photos_figure(folder: str | Path) -> Figure | None:
     """Real photographs (``rainy/``) and each model's output (one folder per model)."""
-    return photo_grid(folder, cell=(2.3, 1.9, 0.3), fontsize=7)
+    title = "Real rainy photographs derained by each released model (no ground truth)"
+    return photo_grid(folder, cell=(2.3, 1.9, 0.3), fontsize=7, title=title)

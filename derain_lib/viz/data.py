@@ -73,5 +73,7 @@ def sample_pairs(results: str | Path) -> Figure:
                 axes[r, c].imshow(read_image(results / p[key]))
         axes[0, c].set_title(p["label"], fontsize=8)
         axes[1, c].set_title("ground truth" if p["clean"] else "", fontsize=8)
+        if not p["clean"]:
+            axes[1, c].text(0.5, 0.5, "no ground truth\n(real photo)", ha="center", fontsize=8)
     fig.tight_layout()
     return fig

@@ -2,10 +2,13 @@
 
 Each function takes what the study saved (a table as a DataFrame, score records, the
 ``runs.json`` rows, a folder of PNGs, an ``.npz``) and returns a matplotlib ``Figure``.
+Data are named with :func:`~derain_lib.tables.benchmark_label` (``embedded light (stand-in
+for Rain100L)`` for the synthetic sets), and what did not run is named, never drawn blank.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from matplotlib.figure import Figure
 
 from ..attention import Attention
 from ..data.io import read_image
-from ..tables import BENCHMARKS, Score
+from ..tables import Score, benchmark_label
 from .attention import attention_panel
 
 #: Columns of the Fig. 7-9 analogues.
@@ -25,6 +28,13 @@ METHOD_LABELS = {
     "prenet-released": "PReNet (released)",
     "sian-released": "SIAN (released)",
     "sian/neg-ssim": "SIAN (trained here)",
+}
+#: Training losses (``runs.json`` ``loss``): panel title and y label; every loss is summed
+#: over the model's stage outputs (Eq. 13), images in [0, 1].
+LOSS_AXES = {
+    "ssim": ("negative SSIM loss", "−Σ stages SSIM (unitless; −1 per stage = perfect)"),
+    "l1": ("MAE loss", "Σ stages mean |X_k − B| (intensity, 0-1)"),
+    "mse": ("MSE loss", "Σ stages mean (X_k − B)² (intensity², 0-1)"),
 }
 
 
@@ -36,55 +46,128 @@ def _message(text: str) -> Figure:
     return fig
 
 
+def _wrap(text: str, width: int = 16) -> str:
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
 def table_bars(table: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
     """Our value (solid) beside the paper's (hatched) for every measured row of a table
-    (``tableN.csv`` as a DataFrame), one panel per benchmark; rows not run show no bar."""
+    (``tableN.csv`` as a DataFrame), one panel per benchmark column (the stand-in data
+    apart from the real benchmark); the rows not run are named under the panels."""
     ours = table[~table.provenance.str.startswith("paper")]
-    benches = list(dict.fromkeys(ours.benchmark))
-    fig = Figure(figsize=(4.8 * max(len(benches), 1), 3.8))
-    axes = fig.subplots(1, max(len(benches), 1), squeeze=False)[0]
-    for ax, bench in zip(axes, benches, strict=False):
-        rows = ours[ours.benchmark == bench].reset_index(drop=True)
-        tests = rows.test_set.fillna("")
-        labels = [f"{m}\n{t}" if t else m for m, t in zip(rows.method, tests, strict=True)]
+    measured = ours[ours[metric].notna()]
+    missed = ours[ours[metric].isna()]
+    benches = list(dict.fromkeys(measured.benchmark))
+    if not benches:
+        return _message(f"{title}: no row measured (reasons in the table's provenance)")
+    fig = Figure(figsize=(max(4.2 * len(benches), 6.5), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(benches), squeeze=False)[0]
+    for ax, bench in zip(axes, benches, strict=True):
+        rows = measured[measured.benchmark == bench].reset_index(drop=True)
+        sets = list(dict.fromkeys(rows.test_set.fillna("")))
+        labels = [
+            _wrap(m) + (f"\n{_wrap(str(t), 22)}" if len(sets) > 1 else "")
+            for m, t in zip(rows.method, rows.test_set, strict=True)
+        ]
         x = np.arange(len(rows))
-        ax.bar(x - 0.2, rows[metric].fillna(0), 0.4, label="this run")
-        paper = rows[f"paper_{metric}"].fillna(0)
-        ax.bar(x + 0.2, paper, 0.4, hatch="//", alpha=0.5, label="paper")
-        for i, v in enumerate(rows[metric]):
-            text = "not run" if pd.isna(v) else f"{v:.2f}"
-            ax.text(i - 0.2, 0 if pd.isna(v) else v, text, ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(x, labels, fontsize=6, rotation=20, ha="right")
+        ours_bars = ax.bar(x - 0.2, rows[metric], 0.4, label="this run")
+        paper_bars = ax.bar(
+            x + 0.2,
+            rows[f"paper_{metric}"].fillna(0),
+            0.4,
+            hatch="//",
+            alpha=0.5,
+            label="paper (its own test set)",
+        )
+        fmt = "{:.2f}" if metric == "psnr" else "{:.3f}"
+        ax.bar_label(ours_bars, [fmt.format(v) for v in rows[metric]], fontsize=6, padding=1)
+        ax.bar_label(
+            paper_bars,
+            ["" if pd.isna(v) else fmt.format(v) for v in rows[f"paper_{metric}"]],
+            fontsize=6,
+            padding=1,
+            color="dimgrey",
+        )
+        ax.set_xticks(x, labels, fontsize=6)
         ax.set_ylabel(metric.upper() + (" (dB)" if metric == "psnr" else ""))
-        ax.set_title(bench, fontsize=9)
-        ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        ax.margins(y=0.12)
+        head = bench if len(sets) != 1 else f"{bench}\ntest set: {sets[0]}"
+        ax.set_title(head, fontsize=8)
+        ax.legend(fontsize=6, loc="lower right")
+    foot = ""
+    if len(missed):
+        where: dict[str, list[str]] = {}
+        for m, b in zip(missed.method, missed.benchmark, strict=True):
+            where.setdefault(m, []).append(b)
+        entries = [f"{m} ({', '.join(bs)})" for m, bs in where.items()]
+        foot = "\nnot run (reasons in the table): " + ";\n".join(entries)
+    fig.suptitle(title + foot, fontsize=9)
     return fig
 
 
 def training_curves(runs: list[dict], methods: tuple[str, ...] | None = None) -> Figure:
-    """Loss per step and validation PSNR per epoch of the finished runs (``runs.json``
-    rows, each log read from its run folder), one row of panels per training set."""
+    """Per training set (rows): the training loss per step, one panel per loss kind
+    (:data:`LOSS_AXES`: the losses have different scales), then the validation PSNR per
+    evaluation: a curve where a run validated more than once, else one dot with its value
+    written (``runs.json`` rows, each log read from its run folder)."""
     done = [r for r in runs if r["status"] == "ok" and (methods is None or r["method"] in methods)]
     sets = list(dict.fromkeys(r["dataset"] for r in done))
     if not sets:
         return _message("no finished training run")
-    fig = Figure(figsize=(10, 3.2 * len(sets)))
-    axes = fig.subplots(len(sets), 2, squeeze=False)
+    kinds = [k for k in LOSS_AXES if any(r["loss"] == k for r in done)]
+    colours = {m: f"C{i}" for i, m in enumerate(dict.fromkeys(r["method"] for r in done))}
+    ncol = len(kinds) + 1
+    fig = Figure(figsize=(4.0 * ncol, 3.4 * len(sets)), layout="constrained")
+    axes = fig.subplots(len(sets), ncol, squeeze=False)
     for i, d in enumerate(sets):
-        for r in (r for r in done if r["dataset"] == d):
+        mine = [r for r in done if r["dataset"] == d]
+        data = benchmark_label(mine[0]["benchmark"], mine[0]["stand_in"])
+        val_ax = axes[i, -1]
+        single = []
+        for r in mine:
             log = pd.read_csv(Path(r["run_dir"]) / "log.csv")
             loss = log.dropna(subset=["loss"])
             val = log.dropna(subset=["val_psnr"])
-            axes[i, 0].plot(loss["step"], loss["loss"], ".-", label=r["method"], lw=0.8, ms=3)
-            axes[i, 1].plot(val["step"], val["val_psnr"], "o-", label=r["method"], ms=3)
-        axes[i, 0].set_title(f"{d}: training loss (each run's own loss)", fontsize=9)
-        axes[i, 1].set_title(f"{d}: validation PSNR (dB)", fontsize=9)
-        for ax in axes[i]:
-            ax.set_xlabel("step")
-            ax.legend(fontsize=7)
-    fig.tight_layout()
+            ax = axes[i, kinds.index(r["loss"])]
+            c = colours[r["method"]]
+            ax.plot(loss["step"], loss["loss"], ".-", color=c, label=r["method"], lw=0.8, ms=2)
+            if len(val) > 1:
+                val_ax.plot(val["step"], val["val_psnr"], "o-", color=c, label=r["method"], ms=3)
+            elif len(val) == 1:
+                single.append((r["method"], val.iloc[0]))
+        for j, (m, v) in enumerate(single):
+            val_ax.plot(j, v["val_psnr"], "o", color=colours[m], ms=6)
+            val_ax.annotate(
+                f"{v['val_psnr']:.2f} dB\nSSIM {v['val_ssim']:.3f}",
+                (j, v["val_psnr"]),
+                textcoords="offset points",
+                xytext=(0, 6),
+                ha="center",
+                fontsize=6,
+            )
+        if single:
+            steps = sorted({int(v["step"]) for _, v in single})
+            val_ax.set_xticks(range(len(single)), [_wrap(m, 14) for m, _ in single], fontsize=6)
+            val_ax.set_xlim(-0.6, len(single) - 0.4)
+            val_ax.margins(y=0.25)
+            val_ax.set_title(
+                f"{data}\nvalidation PSNR, one evaluation (step {', '.join(map(str, steps))})",
+                fontsize=8,
+            )
+        else:
+            val_ax.set_xlabel("step")
+            val_ax.set_title(f"{data}\nvalidation PSNR per evaluation", fontsize=8)
+            val_ax.legend(fontsize=6)
+        val_ax.set_ylabel("validation PSNR (dB)", fontsize=8)
+        for k, ax in zip(kinds, axes[i, :-1], strict=True):
+            name, ylabel = LOSS_AXES[k]
+            ax.set_title(f"{data}\n{name} per step", fontsize=8)
+            ax.set_xlabel("step", fontsize=8)
+            ax.set_ylabel(ylabel, fontsize=7)
+            if ax.lines:
+                ax.legend(fontsize=6)
+            else:
+                ax.text(0.5, 0.5, "no run with this loss", ha="center", transform=ax.transAxes)
     return fig
 
 
@@ -119,50 +202,88 @@ def per_image_scatter(results_root: str | Path, scores: list[Score], x: str, y: 
     return fig
 
 
+def figure_test_sets(scores: list[Score], benchmark: str | None = None) -> list[Score]:
+    """The Input score of every test set the comparison figures can show (one per
+    benchmark and kind of data, the real benchmark before its stand-in), optionally of one
+    ``benchmark``. Its ``per_image_csv`` folder holds the kept ground truths."""
+    inputs = sorted(
+        (s for s in scores if s.method == "input" and s.ran),
+        key=lambda s: (s.benchmark, s.stand_in),
+    )
+    out: dict[tuple[str, bool], Score] = {}
+    for s in inputs:
+        if benchmark in (None, s.benchmark):
+            out.setdefault((s.benchmark, s.stand_in), s)
+    return list(out.values())
+
+
+def comparison_methods(
+    scores: list[Score], test: Score, methods: tuple[str, ...] = FIGURE_METHODS
+) -> tuple[list[Score], list[str]]:
+    """The scores of ``methods`` on the test set of ``test`` (an Input score), and the
+    methods that did not run there."""
+    ran = {
+        s.method: s
+        for s in scores
+        if s.ran and s.test_set == test.test_set and s.benchmark == test.benchmark
+    }
+    return [ran[m] for m in methods if m in ran], [m for m in methods if m not in ran]
+
+
+def comparison_caption(
+    scores: list[Score], test: Score, paper_figure: str, methods: tuple[str, ...] = FIGURE_METHODS
+) -> str:
+    """The caption of :func:`comparison` for the test set of ``test``: the data, which
+    methods are shown and which did not run."""
+    shown, missing = comparison_methods(scores, test, methods)
+    text = (
+        f"{paper_figure} analogue on {benchmark_label(test.benchmark, test.stand_in)} "
+        f"({test.test_set}): {', '.join(METHOD_LABELS[s.method] for s in shown)}, ground truth; "
+        "per-image PSNR (dB) in the titles"
+    )
+    if missing:
+        text += f"; not run: {', '.join(METHOD_LABELS[m] for m in missing)}"
+    return text + "."
+
+
 def comparison(
     results_root: str | Path,
     scores: list[Score],
-    benchmark: str,
+    test: Score,
     methods: tuple[str, ...] = FIGURE_METHODS,
-    images: int = 2,
-) -> Figure | None:
-    """Fig. 7-9 analogue: rainy | each method | ground truth for the first images of
-    ``benchmark``'s first test set (real data before the stand-in), titled with per-image
-    PSNR; None when the benchmark was not scored."""
+    images: int | None = None,
+) -> Figure:
+    """Fig. 7-9 analogue on the test set of ``test`` (an Input score, see
+    :func:`figure_test_sets`): rainy | each method that ran | ground truth, one row per
+    test image kept with its ground truth (at most ``images``), titled with per-image PSNR;
+    the title says how many of the images the table scored are shown and what did not run."""
     root = Path(results_root)
-    scored = [s for s in scores if s.benchmark == benchmark and s.ran]
-    inputs = sorted((s for s in scored if s.method == "input"), key=lambda s: s.stand_in)
-    if not inputs:
-        return None
-    test = inputs[0].test_set
-    cols = [
-        (m, next((s for s in scored if s.method == m and s.test_set == test), None))
-        for m in methods
-    ]
-    base = root / inputs[0].per_image_csv
+    shown, missing = comparison_methods(scores, test, methods)
+    base = root / test.per_image_csv
     gt_dir = base.parent / "ground_truth"
     names = [n for n in pd.read_csv(base)["name"] if (gt_dir / f"{Path(n).stem}.png").is_file()]
     names = names[:images]
-    fig = Figure(figsize=(2.4 * (len(cols) + 1), 1.9 * len(names) + 0.6))
-    axes = fig.subplots(len(names), len(cols) + 1, squeeze=False)
+    psnr = {s.method: pd.read_csv(root / s.per_image_csv).set_index("name")["psnr"] for s in shown}
+    fig = Figure(figsize=(2.4 * (len(shown) + 1), 1.75 * len(names) + 0.9), layout="constrained")
+    axes = fig.subplots(len(names), len(shown) + 1, squeeze=False)
     for r, name in enumerate(names):
         stem = Path(name).stem
-        for c, (m, sc) in enumerate(cols):
+        for c, s in enumerate(shown):
             ax = axes[r, c]
             ax.set_axis_off()
-            if sc is None:
-                ax.text(0.5, 0.5, f"{METHOD_LABELS[m]}\nnot run", ha="center", va="center")
-                continue
-            csv_path = root / sc.per_image_csv
-            psnr = pd.read_csv(csv_path).set_index("name").loc[name, "psnr"]
-            ax.imshow(read_image(csv_path.parent / "outputs" / f"{stem}.png"))
-            ax.set_title(f"{METHOD_LABELS[m]}\n{psnr:.2f} dB", fontsize=8)
+            ax.imshow(read_image((root / s.per_image_csv).parent / "outputs" / f"{stem}.png"))
+            ax.set_title(f"{METHOD_LABELS[s.method]}\n{psnr[s.method][name]:.2f} dB", fontsize=8)
         ax = axes[r, -1]
         ax.set_axis_off()
         ax.imshow(read_image(gt_dir / f"{stem}.png"))
         ax.set_title(f"ground truth\n{stem}", fontsize=8)
-    fig.suptitle(f"{BENCHMARKS[benchmark]}: {test}", fontsize=9)
-    fig.tight_layout()
+    title = (
+        f"{benchmark_label(test.benchmark, test.stand_in)}: {test.test_set}; "
+        f"{len(names)} of {test.n} scored test images shown"
+    )
+    if missing:
+        title += f"\nnot run: {', '.join(METHOD_LABELS[m] for m in missing)}"
+    fig.suptitle(title, fontsize=9)
     return fig
 
 
@@ -188,10 +309,12 @@ def photo_grid(
     label: Callable[[str], str] = str,
     cell: tuple[float, float, float] = (2.8, 2.2, 0.4),
     fontsize: int = 8,
+    title: str = "",
 ) -> Figure | None:
     """Rainy photos (``folder/rainy/*.png``, rows) beside their derained versions (one
-    sub-folder per method, columns), titled ``label(method)`` and the photo's stem;
-    ``cell``: inches per column, per row, and for the titles. None when there are none."""
+    sub-folder per method, columns), titled ``label(method)`` and the photo's stem, under
+    ``title``; ``cell``: inches per column, per row, and for the titles. None when there
+    are none."""
     folder = Path(folder)
     rainy = sorted((folder / "rainy").glob("*.png")) if folder.is_dir() else []
     if not rainy:
@@ -205,6 +328,8 @@ def photo_grid(
             ax.set_axis_off()
             ax.imshow(read_image(folder / m / photo.name))
             ax.set_title(f"{label(m)}\n{photo.stem}", fontsize=fontsize)
+    if title:
+        fig.suptitle(title, fontsize=fontsize + 1)
     fig.tight_layout()
     return fig
 
@@ -216,7 +341,8 @@ def real_rain(real: str | Path, labels: dict[str, str] = METHOD_LABELS) -> Figur
     def label(m: str) -> str:
         return labels.get(m.replace("_", "/", 1) if m.startswith("sian_") else m, m)
 
-    return photo_grid(real, label)
+    title = "Real rainy photos (no ground truth) derained by the Rain100H models"
+    return photo_grid(real, label, title=title)
 
 
 #: Colours of the forest plot's verdicts (any other verdict is grey).
