@@ -43,6 +43,17 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def _contents(folders: list[Path]) -> dict[str, bytes]:
+    """Every file under ``folders`` but the executed notebooks (not committed) and the
+    provenance record: what a committed run would show in ``git status``."""
+    return {
+        str(f): f.read_bytes()
+        for d in folders
+        for f in sorted(d.rglob("*"))
+        if f.is_file() and "notebooks" not in f.parts and f.name != "provenance.json"
+    }
+
+
 def _finite(v: str) -> bool:
     return v != "" and math.isfinite(float(v))
 
@@ -54,7 +65,23 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
         "smoke", overrides=SMOKE_SET, log=lambda *a, **k: lines.append(" ".join(map(str, a)))
     )
     res = hermetic / "results" / "smoke"
-    assert sum("done in" in line for line in lines) == len(record["notebooks"]) >= 6
+    assert sum(" done in " in line for line in lines) == len(record["notebooks"]) >= 6
+    # training progress relayed from the kernels: which model of how many, cached or not
+    assert any(line.startswith("model 1/10: ") and "seed 0" in line for line in lines), lines
+    # the closing summary: each item not run, then "done with N items not run"
+    not_run = record["not_run"]
+    for item in not_run:
+        assert f"not run ({item['notebook']}): {item['what']}" in lines
+    n = len(not_run)
+    done = f"profile smoke: done with {n} item" if n else "profile smoke: done in"
+    assert lines[-1].startswith(done), lines[-1]
+    panel = hermetic / "figures" / "smoke" / "attention_panel.png"
+    explorer = [i["what"] for i in not_run if i["notebook"] == "06_attention_explorer.ipynb"]
+    if panel.is_file():
+        assert explorer == []
+    else:  # no released weights in the hermetic run
+        assert "figures/smoke/attention_panel.png was not drawn" in explorer, not_run
+        assert len(explorer) == 2, not_run  # and the reason the notebook printed
     assert (res / "notebooks" / "05_figures.ipynb").is_file()
     runs_dir = hermetic / "results" / "runs"
     for name in ("table2", "table3", "table4", "table5"):
@@ -130,6 +157,11 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
     page = (res / "report" / "07_beyond_the_paper.html").read_text()
     assert "Rain density" in page and f"of {len(cost)} models measured" in page
     assert all(Path(f["path"]).name in index for f in figs)
+    # the same command again changes no output (provenance.json alone records the session)
+    outputs = [hermetic / "figures" / "smoke", res]
+    first = _contents(outputs)
+    pipeline.run_pipeline("smoke", overrides=SMOKE_SET, log=lambda *a, **k: None)
+    assert _contents(outputs) == first
     # a re-run reuses the finished runs from the cache: same keys, model files untouched
     before = json.loads((res / "runs.json").read_text())
     stamps = {r["run"]: Path(r["checkpoint"]).stat().st_mtime_ns for r in before}
