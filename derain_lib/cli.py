@@ -399,6 +399,7 @@ def _cmd_derain(args: argparse.Namespace) -> int:
     for _, written, problem in bar:
         if written is not None:
             bar.write(str(written), file=sys.stdout)  # each output named as it is written
+            sys.stdout.flush()
             done += 1
         else:
             bar.write(f"derain: error: {problem}", file=sys.stderr)
