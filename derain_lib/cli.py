@@ -354,9 +354,9 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
 #: ``derain info`` builds no model (``tests/test_cli.py`` builds each and checks this table).
 PARAMETERS = {
     "sian": 491_939,
-    "sian-baseline": 0,
-    "sian-baseline+lstm": 0,
-    "sian-paper": 0,
+    "sian-baseline": 353_603,
+    "sian-baseline+lstm": 353_603,
+    "sian-paper": 491_939,
     "prenet": 168_963,
 }
 
