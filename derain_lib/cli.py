@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy
 import skimage
 import torch
+from tqdm import tqdm
 
 from . import __version__
 from .allocator import tune
@@ -26,9 +27,9 @@ from .data.io import scan_images
 from .data.patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, PatchSet
 from .data.remote import DATASETS, fetch_dataset, fetch_items
 from .errors import DerainError
-from .inference import derain_files
+from .inference import derain_files, expand_inputs
 from .metrics import json_safe, score, score_folder, summarize
-from .models import DESCRIPTIONS, build_model, count_parameters
+from .models import DESCRIPTIONS
 from .runs import Run, get_or_run, list_runs, open_run, results_root, run_labels
 from .study.pipeline import run_pipeline
 from .threads import configure as configure_threads
@@ -348,6 +349,17 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_runs)
 
 
+#: Parameter count of each model of :data:`~derain_lib.models.DESCRIPTIONS`, so that
+#: ``derain info`` builds no model (``tests/test_cli.py`` builds each and checks this table).
+PARAMETERS = {
+    "sian": 491_939,
+    "sian-baseline": 353_603,
+    "sian-baseline+lstm": 353_603,
+    "sian-paper": 491_939,
+    "prenet": 168_963,
+}
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     print(f"derain {__version__}")
     print(
@@ -356,7 +368,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     )
     print("\nmodels:")
     for name, desc in DESCRIPTIONS.items():
-        print(f"  {name:<20} {count_parameters(build_model(name)):>8,} params  {desc}")
+        print(f"  {name:<20} {PARAMETERS[name]:>8,} params  {desc}")
     print("\nreleased weights (upstream, sha256-verified):")
     for w in RELEASED.values():
         local = find_released(w.name, args.weights_dir)
@@ -371,6 +383,7 @@ def _cmd_derain(args: argparse.Namespace) -> int:
     lw = load_model(args.weights, args.model, weights_dir=args.weights_dir)
     print(f"model: {lw.describe()}", file=sys.stderr)
     done, failed, first = 0, 0, ""
+    files = expand_inputs(args.inputs)  # for the bar's total
     batch = derain_files(
         lw.model,
         args.inputs,
@@ -381,12 +394,14 @@ def _cmd_derain(args: argparse.Namespace) -> int:
         stages=args.stages,
         precision=args.precision,
     )
-    for _, written, problem in batch:
+    bar = tqdm(batch, total=len(files), desc="derain", unit="image", disable=args.no_progress)
+    for _, written, problem in bar:
         if written is not None:
-            print(written, flush=True)
+            bar.write(str(written), file=sys.stdout)  # each output named as it is written
+            sys.stdout.flush()
             done += 1
         else:
-            print(f"derain: error: {problem}", file=sys.stderr, flush=True)
+            bar.write(f"derain: error: {problem}", file=sys.stderr)
             failed, first = failed + 1, first or problem
     print(f"{done} derained, {failed} failed", file=sys.stderr)
     if failed:
@@ -443,6 +458,7 @@ def _add_derain(sub: argparse._SubParsersAction) -> None:
         help="output folder, or an image file name (.png, .jpg, ...) for one input",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (on stderr)")
     p.add_argument("--weights", required=True, help="released name (see `derain info`) or a file")
     p.add_argument("--model", help="the architecture expected (default: taken from the weights)")
     p.add_argument("--weights-dir", help="folder with released weight files")

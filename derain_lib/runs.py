@@ -158,8 +158,13 @@ class Run:
         return "unfinished" if (self.dir / "config.yaml").is_file() else "new"
 
 
+#: The pipeline's own outputs: changes there do not make the code ``+dirty``.
+OUTPUT_DIRS = ("results", "figures")
+
+
 def git_sha() -> str:
-    """HEAD of the project's repository, ``+dirty`` when tracked files are modified."""
+    """HEAD of the project's repository, ``+dirty`` when tracked files other than the
+    pipeline's outputs (:data:`OUTPUT_DIRS`) are modified."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -169,7 +174,10 @@ def git_sha() -> str:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [
+                *("git", "status", "--porcelain", "--untracked-files=no", "--", "."),
+                *(f":(exclude){d}" for d in OUTPUT_DIRS),
+            ],
             cwd=PROJECT_ROOT,
             capture_output=True,
             text=True,

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from derain_lib.cli import main
+from derain_lib.cli import PARAMETERS, main
 from derain_lib.data.io import read_image_uint8, write_png
+from derain_lib.models import DESCRIPTIONS, build_model, count_parameters
 
 
 def test_console_script_is_installed_and_info_lists_models_and_weights(shared):
@@ -35,6 +36,11 @@ def test_console_script_is_installed_and_info_lists_models_and_weights(shared):
     ):
         assert w in r.stdout
     assert "local: " in r.stdout
+
+
+def test_info_parameter_table_is_what_each_model_has() -> None:
+    # `derain info` prints PARAMETERS without building a model: the table must stay true
+    assert {n: count_parameters(build_model(n)) for n in DESCRIPTIONS} == PARAMETERS
 
 
 def test_score_prints_rows_and_mean_and_json(shared, capsys):
@@ -74,7 +80,13 @@ def test_derain_writes_pngs_of_the_input_size(shared, tmp_path, capsys):
     assert main(args) == 0
     assert read_image_uint8(tmp_path / "out/a.png").shape == (37, 53, 3)
     assert read_image_uint8(tmp_path / "out/b.png").shape == (24, 40, 3)
-    assert "ignored 4 unused tensors" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "ignored 4 unused tensors" in err
+    # each output named on stdout as it is written; a bar over the files on stderr
+    assert out.splitlines() == [str(tmp_path / "out/a.png"), str(tmp_path / "out/b.png")]
+    assert "derain: 100%" in err and "2/2" in err
+    assert main([*args, "--overwrite", "--no-progress"]) == 0
+    assert "100%" not in capsys.readouterr().err
     # a single input may name a .png file
     one = [
         "derain",

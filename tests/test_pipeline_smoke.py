@@ -54,7 +54,25 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
         "smoke", overrides=SMOKE_SET, log=lambda *a, **k: lines.append(" ".join(map(str, a)))
     )
     res = hermetic / "results" / "smoke"
-    assert sum("done in" in line for line in lines) == len(record["notebooks"]) >= 6
+    finished = [line for line in lines if line.startswith("[") and " done in " in line]
+    assert len(finished) == len(record["notebooks"]) >= 6
+    # training progress relayed from the kernels: which model of how many, cached or not
+    assert any(line.startswith("model 1/10: ") and "seed 0" in line for line in lines), lines
+    assert any(line.startswith("model 20/20: ") for line in lines), lines  # 08's seeds
+    # the closing summary: each item not run, then "done with N items not run"
+    not_run = record["not_run"]
+    for item in not_run:
+        assert f"not run ({item['notebook']}): {item['what']}" in lines
+    n = len(not_run)
+    done = f"profile smoke: done with {n} item" if n else "profile smoke: done in"
+    assert lines[-1].startswith(done), lines[-1]
+    panel = hermetic / "figures" / "smoke" / "attention_panel.png"
+    explorer = [i["what"] for i in not_run if i["notebook"] == "06_attention_explorer.ipynb"]
+    if panel.is_file():
+        assert explorer == []
+    else:  # no released weights in the hermetic run
+        assert "figures/smoke/attention_panel.png was not drawn" in explorer, not_run
+        assert len(explorer) == 2, not_run  # and the reason the notebook printed
     assert (res / "notebooks" / "05_figures.ipynb").is_file()
     runs_dir = hermetic / "results" / "runs"
     for name in ("table2", "table3", "table4", "table5"):

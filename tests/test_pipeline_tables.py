@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import time
 
 import pytest
 
@@ -10,7 +13,7 @@ from derain_lib import tables
 from derain_lib.errors import DerainError
 from derain_lib.models import count_parameters
 from derain_lib.study import plan
-from derain_lib.study.figures import clear_figures
+from derain_lib.study.figures import clear_stale_figures
 from derain_lib.tables import Score, build_table, paper_value
 from derain_lib.train import build_model_from_config
 
@@ -167,7 +170,7 @@ def test_csv_and_markdown_round_trip(tmp_path) -> None:
     assert "| 38.23 | 0.9777 | 38.80 | 0.984 | -0.57 | -0.0063 |" in md
 
 
-def test_a_new_pipeline_run_drops_figures_of_an_earlier_run(tmp_path, monkeypatch):
+def test_a_new_pipeline_run_drops_figures_it_did_not_redraw(tmp_path, monkeypatch):
     monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("DERAIN_FIGURES", str(tmp_path / "figures"))
     (tmp_path / "figures/quick").mkdir(parents=True)
@@ -178,9 +181,19 @@ def test_a_new_pipeline_run_drops_figures_of_an_earlier_run(tmp_path, monkeypatc
     other = tmp_path / "figures/smoke/real_rain.png"
     other.write_bytes(b"png")
     index = tmp_path / "results/quick/figures.json"
-    index.write_text('[{"path": "figures/quick/real_rain.png", "caption": "old"}]')
-    assert sorted(p.name for p in clear_figures("quick")) == ["figures.json", "real_rain.png"]
-    assert not stale.exists() and not index.exists()
+    index.write_text(
+        '[{"path": "figures/quick/real_rain.png", "caption": "old"},'
+        ' {"path": "figures/quick/samples.png", "caption": "redrawn"}]'
+    )
+    started = time.time()
+    os.utime(stale, (started - 60, started - 60))
+    redrawn = tmp_path / "figures/quick/samples.png"
+    redrawn.write_bytes(b"png")  # written by this run: kept
+    assert [p.name for p in clear_stale_figures("quick", started)] == ["real_rain.png"]
+    assert not stale.exists() and redrawn.exists()
+    assert json.loads(index.read_text()) == [
+        {"path": "figures/quick/samples.png", "caption": "redrawn"}
+    ]
     assert other.exists()  # another profile's figures are left alone
 
 

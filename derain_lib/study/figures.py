@@ -47,15 +47,20 @@ def record_figure(profile: str, fig: Figure, name: str, caption: str) -> Path:
     return path
 
 
-def clear_figures(profile: str) -> list[Path]:
-    """Remove the figures and captions of an earlier run of ``profile`` (before notebook 05
-    redraws them), so no figure of another run or data set survives. Returns what went."""
-    gone = sorted(figures_dir(profile).glob("*.png"))
-    index = results_dir(profile) / "figures.json"
-    if index.is_file():
-        gone.append(index)
+def clear_stale_figures(profile: str, since: float) -> list[Path]:
+    """Remove the figures of ``figures/<profile>/`` last written before ``since`` (a
+    ``time.time()``: the start of a pipeline run that redrew every figure) and their
+    captions in ``figures.json``, so no figure of another run or data set survives while
+    figures the run redrew stay untouched in between. Returns what went."""
+    gone = sorted(f for f in figures_dir(profile).glob("*.png") if f.stat().st_mtime < since)
     for f in gone:
         f.unlink()
+    index = results_dir(profile) / "figures.json"
+    if index.is_file():
+        figs = json.loads(index.read_text())
+        kept = [f for f in figs if (figures_dir(profile) / Path(f["path"]).name).is_file()]
+        if kept != figs:
+            write_json(index, kept)
     return gone
 
 

@@ -38,3 +38,20 @@ def read_json(path: Path, hint: str) -> object:
     if not path.is_file():
         raise DerainError(f"{path}: missing; {hint}")
     return json.loads(path.read_text())
+
+
+#: The file ``derain reproduce`` tails while a notebook runs (set for the notebook's kernel).
+PROGRESS_ENV = "DERAIN_PROGRESS"
+
+
+def progress(line: str) -> None:
+    """Append ``line`` to the pipeline's progress file (env :data:`PROGRESS_ENV`), which
+    ``derain reproduce`` relays to the terminal; without the variable (a notebook opened
+    by hand) print it. Progress never goes into a notebook run by the pipeline, so its
+    executed copy does not depend on timing."""
+    target = os.environ.get(PROGRESS_ENV)
+    if not target:
+        print(line, flush=True)
+        return
+    with open(target, "a") as f:
+        f.write(line.rstrip("\n") + "\n")

@@ -6,23 +6,35 @@ chapter of :data:`NOTEBOOKS` (``08_claims.ipynb``) with a fixed kernel and worki
 ``results/<profile>/notebooks/``. Each notebook writes its artifacts under
 ``results/<profile>/`` and ``figures/<profile>/``; the next one reads them. Expensive work
 goes through the run cache, so a re-run reuses finished runs.
+
+While a notebook runs, what it reports with :func:`~.paths.progress` (which model trains,
+its step, loss and ETA) is relayed to the terminal from a progress file, so the executed
+notebooks hold no timing. The closing summary names what did not run: lines a notebook
+printed as ``not run: ...`` and figures of :data:`PROMISED_FIGURES` not drawn. Figures are
+not deleted before they are redrawn (an unchanged figure stays byte-identical); those the
+run did not draw again are removed at its end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import nbformat
 
 from ..config import resolve_config_path
 from ..errors import DerainError
 from ..runs import PROJECT_ROOT, git_sha
 from ..threads import configure as configure_threads
-from .figures import clear_figures
-from .paths import results_dir, write_json
+from .figures import clear_stale_figures
+from .paths import PROGRESS_ENV, figures_dir, results_dir, write_json
 from .report import export_report
 from .tabulate import build_tables
 
@@ -38,8 +50,17 @@ NOTEBOOKS = (
     "07_beyond_the_paper.ipynb",
     "08_claims.ipynb",
 )
-FIGURES_NOTEBOOK = "05_figures.ipynb"
+#: The figures the README promises per notebook; the summary names any not drawn.
+PROMISED_FIGURES = {
+    "05_figures.ipynb": ("samples.png", "training_curves.png"),
+    "06_attention_explorer.ipynb": ("attention_panel.png",),
+    "08_claims.ipynb": ("claims_forest.png",),
+}
 KERNEL = "derain"  # installed into the venv by `make setup` (ipykernel install --sys-prefix)
+#: The kernel logs errors only: not its "running over TCP without encryption" warning (the
+#: kernel listens on localhost, for this process alone).
+KERNEL_ARGS = ["--log-level=ERROR"]
+NOT_RUN = "not run: "
 
 
 class NotebookFailed(DerainError):
@@ -68,6 +89,80 @@ def failure_message(nb: str, saved: Path, err: Exception) -> str:
     return f"notebook {nb} failed: {type(err).__name__}: {err}; executed copy: {saved}"
 
 
+@contextlib.contextmanager
+def relayed_progress(log: Callable[..., None], every: float = 0.5) -> Iterator[Path]:
+    """A fresh progress file, named in env :data:`~.paths.PROGRESS_ENV` for the body (the
+    notebook kernels inherit it); every ``every`` seconds its new lines go to ``log``. The
+    file lives outside the project and is removed at the end."""
+    fd, name = tempfile.mkstemp(prefix="derain-progress-", suffix=".log")
+    os.close(fd)
+    path, before = Path(name), os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = name
+    stop = threading.Event()
+
+    def relay() -> None:
+        with open(path) as f:
+            pending = ""
+            while True:
+                stopping = stop.wait(every)
+                pending += f.read()
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    log(line, flush=True)
+                if stopping:
+                    return
+
+    thread = threading.Thread(target=relay, daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        stop.set()
+        thread.join()
+        if before is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = before
+        path.unlink(missing_ok=True)
+
+
+def not_run_lines(executed: Path) -> list[str]:
+    """The ``not run: ...`` lines a notebook printed (its stream outputs), without the
+    prefix."""
+    nb = nbformat.read(executed, as_version=4)
+    return [
+        line[len(NOT_RUN) :].strip()
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream"
+        for line in out.get("text", "").splitlines()
+        if line.startswith(NOT_RUN)
+    ]
+
+
+def not_run_items(profile: str, executed: dict[str, Path]) -> list[dict]:
+    """What the ``executed`` notebooks (name -> executed copy) did not do: each ``not run``
+    line they printed, and each of their :data:`PROMISED_FIGURES` missing from
+    ``figures/<profile>/``."""
+    items = [
+        {"notebook": nb, "what": why} for nb, p in executed.items() for why in not_run_lines(p)
+    ]
+    for nb in executed:
+        for name in PROMISED_FIGURES.get(nb, ()):
+            if not (figures_dir(profile) / name).is_file():
+                items.append({"notebook": nb, "what": f"figures/{profile}/{name} was not drawn"})
+    return items
+
+
+def declared_parameters(notebook: Path, params: dict) -> dict:
+    """The entries of ``params`` the notebook's ``parameters`` cell declares (papermill
+    warns about any other)."""
+    import papermill as pm  # optional heavy dependency
+
+    declared = pm.inspect_notebook(str(notebook))
+    return {k: v for k, v in params.items() if k in declared}
+
+
 def run_pipeline(
     profile: str,
     data_root: str | Path | None = None,
@@ -80,8 +175,10 @@ def run_pipeline(
     return the timing record.
 
     Writes ``results/<profile>/notebooks/<name>`` for each, ``provenance.json`` (parameters,
-    kernel, git SHA, machine, wall time per notebook), ``tables.md`` and ``report/``. A
-    failing notebook raises :class:`NotebookFailed` naming it and its failing cell.
+    kernel, git SHA, machine, wall time per notebook, what did not run: the one file of
+    the profile with wall-clock fields), ``tables.md`` and ``report/``. Each notebook gets
+    the parameters its ``parameters`` cell declares. A failing notebook raises
+    :class:`NotebookFailed` naming it and its failing cell.
     """
     import papermill as pm  # optional heavy dependency
 
@@ -113,36 +210,49 @@ def run_pipeline(
         "thread_settings": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "KMP_BLOCKTIME")},
         "notebooks": {},
     }
-    t_all = time.perf_counter()
+    t_all, started = time.perf_counter(), time.time()
     todo = [nb for nb in notebooks if nb not in missing]
-    if FIGURES_NOTEBOOK in todo:
-        clear_figures(profile)
+    executed = {}
     for i, nb in enumerate(todo, 1):
         saved = out_dir / nb
         t0 = time.perf_counter()
         log(f"[{i}/{len(todo)}] {nb} ...", flush=True)
         try:
-            pm.execute_notebook(
-                str(src_dir / nb),
-                str(saved),
-                parameters=params,
-                kernel_name=kernel,
-                language="python",
-                cwd=str(src_dir),
-                progress_bar=False,
-                log_output=False,
-            )
+            with relayed_progress(log):
+                pm.execute_notebook(
+                    str(src_dir / nb),
+                    str(saved),
+                    parameters=declared_parameters(src_dir / nb, params),
+                    kernel_name=kernel,
+                    language="python",
+                    cwd=str(src_dir),
+                    progress_bar=False,
+                    log_output=False,
+                    extra_arguments=KERNEL_ARGS,
+                )
         except Exception as e:  # papermill wraps any cell error; name the notebook and cell
             raise NotebookFailed(failure_message(nb, saved, e)) from None
         dt = time.perf_counter() - t0
+        executed[nb] = saved
         record["notebooks"][nb] = round(dt, 1)
         log(f"[{i}/{len(todo)}] {nb} done in {dt:.1f} s -> {saved}", flush=True)
     for nb in missing:
         log(f"skipped {nb}: not present in {src_dir}")
+    if tuple(todo) == NOTEBOOKS:  # every drawing notebook ran: what it did not redraw is stale
+        for gone in clear_stale_figures(profile, started):
+            log(f"removed {gone}: not drawn by this run")
     record["skipped"] = missing
+    record["not_run"] = not_run_items(profile, executed)
     record["wall_seconds"] = round(time.perf_counter() - t_all, 1)
     write_json(results_dir(profile) / "provenance.json", record)
     md = build_tables(profile)
-    index = export_report(profile, [out_dir / nb for nb in todo])
-    log(f"profile {profile}: {record['wall_seconds']:.1f} s; tables: {md}; report: {index}")
+    index = export_report(profile, list(executed.values()))
+    for item in record["not_run"]:
+        log(f"not run ({item['notebook']}): {item['what']}")
+    n = len(record["not_run"])
+    done = f"done with {n} item{'s' * (n != 1)} not run (above)" if n else "done"
+    log(
+        f"profile {profile}: {done} in {record['wall_seconds']:.1f} s; tables: {md}; "
+        f"report: {index}"
+    )
     return record

@@ -1,56 +1,136 @@
 """Step 01: train (or take from the run cache) every model the tables need; step 08: the
-extra training seeds the claims need."""
+extra training seeds the claims need.
+
+While a model trains, :func:`train_run` reports on the pipeline's progress channel
+(:func:`~.paths.progress`): which model of how many, then every :data:`PROGRESS_EVERY`
+seconds its step of total, loss, elapsed time and ETA, read from the run's ``log.csv``.
+"""
 
 from __future__ import annotations
 
+import csv
+import os
+import threading
 import time
+from pathlib import Path
 
-from ..config import profile_seeds
+from tqdm import tqdm
+
+from ..config import Config, profile_seeds
+from ..data.patches import PatchSet
 from ..data.sources import open_data
 from ..errors import DerainError
-from ..runs import get_or_run
+from ..runs import Run, find_run, get_or_run
 from ..tables import not_run
 from .claims import CLAIMS
-from .paths import read_json, results_dir, write_json
+from .paths import progress, read_json, results_dir, write_json
 from .plan import TRAIN_PLAN, TRAINED, Params, config_for, datasets, test_spec
+
+#: Seconds between two progress lines of a model in training (env ``DERAIN_PROGRESS_EVERY``).
+PROGRESS_EVERY = float(os.environ.get("DERAIN_PROGRESS_EVERY", "30"))
+
+
+def planned_steps(cfg: Config) -> int:
+    """The optimiser steps training ``cfg`` runs in all: epochs × whole batches of patches
+    per epoch, capped by ``train.max_steps`` (as :func:`derain_lib.train.train` counts)."""
+    d, t = cfg.data, cfg.train
+    patches = PatchSet(open_data(d.train, d.root), d.patch, d.stride, d.hflip)
+    total = t.epochs * (len(patches) // t.batch_size)
+    return total if t.max_steps is None else min(total, t.max_steps)
+
+
+def step_line(log_csv: Path, total: int) -> str | None:
+    """``step/total [elapsed<ETA, rate, loss]`` from the last training row of a run's
+    ``log.csv``; None before the first step is logged."""
+    if not log_csv.is_file():
+        return None
+    lines = log_csv.read_text().splitlines()
+    fields = next(csv.reader(lines[:1]), [])
+    for row in csv.DictReader(reversed(lines[1:]), fieldnames=fields):
+        if row.get("loss") and row.get("elapsed_s"):  # a step row (not a validation row)
+            return tqdm.format_meter(
+                int(row["step"]),
+                total,
+                float(row["elapsed_s"]),
+                prefix="  train",
+                ascii=True,
+                unit="step",
+                postfix=f"loss={float(row['loss']):.4g}",
+            )
+    return None
+
+
+def train_run(label: str, cfg: Config) -> Run:
+    """:func:`~derain_lib.runs.get_or_run` for ``cfg``, saying on the progress channel
+    ``label`` and whether the run comes from the cache, and while it trains its
+    :func:`step_line` every :data:`PROGRESS_EVERY` seconds (when it changed)."""
+    run = find_run(cfg)
+    if run.status == "finished":
+        progress(f"{label}: from the run cache (run {run.key})")
+        return get_or_run(cfg, progress=False)
+    total = planned_steps(cfg)
+    progress(f"{label}: training, {total} steps (run {run.key})")
+    stop = threading.Event()
+
+    def watch() -> None:
+        last = None
+        while not stop.wait(PROGRESS_EVERY):
+            line = step_line(run.dir / "log.csv", total)
+            if line and line != last:
+                progress(line)
+                last = line
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    t0 = time.perf_counter()
+    watcher.start()
+    try:
+        run = get_or_run(cfg, progress=False)  # no bar in the notebook: progress goes here
+    finally:
+        stop.set()
+        watcher.join()
+    progress(f"{label}: done in {time.perf_counter() - t0:.0f} s")
+    return run
 
 
 def train_all(p: Params) -> list[dict]:
     """One row per (method, training set) of :data:`~.plan.TRAIN_PLAN`: the run key, its
-    folder, checkpoint and metrics, or why it did not run. Finished runs come from the run
-    cache at once; unfinished ones resume. Writes ``runs.json``."""
+    folder, checkpoint, training time (the run's own, not this session's: the rows do not
+    change when a re-run takes every run from the cache) and metrics, or why it did not
+    run. Finished runs come from the run cache at once; unfinished ones resume. Writes
+    ``runs.json``."""
+    plan = [(b, d, mid) for b, d in datasets(p).items() for mid in TRAIN_PLAN.get(b, ())]
     rows = []
-    for b, d in datasets(p).items():
-        for mid in TRAIN_PLAN.get(b, ()):
-            model, loss = TRAINED[mid]
-            cfg = config_for(p, d, [f"model.name={model}", f"train.loss={loss}"])
-            row = {
-                "method": mid,
-                "benchmark": b,
-                "dataset": d,
-                "model": model,
-                "loss": loss,
-                "stand_in": cfg.data.train.startswith("embedded:"),
+    for i, (b, d, mid) in enumerate(plan, 1):
+        model, loss = TRAINED[mid]
+        cfg = config_for(p, d, [f"model.name={model}", f"train.loss={loss}"])
+        row = {
+            "method": mid,
+            "benchmark": b,
+            "dataset": d,
+            "model": model,
+            "loss": loss,
+            "stand_in": cfg.data.train.startswith("embedded:"),
+        }
+        label = f"model {i}/{len(plan)}: {model} {loss} {d} seed {cfg.train.seed}"
+        try:
+            open_data(cfg.data.train, cfg.data.root)
+        except DerainError as e:
+            rows.append({**row, "status": not_run(f"no training data: {e}")})
+            progress(f"{label}: {rows[-1]['status']}")
+            continue
+        run = train_run(label, cfg)
+        rows.append(
+            {
+                **row,
+                "status": "ok",
+                "run": run.key,
+                "test": test_spec(cfg),
+                "run_dir": str(run.dir),
+                "checkpoint": str(run.checkpoint_path),
+                "train_seconds": round(run.provenance.get("train_wall_s", 0.0), 1),
+                "metrics": run.metrics,
             }
-            try:
-                open_data(cfg.data.train, cfg.data.root)
-            except DerainError as e:
-                rows.append({**row, "status": not_run(f"no training data: {e}")})
-                continue
-            t0 = time.perf_counter()
-            run = get_or_run(cfg)
-            rows.append(
-                {
-                    **row,
-                    "status": "ok",
-                    "run": run.key,
-                    "test": test_spec(cfg),
-                    "run_dir": str(run.dir),
-                    "checkpoint": str(run.checkpoint_path),
-                    "seconds_this_session": round(time.perf_counter() - t0, 1),
-                    "metrics": run.metrics,
-                }
-            )
+        )
     write_json(results_dir(p.profile) / "runs.json", rows)
     return rows
 
@@ -67,21 +147,28 @@ def train_seeds(p: Params) -> list[dict]:
     run cache). One row per (method, benchmark, seed): the run and its per-image scores on the
     profile's own test set, or why it did not run. Writes ``seeds.json``."""
     wanted = {(m, c.benchmark) for c in CLAIMS if c.trained for m in (c.better, c.worse)}
+    plan = [
+        (b, d, method, seed)
+        for b, d in datasets(p).items()
+        for method in TRAINED
+        if (method, b) in wanted
+        for seed in profile_seeds(p.profile)
+    ]
     rows = []
-    for b, d in datasets(p).items():
-        for method in (m for m in TRAINED if (m, b) in wanted):
-            model, loss = TRAINED[method]
-            for seed in profile_seeds(p.profile):
-                extra = [f"model.name={model}", f"train.loss={loss}", f"train.seed={seed}"]
-                cfg = config_for(p, d, extra)
-                row = {"method": method, "benchmark": b, "seed": seed}
-                try:
-                    open_data(cfg.data.train, cfg.data.root)
-                except DerainError as e:
-                    rows.append({**row, "status": not_run(f"no training data: {e}")})
-                    continue
-                run = get_or_run(cfg)
-                csv = str(run.dir / "per_image.csv")
-                rows.append({**row, "status": "ok", "run": run.key, "per_image_csv": csv})
+    for i, (b, d, method, seed) in enumerate(plan, 1):
+        model, loss = TRAINED[method]
+        extra = [f"model.name={model}", f"train.loss={loss}", f"train.seed={seed}"]
+        cfg = config_for(p, d, extra)
+        row = {"method": method, "benchmark": b, "seed": seed}
+        label = f"model {i}/{len(plan)}: {model} {loss} {d} seed {seed}"
+        try:
+            open_data(cfg.data.train, cfg.data.root)
+        except DerainError as e:
+            rows.append({**row, "status": not_run(f"no training data: {e}")})
+            progress(f"{label}: {rows[-1]['status']}")
+            continue
+        run = train_run(label, cfg)
+        csv_path = str(run.dir / "per_image.csv")
+        rows.append({**row, "status": "ok", "run": run.key, "per_image_csv": csv_path})
     write_json(results_dir(p.profile) / "seeds.json", rows)
     return rows

@@ -271,8 +271,11 @@ def attention_panel(
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as PNG (parent folders created) and return the path."""
+    """Write ``fig`` as PNG (parent folders created) and return the path.
+
+    No ``Software`` tag: the bytes depend on the figure alone (PNG carries no timestamp), so
+    redrawing an unchanged figure leaves a committed copy unchanged."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
     return path

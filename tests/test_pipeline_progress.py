@@ -1,0 +1,141 @@
+"""What ``derain reproduce`` says while and after it runs, and what it leaves unchanged: the
+progress relay, the not-run summary, the parameters each notebook gets, reproducible
+figures, and a code SHA that ignores the pipeline's own outputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import nbformat
+import numpy as np
+import pytest
+
+from derain_lib import runs
+from derain_lib.study import pipeline
+from derain_lib.study.paths import PROGRESS_ENV, progress
+from derain_lib.study.training import step_line
+from derain_lib.viz import save_figure
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def test_progress_written_in_another_process_reaches_the_log(tmp_path: Path) -> None:
+    lines: list[str] = []
+    with pipeline.relayed_progress(lambda *a, **k: lines.append(a[0]), every=0.05) as path:
+        code = (
+            "from derain_lib.study.paths import progress\n"
+            "progress('model 1/2: sian neg-ssim light seed 0: training, 3 steps')\n"
+            "progress('  train:  33%|###3      | 1/3 [00:01<00:02, loss=0.5]')\n"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True)  # inherits the variable
+    assert lines == [
+        "model 1/2: sian neg-ssim light seed 0: training, 3 steps",
+        "  train:  33%|###3      | 1/3 [00:01<00:02, loss=0.5]",
+    ]
+    assert not path.exists()  # the progress file is removed: nothing left in the project
+
+
+def test_progress_without_a_pipeline_prints(monkeypatch, capsys) -> None:
+    monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    progress("model 1/1: prenet")
+    assert capsys.readouterr().out == "model 1/1: prenet\n"
+
+
+def test_step_line_gives_step_of_total_loss_elapsed_and_eta(tmp_path: Path) -> None:
+    log = tmp_path / "log.csv"
+    assert step_line(log, 10) is None
+    log.write_text(
+        "epoch,step,loss,lr,val_psnr,val_ssim,patches_per_s,elapsed_s\n"
+        "1,1,0.9,0.001,,,4.0,2.00\n"
+        "1,2,0.5,0.001,,,4.0,4.00\n"
+        "1,2,,,30.1,0.9,,4.50\n"  # a validation row: not a step
+    )
+    line = step_line(log, 10)
+    assert "2/10" in line and "loss=0.5" in line and "00:04<00:16" in line, line
+
+
+def _notebook(tmp_path: Path, printed: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print(...)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
+    table = nbformat.v4.new_code_cell("table")
+    table.outputs = [
+        nbformat.v4.new_output("execute_result", {"text/plain": "not run: a table cell"})
+    ]
+    nb.cells = [cell, table]
+    path = tmp_path / "06_attention_explorer.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_not_run_items_name_printed_lines_and_missing_promised_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DERAIN_FIGURES", str(tmp_path / "figures"))
+    nb = _notebook(tmp_path, "saved x\nnot run: released weights not found\n")
+    items = pipeline.not_run_items("smoke", {nb.name: nb})
+    assert items == [
+        {"notebook": nb.name, "what": "released weights not found"},
+        {"notebook": nb.name, "what": "figures/smoke/attention_panel.png was not drawn"},
+    ]
+    (tmp_path / "figures/smoke").mkdir(parents=True)
+    (tmp_path / "figures/smoke/attention_panel.png").write_bytes(b"png")
+    nb = _notebook(tmp_path, "saved figures/smoke/attention_panel.png\n")
+    assert pipeline.not_run_items("smoke", {nb.name: nb}) == []
+
+
+def test_each_notebook_gets_only_the_parameters_it_declares() -> None:
+    params = {"profile": "smoke", "data_root": None, "weights_dir": None, "overrides": []}
+    for nb in pipeline.NOTEBOOKS:
+        got = pipeline.declared_parameters(NOTEBOOKS / nb, params)
+        assert {"profile", "weights_dir"} <= set(got), nb
+    # the explorer takes no config overrides: passing them made papermill warn
+    explorer = pipeline.declared_parameters(NOTEBOOKS / "06_attention_explorer.ipynb", params)
+    assert set(explorer) == {"profile", "data_root", "weights_dir"}
+    train = pipeline.declared_parameters(NOTEBOOKS / "01_train.ipynb", params)
+    assert train == params
+
+
+def _figure() -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.imshow(np.arange(12.0).reshape(3, 4))
+    ax.set_title("same figure")
+    return fig
+
+
+def test_a_redrawn_figure_is_byte_identical_and_untagged(tmp_path: Path) -> None:
+    a = save_figure(_figure(), tmp_path / "a.png").read_bytes()
+    b = save_figure(_figure(), tmp_path / "b.png").read_bytes()
+    assert a == b
+    assert b"Software" not in a  # no matplotlib version in the file
+    plt.close("all")
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def test_git_sha_ignores_the_pipelines_own_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    for rel in ("results/quick/table2.csv", "figures/quick/a.png", "derain_lib/x.py"):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text("v1\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "v1")
+    monkeypatch.setattr(runs, "PROJECT_ROOT", repo)
+    clean = runs.git_sha()
+    assert len(clean) == 40
+    (repo / "results/quick/table2.csv").write_text("v2\n")
+    (repo / "figures/quick/a.png").unlink()  # a figure being redrawn
+    assert runs.git_sha() == clean
+    (repo / "derain_lib/x.py").write_text("v2\n")
+    assert runs.git_sha() == clean + "+dirty"
