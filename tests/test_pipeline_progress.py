@@ -139,3 +139,43 @@ def test_git_sha_ignores_the_pipelines_own_outputs(
     assert runs.git_sha() == clean
     (repo / "derain_lib/x.py").write_text("v2\n")
     assert runs.git_sha() == clean + "+dirty"
+
+
+def test_report_and_tables_md_are_the_same_for_a_rerun(tmp_path: Path, monkeypatch) -> None:
+    """Two executions differ in papermill's random id of the injected cell and in the
+    provenance (time, commit, wall seconds): neither reaches the report or tables.md."""
+    from derain_lib.study.paths import results_dir, write_json
+    from derain_lib.study.report import export_report
+    from derain_lib.study.tabulate import build_tables
+
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "results"))
+    pages, mds = [], []
+    for run in range(2):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [
+            nbformat.v4.new_markdown_cell("# Chapter"),
+            nbformat.v4.new_code_cell("profile = 'smoke'"),
+        ]
+        nb.cells[0]["id"] = "chapter-title"  # the source notebook's own ids are fixed
+        nb.cells[1].metadata["tags"] = ["injected-parameters"]
+        nb.cells[1]["id"] = f"random{run}"
+        path = tmp_path / f"run{run}" / "01_x.ipynb"
+        path.parent.mkdir()
+        nbformat.write(nb, path)
+        write_json(
+            results_dir("smoke") / "provenance.json",
+            {
+                "started": f"2026-11-2{run} 10:00:00 UTC",
+                "machine": "x86_64",
+                "cpu_count": 2,
+                "wall_seconds": 100.0 + run,
+                "git_sha": f"{run}" * 40,
+                "parameters": {"data_root": None, "weights_dir": None, "overrides": []},
+            },
+        )
+        mds.append(build_tables("smoke").read_text())
+        export_report("smoke", [path])
+        pages.append((results_dir("smoke") / "report" / "01_x.html").read_text())
+    assert "random0" in Path(tmp_path / "run0" / "01_x.ipynb").read_text()
+    assert pages[0] == pages[1] and "random" not in pages[0]
+    assert mds[0] == mds[1] and "2026-11-2" not in mds[0]

@@ -56,6 +56,9 @@ def export_report(profile: str, executed: list[Path]) -> Path:
     chapters = []
     for path in executed:
         nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):  # papermill gives its injected cell a random id
+            if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+                cell["id"] = f"injected-parameters-{i}"
         title = chapter_title(nb, path.stem)
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
         page = out / f"{path.stem}.html"

@@ -26,10 +26,10 @@ def build_tables(profile: str, names: tuple[str, ...] = ()):
         p = json.loads(rec.read_text())
         q = p["parameters"]
         header = (
-            f"Measured {p['started']} on {p['machine']} ({p['cpu_count']} CPUs), "
-            f"whole pipeline {p['wall_seconds']} s, git {p['git_sha'][:12]}; "
-            f"data root {q['data_root']}, weights dir {q['weights_dir']}, "
-            f"overrides {' '.join(q['overrides']) or 'none'}."
+            f"Data root {q['data_root']}, weights dir {q['weights_dir']}, "
+            f"overrides {' '.join(q['overrides']) or 'none'}. When, where, on which commit "
+            "and how long: `provenance.json` (kept apart so that a re-run that changes no "
+            "number leaves this file as it is)."
         )
     return write_markdown(res, profile, header)
 
