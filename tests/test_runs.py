@@ -228,8 +228,9 @@ def test_run_labels_name_the_config_values_that_differ_else_the_key(tmp_path: Pa
     )
     labels = dict(zip([r.key for r in runs], runs_mod.run_labels(runs, status=False), strict=True))
     base = "quick · light · sian · loss ssim · seed 0 · train.lr="
+    steps = load_config("quick").train.max_steps  # the profile's own value
     assert labels == {
-        "a00000000000": base + "0.001 · train.max_steps=60",
+        "a00000000000": base + f"0.001 · train.max_steps={steps}",
         "b00000000000": base + "0.01 · train.max_steps=5 · b00000000000",
         "c00000000000": base + "0.01 · train.max_steps=5 · c00000000000",
     }
