@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from dataclasses import dataclass
-from importlib import metadata
+from importlib import metadata, util
 from pathlib import Path
 
 from . import __version__
@@ -176,11 +177,26 @@ def installed_version(dist: str) -> str:
         return "not installed"
 
 
+def torch_version() -> str:
+    """``torch.__version__`` without importing torch: read from its ``version.py``, which
+    carries the build's local label (``2.14.1+cu130``) that the package metadata lacks."""
+    spec = util.find_spec("torch")
+    if spec is not None and spec.origin:
+        try:
+            text = (Path(spec.origin).parent / "version.py").read_text()
+        except OSError:
+            text = ""
+        m = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
+        if m:
+            return m.group(1)
+    return installed_version("torch")
+
+
 def info_lines(weights_dir: str | Path | None = None) -> list[str]:
     """What ``derain info`` prints: versions, threads, models, released weights."""
     lines = [
         f"derain {__version__}",
-        f"python {platform.python_version()}  torch {installed_version('torch')}  numpy "
+        f"python {platform.python_version()}  torch {torch_version()}  numpy "
         f"{installed_version('numpy')}  scikit-image {installed_version('scikit-image')}"
         f"  threads {torch_threads()}",
         "",
