@@ -1,24 +1,49 @@
-"""The ``derain`` console command: OpenMP thread settings first, then the command line.
+"""The ``derain`` console command: OpenMP thread settings first, then the command.
 
-The OpenMP runtime reads its settings once, when torch is loaded, and :mod:`derain_lib.cli`
-imports torch at its top; so :func:`derain_lib.threads.configure` must run before that
-import. This is the one module that imports part of the package inside a function
-(``tests/test_architecture.py`` names it).
+:func:`main` parses with :mod:`derain_lib.cli` (no torch), answers ``info`` from the
+torch-free :mod:`derain_lib.catalogue`, and imports :mod:`derain_lib.commands` (torch and
+every command's code) only for the other commands, inside the function: the OpenMP runtime
+reads its settings once, when torch is loaded, so :func:`derain_lib.threads.configure`
+must run before that import, and ``derain info`` / ``--help`` answer without paying for it.
+This is the one module that imports part of the package inside a function
+(``tests/test_architecture.py`` checks it). Tests and ``python -m derain_lib.entry`` (or
+``python -m derain_lib.cli``) call :func:`main` as the console command does.
 """
 
 from __future__ import annotations
 
 import sys
 
+from .allocator import tune
+from .catalogue import info_lines
+from .cli import command_of, parse_args
+from .errors import DerainError
 from .threads import configure
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Configure the threads, then run :func:`derain_lib.cli.main`."""
-    configure()
-    from .cli import main as cli_main  # torch loads here, after configure()
+    """Run one ``derain`` command; its exit status (2 with one ``derain: error:`` line for a
+    :class:`~derain_lib.errors.DerainError` or a file system refusal)."""
+    configure()  # the OpenMP variables, before torch loads
+    args = parse_args(argv)
+    tune()  # glibc keeps freed tensors' memory for reuse; DERAIN_MALLOC_TUNING=0 opts out
+    try:
+        if command_of(args) == "info":  # torch-free: answers at once
+            print("\n".join(info_lines(args.weights_dir)))
+            return 0
+        from .commands import run  # torch loads here, after configure()
 
-    return cli_main(argv)
+        configure()  # torch is loaded now: caps its intra-op threads at the usable CPUs
+        return run(args)
+    except DerainError as e:
+        print(f"derain: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file system refusal not caught nearer its cause
+        print(f"derain: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("derain: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

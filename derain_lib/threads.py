@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 ENV = "DERAIN_THREAD_TUNING"
 #: What :func:`configure` puts into the environment (unless already set there).
@@ -55,3 +56,36 @@ def configure(environ: dict[str, str] | None = None) -> dict[str, str]:
         torch.set_num_threads(usable_cpus())
         applied["torch.set_num_threads"] = str(usable_cpus())
     return applied
+
+
+def physical_cores() -> int:
+    """The machine's physical cores (``/sys`` topology; ``os.cpu_count`` where there is none):
+    the intra-op thread count torch starts with when no variable sets one."""
+    cores = set()
+    for topo in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology"):
+        try:
+            package = (topo / "physical_package_id").read_text().strip()
+            cores.add((package, (topo / "core_id").read_text().strip()))
+        except OSError:
+            continue
+    return len(cores) or os.cpu_count() or 1
+
+
+def torch_threads(environ: dict[str, str] | None = None) -> int:
+    """The intra-op threads torch uses in a ``derain`` process, found without importing it.
+
+    torch starts with ``MKL_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the physical
+    cores; :func:`configure` then caps that at :func:`usable_cpus` (unless
+    ``DERAIN_THREAD_TUNING=0``). ``derain info`` shows this; ``tests/test_threads.py``
+    compares it with ``torch.get_num_threads()``."""
+    env = os.environ if environ is None else environ
+    n = 0
+    for var in ("MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        try:
+            n = int(env.get(var, "").split(",")[0])
+        except ValueError:
+            continue
+        if n > 0:
+            break
+    n = n if n > 0 else physical_cores()
+    return n if env.get(ENV, "1") == "0" else min(n, usable_cpus())

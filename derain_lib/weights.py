@@ -4,12 +4,13 @@ Released files are never redistributed here (their upstream repositories carry n
 license); they are fetched from upstream by URL and verified by sha256, or taken from a
 local file or folder (``--weights FILE``, ``--weights-dir DIR``, ``DERAIN_WEIGHTS_DIR``).
 Every load uses ``torch.load(..., weights_only=True)``. Problems raise
-:class:`WeightsError` with one line naming the file and what is wrong.
+:class:`WeightsError` with one line naming the file and what is wrong. The registry
+(:data:`RELEASED`) and the search for local copies (:func:`find_released`) live in the
+torch-free :mod:`derain_lib.catalogue` (``derain info`` reads them) and are imported here.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -18,10 +19,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .catalogue import RELEASED, ReleasedWeights, cache_dir, find_released, search_dirs
 from .data.fetch import FetchError, sha256_file
 from .data.remote import Item, Tree, fetch_items
 from .errors import DerainError
-from .fsutil import user_cache
 from .models import MODELS, build_model, model_family
 
 
@@ -29,115 +30,10 @@ class WeightsError(DerainError):
     """A checkpoint that cannot be found, verified, read or fitted to the model."""
 
 
-@dataclass(frozen=True)
-class ReleasedWeights:
-    name: str
-    family: str  # "sian" or "prenet"
-    dataset: str
-    filename: str  # the local file name (as in the study's weights folder)
-    url: str
-    sha256: str
-    size: int
-    upstream: str
-
-
-_SIAN = "https://github.com/pangbo1997/RainRemoval/raw/7efca61767f454e7ef9d4c562520b874aacce9ac/pretrained_models/{}.pth"
-_PRENET = "https://github.com/csdwren/PReNet/raw/6d908d1e3c7ff5c26fee624112297ad1c8603ca7/logs/{}/PReNet6/net_latest.pth"
-
-RELEASED: dict[str, ReleasedWeights] = {
-    w.name: w
-    for w in [
-        ReleasedWeights(
-            "sian-rain100l",
-            "sian",
-            "rain100l",
-            "sian_rain100l.pth",
-            _SIAN.format("rain100l"),
-            "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956",
-            2057017,
-            "pangbo1997/RainRemoval@7efca61 pretrained_models/rain100l.pth",
-        ),
-        ReleasedWeights(
-            "sian-rain100h",
-            "sian",
-            "rain100h",
-            "sian_rain100h.pth",
-            _SIAN.format("rain100h"),
-            "eafdb36506a4b087c1ccd8b6f73009284bf6daa223ecce28d713aa6472c91b91",
-            2056353,
-            "pangbo1997/RainRemoval@7efca61 pretrained_models/rain100h.pth",
-        ),
-        ReleasedWeights(
-            "sian-rain1400",
-            "sian",
-            "rain1400",
-            "sian_rain1400.pth",
-            _SIAN.format("rain1400"),
-            "1812bdbf0ac17d5de70f80c93f5d29e31ad57dc4e105a7b09bd17a04b48c04b8",
-            2057017,
-            "pangbo1997/RainRemoval@7efca61 pretrained_models/rain1400.pth",
-        ),
-        ReleasedWeights(
-            "prenet-rain100l",
-            "prenet",
-            "rain100l",
-            "prenet_rain100l.pth",
-            _PRENET.format("Rain100L"),
-            "cb9b743bb33cf6e5c56ba45f8ade93add46266dea9fa582e1934dc5eed942333",
-            681694,
-            "csdwren/PReNet@6d908d1 logs/Rain100L/PReNet6/net_latest.pth",
-        ),
-        ReleasedWeights(
-            "prenet-rain100h",
-            "prenet",
-            "rain100h",
-            "prenet_rain100h.pth",
-            _PRENET.format("Rain100H"),
-            "127c0098787c5272f1f8583f6c5202e7ef674f750cd145a1691912a6d9e96210",
-            681694,
-            "csdwren/PReNet@6d908d1 logs/Rain100H/PReNet6/net_latest.pth",
-        ),
-        ReleasedWeights(
-            "prenet-rain1400",
-            "prenet",
-            "rain1400",
-            "prenet_rain1400.pth",
-            _PRENET.format("Rain1400"),
-            "d5744dc2e35d73187a3f34936b3413884d293277073ffb78b961a78e65337879",
-            681694,
-            "csdwren/PReNet@6d908d1 logs/Rain1400/PReNet6/net_latest.pth",
-        ),
-    ]
-}
-
 #: Keys of the released SIAN file that the authors' forward() never uses.
 SIAN_UNUSED_PREFIX = "body.conv_m."
 #: Marker of checkpoints written by this project (training runs, exported models).
 OUR_FORMAT = "derain-model"
-
-
-def cache_dir() -> Path:
-    """Downloaded released weights: ``<user cache>/weights`` (see :func:`fsutil.user_cache`)."""
-    return user_cache() / "weights"
-
-
-def search_dirs(weights_dir: str | Path | None = None) -> list[Path]:
-    """Where released files are looked for, in order."""
-    dirs = [Path(weights_dir)] if weights_dir else []
-    if os.environ.get("DERAIN_WEIGHTS_DIR"):
-        dirs.append(Path(os.environ["DERAIN_WEIGHTS_DIR"]))
-    dirs.append(cache_dir())
-    return dirs
-
-
-def find_released(name: str, weights_dir: str | Path | None = None) -> Path | None:
-    """The local copy of released weights ``name``, if one is in a search folder."""
-    w = RELEASED[name]
-    for d in search_dirs(weights_dir):
-        for candidate in (d / w.filename, d / f"{w.name}.pth"):
-            if candidate.is_file():
-                return candidate
-    return None
 
 
 _GITHUB_RAW = re.compile(r"^https://github\.com/([^/]+)/([^/]+)/raw/([0-9a-f]{40})/(.+)$")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,10 +12,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import skimage
+import torch
 
-from derain_lib.cli import PARAMETERS, main
+from derain_lib import catalogue, weights
+from derain_lib.catalogue import PARAMETERS
+from derain_lib.cli import build_parser, command_of
+from derain_lib.commands import COMMANDS
+from derain_lib.data import datasets
 from derain_lib.data.io import read_image_uint8, write_png
+from derain_lib.data.remote import DATASETS
+from derain_lib.entry import main
 from derain_lib.models import DESCRIPTIONS, build_model, count_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_console_script_is_installed_and_info_lists_models_and_weights(shared):
@@ -41,6 +53,50 @@ def test_console_script_is_installed_and_info_lists_models_and_weights(shared):
 def test_info_parameter_table_is_what_each_model_has() -> None:
     # `derain info` prints PARAMETERS without building a model: the table must stay true
     assert {n: count_parameters(build_model(n)) for n in DESCRIPTIONS} == PARAMETERS
+
+
+def test_catalogue_copies_equal_their_owners(monkeypatch, tmp_path) -> None:
+    """The torch-free tables `derain info` and the parser read cannot drift from the code
+    that uses them: models/ and data/ keep theirs, weights imports the catalogue's."""
+    assert list(catalogue.DESCRIPTIONS.items()) == list(DESCRIPTIONS.items())
+    assert tuple(DATASETS) == catalogue.TEST_SETS
+    assert weights.RELEASED is catalogue.RELEASED
+    assert weights.find_released is catalogue.find_released
+    monkeypatch.setenv("DERAIN_DATA", str(tmp_path / "d"))
+    assert catalogue.data_root() == datasets.data_root() == tmp_path / "d"
+    monkeypatch.delenv("DERAIN_DATA")
+    monkeypatch.setenv("DERAIN_CACHE", str(tmp_path / "c"))
+    assert catalogue.data_root() == datasets.data_root() == tmp_path / "c/data"
+
+
+def test_every_command_of_the_parser_runs_something() -> None:
+    def commands(parser: argparse.ArgumentParser, prefix: str = "") -> set[str]:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            return {prefix.strip()}
+        return set().union(
+            *(commands(p, f"{prefix} {name}") for name, p in subs[0].choices.items())
+        )
+
+    assert commands(build_parser()) == set(COMMANDS)
+    args = build_parser().parse_args(["data", "scan", "x"])
+    assert command_of(args) == "data scan"
+
+
+def test_info_imports_no_torch_and_shows_the_versions_torch_reports(shared) -> None:
+    code = (
+        "import sys; from derain_lib.entry import main; "
+        f"rc = main(['info', '--weights-dir', {str(shared / 'weights')!r}]); "
+        "heavy = [m for m in ('torch', 'numpy', 'derain_lib.commands') if m in sys.modules]; "
+        "assert rc == 0 and not heavy, heavy"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.splitlines()[1]
+    assert f"  torch {torch.__version__}  numpy {np.__version__}  " in line
+    assert f"  scikit-image {skimage.__version__}  threads " in line
+    assert "local: " in r.stdout and "sian-rain100l" in r.stdout
 
 
 def test_score_prints_rows_and_mean_and_json(shared, capsys):

@@ -19,9 +19,9 @@ import torch
 from PIL import Image
 
 from derain_lib import fsutil
-from derain_lib.cli import main
 from derain_lib.config import load_config
 from derain_lib.data.io import write_png
+from derain_lib.entry import main
 from derain_lib.errors import DerainError
 from derain_lib.models import build_model
 from derain_lib.runs import find_run, get_or_run

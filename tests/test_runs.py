@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import derain_lib.runs as runs_mod
-from derain_lib.cli import main
 from derain_lib.config import config_hash, load_config
+from derain_lib.entry import main
 from derain_lib.runs import find_run, get_or_run, list_runs, open_run, results_root
 from derain_lib.weights import load_model
 

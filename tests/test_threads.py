@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.busy import replace_section, section_of
-from derain_lib.threads import configure, usable_cpus
+from derain_lib.threads import configure, torch_threads, usable_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +47,8 @@ def test_console_command_configures_before_torch_is_loaded() -> None:
         "from derain_lib import entry\n"
         "assert 'torch' not in sys.modules\n"
         "try:\n    entry.main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules  # parsing and --version need no torch\n"
+        "entry.main(['reproduce', '--data-root', '/nonexistent/derain-data'])  # loads it\n"
         "print(Spy.seen, 'torch' in sys.modules)\n"
     )
     env = {
@@ -55,6 +59,34 @@ def test_console_command_configures_before_torch_is_loaded() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     ).stdout.split()
     assert out[-2:] == ["PASSIVE", "True"]  # set when torch was first imported
+
+
+@pytest.mark.parametrize(
+    "env", [{}, {"OMP_NUM_THREADS": "1"}, {"MKL_NUM_THREADS": "1"}, {"OMP_NUM_THREADS": "64"}]
+)
+def test_torch_threads_is_what_torch_uses_after_configure(env: dict[str, str]) -> None:
+    """``derain info`` shows ``torch_threads()`` without importing torch: it must be what
+    torch reports in a process configured as ``derain`` configures it."""
+    code = (
+        "from derain_lib.threads import configure, torch_threads\n"
+        "configure(); expected = torch_threads()\n"
+        "import torch\n"
+        "configure(); print(expected, torch.get_num_threads())\n"
+    )
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "DERAIN_THREAD_TUNING")
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**base, **env, "PYTHONPATH": str(ROOT)},
+        check=True,
+    ).stdout.split()
+    assert out[0] == out[1]
+    assert torch_threads({**env}) >= 1
 
 
 def test_busy_section_is_replaced_and_kept() -> None:

@@ -1,0 +1,212 @@
+"""What ``derain info`` shows, without importing torch: models, released weights, versions.
+
+``derain info`` must answer at once, so everything it prints comes from this module, which
+imports no torch, numpy or model code: the model descriptions and parameter counts, the
+released weights and where a local copy is looked for, and the installed versions (read
+from the package metadata, not by importing the packages).
+
+Owners and copies (``tests/test_catalogue.py`` keeps each copy equal to its owner):
+
+- :data:`RELEASED`, :func:`search_dirs`, :func:`find_released`: owned here;
+  :mod:`derain_lib.weights` imports them back (no second copy).
+- :data:`DESCRIPTIONS`: a copy of ``models.registry.DESCRIPTIONS`` (``models/`` may import
+  nothing outside itself, so the table stays there); :data:`PARAMETERS`: what building
+  each model gives.
+- :data:`TEST_SETS`: the keys of ``data.remote.DATASETS``; :func:`data_root`: the same
+  folder as ``data.datasets.data_root`` (``data/`` may import nothing outside itself).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from dataclasses import dataclass
+from importlib import metadata, util
+from pathlib import Path
+
+from . import __version__
+from .fsutil import user_cache
+from .threads import torch_threads
+
+#: Name -> one line: a copy of :data:`derain_lib.models.DESCRIPTIONS`.
+DESCRIPTIONS: dict[str, str] = {
+    "sian": "SIAN full (baseline+SIAN+LSTM), official preset: the released-code architecture",
+    "sian-baseline": "SIAN ablation: one stage with ConvLSTMs (zero state), no attention (Table V)",
+    "sian-baseline+lstm": "SIAN ablation: six stages with ConvLSTMs, no attention (Table V)",
+    "sian-paper": "SIAN full, paper-literal preset (ReLU stem/mask, 3-sigma reflect blurs)",
+    "prenet": "PReNet (Ren et al. 2019), six stages: the baseline of Tables III-IV",
+}
+
+#: Parameter count of each model of :data:`DESCRIPTIONS`, so that ``derain info`` builds no
+#: model (``tests/test_cli.py`` builds each and checks this table).
+PARAMETERS = {
+    "sian": 491_939,
+    "sian-baseline": 353_603,
+    "sian-baseline+lstm": 353_603,
+    "sian-paper": 491_939,
+    "prenet": 168_963,
+}
+
+#: The real test sets ``derain fetch`` downloads: the keys of ``data.remote.DATASETS``.
+TEST_SETS = ("rain100l", "rain100h-crop480")
+#: What ``derain fetch`` can get (``all``: every one of them).
+FETCH_TARGETS = ("weights", *TEST_SETS)
+
+
+@dataclass(frozen=True)
+class ReleasedWeights:
+    name: str
+    family: str  # "sian" or "prenet"
+    dataset: str
+    filename: str  # the local file name (as in the study's weights folder)
+    url: str
+    sha256: str
+    size: int
+    upstream: str
+
+
+_SIAN = "https://github.com/pangbo1997/RainRemoval/raw/7efca61767f454e7ef9d4c562520b874aacce9ac/pretrained_models/{}.pth"
+_PRENET = "https://github.com/csdwren/PReNet/raw/6d908d1e3c7ff5c26fee624112297ad1c8603ca7/logs/{}/PReNet6/net_latest.pth"
+
+RELEASED: dict[str, ReleasedWeights] = {
+    w.name: w
+    for w in [
+        ReleasedWeights(
+            "sian-rain100l",
+            "sian",
+            "rain100l",
+            "sian_rain100l.pth",
+            _SIAN.format("rain100l"),
+            "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956",
+            2057017,
+            "pangbo1997/RainRemoval@7efca61 pretrained_models/rain100l.pth",
+        ),
+        ReleasedWeights(
+            "sian-rain100h",
+            "sian",
+            "rain100h",
+            "sian_rain100h.pth",
+            _SIAN.format("rain100h"),
+            "eafdb36506a4b087c1ccd8b6f73009284bf6daa223ecce28d713aa6472c91b91",
+            2056353,
+            "pangbo1997/RainRemoval@7efca61 pretrained_models/rain100h.pth",
+        ),
+        ReleasedWeights(
+            "sian-rain1400",
+            "sian",
+            "rain1400",
+            "sian_rain1400.pth",
+            _SIAN.format("rain1400"),
+            "1812bdbf0ac17d5de70f80c93f5d29e31ad57dc4e105a7b09bd17a04b48c04b8",
+            2057017,
+            "pangbo1997/RainRemoval@7efca61 pretrained_models/rain1400.pth",
+        ),
+        ReleasedWeights(
+            "prenet-rain100l",
+            "prenet",
+            "rain100l",
+            "prenet_rain100l.pth",
+            _PRENET.format("Rain100L"),
+            "cb9b743bb33cf6e5c56ba45f8ade93add46266dea9fa582e1934dc5eed942333",
+            681694,
+            "csdwren/PReNet@6d908d1 logs/Rain100L/PReNet6/net_latest.pth",
+        ),
+        ReleasedWeights(
+            "prenet-rain100h",
+            "prenet",
+            "rain100h",
+            "prenet_rain100h.pth",
+            _PRENET.format("Rain100H"),
+            "127c0098787c5272f1f8583f6c5202e7ef674f750cd145a1691912a6d9e96210",
+            681694,
+            "csdwren/PReNet@6d908d1 logs/Rain100H/PReNet6/net_latest.pth",
+        ),
+        ReleasedWeights(
+            "prenet-rain1400",
+            "prenet",
+            "rain1400",
+            "prenet_rain1400.pth",
+            _PRENET.format("Rain1400"),
+            "d5744dc2e35d73187a3f34936b3413884d293277073ffb78b961a78e65337879",
+            681694,
+            "csdwren/PReNet@6d908d1 logs/Rain1400/PReNet6/net_latest.pth",
+        ),
+    ]
+}
+
+
+def cache_dir() -> Path:
+    """Downloaded released weights: ``<user cache>/weights`` (see :func:`fsutil.user_cache`)."""
+    return user_cache() / "weights"
+
+
+def search_dirs(weights_dir: str | Path | None = None) -> list[Path]:
+    """Where released files are looked for, in order."""
+    dirs = [Path(weights_dir)] if weights_dir else []
+    if os.environ.get("DERAIN_WEIGHTS_DIR"):
+        dirs.append(Path(os.environ["DERAIN_WEIGHTS_DIR"]))
+    dirs.append(cache_dir())
+    return dirs
+
+
+def find_released(name: str, weights_dir: str | Path | None = None) -> Path | None:
+    """The local copy of released weights ``name``, if one is in a search folder."""
+    w = RELEASED[name]
+    for d in search_dirs(weights_dir):
+        for candidate in (d / w.filename, d / f"{w.name}.pth"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def data_root() -> Path:
+    """``$DERAIN_DATA`` if set, else ``<user cache>/data``: the folder of
+    ``data.datasets.data_root``, for ``--help`` texts."""
+    env = os.environ.get("DERAIN_DATA")
+    if env:
+        return Path(env).expanduser()
+    return user_cache() / "data"
+
+
+def installed_version(dist: str) -> str:
+    """The installed version of distribution ``dist`` (its metadata; nothing imported)."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def torch_version() -> str:
+    """``torch.__version__`` without importing torch: read from its ``version.py``, which
+    carries the build's local label (``2.14.1+cu130``) that the package metadata lacks."""
+    spec = util.find_spec("torch")
+    if spec is not None and spec.origin:
+        try:
+            text = (Path(spec.origin).parent / "version.py").read_text()
+        except OSError:
+            text = ""
+        m = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
+        if m:
+            return m.group(1)
+    return installed_version("torch")
+
+
+def info_lines(weights_dir: str | Path | None = None) -> list[str]:
+    """What ``derain info`` prints: versions, threads, models, released weights."""
+    lines = [
+        f"derain {__version__}",
+        f"python {platform.python_version()}  torch {torch_version()}  numpy "
+        f"{installed_version('numpy')}  scikit-image {installed_version('scikit-image')}"
+        f"  threads {torch_threads()}",
+        "",
+        "models:",
+    ]
+    for name, desc in DESCRIPTIONS.items():
+        lines.append(f"  {name:<20} {PARAMETERS[name]:>8,} params  {desc}")
+    lines += ["", "released weights (upstream, sha256-verified):"]
+    for w in RELEASED.values():
+        local = find_released(w.name, weights_dir)
+        where = f"local: {local}" if local else "not downloaded"
+        lines.append(f"  {w.name:<16} {w.family:<6} {w.dataset:<9} {w.sha256[:16]}  {where}")
+    return lines

@@ -1,0 +1,302 @@
+"""What each ``derain`` command does, given the arguments :mod:`derain_lib.cli` parsed.
+
+:mod:`derain_lib.cli` only parses (and imports no torch), so that ``derain info`` and
+``--help`` answer at once; :func:`derain_lib.entry.main` imports this module (and with it
+torch and every command's code) only for a command other than ``info``, after the OpenMP
+settings (``threads.configure``). ``args`` below is the ``argparse.Namespace`` of
+:func:`derain_lib.cli.parse_args`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from .catalogue import FETCH_TARGETS, RELEASED, cache_dir, info_lines
+from .cli import command_of
+from .config import Config, EvalConfig, ModelConfig, check_tile, config_from_dict, load_config
+from .data.catalog import CATALOG, prepare
+from .data.datasets import open_dataset
+from .data.embedded import SIZES, build_embedded, embedded_dataset
+from .data.fetch import Offline
+from .data.io import scan_images
+from .data.patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, PatchSet
+from .data.remote import fetch_dataset, fetch_items
+from .errors import DerainError
+from .inference import derain_files, expand_inputs
+from .metrics import json_safe, score, score_folder, summarize
+from .runs import Run, get_or_run, list_runs, open_run, results_root, run_labels
+from .study.pipeline import run_pipeline
+from .train import dist_info
+from .weights import load_model, weight_items
+
+
+def _cmd_data_list(args) -> int:
+    for e in CATALOG.values():
+        print(f"{e.name:<17} {e.title}")
+        for split, s in e.splits.items():
+            man = f"manifest {s.manifest}" if s.manifest else "no manifest"
+            print(
+                f"  {split:<5} {s.pairs:>6} pairs, {s.pairs + s.clean:>6} files, "
+                f"{s.image_size}; folder {s.folder}; {man}"
+            )
+        print(f"  layout: {e.layout}: {e.description}")
+        for src in e.sources:
+            print(f"  source: {src.label}: {src.url}")
+    return 0
+
+
+def _prepare_embedded(args) -> int:
+    root = Path(args.source) if args.source else None
+    for size in [args.size] if args.size else list(SIZES):
+        t = time.perf_counter()
+        folder = build_embedded(size, root)
+        print(f"embedded {size}: {folder} ready in {time.perf_counter() - t:.1f} s")
+        for preset in ("light", "heavy"):
+            for split in ("train", "test"):
+                ds = embedded_dataset(preset, split, size, root)
+                psnr = sum(score(*ds.load(i))[0] for i in range(len(ds))) / len(ds)
+                print(f"  {preset} {split} {len(ds)} pairs, mean Input PSNR {psnr:.2f} dB")
+    return 0
+
+
+def _cmd_data_prepare(args) -> int:
+    if args.name.lower() == "embedded":
+        return _prepare_embedded(args)
+    report = prepare(
+        args.name,
+        args.source,
+        split=args.split,
+        download_missing=args.download,
+        index_out=args.index_out,
+        allow_mismatch=args.allow_mismatch,
+        decode=not args.headers_only,
+    )
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+def _cmd_data_scan(args) -> int:
+    problems = scan_images(Path(args.folder), decode=not args.headers_only)
+    for _, msg in problems:
+        print(msg)
+    if problems:
+        raise DerainError(f"{args.folder}: {len(problems)} unreadable image file(s)")
+    print(f"{args.folder}: every image reads")
+    return 0
+
+
+def _cmd_data_patches(args) -> int:
+    ds = open_dataset(args.folder)
+    key = (args.paper or "").lower()
+    if key and key not in PAPER_STRIDES:
+        raise DerainError(f"--paper takes one of {', '.join(PAPER_STRIDES)}, got {args.paper!r}")
+    stride = args.stride or PAPER_STRIDES.get(key, 40)
+    hflip = args.hflip or PAPER_HFLIP.get(key, False)
+    print(PatchSet(ds, args.patch or PAPER_PATCH, stride, hflip).summary())
+    return 0
+
+
+def fetch_targets(target: str, log: Callable[[str], None] = print) -> list[str]:
+    """Fetch ``target`` (``all`` or one of :data:`FETCH_TARGETS`): the released weights into
+    their cache, a test set into the data root, verified and indexed as its benchmark's
+    prepared test set. Returns one summary line per part. When the first request cannot
+    connect, logs one ``offline: ...; using the embedded stand-ins`` line and returns what
+    was done so far, so that ``make reproduce`` goes on without the network."""
+    done = []
+    try:
+        for t in FETCH_TARGETS if target == "all" else (target,):
+            if t == "weights":
+                n = fetch_items(weight_items(), cache_dir(), log)
+                done.append(
+                    f"weights: {n} downloaded, all {len(RELEASED)} verified in {cache_dir()}"
+                )
+            else:
+                done.append(fetch_dataset(t, log))
+    except Offline as e:
+        log(f"offline: {e}; using the embedded stand-ins")
+    return done
+
+
+def _cmd_fetch(args) -> int:
+    for line in fetch_targets(args.target):
+        print(line)
+    return 0
+
+
+def _print_result(run: Run) -> None:
+    m = run.metrics
+    print(f"run {run.key}: {run.dir}")
+    for r in run.per_image.itertuples():
+        print(f"  {r.name:<28} {r.psnr:9.4f} {r.ssim:7.4f}")
+    print(f"  {'mean of ' + str(m['n']):<28} {m['psnr']:9.4f} {m['ssim']:7.4f}")
+
+
+def _cmd_train(args) -> int:
+    overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + list(args.set or [])
+    cfg = load_config(args.config, overrides)
+    run = get_or_run(cfg, args.results, progress=not args.no_progress, wait=args.wait)
+    if dist_info()[0] == 0:
+        _print_result(run)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    name = args.model or load_model(args.weights, weights_dir=args.weights_dir).model_name
+    base = Config(
+        name="evaluate",
+        dataset=args.data,
+        model=ModelConfig(name=name, weights=args.weights),
+        eval=EvalConfig(
+            tile=args.tile,
+            overlap=args.overlap,
+            max_images=args.max_images,
+            precision=args.precision,
+            stages=args.stages,
+        ),
+    )
+    base.data.test = args.data
+    base.data.root = "."
+    cfg = config_from_dict(base.to_dict(), args.set)
+    _print_result(
+        get_or_run(cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait)
+    )
+    return 0
+
+
+def _cmd_runs(args) -> int:
+    if args.action == "show":
+        run = open_run(args.key, args.results)
+        print(json.dumps({"dir": str(run.dir), "status": run.status, "metrics": run.metrics,
+                          "provenance": run.provenance}, indent=1))  # fmt: skip
+        return 0
+    runs = list_runs(args.results)
+    if not runs:
+        print(f"no runs under {results_root(args.results) / 'runs'}")
+        return 0
+    if args.action == "prune":
+        if not args.stale:
+            raise DerainError("runs prune: say what to remove: --stale")
+        stale = [r for r in runs if r.stale]
+        for r in stale:
+            shutil.rmtree(r.dir)
+            print(f"removed stale run {r.key}: {r.dir}")
+        print(f"{len(stale)} stale runs removed, {len(runs) - len(stale)} kept")
+        return 0
+    head = ("run", "status", "code", "PSNR", "SSIM", "profile · data · model · loss · seed")
+    print("{:<12} {:<10} {:<7} {:>8} {:>7}  {}".format(*head))
+    for r, label in zip(runs, run_labels(runs, status=False), strict=True):
+        if r.damage:
+            print(f"{r.key:<12} {'damaged':<10} {r.damage}")
+            continue
+        m = r.metrics
+        ps = f"{m['psnr']:8.3f}" if m else f"{'-':>8}"
+        ss = f"{m['ssim']:7.4f}" if m else f"{'-':>7}"
+        code = "stale" if r.stale else "current"
+        print(f"{r.key:<12} {r.status:<10} {code:<7} {ps} {ss}  {label}")
+    return 0
+
+
+def _cmd_derain(args) -> int:
+    if args.tile is not None:
+        check_tile(args.tile, 0, "--")
+    lw = load_model(args.weights, args.model, weights_dir=args.weights_dir)
+    print(f"model: {lw.describe()}", file=sys.stderr)
+    done, failed, first = 0, 0, ""
+    files = expand_inputs(args.inputs)  # for the bar's total
+    batch = derain_files(
+        lw.model,
+        args.inputs,
+        args.output,
+        args.quantize,
+        args.tile,
+        args.overwrite,
+        stages=args.stages,
+        precision=args.precision,
+    )
+    bar = tqdm(batch, total=len(files), desc="derain", unit="image", disable=args.no_progress)
+    for _, written, problem in bar:
+        if written is not None:
+            bar.write(str(written), file=sys.stdout)  # each output named as it is written
+            sys.stdout.flush()
+            done += 1
+        else:
+            bar.write(f"derain: error: {problem}", file=sys.stderr)
+            failed, first = failed + 1, first or problem
+    print(f"{done} derained, {failed} failed", file=sys.stderr)
+    if failed:
+        raise DerainError(
+            f"{failed} of {done + failed} input image(s) could not be derained (first: {first})"
+        )
+    return 0
+
+
+def _cmd_score(args) -> int:
+    rows, pairing = score_folder(args.pred_dir, args.gt_dir, quantize_mode="round")
+    summary = summarize(rows)
+    summary["unpaired_pred"] = [str(p) for p in pairing.unpaired_pred]
+    summary["unpaired_gt"] = [str(p) for p in pairing.unpaired_gt]
+    skipped = pairing.skipped
+    summary["skipped"] = skipped
+    if args.json:
+        print(json.dumps(json_safe(summary), indent=1, allow_nan=False))
+    else:
+        print(f"{'image':<28} {'ground truth':<28} {'PSNR':>9} {'SSIM':>7}")
+        for r in rows:
+            print(f"{r.name:<28} {r.gt:<28} {r.psnr:9.4f} {r.ssim:7.4f}")
+        print(f"{'mean of ' + str(summary['n']):<57} {summary['psnr']:9.4f} {summary['ssim']:7.4f}")
+        for p in pairing.unpaired_pred + pairing.unpaired_gt:
+            print(f"unpaired: {p}")
+    for why in skipped:
+        print(f"derain: error: skipped: {why}", file=sys.stderr)
+    if not rows:
+        raise DerainError(f"no image pairs scored between {args.pred_dir} and {args.gt_dir}")
+    if skipped:
+        raise DerainError(f"{len(skipped)} pair(s) skipped, {len(rows)} scored")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    print("\n".join(info_lines(args.weights_dir)))
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    if args.data_root and not Path(args.data_root).is_dir():
+        raise DerainError(f"--data-root {args.data_root}: no such folder")
+    if args.weights_dir and not Path(args.weights_dir).is_dir():
+        raise DerainError(f"--weights-dir {args.weights_dir}: no such folder")
+    run_pipeline(args.profile, args.data_root, args.weights_dir, args.set)
+    return 0
+
+
+#: ``cli.command_of(args)`` -> what runs it; ``tests/test_cli.py`` checks that every
+#: command the parser knows is here.
+COMMANDS: dict[str, Callable[[Any], int]] = {
+    "info": _cmd_info,
+    "derain": _cmd_derain,
+    "score": _cmd_score,
+    "data list": _cmd_data_list,
+    "data prepare": _cmd_data_prepare,
+    "data scan": _cmd_data_scan,
+    "data patches": _cmd_data_patches,
+    "fetch": _cmd_fetch,
+    "reproduce": _cmd_reproduce,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "runs": _cmd_runs,
+}
+
+
+def run(args) -> int:
+    """Run the command ``args`` names; its exit status (errors propagate: ``entry.main``
+    turns them into one ``derain: error:`` line)."""
+    return int(COMMANDS[command_of(args)](args) or 0)
