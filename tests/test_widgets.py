@@ -390,4 +390,4 @@ def test_attention_panel_falls_back_on_the_run_this_profile_trained(
     e = widgets.AttentionExplorer(images["a"], spec, profile=None, with_runs=False)
     assert e.message == "" and e.attention.n_stages == 2
     fig = viz.attention_panel(e.attention, title=who)
-    assert fig.get_suptitle() == who
+    assert fig.get_suptitle().startswith(who)  # then how the maps are drawn

@@ -159,7 +159,10 @@ def declared_parameters(notebook: Path, params: dict) -> dict:
     warns about any other)."""
     import papermill as pm  # optional heavy dependency
 
-    declared = pm.inspect_notebook(str(notebook))
+    try:
+        declared = pm.inspect_notebook(str(notebook))
+    except ValueError:  # no kernelspec in the file: papermill cannot read its parameters
+        return dict(params)  # (the runner names the kernel when it executes it)
     return {k: v for k, v in params.items() if k in declared}
 
 
