@@ -5,7 +5,7 @@ imports no torch, numpy or model code: the model descriptions and parameter coun
 released weights and where a local copy is looked for, and the installed versions (read
 from the package metadata, not by importing the packages).
 
-Owners and copies (``tests/test_catalogue.py`` keeps each copy equal to its owner):
+Owners and copies (``tests/test_cli.py`` keeps each copy equal to its owner):
 
 - :data:`RELEASED`, :func:`search_dirs`, :func:`find_released`: owned here;
   :mod:`derain_lib.weights` imports them back (no second copy).

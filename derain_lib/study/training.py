@@ -30,11 +30,12 @@ from .plan import TRAIN_PLAN, TRAINED, Params, config_for, datasets, test_spec
 PROGRESS_EVERY = float(os.environ.get("DERAIN_PROGRESS_EVERY", "30"))
 
 
-def planned_steps(cfg: Config) -> int:
-    """The optimiser steps training ``cfg`` runs in all: epochs × whole batches of patches
-    per epoch, capped by ``train.max_steps`` (as :func:`derain_lib.train.train` counts)."""
+def planned_steps(cfg: Config, train_data) -> int:
+    """The optimiser steps training ``cfg`` on ``train_data`` (its opened training set) runs
+    in all: epochs × whole batches of patches per epoch, capped by ``train.max_steps`` (as
+    :func:`derain_lib.train.train` counts)."""
     d, t = cfg.data, cfg.train
-    patches = PatchSet(open_data(d.train, d.root), d.patch, d.stride, d.hflip)
+    patches = PatchSet(train_data, d.patch, d.stride, d.hflip)
     total = t.epochs * (len(patches) // t.batch_size)
     return total if t.max_steps is None else min(total, t.max_steps)
 
@@ -60,15 +61,22 @@ def step_line(log_csv: Path, total: int) -> str | None:
     return None
 
 
-def train_run(label: str, cfg: Config) -> Run:
+def train_run(label: str, cfg: Config) -> Run | str:
     """:func:`~derain_lib.runs.get_or_run` for ``cfg``, saying on the progress channel
     ``label`` and whether the run comes from the cache, and while it trains its
-    :func:`step_line` every :data:`PROGRESS_EVERY` seconds (when it changed)."""
+    :func:`step_line` every :data:`PROGRESS_EVERY` seconds (when it changed). Without its
+    training data: the ``not run: ...`` status instead of a run (said on the channel too)."""
+    try:
+        train_data = open_data(cfg.data.train, cfg.data.root)
+    except DerainError as e:
+        status = not_run(f"no training data: {e}")
+        progress(f"{label}: {status}")
+        return status
     run = find_run(cfg)
     if run.status == "finished":
         progress(f"{label}: from the run cache (run {run.key})")
         return get_or_run(cfg, progress=False)
-    total = planned_steps(cfg)
+    total = planned_steps(cfg, train_data)
     progress(f"{label}: training, {total} steps (run {run.key})")
     stop = threading.Event()
 
@@ -111,14 +119,10 @@ def train_all(p: Params) -> list[dict]:
             "loss": loss,
             "stand_in": cfg.data.train.startswith("embedded:"),
         }
-        label = f"model {i}/{len(plan)}: {model} {loss} {d} seed {cfg.train.seed}"
-        try:
-            open_data(cfg.data.train, cfg.data.root)
-        except DerainError as e:
-            rows.append({**row, "status": not_run(f"no training data: {e}")})
-            progress(f"{label}: {rows[-1]['status']}")
+        run = train_run(f"model {i}/{len(plan)}: {model} {loss} {d} seed {cfg.train.seed}", cfg)
+        if isinstance(run, str):
+            rows.append({**row, "status": run})
             continue
-        run = train_run(label, cfg)
         rows.append(
             {
                 **row,
@@ -160,14 +164,10 @@ def train_seeds(p: Params) -> list[dict]:
         extra = [f"model.name={model}", f"train.loss={loss}", f"train.seed={seed}"]
         cfg = config_for(p, d, extra)
         row = {"method": method, "benchmark": b, "seed": seed}
-        label = f"model {i}/{len(plan)}: {model} {loss} {d} seed {seed}"
-        try:
-            open_data(cfg.data.train, cfg.data.root)
-        except DerainError as e:
-            rows.append({**row, "status": not_run(f"no training data: {e}")})
-            progress(f"{label}: {rows[-1]['status']}")
+        run = train_run(f"model {i}/{len(plan)}: {model} {loss} {d} seed {seed}", cfg)
+        if isinstance(run, str):
+            rows.append({**row, "status": run})
             continue
-        run = train_run(label, cfg)
         csv_path = str(run.dir / "per_image.csv")
         rows.append({**row, "status": "ok", "run": run.key, "per_image_csv": csv_path})
     write_json(results_dir(p.profile) / "seeds.json", rows)
