@@ -237,8 +237,12 @@ def released(filename: str, sha256: str) -> str:
     return f"released weights ({filename}, sha256 {sha256})"
 
 
+#: How every "did not run" status and printed line begins (the pipeline collects such lines).
+NOT_RUN = "not run: "
+
+
 def not_run(reason: str) -> str:
-    return f"not run: {reason}"
+    return NOT_RUN + reason
 
 
 def save_scores(scores: list[Score], path: str | Path) -> Path:

@@ -37,7 +37,7 @@ from scipy import stats
 from ..config import profile_seeds
 from ..fsutil import atomic_write_text
 from ..runs import results_root
-from ..tables import BENCHMARKS, FULL_TEST_SIZE, Score, load_scores, paper_value
+from ..tables import BENCHMARKS, FULL_TEST_SIZE, Score, load_scores, not_run, paper_value
 from .paths import results_dir
 
 #: Confidence level of every interval.
@@ -299,7 +299,7 @@ def judge(claim: Claim, better: Sample, worse: Sample, seed: int = BOOTSTRAP_SEE
 
 def not_run_rows(claim: Claim, reason: str) -> list[dict]:
     """The rows of a claim whose methods did not both run: the reason as the verdict."""
-    reason = reason if reason.startswith("not run") else f"not run: {reason}"
+    reason = reason if reason.startswith("not run") else not_run(reason)
     return [
         {
             **dict.fromkeys(COLUMNS, ""),

@@ -32,6 +32,7 @@ import nbformat
 from ..config import resolve_config_path
 from ..errors import DerainError
 from ..runs import PROJECT_ROOT, git_sha
+from ..tables import NOT_RUN
 from ..threads import configure as configure_threads
 from .figures import clear_stale_figures
 from .paths import PROGRESS_ENV, figures_dir, results_dir, write_json
@@ -60,7 +61,6 @@ KERNEL = "derain"  # installed into the venv by `make setup` (ipykernel install 
 #: The kernel logs errors only: not its "running over TCP without encryption" warning (the
 #: kernel listens on localhost, for this process alone).
 KERNEL_ARGS = ["--log-level=ERROR"]
-NOT_RUN = "not run: "
 
 
 class NotebookFailed(DerainError):
