@@ -137,17 +137,37 @@ def own_conv_bound(runs: int, seed: int = 0, size: tuple[int, int] = (H, W)) -> 
             ]
 
         replay_flops = 0
-        for out, (_, _, _, w, *_rest) in zip(replay(), rec.calls, strict=True):
-            replay_flops += 2 * out.numel() * w[0].numel()  # (C_in/groups) * kh * kw MACs
+        kinds: dict[str, dict] = {}
+        for out, (_, shape, _, w, *_rest) in zip(replay(), rec.calls, strict=True):
+            flops = 2 * out.numel() * w[0].numel()  # (C_in/groups) * kh * kw MACs
+            replay_flops += flops
+            k = kinds.setdefault(conv_kind(shape, w), {"calls": 0, "flops": 0, "s": 0.0})
+            k["calls"] += 1
+            k["flops"] += flops
         t = med(timed(replay, runs))
         forward = med(timed(lambda: model(x), runs))
+        for _ in range(runs):  # each call timed on its own, summed per kind over the runs
+            for inp, (op, shape, _, w, *rest) in zip(inputs, rec.calls, strict=True):
+                t0 = time.perf_counter()
+                op(inp, w, *rest)
+                kinds[conv_kind(shape, w)]["s"] += (time.perf_counter() - t0) / runs
     return {
         "convs": len(rec.calls),
         "replay_s": t,
         "forward_s": forward,
         "flops": conv_flops(model, x),
         "replay_flops": replay_flops,
+        "kinds": kinds,
     }
+
+
+def conv_kind(shape: tuple[int, ...], weight: torch.Tensor) -> str:
+    """``"160->32 3x3 at 321x481"`` (``dw`` for a depthwise blur): one row of the replay's
+    breakdown, from the input shape and the weights (out, in/groups, kh, kw)."""
+    c_out, c_in_g, kh, kw = weight.shape
+    c_in = shape[1]
+    kind = f"{c_in}->{c_out}" if c_in_g == c_in else f"{c_in}->{c_out} dw"
+    return f"{kind} {kh}x{kw} at {shape[2]}x{shape[3]}"
 
 
 def interleaved(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
@@ -461,6 +481,24 @@ def report(r: dict, args: argparse.Namespace) -> str:
             f"GFLOP/s = {fwd_gf / peak:.0%} of the peak, {fwd_gf / own_gf:.0%} of that "
             f"ceiling (the rest is the LSTM gates, DoG differences, concatenations).",
         ]
+        kinds = sorted(oc.get("kinds", {}).items(), key=lambda kv: -kv[1]["s"])
+        if kinds:
+            lines += [
+                "",
+                "The replay per kind of convolution (each call timed on its own, summed; "
+                "GFLOP/s against the peak above):",
+                "",
+                "| convolution | calls | GFLOP | time (s) | share of replay time | GFLOP/s "
+                "| of the peak |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            total = sum(k["s"] for _, k in kinds)
+            for name, k in kinds:
+                gf = k["flops"] / k["s"] / 1e9
+                lines.append(
+                    f"| {name} | {k['calls']} | {k['flops'] / 1e9:.1f} | {k['s']:.3f} "
+                    f"| {k['s'] / total:.0%} | {gf:.1f} | {gf / peak:.0%} |"
+                )
     elif oc:
         lines.append(f"- Own-convolution replay failed: {oc.get('error')}")
     lines += [
