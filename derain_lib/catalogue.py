@@ -5,15 +5,19 @@ imports no torch, numpy or model code: the model descriptions and parameter coun
 released weights and where a local copy is looked for, and the installed versions (read
 from the package metadata, not by importing the packages).
 
-Owners and copies (``tests/test_cli.py`` keeps each copy equal to its owner):
+Owners and copies:
 
 - :data:`RELEASED`, :func:`search_dirs`, :func:`find_released`: owned here;
   :mod:`derain_lib.weights` imports them back (no second copy).
-- :data:`DESCRIPTIONS`: a copy of ``models.registry.DESCRIPTIONS`` (``models/`` may import
-  nothing outside itself, so the table stays there); :data:`PARAMETERS`: what building
-  each model gives.
-- :data:`TEST_SETS`: the keys of ``data.remote.DATASETS``; :func:`data_root`: the same
-  folder as ``data.datasets.data_root`` (``data/`` may import nothing outside itself).
+- :data:`DESCRIPTIONS`: owned here; :mod:`derain_lib.models` exports it beside ``MODELS``
+  (no second copy). :data:`PARAMETERS`: what building each model gives
+  (``tests/test_cli.py`` builds each model and checks it).
+- :data:`TEST_SETS`: a copy of the keys of ``data.remote.DATASETS`` (``tests/test_cli.py``
+  keeps it equal).
+
+This module imports nothing of the package but ``__version__``, :mod:`~derain_lib.fsutil`
+and :mod:`~derain_lib.threads` (which import nothing of it but ``errors``), so ``models/``
+may import it without an import loop. The data folder is :func:`derain_lib.fsutil.data_root`.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from . import __version__
 from .fsutil import user_cache
 from .threads import torch_threads
 
-#: Name -> one line: a copy of :data:`derain_lib.models.DESCRIPTIONS`.
+#: Name -> one line, for every model of :data:`derain_lib.models.MODELS`.
 DESCRIPTIONS: dict[str, str] = {
     "sian": "SIAN full (baseline+SIAN+LSTM), official preset: the released-code architecture",
     "sian-baseline": "SIAN ablation: one stage with ConvLSTMs (zero state), no attention (Table V)",
@@ -158,15 +162,6 @@ def find_released(name: str, weights_dir: str | Path | None = None) -> Path | No
             if candidate.is_file():
                 return candidate
     return None
-
-
-def data_root() -> Path:
-    """``$DERAIN_DATA`` if set, else ``<user cache>/data``: the folder of
-    ``data.datasets.data_root``, for ``--help`` texts."""
-    env = os.environ.get("DERAIN_DATA")
-    if env:
-        return Path(env).expanduser()
-    return user_cache() / "data"
 
 
 def installed_version(dist: str) -> str:

@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable
 
 from . import __version__
-from .catalogue import FETCH_TARGETS, data_root
+from .catalogue import FETCH_TARGETS
+from .fsutil import data_root
 
 #: What ``--results`` defaults to, as ``--help`` shows it.
 RESULTS_HELP = (

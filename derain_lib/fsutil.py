@@ -117,3 +117,14 @@ def user_cache() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("derain"))
+
+
+def data_root() -> Path:
+    """Where derain keeps data it makes (indexes, the embedded set, downloads).
+
+    ``$DERAIN_DATA`` if set, else ``<user cache>/data`` (:func:`user_cache`); never inside
+    the installed package."""
+    env = os.environ.get("DERAIN_DATA")
+    if env:
+        return Path(env).expanduser()
+    return user_cache() / "data"

@@ -31,6 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import Config, ConfigError, config_hash
+from .data.datasets import PairedDataset
 from .data.patches import PatchSet
 from .data.sources import open_data
 from .errors import DerainError
@@ -87,6 +88,33 @@ class EpochBatches:
         for s in range(self.start, self.steps()):
             chunk = order[s * self.batch : (s + 1) * self.batch]
             yield chunk[self.rank * self.local : (self.rank + 1) * self.local].tolist()
+
+
+def training_patches(cfg: Config, train_data: PairedDataset) -> PatchSet:
+    """The training patches ``cfg.data`` cuts from ``train_data`` (its opened training set)."""
+    d = cfg.data
+    return PatchSet(train_data, d.patch, d.stride, d.hflip)
+
+
+def steps_per_epoch(cfg: Config, n_patches: int) -> int:
+    """The optimiser steps of one epoch over ``n_patches`` training patches: whole batches
+    of ``train.batch_size`` (the last incomplete one is dropped, as :class:`EpochBatches`
+    does). Fewer patches than one batch is a :class:`ConfigError`."""
+    steps = n_patches // cfg.train.batch_size
+    if steps == 0:
+        raise ConfigError(
+            f"{cfg.data.train}: {n_patches} patches of {cfg.data.patch} px, fewer than one "
+            f"batch of {cfg.train.batch_size}"
+        )
+    return steps
+
+
+def planned_steps(cfg: Config, n_patches: int) -> int:
+    """The optimiser steps :func:`train` runs in all on ``n_patches`` training patches:
+    ``train.epochs`` x :func:`steps_per_epoch`, capped by ``train.max_steps``. :func:`train`
+    stops at this global step (a resumed run too), and progress reports count up to it."""
+    total = cfg.train.epochs * steps_per_epoch(cfg, n_patches)
+    return total if cfg.train.max_steps is None else min(total, cfg.train.max_steps)
 
 
 def build_model_from_config(cfg: Config) -> nn.Module:
@@ -300,18 +328,9 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
     np.random.seed(t_cfg.seed % 2**32)
     random.seed(t_cfg.seed)
     model = build_model_from_config(cfg)
-    patches = PatchSet(
-        open_data(cfg.data.train, cfg.data.root), cfg.data.patch, cfg.data.stride, cfg.data.hflip
-    )
-    steps_per_epoch = len(patches) // t_cfg.batch_size
-    if steps_per_epoch == 0:
-        raise ConfigError(
-            f"{cfg.data.train}: {len(patches)} patches of {cfg.data.patch} px, fewer than one "
-            f"batch of {t_cfg.batch_size}"
-        )
-    total = t_cfg.epochs * steps_per_epoch
-    if t_cfg.max_steps is not None:
-        total = min(total, t_cfg.max_steps)
+    patches = training_patches(cfg, open_data(cfg.data.train, cfg.data.root))
+    epoch_steps = steps_per_epoch(cfg, len(patches))
+    total = planned_steps(cfg, len(patches))
     val_set = open_data(cfg.data.test, cfg.data.root) if t_cfg.val_images > 0 else None
 
     opt, sched = make_optimizer(cfg, model)
@@ -425,12 +444,12 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
                 )
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4f}", patches_s=f"{speed:.1f}")
-                end_of_epoch, done = step == steps_per_epoch, g >= total
+                end_of_epoch, done = step == epoch_steps, g >= total
                 if end_of_epoch or done:
                     break
                 if g % t_cfg.checkpoint_every == 0:
                     checkpoint()
-            if step == steps_per_epoch:
+            if step == epoch_steps:
                 epoch, step = epoch + 1, 0
                 sched.step()
             if main_proc:

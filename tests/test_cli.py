@@ -16,14 +16,13 @@ import skimage
 import torch
 
 from derain_lib import catalogue, weights
-from derain_lib.catalogue import PARAMETERS
 from derain_lib.cli import build_parser, command_of
 from derain_lib.commands import COMMANDS
-from derain_lib.data import datasets
 from derain_lib.data.io import read_image_uint8, write_png
 from derain_lib.data.remote import DATASETS
 from derain_lib.entry import main
-from derain_lib.models import DESCRIPTIONS, build_model, count_parameters
+from derain_lib.fsutil import data_root
+from derain_lib.models import DESCRIPTIONS, MODELS, build_model, count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,22 +50,26 @@ def test_console_script_is_installed_and_info_lists_models_and_weights(shared):
 
 
 def test_info_parameter_table_is_what_each_model_has() -> None:
-    # `derain info` prints PARAMETERS without building a model: the table must stay true
-    assert {n: count_parameters(build_model(n)) for n in DESCRIPTIONS} == PARAMETERS
+    # `derain info` prints PARAMETERS without building a model: the table must stay true,
+    # and it and DESCRIPTIONS must name every model, in the registry's order
+    assert list(DESCRIPTIONS) == list(MODELS)
+    assert {n: count_parameters(build_model(n)) for n in MODELS} == catalogue.PARAMETERS
 
 
-def test_catalogue_copies_equal_their_owners(monkeypatch, tmp_path) -> None:
+def test_catalogue_copies_equal_their_owners() -> None:
     """The torch-free tables `derain info` and the parser read cannot drift from the code
-    that uses them: models/ and data/ keep theirs, weights imports the catalogue's."""
-    assert list(catalogue.DESCRIPTIONS.items()) == list(DESCRIPTIONS.items())
+    that uses them: data/ keeps the test sets, weights imports the catalogue's files."""
     assert tuple(DATASETS) == catalogue.TEST_SETS
     assert weights.RELEASED is catalogue.RELEASED
     assert weights.find_released is catalogue.find_released
+
+
+def test_data_root_is_derain_data_else_the_user_cache(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("DERAIN_DATA", str(tmp_path / "d"))
-    assert catalogue.data_root() == datasets.data_root() == tmp_path / "d"
-    monkeypatch.delenv("DERAIN_DATA")
     monkeypatch.setenv("DERAIN_CACHE", str(tmp_path / "c"))
-    assert catalogue.data_root() == datasets.data_root() == tmp_path / "c/data"
+    assert data_root() == tmp_path / "d"
+    monkeypatch.delenv("DERAIN_DATA")
+    assert data_root() == tmp_path / "c/data"
 
 
 def test_every_command_of_the_parser_runs_something() -> None:

@@ -385,7 +385,7 @@ def test_an_installed_copy_writes_nothing_into_its_folder(shared: Path, tmp_path
     env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "xdg"), HOME=str(tmp_path))
     code = (
         "from derain_lib.runs import results_root; from derain_lib.study.paths import "
-        "figures_root; from derain_lib.data.datasets import data_root; "
+        "figures_root; from derain_lib.fsutil import data_root; "
         "print(results_root(), figures_root(), data_root())"
     )
     r = subprocess.run(

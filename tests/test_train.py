@@ -11,13 +11,16 @@ import pytest
 import torch
 
 from derain_lib.config import Config, load_config
+from derain_lib.data.sources import open_data
 from derain_lib.train import (
     EpochBatches,
     TrainingDiverged,
     epoch_order,
     latest_checkpoint,
     list_checkpoints,
+    planned_steps,
     train,
+    training_patches,
 )
 from derain_lib.weights import load_model, read_checkpoint
 
@@ -109,6 +112,35 @@ def test_resume_mid_epoch_is_bit_identical(reference: Path, tmp_path: Path) -> N
     want = [{k: v for k, v in r.items() if k not in ("elapsed_s", "patches_per_s")} for r in
             log_rows(reference)]  # fmt: skip
     assert strip == want
+
+
+def test_planned_steps_are_the_steps_a_run_takes(reference: Path, tmp_path: Path) -> None:
+    """:func:`planned_steps` (what the pipeline's progress lines count to) against the steps
+    runs actually log: the reference (all epochs, no cap), and one cut by ``max_steps``
+    in the middle of an epoch, uninterrupted and resumed."""
+
+    def planned(cfg: Config) -> int:
+        return planned_steps(
+            cfg, len(training_patches(cfg, open_data(cfg.data.train, cfg.data.root)))
+        )
+
+    def logged(run_dir: Path) -> int:
+        return sum(1 for r in log_rows(run_dir) if r["loss"])
+
+    assert (
+        planned(tiny())
+        == logged(reference)
+        == read_checkpoint(reference / "model.pt")["global_step"]
+    )
+    capped = tiny("train.max_steps=3", "train.val_images=0")
+    assert planned(capped) < planned(tiny())
+    assert planned(capped) == train(capped, tmp_path, progress=False).global_step
+    assert logged(tmp_path) == planned(capped)
+    (tmp_path / "model.pt").unlink()  # as if killed after its step-3 checkpoint was lost
+    (tmp_path / "checkpoints" / "step-00000003.pt").unlink()
+    out = train(capped, tmp_path, progress=False)
+    assert out.resumed_from is not None and out.resumed_from.name == "step-00000002.pt"
+    assert out.global_step == logged(tmp_path) == planned(capped)
 
 
 def test_truncated_checkpoint_is_detected_and_the_previous_used(

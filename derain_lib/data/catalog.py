@@ -19,8 +19,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import DerainError
-from ..fsutil import atomic_write_text
-from .datasets import Pair, PairedDataset, data_root, open_dataset
+from ..fsutil import atomic_write_text, data_root
+from .datasets import Pair, PairedDataset, open_dataset
 from .fetch import FetchError, fetch, sha256_file
 from .io import check_images, image_size
 from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches

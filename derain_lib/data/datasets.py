@@ -21,7 +21,6 @@ rainy images, or fewer pairs than ``expected`` were found.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DerainError
-from ..fsutil import user_cache
 from .fetch import sha256_file
 from .io import IMAGE_SUFFIXES, image_size, list_images, read_image
 
@@ -45,17 +43,6 @@ _INDEX = re.compile(r"^\D*(\d+)\D*$")
 
 RAINY_DIRS = ("rainy", "rain", "input", "inputcrop", "rainy_image")
 CLEAN_DIRS = ("norain", "groundtruth", "ground_truth", "gt", "clean", "cleancrop")
-
-
-def data_root() -> Path:
-    """Where derain keeps data it makes (indexes, the embedded set, downloads).
-
-    ``$DERAIN_DATA`` if set, else ``<user cache>/data`` (``$DERAIN_CACHE`` or
-    ``platformdirs.user_cache_dir("derain")``); never inside the installed package."""
-    env = os.environ.get("DERAIN_DATA")
-    if env:
-        return Path(env).expanduser()
-    return user_cache() / "data"
 
 
 class DatasetLayoutError(DerainError):

@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DerainError
-from ..fsutil import atomic_write_text
-from .datasets import PairedDataset, data_root, open_dataset
+from ..fsutil import atomic_write_text, data_root
+from .datasets import PairedDataset, open_dataset
 from .fetch import sha256_file
 from .io import write_png
 from .synth import PRESETS, add_rain

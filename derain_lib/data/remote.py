@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..fsutil import data_root
 from .catalog import load_manifest, prepare
-from .datasets import data_root
 from .fetch import FetchError, Offline, fetch
 
 #: GitHub's raw-file host: ``{RAW_HOST}/{owner}/{repo}/{commit}/{path}`` is one file.
@@ -81,7 +81,7 @@ DATASETS: dict[str, tuple[Tree, str, Callable[[str], str], str]] = {
 
 def dataset_dir(name: str) -> Path:
     """Where test set ``name`` is downloaded to (in the manifest's layout), under
-    :func:`derain_lib.data.datasets.data_root` (the user cache folder by default)."""
+    :func:`derain_lib.fsutil.data_root` (the user cache folder by default)."""
     return data_root() / name / "test"
 
 

@@ -1,8 +1,14 @@
-"""Architectures: SIAN with its ablation variants, PReNet, and their building blocks."""
+"""Architectures: SIAN with its ablation variants, PReNet, and their building blocks.
 
+``DESCRIPTIONS`` (name -> one line per model of ``MODELS``) is the torch-free table of
+:mod:`derain_lib.catalogue` (``derain info`` prints it without importing the models),
+exported here beside ``MODELS``.
+"""
+
+from ..catalogue import DESCRIPTIONS
 from .blocks import ConvLSTMCell, ResBlock
 from .prenet import PReNet
-from .registry import DESCRIPTIONS, MODELS, build_model, count_parameters, model_family
+from .registry import MODELS, build_model, count_parameters, model_family
 from .scale_space import GaussianBlur, ScaleSpace, gaussian_blur
 from .sian import CFA, SIAN, SIANConfig
 

@@ -32,14 +32,6 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "prenet": PReNet,
 }
 
-DESCRIPTIONS: dict[str, str] = {
-    "sian": "SIAN full (baseline+SIAN+LSTM), official preset: the released-code architecture",
-    "sian-baseline": "SIAN ablation: one stage with ConvLSTMs (zero state), no attention (Table V)",
-    "sian-baseline+lstm": "SIAN ablation: six stages with ConvLSTMs, no attention (Table V)",
-    "sian-paper": "SIAN full, paper-literal preset (ReLU stem/mask, 3-sigma reflect blurs)",
-    "prenet": "PReNet (Ren et al. 2019), six stages: the baseline of Tables III-IV",
-}
-
 
 def build_model(name: str, **kwargs: object) -> nn.Module:
     """Build a registered model by name; unknown names raise a one-line ``ValueError``."""

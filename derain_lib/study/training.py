@@ -17,27 +17,17 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..config import Config, profile_seeds
-from ..data.patches import PatchSet
 from ..data.sources import open_data
 from ..errors import DerainError
 from ..runs import Run, find_run, get_or_run
 from ..tables import not_run
+from ..train import planned_steps, training_patches
 from .claims import CLAIMS
 from .paths import progress, read_json, results_dir, write_json
 from .plan import TRAIN_PLAN, TRAINED, Params, config_for, datasets, test_spec
 
 #: Seconds between two progress lines of a model in training (env ``DERAIN_PROGRESS_EVERY``).
 PROGRESS_EVERY = float(os.environ.get("DERAIN_PROGRESS_EVERY", "30"))
-
-
-def planned_steps(cfg: Config, train_data) -> int:
-    """The optimiser steps training ``cfg`` on ``train_data`` (its opened training set) runs
-    in all: epochs × whole batches of patches per epoch, capped by ``train.max_steps`` (as
-    :func:`derain_lib.train.train` counts)."""
-    d, t = cfg.data, cfg.train
-    patches = PatchSet(train_data, d.patch, d.stride, d.hflip)
-    total = t.epochs * (len(patches) // t.batch_size)
-    return total if t.max_steps is None else min(total, t.max_steps)
 
 
 def step_line(log_csv: Path, total: int) -> str | None:
@@ -76,7 +66,7 @@ def train_run(label: str, cfg: Config) -> Run | str:
     if run.status == "finished":
         progress(f"{label}: from the run cache (run {run.key})")
         return get_or_run(cfg, progress=False)
-    total = planned_steps(cfg, train_data)
+    total = planned_steps(cfg, len(training_patches(cfg, train_data)))
     progress(f"{label}: training, {total} steps (run {run.key})")
     stop = threading.Event()
 
