@@ -157,15 +157,14 @@ def figures(profile: str) -> str:
     )
 
 
-def explorer(
-    profile: str, weights: str, shape: tuple[int, ...] | None, seconds: float, message: str
-) -> str:
-    """Step 06: what the explorer opened, how fast a view re-renders, or why it did not."""
+def explorer(profile: str, weights: str, shape: tuple[int, ...] | None, message: str) -> str:
+    """Step 06: what the explorer opened, or why it did not (how fast a view re-renders is
+    a run fact, kept in ``provenance.json``)."""
     if shape is None:
         return _head(profile) + f"The explorer did not open a model: {message}"
     return _head(profile) + (
-        f"Weights `{weights}` on a {shape[1]}x{shape[0]} image: the last re-render took "
-        f"{seconds * 1000:.0f} ms (the forward pass runs once per image and weights)."
+        f"Weights `{weights}` on a {shape[1]}x{shape[0]} image (the forward pass runs once "
+        "per image and weights; the last re-render's time is in `provenance.json`)."
     )
 
 

@@ -242,6 +242,12 @@ def run_pipeline(
     }
     t_all, started = time.perf_counter(), time.time()
     todo = [nb for nb in notebooks if nb not in missing]
+    # what the notebooks read of this run (tables.md's header: its parameters) is there from
+    # the start, and a full run records its figures afresh (figures.json: the captions, read
+    # by 05's findings), so a first run and a re-run show the same pages
+    write_json(results_dir(profile) / "provenance.json", record)
+    if tuple(todo) == NOTEBOOKS:
+        (results_dir(profile) / "figures.json").unlink(missing_ok=True)
     executed = {}
     for i, nb in enumerate(todo, 1):
         saved = out_dir / nb
