@@ -19,15 +19,22 @@ PRECISIONS = ("fp32", "bf16", "auto")
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU's feature flags (empty where ``/proc/cpuinfo`` is not readable)."""
+def cpuinfo_field(field: str, cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """The first core's value of ``field`` (``flags``, ``model name`` ...) in ``/proc/cpuinfo``;
+    None where the field is absent or the file is not readable."""
     try:
         for line in Path(cpuinfo).read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
+            name, sep, value = line.partition(":")
+            if sep and name.strip() == field:
+                return value.strip()
     except OSError:
         pass
-    return frozenset()
+    return None
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags (empty where ``/proc/cpuinfo`` is not readable)."""
+    return frozenset((cpuinfo_field("flags", cpuinfo) or "").split())
 
 
 def cpu_native_bf16(capability: str | None = None, flags: frozenset[str] | None = None) -> bool:

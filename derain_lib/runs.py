@@ -235,11 +235,12 @@ CODE_SOURCES = (
 )
 
 
-def code_fingerprint() -> str:
-    """12 hex digits over the package version and the bytes of :data:`CODE_SOURCES`."""
+def code_fingerprint(sources: tuple[str, ...] | None = None) -> str:
+    """12 hex digits over the package version and the bytes of ``sources`` (files or folders
+    under ``derain_lib/``; None: :data:`CODE_SOURCES`, what a run's result depends on)."""
     pkg = Path(__file__).resolve().parent
     h = hashlib.sha256(__version__.encode())
-    for rel in CODE_SOURCES:
+    for rel in CODE_SOURCES if sources is None else sources:
         p = pkg / rel
         for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
             h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())

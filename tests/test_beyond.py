@@ -15,16 +15,19 @@ from derain_lib.data.embedded import embedded_dataset
 from derain_lib.data.io import read_image_uint8, write_png
 from derain_lib.metrics import score
 from derain_lib.models import build_model
-from derain_lib.study import findings, pipeline
+from derain_lib.study import beyond, findings, pipeline
 from derain_lib.study.beyond import (
     COST_MODELS,
     DENSITY_LEVELS,
     PROTOCOLS,
     attention_auc,
     attention_findings,
+    cached_cost_table,
     centre_crop,
     clean_images,
     clock,
+    cost_key,
+    cost_note,
     count_flops,
     density_findings,
     density_sweep,
@@ -128,6 +131,38 @@ def test_measure_cost_reports_params_flops_and_time():
     assert r["peak_rss_mib"] > 0
 
 
+def test_cost_table_is_reused_while_its_key_holds(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(hw, names):
+        calls.append(hw)
+        return [{"model": n, "status": "ok", "wall_s": float(len(calls))} for n in names]
+
+    monkeypatch.setattr(beyond, "cost_table", fake)
+    path = tmp_path / "beyond" / "cost.json"
+    first = cached_cost_table(path, (64, 96))
+    assert first["key"] == cost_key((64, 96)) and first["key"]["size"] == "96x64"
+    assert first["key"]["cpu"] and [r["model"] for r in first["rows"]] == list(COST_MODELS)
+    saved = path.read_bytes()
+    assert cached_cost_table(path, (64, 96)) == first and path.read_bytes() == saved
+    assert len(calls) == 1  # reused: not measured again, the file untouched
+    note = cost_note(first)
+    assert note.startswith(f"Measured {first['measured']} on {first['key']['cpu']}")
+    assert "`remeasure=True`" in note
+    assert cached_cost_table(path, (64, 96), remeasure=True)["rows"][0]["wall_s"] == 2.0
+    assert cached_cost_table(path, (32, 48))["key"]["size"] == "48x32"  # another size
+    monkeypatch.setattr(beyond, "COST_SOURCES", ("models", "metrics.py"))  # other code
+    cached_cost_table(path, (32, 48))
+    assert len(calls) == 4
+    record = json.loads(path.read_text())
+    record["rows"][0]["status"] = "not run: measurement failed: x"
+    write_json(path, record)
+    cached_cost_table(path, (32, 48))  # a failed measurement is not reused
+    write_json(path, record["rows"])  # nor a file of the older format (rows alone)
+    cached_cost_table(path, (32, 48))
+    assert len(calls) == 6
+
+
 def test_protocol_table_reproduces_the_input_rows_of_the_sample_pairs(shared):
     ref = json.loads((shared / "weights/reference/reference.json").read_text())["per_image"]
     d = shared / "data/rain100l_sample"
@@ -187,7 +222,7 @@ def test_findings_are_generated_from_the_saved_rows(tmp_path, monkeypatch):
         {"model": "sian", "status": "ok", "gflop_per_mp": 123.4, "cpu_s": 0.5},
         {"model": "prenet", "status": "not run: measurement failed: x"},
     ]
-    write_json(out / "cost.json", cost)
+    write_json(out / "cost.json", {"key": {}, "measured": "then", "rows": cost})
     text = findings.beyond("quick")
     assert text.startswith(f"### {findings.HEADING} (profile `quick`)")
     assert "sian-rain100l: largest gain +0.00 dB" in text  # the identity gains nothing
@@ -272,18 +307,25 @@ def test_chapter_runs_on_smoke_without_weights_and_says_not_run(tmp_path, monkey
     for var in ("DERAIN_RESULTS", "DERAIN_FIGURES", "DERAIN_DATA", "DERAIN_CACHE"):
         monkeypatch.setenv(var, str(tmp_path / var.lower()))
     monkeypatch.delenv("DERAIN_WEIGHTS_DIR", raising=False)
-    pipeline.run_pipeline(
+    record = pipeline.run_pipeline(
         "smoke", notebooks=("07_beyond_the_paper.ipynb",), log=lambda *a, **k: None
     )
     out = tmp_path / "derain_results" / "smoke" / "beyond"
-    cost = json.loads((out / "cost.json").read_text())
+    cost = json.loads((out / "cost.json").read_text())["rows"]
     assert [r["model"] for r in cost] == list(COST_MODELS)
     assert all(r["status"] == "ok" and r["size"] == "96x64" and r["params"] > 0 for r in cost)
     density = json.loads((out / "density.json").read_text())
     assert {r["model"] for r in density} == {"input"}  # no weights: the inputs only
     assert json.loads((out / "generalisation.json").read_text()) == []
-    timing = json.loads((out / "timing.json").read_text())[0]
-    assert timing["sections"]["total"]["wall_s"] > 0
+    assert not (out / "timing.json").exists()  # the chapter's time is in provenance.json
+    facts = record["run_facts"]["07_beyond_the_paper.ipynb"]
+    assert facts["sections"]["total"]["wall_s"] > 0 and facts["sections"]["cost"]["cpu_s"] > 0
+    assert (
+        facts
+        == json.loads((out.parent / "provenance.json").read_text())["run_facts"][
+            "07_beyond_the_paper.ipynb"
+        ]
+    )
     executed = tmp_path / "derain_results" / "smoke" / "notebooks" / "07_beyond_the_paper.ipynb"
     assert "not run: released weights" in executed.read_text()
     assert f"{findings.HEADING} (profile `smoke`)" in executed.read_text()

@@ -18,7 +18,7 @@ import pytest
 
 from derain_lib import runs
 from derain_lib.study import pipeline
-from derain_lib.study.paths import PROGRESS_ENV, progress
+from derain_lib.study.paths import PROGRESS_ENV, RUN_FACTS_ENV, progress, run_fact
 from derain_lib.study.training import step_line
 from derain_lib.viz import save_figure
 
@@ -45,6 +45,24 @@ def test_progress_without_a_pipeline_prints(monkeypatch, capsys) -> None:
     monkeypatch.delenv(PROGRESS_ENV, raising=False)
     progress("model 1/1: prenet")
     assert capsys.readouterr().out == "model 1/1: prenet\n"
+
+
+def test_run_facts_written_in_another_process_are_collected(tmp_path: Path) -> None:
+    with pipeline.collected_facts() as facts:
+        code = (
+            "from derain_lib.study.paths import run_fact\n"
+            "run_fact('sections', {'total': {'wall_s': 1.5}})\n"
+            "run_fact('load_average', [0.5, 0.25])\n"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True)  # inherits the variable
+        assert facts == {}  # filled when the notebook has finished
+    assert facts == {"sections": {"total": {"wall_s": 1.5}}, "load_average": [0.5, 0.25]}
+
+
+def test_run_fact_without_a_pipeline_prints(monkeypatch, capsys) -> None:
+    monkeypatch.delenv(RUN_FACTS_ENV, raising=False)
+    run_fact("sections", {"cost": {"wall_s": 2.0}})
+    assert capsys.readouterr().out == 'sections: {"cost": {"wall_s": 2.0}}\n'
 
 
 def test_step_line_gives_step_of_total_loss_elapsed_and_eta(tmp_path: Path) -> None:

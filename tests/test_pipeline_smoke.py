@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -20,7 +21,6 @@ from derain_lib.study.paths import results_dir
 from derain_lib.study.plan import Params, found_real
 from derain_lib.study.scoring import score
 from derain_lib.study.tabulate import build_tables
-from derain_lib.study.training import train_all
 
 KINDS = ("reproduced (", "released weights (", "computed (", "paper (", "not run: ")
 # The smoke profile's own schedule is sized for the engine's tests; the pipeline test trains
@@ -45,6 +45,29 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _finite(v: str) -> bool:
     return v != "" and math.isfinite(float(v))
+
+
+def _outputs(root: Path) -> dict[str, bytes]:
+    """The bytes of every file under ``root``'s ``results/smoke`` and ``figures/smoke`` that
+    the project's .gitignore lets git track (by path relative to ``root``, as in the
+    repository), except ``provenance.json``: the run's facts, allowed to change."""
+    paths = sorted(
+        f.relative_to(root).as_posix()
+        for sub in ("results/smoke", "figures/smoke")
+        for f in (root / sub).rglob("*")
+        if f.is_file()
+    )
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--stdin"],
+        cwd=pipeline.ROOT,
+        input="\n".join(paths),
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.splitlines()
+    keep = set(paths) - set(ignored) - {"results/smoke/provenance.json"}
+    assert "results/smoke/report/07_beyond_the_paper.html" in keep, sorted(keep)
+    return {f: (root / f).read_bytes() for f in sorted(keep)}
 
 
 @pytest.mark.slow
@@ -143,20 +166,26 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
     # chapter 07 (beyond the paper): its rows, measured cost, time, and findings in the report
     assert list(record["notebooks"])[-2:] == ["07_beyond_the_paper.ipynb", "08_claims.ipynb"]
     beyond = res / "beyond"
-    for name in ("density", "attention_auc", "generalisation", "cost", "protocols", "timing"):
+    for name in ("density", "attention_auc", "generalisation", "cost", "protocols"):
         assert (beyond / f"{name}.json").is_file(), name
     cost = json.loads((beyond / "cost.json").read_text())
-    assert cost and all(r["status"] == "ok" and r["gflop_per_mp"] > 0 for r in cost)
-    assert json.loads((beyond / "timing.json").read_text())[0]["sections"]["total"]["wall_s"] > 0
+    assert cost["rows"] and all(r["status"] == "ok" and r["gflop_per_mp"] > 0 for r in cost["rows"])
+    sections = record["run_facts"]["07_beyond_the_paper.ipynb"]["sections"]
+    assert sections["total"]["wall_s"] > 0  # the chapter's time: in provenance.json only
     page = (res / "report" / "07_beyond_the_paper.html").read_text()
-    assert "Rain density" in page and f"of {len(cost)} models measured" in page
+    assert "Rain density" in page and f"of {len(cost['rows'])} models measured" in page
+    assert f"Measured {cost['measured']} on {cost['key']['cpu']}" in page
     assert all(Path(f["path"]).name in index for f in figs)
-    # a re-run reuses the finished runs from the cache: same keys, model files untouched
-    before = json.loads((res / "runs.json").read_text())
-    stamps = {r["run"]: Path(r["checkpoint"]).stat().st_mtime_ns for r in before}
-    again = train_all(Params("smoke", overrides=SMOKE_SET))
-    assert [r["run"] for r in again] == [r["run"] for r in before]
-    assert {r["run"]: Path(r["checkpoint"]).stat().st_mtime_ns for r in again} == stamps
+    # a second run changes no output but provenance.json: same runs from the cache (model
+    # files untouched), the cost table reused, figures and report pages byte-identical
+    first = _outputs(hermetic)
+    runs = json.loads((res / "runs.json").read_text())
+    stamps = {r["run"]: Path(r["checkpoint"]).stat().st_mtime_ns for r in runs}
+    pipeline.run_pipeline("smoke", overrides=SMOKE_SET, log=lambda *a, **k: None)
+    second = _outputs(hermetic)
+    changed = sorted(f for f in first.keys() | second.keys() if first.get(f) != second.get(f))
+    assert not changed, f"a second smoke run changed {changed}"
+    assert {r["run"]: Path(r["checkpoint"]).stat().st_mtime_ns for r in runs} == stamps
 
 
 @pytest.mark.slow

@@ -68,6 +68,13 @@ def test_table_bars_show_ours_beside_the_papers(res: Path) -> None:
     assert isinstance(fig, Figure)
     heights = [round(b.get_height(), 2) for b in fig.axes[0].patches]
     assert heights == [30.0, 31.5, 32.25, 37.92, 38.68, 38.80]
+    # labels wrap at spaces only: "Baseline+SIAN+LSTM" is not cut into "...+LS" / "TM"
+    ticks = [t.get_text().split("\n") for t in fig.axes[0].get_xticklabels()]
+    assert [lines[0] for lines in ticks] == ["Baseline", "Baseline+LSTM", "Baseline+SIAN+LSTM"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "this run",
+        "paper (its own test set)",
+    ]
 
 
 def test_per_image_scatter_pairs_images_by_name(res: Path) -> None:

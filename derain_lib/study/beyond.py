@@ -12,7 +12,9 @@ and :func:`derain_lib.study.findings.beyond` writes the findings from them:
   DoG response magnitude) as a detector of rain pixels (:func:`roc_auc`, Mann-Whitney).
 * :func:`generalisation`: every model on every test set (PSNR/SSIM, MATLAB protocol).
 * :func:`cost_table`: parameters, GFLOP per megapixel, CPU seconds and peak memory,
-  each model measured in a fresh process (:func:`measure_cost`).
+  each model measured in a fresh process (:func:`measure_cost`); :func:`cached_cost_table`
+  reuses a saved measurement while what determines it (:func:`cost_key`) is unchanged, so
+  a re-run rewrites no file.
 * :func:`protocol_table`: the same outputs scored under the protocols in use
   (:data:`PROTOCOLS`, see docs/metrics.md).
 """
@@ -23,6 +25,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -43,9 +46,12 @@ from ..data.synth import PRESETS, RainPreset, add_rain, rain_streaks
 from ..inference import derain_array
 from ..metrics import psnr_y, quantize, rgb_to_y, score
 from ..models import build_model, count_parameters
+from ..precision import cpuinfo_field
+from ..runs import code_fingerprint
 from ..tables import mean_by, not_run
 from ..viz import upsample, view_map
 from ..weights import RELEASED, find_released, load_model, search_dirs
+from .paths import write_json
 
 
 def _scaled(base: str, name: str, density: float, haze: float | None = None) -> RainPreset:
@@ -71,6 +77,9 @@ TAU_STREAK = 0.1
 TAU_Y = 10.0
 #: Models of the cost table (built untrained: cost does not depend on the weights).
 COST_MODELS = ("sian", "sian-baseline+lstm", "sian-baseline", "prenet")
+#: The code (under ``derain_lib/``) the cost table depends on: the models, this module's
+#: measurement, and the thread and allocator settings the measuring process runs with.
+COST_SOURCES = ("models", "study/beyond.py", "threads.py", "allocator.py")
 
 
 @dataclass(frozen=True)
@@ -423,6 +432,58 @@ def cost_in_child(name: str, height: int, width: int) -> dict:
 def cost_table(hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS) -> list[dict]:
     """One :func:`cost_in_child` row per model, on a random image of ``hw`` (H, W)."""
     return [cost_in_child(n, *hw) for n in names]
+
+
+def cost_key(hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS) -> dict:
+    """What the cost table of ``names`` on ``hw`` (H, W) depends on: the code of
+    :data:`COST_SOURCES`, the size and models, torch's version and threads, and the CPU."""
+    return {
+        "code": code_fingerprint(COST_SOURCES),
+        "size": f"{hw[1]}x{hw[0]}",
+        "models": list(names),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": cpuinfo_field("model name") or platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def cached_cost_table(
+    path: Path, hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS, remeasure: bool = False
+) -> dict:
+    """The cost record saved at ``path`` when its :func:`cost_key` is this one's and every
+    model was measured; else (or with ``remeasure``) :func:`cost_table` measured now and
+    saved there. The record holds the ``key``, when it was ``measured`` (UTC) with the load
+    average then, and the ``rows``: timings vary from run to run, so an unchanged
+    measurement is reused rather than redone and rewritten."""
+    key = cost_key(hw, names)
+    if not remeasure and path.is_file():
+        saved = json.loads(path.read_text())
+        same = isinstance(saved, dict) and saved.get("key") == key and saved.get("rows")
+        if same and all(r.get("status") == "ok" for r in saved["rows"]):
+            return saved
+    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    record = {
+        "key": key,
+        "measured": measured,
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "rows": cost_table(hw, names),
+    }
+    write_json(path, record)
+    return record
+
+
+def cost_note(record: dict) -> str:
+    """One line for the chapter: when and where the cost table was measured, and when it is
+    measured again (the same words whether this run measured it or reused it)."""
+    k = record["key"]
+    return (
+        f"Measured {record['measured']} on {k['cpu']} ({k['cpus']} CPUs, {k['threads']} torch "
+        f"threads, torch {k['torch']}, code {k['code']}, load average "
+        f"{', '.join(f'{v:.2f}' for v in record['load_average'])}); reused by every run with "
+        "the same code, size, torch, threads and CPU. Pass `remeasure=True` (a parameter of "
+        "this notebook) to measure again."
+    )
 
 
 # --- 5. why numbers disagree -------------------------------------------------------------

@@ -157,15 +157,14 @@ def figures(profile: str) -> str:
     )
 
 
-def explorer(
-    profile: str, weights: str, shape: tuple[int, ...] | None, seconds: float, message: str
-) -> str:
-    """Step 06: what the explorer opened, how fast a view re-renders, or why it did not."""
+def explorer(profile: str, weights: str, shape: tuple[int, ...] | None, message: str) -> str:
+    """Step 06: what the explorer opened, or why it did not (how fast a view re-renders is
+    a run fact, kept in ``provenance.json``)."""
     if shape is None:
         return _head(profile) + f"The explorer did not open a model: {message}"
     return _head(profile) + (
-        f"Weights `{weights}` on a {shape[1]}x{shape[0]} image: the last re-render took "
-        f"{seconds * 1000:.0f} ms (the forward pass runs once per image and weights)."
+        f"Weights `{weights}` on a {shape[1]}x{shape[0]} image (the forward pass runs once "
+        "per image and weights; the last re-render's time is in `provenance.json`)."
     )
 
 
@@ -205,14 +204,17 @@ def claims(profile: str) -> str:
 
 def beyond(profile: str) -> str:
     """Step 07: the density and attention sentences, how many generalisation, cost and
-    protocol rows were measured, and the chapter's time, from ``results/<profile>/beyond/``."""
+    protocol rows were measured, from ``results/<profile>/beyond/`` (the chapter's time is
+    a run fact: ``provenance.json``)."""
     folder = results_dir(profile) / "beyond"
 
     def rows(name: str) -> list[dict]:
         path = folder / f"{name}.json"
         return json.loads(path.read_text()) if path.is_file() else []
 
-    gen, cost, protocols = rows("generalisation"), rows("cost"), rows("protocols")
+    gen, protocols = rows("generalisation"), rows("protocols")
+    cost_file = folder / "cost.json"
+    cost = json.loads(cost_file.read_text())["rows"] if cost_file.is_file() else []
     measured = [r for r in cost if r.get("status") == "ok"]
     lines = [
         f"- **Rain density**: {density_findings(rows('density'))}",
@@ -227,11 +229,4 @@ def beyond(profile: str) -> str:
         + ".",
         f"- **Protocols**: {len(protocols)} (outputs, protocol) rows scored.",
     ]
-    timing = rows("timing")
-    if timing:
-        total = timing[0]["sections"]["total"]
-        lines.append(
-            f"- **Time**: {total['wall_s']:.0f} s wall, {total['cpu_s']:.0f} CPU s on "
-            f"{timing[0]['cpus']} CPUs (budget: 10 minutes on 2 idle cores, quick profile)."
-        )
     return _head(profile) + "\n".join(lines)

@@ -55,3 +55,20 @@ def progress(line: str) -> None:
         return
     with open(target, "a") as f:
         f.write(line.rstrip("\n") + "\n")
+
+
+#: The file a notebook run by ``derain reproduce`` appends its run facts to.
+RUN_FACTS_ENV = "DERAIN_RUN_FACTS"
+
+
+def run_fact(name: str, value: object) -> None:
+    """Record a fact of this run that differs from run to run (times, load average): with
+    env :data:`RUN_FACTS_ENV` set (the pipeline's kernels) it goes to that file, which the
+    pipeline keeps in ``provenance.json`` (``run_facts``), so results, tables and the executed
+    notebook stay the same on a re-run; without it (a notebook opened by hand) it is printed."""
+    target = os.environ.get(RUN_FACTS_ENV)
+    if not target:
+        print(f"{name}: {json.dumps(value, default=str)}", flush=True)
+        return
+    with open(target, "a") as f:
+        f.write(json.dumps({"name": name, "value": value}, default=str) + "\n")

@@ -18,6 +18,7 @@ run did not draw again are removed at its end.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import sys
@@ -35,7 +36,7 @@ from ..runs import PROJECT_ROOT, git_sha
 from ..tables import NOT_RUN
 from ..threads import configure as configure_threads
 from .figures import clear_stale_figures
-from .paths import PROGRESS_ENV, figures_dir, results_dir, write_json
+from .paths import PROGRESS_ENV, RUN_FACTS_ENV, figures_dir, results_dir, write_json
 from .report import export_report
 from .tabulate import build_tables
 
@@ -90,17 +91,45 @@ def failure_message(nb: str, saved: Path, err: Exception) -> str:
 
 
 @contextlib.contextmanager
+def _env_file(var: str, prefix: str) -> Iterator[Path]:
+    """A fresh empty file outside the project, named in env ``var`` for the body (the
+    notebook kernels inherit it); the variable is restored and the file removed at the end."""
+    fd, name = tempfile.mkstemp(prefix=prefix)
+    os.close(fd)
+    before = os.environ.get(var)
+    os.environ[var] = name
+    try:
+        yield Path(name)
+    finally:
+        if before is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = before
+        Path(name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def collected_facts() -> Iterator[dict]:
+    """A dict that, at the end of the body, holds what its notebook recorded with
+    :func:`~.paths.run_fact` (name -> value; the file is env :data:`~.paths.RUN_FACTS_ENV`)."""
+    facts: dict = {}
+    with _env_file(RUN_FACTS_ENV, "derain-facts-") as path:
+        try:
+            yield facts
+        finally:
+            for line in path.read_text().splitlines():
+                item = json.loads(line)
+                facts[item["name"]] = item["value"]
+
+
+@contextlib.contextmanager
 def relayed_progress(log: Callable[..., None], every: float = 0.5) -> Iterator[Path]:
     """A fresh progress file, named in env :data:`~.paths.PROGRESS_ENV` for the body (the
     notebook kernels inherit it); every ``every`` seconds its new lines go to ``log``. The
     file lives outside the project and is removed at the end."""
-    fd, name = tempfile.mkstemp(prefix="derain-progress-", suffix=".log")
-    os.close(fd)
-    path, before = Path(name), os.environ.get(PROGRESS_ENV)
-    os.environ[PROGRESS_ENV] = name
     stop = threading.Event()
 
-    def relay() -> None:
+    def relay(path: Path) -> None:
         with open(path) as f:
             pending = ""
             while True:
@@ -112,18 +141,14 @@ def relayed_progress(log: Callable[..., None], every: float = 0.5) -> Iterator[P
                 if stopping:
                     return
 
-    thread = threading.Thread(target=relay, daemon=True)
-    thread.start()
-    try:
-        yield path
-    finally:
-        stop.set()
-        thread.join()
-        if before is None:
-            os.environ.pop(PROGRESS_ENV, None)
-        else:
-            os.environ[PROGRESS_ENV] = before
-        path.unlink(missing_ok=True)
+    with _env_file(PROGRESS_ENV, "derain-progress-") as path:
+        thread = threading.Thread(target=relay, args=(path,), daemon=True)
+        thread.start()
+        try:
+            yield path
+        finally:
+            stop.set()
+            thread.join()
 
 
 def not_run_lines(executed: Path) -> list[str]:
@@ -178,8 +203,9 @@ def run_pipeline(
     return the timing record.
 
     Writes ``results/<profile>/notebooks/<name>`` for each, ``provenance.json`` (parameters,
-    kernel, git SHA, machine, wall time per notebook, what did not run: the one file of
-    the profile with wall-clock fields), ``tables.md`` and ``report/``. Each notebook gets
+    kernel, git SHA, machine, wall time per notebook, the notebooks' ``run_facts``
+    (:func:`~.paths.run_fact`), what did not run: the one file of the profile with
+    wall-clock fields), ``tables.md`` and ``report/``. Each notebook gets
     the parameters its ``parameters`` cell declares. A failing notebook raises
     :class:`NotebookFailed` naming it and its failing cell.
     """
@@ -212,16 +238,23 @@ def run_pipeline(
         "load_average": list(os.getloadavg()),
         "thread_settings": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "KMP_BLOCKTIME")},
         "notebooks": {},
+        "run_facts": {},
     }
     t_all, started = time.perf_counter(), time.time()
     todo = [nb for nb in notebooks if nb not in missing]
+    # what the notebooks read of this run (tables.md's header: its parameters) is there from
+    # the start, and a full run records its figures afresh (figures.json: the captions, read
+    # by 05's findings), so a first run and a re-run show the same pages
+    write_json(results_dir(profile) / "provenance.json", record)
+    if tuple(todo) == NOTEBOOKS:
+        (results_dir(profile) / "figures.json").unlink(missing_ok=True)
     executed = {}
     for i, nb in enumerate(todo, 1):
         saved = out_dir / nb
         t0 = time.perf_counter()
         log(f"[{i}/{len(todo)}] {nb} ...", flush=True)
         try:
-            with relayed_progress(log):
+            with relayed_progress(log), collected_facts() as facts:
                 pm.execute_notebook(
                     str(src_dir / nb),
                     str(saved),
@@ -238,6 +271,8 @@ def run_pipeline(
         dt = time.perf_counter() - t0
         executed[nb] = saved
         record["notebooks"][nb] = round(dt, 1)
+        if facts:
+            record["run_facts"][nb] = facts
         log(f"[{i}/{len(todo)}] {nb} done in {dt:.1f} s -> {saved}", flush=True)
     for nb in missing:
         log(f"skipped {nb}: not present in {src_dir}")

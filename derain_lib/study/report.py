@@ -20,6 +20,9 @@ import pandas as pd
 from ..fsutil import atomic_write_text
 from .paths import figures_dir, results_dir
 
+#: A live widget's output; its state (random ids, times) changes with every run, and a
+#: static page cannot drive it, so the report shows the widget's text form instead.
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 TABLE_NAMES = {
     "table2": "Table II: loss functions",
     "table3": "Table III: Rain100L and Rain100H",
@@ -59,6 +62,9 @@ def export_report(profile: str, executed: list[Path]) -> Path:
         for i, cell in enumerate(nb.cells):  # papermill gives its injected cell a random id
             if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
                 cell["id"] = f"injected-parameters-{i}"
+            for output in cell.get("outputs", []):  # a live widget: its text stands in for it
+                output.get("data", {}).pop(WIDGET_VIEW, None)
+        nb.metadata.pop("widgets", None)  # its state: random model ids, the last render's time
         title = chapter_title(nb, path.stem)
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
         page = out / f"{path.stem}.html"

@@ -47,7 +47,9 @@ def _message(text: str) -> Figure:
 
 
 def _wrap(text: str, width: int = 16) -> str:
-    return "\n".join(textwrap.wrap(text, width)) or text
+    """``text`` on lines of about ``width`` characters, broken at spaces only (a longer word,
+    e.g. ``Baseline+SIAN+LSTM``, keeps its line)."""
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False)) or text
 
 
 def table_bars(table: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
@@ -93,7 +95,8 @@ def table_bars(table: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
         ax.margins(y=0.12)
         head = bench if len(sets) != 1 else f"{bench}\ntest set: {sets[0]}"
         ax.set_title(head, fontsize=8)
-        ax.legend(fontsize=6, loc="lower right")
+    # one legend under the panels: inside one it covered the last bars
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
     foot = ""
     if len(missed):
         where: dict[str, list[str]] = {}
@@ -157,7 +160,8 @@ def training_curves(runs: list[dict], methods: tuple[str, ...] | None = None) ->
         else:
             val_ax.set_xlabel("step")
             val_ax.set_title(f"{data}\nvalidation PSNR per evaluation", fontsize=8)
-            val_ax.legend(fontsize=6)
+            if val_ax.get_legend_handles_labels()[0]:  # none when no run validated
+                val_ax.legend(fontsize=6)
         val_ax.set_ylabel("validation PSNR (dB)", fontsize=8)
         for k, ax in zip(kinds, axes[i, :-1], strict=True):
             name, ylabel = LOSS_AXES[k]
