@@ -70,6 +70,19 @@ def results_root(root: str | Path | None = None) -> Path:
     return Path(os.environ.get("DERAIN_RESULTS") or project_root() / "results")
 
 
+def stored(path: str | Path) -> str:
+    """``path`` as the study's JSON records keep it: relative to :func:`results_root` (POSIX)
+    when it lies inside, else absolute, so records do not depend on where the project is
+    checked out. :func:`restored` reverses it."""
+    p, root = Path(path).resolve(), results_root().resolve()
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+
+
+def restored(recorded: str) -> Path:
+    """The path a :func:`stored` string names (an absolute one stays as it is)."""
+    return results_root().resolve() / recorded
+
+
 @dataclass
 class Run:
     """One run folder. ``status`` is ``finished``, ``unfinished`` or ``new``."""

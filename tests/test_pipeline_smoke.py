@@ -15,6 +15,7 @@ import pytest
 from derain_lib import tables
 from derain_lib.entry import main
 from derain_lib.errors import DerainError
+from derain_lib.runs import restored
 from derain_lib.study import findings, pipeline
 from derain_lib.study.claims import CLAIMS
 from derain_lib.study.paths import results_dir
@@ -180,12 +181,15 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
     # files untouched), the cost table reused, figures and report pages byte-identical
     first = _outputs(hermetic)
     runs = json.loads((res / "runs.json").read_text())
-    stamps = {r["run"]: Path(r["checkpoint"]).stat().st_mtime_ns for r in runs}
+    # the records name runs relative to the results folder: the same in every checkout
+    for name in ("runs.json", "seeds.json"):
+        assert str(hermetic) not in (res / name).read_text(), name
+    stamps = {r["run"]: restored(r["checkpoint"]).stat().st_mtime_ns for r in runs}
     pipeline.run_pipeline("smoke", overrides=SMOKE_SET, log=lambda *a, **k: None)
     second = _outputs(hermetic)
     changed = sorted(f for f in first.keys() | second.keys() if first.get(f) != second.get(f))
     assert not changed, f"a second smoke run changed {changed}"
-    assert {r["run"]: Path(r["checkpoint"]).stat().st_mtime_ns for r in runs} == stamps
+    assert {r["run"]: restored(r["checkpoint"]).stat().st_mtime_ns for r in runs} == stamps
 
 
 @pytest.mark.slow

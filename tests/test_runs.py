@@ -11,7 +11,15 @@ import pytest
 import derain_lib.runs as runs_mod
 from derain_lib.config import config_hash, load_config
 from derain_lib.entry import main
-from derain_lib.runs import find_run, get_or_run, list_runs, open_run, results_root
+from derain_lib.runs import (
+    find_run,
+    get_or_run,
+    list_runs,
+    open_run,
+    restored,
+    results_root,
+    stored,
+)
 from derain_lib.weights import load_model
 
 TINY = [
@@ -246,3 +254,15 @@ def test_runs_list_prints_one_label_per_run(tmp_path: Path, capsys) -> None:
     ]
     assert rows[0].endswith("quick · light · sian · loss ssim · seed 0")
     assert rows[1].endswith("quick · light · sian · loss ssim · seed 1")
+
+
+def test_records_keep_run_paths_relative_to_the_results_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "results"))
+    inside = tmp_path / "results" / "runs" / "abc123" / "model.pt"
+    assert stored(inside) == "runs/abc123/model.pt"
+    assert restored(stored(inside)) == inside.resolve()
+    outside = tmp_path / "elsewhere" / "w.pth"
+    assert stored(outside) == str(outside.resolve())
+    assert restored(stored(outside)) == outside.resolve()

@@ -36,7 +36,7 @@ from scipy import stats
 
 from ..config import profile_seeds
 from ..fsutil import atomic_write_text
-from ..runs import results_root
+from ..runs import restored, results_root
 from ..tables import BENCHMARKS, FULL_TEST_SIZE, Score, load_scores, not_run, paper_value
 from .paths import results_dir
 
@@ -370,10 +370,11 @@ def _sample(score: Score, seed_rows: list[dict], results: Path) -> Sample:
     ]
     csvs = [first]
     seeds = [0]
-    if any(Path(r["per_image_csv"]).resolve() == first for r in mine):
-        bench = next(r for r in mine if Path(r["per_image_csv"]).resolve() == first)["benchmark"]
+    hit = [r for r in mine if restored(r["per_image_csv"]).resolve() == first]
+    if hit:
+        bench = hit[0]["benchmark"]
         same = [r for r in mine if r["benchmark"] == bench]
-        csvs = [Path(r["per_image_csv"]) for r in same]
+        csvs = [restored(r["per_image_csv"]) for r in same]
         seeds = [r["seed"] for r in same]
     tables = [pd.read_csv(p).set_index("name") for p in csvs]
     names = sorted(set.intersection(*(set(t.index) for t in tables)))

@@ -28,6 +28,13 @@ def figures_dir(profile: str) -> Path:
     return figures_root() / profile
 
 
+def shown(path: Path) -> str:
+    """``path`` for a notebook's printed output: relative to the project when inside it, so
+    an executed notebook reads the same in every checkout."""
+    p, root = Path(path).resolve(), project_root()
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+
+
 def write_json(path: Path, obj: object) -> Path:
     """``obj`` as indented JSON at ``path``, written atomically (parent folders created)."""
     return atomic_write_text(path, json.dumps(obj, indent=1, default=str) + "\n")

@@ -19,7 +19,7 @@ from ..data.io import write_png
 from ..data.sources import open_data
 from ..evaluate import evaluate
 from ..metrics import quantize
-from ..runs import Run, get_or_run, open_run, results_root
+from ..runs import Run, get_or_run, open_run, restored, results_root, stored
 from ..tables import BENCHMARKS, Score, load_scores, not_run, released, reproduced, save_scores
 from ..weights import RELEASED, find_released, search_dirs
 from .paths import results_dir, write_json
@@ -95,7 +95,7 @@ def model_for(p: Params, method: str, b: str, runs: list[dict]) -> tuple[Path | 
     note = f"trained on {run['dataset']}" if run["dataset"] != b else ""
     if run["stand_in"]:
         note = f"trained on the embedded {run['dataset']} stand-in data"
-    return Path(run["checkpoint"]), reproduced(p.profile, run["run"]), note
+    return restored(run["checkpoint"]), reproduced(p.profile, run["run"]), note
 
 
 def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
@@ -141,7 +141,7 @@ def eval_settings(p: Params, method: str, t: TestSet) -> EvalConfig:
 def eval_run(p: Params, method: str, path: Path, t: TestSet, runs: list[dict]) -> Run:
     """The training run itself on its own test set, else an evaluation-only cached run."""
     for r in runs:
-        if r["method"] == method and r.get("checkpoint") == str(path) and r["test"] == t.spec:
+        if r["method"] == method and r.get("checkpoint") == stored(path) and r["test"] == t.spec:
             return open_run(r["run"])
     base = Config(
         name=p.profile,

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..config import Config, profile_seeds
 from ..data.sources import open_data
 from ..errors import DerainError
-from ..runs import Run, find_run, get_or_run
+from ..runs import Run, find_run, get_or_run, stored
 from ..tables import not_run
 from ..train import planned_steps, training_patches
 from .claims import CLAIMS
@@ -119,8 +119,8 @@ def train_all(p: Params) -> list[dict]:
                 "status": "ok",
                 "run": run.key,
                 "test": test_spec(cfg),
-                "run_dir": str(run.dir),
-                "checkpoint": str(run.checkpoint_path),
+                "run_dir": stored(run.dir),
+                "checkpoint": stored(run.checkpoint_path),
                 "train_seconds": round(run.provenance.get("train_wall_s", 0.0), 1),
                 "metrics": run.metrics,
             }
@@ -158,7 +158,7 @@ def train_seeds(p: Params) -> list[dict]:
         if isinstance(run, str):
             rows.append({**row, "status": run})
             continue
-        csv_path = str(run.dir / "per_image.csv")
+        csv_path = stored(run.dir / "per_image.csv")
         rows.append({**row, "status": "ok", "run": run.key, "per_image_csv": csv_path})
     write_json(results_dir(p.profile) / "seeds.json", rows)
     return rows

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from ..attention import Attention
 from ..data.io import read_image
+from ..runs import restored
 from ..tables import Score, benchmark_label
 from .attention import attention_panel
 
@@ -128,7 +129,7 @@ def training_curves(runs: list[dict], methods: tuple[str, ...] | None = None) ->
         val_ax = axes[i, -1]
         single = []
         for r in mine:
-            log = pd.read_csv(Path(r["run_dir"]) / "log.csv")
+            log = pd.read_csv(restored(r["run_dir"]) / "log.csv")
             loss = log.dropna(subset=["loss"])
             val = log.dropna(subset=["val_psnr"])
             ax = axes[i, kinds.index(r["loss"])]
