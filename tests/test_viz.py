@@ -266,6 +266,9 @@ def test_training_curves_give_each_loss_kind_its_own_labelled_panel(tmp_path: Pa
     # one validation per run: a dot per run with its value written, the runs on the x axis
     assert [t.get_text() for t in val.texts] == ["31.50 dB\nSSIM 0.910"] * 4
     assert all(len(line.get_xdata()) == 1 for line in val.lines)
+    # each run named by model over loss (a hyphenated name never split mid-word)
+    ticks = [t.get_text() for t in val.get_xticklabels()]
+    assert ticks == ["sian\nneg-ssim", "sian-baseline\nneg-ssim", "sian\nmae", "sian\nmse"]
     assert val.get_ylabel() == "validation PSNR (dB)"
     assert "one evaluation (step 8)" in val.get_title()
     only_mae = plots.training_curves(runs, methods=("sian/mae",)).get_axes()

@@ -151,7 +151,9 @@ def training_curves(runs: list[dict], methods: tuple[str, ...] | None = None) ->
             )
         if single:
             steps = sorted({int(v["step"]) for _, v in single})
-            val_ax.set_xticks(range(len(single)), [_wrap(m, 14) for m, _ in single], fontsize=6)
+            # model over loss, tilted: long ablation names stay apart
+            names = [m.replace("/", "\n") for m, _ in single]
+            val_ax.set_xticks(range(len(single)), names, fontsize=6, rotation=30, ha="right")
             val_ax.set_xlim(-0.6, len(single) - 0.4)
             val_ax.margins(y=0.25)
             val_ax.set_title(
