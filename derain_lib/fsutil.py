@@ -119,6 +119,13 @@ def user_cache() -> Path:
     return Path(platformdirs.user_cache_dir("derain"))
 
 
+def relative_within(path: str | Path, root: str | Path) -> str:
+    """``path`` relative to ``root`` (POSIX) when it lies inside, else absolute (both
+    resolved): how records and printed output name a path independently of the checkout."""
+    p, r = Path(path).resolve(), Path(root).resolve()
+    return p.relative_to(r).as_posix() if p.is_relative_to(r) else str(p)
+
+
 def data_root() -> Path:
     """Where derain keeps data it makes (indexes, the embedded set, downloads).
 

@@ -56,7 +56,7 @@ from .data.fetch import sha256_file
 from .data.sources import open_data
 from .errors import DerainError
 from .evaluate import evaluate
-from .fsutil import atomic_write_text, locked, project_root
+from .fsutil import atomic_write_text, locked, project_root, relative_within
 from .train import dist_info, pick_device, train
 from .weights import RELEASED, load_model, resolve
 
@@ -74,8 +74,7 @@ def stored(path: str | Path) -> str:
     """``path`` as the study's JSON records keep it: relative to :func:`results_root` (POSIX)
     when it lies inside, else absolute, so records do not depend on where the project is
     checked out. :func:`restored` reverses it."""
-    p, root = Path(path).resolve(), results_root().resolve()
-    return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+    return relative_within(path, results_root())
 
 
 def restored(recorded: str) -> Path:

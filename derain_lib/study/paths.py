@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import DerainError
-from ..fsutil import atomic_write_text, project_root
+from ..fsutil import atomic_write_text, project_root, relative_within
 from ..runs import results_root
 
 
@@ -31,8 +31,7 @@ def figures_dir(profile: str) -> Path:
 def shown(path: Path) -> str:
     """``path`` for a notebook's printed output: relative to the project when inside it, so
     an executed notebook reads the same in every checkout."""
-    p, root = Path(path).resolve(), project_root()
-    return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+    return relative_within(path, project_root())
 
 
 def write_json(path: Path, obj: object) -> Path:
@@ -56,12 +55,7 @@ def progress(line: str) -> None:
     ``derain reproduce`` relays to the terminal; without the variable (a notebook opened
     by hand) print it. Progress never goes into a notebook run by the pipeline, so its
     executed copy does not depend on timing."""
-    target = os.environ.get(PROGRESS_ENV)
-    if not target:
-        print(line, flush=True)
-        return
-    with open(target, "a") as f:
-        f.write(line.rstrip("\n") + "\n")
+    _append_or_print(PROGRESS_ENV, line.rstrip("\n"), line)
 
 
 #: The file a notebook run by ``derain reproduce`` appends its run facts to.
@@ -73,9 +67,16 @@ def run_fact(name: str, value: object) -> None:
     env :data:`RUN_FACTS_ENV` set (the pipeline's kernels) it goes to that file, which the
     pipeline keeps in ``provenance.json`` (``run_facts``), so results, tables and the executed
     notebook stay the same on a re-run; without it (a notebook opened by hand) it is printed."""
-    target = os.environ.get(RUN_FACTS_ENV)
+    record = json.dumps({"name": name, "value": value}, default=str)
+    _append_or_print(RUN_FACTS_ENV, record, f"{name}: {json.dumps(value, default=str)}")
+
+
+def _append_or_print(var: str, line: str, printed: str) -> None:
+    """``line`` appended to the file named in env ``var`` (set by the pipeline for its
+    kernels); without it (a notebook opened by hand) ``printed`` goes to standard output."""
+    target = os.environ.get(var)
     if not target:
-        print(f"{name}: {json.dumps(value, default=str)}", flush=True)
+        print(printed, flush=True)
         return
     with open(target, "a") as f:
-        f.write(json.dumps({"name": name, "value": value}, default=str) + "\n")
+        f.write(line + "\n")
