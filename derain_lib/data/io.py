@@ -1,13 +1,19 @@
 """Image files in and out: any PNG/JPEG/BMP/TIFF to RGB, with one-line errors.
 
 Grayscale is expanded to three channels, alpha is dropped, 16-bit images are scaled to
-[0, 1] by 65535, and the EXIF orientation is applied, so every reader sees the photo the
-way a viewer shows it. A folder scan (`scan_images`, `check_images`) reports every bad file
+[0, 1] by 65535, palette and CMYK images are converted to RGB, an animated GIF/PNG gives
+its first frame, and the EXIF orientation is applied, so every reader sees the photo the
+way a viewer shows it. A header claiming more than :func:`max_pixels` is refused unread
+(a decompression bomb), as are zero sizes and truncated pixel data, each in one line. A folder scan (`scan_images`, `check_images`) reports every bad file
 at once instead of stopping at the first.
 """
 
 from __future__ import annotations
 
+import re
+import struct
+import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,19 +31,51 @@ class ImageReadError(DerainError, ValueError):
     """An image file that is missing, empty, truncated or not an image."""
 
 
+#: What a corrupt file can make Pillow's decoders raise (besides its own error types).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, struct.error, IndexError)
+
+
+def max_pixels() -> int:
+    """The largest image (width x height) read: Pillow's ``Image.MAX_IMAGE_PIXELS``
+    (about 89 Mpx, e.g. 9459 x 9459); a header claiming more is refused unread, as a
+    possible decompression bomb."""
+    return int(Image.MAX_IMAGE_PIXELS or 0) or 2**62
+
+
+def _too_large(path: Path, size: str) -> ImageReadError:
+    return ImageReadError(
+        f"{path}: image of {size} is over the limit of {max_pixels()} pixels "
+        "(PIL.Image.MAX_IMAGE_PIXELS); refused unread as a possible decompression bomb"
+    )
+
+
 @contextmanager
 def _opened(path: Path) -> Iterator[Image.Image]:
-    """Pillow's image of ``path``; a missing, empty or undecodable file is a one-line error."""
+    """Pillow's image of ``path``; a missing, empty, undecodable or oversized file is a
+    one-line error. Animated GIF/PNG/WebP files give their first frame."""
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: file is empty")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
+            im = Image.open(path)
+        with im:
+            w, h = im.size
+            if w * h > max_pixels():
+                raise _too_large(path, f"{w}x{h} pixels")
+            if w < 1 or h < 1:
+                raise ImageReadError(f"{path}: image header says {w}x{h} pixels")
             yield im
+    except Image.DecompressionBombError as e:  # Pillow refuses over twice its limit at open
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        raise _too_large(path, f"{m.group(1) if m else 'more'} pixels") from None
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except ImageReadError:
+        raise
+    except _DECODE_ERRORS as e:
         raise ImageReadError(f"{path}: corrupt or truncated image ({e})") from None
 
 
@@ -86,13 +124,16 @@ def _decode(path: Path) -> np.ndarray:
 
     16-bit colour PNGs keep Pillow's 8-bit reading (the high byte: within 1/255)."""
     raw = _open(path)
-    if _is_rgb16_tiff(raw):
-        import tifffile  # a dependency of scikit-image
+    try:
+        if _is_rgb16_tiff(raw):
+            import tifffile  # a dependency of scikit-image
 
-        a = tifffile.imread(path)[..., :3].astype(np.float64) / 65535.0
-        op = _ORIENT_OPS.get(raw.getexif().get(_ORIENTATION, 1))
-        return np.ascontiguousarray(op(a)) if op else a
-    return _to_array(ImageOps.exif_transpose(raw))
+            a = tifffile.imread(path)[..., :3].astype(np.float64) / 65535.0
+            op = _ORIENT_OPS.get(raw.getexif().get(_ORIENTATION, 1))
+            return np.ascontiguousarray(op(a)) if op else a
+        return _to_array(ImageOps.exif_transpose(raw))
+    except _DECODE_ERRORS as e:  # a damaged EXIF block or colour table
+        raise ImageReadError(f"{path}: corrupt image ({e})") from None
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -140,7 +181,10 @@ def image_size(path: str | Path) -> tuple[int, int]:
     Used to count training patches of thousands of files without decoding them."""
     with _opened(Path(path)) as im:
         w, h = im.size
-        orientation = im.getexif().get(_ORIENTATION, 1)
+        try:
+            orientation = im.getexif().get(_ORIENTATION, 1)
+        except _DECODE_ERRORS:
+            orientation = 1  # a damaged EXIF block: decoding says so
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
