@@ -1,20 +1,27 @@
 """The ``derain`` command line's parser: ``derain COMMAND --help`` shows an example for each.
 
-This module only parses: it imports no torch and no command's code, so that ``derain
---help`` and ``derain info`` answer at once. What each command does is in
-:mod:`derain_lib.commands`; :func:`derain_lib.entry.main` (the ``derain`` console command)
-parses with :func:`parse_args` and runs ``info`` from :mod:`derain_lib.catalogue`, every
-other command through :func:`derain_lib.commands.run`.
+This module only parses and checks: it imports no torch and no command's code (neither
+:mod:`derain_lib.entry` nor :mod:`derain_lib.commands`), so that ``derain --help``,
+``derain info`` and every argument or input error (:func:`check_args`) answer at once.
+What each command does is in :mod:`derain_lib.commands`; :func:`derain_lib.entry.main`
+(the ``derain`` console command, also ``python -m derain_lib``) parses with
+:func:`parse_args`, checks with :func:`check_args`, runs ``info`` from
+:mod:`derain_lib.catalogue` and every other command through
+:func:`derain_lib.commands.run`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from . import __version__
-from .catalogue import FETCH_TARGETS
+from .catalogue import FETCH_TARGETS, RELEASED
+from .data.io import IMAGE_SUFFIXES
+from .errors import DerainError
 from .fsutil import data_root
 
 #: What ``--results`` defaults to, as ``--help`` shows it.
@@ -134,6 +141,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="a data set folder or embedded:light:test:smoke")
     p.add_argument("--model", help="the architecture (default: from the weights)")
     p.add_argument("--weights-dir", help="folder with released weight files")
+    add_strict_config(p)
     p.add_argument("--tile", type=int, help="tile size for large images (default: whole image)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
     p.add_argument("--max-images", type=int, help="only the first N images")
@@ -172,10 +180,16 @@ def _add_derain(sub: argparse._SubParsersAction) -> None:
         help="output folder, or an image file name (.png, .jpg, ...) for one input",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave existing output files as they are and derain the rest (after a Ctrl-C)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (on stderr)")
     p.add_argument("--weights", required=True, help="released name (see `derain info`) or a file")
     p.add_argument("--model", help="the architecture expected (default: taken from the weights)")
     p.add_argument("--weights-dir", help="folder with released weight files")
+    add_strict_config(p)
     p.add_argument(
         "--quantize",
         choices=["round", "truncate"],
@@ -187,7 +201,19 @@ def _add_derain(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="tile size in px (default: whole image up to 512x512, tiles of 512 above)",
     )
-    add_inference_options(p, precision="auto")
+    add_inference_options(p)
+
+
+def add_strict_config(p: argparse.ArgumentParser) -> None:
+    """``--strict-config`` / ``--no-strict-config``: whether weights made for another
+    configuration of the architecture are refused (the default) or loaded anyway."""
+    p.add_argument(
+        "--strict-config",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refuse weights made for another configuration of the model (default); "
+        "--no-strict-config loads them anyway (fine-tuning only)",
+    )
 
 
 def add_inference_options(p: argparse.ArgumentParser, precision: str = "fp32") -> None:
@@ -202,8 +228,8 @@ def add_inference_options(p: argparse.ArgumentParser, precision: str = "fp32") -
         "--precision",
         choices=["fp32", "bf16", "auto"],
         default=precision,
-        help=f"fp32, bf16 autocast, or auto: bf16 only on CPUs/GPUs with native bf16 "
-        f"(default {precision})",
+        help=f"fp32, bf16 autocast, or auto: bf16 only where it is measured faster on this "
+        f"machine, never for scores (evaluate); the choice is said on stderr (default {precision})",
     )
 
 
@@ -235,6 +261,17 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="config override for every run of the profile, e.g. train.device=cuda",
     )
+    p.add_argument(
+        "--use-prepared",
+        action="store_true",
+        help="smoke: also score the test sets prepared with `derain data prepare`/`derain "
+        "fetch` (the other profiles always do)",
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait while another reproduce of this profile runs (default: refuse)",
+    )
 
 
 #: Each adds one sub-command. Feature modules append theirs here (and what runs it to
@@ -262,8 +299,81 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The parsed command line (``--help``, ``--version`` and usage errors exit here)."""
-    return build_parser().parse_args(argv)
+    """The parsed command line (``--help``, ``--version`` and usage errors exit here),
+    ``~`` expanded in every path (:data:`PATH_OPTIONS`)."""
+    args = build_parser().parse_args(argv)
+    for name in PATH_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, list):
+            setattr(args, name, [os.path.expanduser(v) for v in value])
+        elif isinstance(value, str):
+            setattr(args, name, os.path.expanduser(value))
+    return args
+
+
+#: The options that name a file or folder: ``~`` is expanded in each.
+PATH_OPTIONS = (
+    "inputs", "output", "weights", "weights_dir", "pred_dir", "gt_dir", "data", "results",
+    "data_root", "source", "index_out", "folder", "config",
+)  # fmt: skip
+
+
+def _folder(value: str | None, what: str) -> None:
+    if value and not Path(value).is_dir():
+        raise DerainError(f"{what}{value}: no such folder")
+
+
+def _weights_spec(spec: str) -> None:
+    p = Path(spec)
+    if spec not in RELEASED and not p.is_file():
+        if p.exists():
+            raise DerainError(f"--weights {spec}: is not a file")
+        raise DerainError(
+            f"--weights {spec}: no such file, and not a released weights name "
+            f"({', '.join(RELEASED)}; see derain info)"
+        )
+
+
+def output_problem(out: str) -> str | None:
+    """Why ``-o OUT`` cannot be used, or None: a name with an extension that is no image
+    format (``out.xyz``) and no existing folder."""
+    p = Path(out)
+    if p.suffix and p.suffix.lower() not in IMAGE_SUFFIXES and not p.is_dir():
+        return (
+            f"-o {out}: {p.suffix!r} is no image format ({', '.join(IMAGE_SUFFIXES)}); name "
+            "an image file, or a folder without an extension"
+        )
+    return None
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """The argument and input errors that need no torch, raised as one-line
+    :class:`DerainError` s before any command loads it: inputs that do not exist, a
+    ``--weights-dir``/``--data-root``/data folder that does not exist, a ``--weights`` that
+    is neither a file nor a released name, an ``-o`` with an unknown extension."""
+    name = command_of(args)
+    _folder(getattr(args, "weights_dir", None), "--weights-dir ")
+    if name == "derain":
+        for item in args.inputs:
+            if not Path(item).exists():
+                raise DerainError(f"{item}: no such file or folder")
+        problem = output_problem(args.output)
+        if problem:
+            raise DerainError(problem)
+        if args.overwrite and args.skip_existing:
+            raise DerainError("--overwrite and --skip-existing exclude each other: choose one")
+        _weights_spec(args.weights)
+    elif name == "score":
+        _folder(args.pred_dir, "")
+        _folder(args.gt_dir, "")
+    elif name == "evaluate":
+        _weights_spec(args.weights)
+        if not args.data.startswith("embedded:"):
+            _folder(args.data, "--data ")
+    elif name == "reproduce":
+        _folder(args.data_root, "--data-root ")
+    elif name in ("data scan", "data patches"):
+        _folder(args.folder, "")
 
 
 def command_of(args: argparse.Namespace) -> str:
@@ -273,7 +383,7 @@ def command_of(args: argparse.Namespace) -> str:
     return f"{args.command} {sub}" if sub else args.command
 
 
-if __name__ == "__main__":  # python -m derain_lib.cli ...: the same as the console command
-    from derain_lib.entry import main
-
-    sys.exit(main())
+if __name__ == "__main__":  # the parser alone runs nothing: say what does
+    print("derain: error: derain_lib.cli only parses; run `derain ...` or "
+          "`python -m derain_lib ...`", file=sys.stderr)  # fmt: skip
+    sys.exit(2)

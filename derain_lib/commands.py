@@ -19,8 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .catalogue import FETCH_TARGETS, RELEASED, cache_dir, info_lines
-from .cli import command_of
+from .catalogue import FETCH_TARGETS, RELEASED, cache_dir
 from .config import Config, EvalConfig, ModelConfig, check_tile, config_from_dict, load_config
 from .data.catalog import CATALOG, prepare
 from .data.datasets import open_dataset
@@ -29,12 +28,14 @@ from .data.fetch import Offline
 from .data.io import scan_images
 from .data.patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, PatchSet
 from .data.remote import fetch_dataset, fetch_items
+from .data.sources import open_data
 from .errors import DerainError
-from .inference import derain_files, expand_inputs
+from .inference import derain_files, expand_inputs, output_paths
 from .metrics import json_safe, score, score_folder, summarize
-from .runs import Run, get_or_run, list_runs, open_run, results_root, run_labels
+from .precision import choose_auto
+from .runs import Run, get_or_run, list_runs, open_run, results_root, run_labels, run_state
 from .study.pipeline import run_pipeline
-from .train import dist_info
+from .train import dist_info, planned_steps, steps_per_epoch, training_patches
 from .weights import load_model, weight_items
 
 
@@ -140,9 +141,30 @@ def _print_result(run: Run) -> None:
     print(f"  {'mean of ' + str(m['n']):<28} {m['psnr']:9.4f} {m['ssim']:7.4f}")
 
 
+def check_max_steps(cfg: Config, explicit: bool) -> None:
+    """``train.max_steps`` larger than ``train.epochs`` allow on the training data: refused
+    (one line) when the user set it (``explicit``), else said on stderr."""
+    t = cfg.train
+    if t.max_steps is None:
+        return
+    n = len(training_patches(cfg, open_data(cfg.data.train, cfg.data.root)))
+    total = planned_steps(cfg, n)
+    if total >= t.max_steps:
+        return
+    why = (
+        f"train.max_steps={t.max_steps} is more than train.epochs={t.epochs} allow: "
+        f"{steps_per_epoch(cfg, n)} steps per epoch ({n} patches, batch {t.batch_size}), "
+        f"{total} in all; raise train.epochs or lower train.max_steps"
+    )
+    if explicit:
+        raise DerainError(why)
+    print(f"derain: note: {why}; training {total} steps", file=sys.stderr)
+
+
 def _cmd_train(args) -> int:
     overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + list(args.set or [])
     cfg = load_config(args.config, overrides)
+    check_max_steps(cfg, any(o.split("=")[0].strip() == "train.max_steps" for o in overrides))
     run = get_or_run(cfg, args.results, progress=not args.no_progress, wait=args.wait)
     if dist_info()[0] == 0:
         _print_result(run)
@@ -150,7 +172,15 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    name = args.model or load_model(args.weights, weights_dir=args.weights_dir).model_name
+    if args.precision == "auto":  # scores follow the table protocol
+        choice, why = choose_auto("cpu", protocol=True)
+        print(f"precision auto: {choice} ({why})", file=sys.stderr)
+        args.precision = choice
+    strict = args.strict_config
+    name = (
+        args.model
+        or load_model(args.weights, weights_dir=args.weights_dir, strict_config=strict).model_name
+    )
     base = Config(
         name="evaluate",
         dataset=args.data,
@@ -175,8 +205,9 @@ def _cmd_evaluate(args) -> int:
 def _cmd_runs(args) -> int:
     if args.action == "show":
         run = open_run(args.key, args.results)
-        print(json.dumps({"dir": str(run.dir), "status": run.status, "metrics": run.metrics,
-                          "provenance": run.provenance}, indent=1))  # fmt: skip
+        shown = {"dir": str(run.dir), "status": run.status, **run_state(run),
+                 "metrics": run.metrics, "provenance": run.provenance}  # fmt: skip
+        print(json.dumps(shown, indent=1))
         return 0
     runs = list_runs(args.results)
     if not runs:
@@ -208,19 +239,33 @@ def _cmd_runs(args) -> int:
 def _cmd_derain(args) -> int:
     if args.tile is not None:
         check_tile(args.tile, 0, "--")
-    lw = load_model(args.weights, args.model, weights_dir=args.weights_dir)
+    files = expand_inputs(args.inputs)
+    skipped = 0
+    if args.skip_existing:  # the same outputs, less those already written
+        targets = output_paths(files, args.output, overwrite=True)
+        todo = [f for f, t in zip(files, targets, strict=True) if not t.exists()]
+        skipped, files = len(files) - len(todo), todo
+        print(f"{skipped} skipped: output exists (--skip-existing)", file=sys.stderr)
+        if not files:
+            return 0
+    lw = load_model(
+        args.weights, args.model, weights_dir=args.weights_dir, strict_config=args.strict_config
+    )
     print(f"model: {lw.describe()}", file=sys.stderr)
+    precision = args.precision
+    if precision == "auto":
+        precision, why = choose_auto("cpu", model=lw.model)
+        print(f"precision auto: {precision} ({why})", file=sys.stderr)
     done, failed, first = 0, 0, ""
-    files = expand_inputs(args.inputs)  # for the bar's total
     batch = derain_files(
         lw.model,
-        args.inputs,
+        files,
         args.output,
         args.quantize,
         args.tile,
         args.overwrite,
         stages=args.stages,
-        precision=args.precision,
+        precision=precision,
     )
     bar = tqdm(batch, total=len(files), desc="derain", unit="image", disable=args.no_progress)
     for _, written, problem in bar:
@@ -231,7 +276,8 @@ def _cmd_derain(args) -> int:
         else:
             bar.write(f"derain: error: {problem}", file=sys.stderr)
             failed, first = failed + 1, first or problem
-    print(f"{done} derained, {failed} failed", file=sys.stderr)
+    print(f"{done} derained, {failed} failed" + (f", {skipped} skipped" if skipped else ""),
+          file=sys.stderr)  # fmt: skip
     if failed:
         raise DerainError(
             f"{failed} of {done + failed} input image(s) could not be derained (first: {first})"
@@ -248,11 +294,12 @@ def _cmd_score(args) -> int:
     summary["skipped"] = skipped
     if args.json:
         print(json.dumps(json_safe(summary), indent=1, allow_nan=False))
-    else:
+    elif rows:  # no table and no NaN mean when nothing was scored
         print(f"{'image':<28} {'ground truth':<28} {'PSNR':>9} {'SSIM':>7}")
         for r in rows:
             print(f"{r.name:<28} {r.gt:<28} {r.psnr:9.4f} {r.ssim:7.4f}")
         print(f"{'mean of ' + str(summary['n']):<57} {summary['psnr']:9.4f} {summary['ssim']:7.4f}")
+    if not args.json:
         for p in pairing.unpaired_pred + pairing.unpaired_gt:
             print(f"unpaired: {p}")
     for why in skipped:
@@ -261,27 +308,30 @@ def _cmd_score(args) -> int:
         raise DerainError(f"no image pairs scored between {args.pred_dir} and {args.gt_dir}")
     if skipped:
         raise DerainError(f"{len(skipped)} pair(s) skipped, {len(rows)} scored")
-    return 0
-
-
-def _cmd_info(args) -> int:
-    print("\n".join(info_lines(args.weights_dir)))
+    if pairing.unpaired_gt:
+        n, first = len(pairing.unpaired_gt), pairing.unpaired_gt[0]
+        raise DerainError(
+            f"{first}: ground truth with no prediction in {args.pred_dir} "
+            f"({n} such file(s); {len(rows)} pair(s) scored)"
+        )
     return 0
 
 
 def _cmd_reproduce(args) -> int:
-    if args.data_root and not Path(args.data_root).is_dir():
-        raise DerainError(f"--data-root {args.data_root}: no such folder")
-    if args.weights_dir and not Path(args.weights_dir).is_dir():
-        raise DerainError(f"--weights-dir {args.weights_dir}: no such folder")
-    run_pipeline(args.profile, args.data_root, args.weights_dir, args.set)
+    run_pipeline(
+        args.profile,
+        args.data_root,
+        args.weights_dir,
+        args.set,
+        use_prepared=args.use_prepared,
+        wait=args.wait,
+    )
     return 0
 
 
 #: ``cli.command_of(args)`` -> what runs it; ``tests/test_cli.py`` checks that every
-#: command the parser knows is here.
+#: command the parser knows is here, but ``info`` (``entry.main`` answers it, torch-free).
 COMMANDS: dict[str, Callable[[Any], int]] = {
-    "info": _cmd_info,
     "derain": _cmd_derain,
     "score": _cmd_score,
     "data list": _cmd_data_list,
@@ -296,7 +346,8 @@ COMMANDS: dict[str, Callable[[Any], int]] = {
 }
 
 
-def run(args) -> int:
-    """Run the command ``args`` names; its exit status (errors propagate: ``entry.main``
-    turns them into one ``derain: error:`` line)."""
-    return int(COMMANDS[command_of(args)](args) or 0)
+def run(name: str, args) -> int:
+    """Run the command ``name`` (``cli.command_of(args)``) with ``args``; its exit status
+    (errors propagate: ``entry.main`` turns them into one ``derain: error:`` line). This
+    module imports neither ``cli`` nor ``entry``: the caller names the command."""
+    return int(COMMANDS[name](args) or 0)

@@ -1,15 +1,20 @@
-"""Inference precision: fp32, bf16 autocast, or ``auto`` (bf16 only where it is native).
+"""Inference precision: fp32 (the default everywhere), bf16 autocast, or ``auto``.
 
 bf16 autocast runs SIAN's convolutions in bfloat16. On CPUs without native bf16
 instructions (no AVX512-BF16, no AMX) oneDNN emulates it and the forward is several
-times slower than fp32 (benchmarks/RESULTS.md), so ``auto`` picks bf16 only on CPUs
-with AVX512-BF16 or AMX and on CUDA devices that support bf16; fp32 elsewhere.
-The PSNR change bf16 makes on the sample pairs is measured by ``benchmarks/bench.py``.
+times slower than fp32 (benchmarks/RESULTS.md); even with them it was measured no faster
+on a 4-image batch and 0.013 dB lower (issue 23 row 5). So the commands resolve ``auto``
+with :func:`choose_auto`: bf16 only where the hardware has it natively *and* a short
+timing on this machine finds it faster, never for scores (the table/evaluation protocol
+is fp32), and the choice is said on stderr. :func:`resolve_precision` is the hardware
+part alone. The PSNR change bf16 makes on the sample pairs is measured by
+``benchmarks/bench.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 import torch
@@ -86,3 +91,54 @@ def autocast(
     if resolve_precision(precision, device) == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, torch.bfloat16)
+
+
+#: bf16 is chosen only when its forward takes at most this fraction of fp32's.
+FASTER = 0.85
+
+
+def time_forward(model: torch.nn.Module, precision: str, device: str = "cpu",
+                 size: int = 64, repeats: int = 2) -> float:  # fmt: skip
+    """The best of ``repeats`` timed forwards of ``model`` on a ``size`` px image in
+    ``precision`` (after one warm-up), in seconds."""
+    x = torch.rand(1, 3, size, size, device=device)
+    best = float("inf")
+    with torch.inference_mode():
+        for i in range(repeats + 1):
+            t = time.perf_counter()
+            with autocast(precision, device):
+                model(x)
+            if i:
+                best = min(best, time.perf_counter() - t)
+    return best
+
+
+def choose_auto(
+    device: torch.device | str = "cpu",
+    *,
+    model: torch.nn.Module | None = None,
+    protocol: bool = False,
+    native: bool | None = None,
+    timings: dict[str, float] | None = None,
+) -> tuple[str, str]:
+    """What ``--precision auto`` means here: ``(precision, why)``.
+
+    fp32 for the table/evaluation protocol (``protocol``) and where bf16 is not native
+    (``native``, else :func:`resolve_precision`); otherwise bf16 only if it is measured
+    at least 1/:data:`FASTER` times as fast as fp32 (``timings`` in seconds, else
+    :func:`time_forward` of ``model``). ``why`` is the sentence the CLI prints."""
+    if protocol:
+        return "fp32", "scores follow the table/evaluation protocol, which is fp32"
+    if native is None:
+        native = resolve_precision("auto", device) == "bf16"
+    if not native:
+        return "fp32", f"no native bf16 on this {torch.device(device).type}"
+    if timings is None:
+        if model is None:
+            return "fp32", "bf16 not measured (no model given)"
+        timings = {p: time_forward(model, p, str(device)) for p in ("fp32", "bf16")}
+    ratio = timings["bf16"] / timings["fp32"]
+    measured = f"measured bf16 {timings['bf16']:.3f} s vs fp32 {timings['fp32']:.3f} s here"
+    if ratio <= FASTER:
+        return "bf16", f"{measured}: {1 / ratio:.2f}x faster"
+    return "fp32", f"{measured}: not faster"

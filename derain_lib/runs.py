@@ -57,7 +57,7 @@ from .data.sources import open_data
 from .errors import DerainError
 from .evaluate import evaluate
 from .fsutil import atomic_write_text, locked, project_root, relative_within
-from .train import dist_info, pick_device, train
+from .train import dist_info, list_checkpoints, pick_device, train
 from .weights import RELEASED, load_model, resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -482,3 +482,23 @@ def open_run(key: str, root: str | Path | None = None) -> Run:
         what = "no run" if not matches else f"{len(matches)} runs"
         raise DerainError(f"{where}: {what} matching {key!r}")
     return matches[0]
+
+
+def run_state(run: Run) -> dict:
+    """What ``derain runs show`` says of a run besides its metrics: for an unfinished run
+    its last logged step and its last checkpoint (``None`` when it has none yet: it
+    starts from step 0 when trained again), so an interrupted run is not shown empty."""
+    if run.status == "finished":
+        return {}
+    ckpts = list_checkpoints(run.dir)
+    log = run.log
+    step = int(log["step"].max()) if "step" in log and len(log) else None
+    last = ckpts[0] if ckpts else None
+    if last is not None:
+        ckpt_step = int(last.stem.split("-")[1])
+        step = ckpt_step if step is None else max(step, ckpt_step)
+    return {
+        "step": step or 0,
+        "last_checkpoint": str(last) if last else None,
+        "resumes": f"from step {int(last.stem.split('-')[1])}" if last else "from step 0",
+    }

@@ -252,7 +252,8 @@ def config_mismatch(
     if strict:
         raise WeightsError(
             f"{path}: holds {file} weights, but the model is {model} ({diff}); pass "
-            "strict_config=False to load them anyway (fine-tuning only)"
+            "--no-strict-config (strict_config=False in Python) to load them anyway "
+            "(fine-tuning only)"
         )
     return f"{file} weights loaded into {model} ({diff})"
 

@@ -138,7 +138,7 @@ def test_evaluate_options_reach_the_run_config() -> None:
     default = build_parser().parse_args(["evaluate", "--weights", "w.pth", "--data", "d"])
     assert (default.stages, default.precision) == (None, "fp32")  # the tables stay fp32
     derain = build_parser().parse_args(["derain", "a.png", "-o", "o", "--weights", "w"])
-    assert derain.precision == "auto"
+    assert derain.precision == "fp32"  # one default for derain and evaluate (issue 23 row 5)
     cfg = load_config("smoke", ["eval.stages=2", "eval.precision=auto"])
     assert (cfg.eval.stages, cfg.eval.precision) == (2, "auto")
     with pytest.raises(ConfigError, match="eval.precision"):
