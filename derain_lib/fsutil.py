@@ -12,6 +12,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,12 +68,28 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 LOCK_NAME = ".lock"
 
 
+def holder() -> str:
+    """This process as a lock names it: ``PID (COMMAND, since HH:MM:SS)``."""
+    argv = list(sys.argv) or [""]
+    first = Path(argv[0])
+    if argv[0] in ("", "-c", "-m"):
+        argv.insert(0, Path(sys.executable).name)
+    elif first.name == "__main__.py":  # python -m PACKAGE
+        argv[0:1] = [Path(sys.executable).name, "-m", first.parent.name]
+    else:
+        argv[0] = first.name
+    command = " ".join(argv).replace("\n", " ")
+    command = command if len(command) <= 120 else command[:117] + "..."
+    return f"{os.getpid()} ({command}, since {time.strftime('%H:%M:%S')})"
+
+
 @contextlib.contextmanager
 def locked(folder: str | Path, wait: bool = False, what: str = "run") -> Iterator[None]:
     """Hold an exclusive ``fcntl.flock`` on ``folder/.lock`` for the body.
 
-    Another process holding it is a :class:`DerainError` naming its pid, or (``wait``) is
-    waited for. The lock is released when the body ends or the process dies."""
+    Another process holding it is a :class:`DerainError` naming it (:func:`holder`: pid,
+    command, start time), or (``wait``) is waited for. The lock is released when the body
+    ends or the process dies."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
@@ -86,14 +103,14 @@ def locked(folder: str | Path, wait: bool = False, what: str = "run") -> Iterato
                 if e.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
                 if not wait:
-                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                    who = os.pread(fd, 256, 0).decode(errors="replace").strip() or "unknown"
                     raise DerainError(
-                        f"{folder}: this {what} is in use by process {holder} "
+                        f"{folder}: this {what} is in use by process {who} "
                         "(wait for it, or pass --wait)"
                     ) from None
                 time.sleep(0.5)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        os.pwrite(fd, holder().encode(), 0)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
@@ -135,3 +152,27 @@ def data_root() -> Path:
     if env:
         return Path(env).expanduser()
     return user_cache() / "data"
+
+
+def shown_path(path: str | Path, root: str | Path | None = None) -> str:
+    """``path`` as printed output and committed records name it, never with a folder of
+    this machine (issue 23 row 16): relative to ``root`` (default :func:`project_root`)
+    when inside it or a sibling of it (``../shared/data``), ``$DERAIN_DATA/...`` inside
+    :func:`data_root`, ``$DERAIN_CACHE/...`` inside :func:`user_cache` (named after the
+    variables that set them; angle brackets would vanish in Markdown), ``~/...`` inside
+    the home folder, else as given."""
+    p = Path(path).expanduser().resolve()
+    r = Path(root or project_root()).resolve()
+    if p.is_relative_to(r):
+        return p.relative_to(r).as_posix() or "."
+    for name, base in (("$DERAIN_DATA", data_root()), ("$DERAIN_CACHE", user_cache())):
+        base = base.resolve()
+        if p.is_relative_to(base):
+            rest = p.relative_to(base).as_posix()
+            return name if rest == "." else f"{name}/{rest}"
+    if p.is_relative_to(r.parent) and r.parent != Path(r.anchor):
+        return "../" + p.relative_to(r.parent).as_posix()
+    home = Path.home().resolve()
+    if p.is_relative_to(home) and home != Path(home.anchor):
+        return "~/" + p.relative_to(home).as_posix()
+    return str(path)

@@ -34,7 +34,7 @@ from .errors import DerainError
 from .models import build_model
 from .precision import PRECISIONS
 from .runs import list_runs, run_labels
-from .study.plan import Params, test_sets
+from .study.plan import Params, real_path, test_sets
 from .viz.attention import CMAPS
 from .weights import RELEASED, find_released, load_model, search_dirs
 
@@ -147,7 +147,7 @@ class AttentionExplorer:
         cache_size: int = 2,
         precision: str = "auto",
     ) -> None:
-        self.weights_dir = weights_dir
+        self.weights_dir = str(real_path(weights_dir)) if weights_dir else None  # as shown
         self.max_side = max_side
         self.allow_download = allow_download
         self.cache_size = cache_size

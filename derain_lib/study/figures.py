@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from ..attention import compute_attention
 from ..data.io import read_image, write_png
 from ..errors import DerainError
-from ..fsutil import atomic_path
+from ..fsutil import atomic_path, shown_path
 from ..inference import predict
 from ..metrics import quantize
 from ..runs import Run, results_root
@@ -105,9 +105,8 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
         return weights, f"weights {Path(weights).name}"
     if find_released(weights, p.weights_dir) is not None:
         return weights, f"released {weights} weights"
-    missing = (
-        f"released {w.filename} not found in {', '.join(map(str, search_dirs(p.weights_dir)))}"
-    )
+    dirs = ", ".join(map(shown_path, search_dirs(p.weights_dir)))
+    missing = f"released {w.filename} not found in {dirs}"
     try:
         runs = load_runs(p.profile)
     except DerainError as e:

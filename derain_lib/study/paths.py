@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import DerainError
-from ..fsutil import atomic_write_text, project_root, relative_within
+from ..fsutil import atomic_write_text, project_root, shown_path
 from ..runs import results_root
 
 
@@ -28,10 +28,12 @@ def figures_dir(profile: str) -> Path:
     return figures_root() / profile
 
 
-def shown(path: Path) -> str:
-    """``path`` for a notebook's printed output: relative to the project when inside it, so
-    an executed notebook reads the same in every checkout."""
-    return relative_within(path, project_root())
+def shown(path: str | Path) -> str:
+    """``path`` for a notebook's printed output and the study's records: relative to the
+    project when inside it or beside it, else ``$DERAIN_DATA/...``/``$DERAIN_CACHE/...``
+    (:func:`derain_lib.fsutil.shown_path`), so an executed notebook, a table and a report
+    read the same in every checkout and name no folder of the machine that made them."""
+    return shown_path(path)
 
 
 def write_json(path: Path, obj: object) -> Path:

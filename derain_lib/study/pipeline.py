@@ -30,13 +30,15 @@ from pathlib import Path
 
 import nbformat
 
-from ..config import resolve_config_path
+from ..config import profile_config, profile_datasets, resolve_config_path
 from ..errors import DerainError
+from ..fsutil import locked
 from ..runs import PROJECT_ROOT, git_sha
 from ..tables import NOT_RUN
 from ..threads import configure as configure_threads
 from .figures import clear_stale_figures
-from .paths import PROGRESS_ENV, RUN_FACTS_ENV, figures_dir, results_dir, write_json
+from .paths import PROGRESS_ENV, RUN_FACTS_ENV, figures_dir, results_dir, shown, write_json
+from .plan import USE_PREPARED_ENV, Params, data_lines
 from .report import export_report
 from .tabulate import build_tables
 
@@ -191,6 +193,58 @@ def declared_parameters(notebook: Path, params: dict) -> dict:
     return {k: v for k, v in params.items() if k in declared}
 
 
+def check_inputs(
+    profile: str,
+    data_root: str | Path | None,
+    weights_dir: str | Path | None,
+    overrides: list[str] | None,
+) -> None:
+    """Everything ``derain reproduce`` can check before it touches ``results/`` or
+    ``figures/``: the profile, every override on every data set of the profile (values
+    and ranges), the data root and the weights folder. A problem is one-line error."""
+    resolve_config_path(profile)  # an unknown profile
+    for name, folder in (("--data-root", data_root), ("--weights-dir", weights_dir)):
+        if folder and not Path(folder).expanduser().is_dir():
+            raise DerainError(f"{name} {folder}: no such folder")
+    for dataset in profile_datasets(profile) or [None]:
+        profile_config(profile, dataset, list(overrides or []))
+
+
+@contextlib.contextmanager
+def kept_on_failure(*paths: Path) -> Iterator[None]:
+    """Move ``paths`` aside for the body; put them back if it raises (or is interrupted),
+    drop the saved copies if it succeeds: a failed run leaves the last good run's files
+    as they were."""
+    saved = {p: p.with_name(f".{p.name}.last-good") for p in paths if p.is_file()}
+    for p, keep in saved.items():
+        os.replace(p, keep)
+    try:
+        yield
+    except BaseException:
+        for p, keep in saved.items():
+            os.replace(keep, p)
+        raise
+    for keep in saved.values():
+        keep.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _env(var: str, value: str | None) -> Iterator[None]:
+    """Env ``var`` set to ``value`` (unset for None) for the body, then restored."""
+    before = os.environ.get(var)
+    if value is None:
+        os.environ.pop(var, None)
+    else:
+        os.environ[var] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = before
+
+
 def run_pipeline(
     profile: str,
     data_root: str | Path | None = None,
@@ -198,34 +252,71 @@ def run_pipeline(
     overrides: list[str] | None = None,
     notebooks: tuple[str, ...] = NOTEBOOKS,
     log: Callable[..., None] = print,
+    use_prepared: bool = False,
+    wait: bool = False,
 ) -> dict:
     """Execute the notebooks in order with papermill; write the tables and the HTML report;
     return the timing record.
 
-    Writes ``results/<profile>/notebooks/<name>`` for each, ``provenance.json`` (parameters,
-    kernel, git SHA, machine, wall time per notebook, the notebooks' ``run_facts``
-    (:func:`~.paths.run_fact`), what did not run: the one file of the profile with
-    wall-clock fields), ``tables.md`` and ``report/``. Each notebook gets
-    the parameters its ``parameters`` cell declares. A failing notebook raises
-    :class:`NotebookFailed` naming it and its failing cell.
+    First, before anything under ``results/`` or ``figures/`` changes: the profile, the
+    overrides, ``data_root`` and ``weights_dir`` are checked (:func:`check_inputs`), and
+    an exclusive lock is taken on ``results/<profile>/`` (another ``reproduce`` of the
+    profile is refused naming its process, or waited for with ``wait``). Then the data
+    found is printed, one line per set and where it came from (:func:`plan.data_lines`;
+    ``use_prepared``: the smoke profile reads prepared test sets too).
+
+    Writes ``results/<profile>/notebooks/<name>`` for each, ``provenance.json`` (parameters
+    as :func:`~.paths.shown`, kernel, git SHA, machine, wall time per notebook, the
+    notebooks' ``run_facts`` (:func:`~.paths.run_fact`), what did not run: the one file of
+    the profile with wall-clock fields; rewritten atomically after each notebook that
+    succeeded), ``tables.md`` and ``report/``. Each notebook gets the parameters its
+    ``parameters`` cell declares. A failing notebook raises :class:`NotebookFailed` naming
+    it and its failing cell; the previous run's ``figures.json`` is then put back, no
+    figure is removed, and ``provenance.json`` is the previous run's (the first notebook
+    failed) or names the notebooks of this run that succeeded.
     """
     import papermill as pm  # optional heavy dependency
 
-    configure_threads()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
-    resolve_config_path(profile)  # an unknown profile fails here, before any notebook runs
+    check_inputs(profile, data_root, weights_dir, overrides)
+    # folders given relative to the working directory; the notebooks get them as shown
+    data_root, weights_dir = (Path(d).expanduser().resolve() if d else None
+                              for d in (data_root, weights_dir))  # fmt: skip
     src_dir = ROOT / "notebooks"
     missing = [nb for nb in notebooks if not (src_dir / nb).is_file()]
     if not src_dir.is_dir() or len(missing) == len(notebooks):
         raise DerainError(f"{src_dir}: notebooks not found (run from a source checkout)")
+    kernel = kernel_name()
+    configure_threads()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
+    res = results_dir(profile)
+    prepared = "1" if use_prepared else None
+    with locked(res, wait, what=f"profile ({profile})"), _env(USE_PREPARED_ENV, prepared):
+        for line in data_lines(Params(profile, str(data_root) if data_root else None)):
+            log(line, flush=True)
+        todo = tuple(nb for nb in notebooks if nb not in missing)
+        # a full run records its figures afresh (figures.json: the captions, read by 05's
+        # findings), so a first run and a re-run show the same pages; the last good run's
+        # captions come back if this one fails. provenance.json is first rewritten when a
+        # notebook has succeeded (then it says which did).
+        kept = [res / "figures.json"] if todo == NOTEBOOKS else []
+        with kept_on_failure(*kept):
+            return _run_notebooks(
+                pm, profile, data_root, weights_dir, overrides, todo, missing, kernel, log
+            )
+
+
+def _run_notebooks(
+    pm, profile, data_root, weights_dir, overrides, todo, missing, kernel, log
+) -> dict:
+    """:func:`run_pipeline`'s work once the inputs are checked and the profile locked."""
+    src_dir = ROOT / "notebooks"
     out_dir = results_dir(profile) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = {
+    params = {  # as the records show them: relative to the project, $DERAIN_DATA/...
         "profile": profile,
-        "data_root": str(Path(data_root).resolve()) if data_root else None,
-        "weights_dir": str(Path(weights_dir).resolve()) if weights_dir else None,
+        "data_root": shown(data_root) if data_root else None,
+        "weights_dir": shown(weights_dir) if weights_dir else None,
         "overrides": list(overrides or []),
     }
-    kernel = kernel_name()
     record = {
         "profile": profile,
         "parameters": params,
@@ -241,13 +332,6 @@ def run_pipeline(
         "run_facts": {},
     }
     t_all, started = time.perf_counter(), time.time()
-    todo = [nb for nb in notebooks if nb not in missing]
-    # what the notebooks read of this run (tables.md's header: its parameters) is there from
-    # the start, and a full run records its figures afresh (figures.json: the captions, read
-    # by 05's findings), so a first run and a re-run show the same pages
-    write_json(results_dir(profile) / "provenance.json", record)
-    if tuple(todo) == NOTEBOOKS:
-        (results_dir(profile) / "figures.json").unlink(missing_ok=True)
     executed = {}
     for i, nb in enumerate(todo, 1):
         saved = out_dir / nb
@@ -273,7 +357,9 @@ def run_pipeline(
         record["notebooks"][nb] = round(dt, 1)
         if facts:
             record["run_facts"][nb] = facts
-        log(f"[{i}/{len(todo)}] {nb} done in {dt:.1f} s -> {saved}", flush=True)
+        # the next notebooks read this run's parameters (tables.md's header)
+        write_json(results_dir(profile) / "provenance.json", record)
+        log(f"[{i}/{len(todo)}] {nb} done in {dt:.1f} s -> {shown(saved)}", flush=True)
     for nb in missing:
         log(f"skipped {nb}: not present in {src_dir}")
     if tuple(todo) == NOTEBOOKS:  # every drawing notebook ran: what it did not redraw is stale

@@ -7,6 +7,7 @@ sets. Nothing here trains, scores or plots.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,17 @@ from ..data.catalog import prepared_dataset
 from ..data.datasets import open_dataset
 from ..data.io import list_images
 from ..errors import DerainError
+from ..fsutil import data_root as derain_data_root
+from ..fsutil import project_root, shown_path, user_cache
 from ..tables import BENCHMARKS, STAND_IN_FOR, not_run
+
+#: Set to ``1`` (by ``derain reproduce --use-prepared``) for the smoke profile to score the
+#: test sets prepared with ``derain data prepare``/``derain fetch`` too; the other profiles
+#: always do. Smoke is the fast check of a checkout: a set the user prepared earlier must
+#: not change its time and its tables unasked (issue 23 row 6).
+USE_PREPARED_ENV = "DERAIN_USE_PREPARED"
+#: Profiles that read prepared test sets only when told (:data:`USE_PREPARED_ENV`).
+TOLD_ONLY = ("smoke",)
 
 #: Which released weights a benchmark is scored with (Rain12: the Rain100L models, as PReNet).
 RELEASED_FOR = {
@@ -67,6 +78,21 @@ class Params:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overrides", tuple(self.overrides or ()))
+        for name in ("data_root", "weights_dir"):  # as shown (records) -> a real folder
+            value = getattr(self, name)
+            object.__setattr__(self, name, str(real_path(value)) if value else None)
+
+
+def real_path(shown: str | Path) -> Path:
+    """The folder a parameter names, as :func:`derain_lib.fsutil.shown_path` writes it:
+    ``$DERAIN_DATA/...``, ``$DERAIN_CACHE/...``, ``~/...``, absolute, or relative to the
+    project (the notebooks run in ``notebooks/``, the CLI anywhere in it)."""
+    text = str(shown)
+    for name, base in (("$DERAIN_DATA", derain_data_root), ("$DERAIN_CACHE", user_cache)):
+        if text == name or text.startswith(name + "/"):
+            return base() / text[len(name) :].lstrip("/")
+    p = Path(text).expanduser()
+    return p if p.is_absolute() else (project_root() / p).resolve()
 
 
 @dataclass(frozen=True)
@@ -77,6 +103,7 @@ class TestSet:
     spec: str  # "embedded:<preset>:test:<size>" or an absolute folder
     label: str
     stand_in: bool
+    source: str = "profile"  # where it was found: profile, --data-root, prepared index
 
     @property
     def id(self) -> str:
@@ -127,11 +154,43 @@ def test_sets(p: Params) -> dict[str, list[TestSet]]:
             out[b].append(TestSet(b, spec, label, True))
         elif Path(spec).is_dir():
             out[b].append(TestSet(b, spec, f"{BENCHMARKS[b]}: {Path(spec).name}", False))
-    for b, path in found_real(p.data_root) + prepared_sets():
+    found = [(b, path, "--data-root") for b, path in found_real(p.data_root)]
+    if uses_prepared(p):
+        found += [(b, path, "prepared index") for b, path in prepared_sets()]
+    for b, path, source in found:
         if all(Path(t.spec) != path for t in out[b]):
             label = f"{BENCHMARKS[b]}: {path.parent.name}/{path.name}"
-            out[b].append(TestSet(b, str(path), label, False))
+            out[b].append(TestSet(b, str(path), label, False, source))
     return out
+
+
+def uses_prepared(p: Params) -> bool:
+    """Whether the profile scores the test sets prepared in the data root's index: always,
+    but for :data:`TOLD_ONLY` profiles only with env :data:`USE_PREPARED_ENV` = ``1``."""
+    return p.profile not in TOLD_ONLY or os.environ.get(USE_PREPARED_ENV) == "1"
+
+
+def data_lines(p: Params) -> list[str]:
+    """What data the profile found and from where, one line per training and test set
+    (printed by ``derain reproduce`` before the first notebook)."""
+    lines = []
+    for b, d in datasets(p).items():
+        train = config_for(p, d).data
+        where = (
+            train.train
+            if train.train.startswith("embedded:")
+            else shown_path(Path(train.root).expanduser() / train.train)
+        )
+        lines.append(f"data: {BENCHMARKS[b]} training: {where} (profile {p.profile})")
+    for b, sets in test_sets(p).items():
+        for t in sets:
+            where = t.spec if t.spec.startswith("embedded:") else shown_path(t.spec)
+            lines.append(f"data: {BENCHMARKS[b]} test: {t.label}: {where} ({t.source})")
+    if not uses_prepared(p):
+        lines.append(
+            f"data: prepared test sets not read (profile {p.profile}; --use-prepared reads them)"
+        )
+    return lines
 
 
 def is_own(p: Params, t: TestSet) -> bool:
@@ -182,13 +241,15 @@ def prepared_sets() -> list[tuple[str, Path]]:
 
 def real_photos(data_root: str | Path | None) -> list[Path]:
     """Real rainy photographs (no ground truth) under ``data_root/real_rain``."""
-    folder = Path(data_root or "") / "real_rain"
-    return list_images(folder) if data_root and folder.is_dir() else []
+    if not data_root:
+        return []
+    folder = real_path(data_root) / "real_rain"  # a notebook parameter: as shown
+    return list_images(folder) if folder.is_dir() else []
 
 
 def no_data_reason(p: Params, benchmark: str) -> str:
     """The "not run" provenance of a benchmark without test data."""
-    where = f"under --data-root {p.data_root}" if p.data_root else "(no --data-root)"
+    where = f"under --data-root {shown_path(p.data_root)}" if p.data_root else "(no --data-root)"
     return not_run(
         f"no {BENCHMARKS[benchmark]} test data: profile {p.profile} has none, none was "
         f"found {where} and none is prepared (derain data prepare {benchmark} --from PATH)"

@@ -18,6 +18,7 @@ from ..config import Config, EvalConfig, ModelConfig, config_from_dict
 from ..data.io import write_png
 from ..data.sources import open_data
 from ..evaluate import evaluate
+from ..fsutil import shown_path
 from ..metrics import quantize
 from ..runs import Run, get_or_run, open_run, restored, results_root, stored
 from ..tables import BENCHMARKS, Score, load_scores, not_run, released, reproduced, save_scores
@@ -82,7 +83,7 @@ def model_for(p: Params, method: str, b: str, runs: list[dict]) -> tuple[Path | 
         w = RELEASED[f"{method.removesuffix('-released')}-{RELEASED_FOR[b]}"]
         path = find_released(w.name, p.weights_dir)
         if path is None:
-            dirs = ", ".join(map(str, search_dirs(p.weights_dir)))
+            dirs = ", ".join(map(shown_path, search_dirs(p.weights_dir)))
             return None, not_run(f"released weights {w.filename} not found in {dirs}"), ""
         note = "" if RELEASED_FOR[b] == b else f"scored with the {w.name} weights"
         return path, released(w.filename, w.sha256), note
