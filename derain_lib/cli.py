@@ -4,7 +4,7 @@ This module only parses and checks: it imports no torch and no command's code (n
 :mod:`derain_lib.entry` nor :mod:`derain_lib.commands`), so that ``derain --help``,
 ``derain info`` and every argument or input error (:func:`check_args`) answer at once.
 What each command does is in :mod:`derain_lib.commands`; :func:`derain_lib.entry.main`
-(the ``derain`` console command, also ``python -m derain_lib``) parses with
+(the ``derain`` console command, also ``python -m derain_lib.entry``) parses with
 :func:`parse_args`, checks with :func:`check_args`, runs ``info`` from
 :mod:`derain_lib.catalogue` and every other command through
 :func:`derain_lib.commands.run`.
@@ -20,9 +20,8 @@ from pathlib import Path
 
 from . import __version__
 from .catalogue import FETCH_TARGETS, RELEASED
-from .data.io import IMAGE_SUFFIXES
 from .errors import DerainError
-from .fsutil import data_root
+from .fsutil import IMAGE_SUFFIXES, data_root
 
 #: What ``--results`` defaults to, as ``--help`` shows it.
 RESULTS_HELP = (
@@ -335,10 +334,10 @@ def _weights_spec(spec: str) -> None:
 
 
 def output_problem(out: str) -> str | None:
-    """Why ``-o OUT`` cannot be used, or None: a name with an extension that is no image
-    format (``out.xyz``) and no existing folder."""
-    p = Path(out)
-    if p.suffix and p.suffix.lower() not in IMAGE_SUFFIXES and not p.is_dir():
+    """Why ``-o OUT`` cannot be used, or None: a new name with an extension that is no
+    image format (``out.xyz``)."""
+    p = Path(out)  # an existing file: the writer names it ("not an image file name")
+    if p.suffix and p.suffix.lower() not in IMAGE_SUFFIXES and not p.exists():
         return (
             f"-o {out}: {p.suffix!r} is no image format ({', '.join(IMAGE_SUFFIXES)}); name "
             "an image file, or a folder without an extension"
@@ -385,5 +384,5 @@ def command_of(args: argparse.Namespace) -> str:
 
 if __name__ == "__main__":  # the parser alone runs nothing: say what does
     print("derain: error: derain_lib.cli only parses; run `derain ...` or "
-          "`python -m derain_lib ...`", file=sys.stderr)  # fmt: skip
+          "`python -m derain_lib.entry ...`", file=sys.stderr)  # fmt: skip
     sys.exit(2)

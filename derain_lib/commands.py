@@ -30,6 +30,7 @@ from .data.patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, PatchSet
 from .data.remote import fetch_dataset, fetch_items
 from .data.sources import open_data
 from .errors import DerainError
+from .fsutil import shown_path
 from .inference import derain_files, expand_inputs, output_paths
 from .metrics import json_safe, score, score_folder, summarize
 from .precision import choose_auto
@@ -141,6 +142,13 @@ def _print_result(run: Run) -> None:
     print(f"  {'mean of ' + str(m['n']):<28} {m['psnr']:9.4f} {m['ssim']:7.4f}")
 
 
+def _where(spec: str, root: str) -> str:
+    """A config's data spec as the CLI names it: the embedded name, or the folder."""
+    if spec.startswith("embedded:"):
+        return spec
+    return shown_path(Path(root).expanduser() / Path(spec).expanduser())
+
+
 def check_max_steps(cfg: Config, explicit: bool) -> None:
     """``train.max_steps`` larger than ``train.epochs`` allow on the training data: refused
     (one line) when the user set it (``explicit``), else said on stderr."""
@@ -165,6 +173,8 @@ def _cmd_train(args) -> int:
     overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + list(args.set or [])
     cfg = load_config(args.config, overrides)
     check_max_steps(cfg, any(o.split("=")[0].strip() == "train.max_steps" for o in overrides))
+    print(f"data: training {_where(cfg.data.train, cfg.data.root)}, "
+          f"test {_where(cfg.data.test, cfg.data.root)}", file=sys.stderr)  # fmt: skip
     run = get_or_run(cfg, args.results, progress=not args.no_progress, wait=args.wait)
     if dist_info()[0] == 0:
         _print_result(run)

@@ -6,8 +6,8 @@ every command's code) only for the other commands, inside the function: the Open
 reads its settings once, when torch is loaded, so :func:`derain_lib.threads.configure`
 must run before that import, and ``derain info`` / ``--help`` answer without paying for it.
 This is the one module that imports part of the package inside a function
-(``tests/test_architecture.py`` checks it). Tests, ``python -m derain_lib.entry`` and
-``python -m derain_lib`` call :func:`main` as the console command does. Imports go one
+(``tests/test_architecture.py`` checks it). Tests and ``python -m derain_lib.entry``
+call :func:`main` as the console command does. Imports go one
 way: ``entry`` -> ``cli`` (parser, checks) and ``entry`` -> ``commands``; neither of those
 imports ``entry`` or the other.
 """

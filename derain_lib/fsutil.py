@@ -19,6 +19,10 @@ from pathlib import Path
 
 from .errors import DerainError
 
+#: The image file names derain reads from folders and writes (``data.io`` re-exports it;
+#: here so that the torch- and numpy-free CLI checks can name them).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
 
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)

@@ -186,3 +186,18 @@ def test_derain_errors_are_one_line(shared, tmp_path, capsys, case, message):
     assert code == 2
     assert err[-1].startswith("derain: error: ") and message in err[-1]
     assert "Traceback" not in "\n".join(err)
+
+
+def test_cli_entry_and_commands_import_no_circle() -> None:
+    """entry -> cli and entry -> commands; cli and commands import neither entry nor each
+    other (issue 24), and the dead ``info`` command body is gone from commands."""
+    import ast
+
+    def imports(module: str) -> set[str]:
+        tree = ast.parse((ROOT / "derain_lib" / f"{module}.py").read_text())
+        return {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+
+    assert not {"cli", "entry"} & imports("commands")
+    assert not {"entry", "commands"} & imports("cli")
+    assert "info" not in COMMANDS
+    assert "_cmd_info" not in (ROOT / "derain_lib" / "commands.py").read_text()

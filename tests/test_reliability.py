@@ -399,13 +399,13 @@ def test_an_installed_copy_writes_nothing_into_its_folder(shared: Path, tmp_path
         str(tmp_path / "xdg" / "derain" / "data"),
     ]
     src = shared / "data/rain100l_sample"
-    argv = ["-m", "derain_lib.cli", "data", "prepare", "rain100l", "--from", str(src)]
+    argv = ["-m", "derain_lib.entry", "data", "prepare", "rain100l", "--from", str(src)]
     r = subprocess.run([sys.executable, *argv, "--allow-mismatch", "--headers-only"], cwd=work,
                        env=env, capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "xdg/derain/data/index/rain100l-test.json").is_file()
     help_text = subprocess.run(
-        [sys.executable, "-m", "derain_lib.cli", "train", "--help"], cwd=work, env=env,
+        [sys.executable, "-m", "derain_lib.entry", "train", "--help"], cwd=work, env=env,
         capture_output=True, text=True,
     ).stdout  # fmt: skip
     assert "pyproject.toml" in " ".join(help_text.split())

@@ -29,7 +29,7 @@ SETS = [
 
 def _cmd(results: Path) -> list[str]:
     sets = [a for s in SETS for a in ("--set", s)]
-    return [sys.executable, "-m", "derain_lib", "train", "--config", "smoke", *sets,
+    return [sys.executable, "-m", "derain_lib.entry", "train", "--config", "smoke", *sets,
             "--results", str(results), "--no-progress"]  # fmt: skip
 
 

@@ -23,9 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DerainError
-from ..fsutil import atomic_path
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from ..fsutil import IMAGE_SUFFIXES, atomic_path
 
 
 class ImageReadError(DerainError, ValueError):
