@@ -108,6 +108,8 @@ def time_forward(model: torch.nn.Module, precision: str, device: str = "cpu",
             t = time.perf_counter()
             with autocast(precision, device):
                 model(x)
+            if x.is_cuda:
+                torch.cuda.synchronize(x.device)
             if i:
                 best = min(best, time.perf_counter() - t)
     return best

@@ -204,7 +204,7 @@ def test_row5_auto_precision_is_measured_and_defaults_agree(tmp_path, weights, c
     src = _img(tmp_path / "a.png")
     rc, _, err = cli(capsys, "derain", src, "-o", tmp_path / "o", "--weights", weights,
                      "--precision", "auto")  # fmt: skip
-    assert rc == 0 and "precision auto: fp32" in err or "precision auto: bf16" in err
+    assert rc == 0 and ("precision auto: fp32 (" in err or "precision auto: bf16 (" in err)
 
 
 # --- row 6: smoke never reads prepared sets unless told ------------------------------------------
