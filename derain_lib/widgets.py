@@ -31,6 +31,7 @@ from . import attention, viz
 from .data.io import fit_size, list_images, read_image
 from .data.sources import open_data
 from .errors import DerainError
+from .fsutil import shown_path
 from .models import build_model
 from .precision import PRECISIONS
 from .runs import list_runs, run_labels
@@ -342,7 +343,7 @@ class AttentionExplorer:
             and not find_released(spec, self.weights_dir)
         ):
             w = RELEASED[spec]
-            where = ", ".join(map(str, search_dirs(self.weights_dir)))
+            where = ", ".join(map(shown_path, search_dirs(self.weights_dir)))
             raise DerainError(
                 f"{spec}: released weights not found in {where}; pass weights_dir=<folder "
                 f"holding {w.filename}> (derain fetch weights downloads them) or pick a run "

@@ -43,6 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..attention import compute_attention
 from ..data.io import fit_size, read_image, write_png
 from ..data.synth import PRESETS, RainPreset, add_rain, rain_streaks
+from ..fsutil import shown_path
 from ..inference import derain_array
 from ..metrics import psnr_y, quantize, rgb_to_y, score
 from ..models import build_model, count_parameters
@@ -122,7 +123,7 @@ def released_models(
     for name in names:
         path = find_released(name, weights_dir)
         if path is None:
-            dirs = ", ".join(map(str, search_dirs(weights_dir)))
+            dirs = ", ".join(map(shown_path, search_dirs(weights_dir)))
             missing[name] = not_run(f"released weights {RELEASED[name].filename} not in {dirs}")
             continue
         models[name] = load_model(path, allow_download=False).model
