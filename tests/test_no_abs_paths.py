@@ -55,3 +55,20 @@ def test_shown_paths_never_name_the_machine(tmp_path, monkeypatch) -> None:
         plan.Params("quick", str(fsutil.project_root().parent / "d")), "rain12"
     )
     assert "../d" in reason and str(fsutil.project_root().parent) not in reason
+
+
+def test_notebook_parameters_as_shown_resolve_back(tmp_path, monkeypatch) -> None:
+    """The pipeline passes folders to the notebooks as shown; Params reads them back."""
+    monkeypatch.setenv("DERAIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DERAIN_DATA", str(tmp_path / "data"))
+    root = fsutil.project_root()
+    for folder in (
+        tmp_path / "cache" / "weights",
+        tmp_path / "data" / "rain100l",
+        root.parent / "shared" / "data",
+        root / "results",
+    ):
+        assert plan.real_path(shown(folder)) == folder.resolve()
+        p = plan.Params("quick", shown(folder), shown(folder))
+        assert p.data_root == p.weights_dir == str(folder.resolve())
+    assert plan.Params("quick").data_root is None
