@@ -103,7 +103,7 @@ class TestSet:
     spec: str  # "embedded:<preset>:test:<size>" or an absolute folder
     label: str
     stand_in: bool
-    source: str = "profile"  # where it was found: profile, --data-root, prepared index
+    source: str = "profile"  # where it was found: profile, --data-root, prepared, fetched
 
     @property
     def id(self) -> str:
@@ -156,7 +156,9 @@ def test_sets(p: Params) -> dict[str, list[TestSet]]:
             out[b].append(TestSet(b, spec, f"{BENCHMARKS[b]}: {Path(spec).name}", False))
     found = [(b, path, "--data-root") for b, path in found_real(p.data_root)]
     if uses_prepared(p):
-        found += [(b, path, "prepared index") for b, path in prepared_sets()]
+        for b, path in prepared_sets():  # derain fetch downloads into the data root
+            fetched = path.is_relative_to(derain_data_root().resolve())
+            found.append((b, path, "fetched, indexed" if fetched else "prepared index"))
     for b, path, source in found:
         if all(Path(t.spec) != path for t in out[b]):
             label = f"{BENCHMARKS[b]}: {path.parent.name}/{path.name}"
