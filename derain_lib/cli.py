@@ -16,12 +16,10 @@ from collections.abc import Callable
 from . import __version__
 from .catalogue import FETCH_TARGETS
 from .fsutil import data_root
+from .roots import RESULTS_DEFAULT
 
 #: What ``--results`` defaults to, as ``--help`` shows it.
-RESULTS_HELP = (
-    "results root (default: env DERAIN_RESULTS, else results/ in the project: the folder "
-    "holding pyproject.toml at or above the working directory, else the working directory)"
-)
+RESULTS_HELP = f"results root (default: {RESULTS_DEFAULT})"
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import DerainError
+from .roots import project_root  # noqa: F401  (re-exported: the one resolver is roots)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -97,16 +98,6 @@ def locked(folder: str | Path, wait: bool = False, what: str = "run") -> Iterato
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
-
-
-def project_root(start: str | Path | None = None) -> Path:
-    """The folder holding ``pyproject.toml``, searched upward from ``start`` (default: the
-    working directory); the working directory itself when there is none."""
-    here = Path(start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        if (d / "pyproject.toml").is_file():
-            return d
-    return here
 
 
 def user_cache() -> Path:

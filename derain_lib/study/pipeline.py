@@ -32,7 +32,8 @@ import nbformat
 
 from ..config import resolve_config_path
 from ..errors import DerainError
-from ..runs import PROJECT_ROOT, git_sha
+from ..roots import notebooks_dir
+from ..runs import git_sha
 from ..tables import NOT_RUN
 from ..threads import configure as configure_threads
 from .figures import clear_stale_figures
@@ -40,7 +41,6 @@ from .paths import PROGRESS_ENV, RUN_FACTS_ENV, figures_dir, results_dir, write_
 from .report import export_report
 from .tabulate import build_tables
 
-ROOT = PROJECT_ROOT
 NOTEBOOKS = (
     "00_data.ipynb",
     "01_train.ipynb",
@@ -213,7 +213,7 @@ def run_pipeline(
 
     configure_threads()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
     resolve_config_path(profile)  # an unknown profile fails here, before any notebook runs
-    src_dir = ROOT / "notebooks"
+    src_dir = notebooks_dir()
     missing = [nb for nb in notebooks if not (src_dir / nb).is_file()]
     if not src_dir.is_dir() or len(missing) == len(notebooks):
         raise DerainError(f"{src_dir}: notebooks not found (run from a source checkout)")
