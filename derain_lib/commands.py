@@ -31,8 +31,9 @@ from .data.patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, PatchSet
 from .data.remote import fetch_dataset, fetch_items
 from .errors import DerainError
 from .inference import derain_files, expand_inputs
+from .labels import run_labels
 from .metrics import json_safe, score, score_folder, summarize
-from .runs import Run, get_or_run, list_runs, open_run, results_root, run_labels
+from .runs import Run, get_or_run, list_runs, open_run, results_root
 from .study.pipeline import run_pipeline
 from .train import dist_info
 from .weights import load_model, weight_items

@@ -11,6 +11,7 @@ import pytest
 import derain_lib.runs as runs_mod
 from derain_lib.config import config_hash, load_config
 from derain_lib.entry import main
+from derain_lib.labels import run_labels
 from derain_lib.runs import (
     find_run,
     get_or_run,
@@ -22,18 +23,6 @@ from derain_lib.runs import (
 )
 from derain_lib.weights import load_model
 
-TINY = [
-    "model.kwargs.channels=4",
-    "model.kwargs.stages=2",
-    "data.patch=48",
-    "data.stride=48",
-    "train.batch_size=4",
-    "train.max_steps=2",
-    "train.checkpoint_every=1",
-    "train.val_images=1",
-    "eval.max_images=2",
-]
-
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -41,11 +30,11 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(root: Path):
-    return get_or_run(load_config("smoke", TINY), root, progress=False)
+def run(root: Path, tiny):
+    return get_or_run(tiny.config(), root, progress=False)
 
 
-def test_finished_run_holds_everything(run) -> None:
+def test_finished_run_holds_everything(tiny, run) -> None:
     names = {p.name for p in run.dir.iterdir()}
     assert {"config.yaml", "log.csv", "checkpoints", "model.pt", "metrics.json"} <= names
     assert {"provenance.json", "per_image.csv", "outputs"} <= names
@@ -54,7 +43,7 @@ def test_finished_run_holds_everything(run) -> None:
     assert m["n"] == 2 and math.isfinite(m["psnr"]) and 0 < m["ssim"] <= 1
     assert len(run.per_image) == 2 and len(list((run.dir / "outputs").glob("*.png"))) == 2
     p = run.provenance
-    cfg = load_config("smoke", TINY)
+    cfg = tiny.config()
     assert p["config_hash"] == config_hash(cfg) == config_hash(run.config)
     assert p["run"] == run.key and len(run.key) == 12
     assert set(p["data_manifests"]) == {"train", "test"}
@@ -65,19 +54,19 @@ def test_finished_run_holds_everything(run) -> None:
     assert load_model(run.checkpoint_path).model_name == "sian"
 
 
-def test_finished_run_is_returned_without_recomputing(run, root: Path, monkeypatch) -> None:
+def test_finished_run_is_returned_without_recomputing(tiny, run, root: Path, monkeypatch) -> None:
     def boom(*a, **k):
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(runs_mod, "train", boom)  # the name get_or_run calls
-    again = get_or_run(load_config("smoke", TINY), root, progress=False)
+    again = get_or_run(tiny.config(), root, progress=False)
     assert again.dir == run.dir and again.metrics == run.metrics
-    other = load_config("smoke", [*TINY, "train.seed=5"])
+    other = tiny.config("train.seed=5")
     with pytest.raises(AssertionError, match="trained again"):
         get_or_run(other, root, progress=False)  # another config is another run
 
 
-def test_unfinished_run_resumes(run, root: Path, tmp_path: Path) -> None:
+def test_unfinished_run_resumes(tiny, run, root: Path, tmp_path: Path) -> None:
     import shutil
 
     copy_root = tmp_path / "r"
@@ -87,7 +76,7 @@ def test_unfinished_run_resumes(run, root: Path, tmp_path: Path) -> None:
     (d / "model.pt").unlink()
     (d / "checkpoints" / "step-00000002.pt").unlink()
     assert open_run(run.key, copy_root).status == "unfinished"
-    resumed = get_or_run(load_config("smoke", TINY), copy_root, progress=False)
+    resumed = get_or_run(tiny.config(), copy_root, progress=False)
     assert resumed.dir == d and resumed.status == "finished"
     assert resumed.provenance["resumed_from"].endswith("step-00000001.pt")
     assert resumed.metrics == run.metrics  # bit-identical weights, identical scores
@@ -117,8 +106,8 @@ def test_list_and_open_runs(run, root: Path) -> None:
         open_run("zzz", root)
 
 
-def test_cli_train_runs_and_evaluate(run, root: Path, capsys) -> None:
-    args = [a for t in TINY for a in ("--set", t)]
+def test_cli_train_runs_and_evaluate(tiny, run, root: Path, capsys) -> None:
+    args = tiny.args()
     assert main(["train", "--config", "smoke", *args, "--results", str(root), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert f"run {run.key}" in out and "mean of 2" in out
@@ -145,12 +134,12 @@ def test_code_fingerprint_covers_version_and_sources(monkeypatch) -> None:
     assert runs_mod.code_fingerprint() != fp
 
 
-def test_other_code_is_a_new_run_and_the_old_one_is_stale(run, root: Path, tmp_path, capsys):
+def test_other_code_is_a_new_run_and_the_old_one_is_stale(tiny, run, root: Path, tmp_path, capsys):
     import shutil
 
     copy_root = tmp_path / "r"
     shutil.copytree(root, copy_root)
-    cfg = load_config("smoke", TINY)
+    cfg = tiny.config()
     old = open_run(run.key, copy_root)
     assert old.code == runs_mod.code_fingerprint() and not old.stale
     assert run.provenance["code_fingerprint"] == old.code
@@ -214,7 +203,7 @@ def test_run_labels_tell_apart_runs_that_differ_by_seed_loss_or_variant(tmp_path
             "e00000000000": ["model.weights=/w/sian_rain100l.pth"],
         },
     )
-    labels = dict(zip([r.key for r in runs], runs_mod.run_labels(runs), strict=True))
+    labels = dict(zip([r.key for r in runs], run_labels(runs), strict=True))
     assert labels == {
         "a00000000000": "quick · light · sian · loss ssim · seed 0 · unfinished",
         "b00000000000": "quick · light · sian · loss ssim · seed 1 · unfinished",
@@ -234,7 +223,7 @@ def test_run_labels_name_the_config_values_that_differ_else_the_key(tmp_path: Pa
             "c00000000000": ["train.max_steps=5", "train.lr=0.01"],
         },
     )
-    labels = dict(zip([r.key for r in runs], runs_mod.run_labels(runs, status=False), strict=True))
+    labels = dict(zip([r.key for r in runs], run_labels(runs, status=False), strict=True))
     base = "quick · light · sian · loss ssim · seed 0 · train.lr="
     steps = load_config("quick").train.max_steps  # the profile's own value
     assert labels == {
