@@ -154,6 +154,13 @@ def search_dirs(weights_dir: str | Path | None = None) -> list[Path]:
     return dirs
 
 
+def missing_released(name: str, weights_dir: str | Path | None = None) -> str:
+    """The one line saying released weights ``name`` have no local copy: their file and
+    every folder searched (:func:`search_dirs`)."""
+    where = ", ".join(map(str, search_dirs(weights_dir)))
+    return f"released weights {RELEASED[name].filename} not found in {where}"
+
+
 def find_released(name: str, weights_dir: str | Path | None = None) -> Path | None:
     """The local copy of released weights ``name``, if one is in a search folder."""
     w = RELEASED[name]

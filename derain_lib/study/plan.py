@@ -18,14 +18,8 @@ from ..data.io import list_images
 from ..errors import DerainError
 from ..tables import BENCHMARKS, STAND_IN_FOR, not_run
 
-#: Which released weights a benchmark is scored with (Rain12: the Rain100L models, as PReNet).
-RELEASED_FOR = {
-    "rain100l": "rain100l",
-    "rain100h": "rain100h",
-    "rain1400": "rain1400",
-    "rain12": "rain100l",
-}
-#: Which training data set's model a benchmark is scored with.
+#: Which training data set's model a benchmark is scored with, trained here or released
+#: (Rain12: the Rain100L models, as PReNet does).
 TRAINED_ON = {
     "rain100l": "rain100l",
     "rain100h": "rain100h",
