@@ -439,11 +439,19 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
     return [Run.load(p) for p in sorted(dirs, key=lambda p: p.stat().st_mtime)]
 
 
+class NoSuchRun(DerainError):
+    """Not exactly one run folder under ``where`` matches ``key``: ``matches`` (their keys)."""
+
+    def __init__(self, key: str, where: Path, matches: list[str]) -> None:
+        self.key, self.where, self.matches = key, where, matches
+        what = "no run" if not matches else f"{len(matches)} runs"
+        super().__init__(f"{where}: {what} matching {key!r}")
+
+
 def open_run(key: str, root: str | Path | None = None) -> Run:
     """A run by its key (or a unique prefix of it); only that run folder is read."""
     where = results_root(root) / "runs"
     found = sorted(where.glob(f"{glob.escape(key)}*/config.yaml")) if where.is_dir() else []
     if len(found) != 1:
-        what = "no run" if not found else f"{len(found)} runs"
-        raise DerainError(f"{where}: {what} matching {key!r}")
+        raise NoSuchRun(key, where, [f.parent.name for f in found])
     return Run.load(found[0].parent)

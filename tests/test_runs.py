@@ -100,10 +100,9 @@ def test_list_and_open_runs(run, root: Path) -> None:
     keys = [r.key for r in list_runs(root)]
     assert run.key in keys
     assert open_run(run.key[:6], root).dir == run.dir
-    from derain_lib.errors import DerainError
-
-    with pytest.raises(DerainError, match="no run matching 'zzz'"):
+    with pytest.raises(runs_mod.NoSuchRun) as e:
         open_run("zzz", root)
+    assert (e.value.key, e.value.where, e.value.matches) == ("zzz", root / "runs", [])
 
 
 def test_cli_train_runs_and_evaluate(tiny, run, root: Path, capsys) -> None:
@@ -255,3 +254,37 @@ def test_records_keep_run_paths_relative_to_the_results_folder(
     outside = tmp_path / "elsewhere" / "w.pth"
     assert stored(outside) == str(outside.resolve())
     assert restored(stored(outside)) == outside.resolve()
+
+
+def test_a_run_is_a_snapshot_read_once(run, root: Path, monkeypatch) -> None:
+    """Run.load reads the folder once: afterwards no property touches the disk (the code
+    fingerprint is hashed again only when a source changes), and a Run cannot be changed."""
+    import dataclasses
+
+    snap = runs_mod.Run.load(run.dir)
+    reads = []
+    real_read = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda p, *a, **k: reads.append(p) or real_read(p))
+    monkeypatch.setattr(Path, "read_bytes", lambda p: reads.append(p) or b"")
+    for _ in range(3):
+        _ = (snap.config, snap.metrics, snap.provenance, snap.status, snap.damage, snap.code)
+        _ = (snap.checkpoint_path, snap.stale, snap.key)
+    assert reads == []
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snap.status = "new"  # type: ignore[misc]
+    assert snap == runs_mod.Run.load(run.dir) and snap.status == "finished"
+
+
+def test_training_a_run_hashes_its_data_once(tiny, tmp_path: Path, monkeypatch) -> None:
+    from derain_lib.data.datasets import PairedDataset
+    from derain_lib.study.training import train_run
+
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path))
+    hashed = []
+    real = PairedDataset.manifest_sha256
+    monkeypatch.setattr(PairedDataset, "manifest_sha256", lambda d: hashed.append(d) or real(d))
+    cfg = tiny.config("eval.max_images=1")
+    trained = train_run("tiny", cfg)
+    assert trained.status == "finished" and len(hashed) == 2  # train and test, once each
+    again = train_run("tiny", cfg)  # from the run cache
+    assert again == trained and len(hashed) == 4
