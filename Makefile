@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint format reproduce clean-venv
+.PHONY: setup test lint format reproduce wheel clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The installable package (profiles inside it); tests/test_wheel.py installs and runs one.
+wheel: $(STAMP)
+	$(BIN)/python -m pip wheel . --no-deps --no-build-isolation -q -w dist
 
 reproduce: $(STAMP)
 	$(BIN)/derain fetch all

@@ -16,7 +16,7 @@ from torch import nn
 
 from .errors import DerainError
 from .inference import to_tensor
-from .models import SIAN
+from .models import SIAN, check_image_size
 from .precision import autocast
 
 
@@ -86,10 +86,7 @@ def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp3
     model = check_attention_model(model)
     if image.ndim != 3 or image.shape[2] != 3:
         raise DerainError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
-    if min(image.shape[:2]) < 8:
-        raise DerainError(
-            f"image is {image.shape[1]}x{image.shape[0]}; SIAN needs at least 8x8 pixels"
-        )
+    check_image_size(*image.shape[:2])
     model.eval()
     with autocast(precision, "cpu"):
         outputs, records = model(to_tensor(image), return_attention=True)

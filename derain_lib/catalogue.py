@@ -30,7 +30,7 @@ from importlib import metadata, util
 from pathlib import Path
 
 from . import __version__
-from .fsutil import user_cache
+from .fsutil import shown_path, user_cache
 from .threads import torch_threads
 
 #: Name -> one line, for every model of :data:`derain_lib.models.MODELS`.
@@ -152,6 +152,13 @@ def search_dirs(weights_dir: str | Path | None = None) -> list[Path]:
         dirs.append(Path(os.environ["DERAIN_WEIGHTS_DIR"]))
     dirs.append(cache_dir())
     return dirs
+
+
+def missing_released(name: str, weights_dir: str | Path | None = None) -> str:
+    """The one line saying released weights ``name`` have no local copy: their file and
+    every folder searched (:func:`search_dirs`)."""
+    where = ", ".join(map(shown_path, search_dirs(weights_dir)))
+    return f"released weights {RELEASED[name].filename} not found in {where}"
 
 
 def find_released(name: str, weights_dir: str | Path | None = None) -> Path | None:

@@ -22,12 +22,10 @@ from . import __version__
 from .catalogue import FETCH_TARGETS, RELEASED
 from .errors import DerainError
 from .fsutil import IMAGE_SUFFIXES, data_root
+from .roots import RESULTS_DEFAULT
 
 #: What ``--results`` defaults to, as ``--help`` shows it.
-RESULTS_HELP = (
-    "results root (default: env DERAIN_RESULTS, else results/ in the project: the folder "
-    "holding pyproject.toml at or above the working directory, else the working directory)"
-)
+RESULTS_HELP = f"results root (default: {RESULTS_DEFAULT})"
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:

@@ -32,9 +32,10 @@ from .data.sources import open_data
 from .errors import DerainError
 from .fsutil import shown_path
 from .inference import derain_files, expand_inputs, output_paths
+from .labels import run_labels
 from .metrics import json_safe, score, score_folder, summarize
 from .precision import choose_auto
-from .runs import Run, get_or_run, list_runs, open_run, results_root, run_labels, run_state
+from .runs import Run, get_or_run, list_runs, open_run, results_root, run_state
 from .study.pipeline import run_pipeline
 from .train import dist_info, planned_steps, steps_per_epoch, training_patches
 from .weights import load_model, weight_items

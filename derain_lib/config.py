@@ -1,7 +1,7 @@
 """Typed run configurations: YAML profiles, ``--set key=value`` overrides, a stable hash.
 
 A config is four dataclasses (model, data, train, eval) under :class:`Config`. Profile
-files (``configs/profiles/*.yaml``) hold a base config plus an optional ``datasets:``
+files (``derain_lib/profiles/*.yaml``) hold a base config plus an optional ``datasets:``
 mapping of per-data-set overrides; the top-level ``dataset`` key picks one, so "model M
 on data set D under profile P" is::
 
@@ -25,8 +25,9 @@ from typing import Any
 import yaml
 
 from .errors import DerainError
+from .roots import package_file
 
-PROFILES_DIR = Path(__file__).resolve().parents[1] / "configs" / "profiles"
+PROFILES_DIR = package_file("profiles")  # inside the package: a wheel has them too
 PROFILES = ("smoke", "quick", "paper")
 
 

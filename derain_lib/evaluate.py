@@ -15,10 +15,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data.io import write_png
-from .errors import DerainError
 from .fsutil import atomic_path
 from .inference import check_inference_options, predict
 from .metrics import quantize, score
+from .models import check_image_size
 
 
 @dataclass
@@ -90,8 +90,7 @@ def evaluate(
         for i in tqdm(range(n), desc="evaluate", disable=not progress, leave=False):
             name = dataset.pairs[i].name
             rainy, clean = dataset.load(i)
-            if min(rainy.shape[:2]) < 8:
-                raise DerainError(f"{dataset.pairs[i].rainy}: image smaller than 8x8")
+            check_image_size(*rainy.shape[:2], dataset.pairs[i].rainy)
             pred = predict(model, rainy, tile, overlap, stages, precision)
             ps, ss = score(pred, clean, quantize_mode) if clean is not None else (math.nan,) * 2
             result.rows.append({"name": name, "psnr": ps, "ssim": ss})

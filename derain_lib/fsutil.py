@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import DerainError
+from .roots import project_root  # noqa: F401  (re-exported: the one resolver is roots)
 
 #: The image file names derain reads from folders and writes (``data.io`` re-exports it;
 #: here so that the torch- and numpy-free CLI checks can name them).
@@ -118,16 +119,6 @@ def locked(folder: str | Path, wait: bool = False, what: str = "run") -> Iterato
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
-
-
-def project_root(start: str | Path | None = None) -> Path:
-    """The folder holding ``pyproject.toml``, searched upward from ``start`` (default: the
-    working directory); the working directory itself when there is none."""
-    here = Path(start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        if (d / "pyproject.toml").is_file():
-            return d
-    return here
 
 
 def user_cache() -> Path:

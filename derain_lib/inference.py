@@ -28,6 +28,7 @@ from .data.io import (
 )
 from .errors import DerainError
 from .metrics import quantize
+from .models import ImageTooSmall, check_image_size
 from .precision import PRECISIONS, autocast
 
 #: The tile size and overlap ``derain_files`` uses for large images.
@@ -239,8 +240,10 @@ def derain_files(
         except ImageReadError as e:
             yield src, None, str(e)
             continue
-        if min(img.shape[:2]) < 8:
-            yield src, None, f"{src}: image is {img.shape[1]}x{img.shape[0]}, at least 8x8 needed"
+        try:
+            check_image_size(*img.shape[:2], src)
+        except ImageTooSmall as e:
+            yield src, None, str(e)
             continue
         size = tile if tile is not None else auto_tile(*img.shape[:2])
         overlap = min(AUTO_OVERLAP, size // 2) if size else 0

@@ -17,13 +17,15 @@ holds::
     metrics.json       test-set means; written last: its presence marks a finished run
     provenance.json    git SHA, config hash, data manifests, package versions, device, times
 
-The results root is the argument ``root``, else env ``DERAIN_RESULTS``, else
-``<project>/results`` (the folder holding ``pyproject.toml`` above the working directory).
+:meth:`Run.load` reads a run folder once into a frozen :class:`Run`. The results root is
+the argument ``root``, else env ``DERAIN_RESULTS``, else ``<project>/results``
+(:func:`derain_lib.roots.results_root`, the one resolver).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -33,7 +35,8 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy
@@ -56,18 +59,12 @@ from .data.fetch import sha256_file
 from .data.sources import open_data
 from .errors import DerainError
 from .evaluate import evaluate
-from .fsutil import atomic_write_text, locked, project_root, relative_within
+from .fsutil import atomic_write_text, locked, relative_within
+from .roots import PACKAGE_DIR, results_root, source_root
 from .train import dist_info, list_checkpoints, pick_device, train
 from .weights import RELEASED, load_model, resolve
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CODE_FILE = "code.txt"
-
-
-def results_root(root: str | Path | None = None) -> Path:
-    if root is not None:
-        return Path(root)
-    return Path(os.environ.get("DERAIN_RESULTS") or project_root() / "results")
 
 
 def stored(path: str | Path) -> str:
@@ -82,92 +79,100 @@ def restored(recorded: str) -> Path:
     return results_root().resolve() / recorded
 
 
-@dataclass
+def _read_config(p: Path) -> Config:
+    try:
+        return config_from_dict(yaml.safe_load(p.read_text()))
+    except (OSError, yaml.YAMLError, DerainError, TypeError, AttributeError) as e:
+        raise DerainError(f"{p}: damaged run config ({str(e).splitlines()[0]})") from None
+
+
+def _read_metrics(p: Path) -> dict:
+    try:
+        m = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise DerainError(f"{p}: damaged ({e})") from None
+    if not isinstance(m, dict) or not {"n", "psnr", "ssim"} <= set(m):
+        raise DerainError(f"{p}: damaged (not the metrics of a finished run)")
+    return m
+
+
+@dataclass(frozen=True)
 class Run:
-    """One run folder. ``status`` is ``finished``, ``unfinished`` or ``new``."""
+    """One run folder as :meth:`load` read it, once: a snapshot that never touches the disk
+    again (but for :attr:`per_image` and :attr:`log`, read on first use). A later change to
+    the folder needs a new :meth:`load`.
+
+    ``status`` is ``finished``, ``unfinished``, ``new`` or ``damaged`` (see ``damage``)."""
 
     dir: Path
+    #: The resolved config; None for a new run folder, or when ``config.yaml`` is damaged.
+    config: Config | None = None
+    #: ``metrics.json``; ``{}`` when absent or damaged.
+    metrics: dict = field(default_factory=dict)
+    #: ``provenance.json``; ``{}`` when absent.
+    provenance: dict = field(default_factory=dict)
+    #: The code fingerprint the run was made with (None: made before fingerprints).
+    code: str | None = None
+    #: What makes this run folder unusable (an unreadable config or metrics), or None.
+    damage: str | None = None
+    status: str = "new"
+
+    @classmethod
+    def load(cls, dir: str | Path) -> Run:
+        """Read the run folder ``dir`` (which may not exist yet)."""
+        d = Path(dir)
+        cfg_file, metrics_file, code_file = d / "config.yaml", d / "metrics.json", d / CODE_FILE
+        config, metrics, damage = None, {}, None
+        try:
+            if cfg_file.is_file():
+                config = _read_config(cfg_file)
+            if metrics_file.is_file():
+                metrics = _read_metrics(metrics_file)
+        except DerainError as e:
+            damage = str(e)
+        prov = d / "provenance.json"
+        if damage:
+            status = "damaged"
+        elif metrics_file.is_file():
+            status = "finished"
+        else:
+            status = "unfinished" if cfg_file.is_file() else "new"
+        return cls(
+            dir=d,
+            config=config,
+            metrics=metrics,
+            provenance=json.loads(prov.read_text()) if prov.is_file() else {},
+            code=code_file.read_text().strip() if code_file.is_file() else None,
+            damage=damage,
+            status=status,
+        )
 
     @property
     def key(self) -> str:
         return self.dir.name
 
     @property
-    def config(self) -> Config:
-        p = self.dir / "config.yaml"
-        try:
-            return config_from_dict(yaml.safe_load(p.read_text()))
-        except (OSError, yaml.YAMLError, DerainError, TypeError, AttributeError) as e:
-            raise DerainError(f"{p}: damaged run config ({str(e).splitlines()[0]})") from None
-
-    @property
     def checkpoint_path(self) -> Path:
         """The final model file (``model.pt``), or the evaluated weights file."""
-        prov = self.provenance
-        if prov.get("weights"):
-            return Path(prov["weights"]["path"])
+        if self.provenance.get("weights"):
+            return Path(self.provenance["weights"]["path"])
         return self.dir / "model.pt"
 
-    @property
-    def metrics(self) -> dict:
-        """``metrics.json``; ``{}`` when absent, a :class:`DerainError` when unreadable."""
-        p = self.dir / "metrics.json"
-        if not p.is_file():
-            return {}
-        try:
-            m = json.loads(p.read_text())
-        except (OSError, ValueError) as e:
-            raise DerainError(f"{p}: damaged ({e})") from None
-        if not isinstance(m, dict) or not {"n", "psnr", "ssim"} <= set(m):
-            raise DerainError(f"{p}: damaged (not the metrics of a finished run)")
-        return m
-
-    @property
-    def damage(self) -> str | None:
-        """What makes this run folder unusable (an unreadable config or metrics), or None."""
-        for check in ("config", "metrics"):
-            if (self.dir / ("config.yaml" if check == "config" else "metrics.json")).is_file():
-                try:
-                    getattr(self, check)
-                except DerainError as e:
-                    return str(e)
-        return None
-
-    @property
-    def provenance(self) -> dict:
-        p = self.dir / "provenance.json"
-        return json.loads(p.read_text()) if p.is_file() else {}
-
-    @property
-    def per_image(self):
+    @cached_property
+    def per_image(self) -> pd.DataFrame:
         """Test-set scores as a pandas DataFrame (name, psnr, ssim)."""
         return pd.read_csv(self.dir / "per_image.csv")
 
-    @property
-    def log(self):
+    @cached_property
+    def log(self) -> pd.DataFrame:
         """``log.csv`` as a pandas DataFrame (empty for evaluation-only runs)."""
         p = self.dir / "log.csv"
         return pd.read_csv(p) if p.is_file() else pd.DataFrame()
 
     @property
-    def code(self) -> str | None:
-        """The code fingerprint the run was made with (None: made before fingerprints)."""
-        p = self.dir / CODE_FILE
-        return p.read_text().strip() if p.is_file() else None
-
-    @property
     def stale(self) -> bool:
         """Made by other code than the current: its key can no longer be asked for."""
         return self.code != code_fingerprint()
-
-    @property
-    def status(self) -> str:
-        """``finished``, ``unfinished``, ``new``, or ``damaged`` (see :attr:`damage`)."""
-        if self.damage:
-            return "damaged"
-        if (self.dir / "metrics.json").is_file():
-            return "finished"
-        return "unfinished" if (self.dir / "config.yaml").is_file() else "new"
 
 
 #: The pipeline's own outputs: changes there do not make the code ``+dirty``.
@@ -175,12 +180,16 @@ OUTPUT_DIRS = ("results", "figures")
 
 
 def git_sha() -> str:
-    """HEAD of the project's repository, ``+dirty`` when tracked files other than the
-    pipeline's outputs (:data:`OUTPUT_DIRS`) are modified."""
+    """HEAD of the source checkout derain runs from (:func:`derain_lib.roots.source_root`),
+    ``+dirty`` when tracked files other than the pipeline's outputs (:data:`OUTPUT_DIRS`) are
+    modified; ``unknown`` for an installed package or without git."""
+    checkout = source_root()
+    if checkout is None:
+        return "unknown"
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
+            cwd=checkout,
             capture_output=True,
             text=True,
             check=True,
@@ -190,7 +199,7 @@ def git_sha() -> str:
                 *("git", "status", "--porcelain", "--untracked-files=no", "--", "."),
                 *(f":(exclude){d}" for d in OUTPUT_DIRS),
             ],
-            cwd=PROJECT_ROOT,
+            cwd=checkout,
             capture_output=True,
             text=True,
             check=True,
@@ -249,14 +258,22 @@ CODE_SOURCES = (
 
 def code_fingerprint(sources: tuple[str, ...] | None = None) -> str:
     """12 hex digits over the package version and the bytes of ``sources`` (files or folders
-    under ``derain_lib/``; None: :data:`CODE_SOURCES`, what a run's result depends on)."""
-    pkg = Path(__file__).resolve().parent
-    h = hashlib.sha256(__version__.encode())
+    under ``derain_lib/``; None: :data:`CODE_SOURCES`, what a run's result depends on).
+    Each file is read and hashed again only when its size or modification time changed."""
+    files = []
     for rel in CODE_SOURCES if sources is None else sources:
-        p = pkg / rel
-        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
-            h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:12]
+        p = PACKAGE_DIR / rel
+        files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+    stamp = (__version__, *((f, f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+    if stamp not in _FINGERPRINTS:
+        h = hashlib.sha256(__version__.encode())
+        for f in files:
+            h.update(f.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + f.read_bytes())
+        _FINGERPRINTS[stamp] = h.hexdigest()[:12]
+    return _FINGERPRINTS[stamp]
+
+
+_FINGERPRINTS: dict[tuple, str] = {}
 
 
 def run_key(cfg: Config, manifests: dict, weights: dict | None = None) -> str:
@@ -272,11 +289,16 @@ def run_key(cfg: Config, manifests: dict, weights: dict | None = None) -> str:
 
 
 def find_run(
-    cfg: Config, root: str | Path | None = None, weights_dir: str | Path | None = None
+    cfg: Config,
+    root: str | Path | None = None,
+    weights_dir: str | Path | None = None,
+    manifests: dict | None = None,
 ) -> Run:
-    """The run folder ``cfg`` maps to (it may not exist yet)."""
-    key = run_key(cfg, data_manifests(cfg), _weights_info(cfg, weights_dir))
-    return Run(results_root(root) / "runs" / key)
+    """The run folder ``cfg`` maps to (it may not exist yet); ``manifests``: its
+    :func:`data_manifests` when the caller has them already (the data is hashed once)."""
+    manifests = data_manifests(cfg) if manifests is None else manifests
+    key = run_key(cfg, manifests, _weights_info(cfg, weights_dir))
+    return Run.load(results_root(root) / "runs" / key)
 
 
 def get_or_run(
@@ -285,8 +307,10 @@ def get_or_run(
     progress: bool = True,
     weights_dir: str | Path | None = None,
     wait: bool = False,
+    manifests: dict | None = None,
 ) -> Run:
-    """The finished run of ``cfg``: from the cache, resumed, or computed now.
+    """The finished run of ``cfg``: from the cache, resumed, or computed now (``manifests``:
+    as for :func:`find_run`).
 
     Training runs train (resuming from checkpoints) then evaluate on ``cfg.data.test``;
     runs with ``cfg.model.weights`` only evaluate those weights. Under ``torchrun`` every
@@ -298,9 +322,9 @@ def get_or_run(
     folder this call created is removed again if the config cannot train.
     """
     validate(cfg)
-    manifests = data_manifests(cfg)
+    manifests = data_manifests(cfg) if manifests is None else manifests
     weights = _weights_info(cfg, weights_dir)
-    run = Run(results_root(root) / "runs" / run_key(cfg, manifests, weights))
+    run = Run.load(results_root(root) / "runs" / run_key(cfg, manifests, weights))
     if run.status == "finished":
         return run
     rank = dist_info()[0]
@@ -308,9 +332,11 @@ def get_or_run(
     lock = locked(run.dir, wait) if rank == 0 else contextlib.nullcontext()
     try:
         with lock:
+            run = Run.load(run.dir)
             if run.status == "finished":  # finished by the process we waited for
                 return run
-            return _complete(run, cfg, manifests, weights, progress, weights_dir)
+            _complete(run, cfg, manifests, weights, progress, weights_dir)
+            return Run.load(run.dir)
     except ConfigError:
         if fresh and rank == 0:
             shutil.rmtree(run.dir, ignore_errors=True)
@@ -324,7 +350,7 @@ def _complete(
     weights: dict | None,
     progress: bool,
     weights_dir: str | Path | None,
-) -> Run:
+) -> None:
     """Train (or resume) and evaluate ``run``; the caller holds its lock."""
     rank = dist_info()[0]
     metrics_file = run.dir / "metrics.json"
@@ -341,7 +367,7 @@ def _complete(
     if weights is None:
         outcome = train(cfg, run.dir, progress=progress)
         if rank != 0:
-            return run
+            return
         model_path = outcome.model_path
         train_info = {
             "global_step": outcome.global_step,
@@ -402,7 +428,6 @@ def _complete(
         raise DerainError(f"{cfg.data.test}: no test image was scored; the run is not finished")
     metrics = {**result.summary(), "test": cfg.data.test, "per_image_csv": "per_image.csv"}
     atomic_write_text(run.dir / "metrics.json", json.dumps(metrics, indent=1))
-    return run
 
 
 def list_runs(root: str | Path | None = None) -> list[Run]:
@@ -411,77 +436,25 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
     if not d.is_dir():
         return []
     dirs = [p for p in d.iterdir() if (p / "config.yaml").is_file()]
-    return [Run(p) for p in sorted(dirs, key=lambda p: p.stat().st_mtime)]
+    return [Run.load(p) for p in sorted(dirs, key=lambda p: p.stat().st_mtime)]
 
 
-def _flat(d: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+class NoSuchRun(DerainError):
+    """Not exactly one run folder under ``where`` matches ``key``: ``matches`` (their keys)."""
 
-
-def _weights_name(spec: str) -> str:
-    """A weights spec as a reader knows it: a released name, ``run <key>`` for a run's own
-    ``model.pt``, else the file name."""
-    p = Path(spec)
-    if spec in RELEASED or p.name != "model.pt":
-        return p.name
-    return f"run {p.parent.name[:10]}"
-
-
-def run_fields(run: Run) -> dict[str, str]:
-    """What tells runs apart, as display strings: ``profile``, ``data`` (the training data
-    set; for an evaluation-only run its test data), ``model``, ``loss`` (for an
-    evaluation-only run: the weights it evaluated), ``seed`` (empty for evaluation-only
-    runs) and ``status`` (:attr:`Run.status`, ``, stale`` added when made by other code)."""
-    if run.damage:
-        return dict.fromkeys(("profile", "data", "model", "loss", "seed"), "?") | {
-            "status": "damaged"
-        }
-    c = run.config
-    status = run.status + (", stale" if run.stale else "")
-    if c.model.weights is None:
-        data, loss, seed = c.dataset, f"loss {c.train.loss}", f"seed {c.train.seed}"
-    else:
-        test = c.data.test if c.data.test.startswith("embedded:") else Path(c.data.test).name
-        data, loss, seed = f"test {test}", f"weights {_weights_name(c.model.weights)}", ""
-    return {"profile": c.name, "data": data, "model": c.model.name, "loss": loss,
-            "seed": seed, "status": status}  # fmt: skip
-
-
-def run_labels(runs: list[Run], status: bool = True) -> list[str]:
-    """One label per run (``derain runs list`` and the explorer's weights list): the
-    :func:`run_fields` joined (``status``: with the status); where runs share those, the
-    config values that differ between them (``train.max_steps=2``) are added, and where
-    even those agree (same config, other data or code), the run key."""
-    keep = [
-        k for k in ("profile", "data", "model", "loss", "seed", "status") if status or k != "status"
-    ]
-    fields = [run_fields(r) for r in runs]
-    base = [" · ".join(f[k] for k in keep if f[k]) for f in fields]
-    out = list(base)
-    for label in {b for b in base if base.count(b) > 1}:
-        group = [i for i, b in enumerate(base) if b == label]
-        flat = {i: {} if runs[i].damage else _flat(runs[i].config.to_dict()) for i in group}
-        keys = sorted({k for i in group for k in flat[i]})
-        differ = [k for k in keys if len({repr(flat[i].get(k)) for i in group}) > 1]
-        for i in group:
-            out[i] = " · ".join([label, *(f"{k}={flat[i].get(k)}" for k in differ)])
-    return [f"{o} · {r.key}" if out.count(o) > 1 else o for o, r in zip(out, runs, strict=True)]
+    def __init__(self, key: str, where: Path, matches: list[str]) -> None:
+        self.key, self.where, self.matches = key, where, matches
+        what = "no run" if not matches else f"{len(matches)} runs"
+        super().__init__(f"{where}: {what} matching {key!r}")
 
 
 def open_run(key: str, root: str | Path | None = None) -> Run:
-    """A run by its key (or a unique prefix of it)."""
-    matches = [r for r in list_runs(root) if r.key.startswith(key)]
-    if len(matches) != 1:
-        where = results_root(root) / "runs"
-        what = "no run" if not matches else f"{len(matches)} runs"
-        raise DerainError(f"{where}: {what} matching {key!r}")
-    return matches[0]
+    """A run by its key (or a unique prefix of it); only that run folder is read."""
+    where = results_root(root) / "runs"
+    found = sorted(where.glob(f"{glob.escape(key)}*/config.yaml")) if where.is_dir() else []
+    if len(found) != 1:
+        raise NoSuchRun(key, where, [f.parent.name for f in found])
+    return Run.load(found[0].parent)
 
 
 def run_state(run: Run) -> dict:

@@ -19,7 +19,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .catalogue import RELEASED, ReleasedWeights, cache_dir, find_released, search_dirs
+from .catalogue import (
+    RELEASED,
+    ReleasedWeights,
+    cache_dir,
+    find_released,
+    missing_released,
+)
 from .data.fetch import FetchError, sha256_file
 from .data.remote import Item, Tree, fetch_items
 from .errors import DerainError
@@ -83,9 +89,7 @@ def resolve(
             return local
         if allow_download:
             return download(str(spec))
-        raise WeightsError(
-            f"{spec}: released weights not found in {', '.join(map(str, search_dirs(weights_dir)))}"
-        )
+        raise WeightsError(f"{spec}: {missing_released(str(spec), weights_dir)}")
     if p.exists():
         raise WeightsError(f"{p}: is not a file")
     raise WeightsError(

@@ -31,13 +31,13 @@ from . import attention, viz
 from .data.io import fit_size, list_images, read_image
 from .data.sources import open_data
 from .errors import DerainError
-from .fsutil import shown_path
-from .models import build_model
+from .labels import run_labels
+from .models import build_model, check_image_size
 from .precision import PRECISIONS
-from .runs import list_runs, run_labels
+from .runs import list_runs
 from .study.plan import Params, real_path, test_sets
 from .viz.attention import CMAPS
-from .weights import RELEASED, find_released, load_model, search_dirs
+from .weights import RELEASED, find_released, load_model, missing_released
 
 #: Weights spec of an untrained SIAN (seeded random init): attention before training.
 RANDOM_INIT = "random-init"
@@ -87,7 +87,7 @@ def profile_images(profile: str, data_root: str | Path | None = None) -> list[tu
 def run_weights() -> list[tuple[str, str]]:
     """(label, checkpoint path) of finished runs of the run cache that trained a SIAN
     with attention (an empty list where the run cache is absent), labelled by what tells
-    them apart (:func:`derain_lib.runs.run_labels`)."""
+    them apart (:func:`derain_lib.labels.run_labels`)."""
     runs = [
         r
         for r in list_runs()
@@ -342,12 +342,10 @@ class AttentionExplorer:
             and not self.allow_download
             and not find_released(spec, self.weights_dir)
         ):
-            w = RELEASED[spec]
-            where = ", ".join(map(shown_path, search_dirs(self.weights_dir)))
             raise DerainError(
-                f"{spec}: released weights not found in {where}; pass weights_dir=<folder "
-                f"holding {w.filename}> (derain fetch weights downloads them) or pick a run "
-                "or the untrained SIAN in the weights list"
+                f"{spec}: {missing_released(spec, self.weights_dir)}; pass weights_dir=<folder "
+                f"holding {RELEASED[spec].filename}> (derain fetch weights downloads them) or "
+                "pick a run or the untrained SIAN in the weights list"
             )
         lw = load_model(spec, weights_dir=self.weights_dir, allow_download=self.allow_download)
         return lw.model, f"{lw.model_name} weights {lw.path.name} ({lw.source})"
@@ -363,10 +361,7 @@ class AttentionExplorer:
             att, self.model_info = self._cache[key]
             return att
         img = self._load_image(image_path)
-        if min(img.shape[:2]) < 8:
-            raise DerainError(
-                f"{image_path}: image is {img.shape[1]}x{img.shape[0]}, SIAN needs 8x8"
-            )
+        check_image_size(*img.shape[:2], image_path)
         model, info = self._load_model(weights)
         try:
             attention.check_attention_model(model)

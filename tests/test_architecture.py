@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
+
+from derain_lib import config, roots
 
 PKG = Path(__file__).resolve().parents[1] / "derain_lib"
 FOLDERS = ("data", "models", "study", "viz")
@@ -22,15 +25,17 @@ def _target(module: str, node: ast.ImportFrom) -> str:
     return "/".join([*parts, *(node.module or "").split(".")]).strip("/")
 
 
-#: Entry points (argument parsing, the commands, the widget) and leaves everyone may import.
-#: ``catalogue`` counts as a leaf: a torch-free table module (model descriptions, released
-#: weights) that ``models/`` imports; it imports only ``CATALOGUE_IMPORTS``, which import
-#: nothing of the package but ``errors`` (checked below), so importing it closes no loop.
+#: Entry points (argument parsing, the commands, run labels, the widget) and leaves everyone
+#: may import. ``catalogue`` counts as a leaf: a torch-free table module (model descriptions,
+#: released weights) that ``models/`` imports; it imports only ``CATALOGUE_IMPORTS``, which
+#: import nothing of the package but ``errors`` and ``roots`` (checked below; ``roots``
+#: imports nothing of it), so importing it closes no loop.
 ENTRY, LEAVES = (
-    ("cli", "commands", "entry", "widgets"),
-    ("errors", "fsutil", "__init__", "catalogue"),
+    ("cli", "commands", "entry", "labels", "widgets"),
+    ("errors", "fsutil", "__init__", "catalogue", "roots"),
 )
 CATALOGUE_IMPORTS = {"__init__", "errors", "fsutil", "threads"}
+BASE = {"errors", "roots"}
 #: The console command sets the OpenMP variables, then imports the commands (and torch)
 #: only for a command that needs them: ``derain info`` and ``--help`` load no torch.
 LATE_IMPORT = "entry"
@@ -69,7 +74,10 @@ def test_no_function_level_import_of_the_package() -> None:
 def test_the_parser_and_info_import_no_torch() -> None:
     """``cli`` (the parser), ``entry`` (the console command) and ``catalogue`` (what
     ``derain info`` prints) import, at their top, only these torch-free modules."""
-    light = {"__init__", "allocator", "catalogue", "cli", "entry", "errors", "fsutil", "threads"}
+    light = {
+        *("__init__", "allocator", "catalogue", "cli", "entry", "errors", "fsutil", "roots"),
+        "threads",
+    }
     for m in ("cli", "entry", "catalogue"):
         tree = _modules()[m]
         top = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.level > 0]
@@ -89,10 +97,13 @@ def _package_imports(module: str) -> set[str]:
 
 def test_the_catalogue_is_a_leaf() -> None:
     """``models/`` may import the catalogue only while it stays a leaf: it imports nothing
-    of the package but :data:`CATALOGUE_IMPORTS`, and those nothing but ``errors``."""
+    of the package but :data:`CATALOGUE_IMPORTS`, and those nothing but :data:`BASE`, which
+    import nothing of the package."""
     assert _package_imports("catalogue") <= CATALOGUE_IMPORTS
     for m in CATALOGUE_IMPORTS - {"errors"}:
-        assert _package_imports(m) <= {"errors"}, m
+        assert _package_imports(m) <= BASE, m
+    for m in BASE:
+        assert _package_imports(m) <= set(), m
 
 
 def test_no_import_loop_between_folders() -> None:
@@ -116,4 +127,65 @@ def test_no_import_loop_between_folders() -> None:
             for n in ast.walk(tree):
                 if isinstance(n, ast.ImportFrom) and n.level > 0:
                     t = _target(m, n)
-                    assert t.startswith(low + "/") or t in ("errors", "fsutil", "catalogue"), (m, t)
+                    allowed = ("errors", "fsutil", "catalogue", "roots")
+                    assert t.startswith(low + "/") or t in allowed, (m, t)
+
+
+def _strings(tree: ast.Module) -> list[str]:
+    return [
+        n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
+
+
+def _file_anchors(tree: ast.Module) -> list[int]:
+    """Lines that locate something from the module's own file (``__file__``)."""
+    return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "__file__"]
+
+
+def test_one_root() -> None:
+    """Only ``roots`` decides where the project, ``results/`` and ``figures/`` are: no other
+    module reads their variables, looks for ``pyproject.toml`` or locates the tree from its
+    own file; the old second resolver (``runs.PROJECT_ROOT``) is gone."""
+    root_words = ("DERAIN_RESULTS", "DERAIN_FIGURES", "DERAIN_PROJECT", "pyproject.toml")
+    others = {m: t for m, t in _modules().items() if m != "roots"}
+    readers = {
+        m: sorted({w for s in _strings(t) for w in root_words if w == s or f"/{w}" in s})
+        for m, t in others.items()
+    }
+    assert {m: w for m, w in readers.items() if w} == {}
+    assert {m: _file_anchors(t) for m, t in others.items() if _file_anchors(t)} == {}
+    names = {
+        getattr(n, "id", None) or getattr(n, "name", None) or getattr(n, "attr", None)
+        for t in _modules().values()
+        for n in ast.walk(t)
+        if isinstance(n, ast.Name | ast.alias | ast.Attribute)
+    }
+    assert "PROJECT_ROOT" not in names
+    defs = [
+        f"{m}.{n.name}"
+        for m, t in _modules().items()
+        for n in t.body
+        if isinstance(n, ast.FunctionDef)
+        and n.name in ("project_root", "results_root", "figures_root")
+    ]
+    assert sorted(defs) == ["roots.figures_root", "roots.project_root", "roots.results_root"]
+
+
+def test_profiles_ship_inside_the_package() -> None:
+    """The profiles are package data found through importlib.resources, listed in the wheel's
+    package-data, and nothing names the old ``configs/`` folder."""
+    assert roots.package_file("profiles") == config.PROFILES_DIR
+    assert PKG / "profiles" == config.PROFILES_DIR
+    for name in config.PROFILES:
+        assert (config.PROFILES_DIR / f"{name}.yaml").is_file(), name
+    assert "resources" in ast.unparse(_modules()["roots"])
+    pyproject = tomllib.loads((PKG.parent / "pyproject.toml").read_text())
+    assert "profiles/*.yaml" in pyproject["tool"]["setuptools"]["package-data"]["derain_lib"]
+    assert not (PKG.parent / "configs").exists()
+    mentions = [
+        p.relative_to(PKG.parent).as_posix()
+        for pattern in ("derain_lib/**/*.py", "tests/*.py", "notebooks/*.ipynb", "docs/*.md")
+        for p in PKG.parent.glob(pattern)
+        if "configs/profiles" in p.read_text() and p.name != "test_architecture.py"
+    ]
+    assert mentions == []

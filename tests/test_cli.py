@@ -166,7 +166,7 @@ def test_derain_writes_pngs_of_the_input_size(shared, tmp_path, capsys):
         ("corrupt", "corrupt or truncated image"),
         ("missing", "no such file or folder"),
         ("wrong-model", "holds sian weights, but --model prenet"),
-        ("tiny", "at least 8x8 needed"),
+        ("tiny", "image is 32x5; SIAN needs at least 8x8 pixels"),
     ],
 )
 def test_derain_errors_are_one_line(shared, tmp_path, capsys, case, message):

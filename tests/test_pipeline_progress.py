@@ -149,7 +149,7 @@ def test_git_sha_ignores_the_pipelines_own_outputs(
     _git(repo, "init", "-q")
     _git(repo, "add", "-A")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "v1")
-    monkeypatch.setattr(runs, "PROJECT_ROOT", repo)
+    monkeypatch.setattr(runs, "source_root", lambda: repo)
     clean = runs.git_sha()
     assert len(clean) == 40
     (repo / "results/quick/table2.csv").write_text("v2\n")

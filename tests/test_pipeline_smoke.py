@@ -23,6 +23,8 @@ from derain_lib.study.plan import Params, found_real
 from derain_lib.study.scoring import score
 from derain_lib.study.tabulate import build_tables
 
+ROOT = Path(__file__).resolve().parents[1]
+
 KINDS = ("reproduced (", "released weights (", "computed (", "paper (", "not run: ")
 # The smoke profile's own schedule is sized for the engine's tests; the pipeline test trains
 # each of its ten models for a single step (the tables' contents, not their quality, are tested).
@@ -60,7 +62,7 @@ def _outputs(root: Path) -> dict[str, bytes]:
     )
     ignored = subprocess.run(
         ["git", "check-ignore", "--no-index", "--stdin"],
-        cwd=pipeline.ROOT,
+        cwd=ROOT,
         input="\n".join(paths),
         capture_output=True,
         text=True,
@@ -229,7 +231,7 @@ def test_found_real_sets_are_named_by_benchmark(tmp_path: Path, shared: Path) ->
 
 def test_notebooks_are_clean_and_parameterised() -> None:
     for name in pipeline.NOTEBOOKS:
-        nb = nbformat.read(pipeline.ROOT / "notebooks" / name, as_version=4)
+        nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert code[0].metadata.get("tags") == ["parameters"], name
         assert "profile = " in code[0].source and "import" not in code[0].source
@@ -255,7 +257,7 @@ def test_failing_notebook_is_named_with_its_cell(
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell("1 / 0")]
     nbformat.write(nb, src / "00_data.ipynb")
-    monkeypatch.setattr(pipeline, "ROOT", hermetic)
+    monkeypatch.setenv("DERAIN_PROJECT", str(hermetic))  # its notebooks/ are these
     (hermetic / "notebooks").symlink_to(src)
     with pytest.raises(
         DerainError, match=r"notebook 00_data.ipynb failed in cell \d.*ZeroDivision"

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import Tiny
 from PIL import Image
 
 from derain_lib import fsutil
@@ -28,17 +29,7 @@ from derain_lib.runs import find_run, get_or_run
 from derain_lib.weights import OUR_FORMAT
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "model.kwargs.channels=4",
-    "model.kwargs.stages=2",
-    "data.patch=48",
-    "data.stride=48",
-    "train.batch_size=4",
-    "train.max_steps=2",
-    "train.checkpoint_every=1",
-    "train.val_images=0",
-    "eval.max_images=1",
-]
+TINY = Tiny()("train.val_images=0", "eval.max_images=1")  # tests/conftest.py's, shrunk
 
 
 def cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:

@@ -11,6 +11,7 @@ import pytest
 import derain_lib.runs as runs_mod
 from derain_lib.config import config_hash, load_config
 from derain_lib.entry import main
+from derain_lib.labels import run_labels
 from derain_lib.runs import (
     find_run,
     get_or_run,
@@ -22,18 +23,6 @@ from derain_lib.runs import (
 )
 from derain_lib.weights import load_model
 
-TINY = [
-    "model.kwargs.channels=4",
-    "model.kwargs.stages=2",
-    "data.patch=48",
-    "data.stride=48",
-    "train.batch_size=4",
-    "train.max_steps=2",
-    "train.checkpoint_every=1",
-    "train.val_images=1",
-    "eval.max_images=2",
-]
-
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -41,11 +30,11 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(root: Path):
-    return get_or_run(load_config("smoke", TINY), root, progress=False)
+def run(root: Path, tiny):
+    return get_or_run(tiny.config(), root, progress=False)
 
 
-def test_finished_run_holds_everything(run) -> None:
+def test_finished_run_holds_everything(tiny, run) -> None:
     names = {p.name for p in run.dir.iterdir()}
     assert {"config.yaml", "log.csv", "checkpoints", "model.pt", "metrics.json"} <= names
     assert {"provenance.json", "per_image.csv", "outputs"} <= names
@@ -54,7 +43,7 @@ def test_finished_run_holds_everything(run) -> None:
     assert m["n"] == 2 and math.isfinite(m["psnr"]) and 0 < m["ssim"] <= 1
     assert len(run.per_image) == 2 and len(list((run.dir / "outputs").glob("*.png"))) == 2
     p = run.provenance
-    cfg = load_config("smoke", TINY)
+    cfg = tiny.config()
     assert p["config_hash"] == config_hash(cfg) == config_hash(run.config)
     assert p["run"] == run.key and len(run.key) == 12
     assert set(p["data_manifests"]) == {"train", "test"}
@@ -65,19 +54,19 @@ def test_finished_run_holds_everything(run) -> None:
     assert load_model(run.checkpoint_path).model_name == "sian"
 
 
-def test_finished_run_is_returned_without_recomputing(run, root: Path, monkeypatch) -> None:
+def test_finished_run_is_returned_without_recomputing(tiny, run, root: Path, monkeypatch) -> None:
     def boom(*a, **k):
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(runs_mod, "train", boom)  # the name get_or_run calls
-    again = get_or_run(load_config("smoke", TINY), root, progress=False)
+    again = get_or_run(tiny.config(), root, progress=False)
     assert again.dir == run.dir and again.metrics == run.metrics
-    other = load_config("smoke", [*TINY, "train.seed=5"])
+    other = tiny.config("train.seed=5")
     with pytest.raises(AssertionError, match="trained again"):
         get_or_run(other, root, progress=False)  # another config is another run
 
 
-def test_unfinished_run_resumes(run, root: Path, tmp_path: Path) -> None:
+def test_unfinished_run_resumes(tiny, run, root: Path, tmp_path: Path) -> None:
     import shutil
 
     copy_root = tmp_path / "r"
@@ -87,7 +76,7 @@ def test_unfinished_run_resumes(run, root: Path, tmp_path: Path) -> None:
     (d / "model.pt").unlink()
     (d / "checkpoints" / "step-00000002.pt").unlink()
     assert open_run(run.key, copy_root).status == "unfinished"
-    resumed = get_or_run(load_config("smoke", TINY), copy_root, progress=False)
+    resumed = get_or_run(tiny.config(), copy_root, progress=False)
     assert resumed.dir == d and resumed.status == "finished"
     assert resumed.provenance["resumed_from"].endswith("step-00000001.pt")
     assert resumed.metrics == run.metrics  # bit-identical weights, identical scores
@@ -111,14 +100,13 @@ def test_list_and_open_runs(run, root: Path) -> None:
     keys = [r.key for r in list_runs(root)]
     assert run.key in keys
     assert open_run(run.key[:6], root).dir == run.dir
-    from derain_lib.errors import DerainError
-
-    with pytest.raises(DerainError, match="no run matching 'zzz'"):
+    with pytest.raises(runs_mod.NoSuchRun) as e:
         open_run("zzz", root)
+    assert (e.value.key, e.value.where, e.value.matches) == ("zzz", root / "runs", [])
 
 
-def test_cli_train_runs_and_evaluate(run, root: Path, capsys) -> None:
-    args = [a for t in TINY for a in ("--set", t)]
+def test_cli_train_runs_and_evaluate(tiny, run, root: Path, capsys) -> None:
+    args = tiny.args()
     assert main(["train", "--config", "smoke", *args, "--results", str(root), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert f"run {run.key}" in out and "mean of 2" in out
@@ -145,12 +133,12 @@ def test_code_fingerprint_covers_version_and_sources(monkeypatch) -> None:
     assert runs_mod.code_fingerprint() != fp
 
 
-def test_other_code_is_a_new_run_and_the_old_one_is_stale(run, root: Path, tmp_path, capsys):
+def test_other_code_is_a_new_run_and_the_old_one_is_stale(tiny, run, root: Path, tmp_path, capsys):
     import shutil
 
     copy_root = tmp_path / "r"
     shutil.copytree(root, copy_root)
-    cfg = load_config("smoke", TINY)
+    cfg = tiny.config()
     old = open_run(run.key, copy_root)
     assert old.code == runs_mod.code_fingerprint() and not old.stale
     assert run.provenance["code_fingerprint"] == old.code
@@ -214,7 +202,7 @@ def test_run_labels_tell_apart_runs_that_differ_by_seed_loss_or_variant(tmp_path
             "e00000000000": ["model.weights=/w/sian_rain100l.pth"],
         },
     )
-    labels = dict(zip([r.key for r in runs], runs_mod.run_labels(runs), strict=True))
+    labels = dict(zip([r.key for r in runs], run_labels(runs), strict=True))
     assert labels == {
         "a00000000000": "quick · light · sian · loss ssim · seed 0 · unfinished",
         "b00000000000": "quick · light · sian · loss ssim · seed 1 · unfinished",
@@ -234,7 +222,7 @@ def test_run_labels_name_the_config_values_that_differ_else_the_key(tmp_path: Pa
             "c00000000000": ["train.max_steps=5", "train.lr=0.01"],
         },
     )
-    labels = dict(zip([r.key for r in runs], runs_mod.run_labels(runs, status=False), strict=True))
+    labels = dict(zip([r.key for r in runs], run_labels(runs, status=False), strict=True))
     base = "quick · light · sian · loss ssim · seed 0 · train.lr="
     steps = load_config("quick").train.max_steps  # the profile's own value
     assert labels == {
@@ -266,3 +254,37 @@ def test_records_keep_run_paths_relative_to_the_results_folder(
     outside = tmp_path / "elsewhere" / "w.pth"
     assert stored(outside) == str(outside.resolve())
     assert restored(stored(outside)) == outside.resolve()
+
+
+def test_a_run_is_a_snapshot_read_once(run, root: Path, monkeypatch) -> None:
+    """Run.load reads the folder once: afterwards no property touches the disk (the code
+    fingerprint is hashed again only when a source changes), and a Run cannot be changed."""
+    import dataclasses
+
+    snap = runs_mod.Run.load(run.dir)
+    reads = []
+    real_read = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda p, *a, **k: reads.append(p) or real_read(p))
+    monkeypatch.setattr(Path, "read_bytes", lambda p: reads.append(p) or b"")
+    for _ in range(3):
+        _ = (snap.config, snap.metrics, snap.provenance, snap.status, snap.damage, snap.code)
+        _ = (snap.checkpoint_path, snap.stale, snap.key)
+    assert reads == []
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snap.status = "new"  # type: ignore[misc]
+    assert snap == runs_mod.Run.load(run.dir) and snap.status == "finished"
+
+
+def test_training_a_run_hashes_its_data_once(tiny, tmp_path: Path, monkeypatch) -> None:
+    from derain_lib.data.datasets import PairedDataset
+    from derain_lib.study.training import train_run
+
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path))
+    hashed = []
+    real = PairedDataset.manifest_sha256
+    monkeypatch.setattr(PairedDataset, "manifest_sha256", lambda d: hashed.append(d) or real(d))
+    cfg = tiny.config("eval.max_images=1")
+    trained = train_run("tiny", cfg)
+    assert trained.status == "finished" and len(hashed) == 2  # train and test, once each
+    again = train_run("tiny", cfg)  # from the run cache
+    assert again == trained and len(hashed) == 4

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import Tiny
 
 from derain_lib.config import Config, load_config
 from derain_lib.data.sources import open_data
@@ -24,19 +25,9 @@ from derain_lib.train import (
 )
 from derain_lib.weights import load_model, read_checkpoint
 
-#: The smoke profile shrunk so a step takes a fraction of a second: 16 patches of 48 px
-#: from the embedded smoke set, batch 4 -> 4 steps per epoch, 2 epochs.
-TINY = [
-    "model.kwargs.channels=4",
-    "model.kwargs.stages=2",
-    "data.patch=48",
-    "data.stride=48",
-    "train.batch_size=4",
-    "train.epochs=2",
-    "train.max_steps=null",
-    "train.checkpoint_every=1",
-    "train.val_images=1",
-]
+#: The shared tiny config (tests/conftest.py: 16 patches of 48 px from the embedded smoke
+#: set, batch 4 -> 4 steps per epoch) for its 2 whole epochs.
+TINY = Tiny()("train.epochs=2", "train.max_steps=null")
 
 
 def tiny(*extra: str) -> Config:

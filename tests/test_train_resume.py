@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import Tiny
 
 from derain_lib.config import load_config
 from derain_lib.runs import get_or_run
@@ -17,14 +18,8 @@ from derain_lib.weights import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The smoke profile (embedded smoke data, patch 32, batch 4, 8 steps over two epochs)
-#: with a smaller SIAN so that the three launches fit in a minute.
-SETS = [
-    "model.kwargs.channels=4",
-    "model.kwargs.stages=2",
-    "train.checkpoint_every=1",
-    "train.val_images=1",
-    "eval.max_images=1",
-]
+#: with the shared tiny SIAN (tests/conftest.py) so that the three launches fit in a minute.
+SETS = Tiny()("data.patch=32", "train.max_steps=8", "eval.max_images=1")
 
 
 def _cmd(results: Path) -> list[str]:

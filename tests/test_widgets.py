@@ -241,7 +241,7 @@ def test_missing_image_and_weights_are_messages(images, monkeypatch) -> None:
         images["a"], "sian-rain100h", weights_dir=images["a"].parent, profile=None,
         with_runs=False,
     )  # fmt: skip
-    assert e.message.startswith("sian-rain100h: released weights not found")
+    assert e.message.startswith("sian-rain100h: released weights sian_rain100h.pth not found in")
     assert "pass weights_dir=<folder holding sian_rain100h.pth>" in e.message
     assert "or pick a run or the untrained SIAN in the weights list" in e.message
     assert ("sian-rain100h (not found)", "sian-rain100h") in e.weights_picker.options
@@ -362,7 +362,7 @@ def test_attention_panel_falls_back_on_the_run_this_profile_trained(
     gone = Params("smoke", weights_dir=str(tmp_path / "none"))
     spec, why = figures.panel_weights(gone, "sian-rain100l")
     assert spec is None and why.startswith(
-        f"not run: released sian_rain100l.pth not found in {tmp_path / 'none'}, "
+        f"not run: released weights sian_rain100l.pth not found in {tmp_path / 'none'}, "
     )
     assert "; no run of profile smoke either: " in why and "runs.json" in why
     model = fake_run(tmp_path, "aaaa1111bbbb", "sian", finished=True)

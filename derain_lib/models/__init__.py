@@ -10,20 +10,23 @@ from .blocks import ConvLSTMCell, ResBlock
 from .prenet import PReNet
 from .registry import MODELS, build_model, count_parameters, model_family
 from .scale_space import GaussianBlur, ScaleSpace, gaussian_blur
-from .sian import CFA, SIAN, SIANConfig
+from .sian import CFA, MIN_SIDE, SIAN, ImageTooSmall, SIANConfig, check_image_size
 
 __all__ = [
     "CFA",
     "DESCRIPTIONS",
+    "MIN_SIDE",
     "MODELS",
     "SIAN",
     "ConvLSTMCell",
     "GaussianBlur",
+    "ImageTooSmall",
     "PReNet",
     "ResBlock",
     "SIANConfig",
     "ScaleSpace",
     "build_model",
+    "check_image_size",
     "count_parameters",
     "gaussian_blur",
     "model_family",

@@ -18,13 +18,38 @@ difference is a field of :class:`SIANConfig` (MODEL_SPEC §1-4).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import DerainError
 from .blocks import ConvLSTMCell, ResBlock, check_stages, conv3x3, init_normal_, layout_for_cpu
 from .scale_space import ScaleSpace
+
+#: The smallest image side SIAN takes (and every caller checks before a forward pass).
+MIN_SIDE = 8
+
+
+class ImageTooSmall(DerainError, ValueError):
+    """An image with a side under :data:`MIN_SIDE`: ``where`` (a file, or empty), ``width``,
+    ``height``."""
+
+    def __init__(self, width: int, height: int, where: str | Path = "") -> None:
+        self.width, self.height, self.where = width, height, str(where)
+        head = f"{where}: " if self.where else ""
+        super().__init__(
+            f"{head}image is {width}x{height}; SIAN needs at least {MIN_SIDE}x{MIN_SIDE} pixels"
+        )
+
+
+def check_image_size(height: int, width: int, where: str | Path = "") -> None:
+    """The one size check: :class:`ImageTooSmall` naming ``where`` when a side is under
+    :data:`MIN_SIDE` pixels."""
+    if min(height, width) < MIN_SIDE:
+        raise ImageTooSmall(width, height, where)
+
 
 VARIANTS = ("baseline", "baseline+lstm", "full")
 PRESETS = {
@@ -260,10 +285,7 @@ class SIAN(nn.Module):
         ``[X_1, ..., X_K]``; the later stages are not computed.
         """
         n_stages = check_stages(stages, self.config.n_stages)
-        if x.shape[-1] < 8 or x.shape[-2] < 8:
-            raise ValueError(
-                f"SIAN needs an input of at least 8x8 pixels, got {tuple(x.shape[-2:])}"
-            )
+        check_image_size(*x.shape[-2:])
         x = layout_for_cpu(x)
         states: list = [None] * len(self.config.scales)
         outputs, records = [], []

@@ -43,15 +43,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..attention import compute_attention
 from ..data.io import fit_size, read_image, write_png
 from ..data.synth import PRESETS, RainPreset, add_rain, rain_streaks
-from ..fsutil import shown_path
 from ..inference import derain_array
 from ..metrics import psnr_y, quantize, rgb_to_y, score
 from ..models import build_model, count_parameters
 from ..precision import cpuinfo_field
+from ..roots import PACKAGE_DIR
 from ..runs import code_fingerprint
 from ..tables import mean_by, not_run
 from ..viz import upsample, view_map
-from ..weights import RELEASED, find_released, load_model, search_dirs
+from ..weights import find_released, load_model, missing_released
 from .paths import write_json
 
 
@@ -123,8 +123,7 @@ def released_models(
     for name in names:
         path = find_released(name, weights_dir)
         if path is None:
-            dirs = ", ".join(map(shown_path, search_dirs(weights_dir)))
-            missing[name] = not_run(f"released weights {RELEASED[name].filename} not in {dirs}")
+            missing[name] = not_run(missing_released(name, weights_dir))
             continue
         models[name] = load_model(path, allow_download=False).model
     return models, missing
@@ -419,7 +418,7 @@ def cost_in_child(name: str, height: int, width: int) -> dict:
         "from derain_lib.study.beyond import measure_cost\n"
         f"print(json.dumps(measure_cost({name!r}, {height}, {width})))\n"
     )
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(PACKAGE_DIR.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False

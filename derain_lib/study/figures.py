@@ -18,13 +18,13 @@ from matplotlib.figure import Figure
 from ..attention import compute_attention
 from ..data.io import read_image, write_png
 from ..errors import DerainError
-from ..fsutil import atomic_path, shown_path
+from ..fsutil import atomic_path
 from ..inference import predict
 from ..metrics import quantize
 from ..runs import Run, results_root
 from ..tables import not_run
 from ..viz import save_figure
-from ..weights import RELEASED, find_released, load_model, search_dirs
+from ..weights import RELEASED, find_released, load_model, missing_released
 from .paths import figures_dir, results_dir, write_json
 from .plan import Params, real_photos
 from .scoring import all_scores, model_for
@@ -105,8 +105,7 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
         return weights, f"weights {Path(weights).name}"
     if find_released(weights, p.weights_dir) is not None:
         return weights, f"released {weights} weights"
-    dirs = ", ".join(map(shown_path, search_dirs(p.weights_dir)))
-    missing = f"released {w.filename} not found in {dirs}"
+    missing = missing_released(weights, p.weights_dir)
     try:
         runs = load_runs(p.profile)
     except DerainError as e:
@@ -114,7 +113,7 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
     path, provenance, note = model_for(p, PANEL_FALLBACK, w.dataset, runs)
     if path is None:
         return None, not_run(f"{missing}; {provenance.removeprefix('not run: ')}")
-    run = Run(path.parent)
+    run = Run.load(path.parent)
     c = run.config
     return str(path), (
         f"SIAN trained by profile {p.profile} (run {run.key[:10]}, loss {c.train.loss}, "

@@ -1,4 +1,5 @@
-"""Where a profile's results and figures live, and how the study writes its JSON records."""
+"""Where a profile's results and figures live (under :func:`~derain_lib.roots.results_root`
+and :func:`~derain_lib.roots.figures_root`), and how the study writes its JSON records."""
 
 from __future__ import annotations
 
@@ -7,15 +8,8 @@ import os
 from pathlib import Path
 
 from ..errors import DerainError
-from ..fsutil import atomic_write_text, project_root, shown_path
-from ..runs import results_root
-
-
-def figures_root() -> Path:
-    """Where ``figures/`` lives: env ``DERAIN_FIGURES``, else ``figures/`` in the project
-    (the folder holding ``pyproject.toml`` at or above the working directory), as
-    :func:`derain_lib.runs.results_root` finds ``results/``."""
-    return Path(os.environ.get("DERAIN_FIGURES") or project_root() / "figures").resolve()
+from ..fsutil import atomic_write_text, shown_path
+from ..roots import figures_root, results_root
 
 
 def results_dir(profile: str) -> Path:

@@ -33,7 +33,8 @@ import nbformat
 from ..config import profile_config, profile_datasets, resolve_config_path
 from ..errors import DerainError
 from ..fsutil import locked
-from ..runs import PROJECT_ROOT, git_sha
+from ..roots import notebooks_dir
+from ..runs import git_sha
 from ..tables import NOT_RUN
 from ..threads import configure as configure_threads
 from .figures import clear_stale_figures
@@ -42,7 +43,6 @@ from .plan import USE_PREPARED_ENV, Params, data_lines
 from .report import export_report
 from .tabulate import build_tables
 
-ROOT = PROJECT_ROOT
 NOTEBOOKS = (
     "00_data.ipynb",
     "01_train.ipynb",
@@ -281,7 +281,7 @@ def run_pipeline(
     # folders given relative to the working directory; the notebooks get them as shown
     data_root, weights_dir = (Path(d).expanduser().resolve() if d else None
                               for d in (data_root, weights_dir))  # fmt: skip
-    src_dir = ROOT / "notebooks"
+    src_dir = notebooks_dir()
     missing = [nb for nb in notebooks if not (src_dir / nb).is_file()]
     if not src_dir.is_dir() or len(missing) == len(notebooks):
         raise DerainError(f"{src_dir}: notebooks not found (run from a source checkout)")
@@ -308,7 +308,7 @@ def _run_notebooks(
     pm, profile, data_root, weights_dir, overrides, todo, missing, kernel, log
 ) -> dict:
     """:func:`run_pipeline`'s work once the inputs are checked and the profile locked."""
-    src_dir = ROOT / "notebooks"
+    src_dir = notebooks_dir()
     out_dir = results_dir(profile) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {  # as the records show them: relative to the project, $DERAIN_DATA/...

@@ -29,14 +29,8 @@ USE_PREPARED_ENV = "DERAIN_USE_PREPARED"
 #: Profiles that read prepared test sets only when told (:data:`USE_PREPARED_ENV`).
 TOLD_ONLY = ("smoke",)
 
-#: Which released weights a benchmark is scored with (Rain12: the Rain100L models, as PReNet).
-RELEASED_FOR = {
-    "rain100l": "rain100l",
-    "rain100h": "rain100h",
-    "rain1400": "rain1400",
-    "rain12": "rain100l",
-}
-#: Which training data set's model a benchmark is scored with.
+#: Which training data set's model a benchmark is scored with, trained here or released
+#: (Rain12: the Rain100L models, as PReNet does).
 TRAINED_ON = {
     "rain100l": "rain100l",
     "rain100h": "rain100h",

@@ -18,14 +18,12 @@ from ..config import Config, EvalConfig, ModelConfig, config_from_dict
 from ..data.io import write_png
 from ..data.sources import open_data
 from ..evaluate import evaluate
-from ..fsutil import shown_path
 from ..metrics import quantize
 from ..runs import Run, get_or_run, open_run, restored, results_root, stored
 from ..tables import BENCHMARKS, Score, load_scores, not_run, released, reproduced, save_scores
-from ..weights import RELEASED, find_released, search_dirs
+from ..weights import RELEASED, find_released, missing_released
 from .paths import results_dir, write_json
 from .plan import (
-    RELEASED_FOR,
     TRAINED,
     TRAINED_ON,
     Params,
@@ -80,12 +78,11 @@ def model_for(p: Params, method: str, b: str, runs: list[dict]) -> tuple[Path | 
     if method == "input":
         return None, "computed (rainy input vs ground truth)", ""
     if method.endswith("-released"):
-        w = RELEASED[f"{method.removesuffix('-released')}-{RELEASED_FOR[b]}"]
+        w = RELEASED[f"{method.removesuffix('-released')}-{TRAINED_ON[b]}"]
         path = find_released(w.name, p.weights_dir)
         if path is None:
-            dirs = ", ".join(map(shown_path, search_dirs(p.weights_dir)))
-            return None, not_run(f"released weights {w.filename} not found in {dirs}"), ""
-        note = "" if RELEASED_FOR[b] == b else f"scored with the {w.name} weights"
+            return None, not_run(missing_released(w.name, p.weights_dir)), ""
+        note = "" if TRAINED_ON[b] == b else f"scored with the {w.name} weights"
         return path, released(w.filename, w.sha256), note
     trained_on = TRAINED_ON[b]
     run = next((r for r in runs if r["method"] == method and r["benchmark"] == trained_on), None)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..config import Config, profile_seeds
 from ..data.sources import open_data
 from ..errors import DerainError
-from ..runs import Run, find_run, get_or_run, stored
+from ..runs import Run, data_manifests, find_run, get_or_run, stored
 from ..tables import not_run
 from ..train import planned_steps, training_patches
 from .claims import CLAIMS
@@ -62,10 +62,11 @@ def train_run(label: str, cfg: Config) -> Run | str:
         status = not_run(f"no training data: {e}")
         progress(f"{label}: {status}")
         return status
-    run = find_run(cfg)
+    manifests = data_manifests(cfg)  # the data is hashed once, for the key and the run
+    run = find_run(cfg, manifests=manifests)
     if run.status == "finished":
         progress(f"{label}: from the run cache (run {run.key})")
-        return get_or_run(cfg, progress=False)
+        return run
     total = planned_steps(cfg, len(training_patches(cfg, train_data)))
     progress(f"{label}: training, {total} steps (run {run.key})")
     stop = threading.Event()
@@ -82,7 +83,7 @@ def train_run(label: str, cfg: Config) -> Run | str:
     t0 = time.perf_counter()
     watcher.start()
     try:
-        run = get_or_run(cfg, progress=False)  # no bar in the notebook: progress goes here
+        run = get_or_run(cfg, progress=False, manifests=manifests)  # progress goes here
     finally:
         stop.set()
         watcher.join()

@@ -1,0 +1,89 @@
+"""Where derain reads and writes: the one resolver of the project, ``results/`` and ``figures/``.
+
+The *project* is, first match wins:
+
+1. ``$DERAIN_PROJECT``;
+2. the source checkout the package is imported from (an editable install, or
+   ``PYTHONPATH``): the folder above ``derain_lib/`` when it holds ``pyproject.toml``. Its
+   notebooks, its git SHA and its outputs are one tree, wherever ``derain`` is run from;
+3. for an installed package (a wheel in ``site-packages``): the folder holding
+   ``pyproject.toml`` at or above the working directory;
+4. else derain's user data folder, ``platformdirs.user_data_dir("derain")``.
+
+``results/`` (the run cache and every profile's tables) is ``--results DIR``, else
+``$DERAIN_RESULTS``, else ``<project>/results``; ``figures/`` is ``$DERAIN_FIGURES``, else
+``<project>/figures``. What the package needs to run ships inside it (the profiles,
+:func:`package_file`), so a wheel works without a checkout; only ``derain reproduce`` needs
+one (its notebooks, :func:`notebooks_dir`). This module imports nothing of the package
+and no torch (the parser and ``derain info`` use it).
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import platformdirs
+
+#: The folder of the imported ``derain_lib`` package.
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: How ``--help`` describes the default results root.
+RESULTS_DEFAULT = (
+    "env DERAIN_RESULTS, else results/ in the project: env DERAIN_PROJECT, else the source "
+    "checkout derain runs from, else (an installed package) the folder holding pyproject.toml "
+    "at or above the working directory, else the user data folder"
+)
+
+
+def source_root() -> Path | None:
+    """The source checkout the package is imported from, or None for an installed package."""
+    top = PACKAGE_DIR.parent
+    return top if (top / "pyproject.toml").is_file() else None
+
+
+def user_data() -> Path:
+    """derain's user data folder (:func:`platformdirs.user_data_dir`), the last fallback."""
+    return Path(platformdirs.user_data_dir("derain"))
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The project whose ``results/`` and ``figures/`` derain uses (module docstring);
+    ``start`` (default: the working directory) is where step 3 searches upward from."""
+    env = os.environ.get("DERAIN_PROJECT")
+    if env:
+        return Path(env).expanduser().resolve()
+    source = source_root()
+    if source is not None:
+        return source
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "pyproject.toml").is_file():
+            return d
+    return user_data()
+
+
+def results_root(root: str | Path | None = None) -> Path:
+    """The results root: ``root`` (``--results``), else ``$DERAIN_RESULTS``, else
+    ``<project>/results``."""
+    if root is not None:
+        return Path(root)
+    env = os.environ.get("DERAIN_RESULTS")
+    return Path(env).expanduser() if env else project_root() / "results"
+
+
+def figures_root() -> Path:
+    """Where ``figures/`` lives: ``$DERAIN_FIGURES``, else ``<project>/figures`` (resolved)."""
+    env = os.environ.get("DERAIN_FIGURES")
+    return (Path(env).expanduser() if env else project_root() / "figures").resolve()
+
+
+def notebooks_dir() -> Path:
+    """The study's notebooks: ``<project>/notebooks`` (a checkout; a wheel ships none)."""
+    return project_root() / "notebooks"
+
+
+def package_file(*parts: str) -> Path:
+    """A file shipped inside the package (``package_file("profiles", "smoke.yaml")``), found
+    through :mod:`importlib.resources`, so a checkout and an installed wheel read the same."""
+    return Path(str(resources.files(__package__).joinpath(*parts)))
