@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .errors import DerainError
-from .inference import to_tensor
+from .inference import model_device, to_tensor
 from .models import SIAN
 from .precision import autocast
 
@@ -62,7 +62,7 @@ class Attention:
 
 
 def _hwc(t: torch.Tensor) -> np.ndarray:
-    return t[0].permute(1, 2, 0).float().numpy()
+    return t[0].permute(1, 2, 0).float().cpu().numpy()
 
 
 def check_attention_model(model: nn.Module) -> SIAN:
@@ -91,8 +91,9 @@ def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp3
             f"image is {image.shape[1]}x{image.shape[0]}; SIAN needs at least 8x8 pixels"
         )
     model.eval()
-    with autocast(precision, "cpu"):
-        outputs, records = model(to_tensor(image), return_attention=True)
+    device = model_device(model)  # the model's own device (CPU or GPU)
+    with autocast(precision, device):
+        outputs, records = model(to_tensor(image, device), return_attention=True)
 
     def per_scale(key: str) -> list[dict[int, np.ndarray]]:
         return [{s: v[0].float().numpy() for s, v in r[key].items()} for r in records]
