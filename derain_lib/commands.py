@@ -29,8 +29,9 @@ from .data.fetch import Offline
 from .data.io import scan_images
 from .data.patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, PatchSet
 from .data.remote import fetch_dataset, fetch_items
+from .device import device_name, resolve_device
 from .errors import DerainError
-from .inference import derain_files, expand_inputs
+from .inference import derain_files, expand_inputs, model_device
 from .metrics import json_safe, score, score_folder, summarize
 from .runs import Run, get_or_run, list_runs, open_run, results_root, run_labels
 from .study.pipeline import run_pipeline
@@ -165,6 +166,7 @@ def _cmd_evaluate(args) -> int:
     )
     base.data.test = args.data
     base.data.root = "."
+    base.train.device = args.device
     cfg = config_from_dict(base.to_dict(), args.set)
     _print_result(
         get_or_run(cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait)
@@ -208,8 +210,8 @@ def _cmd_runs(args) -> int:
 def _cmd_derain(args) -> int:
     if args.tile is not None:
         check_tile(args.tile, 0, "--")
-    lw = load_model(args.weights, args.model, weights_dir=args.weights_dir)
-    print(f"model: {lw.describe()}", file=sys.stderr)
+    lw = load_model(args.weights, args.model, weights_dir=args.weights_dir, device=args.device)
+    print(f"model: {lw.describe()} on {device_name(model_device(lw.model))}", file=sys.stderr)
     done, failed, first = 0, 0, ""
     files = expand_inputs(args.inputs)  # for the bar's total
     batch = derain_files(
@@ -274,7 +276,8 @@ def _cmd_reproduce(args) -> int:
         raise DerainError(f"--data-root {args.data_root}: no such folder")
     if args.weights_dir and not Path(args.weights_dir).is_dir():
         raise DerainError(f"--weights-dir {args.weights_dir}: no such folder")
-    run_pipeline(args.profile, args.data_root, args.weights_dir, args.set)
+    resolve_device(args.device)  # a CUDA device that is not there fails before any notebook
+    run_pipeline(args.profile, args.data_root, args.weights_dir, args.set, device=args.device)
     return 0
 
 

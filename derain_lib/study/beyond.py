@@ -113,9 +113,10 @@ def beyond_size(profile: str) -> BeyondSize:
 
 
 def released_models(
-    names: Iterable[str], weights_dir: str | Path | None
+    names: Iterable[str], weights_dir: str | Path | None, device: str = "auto"
 ) -> tuple[dict[str, nn.Module], dict[str, str]]:
-    """Released models found locally (no download), and a ``not run`` reason for the rest.
+    """Released models found locally (no download), on ``device``, and a ``not run``
+    reason for the rest.
 
     ``names`` are keys of :data:`derain_lib.weights.RELEASED` (``sian-rain100l`` ...)."""
     models, missing = {}, {}
@@ -125,7 +126,7 @@ def released_models(
             dirs = ", ".join(map(str, search_dirs(weights_dir)))
             missing[name] = not_run(f"released weights {RELEASED[name].filename} not in {dirs}")
             continue
-        models[name] = load_model(path, allow_download=False).model
+        models[name] = load_model(path, allow_download=False, device=device).model
     return models, missing
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import nbformat
 
 from ..config import resolve_config_path
+from ..device import device_name, resolve_device
 from ..errors import DerainError
 from ..runs import PROJECT_ROOT, git_sha
 from ..tables import NOT_RUN
@@ -198,12 +199,14 @@ def run_pipeline(
     overrides: list[str] | None = None,
     notebooks: tuple[str, ...] = NOTEBOOKS,
     log: Callable[..., None] = print,
+    device: str = "auto",
 ) -> dict:
     """Execute the notebooks in order with papermill; write the tables and the HTML report;
     return the timing record.
 
     Writes ``results/<profile>/notebooks/<name>`` for each, ``provenance.json`` (parameters,
-    kernel, git SHA, machine, wall time per notebook, the notebooks' ``run_facts``
+    kernel, git SHA, machine, the device models ran on (``device``: a parameter of every
+    notebook), wall time per notebook, the notebooks' ``run_facts``
     (:func:`~.paths.run_fact`), what did not run: the one file of the profile with
     wall-clock fields), ``tables.md`` and ``report/``. Each notebook gets
     the parameters its ``parameters`` cell declares. A failing notebook raises
@@ -224,12 +227,16 @@ def run_pipeline(
         "data_root": str(Path(data_root).resolve()) if data_root else None,
         "weights_dir": str(Path(weights_dir).resolve()) if weights_dir else None,
         "overrides": list(overrides or []),
+        "device": device,
     }
+    used = resolve_device(device)
+    log(f"device: {device_name(used)} (--device {device})", flush=True)
     kernel = kernel_name()
     record = {
         "profile": profile,
         "parameters": params,
         "kernel": kernel,
+        "device": device_name(used),
         "git_sha": git_sha(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpu_count": os.cpu_count(),
