@@ -36,10 +36,13 @@ from ..errors import DerainError
 from ..runs import PROJECT_ROOT, git_sha
 from ..tables import NOT_RUN
 from ..threads import configure as configure_threads
+from ..train import dist_info
 from .figures import clear_stale_figures
 from .paths import PROGRESS_ENV, RUN_FACTS_ENV, figures_dir, results_dir, write_json
+from .plan import Params
 from .report import export_report
 from .tabulate import build_tables
+from .training import share_training
 
 ROOT = PROJECT_ROOT
 NOTEBOOKS = (
@@ -229,8 +232,16 @@ def run_pipeline(
         "overrides": list(overrides or []),
         "device": device,
     }
-    used = resolve_device(device)
+    rank, world, local_rank = dist_info()
+    used = resolve_device(device, local_rank)
     log(f"device: {device_name(used)} (--device {device})", flush=True)
+    if world > 1:  # under torchrun: each process trains its share of the runs first
+        p = Params(profile, params["data_root"], params["weights_dir"], params["overrides"], device)
+        share_training(p, log=lambda line: log(line, flush=True))
+        if rank != 0:
+            log(f"process {rank}: its share of the runs is trained; process 0 runs the notebooks")
+            return {"profile": profile, "rank": rank}
+        os.environ.update({"RANK": "0", "WORLD_SIZE": "1"})  # the notebooks' kernels: alone
     kernel = kernel_name()
     record = {
         "profile": profile,
