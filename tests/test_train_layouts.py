@@ -104,3 +104,26 @@ def test_a_set_in_another_sets_layout_is_refused_naming_the_layouts(tmp_path: Pa
     (empty / "stuff").mkdir(parents=True)
     with pytest.raises(DerainError, match="RainTrainL/RainTrainH"):
         prepare("rain100l", empty, split="train", index_out=tmp_path / "j.json")
+
+
+def test_the_paper_profile_says_which_training_sets_it_has_and_what_a_missing_one_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from derain_lib.study.plan import Params
+    from derain_lib.study.training import main_plan, training_data
+
+    monkeypatch.setenv("DERAIN_DATA", str(tmp_path / "cache"))
+    p = Params("paper", data_root=str(tmp_path / "data"))
+    rows = {r["benchmark"]: r for r in training_data(p)}
+    assert {b: r["status"] for b, r in rows.items()} == dict.fromkeys(
+        ("rain100l", "rain100h", "rain1400"), "missing"
+    )
+    assert "Table II" in rows["rain100l"]["needed_for"]
+    assert "Rain1400" in rows["rain1400"]["needed_for"]
+    src = jorder(tmp_path / "downloads" / "RainTrainL")
+    prepare("rain100l", src, split="train")  # its index under $DERAIN_DATA/index
+    rows = {r["benchmark"]: r for r in training_data(p)}
+    assert rows["rain100l"]["status"] == "found" and rows["rain100l"]["pairs"] == 3
+    assert rows["rain100l"]["partial"] and rows["rain100h"]["status"] == "missing"
+    cfg = next(c for b, _, _, c in main_plan(p) if b == "rain100l")
+    assert Path(cfg.data.train) == src.resolve()  # the runs train on the prepared copy

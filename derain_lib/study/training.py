@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ..config import Config, canonical_json, profile_seeds
+from ..data.catalog import CATALOG, prepared_dataset
 from ..data.sources import open_data
 from ..errors import DerainError
 from ..runs import Run, find_run, get_or_run, stored
@@ -100,15 +102,75 @@ def train_run(label: str, cfg: Config) -> Run | str:
     return run
 
 
+#: What each benchmark's training set gives the study: without it these stay "not run".
+NEEDED_FOR = {
+    "rain100l": "Table II (losses), the trained rows of Tables III-IV on Rain100L, Table V "
+    "(ablation) and the claims on trained models",
+    "rain100h": "Table II (losses), the trained rows of Tables III-IV on Rain100H, Table V "
+    "(ablation) and the claims on trained models",
+    "rain1400": "the trained SIAN row of Tables III-IV on Rain1400",
+}
+
+
+def with_prepared_train(cfg: Config, benchmark: str) -> Config:
+    """``cfg`` reading the training set prepared with ``derain data prepare BENCHMARK
+    --split train --from PATH`` (its index's folder) when its own folder is not there."""
+    if cfg.data.train.startswith("embedded:"):
+        return cfg
+    if (Path(cfg.data.root).expanduser() / cfg.data.train).is_dir():
+        return cfg
+    try:
+        ds = prepared_dataset(benchmark, "train")
+    except DerainError:
+        return cfg
+    return replace(cfg, data=replace(cfg.data, train=str(Path(ds.root).resolve())))
+
+
+def training_data(p: Params) -> list[dict]:
+    """Per benchmark of the profile: its training set, found (pairs, partial) or missing
+    (why), and what a missing one blocks (:data:`NEEDED_FOR`)."""
+    rows = []
+    for b, d in datasets(p).items():
+        cfg = with_prepared_train(config_for(p, d), b)
+        row = {"benchmark": b, "train": cfg.data.train, "needed_for": NEEDED_FOR.get(b, "")}
+        try:
+            ds = open_data(cfg.data.train, cfg.data.root)
+        except DerainError as e:
+            rows.append({**row, "status": "missing", "why": str(e).splitlines()[0]})
+            continue
+        split = CATALOG[b].splits.get("train") if b in CATALOG else None
+        expected = split.pairs if split else None
+        partial = ds.partial or (expected is not None and len(ds) < expected)
+        found = {"status": "found", "pairs": len(ds), "expected": expected, "partial": partial}
+        rows.append({**row, **found})
+    return rows
+
+
+def report_training_data(p: Params) -> list[dict]:
+    """:func:`training_data` on the progress channel (one line per set) and in
+    ``results/<profile>/training_data.json``."""
+    rows = training_data(p)
+    for r in rows:
+        if r["status"] == "found":
+            part = f" of {r['expected']}, partial" if r["partial"] and r["expected"] else ""
+            progress(f"training data {r['benchmark']}: {r['train']} ({r['pairs']} pairs{part})")
+        else:
+            progress(
+                f"training data {r['benchmark']}: missing ({r['why']}); not run without it: "
+                f"{r['needed_for']}"
+            )
+    write_json(results_dir(p.profile) / "training_data.json", rows)
+    return rows
+
+
 def main_plan(p: Params) -> list[tuple[str, str, str, Config]]:
     """(benchmark, data set, method, config) of every run :func:`train_all` takes."""
     plan = []
     for b, d in datasets(p).items():
         for mid in TRAIN_PLAN.get(b, ()):
             model, loss = TRAINED[mid]
-            plan.append(
-                (b, d, mid, config_for(p, d, [f"model.name={model}", f"train.loss={loss}"]))
-            )
+            cfg = config_for(p, d, [f"model.name={model}", f"train.loss={loss}"])
+            plan.append((b, d, mid, with_prepared_train(cfg, b)))
     return plan
 
 
@@ -123,7 +185,8 @@ def seed_plan(p: Params) -> list[tuple[str, str, str, int, Config]]:
             model, loss = TRAINED[method]
             for seed in profile_seeds(p.profile):
                 extra = [f"model.name={model}", f"train.loss={loss}", f"train.seed={seed}"]
-                plan.append((b, d, method, seed, config_for(p, d, extra)))
+                cfg = with_prepared_train(config_for(p, d, extra), b)
+                plan.append((b, d, method, seed, cfg))
     return plan
 
 
@@ -200,6 +263,7 @@ def train_all(p: Params) -> list[dict]:
     change when a re-run takes every run from the cache) and metrics, or why it did not
     run. Finished runs come from the run cache at once; unfinished ones resume. Writes
     ``runs.json``."""
+    report_training_data(p)
     plan = main_plan(p)
     rows = []
     for i, (b, d, mid, cfg) in enumerate(plan, 1):
