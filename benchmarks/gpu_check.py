@@ -362,11 +362,11 @@ def profile_patches(benchmark: str) -> int:
 def profile_hours(patches_per_s: float, gpus: list[int]) -> dict:
     """Training wall time of the paper profile at ``patches_per_s`` per GPU: per table
     (its runs alone) and in all (every run once), on each GPU count in ``gpus``, the runs
-    dealt out as ``torchrun`` does (run ``i`` to process ``i mod N``). Every model is
+    dealt out as ``torchrun`` does (:func:`derain_lib.study.training.deal`). Every model is
     costed at the same rate (the baselines are cheaper: an upper bound); evaluation
     (~31 ms per Rain100L image on an H200) is left out."""
     from derain_lib.study.plan import Params
-    from derain_lib.study.training import main_plan, planned_runs, seed_plan
+    from derain_lib.study.training import deal, main_plan, planned_runs, seed_plan
 
     p = Params("paper")
     hours = {}
@@ -383,8 +383,9 @@ def profile_hours(patches_per_s: float, gpus: list[int]) -> dict:
     groups["all (each run once)"] = list(hours)
 
     def wall(keys: list[str], n: int) -> float:
-        shares = [sum(hours[k] for k in keys[r::n]) for r in range(n)]
-        return max(shares)
+        owner = deal([hours[k] for k in keys], n)
+        return max(sum(hours[k] for k, o in zip(keys, owner, strict=True) if o == r)
+                   for r in range(n))  # fmt: skip
 
     return {
         "patches_per_s": patches_per_s,

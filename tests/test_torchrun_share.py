@@ -86,3 +86,13 @@ def test_two_gloo_processes_share_the_runs_of_a_smoke_plan(
     for key in keys:  # ... with the same results, each trained once (one step)
         two, one = _result(tmp_path / "two", key), _result(tmp_path / "one", key)
         assert two == one and two[2] == 1
+
+
+def test_runs_are_dealt_longest_first_to_the_least_loaded() -> None:
+    from derain_lib.study.training import deal
+
+    assert deal([5, 1, 1, 1, 1, 1], 2) == [0, 1, 1, 1, 1, 1]
+    assert deal([1, 1, 1, 1], 2) == [0, 1, 0, 1]
+    assert deal([3, 3, 2, 2, 2], 2) == [0, 1, 0, 1, 0]
+    assert deal([0.0, 0.0], 3) == [0, 1]
+    assert deal([], 4) == []

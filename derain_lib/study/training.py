@@ -7,7 +7,7 @@ seconds its step of total, loss, elapsed time and ETA, read from the run's ``log
 
 The runs are independent, so ``torchrun --nproc_per_node N -m derain_lib.entry reproduce
 ...`` spreads them (:func:`share_training`): process ``r`` of ``N`` (over all nodes) trains
-every ``N``-th run of :func:`planned_runs` from the ``r``-th, alone on its own GPU (no DDP),
+its share of :func:`planned_runs` (:func:`deal`: longest first), alone on its own GPU (no DDP),
 then all wait for each other and one process runs the notebooks, which take every run from
 the run cache. The run locks keep two processes out of the same run folder anyway.
 """
@@ -226,14 +226,36 @@ def alone() -> Iterator[None]:
                 os.environ[k] = v
 
 
+def deal(costs: list[float], world: int) -> list[int]:
+    """The process each run goes to: longest first, each to the process with the least work
+    so far (ties: the fewest runs, then the lower rank), so the last to finish finishes
+    early. The same on every process (no communication needed)."""
+    loads, counts, owner = [0.0] * world, [0] * world, [0] * len(costs)
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        r = min(range(world), key=lambda r: (loads[r], counts[r], r))
+        owner[i], loads[r], counts[r] = r, loads[r] + costs[i], counts[r] + 1
+    return owner
+
+
+def run_cost(cfg: Config) -> float:
+    """Patches a run trains on (its planned steps times the batch; 0 without its data)."""
+    try:
+        n = len(training_patches(cfg, open_data(cfg.data.train, cfg.data.root)))
+        return float(planned_steps(cfg, n) * cfg.train.batch_size)
+    except DerainError:
+        return 0.0
+
+
 def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dict]:
     """This process's share of :func:`planned_runs`: under torchrun (``WORLD_SIZE`` N > 1)
-    process ``RANK`` r trains runs r, r + N, ... alone on its own device (a gloo process
-    group only to wait for the others at the end); without torchrun, every run. One row per
-    run taken: label, run key (or ``not run`` status), whether it was trained now."""
+    process ``RANK`` r trains the runs :func:`deal` gives it (by their patch counts), alone
+    on its own device (a gloo process group only to wait for the others at the end);
+    without torchrun, every run. One row per run taken: label, run key (or ``not run``
+    status), whether it was trained now."""
     rank, world, _ = dist_info()
     runs = planned_runs(p)
-    mine = [(i, label, cfg) for i, (label, cfg) in enumerate(runs) if i % world == rank]
+    owner = deal([run_cost(cfg) for _, cfg in runs], world) if world > 1 else [0] * len(runs)
+    mine = [(i, label, cfg) for i, (label, cfg) in enumerate(runs) if owner[i] == rank]
     log(f"process {rank} of {world}: {len(mine)} of the {len(runs)} training runs")
     owns = world > 1 and not dist.is_initialized()
     if owns:  # waiting for the slowest share may take hours: no timeout to speak of
