@@ -2,6 +2,13 @@
 one device in one short run (at most 8 minutes on one GPU), written to ``GPU_RESULTS.md``
 and ``gpu_check.json`` in ``--out``.
 
+Besides fixed batches it runs the library's own training loop (``derain_lib.train.train``)
+on real-sized images with the old input pipeline (images decoded on demand, no workers)
+and the new one (decoded once, workers, pinned memory), and the whole test set through the
+CLI path (``derain evaluate --device``). ``--profile-hours`` prints the paper profile's
+training time per table and in all, on 1 and N GPUs, from a measured rate (``--rate``, or
+the best library-loop rate of an earlier run's ``gpu_check.json`` in ``--out``).
+
 Runs with PyTorch, NumPy, scikit-image, Pillow and PyYAML only (no papermill, jupyter or
 ipywidgets are imported; the JSON records that). ``--device cpu --tiny`` runs every
 measurement at toy size, which is what ``tests/test_gpu_check.py`` does.
@@ -13,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import datetime as dt
 import json
 import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -31,6 +40,8 @@ configure()  # OpenMP threads wait passively (before torch is imported)
 
 import torch  # noqa: E402
 
+from derain_lib import train as train_module  # noqa: E402
+from derain_lib.config import load_config  # noqa: E402
 from derain_lib.data.embedded import embedded_dataset  # noqa: E402
 from derain_lib.data.io import read_image  # noqa: E402
 from derain_lib.data.patches import (  # noqa: E402
@@ -42,7 +53,7 @@ from derain_lib.data.patches import (  # noqa: E402
 )
 from derain_lib.errors import DerainError  # noqa: E402
 from derain_lib.fsutil import atomic_write_text  # noqa: E402
-from derain_lib.inference import predict  # noqa: E402
+from derain_lib.inference import predict, tiled_forward, to_tensor  # noqa: E402
 from derain_lib.losses import stage_loss  # noqa: E402
 from derain_lib.metrics import quantize, score  # noqa: E402
 from derain_lib.models import build_model  # noqa: E402
@@ -196,8 +207,12 @@ def sample_scores(precision: str, crop: int | None, shared: Path) -> dict:
         gt = read_image(sample / "norain" / rainy.name.replace("rain-", "norain-"))
         if crop:
             img, gt = img[:crop, :crop], gt[:crop, :crop]
-        with set_precision("tf32" if precision == "tf32" else "fp32"):
-            pred = predict(model, img, precision="bf16" if precision == "bf16" else "fp32")
+        if precision == "tf32":  # predict() itself keeps fp32 exact (TF32 off): bypass it
+            with torch.inference_mode(), set_precision("tf32"):
+                pred = tiled_forward(model, to_tensor(img, DEVICE), None)
+            pred = pred[0].permute(1, 2, 0).cpu().numpy()
+        else:
+            pred = predict(model, img, precision=precision)
         out[rainy.name] = score(quantize(pred), quantize(gt))[0]
     return out
 
@@ -243,6 +258,161 @@ def determinism(size: tuple, tiny: bool, steps: int = 5) -> dict:
         "max_diff": diff,
         "nondeterministic_ops": nondet,
     }
+
+
+class OnDemand(PatchSet):
+    """The input pipeline as it was: images decoded on demand through a 4-image cache."""
+
+    def decode(self) -> OnDemand:
+        return self
+
+
+#: The library loop's settings: (label, input pipeline, overrides).
+LOOP_SETTINGS = (
+    ("old: decoded on demand, workers 0, TF32, no channels_last", "old",
+     ["data.workers=0", "train.channels_last=false", "train.tf32=true"]),
+    ("new: decoded once, workers auto, TF32 + channels_last (the CUDA default)", "new", []),
+    ("new + bf16", "new", ["train.bf16=true"]),
+)  # fmt: skip
+
+
+def loop_speed(pipeline: str, overrides: list[str], size: tuple, tiny: bool, shared: Path) -> dict:
+    """Patches/s of ``derain_lib.train.train`` itself (data loading, copies, logging
+    included) on real-sized images: the Rain100L sample pairs (481x321) at the paper's
+    patch, stride and flips (toy sizes: the embedded smoke set), after a few warm-up steps."""
+    patch, batch, steps, _, _, channels = size
+    warm = 1 if tiny else 5
+    data = "embedded:light:train:smoke" if tiny else str(shared / "data" / "rain100l_sample")
+    stride = patch if tiny else PAPER_STRIDES["rain100l"]
+    cfg = load_config("smoke", [
+        "model.name=sian", f"model.kwargs.channels={channels}", f"data.train={data}",
+        f"data.patch={patch}", f"data.stride={stride}", "data.hflip=true",
+        f"train.batch_size={batch}", "train.epochs=1000", f"train.max_steps={warm + steps * 4}",
+        "train.val_images=0", "train.checkpoint_every=1000000", f"train.device={DEVICE}",
+        *overrides,
+    ])  # fmt: skip
+    original = train_module.training_patches
+    if pipeline == "old":
+        d = cfg.data
+        train_module.training_patches = lambda c, ds: OnDemand(ds, d.patch, d.stride, d.hflip)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            out = train_module.train(cfg, Path(tmp), progress=False)
+            wall = time.perf_counter() - t
+            with open(Path(tmp) / "log.csv") as f:
+                rows = [r for r in csv.DictReader(f) if r["loss"]]
+    finally:
+        train_module.training_patches = original
+    t0, t1 = float(rows[warm - 1]["elapsed_s"]), float(rows[-1]["elapsed_s"])
+    return {
+        "patches_per_s": (len(rows) - warm) * batch / max(t1 - t0, 1e-9),
+        "steps": len(rows),
+        "wall_s": wall,
+        "setup": out.setup,
+        "loss": float(rows[-1]["loss"]),
+    }
+
+
+def cli_inference(weights: Path, test_set: Path, tiny: bool) -> dict:
+    """The whole test set through the CLI path: ``derain evaluate --device`` in a fresh
+    process (its wall time, start-up included, and the evaluation's own time)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "derain_lib.entry", "evaluate", "--weights", str(weights),
+               "--data", str(test_set), "--device", str(DEVICE), "--results", tmp,
+               "--no-progress", "--set", "eval.save_images=false"]  # fmt: skip
+        cmd += ["--max-images", "1"] if tiny else []
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+        wall = time.perf_counter() - t
+        if proc.returncode != 0:
+            return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1][:200]}
+        (run,) = (Path(tmp) / "runs").iterdir()
+        prov = json.loads((run / "provenance.json").read_text())
+        metrics = json.loads((run / "metrics.json").read_text())
+    return {
+        "test_set": str(test_set),
+        "images": metrics["n"],
+        "psnr": metrics["psnr"],
+        "wall_s": wall,
+        "eval_s": prov["eval_wall_s"],
+        "device": prov["device"],
+    }
+
+
+#: Rain12600's images vary in size; the hours assume this (h, w) for each (an assumption).
+RAIN1400_ASSUMED_HW = (384, 512)
+#: The paper profile's tables: (title, methods, benchmarks, extra seeds only).
+PROFILE_TABLES = (
+    ("Table II (losses)", ("sian/neg-ssim", "sian/mae", "sian/mse"), ("rain100l", "rain100h")),
+    ("Tables III-IV (benchmarks)", ("sian/neg-ssim",), ("rain100l", "rain100h", "rain1400")),
+    ("Table V (ablation)", ("sian/neg-ssim", "sian-baseline/neg-ssim",
+                            "sian-baseline+lstm/neg-ssim"), ("rain100l", "rain100h")),
+)  # fmt: skip
+
+
+def profile_patches(benchmark: str) -> int:
+    """Training patches per epoch of the paper's full training set for ``benchmark``."""
+    images, (h, w) = {"rain100l": (200, (321, 481)), "rain100h": (1800, (321, 481)),
+                      "rain1400": (12600, RAIN1400_ASSUMED_HW)}[benchmark]  # fmt: skip
+    n = images * count_patches(h, w, PAPER_PATCH, PAPER_STRIDES[benchmark])
+    return n * (2 if PAPER_HFLIP[benchmark] else 1)
+
+
+def profile_hours(patches_per_s: float, gpus: list[int]) -> dict:
+    """Training wall time of the paper profile at ``patches_per_s`` per GPU: per table
+    (its runs alone) and in all (every run once), on each GPU count in ``gpus``, the runs
+    dealt out as ``torchrun`` does (:func:`derain_lib.study.training.deal`). Every model is
+    costed at the same rate (the baselines are cheaper: an upper bound); evaluation
+    (~31 ms per Rain100L image on an H200) is left out."""
+    from derain_lib.study.plan import Params
+    from derain_lib.study.training import deal, main_plan, planned_runs, seed_plan
+
+    p = Params("paper")
+    hours = {}
+    for _, cfg in planned_runs(p):
+        steps = train_module.planned_steps(cfg, profile_patches(cfg.dataset))
+        hours[canonical(cfg)] = steps * cfg.train.batch_size / patches_per_s / 3600
+    first = [c for _, _, _, c in main_plan(p)]
+    groups: dict[str, list[str]] = {}
+    main = main_plan(p)
+    for title, methods, benchmarks in PROFILE_TABLES:
+        groups[title] = [canonical(c) for b, _, m, c in main if m in methods and b in benchmarks]
+    extra = {canonical(c) for *_, c in seed_plan(p)} - {canonical(c) for c in first}
+    groups["claims: the extra seeds (08)"] = [k for k in hours if k in extra]
+    groups["all (each run once)"] = list(hours)
+
+    def wall(keys: list[str], n: int) -> float:
+        owner = deal([hours[k] for k in keys], n)
+        return max(sum(hours[k] for k, o in zip(keys, owner, strict=True) if o == r)
+                   for r in range(n))  # fmt: skip
+
+    return {
+        "patches_per_s": patches_per_s,
+        "rain1400_assumed_hw": list(RAIN1400_ASSUMED_HW),
+        "runs": len(hours),
+        "tables": {
+            t: {str(n): wall(keys, n) for n in gpus} | {"runs": len(keys)}
+            for t, keys in groups.items()
+        },  # fmt: skip
+    }
+
+
+def canonical(cfg) -> str:  # noqa: ANN001
+    return json.dumps(cfg.to_dict(), sort_keys=True)
+
+
+def hours_table(h: dict) -> str:
+    gpus = [k for k in next(iter(h["tables"].values())) if k != "runs"]
+    lines = [f"At {h['patches_per_s']:.1f} patches/s per GPU; {h['runs']} training runs; "
+             f"Rain12600 images assumed {h['rain1400_assumed_hw'][1]}x"
+             f"{h['rain1400_assumed_hw'][0]}; every model at the same rate (an upper bound).",
+             "", "| what | runs | " + " | ".join(f"{n} GPU{'s' * (n != '1')} (h)" for n in gpus)
+             + " |", "|---|---|" + "---|" * len(gpus)]  # fmt: skip
+    for title, row in h["tables"].items():
+        cells = " | ".join(f"{row[n]:.1f}" for n in gpus)
+        lines.append(f"| {title} | {row['runs']} | {cells} |")
+    return "\n".join(lines) + "\n"
 
 
 def paper_hours(patches_per_s: float) -> dict:
@@ -324,6 +494,28 @@ def report(r: dict) -> str:
               f"{p['table_II_h']:.1f} h, Table V {p['table_V_h']:.1f} h, Tables III/IV "
               f"{p['tables_III_IV_h (without Rain1400)']:.1f} h without Rain1400 "
               "(the full model is shared between tables; baselines cost less)."]  # fmt: skip
+    lines += ["", "## The library's training loop (`derain_lib.train.train`), real-sized images",
+              "", f"{r['loop_data']}; patches/s after the warm-up steps; ratio: to the "
+              "fixed-batch rate of the same precision with channels_last.", "",
+              "| input pipeline and settings | patches/s | ratio to fixed batch | workers |",
+              "|---|---|---|---|"]  # fmt: skip
+    for label, t in r["loop"].items():
+        if "error" in t:
+            lines.append(f"| {label} | {t['error']} | | |")
+            continue
+        ratio = t.get("ratio_to_fixed_batch")
+        lines.append(f"| {label} | {t['patches_per_s']:.2f} | {fmt(ratio)} | "
+                     f"{t['setup']['workers']} |")  # fmt: skip
+    c = r["cli_inference"]
+    lines += ["", "## Whole test set through the CLI (`derain evaluate --device`)", ""]
+    if "error" in c:
+        lines.append(f"error: {c['error']}")
+    else:
+        lines.append(f"{c['images']} images of {c['test_set']} on {c['device']}: "
+                     f"{c['eval_s']:.2f} s of evaluation, {c['wall_s']:.2f} s for the whole "
+                     f"command (start-up included); mean PSNR {c['psnr']:.4f} dB")  # fmt: skip
+    lines += ["", "## Paper profile on 1 and N GPUs (`--profile-hours`, from the best "
+              "library-loop rate above)", "", hours_table(r["profile_hours"])]  # fmt: skip
     lines.append(f"\nNotebook modules imported: {r['notebook_modules_imported'] or 'none'}")
     return "\n".join(lines) + "\n"
 
@@ -339,7 +531,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile runs")
     ap.add_argument("--compile-limit", type=float, default=120.0, help="seconds per compile run")
     ap.add_argument("--compile-worker", choices=PRECISIONS, help=argparse.SUPPRESS)
+    ap.add_argument("--test-set", type=Path, help="the CLI inference's test set (default: "
+                    "the Rain100L sample pairs of DERAIN_SHARED)")  # fmt: skip
+    ap.add_argument(
+        "--profile-hours",
+        action="store_true",
+        help="print the paper profile's training hours per table for 1 and N GPUs "
+        "and exit (rate: --rate, else --out/gpu_check.json's best loop rate)",
+    )
+    ap.add_argument("--rate", type=float, help="patches/s per GPU for --profile-hours")
+    ap.add_argument("--gpus", type=int, nargs="+", default=[1, 2, 4, 8],
+                    help="GPU counts for the hours (default 1 2 4 8)")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.profile_hours:
+        rate = args.rate
+        if rate is None:
+            saved = args.out / "gpu_check.json"
+            if not saved.is_file():
+                print(f"gpu_check: error: {saved}: no earlier run; pass --rate", file=sys.stderr)
+                return 2
+            loops = json.loads(saved.read_text())["loop"].values()
+            rate = max(t["patches_per_s"] for t in loops if "patches_per_s" in t)
+        print(hours_table(profile_hours(rate, args.gpus)))
+        return 0
 
     DEVICE = torch.device(args.device)
     if DEVICE.type == "cuda" and not torch.cuda.is_available():
@@ -395,6 +609,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"samples: {r['samples']}", flush=True)
         r["determinism"] = determinism(size, args.tiny)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        r["loop_data"] = ("embedded smoke set, toy sizes" if args.tiny else
+                          "the 4 Rain100L sample pairs (481x321), 120x120 patches at stride 40 "
+                          "with flips, batch 18, SIAN full")  # fmt: skip
+        r["loop"] = {}
+        for label, pipeline, overrides in LOOP_SETTINGS:
+            t = loop_speed(pipeline, overrides, size, args.tiny, shared)
+            prec = "bf16" if t["setup"]["bf16"] else "tf32" if t["setup"]["tf32"] else "fp32"
+            fixed = r["train"].get(f"{prec}/True/False", {}).get("patches_per_s")
+            t["ratio_to_fixed_batch"] = t["patches_per_s"] / fixed if fixed else None
+            r["loop"][label] = t
+            print(f"loop {label}: {t}", flush=True)
+        test_set = args.test_set or shared / "data" / "rain100l_sample"
+        r["cli_inference"] = cli_inference(shared / "weights" / "sian_rain100l.pth", test_set,
+                                           args.tiny)  # fmt: skip
+        print(f"cli inference: {r['cli_inference']}", flush=True)
     except DerainError as e:
         print(f"gpu_check: error: {e}", file=sys.stderr)
         return 2
@@ -404,6 +634,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     r["paper_profile"] = {"setting": best_key, "patches_per_s": best["patches_per_s"],
                           **paper_hours(best["patches_per_s"])}  # fmt: skip
+    loop_rate = max(t["patches_per_s"] for t in r["loop"].values())
+    r["profile_hours"] = profile_hours(loop_rate, args.gpus)
     r["notebook_modules_imported"] = [m for m in NOTEBOOK_MODULES if m in sys.modules]
     r["elapsed_s"] = time.perf_counter() - t0
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .errors import DerainError
-from .inference import to_tensor
+from .inference import model_device, to_tensor
 from .models import SIAN, check_image_size
 from .precision import autocast
 
@@ -62,7 +62,7 @@ class Attention:
 
 
 def _hwc(t: torch.Tensor) -> np.ndarray:
-    return t[0].permute(1, 2, 0).float().numpy()
+    return t[0].permute(1, 2, 0).float().cpu().numpy()
 
 
 def check_attention_model(model: nn.Module) -> SIAN:
@@ -88,8 +88,9 @@ def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp3
         raise DerainError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     check_image_size(*image.shape[:2])
     model.eval()
-    with autocast(precision, "cpu"):
-        outputs, records = model(to_tensor(image), return_attention=True)
+    device = model_device(model)  # the model's own device (CPU or GPU)
+    with autocast(precision, device):
+        outputs, records = model(to_tensor(image, device), return_attention=True)
 
     def per_scale(key: str) -> list[dict[int, np.ndarray]]:
         return [{s: v[0].float().numpy() for s, v in r[key].items()} for r in records]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -143,6 +144,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
     p.add_argument("--max-images", type=int, help="only the first N images")
     add_inference_options(p)
+    add_device_option(p)
     _add_run_options(p, "eval.save_images=false")
 
     p = sub.add_parser(
@@ -196,9 +198,11 @@ def _add_derain(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tile",
         type=int,
-        help="tile size in px (default: whole image up to 512x512, tiles of 512 above)",
+        help="tile size in px (default: whole image where it fits: up to 512x512 on the CPU, "
+        "by free memory on a GPU; tiles above)",
     )
     add_inference_options(p)
+    add_device_option(p)
 
 
 def add_strict_config(p: argparse.ArgumentParser) -> None:
@@ -230,6 +234,28 @@ def add_inference_options(p: argparse.ArgumentParser, precision: str = "fp32") -
     )
 
 
+#: What ``--device`` accepts; checked here without torch (``cuda:N`` for any N).
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def device_arg(text: str) -> str:
+    """``--device``'s value: auto, cpu, cuda or cuda:N (else argparse's one-line error)."""
+    if not DEVICE_PATTERN.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose auto, cpu, cuda or cuda:N")
+    return text
+
+
+def add_device_option(p: argparse.ArgumentParser) -> None:
+    """``--device`` for the commands that run a model."""
+    p.add_argument(
+        "--device",
+        type=device_arg,
+        default="auto",
+        metavar="auto|cpu|cuda|cuda:N",
+        help="where the model runs (default auto: the first CUDA device when there is one)",
+    )
+
+
 def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",
@@ -256,7 +282,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="config override for every run of the profile, e.g. train.device=cuda",
+        help="config override for every run of the profile, e.g. train.lr=1e-3",
     )
     p.add_argument(
         "--use-prepared",
@@ -269,6 +295,7 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="wait while another reproduce of this profile runs (default: refuse)",
     )
+    add_device_option(p)
 
 
 #: Each adds one sub-command. Feature modules append theirs here (and what runs it to

@@ -29,9 +29,10 @@ from .data.io import scan_images
 from .data.patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, PatchSet
 from .data.remote import fetch_dataset, fetch_items
 from .data.sources import open_data
+from .device import device_name, resolve_device
 from .errors import DerainError
 from .fsutil import shown_path
-from .inference import derain_files, expand_inputs, output_paths
+from .inference import derain_files, expand_inputs, model_device, output_paths
 from .labels import run_labels
 from .metrics import json_safe, score, score_folder, summarize
 from .precision import choose_auto
@@ -206,6 +207,7 @@ def _cmd_evaluate(args) -> int:
     )
     base.data.test = args.data
     base.data.root = "."
+    base.train.device = args.device
     cfg = config_from_dict(base.to_dict(), args.set)
     _print_result(
         get_or_run(cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait)
@@ -260,12 +262,17 @@ def _cmd_derain(args) -> int:
         if not files:
             return 0
     lw = load_model(
-        args.weights, args.model, weights_dir=args.weights_dir, strict_config=args.strict_config
+        args.weights,
+        args.model,
+        weights_dir=args.weights_dir,
+        strict_config=args.strict_config,
+        device=args.device,
     )
-    print(f"model: {lw.describe()}", file=sys.stderr)
+    device = model_device(lw.model)
+    print(f"model: {lw.describe()} on {device_name(device)}", file=sys.stderr)
     precision = args.precision
     if precision == "auto":
-        precision, why = choose_auto("cpu", model=lw.model)
+        precision, why = choose_auto(device, model=lw.model)
         print(f"precision auto: {precision} ({why})", file=sys.stderr)
     done, failed, first = 0, 0, ""
     batch = derain_files(
@@ -329,6 +336,7 @@ def _cmd_score(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
+    resolve_device(args.device)  # a CUDA device that is not there fails before any notebook
     run_pipeline(
         args.profile,
         args.data_root,
@@ -336,6 +344,7 @@ def _cmd_reproduce(args) -> int:
         args.set,
         use_prepared=args.use_prepared,
         wait=args.wait,
+        device=args.device,
     )
     return 0
 

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -29,6 +30,7 @@ from .roots import package_file
 
 PROFILES_DIR = package_file("profiles")  # inside the package: a wheel has them too
 PROFILES = ("smoke", "quick", "paper")
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class ConfigError(DerainError):
@@ -61,7 +63,7 @@ class DataConfig:
     patch: int = 120
     stride: int = 40
     hflip: bool = False
-    workers: int = 0
+    workers: int | str = "auto"  # DataLoader workers; auto: 0 on the CPU, several on CUDA
 
 
 @dataclass
@@ -80,9 +82,10 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500  # steps; also at every epoch end
     val_images: int = 4  # test images scored after each epoch (0: none)
-    channels_last: bool = False
-    bf16: bool = False
-    device: str = "auto"  # auto | cpu | cuda
+    channels_last: bool | str = "auto"  # auto: on CUDA only (what cuDNN prefers)
+    tf32: bool | str = "auto"  # TF32 matmuls/convolutions in training; auto: on CUDA only
+    bf16: bool = False  # bf16 autocast in training (opt-in)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
 
 
 @dataclass
@@ -115,7 +118,6 @@ class Config:
 _CHOICES = {
     "train.loss": ("ssim", "ssim-valid", "l1", "mse"),
     "train.scheduler": ("constant", "multistep"),
-    "train.device": ("auto", "cpu", "cuda"),
     "eval.quantize": ("round", "truncate"),
     "eval.precision": ("fp32", "bf16", "auto"),
 }
@@ -316,7 +318,13 @@ def validate(cfg: Config) -> Config:
         ("train.val_images", t.val_images, t.val_images >= 0, "an integer >= 0"),
         ("data.patch", d.patch, d.patch >= 8, "an integer >= 8"),
         ("data.stride", d.stride, d.stride >= 1, "an integer >= 1"),
-        ("data.workers", d.workers, d.workers >= 0, "an integer >= 0"),
+        ("data.workers", d.workers, d.workers == "auto" or (type(d.workers) is int and
+         d.workers >= 0), "auto or an integer >= 0"),
+        ("train.channels_last", t.channels_last, t.channels_last in ("auto", True, False),
+         "auto, true or false"),
+        ("train.tf32", t.tf32, t.tf32 in ("auto", True, False), "auto, true or false"),
+        ("train.device", t.device, _DEVICE.match(str(t.device)) is not None,
+         "auto, cpu, cuda or cuda:N"),
         ("eval.max_images", e.max_images, e.max_images is None or e.max_images >= 1,
          "an integer >= 1 (or null)"),
     ]  # fmt: skip

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .data.io import write_png
 from .fsutil import atomic_path
-from .inference import check_inference_options, predict
+from .inference import OVERLAP, check_inference_options, predict
 from .metrics import quantize, score
 from .models import check_image_size
 
@@ -66,7 +66,7 @@ def evaluate(
     dataset,
     out_dir: str | Path | None = None,
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int = OVERLAP,
     quantize_mode: str = "round",
     max_images: int | None = None,
     save_images: bool = True,
@@ -74,8 +74,9 @@ def evaluate(
     stages: int | None = None,
     precision: str = "fp32",
 ) -> EvalResult:
-    """Derain and score every pair of ``dataset`` (a ``PairedDataset``), with the output
-    of stage ``stages`` (default: the last) computed in ``precision`` (default fp32).
+    """Derain and score every pair of ``dataset`` (a ``PairedDataset``) on the model's
+    device, with the output of stage ``stages`` (default: the last) computed in
+    ``precision`` (default fp32: exact fp32 on a GPU too, TF32 off).
 
     With ``out_dir``: ``per_image.csv`` there, and (``save_images``) the quantised
     outputs as ``outputs/<name>.png``. Pairs without ground truth get NaN scores.

@@ -11,6 +11,7 @@ seam cannot be made exact; the overlap bounds the difference (see the tests).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,16 +27,22 @@ from .data.io import (
     read_image,
     write_image,
 )
+from .device import exact_fp32
 from .errors import DerainError
 from .metrics import quantize
 from .models import ImageTooSmall, check_image_size
 from .precision import PRECISIONS, autocast
 
-#: The tile size and overlap ``derain_files`` uses for large images.
+#: The tile overlap of :func:`predict` (and ``eval.overlap``, ``--overlap``) by default.
+OVERLAP = 32
+#: The smallest tile size and the overlap ``derain_files`` uses when it tiles on its own.
 AUTO_TILE, AUTO_OVERLAP = 512, 64
-#: Images above this many pixels run in tiles, so memory stays that of one 512x512 tile
-#: (SIAN full needs about 8 kB per pixel: ~1.5 GiB peak RSS for a 448x336 photo).
+#: On the CPU, images above this many pixels run in tiles, so memory stays that of one
+#: 512x512 tile (SIAN full needs about 8 kB per pixel: ~1.5 GiB peak RSS for 448x336).
 MAX_WHOLE_PIXELS = AUTO_TILE * AUTO_TILE
+#: GPU memory one pixel of a whole-image SIAN forward takes, with a margin (measured on an
+#: NVIDIA H200, 2026-12-04: a 4000x3000 photo peaks at 28 GiB in fp32, ~2.5 kB per pixel).
+GPU_BYTES_PER_PIXEL = 2800
 
 
 #: Tile starts are multiples of this (SIAN's coarsest average pooling).
@@ -97,7 +104,7 @@ def tiled_forward(
     model: nn.Module,
     x: torch.Tensor,
     tile: int | None,
-    overlap: int = 32,
+    overlap: int = OVERLAP,
     stages: int | None = None,
     precision: str = "fp32",
 ) -> torch.Tensor:
@@ -124,46 +131,80 @@ def model_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+@torch.inference_mode()
 def predict(
     model: nn.Module,
     img: np.ndarray,
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int = OVERLAP,
     stages: int | None = None,
     precision: str = "fp32",
 ) -> np.ndarray:
-    """Derain one float HWC image: float32 HWC (not clamped); ``stages`` and
-    ``precision`` as in :func:`tiled_forward`."""
+    """Derain one float RGB HWC image on the model's device: the output of stage ``stages``
+    (default: the last) as float32 HWC (not clamped), computed in ``precision`` (fp32,
+    bf16 or auto), whole (``tile=None``) or in overlapping tiles of ``tile`` px.
+
+    fp32 is exact fp32 on a GPU too (TF32 off, :func:`~derain_lib.device.exact_fp32`), so
+    scores do not depend on the device."""
     x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
-    y = tiled_forward(model, x.to(model_device(model)), tile, overlap, stages, precision)
+    device = model_device(model)
+    with exact_fp32():
+        y = tiled_forward(model, x.to(device), tile, overlap, stages, precision)
     return y[0].permute(1, 2, 0).float().cpu().numpy()
 
 
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """HWC float image -> 1CHW tensor."""
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+def to_tensor(img: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """HWC float image -> 1CHW float32 tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float().to(device)
 
 
-@torch.inference_mode()
-def derain_array(
-    model: nn.Module,
-    img: np.ndarray,
-    tile: int | None = None,
-    overlap: int = AUTO_OVERLAP,
-    stages: int | None = None,
-    precision: str = "fp32",
+def free_device_bytes(device: torch.device) -> int | None:
+    """Bytes a forward pass can still take on a CUDA ``device`` (free memory plus what
+    torch's caching allocator holds unused); None for the CPU."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+
+
+def auto_tile(
+    height: int, width: int, device: torch.device | str = "cpu", free: int | None = None
+) -> int | None:
+    """The tile size :func:`derain_files` uses for an image: None (whole image) or a size.
+
+    CPU: whole up to 512x512 px (``MAX_WHOLE_PIXELS``), tiles of ``AUTO_TILE`` above, so
+    memory stays that of one tile. CUDA: whole when ``GPU_BYTES_PER_PIXEL`` times the pixel
+    count fits in the free memory (``free``: measured when not given), else the largest
+    tile (a multiple of 4, at least ``AUTO_TILE``) that fits in half of it."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return AUTO_TILE if height * width > MAX_WHOLE_PIXELS else None
+    free = free_device_bytes(device) if free is None else free
+    if height * width * GPU_BYTES_PER_PIXEL <= free:
+        return None
+    side = int(math.sqrt(free / 2 / GPU_BYTES_PER_PIXEL)) // TILE_ALIGN * TILE_ALIGN
+    return max(AUTO_TILE, side)
+
+
+def predict_fitting(
+    model: nn.Module, img: np.ndarray, tile: int | None, stages: int | None, precision: str
 ) -> np.ndarray:
-    """The last stage's output for one float RGB image, as float32 HWC (not clamped).
-
-    ``tile``: run in overlapping tiles of this size; ``stages``: stop after this many
-    stages; ``precision``: fp32, bf16 or auto (see :func:`tiled_forward`)."""
-    out = tiled_forward(model, to_tensor(img), tile, overlap, stages, precision)
-    return out[0].permute(1, 2, 0).float().numpy()
-
-
-def auto_tile(height: int, width: int) -> int | None:
-    """The tile size :func:`derain_files` uses for an image: None (whole) up to 512x512 px."""
-    return AUTO_TILE if height * width > MAX_WHOLE_PIXELS else None
+    """:func:`predict` with the tile :func:`auto_tile` chooses when ``tile`` is None; on a
+    GPU an out-of-memory error of a whole-image (or too large tile) run is retried in
+    tiles of half the side, down to ``AUTO_TILE``."""
+    device = model_device(model)
+    size = tile if tile is not None else auto_tile(*img.shape[:2], device)
+    while True:
+        overlap = min(AUTO_OVERLAP, size // 2) if size else 0
+        try:
+            return predict(model, img, size, overlap, stages, precision)
+        except torch.OutOfMemoryError:
+            longest = max(img.shape[:2]) if size is None else size
+            if tile is not None or longest <= AUTO_TILE:
+                raise
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            size = max(AUTO_TILE, longest // 2 // TILE_ALIGN * TILE_ALIGN)
 
 
 def expand_inputs(inputs: list[str | Path]) -> list[Path]:
@@ -227,10 +268,12 @@ def derain_files(
     """Derain every input image, yielding ``(input, written PNG, None)`` as each is written,
     or ``(input, None, why)`` for an input that could not be read or is too small.
 
-    A bad file does not stop the batch. ``stages``/``precision``: as in
-    :func:`derain_array`, checked before any image is read. ``tile=None``: whole images up
-    to ``MAX_WHOLE_PIXELS``, tiles of ``AUTO_TILE`` above, so a photo of any size fits in
-    memory; an integer tiles every image larger than it. Outputs are written atomically."""
+    A bad file does not stop the batch. The model runs on its own device. ``stages``/
+    ``precision``: as in :func:`predict`, checked before any image is read. ``tile=None``:
+    whole images where they fit (:func:`auto_tile`: up to 512x512 px on the CPU, by free
+    memory on a GPU, retried in tiles after an out-of-memory error), so a photo of any size
+    can be derained; an integer tiles every image larger than it. Outputs are written
+    atomically."""
     check_inference_options(model, stages, precision)
     files = expand_inputs(inputs)
     targets = output_paths(files, out, overwrite)
@@ -245,8 +288,6 @@ def derain_files(
         except ImageTooSmall as e:
             yield src, None, str(e)
             continue
-        size = tile if tile is not None else auto_tile(*img.shape[:2])
-        overlap = min(AUTO_OVERLAP, size // 2) if size else 0
-        out_img = derain_array(model, img, size, overlap, stages, precision)
+        out_img = predict_fitting(model, img, tile, stages, precision)
         write_image(dst, quantize(out_img, quantize_mode))
         yield src, dst, None

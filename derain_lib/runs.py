@@ -376,6 +376,7 @@ def _complete(
             "resumed_from": str(outcome.resumed_from) if outcome.resumed_from else None,
             "last_val": outcome.last_val,
             "world_size": outcome.world_size,
+            "training_setup": outcome.setup,
         }
     else:
         model_path = Path(weights["path"])

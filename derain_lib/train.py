@@ -11,17 +11,31 @@ one used.
 
 Several processes (``torchrun --nproc_per_node N``) train with DistributedDataParallel
 (gloo on CPU, nccl on GPUs); ``train.batch_size`` is the global batch, split evenly.
+
+The input pipeline keeps a GPU busy: the training images are decoded once
+(:class:`~derain_lib.data.patches.DecodedPatchSet`: the same patches in the same order as
+:class:`~derain_lib.data.patches.PatchSet`), one DataLoader serves the whole run (its
+workers persist across epochs; ``data.workers: auto`` starts several on CUDA, none on the
+CPU), batches go through pinned memory with non-blocking copies. On CUDA, training uses
+TF32 and channels_last by default (``train.tf32``, ``train.channels_last``) and bf16
+autocast when asked (``train.bf16``); what was used is in :attr:`TrainOutcome.setup`.
+
+:func:`train` is three steps: :func:`resume` (the position and states of the last
+checkpoint), :meth:`Loop.epoch` (optimiser steps to the end of an epoch or of the run)
+and :meth:`Loop.checkpoint`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
 import random
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +46,9 @@ from tqdm.auto import tqdm
 
 from .config import Config, ConfigError, config_hash
 from .data.datasets import PairedDataset
-from .data.patches import PatchSet
+from .data.patches import DecodedPatchSet
 from .data.sources import open_data
+from .device import resolve_device
 from .errors import DerainError
 from .evaluate import evaluate
 from .fsutil import atomic_path, atomic_write_text
@@ -90,10 +105,72 @@ class EpochBatches:
             yield chunk[self.rank * self.local : (self.rank + 1) * self.local].tolist()
 
 
-def training_patches(cfg: Config, train_data: PairedDataset) -> PatchSet:
-    """The training patches ``cfg.data`` cuts from ``train_data`` (its opened training set)."""
+class RunBatches:
+    """Patch indices of the rest of a run, batch by batch: :class:`EpochBatches` of epoch
+    ``epoch`` from ``step`` on, then of the next epochs, ``count`` batches in all (one
+    batch sampler for the whole run, so one DataLoader and its workers serve every epoch)."""
+
+    def __init__(
+        self,
+        n: int,
+        batch: int,
+        seed: int,
+        epoch: int,
+        step: int,
+        count: int,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        self.n, self.batch, self.seed, self.epoch, self.step = n, batch, seed, epoch, step
+        self.count, self.rank, self.world = count, rank, world
+
+    def __len__(self) -> int:
+        return max(0, self.count)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        left, epoch, step = self.count, self.epoch, self.step
+        while left > 0:
+            for b in EpochBatches(
+                self.n, self.batch, self.seed, epoch, step, self.rank, self.world
+            ):
+                if left == 0:
+                    return
+                yield b
+                left -= 1
+            epoch, step = epoch + 1, 0
+
+
+def training_patches(cfg: Config, train_data: PairedDataset) -> DecodedPatchSet:
+    """The training patches ``cfg.data`` cuts from ``train_data`` (its opened training set);
+    images are decoded when the first patch is asked for (or :meth:`~DecodedPatchSet.decode`)."""
     d = cfg.data
-    return PatchSet(train_data, d.patch, d.stride, d.hflip)
+    return DecodedPatchSet(train_data, d.patch, d.stride, d.hflip)
+
+
+def auto_workers(device: torch.device, cpus: int | None = None, local_world: int = 1) -> int:
+    """``data.workers: auto``: no worker on the CPU (the cores train); on CUDA this
+    process's share of the cores less one, at most 8 (enough to keep one GPU busy:
+    benchmarks/gpu_check.py)."""
+    if device.type != "cuda":
+        return 0
+    cpus = os.cpu_count() if cpus is None else cpus
+    return max(1, min(8, (cpus or 1) // max(1, local_world) - 1))
+
+
+def training_setup(cfg: Config, device: torch.device) -> dict:
+    """What the run trains with on ``device``: ``workers``, ``pin_memory``,
+    ``channels_last``, ``tf32``, ``bf16`` (``auto`` settings resolved: on CUDA only)."""
+    t, on_cuda = cfg.train, device.type == "cuda"
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    workers = cfg.data.workers
+    return {
+        "device": str(device),
+        "workers": auto_workers(device, local_world=local_world) if workers == "auto" else workers,
+        "pin_memory": on_cuda,
+        "channels_last": on_cuda if t.channels_last == "auto" else bool(t.channels_last),
+        "tf32": on_cuda if t.tf32 == "auto" else bool(t.tf32),
+        "bf16": bool(t.bf16),
+    }
 
 
 def steps_per_epoch(cfg: Config, n_patches: int) -> int:
@@ -146,11 +223,12 @@ def dist_info() -> tuple[int, int, int]:
 
 
 def pick_device(setting: str, local_rank: int = 0) -> torch.device:
-    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError("train.device is cuda, but no CUDA device is available")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
+    """``train.device`` to a device (:func:`~derain_lib.device.resolve_device`: ``auto`` and
+    ``cuda`` take this process's GPU under torchrun)."""
+    try:
+        return resolve_device(setting, local_rank)
+    except DerainError as e:
+        raise ConfigError(f"train.device: {e}") from None
 
 
 def _init_distributed(device: torch.device, world: int) -> bool:
@@ -297,6 +375,7 @@ class TrainOutcome:
     resumed_from: Path | None
     last_val: dict
     world_size: int = 1
+    setup: dict = field(default_factory=dict)  # training_setup(): what the run trained with
 
 
 def _validate(model: nn.Module, val_set, n: int) -> dict:
@@ -306,24 +385,237 @@ def _validate(model: nn.Module, val_set, n: int) -> dict:
     return {"val_psnr": r.psnr, "val_ssim": r.ssim}
 
 
+@dataclass
+class Position:
+    """Where a run stands: epoch and step in it, global step, time trained, lines of
+    ``log.csv`` written, the last validation scores."""
+
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    elapsed_s: float = 0.0
+    log_lines: int | None = None
+    last_val: dict = field(default_factory=dict)
+
+
+def finished(final: Path) -> TrainOutcome | None:
+    """The outcome of a run whose ``model.pt`` exists (None: not finished; an unreadable
+    one is set aside as ``*.corrupt``, so the run resumes)."""
+    if not final.exists():
+        return None
+    try:
+        state = read_checkpoint(final)
+    except WeightsError as e:
+        aside = final.with_name(final.name + ".corrupt")
+        print(f"derain: warning: {e}; set aside as {aside}, resuming", file=sys.stderr)
+        os.replace(final, aside)
+        return None
+    return TrainOutcome(
+        final,
+        int(state.get("global_step", 0)),
+        int(state.get("epochs_done", 0)),
+        float(state.get("elapsed_s", 0.0)),
+        None,
+        dict(state.get("last_val", {})),
+        setup=dict(state.get("training_setup", {})),
+    )
+
+
+def resume(
+    cfg: Config, run_dir: Path, model: nn.Module, opt, sched
+) -> tuple[Position, Path | None]:
+    """The resume step: the newest readable checkpoint's model, optimiser, scheduler and
+    RNG states loaded, and its position; a fresh :class:`Position` without one."""
+    found = latest_checkpoint(run_dir)
+    if found is None:
+        return Position(), None
+    path, state = found
+    have = state.get("model_config", {})
+    config_mismatch(path, str(state.get("model")), have, cfg.model.name, model_config(model))
+    model.load_state_dict(state["state_dict"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"])
+    pos = state["position"]
+    return Position(
+        int(pos["epoch"]),
+        int(pos["step"]),
+        int(pos["global_step"]),
+        float(state["elapsed_s"]),
+        int(state["log_lines"]),
+        dict(state.get("last_val", {})),
+    ), path
+
+
+@dataclass
+class Loop:
+    """One run's training state between steps: what :meth:`epoch` and :meth:`checkpoint`
+    work on."""
+
+    cfg: Config
+    run_dir: Path
+    model: nn.Module
+    net: nn.Module
+    opt: torch.optim.Optimizer
+    sched: object
+    device: torch.device
+    setup: dict
+    pos: Position
+    epoch_steps: int
+    total: int
+    log: CsvLog
+    bar: tqdm
+    main_proc: bool
+    distributed: bool
+    t_start: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return self.pos.elapsed_s + time.perf_counter() - self.t_start
+
+    def checkpoint(self) -> None:
+        """The checkpoint step: ``checkpoints/step-N.pt`` written atomically (rank 0), the
+        last two kept."""
+        if not self.main_proc:
+            return
+        p = self.pos
+        state = model_file(
+            self.cfg,
+            self.model,
+            optimizer=self.opt.state_dict(),
+            scheduler=self.sched.state_dict(),
+            rng=_rng_state(),
+            position={"epoch": p.epoch, "step": p.step, "global_step": p.global_step},
+            log_lines=self.log.lines,
+            elapsed_s=self.elapsed(),
+            last_val=p.last_val,
+            training_setup=self.setup,
+        )
+        atomic_save(state, self.run_dir / CHECKPOINT_DIR / f"step-{p.global_step:08d}.pt")
+        _prune(self.run_dir)
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.to(self.device, non_blocking=True)
+        if self.setup["channels_last"]:
+            t = t.contiguous(memory_format=torch.channels_last)
+        return t
+
+    def epoch(self, batches: Iterator) -> None:
+        """The epoch step: optimiser steps from ``batches`` until the epoch or the run
+        ends (a checkpoint every ``train.checkpoint_every`` steps on the way), then the
+        epoch's end: the LR schedule steps, validation (rank 0) and a checkpoint."""
+        t_cfg, p = self.cfg.train, self.pos
+        t0 = time.perf_counter()
+        for rainy, clean in batches:
+            rainy, clean = self._to_device(rainy), self._to_device(clean)
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.setup["bf16"]):
+                outputs = self.net(rainy)
+            loss = stage_loss(outputs, clean, t_cfg.loss)
+            value = _mean_across(loss, self.distributed)
+            if not math.isfinite(value):
+                last = list_checkpoints(self.run_dir)
+                raise TrainingDiverged(
+                    f"step {p.global_step + 1} (epoch {p.epoch + 1}): the {t_cfg.loss} loss is "
+                    f"{value}; training stopped. Last good checkpoint: "
+                    f"{last[0] if last else 'none (diverged before the first)'}"
+                )
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            p.step, p.global_step = p.step + 1, p.global_step + 1
+            now = time.perf_counter()
+            speed = t_cfg.batch_size / max(now - t0, 1e-9)
+            t0 = now
+            self.log.write(
+                epoch=p.epoch + 1,
+                step=p.global_step,
+                loss=f"{value:.6g}",
+                lr=self.sched.get_last_lr()[0],
+                patches_per_s=f"{speed:.2f}",
+                elapsed_s=f"{self.elapsed():.2f}",
+            )
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{value:.4f}", patches_s=f"{speed:.1f}")
+            if p.step == self.epoch_steps or p.global_step >= self.total:
+                break
+            if p.global_step % t_cfg.checkpoint_every == 0:
+                self.checkpoint()
+        if p.step == self.epoch_steps:
+            p.epoch, p.step = p.epoch + 1, 0
+            self.sched.step()
+
+    def end_of_epoch(self, val_set) -> None:
+        """Validation on rank 0 (a row of ``log.csv``), then a checkpoint."""
+        p = self.pos
+        if self.main_proc:
+            p.last_val = _validate(self.model, val_set, self.cfg.train.val_images)
+            if p.last_val:
+                self.log.write(
+                    epoch=p.epoch if p.step == 0 else p.epoch + 1,
+                    step=p.global_step,
+                    val_psnr=f"{p.last_val['val_psnr']:.4f}",
+                    val_ssim=f"{p.last_val['val_ssim']:.5f}",
+                    elapsed_s=f"{self.elapsed():.2f}",
+                )
+        self.checkpoint()
+
+
+def data_loader(
+    patches: DecodedPatchSet, sampler: RunBatches, setup: dict
+) -> torch.utils.data.DataLoader:
+    """One loader for the rest of the run: images decoded first (workers share them),
+    ``setup["workers"]`` persistent workers, pinned memory on CUDA."""
+    patches.decode()
+    workers = int(setup["workers"])
+    return torch.utils.data.DataLoader(
+        patches,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=bool(setup["pin_memory"]),
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+
+
+@contextlib.contextmanager
+def _tf32(enabled: bool) -> Iterator[None]:
+    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn, matmul
+
+
 def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutcome:
     """Train ``cfg`` in ``run_dir`` (resuming from its checkpoints); returns the final model file.
 
     Writes ``log.csv``, ``checkpoints/step-N.pt`` (the last two) and, at the end,
     ``model.pt``. Under ``torchrun`` every process calls this; rank 0 writes the files.
+    A finished run returns at once, before any process group is joined; a process group
+    this call creates is ended on every way out.
     """
     run_dir = Path(run_dir)
-    final = run_dir / FINAL_MODEL
+    done = finished(run_dir / FINAL_MODEL)
+    if done is not None:
+        return done
     rank, world, local_rank = dist_info()
     device = pick_device(cfg.train.device, local_rank)
     owns_group = _init_distributed(device, world)
-    distributed = world > 1
-    t_cfg = cfg.train
+    try:
+        return _train(cfg, run_dir, device, rank, world, progress)
+    finally:
+        if owns_group:
+            dist.destroy_process_group()
+
+
+def _train(
+    cfg: Config, run_dir: Path, device: torch.device, rank: int, world: int, progress: bool
+) -> TrainOutcome:
+    t_cfg, distributed, main_proc = cfg.train, world > 1, rank == 0
     if t_cfg.batch_size % world:
         raise ConfigError(
             f"train.batch_size {t_cfg.batch_size} is not divisible by {world} processes"
         )
-
     torch.manual_seed(t_cfg.seed)
     np.random.seed(t_cfg.seed % 2**32)
     random.seed(t_cfg.seed)
@@ -332,155 +624,54 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
     epoch_steps = steps_per_epoch(cfg, len(patches))
     total = planned_steps(cfg, len(patches))
     val_set = open_data(cfg.data.test, cfg.data.root) if t_cfg.val_images > 0 else None
-
     opt, sched = make_optimizer(cfg, model)
-    epoch, step, g, elapsed_before, log_lines = 0, 0, 0, 0.0, None
-    if final.exists():
-        try:
-            state = read_checkpoint(final)
-            return TrainOutcome(
-                final,
-                int(state.get("global_step", total)),
-                int(state.get("epochs_done", 0)),
-                float(state.get("elapsed_s", 0.0)),
-                None,
-                dict(state.get("last_val", {})),
-            )
-        except WeightsError as e:
-            aside = final.with_name(final.name + ".corrupt")
-            print(f"derain: warning: {e}; set aside as {aside}, resuming", file=sys.stderr)
-            os.replace(final, aside)
-    resumed = latest_checkpoint(run_dir)
-    if resumed is not None:
-        path, state = resumed
-        have = state.get("model_config", {})
-        config_mismatch(path, str(state.get("model")), have, cfg.model.name, model_config(model))
-        model.load_state_dict(state["state_dict"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        pos = state["position"]
-        epoch, step, g = int(pos["epoch"]), int(pos["step"]), int(pos["global_step"])
-        elapsed_before, log_lines = float(state["elapsed_s"]), int(state["log_lines"])
-        last_val = dict(state.get("last_val", {}))
-    else:
-        last_val = {}
+    pos, resumed_from = resume(cfg, run_dir, model, opt, sched)
 
+    setup = training_setup(cfg, device)
     model.to(device)
-    if t_cfg.channels_last:
+    if setup["channels_last"]:
         model.to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model) if distributed else model
-    main_proc = rank == 0
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = CsvLog(run_dir / "log.csv", log_lines, enabled=main_proc)
-    use_bf16 = t_cfg.bf16
+    log = CsvLog(run_dir / "log.csv", pos.log_lines, enabled=main_proc)
     bar = tqdm(
         total=total,
-        initial=g,
+        initial=pos.global_step,
         disable=not (progress and main_proc),
         unit="step",
         desc=f"train {cfg.name}/{cfg.dataset}",
     )
-
-    t_start = time.perf_counter()
-
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - t_start
-
-    def checkpoint() -> None:
+    loop = Loop(
+        cfg, run_dir, model, net, opt, sched, device, setup, pos, epoch_steps, total, log, bar,
+        main_proc, distributed,
+    )  # fmt: skip
+    sampler = RunBatches(
+        len(patches), t_cfg.batch_size, t_cfg.seed, pos.epoch, pos.step,
+        total - pos.global_step, rank, world,
+    )  # fmt: skip
+    try:
+        with _tf32(setup["tf32"]):
+            batches = iter(data_loader(patches, sampler, setup))
+            while pos.global_step < total:
+                loop.epoch(batches)
+                loop.end_of_epoch(val_set)
         if main_proc:
-            state = model_file(
+            final = model_file(
                 cfg,
                 model,
-                optimizer=opt.state_dict(),
-                scheduler=sched.state_dict(),
-                rng=_rng_state(),
-                position={"epoch": epoch, "step": step, "global_step": g},
-                log_lines=log.lines,
-                elapsed_s=elapsed(),
-                last_val=last_val,
+                global_step=pos.global_step,
+                epochs_done=pos.epoch,
+                elapsed_s=loop.elapsed(),
+                last_val=pos.last_val,
+                training_setup=setup,
             )
-            atomic_save(state, run_dir / CHECKPOINT_DIR / f"step-{g:08d}.pt")
-            _prune(run_dir)
-
-    try:
-        while g < total:
-            batches = EpochBatches(
-                len(patches), t_cfg.batch_size, t_cfg.seed, epoch, step, rank, world
-            )
-            loader = torch.utils.data.DataLoader(
-                patches, batch_sampler=batches, num_workers=cfg.data.workers
-            )
-            t0 = time.perf_counter()
-            for rainy, clean in loader:
-                rainy, clean = rainy.to(device), clean.to(device)
-                if t_cfg.channels_last:
-                    rainy = rainy.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, torch.bfloat16, enabled=use_bf16):
-                    outputs = net(rainy)
-                loss = stage_loss(outputs, clean, t_cfg.loss)
-                value = _mean_across(loss, distributed)
-                if not math.isfinite(value):
-                    last = list_checkpoints(run_dir)
-                    raise TrainingDiverged(
-                        f"step {g + 1} (epoch {epoch + 1}): the {t_cfg.loss} loss is {value}; "
-                        f"training stopped. Last good checkpoint: "
-                        f"{last[0] if last else 'none (diverged before the first)'}"
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step, g = step + 1, g + 1
-                now = time.perf_counter()
-                speed = t_cfg.batch_size / max(now - t0, 1e-9)
-                t0 = now
-                log.write(
-                    epoch=epoch + 1,
-                    step=g,
-                    loss=f"{value:.6g}",
-                    lr=sched.get_last_lr()[0],
-                    patches_per_s=f"{speed:.2f}",
-                    elapsed_s=f"{elapsed():.2f}",
-                )
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4f}", patches_s=f"{speed:.1f}")
-                end_of_epoch, done = step == epoch_steps, g >= total
-                if end_of_epoch or done:
-                    break
-                if g % t_cfg.checkpoint_every == 0:
-                    checkpoint()
-            if step == epoch_steps:
-                epoch, step = epoch + 1, 0
-                sched.step()
-            if main_proc:
-                last_val = _validate(model, val_set, t_cfg.val_images)
-                if last_val:
-                    log.write(
-                        epoch=epoch if step == 0 else epoch + 1,
-                        step=g,
-                        val_psnr=f"{last_val['val_psnr']:.4f}",
-                        val_ssim=f"{last_val['val_ssim']:.5f}",
-                        elapsed_s=f"{elapsed():.2f}",
-                    )
-            checkpoint()
-        if main_proc:
-            atomic_save(
-                model_file(
-                    cfg,
-                    model,
-                    global_step=g,
-                    epochs_done=epoch,
-                    elapsed_s=elapsed(),
-                    last_val=last_val,
-                ),
-                final,
-            )
+            atomic_save(final, run_dir / FINAL_MODEL)
     finally:
         bar.close()
         log.close()
     if distributed:
         dist.barrier()
-    if owns_group:
-        dist.destroy_process_group()
-    resumed_from = resumed[0] if resumed else None
-    return TrainOutcome(final, g, epoch, elapsed(), resumed_from, last_val, world)
+    return TrainOutcome(
+        run_dir / FINAL_MODEL, pos.global_step, pos.epoch, loop.elapsed(), resumed_from,
+        pos.last_val, world, setup,
+    )  # fmt: skip

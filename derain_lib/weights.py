@@ -28,8 +28,9 @@ from .catalogue import (
 )
 from .data.fetch import FetchError, sha256_file
 from .data.remote import Item, Tree, fetch_items
+from .device import resolve_device
 from .errors import DerainError
-from .models import MODELS, build_model, model_family
+from .models import MODELS, PReNet, build_model
 
 
 class WeightsError(DerainError):
@@ -301,15 +302,98 @@ def _build(name: str, kwargs: dict, path: Path) -> nn.Module:
         raise WeightsError(f"{path}: cannot build model {name!r}: {e}") from None
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a weights file holds, whatever its family: the model name and arguments it was
+    made for, its state dict in our keys, the model config it computes (None: the
+    registry's defaults for ``name``, found by building it) and the keys it ignores."""
+
+    family: str  # "sian" | "prenet" (the authors' released files) | "derain" (ours)
+    name: str
+    kwargs: dict
+    state_dict: dict
+    config: dict | None
+    ignored: list[str]
+
+
+def _read_derain(state: dict, path: Path) -> Checkpoint:
+    """One of our files: ``model``, ``model_kwargs``, ``model_config``, ``state_dict``."""
+    name, sd, kwargs = state.get("model"), state.get("state_dict"), state.get("model_kwargs", {})
+    if not isinstance(name, str) or name not in MODELS:
+        raise WeightsError(
+            f"{path}: derain checkpoint names no known model (its 'model' entry is "
+            f"{name!r}; known: {', '.join(MODELS)})"
+        )
+    if not isinstance(kwargs, dict):
+        raise WeightsError(f"{path}: 'model_kwargs' is a {type(kwargs).__name__}, not a mapping")
+    if not isinstance(sd, dict):
+        raise WeightsError(f"{path}: derain checkpoint has no 'state_dict' mapping")
+    return Checkpoint("derain", name, dict(kwargs), sd, state.get("model_config"), [])
+
+
+def _read_released(family: str):  # noqa: ANN202 (a reader for one family)
+    convert = convert_sian if family == "sian" else convert_prenet
+
+    def read(state: dict, path: Path) -> Checkpoint:
+        """The authors' released file: the registry's defaults, keys converted to ours."""
+        try:
+            sd, ignored = convert(state)
+        except KeyError as e:
+            raise WeightsError(f"{path}: {family} checkpoint is missing key {e.args[0]}") from None
+        return Checkpoint(family, family, {}, sd, None, ignored)
+
+    return read
+
+
+#: One reader per checkpoint family (:func:`detect_family`).
+READERS = {
+    "derain": _read_derain,
+    "sian": _read_released("sian"),
+    "prenet": _read_released("prenet"),
+}
+
+
+def read_weights(state: dict, path: Path) -> Checkpoint:
+    """The :class:`Checkpoint` a loaded file holds, by its family."""
+    family = detect_family(state)
+    if family not in READERS:
+        sample = ", ".join(list(state)[:3])
+        raise WeightsError(f"{path}: not SIAN, PReNet or derain weights (keys: {sample}, ...)")
+    return READERS[family](state, path)
+
+
+def _family_of(name: str) -> str:
+    """``"sian"`` or ``"prenet"``: which released weights the model ``name`` can take
+    (:func:`~derain_lib.models.model_family` without building it)."""
+    return "prenet" if MODELS[name] is PReNet else "sian"
+
+
+def _target(ck: Checkpoint, model: str | None, path: Path, strict: bool) -> str:
+    """The model name to build: ``model`` when given (same family as the file, and for our
+    files the same model unless ``strict`` is off), else the file's."""
+    if model is None:
+        return ck.name
+    if model not in MODELS:
+        raise WeightsError(f"--model {model!r}: unknown model; known models: {', '.join(MODELS)}")
+    want, have = _family_of(model), _family_of(ck.name)
+    if want != have:
+        raise WeightsError(f"{path}: holds {have} weights, but --model {model} is a {want} model")
+    if ck.family == "derain" and model != ck.name and strict:
+        raise WeightsError(f"{path}: holds weights for model {ck.name!r}, not {model!r}")
+    return model
+
+
 def load_model(
     spec: str | Path,
     model: str | None = None,
     weights_dir: str | Path | None = None,
     allow_download: bool = True,
     strict_config: bool = True,
+    device: str | torch.device = "cpu",
     **model_kwargs: object,
 ) -> LoadedWeights:
-    """Build the model that ``spec`` (a released name or a file) holds and load it.
+    """Build the model that ``spec`` (a released name or a file) holds, load it, and put it
+    on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N`` or a torch device; default cpu).
 
     ``model`` names the architecture the caller expects (e.g. ``"sian"``); weights of
     another architecture raise a :class:`WeightsError`. Our own checkpoints carry their
@@ -318,59 +402,28 @@ def load_model(
     variant, stage count, ...) is a one-line :class:`WeightsError` naming both, unless
     ``strict_config=False`` (fine-tuning only): then ``LoadedWeights.config_override`` says
     what differed, for the run's provenance.
+
+    Steps: resolve and read the file, one reader per family (:data:`READERS`) gives a
+    :class:`Checkpoint`, then one build, config check and strict load.
     """
+    target = resolve_device(device)
     path = resolve(spec, weights_dir, allow_download)
     released = RELEASED.get(str(spec))
     state = read_checkpoint(path, released.sha256 if released else None)
     sha = released.sha256 if released else sha256_file(path)
     released = released or _released_by_sha(sha)
-    family = detect_family(state)
-    ignored: list[str] = []
-    if model is not None and model not in MODELS:
-        raise WeightsError(f"--model {model!r}: unknown model; known models: {', '.join(MODELS)}")
-    if family == "derain":
-        name, sd, file_kwargs = (
-            state.get("model"),
-            state.get("state_dict"),
-            state.get("model_kwargs", {}),
-        )
-        if not isinstance(name, str) or name not in MODELS:
-            raise WeightsError(
-                f"{path}: derain checkpoint names no known model (its 'model' entry is "
-                f"{name!r}; known: {', '.join(MODELS)})"
-            )
-        if not isinstance(file_kwargs, dict):
-            raise WeightsError(
-                f"{path}: 'model_kwargs' is a {type(file_kwargs).__name__}, not a mapping"
-            )
-        if not isinstance(sd, dict):
-            raise WeightsError(f"{path}: derain checkpoint has no 'state_dict' mapping")
-    elif family in ("sian", "prenet"):
-        name, file_kwargs = family, {}  # the released files: the registry's defaults
-        try:
-            sd, ignored = (convert_sian if family == "sian" else convert_prenet)(state)
-        except KeyError as e:
-            raise WeightsError(f"{path}: {family} checkpoint is missing key {e.args[0]}") from None
-    else:
-        sample = ", ".join(list(state)[:3])
-        raise WeightsError(f"{path}: not SIAN, PReNet or derain weights (keys: {sample}, ...)")
-    file_name = name
-    file_net = _build(name, file_kwargs, path)
-    file_config = state.get("model_config") or model_config(file_net)
-    kwargs = {**file_kwargs, **model_kwargs}
-    if model is not None:
-        want = model_family(build_model(model))
-        have = model_family(file_net) if family == "derain" else family
-        if want != have:
-            raise WeightsError(
-                f"{path}: holds {have} weights, but --model {model} is a {want} model"
-            )
-        if family == "derain" and model != name and strict_config:
-            raise WeightsError(f"{path}: holds weights for model {name!r}, not {model!r}")
-        name = model
+    ck = read_weights(state, path)
+    name = _target(ck, model, path, strict_config)
+    kwargs = {**ck.kwargs, **model_kwargs}
     net = _build(name, kwargs, path)
-    override = config_mismatch(path, file_name, file_config, name, model_config(net), strict_config)
-    load_into(net, sd, path)
-    net.eval()
+    if ck.config is not None:
+        file_config = ck.config
+    elif (name, kwargs) == (ck.name, ck.kwargs):
+        file_config = model_config(net)  # the same model the file was made for
+    else:
+        file_config = model_config(_build(ck.name, ck.kwargs, path))
+    override = config_mismatch(path, ck.name, file_config, name, model_config(net), strict_config)
+    load_into(net, ck.state_dict, path)
+    net.eval().to(target)
     source = f"released:{released.name}" if released else "checkpoint"
-    return LoadedWeights(net, name, path, sha, source, ignored, override)
+    return LoadedWeights(net, name, path, sha, source, ck.ignored, override)

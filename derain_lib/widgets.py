@@ -30,6 +30,7 @@ from torch import nn
 from . import attention, viz
 from .data.io import fit_size, list_images, read_image
 from .data.sources import open_data
+from .device import resolve_device
 from .errors import DerainError
 from .labels import run_labels
 from .models import build_model, check_image_size
@@ -130,7 +131,9 @@ class AttentionExplorer:
     profile's real test data are (as ``derain reproduce --data-root``);
     ``max_side``: larger images are shrunk to this longer side before the forward pass
     (memory and time grow with the area); ``cache_size``: forward passes kept;
-    ``precision``: fp32, bf16 or auto (bf16 only on CPUs with native bf16), also a control.
+    ``precision``: fp32, bf16 or auto (bf16 only on CPUs with native bf16), also a control;
+    ``device``: where SIAN runs (auto: the first CUDA device when there is one, cpu, cuda,
+    cuda:N).
     """
 
     def __init__(
@@ -147,8 +150,10 @@ class AttentionExplorer:
         allow_download: bool = False,
         cache_size: int = 2,
         precision: str = "auto",
+        device: str = "auto",
     ) -> None:
         self.weights_dir = str(real_path(weights_dir)) if weights_dir else None  # as shown
+        self.device = resolve_device(device)
         self.max_side = max_side
         self.allow_download = allow_download
         self.cache_size = cache_size
@@ -336,7 +341,7 @@ class AttentionExplorer:
     def _load_model(self, spec: str) -> tuple[nn.Module, str]:
         if spec == RANDOM_INIT:
             torch.manual_seed(0)
-            return build_model("sian"), "untrained SIAN (random init, seed 0)"
+            return build_model("sian").to(self.device), "untrained SIAN (random init, seed 0)"
         if (
             spec in RELEASED
             and not self.allow_download
@@ -347,7 +352,12 @@ class AttentionExplorer:
                 f"holding {RELEASED[spec].filename}> (derain fetch weights downloads them) or "
                 "pick a run or the untrained SIAN in the weights list"
             )
-        lw = load_model(spec, weights_dir=self.weights_dir, allow_download=self.allow_download)
+        lw = load_model(
+            spec,
+            weights_dir=self.weights_dir,
+            allow_download=self.allow_download,
+            device=self.device,
+        )
         return lw.model, f"{lw.model_name} weights {lw.path.name} ({lw.source})"
 
     def _load_image(self, path: str) -> np.ndarray:

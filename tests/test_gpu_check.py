@@ -44,6 +44,44 @@ def test_gpu_check_tiny_on_cpu_writes_every_measurement(shared, tmp_path) -> Non
     assert p["patches_per_s"] == best
     assert abs(p["hours_per_model"]["rain100l"] - 2_400_000 / best / 3600) < 1e-6
     for heading in ("## Training", "## Inference", "## Released Rain100L", "## Determinism",
-                    "## Paper profile"):  # fmt: skip
+                    "## Paper profile", "## The library's training loop",
+                    "## Whole test set through the CLI",
+                    "## Paper profile on 1 and N GPUs"):  # fmt: skip
         assert heading in md
     assert f"{best:.2f} patches/s" in md
+    # the library's own loop, old and new input pipelines, each trained for real
+    loops = r["loop"]
+    assert len(loops) == 3 and all(t["patches_per_s"] > 0 and t["loss"] < 0 for t in loops.values())
+    old, new, bf16 = loops.values()
+    assert old["setup"]["channels_last"] is False and new["setup"]["bf16"] is False
+    assert bf16["setup"]["bf16"] is True and new["setup"]["device"] == "cpu"
+    assert old["steps"] == new["steps"] == 5  # 1 warm-up + 4 timed steps each
+    # the whole test set through `derain evaluate --device cpu` (one image at toy size)
+    c = r["cli_inference"]
+    assert c["device"] == "cpu" and c["images"] == 1 and c["eval_s"] > 0
+    ref = json.loads((shared / "weights" / "reference" / "reference.json").read_text())
+    assert abs(c["psnr"] - ref["per_image"]["rain-001.png"]["sian_rain100l"]["psnr"]) < 1e-3
+    # the paper profile's hours for 1..8 GPUs, from the best loop rate
+    h = r["profile_hours"]
+    assert h["patches_per_s"] == max(t["patches_per_s"] for t in loops.values())
+    every = h["tables"]["all (each run once)"]
+    assert every["runs"] == h["runs"] >= 11
+    assert every["1"] >= every["2"] >= every["4"] >= every["8"] > 0
+    assert every["1"] >= max(t["1"] for t in h["tables"].values())
+
+
+def test_profile_hours_from_a_rate(tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "benchmarks.gpu_check", "--out", str(tmp_path),
+           "--profile-hours", "--rate", "100", "--gpus", "1", "3"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "At 100.0 patches/s per GPU" in proc.stdout and "| 3 GPUs (h) |" in proc.stdout
+    # Rain100L: 200 images x 60 patches x 2 (flips) x 100 epochs / 100 patches/s
+    from benchmarks.gpu_check import profile_hours
+
+    h = profile_hours(100.0, [1, 3])
+    one = h["tables"]["Table II (losses)"]
+    per_l = 100 * (200 * 60 * 2 // 18) * 18 / 100 / 3600  # epochs x whole batches x batch
+    per_h = 100 * (1800 * 15 // 18) * 18 / 100 / 3600
+    assert abs(one["1"] - 3 * (per_l + per_h)) < 1e-6

@@ -218,3 +218,19 @@ def test_paper_config_steps_on_a_paper_patch_lower_the_authors_ssim_loss(shared:
     print("paper-config losses over 3 steps:", losses)
     assert all(math.isfinite(v) and -6 <= v <= 6 for v in losses)  # K = 6 stages, |SSIM| <= 1
     assert losses[0] > losses[1] > losses[2], losses
+
+
+def test_a_finished_run_returns_before_joining_a_process_group(
+    reference: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under torchrun (WORLD_SIZE 2, no peer, no rendezvous address) a finished run returns
+    its outcome without creating a process group (it used to create one and leave it)."""
+    import torch.distributed as dist
+
+    for k, v in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    out = train(tiny(), reference, progress=False)
+    assert out.model_path == reference / "model.pt" and out.global_step == 8
+    assert not dist.is_initialized()
+    assert out.setup["device"] == "cpu" and out.setup["workers"] == 0

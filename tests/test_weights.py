@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from derain_lib.data.io import read_image, read_image_uint8
-from derain_lib.inference import derain_array
+from derain_lib.inference import predict
 from derain_lib.metrics import quantize, score
 from derain_lib.models import build_model
 from derain_lib.weights import RELEASED, WeightsError, load_model, read_checkpoint, resolve
@@ -32,7 +32,7 @@ def outputs(shared):
     out = {}
     for name in IMAGES:
         x = read_image(shared / "data/rain100l_sample/rainy" / name)
-        out[name] = (derain_array(sian.model, x), derain_array(prenet.model, x))
+        out[name] = (predict(sian.model, x), predict(prenet.model, x))
     return out
 
 

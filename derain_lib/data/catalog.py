@@ -261,6 +261,8 @@ class Report:
 
     variant: str | None = None
     ignored: list[str] = field(default_factory=list)
+    layout_found: str | None = None  # training sets: which distributed layout was recognised
+    missing: list[str] = field(default_factory=list)  # expected pair names not found
 
     @property
     def partial(self) -> bool:
@@ -277,6 +279,11 @@ class Report:
             f"{self.name} {self.split}: {self.dataset.root} ({self.dataset.layout} layout)",
             f"verified {n} of {self.expected} pairs: {state}",
         ]
+        if self.layout_found:
+            out.insert(1, f"layout found: {self.layout_found}")
+        if self.missing and not self.variant:
+            shown = ", ".join(self.missing[:10]) + (", ..." if len(self.missing) > 10 else "")
+            out.append(f"missing {len(self.missing)} pair(s) by the set's naming rule: {shown}")
         if self.hashed:
             out.append(f"sha256: {self.matched} of {self.hashed} files match the catalog manifest")
         else:
@@ -317,6 +324,87 @@ def _check_index_target(path: Path, source: Path) -> None:
             )
 
 
+#: The layouts a training set is distributed in, by what :func:`open_dataset` calls them.
+TRAIN_LAYOUTS = {
+    "rain100": "PReNet's RainTrainL/RainTrainH: rain-N.png + norain-N.png in one folder",
+    "jorder": "JORDER's zip: rain/X2/norain-Nx2.png (rainy) + norain/norain-N.png",
+    "rain1400": "PReNet's Rain12600: rainy_image/N_k.jpg + ground_truth/N.jpg",
+    "ddn": "DDN's folders: 'rainy image/N_k.jpg' + 'ground truth/N.jpg'",
+    "input-target": "Restormer's / MPRNet's input/ + target/ (same file names)",
+    "rain12": "PromptIR's rainy/rain-N.png + gt/norain-N.png (pairs by number)",
+}
+#: Which of them each catalogued training set may come in (its naming rule must hold).
+TRAIN_LAYOUTS_OF = {
+    "rain100l": ("rain100", "jorder", "input-target", "rain12"),
+    "rain100h": ("rain100", "jorder", "input-target", "rain12"),
+    "rain1400": ("rain1400", "input-target"),
+}
+
+
+def _layout_label(ds: PairedDataset) -> str:
+    if ds.layout == "rain1400" and any(" " in p.rainy.parent.name for p in ds.pairs[:1]):
+        return TRAIN_LAYOUTS["ddn"]
+    return TRAIN_LAYOUTS.get(ds.layout, ds.layout)
+
+
+def open_training_copy(entry: Entry, root: Path) -> tuple[PairedDataset, str]:
+    """A user's copy of ``entry``'s training set in any layout of :data:`TRAIN_LAYOUTS` it
+    may come in, at ``root`` or in a wrapper folder below it (the set's distribution folder
+    name, or a lone subfolder; two levels): the data set and its layout's description.
+    Nothing recognised: a one-line error listing the layouts looked for."""
+    allowed = TRAIN_LAYOUTS_OF.get(entry.name, ())
+    folder = entry.splits["train"].folder.lower()
+    todo, seen = [root], 0
+    while todo and seen < 12:
+        here = todo.pop(0)
+        seen += 1
+        try:
+            ds = open_dataset(here, "auto", expected=entry.splits["train"].pairs)
+        except DerainError:
+            ds = None
+        if ds is not None and ds.layout in allowed and _follows_rule(entry, ds):
+            return ds, _layout_label(ds)
+        subs = sorted(d for d in here.iterdir() if d.is_dir()) if here.is_dir() else []
+        named = [d for d in subs if d.name.lower() == folder]
+        todo += named or (subs if len(subs) == 1 else [])
+    looked = "; ".join(TRAIN_LAYOUTS[k] for k in TRAIN_LAYOUTS if k in allowed or (
+        k == "ddn" and "rain1400" in allowed))  # fmt: skip
+    raise DerainError(
+        f"{root}: no {entry.name} training pairs recognised; layouts looked for: {looked}"
+    )
+
+
+def _pair_numbers(ds: PairedDataset) -> set[tuple[int, ...]]:
+    return {tuple(int(n) for n in _NUMS.findall(p.name)) for p in ds.pairs}
+
+
+def _follows_rule(entry: Entry, ds: PairedDataset) -> bool:
+    """Whether pair names follow the set's naming rule: one number per pair (Rain100L/H:
+    N), or a scene and its rain type (Rain12600: N_k)."""
+    width = 2 if entry.name == "rain1400" else 1
+    return all(len(k) == width for k in _pair_numbers(ds))
+
+
+def expected_names(entry: Entry, split: str) -> list[str]:
+    """The pair names a complete copy has: ``rain-NNN`` for N = 1..pairs (Rain100L/H), or
+    ``N_k`` for scenes 1..clean and k = 1..14 (Rain12600)."""
+    s = entry.splits[split]
+    if entry.name == "rain1400":
+        first = 1 if split == "train" else 901
+        return [f"{n}_{k}" for n in range(first, first + s.clean) for k in range(1, 15)]
+    return [f"rain-{n:03d}" for n in range(1, s.pairs + 1)]
+
+
+def missing_pairs(entry: Entry, split: str, ds: PairedDataset) -> list[str]:
+    """Expected pair names (:func:`expected_names`) that ``ds`` lacks, matched by number."""
+    have = _pair_numbers(ds)
+    return [
+        name
+        for name in expected_names(entry, split)
+        if tuple(int(n) for n in _NUMS.findall(name)) not in have
+    ]
+
+
 def prepare(
     name: str,
     source: str | Path | None,
@@ -353,11 +441,18 @@ def prepare(
     if not root.is_dir():
         raise DerainError(f"{root}: no such folder\n" + where_to_get(entry, split))
 
-    ds = open_dataset(root, entry.layout, name=f"{entry.name}-{split}", expected=s.pairs)
+    layout_found = None
+    if split == "train":
+        ds, layout_found = open_training_copy(entry, root)
+        ds.name, root = f"{entry.name}-{split}", ds.root
+    else:
+        ds = open_dataset(root, entry.layout, name=f"{entry.name}-{split}", expected=s.pairs)
     files = ds.files()
     check_images(files, decode=decode)
     ds.check_sizes()
-    report = Report(entry.name, split, ds, s.pairs)
+    report = Report(entry.name, split, ds, s.pairs, layout_found=layout_found)
+    if split == "train":
+        report.missing = missing_pairs(entry, split, ds)
     used = {f.resolve() for f in files} | {Path(f).resolve() for f in ds.unpaired}
     report.ignored = sorted(
         f.relative_to(root).as_posix()
@@ -411,7 +506,9 @@ def prepare(
         "split": split,
         "root": str(root.resolve()),
         "layout": ds.layout,
+        "layout_found": layout_found,
         "pairs_found": len(ds),
+        "missing": report.missing,
         "pairs_expected": s.pairs,
         "partial": report.partial,
         "variant": report.variant,

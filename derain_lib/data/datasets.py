@@ -8,10 +8,16 @@ Layouts (``open_dataset(path, layout=...)``):
   or ``rainy/rain-NNN.png`` next to ``norain-NNN.png`` (PReNet's test form).
 - ``rain1400``: DDN's Rain1400 / Rain12600: ``rainy_image/N_k.jpg`` (k = 1..14) for each
   clean ``ground_truth/N.jpg``.
+  DDN's own copies name the folders with spaces: ``rainy image/`` + ``ground truth/``.
 - ``rain12``: pairs by index: ``N_in.png`` + ``N_GT.png`` in one folder, or two folders
   (rainy-like: ``rainy``, ``rain``, ``input``, ``inputcrop``; clean-like: ``groundtruth``,
   ``ground_truth``, ``gt``, ``clean``, ``cleancrop``, ``norain``) with the same numbers;
-  this is also how the cropped Rain100H (``inputcrop/`` + ``cleancrop/``) is read.
+  this is also how the cropped Rain100H (``inputcrop/`` + ``cleancrop/``) and PromptIR's
+  ``rainy/rain-N.png`` + ``gt/norain-N.png`` are read.
+- ``jorder``: JORDER's training zips: ``rain/X2/norain-Nx2.png`` (the rainy image, despite
+  its name) + ``norain/norain-N.png``.
+- ``input-target``: Restormer's and MPRNet's ``input/`` + ``target/`` folders, pairs by
+  the same file name.
 
 A data set is *partial* when some files have no partner, numbers are missing from the
 sequence (the Rain100L sample holds 001, 025, 050, 100), a Rain1400 scene has fewer than 14
@@ -31,7 +37,7 @@ from ..errors import DerainError
 from .fetch import sha256_file
 from .io import IMAGE_SUFFIXES, image_size, list_images, read_image
 
-LAYOUTS = ("rain100", "rain1400", "rain12")
+LAYOUTS = ("rain100", "rain1400", "rain12", "jorder", "input-target")
 
 _RAIN100_RAINY = re.compile(r"^rain-(\d+)$", re.IGNORECASE)
 _RAIN100_CLEAN = re.compile(r"^norain-(\d+)$", re.IGNORECASE)
@@ -40,6 +46,7 @@ _RAIN1400_CLEAN = re.compile(r"^(\d+)$")
 _RAIN12_RAINY = re.compile(r"^(\d+)_in$", re.IGNORECASE)
 _RAIN12_CLEAN = re.compile(r"^(\d+)_gt$", re.IGNORECASE)
 _INDEX = re.compile(r"^\D*(\d+)\D*$")
+_JORDER_RAINY = re.compile(r"^norain-(\d+)x2$", re.IGNORECASE)
 
 RAINY_DIRS = ("rainy", "rain", "input", "inputcrop", "rainy_image")
 CLEAN_DIRS = ("norain", "groundtruth", "ground_truth", "gt", "clean", "cleancrop")
@@ -188,8 +195,8 @@ def _open_rain100(root: Path) -> PairedDataset | None:
 
 
 def _open_rain1400(root: Path) -> PairedDataset | None:
-    rdir = _subdir(root, ("rainy_image", "rainy", "rain"))
-    cdir = _subdir(root, ("ground_truth", "groundtruth", "norain", "clean"))
+    rdir = _subdir(root, ("rainy_image", "rainy image", "rainy", "rain"))
+    cdir = _subdir(root, ("ground_truth", "ground truth", "groundtruth", "norain", "clean"))
     if rdir is None or cdir is None:
         return None
     clean = _match(_stems(cdir), _RAIN1400_CLEAN)
@@ -227,7 +234,39 @@ def _open_rain12(root: Path) -> PairedDataset | None:
     return _by_index(root, rainy, clean, "", "rain12")
 
 
-_OPENERS = {"rain100": _open_rain100, "rain1400": _open_rain1400, "rain12": _open_rain12}
+def _open_jorder(root: Path) -> PairedDataset | None:
+    rdir, cdir = root / "rain" / "X2", _subdir(root, ("norain",))
+    if not rdir.is_dir() or cdir is None:
+        return None
+    rainy = _match(_stems(rdir), _JORDER_RAINY)
+    clean = _match(_stems(cdir), _RAIN100_CLEAN)
+    if not rainy or not clean:
+        return None
+    return _by_index(root, rainy, clean, "rain-", "jorder")
+
+
+def _open_input_target(root: Path) -> PairedDataset | None:
+    rdir, cdir = _subdir(root, ("input",)), _subdir(root, ("target",))
+    if rdir is None or cdir is None:
+        return None
+    rainy, clean = _stems(rdir), _stems(cdir)
+    common = sorted(set(rainy) & set(clean), key=lambda k: (len(k), k))
+    if not common:
+        return None
+    pairs = [Pair(k, rainy[k], clean[k]) for k in common]
+    unpaired = sorted(rainy[k] for k in set(rainy) - set(clean)) + sorted(
+        clean[k] for k in set(clean) - set(rainy)
+    )
+    return PairedDataset(root.name, root, pairs, "input-target", bool(unpaired), unpaired)
+
+
+_OPENERS = {
+    "rain100": _open_rain100,
+    "rain1400": _open_rain1400,
+    "rain12": _open_rain12,
+    "jorder": _open_jorder,
+    "input-target": _open_input_target,
+}
 
 
 def open_dataset(
@@ -236,7 +275,7 @@ def open_dataset(
     name: str | None = None,
     expected: int | None = None,
 ) -> PairedDataset:
-    """The pairs of a benchmark folder; ``layout="auto"`` tries rain100, rain1400, rain12.
+    """The pairs of a benchmark folder; ``layout="auto"`` tries each of :data:`LAYOUTS`.
 
     ``expected`` (the full set's pair count) marks the set partial when fewer were found."""
     root = Path(path)

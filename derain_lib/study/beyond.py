@@ -43,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..attention import compute_attention
 from ..data.io import fit_size, read_image, write_png
 from ..data.synth import PRESETS, RainPreset, add_rain, rain_streaks
-from ..inference import derain_array
+from ..inference import predict
 from ..metrics import psnr_y, quantize, rgb_to_y, score
 from ..models import build_model, count_parameters
 from ..precision import cpuinfo_field
@@ -114,9 +114,10 @@ def beyond_size(profile: str) -> BeyondSize:
 
 
 def released_models(
-    names: Iterable[str], weights_dir: str | Path | None
+    names: Iterable[str], weights_dir: str | Path | None, device: str = "auto"
 ) -> tuple[dict[str, nn.Module], dict[str, str]]:
-    """Released models found locally (no download), and a ``not run`` reason for the rest.
+    """Released models found locally (no download), on ``device``, and a ``not run``
+    reason for the rest.
 
     ``names`` are keys of :data:`derain_lib.weights.RELEASED` (``sian-rain100l`` ...)."""
     models, missing = {}, {}
@@ -125,7 +126,7 @@ def released_models(
         if path is None:
             missing[name] = not_run(missing_released(name, weights_dir))
             continue
-        models[name] = load_model(path, allow_download=False).model
+        models[name] = load_model(path, allow_download=False, device=device).model
     return models, missing
 
 
@@ -166,7 +167,7 @@ def density_sweep(
                 }
             )
             for m, model in models.items():
-                p, s = score(derain_array(model, rainy), clean)
+                p, s = score(predict(model, rainy), clean)
                 rows.append(
                     {
                         **base,
@@ -339,7 +340,7 @@ def generalisation(
         pairs = [tuple(centre_crop(a, crop) for a in ds.load(i)) for i in range(n)]
         names = [Path(ds.pairs[i].name).name for i in range(n)]
         for m, model in models.items():
-            outs = [derain_array(model, rainy) for rainy, _ in pairs]
+            outs = [predict(model, rainy) for rainy, _ in pairs]
             scores = [score(o, clean) for o, (_, clean) in zip(outs, pairs, strict=True)]
             rows.append(
                 {
@@ -587,6 +588,6 @@ def derain_photos(
         img = fit_size(read_image(p), side)
         written.append(write_png(out_dir / "rainy" / f"{p.stem}.png", quantize(img)))
         for m, model in models.items():
-            out = quantize(derain_array(model, img))
+            out = quantize(predict(model, img))
             written.append(write_png(out_dir / m / f"{p.stem}.png", out))
     return written

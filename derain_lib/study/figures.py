@@ -83,7 +83,7 @@ def export_attention(
         return None
     outputs = (results_root().resolve() / inputs[0].per_image_csv).parent / "outputs"
     image = read_image(sorted(outputs.glob("*.png"))[0])
-    att = compute_attention(load_model(path, allow_download=False).model, image)
+    att = compute_attention(load_model(path, allow_download=False, device=p.device).model, image)
     out = results_dir(p.profile) / "attention" / f"{method.replace('/', '_')}_{benchmark}.npz"
     arrays = {"image": att.image, "provenance": np.array(provenance)}
     for k in range(att.n_stages):  # masks as their mean over channels: the panel's view
@@ -132,7 +132,7 @@ def derain_real(p: Params, methods: tuple[str, ...] = REAL_METHODS, images: int 
         path, _, _ = model_for(p, m, "rain100h", load_runs(p.profile))
         if path is None:
             continue
-        model = load_model(path, allow_download=False).model
+        model = load_model(path, allow_download=False, device=p.device).model
         for photo in photos:
             out = real / m.replace("/", "_") / f"{photo.stem}.png"
             if not out.is_file():

@@ -31,17 +31,20 @@ from pathlib import Path
 import nbformat
 
 from ..config import profile_config, profile_datasets, resolve_config_path
+from ..device import device_name, resolve_device
 from ..errors import DerainError
 from ..fsutil import locked
 from ..roots import notebooks_dir
 from ..runs import git_sha
 from ..tables import NOT_RUN
 from ..threads import configure as configure_threads
+from ..train import dist_info
 from .figures import clear_stale_figures
 from .paths import PROGRESS_ENV, RUN_FACTS_ENV, figures_dir, results_dir, shown, write_json
 from .plan import USE_PREPARED_ENV, Params, data_lines
 from .report import export_report
 from .tabulate import build_tables
+from .training import share_training
 
 NOTEBOOKS = (
     "00_data.ipynb",
@@ -254,6 +257,7 @@ def run_pipeline(
     log: Callable[..., None] = print,
     use_prepared: bool = False,
     wait: bool = False,
+    device: str = "auto",
 ) -> dict:
     """Execute the notebooks in order with papermill; write the tables and the HTML report;
     return the timing record.
@@ -265,8 +269,13 @@ def run_pipeline(
     found is printed, one line per set and where it came from (:func:`plan.data_lines`;
     ``use_prepared``: the smoke profile reads prepared test sets too).
 
+    Under torchrun (``WORLD_SIZE`` > 1) each process first trains its share of the
+    profile's runs on its own device (:func:`~.training.share_training`); then process 0
+    alone runs the notebooks from the run cache and the others return.
+
     Writes ``results/<profile>/notebooks/<name>`` for each, ``provenance.json`` (parameters
-    as :func:`~.paths.shown`, kernel, git SHA, machine, wall time per notebook, the
+    as :func:`~.paths.shown`, kernel, git SHA, machine, the device models ran on
+    (``device``: a parameter of every notebook), wall time per notebook, the
     notebooks' ``run_facts`` (:func:`~.paths.run_fact`), what did not run: the one file of
     the profile with wall-clock fields; rewritten atomically after each notebook that
     succeeded), ``tables.md`` and ``report/``. Each notebook gets the parameters its
@@ -285,6 +294,17 @@ def run_pipeline(
     missing = [nb for nb in notebooks if not (src_dir / nb).is_file()]
     if not src_dir.is_dir() or len(missing) == len(notebooks):
         raise DerainError(f"{src_dir}: notebooks not found (run from a source checkout)")
+    rank, world, local_rank = dist_info()
+    used = resolve_device(device, local_rank)
+    log(f"device: {device_name(used)} (--device {device})", flush=True)
+    if world > 1:  # under torchrun: each process trains its share of the runs first
+        data, weights = (shown(d) if d else None for d in (data_root, weights_dir))
+        p = Params(profile, data, weights, tuple(overrides or ()), device)
+        share_training(p, log=lambda line: log(line, flush=True))
+        if rank != 0:
+            log(f"process {rank}: its share of the runs is trained; process 0 runs the notebooks")
+            return {"profile": profile, "rank": rank}
+        os.environ.update({"RANK": "0", "WORLD_SIZE": "1"})  # the notebooks' kernels: alone
     kernel = kernel_name()
     configure_threads()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
     res = results_dir(profile)
@@ -300,12 +320,12 @@ def run_pipeline(
         kept = [res / "figures.json"] if todo == NOTEBOOKS else []
         with kept_on_failure(*kept):
             return _run_notebooks(
-                pm, profile, data_root, weights_dir, overrides, todo, missing, kernel, log
+                pm, profile, data_root, weights_dir, overrides, device, todo, missing, kernel, log
             )
 
 
 def _run_notebooks(
-    pm, profile, data_root, weights_dir, overrides, todo, missing, kernel, log
+    pm, profile, data_root, weights_dir, overrides, device, todo, missing, kernel, log
 ) -> dict:
     """:func:`run_pipeline`'s work once the inputs are checked and the profile locked."""
     src_dir = notebooks_dir()
@@ -316,11 +336,13 @@ def _run_notebooks(
         "data_root": shown(data_root) if data_root else None,
         "weights_dir": shown(weights_dir) if weights_dir else None,
         "overrides": list(overrides or []),
+        "device": device,
     }
     record = {
         "profile": profile,
         "parameters": params,
         "kernel": kernel,
+        "device": device_name(resolve_device(device, dist_info()[2])),
         "git_sha": git_sha(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpu_count": os.cpu_count(),

@@ -62,13 +62,16 @@ class Params:
 
     ``data_root`` (optional) is searched for real benchmark folders (named after the
     benchmark, e.g. ``rain100l_sample/`` or ``rain100h/test/``) and real rain photos
-    (``real_rain/``); ``weights_dir`` for the released weight files.
+    (``real_rain/``); ``weights_dir`` for the released weight files; ``device`` is where
+    every model trains and runs (``train.device`` of each run; ``auto``: the first CUDA
+    device when there is one).
     """
 
     profile: str
     data_root: str | None = None
     weights_dir: str | None = None
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    device: str = "auto"  # where models train and run: auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overrides", tuple(self.overrides or ()))
@@ -112,8 +115,10 @@ def benchmark_of(dataset: str) -> str | None:
 
 def config_for(p: Params, dataset: str, extra: list[str] | None = None) -> Config:
     """The profile's config for ``dataset`` with the overrides, then ``extra``
-    (``data.root`` = ``data_root`` when the profile trains on real data)."""
-    overrides = [*p.overrides, *(extra or [])]
+    (``data.root`` = ``data_root`` when the profile trains on real data; ``train.device`` =
+    ``device`` unless it is ``auto``, the default, so the run keys stay those of ``auto``)."""
+    device = [] if p.device == "auto" else [f"train.device={p.device}"]
+    overrides = [*device, *p.overrides, *(extra or [])]
     cfg = profile_config(p.profile, dataset, overrides)
     if p.data_root and not cfg.data.train.startswith("embedded:"):
         cfg = profile_config(p.profile, dataset, [*overrides, f"data.root={p.data_root}"])

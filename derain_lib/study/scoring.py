@@ -148,6 +148,7 @@ def eval_run(p: Params, method: str, path: Path, t: TestSet, runs: list[dict]) -
         eval=eval_settings(p, method, t),
     )
     base.data.test, base.data.root = t.spec, "."
+    base.train.device = p.device  # where the model runs (auto: a GPU when there is one)
     return get_or_run(config_from_dict(base.to_dict()), progress=False)
 
 

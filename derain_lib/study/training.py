@@ -1,27 +1,39 @@
 """Step 01: train (or take from the run cache) every model the tables need; step 08: the
-extra training seeds the claims need.
+extra training seeds the claims need; under torchrun, those runs shared over the processes.
 
 While a model trains, :func:`train_run` reports on the pipeline's progress channel
 (:func:`~.paths.progress`): which model of how many, then every :data:`PROGRESS_EVERY`
 seconds its step of total, loss, elapsed time and ETA, read from the run's ``log.csv``.
+
+The runs are independent, so ``torchrun --nproc_per_node N -m derain_lib.entry reproduce
+...`` spreads them (:func:`share_training`): process ``r`` of ``N`` (over all nodes) trains
+its share of :func:`planned_runs` (:func:`deal`: longest first), alone on its own GPU (no DDP),
+then all wait for each other and one process runs the notebooks, which take every run from
+the run cache. The run locks keep two processes out of the same run folder anyway.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
+import torch.distributed as dist
 from tqdm import tqdm
 
-from ..config import Config, profile_seeds
+from ..config import Config, canonical_json, profile_seeds
+from ..data.catalog import CATALOG, prepared_dataset
 from ..data.sources import open_data
 from ..errors import DerainError
 from ..runs import Run, data_manifests, find_run, get_or_run, stored
 from ..tables import not_run
-from ..train import planned_steps, training_patches
+from ..train import dist_info, planned_steps, training_patches
 from .claims import CLAIMS
 from .paths import progress, read_json, results_dir, write_json
 from .plan import TRAIN_PLAN, TRAINED, Params, config_for, datasets, test_spec
@@ -91,17 +103,194 @@ def train_run(label: str, cfg: Config) -> Run | str:
     return run
 
 
+#: What each benchmark's training set gives the study: without it these stay "not run".
+NEEDED_FOR = {
+    "rain100l": "Table II (losses), the trained rows of Tables III-IV on Rain100L, Table V "
+    "(ablation) and the claims on trained models",
+    "rain100h": "Table II (losses), the trained rows of Tables III-IV on Rain100H, Table V "
+    "(ablation) and the claims on trained models",
+    "rain1400": "the trained SIAN row of Tables III-IV on Rain1400",
+}
+
+
+def with_prepared_train(cfg: Config, benchmark: str) -> Config:
+    """``cfg`` reading the training set prepared with ``derain data prepare BENCHMARK
+    --split train --from PATH`` (its index's folder) when its own folder is not there."""
+    if cfg.data.train.startswith("embedded:"):
+        return cfg
+    if (Path(cfg.data.root).expanduser() / cfg.data.train).is_dir():
+        return cfg
+    try:
+        ds = prepared_dataset(benchmark, "train")
+    except DerainError:
+        return cfg
+    return replace(cfg, data=replace(cfg.data, train=str(Path(ds.root).resolve())))
+
+
+def training_data(p: Params) -> list[dict]:
+    """Per benchmark of the profile: its training set, found (pairs, partial) or missing
+    (why), and what a missing one blocks (:data:`NEEDED_FOR`)."""
+    rows = []
+    for b, d in datasets(p).items():
+        cfg = with_prepared_train(config_for(p, d), b)
+        row = {"benchmark": b, "train": cfg.data.train, "needed_for": NEEDED_FOR.get(b, "")}
+        try:
+            ds = open_data(cfg.data.train, cfg.data.root)
+        except DerainError as e:
+            rows.append({**row, "status": "missing", "why": str(e).splitlines()[0]})
+            continue
+        split = CATALOG[b].splits.get("train") if b in CATALOG else None
+        expected = split.pairs if split else None
+        partial = ds.partial or (expected is not None and len(ds) < expected)
+        found = {"status": "found", "pairs": len(ds), "expected": expected, "partial": partial}
+        rows.append({**row, **found})
+    return rows
+
+
+def report_training_data(p: Params) -> list[dict]:
+    """:func:`training_data` on the progress channel (one line per set) and in
+    ``results/<profile>/training_data.json``."""
+    rows = training_data(p)
+    for r in rows:
+        if r["status"] == "found":
+            part = f" of {r['expected']}, partial" if r["partial"] and r["expected"] else ""
+            progress(f"training data {r['benchmark']}: {r['train']} ({r['pairs']} pairs{part})")
+        else:
+            progress(
+                f"training data {r['benchmark']}: missing ({r['why']}); not run without it: "
+                f"{r['needed_for']}"
+            )
+    write_json(results_dir(p.profile) / "training_data.json", rows)
+    return rows
+
+
+def main_plan(p: Params) -> list[tuple[str, str, str, Config]]:
+    """(benchmark, data set, method, config) of every run :func:`train_all` takes."""
+    plan = []
+    for b, d in datasets(p).items():
+        for mid in TRAIN_PLAN.get(b, ()):
+            model, loss = TRAINED[mid]
+            cfg = config_for(p, d, [f"model.name={model}", f"train.loss={loss}"])
+            plan.append((b, d, mid, with_prepared_train(cfg, b)))
+    return plan
+
+
+def seed_plan(p: Params) -> list[tuple[str, str, str, int, Config]]:
+    """(benchmark, data set, method, seed, config) of every run :func:`train_seeds` takes."""
+    wanted = {(m, c.benchmark) for c in CLAIMS if c.trained for m in (c.better, c.worse)}
+    plan = []
+    for b, d in datasets(p).items():
+        for method in TRAINED:
+            if (method, b) not in wanted:
+                continue
+            model, loss = TRAINED[method]
+            for seed in profile_seeds(p.profile):
+                extra = [f"model.name={model}", f"train.loss={loss}", f"train.seed={seed}"]
+                cfg = with_prepared_train(config_for(p, d, extra), b)
+                plan.append((b, d, method, seed, cfg))
+    return plan
+
+
+def planned_runs(p: Params) -> list[tuple[str, Config]]:
+    """(label, config) of every training run the profile's notebooks need (01's, then
+    08's extra seeds), each once (the first seed's runs are 01's)."""
+    seen, out = set(), []
+    items = [(f"{m} {d} seed {c.train.seed}", c) for _, d, m, c in main_plan(p)]
+    items += [(f"{m} {d} seed {s}", c) for _, d, m, s, c in seed_plan(p)]
+    for label, cfg in items:
+        key = canonical_json(cfg)
+        if key not in seen:
+            seen.add(key)
+            out.append((label, cfg))
+    return out
+
+
+#: torchrun's variables that make :func:`~derain_lib.train.train` join a process group.
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE")
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """Inside: this process trains and evaluates as if it were the only one (rank 0 of 1;
+    ``LOCAL_RANK`` kept, so ``auto`` still picks this process's own GPU)."""
+    saved = {k: os.environ.get(k) for k in TORCHRUN_VARS}
+    os.environ.update({"RANK": "0", "WORLD_SIZE": "1"})
+    for k in TORCHRUN_VARS[2:]:
+        os.environ.pop(k, None)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def deal(costs: list[float], world: int) -> list[int]:
+    """The process each run goes to: longest first, each to the process with the least work
+    so far (ties: the fewest runs, then the lower rank), so the last to finish finishes
+    early. The same on every process (no communication needed)."""
+    loads, counts, owner = [0.0] * world, [0] * world, [0] * len(costs)
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        r = min(range(world), key=lambda r: (loads[r], counts[r], r))
+        owner[i], loads[r], counts[r] = r, loads[r] + costs[i], counts[r] + 1
+    return owner
+
+
+def run_cost(cfg: Config) -> float:
+    """Patches a run trains on (its planned steps times the batch; 0 without its data)."""
+    try:
+        n = len(training_patches(cfg, open_data(cfg.data.train, cfg.data.root)))
+        return float(planned_steps(cfg, n) * cfg.train.batch_size)
+    except DerainError:
+        return 0.0
+
+
+def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dict]:
+    """This process's share of :func:`planned_runs`: under torchrun (``WORLD_SIZE`` N > 1)
+    process ``RANK`` r trains the runs :func:`deal` gives it (by their patch counts), alone
+    on its own device (a gloo process group only to wait for the others at the end);
+    without torchrun, every run. One row per run taken: label, run key (or ``not run``
+    status), whether it was trained now."""
+    rank, world, _ = dist_info()
+    runs = planned_runs(p)
+    owner = deal([run_cost(cfg) for _, cfg in runs], world) if world > 1 else [0] * len(runs)
+    mine = [(i, label, cfg) for i, (label, cfg) in enumerate(runs) if owner[i] == rank]
+    log(f"process {rank} of {world}: {len(mine)} of the {len(runs)} training runs")
+    owns = world > 1 and not dist.is_initialized()
+    if owns:  # waiting for the slowest share may take hours: no timeout to speak of
+        dist.init_process_group("gloo", timeout=timedelta(days=30))
+    rows = []
+    try:
+        with alone():
+            for n, (i, label, cfg) in enumerate(mine, 1):
+                before = find_run(cfg).status == "finished"
+                run = train_run(f"process {rank} run {n}/{len(mine)} (#{i + 1}): {label}", cfg)
+                row = {"index": i, "label": label, "rank": rank}
+                if isinstance(run, str):
+                    rows.append({**row, "status": run})
+                else:
+                    rows.append({**row, "status": "ok", "run": run.key, "trained": not before})
+        if world > 1:
+            dist.barrier()
+    finally:
+        if owns:
+            dist.destroy_process_group()
+    return rows
+
+
 def train_all(p: Params) -> list[dict]:
     """One row per (method, training set) of :data:`~.plan.TRAIN_PLAN`: the run key, its
     folder, checkpoint, training time (the run's own, not this session's: the rows do not
     change when a re-run takes every run from the cache) and metrics, or why it did not
     run. Finished runs come from the run cache at once; unfinished ones resume. Writes
     ``runs.json``."""
-    plan = [(b, d, mid) for b, d in datasets(p).items() for mid in TRAIN_PLAN.get(b, ())]
+    report_training_data(p)
+    plan = main_plan(p)
     rows = []
-    for i, (b, d, mid) in enumerate(plan, 1):
+    for i, (b, d, mid, cfg) in enumerate(plan, 1):
         model, loss = TRAINED[mid]
-        cfg = config_for(p, d, [f"model.name={model}", f"train.loss={loss}"])
         row = {
             "method": mid,
             "benchmark": b,
@@ -141,19 +330,10 @@ def train_seeds(p: Params) -> list[dict]:
     profile (``seeds:`` in its YAML; the first seed's runs are :func:`train_all`'s, from the
     run cache). One row per (method, benchmark, seed): the run and its per-image scores on the
     profile's own test set, or why it did not run. Writes ``seeds.json``."""
-    wanted = {(m, c.benchmark) for c in CLAIMS if c.trained for m in (c.better, c.worse)}
-    plan = [
-        (b, d, method, seed)
-        for b, d in datasets(p).items()
-        for method in TRAINED
-        if (method, b) in wanted
-        for seed in profile_seeds(p.profile)
-    ]
+    plan = seed_plan(p)
     rows = []
-    for i, (b, d, method, seed) in enumerate(plan, 1):
+    for i, (b, d, method, seed, cfg) in enumerate(plan, 1):
         model, loss = TRAINED[method]
-        extra = [f"model.name={model}", f"train.loss={loss}", f"train.seed={seed}"]
-        cfg = config_for(p, d, extra)
         row = {"method": method, "benchmark": b, "seed": seed}
         run = train_run(f"model {i}/{len(plan)}: {model} {loss} {d} seed {seed}", cfg)
         if isinstance(run, str):

@@ -1,0 +1,104 @@
+"""The training input pipeline: images decoded once, the same patches in the same order as
+the on-demand PatchSet, in memory or from a memory-mapped cache; one loader for a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from derain_lib.config import load_config
+from derain_lib.data.datasets import open_dataset
+from derain_lib.data.io import write_png
+from derain_lib.data.patches import DecodedPatchSet, PatchSet
+from derain_lib.data.sources import open_data
+from derain_lib.train import EpochBatches, RunBatches, auto_workers, data_loader, training_setup
+
+
+def _pairs(root: Path, n: int = 3) -> Path:
+    rng = np.random.default_rng(0)
+    for k in range(1, n + 1):
+        h, w = 60 + 7 * k, 90 - 5 * k  # sizes differ, widths not multiples of the stride
+        for stem in (f"rain-{k:03d}", f"norain-{k:03d}"):
+            write_png(root / f"{stem}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    return root
+
+
+def _all(ps) -> list[tuple[bytes, bytes]]:
+    return [(a.numpy().tobytes(), b.numpy().tobytes()) for a, b in (ps[i] for i in range(len(ps)))]
+
+
+@pytest.mark.parametrize("budget", [None, 0])  # in memory / memory-mapped cache file
+def test_decoded_patches_equal_the_patchset_exactly(tmp_path: Path, budget: int | None) -> None:
+    ds = open_dataset(_pairs(tmp_path / "set"))
+    old = PatchSet(ds, patch=24, stride=10, hflip=True)
+    new = DecodedPatchSet(ds, 24, 10, True, ram_budget=budget, cache_dir=tmp_path / "cache")
+    assert len(new) == len(old) > 0
+    got, want = _all(new), _all(old)
+    assert got == want  # every patch, bit for bit, same index order (flips included)
+    assert new[0][0].dtype == old[0][0].dtype == torch.float32
+    if budget == 0:
+        assert new.storage.startswith("memory-mapped")
+        assert list((tmp_path / "cache").glob("patches-*.u8"))
+        again = DecodedPatchSet(ds, 24, 10, True, ram_budget=0, cache_dir=tmp_path / "cache")
+        assert _all(again) == want  # read back from the cache file
+    else:
+        assert new.storage == "memory"
+
+
+def test_embedded_training_set_patches_equal(tmp_path: Path) -> None:
+    cfg = load_config("smoke")
+    ds = open_data(cfg.data.train, cfg.data.root)
+    d = cfg.data
+    old = PatchSet(ds, d.patch, d.stride, d.hflip)
+    new = DecodedPatchSet(ds, d.patch, d.stride, d.hflip)
+    idx = list(range(0, len(old), max(1, len(old) // 40)))
+    assert [old[i][0].numpy().tobytes() for i in idx] == [new[i][0].numpy().tobytes() for i in idx]
+    assert [old[i][1].numpy().tobytes() for i in idx] == [new[i][1].numpy().tobytes() for i in idx]
+
+
+def test_run_batches_are_the_epoch_batches_in_sequence() -> None:
+    n, batch, seed = 23, 4, 7  # 5 steps per epoch
+    want = [b for e in range(3) for b in EpochBatches(n, batch, seed, e)]
+    assert list(RunBatches(n, batch, seed, 0, 0, 15)) == want
+    assert list(RunBatches(n, batch, seed, 1, 2, 8)) == want[7:15]  # resumed mid-epoch
+    assert list(RunBatches(n, batch, seed, 0, 0, 6)) == want[:6]  # max_steps mid-epoch
+    assert len(RunBatches(n, batch, seed, 0, 0, 6)) == 6
+    two = [list(RunBatches(n, batch, seed, 0, 0, 5, r, 2)) for r in (0, 1)]
+    assert [a + b for a, b in zip(*two, strict=True)] == want[:5]  # DDP shares
+
+
+def test_loader_yields_the_patchset_batches_in_order(tmp_path: Path) -> None:
+    ds = open_dataset(_pairs(tmp_path / "set"))
+    old = PatchSet(ds, patch=24, stride=10, hflip=True)
+    new = DecodedPatchSet(ds, 24, 10, True)
+    sampler = RunBatches(len(old), 4, 3, 0, 0, 2 * (len(old) // 4))
+    setup = {"workers": 2, "pin_memory": False}
+    got = list(data_loader(new, sampler, setup))
+    want = [torch.stack([old[i][0] for i in b]) for b in sampler]
+    assert len(got) == len(want)
+    assert all(torch.equal(g[0], w) for g, w in zip(got, want, strict=True))
+
+
+def test_auto_settings_by_device() -> None:
+    cfg = load_config("smoke")
+    cpu = training_setup(cfg, torch.device("cpu"))
+    assert cpu == {
+        "device": "cpu",
+        "workers": 0,
+        "pin_memory": False,
+        "channels_last": False,
+        "tf32": False,
+        "bf16": False,
+    }
+    gpu = training_setup(cfg, torch.device("cuda", 0))  # no CUDA call: resolution only
+    assert gpu["pin_memory"] and gpu["channels_last"] and gpu["tf32"] and not gpu["bf16"]
+    assert gpu["workers"] >= 1
+    assert auto_workers(torch.device("cuda", 0), cpus=16) == 8
+    assert auto_workers(torch.device("cuda", 0), cpus=16, local_world=4) == 3
+    assert auto_workers(torch.device("cuda", 0), cpus=1) == 1
+    off = load_config("smoke", ["train.channels_last=false", "train.tf32=false", "data.workers=3"])
+    gpu = training_setup(off, torch.device("cuda", 0))
+    assert (gpu["channels_last"], gpu["tf32"], gpu["workers"]) == (False, False, 3)
