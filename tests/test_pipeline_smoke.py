@@ -204,8 +204,11 @@ def test_released_sian_on_rain100l_sample_is_a_partial_set(shared: Path, hermeti
     sian = rows["SIAN (released weights)", "Rain100L: real/rain100l_sample"]
     assert sian["n"] == 4
     assert "partial set (n=4 of 100)" in sian["note"]
-    assert sian["provenance"] == tables.released(
-        "sian_rain100l.pth", "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956"
+    assert sian["kind"] == "released"
+    assert sian["provenance"] == tables.provenance_text(
+        **tables.released(
+            "sian_rain100l.pth", "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956"
+        )
     )
 
     def mean(key: str, what: str) -> float:
@@ -272,8 +275,9 @@ def test_unknown_profile_and_missing_folders_are_one_line_errors(tmp_path: Path)
 
 def test_each_table_is_built_from_its_own_step(hermetic: Path) -> None:
     run = tables.reproduced("smoke", "1a2b3c4d5e6f")
-    own = tables.Score("sian/neg-ssim", "rain100l", run, "embedded light", 4, 20.0, 0.7, True)
-    real = tables.Score("sian/neg-ssim", "rain100l", run, "Rain100L: sample", 4, 21.0, 0.8)
+    cell = {"method": "sian/neg-ssim", "benchmark": "rain100l", **run, "n": 4}
+    own = tables.Score(**cell, test_set="embedded light", psnr=20.0, ssim=0.7, stand_in=True)
+    real = tables.Score(**cell, test_set="Rain100L: sample", psnr=21.0, ssim=0.8)
     res = results_dir("smoke")
     tables.save_scores([own], res / "scores" / "table5.json")
     tables.save_scores([own, real], res / "scores" / "table3_4.json")

@@ -37,7 +37,21 @@ from scipy import stats
 from ..config import profile_seeds
 from ..fsutil import atomic_write_text
 from ..runs import restored, results_root
-from ..tables import BENCHMARKS, FULL_TEST_SIZE, Score, load_scores, not_run, paper_value
+from ..tables import (
+    BENCHMARKS,
+    FULL_TEST_SIZE,
+    TABLE2,
+    TABLE3,
+    TABLE4,
+    TABLE5,
+    MethodId,
+    Score,
+    Step,
+    TableSpec,
+    load_scores,
+    not_run,
+    paper_value,
+)
 from .paths import results_dir
 
 #: Confidence level of every interval.
@@ -56,11 +70,11 @@ class Claim:
 
     table: str  # roman numeral of the table the two numbers are printed in
     benchmark: str
-    better: str  # method ids, as in derain_lib.tables / the pipeline's scores
-    worse: str
+    better: MethodId
+    worse: MethodId
     better_row: str  # the paper's row names for the two methods
     worse_row: str
-    step: str  # the pipeline step (scores/<step>.json) that measures both methods
+    step: Step  # the pipeline step (scores/<step>.json) that measures both methods
 
     @property
     def id(self) -> str:
@@ -73,7 +87,7 @@ class Claim:
     @property
     def trained(self) -> bool:
         """Both methods are trained by the profile (not released weights)."""
-        return not any(m.endswith("-released") for m in (self.better, self.worse))
+        return self.better.trained and self.worse.trained
 
     def paper(self, metric: str) -> tuple[float, float] | None:
         """The paper's (better, worse) values of ``metric``; None where it prints '-'."""
@@ -83,31 +97,20 @@ class Claim:
         return None if a is None or b is None else (a[i], b[i])
 
 
+def _claim(spec: TableSpec, b: str, better_row: str, worse_row: str) -> Claim:
+    better, worse = spec.method(better_row), spec.method(worse_row)
+    return Claim(spec.number, b, better.id, worse.id, better_row, worse_row, spec.step)
+
+
 def _claims() -> tuple[Claim, ...]:
     out = []
-    for b in ("rain100l", "rain100h"):
-        for worse, row in (("sian/mae", "MAE"), ("sian/mse", "MSE")):
-            out.append(Claim("II", b, "sian/neg-ssim", worse, "Negative SSIM", row, "table2"))
-    for table, benches in (("III", ("rain100l", "rain100h")), ("IV", ("rain1400", "rain12"))):
-        for b in benches:
-            out.append(
-                Claim(
-                    table,
-                    b,
-                    "sian-released",
-                    "prenet-released",
-                    "Ours",
-                    "PReNet [17] (CVPR'19)",
-                    "table3_4",
-                )
-            )
-    ablation = (
-        ("sian-baseline+lstm/neg-ssim", "Baseline+LSTM", "sian-baseline/neg-ssim", "Baseline"),
-        ("sian/neg-ssim", "Baseline+SIAN+LSTM", "sian-baseline+lstm/neg-ssim", "Baseline+LSTM"),
-    )
-    for b in ("rain100l", "rain100h"):
-        for better, brow, worse, wrow in ablation:
-            out.append(Claim("V", b, better, worse, brow, wrow, "table5"))
+    for b in TABLE2.benchmarks:
+        out += [_claim(TABLE2, b, "Negative SSIM", worse) for worse in ("MAE", "MSE")]
+    for spec in (TABLE3, TABLE4):
+        out += [_claim(spec, b, "Ours", "PReNet [17] (CVPR'19)") for b in spec.benchmarks]
+    for b in TABLE5.benchmarks:
+        out.append(_claim(TABLE5, b, "Baseline+LSTM", "Baseline"))
+        out.append(_claim(TABLE5, b, "Baseline+SIAN+LSTM", "Baseline+LSTM"))
     return tuple(out)
 
 
@@ -407,7 +410,7 @@ def claim_rows(profile: str) -> list[dict]:
         }
         common = [t for t in ran[claim.better] if t in ran[claim.worse]]
         if not common:
-            reasons = [s.provenance for s in mine if not s.ran and s.method in ran]
+            reasons = [s.detail for s in mine if not s.ran and s.method in ran]
             rows += not_run_rows(claim, reasons[0] if reasons else "no result recorded")
             continue
         for t in common:

@@ -16,7 +16,7 @@ from ..data.catalog import prepared_dataset
 from ..data.datasets import open_dataset
 from ..data.io import list_images
 from ..errors import DerainError
-from ..tables import BENCHMARKS, STAND_IN_FOR, not_run
+from ..tables import BENCHMARKS, STAND_IN_FOR, MethodId, not_run
 
 #: Which released weights a benchmark is scored with (Rain12: the Rain100L models, as PReNet).
 RELEASED_FOR = {
@@ -35,17 +35,17 @@ TRAINED_ON = {
 #: Trained methods: id -> (model name, loss); the full model with neg-SSIM is shared by
 #: Tables II, III/IV and V.
 TRAINED = {
-    "sian/neg-ssim": ("sian", "ssim"),
-    "sian/mae": ("sian", "l1"),
-    "sian/mse": ("sian", "mse"),
-    "sian-baseline/neg-ssim": ("sian-baseline", "ssim"),
-    "sian-baseline+lstm/neg-ssim": ("sian-baseline+lstm", "ssim"),
+    MethodId.SIAN: ("sian", "ssim"),
+    MethodId.SIAN_MAE: ("sian", "l1"),
+    MethodId.SIAN_MSE: ("sian", "mse"),
+    MethodId.BASELINE: ("sian-baseline", "ssim"),
+    MethodId.BASELINE_LSTM: ("sian-baseline+lstm", "ssim"),
 }
 #: Trained methods per benchmark: Tables II and V need Rain100L/H only.
 TRAIN_PLAN = {
     "rain100l": tuple(TRAINED),
     "rain100h": tuple(TRAINED),
-    "rain1400": ("sian/neg-ssim",),
+    "rain1400": (MethodId.SIAN,),
 }
 _BENCH_NAME = re.compile(r"rain(100l|100h|1400|12)(?!\d)")
 

@@ -82,7 +82,7 @@ def export_report(profile: str, executed: list[Path]) -> Path:
         if not csv.is_file():
             continue
         df = pd.read_csv(csv)
-        df = df[~df.provenance.str.startswith("paper")][TABLE_COLUMNS]
+        df = df[df.kind != "paper"][TABLE_COLUMNS]
         parts.append(
             f'<h3 id="{name}">{title} (<a href="{_rel(csv, out)}">{name}.csv</a>)</h3>'
             + df.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
