@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 
 from . import __version__
-from .catalogue import FETCH_TARGETS
+from .catalogue import FETCH_EXTRA, FETCH_TARGETS
 from .fsutil import data_root
 
 #: What ``--results`` defaults to, as ``--help`` shows it.
@@ -51,11 +51,6 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         help="your copy of the set (never modified); for embedded: the cache root",
     )
     q.add_argument("--split", default="test", choices=["test", "train"], help="default: test")
-    q.add_argument(
-        "--download",
-        action="store_true",
-        help="fetch missing files where a public per-file mirror exists, else say where to get it",
-    )
     q.add_argument(
         "--index-out",
         help="index JSON path (default: $DERAIN_DATA/index/NAME-SPLIT.json, else "
@@ -98,9 +93,11 @@ def _add_fetch(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "fetch",
         help="download the released weights and the Rain100L / Rain100H (cropped) test sets",
-        epilog="example: derain fetch all   (DERAIN_MIRROR=URL: a mirror of the raw file trees)",
+        epilog="example: derain fetch all; derain fetch rain1400   (DERAIN_MIRROR=URL, "
+        "file:// URL or folder: a mirror of the raw file trees)",
     )
-    p.add_argument("target", nargs="?", default="all", choices=("all", *FETCH_TARGETS))
+    choices = ("all", *FETCH_TARGETS, *FETCH_EXTRA)
+    p.add_argument("target", nargs="?", default="all", choices=choices)
 
 
 def _add_run_options(p: argparse.ArgumentParser, example: str) -> None:

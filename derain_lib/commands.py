@@ -74,7 +74,6 @@ def _cmd_data_prepare(args) -> int:
         args.name,
         args.source,
         split=args.split,
-        download_missing=args.download,
         index_out=args.index_out,
         allow_mismatch=args.allow_mismatch,
         decode=not args.headers_only,
