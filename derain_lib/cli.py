@@ -234,6 +234,15 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_claims(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "claims",
+        help="recompute claims.csv / claims.md from the committed per-image scores",
+        epilog="example: derain claims --profile quick   (reads results/quick/scores/)",
+    )
+    p.add_argument("--profile", default="quick", help="smoke | quick | paper (default quick)")
+
+
 #: Each adds one sub-command. Feature modules append theirs here (and what runs it to
 #: :data:`derain_lib.commands.COMMANDS`).
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -243,6 +252,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_data,
     _add_fetch,
     _add_reproduce,
+    _add_claims,
     _add_engine,
 ]
 

@@ -33,6 +33,7 @@ from .errors import DerainError
 from .inference import derain_files, expand_inputs
 from .metrics import json_safe, score, score_folder, summarize
 from .runs import Run, get_or_run, list_runs, open_run, results_root, run_labels
+from .study.claims import recompute
 from .study.pipeline import run_pipeline
 from .train import dist_info
 from .weights import load_model, weight_items
@@ -277,6 +278,12 @@ def _cmd_reproduce(args) -> int:
     return 0
 
 
+def _cmd_claims(args) -> int:
+    md = recompute(args.profile)
+    print(f"claims.csv and {md.name} recomputed from {md.parent / 'scores'}: {md.parent}")
+    return 0
+
+
 #: ``cli.command_of(args)`` -> what runs it; ``tests/test_cli.py`` checks that every
 #: command the parser knows is here.
 COMMANDS: dict[str, Callable[[Any], int]] = {
@@ -289,6 +296,7 @@ COMMANDS: dict[str, Callable[[Any], int]] = {
     "data patches": _cmd_data_patches,
     "fetch": _cmd_fetch,
     "reproduce": _cmd_reproduce,
+    "claims": _cmd_claims,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "runs": _cmd_runs,

@@ -90,7 +90,8 @@ def export_report(profile: str, executed: list[Path]) -> Path:
     claims = res / "claims.csv"
     if claims.is_file():
         df = pd.read_csv(claims, keep_default_na=False)
-        cols = ["table", "claim", "test_set", "metric", "diff", "ci_low", "ci_high", "verdict"]
+        cols = ["table", "claim", "test_set", "evidence", "diff_psnr", "lo_psnr", "hi_psnr"]
+        cols = [c for c in [*cols, "mde_psnr", "verdict", "reason"] if c in df]
         parts.append(
             f'<h2 id="claims">The paper\'s claims (<a href="{_rel(claims, out)}">claims.csv</a>, '
             f'<a href="{_rel(res / "claims.md", out)}">claims.md</a>)</h2>'

@@ -12,6 +12,7 @@ per-seed scores as ``scores/<step>_per_image.csv`` (:func:`~.claims.write_per_im
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from ..config import Config, EvalConfig, ModelConfig, config_from_dict
+from ..data.embedded import TEST_SOURCES
 from ..data.io import write_png
 from ..data.sources import open_data
 from ..evaluate import evaluate
@@ -41,6 +43,7 @@ from ..tables import (
     save_scores,
 )
 from ..weights import RELEASED, find_released, search_dirs
+from .claims import scenes_path, write_per_image
 from .paths import results_dir, write_json
 from .plan import (
     RELEASED_FOR,
@@ -94,7 +97,7 @@ def score(
     """
     sets = test_sets(p)
     runs = load_runs(p.profile) if any(MethodId(m).trained for m in methods) else []
-    out = []
+    out, extra = [], []
     for b in benchmarks:
         chosen = [t for t in sets[b] if not own_only or t.stand_in or is_own(p, t)]
         for m in methods:
@@ -102,8 +105,38 @@ def score(
                 out.append(Score(method=m, benchmark=b, **missing(no_data_reason(p, b))))
             for t in chosen:
                 out.append(score_one(p, m, t, runs))
-    save_scores(out, results_dir(p.profile) / "scores" / f"{step}.json")
+        for t in chosen:
+            record_scenes(p.profile, t)
+            if MethodId.INPUT not in methods:  # the claims' degeneracy check needs the Input
+                extra.append(score_one(p, MethodId.INPUT, t, runs))
+    save_scores(out + extra, results_dir(p.profile) / "scores" / f"{step}.json")
+    write_per_image(p.profile, step)
     return out
+
+
+def scene_of(ds, i: int, stand_in: bool) -> str:
+    """The scene of pair ``i``: the source photo of an embedded stand-in image (its crops
+    share it), else the first 12 hex digits of the sha256 of the decoded ground truth
+    (Rain100L/H's 100 clean images are 91 distinct pictures; Rain1400's 14 rainy versions
+    share one clean image)."""
+    if stand_in:
+        number = int("".join(c for c in Path(ds.pairs[i].name).stem if c.isdigit()) or 1)
+        return TEST_SOURCES[(number - 1) % len(TEST_SOURCES)]
+    _, clean = ds.load(i)
+    return hashlib.sha256(quantize(clean).tobytes()).hexdigest()[:12]
+
+
+def record_scenes(profile: str, t: TestSet) -> None:
+    """Each image's scene in ``scores/scenes.json`` (test set label -> name -> scene); a
+    set already recorded with the same images is kept."""
+    path = scenes_path(profile)
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    ds = open_data(t.spec)
+    names = [pr.name for pr in ds.pairs]
+    if sorted(known.get(t.label, {})) == sorted(names):
+        return
+    known[t.label] = {pr.name: scene_of(ds, i, t.stand_in) for i, pr in enumerate(ds.pairs)}
+    write_json(path, known)
 
 
 def all_scores(profile: str) -> list[Score]:
