@@ -56,7 +56,7 @@ from ..tables import (
     paper_value,
 )
 from ..train import planned_steps, training_patches
-from . import stats
+from . import probes, stats
 from .paths import results_dir
 from .plan import Params, config_for, datasets
 
@@ -125,6 +125,70 @@ def _claims() -> tuple[Claim, ...]:
 CLAIMS: tuple[Claim, ...] = _claims()
 
 
+@dataclass(frozen=True)
+class ProbeClaim:
+    """A claim the released SIAN tests on its own (:mod:`.probes`): ``better`` beats
+    ``worse`` (probe method ids); ``claimed``: the paper's (PSNR, SSIM) difference, None
+    where it states only a direction (Fig. 6)."""
+
+    table: str
+    benchmark: str
+    better: str
+    worse: str
+    label: str
+    claimed: tuple[float, float] | None
+    step: str = "probes"
+    trained: bool = False
+
+    @property
+    def text(self) -> str:
+        return f"{self.label} on {BENCHMARKS[self.benchmark]}"
+
+    def paper(self, metric: str) -> tuple[float, float] | None:
+        return None if self.claimed is None else (self.claimed[METRICS.index(metric)], 0.0)
+
+
+def _probe_claims() -> tuple[ProbeClaim, ...]:
+    out = []
+    for b in probes.BENCHMARKS:
+        full = paper_value("V", "Baseline+SIAN+LSTM", b).value
+        lstm = paper_value("V", "Baseline+LSTM", b).value
+        gain = (round(full[0] - lstm[0], 6), round(full[1] - lstm[1], 6))
+        out.append(
+            ProbeClaim(
+                "V (knock-out)",
+                b,
+                probes.stage_id(6),
+                probes.KNOCKOUT,
+                "released SIAN beats itself with each attention map set to its mean",
+                gain,
+            )  # fmt: skip
+        )
+        for k in range(2, 7):
+            out.append(
+                ProbeClaim(
+                    "Fig. 6",
+                    b,
+                    probes.stage_id(k),
+                    probes.stage_id(k - 1),
+                    f"stage {k} improves on stage {k - 1} (released SIAN)",
+                    None,
+                )  # fmt: skip
+            )
+    return tuple(out)
+
+
+#: Claims of the released SIAN alone, judged on the full test sets (chapter 03's probes).
+PROBE_CLAIMS: tuple[ProbeClaim, ...] = _probe_claims()
+
+
+def _trained(method: str) -> bool:
+    try:
+        return MethodId(method).trained
+    except ValueError:  # a probe of the released SIAN
+        return False
+
+
 PER_IMAGE_COLUMNS = [
     *("method", "benchmark", "test_set", "stand_in", "seed"),
     *("image", "scene", "psnr", "ssim"),
@@ -181,7 +245,7 @@ def write_per_image(profile: str, step: Step | str) -> Path:
     rows = []
     for s in (s for s in records if s.ran):
         first = (root / s.per_image_csv).resolve()
-        runs: list[tuple[int | str, Path]] = [("" if not MethodId(s.method).trained else 0, first)]
+        runs: list[tuple[int | str, Path]] = [(0 if _trained(s.method) else "", first)]
         hit = [
             r
             for r in seeds
@@ -297,7 +361,7 @@ def evidence(df: pd.DataFrame, claim: Claim, test_set: str) -> Evidence:
     rainy = sub[sub.method == MethodId.INPUT].set_index("image").psnr
     degenerate = []
     for m, part in ((claim.better, a), (claim.worse, b)):
-        if not MethodId(m).trained or rainy.empty:
+        if not _trained(m) or rainy.empty:
             continue
         for seed, g in part.groupby("seed"):
             g = g.set_index("image").psnr
@@ -378,7 +442,12 @@ def judge(
     claimed = row["paper_diff_psnr"]
     mde = ivs["psnr"].mde
     budget_text = f"{_percent(budget)} of the paper's training"
-    power = f"MDE {mde:.2f} dB {'<' if mde < abs(claimed) else '>'} claimed {abs(claimed):.2f} dB"
+    if claimed is None:  # a direction only (Fig. 6): the interval decides, the MDE is told
+        power = f"MDE {mde:.2f} dB (the paper claims a direction, no difference)"
+    else:
+        power = (
+            f"MDE {mde:.2f} dB {'<' if mde < abs(claimed) else '>'} claimed {abs(claimed):.2f} dB"
+        )
     bad = [*flagged, *ev.degenerate]
     if bad:
         verdict, reason = "degenerate", "; ".join(dict.fromkeys(bad))
@@ -388,10 +457,13 @@ def judge(
     elif claim.trained and ev.n_seeds < MIN_SEEDS:
         verdict = "not testable here"
         reason = f"{ev.n_seeds} training seed: the seed spread is unknown; {budget_text}"
-    elif not mde < abs(claimed):
+    elif claimed is not None and not mde < abs(claimed):
         verdict, reason = "not testable here", f"{power}; {budget_text}"
     else:
-        signs = {m: stats.direction(ivs[m], row[f"paper_diff_{m}"] or 0.0) for m in METRICS}
+        signs = {
+            m: stats.direction(ivs[m], 1.0 if claimed is None else row[f"paper_diff_{m}"] or 0.0)
+            for m in METRICS
+        }
         if -1 in signs.values():
             verdict = "contradicted"
         elif 1 in signs.values():
@@ -403,7 +475,8 @@ def judge(
             f"[{ivs[m].lo:+.{2 if m == 'psnr' else 4}f}, {ivs[m].hi:+.{2 if m == 'psnr' else 4}f}]"
             for m in METRICS
         )
-        reason = f"{shown} vs paper {claimed:+.2f} dB; {power}; {budget_text}"
+        paper = "a direction" if claimed is None else f"{claimed:+.2f} dB"
+        reason = f"{shown} vs paper {paper}; {power}; {budget_text}"
     return row | {"verdict": verdict, "reason": reason}
 
 
@@ -417,7 +490,7 @@ def claim_rows(profile: str) -> list[dict]:
     committed files only: ``scores/<step>_per_image.csv`` and ``scores/<step>.json``."""
     rows = []
     budgets: dict[str, float | None] = {}
-    for claim in CLAIMS:
+    for claim in CLAIMS:  # the tables' claims; then the released SIAN's own (probe_rows)
         path = results_dir(profile) / "scores" / f"{claim.step}.json"
         df = read_per_image(profile, claim.step)
         if not path.is_file() or df.empty:
@@ -448,7 +521,53 @@ def claim_rows(profile: str) -> list[dict]:
                 and s.method in (claim.better, claim.worse)
             ]
             rows.append(judge(claim, evidence(df, claim, t), budgets[key], flagged))
+    return rows + probe_rows(profile)
+
+
+def read_probes(profile: str) -> pd.DataFrame:
+    p = probes.probes_path(profile)
+    if not p.is_file():
+        return pd.DataFrame(columns=PER_IMAGE_COLUMNS)
+    df = pd.read_csv(p, keep_default_na=False, dtype={"seed": str, "image": str, "scene": str})
+    df["stand_in"] = df.stand_in.astype(str).str.lower() == "true"
+    return df
+
+
+def probe_rows(profile: str) -> list[dict]:
+    """The rows of :data:`PROBE_CLAIMS` from ``scores/probes_per_image.csv``."""
+    df = read_probes(profile)
+    rows = []
+    for claim in PROBE_CLAIMS:
+        mine = df[df.benchmark == claim.benchmark]
+        sets = [
+            t
+            for t in dict.fromkeys(mine.test_set)
+            if {claim.better, claim.worse} <= set(mine[mine.test_set == t].method)
+        ]
+        if not sets:
+            why = "no probe of the released SIAN (its weights and a real test set are needed)"
+            rows.append(not_run_row(claim, why))
+        for t in sets:
+            rows.append(judge(claim, evidence(df, claim, t), 1.0))
     return rows
+
+
+def stage_table(profile: str) -> pd.DataFrame:
+    """PSNR/SSIM of the released SIAN's stages 1-6 per test set, each mean with its 95 %
+    interval over scenes (Fig. 6 on the full sets)."""
+    df = read_probes(profile)
+    out = []
+    for (b, t), g in df.groupby(["benchmark", "test_set"], sort=False):
+        for k in range(1, 7):
+            s = g[g.method == probes.stage_id(k)].sort_values("image")
+            if s.empty:
+                continue
+            row = {"benchmark": BENCHMARKS[b], "test_set": t, "stage": k, "n": len(s)}
+            for m in METRICS:
+                iv = stats.hierarchical_interval(s[m].to_numpy(float)[None, :], list(s.scene))
+                row |= {m: iv.mean, f"lo_{m}": iv.lo, f"hi_{m}": iv.hi}
+            out.append(row)
+    return pd.DataFrame(out)
 
 
 # ---- files -------------------------------------------------------------------------------
@@ -576,3 +695,63 @@ def forest_rows(rows: list[dict]) -> list[dict]:
                 }
             )
     return out
+
+
+# ---- the chapters' view of the same evidence (02, 04) ------------------------------------
+
+
+def refresh_per_image(profile: str) -> list[Path]:
+    """Rewrite every step's per-image CSV (after more training seeds were recorded)."""
+    res = results_dir(profile) / "scores"
+    return [write_per_image(profile, s) for s in Step if (res / f"{s}.json").is_file()]
+
+
+def seed_means(profile: str, spec: TableSpec) -> pd.DataFrame:
+    """Per method and test set of ``spec``: each seed's mean PSNR/SSIM over the images
+    (``seed`` column; ``"mean"`` for the mean over seeds), from the committed per-image CSV."""
+    df = read_per_image(profile, spec.step)
+    ids = [str(m.id) for m in spec.methods]
+    df = df[df.method.isin(ids) & df.benchmark.isin(spec.benchmarks)]
+    if df.empty:
+        return pd.DataFrame(columns=["method", "test_set", "seed", "psnr", "ssim", "label"])
+    per_seed = df.groupby(["method", "test_set", "seed"], as_index=False)[["psnr", "ssim"]].mean()
+    mean = per_seed.groupby(["method", "test_set"], as_index=False)[["psnr", "ssim"]].mean()
+    mean["seed"] = "mean"
+    out = pd.concat([per_seed, mean], ignore_index=True)
+    labels = {str(m.id): m.paper_row for m in spec.methods}
+    out["label"] = out.method.map(labels)
+    out["order"] = out.method.map({m: i for i, m in enumerate(ids)})
+    return out.sort_values(["test_set", "order", "seed"]).drop(columns="order")
+
+
+def table_findings(profile: str, spec: TableSpec) -> str:
+    """The chapter's findings for ``spec``: per test set the seed means, best first, with the
+    number of seeds, then chapter 08's verdict and reason for each claim of the table (the
+    same rows as ``claims.csv``)."""
+    head = f"### Findings of this run (profile `{profile}`)\n\n"
+    means = seed_means(profile, spec)
+    out = [head]
+    for t, g in means[means.seed == "mean"].groupby("test_set", sort=False):
+        seeds = means[(means.test_set == t) & (means.seed != "mean")].seed.nunique()
+        ranked = g.sort_values("psnr", ascending=False)
+        order = ", ".join(f"{r.label} {r.psnr:.2f} dB" for r in ranked.itertuples())
+        paper = [m.paper_row for m in sorted(spec.methods, key=lambda m: -_paper_psnr(spec, m))]
+        same = list(ranked.label) == paper
+        out.append(
+            f"- {t}: mean over {seeds} training seed{'s' * (seeds != 1)}, best first: {order}"
+            f" ({'the same order as' if same else 'not'} the paper's {' > '.join(paper)}).\n"
+        )
+    mine = [r for r in claim_rows(profile) if r["table"] == spec.number]
+    for r in mine:
+        out.append(
+            f"- {r['claim']} ({r.get('test_set') or r['benchmark']}): `{r['verdict']}`: "
+            f"{r['reason']}.\n"
+        )
+    if not mine:
+        out.append("- no claim of this table was judged (chapter 08).\n")
+    return "".join(out)
+
+
+def _paper_psnr(spec: TableSpec, m) -> float:
+    v = {b: paper_value(spec.number, m.paper_row, b).value for b in spec.benchmarks}
+    return float(np.mean([x[0] for x in v.values() if x]))
