@@ -201,7 +201,11 @@ def _cmd_runs(args) -> int:
         ps = f"{m['psnr']:8.3f}" if m else f"{'-':>8}"
         ss = f"{m['ssim']:7.4f}" if m else f"{'-':>7}"
         code = "stale" if r.stale else "current"
-        print(f"{r.key:<12} {r.status:<10} {code:<7} {ps} {ss}  {label}")
+        why = r.degenerate
+        status = "degenerate" if why else r.status
+        print(f"{r.key:<12} {status:<10} {code:<7} {ps} {ss}  {label}")
+        if why:
+            print(f"{'':<12} degenerate: {why}")
     return 0
 
 
