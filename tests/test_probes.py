@@ -71,3 +71,19 @@ def test_probe_claims_are_judged_from_the_committed_csv(tmp_path, monkeypatch):
     table = claims.stage_table("smoke")
     assert list(table.stage) == [1, 2, 3, 4, 5, 6]
     assert (table.lo_psnr <= table.psnr).all() and (table.psnr <= table.hi_psnr).all()
+
+
+def test_a_partial_copy_is_dropped_beside_the_complete_set(shared: Path, tmp_path, monkeypatch):
+    src = shared / "data" / "rain100l_sample"
+    sets = []
+    for name, numbers in (("full", ("001", "025")), ("sample", ("001",))):
+        for n in numbers:
+            for rel in (f"rainy/rain-{n}.png", f"norain/norain-{n}.png"):
+                (tmp_path / name / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(src / rel, tmp_path / name / rel)
+        sets.append(plan.TestSet("rain100l", str(tmp_path / name), f"Rain100L: {name}", False))
+    stand_in = plan.TestSet("rain100l", "embedded:light:test:smoke", "embedded light", True)
+    monkeypatch.setitem(probes.FULL_TEST_SIZE, "rain100l", 2)  # "complete" = 2 pairs here
+    assert probes.without_partial_copies([stand_in, *sets]) == [stand_in, sets[0]]
+    monkeypatch.setitem(probes.FULL_TEST_SIZE, "rain100l", 100)  # no complete set: all kept
+    assert probes.without_partial_copies([stand_in, *sets]) == [stand_in, *sets]

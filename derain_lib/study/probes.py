@@ -29,7 +29,7 @@ import torch
 from ..data.sources import open_data
 from ..fsutil import atomic_write_text
 from ..metrics import score
-from ..tables import MethodId
+from ..tables import FULL_TEST_SIZE, MethodId
 from ..weights import RELEASED, find_released, load_model
 from .paths import results_dir
 from .plan import RELEASED_FOR, Params, TestSet, test_sets
@@ -52,6 +52,16 @@ def stage_id(k: int) -> str:
 
 def probes_path(profile: str) -> Path:
     return results_dir(profile) / "scores" / "probes_per_image.csv"
+
+
+def without_partial_copies(sets: list[TestSet]) -> list[TestSet]:
+    """``sets`` of one benchmark without its partial real sets when a complete real set is
+    there (the 4-pair Rain100L sample beside the fetched 100 pairs adds nothing)."""
+    real = [t for t in sets if not t.stand_in]
+    full = [t for t in real if len(open_data(t.spec)) >= FULL_TEST_SIZE[t.benchmark]]
+    if not full:
+        return sets
+    return [t for t in sets if t.stand_in or t in full]
 
 
 def _mean_attention(model: torch.nn.Module) -> torch.nn.Module:
@@ -101,7 +111,7 @@ def run_probes(p: Params, scenes: dict[str, dict[str, str]], log=print) -> Path 
     for b in BENCHMARKS:
         w = RELEASED[f"sian-{RELEASED_FOR[b]}"]
         weights = find_released(w.name, p.weights_dir)
-        for t in (t for t in test_sets(p)[b] if not t.stand_in):
+        for t in (t for t in without_partial_copies(test_sets(p)[b]) if not t.stand_in):
             if weights is None:
                 log(f"not run: probes on {t.label}: released {w.filename} not found")
                 continue

@@ -56,6 +56,7 @@ from .plan import (
     no_data_reason,
     test_sets,
 )
+from .probes import without_partial_copies
 from .training import load_runs
 
 #: Images per test set kept as PNG for the figures (rainy, ground truth, each method's output).
@@ -93,13 +94,15 @@ def score(
     ``own_only`` keeps to the profile's own test sets (Tables II and V compare trained
     variants with each other); otherwise real sets found under data_root count too.
     Released weights are scored on real test sets only (on the stand-ins they would measure
-    robustness to our synthesiser, which no claim is about).
+    robustness to our synthesiser, which no claim is about); a partial real set is skipped
+    when the complete one is there.
     """
     sets = test_sets(p)
     runs = load_runs(p.profile) if any(MethodId(m).trained for m in methods) else []
     out, extra = [], []
     for b in benchmarks:
         chosen = [t for t in sets[b] if not own_only or t.stand_in or is_own(p, t)]
+        chosen = without_partial_copies(chosen)
         for m in methods:
             if not chosen:
                 out.append(Score(method=m, benchmark=b, **missing(no_data_reason(p, b))))
@@ -141,7 +144,8 @@ def record_scenes(profile: str, t: TestSet) -> None:
 
 def all_scores(profile: str) -> list[Score]:
     """Every score record of ``profile`` (all steps)."""
-    return load_scores(sorted((results_dir(profile) / "scores").glob("*.json")))
+    res = results_dir(profile) / "scores"
+    return load_scores([res / f"{s}.json" for s in Step if (res / f"{s}.json").is_file()])
 
 
 @dataclass(frozen=True)
