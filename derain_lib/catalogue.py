@@ -53,9 +53,11 @@ PARAMETERS = {
 }
 
 #: The real test sets ``derain fetch`` downloads: the keys of ``data.remote.DATASETS``.
-TEST_SETS = ("rain100l", "rain100h-crop480")
-#: What ``derain fetch`` can get (``all``: every one of them).
-FETCH_TARGETS = ("weights", *TEST_SETS)
+TEST_SETS = ("rain100l", "rain100h-crop480", "rain1400")
+#: What ``derain fetch all`` gets (Rain1400, 80.8 MB from the Git LFS host, is asked by name).
+FETCH_TARGETS = ("weights", "rain100l", "rain100h-crop480")
+#: Fetched only when named: ``derain fetch rain1400``.
+FETCH_EXTRA = ("rain1400",)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
-from .catalogue import FETCH_TARGETS, RELEASED
+from .catalogue import FETCH_EXTRA, FETCH_TARGETS, RELEASED
 from .errors import DerainError
 from .fsutil import IMAGE_SUFFIXES, data_root
 from .roots import RESULTS_DEFAULT
@@ -56,11 +56,6 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         help="your copy of the set (never modified); for embedded: the cache root",
     )
     q.add_argument("--split", default="test", choices=["test", "train"], help="default: test")
-    q.add_argument(
-        "--download",
-        action="store_true",
-        help="fetch missing files where a public per-file mirror exists, else say where to get it",
-    )
     q.add_argument(
         "--index-out",
         help="index JSON path (default: $DERAIN_DATA/index/NAME-SPLIT.json, else "
@@ -103,9 +98,11 @@ def _add_fetch(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "fetch",
         help="download the released weights and the Rain100L / Rain100H (cropped) test sets",
-        epilog="example: derain fetch all   (DERAIN_MIRROR=URL: a mirror of the raw file trees)",
+        epilog="example: derain fetch all; derain fetch rain1400   (DERAIN_MIRROR=URL, "
+        "file:// URL or folder: a mirror of the raw file trees)",
     )
-    p.add_argument("target", nargs="?", default="all", choices=("all", *FETCH_TARGETS))
+    choices = ("all", *FETCH_TARGETS, *FETCH_EXTRA)
+    p.add_argument("target", nargs="?", default="all", choices=choices)
 
 
 def _add_run_options(p: argparse.ArgumentParser, example: str) -> None:
@@ -298,6 +295,15 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     add_device_option(p)
 
 
+def _add_claims(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "claims",
+        help="recompute claims.csv / claims.md from the committed per-image scores",
+        epilog="example: derain claims --profile quick   (reads results/quick/scores/)",
+    )
+    p.add_argument("--profile", default="quick", help="smoke | quick | paper (default quick)")
+
+
 #: Each adds one sub-command. Feature modules append theirs here (and what runs it to
 #: :data:`derain_lib.commands.COMMANDS`).
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -307,6 +313,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_data,
     _add_fetch,
     _add_reproduce,
+    _add_claims,
     _add_engine,
 ]
 

@@ -37,6 +37,7 @@ from .labels import run_labels
 from .metrics import json_safe, score, score_folder, summarize
 from .precision import choose_auto
 from .runs import Run, get_or_run, list_runs, open_run, results_root, run_state
+from .study.claims import recompute
 from .study.pipeline import run_pipeline
 from .train import dist_info, planned_steps, steps_per_epoch, training_patches
 from .weights import load_model, weight_items
@@ -78,7 +79,6 @@ def _cmd_data_prepare(args) -> int:
         args.name,
         args.source,
         split=args.split,
-        download_missing=args.download,
         index_out=args.index_out,
         allow_mismatch=args.allow_mismatch,
         decode=not args.headers_only,
@@ -245,7 +245,11 @@ def _cmd_runs(args) -> int:
         ps = f"{m['psnr']:8.3f}" if m else f"{'-':>8}"
         ss = f"{m['ssim']:7.4f}" if m else f"{'-':>7}"
         code = "stale" if r.stale else "current"
-        print(f"{r.key:<12} {r.status:<10} {code:<7} {ps} {ss}  {label}")
+        why = r.degenerate
+        status = "degenerate" if why else r.status
+        print(f"{r.key:<12} {status:<10} {code:<7} {ps} {ss}  {label}")
+        if why:
+            print(f"{'':<12} degenerate: {why}")
     return 0
 
 
@@ -349,6 +353,13 @@ def _cmd_reproduce(args) -> int:
     return 0
 
 
+def _cmd_claims(args) -> int:
+    md = recompute(args.profile)
+    where = shown_path(md.parent)
+    print(f"claims.csv and {md.name} recomputed from {where}/scores: {where}")
+    return 0
+
+
 #: ``cli.command_of(args)`` -> what runs it; ``tests/test_cli.py`` checks that every
 #: command the parser knows is here, but ``info`` (``entry.main`` answers it, torch-free).
 COMMANDS: dict[str, Callable[[Any], int]] = {
@@ -360,6 +371,7 @@ COMMANDS: dict[str, Callable[[Any], int]] = {
     "data patches": _cmd_data_patches,
     "fetch": _cmd_fetch,
     "reproduce": _cmd_reproduce,
+    "claims": _cmd_claims,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "runs": _cmd_runs,

@@ -40,6 +40,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy
+import numpy as np
 import pandas as pd
 import skimage
 import torch
@@ -60,6 +61,7 @@ from .data.sources import open_data
 from .errors import DerainError
 from .evaluate import evaluate
 from .fsutil import atomic_write_text, locked, relative_within
+from .metrics import score
 from .roots import PACKAGE_DIR, results_root, source_root
 from .train import dist_info, list_checkpoints, pick_device, train
 from .weights import RELEASED, load_model, resolve
@@ -174,6 +176,41 @@ class Run:
         """Made by other code than the current: its key can no longer be asked for."""
         return self.code != code_fingerprint()
 
+    @property
+    def degenerate(self) -> str | None:
+        """Why a finished training run is no result, or None: its training loss never moved,
+        or its test output equals its input (PSNR within :data:`SAME_AS_INPUT_DB` of the
+        rainy input's on every test image; the input's scores cached as ``input_psnr.csv``
+        in the run folder)."""
+        if self.status != "finished" or self.config.model.weights is not None:
+            return None
+        log = self.log
+        losses = log["loss"].dropna() if "loss" in log else pd.Series(dtype=float)
+        if len(losses) >= 2 and np.ptp(losses) <= 1e-9 * max(1.0, abs(float(losses.iloc[0]))):
+            return f"training loss did not move ({float(losses.iloc[0]):.6g} in all logs)"
+        ours = self.per_image.set_index("name").psnr
+        cache = self.dir / "input_psnr.csv"
+        if not cache.is_file():
+            c = self.config
+            ds = open_data(c.data.test, c.data.root)
+            index = {p.name: i for i, p in enumerate(ds.pairs)}
+            rows = ["name,psnr"]
+            for name in (n for n in ours.index if n in index):
+                rainy, clean = ds.load(index[name])
+                rows.append(f"{name},{score(rainy, clean)[0]!r}")
+            atomic_write_text(cache, "\n".join(rows) + "\n")
+        rainy = pd.read_csv(cache).set_index("name").psnr
+        common = ours.index.intersection(rainy.index)
+        if len(common) and ((ours[common] - rainy[common]).abs() <= SAME_AS_INPUT_DB).all():
+            return (
+                f"output equals input (PSNR within {SAME_AS_INPUT_DB} dB of the input's on "
+                f"all {len(common)} test images)"
+            )
+        return None
+
+
+#: A trained run within this many dB of its input on every test image outputs its input.
+SAME_AS_INPUT_DB = 0.01
 
 #: The pipeline's own outputs: changes there do not make the code ``+dirty``.
 OUTPUT_DIRS = ("results", "figures")

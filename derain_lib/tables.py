@@ -5,8 +5,11 @@ score per (method, benchmark) it could not measure. :func:`build_table` turns th
 into the rows of one paper table: our value next to the paper's, the difference where the two
 are comparable, and a provenance on every row (``reproduced (profile, run hash)``,
 ``released weights (file, sha256)``, ``computed (...)`` for the Input rows, ``paper (Table,
-row, column)`` for methods we do not run, or ``not run: <reason>``). Nothing in this module
-runs a model: it only reads and writes files under ``results/<profile>/``.
+row, column)`` for methods we do not run, ``not run: <reason>`` or ``degenerate: <reason>``),
+and its :data:`ScoreKind` in the ``kind`` column (what readers filter on). Method ids
+(:class:`MethodId`), steps (:class:`Step`) and which methods and benchmarks each table has
+(:data:`TABLES`, :class:`TableSpec`) are defined here once. Nothing in this module runs a
+model: it only reads and writes files under ``results/<profile>/``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -122,84 +127,155 @@ def paper_value(table: str, row: str, benchmark: str) -> PaperValue:
         raise KeyError(f"the paper has no Table {table} cell ({row!r}, {benchmark})") from None
 
 
+class MethodId(StrEnum):
+    """Every method the study scores, by the id its records carry (defined here only)."""
+
+    INPUT = "input"
+    PRENET_RELEASED = "prenet-released"
+    SIAN_RELEASED = "sian-released"
+    SIAN = "sian/neg-ssim"
+    SIAN_MAE = "sian/mae"
+    SIAN_MSE = "sian/mse"
+    BASELINE = "sian-baseline/neg-ssim"
+    BASELINE_LSTM = "sian-baseline+lstm/neg-ssim"
+
+    @property
+    def released(self) -> bool:
+        """The authors' weights (not trained here, not the input)."""
+        return self in (MethodId.PRENET_RELEASED, MethodId.SIAN_RELEASED)
+
+    @property
+    def trained(self) -> bool:
+        return self is not MethodId.INPUT and not self.released
+
+
+class Step(StrEnum):
+    """The notebook steps that score methods (``scores/<step>.json``, per-image CSVs)."""
+
+    TABLE2 = "table2"
+    TABLE3_4 = "table3_4"
+    TABLE5 = "table5"
+
+
 @dataclass(frozen=True)
 class Method:
     """A row we measure: our method id, its label, and the paper row it is compared with."""
 
-    id: str
+    id: MethodId
     label: str
     paper_row: str
 
 
 @dataclass(frozen=True)
 class TableSpec:
+    """One paper table: which methods we measure on which benchmarks, in which step.
+
+    The single description of a table: the notebooks score ``score_table(p, TABLE2)``, the
+    tables and the claims read the same spec."""
+
+    key: str  # "table2": the CSV's name
     number: str  # roman numeral, as in the paper
     title: str
     benchmarks: tuple[str, ...]
     methods: tuple[Method, ...]
     paper_only_rows: bool  # add the paper's rows for methods we do not run
+    step: Step  # the notebook step that scores it
+    own_only: bool  # trained variants compared on the profile's own test sets only
+
+    def method(self, paper_row: str) -> Method:
+        """Our method compared with the paper's ``paper_row``."""
+        return next(m for m in self.methods if m.paper_row == paper_row)
 
 
-INPUT = Method("input", "Input (rainy vs ground truth)", "Input")
-PRENET_RELEASED = Method("prenet-released", "PReNet (released weights)", "PReNet [17] (CVPR'19)")
-SIAN_RELEASED = Method("sian-released", "SIAN (released weights)", "Ours")
-SIAN_TRAINED = Method("sian/neg-ssim", "SIAN (trained by this profile)", "Ours")
+INPUT = Method(MethodId.INPUT, "Input (rainy vs ground truth)", "Input")
+PRENET_RELEASED = Method(
+    MethodId.PRENET_RELEASED, "PReNet (released weights)", "PReNet [17] (CVPR'19)"
+)
+SIAN_RELEASED = Method(MethodId.SIAN_RELEASED, "SIAN (released weights)", "Ours")
+SIAN_TRAINED = Method(MethodId.SIAN, "SIAN (trained by this profile)", "Ours")
 
-TABLES: dict[str, TableSpec] = {
-    "table2": TableSpec(
-        "II",
-        "Loss functions: negative SSIM vs MAE vs MSE (SIAN full, trained by this profile)",
-        ("rain100l", "rain100h"),
-        (
-            Method("sian/mae", "SIAN, MAE loss (trained)", "MAE"),
-            Method("sian/mse", "SIAN, MSE loss (trained)", "MSE"),
-            Method("sian/neg-ssim", "SIAN, negative SSIM loss (trained)", "Negative SSIM"),
-        ),
-        False,
+TABLE2 = TableSpec(
+    "table2",
+    "II",
+    "Loss functions: negative SSIM vs MAE vs MSE (SIAN full, trained by this profile)",
+    ("rain100l", "rain100h"),
+    (
+        Method(MethodId.SIAN_MAE, "SIAN, MAE loss (trained)", "MAE"),
+        Method(MethodId.SIAN_MSE, "SIAN, MSE loss (trained)", "MSE"),
+        Method(MethodId.SIAN, "SIAN, negative SSIM loss (trained)", "Negative SSIM"),
     ),
-    "table3": TableSpec(
-        "III",
-        "Rain100L and Rain100H",
-        ("rain100l", "rain100h"),
-        (INPUT, PRENET_RELEASED, SIAN_RELEASED, SIAN_TRAINED),
-        True,
+    False,
+    Step.TABLE2,
+    True,
+)
+TABLE3 = TableSpec(
+    "table3",
+    "III",
+    "Rain100L and Rain100H",
+    ("rain100l", "rain100h"),
+    (INPUT, PRENET_RELEASED, SIAN_RELEASED, SIAN_TRAINED),
+    True,
+    Step.TABLE3_4,
+    False,
+)
+TABLE4 = TableSpec(
+    "table4",
+    "IV",
+    "Rain1400 and Rain12",
+    ("rain1400", "rain12"),
+    (INPUT, PRENET_RELEASED, SIAN_RELEASED, SIAN_TRAINED),
+    True,
+    Step.TABLE3_4,
+    False,
+)
+TABLE5 = TableSpec(
+    "table5",
+    "V",
+    "Ablation: baseline, baseline+LSTM, full (trained by this profile)",
+    ("rain100l", "rain100h"),
+    (
+        Method(MethodId.BASELINE, "Baseline (trained)", "Baseline"),
+        Method(MethodId.BASELINE_LSTM, "Baseline+LSTM (trained)", "Baseline+LSTM"),
+        Method(MethodId.SIAN, "Baseline+SIAN+LSTM (trained)", "Baseline+SIAN+LSTM"),
     ),
-    "table4": TableSpec(
-        "IV",
-        "Rain1400 and Rain12",
-        ("rain1400", "rain12"),
-        (INPUT, PRENET_RELEASED, SIAN_RELEASED, SIAN_TRAINED),
-        True,
-    ),
-    "table5": TableSpec(
-        "V",
-        "Ablation: baseline, baseline+LSTM, full (trained by this profile)",
-        ("rain100l", "rain100h"),
-        (
-            Method("sian-baseline/neg-ssim", "Baseline (trained)", "Baseline"),
-            Method("sian-baseline+lstm/neg-ssim", "Baseline+LSTM (trained)", "Baseline+LSTM"),
-            Method("sian/neg-ssim", "Baseline+SIAN+LSTM (trained)", "Baseline+SIAN+LSTM"),
-        ),
-        False,
-    ),
-}
+    False,
+    Step.TABLE5,
+    True,
+)
 
-#: Provenance kinds a measured score may carry.
-MEASURED_KINDS = ("reproduced", "released weights", "computed")
+#: Every table, by its CSV name.
+TABLES: dict[str, TableSpec] = {t.key: t for t in (TABLE2, TABLE3, TABLE4, TABLE5)}
 
 
-@dataclass
+def tables_of(step: Step | str) -> tuple[TableSpec, ...]:
+    """The tables one step scores (Tables III and IV share ``table3_4``)."""
+    return tuple(t for t in TABLES.values() if t.step == step)
+
+
+#: What a score is: measured here (``reproduced`` by a training run of the profile,
+#: ``released`` weights, ``computed`` without a model: the Input row), quoted from the
+#: ``paper``, ``not_run`` (``detail`` says why) or ``degenerate`` (measured, but the model's
+#: output is its input or it did not learn: ``detail`` says which; scored, never judged).
+ScoreKind = Literal["reproduced", "released", "computed", "paper", "not_run", "degenerate"]
+SCORE_KINDS: tuple[str, ...] = get_args(ScoreKind)
+#: Kinds that carry measured numbers.
+MEASURED_KINDS: tuple[str, ...] = ("reproduced", "released", "computed", "degenerate")
+
+
+@dataclass(kw_only=True)
 class Score:
     """One measured cell (or a "not run" one) as the pipeline records it.
 
-    ``provenance`` is ``reproduced (profile, run <hash>)``, ``released weights (<file>, sha256
-    <hex>)``, ``computed (<what>)`` or ``not run: <reason>``. ``stand_in`` marks test data that
-    stands in for the benchmark (the embedded synthetic sets): not comparable to the paper.
+    ``kind`` says what it is (:data:`ScoreKind`); ``detail`` the rest: ``<profile>, run
+    <hash>`` (reproduced), ``<file>, sha256 <hex>`` (released), what was computed, why it
+    did not run, why it is degenerate. ``stand_in`` marks test data that stands in for the
+    benchmark (the embedded synthetic sets): not comparable to the paper.
     """
 
     method: str
     benchmark: str
-    provenance: str
+    kind: ScoreKind
+    detail: str = ""
     test_set: str = ""
     n: int = 0
     psnr: float | None = None
@@ -211,9 +287,11 @@ class Score:
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARKS:
             raise DerainError(f"unknown benchmark {self.benchmark!r} (known: {list(BENCHMARKS)})")
+        if self.kind not in SCORE_KINDS:
+            raise DerainError(f"score of {self.method}: unknown kind {self.kind!r}")
+        if self.kind == "paper":
+            raise DerainError(f"score of {self.method}: a measured record cannot be 'paper'")
         if self.ran:
-            if not self.provenance.startswith(MEASURED_KINDS):
-                raise DerainError(f"score of {self.method}: bad provenance {self.provenance!r}")
             for v in (self.psnr, self.ssim):
                 if v is None or not math.isfinite(v):
                     raise DerainError(f"score of {self.method} on {self.test_set}: value {v}")
@@ -222,27 +300,57 @@ class Score:
 
     @property
     def ran(self) -> bool:
-        return not self.provenance.startswith("not run")
+        """Measured numbers exist (a degenerate run's too)."""
+        return self.kind in MEASURED_KINDS
+
+    @property
+    def judged(self) -> bool:
+        """Measured and fit to support a claim (not degenerate)."""
+        return self.ran and self.kind != "degenerate"
 
     @property
     def partial(self) -> bool:
         return not self.stand_in and self.n < FULL_TEST_SIZE[self.benchmark]
 
-
-def reproduced(profile: str, run_hash: str) -> str:
-    return f"reproduced ({profile}, run {run_hash})"
-
-
-def released(filename: str, sha256: str) -> str:
-    return f"released weights ({filename}, sha256 {sha256})"
+    @property
+    def provenance(self) -> str:
+        """The kind and detail as one line for readers (the tables' ``provenance`` column)."""
+        return provenance_text(self.kind, self.detail)
 
 
-#: How every "did not run" status and printed line begins (the pipeline collects such lines).
+def provenance_text(kind: str, detail: str) -> str:
+    """``reproduced (quick, run 1a2b)``, ``released weights (file, sha256 ..)``,
+    ``computed (...)``, ``paper (...)``, ``not run: why``, ``degenerate: why``."""
+    if kind == "not_run":
+        return NOT_RUN + detail
+    if kind == "degenerate":
+        return f"degenerate: {detail}"
+    name = "released weights" if kind == "released" else kind
+    return f"{name} ({detail})" if detail else name
+
+
+def reproduced(profile: str, run_hash: str) -> dict:
+    """``Score`` fields of a score measured on a training run of ``profile``."""
+    return {"kind": "reproduced", "detail": f"{profile}, run {run_hash}"}
+
+
+def released(filename: str, sha256: str) -> dict:
+    """``Score`` fields of a score of the authors' weights."""
+    return {"kind": "released", "detail": f"{filename}, sha256 {sha256}"}
+
+
+#: How every "did not run" status begins (training statuses, readers' text).
 NOT_RUN = "not run: "
 
 
 def not_run(reason: str) -> str:
+    """A "did not run" status line (training and chapter statuses)."""
     return NOT_RUN + reason
+
+
+def missing(reason: str) -> dict:
+    """``Score`` fields of a cell that did not run; ``reason`` may carry the status prefix."""
+    return {"kind": "not_run", "detail": reason.removeprefix(NOT_RUN)}
 
 
 def save_scores(scores: list[Score], path: str | Path) -> Path:
@@ -255,10 +363,32 @@ def load_scores(paths: list[Path]) -> list[Score]:
     out = []
     for p in paths:
         try:
-            out += [Score(**d) for d in json.loads(Path(p).read_text())]
+            out += [Score(**_record(d)) for d in json.loads(Path(p).read_text())]
         except (json.JSONDecodeError, TypeError) as e:
             raise DerainError(f"{p}: not a score file ({e})") from None
     return out
+
+
+_LEGACY = (
+    ("reproduced (", "reproduced"),
+    ("released weights (", "released"),
+    ("computed (", "computed"),
+    (NOT_RUN, "not_run"),
+)
+
+
+def _record(d: dict) -> dict:
+    """A stored record as ``Score`` fields; records written before ``kind`` existed carried
+    it as a ``provenance`` text (read here once, nowhere else)."""
+    if "provenance" not in d:
+        return d
+    d = dict(d)
+    text = d.pop("provenance")
+    for prefix, kind in _LEGACY:
+        if text.startswith(prefix):
+            detail = text[len(prefix) :]
+            return {**d, "kind": kind, "detail": detail[:-1] if prefix.endswith("(") else detail}
+    raise TypeError(f"unknown provenance {text!r}")
 
 
 COLUMNS = [
@@ -269,6 +399,7 @@ COLUMNS = [
     "n",
     "psnr",
     "ssim",
+    "kind",
     "provenance",
     "paper_row",
     "paper_psnr",
@@ -295,6 +426,7 @@ def _row(spec: TableSpec, m: Method, s: Score) -> dict:
         "n": s.n if s.ran else None,
         "psnr": _round(s.psnr, 4) if s.ran else None,
         "ssim": _round(s.ssim, 4) if s.ran else None,
+        "kind": s.kind,
         "provenance": s.provenance,
         "paper_row": m.paper_row,
         "paper_psnr": paper[0] if paper else None,
@@ -305,6 +437,8 @@ def _row(spec: TableSpec, m: Method, s: Score) -> dict:
         "note": "",
     }
     notes = [s.note] if s.note else []
+    if s.kind == "degenerate":
+        notes.append(f"degenerate run ({s.detail}): scored, not a result")
     if s.ran and paper is not None and s.stand_in:
         notes.append(
             f"measured on the embedded stand-in for {BENCHMARKS[s.benchmark]}: "
@@ -322,13 +456,13 @@ def _row(spec: TableSpec, m: Method, s: Score) -> dict:
     return row
 
 
-def build_table(name: str, scores: list[Score]) -> list[dict]:
-    """Rows of table ``name`` ("table2".."table5") from the recorded scores.
+def build_table(name: str | TableSpec, scores: list[Score]) -> list[dict]:
+    """Rows of table ``name`` ("table2".."table5", or its spec) from the recorded scores.
 
     Every (method, benchmark) cell of the table gets our measured rows (one per test set), or a
     "not run" row; a cell with no record at all becomes ``not run: no result recorded``.
     """
-    spec = TABLES[name]
+    spec = name if isinstance(name, TableSpec) else TABLES[name]
     latest = {(s.method, s.benchmark, s.test_set): s for s in scores}  # a re-score replaces
     scores = list(latest.values())
     rows = []
@@ -339,8 +473,8 @@ def build_table(name: str, scores: list[Score]) -> list[dict]:
             if measured:
                 rows += [_row(spec, m, s) for s in measured]
             else:
-                reason = mine[0].provenance if mine else not_run("no result recorded")
-                rows.append(_row(spec, m, Score(m.id, b, reason)))
+                why = mine[0].detail if mine else "no result recorded"
+                rows.append(_row(spec, m, Score(method=m.id, benchmark=b, **missing(why))))
     if spec.paper_only_rows:
         ours = {m.paper_row for m in spec.methods}
         for paper_row in PAPER[spec.number]:
@@ -355,6 +489,7 @@ def build_table(name: str, scores: list[Score]) -> list[dict]:
                         "table": spec.number,
                         "method": paper_row,
                         "benchmark": BENCHMARKS[b],
+                        "kind": "paper",
                         "provenance": f"paper ({pv.quote})"
                         if paper
                         else f"paper ({pv.quote}: '-')",

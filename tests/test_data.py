@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -479,42 +476,16 @@ def test_prepare_cropped_variant_matches_upstream_names(tmp_path: Path) -> None:
         catalog.prepare("rain100h-crop480", tmp_path, index_out=tmp_path.parent / "i.json")
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder over loopback HTTP (the mirror), without a log line per request."""
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def test_download_from_mirror_and_offline_message(
-    shared: Path, tmp_path: Path, monkeypatch
-) -> None:
-    monkeypatch.setenv("DERAIN_DATA", str(tmp_path / "data"))
-    mirror = tmp_path / "mirror"  # PReNet's test layout: rainy/rain-NNN.png + norain-NNN.png
-    src = shared / "data" / "rain100l_sample"
-    for f in (src / "rainy").glob("*.png"):
-        (mirror / "rainy").mkdir(parents=True, exist_ok=True)
-        (mirror / "rainy" / f.name).write_bytes(f.read_bytes())
-    for f in (src / "norain").glob("*.png"):
-        (mirror / f.name).write_bytes(f.read_bytes())
-    (mirror / "rainy" / "rain-050.png").write_bytes(b"tampered")  # must be refused
-    dest = tmp_path / "dl"
-    handler = functools.partial(QuietHandler, directory=str(mirror))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        rep = catalog.prepare("rain100l", dest, download_missing=True, mirror=url)
-    finally:
-        server.shutdown()
-    assert len(rep.dataset) == 3 and rep.partial and rep.matched == 6
-    assert not (dest / "rainy" / "rain-050.png").exists()
+def test_prepare_without_a_copy_says_where_to_get_it(tmp_path: Path) -> None:
+    # downloads are derain fetch's (data/remote.py): prepare only verifies a copy
     with pytest.raises(DerainError, match="pan.baidu.com"):
         catalog.prepare("rain1400", None)
-    with pytest.raises(DerainError, match="yu-li.github.io"):  # no mirror: say where to get it
-        catalog.prepare("rain12", None, download_missing=True)
+    with pytest.raises(DerainError, match="yu-li.github.io"):
+        catalog.prepare("rain12", None)
     with pytest.raises(DerainError, match="no 'train' split"):
         catalog.prepare("rain12", tmp_path, split="train")
+    with pytest.raises(SystemExit):
+        main(["data", "prepare", "rain100l", "--download"])  # the twin downloader is gone
 
 
 def test_cli_list_patches_and_prepare_embedded(tmp_path: Path, capsys) -> None:

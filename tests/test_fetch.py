@@ -195,3 +195,109 @@ def test_a_fetched_test_set_is_indexed_as_its_benchmark(serve, shared, monkeypat
     assert "indexed as the rain100l test set (4 pairs)" in lines[0]
     found = dict(prepared_sets())
     assert found["rain100l"] == remote.dataset_dir("rain100l").resolve()
+
+
+def _local_mirror(root: Path, items: list[Item], bodies: list[bytes]) -> Path:
+    """A folder laid out as the raw host: {owner}/{repo}/{commit}/{path}."""
+    for it, body in zip(items, bodies, strict=True):
+        f = root / it.tree.owner / it.tree.repo / it.tree.commit / it.path
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(body)
+    return root
+
+
+@pytest.mark.parametrize("form", ["folder", "file-url"])
+def test_a_local_folder_or_file_url_is_a_mirror(form, monkeypatch, tmp_path):
+    bodies = [b"first" * 300, b"second" * 300]
+    items = [_item("rainy/rain-001.png", bodies[0]), _item("with space/b.png", bodies[1])]
+    root = _local_mirror(tmp_path / "my mirror", items, bodies)
+    monkeypatch.setenv("DERAIN_MIRROR", str(root) if form == "folder" else root.as_uri())
+    dest = tmp_path / "got"
+    assert fetch_items(items, dest, log=lambda s: None) == 2
+    assert [(dest / i.local).read_bytes() for i in items] == bodies
+    assert fetch_items(items, dest, log=lambda s: None) == 0  # kept: already verified
+    (root / TREE.owner / TREE.repo / TREE.commit / items[0].path).write_bytes(b"tampered")
+    (dest / items[0].local).unlink()
+    with pytest.raises(FetchError, match=r"rain-001\.png: sha256 .* differs from the registered"):
+        fetch_items(items, dest, log=lambda s: None)
+    assert not (dest / items[0].local).exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("ftp://example.org/mirror", "unsupported URL scheme 'ftp'"),
+        ("/no/such/mirror", "no such folder"),
+        ("file:///no/such/mirror", "no such folder"),
+    ],
+)
+def test_a_refused_mirror_says_why(value, reason, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("DERAIN_MIRROR", value)
+    monkeypatch.setenv("DERAIN_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FetchError, match=reason) as e:
+        fetch_items([_item("a.png", b"x")], tmp_path / "got", log=lambda s: None)
+    assert "sha256" not in str(e.value)  # not the old "does not match its registered sha256"
+    assert main(["fetch", "weights"]) == 2
+    err = capsys.readouterr().err
+    assert reason in err and "Traceback" not in err
+
+
+def test_the_shared_mirror_folder_gives_the_full_test_sets(monkeypatch, tmp_path, shared):
+    """../shared/mirror as DERAIN_MIRROR: the first files of both sets, verified (the full
+    fetch copies 400 files; two per set are enough to see the tree paths are right)."""
+    monkeypatch.setenv("DERAIN_MIRROR", str(shared / "mirror"))
+    for name in ("rain100l", "rain100h-crop480"):
+        items = dataset_items(name)[:2]
+        assert fetch_items(items, tmp_path / name, log=lambda s: None) == 2
+
+
+def _jpeg(seed: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    px = np.random.default_rng(seed).integers(0, 255, (24, 32, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(px).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def test_rain1400_comes_from_the_lfs_layout_with_spaces(monkeypatch, tmp_path, capsys):
+    """Generated files in the media host's layout (paths with spaces) and a manifest made for
+    them: fetched, verified, laid out as the catalog's rain1400 (rainy_image/, ground_truth/)
+    and indexed as the Rain1400 test set."""
+    names = ["ground truth/901.jpg", "ground truth/902.jpg"]
+    names += [f"rainy image/{n}_{k}.jpg" for n in (901, 902) for k in range(1, 15)]
+    bodies = {n: _jpeg(i) for i, n in enumerate(names)}
+    manifest = {n: hashlib.sha256(b).hexdigest() for n, b in bodies.items()}
+    real = remote.load_manifest
+    monkeypatch.setattr(
+        remote, "load_manifest", lambda f: manifest if f == "rain1400_test.sha256" else real(f)
+    )
+    items = dataset_items("rain1400")
+    assert items[0].tree.url(items[0].path, "https://h") == (
+        "https://h/jinnovation/rainy-image-dataset/ef1db51945834188d1626d73e322a9b9f3508177/"
+        "ground%20truth/901.jpg"
+    )
+    monkeypatch.delenv("DERAIN_MIRROR", raising=False)
+    assert items[0].tree.url(items[0].path).startswith("https://media.githubusercontent.com/media/")
+    root = _local_mirror(tmp_path / "mirror", items, [bodies[i.path] for i in items])
+    monkeypatch.setenv("DERAIN_MIRROR", str(root))
+    monkeypatch.setenv("DERAIN_DATA", str(tmp_path / "data"))
+    assert main(["fetch", "rain1400"]) == 0
+    out = capsys.readouterr().out
+    assert "rain1400: 30 downloaded, 30 files verified" in out
+    assert "indexed as the rain1400 test set (28 pairs)" in out
+    dest = remote.dataset_dir("rain1400")
+    assert (dest / "rainy_image" / "902_14.jpg").read_bytes() == bodies["rainy image/902_14.jpg"]
+    assert dict(prepared_sets())["rain1400"] == dest.resolve()
+
+
+def test_the_packaged_rain1400_manifest_is_the_shared_one(shared):
+    items = dataset_items("rain1400")
+    assert len(items) == 1500
+    text = (shared / "data" / "manifests" / "rain1400_test.sha256").read_text()
+    shipped = dict(line.split("  ", 1)[::-1] for line in text.splitlines() if line.strip())
+    assert {i.path: i.sha256 for i in items} == shipped
+    assert items[0].tree.commit == "ef1db51945834188d1626d73e322a9b9f3508177"

@@ -92,19 +92,31 @@ def _notebook(tmp_path: Path, printed: str) -> Path:
     return path
 
 
-def test_not_run_items_name_printed_lines_and_missing_promised_figures(
+def test_not_run_items_come_from_saved_results_and_missing_promised_figures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DERAIN_FIGURES", str(tmp_path / "figures"))
-    nb = _notebook(tmp_path, "saved x\nnot run: released weights not found\n")
-    items = pipeline.not_run_items("smoke", {nb.name: nb})
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "results"))
+    from derain_lib import tables
+    from derain_lib.study.paths import results_dir
+
+    gone = tables.Score(
+        method="sian-released", benchmark="rain100l", kind="not_run", detail="weights not found"
+    )
+    tables.save_scores([gone], results_dir("smoke") / "scores" / "table3_4.json")
+    # a printed "not run" line is no record: only the saved results count
+    nb = _notebook(tmp_path, "saved x\nnot run: printed only\n")
+    executed = {nb.name: nb, "03_tables3_4_benchmarks.ipynb": nb}
+    items = pipeline.not_run_items("smoke", executed)
     assert items == [
-        {"notebook": nb.name, "what": "released weights not found"},
+        {
+            "notebook": "03_tables3_4_benchmarks.ipynb",
+            "what": "sian-released on rain100l: not run: weights not found",
+        },
         {"notebook": nb.name, "what": "figures/smoke/attention_panel.png was not drawn"},
     ]
     (tmp_path / "figures/smoke").mkdir(parents=True)
     (tmp_path / "figures/smoke/attention_panel.png").write_bytes(b"png")
-    nb = _notebook(tmp_path, "saved figures/smoke/attention_panel.png\n")
     assert pipeline.not_run_items("smoke", {nb.name: nb}) == []
 
 

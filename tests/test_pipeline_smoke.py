@@ -25,7 +25,7 @@ from derain_lib.study.tabulate import build_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
-KINDS = ("reproduced (", "released weights (", "computed (", "paper (", "not run: ")
+KINDS = ("reproduced (", "released weights (", "computed (", "paper (", "not run: ", "degenerate: ")
 # The smoke profile's own schedule is sized for the engine's tests; the pipeline test trains
 # each of its ten models for a single step (the tables' contents, not their quality, are tested).
 SMOKE_SET = ["train.max_steps=1", "train.val_images=0"]
@@ -98,7 +98,12 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
         assert explorer == []
     else:  # no released weights in the hermetic run
         assert "figures/smoke/attention_panel.png was not drawn" in explorer, not_run
-        assert len(explorer) == 2, not_run  # and the reason the notebook printed
+        assert len(explorer) == 1, not_run  # (read from saved results, not printed lines)
+    # what did not run comes from the saved score records: the released weights' cells
+    assert any(
+        i["notebook"] == "03_tables3_4_benchmarks.ipynb" and "released weights" in i["what"]
+        for i in not_run
+    ), not_run
     assert (res / "notebooks" / "05_figures.ipynb").is_file()
     runs_dir = hermetic / "results" / "runs"
     for name in ("table2", "table3", "table4", "table5"):
@@ -106,15 +111,16 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
         assert rows, name
         for r in rows:
             assert r["provenance"].startswith(KINDS), (name, r)
-            if r["provenance"].startswith(tables.MEASURED_KINDS):
+            assert r["kind"] in tables.SCORE_KINDS, (name, r)
+            if r["kind"] in tables.MEASURED_KINDS:
                 assert _finite(r["psnr"]) and _finite(r["ssim"]) and int(r["n"]) > 0, r
                 assert "stand-in" in r["test_set"] and r["diff_psnr"] == "", r
-            elif r["provenance"].startswith("paper"):
+            elif r["kind"] == "paper":
                 assert r["psnr"] == "" and r["paper_source"].startswith(f"Table {r['table']}")
             else:
                 assert r["psnr"] == "" and len(r["provenance"]) > len("not run: ")
-            if r["provenance"].startswith("reproduced"):
-                key = r["provenance"].split("run ")[1].rstrip(")")
+            if r["kind"] in ("reproduced", "degenerate"):
+                key = r["provenance"].split("run ")[1].split(")")[0].split(";")[0]
                 assert (runs_dir / key / "model.pt").is_file()
     t3 = tables.read_csv(res / "table3.csv")
     inputs = [r for r in t3 if r["paper_row"] == "Input"]
@@ -128,7 +134,8 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
     # trained rows of Tables II and V: every (method, benchmark) cell reproduced
     for name, n_methods in (("table2", 3), ("table5", 3)):
         rows = tables.read_csv(res / f"{name}.csv")
-        assert sum(r["provenance"].startswith("reproduced") for r in rows) == 2 * n_methods
+        trained = sum(r["kind"] in ("reproduced", "degenerate") for r in rows)
+        assert trained == 2 * n_methods, name
     t4 = tables.read_csv(res / "table4.csv")
     assert all(
         r["provenance"].startswith(("not run", "paper")) for r in t4
@@ -140,20 +147,21 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
         (hermetic / "figures" / "smoke" / Path(f["path"]).name).is_file() for f in figs
     )
     assert json.loads((res / "provenance.json").read_text())["wall_seconds"] > 0
-    # claims: a verdict for every claim whose two methods ran, "not run: <reason>" otherwise
+    # claims: one row per claim and test set; on the stand-ins never a verdict
     claims = tables.read_csv(res / "claims.csv")
-    assert {(r["claim"], r["benchmark"]) for r in claims} == {
+    assert {(r["claim"], r["benchmark"]) for r in claims} >= {
         (c.text, tables.BENCHMARKS[c.benchmark]) for c in CLAIMS
     }
-    verdicts = ("supported", "contradicted", "inconclusive", "no direction claimed")
     for r in claims:
-        claim = next(c for c in CLAIMS if c.text == r["claim"])
-        if claim.trained:  # Tables II and V: trained here, on the stand-ins, with 2 seeds
-            assert r["verdict"].startswith(verdicts) and r["seeds"] == "2", r
-            assert float(r["ci_low"]) <= float(r["diff"]) <= float(r["ci_high"]), r
-            assert r["absolute"].startswith("not comparable"), r
-        else:  # released weights: none in the hermetic smoke run
-            assert r["verdict"].startswith("not run: ") and len(r["verdict"]) > 20, r
+        claim = next((c for c in CLAIMS if c.text == r["claim"]), None)
+        if claim is not None and claim.trained:  # Tables II and V: stand-ins, 2 seeds
+            assert r["evidence"] == "stand-in" and r["n_seeds"] == "2", r
+            assert r["verdict"] in ("not testable here", "degenerate"), r
+            assert float(r["lo_psnr"]) <= float(r["diff_psnr"]) <= float(r["hi_psnr"]), r
+        else:  # released weights and their probes: none in the hermetic smoke run
+            assert r["verdict"] == "not run" and len(r["reason"]) > 10, r
+    per_image = tables.read_csv(res / "scores" / "table2_per_image.csv")
+    assert {r["seed"] for r in per_image if r["method"] != "input"} == {"0", "1"}
     seeds = json.loads((res / "seeds.json").read_text())
     assert sorted({r["seed"] for r in seeds}) == [0, 1] and len(seeds) == 20
     assert "| II |" in (res / "claims.md").read_text()
@@ -206,8 +214,11 @@ def test_released_sian_on_rain100l_sample_is_a_partial_set(shared: Path, hermeti
     sian = rows["SIAN (released weights)", "Rain100L: real/rain100l_sample"]
     assert sian["n"] == 4
     assert "partial set (n=4 of 100)" in sian["note"]
-    assert sian["provenance"] == tables.released(
-        "sian_rain100l.pth", "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956"
+    assert sian["kind"] == "released"
+    assert sian["provenance"] == tables.provenance_text(
+        **tables.released(
+            "sian_rain100l.pth", "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956"
+        )
     )
 
     def mean(key: str, what: str) -> float:
@@ -274,8 +285,9 @@ def test_unknown_profile_and_missing_folders_are_one_line_errors(tmp_path: Path)
 
 def test_each_table_is_built_from_its_own_step(hermetic: Path) -> None:
     run = tables.reproduced("smoke", "1a2b3c4d5e6f")
-    own = tables.Score("sian/neg-ssim", "rain100l", run, "embedded light", 4, 20.0, 0.7, True)
-    real = tables.Score("sian/neg-ssim", "rain100l", run, "Rain100L: sample", 4, 21.0, 0.8)
+    cell = {"method": "sian/neg-ssim", "benchmark": "rain100l", **run, "n": 4}
+    own = tables.Score(**cell, test_set="embedded light", psnr=20.0, ssim=0.7, stand_in=True)
+    real = tables.Score(**cell, test_set="Rain100L: sample", psnr=21.0, ssim=0.8)
     res = results_dir("smoke")
     tables.save_scores([own], res / "scores" / "table5.json")
     tables.save_scores([own, real], res / "scores" / "table3_4.json")

@@ -44,26 +44,28 @@ def test_paper_tables_are_complete() -> None:
 def test_every_cell_gets_a_row_with_provenance() -> None:
     scores = [
         Score(
-            "input",
-            "rain100l",
-            "computed (rainy input vs ground truth)",
-            "light",
-            3,
-            20.0,
-            0.7,
+            method="input",
+            benchmark="rain100l",
+            kind="computed",
+            detail="rainy input vs ground truth",
+            test_set="light",
+            n=3,
+            psnr=20.0,
+            ssim=0.7,
             stand_in=True,
         ),
     ]
     rows = build_table("table3", scores)
-    ours = [r for r in rows if not r["provenance"].startswith("paper")]
+    ours = [r for r in rows if r["kind"] != "paper"]
     # 4 methods x 2 benchmarks, each exactly once here
     assert len(ours) == 8
     assert all(r["provenance"] for r in rows)
-    missing = [r for r in ours if r["provenance"].startswith("not run")]
+    missing = [r for r in ours if r["kind"] == "not_run"]
     assert len(missing) == 7
     assert all(r["provenance"] == "not run: no result recorded" for r in missing)
     assert all(r["psnr"] is None for r in missing)
-    paper_rows = [r for r in rows if r["provenance"].startswith("paper")]
+    paper_rows = [r for r in rows if r["kind"] == "paper"]
+    assert all(r["provenance"].startswith("paper (Table III") for r in paper_rows)
     # 13 paper rows minus the 3 we compare against (Input, PReNet, Ours), 2 columns each
     assert len(paper_rows) == 20
     assert all(r["psnr"] is None and r["paper_psnr"] for r in paper_rows)
@@ -72,9 +74,24 @@ def test_every_cell_gets_a_row_with_provenance() -> None:
 def test_stand_in_gets_no_difference_full_set_does() -> None:
     run = tables.reproduced("quick", "1a2b3c4d5e6f")
     stand_in = Score(
-        "sian/neg-ssim", "rain100l", run, "embedded light", 8, 30.0, 0.9, stand_in=True
+        method="sian/neg-ssim",
+        benchmark="rain100l",
+        **run,
+        test_set="embedded light",
+        n=8,
+        psnr=30.0,
+        ssim=0.9,
+        stand_in=True,
     )
-    full = Score("sian/neg-ssim", "rain100h", run, "Rain100H test", 100, 29.33, 0.899)
+    full = Score(
+        method="sian/neg-ssim",
+        benchmark="rain100h",
+        **run,
+        test_set="Rain100H test",
+        n=100,
+        psnr=29.33,
+        ssim=0.899,
+    )
     rows = {
         r["benchmark"]: r
         for r in build_table("table5", [stand_in, full])
@@ -91,13 +108,13 @@ def test_stand_in_gets_no_difference_full_set_does() -> None:
 
 def test_partial_set_is_labelled_with_n() -> None:
     s = Score(
-        "sian-released",
-        "rain100l",
-        tables.released("sian_rain100l.pth", SHA),
-        "Rain100L sample",
-        4,
-        38.23,
-        0.978,
+        method="sian-released",
+        benchmark="rain100l",
+        **tables.released("sian_rain100l.pth", SHA),
+        test_set="Rain100L sample",
+        n=4,
+        psnr=38.23,
+        ssim=0.978,
     )
     row = next(r for r in build_table("table3", [s]) if r["method"].startswith("SIAN (released"))
     assert "partial set (n=4 of 100)" in row["note"]
@@ -106,7 +123,11 @@ def test_partial_set_is_labelled_with_n() -> None:
 
 
 def test_not_run_reason_is_kept() -> None:
-    s = Score("prenet-released", "rain1400", tables.not_run("no Rain1400 test data under x"))
+    s = Score(
+        method="prenet-released",
+        benchmark="rain1400",
+        **tables.missing(tables.not_run("no Rain1400 test data under x")),
+    )
     row = next(
         r
         for r in build_table("table4", [s])
@@ -122,7 +143,8 @@ def test_not_run_reason_is_kept() -> None:
         {"psnr": math.nan},
         {"psnr": None},
         {"n": 0},
-        {"provenance": "trust me"},
+        {"kind": "trust me"},
+        {"kind": "paper"},
         {"benchmark": "rain200"},
     ],
 )
@@ -130,7 +152,8 @@ def test_bad_scores_are_refused(kw: dict) -> None:
     base = dict(
         method="input",
         benchmark="rain100l",
-        provenance="computed (x)",
+        kind="computed",
+        detail="x",
         test_set="t",
         n=2,
         psnr=20.0,
@@ -143,15 +166,20 @@ def test_bad_scores_are_refused(kw: dict) -> None:
 def test_csv_and_markdown_round_trip(tmp_path) -> None:
     scores = [
         Score(
-            "sian-released",
-            "rain100l",
-            tables.released("sian_rain100l.pth", SHA),
-            "Rain100L sample",
-            4,
-            38.2299,
-            0.9777,
+            method="sian-released",
+            benchmark="rain100l",
+            **tables.released("sian_rain100l.pth", SHA),
+            test_set="Rain100L sample",
+            n=4,
+            psnr=38.2299,
+            ssim=0.9777,
         ),
-        Score("sian/mae", "rain100h", tables.not_run("profile smoke trains no Rain100H model")),
+        Score(
+            method="sian/mae",
+            benchmark="rain100h",
+            kind="not_run",
+            detail="profile smoke trains no Rain100H model",
+        ),
     ]
     paths = tables.write_tables(tmp_path, scores, ["table2", "table3"])
     assert [p.name for p in paths] == ["table2.csv", "table3.csv"]

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import derain_lib.runs as runs_mod
@@ -288,3 +289,27 @@ def test_training_a_run_hashes_its_data_once(tiny, tmp_path: Path, monkeypatch) 
     assert trained.status == "finished" and len(hashed) == 2  # train and test, once each
     again = train_run("tiny", cfg)  # from the run cache
     assert again == trained and len(hashed) == 4
+
+
+def test_a_run_whose_output_is_its_input_is_listed_as_degenerate(run, root: Path, tmp_path, capsys):
+    import shutil
+
+    copy_root = tmp_path / "r"
+    shutil.copytree(root, copy_root)
+    fake = open_run(run.key, copy_root)
+    fake.degenerate  # noqa: B018 (the input's scores are computed and cached)
+    rainy = pd.read_csv(fake.dir / "input_psnr.csv")
+    assert list(rainy.name) == list(fake.per_image.name)
+    learned = fake.per_image.assign(psnr=rainy.psnr.to_numpy() + [1.0, 0.004])
+    learned.to_csv(fake.dir / "per_image.csv", index=False)
+    fake = open_run(run.key, copy_root)  # a Run is a snapshot: read the changed folder again
+    assert fake.degenerate is None  # one image changed: the model does something
+    out = fake.per_image.assign(psnr=rainy.psnr.to_numpy() + 0.004)  # the output = the input
+    out.to_csv(fake.dir / "per_image.csv", index=False)
+    fake = open_run(run.key, copy_root)
+    assert "output equals input" in fake.degenerate
+    assert main(["runs", "list", "--results", str(copy_root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(i for i, ln in enumerate(lines) if ln.startswith(run.key))
+    assert lines[row].split()[1] == "degenerate"
+    assert "degenerate: output equals input" in lines[row + 1]

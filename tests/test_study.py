@@ -37,7 +37,16 @@ def _table5(res: Path, values: tuple[float, float, float], real: bool = False) -
     psnr = dict(zip(IDS, values, strict=True))
     test = "Rain100L: rain100l/test" if real else "embedded light"
     scores = [
-        tables.Score(m, "rain100l", RUN, test, 100 if real else 4, psnr[m], 0.9, not real)
+        tables.Score(
+            method=m,
+            benchmark="rain100l",
+            **RUN,
+            test_set=test,
+            n=100 if real else 4,
+            psnr=psnr[m],
+            ssim=0.9,
+            stand_in=not real,
+        )
         for m in IDS
     ]
     tables.write_tables(res, scores, ["table5"])
@@ -84,10 +93,21 @@ def test_per_image_scatter_pairs_images_by_name(res: Path) -> None:
         (d / "per_image.csv").write_text(
             "name,psnr,ssim\n" + "".join(f"{n},{v},0.5\n" for n, v in zip("ba", values, strict=1))
         )
-    runs = (("input", "computed (x)", "input"), ("sian/neg-ssim", RUN, "sian_neg-ssim"))
+    computed = {"kind": "computed", "detail": "x"}
+    runs = (("input", computed, "input"), ("sian/neg-ssim", RUN, "sian_neg-ssim"))
     csv = "smoke/eval/{}/per_image.csv"
     scores = [
-        tables.Score(m, "rain100l", prov, "light", 2, 22.0, 0.5, True, csv.format(d))
+        tables.Score(
+            method=m,
+            benchmark="rain100l",
+            **prov,
+            test_set="light",
+            n=2,
+            psnr=22.0,
+            ssim=0.5,
+            stand_in=True,
+            per_image_csv=csv.format(d),
+        )
         for m, prov, d in runs
     ]
     fig = plots.per_image_scatter(res.parent, scores, "input", "sian/neg-ssim")

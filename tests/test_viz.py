@@ -220,8 +220,11 @@ def test_benchmark_label_names_stand_in_data_as_such() -> None:
     assert tables.benchmark_label("rain100h", True) == "embedded heavy (stand-in for Rain100H)"
     assert tables.benchmark_file_id("rain100h", True) == "embedded-heavy"
     assert tables.benchmark_file_id("rain100l") == "rain100l"
-    stand_in = Score("sian/mae", "rain100l", RUN, "embedded light test", 4, 30.0, 0.9, True)
-    real = Score("sian/mae", "rain100h", RUN, "Rain100H: test", 100, 29.0, 0.9)
+    cell = {"method": "sian/mae", **RUN, "ssim": 0.9}
+    stand_in = Score(
+        **cell, benchmark="rain100l", test_set="embedded light test", n=4, psnr=30.0, stand_in=True
+    )
+    real = Score(**cell, benchmark="rain100h", test_set="Rain100H: test", n=100, psnr=29.0)
     rows = [r for r in tables.build_table("table2", [stand_in, real]) if r["psnr"] is not None]
     assert [r["benchmark"] for r in rows] == ["embedded light (stand-in for Rain100L)", "Rain100H"]
 
@@ -302,11 +305,25 @@ def _scores(root: Path) -> list[Score]:
     out = []
     for test, stand_in in (("embedded light test", True), ("Rain100L: sample", False)):
         d = "light" if stand_in else "real"
-        for m, prov in (("input", "computed (x)"), ("sian/neg-ssim", RUN)):
+        for m, prov in (("input", {"kind": "computed", "detail": "x"}), ("sian/neg-ssim", RUN)):
             csv = _scored_set(root, m, d, names, gt=m == "input")
-            out.append(Score(m, "rain100l", prov, test, 3, 21.0, 0.5, stand_in, csv))
-    out.append(Score("prenet-released", "rain100l", tables.not_run("weights not found")))
-    out.append(Score("sian-released", "rain100l", tables.not_run("weights not found")))
+            out.append(
+                Score(
+                    method=m,
+                    benchmark="rain100l",
+                    **prov,
+                    test_set=test,
+                    n=3,
+                    psnr=21.0,
+                    ssim=0.5,
+                    stand_in=stand_in,
+                    per_image_csv=csv,
+                )
+            )
+    for m in ("prenet-released", "sian-released"):
+        out.append(
+            Score(method=m, benchmark="rain100l", kind="not_run", detail="weights not found")
+        )
     return out
 
 

@@ -3,16 +3,14 @@
 ``prepare(name, source)`` verifies a copy the user already has against the catalog (pair
 count, layout, readable images, equal pair sizes, sha256 where a manifest is known) and
 writes a JSON index elsewhere; it never writes, moves or deletes anything inside the
-user's folder. ``download=True`` fetches files only where a public per-file mirror is
-known (and the network allows), writes only files that are missing, and verifies each
-against the manifest; otherwise it says what to get and where.
+user's folder. Downloads are ``derain fetch``'s (:mod:`.remote`), the one downloader; where
+no copy is given, ``prepare`` says what to get and where.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,7 +19,7 @@ from pathlib import Path
 from ..errors import DerainError
 from ..fsutil import atomic_write_text, data_root
 from .datasets import Pair, PairedDataset, open_dataset
-from .fetch import FetchError, fetch, sha256_file
+from .fetch import sha256_file
 from .io import check_images, image_size
 from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
 
@@ -31,10 +29,6 @@ PRENET_BAIDU = "https://pan.baidu.com/s/1J0q6Mrno9aMCsaWZUtmbkg"
 JORDER_PAGE = "https://www.icst.pku.edu.cn/struct/Projects/joint_rain_removal.html"
 DDN_PAGE = "https://xueyangfu.github.io/projects/cvpr2017.html"
 RAIN12_PAGE = "https://yu-li.github.io/"
-PRENET_FORK_RAW = (
-    "https://raw.githubusercontent.com/Arvaesri/PreNet/"
-    "c12ee08192112e7ddd642bb70f8f93c99994cc82/datasets/test/Rain100L/"
-)
 
 
 @dataclass(frozen=True)
@@ -47,14 +41,13 @@ class Source:
 
 @dataclass(frozen=True)
 class Split:
-    """One split of a benchmark: counts, image size, distribution folder, manifest, mirror."""
+    """One split of a benchmark: counts, image size, distribution folder, manifest."""
 
     pairs: int
     clean: int
     folder: str
     image_size: str
     manifest: str | None = None  # file in derain_lib/data/manifests/
-    mirror: str | None = None  # base URL of a per-file mirror in PReNet's test layout
     variants: tuple[tuple[int, str], ...] = ()  # (pair count, what it is): known complete copies
 
 
@@ -88,9 +81,7 @@ CATALOG: dict[str, Entry] = {
         "rain-NNN.png / norain-NNN.png; test in PReNet's form rainy/rain-NNN.png + norain-NNN.png",
         (_PRENET, _JORDER, Source("PReNet README", PRENET_README)),
         {
-            "test": Split(
-                100, 100, "Rain100L", "481x321 or 321x481", "rain100l_test.sha256", PRENET_FORK_RAW
-            ),
+            "test": Split(100, 100, "Rain100L", "481x321 or 321x481", "rain100l_test.sha256"),
             "train": Split(200, 200, "RainTrainL", "481x321 or 321x481"),
         },
     ),
@@ -209,39 +200,6 @@ def where_to_get(entry: Entry, split: str) -> str:
         f"  then run: derain data prepare {entry.name} --split {split} --from PATH/{s.folder}"
     )
     return "\n".join(lines)
-
-
-def _mirror_path(rel: str) -> str:
-    """PReNet's test layout keeps clean images beside the rainy/ folder."""
-    return rel.split("/", 1)[1] if rel.startswith("norain/") else rel
-
-
-def download(
-    entry: Entry, split: str, dest: Path, mirror: str | None = None
-) -> tuple[int, list[str]]:
-    """Fetch missing files of a manifest from a per-file mirror into ``dest``.
-
-    Existing files are never touched; each fetched file must match its sha256 before it is
-    renamed into place. Returns (files fetched, one line per failure)."""
-    s = entry.splits[split]
-    base = mirror or s.mirror
-    if not base or not s.manifest:
-        raise DerainError(where_to_get(entry, split))
-    fetched, failures = 0, []
-    for rel, digest in load_manifest(s.manifest).items():
-        target = dest / rel
-        if target.exists():
-            continue
-        url = base.rstrip("/") + "/" + _mirror_path(rel)
-        try:
-            fetch(url, digest, target)
-        except FetchError as e:
-            failures.append(str(e))
-            if not fetched and len(failures) >= 3:  # offline or mirror gone: stop early
-                break
-            continue
-        fetched += 1
-    return fetched, failures
 
 
 @dataclass
@@ -409,35 +367,21 @@ def prepare(
     name: str,
     source: str | Path | None,
     split: str = "test",
-    download_missing: bool = False,
     index_out: str | Path | None = None,
     allow_mismatch: bool = False,
     decode: bool = True,
-    mirror: str | None = None,
 ) -> Report:
-    """Verify (optionally first download) a copy of a catalogued set and write its index."""
+    """Verify a copy of a catalogued set and write its index (``source`` None: say where
+    to get it; ``derain fetch`` downloads the sets that have a public per-file copy)."""
     entry = get_entry(name)
     if entry.name == "embedded":
         raise DerainError("the embedded set is built, not verified: use build_embedded()")
     if split not in entry.splits:
         raise DerainError(f"{entry.name} has no {split!r} split; it has: {', '.join(entry.splits)}")
     s = entry.splits[split]
-    if source is None and not download_missing:
+    if source is None:
         raise DerainError(where_to_get(entry, split))
-    root = Path(source) if source is not None else data_root() / entry.name / split
-    if download_missing and (mirror or s.mirror):
-        fetched, failures = download(entry, split, root, mirror)
-        if failures and not fetched and not root.is_dir():
-            raise DerainError(f"download failed ({failures[0]})\n" + where_to_get(entry, split))
-        for f in failures[:5]:
-            print(f"derain: warning: {f}", file=sys.stderr)
-        if len(failures) > 5:
-            print(f"derain: warning: {len(failures) - 5} more files not fetched", file=sys.stderr)
-    elif download_missing:
-        if not root.is_dir():
-            raise DerainError(where_to_get(entry, split))
-        note = f"no public per-file mirror of {entry.name} {split}; checking {root}"
-        print(f"derain: note: {note}", file=sys.stderr)
+    root = Path(source)
     if not root.is_dir():
         raise DerainError(f"{root}: no such folder\n" + where_to_get(entry, split))
 

@@ -1,8 +1,10 @@
 """The real test sets on first use: raw files of public repositories at fixed commits.
 
 Every file comes as a raw file URL ``{base}/{owner}/{repo}/{commit}/{path}``; ``base`` is
-GitHub's raw-file host unless ``DERAIN_MIRROR`` names a mirror of the same trees (a local or
-institutional one; the tests serve fixtures from 127.0.0.1 this way). Each file is pinned by
+GitHub's raw-file host (Git LFS files: GitHub's media host, same layout) unless
+``DERAIN_MIRROR`` names a mirror of the same trees: an ``http(s)://`` URL (the tests serve
+fixtures from 127.0.0.1 this way), a ``file://`` URL or a local folder (``../shared/mirror``
+is one). Any other value is refused with the reason (:func:`mirror_base`). Each file is pinned by
 the sha256 of the manifest it belongs to (``derain_lib/data/manifests``) and downloaded by
 :func:`derain_lib.data.fetch.fetch`, so an interrupted or corrupted download never leaves a
 file under its final name. A re-run re-hashes the files already there and fetches only what
@@ -18,6 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote, urlparse
 
 from ..fsutil import data_root
 from .catalog import load_manifest, prepare
@@ -25,20 +28,53 @@ from .fetch import FetchError, Offline, fetch
 
 #: GitHub's raw-file host: ``{RAW_HOST}/{owner}/{repo}/{commit}/{path}`` is one file.
 RAW_HOST = "https://raw.githubusercontent.com"
+#: GitHub's host of Git LFS content, in the same layout.
+MEDIA_HOST = "https://media.githubusercontent.com/media"
+MIRROR_ENV = "DERAIN_MIRROR"
+
+
+def mirror_base(value: str | None = None) -> str | None:
+    """``DERAIN_MIRROR`` (or ``value``) as a base URL: ``http(s)://...`` as given, a
+    ``file://`` URL or a local folder as a ``file://`` URL of the folder; None when unset.
+    Anything else raises :class:`FetchError` saying what is wrong with it."""
+    value = os.environ.get(MIRROR_ENV) if value is None else value
+    if not value:
+        return None
+    scheme = urlparse(value).scheme.lower()
+    if scheme in ("http", "https"):
+        return value.rstrip("/")
+    if scheme == "file":
+        folder = Path(unquote(urlparse(value).path))
+    elif "://" in value:
+        raise FetchError(
+            f"{MIRROR_ENV}={value}: unsupported URL scheme {scheme!r} "
+            "(give an http(s):// URL, a file:// URL or a local folder)"
+        )
+    else:
+        folder = Path(value).expanduser()
+    if not folder.is_dir():
+        raise FetchError(
+            f"{MIRROR_ENV}={value}: no such folder {folder.resolve()} "
+            "(a local mirror is a folder laid out as {owner}/{repo}/{commit}/{path})"
+        )
+    return folder.resolve().as_uri()
 
 
 @dataclass(frozen=True)
 class Tree:
-    """A repository at a fixed commit: where raw files are read from."""
+    """A repository at a fixed commit: where raw files are read from (``host``: GitHub's
+    raw-file host, or its media host for Git LFS files)."""
 
     owner: str
     repo: str
     commit: str
+    host: str = RAW_HOST
 
     def url(self, path: str, base: str | None = None) -> str:
-        """The raw file URL of ``path`` under ``base`` (default: DERAIN_MIRROR, else GitHub)."""
-        base = (base or os.environ.get("DERAIN_MIRROR") or RAW_HOST).rstrip("/")
-        return f"{base}/{self.owner}/{self.repo}/{self.commit}/{path.lstrip('/')}"
+        """The URL of ``path`` under ``base`` (default: :func:`mirror_base`, else the tree's
+        host); the path is percent-encoded (``rainy image/1.jpg`` -> ``rainy%20image/1.jpg``)."""
+        base = (base or mirror_base() or self.host).rstrip("/")
+        return f"{base}/{self.owner}/{self.repo}/{self.commit}/{quote(path.lstrip('/'))}"
 
 
 @dataclass(frozen=True)
@@ -53,6 +89,10 @@ class Item:
 
 RAIN100L_TREE = Tree("Arvaesri", "PreNet", "c12ee08192112e7ddd642bb70f8f93c99994cc82")
 RAIN100H_CROP_TREE = Tree("kuijiang94", "MSPFN", "26e6073b163ac4f087d6c57bf55eba7ed20751d7")
+#: Rain1400 (DDN data) as Git LFS files: ``rainy image/N_k.jpg``, ``ground truth/N.jpg``.
+RAIN1400_TREE = Tree(
+    "jinnovation", "rainy-image-dataset", "ef1db51945834188d1626d73e322a9b9f3508177", MEDIA_HOST
+)
 
 
 def _rain100l_path(rel: str) -> str:
@@ -67,6 +107,12 @@ def _rain100h_crop_path(rel: str) -> str:
     return f"model/test/test_data/R100H/{folder}/{number}.png"
 
 
+def _rain1400_local(rel: str) -> str:
+    """Manifest name (the tree's ``rainy image/``, ``ground truth/``) -> the catalog's local
+    layout (``rainy_image/N_k.jpg``, ``ground_truth/N.jpg``)."""
+    return rel.replace("rainy image/", "rainy_image/").replace("ground truth/", "ground_truth/")
+
+
 #: Test set -> (its tree, manifest, manifest name -> path in the tree, benchmark it is of).
 DATASETS: dict[str, tuple[Tree, str, Callable[[str], str], str]] = {
     "rain100l": (RAIN100L_TREE, "rain100l_test.sha256", _rain100l_path, "rain100l"),
@@ -76,7 +122,10 @@ DATASETS: dict[str, tuple[Tree, str, Callable[[str], str], str]] = {
         _rain100h_crop_path,
         "rain100h",
     ),
+    "rain1400": (RAIN1400_TREE, "rain1400_test.sha256", str, "rain1400"),
 }
+#: Local file names where they differ from the manifest's (default: the manifest's).
+LOCAL_NAMES: dict[str, Callable[[str], str]] = {"rain1400": _rain1400_local}
 
 
 def dataset_dir(name: str) -> Path:
@@ -88,7 +137,10 @@ def dataset_dir(name: str) -> Path:
 def dataset_items(name: str) -> list[Item]:
     """Every file of test set ``name``, from its shipped manifest."""
     tree, manifest, to_path, _ = DATASETS[name]
-    return [Item(tree, to_path(rel), sha, rel) for rel, sha in load_manifest(manifest).items()]
+    local = LOCAL_NAMES.get(name, str)
+    return [
+        Item(tree, to_path(rel), sha, local(rel)) for rel, sha in load_manifest(manifest).items()
+    ]
 
 
 def fetch_items(items: list[Item], dest: Path, log: Callable[[str], None] = print) -> int:

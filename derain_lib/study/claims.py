@@ -4,21 +4,25 @@ A :class:`Claim` is one comparison the paper makes: method ``better`` beats meth
 on one benchmark, with the paper's two numbers (Table II: the negative-SSIM loss beats MAE
 and MSE; Tables III/IV: SIAN beats PReNet; Table V: Baseline < Baseline+LSTM < full).
 
-For each claim, test set and metric, :func:`judge` takes the per-image scores of the two
-methods on the same images (one row per training seed) and gives the mean paired
-difference with a 95 % interval: a paired bootstrap over images (``scipy.stats.bootstrap``,
-seeded) of the per-image difference averaged over seeds and, with two or more seeds, a
-Student-t interval over the per-seed mean differences; the wider of the two is the claim's
-interval. The verdict is ``supported`` (interval entirely in the paper's direction),
-``contradicted`` (entirely opposite) or ``inconclusive``; a claim on trained methods with a
-single seed is ``refused`` (its spread over training runs is unknown). Where the test set
-is the benchmark itself, our absolute numbers are also checked against the paper's (each
-method's mean with its own interval); on stand-in data that comparison is ``not comparable``.
+The evidence is the per-image, per-seed scores the table steps committed,
+``results/<profile>/scores/<step>_per_image.csv`` (columns :data:`PER_IMAGE_COLUMNS`; written
+by :func:`write_per_image` from the step's records and the extra training seeds of
+``seeds.json``), so :func:`claim_rows` (and ``derain claims --profile P``) recomputes
+``claims.csv`` from the repository alone. Per claim and test set, one row with both measures:
 
-:func:`claim_rows` pairs the per-image scores the table steps recorded (``scores/<step>.json``)
-with the other training seeds' (:func:`derain_lib.study.training.train_seeds`, ``seeds.json``)
-and judges every claim; :func:`write_claims` writes ``results/<profile>/claims.csv`` and
-``claims.md``.
+- the paired per-image differences (better - worse, same images, seeds paired by position),
+  their mean and a 95 % interval from :func:`~.stats.hierarchical_interval` (seeds, then
+  scenes; Student-t with Satterthwaite's degrees of freedom);
+- ``mde_psnr``: the minimum detectable effect at 80 % power from this run's variances;
+- ``budget_fraction``: the training budget as a fraction of the paper's (patches seen /
+  the paper's patches; 1 for the released weights);
+- the verdict: ``supported`` / ``contradicted`` / ``inconclusive`` only where the data are
+  the benchmark's own (not a stand-in), the methods are not degenerate and the MDE is below
+  the paper's claimed PSNR difference; supported when an interval lies on the paper's side
+  of zero and neither measure contradicts, contradicted when either lies on the other side.
+  Otherwise ``not testable here`` (the reason gives the MDE, the claim and the budget),
+  ``degenerate`` (a model whose output is its input, or whose loss never moved: no result)
+  or ``not run`` (a method was not scored).
 """
 
 from __future__ import annotations
@@ -27,27 +31,44 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..config import profile_seeds
+from ..data.sources import open_data
+from ..errors import DerainError
 from ..fsutil import atomic_write_text
 from ..runs import restored, results_root
-from ..tables import BENCHMARKS, FULL_TEST_SIZE, Score, load_scores, not_run, paper_value
+from ..tables import (
+    BENCHMARKS,
+    FULL_TEST_SIZE,
+    TABLE2,
+    TABLE3,
+    TABLE4,
+    TABLE5,
+    MethodId,
+    Step,
+    TableSpec,
+    load_scores,
+    paper_value,
+)
+from ..train import planned_steps, training_patches
+from . import probes, stats
 from .paths import results_dir
+from .plan import Params, config_for, datasets
 
-#: Confidence level of every interval.
-LEVEL = 0.95
-#: Bootstrap resamples (scipy's default) and the seed of the bootstrap's generator.
-RESAMPLES = 9999
-BOOTSTRAP_SEED = 0
 #: Fewer training seeds than this and a claim on trained methods gets no verdict.
 MIN_SEEDS = 2
 METRICS = ("psnr", "ssim")
+#: A trained model within this many dB of the Input row on every image outputs its input.
+SAME_AS_INPUT_DB = 0.01
+#: The paper's training, in patches seen (MODEL_SPEC 5, docs/data.md: 120x120 patches of
+#: 481x321 images): RainTrainL 200 x 60 x 2 (flips) x 100 epochs, RainTrainH 1,800 x 15 x
+#: 100 epochs. Rain1400's images vary in size: no figure (no trained claim uses it).
+PAPER_PATCHES: dict[str, int] = {"rain100l": 200 * 60 * 2 * 100, "rain100h": 1800 * 15 * 100}
 
 
 @dataclass(frozen=True)
@@ -56,11 +77,11 @@ class Claim:
 
     table: str  # roman numeral of the table the two numbers are printed in
     benchmark: str
-    better: str  # method ids, as in derain_lib.tables / the pipeline's scores
-    worse: str
+    better: MethodId
+    worse: MethodId
     better_row: str  # the paper's row names for the two methods
     worse_row: str
-    step: str  # the pipeline step (scores/<step>.json) that measures both methods
+    step: Step  # the pipeline step (scores/<step>.json) that measures both methods
 
     @property
     def id(self) -> str:
@@ -73,7 +94,7 @@ class Claim:
     @property
     def trained(self) -> bool:
         """Both methods are trained by the profile (not released weights)."""
-        return not any(m.endswith("-released") for m in (self.better, self.worse))
+        return self.better.trained and self.worse.trained
 
     def paper(self, metric: str) -> tuple[float, float] | None:
         """The paper's (better, worse) values of ``metric``; None where it prints '-'."""
@@ -83,31 +104,20 @@ class Claim:
         return None if a is None or b is None else (a[i], b[i])
 
 
+def _claim(spec: TableSpec, b: str, better_row: str, worse_row: str) -> Claim:
+    better, worse = spec.method(better_row), spec.method(worse_row)
+    return Claim(spec.number, b, better.id, worse.id, better_row, worse_row, spec.step)
+
+
 def _claims() -> tuple[Claim, ...]:
     out = []
-    for b in ("rain100l", "rain100h"):
-        for worse, row in (("sian/mae", "MAE"), ("sian/mse", "MSE")):
-            out.append(Claim("II", b, "sian/neg-ssim", worse, "Negative SSIM", row, "table2"))
-    for table, benches in (("III", ("rain100l", "rain100h")), ("IV", ("rain1400", "rain12"))):
-        for b in benches:
-            out.append(
-                Claim(
-                    table,
-                    b,
-                    "sian-released",
-                    "prenet-released",
-                    "Ours",
-                    "PReNet [17] (CVPR'19)",
-                    "table3_4",
-                )
-            )
-    ablation = (
-        ("sian-baseline+lstm/neg-ssim", "Baseline+LSTM", "sian-baseline/neg-ssim", "Baseline"),
-        ("sian/neg-ssim", "Baseline+SIAN+LSTM", "sian-baseline+lstm/neg-ssim", "Baseline+LSTM"),
-    )
-    for b in ("rain100l", "rain100h"):
-        for better, brow, worse, wrow in ablation:
-            out.append(Claim("V", b, better, worse, brow, wrow, "table5"))
+    for b in TABLE2.benchmarks:
+        out += [_claim(TABLE2, b, "Negative SSIM", worse) for worse in ("MAE", "MSE")]
+    for spec in (TABLE3, TABLE4):
+        out += [_claim(spec, b, "Ours", "PReNet [17] (CVPR'19)") for b in spec.benchmarks]
+    for b in TABLE5.benchmarks:
+        out.append(_claim(TABLE5, b, "Baseline+LSTM", "Baseline"))
+        out.append(_claim(TABLE5, b, "Baseline+SIAN+LSTM", "Baseline+LSTM"))
     return tuple(out)
 
 
@@ -116,305 +126,515 @@ CLAIMS: tuple[Claim, ...] = _claims()
 
 
 @dataclass(frozen=True)
-class Interval:
-    """A mean paired difference and its interval, with the parts it was chosen from."""
+class ProbeClaim:
+    """A claim the released SIAN tests on its own (:mod:`.probes`): ``better`` beats
+    ``worse`` (probe method ids); ``claimed``: the paper's (PSNR, SSIM) difference, None
+    where it states only a direction (Fig. 6)."""
 
-    mean: float
-    lo: float
-    hi: float
-    image_ci: tuple[float, float]
-    seed_ci: tuple[float, float] | None  # None with one seed
-    seeds: int
-    images: int
+    table: str
+    benchmark: str
+    better: str
+    worse: str
+    label: str
+    claimed: tuple[float, float] | None
+    step: str = "probes"
+    trained: bool = False
 
     @property
-    def source(self) -> str:
-        """Which interval is the claim's: the image bootstrap or the seed spread."""
-        if self.seed_ci is None:
-            return "images"
-        return "seeds" if (self.lo, self.hi) == self.seed_ci else "images"
+    def text(self) -> str:
+        return f"{self.label} on {BENCHMARKS[self.benchmark]}"
+
+    def paper(self, metric: str) -> tuple[float, float] | None:
+        return None if self.claimed is None else (self.claimed[METRICS.index(metric)], 0.0)
 
 
-def paired_interval(a: np.ndarray, b: np.ndarray, seed: int = BOOTSTRAP_SEED) -> Interval:
-    """Mean of ``a - b`` and its 95 % interval; ``a``, ``b``: (seeds, images), same images.
-
-    Images: paired percentile bootstrap (``scipy.stats.bootstrap``, ``RESAMPLES`` resamples,
-    generator seeded with ``seed``) of the per-image difference averaged over seeds. Seeds
-    (two or more): Student-t interval of the per-seed mean differences. The wider is kept.
-    """
-    a, b = np.atleast_2d(np.asarray(a, float)), np.atleast_2d(np.asarray(b, float))
-    if a.shape != b.shape or a.shape[1] < 1:
-        raise ValueError(
-            f"paired samples must have one shape with images, got {a.shape}, {b.shape}"
+def _probe_claims() -> tuple[ProbeClaim, ...]:
+    out = []
+    for b in probes.BENCHMARKS:
+        full = paper_value("V", "Baseline+SIAN+LSTM", b).value
+        lstm = paper_value("V", "Baseline+LSTM", b).value
+        gain = (round(full[0] - lstm[0], 6), round(full[1] - lstm[1], 6))
+        out.append(
+            ProbeClaim(
+                "V (knock-out)",
+                b,
+                probes.stage_id(6),
+                probes.KNOCKOUT,
+                "released SIAN beats itself with each attention map set to its mean",
+                gain,
+            )  # fmt: skip
         )
-    d = a - b
-    per_image = d.mean(axis=0)
-    mean = float(per_image.mean())
-    if per_image.size < 2 or np.ptp(per_image) == 0:
-        image_ci = (mean, mean) if per_image.size >= 2 else (-math.inf, math.inf)
-    else:
-        res = stats.bootstrap(
-            (per_image,),
-            np.mean,
-            confidence_level=LEVEL,
-            n_resamples=RESAMPLES,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        )
-        image_ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
-    seed_ci = None
-    if d.shape[0] >= 2:
-        per_seed = d.mean(axis=1)
-        half = stats.t.ppf(0.5 + LEVEL / 2, d.shape[0] - 1) * per_seed.std(ddof=1)
-        half /= math.sqrt(d.shape[0])
-        seed_ci = (mean - half, mean + half)
-    lo, hi = image_ci
-    if seed_ci is not None and seed_ci[1] - seed_ci[0] > hi - lo:
-        lo, hi = seed_ci
-    return Interval(mean, lo, hi, image_ci, seed_ci, d.shape[0], d.shape[1])
+        for k in range(2, 7):
+            out.append(
+                ProbeClaim(
+                    "Fig. 6",
+                    b,
+                    probes.stage_id(k),
+                    probes.stage_id(k - 1),
+                    f"stage {k} improves on stage {k - 1} (released SIAN)",
+                    None,
+                )  # fmt: skip
+            )
+    return tuple(out)
 
 
-def verdict(iv: Interval, paper_diff: float) -> str:
-    """``supported`` / ``contradicted`` / ``inconclusive`` for the paper's direction."""
-    if paper_diff == 0:
-        return "no direction claimed (the paper prints equal values)"
-    lo, hi = (iv.lo, iv.hi) if paper_diff > 0 else (-iv.hi, -iv.lo)
-    if lo > 0:
-        return "supported"
-    if hi < 0:
-        return "contradicted"
-    return "inconclusive"
+#: Claims of the released SIAN alone, judged on the full test sets (chapter 03's probes).
+PROBE_CLAIMS: tuple[ProbeClaim, ...] = _probe_claims()
+
+
+def _trained(method: str) -> bool:
+    try:
+        return MethodId(method).trained
+    except ValueError:  # a probe of the released SIAN
+        return False
+
+
+PER_IMAGE_COLUMNS = [
+    *("method", "benchmark", "test_set", "stand_in", "seed"),
+    *("image", "scene", "psnr", "ssim"),
+]
+COLUMNS = [
+    *("claim", "table", "benchmark", "test_set", "evidence", "better", "worse"),
+    *("n_images", "n_scenes", "n_seeds"),
+    *("diff_psnr", "lo_psnr", "hi_psnr", "diff_ssim", "lo_ssim", "hi_ssim"),
+    *("paper_diff_psnr", "paper_diff_ssim", "mde_psnr", "mde_ssim", "df_psnr"),
+    *("budget_fraction", "verdict", "reason"),
+]
+VERDICTS = (
+    "supported",
+    "contradicted",
+    "inconclusive",
+    "not testable here",
+    "not run",
+    "degenerate",
+)
+
+
+# ---- per-image scores: written by the table steps, read by the claims -------------------
+
+
+def per_image_path(profile: str, step: Step | str) -> Path:
+    return results_dir(profile) / "scores" / f"{step}_per_image.csv"
+
+
+def scenes_path(profile: str) -> Path:
+    return results_dir(profile) / "scores" / "scenes.json"
+
+
+def read_scenes(profile: str) -> dict[str, dict[str, str]]:
+    """Test set label -> image name -> scene (``scores/scenes.json``)."""
+    p = scenes_path(profile)
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def _seed_rows(profile: str) -> list[dict]:
+    p = results_dir(profile) / "seeds.json"
+    return json.loads(p.read_text()) if p.is_file() else []
+
+
+def write_per_image(profile: str, step: Step | str) -> Path:
+    """``scores/<step>_per_image.csv``: every measured record of ``scores/<step>.json`` (the
+    Input, released weights, trained models, degenerate ones too) image by image, a trained
+    model's on its own test set once per training seed of ``seeds.json`` (seed 0 only where
+    no other seed is recorded yet), with each image's scene (:data:`scenes_path`)."""
+    res = results_dir(profile)
+    records = load_scores([res / "scores" / f"{step}.json"])
+    scenes = read_scenes(profile)
+    seeds = [r for r in _seed_rows(profile) if r.get("status") == "ok" and r.get("per_image_csv")]
+    root = results_root().resolve()
+    rows = []
+    for s in (s for s in records if s.ran):
+        first = (root / s.per_image_csv).resolve()
+        runs: list[tuple[int | str, Path]] = [(0 if _trained(s.method) else "", first)]
+        hit = [
+            r
+            for r in seeds
+            if r["method"] == s.method and restored(r["per_image_csv"]).resolve() == first
+        ]
+        if hit:
+            runs = [
+                (r["seed"], restored(r["per_image_csv"]))
+                for r in seeds
+                if r["method"] == s.method and r["benchmark"] == hit[0]["benchmark"]
+            ]
+        where = scenes.get(s.test_set, {})
+        for seed, path in runs:
+            for r in pd.read_csv(path).itertuples():
+                rows.append(
+                    {
+                        "method": s.method,
+                        "benchmark": s.benchmark,
+                        "test_set": s.test_set,
+                        "stand_in": s.stand_in,
+                        "seed": seed,
+                        "image": r.name,
+                        "scene": where.get(r.name, r.name),
+                        "psnr": r.psnr,
+                        "ssim": r.ssim,
+                    }
+                )
+    out = io.StringIO()
+    pd.DataFrame(rows, columns=PER_IMAGE_COLUMNS).to_csv(out, index=False, float_format="%.6f")
+    return atomic_write_text(per_image_path(profile, step), out.getvalue())
+
+
+def read_per_image(profile: str, step: Step | str) -> pd.DataFrame:
+    """The committed per-image scores of ``step`` (an empty frame when absent)."""
+    p = per_image_path(profile, step)
+    if not p.is_file():
+        return pd.DataFrame(columns=PER_IMAGE_COLUMNS)
+    df = pd.read_csv(p, keep_default_na=False, dtype={"seed": str, "image": str, "scene": str})
+    df["stand_in"] = df.stand_in.astype(str).str.lower() == "true"
+    return df
+
+
+# ---- budget ------------------------------------------------------------------------------
+
+
+def patches_seen(profile: str, benchmark: str) -> int | None:
+    """Training patches one model of ``profile`` sees on ``benchmark`` (steps x batch)."""
+    d = datasets(Params(profile)).get(benchmark)
+    if d is None:
+        return None
+    cfg = config_for(Params(profile), d)
+    try:
+        n = len(training_patches(cfg, open_data(cfg.data.train, cfg.data.root)))
+        steps = planned_steps(cfg, n)
+    except DerainError:
+        steps = cfg.train.max_steps
+    return None if steps is None else steps * cfg.train.batch_size
+
+
+def budget_fraction(profile: str, claim: Claim) -> float | None:
+    """The claim's training budget as a fraction of the paper's: 1 for released weights."""
+    if not claim.trained:
+        return 1.0
+    seen, paper = patches_seen(profile, claim.benchmark), PAPER_PATCHES.get(claim.benchmark)
+    return None if seen is None or paper is None else seen / paper
+
+
+def _percent(f: float | None) -> str:
+    if f is None:
+        return "unknown share"
+    return (
+        f"{100 * f:.2g} %" if f < 0.01 else f"{100 * f:.0f} %" if f >= 0.995 else f"{100 * f:.2f} %"
+    )
+
+
+# ---- judging one claim -------------------------------------------------------------------
 
 
 @dataclass
-class Sample:
-    """Per-image scores of one method on one test set: ``psnr``/``ssim`` (seeds, images)."""
+class Evidence:
+    """Both methods' per-image scores on one test set: ``psnr``/``ssim`` (seeds, images) each,
+    aligned on the same images (seeds paired by position), the scenes, and which seeds are
+    degenerate (output equal to the input)."""
 
-    method: str
     test_set: str
-    names: list[str]
-    psnr: np.ndarray
-    ssim: np.ndarray
     stand_in: bool
-    benchmark: str
-    seeds: list[int] = field(default_factory=lambda: [0])
+    images: list[str]
+    scenes: list[str]
+    better: dict[str, np.ndarray]
+    worse: dict[str, np.ndarray]
+    degenerate: list[str]
+    released: bool
 
-    def aligned(self, names: list[str], metric: str) -> np.ndarray:
-        idx = [self.names.index(n) for n in names]
-        return getattr(self, metric)[:, idx]
+    @property
+    def n_seeds(self) -> int:
+        return self.better["psnr"].shape[0]
 
-
-COLUMNS = [
-    "claim",
-    "table",
-    "benchmark",
-    "test_set",
-    "metric",
-    "better",
-    "worse",
-    "n",
-    "seeds",
-    "diff",
-    "ci_low",
-    "ci_high",
-    "interval_from",
-    "image_ci",
-    "seed_ci",
-    "paper_diff",
-    "verdict",
-    "absolute",
-]
+    def diffs(self, metric: str) -> np.ndarray:
+        return self.better[metric] - self.worse[metric]
 
 
-def _fmt(v: float, metric: str) -> str:
-    return f"{v:+.2f}" if metric == "psnr" else f"{v:+.4f}"
+def _matrix(df: pd.DataFrame, images: list[str], metric: str) -> np.ndarray:
+    wide = df.pivot_table(index="seed", columns="image", values=metric, aggfunc="first")
+    wide = wide.loc[sorted(wide.index, key=lambda s: (s == "", int(s) if s.isdigit() else 0))]
+    return wide[images].to_numpy(float)
 
 
-def _absolute(claim: Claim, metric: str, a: np.ndarray, b: np.ndarray, s: Sample, seed: int):
-    """Our two means vs the paper's, each within its own interval (benchmark data only)."""
-    if s.stand_in:
-        return f"not comparable (stand-in for {BENCHMARKS[claim.benchmark]})"
-    paper = claim.paper(metric)
-    if paper is None:
-        return "the paper prints '-'"
-    parts = []
-    for label, x, p in ((claim.better_row, a, paper[0]), (claim.worse_row, b, paper[1])):
-        iv = paired_interval(x, np.zeros_like(x), seed)
-        inside = iv.lo <= p <= iv.hi
-        parts.append(
-            f"{label} {iv.mean:.4g} [{iv.lo:.4g}, {iv.hi:.4g}] vs paper {p:g}: "
-            + ("matches" if inside else "differs")
+def evidence(df: pd.DataFrame, claim: Claim, test_set: str) -> Evidence:
+    """The :class:`Evidence` of ``claim`` on ``test_set`` from a per-image frame."""
+    sub = df[(df.test_set == test_set) & (df.benchmark == claim.benchmark)]
+    a, b = sub[sub.method == claim.better], sub[sub.method == claim.worse]
+    images = sorted(set(a.image) & set(b.image))
+    rainy = sub[sub.method == MethodId.INPUT].set_index("image").psnr
+    degenerate = []
+    for m, part in ((claim.better, a), (claim.worse, b)):
+        if not _trained(m) or rainy.empty:
+            continue
+        for seed, g in part.groupby("seed"):
+            g = g.set_index("image").psnr
+            common = g.index.intersection(rainy.index)
+            if len(common) and ((g[common] - rainy[common]).abs() <= SAME_AS_INPUT_DB).all():
+                degenerate.append(
+                    f"{m} seed {seed}: output equals input (PSNR within {SAME_AS_INPUT_DB} dB "
+                    f"of the Input row on all {len(common)} images)"
+                )
+    mats = {
+        side: {m: _matrix(part, images, m) for m in METRICS} for side, part in (("a", a), ("b", b))
+    }
+    seeds = min(mats["a"]["psnr"].shape[0], mats["b"]["psnr"].shape[0])
+    scene = sub.drop_duplicates("image").set_index("image").scene
+    return Evidence(
+        test_set,
+        bool(sub.stand_in.iloc[0]) if len(sub) else False,
+        images,
+        [str(scene[i]) for i in images],
+        {m: v[:seeds] for m, v in mats["a"].items()},
+        {m: v[:seeds] for m, v in mats["b"].items()},
+        degenerate,
+        not claim.trained,
+    )
+
+
+def evidence_kind(claim: Claim, ev: Evidence) -> str:
+    """``released, full set`` / ``released, partial set`` / ``trained here`` / ``stand-in``."""
+    if ev.stand_in:
+        return "stand-in"
+    if claim.trained:
+        return "trained here"
+    full = len(ev.images) >= FULL_TEST_SIZE[claim.benchmark]
+    return "released, full set" if full else "released, partial set"
+
+
+def _paper_diff(claim: Claim, metric: str) -> float | None:
+    p = claim.paper(metric)
+    return None if p is None else round(p[0] - p[1], 6)
+
+
+def _base_row(claim: Claim) -> dict:
+    return {
+        **dict.fromkeys(COLUMNS),
+        "claim": claim.text,
+        "table": claim.table,
+        "benchmark": BENCHMARKS[claim.benchmark],
+        "better": str(claim.better),
+        "worse": str(claim.worse),
+        "paper_diff_psnr": _paper_diff(claim, "psnr"),
+        "paper_diff_ssim": _paper_diff(claim, "ssim"),
+    }
+
+
+def judge(
+    claim: Claim,
+    ev: Evidence,
+    budget: float | None,
+    flagged: list[str] = (),
+    seed: int = stats.SEED,
+) -> dict:
+    """One ``claims.csv`` row: both measures of ``claim`` on ``ev``, and its verdict by the
+    rules of the module docstring; ``flagged``: degenerate reasons known from the records."""
+    row = _base_row(claim) | {
+        "test_set": ev.test_set,
+        "evidence": evidence_kind(claim, ev),
+        "n_images": len(ev.images),
+        "n_scenes": len(set(ev.scenes)),
+        "n_seeds": ev.n_seeds if claim.trained else "",
+        "budget_fraction": budget,
+    }
+    ivs = {}
+    for m in METRICS:
+        iv = stats.hierarchical_interval(ev.diffs(m), ev.scenes, seed)
+        ivs[m] = iv
+        row |= {f"diff_{m}": iv.mean, f"lo_{m}": iv.lo, f"hi_{m}": iv.hi, f"mde_{m}": iv.mde}
+    row["df_psnr"] = ivs["psnr"].df
+    claimed = row["paper_diff_psnr"]
+    mde = ivs["psnr"].mde
+    budget_text = f"{_percent(budget)} of the paper's training"
+    if claimed is None:  # a direction only (Fig. 6): the interval decides, the MDE is told
+        power = f"MDE {mde:.2f} dB (the paper claims a direction, no difference)"
+    else:
+        power = (
+            f"MDE {mde:.2f} dB {'<' if mde < abs(claimed) else '>'} claimed {abs(claimed):.2f} dB"
         )
-    full = FULL_TEST_SIZE[claim.benchmark]
-    if s.psnr.shape[1] < full:
-        parts.append(f"partial set, n={s.psnr.shape[1]} of {full}")
-    return "; ".join(parts)
-
-
-def judge(claim: Claim, better: Sample, worse: Sample, seed: int = BOOTSTRAP_SEED) -> list[dict]:
-    """One row per metric for ``claim`` on the test set the two samples share."""
-    names = [n for n in better.names if n in worse.names]
-    seeds = min(better.psnr.shape[0], worse.psnr.shape[0])
-    rows = []
-    for metric in METRICS:
-        a = better.aligned(names, metric)
-        b = worse.aligned(names, metric)
-        if a.shape[0] != b.shape[0]:  # pair seeds by position, as many as both have
-            a, b = a[:seeds], b[:seeds]
-        iv = paired_interval(a, b, seed)
-        paper = claim.paper(metric)
-        paper_diff = None if paper is None else round(paper[0] - paper[1], 6)
-        if paper_diff is None:
-            v = "not in the paper ('-')"
-        elif claim.trained and seeds < MIN_SEEDS:
-            v = f"refused: {seeds} training seed (need {MIN_SEEDS}+ to know the seed spread)"
+    bad = [*flagged, *ev.degenerate]
+    if bad:
+        verdict, reason = "degenerate", "; ".join(dict.fromkeys(bad))
+    elif ev.stand_in:
+        verdict = "not testable here"
+        reason = f"stand-in data, not {BENCHMARKS[claim.benchmark]}'s own; {power}; {budget_text}"
+    elif claim.trained and ev.n_seeds < MIN_SEEDS:
+        verdict = "not testable here"
+        reason = f"{ev.n_seeds} training seed: the seed spread is unknown; {budget_text}"
+    elif claimed is not None and not mde < abs(claimed):
+        verdict, reason = "not testable here", f"{power}; {budget_text}"
+    else:
+        signs = {
+            m: stats.direction(ivs[m], 1.0 if claimed is None else row[f"paper_diff_{m}"] or 0.0)
+            for m in METRICS
+        }
+        if -1 in signs.values():
+            verdict = "contradicted"
+        elif 1 in signs.values():
+            verdict = "supported"
         else:
-            v = verdict(iv, paper_diff)
-        rows.append(
-            {
-                "claim": claim.text,
-                "table": claim.table,
-                "benchmark": BENCHMARKS[claim.benchmark],
-                "test_set": better.test_set,
-                "metric": metric.upper(),
-                "better": claim.better,
-                "worse": claim.worse,
-                "n": len(names),
-                "seeds": seeds if claim.trained else "released",
-                "diff": iv.mean,
-                "ci_low": iv.lo,
-                "ci_high": iv.hi,
-                "interval_from": iv.source,
-                "image_ci": f"[{_fmt(iv.image_ci[0], metric)}, {_fmt(iv.image_ci[1], metric)}]",
-                "seed_ci": ""
-                if iv.seed_ci is None
-                else f"[{_fmt(iv.seed_ci[0], metric)}, {_fmt(iv.seed_ci[1], metric)}]",
-                "paper_diff": paper_diff,
-                "verdict": v,
-                "absolute": _absolute(claim, metric, a, b, better, seed),
-            }
+            verdict = "inconclusive"
+        shown = ", ".join(
+            f"{m.upper()} {ivs[m].mean:+.{2 if m == 'psnr' else 4}f} "
+            f"[{ivs[m].lo:+.{2 if m == 'psnr' else 4}f}, {ivs[m].hi:+.{2 if m == 'psnr' else 4}f}]"
+            for m in METRICS
         )
+        paper = "a direction" if claimed is None else f"{claimed:+.2f} dB"
+        reason = f"{shown} vs paper {paper}; {power}; {budget_text}"
+    return row | {"verdict": verdict, "reason": reason}
+
+
+def not_run_row(claim: Claim, reason: str) -> dict:
+    """The row of a claim whose methods were not both scored."""
+    return _base_row(claim) | {"verdict": "not run", "reason": reason.removeprefix("not run: ")}
+
+
+def claim_rows(profile: str) -> list[dict]:
+    """Judge every claim on every test set where both its methods were scored, from the
+    committed files only: ``scores/<step>_per_image.csv`` and ``scores/<step>.json``."""
+    rows = []
+    budgets: dict[str, float | None] = {}
+    for claim in CLAIMS:  # the tables' claims; then the released SIAN's own (probe_rows)
+        path = results_dir(profile) / "scores" / f"{claim.step}.json"
+        df = read_per_image(profile, claim.step)
+        if not path.is_file() or df.empty:
+            rows.append(not_run_row(claim, f"step {claim.step} has not run"))
+            continue
+        records = [s for s in load_scores([path]) if s.benchmark == claim.benchmark]
+        mine = df[df.benchmark == claim.benchmark]
+        sets = [
+            t
+            for t in dict.fromkeys(mine.test_set)
+            if {claim.better, claim.worse} <= set(mine[mine.test_set == t].method)
+        ]
+        if not sets:
+            why = [
+                s.detail for s in records if not s.ran and s.method in (claim.better, claim.worse)
+            ]
+            rows.append(not_run_row(claim, why[0] if why else "no result recorded"))
+            continue
+        key = f"{claim.benchmark}:{claim.trained}"
+        if key not in budgets:
+            budgets[key] = budget_fraction(profile, claim)
+        for t in sets:
+            flagged = [
+                f"{s.method}: {s.detail.split('; ', 1)[-1]}"
+                for s in records
+                if s.kind == "degenerate"
+                and s.test_set == t
+                and s.method in (claim.better, claim.worse)
+            ]
+            rows.append(judge(claim, evidence(df, claim, t), budgets[key], flagged))
+    return rows + probe_rows(profile)
+
+
+def read_probes(profile: str) -> pd.DataFrame:
+    p = probes.probes_path(profile)
+    if not p.is_file():
+        return pd.DataFrame(columns=PER_IMAGE_COLUMNS)
+    df = pd.read_csv(p, keep_default_na=False, dtype={"seed": str, "image": str, "scene": str})
+    df["stand_in"] = df.stand_in.astype(str).str.lower() == "true"
+    return df
+
+
+def probe_rows(profile: str) -> list[dict]:
+    """The rows of :data:`PROBE_CLAIMS` from ``scores/probes_per_image.csv``."""
+    df = read_probes(profile)
+    rows = []
+    for claim in PROBE_CLAIMS:
+        mine = df[df.benchmark == claim.benchmark]
+        sets = [
+            t
+            for t in dict.fromkeys(mine.test_set)
+            if {claim.better, claim.worse} <= set(mine[mine.test_set == t].method)
+        ]
+        if not sets:
+            why = "no probe of the released SIAN (its weights and a real test set are needed)"
+            rows.append(not_run_row(claim, why))
+        for t in sets:
+            rows.append(judge(claim, evidence(df, claim, t), 1.0))
     return rows
 
 
-def not_run_rows(claim: Claim, reason: str) -> list[dict]:
-    """The rows of a claim whose methods did not both run: the reason as the verdict."""
-    reason = reason if reason.startswith("not run") else not_run(reason)
-    return [
-        {
-            **dict.fromkeys(COLUMNS, ""),
-            "claim": claim.text,
-            "table": claim.table,
-            "benchmark": BENCHMARKS[claim.benchmark],
-            "metric": m.upper(),
-            "better": claim.better,
-            "worse": claim.worse,
-            "paper_diff": None
-            if claim.paper(m) is None
-            else round(claim.paper(m)[0] - claim.paper(m)[1], 6),
-            "verdict": reason,
-        }
-        for m in METRICS
-    ]
+def stage_table(profile: str) -> pd.DataFrame:
+    """PSNR/SSIM of the released SIAN's stages 1-6 per test set, each mean with its 95 %
+    interval over scenes (Fig. 6 on the full sets)."""
+    df = read_probes(profile)
+    out = []
+    for (b, t), g in df.groupby(["benchmark", "test_set"], sort=False):
+        for k in range(1, 7):
+            s = g[g.method == probes.stage_id(k)].sort_values("image")
+            if s.empty:
+                continue
+            row = {"benchmark": BENCHMARKS[b], "test_set": t, "stage": k, "n": len(s)}
+            for m in METRICS:
+                iv = stats.hierarchical_interval(s[m].to_numpy(float)[None, :], list(s.scene))
+                row |= {m: iv.mean, f"lo_{m}": iv.lo, f"hi_{m}": iv.hi}
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+# ---- files -------------------------------------------------------------------------------
+
+
+def _cell(v: object) -> object:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "" if math.isnan(v) else round(v, 6) if math.isfinite(v) else v
+    return v
 
 
 def write_claims_csv(rows: list[dict], path: str | Path) -> Path:
-    """``claims.csv``: one row per (claim, test set, metric)."""
+    """``claims.csv``: one row per (claim, test set), PSNR and SSIM in the same row."""
     out = io.StringIO()
     w = csv.DictWriter(out, fieldnames=COLUMNS)
     w.writeheader()
     for r in rows:
-        w.writerow({k: "" if r.get(k) is None else r[k] for k in COLUMNS})
+        w.writerow({k: _cell(r.get(k)) for k in COLUMNS})
     return atomic_write_text(path, out.getvalue())
 
 
+def _num(v: object, digits: int, signed: bool = True) -> str:
+    if v in ("", None) or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return f"{float(v):+.{digits}f}" if signed else f"{float(v):.{digits}f}"
+
+
 def render_claims_markdown(rows: list[dict], profile: str, header: str = "") -> str:
-    """``claims.md``: the verdict table (PSNR and SSIM per claim and test set)."""
+    """``claims.md``: the verdict table, one line per claim and test set."""
     lines = [f"# The paper's claims, profile `{profile}`", ""]
     if header:
         lines += [header, ""]
     lines += [
-        "Difference = better − worse, per image on the same images, averaged; 95 % interval: "
-        "paired bootstrap over images, or the seed spread when wider (trained methods). "
-        "Verdict: `supported` / `contradicted` when the interval lies entirely on one side of "
-        "zero, else `inconclusive`.",
+        "Difference = better − worse, per image on the same images; 95 % interval: "
+        "hierarchical bootstrap (training seeds, then test scenes), Student-t with "
+        "Satterthwaite's degrees of freedom. MDE: the smallest PSNR difference this run "
+        "detects with 80 % power. A verdict only on the benchmark's own data with MDE below "
+        "the paper's claimed difference (docs/evidence.md).",
         "",
-        "| Table | claim | test set | metric | n | seeds | ours: diff [95 % CI] | paper | "
-        "verdict | vs the paper's numbers |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Table | claim | test set | evidence | n (scenes) | seeds | Δ PSNR [95 %] | "
+        "Δ SSIM [95 %] | paper Δ | MDE | budget | verdict | reason |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        metric = r["metric"].lower()
-        if r["diff"] in ("", None):
-            ours = ""
-        else:
-            ours = (
-                f"{_fmt(float(r['diff']), metric)} [{_fmt(float(r['ci_low']), metric)}, "
-                f"{_fmt(float(r['ci_high']), metric)}] ({r['interval_from']})"
-            )
-        paper = "" if r["paper_diff"] in ("", None) else _fmt(float(r["paper_diff"]), metric)
+        dp = (
+            f"{_num(r['diff_psnr'], 2)} [{_num(r['lo_psnr'], 2)}, {_num(r['hi_psnr'], 2)}]"
+            if r.get("diff_psnr") not in ("", None)
+            else ""
+        )
+        ds = (
+            f"{_num(r['diff_ssim'], 4)} [{_num(r['lo_ssim'], 4)}, {_num(r['hi_ssim'], 4)}]"
+            if r.get("diff_ssim") not in ("", None)
+            else ""
+        )
+        n = f"{r['n_images']} ({r['n_scenes']})" if r.get("n_images") not in ("", None) else ""
+        budget = (
+            "" if r.get("budget_fraction") in ("", None) else _percent(float(r["budget_fraction"]))
+        )
         lines.append(
-            f"| {r['table']} | {r['claim']} | {r['test_set']} | {r['metric']} | {r['n']} | "
-            f"{r['seeds']} | {ours} | {paper} | {r['verdict']} | {r['absolute']} |"
+            f"| {r['table']} | {r['claim']} | {r.get('test_set') or ''} "
+            f"| {r.get('evidence') or ''} "
+            f"| {n} | {r.get('n_seeds') or ''} | {dp} | {ds} | {_num(r['paper_diff_psnr'], 2)} "
+            f"| {_num(r.get('mde_psnr'), 2, False)} | {budget} | {r['verdict']} | {r['reason']} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _sample(score: Score, seed_rows: list[dict], results: Path) -> Sample:
-    """The per-image scores behind ``score``: every seed's when it is a seeded training run."""
-    first = (results / score.per_image_csv).resolve()
-    mine = [
-        r
-        for r in seed_rows
-        if r["method"] == score.method and r["status"] == "ok" and r.get("per_image_csv")
-    ]
-    csvs = [first]
-    seeds = [0]
-    hit = [r for r in mine if restored(r["per_image_csv"]).resolve() == first]
-    if hit:
-        bench = hit[0]["benchmark"]
-        same = [r for r in mine if r["benchmark"] == bench]
-        csvs = [restored(r["per_image_csv"]) for r in same]
-        seeds = [r["seed"] for r in same]
-    tables = [pd.read_csv(p).set_index("name") for p in csvs]
-    names = sorted(set.intersection(*(set(t.index) for t in tables)))
-    return Sample(
-        score.method,
-        score.test_set,
-        names,
-        np.array([t.loc[names, "psnr"].to_numpy(float) for t in tables]),
-        np.array([t.loc[names, "ssim"].to_numpy(float) for t in tables]),
-        score.stand_in,
-        score.benchmark,
-        seeds,
-    )
-
-
-def claim_rows(profile: str) -> list[dict]:
-    """Judge every claim on every test set where both its methods were scored."""
-    seeds_file = results_dir(profile) / "seeds.json"
-    seed_rows = json.loads(seeds_file.read_text()) if seeds_file.is_file() else []
-    rows = []
-    for claim in CLAIMS:
-        path = results_dir(profile) / "scores" / f"{claim.step}.json"
-        if not path.is_file():
-            rows += not_run_rows(claim, f"step {claim.step} has not run")
-            continue
-        mine = [s for s in load_scores([path]) if s.benchmark == claim.benchmark]
-        ran = {
-            m: {s.test_set: s for s in mine if s.method == m and s.ran}
-            for m in (claim.better, claim.worse)
-        }
-        common = [t for t in ran[claim.better] if t in ran[claim.worse]]
-        if not common:
-            reasons = [s.provenance for s in mine if not s.ran and s.method in ran]
-            rows += not_run_rows(claim, reasons[0] if reasons else "no result recorded")
-            continue
-        for t in common:
-            a = _sample(ran[claim.better][t], seed_rows, results_root())
-            b = _sample(ran[claim.worse][t], seed_rows, results_root())
-            rows += judge(claim, a, b)
-    return rows
 
 
 def write_claims(profile: str, rows: list[dict]) -> Path:
@@ -423,3 +643,115 @@ def write_claims(profile: str, rows: list[dict]) -> Path:
     header = f"Training seeds of profile `{profile}`: {profile_seeds(profile)}."
     md = render_claims_markdown(rows, profile, header)
     return atomic_write_text(results_dir(profile) / "claims.md", md)
+
+
+def recompute(profile: str) -> Path:
+    """``derain claims --profile P``: ``claims.csv``/``claims.md`` from the committed CSVs."""
+    return write_claims(profile, claim_rows(profile))
+
+
+def summary(rows: list[dict]) -> str:
+    """The chapter's findings: how many claims got each verdict, and each verdict given."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+    out = [
+        f"- {len(rows)} claim × test set rows: "
+        + ", ".join(f"{n} × `{v}`" for v, n in counts.items())
+        + ".\n"
+    ]
+    for r in rows:
+        if r["verdict"] in ("supported", "contradicted", "inconclusive", "degenerate"):
+            out.append(
+                f"- `{r['verdict']}`: Table {r['table']}, {r['claim']}, {r['test_set']}: "
+                f"{r['reason']}.\n"
+            )
+    untestable = [r for r in rows if r["verdict"] == "not testable here"]
+    if untestable:
+        mdes = [float(r["mde_psnr"]) for r in untestable if r.get("mde_psnr") not in ("", None)]
+        out.append(
+            f"- `not testable here`: {len(untestable)} rows"
+            + (f" (MDE median {np.median(mdes):.2f} dB)" if mdes else "")
+            + "; each row's reason gives its MDE, the paper's claimed difference and the "
+            "training budget.\n"
+        )
+    return "".join(out)
+
+
+def forest_rows(rows: list[dict]) -> list[dict]:
+    """``claims.csv`` rows in the long form the forest plot draws (one per measure, with
+    ``diff``, ``ci_low``, ``ci_high``, ``paper_diff``, ``metric``)."""
+    out = []
+    for r in rows:
+        for m in METRICS:
+            out.append(
+                {
+                    **r,
+                    "metric": m.upper(),
+                    "diff": r.get(f"diff_{m}"),
+                    "ci_low": r.get(f"lo_{m}"),
+                    "ci_high": r.get(f"hi_{m}"),
+                    "paper_diff": r.get(f"paper_diff_{m}"),
+                }
+            )
+    return out
+
+
+# ---- the chapters' view of the same evidence (02, 04) ------------------------------------
+
+
+def refresh_per_image(profile: str) -> list[Path]:
+    """Rewrite every step's per-image CSV (after more training seeds were recorded)."""
+    res = results_dir(profile) / "scores"
+    return [write_per_image(profile, s) for s in Step if (res / f"{s}.json").is_file()]
+
+
+def seed_means(profile: str, spec: TableSpec) -> pd.DataFrame:
+    """Per method and test set of ``spec``: each seed's mean PSNR/SSIM over the images
+    (``seed`` column; ``"mean"`` for the mean over seeds), from the committed per-image CSV."""
+    df = read_per_image(profile, spec.step)
+    ids = [str(m.id) for m in spec.methods]
+    df = df[df.method.isin(ids) & df.benchmark.isin(spec.benchmarks)]
+    if df.empty:
+        return pd.DataFrame(columns=["method", "test_set", "seed", "psnr", "ssim", "label"])
+    per_seed = df.groupby(["method", "test_set", "seed"], as_index=False)[["psnr", "ssim"]].mean()
+    mean = per_seed.groupby(["method", "test_set"], as_index=False)[["psnr", "ssim"]].mean()
+    mean["seed"] = "mean"
+    out = pd.concat([per_seed, mean], ignore_index=True)
+    labels = {str(m.id): m.paper_row for m in spec.methods}
+    out["label"] = out.method.map(labels)
+    out["order"] = out.method.map({m: i for i, m in enumerate(ids)})
+    return out.sort_values(["test_set", "order", "seed"]).drop(columns="order")
+
+
+def table_findings(profile: str, spec: TableSpec) -> str:
+    """The chapter's findings for ``spec``: per test set the seed means, best first, with the
+    number of seeds, then chapter 08's verdict and reason for each claim of the table (the
+    same rows as ``claims.csv``)."""
+    head = f"### Findings of this run (profile `{profile}`)\n\n"
+    means = seed_means(profile, spec)
+    out = [head]
+    for t, g in means[means.seed == "mean"].groupby("test_set", sort=False):
+        seeds = means[(means.test_set == t) & (means.seed != "mean")].seed.nunique()
+        ranked = g.sort_values("psnr", ascending=False)
+        order = ", ".join(f"{r.label} {r.psnr:.2f} dB" for r in ranked.itertuples())
+        paper = [m.paper_row for m in sorted(spec.methods, key=lambda m: -_paper_psnr(spec, m))]
+        same = list(ranked.label) == paper
+        out.append(
+            f"- {t}: mean over {seeds} training seed{'s' * (seeds != 1)}, best first: {order}"
+            f" ({'the same order as' if same else 'not'} the paper's {' > '.join(paper)}).\n"
+        )
+    mine = [r for r in claim_rows(profile) if r["table"] == spec.number]
+    for r in mine:
+        out.append(
+            f"- {r['claim']} ({r.get('test_set') or r['benchmark']}): `{r['verdict']}`: "
+            f"{r['reason']}.\n"
+        )
+    if not mine:
+        out.append("- no claim of this table was judged (chapter 08).\n")
+    return "".join(out)
+
+
+def _paper_psnr(spec: TableSpec, m) -> float:
+    v = {b: paper_value(spec.number, m.paper_row, b).value for b in spec.benchmarks}
+    return float(np.mean([x[0] for x in v.values() if x]))

@@ -70,7 +70,8 @@ def export_attention(
     """Attention masks (mean over channels), rain layers and stage outputs of ``method`` on
     the first test image of ``benchmark``, saved as ``results/<profile>/attention/*.npz``;
     returns the file (None if the model or the scores are absent)."""
-    path, provenance, _ = model_for(p, method, benchmark, load_runs(p.profile))
+    src = model_for(p, method, benchmark, load_runs(p.profile))
+    path = src.path
     inputs = sorted(
         (
             s
@@ -85,7 +86,7 @@ def export_attention(
     image = read_image(sorted(outputs.glob("*.png"))[0])
     att = compute_attention(load_model(path, allow_download=False, device=p.device).model, image)
     out = results_dir(p.profile) / "attention" / f"{method.replace('/', '_')}_{benchmark}.npz"
-    arrays = {"image": att.image, "provenance": np.array(provenance)}
+    arrays = {"image": att.image, "provenance": np.array(src.provenance)}
     for k in range(att.n_stages):  # masks as their mean over channels: the panel's view
         arrays[f"outputs_{k}"], arrays[f"rain_{k}"] = att.outputs[k], att.rain[k]
         for sc, v in att.masks[k].items():
@@ -110,9 +111,10 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
         runs = load_runs(p.profile)
     except DerainError as e:
         return None, not_run(f"{missing}; no run of profile {p.profile} either: {e}")
-    path, provenance, note = model_for(p, PANEL_FALLBACK, w.dataset, runs)
-    if path is None:
-        return None, not_run(f"{missing}; {provenance.removeprefix('not run: ')}")
+    src = model_for(p, PANEL_FALLBACK, w.dataset, runs)
+    path, note = src.path, src.note
+    if src.kind == "not_run":
+        return None, not_run(f"{missing}; {src.detail}")
     run = Run.load(path.parent)
     c = run.config
     return str(path), (

@@ -9,8 +9,9 @@ goes through the run cache, so a re-run reuses finished runs.
 
 While a notebook runs, what it reports with :func:`~.paths.progress` (which model trains,
 its step, loss and ETA) is relayed to the terminal from a progress file, so the executed
-notebooks hold no timing. The closing summary names what did not run: lines a notebook
-printed as ``not run: ...`` and figures of :data:`PROMISED_FIGURES` not drawn. Figures are
+notebooks hold no timing. The closing summary names what did not run, read from the saved
+results (score records not run or degenerate, training runs that did not finish), and
+figures of :data:`PROMISED_FIGURES` not drawn. Figures are
 not deleted before they are redrawn (an unchanged figure stays byte-identical); those the
 run did not draw again are removed at its end.
 """
@@ -28,15 +29,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import nbformat
-
 from ..config import profile_config, profile_datasets, resolve_config_path
 from ..device import device_name, resolve_device
 from ..errors import DerainError
 from ..fsutil import locked
 from ..roots import notebooks_dir
 from ..runs import git_sha
-from ..tables import NOT_RUN
 from ..threads import configure as configure_threads
 from ..train import dist_info
 from .figures import clear_stale_figures
@@ -44,6 +42,7 @@ from .paths import PROGRESS_ENV, RUN_FACTS_ENV, figures_dir, results_dir, shown,
 from .plan import USE_PREPARED_ENV, Params, data_lines
 from .report import export_report
 from .tabulate import build_tables
+from .tabulate import not_run_items as saved_not_run_items
 from .training import share_training
 
 NOTEBOOKS = (
@@ -156,27 +155,12 @@ def relayed_progress(log: Callable[..., None], every: float = 0.5) -> Iterator[P
             thread.join()
 
 
-def not_run_lines(executed: Path) -> list[str]:
-    """The ``not run: ...`` lines a notebook printed (its stream outputs), without the
-    prefix."""
-    nb = nbformat.read(executed, as_version=4)
-    return [
-        line[len(NOT_RUN) :].strip()
-        for cell in nb.cells
-        for out in cell.get("outputs", [])
-        if out.get("output_type") == "stream"
-        for line in out.get("text", "").splitlines()
-        if line.startswith(NOT_RUN)
-    ]
-
-
 def not_run_items(profile: str, executed: dict[str, Path]) -> list[dict]:
-    """What the ``executed`` notebooks (name -> executed copy) did not do: each ``not run``
-    line they printed, and each of their :data:`PROMISED_FIGURES` missing from
+    """What the ``executed`` notebooks (name -> executed copy) did not do, read from the
+    results they saved (:func:`~.tabulate.not_run_items`: scores and runs not run or
+    degenerate), and each of their :data:`PROMISED_FIGURES` missing from
     ``figures/<profile>/``."""
-    items = [
-        {"notebook": nb, "what": why} for nb, p in executed.items() for why in not_run_lines(p)
-    ]
+    items = [i for i in saved_not_run_items(profile) if i["notebook"] in executed]
     for nb in executed:
         for name in PROMISED_FIGURES.get(nb, ()):
             if not (figures_dir(profile) / name).is_file():

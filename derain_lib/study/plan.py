@@ -19,7 +19,7 @@ from ..data.io import list_images
 from ..errors import DerainError
 from ..fsutil import data_root as derain_data_root
 from ..fsutil import project_root, shown_path, user_cache
-from ..tables import BENCHMARKS, STAND_IN_FOR, not_run
+from ..tables import BENCHMARKS, STAND_IN_FOR, MethodId, not_run
 
 #: Set to ``1`` (by ``derain reproduce --use-prepared``) for the smoke profile to score the
 #: test sets prepared with ``derain data prepare``/``derain fetch`` too; the other profiles
@@ -40,17 +40,17 @@ TRAINED_ON = {
 #: Trained methods: id -> (model name, loss); the full model with neg-SSIM is shared by
 #: Tables II, III/IV and V.
 TRAINED = {
-    "sian/neg-ssim": ("sian", "ssim"),
-    "sian/mae": ("sian", "l1"),
-    "sian/mse": ("sian", "mse"),
-    "sian-baseline/neg-ssim": ("sian-baseline", "ssim"),
-    "sian-baseline+lstm/neg-ssim": ("sian-baseline+lstm", "ssim"),
+    MethodId.SIAN: ("sian", "ssim"),
+    MethodId.SIAN_MAE: ("sian", "l1"),
+    MethodId.SIAN_MSE: ("sian", "mse"),
+    MethodId.BASELINE: ("sian-baseline", "ssim"),
+    MethodId.BASELINE_LSTM: ("sian-baseline+lstm", "ssim"),
 }
 #: Trained methods per benchmark: Tables II and V need Rain100L/H only.
 TRAIN_PLAN = {
     "rain100l": tuple(TRAINED),
     "rain100h": tuple(TRAINED),
-    "rain1400": ("sian/neg-ssim",),
+    "rain1400": (MethodId.SIAN,),
 }
 _BENCH_NAME = re.compile(r"rain(100l|100h|1400|12)(?!\d)")
 

@@ -82,7 +82,7 @@ def export_report(profile: str, executed: list[Path]) -> Path:
         if not csv.is_file():
             continue
         df = pd.read_csv(csv)
-        df = df[~df.provenance.str.startswith("paper")][TABLE_COLUMNS]
+        df = df[df.kind != "paper"][TABLE_COLUMNS]
         parts.append(
             f'<h3 id="{name}">{title} (<a href="{_rel(csv, out)}">{name}.csv</a>)</h3>'
             + df.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
@@ -90,7 +90,8 @@ def export_report(profile: str, executed: list[Path]) -> Path:
     claims = res / "claims.csv"
     if claims.is_file():
         df = pd.read_csv(claims, keep_default_na=False)
-        cols = ["table", "claim", "test_set", "metric", "diff", "ci_low", "ci_high", "verdict"]
+        cols = ["table", "claim", "test_set", "evidence", "diff_psnr", "lo_psnr", "hi_psnr"]
+        cols = [c for c in [*cols, "mde_psnr", "verdict", "reason"] if c in df]
         parts.append(
             f'<h2 id="claims">The paper\'s claims (<a href="{_rel(claims, out)}">claims.csv</a>, '
             f'<a href="{_rel(res / "claims.md", out)}">claims.md</a>)</h2>'

@@ -1,27 +1,49 @@
 """Steps 02-04: score methods on test sets, one :class:`~derain_lib.tables.Score` each.
 
-A method is ``input`` (the rainy image itself), ``<family>-released`` (the authors'
-weights) or a trained method of :data:`~.plan.TRAINED` (a run of notebook 01). Model
-evaluations go through the run cache; the Input row is cached in its eval folder.
+A method (:class:`~derain_lib.tables.MethodId`) is the Input (the rainy image itself),
+released weights (the authors') or a trained method of :data:`~.plan.TRAINED` (a run of
+notebook 01). Model evaluations go through the run cache; the Input row is cached in its eval
+folder. A trained model whose output equals its input (PSNR within :data:`SAME_AS_INPUT_DB`
+of the Input row on every image) or whose training loss never moved is scored as
+``degenerate``: its numbers are kept, never judged. Each step also writes its per-image,
+per-seed scores as ``scores/<step>_per_image.csv`` (:func:`~.claims.write_per_image`).
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 from torch import nn
 
 from ..config import Config, EvalConfig, ModelConfig, config_from_dict
+from ..data.embedded import TEST_SOURCES
 from ..data.io import write_png
 from ..data.sources import open_data
 from ..evaluate import evaluate
 from ..metrics import quantize
 from ..runs import Run, get_or_run, open_run, restored, results_root, stored
-from ..tables import BENCHMARKS, Score, load_scores, not_run, released, reproduced, save_scores
+from ..tables import (
+    BENCHMARKS,
+    MethodId,
+    Score,
+    ScoreKind,
+    Step,
+    TableSpec,
+    load_scores,
+    missing,
+    provenance_text,
+    released,
+    reproduced,
+    save_scores,
+)
 from ..weights import RELEASED, find_released, missing_released
+from .claims import scenes_path, write_per_image
 from .paths import results_dir, write_json
 from .plan import (
     TRAINED,
@@ -33,6 +55,7 @@ from .plan import (
     no_data_reason,
     test_sets,
 )
+from .probes import without_partial_copies
 from .training import load_runs
 
 #: Images per test set kept as PNG for the figures (rainy, ground truth, each method's output).
@@ -46,83 +69,182 @@ class RainyInput(nn.Module):
         return [x]
 
 
+#: A trained model within this many dB of the Input row on every image outputs its input.
+SAME_AS_INPUT_DB = 0.01
+
+
+def score_table(p: Params, *specs: TableSpec) -> list[Score]:
+    """Score the methods of ``specs`` (tables of one step, e.g. ``TABLE3, TABLE4``) on their
+    benchmarks' test sets; writes ``scores/<step>.json`` and ``scores/<step>_per_image.csv``."""
+    steps = {s.step for s in specs}
+    if len(steps) != 1:
+        raise ValueError(f"tables of one step only, got {sorted(steps)}")
+    methods = list(dict.fromkeys(m.id for s in specs for m in s.methods))
+    benchmarks = list(dict.fromkeys(b for s in specs for b in s.benchmarks))
+    return score(p, steps.pop(), methods, benchmarks, own_only=all(s.own_only for s in specs))
+
+
 def score(
-    p: Params, step: str, methods: list[str], benchmarks: list[str], own_only: bool = False
+    p: Params, step: Step | str, methods: list[str], benchmarks: list[str], own_only: bool = False
 ) -> list[Score]:
-    """Score ``methods`` on every test set of ``benchmarks``; writes ``scores/<step>.json``.
+    """Score ``methods`` on every test set of ``benchmarks``; writes ``scores/<step>.json``
+    and the per-image CSV.
 
     ``own_only`` keeps to the profile's own test sets (Tables II and V compare trained
     variants with each other); otherwise real sets found under data_root count too.
+    Released weights are scored on real test sets only (on the stand-ins they would measure
+    robustness to our synthesiser, which no claim is about); a partial real set is skipped
+    when the complete one is there.
     """
     sets = test_sets(p)
-    runs = load_runs(p.profile) if any(m in TRAINED for m in methods) else []
-    out = []
+    runs = load_runs(p.profile) if any(MethodId(m).trained for m in methods) else []
+    out, extra = [], []
     for b in benchmarks:
         chosen = [t for t in sets[b] if not own_only or t.stand_in or is_own(p, t)]
+        chosen = without_partial_copies(chosen)
         for m in methods:
             if not chosen:
-                out.append(Score(m, b, no_data_reason(p, b)))
+                out.append(Score(method=m, benchmark=b, **missing(no_data_reason(p, b))))
             for t in chosen:
                 out.append(score_one(p, m, t, runs))
-    save_scores(out, results_dir(p.profile) / "scores" / f"{step}.json")
+        for t in chosen:
+            record_scenes(p.profile, t)
+            if MethodId.INPUT not in methods:  # the claims' degeneracy check needs the Input
+                extra.append(score_one(p, MethodId.INPUT, t, runs))
+    save_scores(out + extra, results_dir(p.profile) / "scores" / f"{step}.json")
+    write_per_image(p.profile, step)
     return out
+
+
+def scene_of(ds, i: int, stand_in: bool) -> str:
+    """The scene of pair ``i``: the source photo of an embedded stand-in image (its crops
+    share it), else the first 12 hex digits of the sha256 of the decoded ground truth
+    (Rain100L/H's 100 clean images are 91 distinct pictures; Rain1400's 14 rainy versions
+    share one clean image)."""
+    if stand_in:
+        number = int("".join(c for c in Path(ds.pairs[i].name).stem if c.isdigit()) or 1)
+        return TEST_SOURCES[(number - 1) % len(TEST_SOURCES)]
+    _, clean = ds.load(i)
+    return hashlib.sha256(quantize(clean).tobytes()).hexdigest()[:12]
+
+
+def record_scenes(profile: str, t: TestSet) -> None:
+    """Each image's scene in ``scores/scenes.json`` (test set label -> name -> scene); a
+    set already recorded with the same images is kept."""
+    path = scenes_path(profile)
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    ds = open_data(t.spec)
+    names = [pr.name for pr in ds.pairs]
+    if sorted(known.get(t.label, {})) == sorted(names):
+        return
+    known[t.label] = {pr.name: scene_of(ds, i, t.stand_in) for i, pr in enumerate(ds.pairs)}
+    write_json(path, known)
 
 
 def all_scores(profile: str) -> list[Score]:
     """Every score record of ``profile`` (all steps)."""
-    return load_scores(sorted((results_dir(profile) / "scores").glob("*.json")))
+    res = results_dir(profile) / "scores"
+    return load_scores([res / f"{s}.json" for s in Step if (res / f"{s}.json").is_file()])
 
 
-def model_for(p: Params, method: str, b: str, runs: list[dict]) -> tuple[Path | None, str, str]:
-    """(weights file or None for the input, provenance, note) or (None, 'not run: ..', '')."""
-    if method == "input":
-        return None, "computed (rainy input vs ground truth)", ""
-    if method.endswith("-released"):
+@dataclass(frozen=True)
+class Source:
+    """Where a method's outputs come from: its weights (None for the Input), the kind of
+    score it gives, the detail (run, file and sha256, or why it cannot run) and a note."""
+
+    path: Path | None
+    kind: ScoreKind
+    detail: str
+    note: str = ""
+
+    @property
+    def provenance(self) -> str:
+        return provenance_text(self.kind, self.detail)
+
+
+def model_for(p: Params, method: str, b: str, runs: list[dict]) -> Source:
+    """The :class:`Source` of ``method`` on benchmark ``b`` (kind ``not_run`` when absent)."""
+    method = MethodId(method)
+    if method is MethodId.INPUT:
+        return Source(None, "computed", "rainy input vs ground truth")
+    if method.released:
         w = RELEASED[f"{method.removesuffix('-released')}-{TRAINED_ON[b]}"]
         path = find_released(w.name, p.weights_dir)
         if path is None:
-            return None, not_run(missing_released(w.name, p.weights_dir)), ""
+            return Source(None, "not_run", missing_released(w.name, p.weights_dir))
         note = "" if TRAINED_ON[b] == b else f"scored with the {w.name} weights"
-        return path, released(w.filename, w.sha256), note
+        return Source(path, **released(w.filename, w.sha256), note=note)
     trained_on = TRAINED_ON[b]
     run = next((r for r in runs if r["method"] == method and r["benchmark"] == trained_on), None)
     if run is None:
-        return None, not_run(f"profile {p.profile} trains no {BENCHMARKS[trained_on]} model"), ""
+        why = f"profile {p.profile} trains no {BENCHMARKS[trained_on]} model"
+        return Source(None, "not_run", why)
     if run["status"] != "ok":
-        return None, run["status"], ""
+        return Source(None, **missing(run["status"]))
     note = f"trained on {run['dataset']}" if run["dataset"] != b else ""
     if run["stand_in"]:
         note = f"trained on the embedded {run['dataset']} stand-in data"
-    return restored(run["checkpoint"]), reproduced(p.profile, run["run"]), note
+    return Source(restored(run["checkpoint"]), **reproduced(p.profile, run["run"]), note=note)
 
 
 def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
     """Score one method on one test set."""
-    path, provenance, note = model_for(p, method, t.benchmark, runs)
-    if provenance.startswith("not run"):
-        return Score(method, t.benchmark, provenance, t.label, stand_in=t.stand_in)
-    if path is None:
+    src = model_for(p, method, t.benchmark, runs)
+    base = {"method": method, "benchmark": t.benchmark, "test_set": t.label}
+    if src.kind == "not_run":
+        return Score(**base, kind="not_run", detail=src.detail, stand_in=t.stand_in)
+    if MethodId(method).released and t.stand_in:
+        why = "released weights are scored on the benchmarks' own test sets, not the stand-ins"
+        return Score(**base, kind="not_run", detail=why, stand_in=True)
+    kind, detail = src.kind, src.detail
+    if src.path is None:
         out_dir, m = score_input(p, t)
     else:
-        run = eval_run(p, method, path, t, runs)
+        run = eval_run(p, method, src.path, t, runs)
         out_dir, m = run.dir, run.metrics
+        if MethodId(method).trained:
+            why = degenerate_reason(out_dir / "per_image.csv", score_input(p, t)[0], src.path)
+            if why:
+                kind, detail = "degenerate", f"{detail}; {why}"
     return Score(
-        method,
-        t.benchmark,
-        provenance,
-        t.label,
-        m["n"],
-        m["psnr"],
-        m["ssim"],
-        t.stand_in,
-        (out_dir / "per_image.csv").relative_to(results_root().resolve()).as_posix(),
-        note,
+        **base,
+        kind=kind,
+        detail=detail,
+        n=m["n"],
+        psnr=m["psnr"],
+        ssim=m["ssim"],
+        stand_in=t.stand_in,
+        per_image_csv=(out_dir / "per_image.csv").relative_to(results_root().resolve()).as_posix(),
+        note=src.note,
     )
+
+
+def degenerate_reason(per_image: Path, input_dir: Path, checkpoint: Path | None) -> str:
+    """Why a trained model's scores are no result, or "": its output equals its input (PSNR
+    within :data:`SAME_AS_INPUT_DB` of the Input row on every image), or its training loss
+    never moved (every logged loss equal, in the run's ``log.csv``)."""
+    ours = pd.read_csv(per_image).set_index("name")["psnr"]
+    rainy = pd.read_csv(input_dir / "per_image.csv").set_index("name")["psnr"]
+    common = ours.index.intersection(rainy.index)
+    if len(common) and ((ours[common] - rainy[common]).abs() <= SAME_AS_INPUT_DB).all():
+        return (
+            f"output equals input: PSNR within {SAME_AS_INPUT_DB} dB of the Input row on "
+            f"all {len(common)} images"
+        )
+    log = checkpoint.parent / "log.csv" if checkpoint is not None else None
+    if log is not None and log.is_file():
+        with log.open(newline="") as f:
+            losses = [float(r["loss"]) for r in csv.DictReader(f) if r.get("loss")]
+        if len(losses) >= 2 and max(losses) - min(losses) <= 1e-9 * max(1.0, abs(losses[0])):
+            return (
+                f"training loss did not move ({losses[0]:.6g} at every one of {len(losses)} logs)"
+            )
+    return ""
 
 
 def model_name(method: str) -> str:
     """The architecture a method runs (``sian``, ``prenet``, ``sian-baseline`` ...)."""
-    if method.endswith("-released"):
+    if MethodId(method).released:
         return method.removesuffix("-released")
     return TRAINED[method][0]
 
@@ -132,7 +254,7 @@ def eval_settings(p: Params, method: str, t: TestSet) -> EvalConfig:
     Input and the released weights score every image of a real test set (the profile's
     ``eval.max_images`` caps the stand-ins and the models trained here)."""
     ref = eval_reference(p, t.benchmark).eval
-    full = not t.stand_in and (method == "input" or method.endswith("-released"))
+    full = not t.stand_in and not MethodId(method).trained
     return replace(ref, max_images=None) if full else ref
 
 
@@ -157,7 +279,7 @@ def score_input(p: Params, t: TestSet) -> tuple[Path, dict]:
     ds = open_data(t.spec)
     out_dir = results_dir(p.profile) / "eval" / "input" / t.id
     cached = out_dir / "metrics.json"
-    max_images = eval_settings(p, "input", t).max_images
+    max_images = eval_settings(p, MethodId.INPUT, t).max_images
     key = {"data": ds.manifest_sha256(), "max_images": max_images}
     if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
         return out_dir, json.loads(cached.read_text())

@@ -7,19 +7,18 @@ import json
 
 import pandas as pd
 
-from ..tables import load_scores, write_markdown, write_tables
+from ..tables import NOT_RUN, TABLES, Step, TableSpec, load_scores, write_markdown, write_tables
 from .paths import results_dir
 
-#: The notebook step (scores/<step>.json) each table is built from.
-TABLE_STEPS = {"table2": "table2", "table3": "table3_4", "table4": "table3_4", "table5": "table5"}
 
-
-def build_tables(profile: str, names: tuple[str, ...] = ()):
-    """Write ``tableN.csv`` for ``names`` from the scores their step recorded
-    (:data:`TABLE_STEPS`), then re-render ``tables.md``; returns its path."""
+def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()):
+    """Write ``tableN.csv`` for ``names`` (table keys or specs) from the scores their step
+    recorded (:attr:`~derain_lib.tables.TableSpec.step`), then re-render ``tables.md``;
+    returns its path."""
     res = results_dir(profile)
     for name in names:
-        write_tables(res, load_scores([res / "scores" / f"{TABLE_STEPS[name]}.json"]), [name])
+        spec = name if isinstance(name, TableSpec) else TABLES[name]
+        write_tables(res, load_scores([res / "scores" / f"{spec.step}.json"]), [spec.key])
     rec = res / "provenance.json"
     header = ""
     if rec.is_file():
@@ -34,7 +33,41 @@ def build_tables(profile: str, names: tuple[str, ...] = ()):
     return write_markdown(res, profile, header)
 
 
-def read_table(profile: str, name: str, measured_only: bool = False) -> pd.DataFrame:
+def read_table(profile: str, name: str | TableSpec, measured_only: bool = False) -> pd.DataFrame:
     """``results/<profile>/<name>.csv``; ``measured_only`` drops the paper-only rows."""
-    df = pd.read_csv(results_dir(profile) / f"{name}.csv")
-    return df[~df.provenance.str.startswith("paper")] if measured_only else df
+    key = name.key if isinstance(name, TableSpec) else name
+    df = pd.read_csv(results_dir(profile) / f"{key}.csv")
+    return df[df.kind != "paper"] if measured_only else df
+
+
+def not_run_items(profile: str) -> list[dict]:
+    """What did not run, from the saved results (not from printed output): every score
+    record of ``kind`` ``not_run`` or ``degenerate`` (``scores/<step>.json``) and every
+    training run that did not finish (``runs.json``, ``seeds.json``); one
+    ``{"notebook", "what"}`` per item, the notebook named by its step."""
+    res = results_dir(profile)
+    notebook = {
+        Step.TABLE2: "02_table2_loss.ipynb",
+        Step.TABLE3_4: "03_tables3_4_benchmarks.ipynb",
+        Step.TABLE5: "04_table5_ablation.ipynb",
+    }
+    items = []
+    for step in Step:
+        path = res / "scores" / f"{step}.json"
+        if not path.is_file():
+            continue
+        for s in load_scores([path]):
+            if s.kind in ("not_run", "degenerate"):
+                what = f"{s.method} on {s.test_set or s.benchmark}: {s.provenance}"
+                items.append({"notebook": notebook[step], "what": what})
+    for name, nb in (("runs.json", "01_train.ipynb"), ("seeds.json", "08_claims.ipynb")):
+        path = res / name
+        rows = json.loads(path.read_text()) if path.is_file() else []
+        for r in rows:
+            if r.get("status", "ok") != "ok":
+                seed = f" seed {r['seed']}" if "seed" in r else ""
+                why = r["status"].removeprefix(NOT_RUN)
+                items.append(
+                    {"notebook": nb, "what": f"{r['method']} {r['benchmark']}{seed}: {why}"}
+                )
+    return list({(i["notebook"], i["what"]): i for i in items}.values())

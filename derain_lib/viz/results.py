@@ -57,7 +57,7 @@ def table_bars(table: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
     """Our value (solid) beside the paper's (hatched) for every measured row of a table
     (``tableN.csv`` as a DataFrame), one panel per benchmark column (the stand-in data
     apart from the real benchmark); the rows not run are named under the panels."""
-    ours = table[~table.provenance.str.startswith("paper")]
+    ours = table[table.kind != "paper"]
     measured = ours[ours[metric].notna()]
     missed = ours[ours[metric].isna()]
     benches = list(dict.fromkeys(measured.benchmark))

@@ -1,0 +1,89 @@
+"""The released SIAN's own claims: stage-by-stage scores and the attention knock-out, on one
+real Rain100L pair (the authors' per-image reference), then judged as claims."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from derain_lib.study import claims, plan, probes
+
+
+@pytest.fixture
+def one_pair(shared: Path, tmp_path: Path) -> plan.TestSet:
+    src = shared / "data" / "rain100l_sample"
+    for rel in ("rainy/rain-001.png", "norain/norain-001.png"):
+        (tmp_path / "set" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / rel, tmp_path / "set" / rel)
+    return plan.TestSet("rain100l", str(tmp_path / "set"), "Rain100L: one pair", False)
+
+
+def test_stages_and_knockout_of_the_released_sian(one_pair: plan.TestSet, shared: Path):
+    weights = shared / "weights" / "sian_rain100l.pth"
+    rows = pd.DataFrame(probes.probe_rows(weights, one_pair, {"rain-001": "scene-a"}))
+    assert list(rows.method) == [probes.stage_id(k) for k in range(1, 7)] + [probes.KNOCKOUT]
+    assert set(rows.scene) == {"scene-a"}
+    ref = json.loads((shared / "weights" / "reference" / "reference.json").read_text())
+    want = ref["per_image"]["rain-001.png"]["sian_rain100l"]
+    last = rows[rows.method == probes.stage_id(6)].iloc[0]
+    assert last.psnr == pytest.approx(want["psnr"], abs=1e-3)  # stage 6 = the released output
+    assert last.ssim == pytest.approx(want["ssim"], abs=1e-5)
+    first = rows[rows.method == probes.stage_id(1)].iloc[0]
+    knocked = rows[rows.method == probes.KNOCKOUT].iloc[0]
+    assert first.psnr != last.psnr and knocked.psnr != last.psnr  # both change the output
+
+
+def test_probe_claims_are_judged_from_the_committed_csv(tmp_path, monkeypatch):
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "results"))
+    rows = []
+    for i in range(30):
+        for k in range(1, 7):
+            rows.append((probes.stage_id(k), i, 30.0 + k * 0.5 + 0.01 * (i % 7)))
+        rows.append((probes.KNOCKOUT, i, 33.0 + 0.3 * (i % 5)))  # 33 +- vs stage 6 at 33.0x
+    df = pd.DataFrame(
+        [
+            {"method": m, "benchmark": "rain100l", "test_set": "Rain100L: test", "stand_in": False,
+             "seed": "", "image": f"rain-{i:03d}", "scene": f"s{i}", "psnr": v, "ssim": 0.9}
+            for m, i, v in rows
+        ]
+    )  # fmt: skip
+    path = probes.probes_path("smoke")
+    path.parent.mkdir(parents=True)
+    df.to_csv(path, index=False)
+    got = {(r["table"], r["claim"], r["benchmark"]): r for r in claims.probe_rows("smoke")}
+    stage = got["Fig. 6", "stage 2 improves on stage 1 (released SIAN) on Rain100L", "Rain100L"]
+    assert stage["verdict"] == "supported" and "a direction" in stage["reason"]
+    assert stage["diff_psnr"] == pytest.approx(0.5)
+    knock = got[
+        "V (knock-out)",
+        "released SIAN beats itself with each attention map set to its mean on Rain100L",
+        "Rain100L",
+    ]
+    assert knock["paper_diff_psnr"] == pytest.approx(0.12)
+    assert knock["verdict"] in ("contradicted", "not testable here", "inconclusive")
+    assert knock["evidence"] == "released, partial set"  # 30 of 100 images
+    h = got["Fig. 6", "stage 2 improves on stage 1 (released SIAN) on Rain100H", "Rain100H"]
+    assert h["verdict"] == "not run"
+    table = claims.stage_table("smoke")
+    assert list(table.stage) == [1, 2, 3, 4, 5, 6]
+    assert (table.lo_psnr <= table.psnr).all() and (table.psnr <= table.hi_psnr).all()
+
+
+def test_a_partial_copy_is_dropped_beside_the_complete_set(shared: Path, tmp_path, monkeypatch):
+    src = shared / "data" / "rain100l_sample"
+    sets = []
+    for name, numbers in (("full", ("001", "025")), ("sample", ("001",))):
+        for n in numbers:
+            for rel in (f"rainy/rain-{n}.png", f"norain/norain-{n}.png"):
+                (tmp_path / name / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(src / rel, tmp_path / name / rel)
+        sets.append(plan.TestSet("rain100l", str(tmp_path / name), f"Rain100L: {name}", False))
+    stand_in = plan.TestSet("rain100l", "embedded:light:test:smoke", "embedded light", True)
+    monkeypatch.setitem(probes.FULL_TEST_SIZE, "rain100l", 2)  # "complete" = 2 pairs here
+    assert probes.without_partial_copies([stand_in, *sets]) == [stand_in, sets[0]]
+    monkeypatch.setitem(probes.FULL_TEST_SIZE, "rain100l", 100)  # no complete set: all kept
+    assert probes.without_partial_copies([stand_in, *sets]) == [stand_in, *sets]
