@@ -12,9 +12,15 @@ import json
 import numpy as np
 import pandas as pd
 
-from ..tables import benchmark_label, mean_by
+from ..tables import TABLES, benchmark_label, mean_by
 from ..viz.attention import scale_label
 from ..viz.beyond import generalisation_cells as gen_cells
+from ..viz.results import (
+    DIFFERENCE_TABLES,
+    difference_rows,
+    paired_differences,
+    paper_difference,
+)
 from .beyond.density import TONE_SHIFT_Y
 from .beyond.protocols import PUBLISHED_PRENET_RAIN100H, protocol_effects
 from .paths import read_json, results_dir
@@ -149,15 +155,60 @@ def benchmarks(profile: str) -> str:
     return "".join(out)
 
 
+def _difference_lines(profile: str) -> list[str]:
+    """Per table and test set: each row's mean paired PSNR difference to the reference row,
+    its interval and the paper's difference (:func:`derain_lib.viz.results.table_differences`)."""
+    lines = []
+    for table, (reference, methods) in DIFFERENCE_TABLES.items():
+        rows, note = difference_rows(results_dir(profile), table)
+        if rows.empty:
+            continue
+        for bench, test in dict.fromkeys(zip(rows.benchmark, rows.test_set, strict=True)):
+            here = rows[rows.test_set == test]
+            parts = []
+            for m in methods:
+                d = paired_differences(here, m, reference, "psnr")
+                if not d["seeds"]:
+                    continue
+                iv = "" if pd.isna(d["lo"]) else f" [{d['lo']:+.2f}, {d['hi']:+.2f}]"
+                paper = paper_difference(table, m, reference, bench)[0]
+                ref = "" if pd.isna(paper) else f", paper {paper:+.2f}"
+                parts.append(f"{m} − {reference} {d['mean']:+.2f} dB{iv} ({d['over']}{ref})")
+            if parts:
+                tail = f" ({note})" if note else ""
+                lines.append(f"- Table {TABLES[table].number}, {test}: " + "; ".join(parts) + tail)
+    return lines
+
+
+def _attention_lines(profile: str) -> list[str]:
+    """The span of the saved attention masks (mean over channels) of each exported model."""
+    lines = []
+    for npz in sorted((results_dir(profile) / "attention").glob("*.npz")):
+        with np.load(npz) as z:
+            masks = [z[k] for k in z.files if k.startswith("masks_")]
+            who = str(z["provenance"])
+        if masks:
+            lo = min(float(m.min()) for m in masks)
+            hi = max(float(m.max()) for m in masks)
+            lines.append(
+                f"- Attention masks of `{npz.stem}` ({who}) span {lo:.4f}-{hi:.4f} of the "
+                f"sigmoid's 0-1 ({100 * (hi - lo):.1f} % of it)."
+            )
+    return lines
+
+
 def figures(profile: str) -> str:
-    """Step 05: which figures this run drew, with their captions."""
+    """Step 05: the differences the table figures show, with numbers, how much of the
+    0-1 range the attention masks use, and which figures this run drew."""
     index = results_dir(profile) / "figures.json"
     figs = json.loads(index.read_text()) if index.is_file() else []
+    numbers = _difference_lines(profile) + _attention_lines(profile)
     lines = [f"- `{f['path']}`: {f['caption']}" for f in figs]
     return (
         _head(profile)
+        + ("\n".join(numbers) + "\n\n" if numbers else "")
         + f"{len(figs)} figures drawn from `results/{profile}/`:\n\n"
-        + ("\n".join(lines))
+        + "\n".join(lines)
     )
 
 

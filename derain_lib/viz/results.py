@@ -609,7 +609,7 @@ def difference_rows(results: str | Path, table: str) -> tuple[pd.DataFrame, str]
     return rows, note
 
 
-def _paper_difference(table: str, method: str, reference: str, benchmark: str) -> tuple:
+def paper_difference(table: str, method: str, reference: str, benchmark: str) -> tuple:
     """The paper's (PSNR, SSIM) difference method − reference on ``benchmark`` (NaN if absent)."""
     rows = {m.id: m.paper_row for m in TABLES[table].methods}
     try:
@@ -671,7 +671,7 @@ def table_differences(rows: pd.DataFrame, table: str, title: str, note: str = ""
         here = rows[rows.test_set == test]
         for y, m in enumerate(methods):
             d = paired_differences(here, m, reference, "psnr")
-            paper = _paper_difference(table, m, reference, bench)[0]
+            paper = paper_difference(table, m, reference, bench)[0]
             if math.isfinite(paper):
                 ax.plot(paper, y, "kx", ms=7, mew=1.5, zorder=3)
             if not d["seeds"]:
