@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 from skimage.color import rgb2ycbcr
-from skimage.metrics import structural_similarity
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from .data.io import ImageReadError, list_images, read_image_uint8
 
@@ -196,9 +197,13 @@ class ImageScore:
 
 
 def score_folder(
-    pred_dir: str | Path, gt_dir: str | Path, **kwargs: object
+    pred_dir: str | Path,
+    gt_dir: str | Path,
+    scorer: Callable[[np.ndarray, np.ndarray], tuple[float, float]] | None = None,
+    **kwargs: object,
 ) -> tuple[list[ImageScore], Pairing]:
-    """Per-image scores of every paired file (see :func:`pair_folders`).
+    """Per-image scores of every paired file (see :func:`pair_folders`), by ``scorer``
+    (one of :data:`PROTOCOLS`; default :func:`score` with ``kwargs``).
 
     A pair that cannot be scored (different sizes, smaller than SSIM's 11x11 window, an
     unreadable file) is skipped and named in ``pairing.skipped``; the rest are scored."""
@@ -220,7 +225,7 @@ def score_folder(
                 f"{p}: image is {a.shape[1]}x{a.shape[0]}; SSIM needs at least 11x11 pixels"
             )
             continue
-        ps, ss = score(a, b, **kwargs)
+        ps, ss = scorer(a, b) if scorer is not None else score(a, b, **kwargs)
         rows.append(ImageScore(p.name, g.name, ps, ss))
     return rows, pairing
 
@@ -255,18 +260,49 @@ def summarize(rows: list[ImageScore]) -> dict:
     }
 
 
-#: The protocol (first) and the variants other papers' scripts use.
-VARIANTS: dict[str, dict] = {
-    "protocol (MATLAB Y unrounded, ssim_index.m)": {},
-    "uint8-rounded Y (Restormer/MPRNet scripts)": {"y_round": True},
-    "ssim.m 2009 with auto-downsampling": {"ssim_downsample": True},
+def _rgb_matlab_window(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """PSNR and SSIM (Gaussian 11x11 window, mean over channels) on uint8 RGB."""
+    a, b = quantize(pred).astype(np.float64), quantize(gt).astype(np.float64)
+    ssim = structural_similarity(
+        a,
+        b,
+        data_range=255,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        channel_axis=2,
+    )
+    return psnr_y(a, b), float(ssim)
+
+
+def _skimage_defaults(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """``peak_signal_noise_ratio`` and ``structural_similarity`` with their defaults
+    (7x7 uniform window, sample covariance) on uint8 RGB."""
+    a, b = quantize(pred), quantize(gt)
+    p = peak_signal_noise_ratio(b, a)
+    return float(p), float(structural_similarity(b, a, channel_axis=2))
+
+
+#: The scoring protocols in use, ours first: name -> (pred, gt as float or uint8 RGB) ->
+#: (PSNR, SSIM). docs/metrics.md describes them; chapter 07 scores the same outputs under
+#: each (:mod:`derain_lib.study.beyond.protocols`).
+PROTOCOLS: dict[str, Callable[[np.ndarray, np.ndarray], tuple[float, float]]] = {
+    "MATLAB Y (ours)": score,
+    "Y rounded to uint8": lambda p, g: score(p, g, y_round=True),
+    "RGB": _rgb_matlab_window,
+    "scikit-image defaults (RGB)": _skimage_defaults,
+    "ssim.m 2009 auto-downsampling": lambda p, g: score(p, g, ssim_downsample=True),
+    "outputs truncated, not rounded": lambda p, g: score(p, g, quantize_mode="truncate"),
 }
 
 
-def variant_table(pred_dir: str | Path, gt_dir: str | Path) -> list[dict]:
-    """Mean PSNR/SSIM of a folder under each protocol variant (for docs/metrics.md)."""
+def variant_table(
+    pred_dir: str | Path, gt_dir: str | Path, protocols: tuple[str, ...] | None = None
+) -> list[dict]:
+    """Mean PSNR/SSIM of a folder under each of :data:`PROTOCOLS` (or the ``protocols``
+    named), for docs/metrics.md."""
     out = []
-    for label, kw in VARIANTS.items():
-        s = summarize(score_folder(pred_dir, gt_dir, **kw)[0])
+    for label in protocols or tuple(PROTOCOLS):
+        s = summarize(score_folder(pred_dir, gt_dir, PROTOCOLS[label])[0])
         out.append({"variant": label, "n": s["n"], "psnr": s["psnr"], "ssim": s["ssim"]})
     return out

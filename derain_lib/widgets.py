@@ -10,7 +10,9 @@ cached arrays.
 Problems with an input (an unreadable image, weights of another model, missing released
 weights) are shown as a message saying what to do, in place of the picture, never as a
 traceback. Below the picture a colour strip gives the view's value range and says whether
-the colours are normalised (stretched to this view) or raw.
+the colours are normalised (stretched to this view) or raw. Blending a map over the photo
+is an option (``overlay``): the static panels (:func:`derain_lib.viz.attention_panel`)
+draw the maps beside the photo.
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ LAYER_HELP = (
 STRETCH_HELP = (
     "stretch mask contrast: colours span this mask's 1st-99th percentile (trained masks sit "
     "in a narrow band around 0.5); untick for the raw 0-1 scale, comparable across views"
+)
+OVERLAY_HELP = (
+    "overlay on the photo: blend the map over the input at the opacity set (the outlines "
+    "seen are then partly the photo's); untick to see the map alone"
 )
 
 
@@ -201,6 +207,9 @@ class AttentionExplorer:
         self.layer = W.IntSlider(
             value=0, min=0, max=4, description="layer", continuous_update=False, tooltip=LAYER_HELP
         )
+        self.overlay = W.Checkbox(
+            value=True, description="overlay on the photo", tooltip=OVERLAY_HELP
+        )
         self.opacity = W.FloatSlider(
             value=0.7, min=0.0, max=1.0, step=0.05, description="opacity", continuous_update=False
         )
@@ -212,7 +221,7 @@ class AttentionExplorer:
         )
         self.help = W.HTML(
             '<div style="font-size:12px;color:#555">'
-            + "<br>".join(html.escape(h) for h in (LAYER_HELP, STRETCH_HELP))
+            + "<br>".join(html.escape(h) for h in (LAYER_HELP, STRETCH_HELP, OVERLAY_HELP))
             + "</div>"
         )
         self.image = W.Image(format="png", layout={"max_width": "100%", "align_self": "flex-start"})
@@ -228,7 +237,7 @@ class AttentionExplorer:
                 W.HBox([self.stage, self.layer]),
                 self.scale,
                 W.HBox([self.what, self.channel]),
-                W.HBox([self.opacity, self.stretch]),
+                W.HBox([self.overlay, self.opacity, self.stretch]),
                 self.upsample,
                 self.help,
                 self.status,
@@ -293,6 +302,7 @@ class AttentionExplorer:
             self.what,
             self.channel,
             self.layer,
+            self.overlay,
             self.opacity,
             self.upsample,
             self.stretch,
@@ -305,7 +315,7 @@ class AttentionExplorer:
     def _on_view(self, change: dict) -> None:
         if self._quiet:
             return
-        if change["owner"] is self.what:
+        if change["owner"] in (self.what, self.overlay):
             self._adapt_controls()
         self.render()
 
@@ -416,6 +426,8 @@ class AttentionExplorer:
             self.scale.disabled = not is_map
             self.channel.disabled = not is_map
             self.stretch.disabled = what != "mask"
+            self.overlay.disabled = not is_map
+            self.opacity.disabled = not is_map or not self.overlay.value
             self.layer.disabled = what not in ("dog", "octave")
             if not self.layer.disabled:
                 self.layer.max = att.n_layers(what) - 1
@@ -430,7 +442,7 @@ class AttentionExplorer:
             "what": self.what.value,
             "channel": None if self.channel.value < 0 else self.channel.value,
             "layer": self.layer.value,
-            "opacity": self.opacity.value,
+            "opacity": self.opacity.value if self.overlay.value else 1.0,
             "upsample_mode": self.upsample.value,
             "stretch": self.stretch.value,
         }

@@ -12,36 +12,41 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
 from derain_lib.data.embedded import embedded_dataset
-from derain_lib.data.io import read_image_uint8, write_png
-from derain_lib.metrics import score
+from derain_lib.data.io import read_image_uint8
+from derain_lib.intervals import mean_ci
+from derain_lib.metrics import PROTOCOLS, score
 from derain_lib.models import build_model
-from derain_lib.study import beyond, findings, pipeline
-from derain_lib.study.beyond import (
+from derain_lib.study import findings, pipeline
+from derain_lib.study.beyond import cost
+from derain_lib.study.beyond.attention_auc import attention_auc, real_rain_mask, roc_auc
+from derain_lib.study.beyond.common import centre_crop, clean_images, clock, since
+from derain_lib.study.beyond.cost import (
     COST_MODELS,
-    DENSITY_LEVELS,
-    PROTOCOLS,
-    attention_auc,
-    attention_findings,
     cached_cost_table,
-    centre_crop,
-    clean_images,
-    clock,
+    cost_in_child,
     cost_key,
     cost_note,
     count_flops,
-    density_findings,
-    density_sweep,
-    derain_photos,
-    generalisation,
     measure_cost,
-    protocol_table,
+)
+from derain_lib.study.beyond.density import (
+    DENSITY_LEVELS,
+    TONE_SHIFT_Y,
+    calibrate,
+    density_sweep,
+    input_psnr,
     rainy_at,
-    real_rain_mask,
-    roc_auc,
-    since,
+    scaled,
+)
+from derain_lib.study.beyond.generalisation import cells, generalisation, outputs
+from derain_lib.study.beyond.protocols import protocol_effects, protocol_means, protocol_table
+from derain_lib.study.findings import (
+    attention_findings,
+    density_findings,
+    generalisation_findings,
+    protocol_findings,
 )
 from derain_lib.study.paths import write_json
-from derain_lib.viz import beyond as beyond_viz
 
 NAMES = ["001", "025", "050", "100"]
 
@@ -112,9 +117,17 @@ def test_attention_auc_has_one_row_per_stage_scale_and_kind():
     img = np.random.default_rng(0).random((32, 48, 3)).astype(np.float32)
     rain = _rain_layer()[:32, :48] > 0.1
     rows = attention_auc(model, img, rain)
-    assert {(r["stage"], r["scale"], r["what"]) for r in rows} == {
-        (k, s, w) for k in (1, 2) for s in (1, 2, 4) for w in ("mask", "dog")
-    }
+    channels = model.config.channels if hasattr(model.config, "channels") else None
+    masks = [r for r in rows if r["what"] == "mask"]
+    per_cell = {(r["stage"], r["scale"]) for r in masks}
+    assert per_cell == {(k, s) for k in (1, 2) for s in (1, 2, 4)}
+    n_ch = len({r["channel"] for r in masks})
+    assert n_ch > 1 and (channels is None or n_ch == channels)
+    assert len(masks) == 6 * n_ch  # every channel of every stage and scale
+    assert {(r["stage"], r["scale"]) for r in rows if r["what"] == "dog"} == per_cell
+    assert {r["scale"] for r in rows if r["what"] == "edge"} == {1, 2, 4}
+    # each mask at its own resolution: 32x48 at scale 1, 16x24 at 1/2, 8x12 at 1/4
+    assert {r["scale"]: r["cells"] for r in rows} == {1: 32 * 48, 2: 16 * 24, 4: 8 * 12}
     assert all(0.0 <= r["auc"] <= 1.0 for r in rows)
 
 
@@ -138,7 +151,7 @@ def test_cost_table_is_reused_while_its_key_holds(tmp_path, monkeypatch):
         calls.append(hw)
         return [{"model": n, "status": "ok", "wall_s": float(len(calls))} for n in names]
 
-    monkeypatch.setattr(beyond, "cost_table", fake)
+    monkeypatch.setattr(cost, "cost_table", fake)
     path = tmp_path / "beyond" / "cost.json"
     first = cached_cost_table(path, (64, 96))
     assert first["key"] == cost_key((64, 96)) and first["key"]["size"] == "96x64"
@@ -151,7 +164,7 @@ def test_cost_table_is_reused_while_its_key_holds(tmp_path, monkeypatch):
     assert "`remeasure=True`" in note
     assert cached_cost_table(path, (64, 96), remeasure=True)["rows"][0]["wall_s"] == 2.0
     assert cached_cost_table(path, (32, 48))["key"]["size"] == "48x32"  # another size
-    monkeypatch.setattr(beyond, "COST_SOURCES", ("models", "metrics.py"))  # other code
+    monkeypatch.setattr(cost, "COST_SOURCES", ("models", "metrics.py"))  # other code
     cached_cost_table(path, (32, 48))
     assert len(calls) == 4
     record = json.loads(path.read_text())
@@ -168,7 +181,9 @@ def test_protocol_table_reproduces_the_input_rows_of_the_sample_pairs(shared):
     d = shared / "data/rain100l_sample"
     rainy = [read_image_uint8(d / f"rainy/rain-{n}.png") for n in NAMES]
     clean = [read_image_uint8(d / f"norain/norain-{n}.png") for n in NAMES]
-    rows = protocol_table([("rain100l_sample", "input", rainy, clean)])
+    per_image = protocol_table([("rain100l_sample", "input", rainy, clean)])
+    assert len(per_image) == len(PROTOCOLS) * len(NAMES)
+    rows = protocol_means(per_image)
     assert [r["protocol"] for r in rows] == list(PROTOCOLS)
     ours = rows[0]
     want = [ref[f"rain-{n}.png"]["input_rainy"] for n in NAMES]
@@ -180,6 +195,10 @@ def test_protocol_table_reproduces_the_input_rows_of_the_sample_pairs(shared):
     assert round(by["Y rounded to uint8"]["psnr"], 4) == 26.5517
     assert by["outputs truncated, not rounded"]["psnr"] == ours["psnr"]
     assert by["RGB"]["psnr"] != ours["psnr"]
+    eff = {e["protocol"]: e for e in protocol_effects(per_image)}
+    assert eff["Y rounded to uint8"]["diff_psnr"] == pytest.approx(26.5517 - 26.5538, abs=1e-4)
+    assert eff["Y rounded to uint8"]["n"] == len(NAMES)
+    assert eff["RGB"]["diff_psnr"] == pytest.approx(by["RGB"]["psnr"] - ours["psnr"], abs=1e-9)
 
 
 def test_real_rain_mask_marks_pixels_brightened_beyond_tau():
@@ -193,22 +212,26 @@ def test_real_rain_mask_marks_pixels_brightened_beyond_tau():
 
 def test_generalisation_scores_every_model_on_every_set_and_keeps_outputs():
     ds = embedded_dataset("light", "test", size="smoke")
-    rows, kept = generalisation({"identity": _Identity()}, {"smoke light": ds}, max_images=2)
-    assert len(rows) == 1 and rows[0]["n"] == 2
-    # the identity model's score is the Input score of the same images
-    ins = [score(*ds.load(i)) for i in range(2)]
-    assert rows[0]["psnr"] == pytest.approx(np.mean([s[0] for s in ins]), abs=1e-12)
+    kept = outputs({"identity": _Identity()}, {"smoke light": ("rain100l", ds)}, max_images=2)
+    rows = generalisation(kept)
+    assert len(rows) == 2 and {r["image"] for r in rows} == set(kept[0].names)
+    # the identity model's score is the Input score of the same images: no gain
+    assert all(r["gain"] == pytest.approx(0.0, abs=1e-12) for r in rows)
+    ins = [score(*ds.load(i)) for i in (0, len(ds) - 1)]  # spread: the first and the last
+    assert [r["input_psnr"] for r in rows] == pytest.approx([s[0] for s in ins], abs=1e-12)
+    (cell,) = cells(rows)
+    assert cell["n"] == 2 and cell["gain"] == pytest.approx(0.0, abs=1e-12)
     assert len(kept) == 1 and len(kept[0].derained) == 2
 
 
 def test_generalisation_scores_the_centre_crop():
     ds = embedded_dataset("light", "test", size="smoke")
-    rows, kept = generalisation({"identity": _Identity()}, {"l": ds}, max_images=1, crop=20)
+    kept = outputs({"identity": _Identity()}, {"l": ("rain100l", ds)}, max_images=1, crop=20)
+    rows = generalisation(kept)
     rainy, clean = ds.load(0)
     h, w = clean.shape[:2]
     want = clean[(h - 20) // 2 : (h - 20) // 2 + 20, (w - 20) // 2 : (w - 20) // 2 + 20]
     assert np.array_equal(kept[0].clean[0], want) and kept[0].rainy[0].shape == (20, 20, 3)
-    assert rows[0]["crop"] == 20
     assert rows[0]["psnr"] == pytest.approx(score(centre_crop(rainy, 20), want)[0], abs=1e-12)
     assert centre_crop(clean, None) is clean and centre_crop(clean, 10_000).shape == clean.shape
 
@@ -218,55 +241,152 @@ def test_findings_are_generated_from_the_saved_rows(tmp_path, monkeypatch):
     out = tmp_path / "quick" / "beyond"
     clean = embedded_dataset("light", "test", size="smoke").load(0)[1]
     write_json(out / "density.json", density_sweep({"sian-rain100l": _Identity()}, [("a", clean)]))
-    cost = [
+    measured = [
         {"model": "sian", "status": "ok", "gflop_per_mp": 123.4, "cpu_s": 0.5},
-        {"model": "prenet", "status": "not run: measurement failed: x"},
+        {"model": "prenet", "status": "ok", "gflop_per_mp": 50.0, "cpu_s": 0.25},
+        {"model": "sian-baseline", "status": "not run: measurement failed: x"},
     ]
-    write_json(out / "cost.json", {"key": {}, "measured": "then", "rows": cost})
+    write_json(out / "cost.json", {"key": {}, "measured": "then", "rows": measured})
     text = findings.beyond("quick")
     assert text.startswith(f"### {findings.HEADING} (profile `quick`)")
-    assert "sian-rain100l: largest gain +0.00 dB" in text  # the identity gains nothing
-    assert "1 of 2 models measured; sian 123 GFLOP/MP, 0.50 CPU s." in text
-    assert "No attention AUC was measured." in text and "0 (weights, test set) cells" in text
+    assert "sian-rain100l: median gain +0.00 dB at 'drizzle'" in text  # the identity gains 0
+    assert "2 of 3 models measured: sian 123 GFLOP/MP, 0.50 CPU s; prenet 50 GFLOP/MP" in text
+    assert "SIAN takes 2.0x PReNet's CPU time" in text
+    assert "No attention AUC was measured." in text and "No model was scored." in text
 
 
-def test_attention_findings_flag_chance_inverse_masks_and_name_the_best_cell():
+def test_density_findings_state_the_calibration_and_tone_shifts():
+    rows = []
+    for img, shift in (("a", 0.0), ("b", -9.0)):
+        for lv, name in enumerate(("drizzle", "light")):
+            base = {"image": img, "level": lv, "level_name": name, "stand_in": img == "b"}
+            rows.append({**base, "model": "input", "input_psnr": 30.0 - lv, "gain": 0.0})
+            for m, g in (("sian-rain100l", 2.0), ("sian-rain100h", 1.0 if img == "a" else -3.0)):
+                rows.append(
+                    {
+                        **base,
+                        "model": m,
+                        "input_psnr": 30.0 - lv,
+                        "gain": g,
+                        "tone_shift": shift,
+                        "tone_shifted": abs(shift) > TONE_SHIFT_Y,
+                    }
+                )
+    cal = {
+        "light": {
+            "benchmark": "rain100l",
+            "real_input_psnr": 26.9,
+            "real_images": 100,
+            "real_test_set": "Rain100L: test",
+            "factor": 1.7,
+            "synthetic_input_psnr": 27.0,
+        },
+        "heavy": {"benchmark": "rain100h", "real_input_psnr": None, "factor": 1.0},
+    }
+    text = density_findings({"rows": rows, "images": 2, "calibration": cal})
+    assert text.startswith("2 clean images (1 from real test sets, the rest stand-ins).")
+    assert "density x1.70 gives a mean synthetic Input PSNR of 27.00 dB against 26.90 dB" in text
+    assert "0.10 dB apart" in text and "the heavy levels are uncalibrated" in text
+    assert (
+        "sian-rain100h: median gain -1.00 dB at 'drizzle' (Input 30.00 dB, 1 of 2 images lose)"
+        in text
+    )
+    assert "tone shift over 3 Y levels in 2 of 4 outputs, worst -9.0 on b at 'drizzle'" in text
+    assert "median difference -3.00 dB over 2 images (2 lower)" in text and " loses " in text
+
+
+def test_attention_findings_name_the_best_channel_the_inverse_one_and_the_controls():
     rows = [
-        {"source": "s", "stage": 1, "scale": 1, "what": "mask", "auc": 0.52},
-        {"source": "s", "stage": 1, "scale": 2, "what": "mask", "auc": 0.81},
-        {"source": "s", "stage": 1, "scale": 4, "what": "mask", "auc": 0.20},
-        {"source": "s", "stage": 1, "scale": 1, "what": "dog", "auc": 0.90},
+        {
+            "source": "s",
+            "image": "x",
+            "stage": 1,
+            "scale": 1,
+            "what": "mask",
+            "channel": 0,
+            "auc": 0.52,
+        },
+        {
+            "source": "s",
+            "image": "x",
+            "stage": 1,
+            "scale": 2,
+            "what": "mask",
+            "channel": 1,
+            "auc": 0.81,
+        },
+        {
+            "source": "s",
+            "image": "x",
+            "stage": 2,
+            "scale": 4,
+            "what": "mask",
+            "channel": 3,
+            "auc": 0.20,
+        },
+        {
+            "source": "s",
+            "image": "x",
+            "stage": 0,
+            "scale": 1,
+            "what": "edge",
+            "channel": None,
+            "auc": 0.70,
+        },
     ]
     text = attention_findings(rows)
-    assert "0.200 (stage 1, scale 4) to 0.810 (stage 1, scale 2)" in text
-    assert "1 of 3 masks have an AUC below 0.45" in text and "up to 0.800" in text
-    assert "chance (AUC within 0.05 of 0.5) at stage 1 scale 1." in text and "0.900" in text
-    assert "below 0.45" not in attention_findings(rows[:2])
+    assert "best mask AUC 0.810 (stage 1, scale 1/2, channel 1)" in text
+    assert (
+        "lowest 0.200 (stage 2, scale 1/4, channel 3, i.e. it marks rain-free pixels "
+        "with AUC 0.800)" in text
+    )
+    assert "33 % of the masks are within 0.05 of chance" in text
+    assert "the edge magnitude reaches 0.700 (scale 1), 33 % of the masks score higher" in text
 
 
-def test_figures_draw_from_saved_rows(tmp_path):
-    clean = embedded_dataset("light", "test", size="smoke").load(0)[1]
-    rows = density_sweep({"sian-rain100l": _Identity()}, [("a", clean)])
-    assert beyond_viz.density_figure(rows) is not None
-    assert beyond_viz.density_figure([r for r in rows if r["model"] == "input"]) is None
-    auc = [
-        {"source": "s", "stage": k, "scale": s, "what": w, "auc": 0.6}
-        for k in (1, 2)
-        for s in (1, 2, 4)
-        for w in ("mask", "dog")
+def test_generalisation_and_protocol_findings_give_numbers_not_counts():
+    gen = [
+        {
+            "model": "sian-rain100l",
+            "test_set": t,
+            "benchmark": b,
+            "image": i,
+            "input_psnr": 20.0,
+            "psnr": 20.0 + g + i,
+            "ssim": 0.9,
+            "gain": g + i,
+        }
+        for t, b, g in (("Rain100L: test", "rain100l", 10.0), ("Rain100H: test", "rain100h", 1.0))
+        for i in (0, 1)
     ]
-    assert beyond_viz.auc_figure(auc) is not None and beyond_viz.auc_figure([]) is None
-    gen = [{"model": "m", "test_set": "t", "n": 1, "psnr": 30.0, "ssim": 0.9}]
-    assert beyond_viz.generalisation_figure(gen) is not None
-    assert beyond_viz.photos_figure(tmp_path / "photos") is None
-    photo = write_png(tmp_path / "p.png", np.full((40, 120, 3), 90, np.uint8))
-    written = derain_photos({"identity": _Identity()}, [photo], 60, tmp_path / "photos")
-    assert [p.relative_to(tmp_path).as_posix() for p in written] == [
-        "photos/rainy/p.png",
-        "photos/identity/p.png",
+    text = generalisation_findings(gen)
+    lo, hi = mean_ci([10.0, 11.0])[1:]
+    assert f"+10.50 dB [{lo:+.2f}, {hi:+.2f}] on Rain100L: test (n=2)" in text
+    assert text.index("Rain100L: test") < text.index("Rain100H: test")  # its own benchmark first
+    assert "smallest gain is sian-rain100l on Rain100H: test: +1.50 dB" in text
+    proto = [
+        {
+            "test_set": "Rain100H: test",
+            "scored": "prenet-rain100h (released)",
+            "protocol": p,
+            "image": i,
+            "psnr": v + i,
+            "ssim": 0.9,
+        }
+        for p, v in (
+            ("MATLAB Y (ours)", 30.0),
+            ("RGB", 28.5),
+            ("outputs truncated, not rounded", 29.4),
+        )
+        for i in (0, 1)
     ]
-    assert read_image_uint8(written[1]).shape == (20, 60, 3)  # longer side shrunk to 60
-    assert beyond_viz.photos_figure(tmp_path / "photos") is not None
+    text = protocol_findings(proto)
+    assert "RGB scores 1.50-1.50 dB below ours" in text
+    assert (
+        "closest protocol change is 'outputs truncated, not rounded' at -0.60 dB: "
+        "it explains the gap." in text
+    )
+    assert "29.46 dB in the PReNet README and 30.11" in text
 
 
 def test_skimage_default_protocol_is_the_library_call():
@@ -292,14 +412,51 @@ def test_clean_images_take_each_distinct_ground_truth_once():
     light = embedded_dataset("light", "test", size="smoke")
     heavy = embedded_dataset("heavy", "test", size="smoke")
     got = clean_images({"light": light, "heavy": heavy}, 2)
-    assert [name for name, _ in got] == ["light: rain-001", "light: rain-002"]
-    assert np.array_equal(got[1][1], light.load(1)[1])
+    last = len(light) - 1  # spread over the set: the first and the last
+    assert [name for name, _ in got] == ["light: rain-001", f"light: rain-{last + 1:03d}"]
+    assert np.array_equal(got[1][1], light.load(last)[1])
 
 
 def test_clean_images_shrink_to_the_sweep_side():
     ds = embedded_dataset("light", "test", size="smoke")
     (_, img), *_ = clean_images({"light": ds}, 1, side=48)
     assert img.shape == (32, 48, 3)
+
+
+def test_calibration_finds_the_density_of_a_target_input_psnr():
+    ds = embedded_dataset("light", "test", size="smoke")
+    cleans = [(f"c{i}", ds.load(i)[1]) for i in range(2)]
+    assert input_psnr(cleans, scaled("light", "x", 3.0)) < input_psnr(
+        cleans, scaled("light", "x", 1.0)
+    )
+    target = input_psnr(cleans, scaled("light", "x", 2.0))
+    factor, got = calibrate(cleans, "light", target)
+    assert abs(got - target) < 0.3 and 1.5 < factor < 2.7
+    assert got == pytest.approx(input_psnr(cleans, scaled("light", "x", factor)))
+
+
+def test_density_sweep_flags_a_global_tone_shift():
+    class _Darker(_Identity):
+        def forward(self, x):
+            return [x * 0.8]
+
+    clean = embedded_dataset("light", "test", size="smoke").load(0)[1]
+    rows = density_sweep(
+        {"dark": _Darker(), "same": _Identity()}, [("a", clean)], DENSITY_LEVELS[:1]
+    )
+    by = {r["model"]: r for r in rows}
+    assert by["dark"]["tone_shifted"] and by["dark"]["tone_shift"] < -TONE_SHIFT_Y
+    assert not by["same"]["tone_shifted"] and not by["input"]["tone_shifted"]
+
+
+def test_cost_is_measured_in_a_child_process_running_the_module():
+    row = cost_in_child("sian-baseline", 32, 48)
+    assert row["status"] == "ok" and row["size"] == "48x32"
+    assert row["params"] == sum(p.numel() for p in build_model("sian-baseline").parameters())
+    assert row["threads"] == torch.get_num_threads()
+    bad = cost_in_child("no-such-model", 32, 48)
+    assert bad["status"].startswith("not run: measurement failed")
+    assert cost.main(["sian", "x", "1", "1"]) == 2  # bad arguments: a usage line, no traceback
 
 
 @pytest.mark.slow
@@ -315,7 +472,7 @@ def test_chapter_runs_on_smoke_without_weights_and_says_not_run(tmp_path, monkey
     assert [r["model"] for r in cost] == list(COST_MODELS)
     assert all(r["status"] == "ok" and r["size"] == "96x64" and r["params"] > 0 for r in cost)
     density = json.loads((out / "density.json").read_text())
-    assert {r["model"] for r in density} == {"input"}  # no weights: the inputs only
+    assert {r["model"] for r in density["rows"]} == {"input"}  # no weights: the inputs only
     assert json.loads((out / "generalisation.json").read_text()) == []
     assert not (out / "timing.json").exists()  # the chapter's time is in provenance.json
     facts = record["run_facts"]["07_beyond_the_paper.ipynb"]

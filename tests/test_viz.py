@@ -148,11 +148,17 @@ def test_too_small_image_is_a_derain_error(model: torch.nn.Module) -> None:
 def test_panel_shows_every_stage_and_scale(att: viz.Attention, tmp_path) -> None:
     fig = viz.attention_panel(att, "mask")
     *axes, bar = fig.get_axes()
-    assert len(axes) == 2 * (3 + 2)
+    assert len(axes) == 2 * (1 + 3 + 2)  # the photo, three scales, R_k and X_k per stage
     assert bar.get_label() == "<colorbar>"
-    np.testing.assert_array_equal(axes[0].images[0].get_array(), viz.render_view(att, 1, 1, "mask"))
-    np.testing.assert_array_equal(axes[7].images[0].get_array(), viz.render_view(att, 2, 4, "mask"))
-    assert [a.get_title() for a in axes[:5]] == [
+    # the maps alone (not over the photo), on the absolute 0-1 scale of the sigmoid
+    full = viz.upsample(viz.view_map(att, 1, 1, "mask"), (H, W))
+    np.testing.assert_array_equal(
+        axes[1].images[0].get_array(), viz.colorize(full, 0, 1, "inferno")
+    )
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), np.clip(att.image, 0, 1))
+    assert not axes[6].images  # the photo once, in the first row
+    assert [a.get_title() for a in axes[:6]] == [
+        "input",
         "scale 1",
         "scale 1/2",
         "scale 1/4",
@@ -162,20 +168,51 @@ def test_panel_shows_every_stage_and_scale(att: viz.Attention, tmp_path) -> None
     path = viz.save_figure(fig, tmp_path / "sub" / "panel.png")
     with Image.open(path) as im:
         assert im.format == "PNG" and im.width > 400
-    assert len(viz.attention_panel(att, "dog", layer=2, with_outputs=False).get_axes()) == 2 * 3 + 1
+    dog = viz.attention_panel(att, "dog", layer=2, with_outputs=False)
+    assert len(dog.get_axes()) == 2 * (1 + 3) + 1
     with pytest.raises(ValueError, match="a panel shows one of"):
         viz.attention_panel(att, "rain")
 
 
-def test_panel_notes_say_stretched_or_raw_with_the_range(att: viz.Attention) -> None:
-    lo, hi = viz.value_range("mask", viz.view_map(att, 2, 2, "mask"))
-    *axes, bar = viz.attention_panel(att, "mask").get_axes()
-    assert axes[6].get_xlabel() == f"stretched {lo:.4g}-{hi:.4g} (1-99th pct)"
-    assert axes[8].get_xlabel().startswith("stretched") and axes[9].get_xlabel().startswith("raw")
-    assert [t.get_text() for t in bar.get_xticklabels()] == ["panel's low", "panel's high"]
-    *axes, bar = viz.attention_panel(att, "mask", stretch=False).get_axes()
-    assert axes[0].get_xlabel() == "raw 0-1 (same scale everywhere)"
-    assert "raw" in bar.get_xlabel() and bar.get_xlim() == (0.0, 1.0)
+def _flat(att: viz.Attention, level: float, spread: float) -> viz.Attention:
+    """``att`` with every mask squeezed to ``level`` +- ``spread`` (a trained-flat model)."""
+
+    def squeezed(m: np.ndarray) -> np.ndarray:
+        ramp = np.linspace(-1.0, 1.0, m[0].size, dtype=np.float32).reshape(m.shape[1:])
+        return np.broadcast_to(level + spread * ramp, m.shape).copy()
+
+    masks = [{s: squeezed(m) for s, m in k.items()} for k in att.masks]
+    return viz.Attention(att.image, att.outputs, att.rain, masks, att.dog, att.octaves)
+
+
+@pytest.mark.parametrize("what", ["mask", "dog"])
+def test_attention_figures_share_one_colour_scale_and_state_it(
+    att: viz.Attention, what: str
+) -> None:
+    """Every map panel of a figure is coloured with the one range the colorbar states: a
+    flat mask (values 0.498-0.502) reads flat instead of being stretched to full contrast."""
+    src = _flat(att, 0.5, 0.002) if what == "mask" else att
+    fig = viz.attention_panel(src, what, with_outputs=False)
+    *axes, bar = fig.get_axes()
+    lo, hi = viz.panel_range(src, what)
+    assert (lo, hi) == ((0.0, 1.0) if what == "mask" else (lo, hi)) and lo < hi
+    assert bar.get_xlim() == pytest.approx((lo, hi))
+    label = bar.get_xlabel()
+    assert f"one colour scale for every panel, {lo:.4g} to {hi:.4g}" in label
+    maps = [a for a in axes if a.images and a.get_title() != "input"]
+    assert len(maps) == att.n_stages * len(att.scales)
+    for k, ax in enumerate(maps):  # rows: stages, columns: scales
+        stage, scale = k // len(att.scales) + 1, att.scales[k % len(att.scales)]
+        full = viz.upsample(viz.view_map(src, stage, scale, what), (H, W))
+        want = viz.colorize(full, lo, hi, viz.attention.CMAPS[what])
+        np.testing.assert_array_equal(ax.images[0].get_array(), want)
+    if what == "mask":
+        assert "values in this figure span 0.49" in label and " to 0.50" in label
+        for ax in maps:  # flat reads flat: at most a few of 256 colour levels apart
+            img = np.asarray(ax.images[0].get_array())
+            assert np.ptp(img, axis=(0, 1)).max() < 0.05
+    fig_npz = viz.attention_panel(att, "mask", vrange=(0.2, 0.8), with_outputs=False)
+    assert fig_npz.get_axes()[-1].get_xlim() == pytest.approx((0.2, 0.8))
 
 
 def synthetic_attention(h: int, w: int, stages: int = 6, c: int = 32) -> viz.Attention:
@@ -371,3 +408,363 @@ def test_table_bars_name_rows_not_run_instead_of_blank_bars(tmp_path: Path) -> N
         "not run (reasons in the table): Input (rainy vs ground truth) (Rain100L, Rain100H);",
         "PReNet (released weights) (Rain100L, Rain100H);",
     ]
+
+
+# --- issue 26: figures that show the truth ------------------------------------------------
+
+
+def overlapping_titles(fig: matplotlib.figure.Figure) -> list[tuple[str, str]]:
+    """Pairs (title, what it overlaps) among the figure's titles (suptitle, axes titles) and
+    its visible axes, from the bounding boxes matplotlib draws them with."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    r = fig.canvas.get_renderer()
+    shrink = 1.0  # pixels: touching is not overlapping
+
+    def box(artist):  # noqa: ANN001, ANN202
+        b = artist.get_window_extent(r)
+        return b.expanded(
+            (b.width - 2 * shrink) / max(b.width, 1e-9),
+            (b.height - 2 * shrink) / max(b.height, 1e-9),
+        )
+
+    titles = [(f"title {a.get_title()!r}", box(a.title)) for a in fig.axes if a.get_title()]
+    if fig._suptitle is not None and fig._suptitle.get_text():
+        titles.append((f"suptitle {fig._suptitle.get_text()!r}", box(fig._suptitle)))
+    axes = [(f"axes {i}", box(a)) for i, a in enumerate(fig.axes) if a.get_visible() and a.axison]
+    bad = []
+    for i, (name, b) in enumerate(titles):
+        bad += [(name, other) for other, c in titles[i + 1 :] if b.overlaps(c)]
+        bad += [(name, other) for other, c in axes if b.overlaps(c)]
+    return bad
+
+
+def _claims_old() -> list[dict]:
+    """Rows of the committed (older) claims.csv format: two metrics per claim, one not run."""
+    base = {
+        "table": "III",
+        "benchmark": "Rain100L",
+        "better": "sian-released",
+        "worse": "prenet-released",
+        "n": 4,
+        "seeds": "released",
+        "interval_from": "images",
+        "image_ci": "",
+        "seed_ci": "",
+        "absolute": "partial set, n=4 of 100",
+    }
+    rows = []
+    for metric, d, lo, hi, paper in (
+        ("PSNR", 1.3, 0.9, 1.8, 1.35),
+        ("SSIM", 0.005, 0.003, 0.007, 0.005),
+    ):
+        rows.append(
+            {
+                **base,
+                "claim": "Ours beats PReNet on Rain100L",
+                "test_set": "Rain100L: sample",
+                "metric": metric,
+                "diff": d,
+                "ci_low": lo,
+                "ci_high": hi,
+                "paper_diff": paper,
+                "verdict": "supported",
+            }
+        )
+        rows.append(
+            {
+                **base,
+                "claim": "Ours beats PReNet on Rain12",
+                "benchmark": "Rain12",
+                "table": "IV",
+                "test_set": "not run: no Rain12 test data",
+                "metric": metric,
+                "diff": "",
+                "ci_low": "",
+                "ci_high": "",
+                "paper_diff": 0.58 if metric == "PSNR" else 0.006,
+                "verdict": "not run: no Rain12 test data",
+            }
+        )
+        rows.append(
+            {
+                **base,
+                "claim": "Negative SSIM beats MAE on Rain100L",
+                "table": "II",
+                "better": "sian/neg-ssim",
+                "worse": "sian/mae",
+                "absolute": "not comparable (stand-in)",
+                "test_set": "embedded light test (quick), stand-in",
+                "metric": metric,
+                "diff": 5.7 if metric == "PSNR" else 0.1,
+                "ci_low": 1.4 if metric == "PSNR" else 0.08,
+                "ci_high": 10.1 if metric == "PSNR" else 0.14,
+                "paper_diff": 0.26 if metric == "PSNR" else 0.003,
+                "verdict": "supported",
+            }
+        )
+    return rows
+
+
+def _claims_new() -> list[dict]:
+    """Rows of the new claims.csv format (one row per claim, an evidence kind each)."""
+
+    def row(claim, evidence, verdict, d=None, reason=""):  # noqa: ANN001, ANN202
+        v = "" if d is None else d
+        return {
+            "claim": claim,
+            "table": "III",
+            "benchmark": "Rain100H",
+            "test_set": "Rain100H: test",
+            "evidence": evidence,
+            "better": "a",
+            "worse": "b",
+            "n_images": 100,
+            "n_seeds": 1,
+            "diff_psnr": v,
+            "lo_psnr": "" if d is None else d - 0.2,
+            "hi_psnr": "" if d is None else d + 9,
+            "diff_ssim": "" if d is None else 0.004,
+            "lo_ssim": "" if d is None else 0.001,
+            "hi_ssim": "" if d is None else 0.2,
+            "paper_diff_psnr": 0.65,
+            "paper_diff_ssim": 0.01,
+            "mde_psnr": "",
+            "budget_fraction": "",
+            "verdict": verdict,
+            "reason": reason,
+        }
+
+    return [
+        row("full", "released, full set", "supported", 0.6),
+        row("partial", "released, partial set", "inconclusive", 0.3),
+        row("trained", "trained here", "inconclusive", 0.1),
+        row("stand", "stand-in", "contradicted", -0.4),
+        row("rain1400", "released, full set", "not run", None, "no Rain1400 test data"),
+        row("budget", "trained here", "not testable here", None, "budget 0.1 % of the paper's"),
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["old", "new"])
+def test_forest_plot_has_a_row_for_every_claim_grouped_by_evidence(fmt: str) -> None:
+    rows = _claims_old() if fmt == "old" else _claims_new()
+    claims = {(r["claim"], r["table"]) for r in rows}
+    fig = plots.claims_forest(rows)
+    psnr, ssim = fig.get_axes()
+    labels = [t.get_text() for t in psnr.get_yticklabels()]
+    groups = [t for t in labels if t.startswith("— ")]
+    data = [t for t in labels if not t.startswith("— ")]
+    assert len(data) == len(claims)  # every claim, the ones not run included
+    for claim, table in claims:
+        assert sum(t.startswith(f"{table}: {claim}\n") for t in data) == 1, claim
+    if fmt == "new":
+        assert groups == [
+            "— released, full set —",
+            "— released, partial set —",
+            "— trained here —",
+            "— stand-in —",
+            "— not run —",
+            "— not testable here —",
+        ]
+        assert any("no Rain1400 test data" in t.get_text() for t in psnr.texts)
+        assert any("budget 0.1 %" in t.get_text() for t in psnr.texts)
+    else:
+        assert groups == ["— released, partial set —", "— stand-in —", "— not run —"]
+    # the paper's marks stay readable: the x range follows them, not the widest interval
+    lim = psnr.get_xlim()[1]
+    assert lim < 5 and lim >= 2.5 * (0.65 if fmt == "new" else 1.35)
+    clipped = [t.get_text() for t in psnr.texts if t.get_text().startswith("+")]
+    assert clipped  # the interval beyond the range is drawn as an arrow, its bound written
+    assert overlapping_titles(fig) == []
+
+
+def test_density_figure_states_its_image_count_and_flags_tone_shifts() -> None:
+    rows = []
+    for i in range(8):
+        for lv in range(3):
+            base = {
+                "image": f"img{i}",
+                "level": lv,
+                "level_name": f"l{lv}",
+                "input_psnr": 30.0 - 5 * lv,
+                "stand_in": i >= 6,
+            }
+            rows.append({**base, "model": "input", "gain": 0.0})
+            rows.append(
+                {
+                    **base,
+                    "model": "sian-rain100l",
+                    "gain": 2.0 + i,
+                    "tone_shift": -9.0 if i == 0 else 0.0,
+                    "tone_shifted": i == 0,
+                }
+            )
+    cal = {
+        "light": {
+            "benchmark": "rain100l",
+            "real_input_psnr": 26.9,
+            "factor": 1.3,
+            "synthetic_input_psnr": 26.95,
+            "real_images": 100,
+            "real_test_set": "t",
+        }
+    }
+    from derain_lib.viz import beyond as bviz
+
+    fig = bviz.density_figure({"rows": rows, "images": 8, "calibration": cal})
+    title = fig.get_suptitle()
+    assert "n = 8 clean test images (6 real)" in title
+    assert "rain100l-like: x1.30 density, Input 26.95 vs real 26.90 dB" in title
+    ax = fig.get_axes()[0]
+    rings = [
+        ln for ln in ax.lines if ln.get_markerfacecolor() == "none" and len(ln.get_xdata()) == 1
+    ]
+    assert len(rings) == 3  # image 0 at each of the three levels
+    median = [ln for ln in ax.lines if ln.get_label() == "median"][0]
+    np.testing.assert_allclose(median.get_ydata(), [5.5, 5.5, 5.5])
+    assert overlapping_titles(fig) == []
+
+
+def _per_image(tmp_path: Path) -> Path:
+    """A scores/table2_per_image.csv: 3 seeds x 4 images, MAE 0.3 dB below -SSIM per seed."""
+    rows = []
+    for seed in (0, 1, 2):
+        for i in range(4):
+            for m, off in (
+                ("sian/neg-ssim", 0.0),
+                ("sian/mae", -0.3 + 0.1 * seed),
+                ("sian/mse", -0.1),
+            ):
+                rows.append(
+                    {
+                        "method": m,
+                        "benchmark": "rain100l",
+                        "test_set": "Rain100L: test",
+                        "stand_in": False,
+                        "seed": seed,
+                        "image": f"{i}.png",
+                        "scene": "",
+                        "psnr": 30.0 + i + off,
+                        "ssim": 0.9,
+                    }
+                )
+    (tmp_path / "scores").mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / "scores" / "table2_per_image.csv", index=False)
+    return tmp_path
+
+
+def test_table_differences_show_each_seed_the_mean_and_the_paper(tmp_path: Path) -> None:
+    rows, note = plots.difference_rows(_per_image(tmp_path), "table2")
+    assert note == "" and len(rows) == 36
+    d = plots.paired_differences(rows, "sian/mae", "sian/neg-ssim", "psnr")
+    assert d["seeds"] == pytest.approx({"0": -0.3, "1": -0.2, "2": -0.1})
+    assert d["mean"] == pytest.approx(-0.2) and d["over"] == "3 seeds" and d["lo"] < -0.2 < d["hi"]
+    fig = plots.table_differences(rows, "table2", "Table II")
+    (ax,) = [a for a in fig.get_axes() if a.get_yticklabels()]
+    crosses = [ln for ln in ax.lines if ln.get_marker() == "x" and len(ln.get_xdata()) == 1]
+    paper = tables.PAPER["II"]
+    want = paper["MAE"]["rain100l"][0] - paper["Negative SSIM"]["rain100l"][0]
+    assert crosses[0].get_xdata()[0] == pytest.approx(want)
+    dots = [ln for ln in ax.lines if ln.get_marker() == "o" and len(ln.get_xdata()) == 3]
+    np.testing.assert_allclose(sorted(dots[0].get_xdata()), [-0.3, -0.2, -0.1])
+    assert overlapping_titles(fig) == []
+    # older results: no per-image file, the table's means, and the figure says so
+    old = tmp_path / "old"
+    old.mkdir()
+    table = pd.DataFrame(
+        tables.build_table(
+            "table2",
+            [
+                Score("sian/neg-ssim", "rain100l", RUN, "Rain100L: t", 4, 30.0, 0.9),
+                Score("sian/mae", "rain100l", RUN, "Rain100L: t", 4, 29.5, 0.9),
+            ],
+        )
+    )
+    table.to_csv(old / "table2.csv", index=False)
+    rows, note = plots.difference_rows(old, "table2")
+    assert "no table2_per_image.csv (older results)" in note
+    assert plots.paired_differences(rows, "sian/mae", "sian/neg-ssim", "psnr")[
+        "mean"
+    ] == pytest.approx(-0.5)
+    assert note in plots.table_differences(rows, "table2", "Table II", note).get_suptitle()
+
+
+def test_training_curves_put_one_and_six_stage_losses_on_one_scale(tmp_path: Path) -> None:
+    full = {**_run(tmp_path, "sian/neg-ssim", "ssim"), "model": "sian"}
+    base = {**_run(tmp_path, "sian-baseline/neg-ssim", "ssim"), "model": "sian-baseline"}
+    # the baseline sums one stage: its logged loss is a sixth of the six-stage one's
+    log = Path(base["run_dir"]) / "log.csv"
+    frame = pd.read_csv(log)
+    frame["loss"] = frame["loss"] / 6
+    frame.to_csv(log, index=False)
+    ssim = plots.training_curves([full, base]).get_axes()[0]
+    a, b = (ln.get_ydata() for ln in ssim.lines)
+    assert np.median(a) == pytest.approx(np.median(b), rel=0.05)
+    assert "per stage" in ssim.get_ylabel()
+
+
+def test_photo_grid_has_at_most_three_photos_a_row_with_zoomed_crops(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for m in ("rainy", "a", "b", "c"):
+        (tmp_path / m).mkdir()
+        for name in ("p1", "p2"):
+            Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(
+                tmp_path / m / f"{name}.png"
+            )
+    fig = plots.photo_grid(tmp_path, title="real rain")
+    assert overlapping_titles(fig) == []  # draws the figure: positions after the layout
+    images = [a for a in fig.get_axes() if a.get_title() != "zoom"]
+    zooms = [a for a in fig.get_axes() if a.get_title() == "zoom"]
+    assert len(images) == len(zooms) == 8
+    top = {round(a.get_position().y0, 3) for a in images}
+    assert len(top) == 4  # 2 photos x 2 rows: 3 then 1 image a row
+    assert max(sum(round(a.get_position().y0, 3) == y for a in images) for y in top) == 3
+    width = images[0].get_position().width * fig.get_figwidth()
+    assert width > 3.0  # inches: three a row across a 15-inch figure
+
+
+def test_beyond_figures_have_no_overlapping_titles() -> None:
+    from derain_lib.viz import beyond as bviz
+
+    auc = [
+        {
+            "source": src,
+            "image": "x",
+            "stage": k,
+            "scale": s,
+            "what": w,
+            "channel": c,
+            "auc": 0.5 + 0.01 * k,
+            "cells": 100,
+        }
+        for src in ("sian-rain100l on synthetic light", "sian-rain100h on synthetic heavy")
+        for k in (1, 2, 3)
+        for s in (1, 2, 4)
+        for w, c in (("mask", 0), ("mask", 1), ("dog", None))
+    ]
+    fig = bviz.auc_figure(auc)
+    assert overlapping_titles(fig) == []
+    assert [a.get_title() for a in fig.get_axes()[:3]] == [
+        "scale 1, 100 cells, n=1",
+        "scale 1/2, 100 cells, n=1",
+        "scale 1/4, 100 cells, n=1",
+    ]
+    gen = [
+        {
+            "model": m,
+            "test_set": t,
+            "image": i,
+            "input_psnr": 25.0,
+            "psnr": 30.0,
+            "ssim": 0.9,
+            "gain": 5.0 + i,
+            "benchmark": "rain100l",
+        }
+        for m in ("sian-rain100l", "prenet-rain100l")
+        for t in ("A", "B")
+        for i in range(3)
+    ]
+    fig = bviz.generalisation_figure(gen)
+    assert overlapping_titles(fig) == []
+    assert "gain over the input" in fig.get_axes()[0].get_title()

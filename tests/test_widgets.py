@@ -85,6 +85,7 @@ CONTROL_STEPS = [
     ("what", "mask", "what", "mask"),
     ("channel", -1, "channel", None),
     ("stretch", False, "stretch", False),
+    ("overlay", False, "opacity", 1.0),  # the map alone, not over the photo
 ]
 
 
@@ -103,9 +104,12 @@ def test_each_control_maps_to_the_viz_view(explorer: widgets.AttentionExplorer) 
         assert not np.array_equal(now, before), f"{control}={value!r} did not change the picture"
         before = now
     assert e.view_args() == {
-        "stage": 6, "scale": 2, "what": "mask", "channel": None, "layer": 3, "opacity": 0.25,
+        "stage": 6, "scale": 2, "what": "mask", "channel": None, "layer": 3, "opacity": 1.0,
         "upsample_mode": "bilinear", "stretch": False,
     }  # fmt: skip
+    assert e.opacity.disabled  # no blending without the overlay
+    e.overlay.value = True
+    assert not e.opacity.disabled and e.view_args()["opacity"] == 0.25
     e.stretch.value, e.opacity.value, e.upsample.value, e.stage.value = True, 0.7, "nearest", 1
 
 

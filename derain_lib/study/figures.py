@@ -1,7 +1,8 @@
 """Step 05's computing side: the files the figures are drawn from, and the figure index.
 
 :func:`export_attention` runs a model once and saves the attention maps as ``.npz``;
-:func:`derain_real` derains real photos into PNGs; :func:`record_figure` saves a drawn
+:func:`derain_photos` derains real photos into PNGs (the study's one step for them, used by
+:func:`derain_real` and chapter 07); :func:`record_figure` saves a drawn
 figure under ``figures/<profile>/`` with its caption in ``results/<profile>/figures.json``.
 :func:`panel_weights` picks the weights of notebook 06's attention panel. Drawing itself is
 :mod:`derain_lib.viz`'s.
@@ -13,10 +14,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
+from IPython.display import Markdown
 from matplotlib.figure import Figure
+from torch import nn
 
 from ..attention import compute_attention
-from ..data.io import read_image, write_png
+from ..data.io import fit_size, read_image, write_png
 from ..errors import DerainError
 from ..fsutil import atomic_path
 from ..inference import predict
@@ -45,6 +49,17 @@ def record_figure(profile: str, fig: Figure, name: str, caption: str) -> Path:
     figs = [f for f in figs if f["path"] != rel] + [{"path": rel, "caption": caption}]
     write_json(index, figs)
     return path
+
+
+def show_figure(
+    profile: str, fig: Figure | None, name: str, caption: str, why: str
+) -> Figure | Markdown:
+    """What a chapter displays for one figure: ``fig`` recorded (:func:`record_figure`), or,
+    when there is nothing to draw (``fig`` None), ``why`` as Markdown."""
+    if fig is None:
+        return Markdown(why)
+    record_figure(profile, fig, name, caption)
+    return fig
 
 
 def clear_stale_figures(profile: str, since: float) -> list[Path]:
@@ -124,24 +139,46 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
     )
 
 
-def derain_real(p: Params, methods: tuple[str, ...] = REAL_METHODS, images: int = 2) -> list[Path]:
-    """Derain the first real photos under ``data_root/real_rain`` with ``methods`` (Rain100H
-    models, as the paper's Fig. 10); PNGs under ``results/<profile>/real/<method>/``."""
-    photos = real_photos(p.data_root)[:images]
-    real = results_dir(p.profile) / "real"
+def derain_photos(
+    models: dict[str, nn.Module],
+    photos: list[Path],
+    out_dir: str | Path,
+    side: int | None = None,
+    reuse: bool = False,
+) -> list[Path]:
+    """The study's one real-photo deraining step: each photo (shrunk to ``side`` pixels on
+    its longer side when given) saved as ``rainy/<stem>.png`` and derained by every model
+    as ``<model>/<stem>.png`` under ``out_dir`` (``/`` in a model id becomes ``_``). With
+    ``reuse``, a PNG already there is kept (not derained again)."""
+    out_dir = Path(out_dir)
     written = []
-    for m in methods:
-        path, _, _ = model_for(p, m, "rain100h", load_runs(p.profile))
-        if path is None:
-            continue
-        model = load_model(path, allow_download=False, device=p.device).model
-        for photo in photos:
-            out = real / m.replace("/", "_") / f"{photo.stem}.png"
-            if not out.is_file():
-                write_png(out, quantize(predict(model, read_image(photo))))
-            written.append(out)
     for photo in photos:
-        dst = real / "rainy" / f"{photo.stem}.png"
-        if not dst.is_file():
-            write_png(dst, quantize(read_image(photo)))
+        img = None
+        targets = [("rainy", None), *models.items()]
+        for m, model in targets:
+            out = out_dir / m.replace("/", "_") / f"{photo.stem}.png"
+            if not (reuse and out.is_file()):
+                if img is None:
+                    img = fit_size(read_image(photo), side)
+                write_png(out, quantize(img if model is None else predict(model, img)))
+            written.append(out)
     return written
+
+
+def derain_real(
+    p: Params,
+    methods: tuple[str, ...] = REAL_METHODS,
+    images: int = 3,
+    device: str | torch.device | None = None,
+) -> list[Path]:
+    """Derain the first real photos under ``data_root/real_rain`` with ``methods`` (Rain100H
+    models, as the paper's Fig. 10) on ``device``; PNGs under ``results/<profile>/real/``
+    (:func:`derain_photos`, outputs already there reused)."""
+    photos = real_photos(p.data_root)[:images]
+    device = p.device if device is None else device
+    models = {}
+    for m in methods:
+        path = model_for(p, m, "rain100h", load_runs(p.profile)).path
+        if path is not None:
+            models[m] = load_model(path, allow_download=False, device=device).model
+    return derain_photos(models, photos, results_dir(p.profile) / "real", reuse=True)

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
-from ..tables import benchmark_label
-from .beyond import attention_findings, density_findings
+from ..tables import TABLES, benchmark_label, mean_by
+from ..viz.attention import scale_label
+from ..viz.beyond import generalisation_cells as gen_cells
+from ..viz.results import (
+    DIFFERENCE_TABLES,
+    difference_rows,
+    paired_differences,
+    paper_difference,
+)
+from .beyond.density import TONE_SHIFT_Y
+from .beyond.protocols import PUBLISHED_PRENET_RAIN100H, protocol_effects
 from .paths import read_json, results_dir
 from .tabulate import read_table
 from .training import load_runs
@@ -145,15 +155,60 @@ def benchmarks(profile: str) -> str:
     return "".join(out)
 
 
+def _difference_lines(profile: str) -> list[str]:
+    """Per table and test set: each row's mean paired PSNR difference to the reference row,
+    its interval and the paper's difference (:func:`derain_lib.viz.results.table_differences`)."""
+    lines = []
+    for table, (reference, methods) in DIFFERENCE_TABLES.items():
+        rows, note = difference_rows(results_dir(profile), table)
+        if rows.empty:
+            continue
+        for bench, test in dict.fromkeys(zip(rows.benchmark, rows.test_set, strict=True)):
+            here = rows[rows.test_set == test]
+            parts = []
+            for m in methods:
+                d = paired_differences(here, m, reference, "psnr")
+                if not d["seeds"]:
+                    continue
+                iv = "" if pd.isna(d["lo"]) else f" [{d['lo']:+.2f}, {d['hi']:+.2f}]"
+                paper = paper_difference(table, m, reference, bench)[0]
+                ref = "" if pd.isna(paper) else f", paper {paper:+.2f}"
+                parts.append(f"{m} − {reference} {d['mean']:+.2f} dB{iv} ({d['over']}{ref})")
+            if parts:
+                tail = f" ({note})" if note else ""
+                lines.append(f"- Table {TABLES[table].number}, {test}: " + "; ".join(parts) + tail)
+    return lines
+
+
+def _attention_lines(profile: str) -> list[str]:
+    """The span of the saved attention masks (mean over channels) of each exported model."""
+    lines = []
+    for npz in sorted((results_dir(profile) / "attention").glob("*.npz")):
+        with np.load(npz) as z:
+            masks = [z[k] for k in z.files if k.startswith("masks_")]
+            who = str(z["provenance"])
+        if masks:
+            lo = min(float(m.min()) for m in masks)
+            hi = max(float(m.max()) for m in masks)
+            lines.append(
+                f"- Attention masks of `{npz.stem}` ({who}) span {lo:.4f}-{hi:.4f} of the "
+                f"sigmoid's 0-1 ({100 * (hi - lo):.1f} % of it)."
+            )
+    return lines
+
+
 def figures(profile: str) -> str:
-    """Step 05: which figures this run drew, with their captions."""
+    """Step 05: the differences the table figures show, with numbers, how much of the
+    0-1 range the attention masks use, and which figures this run drew."""
     index = results_dir(profile) / "figures.json"
     figs = json.loads(index.read_text()) if index.is_file() else []
+    numbers = _difference_lines(profile) + _attention_lines(profile)
     lines = [f"- `{f['path']}`: {f['caption']}" for f in figs]
     return (
         _head(profile)
+        + ("\n".join(numbers) + "\n\n" if numbers else "")
         + f"{len(figs)} figures drawn from `results/{profile}/`:\n\n"
-        + ("\n".join(lines))
+        + "\n".join(lines)
     )
 
 
@@ -202,31 +257,235 @@ def claims(profile: str) -> str:
     return "".join(out)
 
 
+def _level_medians(rows: list[dict], model: str) -> list[dict]:
+    """Per level of the sweep: median Input PSNR and gain of ``model``'s images, and how
+    many of them have a tone shift."""
+    out = []
+    for lv in sorted({r["level"] for r in rows}):
+        mine = [r for r in rows if r["model"] == model and r["level"] == lv]
+        if mine:
+            out.append(
+                {
+                    "level": lv,
+                    "level_name": mine[0]["level_name"],
+                    "n": len(mine),
+                    "input_psnr": float(np.median([r["input_psnr"] for r in mine])),
+                    "gain": float(np.median([r["gain"] for r in mine])),
+                    "lost": sum(r["gain"] < 0 for r in mine),
+                    "shifted": [r for r in mine if r.get("tone_shifted")],
+                }
+            )
+    return out
+
+
+def density_findings(record: dict | list[dict]) -> str:
+    """Sentences from the sweep (:func:`derain_lib.study.beyond.density.run`'s record, or
+    its rows alone): how many images, how close the calibrated levels are to the real
+    benchmarks, each model's median gain at the lightest, best and heaviest level, the
+    images whose output has a global tone shift, and whether the Rain100H models lose to
+    the Rain100L ones on the lightest rain."""
+    rec = record if isinstance(record, dict) else {"rows": record}
+    rows = rec.get("rows", [])
+    images = list(dict.fromkeys(r["image"] for r in rows))
+    models = [m for m in dict.fromkeys(r["model"] for r in rows) if m != "input"]
+    real = len({r["image"] for r in rows if not r.get("stand_in", True)})
+    out = [f"{len(images)} clean images ({real} from real test sets, the rest stand-ins)."]
+    for base, c in (rec.get("calibration") or {}).items():
+        if c.get("real_input_psnr") is None:
+            bench = benchmark_label(c["benchmark"])
+            out.append(f"No real {bench} pairs: the {base} levels are uncalibrated.")
+            continue
+        out.append(
+            f"{benchmark_label(c['benchmark'])}-like rain: streak density x{c['factor']:.2f} "
+            f"gives a mean synthetic Input PSNR of {c['synthetic_input_psnr']:.2f} dB against "
+            f"{c['real_input_psnr']:.2f} dB on the real {c['real_test_set']} ({c['real_images']} "
+            f"images), {abs(c['synthetic_input_psnr'] - c['real_input_psnr']):.2f} dB apart."
+        )
+    if not models:
+        return " ".join([*out, "No model ran, so there is no finding about the models."])
+    for m in models:
+        lv = _level_medians(rows, m)
+        best = max(lv, key=lambda r: r["gain"])
+        first, last = lv[0], lv[-1]
+
+        def at(r: dict) -> str:
+            return f"{r['gain']:+.2f} dB at '{r['level_name']}' (Input {r['input_psnr']:.2f} dB"
+
+        s = f"{m}: median gain {at(first)}"
+        s += f", {first['lost']} of {first['n']} images lose)" if first["lost"] else ")"
+        if best is not first:
+            s += f", largest {at(best)})"
+        if last is not best:
+            s += f", at the heaviest {at(last)})"
+        shifted = [r for x in lv for r in x["shifted"]]
+        if shifted:
+            worst = max(shifted, key=lambda r: abs(r["tone_shift"]))
+            s += (
+                f"; a global tone shift over {TONE_SHIFT_Y:g} Y levels in {len(shifted)} of "
+                f"{sum(x['n'] for x in lv)} outputs, worst {worst['tone_shift']:+.1f} on "
+                f"{worst['image']} at '{worst['level_name']}' (gain {worst['gain']:+.2f} dB)"
+            )
+        out.append(s + ".")
+    for fam in ("sian", "prenet"):
+        lo = {(r["image"], r["level"]): r for r in rows if r["model"] == f"{fam}-rain100l"}
+        hi = {(r["image"], r["level"]): r for r in rows if r["model"] == f"{fam}-rain100h"}
+        pairs = [(lo[k], hi[k]) for k in lo if k in hi and k[1] == 0]
+        if pairs:
+            d = [h["gain"] - ell["gain"] for ell, h in pairs]
+            med = float(np.median(d))
+            verdict = "loses" if med < 0 else "does not lose"
+            out.append(
+                f"On '{pairs[0][0]['level_name']}' the {fam} Rain100H model {verdict} against "
+                f"the Rain100L one: median difference {med:+.2f} dB over {len(d)} images "
+                f"({sum(x < 0 for x in d)} lower)."
+            )
+    return " ".join(out)
+
+
+def attention_findings(rows: list[dict]) -> str:
+    """Sentences from the AUC rows: per source the best channel (its stage, scale, AUC),
+    the strongest rain-free marker (lowest AUC, i.e. 1 - AUC), the share of channels no
+    better than chance either way (AUC within 0.05 of 0.5), and the edge control's AUC."""
+    out = []
+    for src in dict.fromkeys(r["source"] for r in rows):
+        mine = [r for r in rows if r["source"] == src]
+        n = len({r.get("image") for r in mine})
+        masks = mean_by(
+            [r for r in mine if r["what"] == "mask"],
+            ("stage", "scale", "channel") if "channel" in mine[0] else ("stage", "scale"),
+            ("auc",),
+        )
+        if not masks:
+            continue
+        hi, lo = max(masks, key=lambda r: r["auc"]), min(masks, key=lambda r: r["auc"])
+
+        def where(r: dict) -> str:
+            ch = "" if r.get("channel") is None else f", channel {r['channel']}"
+            return f"stage {r['stage']}, scale {scale_label(r['scale'])}{ch}"
+
+        chance = sum(abs(r["auc"] - 0.5) < 0.05 for r in masks)
+        s = (
+            f"{src} (mean over {n} images): best mask AUC {hi['auc']:.3f} ({where(hi)}); "
+            f"lowest {lo['auc']:.3f} ({where(lo)}, i.e. it marks rain-free pixels with "
+            f"AUC {1 - lo['auc']:.3f}); {100 * chance / len(masks):.0f} % of the masks are "
+            "within 0.05 of chance"
+        )
+        for what, name in (("edge", "the edge magnitude"), ("dog", "the |DoG| magnitude")):
+            ctl = mean_by([r for r in mine if r["what"] == what], ("scale",), ("auc",))
+            if ctl:
+                best = max(ctl, key=lambda r: r["auc"])
+                beat = sum(r["auc"] > best["auc"] for r in masks)
+                s += (
+                    f"; {name} reaches {best['auc']:.3f} (scale {scale_label(best['scale'])}), "
+                    f"{100 * beat / len(masks):.0f} % of the masks score higher"
+                )
+        out.append(s + ".")
+    return " ".join(out) or "No attention AUC was measured."
+
+
+def generalisation_findings(rows: list[dict]) -> str:
+    """Per model: the mean gain over the input (dB, 95 % interval over the images) on each
+    test set, its own benchmark first; and the largest and smallest gain away from it."""
+    cells = gen_cells(rows)
+    if not cells or "gain" not in cells[0]:
+        return "No model was scored." if not cells else "Rows of an older format: no gains."
+    out = []
+    for m in dict.fromkeys(c["model"] for c in cells):
+        mine = [c for c in cells if c["model"] == m]
+        own = m.split("-", 1)[1]
+        mine.sort(key=lambda c: (c.get("benchmark") != own, -c["gain"]))
+        parts = [
+            f"{c['gain']:+.2f} dB [{c['gain_lo']:+.2f}, {c['gain_hi']:+.2f}] on "
+            f"{c['test_set']} (n={c['n']})"
+            for c in mine
+        ]
+        out.append(f"{m}: " + "; ".join(parts) + ".")
+    away = [c for c in cells if c.get("benchmark") != c["model"].split("-", 1)[1]]
+    if away:
+        lo = min(away, key=lambda c: c["gain"])
+        out.append(
+            f"Away from its own benchmark the smallest gain is {lo['model']} on {lo['test_set']}: "
+            f"{lo['gain']:+.2f} dB over an Input of {lo['input_psnr']:.2f} dB."
+        )
+    return " ".join(out)
+
+
+def protocol_findings(rows: list[dict]) -> str:
+    """Each protocol as an answer: the range of its mean difference to ours over what was
+    scored, then which protocol, if any, explains the gap between PReNet's two published
+    Rain100H numbers (:data:`PUBLISHED_PRENET_RAIN100H`)."""
+    eff = protocol_effects(rows)
+    if not eff:
+        return "No outputs were scored under the protocols."
+    out = []
+    for proto in dict.fromkeys(e["protocol"] for e in eff):
+        d = [e["diff_psnr"] for e in eff if e["protocol"] == proto]
+        ds = [e["diff_ssim"] for e in eff if e["protocol"] == proto]
+        lo, hi = min(d), max(d)
+        if max(abs(lo), abs(hi)) < 0.005:
+            span = "changes PSNR by less than 0.005 dB"
+        elif hi <= 0:
+            span = f"scores {-hi:.2f}-{-lo:.2f} dB below ours"
+        elif lo >= 0:
+            span = f"scores {lo:.2f}-{hi:.2f} dB above ours"
+        else:
+            span = f"moves PSNR by {lo:+.2f} to {hi:+.2f} dB"
+        out.append(f"{proto} {span} (SSIM {min(ds):+.4f} to {max(ds):+.4f})")
+    text = "Against MATLAB Y (ours): " + "; ".join(out) + "."
+    (a, va), (b, vb) = PUBLISHED_PRENET_RAIN100H.items()
+    gap = va - vb
+    pre = [
+        e for e in eff if e["scored"].startswith("prenet-rain100h") and "Rain100H" in e["test_set"]
+    ]
+    if not pre:
+        return text + (
+            f" PReNet's Rain100H PSNR is {va:.2f} dB in the {a} and {vb:.2f} in the {b} "
+            f"({gap:+.2f} dB): no released PReNet Rain100H output was scored on Rain100H here."
+        )
+    best = min(pre, key=lambda e: abs(e["diff_psnr"] - gap))
+    ok = abs(best["diff_psnr"] - gap) <= 0.25 * abs(gap)
+    return text + (
+        f" PReNet's Rain100H PSNR is {va:.2f} dB in the {a} and {vb:.2f} in the {b} "
+        f"({gap:+.2f} dB). On its released Rain100H outputs ({best['test_set']}, n={best['n']}) "
+        f"the closest protocol change is '{best['protocol']}' at {best['diff_psnr']:+.2f} dB: "
+        + ("it explains the gap." if ok else "no protocol here explains the gap.")
+    )
+
+
+def cost_findings(rows: list[dict]) -> str:
+    """Each measured model's GFLOP per megapixel, CPU seconds and peak memory, and SIAN's
+    CPU time as a multiple of PReNet's."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if not ok:
+        return "No model's cost was measured."
+    s = f"{len(ok)} of {len(rows)} models measured: " + "; ".join(
+        f"{r['model']} {r['gflop_per_mp']:.0f} GFLOP/MP, {r['cpu_s']:.2f} CPU s"
+        + (f" at {r['size']}" if "size" in r else "")
+        + (f", peak {r['peak_rss_mib']:.0f} MiB" if r.get("peak_rss_mib") else "")
+        for r in ok
+    )
+    by = {r["model"]: r for r in ok}
+    if "sian" in by and "prenet" in by and by["prenet"]["cpu_s"] > 0:
+        s += f"; SIAN takes {by['sian']['cpu_s'] / by['prenet']['cpu_s']:.1f}x PReNet's CPU time"
+    return s + "."
+
+
 def beyond(profile: str) -> str:
-    """Step 07: the density and attention sentences, how many generalisation, cost and
-    protocol rows were measured, from ``results/<profile>/beyond/`` (the chapter's time is
-    a run fact: ``provenance.json``)."""
+    """Step 07: one paragraph per section, with its numbers, from the files under
+    ``results/<profile>/beyond/`` (the chapter's time is a run fact: ``provenance.json``)."""
     folder = results_dir(profile) / "beyond"
 
-    def rows(name: str) -> list[dict]:
+    def saved(name: str) -> list | dict:
         path = folder / f"{name}.json"
         return json.loads(path.read_text()) if path.is_file() else []
 
-    gen, protocols = rows("generalisation"), rows("protocols")
-    cost_file = folder / "cost.json"
-    cost = json.loads(cost_file.read_text())["rows"] if cost_file.is_file() else []
-    measured = [r for r in cost if r.get("status") == "ok"]
+    cost = saved("cost")
     lines = [
-        f"- **Rain density**: {density_findings(rows('density'))}",
-        f"- **Attention vs rain pixels**: {attention_findings(rows('attention_auc'))}",
-        f"- **Generalisation**: {len(gen)} (weights, test set) cells scored"
-        + (f", best {max(gen, key=lambda r: r['psnr'])['psnr']:.2f} dB." if gen else "."),
-        f"- **Cost**: {len(measured)} of {len(cost)} models measured"
-        + "".join(
-            f"; {r['model']} {r['gflop_per_mp']:.0f} GFLOP/MP, {r['cpu_s']:.2f} CPU s"
-            for r in measured
-        )
-        + ".",
-        f"- **Protocols**: {len(protocols)} (outputs, protocol) rows scored.",
+        f"- **Rain density**: {density_findings(saved('density'))}",
+        f"- **Attention vs rain pixels**: {attention_findings(saved('attention_auc'))}",
+        "- **Generalisation** (gain over the input): "
+        + generalisation_findings(saved("generalisation")),
+        f"- **Cost**: {cost_findings(cost['rows'] if isinstance(cost, dict) else [])}",
+        f"- **Protocols**: {protocol_findings(saved('protocols'))}",
     ]
     return _head(profile) + "\n".join(lines)

@@ -4,7 +4,9 @@ They draw an :class:`~derain_lib.attention.Attention` (one forward pass kept as 
 arrays by :func:`derain_lib.attention.compute_attention`). :func:`render_view` turns one
 (stage, scale, what) choice into an RGB image blended over the input;
 :func:`attention_panel` draws all stages x scales as a matplotlib figure (notebooks 05
-and 06). The widget in :mod:`derain_lib.widgets` only wires controls to these functions.
+and 06): the maps beside the photo, not over it, on one colour scale per figure (the
+masks on their absolute 0-1); blending a map over the photo is an option of the
+explorer. The widget in :mod:`derain_lib.widgets` only wires controls to these functions.
 
 Maps of the coarse scales (2, 4) are brought to the input size with ``upsample``:
 ``"nearest"`` (default: shows each coarse cell as the block of pixels it covers) or
@@ -178,6 +180,25 @@ def _label(what: str, channel: int | None, layer: int) -> str:
     return f"{what}, {ch}" if what == "mask" else what
 
 
+def panel_range(
+    att: Attention, what: str, channel: int | None = None, layer: int = 0
+) -> tuple[float, float]:
+    """The one colour range of a panel of ``what`` maps: the sigmoid's full range [0, 1]
+    for masks (absolute: a flat mask reads flat); for DoG layers symmetric around 0 at the
+    99th percentile of |v| pooled over every stage and scale; for octaves the 1st-99th
+    percentile pooled likewise."""
+    if what == "mask":
+        return 0.0, 1.0
+    pooled = np.concatenate(
+        [
+            view_map(att, k, s, what, channel, layer).ravel()
+            for k in range(1, att.n_stages + 1)
+            for s in att.scales
+        ]
+    )
+    return value_range(what, pooled)
+
+
 def panel_note(
     att: Attention,
     stage: int,
@@ -187,19 +208,15 @@ def panel_note(
     layer: int = 0,
     stretch: bool = True,
 ) -> str:
-    """How one panel's colours map to values: the range shown and whether it is stretched
-    to that panel (normalised: colours do not compare across panels) or raw."""
+    """What one view's values span: ``min-max`` of a map (the colours of a panel use one
+    range for every map, :func:`panel_range`), how the rain layer and output are shown."""
     if what == "derained":
         return "raw, clipped to [0, 1]"
     if what == "rain":
         return "stretched: 99.5th pct = white"
     values = view_map(att, stage, scale, what, channel, layer)
-    lo, hi = value_range(what, values, stretch)
-    if what == "mask" and not stretch:
-        return "raw 0-1 (same scale everywhere)"
-    if what == "dog":
-        return f"stretched ±{hi:.4g} (99th pct |v|)"
-    return f"stretched {lo:.4g}-{hi:.4g} (1-99th pct)"
+    f = ".4f" if what == "mask" else ".4g"
+    return f"values {float(values.min()):{f}}-{float(values.max()):{f}}"
 
 
 def attention_panel(
@@ -207,66 +224,73 @@ def attention_panel(
     what: str = "mask",
     channel: int | None = None,
     layer: int = 0,
-    opacity: float = 0.7,
     upsample_mode: str = "nearest",
-    stretch: bool = True,
     with_outputs: bool = True,
     title: str | None = None,
     cell_inches: float = 2.2,
+    vrange: tuple[float, float] | None = None,
 ) -> Figure:
-    """All stages (rows) x scales (columns) of one map kind, blended over the input;
-    with ``with_outputs`` two more columns show R_k and X_k of each stage. Under each panel
-    its value range and whether it is stretched or raw (:func:`panel_note`); a colorbar
-    gives the map colours (0-1 for raw masks, each panel's own range when stretched)."""
+    """The input photo, then all stages (rows) x scales (columns) of one map kind drawn
+    alone (not over the photo) on one colour scale for the whole figure (``vrange``, else
+    :func:`panel_range`: masks on the sigmoid's 0-1), with one colorbar that states it;
+    with ``with_outputs`` two more columns show R_k and X_k of each stage. Under each map
+    the span of its own values (:func:`panel_note`)."""
     if what not in MAP_WHATS:
         raise ValueError(f"a panel shows one of {MAP_WHATS}, got {what!r}")
-    cols: list[tuple[str, int]] = [(what, s) for s in att.scales]
+    lo, hi = vrange or panel_range(att, what, channel, layer)
+    cols: list[tuple[str, int]] = [("input", 1), *((what, s) for s in att.scales)]
     if with_outputs:
         cols += [("rain", 1), ("derained", 1)]
-    names = {"rain": "rain R_k", "derained": "derained X_k"}
+    names = {"input": "input", "rain": "rain R_k", "derained": "derained X_k"}
     h, w = att.image.shape[:2]
     rows = att.n_stages
     fig = Figure(
-        figsize=(cell_inches * len(cols), (cell_inches * h / w + 0.25) * rows + 1.5),
+        figsize=(cell_inches * len(cols), (cell_inches * h / w + 0.25) * rows + 1.6),
         layout="constrained",
     )
     axes = fig.subplots(rows, len(cols), squeeze=False)
+    spans = []
     for r in range(rows):
         for c, (kind, scale) in enumerate(cols):
             ax = axes[r, c]
-            a = opacity if kind in MAP_WHATS else 1.0
-            img = render_view(att, r + 1, scale, kind, channel, layer, a, upsample_mode, stretch)
-            ax.imshow(img)
             ax.set_xticks([])
             ax.set_yticks([])
-            note = panel_note(att, r + 1, scale, kind, channel, layer, stretch)
-            ax.set_xlabel(note, fontsize=6, labelpad=1)
+            if kind == "input":
+                if r == 0:
+                    ax.imshow(np.clip(att.image, 0, 1))
+                else:
+                    ax.set_axis_off()
+            elif kind in MAP_WHATS:
+                values = view_map(att, r + 1, scale, kind, channel, layer)
+                spans.append((float(values.min()), float(values.max())))
+                full = upsample(values, (h, w), upsample_mode)
+                ax.imshow(colorize(full, lo, hi, CMAPS[kind]))
+            else:
+                ax.imshow(view_rgb(att, r + 1, scale, kind))
+            if kind != "input":
+                note = panel_note(att, r + 1, scale, kind, channel, layer)
+                ax.set_xlabel(note, fontsize=6, labelpad=1)
             if r == 0:
-                ax.set_title(
-                    f"scale {scale_label(scale)}" if kind in MAP_WHATS else names[kind], fontsize=9
-                )
-            if c == 0:
+                head = f"scale {scale_label(scale)}" if kind in MAP_WHATS else names[kind]
+                ax.set_title(head, fontsize=9)
+            if c == 1:
                 ax.set_ylabel(f"stage {r + 1}", fontsize=9)
-    raw = what == "mask" and not stretch
     bar = fig.colorbar(
-        ScalarMappable(Normalize(0.0, 1.0), CMAPS[what]),
-        ax=axes[:, : len(att.scales)],
+        ScalarMappable(Normalize(lo, hi), CMAPS[what]),
+        ax=axes[:, 1 : 1 + len(att.scales)],
         location="bottom",
         shrink=0.8,
         aspect=40,
     )
-    if raw:
-        bar.set_label("mask value M_(s) (sigmoid output, raw)", fontsize=8)
-    else:
-        bar.set_ticks([0.0, 1.0], labels=["panel's low", "panel's high"])
-        bar.set_label(
-            f"{what}: each panel stretched to its own range (written under it)", fontsize=8
-        )
-    bar.ax.tick_params(labelsize=7)
-    blend = f"maps blended at opacity {opacity:g} over the input"
-    fig.suptitle(
-        f"{title or f'SIAN attention: {_label(what, channel, layer)}'}\n{blend}", fontsize=10
+    vmin, vmax = min(a for a, _ in spans), max(b for _, b in spans)
+    f = ".4f" if what == "mask" else ".4g"
+    bar.set_label(
+        f"{_label(what, channel, layer)}: one colour scale for every panel, {lo:.4g} to "
+        f"{hi:.4g}; values in this figure span {vmin:{f}} to {vmax:{f}}",
+        fontsize=8,
     )
+    bar.ax.tick_params(labelsize=7)
+    fig.suptitle(title or f"SIAN attention: {_label(what, channel, layer)}", fontsize=10)
     return fig
 
 

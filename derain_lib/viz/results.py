@@ -8,6 +8,7 @@ for Rain100L)`` for the synthetic sets), and what did not run is named, never dr
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -15,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from ..attention import Attention
 from ..data.io import read_image
+from ..intervals import mean_ci
 from ..runs import restored
-from ..tables import Score, benchmark_label
+from ..tables import BENCHMARKS, TABLES, Score, benchmark_label, paper_value
 from .attention import attention_panel
 
 #: Columns of the Fig. 7-9 analogues.
@@ -30,13 +33,18 @@ METHOD_LABELS = {
     "sian-released": "SIAN (released)",
     "sian/neg-ssim": "SIAN (trained here)",
 }
-#: Training losses (``runs.json`` ``loss``): panel title and y label; every loss is summed
-#: over the model's stage outputs (Eq. 13), images in [0, 1].
+#: Training losses (``runs.json`` ``loss``): panel title and y label. Every loss is summed
+#: over the model's stage outputs (Eq. 13), images in [0, 1]; the curves divide it by the
+#: model's stages (:data:`MODEL_STAGES`), so a one-stage baseline and six-stage models share
+#: one scale.
 LOSS_AXES = {
-    "ssim": ("negative SSIM loss", "−Σ stages SSIM (unitless; −1 per stage = perfect)"),
-    "l1": ("MAE loss", "Σ stages mean |X_k − B| (intensity, 0-1)"),
-    "mse": ("MSE loss", "Σ stages mean (X_k − B)² (intensity², 0-1)"),
+    "ssim": ("negative SSIM loss", "−SSIM per stage (Σ stages / stages; −1 = perfect)"),
+    "l1": ("MAE loss", "mean |X_k − B| per stage (intensity, 0-1)"),
+    "mse": ("MSE loss", "mean (X_k − B)² per stage (intensity², 0-1)"),
 }
+#: Stage outputs the training loss sums over, per model (docs: ``derain info``): six for
+#: every model but the one-stage baseline.
+MODEL_STAGES = {"sian-baseline": 1}
 
 
 def _message(text: str) -> Figure:
@@ -110,8 +118,9 @@ def table_bars(table: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
 
 
 def training_curves(runs: list[dict], methods: tuple[str, ...] | None = None) -> Figure:
-    """Per training set (rows): the training loss per step, one panel per loss kind
-    (:data:`LOSS_AXES`: the losses have different scales), then the validation PSNR per
+    """Per training set (rows): the training loss per step divided by the model's stages
+    (:data:`MODEL_STAGES`), one panel per loss kind (:data:`LOSS_AXES`: the losses have
+    different scales), then the validation PSNR per
     evaluation: a curve where a run validated more than once, else one dot with its value
     written (``runs.json`` rows, each log read from its run folder)."""
     done = [r for r in runs if r["status"] == "ok" and (methods is None or r["method"] in methods)]
@@ -134,7 +143,8 @@ def training_curves(runs: list[dict], methods: tuple[str, ...] | None = None) ->
             val = log.dropna(subset=["val_psnr"])
             ax = axes[i, kinds.index(r["loss"])]
             c = colours[r["method"]]
-            ax.plot(loss["step"], loss["loss"], ".-", color=c, label=r["method"], lw=0.8, ms=2)
+            per_stage = loss["loss"] / MODEL_STAGES.get(r.get("model", ""), 6)
+            ax.plot(loss["step"], per_stage, ".-", color=c, label=r["method"], lw=0.8, ms=2)
             if len(val) > 1:
                 val_ax.plot(val["step"], val["val_psnr"], "o-", color=c, label=r["method"], ms=3)
             elif len(val) == 1:
@@ -168,7 +178,7 @@ def training_curves(runs: list[dict], methods: tuple[str, ...] | None = None) ->
         val_ax.set_ylabel("validation PSNR (dB)", fontsize=8)
         for k, ax in zip(kinds, axes[i, :-1], strict=True):
             name, ylabel = LOSS_AXES[k]
-            ax.set_title(f"{data}\n{name} per step", fontsize=8)
+            ax.set_title(f"{data}\n{name} per step, per stage", fontsize=8)
             ax.set_xlabel("step", fontsize=8)
             ax.set_ylabel(ylabel, fontsize=7)
             if ax.lines:
@@ -311,33 +321,72 @@ def attention_from_npz(npz: str | Path) -> Figure:
     return attention_panel(att, "mask", title=f"attention masks M_(s): {z['provenance']}")
 
 
+def zoom_box(rainy: np.ndarray, derained: np.ndarray | None, frac: float = 0.28) -> tuple:
+    """(top, left, side) of the square crop the photo figures zoom into: where the first
+    model changed the photo most (mean |rainy - derained| over a sliding window), else the
+    centre; ``side`` is ``frac`` of the shorter side."""
+    h, w = rainy.shape[:2]
+    side = max(8, int(min(h, w) * frac))
+    if derained is None or derained.shape != rainy.shape:
+        return (h - side) // 2, (w - side) // 2, side
+    change = np.abs(rainy.astype(np.float32) - derained.astype(np.float32)).mean(axis=2)
+    step = max(1, side // 4)
+    best, where = -1.0, (0, 0)
+    for y in range(0, h - side + 1, step):
+        for x in range(0, w - side + 1, step):
+            v = float(change[y : y + side, x : x + side].mean())
+            if v > best:
+                best, where = v, (y, x)
+    return where[0], where[1], side
+
+
 def photo_grid(
     folder: str | Path,
     label: Callable[[str], str] = str,
-    cell: tuple[float, float, float] = (2.8, 2.2, 0.4),
-    fontsize: int = 8,
     title: str = "",
+    per_row: int = 3,
+    width: float = 15.0,
 ) -> Figure | None:
-    """Rainy photos (``folder/rainy/*.png``, rows) beside their derained versions (one
-    sub-folder per method, columns), titled ``label(method)`` and the photo's stem, under
-    ``title``; ``cell``: inches per column, per row, and for the titles. None when there
-    are none."""
+    """Rainy photos (``folder/rainy/*.png``) and their derained versions (one sub-folder
+    per method): per photo, at most ``per_row`` images a row across the figure's ``width``
+    (inches), each beside a zoomed crop of the same region (marked on the image; where the
+    first method changed the photo most, :func:`zoom_box`), titled ``label(method)`` and
+    the photo's stem. None when there are none."""
     folder = Path(folder)
     rainy = sorted((folder / "rainy").glob("*.png")) if folder.is_dir() else []
     if not rainy:
         return None
     cols = ["rainy"] + sorted(d.name for d in folder.iterdir() if d.is_dir() and d.name != "rainy")
-    fig = Figure(figsize=(cell[0] * len(cols), cell[1] * len(rainy) + cell[2]))
-    axes = fig.subplots(len(rainy), len(cols), squeeze=False)
-    for r, photo in enumerate(rainy):
-        for c, m in enumerate(cols):
-            ax = axes[r, c]
-            ax.set_axis_off()
-            ax.imshow(read_image(folder / m / photo.name))
-            ax.set_title(f"{label(m)}\n{photo.stem}", fontsize=fontsize)
+    first = read_image(rainy[0])
+    aspect = first.shape[0] / first.shape[1]
+    rows_per_photo = math.ceil(len(cols) / per_row)
+    nrows = rows_per_photo * len(rainy)
+    cell_w = width / per_row
+    fig = Figure(
+        figsize=(width, nrows * (cell_w * 0.72 * aspect + 0.45) + 0.6), layout="constrained"
+    )
+    grid = fig.add_gridspec(nrows, 2 * per_row, width_ratios=[2.6, 1.0] * per_row)
+    for p, photo in enumerate(rainy):
+        images = {
+            m: read_image(folder / m / photo.name)
+            for m in cols
+            if (folder / m / photo.name).is_file()
+        }
+        top, left, side = zoom_box(images["rainy"], images.get(cols[1]) if len(cols) > 1 else None)
+        for k, m in enumerate(images):
+            r, c = p * rows_per_photo + k // per_row, k % per_row
+            ax, zx = fig.add_subplot(grid[r, 2 * c]), fig.add_subplot(grid[r, 2 * c + 1])
+            img = images[m]
+            ax.imshow(img)
+            ax.add_patch(Rectangle((left, top), side, side, fill=False, ec="yellow", lw=1.2))
+            zx.imshow(img[top : top + side, left : left + side], interpolation="nearest")
+            for a in (ax, zx):
+                a.set_xticks([])
+                a.set_yticks([])
+            ax.set_title(f"{label(m)}: {photo.stem}", fontsize=8)
+            zx.set_title("zoom", fontsize=7)
     if title:
-        fig.suptitle(title, fontsize=fontsize + 1)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -354,33 +403,305 @@ def real_rain(real: str | Path, labels: dict[str, str] = METHOD_LABELS) -> Figur
 
 #: Colours of the forest plot's verdicts (any other verdict is grey).
 VERDICT_COLOURS = {"supported": "tab:green", "contradicted": "tab:red"}
+#: Kinds of evidence, in the forest plot's order (``claims.csv`` ``evidence``).
+EVIDENCE_KINDS = ("released, full set", "released, partial set", "trained here", "stand-in")
+_METRICS = (("psnr", "PSNR", "dB"), ("ssim", "SSIM", "SSIM"))
+
+
+def _num(v: object) -> float:
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+def _old_evidence(r: dict) -> str:
+    """The evidence kind of a row of the older ``claims.csv`` (no ``evidence`` column)."""
+    if "stand-in" in str(r.get("test_set", "")) or "stand-in" in str(r.get("absolute", "")):
+        return "stand-in"
+    if "released" in str(r.get("better", "")):
+        partial = "partial set" in str(r.get("absolute", "")) or "sample" in str(r["test_set"])
+        return "released, partial set" if partial else "released, full set"
+    return "trained here"
+
+
+def claim_rows(rows: list[dict]) -> list[dict]:
+    """``claims.csv`` rows (either format: one row per claim with ``diff_psnr``/``diff_ssim``
+    and ``evidence``, or the older one row per claim and metric) as one row per claim with
+    ``label``, ``evidence``, ``verdict``, ``reason`` and per metric ``diff``/``lo``/``hi``/
+    ``paper`` (NaN where not measured)."""
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        verdict = str(r.get("verdict", ""))
+        if "evidence" in r:
+            key = (r["claim"], r["table"], r.get("test_set", ""), len(out))
+            row = {"evidence": r["evidence"], "verdict": verdict, "reason": r.get("reason", "")}
+            for m, _, _ in _METRICS:
+                row[m] = {
+                    "diff": _num(r.get(f"diff_{m}")),
+                    "lo": _num(r.get(f"lo_{m}")),
+                    "hi": _num(r.get(f"hi_{m}")),
+                    "paper": _num(r.get(f"paper_diff_{m}")),
+                }
+        else:
+            key = (r["claim"], r["table"], r.get("test_set", ""))
+            row = out.get(key) or {
+                "evidence": _old_evidence(r),
+                "verdict": verdict,
+                "reason": verdict if verdict.startswith("not run") else "",
+            }
+            m = str(r.get("metric", "PSNR")).lower()
+            row[m] = {
+                "diff": _num(r.get("diff")),
+                "lo": _num(r.get("ci_low")),
+                "hi": _num(r.get("ci_high")),
+                "paper": _num(r.get("paper_diff")),
+            }
+            if m == "psnr":
+                row["verdict"] = verdict
+        test = str(key[2])
+        if test.startswith("not run") or not test:
+            test = f"{r.get('benchmark', '')}: no test set"
+        row["label"] = f"{key[1]}: {key[0]}\n{textwrap.shorten(test, 48)}"
+        out[key] = row
+    for row in out.values():
+        for m, _, _ in _METRICS:
+            row.setdefault(m, {"diff": math.nan, "lo": math.nan, "hi": math.nan, "paper": math.nan})
+        if row["verdict"].startswith(("not run", "not testable")):
+            row["evidence"] = (
+                "not run" if row["verdict"].startswith("not run") else "not testable here"
+            )
+    return list(out.values())
 
 
 def claims_forest(rows: list[dict]) -> Figure:
-    """PSNR and SSIM panels: one line per (claim, test set) measured (``claims.csv`` rows), its
-    mean paired difference (dot) and 95 % interval (bar), coloured by verdict; the paper's
-    difference as a black cross."""
-    measured = [r for r in rows if r["diff"] not in ("", None)]
-    if not measured:
-        return _message("no claim measured: both methods of every claim did not run")
-    metrics = [m for m in ("PSNR", "SSIM") if any(r["metric"] == m for r in measured)]
-    labels = list(dict.fromkeys(f"{r['table']}: {r['claim']}\n{r['test_set']}" for r in measured))
-    fig = Figure(figsize=(6.5 * len(metrics), 0.55 * len(labels) + 1.4))
-    axes = fig.subplots(1, len(metrics), squeeze=False, sharey=True)[0]
-    for ax, metric in zip(axes, metrics, strict=True):
-        for r in (r for r in measured if r["metric"] == metric):
-            y = labels.index(f"{r['table']}: {r['claim']}\n{r['test_set']}")
-            d, lo, hi = float(r["diff"]), float(r["ci_low"]), float(r["ci_high"])
-            colour = VERDICT_COLOURS.get(str(r["verdict"]), "tab:grey")
-            ax.errorbar(d, y, xerr=[[d - lo], [hi - d]], fmt="o", color=colour, capsize=3, ms=4)
-            if r["paper_diff"] not in ("", None):
-                ax.plot(float(r["paper_diff"]), y, "kx", ms=6)
+    """A row for every claim of ``claims.csv`` (both formats, :func:`claim_rows`), grouped
+    by the kind of evidence (:data:`EVIDENCE_KINDS`, then the claims not run or not
+    testable, labelled with their reason); PSNR and SSIM panels with the mean paired
+    difference (dot, coloured by verdict), its 95 % interval and the paper's difference
+    (black cross). Each panel's x range is set by the differences and the paper's marks,
+    not by the widest interval: an interval beyond it is clipped and drawn as an arrow
+    with its bound written, so the paper's marks stay readable."""
+    claims = claim_rows(rows)
+    if not claims:
+        return _message("claims.csv has no claim")
+    kinds = [k for k in EVIDENCE_KINDS if any(c["evidence"] == k for c in claims)]
+    kinds += [k for k in dict.fromkeys(c["evidence"] for c in claims) if k not in kinds]
+    order: list[dict | str] = []
+    for k in kinds:
+        order.append(k)
+        order += [c for c in claims if c["evidence"] == k]
+    fig = Figure(figsize=(13.0, 0.42 * len(order) + 1.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, (m, name, unit) in zip(axes, _METRICS, strict=True):
+        # the range follows the paper's marks (the claims' sizes), not the widest interval
+        paper = [abs(c[m]["paper"]) for c in claims if math.isfinite(c[m]["paper"])]
+        floor = 0.5 if m == "psnr" else 0.005
+        lim = max(2.5 * max(paper, default=0.0), floor)
+        for y, c in enumerate(order):
+            if isinstance(c, str):
+                ax.axhspan(y - 0.5, y + 0.5, color="0.92", lw=0)
+                continue
+            v = c[m]
+            if not math.isfinite(v["diff"]):
+                if m == "psnr":
+                    why = c["reason"] or c["verdict"] or "not measured"
+                    ax.text(
+                        -lim * 0.97,
+                        y,
+                        textwrap.shorten(why, 60),
+                        va="center",
+                        fontsize=6,
+                        color="dimgrey",
+                    )
+                if math.isfinite(v["paper"]):
+                    ax.plot(v["paper"], y, "kx", ms=6)
+                continue
+            colour = VERDICT_COLOURS.get(c["verdict"].split(":")[0], "tab:grey")
+            lo = v["lo"] if math.isfinite(v["lo"]) else v["diff"]
+            hi = v["hi"] if math.isfinite(v["hi"]) else v["diff"]
+            ax.plot([max(lo, -lim), min(hi, lim)], [y, y], "-", color=colour, lw=1.6)
+            fmt = "{:+.2f}" if m == "psnr" else "{:+.3f}"
+            if abs(v["diff"]) <= lim:
+                ax.plot(v["diff"], y, "o", color=colour, ms=4.5)
+            else:  # the mean itself beyond the range: written at the edge
+                edge = lim if v["diff"] > 0 else -lim
+                ax.text(
+                    edge,
+                    y - 0.3,
+                    f"mean {fmt.format(v['diff'])}",
+                    fontsize=5.5,
+                    color=colour,
+                    ha="right" if v["diff"] > 0 else "left",
+                )
+            if lo < -lim:
+                ax.plot(-lim, y, "<", color=colour, ms=6)
+                ax.text(-lim, y + 0.32, fmt.format(lo), fontsize=5.5, color=colour, ha="left")
+            if hi > lim:
+                ax.plot(lim, y, ">", color=colour, ms=6)
+                ax.text(lim, y + 0.32, fmt.format(hi), fontsize=5.5, color=colour, ha="right")
+            if math.isfinite(v["paper"]):
+                ax.plot(v["paper"], y, "kx", ms=6)
+        ax.set_xlim(-lim * 1.02, lim * 1.02)
         ax.axvline(0, color="k", lw=0.6)
-        ax.set_xlabel(f"{metric}: better − worse ({'dB' if metric == 'PSNR' else 'SSIM'})")
-        ax.set_title(
-            f"{metric} (green supported, red contradicted, grey other; x: paper)", fontsize=8
-        )
-    axes[0].set_yticks(range(len(labels)), labels, fontsize=7)
-    axes[0].invert_yaxis()
-    fig.tight_layout()
+        ax.set_xlabel(f"{name}: better − worse ({unit})", fontsize=8)
+        ax.set_title(f"{name} difference", fontsize=9)
+    labels = [f"— {c} —" if isinstance(c, str) else c["label"] for c in order]
+    axes[0].set_yticks(range(len(order)), labels, fontsize=6.5)
+    for t, c in zip(axes[0].get_yticklabels(), order, strict=True):
+        if isinstance(c, str):
+            t.set_fontweight("bold")
+    axes[0].set_ylim(len(order) - 0.5, -0.5)
+    fig.suptitle(
+        f"{len(claims)} claims of claims.csv, grouped by evidence: dot = mean paired "
+        "difference, bar = 95 % interval (arrow: clipped, bound written), x = paper; "
+        "green supported, red contradicted, grey other",
+        fontsize=8.5,
+    )
+    return fig
+
+
+#: Per table: the reference row every other row is compared with, and the rows shown.
+DIFFERENCE_TABLES = {
+    "table2": ("sian/neg-ssim", ("sian/mae", "sian/mse")),
+    "table3": ("prenet-released", ("sian-released", "sian/neg-ssim")),
+    "table5": ("sian-baseline/neg-ssim", ("sian-baseline+lstm/neg-ssim", "sian/neg-ssim")),
+}
+#: The per-image file of each table's scoring step (``results/<profile>/scores/``).
+TABLE_STEPS = {"table2": "table2", "table3": "table3_4", "table5": "table5"}
+
+
+def difference_rows(results: str | Path, table: str) -> tuple[pd.DataFrame, str]:
+    """The per-image rows of ``table`` (``scores/<step>_per_image.csv``: method, benchmark,
+    test_set, stand_in, seed, image, psnr, ssim) and ``""``; when that file is absent (older
+    results), one row per method and test set from ``<table>.csv``'s means (image
+    ``"mean"``, no seed) and a note saying so."""
+    results = Path(results)
+    per_image = results / "scores" / f"{TABLE_STEPS[table]}_per_image.csv"
+    if per_image.is_file():
+        df = pd.read_csv(per_image, keep_default_na=False, na_values={"psnr": [""], "ssim": [""]})
+        df["seed"] = df["seed"].astype(str)
+        return df, ""
+    csv = results / f"{table}.csv"
+    if not csv.is_file():
+        return pd.DataFrame(), f"neither {per_image.name} nor {csv.name} in {results.name}/"
+    means = pd.read_csv(csv)
+    ids = {m.label: m.id for m in TABLES[table].methods}
+    means = means[means.method.isin(ids) & means.psnr.notna()].copy()
+    spec_bench = {benchmark_label(b, s): b for b in BENCHMARKS for s in (False, True)}
+    rows = pd.DataFrame(
+        {
+            "method": means.method.map(ids),
+            "benchmark": means.benchmark.map(spec_bench),
+            "test_set": means.test_set,
+            "stand_in": means.test_set.str.contains("stand-in"),
+            "seed": "",
+            "image": "mean",
+            "psnr": means.psnr,
+            "ssim": means.ssim,
+        }
+    )
+    note = (
+        f"no {per_image.name} (older results): differences of the table's means, one run "
+        "per method, no interval"
+    )
+    return rows, note
+
+
+def paper_difference(table: str, method: str, reference: str, benchmark: str) -> tuple:
+    """The paper's (PSNR, SSIM) difference method − reference on ``benchmark`` (NaN if absent)."""
+    rows = {m.id: m.paper_row for m in TABLES[table].methods}
+    try:
+        a = paper_value(TABLES[table].number, rows[method], benchmark).value
+        b = paper_value(TABLES[table].number, rows[reference], benchmark).value
+    except KeyError:
+        return math.nan, math.nan
+    if a is None or b is None:
+        return math.nan, math.nan
+    return a[0] - b[0], a[1] - b[1]
+
+
+def paired_differences(rows: pd.DataFrame, method: str, reference: str, metric: str) -> dict:
+    """``method`` − ``reference`` on the same images: per seed of ``method`` the mean paired
+    difference (a released or computed reference, without seed, pairs with every seed; a
+    trained one with the same seed), their mean and its 95 % interval (over the seeds when
+    there are two or more, else over the images)."""
+    mine, ref = rows[rows.method == method], rows[rows.method == reference]
+    per_seed, per_image = {}, []
+    for seed, group in mine.groupby("seed", sort=True):
+        r = ref[ref.seed == seed] if (ref.seed == seed).any() else ref[ref.seed == ""]
+        both = group.merge(r, on="image", suffixes=("", "_ref"))
+        if both.empty:
+            continue
+        d = (both[metric] - both[f"{metric}_ref"]).astype(float)
+        per_seed[str(seed)] = float(d.mean())
+        per_image.append(d)
+    if not per_seed:
+        return {"seeds": {}, "mean": math.nan, "lo": math.nan, "hi": math.nan, "over": ""}
+    if len(per_seed) >= 2:
+        m, lo, hi = mean_ci(per_seed.values())
+        over = f"{len(per_seed)} seeds"
+    else:
+        m, lo, hi = mean_ci(per_image[0].tolist())
+        over = f"{len(per_image[0])} images" if len(per_image[0]) > 1 else "one value"
+    return {"seeds": per_seed, "mean": m, "lo": lo, "hi": hi, "over": over}
+
+
+def table_differences(rows: pd.DataFrame, table: str, title: str, note: str = "") -> Figure:
+    """Tables II, III and V as differences, not bars from zero: per test set (panels) each
+    row of :data:`DIFFERENCE_TABLES` minus the table's reference row, PSNR (dB), one dot per
+    seed, the mean with its 95 % interval (a bar), the paper's difference as a black cross
+    (the same rows in the paper, on its own test set). ``note`` (what the rows came from)
+    goes under the title."""
+    reference, methods = DIFFERENCE_TABLES[table]
+    if rows.empty:
+        return _message(f"{title}: nothing measured" + (f" ({note})" if note else ""))
+    sets = list(dict.fromkeys(zip(rows.benchmark, rows.test_set, strict=True)))
+    sets = [s for s in sets if any(rows[(rows.test_set == s[1])].method == reference)]
+    if not sets:
+        return _message(f"{title}: the reference row {reference} was not measured")
+    fig = Figure(figsize=(max(4.3 * len(sets), 6.5), 3.3), layout="constrained")
+    axes = fig.subplots(1, len(sets), squeeze=False)[0]
+    labels = [
+        _wrap(f"{METHOD_LABELS.get(m, m)} − {METHOD_LABELS.get(reference, reference)}", 24)
+        for m in methods
+    ]
+    for ax, (bench, test) in zip(axes, sets, strict=True):
+        here = rows[rows.test_set == test]
+        for y, m in enumerate(methods):
+            d = paired_differences(here, m, reference, "psnr")
+            paper = paper_difference(table, m, reference, bench)[0]
+            if math.isfinite(paper):
+                ax.plot(paper, y, "kx", ms=7, mew=1.5, zorder=3)
+            if not d["seeds"]:
+                ax.text(0, y, "not run", ha="center", va="center", fontsize=7, color="dimgrey")
+                continue
+            xs = list(d["seeds"].values())
+            ax.plot(xs, [y + 0.12] * len(xs), "o", color="tab:blue", ms=4, alpha=0.7)
+            if math.isfinite(d["lo"]):
+                ax.plot([d["lo"], d["hi"]], [y - 0.12] * 2, "-", color="tab:orange", lw=2)
+            ax.plot(d["mean"], y - 0.12, "D", color="tab:orange", ms=5)
+            ax.annotate(
+                f"{d['mean']:+.2f} dB ({d['over']})",
+                (d["mean"], y - 0.12),
+                textcoords="offset points",
+                xytext=(0, 6),
+                ha="center",
+                fontsize=6,
+            )
+        ax.axvline(0, color="grey", lw=0.7)
+        ax.set_yticks(range(len(methods)), labels, fontsize=7)
+        ax.set_ylim(len(methods) - 0.4, -0.6)
+        ax.set_xlabel("PSNR difference (dB)", fontsize=8)
+        ax.margins(x=0.25)
+        kind = "stand-in: direction only" if "stand-in" in str(test) else "real test set"
+        ax.set_title(f"{_wrap(str(test), 40)}\n({kind})", fontsize=8)
+    axes[0].plot([], [], "o", color="tab:blue", ms=4, label="one seed")
+    axes[0].plot([], [], "D-", color="tab:orange", ms=5, label="mean, 95 % interval")
+    axes[0].plot([], [], "kx", ms=7, label="paper's difference")
+    fig.legend(
+        *axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=7
+    )
+    fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=9)
     return fig

@@ -1,0 +1,213 @@
+"""Section 1 of chapter 07: the released models under more (synthetic) rain.
+
+Real clean images of the profile's test sets (the fetched Rain100L/H test sets first; the
+embedded stand-ins only to make up :attr:`BeyondSize.sweep_images`) get the synthesiser's
+rain at six levels, drizzle to heavier than Rain100H. The two "-like" levels are
+calibrated: the streak density is scaled until the images' mean synthetic Input PSNR
+equals the real benchmark's mean Input PSNR (:func:`calibrate`), when real pairs are there.
+One row per (image, level, model), with the global tone shift of the output
+(:data:`TONE_SHIFT_Y`) that can drive a PSNR change on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...data.io import fit_size
+from ...data.synth import PRESETS, RainPreset, add_rain, rain_streaks
+from ...inference import predict
+from ...metrics import rgb_to_y, score
+from ..plan import Params
+from .common import beyond_size, chapter_sets, image_key, spread_indices
+
+#: Streak density factors of the levels, relative to the calibrated light (first three)
+#: and heavy (last three) presets; haze of the heavy levels.
+LEVELS: tuple[tuple[str, str, float, float | None], ...] = (
+    ("drizzle", "light", 0.3, None),
+    ("light (Rain100L-like)", "light", 1.0, None),
+    ("moderate", "light", 3.0, None),
+    ("heavy / 2", "heavy", 0.5, 0.15),
+    ("heavy (Rain100H-like)", "heavy", 1.0, None),
+    ("storm", "heavy", 2.0, 0.45),
+)
+#: Which benchmark's real Input PSNR calibrates each preset.
+CALIBRATED_BY = {"light": "rain100l", "heavy": "rain100h"}
+#: A derained output whose mean MATLAB Y differs from the clean image's by more than this
+#: (on the 16..235 scale) has a global tone shift: its PSNR change is not only rain removed.
+TONE_SHIFT_Y = 3.0
+
+
+def scaled(base: str, name: str, density: float, haze: float | None = None) -> RainPreset:
+    """Preset ``base`` renamed, with every layer's streak density times ``density``."""
+    p = PRESETS[base]
+    layers = tuple(replace(layer, density=layer.density * density) for layer in p.layers)
+    return replace(p, name=name, layers=layers, haze=p.haze if haze is None else haze)
+
+
+def levels(factors: dict[str, float] | None = None) -> tuple[RainPreset, ...]:
+    """The six levels, lightest first, each preset's densities times ``factors[preset]``
+    (the calibration; 1 when absent)."""
+    f = factors or {}
+    return tuple(scaled(b, n, d * f.get(b, 1.0), h) for n, b, d, h in LEVELS)
+
+
+#: The levels uncalibrated (the presets the embedded stand-ins are made with).
+DENSITY_LEVELS: tuple[RainPreset, ...] = levels()
+
+
+def rainy_at(clean: np.ndarray, level: RainPreset, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rainy image, streak layer) of ``clean`` at one level: :func:`add_rain` and the exact
+    streak layer it screens on (same preset and seed)."""
+    return add_rain(clean, level, seed), rain_streaks(clean.shape[:2], level, seed)
+
+
+def input_psnr(cleans: list[tuple[str, np.ndarray]], level: RainPreset, seed: int = 0) -> float:
+    """Mean Input PSNR of ``cleans`` rained at ``level`` (image ``i`` with seed ``seed + i``)."""
+    return float(
+        np.mean([score(add_rain(c, level, seed + i), c)[0] for i, (_, c) in enumerate(cleans)])
+    )
+
+
+def calibrate(
+    cleans: list[tuple[str, np.ndarray]],
+    base: str,
+    target_psnr: float,
+    seed: int = 0,
+    steps: int = 7,
+    bounds: tuple[float, float] = (0.1, 10.0),
+) -> tuple[float, float]:
+    """(density factor, mean Input PSNR it gives): the factor of preset ``base``'s streak
+    densities whose mean synthetic Input PSNR on ``cleans`` is closest to ``target_psnr``
+    (bisection on its logarithm: more streaks, lower PSNR)."""
+    lo, hi = math.log(bounds[0]), math.log(bounds[1])
+    best = (1.0, input_psnr(cleans, scaled(base, base, 1.0), seed))
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        got = input_psnr(cleans, scaled(base, base, math.exp(mid)), seed)
+        if abs(got - target_psnr) < abs(best[1] - target_psnr):
+            best = (math.exp(mid), got)
+        lo, hi = (mid, hi) if got > target_psnr else (lo, mid)
+    return best
+
+
+def tone_shift(out: np.ndarray, clean: np.ndarray) -> float:
+    """Mean MATLAB Y of ``out`` minus that of ``clean`` (16..235 scale)."""
+    return float(rgb_to_y(out).mean() - rgb_to_y(clean).mean())
+
+
+def density_sweep(
+    models: dict[str, nn.Module],
+    cleans: list[tuple[str, np.ndarray]],
+    levels: tuple[RainPreset, ...] = DENSITY_LEVELS,
+    seed: int = 0,
+) -> list[dict]:
+    """Rain each clean image at every level, derain it with every model; one row per
+    (image, level, model) with the Input PSNR/SSIM, the output's, the PSNR gain and the
+    output's tone shift (``tone_shift``, flagged ``tone_shifted`` beyond :data:`TONE_SHIFT_Y`).
+
+    Image ``i`` gets rain seed ``seed + i`` at every level (the same streak positions
+    thicken as the density rises). ``models`` may be empty: rows for the input only."""
+    rows = []
+    for i, (name, clean) in enumerate(cleans):
+        for j, level in enumerate(levels):
+            rainy, _ = rainy_at(clean, level, seed + i)
+            in_psnr, in_ssim = score(rainy, clean)
+            base = {"image": name, "level": j, "level_name": level.name, "input_psnr": in_psnr}
+            outs = {
+                "input": rainy,
+                **{m: predict(model, rainy) for m, model in models.items()},
+            }
+            for m, out in outs.items():
+                p, s = (in_psnr, in_ssim) if m == "input" else score(out, clean)
+                shift = tone_shift(out, clean)
+                rows.append(
+                    {
+                        **base,
+                        "model": m,
+                        "psnr": p,
+                        "ssim": s,
+                        "gain": p - in_psnr,
+                        "tone_shift": shift,
+                        "tone_shifted": bool(m != "input" and abs(shift) > TONE_SHIFT_Y),
+                    }
+                )
+    return rows
+
+
+def sweep_images(p: Params, n: int, side: int | None) -> list[tuple[str, np.ndarray, bool]]:
+    """(label, clean image, stand-in) of ``n`` distinct clean test images, spread evenly
+    over the real Rain100L/H test sets of the profile (shares as equal as they allow), then
+    over the stand-ins when the real ones are fewer than ``n``; shrunk to ``side``."""
+    sets = [(t, ds) for t, ds in chapter_sets(p) if t.benchmark in CALIBRATED_BY.values()]
+    out: list[tuple[str, np.ndarray, bool]] = []
+    seen: set[str] = set()
+    for group in ([s for s in sets if not s[0].stand_in], [s for s in sets if s[0].stand_in]):
+        left = n - len(out)
+        for k, (t, ds) in enumerate(group):
+            want = math.ceil(left / (len(group) - k)) if left > 0 else 0
+            taken = 0
+            first = spread_indices(len(ds), want)
+            for i in first + [i for i in range(len(ds)) if i not in set(first)]:
+                if taken == want or len(out) == n:
+                    break
+                clean = ds.load(i)[1]
+                key = image_key(clean)
+                if key in seen:
+                    continue
+                seen.add(key)
+                out.append((f"{t.label}: {ds.pairs[i].name}", fit_size(clean, side), t.stand_in))
+                taken += 1
+            left = n - len(out)
+    return out
+
+
+def real_input_psnr(p: Params, benchmark: str) -> tuple[float, int, str] | None:
+    """(mean Input PSNR, images, test set label) of the largest real test set of
+    ``benchmark`` the profile has, or None."""
+    real = [(t, ds) for t, ds in chapter_sets(p) if t.benchmark == benchmark and not t.stand_in]
+    if not real:
+        return None
+    t, ds = max(real, key=lambda s: len(s[1]))
+    vals = [score(*ds.load(i))[0] for i in range(len(ds))]
+    return float(np.mean(vals)), len(vals), t.label
+
+
+def run(
+    params: Params,
+    models: dict[str, nn.Module],
+    device: str | torch.device = "cpu",
+) -> dict:
+    """The sweep of the profile (:data:`BeyondSize.sweep_images` images, the Rain100L/H
+    released models of ``models``): ``{"rows", "images", "calibration"}``. ``calibration``
+    says per preset the real benchmark's Input PSNR, the factor found and the PSNR it gives
+    (``None`` values when the benchmark has no real pairs: the preset as it is)."""
+    size = beyond_size(params.profile)
+    picked = sweep_images(params, size.sweep_images, size.sweep_side)
+    cleans = [(name, img) for name, img, _ in picked]
+    calibration, factors = {}, {}
+    for base, bench in CALIBRATED_BY.items():
+        real = real_input_psnr(params, bench) if cleans else None
+        entry: dict = {"benchmark": bench, "real_input_psnr": None, "factor": 1.0}
+        if real is not None:
+            factor, got = calibrate(cleans, base, real[0])
+            factors[base] = factor
+            entry = {
+                "benchmark": bench,
+                "real_input_psnr": real[0],
+                "real_images": real[1],
+                "real_test_set": real[2],
+                "factor": factor,
+                "synthetic_input_psnr": got,
+            }
+        calibration[base] = entry
+    sweep = {m: v for m, v in models.items() if m.endswith(("rain100l", "rain100h"))}
+    rows = density_sweep(sweep, cleans, levels(factors))
+    stand_in = {name: s for name, _, s in picked}
+    for r in rows:
+        r["stand_in"] = stand_in[r["image"]]
+    return {"rows": rows, "images": len(cleans), "calibration": calibration}
