@@ -30,10 +30,11 @@ from tqdm import tqdm
 from ..config import Config, canonical_json, profile_seeds
 from ..data.catalog import CATALOG, prepared_dataset
 from ..data.sources import open_data
+from ..device import device_name
 from ..errors import DerainError
 from ..runs import Run, data_manifests, find_run, get_or_run, stored
 from ..tables import not_run
-from ..train import dist_info, planned_steps, training_patches
+from ..train import dist_info, pick_device, planned_steps, training_patches
 from .claims import CLAIMS
 from .paths import progress, read_json, results_dir, write_json
 from .plan import TRAIN_PLAN, TRAINED, Params, config_for, datasets, test_spec
@@ -80,7 +81,8 @@ def train_run(label: str, cfg: Config) -> Run | str:
         progress(f"{label}: from the run cache (run {run.key})")
         return run
     total = planned_steps(cfg, len(training_patches(cfg, train_data)))
-    progress(f"{label}: training, {total} steps (run {run.key})")
+    device = device_name(pick_device(cfg.train.device, dist_info()[2]))
+    progress(f"{label}: training, {total} steps on {device} (run {run.key})")
     stop = threading.Event()
 
     def watch() -> None:
