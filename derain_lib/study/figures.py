@@ -133,7 +133,7 @@ def derain_real(p: Params, methods: tuple[str, ...] = REAL_METHODS, images: int 
     real = results_dir(p.profile) / "real"
     written = []
     for m in methods:
-        path, _, _ = model_for(p, m, "rain100h", load_runs(p.profile))
+        path = model_for(p, m, "rain100h", load_runs(p.profile)).path
         if path is None:
             continue
         model = load_model(path, allow_download=False).model
