@@ -519,6 +519,7 @@ def claim_rows(profile: str) -> list[dict]:
                 if s.kind == "degenerate"
                 and s.test_set == t
                 and s.method in (claim.better, claim.worse)
+                and "output equals input" not in s.detail  # evidence() checks every seed
             ]
             rows.append(judge(claim, evidence(df, claim, t), budgets[key], flagged))
     return rows + probe_rows(profile)
