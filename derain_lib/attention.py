@@ -16,6 +16,7 @@ from torch import nn
 
 from .errors import DerainError
 from .inference import model_device, to_tensor
+from .metrics import score
 from .models import SIAN, check_image_size
 from .precision import autocast
 
@@ -82,18 +83,19 @@ def check_attention_model(model: nn.Module) -> SIAN:
 @torch.inference_mode()
 def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp32") -> Attention:
     """Run ``model`` (a SIAN with attention) once on ``image`` (float HWC RGB in [0, 1]),
-    in ``precision`` (fp32, bf16 or auto; see :mod:`derain_lib.precision`)."""
+    in ``precision`` (fp32, bf16 or auto; see :mod:`derain_lib.precision`), on the device
+    the model is on; the arrays come back on the CPU."""
     model = check_attention_model(model)
     if image.ndim != 3 or image.shape[2] != 3:
         raise DerainError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     check_image_size(*image.shape[:2])
     model.eval()
     device = model_device(model)  # the model's own device (CPU or GPU)
-    with autocast(precision, device):
+    with torch.inference_mode(), autocast(precision, device):
         outputs, records = model(to_tensor(image, device), return_attention=True)
 
     def per_scale(key: str) -> list[dict[int, np.ndarray]]:
-        return [{s: v[0].float().numpy() for s, v in r[key].items()} for r in records]
+        return [{s: v[0].float().cpu().numpy() for s, v in r[key].items()} for r in records]
 
     return Attention(
         image=np.asarray(image, dtype=np.float32),
@@ -103,3 +105,12 @@ def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp3
         dog=per_scale("dog"),
         octaves=per_scale("octaves"),
     )
+
+
+def stage_scores(att: Attention, clean: np.ndarray) -> list[dict]:
+    """PSNR/SSIM (MATLAB Y) of each stage's output X_k against the ground truth ``clean``:
+    one row per stage (the paper's Fig. 6: "improved gradually stage-by-stage")."""
+    return [
+        {"stage": k + 1, "psnr": p, "ssim": s}
+        for k, (p, s) in enumerate(score(out, clean) for out in att.outputs)
+    ]

@@ -768,3 +768,30 @@ def test_beyond_figures_have_no_overlapping_titles() -> None:
     fig = bviz.generalisation_figure(gen)
     assert overlapping_titles(fig) == []
     assert "gain over the input" in fig.get_axes()[0].get_title()
+
+
+def test_stage_findings_test_the_stage_by_stage_claim() -> None:
+    from derain_lib.study.findings import stage_findings
+
+    rows = [
+        {"image": im, "stage": k, "psnr": base + v, "ssim": 0.9, "test_set": "Rain100L: t"}
+        for im, base in (("a", 30.0), ("b", 20.0))
+        for k, v in zip(range(1, 4), (0.0, 1.0, 0.5), strict=True)
+    ]
+    text = stage_findings(rows)
+    assert "mean PSNR 1: 25.00, 2: 26.00, 3: 25.50 dB" in text
+    assert "does not rise at every stage (largest drop -0.50 dB)" in text
+    assert "the last stage is the best on 0 of 2 images" in text
+    assert "not tested" in stage_findings([])
+
+
+def test_stage_by_stage_scores_every_stage_of_the_released_sian(shared: Path, monkeypatch) -> None:
+    from derain_lib.study.figures import stage_by_stage
+    from derain_lib.study.plan import Params
+
+    monkeypatch.setenv("DERAIN_DATA", str(shared / "no-prepared-data"))  # no user cache
+    p = Params("smoke", str(shared / "data"), str(shared / "weights"))
+    rows = stage_by_stage(p, "sian-rain100l", images=1)
+    assert [r["stage"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[0]["test_set"].startswith("Rain100L") and rows[-1]["psnr"] > 30
+    assert stage_by_stage(Params("smoke", None, str(shared / "no-weights")), "sian-rain100l") == []

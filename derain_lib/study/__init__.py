@@ -7,6 +7,7 @@
 - :mod:`.scoring` (02-04): score methods on test sets.
 - :mod:`.tabulate`: table rows with provenance (``tableN.csv``, ``tables.md``).
 - :mod:`.figures` (05): the files figures are drawn from; the figure index.
+- :mod:`.beyond` (07): one module per section of chapter 07, each ``run(params, models)``.
 - :mod:`.claims` (08): the paper's claims as data, judged by paired bootstrap; ``claims.csv``.
 - :mod:`.findings`: what a run found, as Markdown generated from its numbers.
 - :mod:`.pipeline`, :mod:`.report`: papermill runner and the HTML report.

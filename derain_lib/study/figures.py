@@ -19,8 +19,9 @@ from IPython.display import Markdown
 from matplotlib.figure import Figure
 from torch import nn
 
-from ..attention import compute_attention
+from ..attention import compute_attention, stage_scores
 from ..data.io import fit_size, read_image, write_png
+from ..data.sources import open_data
 from ..errors import DerainError
 from ..fsutil import atomic_path
 from ..inference import predict
@@ -30,7 +31,7 @@ from ..tables import not_run
 from ..viz import save_figure
 from ..weights import RELEASED, find_released, load_model, missing_released
 from .paths import figures_dir, results_dir, write_json
-from .plan import Params, real_photos
+from .plan import Params, real_photos, test_sets
 from .scoring import all_scores, model_for
 from .training import load_runs
 
@@ -43,12 +44,18 @@ PANEL_FALLBACK = "sian/neg-ssim"
 def record_figure(profile: str, fig: Figure, name: str, caption: str) -> Path:
     """Save ``fig`` as ``figures/<profile>/<name>`` and its caption in ``figures.json``."""
     path = save_figure(fig, figures_dir(profile) / name)
+    record_caption(profile, name, caption)
+    return path
+
+
+def record_caption(profile: str, name: str, caption: str) -> Path:
+    """The caption of ``figures/<profile>/<name>`` in ``results/<profile>/figures.json``
+    (for a figure saved by other means, e.g. the explorer's panel)."""
     index = results_dir(profile) / "figures.json"
     figs = json.loads(index.read_text()) if index.is_file() else []
     rel = f"figures/{profile}/{name}"
     figs = [f for f in figs if f["path"] != rel] + [{"path": rel, "caption": caption}]
-    write_json(index, figs)
-    return path
+    return write_json(index, figs)
 
 
 def show_figure(
@@ -137,6 +144,27 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
         f"seed {c.train.seed}{', ' + note if note else ''}) in place of the released "
         f"{weights} weights, which were not found"
     )
+
+
+def stage_by_stage(
+    p: Params, weights: str, images: int = 4, device: str | torch.device = "cpu"
+) -> list[dict]:
+    """The paper's Fig. 6 claim put to the test: PSNR/SSIM of every stage's output of the
+    SIAN ``weights`` (a released name or a weights file) on ``images`` Rain100L test pairs
+    spread over the profile's test set (a real one when there is one), one row per
+    (image, stage); empty when the weights or the data are absent."""
+    path = find_released(weights, p.weights_dir) if weights in RELEASED else Path(weights)
+    sets = sorted(test_sets(p)["rain100l"], key=lambda t: t.stand_in)
+    if path is None or not Path(path).is_file() or not sets:
+        return []
+    model = load_model(path, allow_download=False).model.to(device)
+    ds = open_data(sets[0].spec)
+    rows = []
+    for i in sorted({round(v) for v in np.linspace(0, len(ds) - 1, min(images, len(ds)))}):
+        rainy, clean = ds.load(i)
+        for r in stage_scores(compute_attention(model, rainy), clean):
+            rows.append({**r, "image": ds.pairs[i].name, "test_set": sets[0].label})
+    return rows
 
 
 def derain_photos(

@@ -212,14 +212,49 @@ def figures(profile: str) -> str:
     )
 
 
-def explorer(profile: str, weights: str, shape: tuple[int, ...] | None, message: str) -> str:
+def stage_findings(rows: list[dict]) -> str:
+    """The Fig. 6 claim ("improved gradually stage-by-stage") against the stage rows of
+    :func:`derain_lib.study.figures.stage_by_stage`: the mean PSNR per stage, whether it
+    rises at every stage, and on how many images the last stage is the best."""
+    if not rows:
+        return "The stage-by-stage claim was not tested (no SIAN weights or no Rain100L pairs)."
+    stages = sorted({r["stage"] for r in rows})
+    images = list(dict.fromkeys(r["image"] for r in rows))
+    mean = [float(np.mean([r["psnr"] for r in rows if r["stage"] == k])) for k in stages]
+    steps = np.diff(mean)
+    best_last = sum(
+        max((r for r in rows if r["image"] == im), key=lambda r: r["psnr"])["stage"] == stages[-1]
+        for im in images
+    )
+    trend = (
+        "rises at every stage"
+        if (steps > 0).all()
+        else f"does not rise at every stage (largest drop {steps.min():+.2f} dB)"
+    )
+    return (
+        f"Stage by stage on {len(images)} {rows[0]['test_set']} pairs: mean PSNR "
+        + ", ".join(f"{k}: {v:.2f}" for k, v in zip(stages, mean, strict=True))
+        + f" dB; it {trend}, {mean[-1] - mean[0]:+.2f} dB from stage 1 to {stages[-1]}; the "
+        f"last stage is the best on {best_last} of {len(images)} images."
+    )
+
+
+def explorer(
+    profile: str,
+    weights: str,
+    shape: tuple[int, ...] | None,
+    message: str,
+    stages: list[dict] | None = None,
+) -> str:
     """Step 06: what the explorer opened, or why it did not (how fast a view re-renders is
-    a run fact, kept in ``provenance.json``)."""
+    a run fact, kept in ``provenance.json``), and the stage-by-stage test
+    (:func:`stage_findings`) when ``stages`` rows are given."""
+    tail = "" if stages is None else " " + stage_findings(stages)
     if shape is None:
-        return _head(profile) + f"The explorer did not open a model: {message}"
+        return _head(profile) + f"The explorer did not open a model: {message}" + tail
     return _head(profile) + (
         f"Weights `{weights}` on a {shape[1]}x{shape[0]} image (the forward pass runs once "
-        "per image and weights; the last re-render's time is in `provenance.json`)."
+        "per image and weights; the last re-render's time is in `provenance.json`)." + tail
     )
 
 

@@ -663,10 +663,12 @@ def table_differences(rows: pd.DataFrame, table: str, title: str, note: str = ""
         return _message(f"{title}: the reference row {reference} was not measured")
     fig = Figure(figsize=(max(4.3 * len(sets), 6.5), 3.3), layout="constrained")
     axes = fig.subplots(1, len(sets), squeeze=False)[0]
-    labels = [
-        _wrap(f"{METHOD_LABELS.get(m, m)} − {METHOD_LABELS.get(reference, reference)}", 24)
-        for m in methods
-    ]
+    rows_of = {m.id: m.paper_row for m in TABLES[table].methods}
+
+    def name(m: str) -> str:  # the paper's row names, but for Table III's released/trained
+        return METHOD_LABELS[m] if table == "table3" else rows_of.get(m, m)
+
+    labels = [_wrap(f"{name(m)} − {name(reference)}", 24) for m in methods]
     for ax, (bench, test) in zip(axes, sets, strict=True):
         here = rows[rows.test_set == test]
         for y, m in enumerate(methods):

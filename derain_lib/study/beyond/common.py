@@ -48,7 +48,7 @@ class BeyondSize:
 
 SIZES: dict[str, BeyondSize] = {
     "smoke": BeyondSize(2, 96, 1, 1, 2, 96, 1, 96, (64, 96)),
-    "quick": BeyondSize(8, 240, 2, 4, 8, 240, 3, 480, (321, 481)),
+    "quick": BeyondSize(8, 240, 2, 4, 4, 240, 3, 480, (321, 481)),
     "paper": BeyondSize(16, None, 8, None, None, None, 6, 640, (321, 481)),
 }
 
