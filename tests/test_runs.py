@@ -288,3 +288,14 @@ def test_training_a_run_hashes_its_data_once(tiny, tmp_path: Path, monkeypatch) 
     assert trained.status == "finished" and len(hashed) == 2  # train and test, once each
     again = train_run("tiny", cfg)  # from the run cache
     assert again == trained and len(hashed) == 4
+
+
+def test_a_damaged_provenance_is_damage_not_a_traceback(tmp_path: Path, capsys) -> None:
+    _fake_runs(tmp_path, {"a00000000000": []})
+    prov = tmp_path / "runs" / "a00000000000" / "provenance.json"
+    prov.write_text("{not json")
+    (run,) = list_runs(tmp_path)
+    assert run.status == "damaged" and run.damage.startswith(f"{prov}: damaged")
+    assert run.provenance == {}
+    assert main(["runs", "list", "--results", str(tmp_path)]) == 0
+    assert "a00000000000 damaged" in capsys.readouterr().out
