@@ -30,7 +30,8 @@ from importlib import metadata, util
 from pathlib import Path
 
 from . import __version__
-from .fsutil import shown_path, user_cache
+from .fsutil import data_root, shown_path, user_cache
+from .roots import figures_root, project_root, results_root
 from .threads import torch_threads
 
 #: Name -> one line, for every model of :data:`derain_lib.models.MODELS`.
@@ -197,7 +198,7 @@ def torch_version() -> str:
 
 
 def info_lines(weights_dir: str | Path | None = None) -> list[str]:
-    """What ``derain info`` prints: versions, threads, models, released weights."""
+    """What ``derain info`` prints: versions, threads, models, released weights, folders."""
     lines = [
         f"derain {__version__}",
         f"python {platform.python_version()}  torch {torch_version()}  numpy "
@@ -213,4 +214,13 @@ def info_lines(weights_dir: str | Path | None = None) -> list[str]:
         local = find_released(w.name, weights_dir)
         where = f"local: {local}" if local else "not downloaded"
         lines.append(f"  {w.name:<16} {w.family:<6} {w.dataset:<9} {w.sha256[:16]}  {where}")
+    lines += ["", "folders (results and figures: in the project; docs/ARCHITECTURE.md):"]
+    folders = {
+        "project": project_root(),
+        "results": results_root(),
+        "figures": figures_root(),
+        "data": data_root(),
+        "cache": user_cache(),
+    }
+    lines += [f"  {k:<8} {v}" for k, v in folders.items()]
     return lines

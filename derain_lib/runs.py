@@ -88,12 +88,19 @@ def _read_config(p: Path) -> Config:
         raise DerainError(f"{p}: damaged run config ({str(e).splitlines()[0]})") from None
 
 
-def _read_metrics(p: Path) -> dict:
+def _read_json(p: Path) -> dict:
     try:
         m = json.loads(p.read_text())
     except (OSError, ValueError) as e:
         raise DerainError(f"{p}: damaged ({e})") from None
-    if not isinstance(m, dict) or not {"n", "psnr", "ssim"} <= set(m):
+    if not isinstance(m, dict):
+        raise DerainError(f"{p}: damaged (not a JSON object)")
+    return m
+
+
+def _read_metrics(p: Path) -> dict:
+    m = _read_json(p)
+    if not {"n", "psnr", "ssim"} <= set(m):
         raise DerainError(f"{p}: damaged (not the metrics of a finished run)")
     return m
 
@@ -111,11 +118,12 @@ class Run:
     config: Config | None = None
     #: ``metrics.json``; ``{}`` when absent or damaged.
     metrics: dict = field(default_factory=dict)
-    #: ``provenance.json``; ``{}`` when absent.
+    #: ``provenance.json``; ``{}`` when absent or damaged.
     provenance: dict = field(default_factory=dict)
     #: The code fingerprint the run was made with (None: made before fingerprints).
     code: str | None = None
-    #: What makes this run folder unusable (an unreadable config or metrics), or None.
+    #: What makes this run folder unusable (an unreadable config, metrics or provenance;
+    #: completing the run again repairs it), or None.
     damage: str | None = None
     status: str = "new"
 
@@ -124,15 +132,17 @@ class Run:
         """Read the run folder ``dir`` (which may not exist yet)."""
         d = Path(dir)
         cfg_file, metrics_file, code_file = d / "config.yaml", d / "metrics.json", d / CODE_FILE
-        config, metrics, damage = None, {}, None
+        prov_file = d / "provenance.json"
+        config, metrics, prov, damage = None, {}, {}, None
         try:
             if cfg_file.is_file():
                 config = _read_config(cfg_file)
             if metrics_file.is_file():
                 metrics = _read_metrics(metrics_file)
+            if prov_file.is_file():
+                prov = _read_json(prov_file)
         except DerainError as e:
             damage = str(e)
-        prov = d / "provenance.json"
         if damage:
             status = "damaged"
         elif metrics_file.is_file():
@@ -143,7 +153,7 @@ class Run:
             dir=d,
             config=config,
             metrics=metrics,
-            provenance=json.loads(prov.read_text()) if prov.is_file() else {},
+            provenance=prov,
             code=code_file.read_text().strip() if code_file.is_file() else None,
             damage=damage,
             status=status,

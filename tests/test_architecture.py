@@ -34,7 +34,7 @@ ENTRY, LEAVES = (
     ("cli", "commands", "entry", "labels", "widgets"),
     ("errors", "fsutil", "__init__", "catalogue", "roots"),
 )
-CATALOGUE_IMPORTS = {"__init__", "errors", "fsutil", "threads"}
+CATALOGUE_IMPORTS = {"__init__", "errors", "fsutil", "roots", "threads"}
 BASE = {"errors", "roots"}
 #: The console command sets the OpenMP variables, then imports the commands (and torch)
 #: only for a command that needs them: ``derain info`` and ``--help`` load no torch.

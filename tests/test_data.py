@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -322,13 +321,11 @@ def test_patchset_streams_exact_crops_and_flips(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- synthesiser
 
 
-def test_synth_is_deterministic_and_fast() -> None:
+def test_synth_is_deterministic() -> None:
+    """(Its speed: benchmarks/latency.py.)"""
     img = RNG.random((512, 512, 3)).astype(np.float32)
     for preset in ("light", "heavy"):
-        t = time.perf_counter()
         a = add_rain(img, preset, seed=3)
-        took = time.perf_counter() - t
-        assert took < 1.0, f"{preset}: {took:.2f} s for 512x512"
         assert a.tobytes() == add_rain(img, preset, seed=3).tobytes()
         assert a.tobytes() != add_rain(img, preset, seed=4).tobytes()
         assert a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1
@@ -343,20 +340,19 @@ def test_synth_is_deterministic_and_fast() -> None:
 
 
 @pytest.fixture(scope="module")
-def quick_root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+def quick_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("embedded")
-    t = time.perf_counter()
     build_embedded("quick", root)
-    return root, time.perf_counter() - t
+    return root
 
 
 def _input_psnr(ds) -> float:
     return float(np.mean([score(*ds.load(i))[0] for i in range(len(ds))]))
 
 
-def test_embedded_quick_builds_fast_with_paper_like_input_psnr(quick_root) -> None:
-    root, took = quick_root
-    assert took < 60, f"quick build took {took:.1f} s"
+def test_embedded_quick_has_paper_like_input_psnr(quick_root: Path) -> None:
+    """(How long it takes to build: benchmarks/latency.py.)"""
+    root = quick_root
     spec = SIZES["quick"]
     light = [embedded_dataset("light", s, "quick", root) for s in ("train", "test")]
     heavy = [embedded_dataset("heavy", s, "quick", root) for s in ("train", "test")]
@@ -371,9 +367,7 @@ def test_embedded_quick_builds_fast_with_paper_like_input_psnr(quick_root) -> No
 
 
 def test_embedded_smoke_is_deterministic_cached_and_verifiable(tmp_path: Path, monkeypatch) -> None:
-    t = time.perf_counter()
     a = build_embedded("smoke", tmp_path / "a")
-    assert time.perf_counter() - t < 10
     monkeypatch.setenv("DERAIN_DATA", str(tmp_path / "b"))
     ds = embedded_dataset("light", "train", "smoke")
     assert ds.root.is_relative_to(tmp_path / "b") and len(ds) == 8 and not ds.partial

@@ -9,6 +9,7 @@ import torch
 
 from derain_lib.models import (
     SIAN,
+    ImageTooSmall,
     PReNet,
     ScaleSpace,
     SIANConfig,
@@ -49,8 +50,10 @@ def test_output_has_input_size_for_any_size(name, hw):
 
 
 def test_too_small_input_is_a_clear_error():
-    with pytest.raises(ValueError, match="at least 8x8"):
+    with pytest.raises(ImageTooSmall) as e:
         build_model("sian", channels=4)(torch.rand(1, 3, 7, 20))
+    assert (e.value.width, e.value.height, e.value.where) == (20, 7, "")
+    assert isinstance(e.value, ValueError) and str(e.value).endswith("at least 8x8 pixels")
 
 
 def test_stages_and_channels_are_configurable():

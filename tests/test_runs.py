@@ -313,3 +313,14 @@ def test_a_run_whose_output_is_its_input_is_listed_as_degenerate(run, root: Path
     row = next(i for i, ln in enumerate(lines) if ln.startswith(run.key))
     assert lines[row].split()[1] == "degenerate"
     assert "degenerate: output equals input" in lines[row + 1]
+
+
+def test_a_damaged_provenance_is_damage_not_a_traceback(tmp_path: Path, capsys) -> None:
+    _fake_runs(tmp_path, {"a00000000000": []})
+    prov = tmp_path / "runs" / "a00000000000" / "provenance.json"
+    prov.write_text("{not json")
+    (run,) = list_runs(tmp_path)
+    assert run.status == "damaged" and run.damage.startswith(f"{prov}: damaged")
+    assert run.provenance == {}
+    assert main(["runs", "list", "--results", str(tmp_path)]) == 0
+    assert "a00000000000 damaged" in capsys.readouterr().out

@@ -80,11 +80,13 @@ def test_info_and_smoke_training_outside_a_checkout(
     work = tmp_path / "elsewhere"  # no pyproject.toml at or above it
     work.mkdir()
     env = _env(hermetic)
-    info = _run([str(venv / "derain"), "info"], work, env)
-    assert "sian" in info
-    _run([str(venv / "derain"), *TINY_TRAIN, *tiny.args()], work, env)
-    # no project: the user data folder (platformdirs, under XDG_DATA_HOME)
+    # no project: the user data folder (platformdirs, under XDG_DATA_HOME), as info says
     data_home = hermetic["XDG_DATA_HOME"] / "derain"
+    info = _run([str(venv / "derain"), "info"], work, env).splitlines()
+    assert "  sian-rain100l    sian   rain100l  ab3894696b6c17c7  not downloaded" in info
+    assert f"  results  {data_home / 'results'}" in info
+    assert f"  figures  {data_home / 'figures'}" in info
+    _run([str(venv / "derain"), *TINY_TRAIN, *tiny.args()], work, env)
     (run,) = (data_home / "results" / "runs").iterdir()
     assert (run / "metrics.json").is_file() and (run / "model.pt").is_file()
     prov = json.loads((run / "provenance.json").read_text())
