@@ -311,7 +311,7 @@ def composed_blur_error(size: int = 64) -> dict:
 def bf16_check(runs: int, crop: int) -> dict:
     """Time of a bf16-autocast forward vs fp32, and the PSNR change on the sample pairs."""
     from derain_lib.data.io import read_image
-    from derain_lib.metrics import quantize, score
+    from derain_lib.metrics import quantize, score_pair
     from derain_lib.weights import load_model
 
     shared = Path(os.environ.get("DERAIN_SHARED", ROOT.parent / "shared"))
@@ -339,7 +339,7 @@ def bf16_check(runs: int, crop: int) -> dict:
         for enabled in (False, True):
             with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=enabled):
                 out = model(xi)[-1].float()[0].permute(1, 2, 0).numpy()
-            psnr.append(score(quantize(out), quantize(gt))[0])
+            psnr.append(score_pair(quantize(out), quantize(gt))[0])
         deltas.append(psnr[1] - psnr[0])
     res["psnr_delta"] = deltas
     return res
@@ -351,7 +351,7 @@ def stages_check(crop: int | None) -> dict:
     first pair). The PSNRs come from one full run per image: its K-th output is the
     ``stages=K`` output (tests/test_precision_stages.py)."""
     from derain_lib.data.io import read_image
-    from derain_lib.metrics import quantize, score
+    from derain_lib.metrics import quantize, score_pair
     from derain_lib.weights import load_model
 
     shared = Path(os.environ.get("DERAIN_SHARED", ROOT.parent / "shared"))
@@ -374,7 +374,7 @@ def stages_check(crop: int | None) -> dict:
             for x, gt in pairs:
                 for k, out in enumerate(model(x)):
                     psnr[k].append(
-                        score(quantize(out[0].permute(1, 2, 0).numpy()), quantize(gt))[0]
+                        score_pair(quantize(out[0].permute(1, 2, 0).numpy()), quantize(gt))[0]
                     )
             x0 = pairs[0][0]
             secs = [

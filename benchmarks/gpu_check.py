@@ -55,7 +55,7 @@ from derain_lib.errors import DerainError  # noqa: E402
 from derain_lib.fsutil import atomic_write_text  # noqa: E402
 from derain_lib.inference import predict, tiled_forward, to_tensor  # noqa: E402
 from derain_lib.losses import stage_loss  # noqa: E402
-from derain_lib.metrics import quantize, score  # noqa: E402
+from derain_lib.metrics import quantize, score_pair  # noqa: E402
 from derain_lib.models import build_model  # noqa: E402
 from derain_lib.weights import load_model  # noqa: E402
 
@@ -213,7 +213,7 @@ def sample_scores(precision: str, crop: int | None, shared: Path) -> dict:
             pred = pred[0].permute(1, 2, 0).cpu().numpy()
         else:
             pred = predict(model, img, precision=precision)
-        out[rainy.name] = score(quantize(pred), quantize(gt))[0]
+        out[rainy.name] = score_pair(quantize(pred), quantize(gt))[0]
     return out
 
 

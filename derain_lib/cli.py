@@ -6,7 +6,7 @@ This module only parses and checks: it imports no torch and no command's code (n
 What each command does is in :mod:`derain_lib.commands`; :func:`derain_lib.entry.main`
 (the ``derain`` console command, also ``python -m derain_lib.entry``) parses with
 :func:`parse_args`, checks with :func:`check_args`, runs ``info`` from
-:mod:`derain_lib.catalogue` and every other command through
+:mod:`derain_lib.info` and every other command through
 :func:`derain_lib.commands.run`.
 """
 
@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
-from .catalogue import FETCH_EXTRA, FETCH_TARGETS, RELEASED
 from .errors import DerainError
 from .fsutil import IMAGE_SUFFIXES, data_root
+from .info import FETCH_EXTRA, FETCH_TARGETS, RELEASED
 from .roots import RESULTS_DEFAULT
 
 #: What ``--results`` defaults to, as ``--help`` shows it.

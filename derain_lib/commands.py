@@ -19,7 +19,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .catalogue import FETCH_TARGETS, RELEASED, cache_dir
 from .config import Config, EvalConfig, ModelConfig, check_tile, config_from_dict, load_config
 from .data.catalog import CATALOG, prepare
 from .data.datasets import open_dataset
@@ -33,8 +32,9 @@ from .device import device_name, resolve_device
 from .errors import DerainError
 from .fsutil import shown_path
 from .inference import derain_files, expand_inputs, model_device, output_paths
+from .info import FETCH_TARGETS, RELEASED, cache_dir
 from .labels import run_labels
-from .metrics import json_safe, score, score_folder, summarize
+from .metrics import json_safe, score_folder, score_pair, summarize
 from .precision import choose_auto
 from .runs import Run, get_or_run, list_runs, open_run, results_root, run_state
 from .study.claims import recompute
@@ -67,7 +67,7 @@ def _prepare_embedded(args) -> int:
         for preset in ("light", "heavy"):
             for split in ("train", "test"):
                 ds = embedded_dataset(preset, split, size, root)
-                psnr = sum(score(*ds.load(i))[0] for i in range(len(ds))) / len(ds)
+                psnr = sum(score_pair(*ds.load(i))[0] for i in range(len(ds))) / len(ds)
                 print(f"  {preset} {split} {len(ds)} pairs, mean Input PSNR {psnr:.2f} dB")
     return 0
 

@@ -1,7 +1,7 @@
 """The ``derain`` console command: OpenMP thread settings first, then the command.
 
 :func:`main` parses and checks with :mod:`derain_lib.cli` (no torch), answers ``info``
-from the torch-free :mod:`derain_lib.catalogue`, and imports :mod:`derain_lib.commands` (torch and
+from the torch-free :mod:`derain_lib.info`, and imports :mod:`derain_lib.commands` (torch and
 every command's code) only for the other commands, inside the function: the OpenMP runtime
 reads its settings once, when torch is loaded, so :func:`derain_lib.threads.configure`
 must run before that import, and ``derain info`` / ``--help`` answer without paying for it.
@@ -17,9 +17,9 @@ from __future__ import annotations
 import sys
 
 from .allocator import tune
-from .catalogue import info_lines
 from .cli import check_args, command_of, parse_args
 from .errors import DerainError
+from .info import info_lines
 from .threads import configure
 
 

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .data.io import write_png
 from .fsutil import atomic_path
 from .inference import OVERLAP, check_inference_options, predict
-from .metrics import quantize, score
+from .metrics import quantize, score_pair
 from .models import check_image_size
 
 
@@ -93,7 +93,9 @@ def evaluate(
             rainy, clean = dataset.load(i)
             check_image_size(*rainy.shape[:2], dataset.pairs[i].rainy)
             pred = predict(model, rainy, tile, overlap, stages, precision)
-            ps, ss = score(pred, clean, quantize_mode) if clean is not None else (math.nan,) * 2
+            ps, ss = (
+                score_pair(pred, clean, quantize_mode) if clean is not None else (math.nan,) * 2
+            )
             result.rows.append({"name": name, "psnr": ps, "ssim": ss})
             if out is not None and save_images:
                 write_png(out / "outputs" / f"{Path(name).stem}.png", quantize(pred, quantize_mode))

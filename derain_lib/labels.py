@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .catalogue import RELEASED
+from .info import RELEASED
 from .runs import Run
 
 

@@ -107,7 +107,7 @@ def ssim_y(pred: np.ndarray, gt: np.ndarray, downsample: bool = False) -> float:
     )
 
 
-def score(
+def score_pair(
     pred: ArrayLike,
     gt: ArrayLike,
     quantize_mode: str = "round",
@@ -225,7 +225,7 @@ def score_folder(
                 f"{p}: image is {a.shape[1]}x{a.shape[0]}; SSIM needs at least 11x11 pixels"
             )
             continue
-        ps, ss = scorer(a, b) if scorer is not None else score(a, b, **kwargs)
+        ps, ss = scorer(a, b) if scorer is not None else score_pair(a, b, **kwargs)
         rows.append(ImageScore(p.name, g.name, ps, ss))
     return rows, pairing
 
@@ -287,12 +287,12 @@ def _skimage_defaults(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
 #: (PSNR, SSIM). docs/metrics.md describes them; chapter 07 scores the same outputs under
 #: each (:mod:`derain_lib.study.beyond.protocols`).
 PROTOCOLS: dict[str, Callable[[np.ndarray, np.ndarray], tuple[float, float]]] = {
-    "MATLAB Y (ours)": score,
-    "Y rounded to uint8": lambda p, g: score(p, g, y_round=True),
+    "MATLAB Y (ours)": score_pair,
+    "Y rounded to uint8": lambda p, g: score_pair(p, g, y_round=True),
     "RGB": _rgb_matlab_window,
     "scikit-image defaults (RGB)": _skimage_defaults,
-    "ssim.m 2009 auto-downsampling": lambda p, g: score(p, g, ssim_downsample=True),
-    "outputs truncated, not rounded": lambda p, g: score(p, g, quantize_mode="truncate"),
+    "ssim.m 2009 auto-downsampling": lambda p, g: score_pair(p, g, ssim_downsample=True),
+    "outputs truncated, not rounded": lambda p, g: score_pair(p, g, quantize_mode="truncate"),
 }
 
 

@@ -61,7 +61,7 @@ from .data.sources import open_data
 from .errors import DerainError
 from .evaluate import evaluate
 from .fsutil import atomic_write_text, locked, relative_within
-from .metrics import score
+from .metrics import score_pair
 from .roots import PACKAGE_DIR, results_root, source_root
 from .train import dist_info, list_checkpoints, pick_device, train
 from .weights import RELEASED, load_model, resolve
@@ -207,7 +207,7 @@ class Run:
             rows = ["name,psnr"]
             for name in (n for n in ours.index if n in index):
                 rainy, clean = ds.load(index[name])
-                rows.append(f"{name},{score(rainy, clean)[0]!r}")
+                rows.append(f"{name},{score_pair(rainy, clean)[0]!r}")
             atomic_write_text(cache, "\n".join(rows) + "\n")
         rainy = pd.read_csv(cache).set_index("name").psnr
         common = ours.index.intersection(rainy.index)

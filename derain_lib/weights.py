@@ -6,7 +6,7 @@ local file or folder (``--weights FILE``, ``--weights-dir DIR``, ``DERAIN_WEIGHT
 Every load uses ``torch.load(..., weights_only=True)``. Problems raise
 :class:`WeightsError` with one line naming the file and what is wrong. The registry
 (:data:`RELEASED`) and the search for local copies (:func:`find_released`) live in the
-torch-free :mod:`derain_lib.catalogue` (``derain info`` reads them) and are imported here.
+torch-free :mod:`derain_lib.info` (``derain info`` reads them) and are imported here.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .catalogue import (
+from .data.fetch import FetchError, sha256_file
+from .data.remote import Item, Tree, fetch_items
+from .device import resolve_device
+from .errors import DerainError
+from .info import (
     RELEASED,
     ReleasedWeights,
     cache_dir,
     find_released,
     missing_released,
 )
-from .data.fetch import FetchError, sha256_file
-from .data.remote import Item, Tree, fetch_items
-from .device import resolve_device
-from .errors import DerainError
 from .models import MODELS, PReNet, build_model
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import attention, viz
+from . import attention_maps, viz
 from .data.io import fit_size, list_images, read_image
 from .data.sources import open_data
 from .device import resolve_device
@@ -384,11 +384,11 @@ class AttentionExplorer:
         check_image_size(*img.shape[:2], image_path)
         model, info = self._load_model(weights)
         try:
-            attention.check_attention_model(model)
-        except attention.NoAttentionError as e:
+            attention_maps.check_attention_model(model)
+        except attention_maps.NoAttentionError as e:
             raise DerainError(f"{weights}: {e}") from None
         self._say(f"running SIAN on {Path(image_path).name} ({img.shape[1]}x{img.shape[0]}) ...")
-        att = attention.compute_attention(model, img, self.precision.value)
+        att = attention_maps.compute_attention(model, img, self.precision.value)
         self.model_info = info
         self._cache[key] = (att, info)
         while len(self._cache) > self.cache_size:

@@ -26,15 +26,15 @@ def _target(module: str, node: ast.ImportFrom) -> str:
 
 
 #: Entry points (argument parsing, the commands, run labels, the widget) and leaves everyone
-#: may import. ``catalogue`` counts as a leaf: a torch-free table module (model descriptions,
-#: released weights) that ``models/`` imports; it imports only ``CATALOGUE_IMPORTS``, which
+#: may import. ``info`` counts as a leaf: a torch-free table module (model descriptions,
+#: released weights) that ``models/`` imports; it imports only ``INFO_IMPORTS``, which
 #: import nothing of the package but ``errors`` and ``roots`` (checked below; ``roots``
 #: imports nothing of it), so importing it closes no loop.
 ENTRY, LEAVES = (
     ("cli", "commands", "entry", "labels", "widgets"),
-    ("errors", "fsutil", "__init__", "catalogue", "roots"),
+    ("errors", "fsutil", "__init__", "info", "roots"),
 )
-CATALOGUE_IMPORTS = {"__init__", "errors", "fsutil", "roots", "threads"}
+INFO_IMPORTS = {"__init__", "errors", "fsutil", "roots", "threads"}
 BASE = {"errors", "roots"}
 #: The console command sets the OpenMP variables, then imports the commands (and torch)
 #: only for a command that needs them: ``derain info`` and ``--help`` load no torch.
@@ -72,13 +72,13 @@ def test_no_function_level_import_of_the_package() -> None:
 
 
 def test_the_parser_and_info_import_no_torch() -> None:
-    """``cli`` (the parser), ``entry`` (the console command) and ``catalogue`` (what
+    """``cli`` (the parser), ``entry`` (the console command) and ``info`` (what
     ``derain info`` prints) import, at their top, only these torch-free modules."""
     light = {
-        *("__init__", "allocator", "catalogue", "cli", "entry", "errors", "fsutil", "roots"),
+        *("__init__", "allocator", "info", "cli", "entry", "errors", "fsutil", "roots"),
         "threads",
     }
-    for m in ("cli", "entry", "catalogue"):
+    for m in ("cli", "entry", "info"):
         tree = _modules()[m]
         top = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.level > 0]
         targets = {_target(m, n) or "__init__" for n in top}
@@ -95,12 +95,12 @@ def _package_imports(module: str) -> set[str]:
     }
 
 
-def test_the_catalogue_is_a_leaf() -> None:
-    """``models/`` may import the catalogue only while it stays a leaf: it imports nothing
-    of the package but :data:`CATALOGUE_IMPORTS`, and those nothing but :data:`BASE`, which
+def test_info_is_a_leaf() -> None:
+    """``models/`` may import info only while it stays a leaf: it imports nothing
+    of the package but :data:`INFO_IMPORTS`, and those nothing but :data:`BASE`, which
     import nothing of the package."""
-    assert _package_imports("catalogue") <= CATALOGUE_IMPORTS
-    for m in CATALOGUE_IMPORTS - {"errors"}:
+    assert _package_imports("info") <= INFO_IMPORTS
+    for m in INFO_IMPORTS - {"errors"}:
         assert _package_imports(m) <= BASE, m
     for m in BASE:
         assert _package_imports(m) <= set(), m
@@ -118,7 +118,7 @@ def test_no_import_loop_between_folders() -> None:
     loops = [(a, b) for a, b in edges if (b, a) in edges]
     assert loops == []
     # and the direction the architecture names: the data side and the models import no
-    # study, viz or engine code except the shared leaves (errors, fsutil, and the catalogue:
+    # study, viz or engine code except the shared leaves (errors, fsutil, and info:
     # models/ exports its DESCRIPTIONS, the one table `derain info` prints without torch)
     for low in ("data", "models"):
         for m, tree in _modules().items():
@@ -127,7 +127,7 @@ def test_no_import_loop_between_folders() -> None:
             for n in ast.walk(tree):
                 if isinstance(n, ast.ImportFrom) and n.level > 0:
                     t = _target(m, n)
-                    allowed = ("errors", "fsutil", "catalogue", "roots")
+                    allowed = ("errors", "fsutil", "info", "roots")
                     assert t.startswith(low + "/") or t in allowed, (m, t)
 
 

@@ -14,7 +14,7 @@ from torch import nn
 from derain_lib.data.embedded import embedded_dataset
 from derain_lib.data.io import read_image_uint8
 from derain_lib.intervals import mean_ci
-from derain_lib.metrics import PROTOCOLS, score
+from derain_lib.metrics import PROTOCOLS, score_pair
 from derain_lib.models import build_model
 from derain_lib.study import findings, pipeline
 from derain_lib.study.beyond import cost
@@ -217,7 +217,7 @@ def test_generalisation_scores_every_model_on_every_set_and_keeps_outputs():
     assert len(rows) == 2 and {r["image"] for r in rows} == set(kept[0].names)
     # the identity model's score is the Input score of the same images: no gain
     assert all(r["gain"] == pytest.approx(0.0, abs=1e-12) for r in rows)
-    ins = [score(*ds.load(i)) for i in (0, len(ds) - 1)]  # spread: the first and the last
+    ins = [score_pair(*ds.load(i)) for i in (0, len(ds) - 1)]  # spread: the first and the last
     assert [r["input_psnr"] for r in rows] == pytest.approx([s[0] for s in ins], abs=1e-12)
     (cell,) = cells(rows)
     assert cell["n"] == 2 and cell["gain"] == pytest.approx(0.0, abs=1e-12)
@@ -232,7 +232,7 @@ def test_generalisation_scores_the_centre_crop():
     h, w = clean.shape[:2]
     want = clean[(h - 20) // 2 : (h - 20) // 2 + 20, (w - 20) // 2 : (w - 20) // 2 + 20]
     assert np.array_equal(kept[0].clean[0], want) and kept[0].rainy[0].shape == (20, 20, 3)
-    assert rows[0]["psnr"] == pytest.approx(score(centre_crop(rainy, 20), want)[0], abs=1e-12)
+    assert rows[0]["psnr"] == pytest.approx(score_pair(centre_crop(rainy, 20), want)[0], abs=1e-12)
     assert centre_crop(clean, None) is clean and centre_crop(clean, 10_000).shape == clean.shape
 
 

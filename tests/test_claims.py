@@ -239,7 +239,7 @@ def test_claims_are_recomputed_from_the_committed_csvs(res: Path, capsys):
     assert t2["verdict"] == "not run" and "step table2 has not run" in t2["reason"]
     md = (res / "claims.md").read_text()
     assert "| III | Ours beats PReNet [17] (CVPR'19) on Rain100L |" in md
-    fig = claims_forest(claims.forest_rows(claims.claim_rows("smoke")))
+    fig = claims_forest(claims.claim_rows("smoke"))
     assert len(fig.axes) == 2
     assert "supported" in claims.summary(claims.claim_rows("smoke"))
 

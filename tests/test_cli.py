@@ -15,7 +15,7 @@ import pytest
 import skimage
 import torch
 
-from derain_lib import catalogue, weights
+from derain_lib import info, weights
 from derain_lib.cli import build_parser, command_of
 from derain_lib.commands import COMMANDS
 from derain_lib.data.io import read_image_uint8, write_png
@@ -53,15 +53,15 @@ def test_info_parameter_table_is_what_each_model_has() -> None:
     # `derain info` prints PARAMETERS without building a model: the table must stay true,
     # and it and DESCRIPTIONS must name every model, in the registry's order
     assert list(DESCRIPTIONS) == list(MODELS)
-    assert {n: count_parameters(build_model(n)) for n in MODELS} == catalogue.PARAMETERS
+    assert {n: count_parameters(build_model(n)) for n in MODELS} == info.PARAMETERS
 
 
-def test_catalogue_copies_equal_their_owners() -> None:
+def test_info_copies_equal_their_owners() -> None:
     """The torch-free tables `derain info` and the parser read cannot drift from the code
-    that uses them: data/ keeps the test sets, weights imports the catalogue's files."""
-    assert tuple(DATASETS) == catalogue.TEST_SETS
-    assert weights.RELEASED is catalogue.RELEASED
-    assert weights.find_released is catalogue.find_released
+    that uses them: data/ keeps the test sets, weights imports info's files."""
+    assert tuple(DATASETS) == info.TEST_SETS
+    assert weights.RELEASED is info.RELEASED
+    assert weights.find_released is info.find_released
 
 
 def test_data_root_is_derain_data_else_the_user_cache(monkeypatch, tmp_path) -> None:

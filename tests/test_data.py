@@ -36,7 +36,7 @@ from derain_lib.data.patches import (
 from derain_lib.data.synth import add_rain, line_kernel
 from derain_lib.entry import main
 from derain_lib.errors import DerainError
-from derain_lib.metrics import score
+from derain_lib.metrics import score_pair
 
 RNG = np.random.default_rng(0)
 
@@ -347,7 +347,7 @@ def quick_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _input_psnr(ds) -> float:
-    return float(np.mean([score(*ds.load(i))[0] for i in range(len(ds))]))
+    return float(np.mean([score_pair(*ds.load(i))[0] for i in range(len(ds))]))
 
 
 def test_embedded_quick_has_paper_like_input_psnr(quick_root: Path) -> None:

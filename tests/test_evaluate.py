@@ -17,7 +17,7 @@ from derain_lib.data.io import read_image_uint8
 from derain_lib.data.sources import open_data
 from derain_lib.evaluate import evaluate
 from derain_lib.inference import predict, tile_spans, tiled_forward
-from derain_lib.metrics import quantize, score
+from derain_lib.metrics import quantize, score_pair
 from derain_lib.models import build_model
 
 
@@ -99,7 +99,7 @@ def test_evaluate_scores_every_image_and_saves_pngs(tmp_path: Path) -> None:
     assert [r["name"] for r in rows] == [p.name for p in ds.pairs]
     for i, r in enumerate(rows):
         rainy, clean = ds.load(i)
-        ps, ss = score(rainy, clean)  # the identity model scores the rainy input
+        ps, ss = score_pair(rainy, clean)  # the identity model scores the rainy input
         assert float(r["psnr"]) == pytest.approx(ps, abs=1e-9)
         assert float(r["ssim"]) == pytest.approx(ss, abs=1e-9)
         png = tmp_path / "outputs" / f"{Path(ds.pairs[i].name).stem}.png"
@@ -167,7 +167,7 @@ def test_released_sian_reproduces_the_reference_score_and_tiles_closely(shared: 
     whole = predict(model, rainy)
     tiled = predict(model, rainy, tile=256, overlap=96)
     diff = np.abs(tiled - whole)
-    tiled_psnr = score(tiled, clean)[0]
+    tiled_psnr = score_pair(tiled, clean)[0]
     print(
         f"tiled vs whole: max {diff.max():.2e}, mean {diff.mean():.2e}, "
         f"99.9% {np.quantile(diff, 0.999):.2e}; PSNR {tiled_psnr:.4f} vs {result.psnr:.4f}"

@@ -14,7 +14,7 @@ import pooch
 import pytest
 from conftest import GUARD, REAL, REDIRECTED, ROOT, LeakError
 
-from derain_lib import catalogue, fsutil, roots
+from derain_lib import fsutil, info, roots
 from derain_lib.data.embedded import default_root
 
 
@@ -25,11 +25,11 @@ def test_every_folder_derain_uses_is_the_tests_own(hermetic, tmp_path: Path) -> 
         "data": fsutil.data_root(),
         "embedded data": default_root(),
         "cache": fsutil.user_cache(),
-        "released weights": catalogue.cache_dir(),
+        "released weights": info.cache_dir(),
         "platformdirs cache": Path(platformdirs.user_cache_dir("derain")),
         "platformdirs data": roots.user_data(),
         "pooch cache": Path(pooch.os_cache("derain")),
-        **{f"weights search {i}": d for i, d in enumerate(catalogue.search_dirs())},
+        **{f"weights search {i}": d for i, d in enumerate(info.search_dirs())},
     }
     outside = {k: p for k, p in used.items() if hermetic.root not in Path(p).parents}
     assert outside == {}

@@ -17,8 +17,8 @@ from derain_lib.metrics import (
     psnr_y,
     quantize,
     rgb_to_y,
-    score,
     score_folder,
+    score_pair,
     ssim_y,
     summarize,
 )
@@ -31,7 +31,7 @@ def test_input_scores_of_the_sample_pairs_match_the_reference(shared):
     d = shared / "data/rain100l_sample"
     rows = []
     for n in NAMES:
-        p, s = score(
+        p, s = score_pair(
             read_image_uint8(d / f"rainy/rain-{n}.png"),
             read_image_uint8(d / f"norain/norain-{n}.png"),
         )
@@ -46,7 +46,7 @@ def test_input_scores_of_the_sample_pairs_match_the_reference(shared):
 def test_identical_images_give_infinite_psnr_and_unit_ssim():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    p, s = score(img, img)
+    p, s = score_pair(img, img)
     assert math.isinf(p) and p > 0
     assert s == pytest.approx(1.0, abs=1e-12)
 
@@ -85,22 +85,22 @@ def test_float_input_is_scored_after_quantisation():
     rng = np.random.default_rng(2)
     gt = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     f = gt.astype(np.float32) / 255 + rng.uniform(-0.4, 0.4, gt.shape).astype(np.float32) / 255
-    assert score(f, gt) == score(quantize(f), gt)
+    assert score_pair(f, gt) == score_pair(quantize(f), gt)
 
 
 def test_variants_change_the_numbers_the_documented_way(shared):
     d = shared / "data/rain100l_sample"
     a = read_image_uint8(d / "rainy/rain-001.png")
     b = read_image_uint8(d / "norain/norain-001.png")
-    base = score(a, b)
+    base = score_pair(a, b)
     # ssim.m downsampling factor round(min(H, W) / 256) is 1 for 481x321: no change
-    assert score(a, b, ssim_downsample=True) == base
+    assert score_pair(a, b, ssim_downsample=True) == base
     big_a, big_b = (
         np.kron(a, np.ones((2, 2, 1), np.uint8)),
         np.kron(b, np.ones((2, 2, 1), np.uint8)),
     )
-    assert score(big_a, big_b, ssim_downsample=True)[1] != score(big_a, big_b)[1]
-    assert score(a, b, y_round=True)[0] != base[0]
+    assert score_pair(big_a, big_b, ssim_downsample=True)[1] != score_pair(big_a, big_b)[1]
+    assert score_pair(a, b, y_round=True)[0] != base[0]
 
 
 def test_mismatched_sizes_are_an_error():

@@ -107,7 +107,7 @@ def test_not_run_items_come_from_saved_results_and_missing_promised_figures(
     # a printed "not run" line is no record: only the saved results count
     nb = _notebook(tmp_path, "saved x\nnot run: printed only\n")
     executed = {nb.name: nb, "03_tables3_4_benchmarks.ipynb": nb}
-    items = pipeline.not_run_items("smoke", executed)
+    items = pipeline.missing_items("smoke", executed)
     assert items == [
         {
             "notebook": "03_tables3_4_benchmarks.ipynb",
@@ -117,7 +117,7 @@ def test_not_run_items_come_from_saved_results_and_missing_promised_figures(
     ]
     (tmp_path / "figures/smoke").mkdir(parents=True)
     (tmp_path / "figures/smoke/attention_panel.png").write_bytes(b"png")
-    assert pipeline.not_run_items("smoke", {nb.name: nb}) == []
+    assert pipeline.missing_items("smoke", {nb.name: nb}) == []
 
 
 def test_each_notebook_gets_only_the_parameters_it_declares() -> None:

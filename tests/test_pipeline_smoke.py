@@ -20,7 +20,7 @@ from derain_lib.study import findings, pipeline
 from derain_lib.study.claims import CLAIMS
 from derain_lib.study.paths import results_dir
 from derain_lib.study.plan import Params, found_real
-from derain_lib.study.scoring import score
+from derain_lib.study.scoring import score_methods
 from derain_lib.study.tabulate import build_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,7 +207,7 @@ def test_released_sian_on_rain100l_sample_is_a_partial_set(shared: Path, hermeti
     root = hermetic / "real"
     shutil.copytree(shared / "data" / "rain100l_sample", root / "rain100l_sample")
     p = Params("smoke", str(root), str(shared / "weights"))
-    scores = score(p, "t3", ["input", "sian-released"], ["rain100l"])
+    scores = score_methods(p, "t3", ["input", "sian-released"], ["rain100l"])
     ref = json.loads((shared / "weights" / "reference" / "reference.json").read_text())
     want = [v for v in ref["per_image"].values()]
     rows = {(r["method"], r["test_set"]): r for r in tables.build_table("table3", scores)}

@@ -9,7 +9,7 @@ import torch
 from derain_lib.data.io import read_image, write_png
 from derain_lib.entry import main
 from derain_lib.inference import predict
-from derain_lib.metrics import quantize, score
+from derain_lib.metrics import quantize, score_pair
 from derain_lib.models import build_model
 from derain_lib.precision import cpu_flags, cpu_native_bf16, resolve_precision
 
@@ -98,9 +98,9 @@ def test_bf16_within_its_psnr_change_on_a_crop(shared) -> None:
     sample = shared / "data" / "rain100l_sample"
     img = read_image(sample / "rainy" / "rain-001.png")[100:164, 200:264]
     gt = quantize(read_image(sample / "norain" / "norain-001.png")[100:164, 200:264])
-    fp32 = score(quantize(predict(model, img, precision="fp32")), gt)[0]
+    fp32 = score_pair(quantize(predict(model, img, precision="fp32")), gt)[0]
     bf16_pred = predict(model, img, precision="bf16")
-    bf16 = score(quantize(bf16_pred), gt)[0]
+    bf16 = score_pair(quantize(bf16_pred), gt)[0]
     assert bf16_pred.dtype == np.float32
     assert not np.array_equal(bf16_pred, predict(model, img)), "bf16 path not taken"
     assert abs(bf16 - fp32) < BF16_PSNR_TOLERANCE_DB, (fp32, bf16)

@@ -24,7 +24,7 @@ def one_pair(shared: Path, tmp_path: Path) -> plan.TestSet:
 
 def test_stages_and_knockout_of_the_released_sian(one_pair: plan.TestSet, shared: Path):
     weights = shared / "weights" / "sian_rain100l.pth"
-    rows = pd.DataFrame(probes.probe_rows(weights, one_pair, {"rain-001": "scene-a"}))
+    rows = pd.DataFrame(probes.image_rows(weights, one_pair, {"rain-001": "scene-a"}))
     assert list(rows.method) == [probes.stage_id(k) for k in range(1, 7)] + [probes.KNOCKOUT]
     assert set(rows.scene) == {"scene-a"}
     ref = json.loads((shared / "weights" / "reference" / "reference.json").read_text())

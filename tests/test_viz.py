@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from benchmarks.latency import synthetic_attention  # also the latency benchmark's
-from derain_lib import attention, tables, viz
+from derain_lib import attention_maps, tables, viz
 from derain_lib.errors import DerainError
 from derain_lib.inference import to_tensor
 from derain_lib.models import ImageTooSmall, build_model
@@ -37,7 +37,7 @@ def image() -> np.ndarray:
 @pytest.fixture(scope="module")
 def att(model: torch.nn.Module, image: np.ndarray) -> viz.Attention:
     torch.set_num_threads(2)
-    return attention.compute_attention(model, image)
+    return attention_maps.compute_attention(model, image)
 
 
 @pytest.fixture(scope="module")
@@ -136,14 +136,14 @@ def test_bad_view_arguments_name_the_problem(att: viz.Attention, kwargs: dict, m
     ("name", "match"), [("prenet", "PReNet has no scale-space"), ("sian-baseline", "'baseline'")]
 )
 def test_models_without_attention_are_refused(name: str, match: str) -> None:
-    with pytest.raises(attention.NoAttentionError, match=match) as e:
-        attention.compute_attention(build_model(name), np.zeros((16, 16, 3), np.float32))
+    with pytest.raises(attention_maps.NoAttentionError, match=match) as e:
+        attention_maps.compute_attention(build_model(name), np.zeros((16, 16, 3), np.float32))
     assert isinstance(e.value, DerainError)
 
 
 def test_too_small_image_is_a_derain_error(model: torch.nn.Module) -> None:
     with pytest.raises(ImageTooSmall) as e:
-        attention.compute_attention(model, np.zeros((9, 7, 3), np.float32))
+        attention_maps.compute_attention(model, np.zeros((9, 7, 3), np.float32))
     assert (e.value.width, e.value.height) == (7, 9) and isinstance(e.value, DerainError)
 
 

@@ -12,7 +12,7 @@ import torch
 
 from derain_lib.data.io import read_image, read_image_uint8
 from derain_lib.inference import predict
-from derain_lib.metrics import quantize, score
+from derain_lib.metrics import quantize, score_pair
 from derain_lib.models import build_model
 from derain_lib.weights import RELEASED, WeightsError, load_model, read_checkpoint, resolve
 
@@ -48,10 +48,10 @@ def test_sian_and_prenet_scores_match_the_reference(shared, reference, outputs, 
     gt = read_image_uint8(shared / "data/rain100l_sample/norain" / name.replace("rain", "norain"))
     ref = reference["per_image"][name]
     sian, prenet = outputs[name]
-    p, s = score(quantize(sian, "round"), gt)  # the authors' eval.py: cv2.imwrite rounds
+    p, s = score_pair(quantize(sian, "round"), gt)  # the authors' eval.py: cv2.imwrite rounds
     assert abs(p - ref["sian_rain100l"]["psnr"]) < 0.01
     assert abs(s - ref["sian_rain100l"]["ssim"]) < 0.0005
-    p, s = score(quantize(prenet, "truncate"), gt)  # PReNet's test script truncates
+    p, s = score_pair(quantize(prenet, "truncate"), gt)  # PReNet's test script truncates
     assert abs(p - ref["prenet_rain100l"]["psnr"]) < 0.01
     assert abs(s - ref["prenet_rain100l"]["ssim"]) < 0.0005
 

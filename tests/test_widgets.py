@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from derain_lib import attention, viz, widgets
+from derain_lib import attention_maps, viz, widgets
 from derain_lib.config import Config, ModelConfig, dump_config
 from derain_lib.data.sources import open_data
 from derain_lib.models import build_model
@@ -139,9 +139,9 @@ def test_forward_runs_once_per_image_and_weights(
     explorer: widgets.AttentionExplorer, images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    real = attention.compute_attention
+    real = attention_maps.compute_attention
     monkeypatch.setattr(
-        attention, "compute_attention", lambda m, x, p: calls.append(x.shape) or real(m, x, p)
+        attention_maps, "compute_attention", lambda m, x, p: calls.append(x.shape) or real(m, x, p)
     )
     e = explorer
     for stage in (2, 3, 1):
@@ -164,9 +164,9 @@ def test_precision_control_reruns_in_that_precision(
 ) -> None:
     assert explorer.precision.options == ("fp32", "bf16", "auto")
     calls = []
-    real = attention.compute_attention
+    real = attention_maps.compute_attention
     monkeypatch.setattr(
-        attention, "compute_attention", lambda m, x, p: calls.append(p) or real(m, x, p)
+        attention_maps, "compute_attention", lambda m, x, p: calls.append(p) or real(m, x, p)
     )
     before = explorer.attention
     explorer.precision.value = "bf16"

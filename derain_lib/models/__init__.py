@@ -1,11 +1,11 @@
 """Architectures: SIAN with its ablation variants, PReNet, and their building blocks.
 
 ``DESCRIPTIONS`` (name -> one line per model of ``MODELS``) is the torch-free table of
-:mod:`derain_lib.catalogue` (``derain info`` prints it without importing the models),
+:mod:`derain_lib.info` (``derain info`` prints it without importing the models),
 exported here beside ``MODELS``.
 """
 
-from ..catalogue import DESCRIPTIONS
+from ..info import DESCRIPTIONS
 from .blocks import ConvLSTMCell, ResBlock
 from .prenet import PReNet
 from .registry import MODELS, build_model, count_parameters, model_family

@@ -679,25 +679,6 @@ def summary(rows: list[dict]) -> str:
     return "".join(out)
 
 
-def forest_rows(rows: list[dict]) -> list[dict]:
-    """``claims.csv`` rows in the long form the forest plot draws (one per measure, with
-    ``diff``, ``ci_low``, ``ci_high``, ``paper_diff``, ``metric``)."""
-    out = []
-    for r in rows:
-        for m in METRICS:
-            out.append(
-                {
-                    **r,
-                    "metric": m.upper(),
-                    "diff": r.get(f"diff_{m}"),
-                    "ci_low": r.get(f"lo_{m}"),
-                    "ci_high": r.get(f"hi_{m}"),
-                    "paper_diff": r.get(f"paper_diff_{m}"),
-                }
-            )
-    return out
-
-
 # ---- the chapters' view of the same evidence (02, 04) ------------------------------------
 
 

@@ -19,7 +19,7 @@ from IPython.display import Markdown
 from matplotlib.figure import Figure
 from torch import nn
 
-from ..attention import compute_attention, stage_scores
+from ..attention_maps import compute_attention, stage_scores
 from ..data.io import fit_size, read_image, write_png
 from ..data.sources import open_data
 from ..errors import DerainError

@@ -155,7 +155,7 @@ def relayed_progress(log: Callable[..., None], every: float = 0.5) -> Iterator[P
             thread.join()
 
 
-def not_run_items(profile: str, executed: dict[str, Path]) -> list[dict]:
+def missing_items(profile: str, executed: dict[str, Path]) -> list[dict]:
     """What the ``executed`` notebooks (name -> executed copy) did not do, read from the
     results they saved (:func:`~.tabulate.not_run_items`: scores and runs not run or
     degenerate), and each of their :data:`PROMISED_FIGURES` missing from
@@ -372,7 +372,7 @@ def _run_notebooks(
         for gone in clear_stale_figures(profile, started):
             log(f"removed {gone}: not drawn by this run")
     record["skipped"] = missing
-    record["not_run"] = not_run_items(profile, executed)
+    record["not_run"] = missing_items(profile, executed)
     record["wall_seconds"] = round(time.perf_counter() - t_all, 1)
     write_json(results_dir(profile) / "provenance.json", record)
     md = build_tables(profile)

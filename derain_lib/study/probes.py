@@ -28,7 +28,7 @@ import torch
 
 from ..data.sources import open_data
 from ..fsutil import atomic_write_text
-from ..metrics import score
+from ..metrics import score_pair
 from ..tables import FULL_TEST_SIZE, MethodId
 from ..weights import RELEASED, find_released, load_model
 from .paths import results_dir
@@ -80,7 +80,7 @@ def _mean_attention(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @torch.inference_mode()
-def probe_rows(weights: Path, t: TestSet, scenes: dict[str, str]) -> list[dict]:
+def image_rows(weights: Path, t: TestSet, scenes: dict[str, str]) -> list[dict]:
     """Per image: every stage's scores and the knock-out's last stage."""
     ds = open_data(t.spec)
     intact = load_model(weights, allow_download=False).model.eval()
@@ -94,10 +94,10 @@ def probe_rows(weights: Path, t: TestSet, scenes: dict[str, str]) -> list[dict]:
         scene = scenes.get(name, name)
         outs = intact(x)
         for k, y in enumerate(outs, 1):
-            ps, ss = score(y[0].permute(1, 2, 0).numpy(), clean)
+            ps, ss = score_pair(y[0].permute(1, 2, 0).numpy(), clean)
             rows.append({**base, "method": stage_id(k), "image": name, "scene": scene,
                          "psnr": ps, "ssim": ss})  # fmt: skip
-        ps, ss = score(knocked(x)[-1][0].permute(1, 2, 0).numpy(), clean)
+        ps, ss = score_pair(knocked(x)[-1][0].permute(1, 2, 0).numpy(), clean)
         rows.append({**base, "method": KNOCKOUT, "image": name, "scene": scene,
                      "psnr": ps, "ssim": ss})  # fmt: skip
     return rows
@@ -122,7 +122,7 @@ def run_probes(p: Params, scenes: dict[str, dict[str, str]], log=print) -> Path 
             if not cached.is_file():
                 log(f"probes: SIAN stages 1-6 and attention knock-out on {t.label}")
                 out = io.StringIO()
-                rows = probe_rows(weights, t, scenes.get(t.label, {}))
+                rows = image_rows(weights, t, scenes.get(t.label, {}))
                 pd.DataFrame(rows, columns=COLUMNS).to_csv(out, index=False, float_format="%.6f")
                 atomic_write_text(cached, out.getvalue())
             frames.append(pd.read_csv(cached, keep_default_na=False, dtype={"seed": str}))

@@ -81,10 +81,12 @@ def score_table(p: Params, *specs: TableSpec) -> list[Score]:
         raise ValueError(f"tables of one step only, got {sorted(steps)}")
     methods = list(dict.fromkeys(m.id for s in specs for m in s.methods))
     benchmarks = list(dict.fromkeys(b for s in specs for b in s.benchmarks))
-    return score(p, steps.pop(), methods, benchmarks, own_only=all(s.own_only for s in specs))
+    return score_methods(
+        p, steps.pop(), methods, benchmarks, own_only=all(s.own_only for s in specs)
+    )
 
 
-def score(
+def score_methods(
     p: Params, step: Step | str, methods: list[str], benchmarks: list[str], own_only: bool = False
 ) -> list[Score]:
     """Score ``methods`` on every test set of ``benchmarks``; writes ``scores/<step>.json``
@@ -148,7 +150,7 @@ def all_scores(profile: str) -> list[Score]:
 
 
 @dataclass(frozen=True)
-class Source:
+class MethodSource:
     """Where a method's outputs come from: its weights (None for the Input), the kind of
     score it gives, the detail (run, file and sha256, or why it cannot run) and a note."""
 
@@ -162,29 +164,29 @@ class Source:
         return provenance_text(self.kind, self.detail)
 
 
-def model_for(p: Params, method: str, b: str, runs: list[dict]) -> Source:
-    """The :class:`Source` of ``method`` on benchmark ``b`` (kind ``not_run`` when absent)."""
+def model_for(p: Params, method: str, b: str, runs: list[dict]) -> MethodSource:
+    """The :class:`MethodSource` of ``method`` on benchmark ``b`` (kind ``not_run`` when absent)."""
     method = MethodId(method)
     if method is MethodId.INPUT:
-        return Source(None, "computed", "rainy input vs ground truth")
+        return MethodSource(None, "computed", "rainy input vs ground truth")
     if method.released:
         w = RELEASED[f"{method.removesuffix('-released')}-{TRAINED_ON[b]}"]
         path = find_released(w.name, p.weights_dir)
         if path is None:
-            return Source(None, "not_run", missing_released(w.name, p.weights_dir))
+            return MethodSource(None, "not_run", missing_released(w.name, p.weights_dir))
         note = "" if TRAINED_ON[b] == b else f"scored with the {w.name} weights"
-        return Source(path, **released(w.filename, w.sha256), note=note)
+        return MethodSource(path, **released(w.filename, w.sha256), note=note)
     trained_on = TRAINED_ON[b]
     run = next((r for r in runs if r["method"] == method and r["benchmark"] == trained_on), None)
     if run is None:
         why = f"profile {p.profile} trains no {BENCHMARKS[trained_on]} model"
-        return Source(None, "not_run", why)
+        return MethodSource(None, "not_run", why)
     if run["status"] != "ok":
-        return Source(None, **missing(run["status"]))
+        return MethodSource(None, **missing(run["status"]))
     note = f"trained on {run['dataset']}" if run["dataset"] != b else ""
     if run["stand_in"]:
         note = f"trained on the embedded {run['dataset']} stand-in data"
-    return Source(restored(run["checkpoint"]), **reproduced(p.profile, run["run"]), note=note)
+    return MethodSource(restored(run["checkpoint"]), **reproduced(p.profile, run["run"]), note=note)
 
 
 def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:

@@ -11,7 +11,7 @@ Nothing here trains or scores; the study (:mod:`derain_lib.study`) writes the fi
 functions read.
 """
 
-from ..attention import Attention
+from ..attention_maps import Attention
 from .attention import (
     MAP_WHATS,
     UPSAMPLE_MODES,

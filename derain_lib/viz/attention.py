@@ -1,7 +1,7 @@
 """Pictures of SIAN's scale-space attention: plain functions, no widgets.
 
-They draw an :class:`~derain_lib.attention.Attention` (one forward pass kept as numpy
-arrays by :func:`derain_lib.attention.compute_attention`). :func:`render_view` turns one
+They draw an :class:`~derain_lib.attention_maps.Attention` (one forward pass kept as numpy
+arrays by :func:`derain_lib.attention_maps.compute_attention`). :func:`render_view` turns one
 (stage, scale, what) choice into an RGB image blended over the input;
 :func:`attention_panel` draws all stages x scales as a matplotlib figure (notebooks 05
 and 06): the maps beside the photo, not over it, on one colour scale per figure (the
@@ -27,7 +27,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..attention import Attention
+from ..attention_maps import Attention
 from ..fsutil import atomic_path
 
 #: What a view can show. ``mask``: the attention mask M_(s) (sigmoid, 0..1);

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from ..data.io import read_image, read_image_uint8
 from ..data.synth import add_rain
-from ..metrics import quantize, score
+from ..metrics import quantize, score_pair
 
 #: Real photos shown (files of ../shared/data/real_rain), chosen for visible streaks.
 REAL_PHOTOS = ("2.jpg", "40.jpg", "113.jpg", "137.jpg")
@@ -36,7 +36,7 @@ def synthetic_vs_real(shared: str | Path, seed: int = 0) -> Figure:
     heavy = add_rain(clean, "heavy", seed)
 
     def psnr(x: np.ndarray) -> str:
-        return f"Input PSNR {score(quantize(x), quantize(clean))[0]:.1f} dB"
+        return f"Input PSNR {score_pair(quantize(x), quantize(clean))[0]:.1f} dB"
 
     top = [
         (clean, "clean (Rain100L norain-001)"),
@@ -61,7 +61,7 @@ def synthetic_vs_real(shared: str | Path, seed: int = 0) -> Figure:
 def sample_pairs(results: str | Path) -> Figure:
     """The first pair of each test set (rainy above, ground truth below) and a real rainy
     photo if one was found, from ``samples.json`` under ``results`` (``results/<profile>``,
-    written by :func:`derain_lib.study.prepare.save_samples`)."""
+    written by :func:`derain_lib.study.inventory.save_samples`)."""
     results = Path(results)
     panels = json.loads((results / "samples.json").read_text())
     fig = Figure(figsize=(3.2 * max(len(panels), 1), 4.6))

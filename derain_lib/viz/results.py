@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ..attention import Attention
+from ..attention_maps import Attention
 from ..data.io import read_image
 from ..intervals import mean_ci
 from ..runs import restored
@@ -426,7 +426,7 @@ def _old_evidence(r: dict) -> str:
     return "trained here"
 
 
-def claim_rows(rows: list[dict]) -> list[dict]:
+def forest_claims(rows: list[dict]) -> list[dict]:
     """``claims.csv`` rows (either format: one row per claim with ``diff_psnr``/``diff_ssim``
     and ``evidence``, or the older one row per claim and metric) as one row per claim with
     ``label``, ``evidence``, ``verdict``, ``reason`` and per metric ``diff``/``lo``/``hi``/
@@ -476,14 +476,14 @@ def claim_rows(rows: list[dict]) -> list[dict]:
 
 
 def claims_forest(rows: list[dict]) -> Figure:
-    """A row for every claim of ``claims.csv`` (both formats, :func:`claim_rows`), grouped
+    """A row for every claim of ``claims.csv`` (both formats, :func:`forest_claims`), grouped
     by the kind of evidence (:data:`EVIDENCE_KINDS`, then the claims not run or not
     testable, labelled with their reason); PSNR and SSIM panels with the mean paired
     difference (dot, coloured by verdict), its 95 % interval and the paper's difference
     (black cross). Each panel's x range is set by the differences and the paper's marks,
     not by the widest interval: an interval beyond it is clipped and drawn as an arrow
     with its bound written, so the paper's marks stay readable."""
-    claims = claim_rows(rows)
+    claims = forest_claims(rows)
     if not claims:
         return _message("claims.csv has no claim")
     kinds = [k for k in EVIDENCE_KINDS if any(c["evidence"] == k for c in claims)]

@@ -19,7 +19,7 @@ from scipy import ndimage
 from scipy.stats import rankdata
 from torch import nn
 
-from ...attention import compute_attention
+from ...attention_maps import compute_attention
 from ...metrics import rgb_to_y
 from ..plan import Params
 from .common import beyond_size, chapter_sets, clean_images

@@ -21,7 +21,7 @@ from torch import nn
 from ...data.io import fit_size
 from ...data.synth import PRESETS, RainPreset, add_rain, rain_streaks
 from ...inference import predict
-from ...metrics import rgb_to_y, score
+from ...metrics import rgb_to_y, score_pair
 from ..plan import Params
 from .common import beyond_size, chapter_sets, image_key, spread_indices
 
@@ -69,7 +69,7 @@ def rainy_at(clean: np.ndarray, level: RainPreset, seed: int) -> tuple[np.ndarra
 def input_psnr(cleans: list[tuple[str, np.ndarray]], level: RainPreset, seed: int = 0) -> float:
     """Mean Input PSNR of ``cleans`` rained at ``level`` (image ``i`` with seed ``seed + i``)."""
     return float(
-        np.mean([score(add_rain(c, level, seed + i), c)[0] for i, (_, c) in enumerate(cleans)])
+        np.mean([score_pair(add_rain(c, level, seed + i), c)[0] for i, (_, c) in enumerate(cleans)])
     )
 
 
@@ -116,14 +116,14 @@ def density_sweep(
     for i, (name, clean) in enumerate(cleans):
         for j, level in enumerate(levels):
             rainy, _ = rainy_at(clean, level, seed + i)
-            in_psnr, in_ssim = score(rainy, clean)
+            in_psnr, in_ssim = score_pair(rainy, clean)
             base = {"image": name, "level": j, "level_name": level.name, "input_psnr": in_psnr}
             outs = {
                 "input": rainy,
                 **{m: predict(model, rainy) for m, model in models.items()},
             }
             for m, out in outs.items():
-                p, s = (in_psnr, in_ssim) if m == "input" else score(out, clean)
+                p, s = (in_psnr, in_ssim) if m == "input" else score_pair(out, clean)
                 shift = tone_shift(out, clean)
                 rows.append(
                     {
@@ -173,7 +173,7 @@ def real_input_psnr(p: Params, benchmark: str) -> tuple[float, int, str] | None:
     if not real:
         return None
     t, ds = max(real, key=lambda s: len(s[1]))
-    vals = [score(*ds.load(i))[0] for i in range(len(ds))]
+    vals = [score_pair(*ds.load(i))[0] for i in range(len(ds))]
     return float(np.mean(vals)), len(vals), t.label
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from torch import nn
 
 from ...inference import predict
-from ...metrics import score
+from ...metrics import score_pair
 from ...viz.beyond import generalisation_cells as cells
 from ..figures import derain_photos
 from ..paths import results_dir
@@ -71,8 +71,8 @@ def generalisation(kept: list[Outputs]) -> list[dict]:
     rows = []
     for o in kept:
         for name, r, c, d in zip(o.names, o.rainy, o.clean, o.derained, strict=True):
-            ip, iss = score(r, c)
-            p, s = score(d, c)
+            ip, iss = score_pair(r, c)
+            p, s = score_pair(d, c)
             rows.append(
                 {
                     "model": o.model,

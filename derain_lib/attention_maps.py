@@ -16,7 +16,7 @@ from torch import nn
 
 from .errors import DerainError
 from .inference import model_device, to_tensor
-from .metrics import score
+from .metrics import score_pair
 from .models import SIAN, check_image_size
 from .precision import autocast
 
@@ -112,5 +112,5 @@ def stage_scores(att: Attention, clean: np.ndarray) -> list[dict]:
     one row per stage (the paper's Fig. 6: "improved gradually stage-by-stage")."""
     return [
         {"stage": k + 1, "psnr": p, "ssim": s}
-        for k, (p, s) in enumerate(score(out, clean) for out in att.outputs)
+        for k, (p, s) in enumerate(score_pair(out, clean) for out in att.outputs)
     ]
