@@ -27,7 +27,7 @@ from ..fsutil import atomic_path
 from ..inference import predict
 from ..metrics import quantize
 from ..runs import Run, results_root
-from ..tables import not_run
+from ..tables import MethodId, not_run
 from ..viz import save_figure
 from ..weights import RELEASED, find_released, load_model, missing_released
 from .paths import figures_dir, results_dir, write_json
@@ -36,9 +36,9 @@ from .scoring import all_scores, model_for
 from .training import load_runs
 
 #: The models of the real-rain figure (Fig. 10): Rain100H weights, released and trained here.
-REAL_METHODS = ("prenet-released", "sian-released", "sian/neg-ssim")
+REAL_METHODS = (MethodId.PRENET_RELEASED, MethodId.SIAN_RELEASED, MethodId.SIAN)
 #: The trained model the attention panel uses when the released weights are missing.
-PANEL_FALLBACK = "sian/neg-ssim"
+PANEL_FALLBACK = MethodId.SIAN
 
 
 def record_figure(profile: str, fig: Figure, name: str, caption: str) -> Path:
@@ -87,7 +87,7 @@ def clear_stale_figures(profile: str, since: float) -> list[Path]:
 
 
 def export_attention(
-    p: Params, method: str = "sian/neg-ssim", benchmark: str = "rain100l"
+    p: Params, method: str = MethodId.SIAN, benchmark: str = "rain100l"
 ) -> Path | None:
     """Attention masks (mean over channels), rain layers and stage outputs of ``method`` on
     the first test image of ``benchmark``, saved as ``results/<profile>/attention/*.npz``;

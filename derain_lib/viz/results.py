@@ -22,16 +22,17 @@ from ..attention_maps import Attention
 from ..data.io import read_image
 from ..intervals import mean_ci
 from ..runs import restored
-from ..tables import BENCHMARKS, TABLES, Score, benchmark_label, paper_value
+from ..tables import BENCHMARKS, TABLE2, TABLE3, TABLE5, TABLES, Score, benchmark_label, paper_value
+from ..tables import MethodId as M
 from .attention import attention_panel
 
 #: Columns of the Fig. 7-9 analogues.
-FIGURE_METHODS = ("input", "prenet-released", "sian-released", "sian/neg-ssim")
+FIGURE_METHODS = (M.INPUT, M.PRENET_RELEASED, M.SIAN_RELEASED, M.SIAN)
 METHOD_LABELS = {
-    "input": "rainy",
-    "prenet-released": "PReNet (released)",
-    "sian-released": "SIAN (released)",
-    "sian/neg-ssim": "SIAN (trained here)",
+    M.INPUT: "rainy",
+    M.PRENET_RELEASED: "PReNet (released)",
+    M.SIAN_RELEASED: "SIAN (released)",
+    M.SIAN: "SIAN (trained here)",
 }
 #: Training losses (``runs.json`` ``loss``): panel title and y label. Every loss is summed
 #: over the model's stage outputs (Eq. 13), images in [0, 1]; the curves divide it by the
@@ -564,12 +565,12 @@ def claims_forest(rows: list[dict]) -> Figure:
 
 #: Per table: the reference row every other row is compared with, and the rows shown.
 DIFFERENCE_TABLES = {
-    "table2": ("sian/neg-ssim", ("sian/mae", "sian/mse")),
-    "table3": ("prenet-released", ("sian-released", "sian/neg-ssim")),
-    "table5": ("sian-baseline/neg-ssim", ("sian-baseline+lstm/neg-ssim", "sian/neg-ssim")),
+    TABLE2.key: (M.SIAN, (M.SIAN_MAE, M.SIAN_MSE)),
+    TABLE3.key: (M.PRENET_RELEASED, (M.SIAN_RELEASED, M.SIAN)),
+    TABLE5.key: (M.BASELINE, (M.BASELINE_LSTM, M.SIAN)),
 }
 #: The per-image file of each table's scoring step (``results/<profile>/scores/``).
-TABLE_STEPS = {"table2": "table2", "table3": "table3_4", "table5": "table5"}
+TABLE_STEPS = {t.key: str(t.step) for t in (TABLE2, TABLE3, TABLE5)}
 
 
 def difference_rows(results: str | Path, table: str) -> tuple[pd.DataFrame, str]:
@@ -666,7 +667,7 @@ def table_differences(rows: pd.DataFrame, table: str, title: str, note: str = ""
     rows_of = {m.id: m.paper_row for m in TABLES[table].methods}
 
     def name(m: str) -> str:  # the paper's row names, but for Table III's released/trained
-        return METHOD_LABELS[m] if table == "table3" else rows_of.get(m, m)
+        return METHOD_LABELS[m] if table == TABLE3.key else rows_of.get(m, m)
 
     labels = [_wrap(f"{name(m)} − {name(reference)}", 24) for m in methods]
     for ax, (bench, test) in zip(axes, sets, strict=True):
