@@ -704,36 +704,3 @@ def seed_means(profile: str, spec: TableSpec) -> pd.DataFrame:
     out["label"] = out.method.map(labels)
     out["order"] = out.method.map({m: i for i, m in enumerate(ids)})
     return out.sort_values(["test_set", "order", "seed"]).drop(columns="order")
-
-
-def table_findings(profile: str, spec: TableSpec) -> str:
-    """The chapter's findings for ``spec``: per test set the seed means, best first, with the
-    number of seeds, then chapter 08's verdict and reason for each claim of the table (the
-    same rows as ``claims.csv``)."""
-    head = f"### Findings of this run (profile `{profile}`)\n\n"
-    means = seed_means(profile, spec)
-    out = [head]
-    for t, g in means[means.seed == "mean"].groupby("test_set", sort=False):
-        seeds = means[(means.test_set == t) & (means.seed != "mean")].seed.nunique()
-        ranked = g.sort_values("psnr", ascending=False)
-        order = ", ".join(f"{r.label} {r.psnr:.2f} dB" for r in ranked.itertuples())
-        paper = [m.paper_row for m in sorted(spec.methods, key=lambda m: -_paper_psnr(spec, m))]
-        same = list(ranked.label) == paper
-        out.append(
-            f"- {t}: mean over {seeds} training seed{'s' * (seeds != 1)}, best first: {order}"
-            f" ({'the same order as' if same else 'not'} the paper's {' > '.join(paper)}).\n"
-        )
-    mine = [r for r in claim_rows(profile) if r["table"] == spec.number]
-    for r in mine:
-        out.append(
-            f"- {r['claim']} ({r.get('test_set') or r['benchmark']}): `{r['verdict']}`: "
-            f"{r['reason']}.\n"
-        )
-    if not mine:
-        out.append("- no claim of this table was judged (chapter 08).\n")
-    return "".join(out)
-
-
-def _paper_psnr(spec: TableSpec, m) -> float:
-    v = {b: paper_value(spec.number, m.paper_row, b).value for b in spec.benchmarks}
-    return float(np.mean([x[0] for x in v.values() if x]))

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from ..tables import TABLES, benchmark_label, mean_by
+from ..tables import TABLES, TableSpec, benchmark_label, mean_by, paper_value
 from ..viz.attention import scale_label
 from ..viz.beyond import generalisation_cells as gen_cells
 from ..viz.results import (
@@ -21,6 +21,7 @@ from ..viz.results import (
     paired_differences,
     paper_difference,
 )
+from . import claims as judged
 from .beyond.density import TONE_SHIFT_Y
 from .beyond.protocols import PUBLISHED_PRENET_RAIN100H, protocol_effects
 from .paths import read_json, results_dir
@@ -524,3 +525,36 @@ def beyond(profile: str) -> str:
         f"- **Protocols**: {protocol_findings(saved('protocols'))}",
     ]
     return _head(profile) + "\n".join(lines)
+
+
+def table_claims(profile: str, spec: TableSpec) -> str:
+    """The chapter's findings for ``spec``: per test set the seed means, best first, with the
+    number of seeds, then chapter 08's verdict and reason for each claim of the table (the
+    same rows as ``claims.csv``)."""
+    head = f"### Findings of this run (profile `{profile}`)\n\n"
+    means = judged.seed_means(profile, spec)
+    out = [head]
+    for t, g in means[means.seed == "mean"].groupby("test_set", sort=False):
+        seeds = means[(means.test_set == t) & (means.seed != "mean")].seed.nunique()
+        ranked = g.sort_values("psnr", ascending=False)
+        order = ", ".join(f"{r.label} {r.psnr:.2f} dB" for r in ranked.itertuples())
+        paper = [m.paper_row for m in sorted(spec.methods, key=lambda m: -_paper_psnr(spec, m))]
+        same = list(ranked.label) == paper
+        out.append(
+            f"- {t}: mean over {seeds} training seed{'s' * (seeds != 1)}, best first: {order}"
+            f" ({'the same order as' if same else 'not'} the paper's {' > '.join(paper)}).\n"
+        )
+    mine = [r for r in judged.claim_rows(profile) if r["table"] == spec.number]
+    for r in mine:
+        out.append(
+            f"- {r['claim']} ({r.get('test_set') or r['benchmark']}): `{r['verdict']}`: "
+            f"{r['reason']}.\n"
+        )
+    if not mine:
+        out.append("- no claim of this table was judged (chapter 08).\n")
+    return "".join(out)
+
+
+def _paper_psnr(spec: TableSpec, m) -> float:
+    v = {b: paper_value(spec.number, m.paper_row, b).value for b in spec.benchmarks}
+    return float(np.mean([x[0] for x in v.values() if x]))
