@@ -357,7 +357,8 @@ def density_findings(record: dict | list[dict]) -> str:
         if shifted:
             worst = max(shifted, key=lambda r: abs(r["tone_shift"]))
             s += (
-                f"; a global tone shift over {TONE_SHIFT_Y:g} Y levels in {len(shifted)} of "
+                f"; a global tone shift (mean Y moved over {TONE_SHIFT_Y:g} levels beyond the "
+                f"input's) in {len(shifted)} of "
                 f"{sum(x['n'] for x in lv)} outputs, worst {worst['tone_shift']:+.1f} on "
                 f"{worst['image']} at '{worst['level_name']}' (gain {worst['gain']:+.2f} dB)"
             )

@@ -192,8 +192,10 @@ def generalisation_figure(rows: list[dict]) -> Figure | None:
         im = ax.imshow(val, cmap="RdBu", norm=TwoSlopeNorm(0.0, -top, top), aspect="auto")
     else:
         im = ax.imshow(val, cmap="viridis", aspect="auto")
+    far = 0.6 * float(np.nanmax(np.abs(val))) if has_gain else math.inf
     for (a, b), t in np.ndenumerate(text):
-        ax.text(b, a, t, ha="center", va="center", fontsize=6.5)
+        dark = not has_gain or abs(val[a, b]) > far  # a dark cell: white text
+        ax.text(b, a, t, ha="center", va="center", fontsize=6.5, color="white" if dark else "k")
     labels = [f"{s}\n(n={ns[s]})" for s in sets]
     ax.set_xticks(range(len(sets)), labels, fontsize=6.5, rotation=20, ha="right")
     ax.set_yticks(range(len(models)), models, fontsize=7)
