@@ -28,7 +28,7 @@ def _data_row(benchmark: str, role: str, name: str, ds, stand_in: bool) -> dict:
     }
 
 
-def prepare_data(p: Params) -> list[dict]:
+def data_inventory(p: Params) -> list[dict]:
     """One row per test and training set: benchmark, role, n, partial, stand-in, data
     sha256, or why it is missing. Writes ``data.json``."""
     rows = []
