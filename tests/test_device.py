@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from derain_lib import commands
-from derain_lib.cli import build_parser
+from derain_lib.cli import build_parser, command_of
 from derain_lib.config import ConfigError, load_config
 from derain_lib.device import DeviceError, check_device, exact_fp32, resolve_device
 from derain_lib.inference import AUTO_TILE, auto_tile, predict, predict_fitting
@@ -147,10 +147,12 @@ def test_commands_pass_the_device_on(monkeypatch: pytest.MonkeyPatch, two_gpus: 
     monkeypatch.setattr(commands, "run_pipeline", fake_pipeline)
     monkeypatch.setattr(commands, "get_or_run", fake_get_or_run)
     p = build_parser()
-    commands.run(p.parse_args(["reproduce", "--profile", "smoke", "--device", "cuda:1"]))
+    args = p.parse_args(["reproduce", "--profile", "smoke", "--device", "cuda:1"])
+    commands.run(command_of(args), args)
+    args = p.parse_args(["evaluate", "--weights", "w.pt", "--data", "d", "--model", "sian",
+                         "--device", "cuda:1"])  # fmt: skip
     with pytest.raises(SystemExit):
-        commands.run(p.parse_args(["evaluate", "--weights", "w.pt", "--data", "d", "--model",
-                                   "sian", "--device", "cuda:1"]))  # fmt: skip
+        commands.run(command_of(args), args)
     assert seen == {"reproduce": "cuda:1", "evaluate": "cuda:1"}
 
 

@@ -654,8 +654,24 @@ def test_table_differences_show_each_seed_the_mean_and_the_paper(tmp_path: Path)
         tables.build_table(
             "table2",
             [
-                Score("sian/neg-ssim", "rain100l", RUN, "Rain100L: t", 4, 30.0, 0.9),
-                Score("sian/mae", "rain100l", RUN, "Rain100L: t", 4, 29.5, 0.9),
+                Score(
+                    method="sian/neg-ssim",
+                    benchmark="rain100l",
+                    **RUN,
+                    test_set="Rain100L: t",
+                    n=4,
+                    psnr=30.0,
+                    ssim=0.9,
+                ),
+                Score(
+                    method="sian/mae",
+                    benchmark="rain100l",
+                    **RUN,
+                    test_set="Rain100L: t",
+                    n=4,
+                    psnr=29.5,
+                    ssim=0.9,
+                ),
             ],
         )
     )
