@@ -789,3 +789,13 @@ def test_stage_by_stage_scores_every_stage_of_the_released_sian(shared: Path, mo
     assert [r["stage"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert rows[0]["test_set"].startswith("Rain100L") and rows[-1]["psnr"] > 30
     assert stage_by_stage(Params("smoke", None, str(shared / "no-weights")), "sian-rain100l") == []
+
+
+def test_a_claim_without_a_test_set_names_its_benchmark() -> None:
+    rows = [
+        {"claim": "Ours beats PReNet", "table": "III", "benchmark": "Rain100H", "test_set": t,
+         "evidence": "released, full set", "verdict": "not run", "reason": "no data"}
+        for t in (None, float("nan"))
+    ]  # fmt: skip
+    labels = [r["label"] for r in plots.forest_claims(rows)]
+    assert labels and all(lb.endswith("Rain100H: no test set") for lb in labels), labels

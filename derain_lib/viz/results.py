@@ -461,8 +461,8 @@ def forest_claims(rows: list[dict]) -> list[dict]:
             }
             if m == "psnr":
                 row["verdict"] = verdict
-        test = str(key[2])
-        if test.startswith("not run") or not test:
+        test = "" if key[2] is None or key[2] != key[2] else str(key[2])  # None, NaN: no set
+        if test.startswith("not run") or test in ("", "None"):
             test = f"{r.get('benchmark', '')}: no test set"
         row["label"] = f"{key[1]}: {key[0]}\n{textwrap.shorten(test, 48)}"
         out[key] = row
