@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .data.io import write_png
 from .fsutil import atomic_path
-from .inference import OVERLAP, check_inference_options, predict
+from .inference import OVERLAP, check_inference_options, predict, predict_stages
 from .metrics import quantize, score_pair
 from .models import check_image_size
 
@@ -26,6 +26,8 @@ class EvalResult:
     """Per-image rows (name, psnr, ssim) and their means (the MATLAB scripts' convention)."""
 
     rows: list[dict] = field(default_factory=list)
+    #: With ``stage_scores``: (name, stage, psnr, ssim) of every stage of every image.
+    stage_rows: list[dict] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -53,12 +55,18 @@ class EvalResult:
         return {"n": self.n, "psnr": self.psnr, "ssim": self.ssim}
 
     def write_csv(self, path: str | Path) -> Path:
-        path = Path(path)
-        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["name", "psnr", "ssim"])
-            w.writeheader()
-            w.writerows(self.rows)
-        return path
+        return _write_rows(Path(path), ["name", "psnr", "ssim"], self.rows)
+
+    def write_stage_csv(self, path: str | Path) -> Path:
+        return _write_rows(Path(path), ["name", "stage", "psnr", "ssim"], self.stage_rows)
+
+
+def _write_rows(path: Path, columns: list[str], rows: list[dict]) -> Path:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
+    return path
 
 
 def evaluate(
@@ -73,6 +81,7 @@ def evaluate(
     progress: bool = False,
     stages: int | None = None,
     precision: str = "fp32",
+    stage_scores: bool = False,
 ) -> EvalResult:
     """Derain and score every pair of ``dataset`` (a ``PairedDataset``) on the model's
     device, with the output of stage ``stages`` (default: the last) computed in
@@ -80,6 +89,8 @@ def evaluate(
 
     With ``out_dir``: ``per_image.csv`` there, and (``save_images``) the quantised
     outputs as ``outputs/<name>.png``. Pairs without ground truth get NaN scores.
+    ``stage_scores``: also score the output of every stage from the same forward pass
+    (``per_stage.csv``: name, stage, psnr, ssim; its last stage equals ``per_image.csv``).
     """
     check_inference_options(model, stages, precision)
     was_training = model.training
@@ -92,10 +103,17 @@ def evaluate(
             name = dataset.pairs[i].name
             rainy, clean = dataset.load(i)
             check_image_size(*rainy.shape[:2], dataset.pairs[i].rainy)
-            pred = predict(model, rainy, tile, overlap, stages, precision)
-            ps, ss = (
-                score_pair(pred, clean, quantize_mode) if clean is not None else (math.nan,) * 2
-            )
+            if stage_scores:
+                outs = predict_stages(model, rainy, tile, overlap, stages, precision)
+                for k, y in enumerate(outs[:-1], 1):
+                    ps, ss = _score(y, clean, quantize_mode)
+                    result.stage_rows.append({"name": name, "stage": k, "psnr": ps, "ssim": ss})
+                pred = outs[-1]
+            else:
+                pred = predict(model, rainy, tile, overlap, stages, precision)
+            ps, ss = _score(pred, clean, quantize_mode)
+            if stage_scores:
+                result.stage_rows.append({"name": name, "stage": len(outs), "psnr": ps, "ssim": ss})
             result.rows.append({"name": name, "psnr": ps, "ssim": ss})
             if out is not None and save_images:
                 write_png(out / "outputs" / f"{Path(name).stem}.png", quantize(pred, quantize_mode))
@@ -103,4 +121,10 @@ def evaluate(
         model.train(was_training)
     if out is not None:
         result.write_csv(out / "per_image.csv")
+        if stage_scores:
+            result.write_stage_csv(out / "per_stage.csv")
     return result
+
+
+def _score(pred: np.ndarray, clean: np.ndarray | None, quantize_mode: str) -> tuple[float, float]:
+    return score_pair(pred, clean, quantize_mode) if clean is not None else (math.nan,) * 2

@@ -89,13 +89,20 @@ def model_stages(model: nn.Module) -> int:
 
 
 def last_stage(
-    model: nn.Module, x: torch.Tensor, stages: int | None = None, precision: str = "fp32"
+    model: nn.Module,
+    x: torch.Tensor,
+    stages: int | None = None,
+    precision: str = "fp32",
+    every_stage: bool = False,
 ) -> torch.Tensor:
     """The output of stage ``stages`` (default: the last) as float32, the forward run in
     ``precision`` (``fp32``, ``bf16`` or ``auto``; see :mod:`derain_lib.precision`).
-    Only the first ``stages`` stages are computed."""
+    Only the first ``stages`` stages are computed. ``every_stage``: all of them, stacked
+    on a new first axis (stage 1 first)."""
     with autocast(precision, x.device):
         outs = model(x) if stages is None else model(x, stages=stages)
+    if every_stage:
+        return torch.stack([o.float() for o in outs])
     return outs[-1].float()
 
 
@@ -107,19 +114,23 @@ def tiled_forward(
     overlap: int = OVERLAP,
     stages: int | None = None,
     precision: str = "fp32",
+    every_stage: bool = False,
 ) -> torch.Tensor:
     """Stage ``stages``' output (default: the last) for a (B, 3, H, W) batch, computed
-    tile by tile in ``precision`` (see :func:`last_stage`).
+    tile by tile in ``precision`` (see :func:`last_stage`); ``every_stage``: the output
+    of every stage, shape (S, B, 3, H, W).
 
     ``tile=None`` (or an image no larger than one tile) runs the whole image at once.
     The result is assembled on the input's device, one tile's activations at a time.
     """
     if tile is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):
-        return last_stage(model, x, stages, precision)
-    out = torch.empty_like(x)
+        return last_stage(model, x, stages, precision, every_stage)
+    out = None
     for ys, ye, ky0, ky1 in tile_spans(x.shape[-2], tile, overlap):
         for xs, xe, kx0, kx1 in tile_spans(x.shape[-1], tile, overlap):
-            y = last_stage(model, x[..., ys:ye, xs:xe], stages, precision)
+            y = last_stage(model, x[..., ys:ye, xs:xe], stages, precision, every_stage)
+            if out is None:  # (S, B, 3, H, W) with every_stage, else (B, 3, H, W)
+                out = x.new_empty((*y.shape[:-2], *x.shape[-2:]))
             out[..., ky0:ky1, kx0:kx1] = y[..., ky0 - ys : ky1 - ys, kx0 - xs : kx1 - xs]
             del y
             release_free_memory()  # peak memory stays one tile's worth (allocator.py)
@@ -151,6 +162,24 @@ def predict(
     with exact_fp32():
         y = tiled_forward(model, x.to(device), tile, overlap, stages, precision)
     return y[0].permute(1, 2, 0).float().cpu().numpy()
+
+
+@torch.inference_mode()
+def predict_stages(
+    model: nn.Module,
+    img: np.ndarray,
+    tile: int | None = None,
+    overlap: int = OVERLAP,
+    stages: int | None = None,
+    precision: str = "fp32",
+) -> list[np.ndarray]:
+    """:func:`predict`, returning the output of every stage up to ``stages`` (stage 1
+    first) from the same forward pass; the last equals what :func:`predict` returns."""
+    x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+    device = model_device(model)
+    with exact_fp32():
+        y = tiled_forward(model, x.to(device), tile, overlap, stages, precision, every_stage=True)
+    return [s[0].permute(1, 2, 0).float().cpu().numpy() for s in y]
 
 
 def to_tensor(img: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:

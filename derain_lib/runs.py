@@ -444,6 +444,7 @@ def _complete(
         progress=progress,
         stages=cfg.eval.stages,
         precision=cfg.eval.precision,
+        stage_scores=weights is not None,  # an evaluation-only run: every stage's scores too
     )
     eval_s = time.perf_counter() - t_eval
     prov = {

@@ -8,7 +8,7 @@ import torch
 
 from derain_lib.data.io import read_image, write_png
 from derain_lib.entry import main
-from derain_lib.inference import predict
+from derain_lib.inference import predict, predict_stages
 from derain_lib.metrics import quantize, score_pair
 from derain_lib.models import build_model
 from derain_lib.precision import cpu_flags, cpu_native_bf16, resolve_precision
@@ -29,6 +29,18 @@ def test_stages_k_is_the_kth_stage_of_the_full_run(name: str) -> None:
             assert len(outs) == k
             assert torch.equal(outs[-1], full[k - 1]), k
         assert torch.equal(model(x, stages=6)[-1], full[-1])
+
+
+@pytest.mark.parametrize("tile", [None, 16])
+def test_predict_stages_are_every_stage_of_one_pass(tile: int | None) -> None:
+    """Whole or in tiles: stage k of :func:`predict_stages` is ``predict(stages=k)``."""
+    model = build_model("sian", channels=8).eval()
+    img = np.random.default_rng(0).random((28, 36, 3), dtype=np.float32)
+    outs = predict_stages(model, img, tile=tile, overlap=4)
+    assert len(outs) == 6 and outs[0].shape == img.shape
+    for k, y in enumerate(outs, 1):
+        np.testing.assert_allclose(y, predict(model, img, tile, 4, stages=k), atol=1e-6)
+    assert not np.allclose(outs[0], outs[-1])
 
 
 def test_stages_stop_early() -> None:

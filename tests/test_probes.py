@@ -37,6 +37,38 @@ def test_stages_and_knockout_of_the_released_sian(one_pair: plan.TestSet, shared
     assert first.psnr != last.psnr and knocked.psnr != last.psnr  # both change the output
 
 
+def test_stage_scores_of_an_evaluation_equal_the_probes_own(shared: Path, tmp_path: Path):
+    """The probes read the stage scores from Table III's evaluation (``per_stage.csv``):
+    those equal a forward pass of their own, and the last stage equals ``per_image.csv``."""
+    from derain_lib.data.io import read_image, write_png
+    from derain_lib.data.sources import open_data
+    from derain_lib.evaluate import evaluate
+    from derain_lib.metrics import quantize
+    from derain_lib.weights import load_model
+
+    src = shared / "data" / "rain100l_sample"
+    for rel in ("rainy/rain-001.png", "norain/norain-001.png", "rainy/rain-025.png",
+                "norain/norain-025.png"):  # fmt: skip
+        img = read_image(src / rel)[40:136, 60:188]  # 96 x 128: a fast forward
+        write_png(tmp_path / "set" / rel, quantize(img))
+    t = plan.TestSet("rain100l", str(tmp_path / "set"), "Rain100L: two crops", False)
+    weights = shared / "weights" / "sian_rain100l.pth"
+    model = load_model(weights, allow_download=False).model
+    res = evaluate(model, open_data(t.spec), tmp_path / "eval", stage_scores=True)
+    stages = pd.read_csv(tmp_path / "eval" / "per_stage.csv")
+    assert sorted(stages.stage.unique()) == [1, 2, 3, 4, 5, 6] and len(stages) == 12
+    last = stages[stages.stage == 6].set_index("name")
+    per_image = pd.read_csv(tmp_path / "eval" / "per_image.csv").set_index("name")
+    assert (last.psnr == per_image.psnr).all() and (last.ssim == per_image.ssim).all()
+    assert res.psnr == pytest.approx(per_image.psnr.mean())
+    own = pd.DataFrame(probes.image_rows(weights, t, {}))
+    read = pd.DataFrame(probes.image_rows(weights, t, {}, tmp_path / "eval" / "per_stage.csv"))
+    pd.testing.assert_frame_equal(own, read, check_exact=False, rtol=0, atol=1e-6)
+    (tmp_path / "other.csv").write_text("name,stage,psnr,ssim\nrain-009.png,1,30,0.9\n")
+    with pytest.raises(ValueError, match="other.csv: scores other images"):
+        probes.image_rows(weights, t, {}, tmp_path / "other.csv")
+
+
 def test_probe_claims_are_judged_from_the_committed_csv(tmp_path, monkeypatch):
     monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "results"))
     rows = []
