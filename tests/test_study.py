@@ -134,3 +134,25 @@ def test_report_index_links_chapters_tables_and_figures(res: Path, tmp_path: Pat
     assert '<a href="../table5.csv">table5.csv</a>' in page and "32.25" in page
     assert '<a href="../../../figures/smoke/table5_bars.png">' in page
     assert "Table V &lt;bars&gt;" in page
+
+
+def test_derain_photos_drops_outputs_of_photos_no_longer_there(tmp_path: Path) -> None:
+    """A photo removed from the folder (e.g. a snow scene) leaves no stale output behind."""
+    import torch
+
+    from derain_lib.data.io import write_png
+    from derain_lib.study.figures import derain_photos
+
+    class Half(torch.nn.Module):  # a one-stage "model"
+        def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+            return [x * 0.5]
+
+    photos = []
+    for stem in ("a", "b"):
+        photos.append(write_png(tmp_path / "in" / f"{stem}.png", np.full((8, 8, 3), 200, np.uint8)))
+    out = tmp_path / "out"
+    derain_photos({"m/x": Half()}, photos, out)
+    assert sorted(p.name for p in (out / "m_x").iterdir()) == ["a.png", "b.png"]
+    derain_photos({"m/x": Half()}, photos[:1], out, reuse=True)
+    assert sorted(p.name for p in (out / "m_x").iterdir()) == ["a.png"]
+    assert sorted(p.name for p in (out / "rainy").iterdir()) == ["a.png"]

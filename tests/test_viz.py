@@ -516,6 +516,13 @@ def _claims_new() -> list[dict]:
 
     return [
         row("full", "released, full set", "supported", 0.6),
+        row(
+            "mde",
+            "released, full set",
+            "not testable here",
+            0.8,
+            "MDE 0.26 dB > claimed 0.22 dB; 100 % of the paper's training",
+        ),  # fmt: skip
         row("partial", "released, partial set", "inconclusive", 0.3),
         row("trained", "trained here", "inconclusive", 0.1),
         row("stand", "stand-in", "contradicted", -0.4),
@@ -545,6 +552,14 @@ def test_forest_plot_has_a_row_for_every_claim_grouped_by_evidence(fmt: str) -> 
             "— not run —",
             "— not testable here —",
         ]
+        # a measured row without a verdict stays in its evidence group and says why
+        partial = next(t for t in data if t.startswith("III: partial"))
+        assert partial.endswith("\n→ inconclusive"), partial
+        mde = labels.index(next(t for t in data if t.startswith("III: mde")))
+        assert labels[mde].endswith("→ not testable here: MDE 0.26 dB > claimed 0.22 dB")
+        assert (
+            labels.index("— released, full set —") < mde < labels.index("— released, partial set —")
+        )
         assert any("no Rain1400 test data" in t.get_text() for t in psnr.texts)
         assert any("budget 0.1 %" in t.get_text() for t in psnr.texts)
     else:

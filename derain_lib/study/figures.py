@@ -177,7 +177,9 @@ def derain_photos(
     """The study's one real-photo deraining step: each photo (shrunk to ``side`` pixels on
     its longer side when given) saved as ``rainy/<stem>.png`` and derained by every model
     as ``<model>/<stem>.png`` under ``out_dir`` (``/`` in a model id becomes ``_``). With
-    ``reuse``, a PNG already there is kept (not derained again)."""
+    ``reuse``, a PNG already there is kept (not derained again). PNGs of photos not in
+    ``photos`` (a photo removed from the folder) are deleted, so the figures drawn from
+    ``out_dir`` show these photos only."""
     out_dir = Path(out_dir)
     written = []
     for photo in photos:
@@ -190,6 +192,11 @@ def derain_photos(
                     img = fit_size(read_image(photo), side)
                 write_png(out, quantize(img if model is None else predict(model, img)))
             written.append(out)
+    stems = {photo.stem for photo in photos}
+    for m in ("rainy", *models):  # outputs of photos no longer in the list are removed
+        for old in (out_dir / m.replace("/", "_")).glob("*.png"):
+            if old.stem not in stems:
+                old.unlink()
     return written
 
 

@@ -9,6 +9,7 @@ for Rain100L)`` for the synthetic sets), and what did not run is named, never dr
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -118,6 +119,18 @@ def table_bars(table: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
     return fig
 
 
+def _val_images(run: dict) -> int | None:
+    """How many test images a training run validated on (its ``config.yaml``), or None."""
+    import yaml
+
+    cfg = restored(run["run_dir"]) / "config.yaml"
+    try:
+        n = (yaml.safe_load(cfg.read_text()) or {}).get("train", {}).get("val_images")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return int(n) if isinstance(n, int) else None
+
+
 def training_curves(runs: list[dict], methods: tuple[str, ...] | None = None) -> Figure:
     """Per training set (rows): the training loss per step divided by the model's stages
     (:data:`MODEL_STAGES`), one panel per loss kind (:data:`LOSS_AXES`: the losses have
@@ -167,8 +180,10 @@ def training_curves(runs: list[dict], methods: tuple[str, ...] | None = None) ->
             val_ax.set_xticks(range(len(single)), names, fontsize=6, rotation=30, ha="right")
             val_ax.set_xlim(-0.6, len(single) - 0.4)
             val_ax.margins(y=0.25)
+            n_val = sorted({_val_images(r) for r in mine} - {None})
+            on = f" on {'/'.join(map(str, n_val))} test images" if n_val else ""
             val_ax.set_title(
-                f"{data}\nvalidation PSNR, one evaluation (step {', '.join(map(str, steps))})",
+                f"{data}\nvalidation PSNR{on}, one evaluation (step {', '.join(map(str, steps))})",
                 fontsize=8,
             )
         else:
@@ -403,7 +418,7 @@ def real_rain(real: str | Path, labels: dict[str, str] = METHOD_LABELS) -> Figur
 
 
 #: Colours of the forest plot's verdicts (any other verdict is grey).
-VERDICT_COLOURS = {"supported": "tab:green", "contradicted": "tab:red"}
+VERDICT_COLOURS = {"supported": "tab:green", "contradicted": "tab:red", "degenerate": "tab:orange"}
 #: Kinds of evidence, in the forest plot's order (``claims.csv`` ``evidence``).
 EVIDENCE_KINDS = ("released, full set", "released, partial set", "trained here", "stand-in")
 _METRICS = (("psnr", "PSNR", "dB"), ("ssim", "SSIM", "SSIM"))
@@ -469,11 +484,26 @@ def forest_claims(rows: list[dict]) -> list[dict]:
     for row in out.values():
         for m, _, _ in _METRICS:
             row.setdefault(m, {"diff": math.nan, "lo": math.nan, "hi": math.nan, "paper": math.nan})
-        if row["verdict"].startswith(("not run", "not testable")):
-            row["evidence"] = (
-                "not run" if row["verdict"].startswith("not run") else "not testable here"
-            )
+        measured = any(math.isfinite(row[m]["diff"]) for m, _, _ in _METRICS)
+        if row["verdict"].startswith("not run"):
+            row["evidence"] = "not run"
+        elif row["verdict"].startswith("not testable") and not measured:
+            row["evidence"] = "not testable here"
+        elif measured and row["verdict"].split(":")[0] not in ("supported", "contradicted"):
+            # a measured row without a verdict keeps its evidence group and says why
+            row["label"] += "\n→ " + textwrap.shorten(_why_no_verdict(row), 64)
     return list(out.values())
+
+
+def _why_no_verdict(row: dict) -> str:
+    """The verdict of a measured claim that got none, with the part of its reason that says
+    why (the MDE against the claim; the first degenerate run)."""
+    verdict, reason = row["verdict"], str(row["reason"] or "")
+    mde = re.search(r"MDE [\d.]+ dB > claimed [\d.]+ dB", reason)
+    if mde:
+        return f"{verdict}: {mde.group(0)}"
+    first = reason.split(";")[0].split(": ", 1)[-1]
+    return f"{verdict}: {first}" if first else verdict
 
 
 def claims_forest(rows: list[dict]) -> Figure:
@@ -493,7 +523,7 @@ def claims_forest(rows: list[dict]) -> Figure:
     for k in kinds:
         order.append(k)
         order += [c for c in claims if c["evidence"] == k]
-    fig = Figure(figsize=(13.0, 0.42 * len(order) + 1.6), layout="constrained")
+    fig = Figure(figsize=(13.0, 0.5 * len(order) + 1.6), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, (m, name, unit) in zip(axes, _METRICS, strict=True):
         # the range follows the paper's marks (the claims' sizes), not the widest interval
@@ -557,7 +587,7 @@ def claims_forest(rows: list[dict]) -> Figure:
     fig.suptitle(
         f"{len(claims)} claims of claims.csv, grouped by evidence: dot = mean paired "
         "difference, bar = 95 % interval (arrow: clipped, bound written), x = paper; "
-        "green supported, red contradicted, grey other",
+        "green supported, red contradicted, orange degenerate, grey no verdict (→ why)",
         fontsize=8.5,
     )
     return fig
@@ -698,6 +728,13 @@ def table_differences(rows: pd.DataFrame, table: str, title: str, note: str = ""
         ax.set_ylim(len(methods) - 0.4, -0.6)
         ax.set_xlabel("PSNR difference (dB)", fontsize=8)
         ax.margins(x=0.25)
+        lo, hi = ax.get_xlim()
+        for t in ax.texts:  # a mean's label near an edge is aligned inwards, not cut off
+            x = t.xy[0] if hasattr(t, "xy") else t.get_position()[0]
+            if x > hi - 0.3 * (hi - lo):
+                t.set_horizontalalignment("right")
+            elif x < lo + 0.3 * (hi - lo):
+                t.set_horizontalalignment("left")
         kind = "stand-in: direction only" if "stand-in" in str(test) else "real test set"
         ax.set_title(f"{_wrap(str(test), 40)}\n({kind})", fontsize=8)
     axes[0].plot([], [], "o", color="tab:blue", ms=4, label="one seed")

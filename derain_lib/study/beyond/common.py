@@ -82,8 +82,13 @@ def chapter_models(
 
 
 def chapter_sets(p: Params) -> list[tuple[TestSet, PairedDataset]]:
-    """Every test set of the profile (its own, then real ones found or fetched), opened."""
-    return [(t, open_data(t.spec)) for ts in test_sets(p).values() for t in ts]
+    """Every test set of the profile (its own, then real ones found or fetched), opened; a
+    partial real set is left out when the complete one is there (the 4 Rain100L sample
+    pairs beside the fetched 100 are the same images)."""
+    from ..probes import without_partial_copies
+
+    sets = [t for ts in test_sets(p).values() for t in without_partial_copies(ts)]
+    return [(t, open_data(t.spec)) for t in sets]
 
 
 def clock() -> tuple[float, float]:
