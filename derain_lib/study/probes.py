@@ -10,9 +10,10 @@
   instance, not by changing the model's code. If the PSNR does not drop, the trained network
   does not use where its attention points.
 
-The stage scores come from Table III's own evaluation of the released SIAN (an evaluation
-run writes every stage's scores, ``per_stage.csv``, from the pass that scores its last
-stage), so a probe costs one forward pass per image, the knock-out's. Both are computed
+In the pipeline the stage scores come from Table III's own evaluation of the released SIAN
+(an evaluation run writes every stage's scores, ``per_stage.csv``, from the pass that scores
+its last stage; :func:`run_probes` ``stage_csv``), so a probe costs one forward pass per
+image, the knock-out's. Both are computed
 once per (weights, test set) and cached under
 ``results/<profile>/eval/probes/`` (ignored); their per-image rows are committed as
 ``scores/probes_per_image.csv`` (the per-image columns of :mod:`.claims`), with method ids
@@ -24,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -116,10 +118,18 @@ def image_rows(
     return rows
 
 
-def run_probes(p: Params, scenes: dict[str, dict[str, str]], log=print) -> Path | None:
+def run_probes(
+    p: Params,
+    scenes: dict[str, dict[str, str]],
+    log=print,
+    stage_csv: Callable[[Params, Path, TestSet], Path | None] | None = None,
+) -> Path | None:
     """Probe the released SIAN on the real Rain100L/H test sets found (cached); writes
     ``scores/probes_per_image.csv``; None when no real set or no weights are there.
-    ``scenes``: test set label -> image -> scene (``claims.read_scenes``)."""
+    ``scenes``: test set label -> image -> scene (``claims.read_scenes``). ``stage_csv``:
+    where an evaluation of the weights on the set already holds every stage's scores
+    (``scoring.sian_stage_scores``: Table III's own pass); without it, or where it returns
+    None, the stages are computed here."""
     frames = []
     for b in BENCHMARKS:
         w = RELEASED[f"sian-{TRAINED_ON[b]}"]
@@ -128,20 +138,16 @@ def run_probes(p: Params, scenes: dict[str, dict[str, str]], log=print) -> Path 
             if weights is None:
                 log(f"not run: probes on {t.label}: released {w.filename} not found")
                 continue
-            from .scoring import eval_run  # scoring imports this module
-
-            # Table III's evaluation of these weights (cached: paid once) holds the stages
-            run = eval_run(p, MethodId.SIAN_RELEASED, weights, t, [])
+            stages = stage_csv(p, weights, t) if stage_csv is not None else None
+            source = stages.parent.name if stages is not None else "own"  # the eval run's key
             key = hashlib.sha256(
-                f"{VERSION}|{w.sha256}|{open_data(t.spec).manifest_sha256()}|{run.key}".encode()
+                f"{VERSION}|{w.sha256}|{open_data(t.spec).manifest_sha256()}|{source}".encode()
             ).hexdigest()[:16]
             cached = results_dir(p.profile) / "eval" / "probes" / f"{b}-{key}.csv"
             if not cached.is_file():
                 log(f"probes: SIAN stages 1-6 and attention knock-out on {t.label}")
                 out = io.StringIO()
-                stage_csv = run.dir / "per_stage.csv"
-                stage_csv = stage_csv if stage_csv.is_file() else None  # else: recomputed
-                rows = image_rows(weights, t, scenes.get(t.label, {}), stage_csv)
+                rows = image_rows(weights, t, scenes.get(t.label, {}), stages)
                 pd.DataFrame(rows, columns=COLUMNS).to_csv(out, index=False, float_format="%.6f")
                 atomic_write_text(cached, out.getvalue())
             frames.append(pd.read_csv(cached, keep_default_na=False, dtype={"seed": str}))

@@ -276,6 +276,15 @@ def eval_run(p: Params, method: str, path: Path, t: TestSet, runs: list[dict]) -
     return get_or_run(config_from_dict(base.to_dict()), progress=False)
 
 
+def sian_stage_scores(p: Params, weights: Path, t: TestSet) -> Path | None:
+    """The ``per_stage.csv`` of Table III's evaluation of the released SIAN ``weights`` on
+    ``t`` (the cached run; computed when absent), or None when that run has none: what
+    :func:`~.probes.run_probes` reads instead of a second pass over the images."""
+    run = eval_run(p, MethodId.SIAN_RELEASED, weights, t, [])
+    path = run.dir / "per_stage.csv"
+    return path if path.is_file() else None
+
+
 def score_input(p: Params, t: TestSet) -> tuple[Path, dict]:
     """The Input row: the rainy image scored as if it were the output (cached per data)."""
     ds = open_data(t.spec)

@@ -21,6 +21,7 @@ from ...intervals import mean_ci
 from ...tables import not_run
 from ...weights import find_released, load_model, missing_released
 from ..plan import Params, TestSet, test_sets
+from ..probes import without_partial_copies
 
 __all__ = ["mean_ci"]  # re-exported for the sections
 
@@ -85,8 +86,6 @@ def chapter_sets(p: Params) -> list[tuple[TestSet, PairedDataset]]:
     """Every test set of the profile (its own, then real ones found or fetched), opened; a
     partial real set is left out when the complete one is there (the 4 Rain100L sample
     pairs beside the fetched 100 are the same images)."""
-    from ..probes import without_partial_copies
-
     sets = [t for ts in test_sets(p).values() for t in without_partial_copies(ts)]
     return [(t, open_data(t.spec)) for t in sets]
 
