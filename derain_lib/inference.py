@@ -157,10 +157,7 @@ def predict(
 
     fp32 is exact fp32 on a GPU too (TF32 off, :func:`~derain_lib.device.exact_fp32`), so
     scores do not depend on the device."""
-    x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
-    device = model_device(model)
-    with exact_fp32():
-        y = tiled_forward(model, x.to(device), tile, overlap, stages, precision)
+    y = _forward_image(model, img, tile, overlap, stages, precision, every_stage=False)
     return y[0].permute(1, 2, 0).float().cpu().numpy()
 
 
@@ -175,11 +172,25 @@ def predict_stages(
 ) -> list[np.ndarray]:
     """:func:`predict`, returning the output of every stage up to ``stages`` (stage 1
     first) from the same forward pass; the last equals what :func:`predict` returns."""
-    x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
-    device = model_device(model)
-    with exact_fp32():
-        y = tiled_forward(model, x.to(device), tile, overlap, stages, precision, every_stage=True)
+    y = _forward_image(model, img, tile, overlap, stages, precision, every_stage=True)
     return [s[0].permute(1, 2, 0).float().cpu().numpy() for s in y]
+
+
+def _forward_image(
+    model: nn.Module,
+    img: np.ndarray,
+    tile: int | None,
+    overlap: int,
+    stages: int | None,
+    precision: str,
+    every_stage: bool,
+) -> torch.Tensor:
+    """:func:`tiled_forward` of one HWC image on the model's device, in exact fp32."""
+    x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+    with exact_fp32():
+        return tiled_forward(
+            model, x.to(model_device(model)), tile, overlap, stages, precision, every_stage
+        )
 
 
 def to_tensor(img: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
