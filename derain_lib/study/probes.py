@@ -95,7 +95,10 @@ def image_rows(
     stage_scores = pd.read_csv(stage_csv) if stage_csv is not None else None
     if stage_scores is not None and set(stage_scores.name) != {p.name for p in ds.pairs}:
         raise ValueError(f"{stage_csv}: scores other images than {t.label}")
-    intact = load_model(weights, allow_download=False).model.eval()
+    # the intact model only where the stages are not read from an evaluation
+    intact = (
+        load_model(weights, allow_download=False).model.eval() if stage_scores is None else None
+    )
     knocked = _mean_attention(load_model(weights, allow_download=False).model.eval())
     rows = []
     base = {"benchmark": t.benchmark, "test_set": t.label, "stand_in": t.stand_in, "seed": ""}
@@ -104,7 +107,7 @@ def image_rows(
         x = torch.from_numpy(rainy.copy()).permute(2, 0, 1)[None].float()
         name = pair.name
         scene = scenes.get(name, name)
-        if stage_scores is None:
+        if intact is not None:
             stages = [score_pair(y[0].permute(1, 2, 0).numpy(), clean) for y in intact(x)]
         else:
             mine = stage_scores[stage_scores.name == name].sort_values("stage")

@@ -22,7 +22,7 @@ from matplotlib.patches import Rectangle
 from ..attention_maps import Attention
 from ..data.io import read_image
 from ..intervals import mean_ci
-from ..runs import restored
+from ..runs import Run, restored
 from ..tables import BENCHMARKS, TABLE2, TABLE3, TABLE5, TABLES, Score, benchmark_label, paper_value
 from ..tables import MethodId as M
 from .attention import attention_panel
@@ -120,15 +120,9 @@ def table_bars(table: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
 
 
 def _val_images(run: dict) -> int | None:
-    """How many test images a training run validated on (its ``config.yaml``), or None."""
-    import yaml
-
-    cfg = restored(run["run_dir"]) / "config.yaml"
-    try:
-        n = (yaml.safe_load(cfg.read_text()) or {}).get("train", {}).get("val_images")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
-    return int(n) if isinstance(n, int) else None
+    """How many test images a training run validated on (its config), or None."""
+    cfg = Run.load(restored(run["run_dir"])).config
+    return cfg.train.val_images if cfg is not None else None
 
 
 def training_curves(runs: list[dict], methods: tuple[str, ...] | None = None) -> Figure:
