@@ -394,6 +394,7 @@ def _record(d: dict) -> dict:
 COLUMNS = [
     "table",
     "method",
+    "method_id",
     "benchmark",
     "test_set",
     "n",
@@ -421,6 +422,7 @@ def _row(spec: TableSpec, m: Method, s: Score) -> dict:
     row = {
         "table": spec.number,
         "method": m.label,
+        "method_id": str(m.id),
         "benchmark": benchmark_label(s.benchmark, s.stand_in),
         "test_set": s.test_set,
         "n": s.n if s.ran else None,

@@ -8,6 +8,12 @@ import time
 import numpy as np
 import pytest
 import torch
+from derain_lib.study.findings import (
+    attention_findings,
+    density_findings,
+    generalisation_findings,
+    protocol_findings,
+)
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
@@ -40,12 +46,6 @@ from derain_lib.study.beyond.density import (
 )
 from derain_lib.study.beyond.generalisation import cells, generalisation, outputs
 from derain_lib.study.beyond.protocols import protocol_effects, protocol_means, protocol_table
-from derain_lib.study.findings import (
-    attention_findings,
-    density_findings,
-    generalisation_findings,
-    protocol_findings,
-)
 from derain_lib.study.paths import write_json
 
 NAMES = ["001", "025", "050", "100"]

@@ -1,108 +1,103 @@
-"""The released SIAN's own claims: stage-by-stage scores and the attention knock-out, on one
-real Rain100L pair (the authors' per-image reference), then judged as claims."""
+"""The released SIAN on real pairs: its stage scores and the family of inference-time
+knock-outs of its attention, into the record, then listed as rows without verdict."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
-from derain_lib.study import claims, plan, probes
+from derain_lib.study import claims, plan, probes, record
 
 
 @pytest.fixture
-def one_pair(shared: Path, tmp_path: Path) -> plan.TestSet:
-    src = shared / "data" / "rain100l_sample"
-    for rel in ("rainy/rain-001.png", "norain/norain-001.png"):
-        (tmp_path / "set" / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src / rel, tmp_path / "set" / rel)
-    return plan.TestSet("rain100l", str(tmp_path / "set"), "Rain100L: one pair", False)
-
-
-def test_stages_and_knockout_of_the_released_sian(one_pair: plan.TestSet, shared: Path):
-    weights = shared / "weights" / "sian_rain100l.pth"
-    rows = pd.DataFrame(probes.image_rows(weights, one_pair, {"rain-001": "scene-a"}))
-    assert list(rows.method) == [probes.stage_id(k) for k in range(1, 7)] + [probes.KNOCKOUT]
-    assert set(rows.scene) == {"scene-a"}
-    ref = json.loads((shared / "weights" / "reference" / "reference.json").read_text())
-    want = ref["per_image"]["rain-001.png"]["sian_rain100l"]
-    last = rows[rows.method == probes.stage_id(6)].iloc[0]
-    assert last.psnr == pytest.approx(want["psnr"], abs=1e-3)  # stage 6 = the released output
-    assert last.ssim == pytest.approx(want["ssim"], abs=1e-5)
-    first = rows[rows.method == probes.stage_id(1)].iloc[0]
-    knocked = rows[rows.method == probes.KNOCKOUT].iloc[0]
-    assert first.psnr != last.psnr and knocked.psnr != last.psnr  # both change the output
-
-
-def test_stage_scores_of_an_evaluation_equal_the_probes_own(shared: Path, tmp_path: Path):
-    """The probes read the stage scores from Table III's evaluation (``per_stage.csv``):
-    those equal a forward pass of their own, and the last stage equals ``per_image.csv``."""
+def crops(shared: Path, tmp_path: Path) -> plan.TestSet:
+    """Two Rain100L pairs cut to 96 x 128: a fast forward."""
     from derain_lib.data.io import read_image, write_png
-    from derain_lib.data.sources import open_data
-    from derain_lib.evaluate import evaluate
     from derain_lib.metrics import quantize
-    from derain_lib.weights import load_model
 
     src = shared / "data" / "rain100l_sample"
     for rel in ("rainy/rain-001.png", "norain/norain-001.png", "rainy/rain-025.png",
                 "norain/norain-025.png"):  # fmt: skip
-        img = read_image(src / rel)[40:136, 60:188]  # 96 x 128: a fast forward
+        img = read_image(src / rel)[40:136, 60:188]
         write_png(tmp_path / "set" / rel, quantize(img))
-    t = plan.TestSet("rain100l", str(tmp_path / "set"), "Rain100L: two crops", False)
+    return plan.TestSet("rain100l", str(tmp_path / "set"), "Rain100L: two crops", False)
+
+
+def test_every_knock_out_changes_the_output_and_only_its_part(shared: Path) -> None:
+    from derain_lib.weights import load_model
+
     weights = shared / "weights" / "sian_rain100l.pth"
+    x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        intact = load_model(weights, allow_download=False).model.eval()(x)
+        outs = {}
+        for v in probes.variants(probes.BENCHMARKS[0]):
+            model = probes.knock_out(load_model(weights, allow_download=False).model.eval(), v)
+            outs[v] = model(x)
+            if v == "ko-mean-stage-3":  # the stage counter starts afresh with every forward
+                assert torch.equal(outs[v][-1], model(x)[-1])
+    assert len(outs) == 14 and len(probes.variants(probes.BENCHMARKS[1])) == 4
+    for v, out in outs.items():
+        assert not torch.equal(out[-1], intact[-1]), v
+    # a knock-out at stage 3 leaves stages 1-2 as they were, and changes stage 3
+    s3 = outs["ko-mean-stage-3"]
+    assert torch.equal(s3[1], intact[1]) and not torch.equal(s3[2], intact[2])
+    assert not torch.equal(outs["ko-mean-scale-1"][-1], outs["ko-mean-scale-4"][-1])
+    assert "set to 0" in probes.describe("ko-zero")
+    assert probes.describe("ko-mean-stage-3") == (
+        "the attention maps of stage 3 only are knocked out (mean)"
+    )
+
+
+def test_knock_outs_run_on_distinct_scenes_spread_over_the_set() -> None:
+    names = [f"rain-{i:03d}" for i in range(1, 11)]
+    scenes = {n: f"s{min(i, 7)}" for i, n in enumerate(names)}  # the last 3 are one scene
+    assert probes.subset(names, scenes, None) == names
+    assert probes.subset(names, scenes, 100) == names[:8]
+    chosen = probes.subset(names, scenes, 3)
+    assert chosen == ["rain-001", "rain-005", "rain-008"]
+    assert len({scenes[n] for n in chosen}) == 3
+
+
+def test_probes_write_stages_and_knock_outs_into_the_record(
+    crops: plan.TestSet, shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from derain_lib.data.sources import open_data
+    from derain_lib.evaluate import evaluate
+    from derain_lib.weights import load_model
+
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "results"))
+    weights = shared / "weights" / "sian_rain100l.pth"
+    monkeypatch.setattr(probes, "test_sets", lambda p: {"rain100l": [crops], "rain100h": []})
+    monkeypatch.setattr(probes, "find_released", lambda name, d: weights)
+    kinds = ["ko-zero", "ko-mean-stage-2"]
+    monkeypatch.setattr(probes, "variants", lambda b: kinds)
     model = load_model(weights, allow_download=False).model
-    res = evaluate(model, open_data(t.spec), tmp_path / "eval", stage_scores=True)
+    ev = evaluate(model, open_data(crops.spec), tmp_path / "eval", stage_scores=True)
     stages = pd.read_csv(tmp_path / "eval" / "per_stage.csv")
-    assert sorted(stages.stage.unique()) == [1, 2, 3, 4, 5, 6] and len(stages) == 12
     last = stages[stages.stage == 6].set_index("name")
     per_image = pd.read_csv(tmp_path / "eval" / "per_image.csv").set_index("name")
-    assert (last.psnr == per_image.psnr).all() and (last.ssim == per_image.ssim).all()
-    assert res.psnr == pytest.approx(per_image.psnr.mean())
-    own = pd.DataFrame(probes.image_rows(weights, t, {}))
-    read = pd.DataFrame(probes.image_rows(weights, t, {}, tmp_path / "eval" / "per_stage.csv"))
-    pd.testing.assert_frame_equal(own, read, check_exact=False, rtol=0, atol=1e-6)
-    (tmp_path / "other.csv").write_text("name,stage,psnr,ssim\nrain-009.png,1,30,0.9\n")
-    with pytest.raises(ValueError, match="other.csv: scores other images"):
-        probes.image_rows(weights, t, {}, tmp_path / "other.csv")
-
-
-def test_probe_claims_are_judged_from_the_committed_csv(tmp_path, monkeypatch):
-    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "results"))
-    rows = []
-    for i in range(30):
-        for k in range(1, 7):
-            rows.append((probes.stage_id(k), i, 30.0 + k * 0.5 + 0.01 * (i % 7)))
-        rows.append((probes.KNOCKOUT, i, 33.0 + 0.3 * (i % 5)))  # 33 +- vs stage 6 at 33.0x
-    df = pd.DataFrame(
-        [
-            {"method": m, "benchmark": "rain100l", "test_set": "Rain100L: test", "stand_in": False,
-             "seed": "", "image": f"rain-{i:03d}", "scene": f"s{i}", "psnr": v, "ssim": 0.9}
-            for m, i, v in rows
-        ]
-    )  # fmt: skip
-    path = probes.probes_path("smoke")
-    path.parent.mkdir(parents=True)
-    df.to_csv(path, index=False)
-    got = {(r["table"], r["claim"], r["benchmark"]): r for r in claims.probe_rows("smoke")}
-    stage = got["Fig. 6", "stage 2 improves on stage 1 (released SIAN) on Rain100L", "Rain100L"]
-    assert stage["verdict"] == "supported" and "a direction" in stage["reason"]
-    assert stage["diff_psnr"] == pytest.approx(0.5)
-    knock = got[
-        "V (knock-out)",
-        "released SIAN beats itself with each attention map set to its mean on Rain100L",
-        "Rain100L",
-    ]
-    assert knock["paper_diff_psnr"] == pytest.approx(0.12)
-    assert knock["verdict"] in ("contradicted", "not testable here", "inconclusive")
-    assert knock["evidence"] == "released, partial set"  # 30 of 100 images
-    h = got["Fig. 6", "stage 2 improves on stage 1 (released SIAN) on Rain100H", "Rain100H"]
-    assert h["verdict"] == "not run"
+    assert (last.psnr == per_image.psnr).all() and ev.psnr == pytest.approx(per_image.psnr.mean())
+    n = probes.run_probes(plan.Params("smoke"), lambda p, w, t: tmp_path / "eval" / "per_stage.csv")
+    df = record.read("smoke")
+    assert n == len(df) == 2 * 6 + 2 * 2  # 2 images: 6 stages, 2 knock-outs
+    assert set(df.variant) == {f"stage-{k}" for k in range(1, 7)} | set(kinds)
+    record.update("smoke", df[df.variant == "stage-6"].assign(variant="").to_dict("records"))
+    rows = claims.knockout_rows(record.read("smoke"))
+    assert len(rows) == 2 and all(r["n_images"] == 2 for r in rows)
+    assert all(r["paper_diff_psnr"] is None and r["direction"] == "no verdict" for r in rows)
     table = claims.stage_table("smoke")
     assert list(table.stage) == [1, 2, 3, 4, 5, 6]
-    assert (table.lo_psnr <= table.psnr).all() and (table.psnr <= table.hi_psnr).all()
+    # a second run takes every knock-out from its cache
+    monkeypatch.setattr(probes, "knocked_scores", lambda *a: pytest.fail("recomputed"))
+    assert (
+        probes.run_probes(plan.Params("smoke"), lambda p, w, t: tmp_path / "eval" / "per_stage.csv")
+        == n
+    )
 
 
 def test_a_partial_copy_is_dropped_beside_the_complete_set(shared: Path, tmp_path, monkeypatch):

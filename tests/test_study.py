@@ -1,5 +1,5 @@
-"""The study's small steps without training: findings generated from saved tables, the
-figures drawn from them, and the HTML report's index."""
+"""The study's small steps without training: the record's seed table, the figures drawn
+from saved tables, and the HTML report's index with its summary."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from derain_lib import tables
-from derain_lib.study import findings
+from derain_lib.study import record
 from derain_lib.study.paths import results_dir
 from derain_lib.study.report import export_report
 from derain_lib.viz import results as plots
@@ -52,23 +52,34 @@ def _table5(res: Path, values: tuple[float, float, float], real: bool = False) -
     tables.write_tables(res, scores, ["table5"])
 
 
-def test_ranking_findings_state_this_runs_numbers_and_order(res: Path) -> None:
-    _table5(res, (30.0, 31.5, 32.25))
-    md = findings.ranking("smoke", "table5")
-    assert md.startswith(f"### {findings.HEADING} (profile `smoke`)")
-    assert "Baseline+SIAN+LSTM 32.25 dB, Baseline+LSTM 31.50 dB, Baseline 30.00 dB" in md
-    assert "the paper's order, best to worst 2.25 dB apart" in md
-    assert "stand-in data: values not comparable" in md
-    assert "On 1 of 1 test sets" in md
+def _rows(method: str, evidence: str, seeds: list[str], psnr: list[float]) -> list[dict]:
+    return [
+        {"method": method, "variant": "", "benchmark": "rain100l", "test_set": "t",
+         "evidence": evidence, "seed": seed, "image": f"{i}", "scene": f"{i}",
+         "psnr": p + i, "ssim": 0.9}
+        for seed, p in zip(seeds, psnr, strict=True)
+        for i in range(3)
+    ]  # fmt: skip
 
 
-def test_ranking_findings_name_a_different_order_and_ties(res: Path) -> None:
-    _table5(res, (33.0, 31.0, 32.0), real=True)
-    md = findings.ranking("smoke", "table5")
-    assert "not the paper's order (Baseline > Baseline+SIAN+LSTM > Baseline+LSTM)" in md
-    assert "Baseline 33.00 dB (-4.92 vs paper)" in md and "On 0 of 1" in md
-    _table5(res, (26.73, 26.73, 26.73))
-    assert "no difference between the rows (spread 0.000 dB)" in findings.ranking("smoke", "table5")
+def test_the_record_is_one_sorted_table_and_its_seed_means(res: Path) -> None:
+    record.update("smoke", _rows("input", "rainy input", [""], [20.0]))
+    record.update("smoke", _rows("sian/neg-ssim", "trained here", ["0", "1"], [30.0, 32.0]))
+    record.update("smoke", _rows("sian/mae", "trained here", ["0", "1"], [20.5, 24.0]))
+    df = record.read("smoke")
+    assert list(df.columns) == record.COLUMNS and len(df) == 15
+    # sian/mae seed 0 gains 0.5 dB over the input: degenerate, seed 1 (4 dB) is not
+    flagged = df[df.degenerate]
+    assert set(zip(flagged.method, flagged.seed, strict=True)) == {("sian/mae", "0")}
+    table = record.seed_table(df).set_index("method")
+    assert table.loc["sian/neg-ssim", "psnr"] == pytest.approx(32.0)  # (31 + 33) / 2
+    assert table.loc["sian/neg-ssim", "psnr_sd"] == pytest.approx(np.sqrt(2))
+    assert table.loc["sian/neg-ssim", "n_seeds"] == 2 and table.loc["input", "n_seeds"] == 1
+    assert table.loc["sian/mae", "degenerate"] and not table.loc["sian/neg-ssim", "degenerate"]
+    # replacing a method's rows keeps the others and the file's order
+    before = record.path("smoke").read_text()
+    record.update("smoke", _rows("sian/neg-ssim", "trained here", ["0", "1"], [30.0, 32.0]))
+    assert record.path("smoke").read_text() == before
 
 
 def test_table_bars_show_ours_beside_the_papers(res: Path) -> None:
@@ -134,6 +145,28 @@ def test_report_index_links_chapters_tables_and_figures(res: Path, tmp_path: Pat
     assert '<a href="../table5.csv">table5.csv</a>' in page and "32.25" in page
     assert '<a href="../../../figures/smoke/table5_bars.png">' in page
     assert "Table V &lt;bars&gt;" in page
+    assert "<h2>Summary</h2>" in page
+
+
+def test_report_summary_says_what_is_exact_and_what_is_not_testable(res: Path) -> None:
+    from derain_lib.study import claims
+    from derain_lib.study.report import summary
+
+    rows = []
+    for m, psnr in (("input", 26.9), ("prenet-released", 37.65), ("sian-released", 38.8)):
+        rows += [
+            {"method": m, "variant": "", "benchmark": "rain100l", "test_set": "Rain100L: t",
+             "evidence": record.evidence_of(m, False), "seed": "", "image": f"{i:03d}",
+             "scene": f"{i}", "psnr": psnr + 0.1 * (i % 3) + 0.01 * i, "ssim": 0.98}
+            for i in range(100)
+        ]  # fmt: skip
+    record.update("smoke", rows)
+    claims.recompute("smoke")
+    text = " ".join(summary("smoke"))
+    assert "SIAN released weights on Rain100L (100 images): 39.39 dB / 0.980" in text
+    assert "the paper&#x27;s row 38.80 / 0.984" in text
+    assert "direction supported" in text and "Holm over 1" in text
+    assert "Rain1400: not run" in text
 
 
 def test_derain_photos_drops_outputs_of_photos_no_longer_there(tmp_path: Path) -> None:

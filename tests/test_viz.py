@@ -418,77 +418,10 @@ def overlapping_titles(fig: matplotlib.figure.Figure) -> list[tuple[str, str]]:
     return bad
 
 
-def _claims_old() -> list[dict]:
-    """Rows of the committed (older) claims.csv format: two metrics per claim, one not run."""
-    base = {
-        "table": "III",
-        "benchmark": "Rain100L",
-        "better": "sian-released",
-        "worse": "prenet-released",
-        "n": 4,
-        "seeds": "released",
-        "interval_from": "images",
-        "image_ci": "",
-        "seed_ci": "",
-        "absolute": "partial set, n=4 of 100",
-    }
-    rows = []
-    for metric, d, lo, hi, paper in (
-        ("PSNR", 1.3, 0.9, 1.8, 1.35),
-        ("SSIM", 0.005, 0.003, 0.007, 0.005),
-    ):
-        rows.append(
-            {
-                **base,
-                "claim": "Ours beats PReNet on Rain100L",
-                "test_set": "Rain100L: sample",
-                "metric": metric,
-                "diff": d,
-                "ci_low": lo,
-                "ci_high": hi,
-                "paper_diff": paper,
-                "verdict": "supported",
-            }
-        )
-        rows.append(
-            {
-                **base,
-                "claim": "Ours beats PReNet on Rain12",
-                "benchmark": "Rain12",
-                "table": "IV",
-                "test_set": "not run: no Rain12 test data",
-                "metric": metric,
-                "diff": "",
-                "ci_low": "",
-                "ci_high": "",
-                "paper_diff": 0.58 if metric == "PSNR" else 0.006,
-                "verdict": "not run: no Rain12 test data",
-            }
-        )
-        rows.append(
-            {
-                **base,
-                "claim": "Negative SSIM beats MAE on Rain100L",
-                "table": "II",
-                "better": "sian/neg-ssim",
-                "worse": "sian/mae",
-                "absolute": "not comparable (stand-in)",
-                "test_set": "embedded light test (quick), stand-in",
-                "metric": metric,
-                "diff": 5.7 if metric == "PSNR" else 0.1,
-                "ci_low": 1.4 if metric == "PSNR" else 0.08,
-                "ci_high": 10.1 if metric == "PSNR" else 0.14,
-                "paper_diff": 0.26 if metric == "PSNR" else 0.003,
-                "verdict": "supported",
-            }
-        )
-    return rows
+def _claims() -> list[dict]:
+    """Rows of claims.csv (one row per claim, an evidence kind and two verdicts each)."""
 
-
-def _claims_new() -> list[dict]:
-    """Rows of the new claims.csv format (one row per claim, an evidence kind each)."""
-
-    def row(claim, evidence, verdict, d=None, reason=""):  # noqa: ANN001, ANN202
+    def row(claim, evidence, direction, d=None, reason=""):  # noqa: ANN001, ANN202
         v = "" if d is None else d
         return {
             "claim": claim,
@@ -508,65 +441,55 @@ def _claims_new() -> list[dict]:
             "hi_ssim": "" if d is None else 0.2,
             "paper_diff_psnr": 0.65,
             "paper_diff_ssim": 0.01,
-            "mde_psnr": "",
-            "budget_fraction": "",
-            "verdict": verdict,
+            "direction": direction,
+            "size": "agrees",
             "reason": reason,
         }
 
     return [
         row("full", "released, full set", "supported", 0.6),
         row(
-            "mde",
+            "weak",
             "released, full set",
-            "not testable here",
-            0.8,
-            "MDE 0.26 dB > claimed 0.22 dB; 100 % of the paper's training",
-        ),  # fmt: skip
+            "inconclusive (underpowered: MDE 0.26 > claimed 0.22)",
+            0.1,
+        ),
         row("partial", "released, partial set", "inconclusive", 0.3),
-        row("trained", "trained here", "inconclusive", 0.1),
-        row("stand", "stand-in", "contradicted", -0.4),
-        row("rain1400", "released, full set", "not run", None, "no Rain1400 test data"),
-        row("budget", "trained here", "not testable here", None, "budget 0.1 % of the paper's"),
+        row("trained", "trained here", "contradicted", -0.4),
+        row("stand", "pipeline check", "no verdict", 5.7, "pipeline check: stand-in data"),
+        row("ko", "inference-time sensitivity of the released model", "no verdict", 0.2),
+        row("rain1400", "", "not run", None, "no Rain1400 test data"),
     ]
 
 
-@pytest.mark.parametrize("fmt", ["old", "new"])
-def test_forest_plot_has_a_row_for_every_claim_grouped_by_evidence(fmt: str) -> None:
-    rows = _claims_old() if fmt == "old" else _claims_new()
-    claims = {(r["claim"], r["table"]) for r in rows}
+def test_forest_plot_has_a_row_for_every_claim_grouped_by_evidence() -> None:
+    rows = _claims()
     fig = plots.claims_forest(rows)
     psnr, ssim = fig.get_axes()
     labels = [t.get_text() for t in psnr.get_yticklabels()]
     groups = [t for t in labels if t.startswith("— ")]
     data = [t for t in labels if not t.startswith("— ")]
-    assert len(data) == len(claims)  # every claim, the ones not run included
-    for claim, table in claims:
-        assert sum(t.startswith(f"{table}: {claim}\n") for t in data) == 1, claim
-    if fmt == "new":
-        assert groups == [
-            "— released, full set —",
-            "— released, partial set —",
-            "— trained here —",
-            "— stand-in —",
-            "— not run —",
-            "— not testable here —",
-        ]
-        # a measured row without a verdict stays in its evidence group and says why
-        partial = next(t for t in data if t.startswith("III: partial"))
-        assert partial.endswith("\n→ inconclusive"), partial
-        mde = labels.index(next(t for t in data if t.startswith("III: mde")))
-        assert labels[mde].endswith("→ not testable here: MDE 0.26 dB > claimed 0.22 dB")
-        assert (
-            labels.index("— released, full set —") < mde < labels.index("— released, partial set —")
-        )
-        assert any("no Rain1400 test data" in t.get_text() for t in psnr.texts)
-        assert any("budget 0.1 %" in t.get_text() for t in psnr.texts)
-    else:
-        assert groups == ["— released, partial set —", "— stand-in —", "— not run —"]
+    assert len(data) == len(rows)  # every claim, the ones not run included
+    for r in rows:
+        assert sum(t.startswith(f"III: {r['claim']}\n") for t in data) == 1, r["claim"]
+    assert groups == [
+        "— released, full set —",
+        "— released, partial set —",
+        "— trained here —",
+        "— pipeline check —",
+        "— inference-time sensitivity of the released model —",
+        "— not run —",
+    ]
+    weak = next(t for t in data if t.startswith("III: weak"))
+    assert weak.endswith("→ inconclusive (underpowered: MDE 0.26 > claimed 0.22)"), weak
+    assert any("no Rain1400 test data" in t.get_text() for t in psnr.texts)
+    # a pipeline check is listed with its reason, its +5.7 dB not drawn as an effect
+    assert any("pipeline check: stand-in data" in t.get_text() for t in psnr.texts)
+    drawn = [ln for ln in psnr.lines if ln.get_marker() == "o"]
+    assert len(drawn) == 5 and all(abs(ln.get_xdata()[0]) < 1 for ln in drawn)
     # the paper's marks stay readable: the x range follows them, not the widest interval
     lim = psnr.get_xlim()[1]
-    assert lim < 5 and lim >= 2.5 * (0.65 if fmt == "new" else 1.35)
+    assert 2.5 * 0.65 <= lim < 5
     clipped = [t.get_text() for t in psnr.texts if t.get_text().startswith("+")]
     assert clipped  # the interval beyond the range is drawn as an arrow, its bound written
     assert overlapping_titles(fig) == []
@@ -619,8 +542,8 @@ def test_density_figure_states_its_image_count_and_flags_tone_shifts() -> None:
     assert overlapping_titles(fig) == []
 
 
-def _per_image(tmp_path: Path) -> Path:
-    """A scores/table2_per_image.csv: 3 seeds x 4 images, MAE 0.3 dB below -SSIM per seed."""
+def _per_image(tmp_path: Path, evidence: str = "trained here") -> Path:
+    """A scores.csv: 3 seeds x 4 images, MAE 0.3 dB below -SSIM per seed."""
     rows = []
     for seed in (0, 1, 2):
         for i in range(4):
@@ -632,18 +555,19 @@ def _per_image(tmp_path: Path) -> Path:
                 rows.append(
                     {
                         "method": m,
+                        "variant": "",
                         "benchmark": "rain100l",
                         "test_set": "Rain100L: test",
-                        "stand_in": False,
+                        "evidence": evidence,
                         "seed": seed,
                         "image": f"{i}.png",
                         "scene": "",
                         "psnr": 30.0 + i + off,
                         "ssim": 0.9,
+                        "degenerate": False,
                     }
                 )
-    (tmp_path / "scores").mkdir()
-    pd.DataFrame(rows).to_csv(tmp_path / "scores" / "table2_per_image.csv", index=False)
+    pd.DataFrame(rows).to_csv(tmp_path / "scores.csv", index=False)
     return tmp_path
 
 
@@ -662,41 +586,12 @@ def test_table_differences_show_each_seed_the_mean_and_the_paper(tmp_path: Path)
     dots = [ln for ln in ax.lines if ln.get_marker() == "o" and len(ln.get_xdata()) == 3]
     np.testing.assert_allclose(sorted(dots[0].get_xdata()), [-0.3, -0.2, -0.1])
     assert overlapping_titles(fig) == []
-    # older results: no per-image file, the table's means, and the figure says so
-    old = tmp_path / "old"
-    old.mkdir()
-    table = pd.DataFrame(
-        tables.build_table(
-            "table2",
-            [
-                Score(
-                    method="sian/neg-ssim",
-                    benchmark="rain100l",
-                    **RUN,
-                    test_set="Rain100L: t",
-                    n=4,
-                    psnr=30.0,
-                    ssim=0.9,
-                ),
-                Score(
-                    method="sian/mae",
-                    benchmark="rain100l",
-                    **RUN,
-                    test_set="Rain100L: t",
-                    n=4,
-                    psnr=29.5,
-                    ssim=0.9,
-                ),
-            ],
-        )
-    )
-    table.to_csv(old / "table2.csv", index=False)
-    rows, note = plots.difference_rows(old, "table2")
-    assert "no table2_per_image.csv (older results)" in note
-    assert plots.paired_differences(rows, "sian/mae", "sian/neg-ssim", "psnr")[
-        "mean"
-    ] == pytest.approx(-0.5)
-    assert note in plots.table_differences(rows, "table2", "Table II", note).get_suptitle()
+
+
+def test_pipeline_checks_are_no_effect_to_draw(tmp_path: Path) -> None:
+    rows, note = plots.difference_rows(_per_image(tmp_path, "pipeline check"), "table2")
+    assert rows.empty and "every row is a pipeline check" in note
+    assert "no scores.csv" in plots.difference_rows(tmp_path / "nowhere", "table2")[1]
 
 
 def test_training_curves_put_one_and_six_stage_losses_on_one_scale(tmp_path: Path) -> None:
@@ -779,21 +674,6 @@ def test_beyond_figures_have_no_overlapping_titles() -> None:
     assert "gain over the input" in fig.get_axes()[0].get_title()
 
 
-def test_stage_findings_test_the_stage_by_stage_claim() -> None:
-    from derain_lib.study.findings import stage_findings
-
-    rows = [
-        {"image": im, "stage": k, "psnr": base + v, "ssim": 0.9, "test_set": "Rain100L: t"}
-        for im, base in (("a", 30.0), ("b", 20.0))
-        for k, v in zip(range(1, 4), (0.0, 1.0, 0.5), strict=True)
-    ]
-    text = stage_findings(rows)
-    assert "mean PSNR 1: 25.00, 2: 26.00, 3: 25.50 dB" in text
-    assert "does not rise at every stage (largest drop -0.50 dB)" in text
-    assert "the last stage is the best on 0 of 2 images" in text
-    assert "not tested" in stage_findings([])
-
-
 def test_stage_by_stage_scores_every_stage_of_the_released_sian(shared: Path, monkeypatch) -> None:
     from derain_lib.study.figures import stage_by_stage
     from derain_lib.study.plan import Params
@@ -809,7 +689,7 @@ def test_stage_by_stage_scores_every_stage_of_the_released_sian(shared: Path, mo
 def test_a_claim_without_a_test_set_names_its_benchmark() -> None:
     rows = [
         {"claim": "Ours beats PReNet", "table": "III", "benchmark": "Rain100H", "test_set": t,
-         "evidence": "released, full set", "verdict": "not run", "reason": "no data"}
+         "evidence": "released, full set", "direction": "not run", "reason": "no data"}
         for t in (None, float("nan"))
     ]  # fmt: skip
     labels = [r["label"] for r in plots.forest_claims(rows)]

@@ -17,6 +17,23 @@ def results_dir(profile: str) -> Path:
     return results_root().resolve() / profile
 
 
+def work_dir(profile: str) -> Path:
+    """``results/<profile>/work/`` (not committed): the pipeline's working records (score
+    records with why a method did not run, the training runs taken, each image's scene),
+    kept between steps of one run; the committed record is ``scores.csv``."""
+    return results_dir(profile) / "work"
+
+
+def scenes_path(profile: str) -> Path:
+    return work_dir(profile) / "scenes.json"
+
+
+def read_scenes(profile: str) -> dict[str, dict[str, str]]:
+    """Test set label -> image name -> scene (``work/scenes.json``)."""
+    p = scenes_path(profile)
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
 def figures_dir(profile: str) -> Path:
     """``figures/<profile>/``: the PNGs notebook 05 draws from ``results/<profile>/``."""
     return figures_root() / profile

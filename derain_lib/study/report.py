@@ -18,6 +18,8 @@ import nbformat
 import pandas as pd
 
 from ..fsutil import atomic_write_text
+from ..tables import BENCHMARKS, MethodId, paper_value
+from . import record
 from .paths import figures_dir, results_dir
 
 #: A live widget's output; its state (random ids, times) changes with every run, and a
@@ -30,7 +32,7 @@ TABLE_NAMES = {
     "table5": "Table V: ablation",
 }
 TABLE_COLUMNS = [
-    *("method", "benchmark", "test_set", "n", "psnr", "ssim"),
+    *("method", "benchmark", "test_set", "n", "n_seeds", "psnr", "ssim"),
     *("paper_psnr", "paper_ssim", "diff_psnr", "provenance"),
 ]
 
@@ -41,6 +43,68 @@ def chapter_title(nb: nbformat.NotebookNode, fallback: str) -> str:
         if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
             return cell.source.lstrip().splitlines()[0].lstrip("#").strip()
     return fallback
+
+
+def summary(profile: str) -> list[str]:
+    """The findings on one screen, as HTML list items in three groups: what is exact (the
+    released weights against the paper's rows), what the released models show (the claims
+    with a direction verdict, the knock-outs), what is not testable here and why. Numbers
+    are rounded as the paper rounds them (PSNR 2 decimals, SSIM 3)."""
+    res = results_dir(profile)
+    exact, show, untested = [], [], []
+    means = record.seed_table(record.read(profile))
+    means = means[(means.variant == "") & (means.evidence == "released weights")]
+    rows = {MethodId.SIAN_RELEASED: "Ours", MethodId.PRENET_RELEASED: "PReNet [17] (CVPR'19)"}
+    for r in means[means.method.isin(rows)].itertuples():
+        table = "III" if r.benchmark in ("rain100l", "rain100h") else "IV"
+        paper = paper_value(table, rows[r.method], r.benchmark).value
+        if paper is None:
+            continue
+        exact.append(
+            f"{'SIAN' if r.method == MethodId.SIAN_RELEASED else 'PReNet'} released weights on "
+            f"{BENCHMARKS[r.benchmark]} ({r.n_images} images): {r.psnr:.2f} dB / {r.ssim:.3f}, "
+            f"the paper's row {paper[0]:.2f} / {paper[1]:.3f} ({r.psnr - paper[0]:+.2f} dB)"
+        )
+    path = res / "claims.csv"
+    cols = ["claim", "table", "evidence", "direction", "size", "reason", "p_holm", "diff_psnr"]
+    df = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=cols)
+    for r in df[df.p_holm.notna()].itertuples():
+        paper = "" if pd.isna(r.paper_diff_psnr) else f", the paper's {r.paper_diff_psnr:+.2f}"
+        show.append(
+            f"{r.claim}: {r.diff_psnr:+.2f} dB [{r.lo_psnr:+.2f}, {r.hi_psnr:+.2f}]{paper}: "
+            f"direction {r.direction}, size {r.size} (Holm over {int(df.p_holm.notna().sum())})"
+        )
+    ko = df[df.evidence.astype(str).str.startswith("inference-time")]
+    if len(ko):
+        show.append(
+            f"Attention knocked out at inference ({len(ko)} kinds, released SIAN): the PSNR "
+            f"cost ranges {ko.diff_psnr.min():+.2f} to {ko.diff_psnr.max():+.2f} dB with the "
+            "kind of knock-out: a sensitivity, not Table V's retrained ablation"
+        )
+    for r in df[df.direction == "not run"].itertuples():
+        untested.append(f"{r.claim}: not run: {r.reason}")
+    checks = df[df.evidence == "pipeline check"]
+    if len(checks):
+        tables = ", ".join(dict.fromkeys(checks.table.astype(str)))
+        untested.append(
+            f"Tables {tables}: {len(checks)} rows are pipeline checks (models trained here on "
+            "stand-in data or far below the paper's budget; "
+            f"{int(checks.reason.str.contains('degenerate').sum())} with a degenerate model): "
+            "they need the paper profile on a GPU"
+        )
+    groups = [
+        (
+            "The released weights against the paper's rows (exact where the difference is 0.00)",
+            exact,
+        ),
+        ("What the released models show", show),
+        ("Not testable here, and why", untested),
+    ]
+    return [
+        f"<h3>{t}</h3><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in items) + "</ul>"
+        for t, items in groups
+        if items
+    ]
 
 
 def _rel(target: Path, start: Path) -> str:
@@ -71,6 +135,8 @@ def export_report(profile: str, executed: list[Path]) -> Path:
         atomic_write_text(page, body)
         chapters.append((page.name, title))
     parts = [
+        "<h2>Summary</h2>",
+        *summary(profile),
         "<h2>Chapters</h2><ol>"
         + "".join(f'<li><a href="{h}">{html.escape(t)}</a></li>' for h, t in chapters)
         + "</ol>",
@@ -82,20 +148,20 @@ def export_report(profile: str, executed: list[Path]) -> Path:
         if not csv.is_file():
             continue
         df = pd.read_csv(csv)
-        df = df[df.kind != "paper"][TABLE_COLUMNS]
+        df = df[df.kind != "paper"][[c for c in TABLE_COLUMNS if c in df]]
         parts.append(
             f'<h3 id="{name}">{title} (<a href="{_rel(csv, out)}">{name}.csv</a>)</h3>'
-            + df.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
+            + df.round({"psnr": 2, "ssim": 3, "diff_psnr": 2}).to_html(index=False, na_rep="")
         )
     claims = res / "claims.csv"
     if claims.is_file():
         df = pd.read_csv(claims, keep_default_na=False)
         cols = ["table", "claim", "test_set", "evidence", "diff_psnr", "lo_psnr", "hi_psnr"]
-        cols = [c for c in [*cols, "mde_psnr", "verdict", "reason"] if c in df]
+        cols = [c for c in [*cols, "paper_diff_psnr", "direction", "size"] if c in df]
         parts.append(
             f'<h2 id="claims">The paper\'s claims (<a href="{_rel(claims, out)}">claims.csv</a>, '
             f'<a href="{_rel(res / "claims.md", out)}">claims.md</a>)</h2>'
-            + df[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}")
+            + df[cols].to_html(index=False, float_format=lambda v: f"{v:+.2f}")
         )
     index = res / "figures.json"
     figs = json.loads(index.read_text()) if index.is_file() else []

@@ -3,15 +3,14 @@
 A method (:class:`~derain_lib.tables.MethodId`) is the Input (the rainy image itself),
 released weights (the authors') or a trained method of :data:`~.plan.TRAINED` (a run of
 notebook 01). Model evaluations go through the run cache; the Input row is cached in its eval
-folder. A trained model whose output equals its input (PSNR within :data:`SAME_AS_INPUT_DB`
-of the Input row on every image) or whose training loss never moved is scored as
-``degenerate``: its numbers are kept, never judged. Each step also writes its per-image,
-per-seed scores as ``scores/<step>_per_image.csv`` (:func:`~.claims.write_per_image`).
+folder. Whether a trained model is degenerate is decided once, in the record
+(:data:`.record.DEGENERATE_GAIN_DB`). Each step also writes its per-image,
+per-seed scores into the study's one record, ``scores.csv`` (:mod:`.record`); its score
+records (``work/scores/<step>.json``, not committed) keep why a method did not run.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from dataclasses import dataclass, replace
@@ -27,7 +26,7 @@ from ..data.io import write_png
 from ..data.sources import open_data
 from ..evaluate import evaluate
 from ..metrics import quantize
-from ..runs import Run, get_or_run, open_run, restored, results_root, stored
+from ..runs import Run, find_run, get_or_run, open_run, restored, results_root, stored
 from ..tables import (
     BENCHMARKS,
     MethodId,
@@ -43,20 +42,23 @@ from ..tables import (
     save_scores,
 )
 from ..weights import RELEASED, find_released, missing_released
-from .claims import scenes_path, write_per_image
-from .paths import results_dir, write_json
+from . import record
+from .paths import read_scenes, results_dir, scenes_path, work_dir, write_json
 from .plan import (
     TRAINED,
     TRAINED_ON,
     Params,
     TestSet,
+    config_for,
+    datasets,
     eval_reference,
     is_own,
     no_data_reason,
     test_sets,
+    test_spec,
 )
 from .probes import without_partial_copies
-from .training import load_runs
+from .training import load_runs, seed_plan
 
 #: Images per test set kept as PNG for the figures (rainy, ground truth, each method's output).
 FIGURE_IMAGES = 4
@@ -69,13 +71,9 @@ class RainyInput(nn.Module):
         return [x]
 
 
-#: A trained model within this many dB of the Input row on every image outputs its input.
-SAME_AS_INPUT_DB = 0.01
-
-
 def score_table(p: Params, *specs: TableSpec) -> list[Score]:
     """Score the methods of ``specs`` (tables of one step, e.g. ``TABLE3, TABLE4``) on their
-    benchmarks' test sets; writes ``scores/<step>.json`` and ``scores/<step>_per_image.csv``."""
+    benchmarks' test sets; writes ``work/scores/<step>.json`` and their rows of ``scores.csv``."""
     steps = {s.step for s in specs}
     if len(steps) != 1:
         raise ValueError(f"tables of one step only, got {sorted(steps)}")
@@ -89,8 +87,8 @@ def score_table(p: Params, *specs: TableSpec) -> list[Score]:
 def score_methods(
     p: Params, step: Step | str, methods: list[str], benchmarks: list[str], own_only: bool = False
 ) -> list[Score]:
-    """Score ``methods`` on every test set of ``benchmarks``; writes ``scores/<step>.json``
-    and the per-image CSV.
+    """Score ``methods`` on every test set of ``benchmarks``; writes ``work/scores/<step>.json``
+    and the methods' rows of the record (``scores.csv``, every training seed).
 
     ``own_only`` keeps to the profile's own test sets (Tables II and V compare trained
     variants with each other); otherwise real sets found under data_root count too.
@@ -113,9 +111,59 @@ def score_methods(
             record_scenes(p.profile, t)
             if MethodId.INPUT not in methods:  # the claims' degeneracy check needs the Input
                 extra.append(score_one(p, MethodId.INPUT, t, runs))
-    save_scores(out + extra, results_dir(p.profile) / "scores" / f"{step}.json")
-    write_per_image(p.profile, step)
+    save_scores(out + extra, work_dir(p.profile) / "scores" / f"{step}.json")
+    record.update(p.profile, record_rows(p, out + extra))
     return out
+
+
+def seed_runs(p: Params) -> dict[tuple[str, str], list[tuple[str, Path]]]:
+    """(method, test set spec) -> (seed, per_image.csv) of every finished training seed of
+    :func:`~.training.seed_plan` (each run scores its own test set when it ends)."""
+    out: dict[tuple[str, str], list[tuple[str, Path]]] = {}
+    for _, _, method, seed, cfg in seed_plan(p):
+        run = find_run(cfg)
+        csv_path = run.dir / "per_image.csv"
+        if run.status == "finished" and csv_path.is_file():
+            out.setdefault((method, test_spec(cfg)), []).append((str(seed), csv_path))
+    return out
+
+
+def record_rows(p: Params, scores: list[Score]) -> list[dict]:
+    """The record's rows (:data:`.record.COLUMNS`) of every score that ran: image by image,
+    a trained model's on its own test set once per finished training seed."""
+    specs = {t.label: t.spec for ts in test_sets(p).values() for t in ts}
+    seeds = seed_runs(p) if any(MethodId(s.method).trained for s in scores) else {}
+    scenes = read_scenes(p.profile)
+    root = results_root().resolve()
+    rows = []
+    for s in (s for s in scores if s.ran):
+        trained = MethodId(s.method).trained
+        runs = seeds.get((s.method, specs.get(s.test_set, "")))
+        if not runs:
+            runs = [("0" if trained else "", (root / s.per_image_csv).resolve())]
+        # a model trained on stand-in data is a pipeline check wherever it is scored
+        stand_in = s.stand_in or (trained and _trained_on_stand_in(p, s.benchmark))
+        base = {
+            "method": str(s.method),
+            "variant": "",
+            "benchmark": s.benchmark,
+            "test_set": s.test_set,
+            "evidence": record.evidence_of(s.method, stand_in),
+        }
+        where = scenes.get(s.test_set, {})
+        for seed, csv_path in runs:
+            for r in pd.read_csv(csv_path, dtype={"name": str}).itertuples():
+                rows.append(
+                    base
+                    | {"seed": seed, "image": r.name, "scene": where.get(r.name, r.name)}
+                    | {"psnr": r.psnr, "ssim": r.ssim}
+                )
+    return rows
+
+
+def _trained_on_stand_in(p: Params, benchmark: str) -> bool:
+    d = datasets(p).get(TRAINED_ON[benchmark])
+    return d is None or config_for(p, d).data.train.startswith("embedded:")
 
 
 def scene_of(ds, i: int, stand_in: bool) -> str:
@@ -134,7 +182,7 @@ def record_scenes(profile: str, t: TestSet) -> None:
     """Each image's scene in ``scores/scenes.json`` (test set label -> name -> scene); a
     set already recorded with the same images is kept."""
     path = scenes_path(profile)
-    known = json.loads(path.read_text()) if path.is_file() else {}
+    known = read_scenes(profile)
     ds = open_data(t.spec)
     names = [pr.name for pr in ds.pairs]
     if sorted(known.get(t.label, {})) == sorted(names):
@@ -145,7 +193,7 @@ def record_scenes(profile: str, t: TestSet) -> None:
 
 def all_scores(profile: str) -> list[Score]:
     """Every score record of ``profile`` (all steps)."""
-    res = results_dir(profile) / "scores"
+    res = work_dir(profile) / "scores"
     return load_scores([res / f"{s}.json" for s in Step if (res / f"{s}.json").is_file()])
 
 
@@ -204,10 +252,6 @@ def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
     else:
         run = eval_run(p, method, src.path, t, runs)
         out_dir, m = run.dir, run.metrics
-        if MethodId(method).trained:
-            why = degenerate_reason(out_dir / "per_image.csv", score_input(p, t)[0], src.path)
-            if why:
-                kind, detail = "degenerate", f"{detail}; {why}"
     return Score(
         **base,
         kind=kind,
@@ -219,29 +263,6 @@ def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
         per_image_csv=(out_dir / "per_image.csv").relative_to(results_root().resolve()).as_posix(),
         note=src.note,
     )
-
-
-def degenerate_reason(per_image: Path, input_dir: Path, checkpoint: Path | None) -> str:
-    """Why a trained model's scores are no result, or "": its output equals its input (PSNR
-    within :data:`SAME_AS_INPUT_DB` of the Input row on every image), or its training loss
-    never moved (every logged loss equal, in the run's ``log.csv``)."""
-    ours = pd.read_csv(per_image).set_index("name")["psnr"]
-    rainy = pd.read_csv(input_dir / "per_image.csv").set_index("name")["psnr"]
-    common = ours.index.intersection(rainy.index)
-    if len(common) and ((ours[common] - rainy[common]).abs() <= SAME_AS_INPUT_DB).all():
-        return (
-            f"output equals input: PSNR within {SAME_AS_INPUT_DB} dB of the Input row on "
-            f"all {len(common)} images"
-        )
-    log = checkpoint.parent / "log.csv" if checkpoint is not None else None
-    if log is not None and log.is_file():
-        with log.open(newline="") as f:
-            losses = [float(r["loss"]) for r in csv.DictReader(f) if r.get("loss")]
-        if len(losses) >= 2 and max(losses) - min(losses) <= 1e-9 * max(1.0, abs(losses[0])):
-            return (
-                f"training loss did not move ({losses[0]:.6g} at every one of {len(losses)} logs)"
-            )
-    return ""
 
 
 def model_name(method: str) -> str:

@@ -1,5 +1,9 @@
 """Table rows with provenance: ``tableN.csv`` from the scores of the step that measured
-them, and ``tables.md`` (every table, the run's record and the figure captions)."""
+them, and ``tables.md`` (every table, the run's record and the figure captions).
+
+A measured row's PSNR and SSIM are the mean over the training seeds of each seed's mean over
+the images (``n_seeds``, ``psnr_sd``, ``ssim_sd`` beside them; one value for released weights
+and the Input), from the record ``scores.csv`` (:func:`.record.seed_table`)."""
 
 from __future__ import annotations
 
@@ -7,8 +11,19 @@ import json
 
 import pandas as pd
 
-from ..tables import NOT_RUN, TABLES, Step, TableSpec, load_scores, write_markdown, write_tables
-from .paths import results_dir
+from ..fsutil import atomic_write_text
+from ..tables import (
+    NOT_RUN,
+    TABLES,
+    MethodId,
+    Step,
+    TableSpec,
+    load_scores,
+    write_markdown,
+    write_tables,
+)
+from . import record
+from .paths import results_dir, work_dir
 
 
 def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()):
@@ -16,9 +31,13 @@ def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()):
     recorded (:attr:`~derain_lib.tables.TableSpec.step`), then re-render ``tables.md``;
     returns its path."""
     res = results_dir(profile)
+    means = record.seed_table(record.read(profile)).query("variant == ''")
+    means = means.set_index(["method", "test_set"])
     for name in names:
         spec = name if isinstance(name, TableSpec) else TABLES[name]
-        write_tables(res, load_scores([res / "scores" / f"{spec.step}.json"]), [spec.key])
+        scores = load_scores([work_dir(profile) / "scores" / f"{spec.step}.json"])
+        write_tables(res, scores, [spec.key])
+        with_seed_means(res / f"{spec.key}.csv", means)
     rec = res / "provenance.json"
     header = ""
     if rec.is_file():
@@ -33,6 +52,35 @@ def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()):
     return write_markdown(res, profile, header)
 
 
+def with_seed_means(path, means: pd.DataFrame) -> None:
+    """Rewrite the measured rows of the table CSV at ``path`` with the seed means of the
+    record (``means``: :func:`.record.seed_table` indexed by method and test set)."""
+    df = pd.read_csv(path, keep_default_na=False, dtype=str)
+    if "method_id" not in df.columns or df.empty:
+        return
+    records = df.to_dict("records")
+    for r in records:
+        r |= {"n_seeds": "", "psnr_sd": "", "ssim_sd": ""}
+        key = (r["method_id"], r["test_set"])
+        if r["kind"] == "paper" or key not in means.index:
+            continue
+        m = means.loc[key]
+        r |= {"psnr": round(m.psnr, 4), "ssim": round(m.ssim, 4)}
+        if r["diff_psnr"] != "":
+            r["diff_psnr"] = round(m.psnr - float(r["paper_psnr"]), 4)
+            r["diff_ssim"] = round(m.ssim - float(r["paper_ssim"]), 4)
+        if MethodId(r["method_id"]).trained:
+            r["n_seeds"] = int(m.n_seeds)
+        if m.n_seeds > 1:
+            r |= {"psnr_sd": round(m.psnr_sd, 4), "ssim_sd": round(m.ssim_sd, 4)}
+        if m.degenerate:
+            r["kind"] = "degenerate"
+            r["note"] = "; ".join(
+                x for x in (r["note"], f"degenerate: {record.DEGENERATE_RULE}") if x
+            )
+    atomic_write_text(path, pd.DataFrame(records).to_csv(index=False))
+
+
 def read_table(profile: str, name: str | TableSpec, measured_only: bool = False) -> pd.DataFrame:
     """``results/<profile>/<name>.csv``; ``measured_only`` drops the paper-only rows."""
     key = name.key if isinstance(name, TableSpec) else name
@@ -45,7 +93,6 @@ def not_run_items(profile: str) -> list[dict]:
     record of ``kind`` ``not_run`` or ``degenerate`` (``scores/<step>.json``) and every
     training run that did not finish (``runs.json``, ``seeds.json``); one
     ``{"notebook", "what"}`` per item, the notebook named by its step."""
-    res = results_dir(profile)
     notebook = {
         Step.TABLE2: "02_table2_loss.ipynb",
         Step.TABLE3_4: "03_tables3_4_benchmarks.ipynb",
@@ -53,7 +100,7 @@ def not_run_items(profile: str) -> list[dict]:
     }
     items = []
     for step in Step:
-        path = res / "scores" / f"{step}.json"
+        path = work_dir(profile) / "scores" / f"{step}.json"
         if not path.is_file():
             continue
         for s in load_scores([path]):
@@ -61,7 +108,7 @@ def not_run_items(profile: str) -> list[dict]:
                 what = f"{s.method} on {s.test_set or s.benchmark}: {s.provenance}"
                 items.append({"notebook": notebook[step], "what": what})
     for name, nb in (("runs.json", "01_train.ipynb"), ("seeds.json", "08_claims.ipynb")):
-        path = res / name
+        path = work_dir(profile) / name
         rows = json.loads(path.read_text()) if path.is_file() else []
         for r in rows:
             if r.get("status", "ok") != "ok":

@@ -36,7 +36,7 @@ from ..runs import Run, data_manifests, find_run, get_or_run, stored
 from ..tables import not_run
 from ..train import dist_info, pick_device, planned_steps, training_patches
 from .claims import CLAIMS
-from .paths import progress, read_json, results_dir, write_json
+from .paths import progress, read_json, results_dir, work_dir, write_json
 from .plan import TRAIN_PLAN, TRAINED, Params, config_for, datasets, test_spec
 
 #: Seconds between two progress lines of a model in training (env ``DERAIN_PROGRESS_EVERY``).
@@ -317,14 +317,14 @@ def train_all(p: Params) -> list[dict]:
                 "metrics": run.metrics,
             }
         )
-    write_json(results_dir(p.profile) / "runs.json", rows)
+    write_json(work_dir(p.profile) / "runs.json", rows)
     return rows
 
 
 def load_runs(profile: str) -> list[dict]:
     """The rows :func:`train_all` wrote for ``profile``."""
     hint = "run notebooks/01_train.ipynb first"
-    return read_json(results_dir(profile) / "runs.json", hint)  # type: ignore[return-value]
+    return read_json(work_dir(profile) / "runs.json", hint)  # type: ignore[return-value]
 
 
 def train_seeds(p: Params) -> list[dict]:
@@ -343,5 +343,5 @@ def train_seeds(p: Params) -> list[dict]:
             continue
         csv_path = stored(run.dir / "per_image.csv")
         rows.append({**row, "status": "ok", "run": run.key, "per_image_csv": csv_path})
-    write_json(results_dir(p.profile) / "seeds.json", rows)
+    write_json(work_dir(p.profile) / "seeds.json", rows)
     return rows

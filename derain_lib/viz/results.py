@@ -9,7 +9,6 @@ for Rain100L)`` for the synthetic sets), and what did not run is named, never dr
 from __future__ import annotations
 
 import math
-import re
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from ..attention_maps import Attention
 from ..data.io import read_image
 from ..intervals import mean_ci
 from ..runs import Run, restored
-from ..tables import BENCHMARKS, TABLE2, TABLE3, TABLE5, TABLES, Score, benchmark_label, paper_value
+from ..tables import TABLE2, TABLE3, TABLE5, TABLES, Score, benchmark_label, paper_value
 from ..tables import MethodId as M
 from .attention import attention_panel
 
@@ -412,9 +411,11 @@ def real_rain(real: str | Path, labels: dict[str, str] = METHOD_LABELS) -> Figur
 
 
 #: Colours of the forest plot's verdicts (any other verdict is grey).
-VERDICT_COLOURS = {"supported": "tab:green", "contradicted": "tab:red", "degenerate": "tab:orange"}
-#: Kinds of evidence, in the forest plot's order (``claims.csv`` ``evidence``).
-EVIDENCE_KINDS = ("released, full set", "released, partial set", "trained here", "stand-in")
+VERDICT_COLOURS = {"supported": "tab:green", "contradicted": "tab:red"}
+#: Kinds of evidence, in the forest plot's order (``claims.csv`` ``evidence``; the knock-outs'
+#: kind starts with :data:`SENSITIVITY`).
+EVIDENCE_KINDS = ("released, full set", "released, partial set", "trained here")
+SENSITIVITY = "inference-time sensitivity"
 _METRICS = (("psnr", "PSNR", "dB"), ("ssim", "SSIM", "SSIM"))
 
 
@@ -426,78 +427,33 @@ def _num(v: object) -> float:
     return f
 
 
-def _old_evidence(r: dict) -> str:
-    """The evidence kind of a row of the older ``claims.csv`` (no ``evidence`` column)."""
-    if "stand-in" in str(r.get("test_set", "")) or "stand-in" in str(r.get("absolute", "")):
-        return "stand-in"
-    if "released" in str(r.get("better", "")):
-        partial = "partial set" in str(r.get("absolute", "")) or "sample" in str(r["test_set"])
-        return "released, partial set" if partial else "released, full set"
-    return "trained here"
-
-
 def forest_claims(rows: list[dict]) -> list[dict]:
-    """``claims.csv`` rows (either format: one row per claim with ``diff_psnr``/``diff_ssim``
-    and ``evidence``, or the older one row per claim and metric) as one row per claim with
-    ``label``, ``evidence``, ``verdict``, ``reason`` and per metric ``diff``/``lo``/``hi``/
-    ``paper`` (NaN where not measured)."""
-    out: dict[tuple, dict] = {}
+    """``claims.csv`` rows as the forest plot's: ``label``, ``evidence``, ``verdict`` (the
+    direction), ``reason`` and per metric ``diff``/``lo``/``hi``/``paper``. A pipeline check
+    keeps its label and reason but no difference: it is not an effect to draw."""
+    out = []
     for r in rows:
-        verdict = str(r.get("verdict", ""))
-        if "evidence" in r:
-            key = (r["claim"], r["table"], r.get("test_set", ""), len(out))
-            row = {"evidence": r["evidence"], "verdict": verdict, "reason": r.get("reason", "")}
-            for m, _, _ in _METRICS:
-                row[m] = {
-                    "diff": _num(r.get(f"diff_{m}")),
-                    "lo": _num(r.get(f"lo_{m}")),
-                    "hi": _num(r.get(f"hi_{m}")),
-                    "paper": _num(r.get(f"paper_diff_{m}")),
-                }
-        else:
-            key = (r["claim"], r["table"], r.get("test_set", ""))
-            row = out.get(key) or {
-                "evidence": _old_evidence(r),
-                "verdict": verdict,
-                "reason": verdict if verdict.startswith("not run") else "",
-            }
-            m = str(r.get("metric", "PSNR")).lower()
-            row[m] = {
-                "diff": _num(r.get("diff")),
-                "lo": _num(r.get("ci_low")),
-                "hi": _num(r.get("ci_high")),
-                "paper": _num(r.get("paper_diff")),
-            }
-            if m == "psnr":
-                row["verdict"] = verdict
-        test = "" if key[2] is None or key[2] != key[2] else str(key[2])  # None, NaN: no set
-        if test.startswith("not run") or test in ("", "None"):
-            test = f"{r.get('benchmark', '')}: no test set"
-        row["label"] = f"{key[1]}: {key[0]}\n{textwrap.shorten(test, 48)}"
-        out[key] = row
-    for row in out.values():
+        verdict = str(r.get("direction") or "")
+        evidence = "not run" if verdict == "not run" else str(r.get("evidence") or "not run")
+        row = {"evidence": evidence, "verdict": verdict, "reason": str(r.get("reason") or "")}
         for m, _, _ in _METRICS:
-            row.setdefault(m, {"diff": math.nan, "lo": math.nan, "hi": math.nan, "paper": math.nan})
-        measured = any(math.isfinite(row[m]["diff"]) for m, _, _ in _METRICS)
-        if row["verdict"].startswith("not run"):
-            row["evidence"] = "not run"
-        elif row["verdict"].startswith("not testable") and not measured:
-            row["evidence"] = "not testable here"
-        elif measured and row["verdict"].split(":")[0] not in ("supported", "contradicted"):
-            # a measured row without a verdict keeps its evidence group and says why
-            row["label"] += "\n→ " + textwrap.shorten(_why_no_verdict(row), 64)
-    return list(out.values())
-
-
-def _why_no_verdict(row: dict) -> str:
-    """The verdict of a measured claim that got none, with the part of its reason that says
-    why (the MDE against the claim; the first degenerate run)."""
-    verdict, reason = row["verdict"], str(row["reason"] or "")
-    mde = re.search(r"MDE [\d.]+ dB > claimed [\d.]+ dB", reason)
-    if mde:
-        return f"{verdict}: {mde.group(0)}"
-    first = reason.split(";")[0].split(": ", 1)[-1]
-    return f"{verdict}: {first}" if first else verdict
+            row[m] = {
+                "diff": _num(r.get(f"diff_{m}")),
+                "lo": _num(r.get(f"lo_{m}")),
+                "hi": _num(r.get(f"hi_{m}")),
+                "paper": _num(r.get(f"paper_diff_{m}")),
+            }
+        test = r.get("test_set")
+        test = f"{r.get('benchmark', '')}: no test set" if not isinstance(test, str) else test
+        row["label"] = f"{r['table']}: {r['claim']}\n{textwrap.shorten(test or '-', 48)}"
+        measured = math.isfinite(row["psnr"]["diff"])
+        if evidence == "pipeline check":
+            for m, _, _ in _METRICS:
+                row[m] |= {"diff": math.nan, "lo": math.nan, "hi": math.nan}
+        elif measured and not evidence.startswith(SENSITIVITY) and verdict not in VERDICT_COLOURS:
+            row["label"] += "\n→ " + textwrap.shorten(verdict, 64)
+        out.append(row)
+    return out
 
 
 def claims_forest(rows: list[dict]) -> Figure:
@@ -543,7 +499,9 @@ def claims_forest(rows: list[dict]) -> Figure:
                 if math.isfinite(v["paper"]):
                     ax.plot(v["paper"], y, "kx", ms=6)
                 continue
-            colour = VERDICT_COLOURS.get(c["verdict"].split(":")[0], "tab:grey")
+            colour = VERDICT_COLOURS.get(c["verdict"], "tab:grey")
+            if c["evidence"].startswith(SENSITIVITY):
+                colour = "tab:blue"
             lo = v["lo"] if math.isfinite(v["lo"]) else v["diff"]
             hi = v["hi"] if math.isfinite(v["hi"]) else v["diff"]
             ax.plot([max(lo, -lim), min(hi, lim)], [y, y], "-", color=colour, lw=1.6)
@@ -572,16 +530,17 @@ def claims_forest(rows: list[dict]) -> Figure:
         ax.axvline(0, color="k", lw=0.6)
         ax.set_xlabel(f"{name}: better − worse ({unit})", fontsize=8)
         ax.set_title(f"{name} difference", fontsize=9)
-    labels = [f"— {c} —" if isinstance(c, str) else c["label"] for c in order]
+    labels = [f"— {textwrap.shorten(c, 60)} —" if isinstance(c, str) else c["label"] for c in order]
     axes[0].set_yticks(range(len(order)), labels, fontsize=6.5)
     for t, c in zip(axes[0].get_yticklabels(), order, strict=True):
         if isinstance(c, str):
             t.set_fontweight("bold")
     axes[0].set_ylim(len(order) - 0.5, -0.5)
     fig.suptitle(
-        f"{len(claims)} claims of claims.csv, grouped by evidence: dot = mean paired "
+        f"{len(claims)} rows of claims.csv, grouped by evidence: dot = mean paired "
         "difference, bar = 95 % interval (arrow: clipped, bound written), x = paper; "
-        "green supported, red contradicted, orange degenerate, grey no verdict (→ why)",
+        "green supported, red contradicted, grey inconclusive (→ why), blue knock-outs "
+        "(no verdict); pipeline checks are listed, not drawn",
         fontsize=8.5,
     )
     return fig
@@ -598,40 +557,26 @@ TABLE_STEPS = {t.key: str(t.step) for t in (TABLE2, TABLE3, TABLE5)}
 
 
 def difference_rows(results: str | Path, table: str) -> tuple[pd.DataFrame, str]:
-    """The per-image rows of ``table`` (``scores/<step>_per_image.csv``: method, benchmark,
-    test_set, stand_in, seed, image, psnr, ssim) and ``""``; when that file is absent (older
-    results), one row per method and test set from ``<table>.csv``'s means (image
-    ``"mean"``, no seed) and a note saying so."""
-    results = Path(results)
-    per_image = results / "scores" / f"{TABLE_STEPS[table]}_per_image.csv"
-    if per_image.is_file():
-        df = pd.read_csv(per_image, keep_default_na=False, na_values={"psnr": [""], "ssim": [""]})
-        df["seed"] = df["seed"].astype(str)
-        return df, ""
-    csv = results / f"{table}.csv"
-    if not csv.is_file():
-        return pd.DataFrame(), f"neither {per_image.name} nor {csv.name} in {results.name}/"
-    means = pd.read_csv(csv)
-    ids = {m.label: m.id for m in TABLES[table].methods}
-    means = means[means.method.isin(ids) & means.psnr.notna()].copy()
-    spec_bench = {benchmark_label(b, s): b for b in BENCHMARKS for s in (False, True)}
-    rows = pd.DataFrame(
-        {
-            "method": means.method.map(ids),
-            "benchmark": means.benchmark.map(spec_bench),
-            "test_set": means.test_set,
-            "stand_in": means.test_set.str.contains("stand-in"),
-            "seed": "",
-            "image": "mean",
-            "psnr": means.psnr,
-            "ssim": means.ssim,
-        }
-    )
-    note = (
-        f"no {per_image.name} (older results): differences of the table's means, one run "
-        "per method, no interval"
-    )
-    return rows, note
+    """The per-image rows of ``table``'s methods in the record ``scores.csv`` (method,
+    benchmark, test_set, seed, image, psnr, ssim) that are evidence, and ``""``; pipeline
+    checks (stand-in data, short budgets) are left out: an empty frame and a note say why."""
+    path = Path(results) / "scores.csv"
+    if not path.is_file():
+        return pd.DataFrame(), f"no scores.csv in {Path(results).name}/"
+    df = pd.read_csv(path, keep_default_na=False, dtype={"seed": str, "image": str})
+    spec = TABLES[table]
+    df = df[
+        df.method.isin([str(m.id) for m in spec.methods])
+        & (df.variant == "")
+        & df.benchmark.isin(spec.benchmarks)
+    ]
+    checks = df.evidence == "pipeline check"
+    if checks.all():
+        return df.iloc[:0], (
+            "every row is a pipeline check (stand-in data or a budget far below the paper's): "
+            "no effect to draw"
+        )
+    return df[~checks].assign(stand_in=False), ""
 
 
 def paper_difference(table: str, method: str, reference: str, benchmark: str) -> tuple:
