@@ -376,7 +376,8 @@ def _run_notebooks(
     record["wall_seconds"] = round(time.perf_counter() - t_all, 1)
     write_json(results_dir(profile) / "provenance.json", record)
     md = build_tables(profile)
-    index = export_report(profile, list(executed.values()))
+    # every chapter executed so far (a run of some notebooks keeps the others' pages)
+    index = export_report(profile, [out_dir / nb for nb in NOTEBOOKS if (out_dir / nb).is_file()])
     for item in record["not_run"]:
         log(f"not run ({item['notebook']}): {item['what']}")
     n = len(record["not_run"])

@@ -107,6 +107,12 @@ def not_run_items(profile: str) -> list[dict]:
             if s.kind in ("not_run", "degenerate"):
                 what = f"{s.method} on {s.test_set or s.benchmark}: {s.provenance}"
                 items.append({"notebook": notebook[step], "what": what})
+    df = record.read(profile)
+    bad = df[df.degenerate].drop_duplicates(["method", "test_set", "seed"])
+    for r in bad.itertuples():
+        what = f"{r.method} seed {r.seed} on {r.test_set}: degenerate: {record.DEGENERATE_RULE}"
+        step = Step.TABLE5 if r.method.startswith("sian-baseline") else Step.TABLE2
+        items.append({"notebook": notebook[step], "what": what})
     for name, nb in (("runs.json", "01_train.ipynb"), ("seeds.json", "08_claims.ipynb")):
         path = work_dir(profile) / name
         rows = json.loads(path.read_text()) if path.is_file() else []
