@@ -189,3 +189,36 @@ def test_derain_photos_drops_outputs_of_photos_no_longer_there(tmp_path: Path) -
     derain_photos({"m/x": Half()}, photos[:1], out, reuse=True)
     assert sorted(p.name for p in (out / "m_x").iterdir()) == ["a.png"]
     assert sorted(p.name for p in (out / "rainy").iterdir()) == ["a.png"]
+
+
+def test_a_chapter_run_by_hand_writes_to_a_scratch_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only ``derain reproduce`` writes the committed results/ and figures/: a notebook
+    kernel started any other way (JupyterLab, papermill by hand) gets a scratch folder."""
+    import os
+    import sys
+    import types
+
+    from derain_lib.study import paths
+
+    class ZMQInteractiveShell:  # what a Jupyter kernel's get_ipython() returns
+        pass
+
+    monkeypatch.setitem(
+        sys.modules, "IPython", types.SimpleNamespace(get_ipython=ZMQInteractiveShell)
+    )
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for var in ("DERAIN_RESULTS", "DERAIN_FIGURES", paths.REPRODUCE_ENV):
+        monkeypatch.delenv(var, raising=False)
+    scratch = paths.scratch_when_by_hand()
+    assert scratch is not None and str(tmp_path / "cache") in str(scratch)
+    assert paths.results_dir("quick") == (scratch / "results" / "quick").resolve()
+    assert paths.figures_dir("quick") == (scratch / "figures" / "quick").resolve()
+    # under derain reproduce (its kernels inherit the variable), or outside a kernel: as set
+    monkeypatch.delenv("DERAIN_RESULTS")
+    monkeypatch.setenv(paths.REPRODUCE_ENV, "1")
+    assert paths.scratch_when_by_hand() is None and "DERAIN_RESULTS" not in os.environ
+    monkeypatch.delenv(paths.REPRODUCE_ENV)
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: None))
+    assert paths.scratch_when_by_hand() is None

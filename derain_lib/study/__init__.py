@@ -18,3 +18,11 @@
 Nothing here draws; :mod:`derain_lib.viz` does. The narrative (what a run found) is in the
 notebooks, computed there from these functions' tables.
 """
+
+from .paths import scratch_when_by_hand
+
+if (_scratch := scratch_when_by_hand()) is not None:
+    print(
+        f"run by hand: results and figures go to {_scratch} (only `derain reproduce` "
+        "writes the committed results/<profile>/ and figures/<profile>/)"
+    )

@@ -38,7 +38,15 @@ from ..runs import git_sha
 from ..threads import configure as configure_threads
 from ..train import dist_info
 from .figures import clear_stale_figures
-from .paths import PROGRESS_ENV, RUN_FACTS_ENV, figures_dir, results_dir, shown, write_json
+from .paths import (
+    PROGRESS_ENV,
+    REPRODUCE_ENV,
+    RUN_FACTS_ENV,
+    figures_dir,
+    results_dir,
+    shown,
+    write_json,
+)
 from .plan import USE_PREPARED_ENV, Params, data_lines
 from .report import export_report
 from .tabulate import build_tables
@@ -293,7 +301,11 @@ def run_pipeline(
     configure_threads()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
     res = results_dir(profile)
     prepared = "1" if use_prepared else None
-    with locked(res, wait, what=f"profile ({profile})"), _env(USE_PREPARED_ENV, prepared):
+    with (
+        locked(res, wait, what=f"profile ({profile})"),
+        _env(USE_PREPARED_ENV, prepared),
+        _env(REPRODUCE_ENV, "1"),
+    ):
         for line in data_lines(Params(profile, str(data_root) if data_root else None)):
             log(line, flush=True)
         todo = tuple(nb for nb in notebooks if nb not in missing)
