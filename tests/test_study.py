@@ -167,6 +167,7 @@ def test_report_summary_says_what_is_exact_and_what_is_not_testable(res: Path) -
     assert "the paper&#x27;s row 38.80 / 0.984" in text
     assert "direction supported" in text and "Holm over 1" in text
     assert "Rain1400: not run" in text
+    assert "Parameters: SIAN 491,939, PReNet 168,963" in text
 
 
 def test_derain_photos_drops_outputs_of_photos_no_longer_there(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import nbformat
 import pandas as pd
 
 from ..fsutil import atomic_write_text
+from ..models import build_model, count_parameters
 from ..tables import BENCHMARKS, MethodId, paper_value
 from . import record
 from .paths import figures_dir, results_dir
@@ -65,6 +66,9 @@ def summary(profile: str) -> list[str]:
             f"{BENCHMARKS[r.benchmark]} ({r.n_images} images): {r.psnr:.2f} dB / {r.ssim:.3f}, "
             f"the paper's row {paper[0]:.2f} / {paper[1]:.3f} ({r.psnr - paper[0]:+.2f} dB)"
         )
+    if exact:
+        sizes = {m: count_parameters(build_model(m)) for m in ("sian", "prenet")}
+        exact.append(f"Parameters: SIAN {sizes['sian']:,}, PReNet {sizes['prenet']:,}")
     path = res / "claims.csv"
     cols = ["claim", "table", "evidence", "direction", "size", "reason", "p_holm", "diff_psnr"]
     df = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=cols)
