@@ -257,8 +257,14 @@ def test_notebooks_are_clean_and_parameterised() -> None:
         assert any(t.startswith("## What this run found") for t in titles), name
 
 
-def test_kernel_is_fixed() -> None:
-    assert pipeline.kernel_name() in (pipeline.KERNEL, "python3")
+def test_kernel_is_the_derain_one_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = {"python3": "/x", pipeline.KERNEL: "/y"}
+    monkeypatch.setattr(KernelSpecManager, "find_kernel_specs", lambda self: specs)
+    assert pipeline.kernel_name() == pipeline.KERNEL
+    del specs[pipeline.KERNEL]
+    assert pipeline.kernel_name() == "python3"
 
 
 def test_failing_notebook_is_named_with_its_cell(
