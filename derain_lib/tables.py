@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
+import pandas as pd
 
 from .errors import DerainError
 from .fsutil import atomic_path, atomic_write_text
@@ -363,32 +364,10 @@ def load_scores(paths: list[Path]) -> list[Score]:
     out = []
     for p in paths:
         try:
-            out += [Score(**_record(d)) for d in json.loads(Path(p).read_text())]
+            out += [Score(**d) for d in json.loads(Path(p).read_text())]
         except (json.JSONDecodeError, TypeError) as e:
             raise DerainError(f"{p}: not a score file ({e})") from None
     return out
-
-
-_LEGACY = (
-    ("reproduced (", "reproduced"),
-    ("released weights (", "released"),
-    ("computed (", "computed"),
-    (NOT_RUN, "not_run"),
-)
-
-
-def _record(d: dict) -> dict:
-    """A stored record as ``Score`` fields; records written before ``kind`` existed carried
-    it as a ``provenance`` text (read here once, nowhere else)."""
-    if "provenance" not in d:
-        return d
-    d = dict(d)
-    text = d.pop("provenance")
-    for prefix, kind in _LEGACY:
-        if text.startswith(prefix):
-            detail = text[len(prefix) :]
-            return {**d, "kind": kind, "detail": detail[:-1] if prefix.endswith("(") else detail}
-    raise TypeError(f"unknown provenance {text!r}")
 
 
 COLUMNS = [
@@ -525,30 +504,22 @@ def write_tables(results_dir: str | Path, scores: list[Score], names: list[str])
     return [write_csv(build_table(n, scores), Path(results_dir) / f"{n}.csv") for n in names]
 
 
-def _fmt(v: str, digits: int, signed: bool = False) -> str:
-    if v in ("", None):
-        return ""
-    return f"{float(v):+.{digits}f}" if signed else f"{float(v):.{digits}f}"
-
-
 _SHA = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{52}\b")
 
 
-def _short_provenance(p: str) -> str:
-    """Shorten full sha256s for the markdown (the CSV keeps them whole)."""
-    return _SHA.sub(r"\1…", p)
-
-
 def render_markdown(results_dir: str | Path, profile: str, header: str = "") -> str:
-    """``tables.md``: every tableN.csv present in ``results_dir`` and the figure captions."""
+    """``tables.md``: every tableN.csv present in ``results_dir`` (PSNR rounded to 2
+    decimals and SSIM to 3, as the paper prints them; a cell's note as a footnote) and the
+    figure captions."""
     results_dir = Path(results_dir)
     lines = [f"# Tables II-V, profile `{profile}`", ""]
     if header:
         lines += [header, ""]
     lines += [
-        "PSNR (dB) / SSIM on the luminance channel (MATLAB protocol). `paper` columns quote the "
-        "paper; differences are given only where our test set is the benchmark itself. "
-        "Full sha256s and per-cell notes are in the CSV files.",
+        "PSNR (dB) / SSIM on the luminance channel (MATLAB protocol); a model trained here is "
+        "the mean over its training seeds (`seeds`). `paper` columns quote the paper; "
+        "differences are given only where our test set is the benchmark itself. Full sha256s "
+        "and per-cell notes are in the CSV files.",
         "",
     ]
     for name, spec in TABLES.items():
@@ -557,29 +528,26 @@ def render_markdown(results_dir: str | Path, profile: str, header: str = "") -> 
         if not path.exists():
             lines += [f"not run: `{path.name}` was not produced", ""]
             continue
-        lines += [
-            "| method | benchmark | test set | n | PSNR | SSIM | paper PSNR | paper SSIM "
-            "| Δ PSNR | Δ SSIM | provenance |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        notes = []
-        for r in read_csv(path):
-            note = r["note"]
-            mark = ""
-            if note:
-                if note not in notes:
-                    notes.append(note)
-                mark = f" [{notes.index(note) + 1}]"
-            lines.append(
-                f"| {r['method']}{mark} | {r['benchmark']} | {r['test_set']} | {r['n']} "
-                f"| {_fmt(r['psnr'], 2)} | {_fmt(r['ssim'], 4)} "
-                f"| {_fmt(r['paper_psnr'], 2)} | {_fmt(r['paper_ssim'], 3)} "
-                f"| {_fmt(r['diff_psnr'], 2, True)} | {_fmt(r['diff_ssim'], 4, True)} "
-                f"| {_short_provenance(r['provenance'])} |"
-            )
-        lines.append("")
-        lines += [f"[{i}] {n}" for i, n in enumerate(notes, 1)]
-        lines.append("")
+        df = pd.read_csv(path, keep_default_na=False, na_values={c: [""] for c in NUMERIC})
+        notes = list(dict.fromkeys(n for n in df.note if n))
+        marks = [f" [{notes.index(n) + 1}]" if n else "" for n in df.note]
+        shown = pd.DataFrame(
+            {
+                "method": df.method + marks,
+                "benchmark": df.benchmark,
+                "test set": df.test_set,
+                "n": df.n.astype(str).str.removesuffix(".0"),
+                "seeds": df.get("n_seeds", pd.Series("", index=df.index)).astype(str),
+                "PSNR": df.psnr.map(_fmt("2f")),
+                "SSIM": df.ssim.map(_fmt("3f")),
+                "paper PSNR": df.paper_psnr.map(_fmt("2f")),
+                "paper SSIM": df.paper_ssim.map(_fmt("3f")),
+                "Δ PSNR": df.diff_psnr.map(_fmt("+.2f")),
+                "provenance": df.provenance.str.replace(_SHA, r"\1…", regex=True),
+            }
+        )
+        lines += [shown.to_markdown(index=False, disable_numparse=True), ""]
+        lines += [f"[{i}] {n}" for i, n in enumerate(notes, 1)] + [""]
     captions = results_dir / "figures.json"
     if captions.exists():
         lines += ["## Figures", ""]
@@ -587,6 +555,15 @@ def render_markdown(results_dir: str | Path, profile: str, header: str = "") -> 
             lines.append(f"- `{fig['path']}`: {fig['caption']}")
         lines.append("")
     return "\n".join(lines)
+
+
+NUMERIC = ("n", "psnr", "ssim", "paper_psnr", "paper_ssim", "diff_psnr", "diff_ssim")
+
+
+def _fmt(spec: str):
+    """A formatter of one number for the markdown ("" for a missing one)."""
+    spec = spec if spec.startswith("+") else f".{spec}"
+    return lambda v: "" if pd.isna(v) else format(v, spec)
 
 
 def write_markdown(results_dir: str | Path, profile: str, header: str = "") -> Path:
