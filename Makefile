@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint format reproduce wheel clean-venv
+.PHONY: setup test lint format reproduce wheel clean-venv sync-notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# after editing a chapter's .ipynb or its py:percent twin by hand (JupyterLab keeps both)
+sync-notebooks: $(STAMP)
+	cd notebooks && ../$(BIN)/jupytext --sync [0-9]*.ipynb
 
 format: $(STAMP)
 	$(BIN)/ruff format .
