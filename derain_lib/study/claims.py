@@ -130,27 +130,6 @@ def _claims() -> tuple[Claim, ...]:
     return tuple(out)
 
 
-#: Every claim the study checks (Tables II, III, IV and V).
-CLAIMS: tuple[Claim, ...] = _claims()
-
-
-def _claim(spec: TableSpec, b: str, better_row: str, worse_row: str) -> Claim:
-    better, worse = spec.method(better_row), spec.method(worse_row)
-    return Claim(spec.number, b, better.id, worse.id, better_row, worse_row, spec.step)
-
-
-def _claims() -> tuple[Claim, ...]:
-    out = []
-    for b in TABLE2.benchmarks:
-        out += [_claim(TABLE2, b, "Negative SSIM", worse) for worse in ("MAE", "MSE")]
-    for spec in (TABLE3, TABLE4):
-        out += [_claim(spec, b, "Ours", "PReNet [17] (CVPR'19)") for b in spec.benchmarks]
-    for b in TABLE5.benchmarks:
-        out.append(_claim(TABLE5, b, "Baseline+LSTM", "Baseline"))
-        out.append(_claim(TABLE5, b, "Baseline+SIAN+LSTM", "Baseline+LSTM"))
-    return tuple(out)
-
-
 #: Every claim of Tables II-V the study checks.
 CLAIMS: tuple[Claim, ...] = _claims()
 #: Fig. 6's trend claim, one per benchmark the stages are probed on.
