@@ -3,7 +3,7 @@
 #
 # **What the paper shows.** Figs. 7–9: *"Visual deraining results on sample from Rain100L"* (Rain100H, Rain1400 and Rain12), SIAN beside the other methods with PSNR/SSIM; Fig. 10: *"Visual deraining results on real rainy images"*: *"for the first image, ours and JORDER_E achieve better results than PReNet, which generates large oversmoothing regions on the roof. For the second image, the result by our scheme is more clear than the other two methods."*
 #
-# **What this notebook computes, on which data.** Every figure of the study, regenerated from files under `results/<profile>/` alone (outputs, per-image scores, runs and tables saved by notebooks 00–04): the sample pairs, the training curves, Tables II, III and V as paired differences to their reference row (per seed, with the paper's difference; Table III also as absolute bars), the Fig. 7–9 analogues (rainy / PReNet / SIAN / ground truth with per-image PSNR), the attention masks per stage and scale (the one step that runs a model: it saves the masks as `results/<profile>/attention/*.npz` first) and the Fig. 10 analogue on real rain (when `data_root` holds `real_rain/`). Each goes to `figures/<profile>/` with a caption in `results/<profile>/figures.json`.
+# **What this notebook computes, on which data.** Every figure of the study, regenerated from files under `results/<profile>/` alone (outputs, per-image scores, runs and tables saved by notebooks 00–04): the sample pairs, the training curves, Table III as absolute bars beside the paper's (the claims' paired differences, with their intervals, are chapter 08's forest plot), the Fig. 7–9 analogues (rainy / PReNet / SIAN / ground truth with per-image PSNR), the attention masks per stage and scale (the one step that runs a model: it saves the masks as `results/<profile>/attention/*.npz` first) and the Fig. 10 analogue on real rain (when `data_root` holds `real_rain/`). Each goes to `figures/<profile>/` with a caption in `results/<profile>/figures.json`.
 
 # %% [markdown]
 # **Parameters** (papermill overrides them; `derain reproduce --profile NAME [--data-root DIR] [--weights-dir DIR] [--set KEY=VALUE]` passes them).
@@ -49,21 +49,6 @@ drawn = [
         "own units), and the validation PSNR of every run, per training set.",
     ),
 ]
-for name, title in [
-    ("table2", "Table II: each loss minus negative SSIM"),
-    ("table3", "Table III: SIAN minus PReNet"),
-    ("table5", "Table V: each ablation row minus the baseline"),
-]:
-    rows, note = plots.difference_rows(res, name)
-    if rows.empty:  # pipeline checks are no effect to draw
-        print(f"{name}: not drawn: {note}")
-        continue
-    fig = plots.table_differences(rows, name, title, note)
-    caption = (
-        f"{title}: paired PSNR difference per seed (dots), its mean and 95 % interval, the "
-        "paper's difference (cross), per test set" + (f"; {note}" if note else "") + "."
-    )
-    drawn.append((f"{name}_differences.png", fig, caption))
 table3 = plots.table_bars(
     tabulate.read_table(profile, "table3"), "Table III: this run vs the paper"
 )

@@ -542,58 +542,6 @@ def test_density_figure_states_its_image_count_and_flags_tone_shifts() -> None:
     assert overlapping_titles(fig) == []
 
 
-def _per_image(tmp_path: Path, evidence: str = "trained here") -> Path:
-    """A scores.csv: 3 seeds x 4 images, MAE 0.3 dB below -SSIM per seed."""
-    rows = []
-    for seed in (0, 1, 2):
-        for i in range(4):
-            for m, off in (
-                ("sian/neg-ssim", 0.0),
-                ("sian/mae", -0.3 + 0.1 * seed),
-                ("sian/mse", -0.1),
-            ):
-                rows.append(
-                    {
-                        "method": m,
-                        "variant": "",
-                        "benchmark": "rain100l",
-                        "test_set": "Rain100L: test",
-                        "evidence": evidence,
-                        "seed": seed,
-                        "image": f"{i}.png",
-                        "scene": "",
-                        "psnr": 30.0 + i + off,
-                        "ssim": 0.9,
-                        "degenerate": False,
-                    }
-                )
-    pd.DataFrame(rows).to_csv(tmp_path / "scores.csv", index=False)
-    return tmp_path
-
-
-def test_table_differences_show_each_seed_the_mean_and_the_paper(tmp_path: Path) -> None:
-    rows, note = plots.difference_rows(_per_image(tmp_path), "table2")
-    assert note == "" and len(rows) == 36
-    d = plots.paired_differences(rows, "sian/mae", "sian/neg-ssim", "psnr")
-    assert d["seeds"] == pytest.approx({"0": -0.3, "1": -0.2, "2": -0.1})
-    assert d["mean"] == pytest.approx(-0.2) and d["over"] == "3 seeds" and d["lo"] < -0.2 < d["hi"]
-    fig = plots.table_differences(rows, "table2", "Table II")
-    (ax,) = [a for a in fig.get_axes() if a.get_yticklabels()]
-    crosses = [ln for ln in ax.lines if ln.get_marker() == "x" and len(ln.get_xdata()) == 1]
-    paper = tables.PAPER["II"]
-    want = paper["MAE"]["rain100l"][0] - paper["Negative SSIM"]["rain100l"][0]
-    assert crosses[0].get_xdata()[0] == pytest.approx(want)
-    dots = [ln for ln in ax.lines if ln.get_marker() == "o" and len(ln.get_xdata()) == 3]
-    np.testing.assert_allclose(sorted(dots[0].get_xdata()), [-0.3, -0.2, -0.1])
-    assert overlapping_titles(fig) == []
-
-
-def test_pipeline_checks_are_no_effect_to_draw(tmp_path: Path) -> None:
-    rows, note = plots.difference_rows(_per_image(tmp_path, "pipeline check"), "table2")
-    assert rows.empty and "every row is a pipeline check" in note
-    assert "no scores.csv" in plots.difference_rows(tmp_path / "nowhere", "table2")[1]
-
-
 def test_training_curves_put_one_and_six_stage_losses_on_one_scale(tmp_path: Path) -> None:
     full = {**_run(tmp_path, "sian/neg-ssim", "ssim"), "model": "sian"}
     base = {**_run(tmp_path, "sian-baseline/neg-ssim", "ssim"), "model": "sian-baseline"}
