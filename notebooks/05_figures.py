@@ -49,15 +49,17 @@ drawn = [
         "own units), and the validation PSNR of every run, per training set.",
     ),
 ]
-table3 = plots.table_bars(
-    tabulate.read_table(profile, "table3"), "Table III: this run vs the paper"
-)
+table3 = tabulate.read_table(profile, "table3")
+stand_in = table3.test_set.fillna("") + table3.note.fillna("")
+evidence = ~stand_in.str.contains("stand-in")
+table3 = plots.table_bars(table3[evidence], "Table III: this run vs the paper")
 drawn.append(
     (
         "table3_bars.png",
         table3,
-        "Table III: absolute PSNR of this run (mean over training seeds) beside the paper's "
-        "(the released weights' numbers are the point here: do they reproduce the paper's?).",
+        "Table III on the benchmarks' own test sets: absolute PSNR of this run beside the "
+        "paper's (the released weights' numbers are the point here: do they reproduce the "
+        "paper's?); pipeline checks (stand-in data, models trained on it) left out.",
     )
 )
 for name, fig, caption in drawn:
