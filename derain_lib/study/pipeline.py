@@ -37,8 +37,15 @@ from ..roots import notebooks_dir
 from ..runs import git_sha
 from ..threads import configure as configure_threads
 from ..train import dist_info
-from .figures import clear_stale_figures
-from .paths import PROGRESS_ENV, RUN_FACTS_ENV, figures_dir, results_dir, shown, write_json
+from .paths import (
+    PROGRESS_ENV,
+    RUN_FACTS_ENV,
+    clear_stale_figures,
+    figures_dir,
+    results_dir,
+    shown,
+    write_json,
+)
 from .plan import USE_PREPARED_ENV, Params, data_lines
 from .report import export_report
 from .tabulate import build_tables
