@@ -42,8 +42,9 @@ format: $(STAMP)
 wheel: $(STAMP)
 	$(BIN)/python -m pip wheel . --no-deps --no-build-isolation -q -w dist
 
+# Offline without a mirror, `derain fetch` refuses; FETCH_FLAGS=--stand-ins goes on without it.
 reproduce: $(STAMP)
-	$(BIN)/derain fetch all
+	$(BIN)/derain fetch all $(FETCH_FLAGS)
 	$(BIN)/derain reproduce --profile quick
 
 # JupyterLab on the notebooks; as root (a container) it needs --allow-root, and says so.

@@ -22,7 +22,7 @@ from pathlib import Path
 from . import __version__
 from .errors import DerainError
 from .fsutil import IMAGE_SUFFIXES, data_root
-from .info import FETCH_EXTRA, FETCH_TARGETS, RELEASED
+from .info import FETCH_EXTRA, FETCH_TARGETS, FETCHED_SETS, RELEASED
 from .roots import RESULTS_DEFAULT
 
 #: What ``--results`` defaults to, as ``--help`` shows it.
@@ -103,6 +103,11 @@ def _add_fetch(sub: argparse._SubParsersAction) -> None:
     )
     choices = ("all", *FETCH_TARGETS, *FETCH_EXTRA)
     p.add_argument("target", nargs="?", default="all", choices=choices)
+    p.add_argument(
+        "--stand-ins",
+        action="store_true",
+        help="offline: go on with the embedded stand-in data instead of refusing",
+    )
 
 
 def _add_run_options(p: argparse.ArgumentParser, example: str) -> None:
@@ -133,7 +138,17 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
         "rain100l_sample --tile 256",
     )
     p.add_argument("--weights", required=True, help="released name or a model file")
-    p.add_argument("--data", required=True, help="a data set folder or embedded:light:test:smoke")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="a data set folder, a fetched set (rain100l, rain100h, rain1400) or "
+        "embedded:light:test:smoke",
+    )
+    p.add_argument(
+        "--ignore-unpaired",
+        action="store_true",
+        help="score the pairs of a folder that also holds images without a pair",
+    )
     p.add_argument("--model", help="the architecture (default: from the weights)")
     p.add_argument("--weights-dir", help="folder with released weight files")
     add_strict_config(p)
@@ -365,6 +380,19 @@ def _weights_spec(spec: str) -> None:
         )
 
 
+def fetched_set(data: str) -> str:
+    """``--data``: a folder as given, or a fetched test set by name (``rain100l``,
+    ``rain100h``, ``rain1400``; :data:`FETCHED_SETS`) as its folder under the data root;
+    a name not fetched yet is a one-line error saying what to fetch."""
+    target = FETCHED_SETS.get(data.lower()) or (data if data in FETCHED_SETS.values() else None)
+    if target is None or Path(data).is_dir():
+        return data
+    folder = data_root() / target / "test"
+    if not folder.is_dir():
+        raise DerainError(f"--data {data}: not fetched yet (no {folder}): derain fetch {target}")
+    return str(folder)
+
+
 def output_problem(out: str) -> str | None:
     """Why ``-o OUT`` cannot be used, or None: a new name with an extension that is no
     image format (``out.xyz``)."""
@@ -399,6 +427,7 @@ def check_args(args: argparse.Namespace) -> None:
         _folder(args.gt_dir, "")
     elif name == "evaluate":
         _weights_spec(args.weights)
+        args.data = fetched_set(args.data)
         if not args.data.startswith("embedded:"):
             _folder(args.data, "--data ")
     elif name == "reproduce":

@@ -21,12 +21,12 @@ from tqdm import tqdm
 
 from .config import Config, EvalConfig, ModelConfig, check_tile, config_from_dict, load_config
 from .data.catalog import CATALOG, prepare
-from .data.datasets import open_dataset
+from .data.datasets import PairedDataset, open_dataset
 from .data.embedded import SIZES, build_embedded, embedded_dataset
 from .data.fetch import Offline
 from .data.io import scan_images
 from .data.patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, PatchSet
-from .data.remote import fetch_dataset, fetch_items
+from .data.remote import MIRROR_ENV, fetch_dataset, fetch_items
 from .data.sources import open_data
 from .device import device_name, resolve_device
 from .errors import DerainError
@@ -109,12 +109,15 @@ def _cmd_data_patches(args) -> int:
     return 0
 
 
-def fetch_targets(target: str, log: Callable[[str], None] = print) -> list[str]:
+def fetch_targets(
+    target: str, log: Callable[[str], None] = print, stand_ins: bool = False
+) -> list[str]:
     """Fetch ``target`` (``all`` or one of :data:`FETCH_TARGETS`): the released weights into
     their cache, a test set into the data root, verified and indexed as its benchmark's
     prepared test set. Returns one summary line per part. When the first request cannot
-    connect, logs one ``offline: ...; using the embedded stand-ins`` line and returns what
-    was done so far, so that ``make reproduce`` goes on without the network."""
+    connect: a one-line :class:`~derain_lib.data.fetch.Offline` error naming
+    ``DERAIN_MIRROR``, or, with ``stand_ins`` (``--stand-ins``), one ``offline: ...; going on
+    with the embedded stand-ins`` line and what was done so far."""
     done = []
     try:
         for t in FETCH_TARGETS if target == "all" else (target,):
@@ -126,12 +129,17 @@ def fetch_targets(target: str, log: Callable[[str], None] = print) -> list[str]:
             else:
                 done.append(fetch_dataset(t, log))
     except Offline as e:
-        log(f"offline: {e}; using the embedded stand-ins")
+        if not stand_ins:
+            raise Offline(
+                f"offline: {e}; point {MIRROR_ENV} at a local mirror (a folder or URL), or pass "
+                "--stand-ins to go on with the embedded stand-ins instead"
+            ) from None
+        log(f"offline: {e}; going on with the embedded stand-ins (--stand-ins)")
     return done
 
 
 def _cmd_fetch(args) -> int:
-    for line in fetch_targets(args.target):
+    for line in fetch_targets(args.target, stand_ins=args.stand_ins):
         print(line)
     return 0
 
@@ -183,11 +191,25 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def check_pairs(ds: PairedDataset, ignore_unpaired: bool = False) -> None:
+    """A data folder with images that have no pair: a one-line error naming them (before any
+    model loads or run starts), unless ``ignore_unpaired`` (``--ignore-unpaired``)."""
+    if not ds.unpaired or ignore_unpaired:
+        return
+    n, names = len(ds.unpaired), ", ".join(p.name for p in ds.unpaired[:5])
+    raise DerainError(
+        f"{ds.root}: {n} image(s) without a pair ({names}{', ...' if n > 5 else ''}); pass "
+        f"--ignore-unpaired to score the {len(ds)} pair(s) anyway"
+    )
+
+
 def _cmd_evaluate(args) -> int:
     if args.precision == "auto":  # scores follow the table protocol
         choice, why = choose_auto("cpu", protocol=True)
         print(f"precision auto: {choice} ({why})", file=sys.stderr)
         args.precision = choice
+    if not args.data.startswith("embedded:"):
+        check_pairs(open_dataset(args.data), args.ignore_unpaired)
     strict = args.strict_config
     name = (
         args.model

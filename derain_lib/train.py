@@ -254,9 +254,18 @@ def _mean_across(value: torch.Tensor, distributed: bool) -> float:
 
 
 def atomic_save(obj: dict, path: Path) -> None:
-    """``torch.save`` through :func:`derain_lib.fsutil.atomic_path` (temp file, fsync, rename)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` through :func:`derain_lib.fsutil.atomic_path` (temp file, fsync, rename).
+    A write that fails (a full disk: torch's writer raises RuntimeError) is one line naming
+    the file; the last checkpoint stays, so the run resumes from it."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except RuntimeError as e:  # PytorchStreamWriter: "file write failed" (no space left)
+        why = "no space left on the device?" if "write" in str(e) else str(e).splitlines()[0]
+        raise DerainError(
+            f"{path}: cannot write the checkpoint ({why}); the last one is kept: free space "
+            "and run the same command again to resume from it"
+        ) from None
 
 
 def _rng_state() -> dict:

@@ -1,0 +1,106 @@
+"""What a newcomer tripped over (issue 34), each one line naming the thing, rc 2, nothing
+lost: a full disk while training, unpaired images given to ``evaluate``, fetched sets by
+name, the labels of ``runs list``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from derain_lib.data.io import write_png
+from derain_lib.entry import main
+from derain_lib.fsutil import data_root
+from derain_lib.runs import list_runs
+
+
+def cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
+    """``derain ARGV`` in-process: (rc, stdout, stderr); never a traceback on stderr."""
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return rc, out, err
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("derain: error: ")]
+
+
+def _pairs(folder: Path, n: int, extra: tuple[str, ...] = ()) -> Path:
+    rng = np.random.default_rng(0)
+    for i in range(1, n + 1):
+        clean = rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)
+        write_png(folder / "norain" / f"norain-{i:03d}.png", clean)
+        write_png(folder / "rainy" / f"rain-{i:03d}.png", np.clip(clean + 20, 0, 255))
+    for name in extra:
+        write_png(folder / name, rng.integers(0, 255, (24, 24, 3), dtype=np.uint8))
+    return folder
+
+
+def test_a_full_disk_while_training_is_one_line_and_the_run_resumes(
+    tmp_path: Path, tiny, capsys, monkeypatch
+) -> None:
+    real_save, calls = torch.save, []
+
+    def full_disk(obj, f, *a, **k):  # the second checkpoint hits a full disk
+        calls.append(f)
+        if len(calls) == 2:
+            Path(f).write_bytes(b"PK\x03\x04 half a zip")
+            raise RuntimeError(
+                "[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0: "
+                "PytorchStreamWriter failed writing file data/3: file write failed"
+            )
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    results = tmp_path / "res"
+    rc, _, err = cli(capsys, "train", "--config", "smoke", *tiny.args(), "--results", results,
+                     "--no-progress")  # fmt: skip
+    assert rc == 2, err
+    (line,) = error_lines(err)
+    assert "step-00000002.pt: cannot write the checkpoint (no space left" in line
+    assert "resume" in line
+    (run,) = list_runs(results)
+    kept = sorted(p.name for p in (run.dir / "checkpoints").iterdir())
+    assert kept == ["step-00000001.pt"]  # the good one; no partial file under any name
+    monkeypatch.setattr(torch, "save", real_save)
+    rc, out, err = cli(capsys, "train", "--config", "smoke", *tiny.args(), "--results", results,
+                       "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    (run,) = list_runs(results)
+    assert run.status == "finished"
+
+
+def test_evaluate_names_unpaired_files_unless_told_to_ignore_them(
+    tmp_path: Path, shared: Path, capsys
+) -> None:
+    data = _pairs(tmp_path / "set", 2, extra=("rainy/rain-003.png",))
+    results = tmp_path / "res"
+    args = ("evaluate", "--weights", shared / "weights" / "sian_rain100l.pth", "--data", data,
+            "--results", results, "--no-progress")  # fmt: skip
+    rc, out, err = cli(capsys, *args)
+    assert rc == 2 and out == ""
+    (line,) = error_lines(err)
+    assert "1 image(s) without a pair (rain-003.png)" in line and "--ignore-unpaired" in line
+    assert not list_runs(results)  # refused before any run started
+    rc, out, err = cli(capsys, *args, "--ignore-unpaired")
+    assert rc == 0, err
+    assert "mean of 2" in out
+
+
+def test_a_fetched_set_is_found_by_name_and_labelled_by_it(
+    tmp_path: Path, shared: Path, capsys
+) -> None:
+    rc, _, err = cli(capsys, "evaluate", "--weights", "sian-rain100l", "--data", "rain100h")
+    assert rc == 2
+    (line,) = error_lines(err)
+    assert "--data rain100h: not fetched yet" in line and "derain fetch rain100h-crop480" in line
+    _pairs(data_root() / "rain100l" / "test", 2)
+    results = tmp_path / "res"
+    rc, out, err = cli(capsys, "evaluate", "--weights", shared / "weights" / "sian_rain100l.pth",
+                       "--data", "rain100l", "--results", results, "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    rc, out, _ = cli(capsys, "runs", "list", "--results", results)
+    assert "test rain100l" in out and "test test" not in out
