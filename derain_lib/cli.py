@@ -308,6 +308,19 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
         help="wait while another reproduce of this profile runs (default: refuse)",
     )
     add_device_option(p)
+    p.add_argument(
+        "--launcher",
+        choices=["local", "slurm"],
+        help="train each planned run as one job of a job array (submitit: the cluster "
+        "extra), then run the notebooks; local: processes on this machine",
+    )
+    p.add_argument(
+        "--launcher-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a submitit job parameter, e.g. slurm_partition=gpu, timeout_min=600, gpus_per_node=1",
+    )
 
 
 def _add_claims(sub: argparse._SubParsersAction) -> None:

@@ -371,6 +371,8 @@ def _cmd_reproduce(args) -> int:
         use_prepared=args.use_prepared,
         wait=args.wait,
         device=args.device,
+        launcher=args.launcher,
+        launcher_options=args.launcher_set,
     )
     return 0
 
