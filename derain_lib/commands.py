@@ -39,7 +39,13 @@ from .precision import choose_auto
 from .runs import Run, get_or_run, list_runs, open_run, results_root, run_state
 from .study.claims import recompute
 from .study.pipeline import run_pipeline
-from .train import dist_info, planned_steps, steps_per_epoch, training_patches
+from .train import (
+    TENSORBOARD_DIR,
+    dist_info,
+    planned_steps,
+    steps_per_epoch,
+    training_patches,
+)
 from .weights import load_model, weight_items
 
 
@@ -272,6 +278,9 @@ def _cmd_runs(args) -> int:
         print(f"{r.key:<12} {status:<10} {code:<7} {ps} {ss}  {label}")
         if why:
             print(f"{'':<12} degenerate: {why}")
+    if any((r.dir / TENSORBOARD_DIR).is_dir() for r in runs):
+        where = shown_path(results_root(args.results) / "runs")
+        print(f"training curves: tensorboard --logdir {where}   (each run's {TENSORBOARD_DIR}/)")
     return 0
 
 
