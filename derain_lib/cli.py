@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import DerainError
-from .fsutil import IMAGE_SUFFIXES, data_root
+from .fsutil import IMAGE_SUFFIXES, data_root, path_problem
 from .info import FETCH_EXTRA, FETCH_TARGETS, FETCHED_SETS, RELEASED
 from .roots import RESULTS_DEFAULT
 
@@ -164,7 +164,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
         help="list cached runs (stale: made by other code), show one, or prune stale ones",
         epilog="example: derain runs list; derain runs show 3fa2; derain runs prune --stale",
     )
-    p.add_argument("action", choices=["list", "show", "prune"])
+    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "prune"])
     p.add_argument("key", nargs="?", default="", help="run key (or prefix) for show")
     p.add_argument("--stale", action="store_true", help="prune: remove the runs made by other code")
     p.add_argument("--results", help=RESULTS_HELP)
@@ -271,7 +271,7 @@ def add_device_option(p: argparse.ArgumentParser) -> None:
 def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",
-        help="PSNR/SSIM (MATLAB Y protocol) of a folder against ground truth",
+        help="PSNR/SSIM (MATLAB Y protocol) of a folder (or one image) against ground truth",
         epilog="example: derain score out/ data/rain100l/norain --json",
     )
     p.add_argument("pred_dir")
@@ -378,8 +378,13 @@ PATH_OPTIONS = (
 
 
 def _folder(value: str | None, what: str) -> None:
-    if value and not Path(value).is_dir():
-        raise DerainError(f"{what}{value}: no such folder")
+    if not value:
+        return
+    problem = path_problem(value, "folder")
+    if problem:
+        raise DerainError(f"{what}{problem}")
+    if not Path(value).is_dir():
+        raise DerainError(f"{what}{value}: a file, not a folder")
 
 
 def _weights_spec(spec: str) -> None:
@@ -415,7 +420,27 @@ def output_problem(out: str) -> str | None:
             f"-o {out}: {p.suffix!r} is no image format ({', '.join(IMAGE_SUFFIXES)}); name "
             "an image file, or a folder without an extension"
         )
+    parent = p if p.is_dir() else p.parent
+    while not parent.exists() and parent != parent.parent:  # the folder that would hold it
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        return f"-o {out}: {parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"-o {out}: {parent} is not writable"
     return None
+
+
+def _inputs(items: list[str]) -> None:
+    """Each input a file or a folder holding images; named otherwise."""
+    for item in items:
+        problem = path_problem(item)
+        if problem:
+            raise DerainError(problem)
+        p = Path(item)
+        if p.is_dir() and not any(
+            f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir() if not f.name.startswith(".")
+        ):
+            raise DerainError(f"{item}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -426,9 +451,7 @@ def check_args(args: argparse.Namespace) -> None:
     name = command_of(args)
     _folder(getattr(args, "weights_dir", None), "--weights-dir ")
     if name == "derain":
-        for item in args.inputs:
-            if not Path(item).exists():
-                raise DerainError(f"{item}: no such file or folder")
+        _inputs(args.inputs)
         problem = output_problem(args.output)
         if problem:
             raise DerainError(problem)
@@ -436,8 +459,13 @@ def check_args(args: argparse.Namespace) -> None:
             raise DerainError("--overwrite and --skip-existing exclude each other: choose one")
         _weights_spec(args.weights)
     elif name == "score":
-        _folder(args.pred_dir, "")
-        _folder(args.gt_dir, "")
+        for value in (args.pred_dir, args.gt_dir):
+            if path_problem(value):
+                raise DerainError(path_problem(value))
+        if Path(args.pred_dir).is_dir() != Path(args.gt_dir).is_dir():
+            raise DerainError(
+                f"{args.pred_dir} and {args.gt_dir}: give two folders or two image files"
+            )
     elif name == "evaluate":
         _weights_spec(args.weights)
         args.data = fetched_set(args.data)

@@ -30,7 +30,7 @@ from .data.remote import MIRROR_ENV, fetch_dataset, fetch_items
 from .data.sources import open_data
 from .device import device_name, resolve_device
 from .errors import DerainError
-from .fsutil import shown_path
+from .fsutil import shown_path, special_entries
 from .inference import derain_files, expand_inputs, model_device, output_paths
 from .info import FETCH_TARGETS, RELEASED, cache_dir
 from .labels import run_labels
@@ -214,8 +214,6 @@ def _cmd_evaluate(args) -> int:
         choice, why = choose_auto("cpu", protocol=True)
         print(f"precision auto: {choice} ({why})", file=sys.stderr)
         args.precision = choice
-    if not args.data.startswith("embedded:"):
-        check_pairs(open_dataset(args.data), args.ignore_unpaired)
     strict = args.strict_config
     name = (
         args.model
@@ -237,6 +235,8 @@ def _cmd_evaluate(args) -> int:
     base.data.root = "."
     base.train.device = args.device
     cfg = config_from_dict(base.to_dict(), args.set)
+    if not args.data.startswith("embedded:"):  # before a run starts
+        check_pairs(open_dataset(args.data), args.ignore_unpaired)
     _print_result(
         get_or_run(cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait)
     )
@@ -288,6 +288,9 @@ def _cmd_derain(args) -> int:
     if args.tile is not None:
         check_tile(args.tile, 0, "--")
     files = expand_inputs(args.inputs)
+    odd = [m for item in args.inputs if Path(item).is_dir() for m in special_entries(item)]
+    for problem in odd:  # named and counted as failures, never opened (a FIFO would block)
+        print(f"derain: error: {problem}", file=sys.stderr)
     skipped = 0
     if args.skip_existing:  # the same outputs, less those already written
         targets = output_paths(files, args.output, overwrite=True)
@@ -296,6 +299,8 @@ def _cmd_derain(args) -> int:
         print(f"{skipped} skipped: output exists (--skip-existing)", file=sys.stderr)
         if not files:
             return 0
+    else:  # the outputs' refusals (an input as output, an existing file) before the model
+        output_paths(files, args.output, args.overwrite)
     lw = load_model(
         args.weights,
         args.model,
@@ -309,7 +314,7 @@ def _cmd_derain(args) -> int:
     if precision == "auto":
         precision, why = choose_auto(device, model=lw.model)
         print(f"precision auto: {precision} ({why})", file=sys.stderr)
-    done, failed, first = 0, 0, ""
+    done, failed, first = 0, len(odd), odd[0] if odd else ""
     batch = derain_files(
         lw.model,
         files,

@@ -4,6 +4,10 @@ name, the labels of ``runs list``."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +108,70 @@ def test_a_fetched_set_is_found_by_name_and_labelled_by_it(
     assert rc == 0, err
     rc, out, _ = cli(capsys, "runs", "list", "--results", results)
     assert "test rain100l" in out and "test test" not in out
+
+
+@pytest.mark.parametrize("case", ["file_child", "read_only", "empty", "dev_null", "loop"])
+def test_input_and_output_problems_are_named_before_torch_loads(
+    tmp_path: Path, case: str, capsys
+) -> None:
+    img = write_png(tmp_path / "in" / "a.png", np.zeros((16, 16, 3), np.uint8))
+    inputs, out = [str(img)], str(tmp_path / "out")
+    if case == "file_child":
+        out = str(img / "out")
+        want = f"-o {out}: {img} is a file, not a folder"
+    elif case == "read_only":
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        out = str(ro / "out")
+        want = f"-o {out}: {ro} is not writable"
+        if os.access(ro, os.W_OK):  # root writes anyway: then the file system decides
+            pytest.skip("running as root: permission bits do not stop writes")
+    elif case == "empty":
+        (tmp_path / "empty").mkdir()
+        inputs, want = [str(tmp_path / "empty")], "empty: folder holds no images"
+    elif case == "dev_null":
+        inputs, want = ["/dev/null"], "/dev/null: a character device, not a file or folder"
+    else:
+        loop = tmp_path / "loop.png"
+        loop.symlink_to(loop)
+        inputs, want = [str(loop)], "loop.png: a symlink loop, not a file or folder"
+    code = (
+        "import sys, time; t = time.perf_counter(); from derain_lib.entry import main; "
+        "rc = main(sys.argv[1:]); print('torch' in sys.modules, time.perf_counter() - t); "
+        "sys.exit(rc)"
+    )
+    argv = ["derain", *inputs, "-o", out, "--weights", "sian-rain100l"]
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("derain: error: ") and want in line, line
+    assert done.stdout.split()[0] == "False"  # torch never loaded
+    assert time.perf_counter() - t < 30
+
+
+def test_fifos_and_symlink_loops_in_a_folder_are_named_and_counted(
+    tmp_path: Path, shared: Path, capsys
+) -> None:
+    folder = tmp_path / "in"
+    write_png(folder / "a.png", np.full((16, 16, 3), 90, np.uint8))
+    os.mkfifo(folder / "pipe.png")
+    (folder / "loop.png").symlink_to(folder / "loop.png")
+    rc, out, err = cli(capsys, "derain", folder, "-o", tmp_path / "out", "--weights",
+                       shared / "weights" / "sian_rain100l.pth", "--no-progress")  # fmt: skip
+    assert rc == 2
+    assert "loop.png: a symlink loop" in err and "pipe.png: a FIFO (named pipe)" in err
+    assert "1 derained, 2 failed" in err
+    assert (tmp_path / "out" / "a.png").is_file()
+
+
+def test_score_takes_two_files_as_a_pair_and_bare_runs_lists(tmp_path: Path, capsys) -> None:
+    a = write_png(tmp_path / "a.png", np.full((16, 16, 3), 100, np.uint8))
+    b = write_png(tmp_path / "b.png", np.full((16, 16, 3), 110, np.uint8))
+    rc, out, _ = cli(capsys, "score", a, b, "--json")
+    assert rc == 0 and '"n": 1' in out
+    rc, _, err = cli(capsys, "score", a, tmp_path)
+    assert rc == 2 and "give two folders or two image files" in err
+    rc, out, _ = cli(capsys, "runs", "--results", tmp_path / "res")
+    assert rc == 0 and out.startswith("no runs under")
