@@ -175,3 +175,23 @@ def test_score_takes_two_files_as_a_pair_and_bare_runs_lists(tmp_path: Path, cap
     assert rc == 2 and "give two folders or two image files" in err
     rc, out, _ = cli(capsys, "runs", "--results", tmp_path / "res")
     assert rc == 0 and out.startswith("no runs under")
+
+
+def test_an_rgba_input_keeps_its_alpha(tmp_path: Path, shared: Path, capsys) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 255, (20, 24, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    weights = shared / "weights" / "sian_rain100l.pth"
+    rc, _, err = cli(capsys, "derain", tmp_path / "a.png", "-o", tmp_path / "out.png",
+                     "--weights", weights, "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.mode == "RGBA"
+        out = np.asarray(im)
+    assert np.array_equal(out[..., 3], rgba[..., 3])
+    assert not np.array_equal(out[..., :3], rgba[..., :3])  # the colours were derained
+    rc, _, err = cli(capsys, "derain", tmp_path / "a.png", "-o", tmp_path / "out.jpg",
+                     "--weights", weights, "--no-progress")  # fmt: skip
+    assert rc == 2 and "keeps no alpha channel" in err and not (tmp_path / "out.jpg").exists()
