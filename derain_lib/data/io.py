@@ -2,12 +2,11 @@
 
 Grayscale is expanded to three channels, alpha is dropped (:func:`read_alpha` reads it),
 16-bit images are scaled to [0, 1] by 65535, palette and CMYK images are converted to RGB,
-an animated GIF/PNG gives its first frame, and the EXIF orientation is applied, so every reader sees the photo the
-way a viewer shows it. A header claiming more than :func:`max_pixels` is refused unread
-(a decompression bomb), as are zero sizes and truncated pixel data, each in one line.
-A folder scan (`scan_images`, `check_images`) reports every bad file at once instead of
-stopping at the first.
-"""
+an animated GIF/PNG gives its first frame, and the EXIF orientation is applied, so every
+reader sees the photo the way a viewer shows it. A header claiming more than
+:func:`max_pixels` is refused unread (a decompression bomb), as are zero sizes and truncated
+pixel data, each in one line. A folder scan (`scan_images`, `check_images`) reports every
+bad file at once instead of stopping at the first."""
 
 from __future__ import annotations
 
