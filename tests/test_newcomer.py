@@ -195,3 +195,19 @@ def test_an_rgba_input_keeps_its_alpha(tmp_path: Path, shared: Path, capsys) -> 
     rc, _, err = cli(capsys, "derain", tmp_path / "a.png", "-o", tmp_path / "out.jpg",
                      "--weights", weights, "--no-progress")  # fmt: skip
     assert rc == 2 and "keeps no alpha channel" in err and not (tmp_path / "out.jpg").exists()
+
+
+def test_notebook_06_in_a_fresh_clone_says_what_to_fetch_or_train(hermetic) -> None:
+    """The committed runs.json names runs a fresh clone does not have, and no weights are
+    fetched: the panel's weights are None with what to do, not an AttributeError."""
+    from derain_lib.roots import results_root
+    from derain_lib.study import figures
+    from derain_lib.study.plan import Params
+
+    committed = Path(__file__).resolve().parents[1] / "results" / "quick" / "runs.json"
+    (results_root() / "quick").mkdir(parents=True)
+    (results_root() / "quick" / "runs.json").write_bytes(committed.read_bytes())
+    spec, why = figures.panel_weights(Params("quick"), "sian-rain100l")
+    assert spec is None
+    assert why.startswith("not run: ") and "derain fetch weights" in why
+    assert "is not in the run cache" in why

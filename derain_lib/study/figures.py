@@ -122,6 +122,12 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
         return None, not_run(f"{missing}; {src.detail}")
     run = Run.load(path.parent)
     c = run.config
+    if c is None or not path.is_file():  # runs.json names a run this machine does not have
+        return None, not_run(
+            f"{missing}; the SIAN of profile {p.profile} that runs.json names is not in the "
+            f"run cache ({path}): fetch the weights (derain fetch weights) or train it "
+            f"(derain reproduce --profile {p.profile}, or notebooks/01_train.ipynb)"
+        )
     return str(path), (
         f"SIAN trained by profile {p.profile} (run {run.key[:10]}, loss {c.train.loss}, "
         f"seed {c.train.seed}{', ' + note if note else ''}) in place of the released "
