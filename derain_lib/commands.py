@@ -150,9 +150,12 @@ def _cmd_fetch(args) -> int:
     return 0
 
 
-def _print_result(run: Run) -> None:
+def _print_result(run: Run, started: float) -> None:
+    """The run's scores; a run finished before ``started`` (a ``time.time()``) is announced
+    as a cache hit."""
     m = run.metrics
-    print(f"run {run.key}: {run.dir}")
+    cached = (run.dir / "metrics.json").stat().st_mtime < started
+    print(f"run {run.key}: {run.dir}" + (" (from the run cache: nothing recomputed)" * cached))
     for r in run.per_image.itertuples():
         print(f"  {r.name:<28} {r.psnr:9.4f} {r.ssim:7.4f}")
     print(f"  {'mean of ' + str(m['n']):<28} {m['psnr']:9.4f} {m['ssim']:7.4f}")
@@ -191,9 +194,10 @@ def _cmd_train(args) -> int:
     check_max_steps(cfg, any(o.split("=")[0].strip() == "train.max_steps" for o in overrides))
     print(f"data: training {_where(cfg.data.train, cfg.data.root)}, "
           f"test {_where(cfg.data.test, cfg.data.root)}", file=sys.stderr)  # fmt: skip
+    started = time.time()
     run = get_or_run(cfg, args.results, progress=not args.no_progress, wait=args.wait)
     if dist_info()[0] == 0:
-        _print_result(run)
+        _print_result(run, started)
     return 0
 
 
@@ -237,9 +241,9 @@ def _cmd_evaluate(args) -> int:
     cfg = config_from_dict(base.to_dict(), args.set)
     if not args.data.startswith("embedded:"):  # before a run starts
         check_pairs(open_dataset(args.data), args.ignore_unpaired)
-    _print_result(
-        get_or_run(cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait)
-    )
+    started = time.time()
+    run = get_or_run(cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait)
+    _print_result(run, started)
     return 0
 
 

@@ -106,8 +106,30 @@ def test_a_fetched_set_is_found_by_name_and_labelled_by_it(
     rc, out, err = cli(capsys, "evaluate", "--weights", shared / "weights" / "sian_rain100l.pth",
                        "--data", "rain100l", "--results", results, "--no-progress")  # fmt: skip
     assert rc == 0, err
+    assert "from the run cache" not in out
     rc, out, _ = cli(capsys, "runs", "list", "--results", results)
     assert "test rain100l" in out and "test test" not in out
+    rc, out, err = cli(capsys, "evaluate", "--weights", shared / "weights" / "sian_rain100l.pth",
+                       "--data", "rain100l", "--results", results, "--no-progress")  # fmt: skip
+    assert rc == 0 and "(from the run cache: nothing recomputed)" in out.splitlines()[0]
+
+
+def test_a_refused_evaluation_leaves_no_run_and_seeds_are_checked(
+    tmp_path: Path, shared: Path, capsys
+) -> None:
+    data = tmp_path / "small"
+    write_png(data / "norain" / "norain-001.png", np.zeros((6, 6, 3), np.uint8))
+    write_png(data / "rainy" / "rain-001.png", np.ones((6, 6, 3), np.uint8))
+    results = tmp_path / "res"
+    rc, _, err = cli(capsys, "evaluate", "--weights", shared / "weights" / "sian_rain100l.pth",
+                     "--data", data, "--results", results, "--no-progress")  # fmt: skip
+    assert rc == 2 and len(error_lines(err)) >= 1
+    assert not list(results.glob("runs/*"))  # no "unfinished" run behind
+    config = tmp_path / "mine.yaml"
+    config.write_text("name: mine\nseeds: zero\ndataset: light\n")
+    rc, _, err = cli(capsys, "train", "--config", config)
+    assert rc == 2
+    assert "mine.yaml: seeds must be a non-empty list of integers, got 'zero'" in err
 
 
 @pytest.mark.parametrize("case", ["file_child", "read_only", "empty", "dev_null", "loop"])
