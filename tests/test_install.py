@@ -4,6 +4,7 @@ submitit, present; LICENSE and CITATION.cff agree with pyproject."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -72,3 +73,24 @@ def test_license_and_citation_match_pyproject() -> None:
     assert any("Scale-space Invariant Attention" in r["title"] for r in cff["references"])
     card = (ROOT / "MODEL_CARD.md").read_text()
     assert "never redistributes" in card and "derain reproduce --profile quick" in card
+
+
+def test_make_lab_passes_allow_root_as_root_and_says_so(tmp_path: Path) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "jupyter").write_text('#!/bin/sh\necho "jupyter $*"\n')
+    (fake / "jupyter").chmod(0o755)
+    stamp = tmp_path / "installed"
+    stamp.touch()  # newer than pyproject.toml: no setup
+    done = subprocess.run(
+        ["make", "--no-print-directory", "lab", f"BIN={fake}", f"STAMP={stamp}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    root = os.getuid() == 0
+    assert ("jupyter lab --allow-root notebooks/" in done.stdout) == root
+    assert ("running as root: passing --allow-root" in done.stdout) == root
+    assert "jupyter lab" in done.stdout
