@@ -13,7 +13,7 @@ Runs with PyTorch, NumPy, scikit-image, Pillow and PyYAML only (no papermill, ju
 ipywidgets are imported; the JSON records that). ``--device cpu --tiny`` runs every
 measurement at toy size, which is what ``tests/test_gpu_check.py`` does.
 
-example: PYTHONPATH=. python3 -m benchmarks.gpu_check --out /tmp/gpu
+example: PYTHONPATH=. python3 -m benchmarks.gpu_check --out gpu_out
 """
 
 from __future__ import annotations

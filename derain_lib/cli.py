@@ -21,8 +21,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import DerainError
-from .fsutil import IMAGE_SUFFIXES, data_root
-from .info import FETCH_EXTRA, FETCH_TARGETS, RELEASED
+from .fsutil import IMAGE_SUFFIXES, data_root, path_problem
+from .info import FETCH_EXTRA, FETCH_TARGETS, FETCHED_SETS, RELEASED
 from .roots import RESULTS_DEFAULT
 
 #: What ``--results`` defaults to, as ``--help`` shows it.
@@ -103,6 +103,11 @@ def _add_fetch(sub: argparse._SubParsersAction) -> None:
     )
     choices = ("all", *FETCH_TARGETS, *FETCH_EXTRA)
     p.add_argument("target", nargs="?", default="all", choices=choices)
+    p.add_argument(
+        "--stand-ins",
+        action="store_true",
+        help="offline: go on with the embedded stand-in data instead of refusing",
+    )
 
 
 def _add_run_options(p: argparse.ArgumentParser, example: str) -> None:
@@ -133,7 +138,17 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
         "rain100l_sample --tile 256",
     )
     p.add_argument("--weights", required=True, help="released name or a model file")
-    p.add_argument("--data", required=True, help="a data set folder or embedded:light:test:smoke")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="a data set folder, a fetched set (rain100l, rain100h, rain1400) or "
+        "embedded:light:test:smoke",
+    )
+    p.add_argument(
+        "--ignore-unpaired",
+        action="store_true",
+        help="score the pairs of a folder that also holds images without a pair",
+    )
     p.add_argument("--model", help="the architecture (default: from the weights)")
     p.add_argument("--weights-dir", help="folder with released weight files")
     add_strict_config(p)
@@ -149,7 +164,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
         help="list cached runs (stale: made by other code), show one, or prune stale ones",
         epilog="example: derain runs list; derain runs show 3fa2; derain runs prune --stale",
     )
-    p.add_argument("action", choices=["list", "show", "prune"])
+    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "prune"])
     p.add_argument("key", nargs="?", default="", help="run key (or prefix) for show")
     p.add_argument("--stale", action="store_true", help="prune: remove the runs made by other code")
     p.add_argument("--results", help=RESULTS_HELP)
@@ -256,7 +271,7 @@ def add_device_option(p: argparse.ArgumentParser) -> None:
 def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",
-        help="PSNR/SSIM (MATLAB Y protocol) of a folder against ground truth",
+        help="PSNR/SSIM (MATLAB Y protocol) of a folder (or one image) against ground truth",
         epilog="example: derain score out/ data/rain100l/norain --json",
     )
     p.add_argument("pred_dir")
@@ -293,6 +308,19 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
         help="wait while another reproduce of this profile runs (default: refuse)",
     )
     add_device_option(p)
+    p.add_argument(
+        "--launcher",
+        choices=["local", "slurm"],
+        help="train each planned run as one job of a job array (submitit: the cluster "
+        "extra), then run the notebooks; local: processes on this machine",
+    )
+    p.add_argument(
+        "--launcher-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a submitit job parameter, e.g. slurm_partition=gpu, timeout_min=600, gpus_per_node=1",
+    )
 
 
 def _add_claims(sub: argparse._SubParsersAction) -> None:
@@ -350,8 +378,13 @@ PATH_OPTIONS = (
 
 
 def _folder(value: str | None, what: str) -> None:
-    if value and not Path(value).is_dir():
-        raise DerainError(f"{what}{value}: no such folder")
+    if not value:
+        return
+    problem = path_problem(value, "folder")
+    if problem:
+        raise DerainError(f"{what}{problem}")
+    if not Path(value).is_dir():
+        raise DerainError(f"{what}{value}: a file, not a folder")
 
 
 def _weights_spec(spec: str) -> None:
@@ -365,6 +398,19 @@ def _weights_spec(spec: str) -> None:
         )
 
 
+def fetched_set(data: str) -> str:
+    """``--data``: a folder as given, or a fetched test set by name (``rain100l``,
+    ``rain100h``, ``rain1400``; :data:`FETCHED_SETS`) as its folder under the data root;
+    a name not fetched yet is a one-line error saying what to fetch."""
+    target = FETCHED_SETS.get(data.lower()) or (data if data in FETCHED_SETS.values() else None)
+    if target is None or Path(data).is_dir():
+        return data
+    folder = data_root() / target / "test"
+    if not folder.is_dir():
+        raise DerainError(f"--data {data}: not fetched yet (no {folder}): derain fetch {target}")
+    return str(folder)
+
+
 def output_problem(out: str) -> str | None:
     """Why ``-o OUT`` cannot be used, or None: a new name with an extension that is no
     image format (``out.xyz``)."""
@@ -374,7 +420,27 @@ def output_problem(out: str) -> str | None:
             f"-o {out}: {p.suffix!r} is no image format ({', '.join(IMAGE_SUFFIXES)}); name "
             "an image file, or a folder without an extension"
         )
+    parent = p if p.is_dir() else p.parent
+    while not parent.exists() and parent != parent.parent:  # the folder that would hold it
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        return f"-o {out}: {parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"-o {out}: {parent} is not writable"
     return None
+
+
+def _inputs(items: list[str]) -> None:
+    """Each input a file or a folder holding images; named otherwise."""
+    for item in items:
+        problem = path_problem(item)
+        if problem:
+            raise DerainError(problem)
+        p = Path(item)
+        if p.is_dir() and not any(
+            f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir() if not f.name.startswith(".")
+        ):
+            raise DerainError(f"{item}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -385,9 +451,7 @@ def check_args(args: argparse.Namespace) -> None:
     name = command_of(args)
     _folder(getattr(args, "weights_dir", None), "--weights-dir ")
     if name == "derain":
-        for item in args.inputs:
-            if not Path(item).exists():
-                raise DerainError(f"{item}: no such file or folder")
+        _inputs(args.inputs)
         problem = output_problem(args.output)
         if problem:
             raise DerainError(problem)
@@ -395,10 +459,16 @@ def check_args(args: argparse.Namespace) -> None:
             raise DerainError("--overwrite and --skip-existing exclude each other: choose one")
         _weights_spec(args.weights)
     elif name == "score":
-        _folder(args.pred_dir, "")
-        _folder(args.gt_dir, "")
+        for value in (args.pred_dir, args.gt_dir):
+            if path_problem(value):
+                raise DerainError(path_problem(value))
+        if Path(args.pred_dir).is_dir() != Path(args.gt_dir).is_dir():
+            raise DerainError(
+                f"{args.pred_dir} and {args.gt_dir}: give two folders or two image files"
+            )
     elif name == "evaluate":
         _weights_spec(args.weights)
+        args.data = fetched_set(args.data)
         if not args.data.startswith("embedded:"):
             _folder(args.data, "--data ")
     elif name == "reproduce":

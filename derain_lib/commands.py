@@ -21,16 +21,16 @@ from tqdm import tqdm
 
 from .config import Config, EvalConfig, ModelConfig, check_tile, config_from_dict, load_config
 from .data.catalog import CATALOG, prepare
-from .data.datasets import open_dataset
+from .data.datasets import PairedDataset, open_dataset
 from .data.embedded import SIZES, build_embedded, embedded_dataset
 from .data.fetch import Offline
 from .data.io import scan_images
 from .data.patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, PatchSet
-from .data.remote import fetch_dataset, fetch_items
+from .data.remote import MIRROR_ENV, fetch_dataset, fetch_items
 from .data.sources import open_data
 from .device import device_name, resolve_device
 from .errors import DerainError
-from .fsutil import shown_path
+from .fsutil import shown_path, special_entries
 from .inference import derain_files, expand_inputs, model_device, output_paths
 from .info import FETCH_TARGETS, RELEASED, cache_dir
 from .labels import run_labels
@@ -39,7 +39,13 @@ from .precision import choose_auto
 from .runs import Run, get_or_run, list_runs, open_run, results_root, run_state
 from .study.claims import recompute
 from .study.pipeline import run_pipeline
-from .train import dist_info, planned_steps, steps_per_epoch, training_patches
+from .train import (
+    TENSORBOARD_DIR,
+    dist_info,
+    planned_steps,
+    steps_per_epoch,
+    training_patches,
+)
 from .weights import load_model, weight_items
 
 
@@ -109,12 +115,15 @@ def _cmd_data_patches(args) -> int:
     return 0
 
 
-def fetch_targets(target: str, log: Callable[[str], None] = print) -> list[str]:
+def fetch_targets(
+    target: str, log: Callable[[str], None] = print, stand_ins: bool = False
+) -> list[str]:
     """Fetch ``target`` (``all`` or one of :data:`FETCH_TARGETS`): the released weights into
     their cache, a test set into the data root, verified and indexed as its benchmark's
     prepared test set. Returns one summary line per part. When the first request cannot
-    connect, logs one ``offline: ...; using the embedded stand-ins`` line and returns what
-    was done so far, so that ``make reproduce`` goes on without the network."""
+    connect: a one-line :class:`~derain_lib.data.fetch.Offline` error naming
+    ``DERAIN_MIRROR``, or, with ``stand_ins`` (``--stand-ins``), one ``offline: ...; going on
+    with the embedded stand-ins`` line and what was done so far."""
     done = []
     try:
         for t in FETCH_TARGETS if target == "all" else (target,):
@@ -126,19 +135,27 @@ def fetch_targets(target: str, log: Callable[[str], None] = print) -> list[str]:
             else:
                 done.append(fetch_dataset(t, log))
     except Offline as e:
-        log(f"offline: {e}; using the embedded stand-ins")
+        if not stand_ins:
+            raise Offline(
+                f"offline: {e}; point {MIRROR_ENV} at a local mirror (a folder or URL), or pass "
+                "--stand-ins to go on with the embedded stand-ins instead"
+            ) from None
+        log(f"offline: {e}; going on with the embedded stand-ins (--stand-ins)")
     return done
 
 
 def _cmd_fetch(args) -> int:
-    for line in fetch_targets(args.target):
+    for line in fetch_targets(args.target, stand_ins=args.stand_ins):
         print(line)
     return 0
 
 
-def _print_result(run: Run) -> None:
+def _print_result(run: Run, started: float) -> None:
+    """The run's scores; a run finished before ``started`` (a ``time.time()``) is announced
+    as a cache hit."""
     m = run.metrics
-    print(f"run {run.key}: {run.dir}")
+    cached = (run.dir / "metrics.json").stat().st_mtime < started
+    print(f"run {run.key}: {run.dir}" + (" (from the run cache: nothing recomputed)" * cached))
     for r in run.per_image.itertuples():
         print(f"  {r.name:<28} {r.psnr:9.4f} {r.ssim:7.4f}")
     print(f"  {'mean of ' + str(m['n']):<28} {m['psnr']:9.4f} {m['ssim']:7.4f}")
@@ -177,10 +194,23 @@ def _cmd_train(args) -> int:
     check_max_steps(cfg, any(o.split("=")[0].strip() == "train.max_steps" for o in overrides))
     print(f"data: training {_where(cfg.data.train, cfg.data.root)}, "
           f"test {_where(cfg.data.test, cfg.data.root)}", file=sys.stderr)  # fmt: skip
+    started = time.time()
     run = get_or_run(cfg, args.results, progress=not args.no_progress, wait=args.wait)
     if dist_info()[0] == 0:
-        _print_result(run)
+        _print_result(run, started)
     return 0
+
+
+def check_pairs(ds: PairedDataset, ignore_unpaired: bool = False) -> None:
+    """A data folder with images that have no pair: a one-line error naming them (before any
+    model loads or run starts), unless ``ignore_unpaired`` (``--ignore-unpaired``)."""
+    if not ds.unpaired or ignore_unpaired:
+        return
+    n, names = len(ds.unpaired), ", ".join(p.name for p in ds.unpaired[:5])
+    raise DerainError(
+        f"{ds.root}: {n} image(s) without a pair ({names}{', ...' if n > 5 else ''}); pass "
+        f"--ignore-unpaired to score the {len(ds)} pair(s) anyway"
+    )
 
 
 def _cmd_evaluate(args) -> int:
@@ -209,9 +239,11 @@ def _cmd_evaluate(args) -> int:
     base.data.root = "."
     base.train.device = args.device
     cfg = config_from_dict(base.to_dict(), args.set)
-    _print_result(
-        get_or_run(cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait)
-    )
+    if not args.data.startswith("embedded:"):  # before a run starts
+        check_pairs(open_dataset(args.data), args.ignore_unpaired)
+    started = time.time()
+    run = get_or_run(cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait)
+    _print_result(run, started)
     return 0
 
 
@@ -250,6 +282,9 @@ def _cmd_runs(args) -> int:
         print(f"{r.key:<12} {status:<10} {code:<7} {ps} {ss}  {label}")
         if why:
             print(f"{'':<12} degenerate: {why}")
+    if any((r.dir / TENSORBOARD_DIR).is_dir() for r in runs):
+        where = shown_path(results_root(args.results) / "runs")
+        print(f"training curves: tensorboard --logdir {where}   (each run's {TENSORBOARD_DIR}/)")
     return 0
 
 
@@ -257,6 +292,9 @@ def _cmd_derain(args) -> int:
     if args.tile is not None:
         check_tile(args.tile, 0, "--")
     files = expand_inputs(args.inputs)
+    odd = [m for item in args.inputs if Path(item).is_dir() for m in special_entries(item)]
+    for problem in odd:  # named and counted as failures, never opened (a FIFO would block)
+        print(f"derain: error: {problem}", file=sys.stderr)
     skipped = 0
     if args.skip_existing:  # the same outputs, less those already written
         targets = output_paths(files, args.output, overwrite=True)
@@ -265,6 +303,8 @@ def _cmd_derain(args) -> int:
         print(f"{skipped} skipped: output exists (--skip-existing)", file=sys.stderr)
         if not files:
             return 0
+    else:  # the outputs' refusals (an input as output, an existing file) before the model
+        output_paths(files, args.output, args.overwrite)
     lw = load_model(
         args.weights,
         args.model,
@@ -278,7 +318,7 @@ def _cmd_derain(args) -> int:
     if precision == "auto":
         precision, why = choose_auto(device, model=lw.model)
         print(f"precision auto: {precision} ({why})", file=sys.stderr)
-    done, failed, first = 0, 0, ""
+    done, failed, first = 0, len(odd), odd[0] if odd else ""
     batch = derain_files(
         lw.model,
         files,
@@ -349,6 +389,8 @@ def _cmd_reproduce(args) -> int:
         use_prepared=args.use_prepared,
         wait=args.wait,
         device=args.device,
+        launcher=args.launcher,
+        launcher_options=args.launcher_set,
     )
     return 0
 

@@ -272,7 +272,8 @@ def config_from_dict(data: dict, overrides: list[str] | None = None, source: str
     """A :class:`Config` from a mapping that may hold a ``datasets:`` section."""
     data = dict(data)
     datasets = data.pop("datasets", None) or {}
-    data.pop("seeds", None)  # the profile's list of training seeds: see profile_seeds()
+    seeds = data.pop("seeds", [0])  # the profile's list of training seeds: see profile_seeds()
+    _check_seeds(seeds, source or "config")
     overrides = list(overrides or [])
     chosen = data.get("dataset")
     for item in overrides:
@@ -358,9 +359,13 @@ def profile_seeds(profile: str) -> list[int]:
     """The training seeds a profile's study repeats each trained model with (``seeds:``;
     default ``[0]``, the config's own seed)."""
     seeds = _read_yaml(resolve_config_path(profile)).get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
-        raise ConfigError(f"{profile}: seeds must be a non-empty list of integers, got {seeds!r}")
+    _check_seeds(seeds, profile)
     return seeds
+
+
+def _check_seeds(seeds: object, where: str) -> None:
+    if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
+        raise ConfigError(f"{where}: seeds must be a non-empty list of integers, got {seeds!r}")
 
 
 def canonical_json(cfg: Config) -> str:

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -171,3 +172,33 @@ def shown_path(path: str | Path, root: str | Path | None = None) -> str:
     if p.is_relative_to(home) and home != Path(home.anchor):
         return "~/" + p.relative_to(home).as_posix()
     return str(path)
+
+
+def path_problem(value: str, want: str = "file or folder") -> str | None:
+    """Why ``value`` is no file or folder to read, in words that name what it is instead
+    (a symlink loop, a broken link, a device, a FIFO), or None."""
+    p = Path(value)
+    try:
+        mode = p.stat().st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return f"{value}: a symlink loop, not a {want}"
+        if p.is_symlink():
+            return f"{value}: a broken symlink (to {os.readlink(p)}), not a {want}"
+        return f"{value}: no such {want}"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = {stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+             stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket"}  # fmt: skip
+    kind = next((k for test, k in kinds.items() if test(mode)), "a special file")
+    return f"{value}: {kind}, not a {want}"
+
+
+def special_entries(folder: str | Path) -> list[str]:
+    """What :func:`path_problem` says of each entry of ``folder`` named like an image that is
+    no file: symlink loops, broken links, FIFOs, devices (which image listings skip)."""
+    out = []
+    for p in sorted(Path(folder).iterdir()):
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_file() and not p.is_dir():
+            out.append(path_problem(str(p), "file") or f"{p}: not a file")
+    return out

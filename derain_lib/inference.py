@@ -24,6 +24,7 @@ from .data.io import (
     IMAGE_SUFFIXES,
     ImageReadError,
     list_images,
+    read_alpha,
     read_image,
     write_image,
 )
@@ -328,6 +329,10 @@ def derain_files(
         except ImageTooSmall as e:
             yield src, None, str(e)
             continue
-        out_img = predict_fitting(model, img, tile, stages, precision)
-        write_image(dst, quantize(out_img, quantize_mode))
+        out_img = quantize(predict_fitting(model, img, tile, stages, precision), quantize_mode)
+        alpha = read_alpha(src)  # derained RGB, the input's alpha reattached
+        if alpha is not None and dst.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
+            yield src, None, f"{dst}: {dst.suffix} keeps no alpha channel; name a .png output"
+            continue
+        write_image(dst, out_img if alpha is None else np.dstack([out_img, alpha]))
         yield src, dst, None

@@ -59,6 +59,8 @@ TEST_SETS = ("rain100l", "rain100h-crop480", "rain1400")
 FETCH_TARGETS = ("weights", "rain100l", "rain100h-crop480")
 #: Fetched only when named: ``derain fetch rain1400``.
 FETCH_EXTRA = ("rain1400",)
+#: ``--data NAME``: a fetched test set by its benchmark's name -> the fetch target.
+FETCHED_SETS = {"rain100l": "rain100l", "rain100h": "rain100h-crop480", "rain1400": "rain1400"}
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,12 @@ def _weights_name(spec: str) -> str:
     return f"run {p.parent.name[:10]}"
 
 
+def _set_name(folder: str) -> str:
+    """A test folder as a reader knows it: ``rain100l`` for ``.../rain100l/test``."""
+    p = Path(folder)
+    return p.parent.name if p.name in ("test", "train") and p.parent.name else p.name
+
+
 def run_fields(run: Run) -> dict[str, str]:
     """What tells runs apart, as display strings: ``profile``, ``data`` (the training data
     set; for an evaluation-only run its test data), ``model``, ``loss`` (for an
@@ -45,7 +51,7 @@ def run_fields(run: Run) -> dict[str, str]:
     if c.model.weights is None:
         data, loss, seed = c.dataset, f"loss {c.train.loss}", f"seed {c.train.seed}"
     else:
-        test = c.data.test if c.data.test.startswith("embedded:") else Path(c.data.test).name
+        test = c.data.test if c.data.test.startswith("embedded:") else _set_name(c.data.test)
         data, loss, seed = f"test {test}", f"weights {_weights_name(c.model.weights)}", ""
     return {"profile": c.name, "data": data, "model": c.model.name, "loss": loss,
             "seed": seed, "status": status}  # fmt: skip

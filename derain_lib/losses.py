@@ -86,9 +86,16 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
-def stage_loss(outputs: Sequence[torch.Tensor], target: torch.Tensor, kind: str = "ssim"):
-    """Eq. 13: the criterion ``kind`` (a key of :data:`LOSSES`) summed over the stage outputs."""
+def stage_losses(
+    outputs: Sequence[torch.Tensor], target: torch.Tensor, kind: str = "ssim"
+) -> list[torch.Tensor]:
+    """The criterion ``kind`` (a key of :data:`LOSSES`) of each stage output."""
     if kind not in LOSSES:
         raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}")
     crit = LOSSES[kind]
-    return sum(crit(o.float(), target) for o in outputs)
+    return [crit(o.float(), target) for o in outputs]
+
+
+def stage_loss(outputs: Sequence[torch.Tensor], target: torch.Tensor, kind: str = "ssim"):
+    """Eq. 13: the criterion ``kind`` (a key of :data:`LOSSES`) summed over the stage outputs."""
+    return sum(stage_losses(outputs, target, kind))

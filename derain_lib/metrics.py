@@ -163,7 +163,10 @@ def pair_folders(pred_dir: str | Path, gt_dir: str | Path) -> Pairing:
     """Pair files by the number in their names (``rain-001``/``norain-001``), else by name.
 
     Files without a number (``readme.png``) are reported unpaired and the rest still pair
-    by number. Rain1400's ``901_3.png`` pairs with ``901.jpg`` when no ``901_3`` exists."""
+    by number. Rain1400's ``901_3.png`` pairs with ``901.jpg`` when no ``901_3`` exists.
+    Two files are one pair."""
+    if Path(pred_dir).is_file() and Path(gt_dir).is_file():
+        return Pairing([(Path(pred_dir), Path(gt_dir))], [], [])
     preds, gts = list_images(pred_dir), list_images(gt_dir)
     np_, ng = _numbered(preds), _numbered(gts)
     if np_ is None or ng is None:  # no unique numbers: pair by stem

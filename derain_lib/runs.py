@@ -366,7 +366,8 @@ def get_or_run(
     One process at a time works in a run folder: it holds an exclusive lock there
     (:func:`derain_lib.fsutil.locked`); another is refused naming the holder, or waits
     (``wait``). A damaged ``metrics.json`` is set aside and the run completed again; a
-    folder this call created is removed again if the config cannot train.
+    folder this call created is removed again if the config cannot train or the evaluation
+    is refused.
     """
     validate(cfg)
     manifests = data_manifests(cfg) if manifests is None else manifests
@@ -384,8 +385,8 @@ def get_or_run(
                 return run
             _complete(run, cfg, manifests, weights, progress, weights_dir)
             return Run.load(run.dir)
-    except ConfigError:
-        if fresh and rank == 0:
+    except DerainError as e:  # a refused evaluation holds nothing worth keeping
+        if fresh and rank == 0 and (isinstance(e, ConfigError) or cfg.model.weights):
             shutil.rmtree(run.dir, ignore_errors=True)
         raise
 

@@ -37,6 +37,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -52,9 +53,12 @@ from .device import resolve_device
 from .errors import DerainError
 from .evaluate import evaluate
 from .fsutil import atomic_path, atomic_write_text
-from .losses import stage_loss
+from .losses import stage_losses
 from .models import build_model
 from .weights import OUR_FORMAT, WeightsError, config_mismatch, model_config, read_checkpoint
+
+if TYPE_CHECKING:  # the tensorboard extra
+    from torch.utils.tensorboard import SummaryWriter
 
 LOG_FIELDS = ["epoch", "step", "loss", "lr", "val_psnr", "val_ssim", "patches_per_s", "elapsed_s"]
 CHECKPOINT_DIR = "checkpoints"
@@ -254,9 +258,18 @@ def _mean_across(value: torch.Tensor, distributed: bool) -> float:
 
 
 def atomic_save(obj: dict, path: Path) -> None:
-    """``torch.save`` through :func:`derain_lib.fsutil.atomic_path` (temp file, fsync, rename)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` through :func:`derain_lib.fsutil.atomic_path` (temp file, fsync, rename).
+    A write that fails (a full disk: torch's writer raises RuntimeError) is one line naming
+    the file; the last checkpoint stays, so the run resumes from it."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except RuntimeError as e:  # PytorchStreamWriter: "file write failed" (no space left)
+        why = "no space left on the device?" if "write" in str(e) else str(e).splitlines()[0]
+        raise DerainError(
+            f"{path}: cannot write the checkpoint ({why}); the last one is kept: free space "
+            "and run the same command again to resume from it"
+        ) from None
 
 
 def _rng_state() -> dict:
@@ -335,11 +348,31 @@ def _prune(run_dir: Path, keep: int = 2) -> None:
 # --- the log -----------------------------------------------------------------------------
 
 
-class CsvLog:
-    """``log.csv``: one row per step (loss) and one per epoch (validation PSNR/SSIM)."""
+#: TensorBoard's folder in a run, beside ``log.csv`` (written when tensorboard is installed).
+TENSORBOARD_DIR = "tensorboard"
+#: The ``log.csv`` fields TensorBoard shows, under these tags.
+TENSORBOARD_TAGS = {"loss": "loss/total", "lr": "learning_rate", "val_psnr": "val/psnr",
+                    "val_ssim": "val/ssim", "patches_per_s": "patches_per_s"}  # fmt: skip
 
-    def __init__(self, path: Path, keep_lines: int | None, enabled: bool = True) -> None:
-        self.path, self.enabled = path, enabled
+
+def tensorboard_writer(run_dir: Path) -> SummaryWriter | None:
+    """A ``SummaryWriter`` on ``run_dir/tensorboard`` when tensorboard is installed (the
+    ``tensorboard`` extra), else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # raises without tensorboard
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / TENSORBOARD_DIR))
+
+
+class CsvLog:
+    """``log.csv``: one row per step (loss) and one per epoch (validation PSNR/SSIM); the
+    same scalars, and the loss of each stage, for TensorBoard beside it when installed."""
+
+    def __init__(
+        self, path: Path, keep_lines: int | None, enabled: bool = True, tb: SummaryWriter = None
+    ) -> None:
+        self.path, self.enabled, self.tb = path, enabled, tb
         self.lines = 0
         if not enabled:
             return
@@ -352,15 +385,25 @@ class CsvLog:
         self.f = open(path, "a", newline="")  # noqa: SIM115 (open for the whole run)
         self.w = csv.DictWriter(self.f, fieldnames=LOG_FIELDS)
 
-    def write(self, **row: object) -> None:
+    def write(self, stages: list | None = None, **row: object) -> None:
+        """One row; ``stages``: each stage's loss (TensorBoard only)."""
         if self.enabled:
             self.w.writerow({k: row.get(k, "") for k in LOG_FIELDS})
             self.f.flush()
             self.lines += 1
+        if self.tb is not None:
+            step = int(row["step"])
+            for field, tag in TENSORBOARD_TAGS.items():
+                if row.get(field, "") != "":
+                    self.tb.add_scalar(tag, float(row[field]), step)
+            for k, value in enumerate(stages or [], 1):
+                self.tb.add_scalar(f"loss/stage_{k}", float(value), step)
 
     def close(self) -> None:
         if self.enabled:
             self.f.close()
+        if self.tb is not None:
+            self.tb.close()
 
 
 # --- training ----------------------------------------------------------------------------
@@ -509,7 +552,8 @@ class Loop:
             rainy, clean = self._to_device(rainy), self._to_device(clean)
             with torch.autocast(self.device.type, torch.bfloat16, enabled=self.setup["bf16"]):
                 outputs = self.net(rainy)
-            loss = stage_loss(outputs, clean, t_cfg.loss)
+            stages = stage_losses(outputs, clean, t_cfg.loss)
+            loss = sum(stages)  # Eq. 13
             value = _mean_across(loss, self.distributed)
             if not math.isfinite(value):
                 last = list_checkpoints(self.run_dir)
@@ -532,6 +576,7 @@ class Loop:
                 lr=self.sched.get_last_lr()[0],
                 patches_per_s=f"{speed:.2f}",
                 elapsed_s=f"{self.elapsed():.2f}",
+                stages=[s.detach() for s in stages],
             )
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{value:.4f}", patches_s=f"{speed:.1f}")
@@ -616,6 +661,8 @@ def _train(
         raise ConfigError(
             f"train.batch_size {t_cfg.batch_size} is not divisible by {world} processes"
         )
+    # before seeding: importing tensorboard draws from the random generators
+    tb = tensorboard_writer(run_dir) if main_proc else None
     torch.manual_seed(t_cfg.seed)
     np.random.seed(t_cfg.seed % 2**32)
     random.seed(t_cfg.seed)
@@ -633,7 +680,7 @@ def _train(
         model.to(memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model) if distributed else model
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = CsvLog(run_dir / "log.csv", pos.log_lines, enabled=main_proc)
+    log = CsvLog(run_dir / "log.csv", pos.log_lines, enabled=main_proc, tb=tb)
     bar = tqdm(
         total=total,
         initial=pos.global_step,

@@ -161,19 +161,26 @@ def test_an_interrupted_download_leaves_no_final_file(serve, tmp_path):
     assert sorted(p.name for p in dest.iterdir()) == ["a.png"]
 
 
-def test_offline_prints_one_line_and_goes_on(monkeypatch, tmp_path, capsys):
+def test_offline_refuses_naming_the_mirror_unless_stand_ins_are_asked_for(
+    monkeypatch, tmp_path, capsys
+):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("DERAIN_MIRROR", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("DERAIN_CACHE", str(tmp_path / "cache"))
-    assert main(["fetch", "all"]) == 0
+    assert main(["fetch", "all"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"derain: error: offline: http://127.0.0.1:{port}/")
+    assert "DERAIN_MIRROR" in line and "--stand-ins" in line
+    assert main(["fetch", "all", "--stand-ins"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
-    assert out[0].startswith(f"offline: http://127.0.0.1:{port}/")
-    assert out[0].endswith("; using the embedded stand-ins")
+    assert out[0].endswith("; going on with the embedded stand-ins (--stand-ins)")
     assert not any(Path(tmp_path / "cache").rglob("*.pth"))
-    assert fetch_targets("rain100l", log=lambda s: None) == []
+    assert fetch_targets("rain100l", log=lambda s: None, stand_ins=True) == []
 
 
 def test_unknown_target_is_one_clear_error(capsys):

@@ -13,7 +13,7 @@ from derain_lib import tables
 from derain_lib.errors import DerainError
 from derain_lib.models import count_parameters
 from derain_lib.study import plan
-from derain_lib.study.figures import clear_stale_figures
+from derain_lib.study.paths import clear_stale_figures
 from derain_lib.tables import Score, build_table, paper_value
 from derain_lib.train import build_model_from_config
 

@@ -1,13 +1,12 @@
 """Image files in and out: any PNG/JPEG/BMP/TIFF to RGB, with one-line errors.
 
-Grayscale is expanded to three channels, alpha is dropped, 16-bit images are scaled to
-[0, 1] by 65535, palette and CMYK images are converted to RGB, an animated GIF/PNG gives
-its first frame, and the EXIF orientation is applied, so every reader sees the photo the
-way a viewer shows it. A header claiming more than :func:`max_pixels` is refused unread
-(a decompression bomb), as are zero sizes and truncated pixel data, each in one line.
-A folder scan (`scan_images`, `check_images`) reports every bad file at once instead of
-stopping at the first.
-"""
+Grayscale is expanded to three channels, alpha is dropped (:func:`read_alpha` reads it),
+16-bit images are scaled to [0, 1] by 65535, palette and CMYK images are converted to RGB,
+an animated GIF/PNG gives its first frame, and the EXIF orientation is applied, so every
+reader sees the photo the way a viewer shows it. A header claiming more than
+:func:`max_pixels` is refused unread (a decompression bomb), as are zero sizes and truncated
+pixel data, each in one line. A folder scan (`scan_images`, `check_images`) reports every
+bad file at once instead of stopping at the first."""
 
 from __future__ import annotations
 
@@ -141,6 +140,18 @@ def read_image(path: str | Path) -> np.ndarray:
     if a.dtype == np.uint8:
         return a.astype(np.float32) / np.float32(255)
     return np.clip(a, 0, 1).astype(np.float32)
+
+
+def read_alpha(path: str | Path) -> np.ndarray | None:
+    """The alpha channel of an image that has one (uint8 (H, W), oriented as
+    :func:`read_image` orients the colours), else None."""
+    raw = _open(Path(path))
+    if "A" not in raw.getbands() and "transparency" not in raw.info:
+        return None
+    try:
+        return np.asarray(ImageOps.exif_transpose(raw).convert("RGBA"))[..., 3].copy()
+    except _DECODE_ERRORS as e:
+        raise ImageReadError(f"{path}: corrupt image ({e})") from None
 
 
 def read_image_uint8(path: str | Path) -> np.ndarray:

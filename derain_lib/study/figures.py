@@ -69,23 +69,6 @@ def show_figure(
     return fig
 
 
-def clear_stale_figures(profile: str, since: float) -> list[Path]:
-    """Remove the figures of ``figures/<profile>/`` last written before ``since`` (a
-    ``time.time()``: the start of a pipeline run that redrew every figure) and their
-    captions in ``figures.json``, so no figure of another run or data set survives while
-    figures the run redrew stay untouched in between. Returns what went."""
-    gone = sorted(f for f in figures_dir(profile).glob("*.png") if f.stat().st_mtime < since)
-    for f in gone:
-        f.unlink()
-    index = results_dir(profile) / "figures.json"
-    if index.is_file():
-        figs = json.loads(index.read_text())
-        kept = [f for f in figs if (figures_dir(profile) / Path(f["path"]).name).is_file()]
-        if kept != figs:
-            write_json(index, kept)
-    return gone
-
-
 def export_attention(
     p: Params, method: str = MethodId.SIAN, benchmark: str = "rain100l"
 ) -> Path | None:
@@ -139,6 +122,12 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
         return None, not_run(f"{missing}; {src.detail}")
     run = Run.load(path.parent)
     c = run.config
+    if c is None or not path.is_file():  # runs.json names a run this machine does not have
+        return None, not_run(
+            f"{missing}; the SIAN of profile {p.profile} that runs.json names is not in the "
+            f"run cache ({path}): fetch the weights (derain fetch weights) or train it "
+            f"(derain reproduce --profile {p.profile}, or notebooks/01_train.ipynb)"
+        )
     return str(path), (
         f"SIAN trained by profile {p.profile} (run {run.key[:10]}, loss {c.train.loss}, "
         f"seed {c.train.seed}{', ' + note if note else ''}) in place of the released "

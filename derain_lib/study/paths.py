@@ -114,3 +114,20 @@ def _append_or_print(var: str, line: str, printed: str) -> None:
         return
     with open(target, "a") as f:
         f.write(line + "\n")
+
+
+def clear_stale_figures(profile: str, since: float) -> list[Path]:
+    """Remove the figures of ``figures/<profile>/`` last written before ``since`` (a
+    ``time.time()``: the start of a pipeline run that redrew every figure) and their
+    captions in ``figures.json``, so no figure of another run or data set survives while
+    figures the run redrew stay untouched in between. Returns what went."""
+    gone = sorted(f for f in figures_dir(profile).glob("*.png") if f.stat().st_mtime < since)
+    for f in gone:
+        f.unlink()
+    index = results_dir(profile) / "figures.json"
+    if index.is_file():
+        figs = json.loads(index.read_text())
+        kept = [f for f in figs if (figures_dir(profile) / Path(f["path"]).name).is_file()]
+        if kept != figs:
+            write_json(index, kept)
+    return gone

@@ -37,11 +37,12 @@ from ..roots import notebooks_dir
 from ..runs import git_sha
 from ..threads import configure as configure_threads
 from ..train import dist_info
-from .figures import clear_stale_figures
+from .launch import launch_training
 from .paths import (
     PROGRESS_ENV,
     REPRODUCE_ENV,
     RUN_FACTS_ENV,
+    clear_stale_figures,
     figures_dir,
     results_dir,
     shown,
@@ -250,6 +251,8 @@ def run_pipeline(
     use_prepared: bool = False,
     wait: bool = False,
     device: str = "auto",
+    launcher: str | None = None,
+    launcher_options: list[str] | None = None,
 ) -> dict:
     """Execute the notebooks in order with papermill; write the tables and the HTML report;
     return the timing record.
@@ -289,9 +292,12 @@ def run_pipeline(
     rank, world, local_rank = dist_info()
     used = resolve_device(device, local_rank)
     log(f"device: {device_name(used)} (--device {device})", flush=True)
+    data, weights = (shown(d) if d else None for d in (data_root, weights_dir))
+    p = Params(profile, data, weights, tuple(overrides or ()), device)
+    if launcher:  # each training run a cluster job; the notebooks then read the run cache
+        folder = results_dir(profile) / ".submitit"
+        launch_training(p, launcher, folder, launcher_options, lambda s: log(s, flush=True))
     if world > 1:  # under torchrun: each process trains its share of the runs first
-        data, weights = (shown(d) if d else None for d in (data_root, weights_dir))
-        p = Params(profile, data, weights, tuple(overrides or ()), device)
         share_training(p, log=lambda line: log(line, flush=True))
         if rank != 0:
             log(f"process {rank}: its share of the runs is trained; process 0 runs the notebooks")

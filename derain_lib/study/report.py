@@ -13,8 +13,8 @@ import html
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
 import pandas as pd
 
 from ..fsutil import atomic_write_text
@@ -22,6 +22,9 @@ from ..models import build_model, count_parameters
 from ..tables import BENCHMARKS, MethodId, paper_value
 from . import record
 from .paths import figures_dir, results_dir
+
+if TYPE_CHECKING:  # the study extra (JupyterLab, papermill)
+    import nbformat
 
 #: A live widget's output; its state (random ids, times) changes with every run, and a
 #: static page cannot drive it, so the report shows the widget's text form instead.
@@ -118,7 +121,8 @@ def _rel(target: Path, start: Path) -> str:
 def export_report(profile: str, executed: list[Path]) -> Path:
     """Write ``results/<profile>/report/`` from the ``executed`` notebooks; return
     ``index.html``."""
-    from nbconvert import HTMLExporter  # optional heavy dependency (comes with JupyterLab)
+    import nbformat  # the study extra, as papermill and JupyterLab
+    from nbconvert import HTMLExporter
 
     res = results_dir(profile)
     out = res / "report"

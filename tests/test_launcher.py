@@ -1,0 +1,72 @@
+"""``derain reproduce --launcher local``: the tiny smoke plan's training runs go out as one
+submitit job array (local processes), then the training notebook finds every run in the
+run cache instead of training it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from derain_lib.entry import main
+from derain_lib.errors import DerainError
+from derain_lib.runs import find_run
+from derain_lib.study import pipeline
+from derain_lib.study.launch import job_options, launch_training
+from derain_lib.study.plan import Params
+from derain_lib.study.training import planned_runs
+from derain_lib.threads import usable_cpus
+
+#: The smoke plan with tiny models: one optimiser step per run, one test image.
+TINY = (
+    "model.kwargs.channels=4",
+    "model.kwargs.stages=2",
+    "train.max_steps=1",
+    "train.val_images=0",
+    "eval.max_images=1",
+)
+
+
+@pytest.mark.slow
+def test_reproduce_launcher_local_trains_each_run_as_a_job_then_runs_the_notebooks(
+    hermetic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    plan = planned_runs(Params("smoke", overrides=TINY))
+    assert plan and all(find_run(cfg).status != "finished" for _, cfg in plan)
+    lines: list[str] = []
+    pipeline.run_pipeline(
+        "smoke",
+        overrides=list(TINY),
+        notebooks=("01_train.ipynb",),
+        launcher="local",
+        log=lambda *a, **k: lines.append(" ".join(map(str, a))),
+    )
+    text = "\n".join(lines)
+    tasks = min(len(plan), usable_cpus())
+    assert f"launcher: {len(plan)} training runs submitted as {tasks} tasks of job array" in text
+    assert text.count("launcher: job ") == tasks
+    assert all(find_run(cfg).status == "finished" for _, cfg in plan)
+    trained = [line for line in lines if ": training, " in line]
+    assert not trained, trained  # the notebook found every run in the cache
+    logs = list((pipeline.results_dir("smoke") / ".submitit").glob("*_log.out"))
+    assert len(logs) == tasks  # each task of the array logged beside the others
+
+
+def test_launcher_options_and_a_missing_engine_are_one_line_errors(capsys, monkeypatch) -> None:
+    assert job_options(["timeout_min=600", "slurm_partition=gpu"]) == {
+        "timeout_min": 600,
+        "slurm_partition": "gpu",
+    }
+    with pytest.raises(DerainError, match="expected KEY=VALUE"):
+        job_options(["600"])
+    monkeypatch.setitem(sys.modules, "submitit", None)  # the cluster extra not installed
+    with pytest.raises(
+        DerainError, match=r"submitit is not installed: pip install 'derain\[cluster\]'"
+    ):
+        launch_training(Params("smoke"), "slurm", Path("unused"))
+    with pytest.raises(SystemExit) as e:  # argparse: not one of local, slurm
+        main(["reproduce", "--profile", "smoke", "--launcher", "pbs"])
+    assert e.value.code == 2 and "invalid choice: 'pbs'" in capsys.readouterr().err
