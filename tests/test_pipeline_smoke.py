@@ -193,9 +193,9 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
     # a second run changes no output but provenance.json: same runs from the cache (model
     # files untouched), the cost table reused, figures and report pages byte-identical
     first = _outputs(hermetic)
-    runs = json.loads((res / "work" / "runs.json").read_text())
+    runs = json.loads((res / "run-state" / "runs.json").read_text())
     # the records name runs relative to the results folder: the same in every checkout
-    assert str(hermetic) not in (res / "work" / "runs.json").read_text()
+    assert str(hermetic) not in (res / "run-state" / "runs.json").read_text()
     assert str(hermetic) not in score_record.path("smoke").read_text()
     stamps = {r["run"]: restored(r["checkpoint"]).stat().st_mtime_ns for r in runs}
     pipeline.run_pipeline("smoke", overrides=SMOKE_SET, log=lambda *a, **k: None)
@@ -298,8 +298,8 @@ def test_each_table_is_built_from_its_own_step(hermetic: Path) -> None:
     own = tables.Score(**cell, test_set="embedded light", psnr=20.0, ssim=0.7, stand_in=True)
     real = tables.Score(**cell, test_set="Rain100L: sample", psnr=21.0, ssim=0.8)
     res = results_dir("smoke")
-    tables.save_scores([own], res / "work" / "scores" / "table5.json")
-    tables.save_scores([own, real], res / "work" / "scores" / "table3_4.json")
+    tables.save_scores([own], res / "run-state" / "scores" / "table5.json")
+    tables.save_scores([own, real], res / "run-state" / "scores" / "table3_4.json")
     build_tables("smoke", ("table3", "table5"))
     t5 = tables.read_csv(res / "table5.csv")
     t3 = tables.read_csv(res / "table3.csv")

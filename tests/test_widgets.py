@@ -379,7 +379,7 @@ def test_attention_panel_falls_back_on_the_run_this_profile_trained(
         "run": "aaaa1111bbbb",
         "checkpoint": str(model),
     }
-    runs_json = tmp_path / "smoke" / "work" / "runs.json"
+    runs_json = tmp_path / "smoke" / "run-state" / "runs.json"
     runs_json.parent.mkdir(parents=True)
     runs_json.write_text(json.dumps([{**row, "method": "sian/mae"}]))
     spec, why = figures.panel_weights(gone, "sian-rain100l")

@@ -39,10 +39,10 @@ def results_dir(profile: str) -> Path:
 
 
 def work_dir(profile: str) -> Path:
-    """``results/<profile>/work/`` (not committed): the pipeline's working records (score
+    """``results/<profile>/run-state/`` (not committed): the pipeline's working records (score
     records with why a method did not run, the training runs taken, each image's scene),
     kept between steps of one run; the committed record is ``scores.csv``."""
-    return results_dir(profile) / "work"
+    return results_dir(profile) / "run-state"
 
 
 def scenes_path(profile: str) -> Path:
@@ -50,7 +50,7 @@ def scenes_path(profile: str) -> Path:
 
 
 def read_scenes(profile: str) -> dict[str, dict[str, str]]:
-    """Test set label -> image name -> scene (``work/scenes.json``)."""
+    """Test set label -> image name -> scene (``run-state/scenes.json``)."""
     p = scenes_path(profile)
     return json.loads(p.read_text()) if p.is_file() else {}
 

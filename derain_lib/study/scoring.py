@@ -6,7 +6,7 @@ notebook 01). Model evaluations go through the run cache; the Input row is cache
 folder. Whether a trained model is degenerate is decided once, in the record
 (:data:`.record.DEGENERATE_GAIN_DB`). Each step also writes its per-image,
 per-seed scores into the study's one record, ``scores.csv`` (:mod:`.record`); its score
-records (``work/scores/<step>.json``, not committed) keep why a method did not run.
+records (``run-state/scores/<step>.json``, not committed) keep why a method did not run.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class RainyInput(nn.Module):
 
 def score_table(p: Params, *specs: TableSpec) -> list[Score]:
     """Score the methods of ``specs`` (tables of one step, e.g. ``TABLE3, TABLE4``) on their
-    benchmarks' test sets; writes ``work/scores/<step>.json`` and their rows of ``scores.csv``."""
+    benchmarks' test sets; writes ``run-state/scores/<step>.json`` and their rows of ``scores.csv``."""
     steps = {s.step for s in specs}
     if len(steps) != 1:
         raise ValueError(f"tables of one step only, got {sorted(steps)}")
@@ -87,7 +87,7 @@ def score_table(p: Params, *specs: TableSpec) -> list[Score]:
 def score_methods(
     p: Params, step: Step | str, methods: list[str], benchmarks: list[str], own_only: bool = False
 ) -> list[Score]:
-    """Score ``methods`` on every test set of ``benchmarks``; writes ``work/scores/<step>.json``
+    """Score ``methods`` on every test set of ``benchmarks``; writes ``run-state/scores/<step>.json``
     and the methods' rows of the record (``scores.csv``, every training seed).
 
     ``own_only`` keeps to the profile's own test sets (Tables II and V compare trained
