@@ -21,6 +21,7 @@ and no torch (the parser and ``derain info`` use it).
 from __future__ import annotations
 
 import os
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -76,6 +77,25 @@ def figures_root() -> Path:
     """Where ``figures/`` lives: ``$DERAIN_FIGURES``, else ``<project>/figures`` (resolved)."""
     env = os.environ.get("DERAIN_FIGURES")
     return (Path(env).expanduser() if env else project_root() / "figures").resolve()
+
+
+#: Set by ``derain reproduce`` for its kernels: only a chapter run by it writes the
+#: committed ``results/<profile>/`` and ``figures/<profile>/``.
+REPRODUCE_ENV = "DERAIN_REPRODUCE"
+
+
+def scratch_when_by_hand() -> Path | None:
+    """In a notebook kernel not started by ``derain reproduce`` (a chapter opened in
+    JupyterLab, or papermill run by hand), point ``$DERAIN_RESULTS`` and ``$DERAIN_FIGURES``
+    at a scratch folder in the user cache, unless they are set already, so a chapter run by
+    hand never rewrites committed files; return the folder (None: nothing changed)."""
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    if os.environ.get(REPRODUCE_ENV) or type(shell).__name__ != "ZMQInteractiveShell":
+        return None
+    root = Path(platformdirs.user_cache_dir("derain")) / "scratch"
+    os.environ.setdefault("DERAIN_RESULTS", str(root / "results"))
+    os.environ.setdefault("DERAIN_FIGURES", str(root / "figures"))
+    return root
 
 
 def notebooks_dir() -> Path:

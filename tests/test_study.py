@@ -201,6 +201,7 @@ def test_a_chapter_run_by_hand_writes_to_a_scratch_folder(
     import sys
     import types
 
+    from derain_lib import roots
     from derain_lib.study import paths
 
     class ZMQInteractiveShell:  # what a Jupyter kernel's get_ipython() returns
@@ -210,16 +211,16 @@ def test_a_chapter_run_by_hand_writes_to_a_scratch_folder(
         sys.modules, "IPython", types.SimpleNamespace(get_ipython=ZMQInteractiveShell)
     )
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for var in ("DERAIN_RESULTS", "DERAIN_FIGURES", paths.REPRODUCE_ENV):
+    for var in ("DERAIN_RESULTS", "DERAIN_FIGURES", roots.REPRODUCE_ENV):
         monkeypatch.delenv(var, raising=False)
-    scratch = paths.scratch_when_by_hand()
+    scratch = roots.scratch_when_by_hand()
     assert scratch is not None and str(tmp_path / "cache") in str(scratch)
     assert paths.results_dir("quick") == (scratch / "results" / "quick").resolve()
     assert paths.figures_dir("quick") == (scratch / "figures" / "quick").resolve()
     # under derain reproduce (its kernels inherit the variable), or outside a kernel: as set
     monkeypatch.delenv("DERAIN_RESULTS")
-    monkeypatch.setenv(paths.REPRODUCE_ENV, "1")
-    assert paths.scratch_when_by_hand() is None and "DERAIN_RESULTS" not in os.environ
-    monkeypatch.delenv(paths.REPRODUCE_ENV)
+    monkeypatch.setenv(roots.REPRODUCE_ENV, "1")
+    assert roots.scratch_when_by_hand() is None and "DERAIN_RESULTS" not in os.environ
+    monkeypatch.delenv(roots.REPRODUCE_ENV)
     monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: None))
-    assert paths.scratch_when_by_hand() is None
+    assert roots.scratch_when_by_hand() is None

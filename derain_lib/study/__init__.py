@@ -19,7 +19,7 @@ Nothing here draws; :mod:`derain_lib.viz` does. The narrative (what a run found)
 notebooks, computed there from these functions' tables.
 """
 
-from .paths import scratch_when_by_hand
+from ..roots import scratch_when_by_hand
 
 if (_scratch := scratch_when_by_hand()) is not None:
     print(

@@ -5,32 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
-
-import platformdirs
 
 from ..errors import DerainError
 from ..fsutil import atomic_write_text, shown_path
 from ..roots import figures_root, results_root
-
-#: Set by ``derain reproduce`` for its kernels: only a chapter run by it writes the
-#: committed ``results/<profile>/`` and ``figures/<profile>/``.
-REPRODUCE_ENV = "DERAIN_REPRODUCE"
-
-
-def scratch_when_by_hand() -> Path | None:
-    """In a notebook kernel not started by ``derain reproduce`` (a chapter opened in
-    JupyterLab, or papermill run by hand), point ``$DERAIN_RESULTS`` and ``$DERAIN_FIGURES``
-    at a scratch folder in the user cache, unless they are set already, so a chapter run by
-    hand never rewrites committed files; return the folder (None: nothing changed)."""
-    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    if os.environ.get(REPRODUCE_ENV) or type(shell).__name__ != "ZMQInteractiveShell":
-        return None
-    root = Path(platformdirs.user_cache_dir("derain")) / "scratch"
-    os.environ.setdefault("DERAIN_RESULTS", str(root / "results"))
-    os.environ.setdefault("DERAIN_FIGURES", str(root / "figures"))
-    return root
 
 
 def results_dir(profile: str) -> Path:

@@ -33,14 +33,13 @@ from ..config import profile_config, profile_datasets, resolve_config_path
 from ..device import device_name, resolve_device
 from ..errors import DerainError
 from ..fsutil import locked
-from ..roots import notebooks_dir
+from ..roots import REPRODUCE_ENV, notebooks_dir
 from ..runs import git_sha
 from ..threads import configure as configure_threads
 from ..train import dist_info
 from .launch import launch_training
 from .paths import (
     PROGRESS_ENV,
-    REPRODUCE_ENV,
     RUN_FACTS_ENV,
     clear_stale_figures,
     figures_dir,

@@ -73,7 +73,8 @@ class RainyInput(nn.Module):
 
 def score_table(p: Params, *specs: TableSpec) -> list[Score]:
     """Score the methods of ``specs`` (tables of one step, e.g. ``TABLE3, TABLE4``) on their
-    benchmarks' test sets; writes ``run-state/scores/<step>.json`` and their rows of ``scores.csv``."""
+    benchmarks' test sets; writes ``run-state/scores/<step>.json`` and their rows of
+    ``scores.csv``."""
     steps = {s.step for s in specs}
     if len(steps) != 1:
         raise ValueError(f"tables of one step only, got {sorted(steps)}")
@@ -87,8 +88,9 @@ def score_table(p: Params, *specs: TableSpec) -> list[Score]:
 def score_methods(
     p: Params, step: Step | str, methods: list[str], benchmarks: list[str], own_only: bool = False
 ) -> list[Score]:
-    """Score ``methods`` on every test set of ``benchmarks``; writes ``run-state/scores/<step>.json``
-    and the methods' rows of the record (``scores.csv``, every training seed).
+    """Score ``methods`` on every test set of ``benchmarks``; writes
+    ``run-state/scores/<step>.json`` and the methods' rows of the record (``scores.csv``,
+    every training seed).
 
     ``own_only`` keeps to the profile's own test sets (Tables II and V compare trained
     variants with each other); otherwise real sets found under data_root count too.
