@@ -1,5 +1,5 @@
 """What chapter 07's sections share: the profile's sizes, the released models, the test
-sets, the clean images, the time taken, and a mean with its interval."""
+sets, their scenes (matched by content), and the time taken."""
 
 from __future__ import annotations
 
@@ -15,13 +15,10 @@ from torch import nn
 
 from ...data.datasets import PairedDataset
 from ...data.sources import open_data
-from ...intervals import mean_ci
 from ...tables import not_run
 from ...weights import find_released, load_model, missing_released
 from ..plan import Params, TestSet, test_sets
 from ..probes import without_partial_copies
-
-__all__ = ["mean_ci"]  # re-exported for the sections
 
 #: Model families and training sets of the released weights the chapter uses.
 FAMILIES = ("sian", "prenet")
