@@ -2,9 +2,10 @@
 
 The same outputs (the rainy input, and the released SIAN and PReNet weights for each test
 set's benchmark) scored under every protocol of :data:`derain_lib.metrics.PROTOCOLS`; one
-row per (test set, what was scored, protocol, image), on whole images (``ssim.m``'s
-downsampling acts from a shorter side of 256). :func:`protocol_effects` gives each
-protocol's difference to ours, with its interval over the scenes, and
+row per (test set, what was scored, protocol, image), on whole images (``ssim.m``
+downsamples by ``round(min(H, W) / 256)``: from a shorter side of 384).
+:func:`protocol_effects` gives each protocol's difference to ours, with its interval over
+the scenes, and
 :data:`PUBLISHED_PRENET_RAIN100H` the two published PReNet Rain100H numbers that disagree
 (its README and the SIAN paper's Table III), to ask which protocol, if any, explains the gap.
 """
@@ -100,9 +101,9 @@ def scored_outputs(kept: list[Outputs]) -> list[tuple[Outputs, str, list[np.ndar
 
 def run(params: Params, models: dict[str, nn.Module]) -> list[dict]:
     """Per-image rows of the profile: on :attr:`BeyondSize.protocol_images` scenes of every
-    test set, whole (no crop: ``ssim.m`` downsamples images whose shorter side is 256 or
-    more), the input and the released models of its benchmark, every protocol. Empty
-    without models (there is nothing to derain; the input alone says little)."""
+    test set, whole (no crop: ``ssim.m`` downsamples from a shorter side of 384), the input
+    and the released models of its benchmark, every protocol. Empty without models (there
+    is nothing to derain; the input alone says little)."""
     size = beyond_size(params.profile)
     sets = chapter_sets(params)
     for_sets = {t.label: [f"{f}-{TRAINED_ON[t.benchmark]}" for f in FAMILIES] for t, _ in sets}
