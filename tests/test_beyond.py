@@ -8,24 +8,27 @@ import time
 import numpy as np
 import pytest
 import torch
-from derain_lib.study.findings import (
-    attention_findings,
-    density_findings,
-    generalisation_findings,
-    protocol_findings,
-)
+from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
+from derain_lib.data.catalog import prepared_dataset
 from derain_lib.data.embedded import embedded_dataset
 from derain_lib.data.io import read_image_uint8
-from derain_lib.intervals import mean_ci
+from derain_lib.data.remote import fetch_dataset
 from derain_lib.metrics import PROTOCOLS, score_pair
 from derain_lib.models import build_model
-from derain_lib.study import findings, pipeline
+from derain_lib.study import pipeline, plan
 from derain_lib.study.beyond import cost
 from derain_lib.study.beyond.attention_auc import attention_auc, real_rain_mask, roc_auc
-from derain_lib.study.beyond.common import centre_crop, clean_images, clock, since
+from derain_lib.study.beyond.common import (
+    centre_crop,
+    clock,
+    pick_scenes,
+    scene_keys,
+    scene_pairs,
+    since,
+)
 from derain_lib.study.beyond.cost import (
     COST_MODELS,
     cached_cost_table,
@@ -44,9 +47,10 @@ from derain_lib.study.beyond.density import (
     rainy_at,
     scaled,
 )
-from derain_lib.study.beyond.generalisation import cells, generalisation, outputs
-from derain_lib.study.beyond.protocols import protocol_effects, protocol_means, protocol_table
+from derain_lib.study.beyond.generalisation import Outputs, cells, generalisation, outputs
+from derain_lib.study.beyond.protocols import OURS, protocol_effects, protocol_table
 from derain_lib.study.paths import write_json
+from derain_lib.study.stats import hierarchical_interval
 
 NAMES = ["001", "025", "050", "100"]
 
@@ -87,7 +91,7 @@ def test_density_sweep_input_psnr_falls_monotonically_with_intensity():
     assert rows[0]["input_psnr"] > 28 and rows[len(DENSITY_LEVELS) - 1]["input_psnr"] < 14
 
 
-def test_density_sweep_scores_each_model_and_the_findings_name_them():
+def test_density_sweep_scores_each_model():
     clean = embedded_dataset("light", "test", size="smoke").load(0)[1]
     torch.manual_seed(0)
     ident = _Identity()
@@ -97,8 +101,6 @@ def test_density_sweep_scores_each_model_and_the_findings_name_them():
     for r in model_rows:  # the identity model returns the rainy image: no gain
         assert r["gain"] == pytest.approx(0.0, abs=1e-9)
         assert r["psnr"] == pytest.approx(r["input_psnr"])
-    text = density_findings(rows)
-    assert "sian-rain100l" in text and "does not lose" in text
 
 
 class _Identity(nn.Module):
@@ -181,24 +183,53 @@ def test_protocol_table_reproduces_the_input_rows_of_the_sample_pairs(shared):
     d = shared / "data/rain100l_sample"
     rainy = [read_image_uint8(d / f"rainy/rain-{n}.png") for n in NAMES]
     clean = [read_image_uint8(d / f"norain/norain-{n}.png") for n in NAMES]
-    per_image = protocol_table([("rain100l_sample", "input", rainy, clean)])
+    kept = [Outputs("m", "sample", "rain100l", False, NAMES, NAMES, rainy, clean, rainy)]
+    per_image = protocol_table(kept)  # the input only: "m" is no released model
     assert len(per_image) == len(PROTOCOLS) * len(NAMES)
-    rows = protocol_means(per_image)
-    assert [r["protocol"] for r in rows] == list(PROTOCOLS)
-    ours = rows[0]
+    assert {r["scored"] for r in per_image} == {"input"}
+    assert {(r["height"], r["width"]) for r in per_image} == {c.shape[:2] for c in clean}
+
+    def mean(proto: str, key: str = "psnr") -> float:
+        return float(np.mean([r[key] for r in per_image if r["protocol"] == proto]))
+
     want = [ref[f"rain-{n}.png"]["input_rainy"] for n in NAMES]
-    assert ours["psnr"] == pytest.approx(np.mean([v["psnr"] for v in want]), abs=1e-8)
-    assert ours["ssim"] == pytest.approx(np.mean([v["ssim"] for v in want]), abs=1e-8)
-    assert round(ours["psnr"], 4) == 26.5538 and round(ours["ssim"], 5) == 0.82652
-    by = {r["protocol"]: r for r in rows}
+    assert mean(OURS) == pytest.approx(np.mean([v["psnr"] for v in want]), abs=1e-8)
+    assert mean(OURS, "ssim") == pytest.approx(np.mean([v["ssim"] for v in want]), abs=1e-8)
+    assert round(mean(OURS), 4) == 26.5538 and round(mean(OURS, "ssim"), 5) == 0.82652
     # the documented uint8-Y value (docs/metrics.md), and truncation is a no-op on uint8 input
-    assert round(by["Y rounded to uint8"]["psnr"], 4) == 26.5517
-    assert by["outputs truncated, not rounded"]["psnr"] == ours["psnr"]
-    assert by["RGB"]["psnr"] != ours["psnr"]
+    assert round(mean("Y rounded to uint8"), 4) == 26.5517
+    assert mean("outputs truncated, not rounded") == mean(OURS)
+    assert mean("RGB") != mean(OURS)
     eff = {e["protocol"]: e for e in protocol_effects(per_image)}
     assert eff["Y rounded to uint8"]["diff_psnr"] == pytest.approx(26.5517 - 26.5538, abs=1e-4)
-    assert eff["Y rounded to uint8"]["n"] == len(NAMES)
-    assert eff["RGB"]["diff_psnr"] == pytest.approx(by["RGB"]["psnr"] - ours["psnr"], abs=1e-9)
+    assert eff["Y rounded to uint8"]["n"] == eff["RGB"]["scenes"] == len(NAMES)
+    assert eff["RGB"]["diff_psnr"] == pytest.approx(mean("RGB") - mean(OURS), abs=1e-9)
+    assert eff["RGB"]["lo_psnr"] < eff["RGB"]["diff_psnr"] < eff["RGB"]["hi_psnr"]
+
+
+def test_protocol_effects_resample_scenes_not_images():
+    rows = [
+        {
+            "test_set": "t",
+            "stand_in": False,
+            "scored": "input",
+            "protocol": p,
+            "image": i,
+            "scene": scene,
+            "psnr": v,
+            "ssim": 0.9,
+        }
+        for i, (scene, d) in enumerate((("a", 0.0), ("a", 0.0), ("b", 1.0), ("b", 1.0)))
+        for p, v in ((OURS, 30.0), ("RGB", 30.0 + d))
+    ]
+    (e,) = protocol_effects(rows)
+    want = hierarchical_interval([0.0, 0.0, 1.0, 1.0], ["a", "a", "b", "b"])
+    assert (e["n"], e["scenes"]) == (4, 2) and e["diff_psnr"] == pytest.approx(0.5)
+    assert (e["lo_psnr"], e["hi_psnr"]) == (want.lo, want.hi)
+    # 4 independent images would give a narrower interval than 2 scenes
+    assert want.hi - want.lo > np.ptp(
+        [hierarchical_interval([0, 0, 1, 1]).lo, hierarchical_interval([0, 0, 1, 1]).hi]
+    )
 
 
 def test_real_rain_mask_marks_pixels_brightened_beyond_tau():
@@ -210,23 +241,33 @@ def test_real_rain_mask_marks_pixels_brightened_beyond_tau():
     assert m.sum() == 1 and m[1, 2]
 
 
+def _smoke_set(preset: str = "light") -> tuple[plan.TestSet, object]:
+    bench = {"light": "rain100l", "heavy": "rain100h"}[preset]
+    spec = f"embedded:{preset}:test:smoke"
+    return plan.TestSet(bench, spec, f"smoke {preset}", True), embedded_dataset(
+        preset, "test", "smoke"
+    )
+
+
 def test_generalisation_scores_every_model_on_every_set_and_keeps_outputs():
-    ds = embedded_dataset("light", "test", size="smoke")
-    kept = outputs({"identity": _Identity()}, {"smoke light": ("rain100l", ds)}, max_images=2)
+    t, ds = _smoke_set()
+    kept = outputs({"identity": _Identity()}, [(t, ds)], scenes=5)
     rows = generalisation(kept)
+    # a stand-in set is a pipeline check: at most 2 images, whatever was asked
     assert len(rows) == 2 and {r["image"] for r in rows} == set(kept[0].names)
+    assert all(r["stand_in"] and r["scene"] for r in rows)
     # the identity model's score is the Input score of the same images: no gain
     assert all(r["gain"] == pytest.approx(0.0, abs=1e-12) for r in rows)
     ins = [score_pair(*ds.load(i)) for i in (0, len(ds) - 1)]  # spread: the first and the last
     assert [r["input_psnr"] for r in rows] == pytest.approx([s[0] for s in ins], abs=1e-12)
     (cell,) = cells(rows)
-    assert cell["n"] == 2 and cell["gain"] == pytest.approx(0.0, abs=1e-12)
+    assert cell["n"] == cell["scenes"] == 2 and cell["gain"] == pytest.approx(0.0, abs=1e-12)
     assert len(kept) == 1 and len(kept[0].derained) == 2
 
 
 def test_generalisation_scores_the_centre_crop():
-    ds = embedded_dataset("light", "test", size="smoke")
-    kept = outputs({"identity": _Identity()}, {"l": ("rain100l", ds)}, max_images=1, crop=20)
+    t, ds = _smoke_set()
+    kept = outputs({"identity": _Identity()}, [(t, ds)], scenes=1, crop=20)
     rows = generalisation(kept)
     rainy, clean = ds.load(0)
     h, w = clean.shape[:2]
@@ -236,157 +277,25 @@ def test_generalisation_scores_the_centre_crop():
     assert centre_crop(clean, None) is clean and centre_crop(clean, 10_000).shape == clean.shape
 
 
-def test_findings_are_generated_from_the_saved_rows(tmp_path, monkeypatch):
-    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path))
-    out = tmp_path / "quick" / "beyond"
-    clean = embedded_dataset("light", "test", size="smoke").load(0)[1]
-    write_json(out / "density.json", density_sweep({"sian-rain100l": _Identity()}, [("a", clean)]))
-    measured = [
-        {"model": "sian", "status": "ok", "gflop_per_mp": 123.4, "cpu_s": 0.5},
-        {"model": "prenet", "status": "ok", "gflop_per_mp": 50.0, "cpu_s": 0.25},
-        {"model": "sian-baseline", "status": "not run: measurement failed: x"},
-    ]
-    write_json(out / "cost.json", {"key": {}, "measured": "then", "rows": measured})
-    text = findings.beyond("quick")
-    assert text.startswith(f"### {findings.HEADING} (profile `quick`)")
-    assert "sian-rain100l: median gain +0.00 dB at 'drizzle'" in text  # the identity gains 0
-    assert "2 of 3 models measured: sian 123 GFLOP/MP, 0.50 CPU s; prenet 50 GFLOP/MP" in text
-    assert "SIAN takes 2.0x PReNet's CPU time" in text
-    assert "No attention AUC was measured." in text and "No model was scored." in text
-
-
-def test_density_findings_state_the_calibration_and_tone_shifts():
-    rows = []
-    for img, shift in (("a", 0.0), ("b", -9.0)):
-        for lv, name in enumerate(("drizzle", "light")):
-            base = {"image": img, "level": lv, "level_name": name, "stand_in": img == "b"}
-            rows.append({**base, "model": "input", "input_psnr": 30.0 - lv, "gain": 0.0})
-            for m, g in (("sian-rain100l", 2.0), ("sian-rain100h", 1.0 if img == "a" else -3.0)):
-                rows.append(
-                    {
-                        **base,
-                        "model": m,
-                        "input_psnr": 30.0 - lv,
-                        "gain": g,
-                        "tone_shift": shift,
-                        "tone_shifted": abs(shift) > TONE_SHIFT_Y,
-                    }
-                )
-    cal = {
-        "light": {
-            "benchmark": "rain100l",
-            "real_input_psnr": 26.9,
-            "real_images": 100,
-            "real_test_set": "Rain100L: test",
-            "factor": 1.7,
-            "synthetic_input_psnr": 27.0,
-        },
-        "heavy": {"benchmark": "rain100h", "real_input_psnr": None, "factor": 1.0},
-    }
-    text = density_findings({"rows": rows, "images": 2, "calibration": cal})
-    assert text.startswith("2 clean images (1 from real test sets, the rest stand-ins).")
-    assert "density x1.70 gives a mean synthetic Input PSNR of 27.00 dB against 26.90 dB" in text
-    assert "0.10 dB apart" in text and "the heavy levels are uncalibrated" in text
-    assert (
-        "sian-rain100h: median gain -1.00 dB at 'drizzle' (Input 30.00 dB, 1 of 2 images lose)"
-        in text
-    )
-    assert "beyond the input's) in 2 of 4 outputs, worst -9.0 on b at 'drizzle'" in text
-    assert "median difference -3.00 dB over 2 images (2 lower)" in text and " loses " in text
-
-
-def test_attention_findings_name_the_best_channel_the_inverse_one_and_the_controls():
+def test_generalisation_cells_interval_is_over_scenes():
+    base = {"model": "m", "test_set": "t", "benchmark": "rain100l", "stand_in": False}
+    gains = [1.0, 1.0, 3.0, 3.0]
     rows = [
         {
-            "source": "s",
-            "image": "x",
-            "stage": 1,
-            "scale": 1,
-            "what": "mask",
-            "channel": 0,
-            "auc": 0.52,
-        },
-        {
-            "source": "s",
-            "image": "x",
-            "stage": 1,
-            "scale": 2,
-            "what": "mask",
-            "channel": 1,
-            "auc": 0.81,
-        },
-        {
-            "source": "s",
-            "image": "x",
-            "stage": 2,
-            "scale": 4,
-            "what": "mask",
-            "channel": 3,
-            "auc": 0.20,
-        },
-        {
-            "source": "s",
-            "image": "x",
-            "stage": 0,
-            "scale": 1,
-            "what": "edge",
-            "channel": None,
-            "auc": 0.70,
-        },
-    ]
-    text = attention_findings(rows)
-    assert "best mask AUC 0.810 (stage 1, scale 1/2, channel 1)" in text
-    assert (
-        "lowest 0.200 (stage 2, scale 1/4, channel 3, i.e. it marks rain-free pixels "
-        "with AUC 0.800)" in text
-    )
-    assert "33 % of the masks are within 0.05 of chance" in text
-    assert "the edge magnitude reaches 0.700 (scale 1), 33 % of the masks score higher" in text
-
-
-def test_generalisation_and_protocol_findings_give_numbers_not_counts():
-    gen = [
-        {
-            "model": "sian-rain100l",
-            "test_set": t,
-            "benchmark": b,
-            "image": i,
+            **base,
+            "image": str(i),
+            "scene": "ab"[i // 2],
             "input_psnr": 20.0,
-            "psnr": 20.0 + g + i,
+            "psnr": 20 + g,
             "ssim": 0.9,
-            "gain": g + i,
+            "gain": g,
         }
-        for t, b, g in (("Rain100L: test", "rain100l", 10.0), ("Rain100H: test", "rain100h", 1.0))
-        for i in (0, 1)
+        for i, g in enumerate(gains)
     ]
-    text = generalisation_findings(gen)
-    lo, hi = mean_ci([10.0, 11.0])[1:]
-    assert f"+10.50 dB [{lo:+.2f}, {hi:+.2f}] on Rain100L: test (n=2)" in text
-    assert text.index("Rain100L: test") < text.index("Rain100H: test")  # its own benchmark first
-    assert "smallest gain is sian-rain100l on Rain100H: test: +1.50 dB" in text
-    proto = [
-        {
-            "test_set": "Rain100H: test",
-            "scored": "prenet-rain100h (released)",
-            "protocol": p,
-            "image": i,
-            "psnr": v + i,
-            "ssim": 0.9,
-        }
-        for p, v in (
-            ("MATLAB Y (ours)", 30.0),
-            ("RGB", 28.5),
-            ("outputs truncated, not rounded", 29.4),
-        )
-        for i in (0, 1)
-    ]
-    text = protocol_findings(proto)
-    assert "RGB scores 1.50-1.50 dB below ours" in text
-    assert (
-        "closest protocol change is 'outputs truncated, not rounded' at -0.60 dB: "
-        "it explains the gap." in text
-    )
-    assert "29.46 dB in the PReNet README and 30.11" in text
+    (cell,) = cells(rows)
+    assert (cell["n"], cell["scenes"]) == (4, 2) and cell["gain"] == pytest.approx(2.0)
+    by_image = hierarchical_interval(gains)
+    assert cell["gain_hi"] - cell["gain_lo"] > by_image.hi - by_image.lo
 
 
 def test_skimage_default_protocol_is_the_library_call():
@@ -408,19 +317,65 @@ def test_since_counts_wall_and_cpu_seconds():
     assert spent["wall_s"] >= spent["cpu_s"] - 0.1  # one busy thread: wall time >= its CPU time
 
 
-def test_clean_images_take_each_distinct_ground_truth_once():
-    light = embedded_dataset("light", "test", size="smoke")
-    heavy = embedded_dataset("heavy", "test", size="smoke")
-    got = clean_images({"light": light, "heavy": heavy}, 2)
-    last = len(light) - 1  # spread over the set: the first and the last
-    assert [name for name, _ in got] == ["light: rain-001", f"light: rain-{last + 1:03d}"]
-    assert np.array_equal(got[1][1], light.load(last)[1])
+def _photo(seed: int, h: int = 321, w: int = 481) -> np.ndarray:
+    """A smooth random 'photograph' (uint8), different for each seed."""
+    rng = np.random.default_rng(seed)
+    grid = rng.integers(0, 256, (h // 40 + 2, w // 40 + 2, 3)).astype(np.float32)
+    return ndimage.zoom(grid, (40, 40, 1), order=1)[:h, :w].round().astype(np.uint8)
 
 
-def test_clean_images_shrink_to_the_sweep_side():
-    ds = embedded_dataset("light", "test", size="smoke")
-    (_, img), *_ = clean_images({"light": ds}, 1, side=48)
-    assert img.shape == (32, 48, 3)
+def test_scene_keys_join_crops_and_duplicates_and_keep_scenes_apart():
+    a, b = _photo(1), _photo(2)
+    portrait = np.ascontiguousarray(_photo(3).swapaxes(0, 1))  # 481 x 321
+    images = [
+        ("a", a),
+        ("b", b),
+        ("a crop", a[1:, 1:]),  # Rain100H's 480 x 320 crop of a 481 x 321 ground truth
+        ("a crop 0", a[:320, :480]),
+        ("a again", a.copy()),
+        ("p", portrait),
+        ("p crop", portrait[:480, 1:]),
+        ("a float", a.astype(np.float32) / 255),
+    ]
+    keys = scene_keys(images)
+    assert keys == ["a", "b", "a", "a", "a", "p", "p", "a"]
+    assert len(set(scene_keys([(str(i), _photo(i)) for i in range(10)]))) == 10
+
+
+def test_pick_scenes_takes_one_image_per_scene_spread_over_them():
+    keys = ["a", "a", "b", "c", "c", "d", "e"]
+    assert pick_scenes(keys, None) == list(range(7))
+    assert pick_scenes(keys, 3) == [0, 3, 6]  # first images of scenes a, c, e
+    assert pick_scenes(keys, 10) == [0, 2, 3, 5, 6]
+
+
+def test_scene_pairs_take_a_shared_scene_once_across_sets():
+    light, heavy = _smoke_set("light"), _smoke_set("heavy")
+    # the embedded light and heavy sets share their ground truths
+    both = scene_pairs([light, heavy], None, together=True)
+    assert len(both) == 2 and all(t is light[0] for t, *_ in both)  # stand-ins: 2 at most
+    apart = scene_pairs([light, heavy], 1)
+    assert [t.label for t, *_ in apart] == ["smoke light", "smoke heavy"]
+    assert apart[0][3] == apart[1][3]  # the same scene in both sets
+
+
+@pytest.mark.slow
+def test_rain100l_and_rain100h_crops_are_91_scenes(shared, tmp_path, monkeypatch):
+    mirror = shared / "mirror"
+    if not mirror.is_dir():
+        pytest.skip(f"no raw-file mirror at {mirror}")
+    monkeypatch.setenv("DERAIN_CACHE", str(tmp_path))
+    monkeypatch.setenv("DERAIN_MIRROR", str(mirror))
+    monkeypatch.delenv("DERAIN_DATA", raising=False)
+    for name in ("rain100l", "rain100h-crop480"):
+        fetch_dataset(name, log=lambda *a: None)
+    sets = {b: prepared_dataset(b) for b in ("rain100l", "rain100h")}
+    cleans = {b: [(f"{b} {i}", ds.load(i)[1]) for i in range(len(ds))] for b, ds in sets.items()}
+    assert cleans["rain100h"][0][1].shape[:2] == (320, 480)  # the crop
+    keys = scene_keys(cleans["rain100l"] + cleans["rain100h"])
+    assert len(set(keys)) == 91
+    assert keys[:100] == keys[100:]  # the same scene at the same index
+    assert keys[2] == keys[3]  # rain-003 = rain-004
 
 
 def test_calibration_finds_the_density_of_a_target_input_psnr():
@@ -484,5 +439,6 @@ def test_chapter_runs_on_smoke_without_weights_and_says_not_run(tmp_path, monkey
         ]
     )
     executed = tmp_path / "derain_results" / "smoke" / "notebooks" / "07_beyond_the_paper.ipynb"
-    assert "not run: released weights" in executed.read_text()
-    assert f"{findings.HEADING} (profile `smoke`)" in executed.read_text()
+    text = executed.read_text()
+    assert "not run: released weights" in text and "findings." not in text
+    assert "Appendix: pipeline checks on the stand-ins" in text

@@ -135,13 +135,14 @@ def auc_figure(rows: list[dict]) -> Figure | None:
 
 def generalisation_cells(rows: list[dict]) -> list[dict]:
     """One cell per (model, test set): ``n`` images, mean PSNR/SSIM, mean ``gain`` with
-    its 95 % t-interval ``gain_lo``..``gain_hi`` over the images (per-image rows in; rows
-    of the older format, one per cell, pass through with their ``psnr``)."""
+    its 95 % t-interval ``gain_lo``..``gain_hi`` over the images (per-image rows in; cells
+    already made, e.g. by :func:`derain_lib.study.beyond.generalisation.cells`, and rows of
+    the older format, one per cell, pass through)."""
     out = []
     keys = list(dict.fromkeys((r["model"], r["test_set"]) for r in rows))
     for m, t in keys:
         mine = [r for r in rows if r["model"] == m and r["test_set"] == t]
-        if "gain" not in mine[0]:
+        if "gain" not in mine[0] or "gain_lo" in mine[0]:
             out += mine
             continue
         g, lo, hi = mean_ci(r["gain"] for r in mine)
@@ -177,7 +178,7 @@ def generalisation_figure(rows: list[dict]) -> Figure | None:
     ns = {}
     for r in cells:
         a, b = models.index(r["model"]), sets.index(r["test_set"])
-        ns[r["test_set"]] = r["n"]
+        ns[r["test_set"]] = f"{r['scenes']} scenes" if "scenes" in r else r["n"]
         if has_gain:
             val[a, b] = r["gain"]
             iv = "" if math.isnan(r["gain_lo"]) else f"\n[{r['gain_lo']:+.2f}, {r['gain_hi']:+.2f}]"

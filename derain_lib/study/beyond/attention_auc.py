@@ -22,8 +22,8 @@ from torch import nn
 from ...attention_maps import compute_attention
 from ...metrics import rgb_to_y
 from ..plan import Params
-from .common import beyond_size, chapter_sets, clean_images
-from .density import DENSITY_LEVELS, rainy_at
+from .common import beyond_size, centre_crop, chapter_sets, scene_pairs
+from .density import DENSITY_LEVELS, rainy_at, sweep_images
 
 #: Synthetic rain pixels: streak layer above this (the layer is in [0, 1]).
 TAU_STREAK = 0.1
@@ -69,10 +69,10 @@ def edge_magnitude(image: np.ndarray) -> np.ndarray:
 
 def attention_auc(model: nn.Module, image: np.ndarray, rain: np.ndarray) -> list[dict]:
     """AUC of every channel of every stage's and scale's attention mask (``what`` "mask"),
-    of the mean |DoG| ("dog", per stage and scale) and of the edge magnitude ("edge", per
-    scale, stage 0), each at the mask's resolution, as detectors of the ``rain`` pixels
-    (bool H x W) of ``image``. Rows carry the mask cells' count ``cells`` and rain cells'
-    ``rain_cells``."""
+    of their channel mean ("mask mean"), of the mean |DoG| ("dog", per stage and scale)
+    and of the edge magnitude ("edge", per scale, stage 0), each at the mask's resolution,
+    as detectors of the ``rain`` pixels (bool H x W) of ``image``. Rows carry the mask
+    cells' count ``cells`` and rain cells' ``rain_cells``."""
     att = compute_attention(model, image)
     edges = edge_magnitude(image)
     rows = []
@@ -94,6 +94,8 @@ def attention_auc(model: nn.Module, image: np.ndarray, rain: np.ndarray) -> list
             for c in range(masks.shape[0]):
                 auc = roc_auc(masks[c], labels)
                 rows.append({**base, "stage": stage, "what": "mask", "channel": c, "auc": auc})
+            auc = roc_auc(masks.mean(axis=0), labels)
+            rows.append({**base, "stage": stage, "what": "mask mean", "channel": None, "auc": auc})
             dog = np.abs(att.dog[stage - 1][sc]).mean(axis=(0, 1))
             rows.append(
                 {
@@ -109,32 +111,31 @@ def attention_auc(model: nn.Module, image: np.ndarray, rain: np.ndarray) -> list
 
 def run(params: Params, models: dict[str, nn.Module]) -> list[dict]:
     """The AUC rows of the profile: synthetic light rain read by the released Rain100L
-    SIAN, synthetic heavy rain by the Rain100H one (on :attr:`BeyondSize.synthetic_images`
-    stand-in clean images, the exact streak layer as truth), and the real Rain100L pairs
-    by the Rain100L SIAN (:attr:`BeyondSize.real_pairs` of them). Each row names its
-    ``source`` and ``image``; empty when the SIAN weights are absent."""
+    SIAN, synthetic heavy rain by the Rain100H one (on the density sweep's clean images,
+    :attr:`BeyondSize.synthetic_images` scenes at ``sweep_side``, the exact streak layer as
+    truth), and the real Rain100L pairs by the Rain100L SIAN (:attr:`BeyondSize.real_pairs`
+    scenes, cut to ``test_crop``). Each row names its ``source``, ``image``, ``scene`` and
+    ``stand_in``; empty when the SIAN weights are absent."""
     size = beyond_size(params.profile)
-    sets = chapter_sets(params)
-    stand_ins = {t.label: ds for t, ds in sets if t.stand_in}
-    synthetic = clean_images(stand_ins, size.synthetic_images)
+    if not {"sian-rain100l", "sian-rain100h"} & set(models):
+        return []
+    synthetic = sweep_images(params, size.synthetic_images, size.sweep_side)
     light, heavy = DENSITY_LEVELS[1], DENSITY_LEVELS[4]
     out = []
     for weights, level in (("sian-rain100l", light), ("sian-rain100h", heavy)):
         if weights not in models:
             continue
-        for i, (name, clean) in enumerate(synthetic):
+        for i, (name, scene, clean, stand_in) in enumerate(synthetic):
             rainy, streaks = rainy_at(clean, level, i)
             rows = attention_auc(models[weights], rainy, streaks > TAU_STREAK)
-            source = f"{weights} on synthetic {level.name}"
-            out += [{**r, "source": source, "image": name} for r in rows]
-    if "sian-rain100l" in models:
-        for t, ds in sets:
-            if t.stand_in or t.benchmark != "rain100l":
-                continue
-            n = len(ds) if size.real_pairs is None else min(size.real_pairs, len(ds))
-            for i in range(n):
-                rainy, clean = ds.load(i)
-                rows = attention_auc(models["sian-rain100l"], rainy, real_rain_mask(rainy, clean))
-                source = f"sian-rain100l on {t.label}"
-                out += [{**r, "source": source, "image": ds.pairs[i].name} for r in rows]
+            facts = {"source": f"{weights} on synthetic {level.name}", "image": name}
+            out += [{**r, **facts, "scene": scene, "stand_in": stand_in} for r in rows]
+    real = [(t, ds) for t, ds in chapter_sets(params) if t.benchmark == "rain100l"]
+    real = [s for s in real if not s[0].stand_in]
+    if "sian-rain100l" in models and real:
+        for t, ds, i, scene in scene_pairs(real, size.real_pairs):
+            rainy, clean = (centre_crop(a, size.test_crop) for a in ds.load(i))
+            rows = attention_auc(models["sian-rain100l"], rainy, real_rain_mask(rainy, clean))
+            facts = {"source": f"sian-rain100l on {t.label}", "image": ds.pairs[i].name}
+            out += [{**r, **facts, "scene": scene, "stand_in": False} for r in rows]
     return out

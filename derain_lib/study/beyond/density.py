@@ -1,7 +1,7 @@
 """Section 1 of chapter 07: the released models under more (synthetic) rain.
 
-Real clean images of the profile's test sets (the fetched Rain100L/H test sets first; the
-embedded stand-ins only to make up :attr:`BeyondSize.sweep_images`) get the synthesiser's
+Distinct scenes of the real Rain100L/H test sets' ground truths (the two sets share them;
+the embedded stand-ins only when no real set is there, a pipeline check) get the synthesiser's
 rain at six levels, drizzle to heavier than Rain100H. The two "-like" levels are
 calibrated: the streak density is scaled until the images' mean synthetic Input PSNR
 equals the real benchmark's mean Input PSNR (:func:`calibrate`), when real pairs are there.
@@ -23,7 +23,7 @@ from ...data.synth import PRESETS, RainPreset, add_rain, rain_streaks
 from ...inference import predict
 from ...metrics import rgb_to_y, score_pair
 from ..plan import Params
-from .common import beyond_size, chapter_sets, image_key, spread_indices
+from .common import beyond_size, chapter_sets, scene_pairs
 
 #: Streak density factors of the levels, relative to the calibrated light (first three)
 #: and heavy (last three) presets; haze of the heavy levels.
@@ -144,31 +144,18 @@ def density_sweep(
     return rows
 
 
-def sweep_images(p: Params, n: int, side: int | None) -> list[tuple[str, np.ndarray, bool]]:
-    """(label, clean image, stand-in) of ``n`` distinct clean test images, spread evenly
-    over the real Rain100L/H test sets of the profile (shares as equal as they allow), then
-    over the stand-ins when the real ones are fewer than ``n``; shrunk to ``side``."""
+def sweep_images(
+    p: Params, n: int | None, side: int | None
+) -> list[tuple[str, str, np.ndarray, bool]]:
+    """(label, scene, clean image, stand-in) of ``n`` distinct scenes spread over the real
+    Rain100L/H test sets' ground truths together (they share them: 91 scenes; None: all),
+    or over the stand-ins when no real set is there; shrunk to ``side``."""
     sets = [(t, ds) for t, ds in chapter_sets(p) if t.benchmark in CALIBRATED_BY.values()]
-    out: list[tuple[str, np.ndarray, bool]] = []
-    seen: set[str] = set()
-    for group in ([s for s in sets if not s[0].stand_in], [s for s in sets if s[0].stand_in]):
-        left = n - len(out)
-        for k, (t, ds) in enumerate(group):
-            want = math.ceil(left / (len(group) - k)) if left > 0 else 0
-            taken = 0
-            first = spread_indices(len(ds), want)
-            for i in first + [i for i in range(len(ds)) if i not in set(first)]:
-                if taken == want or len(out) == n:
-                    break
-                clean = ds.load(i)[1]
-                key = image_key(clean)
-                if key in seen:
-                    continue
-                seen.add(key)
-                out.append((f"{t.label}: {ds.pairs[i].name}", fit_size(clean, side), t.stand_in))
-                taken += 1
-            left = n - len(out)
-    return out
+    real = [s for s in sets if not s[0].stand_in]
+    return [
+        (f"{t.label}: {ds.pairs[i].name}", scene, fit_size(ds.load(i)[1], side), t.stand_in)
+        for t, ds, i, scene in scene_pairs(real or sets, n, together=True)
+    ]
 
 
 def real_input_psnr(p: Params, benchmark: str) -> tuple[float, int, str] | None:
@@ -187,13 +174,14 @@ def run(
     models: dict[str, nn.Module],
     device: str | torch.device = "cpu",
 ) -> dict:
-    """The sweep of the profile (:data:`BeyondSize.sweep_images` images, the Rain100L/H
-    released models of ``models``): ``{"rows", "images", "calibration"}``. ``calibration``
+    """The sweep of the profile (:data:`BeyondSize.sweep_images` scenes, one image each, the
+    Rain100L/H released models of ``models``): ``{"rows", "images", "scenes",
+    "calibration"}``, each row with its ``scene`` and ``stand_in``. ``calibration``
     says per preset the real benchmark's Input PSNR, the factor found and the PSNR it gives
     (``None`` values when the benchmark has no real pairs: the preset as it is)."""
     size = beyond_size(params.profile)
     picked = sweep_images(params, size.sweep_images, size.sweep_side)
-    cleans = [(name, img) for name, img, _ in picked]
+    cleans = [(name, img) for name, _, img, _ in picked]
     calibration, factors = {}, {}
     for base, bench in CALIBRATED_BY.items():
         real = real_input_psnr(params, bench) if cleans else None
@@ -212,7 +200,8 @@ def run(
         calibration[base] = entry
     sweep = {m: v for m, v in models.items() if m.endswith(("rain100l", "rain100h"))}
     rows = density_sweep(sweep, cleans, levels(factors))
-    stand_in = {name: s for name, _, s in picked}
+    facts = {name: (scene, stand_in) for name, scene, _, stand_in in picked}
     for r in rows:
-        r["stand_in"] = stand_in[r["image"]]
-    return {"rows": rows, "images": len(cleans), "calibration": calibration}
+        r["scene"], r["stand_in"] = facts[r["image"]]
+    scenes = len({scene for _, scene, _, _ in picked})
+    return {"rows": rows, "images": len(cleans), "scenes": scenes, "calibration": calibration}
