@@ -442,3 +442,18 @@ def test_chapter_runs_on_smoke_without_weights_and_says_not_run(tmp_path, monkey
     text = executed.read_text()
     assert "not run: released weights" in text and "findings." not in text
     assert "Appendix: pipeline checks on the stand-ins" in text
+
+
+def test_saved_auc_rows_keep_controls_per_image_and_channels_as_means() -> None:
+    from derain_lib.study.beyond.attention_auc import saved
+
+    base = {"scale": 1, "cells": 10, "stage": 1, "source": "s", "stand_in": False}
+    rows = [
+        {**base, "what": "mask", "channel": c, "auc": auc, "image": im}
+        for im, aucs in (("a", (0.6, 0.2)), ("b", (0.8, 0.4)))
+        for c, auc in enumerate(aucs)
+    ] + [{**base, "what": "edge", "channel": None, "auc": 0.7, "image": im} for im in "ab"]
+    out = saved(rows)
+    masks = sorted((r["channel"], r["auc"], r["n"]) for r in out if r["what"] == "mask")
+    assert masks == [(0, 0.7, 2), (1, 0.3, 2)]
+    assert [r["image"] for r in out if r["what"] == "edge"] == ["a", "b"]

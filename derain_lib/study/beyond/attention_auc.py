@@ -139,3 +139,32 @@ def run(params: Params, models: dict[str, nn.Module]) -> list[dict]:
             facts = {"source": f"sian-rain100l on {t.label}", "image": ds.pairs[i].name}
             out += [{**r, **facts, "scene": scene, "stand_in": False} for r in rows]
     return out
+
+
+def saved(rows: list[dict]) -> list[dict]:
+    """What ``attention_auc.json`` keeps of ``rows``: every control and channel-mean row per
+    image, and each mask channel as its mean AUC over the images of its source (``n`` of
+    them; ``image`` None): one row per channel and image would be some 60,000 rows."""
+    keep = [r for r in rows if r["what"] != "mask"]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["what"] == "mask":
+            key = (r["source"], r["stand_in"], r["scale"], r["stage"], r["channel"])
+            groups.setdefault(key, []).append(r)
+    for (source, stand_in, scale, stage, channel), g in groups.items():
+        aucs = [r["auc"] for r in g if r["auc"] is not None and not math.isnan(r["auc"])]
+        keep.append(
+            {
+                "scale": scale,
+                "cells": g[0]["cells"],
+                "stage": stage,
+                "what": "mask",
+                "channel": channel,
+                "auc": round(float(np.mean(aucs)), 5) if aucs else math.nan,
+                "source": source,
+                "image": None,
+                "n": len(aucs),
+                "stand_in": stand_in,
+            }
+        )
+    return keep
