@@ -91,7 +91,7 @@ def auc_figure(rows: list[dict]) -> Figure | None:
     axes = fig.subplots(len(sources), len(scales), squeeze=False, sharey=True)
     for i, src in enumerate(sources):
         mine = [r for r in rows if r["source"] == src]
-        n = len({r.get("image") for r in mine})
+        n = len({r.get("image") for r in mine} - {None})
         for j, sc in enumerate(scales):
             ax = axes[i, j]
             here = [r for r in mine if r["scale"] == sc]
