@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,cpu-fast]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name derain --display-name "derain (.venv)" >/dev/null
 	touch $(STAMP)
 

@@ -47,6 +47,7 @@ import torch
 import yaml
 
 from . import __version__
+from .backends import select
 from .config import (
     Config,
     ConfigError,
@@ -355,6 +356,7 @@ def get_or_run(
     weights_dir: str | Path | None = None,
     wait: bool = False,
     manifests: dict | None = None,
+    backend: str = "torch",
 ) -> Run:
     """The finished run of ``cfg``: from the cache, resumed, or computed now (``manifests``:
     as for :func:`find_run`).
@@ -382,12 +384,16 @@ def get_or_run(
             run = Run.load(run.dir)
             if run.status == "finished":  # finished by the process we waited for
                 return run
-            _complete(run, cfg, manifests, weights, progress, weights_dir)
+            _complete(run, cfg, manifests, weights, progress, weights_dir, backend)
             return Run.load(run.dir)
     except ConfigError:
         if fresh and rank == 0:
             shutil.rmtree(run.dir, ignore_errors=True)
         raise
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _complete(
@@ -397,6 +403,7 @@ def _complete(
     weights: dict | None,
     progress: bool,
     weights_dir: str | Path | None,
+    backend: str = "torch",
 ) -> None:
     """Train (or resume) and evaluate ``run``; the caller holds its lock."""
     rank = dist_info()[0]
@@ -429,7 +436,10 @@ def _complete(
         model_path = Path(weights["path"])
     device = pick_device(cfg.train.device)
     loaded = load_model(model_path, cfg.model.name, weights_dir=weights_dir)
-    model = loaded.model.to(device)
+    loaded.model.to(device)
+    model, precision = select(
+        loaded.model, loaded.sha256, backend, cfg.eval.precision, cfg.eval.stages, _log
+    )
     test = open_data(cfg.data.test, cfg.data.root)
     t_eval = time.perf_counter()
     result = evaluate(
@@ -443,7 +453,7 @@ def _complete(
         save_images=cfg.eval.save_images,
         progress=progress,
         stages=cfg.eval.stages,
-        precision=cfg.eval.precision,
+        precision=precision,
         stage_scores=weights is not None,  # an evaluation-only run: every stage's scores too
     )
     eval_s = time.perf_counter() - t_eval
@@ -460,6 +470,7 @@ def _complete(
         "weights_config_override": loaded.config_override,
         "packages": package_versions(),
         "device": str(device),
+        "backend": f"{getattr(getattr(model, 'graph', None), 'backend', 'torch')} {precision}",
         "device_name": torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else platform.processor() or platform.machine(),
