@@ -35,7 +35,14 @@ from . import __version__
 from .errors import DerainError
 from .fsutil import atomic_path, atomic_write_text, user_cache
 from .models.scale_space import _kernel1d
-from .precision import FASTER, autocast, cpu_flags, cpuinfo_field, resolve_precision
+from .precision import (
+    FASTER,
+    autocast,
+    choose_auto,
+    cpu_flags,
+    cpuinfo_field,
+    resolve_precision,
+)
 from .roots import PACKAGE_DIR
 
 #: The backends ``--backend`` names (``auto``: the fastest installed one, measured).
@@ -280,10 +287,12 @@ def select(
     bf16 only where native and measured at most :data:`~derain_lib.precision.FASTER` of
     the fastest fp32 time). Says its choice through ``log``."""
     device = next(model.parameters()).device
-    if device.type != "cpu" or backend == "torch" and precision != "auto":
+    if device.type != "cpu":  # a GPU: torch, bf16 where measured faster (precision.py)
         if precision == "auto":
-            precision = resolve_precision("auto", device)
-            log(f"backend {backend}: torch {precision} on {device.type}")
+            precision, why = choose_auto(device, model=model)
+            log(f"backend {backend}: torch on {device.type}; precision auto: {precision} ({why})")
+        return model, precision
+    if backend == "torch" and precision != "auto":
         return model, precision
     native = resolve_precision("auto", "cpu") == "bf16"
     pairs = candidates(backend, precision, native)

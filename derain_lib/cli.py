@@ -456,8 +456,8 @@ def check_args(args: argparse.Namespace) -> None:
             raise DerainError(f"-o {args.output}: name an .onnx file")
         if Path(args.output).exists() and not args.overwrite:
             raise DerainError(f"{args.output}: exists; pass --overwrite to replace it")
-        for package in ("onnx", "onnxscript"):
-            if util.find_spec(package) is None:
+        for package in ("onnx", "onnxscript", "onnxruntime|openvino"):  # the last: the check
+            if all(util.find_spec(p) is None for p in package.split("|")):
                 raise DerainError(f"export needs {package}: pip install 'derain[{BACKEND_EXTRA}]'")
     elif name in ("data scan", "data patches"):
         _folder(args.folder, "")

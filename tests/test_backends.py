@@ -202,3 +202,13 @@ def test_graph_model_runs_the_graph_and_keeps_the_model_attributes() -> None:
     assert g.stages == 1 and g.config == model.config
     assert torch.equal(y, torch.from_numpy(fake(x.numpy()))[0])
     assert torch.equal(eager, want)
+
+
+def test_export_argument_errors_are_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "w.pth").write_bytes(b"x")
+    (tmp_path / "old.onnx").write_bytes(b"x")
+    for out, why in (("m.txt", "name an .onnx file"), ("old.onnx", "pass --overwrite")):
+        rc = main(["export", "--weights", str(tmp_path / "w.pth"), "-o", str(tmp_path / out)])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and why in err
+    assert (tmp_path / "old.onnx").read_bytes() == b"x"
