@@ -34,6 +34,7 @@ from torch import nn
 from . import __version__
 from .errors import DerainError
 from .fsutil import atomic_path, atomic_write_text, user_cache
+from .inference import check_inference_options
 from .models.scale_space import _kernel1d
 from .precision import (
     FASTER,
@@ -189,7 +190,7 @@ def export_onnx(
     try:  # tracing: eager would reuse them afterwards and compute wrong blurs
         with torch.no_grad(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             program = torch.onnx.export(
-                Stages(model, stages), (example,), dynamo=True, opset_version=OPSET,
+                Stages(model, stages).eval(), (example,), dynamo=True, opset_version=OPSET,
                 dynamic_shapes=(dims,), input_names=["image"], output_names=["stages"],
             )  # fmt: skip
     finally:
@@ -286,6 +287,7 @@ def select(
     """The model to run and its precision for ``--backend``/``--precision`` (``auto``:
     bf16 only where native and measured at most :data:`~derain_lib.precision.FASTER` of
     the fastest fp32 time). Says its choice through ``log``."""
+    check_inference_options(model, stages, precision)  # one line, before any work
     device = next(model.parameters()).device
     if device.type != "cpu":  # a GPU: torch, bf16 where measured faster (precision.py)
         if precision == "auto":
