@@ -72,7 +72,7 @@ def _version(package: str) -> str:
         return "none"
 
 
-def code_fingerprint() -> str:
+def _models_fingerprint() -> str:
     """12 hex digits over the package version and the model sources (what a graph holds)."""
     h = hashlib.sha256(__version__.encode())
     for f in sorted((PACKAGE_DIR / "models").rglob("*.py")):
@@ -155,7 +155,7 @@ def eager_stages(model: nn.Module, x: torch.Tensor, stages: int | None = None) -
         return Stages(model, stages)(x).numpy()
 
 
-def check_images(seed: int = 0) -> list[torch.Tensor]:
+def _check_images(seed: int = 0) -> list[torch.Tensor]:
     """Seeded images of :data:`CHECK_SIZES` (values in [0, 1])."""
     g = torch.Generator().manual_seed(seed)
     return [torch.rand(1, 3, h, w, generator=g) for h, w in CHECK_SIZES]
@@ -170,7 +170,7 @@ def export_onnx(
 ) -> dict:
     """Export ``model`` (its first ``stages`` stages; None: all) to ``path`` with dynamic
     height and width, check it against eager (ONNX Runtime, else OpenVINO, in fp32) on
-    ``images`` (default :func:`check_images`), and only then give it its name; the manifest
+    ``images`` (default: :data:`CHECK_SIZES`, seeded), and only then give it its name; the manifest
     (returned) is written beside it as ``<path>.json``. A graph that differs by more than
     :data:`TOLERANCE` is a one-line :class:`DerainError` and no file is written."""
     path = Path(path)
@@ -200,7 +200,7 @@ def export_onnx(
     with atomic_path(path) as tmp:
         program.save(str(tmp))
         graph = Graph(tmp, runner)
-        for x in images or check_images():
+        for x in images or _check_images():
             worst = max(
                 worst, float(np.abs(graph(x.numpy()) - eager_stages(model, x, stages)).max())
             )
@@ -224,7 +224,7 @@ def export_onnx(
         "check_sizes": [list(s) for s in CHECK_SIZES] if images is None else "given images",
         "max_abs_vs_eager": worst,
         "export_s": round(time.perf_counter() - t, 1),
-        "code_fingerprint": code_fingerprint(),
+        "code_fingerprint": _models_fingerprint(),
     }
     atomic_write_text(Path(f"{path}.json"), json.dumps(manifest, indent=1) + "\n")
     return manifest
@@ -238,7 +238,7 @@ def _config(model: nn.Module) -> dict | None:
 def graph_path(sha256: str, stages: int | None) -> Path:
     """Where the exported graph of the weights ``sha256`` is cached: keyed by them, the
     model code's fingerprint, the torch version (the exporter) and the stage count."""
-    key = f"{sha256[:16]}-{code_fingerprint()}-torch{torch.__version__}-k{stages or 'all'}"
+    key = f"{sha256[:16]}-{_models_fingerprint()}-torch{torch.__version__}-k{stages or 'all'}"
     return user_cache() / "graphs" / f"{key}.onnx"
 
 
@@ -271,7 +271,7 @@ def candidates(backend: str, precision: str, native_bf16: bool) -> list[tuple[st
 
 def _machine_key(model: nn.Module, sha256: str, stages: int | None) -> str:
     parts = [cpuinfo_field("model name") or "", " ".join(sorted(cpu_flags())), sha256,
-             code_fingerprint(), str(stages), str(torch.get_num_threads()),
+             _models_fingerprint(), str(stages), str(torch.get_num_threads()),
              *(f"{b} {_version(b)}" for b in ("torch", "openvino", "onnxruntime"))]  # fmt: skip
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
