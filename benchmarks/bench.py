@@ -494,7 +494,8 @@ def backends_report(r: dict) -> str:
         f"481x321 (rain-001), best of {len(b['times']['torch fp32'])} interleaved runs in one "
         f"process; conv peak {peak:.1f} GFLOP/s measured in the same process; SIAN's "
         f"forward is {flops / 1e9:.1f} GFLOP of convolution. PSNR change: each row's output "
-        "against eager fp32's on the 4 rain100l_sample pairs (whole images, MATLAB Y protocol).",
+        "against eager fp32's on the 4 rain100l_sample pairs (whole images, MATLAB Y protocol). "
+        "The peak is fp32's: a bf16 row can exceed it.",
         "",
         "| backend | precision | s / image | vs eager fp32 | vs reference | of conv peak "
         "| max abs vs eager | PSNR change (dB) |",

@@ -33,7 +33,7 @@ from torch import nn
 
 from . import __version__
 from .errors import DerainError
-from .fsutil import atomic_path, atomic_write_text, user_cache
+from .fsutil import atomic_path, atomic_write_text, shown_path, user_cache
 from .inference import check_inference_options
 from .models.scale_space import _kernel1d
 from .precision import (
@@ -324,7 +324,7 @@ def select(
         best = min(bf16, key=bf16.get)
     shown = ", ".join(f"{b} {p} {s:.3f} s" for (b, p), s in times.items())
     log(f"backend {backend}: {best[0]} {best[1]} (measured on {PROBE[1]}x{PROBE[0]}: {shown};"
-        f" cached in {user_cache() / 'backends.json'})")  # fmt: skip
+        f" cached in {shown_path(user_cache() / 'backends.json')})")  # fmt: skip
     return graphs[best], best[1]
 
 
