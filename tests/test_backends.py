@@ -86,7 +86,9 @@ def test_evaluate_openvino_scores_equal_torch(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["sian", "sian-paper", "sian-baseline", "prenet"])
+@pytest.mark.parametrize(
+    "name", ["sian", "sian-paper", "sian-baseline", "sian-baseline+lstm", "prenet"]
+)
 def test_every_model_exports_equal_to_eager(name: str, tmp_path: Path) -> None:
     _needs("onnx", "onnxscript", "onnxruntime")
     kwargs = {"channels": 8} | ({"stages": 2} if name != "sian-baseline" else {})
