@@ -298,6 +298,8 @@ def select(
         return model, precision
     native = resolve_precision("auto", "cpu") == "bf16"
     pairs = candidates(backend, precision, native)
+    if not pairs:
+        raise DerainError(f"--backend {backend} --precision {precision}: {backend} runs fp32 only")
     graphs: dict[tuple[str, str], nn.Module] = {}
     for b, p in pairs:
         if b == "torch":
@@ -306,9 +308,7 @@ def select(
         try:
             graph = Graph(cached_graph(model, sha256, stages), b, p)
             graphs[b, p] = GraphModel(model, graph, stages)
-        except DerainError:
-            raise
-        except Exception as e:  # an exporter or runtime refusal: torch does the work
+        except Exception as e:  # an exporter, check or runtime refusal: torch does the work
             why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             log(f"backend {b}: cannot run this graph ({why}); using torch")
             graphs.setdefault(("torch", p), model)

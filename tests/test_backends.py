@@ -173,7 +173,10 @@ def test_auto_takes_the_fastest_measures_once_and_bf16_only_when_faster(fake_gra
 def test_without_native_bf16_auto_is_fp32_and_keeps_torch_as_a_candidate() -> None:
     assert backends.candidates("auto", "auto", False)[0] == ("torch", "fp32")
     assert {p for _, p in backends.candidates("auto", "auto", False)} == {"fp32"}
-    assert ("onnxruntime", "bf16") not in backends.candidates("onnxruntime", "bf16", True)
+    assert backends.candidates("onnxruntime", "bf16", True) == []
+    model = build_model("prenet", channels=4, stages=1).eval()
+    with pytest.raises(backends.DerainError, match="onnxruntime runs fp32 only"):
+        backends.select(model, "ab" * 32, "onnxruntime", "bf16", None, print)
 
 
 def test_a_graph_the_backend_cannot_run_falls_back_to_torch(monkeypatch) -> None:
