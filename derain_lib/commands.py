@@ -283,7 +283,9 @@ def _cmd_derain(args) -> int:
     )
     device = model_device(lw.model)
     print(f"model: {lw.describe()} on {device_name(device)}", file=sys.stderr)
-    model, precision = select(lw.model, lw.sha256, args.backend, args.precision, args.stages, log)
+    model, precision = select(
+        lw.model, lw.sha256, args.backend, args.precision, args.stages, _stderr
+    )
     done, failed, first = 0, 0, ""
     batch = derain_files(
         model,
@@ -313,7 +315,7 @@ def _cmd_derain(args) -> int:
     return 0
 
 
-def log(line: str) -> None:
+def _stderr(line: str) -> None:
     """One line on stderr (what a command chose and why)."""
     print(line, file=sys.stderr)
 

@@ -359,7 +359,9 @@ def get_or_run(
     backend: str = "torch",
 ) -> Run:
     """The finished run of ``cfg``: from the cache, resumed, or computed now (``manifests``:
-    as for :func:`find_run`).
+    as for :func:`find_run`; ``backend``: what evaluates, :func:`derain_lib.backends.select`,
+    recorded in ``provenance.json``; not in the run key, since fp32 scores do not depend
+    on it within 1e-4 dB).
 
     Training runs train (resuming from checkpoints) then evaluate on ``cfg.data.test``;
     runs with ``cfg.model.weights`` only evaluate those weights. Under ``torchrun`` every
