@@ -56,8 +56,10 @@ TOLERANCE = 1e-4
 #: (height, width) of the check images: even and odd sides, so both padding paths of
 #: SIAN's upsampling run.
 CHECK_SIZES = ((64, 96), (67, 101))
-#: The image ``auto`` times each candidate on (about a third of a 481x321 image).
-PROBE = (160, 240)
+#: The image ``auto`` times each candidate on: a Rain100L test image's size (a 240x160
+#: probe ranked OpenVINO bf16 above torch bf16, the reverse of 481x321, on an AVX512-BF16
+#: EPYC: benchmarks/RESULTS.md).
+PROBE = (321, 481)
 
 
 def installed(backend: str) -> bool:
