@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.14.1
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_CPU_TIMEOUT ?= 20
-EXTRAS ?= dev,study,tensorboard,cluster
+EXTRAS ?= dev,study,tensorboard,cluster,cpu-fast
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)

@@ -34,11 +34,12 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from benchmarks.busy import section_of  # noqa: E402
 from benchmarks.reference import reference_like  # noqa: E402
+from derain_lib import backends  # noqa: E402
 from derain_lib.allocator import tune  # noqa: E402
-from derain_lib.inference import tile_spans, tiled_forward  # noqa: E402
+from derain_lib.inference import predict_fitting, tile_spans, tiled_forward  # noqa: E402
 from derain_lib.models import ScaleSpace, build_model, gaussian_blur  # noqa: E402
 from derain_lib.models.scale_space import gaussian_kernel1d  # noqa: E402
-from derain_lib.precision import cpu_native_bf16, resolve_precision  # noqa: E402
+from derain_lib.precision import cpu_flags, cpu_native_bf16, resolve_precision  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 321, 481  # Rain100L test images
@@ -384,6 +385,157 @@ def stages_check(crop: int | None) -> dict:
     return res
 
 
+def backends_check(runs: int, photos: int) -> dict:
+    """Every installed backend x precision on the released SIAN Rain100L weights, in this
+    one process: seconds per 481x321 forward (rain-001, interleaved, best of ``runs``)
+    beside eager fp32, the reference formulation (no_grad) and the conv peak; max abs
+    against eager fp32; the PSNR change on the 4 sample pairs; what ``auto`` picks for
+    ``derain derain`` (precision auto) and ``evaluate`` (fp32); and ``derain derain``'s
+    path (:func:`~derain_lib.inference.predict_fitting`: tiles above 512x512) over the
+    first ``photos`` real rain photos, default choice vs eager fp32, every shape's first
+    run (compile/reshape) included."""
+    from derain_lib.data.io import read_image
+    from derain_lib.metrics import quantize, score_pair
+    from derain_lib.precision import autocast
+    from derain_lib.weights import load_model
+
+    shared = Path(os.environ.get("DERAIN_SHARED", ROOT.parent / "shared"))
+    lw = load_model(shared / "weights" / "sian_rain100l.pth", "sian")
+    model = lw.model.eval()
+    t = time.perf_counter()
+    graph = backends.cached_graph(model, lw.sha256, None)
+    res: dict = {"graph_s": time.perf_counter() - t}  # 0 when the graph was cached already
+    rows = {}
+    for b, p in backends.candidates("auto", "auto", True):
+        if b == "torch":
+            rows[f"{b} {p}"] = (model, p)
+        else:
+            rows[f"{b} {p}"] = (backends.GraphModel(model, backends.Graph(graph, b, p), None), p)
+    sample = shared / "data" / "rain100l_sample"
+    pairs = [
+        (read_image(r), read_image(sample / "norain" / r.name.replace("rain-", "norain-")))
+        for r in sorted((sample / "rainy").glob("*.png"))
+    ]
+    x = torch.from_numpy(np.ascontiguousarray(pairs[0][0])).permute(2, 0, 1)[None].contiguous()
+    ref = reference_like(model).eval()
+
+    def fwd(m: nn.Module, p: str) -> Callable[[], torch.Tensor]:
+        def run() -> torch.Tensor:
+            with torch.inference_mode(), autocast(p if m is model else "fp32"):
+                return m(x)[-1].float()
+
+        return run
+
+    fns = {k: fwd(m, p) for k, (m, p) in rows.items()}
+
+    def reference() -> None:
+        with torch.no_grad():
+            ref(x)
+
+    fns["reference"] = reference
+    res["times"] = interleaved(fns, runs)
+    res["peak_gflops"] = conv_peak(runs)
+    res["flops"] = conv_flops(model, x)
+    eager = fns["torch fp32"]()
+    res["maxabs"] = {k: float((fns[k]() - eager).abs().max()) for k in rows}
+    psnr = {k: [] for k in rows}
+    for img, gt in pairs:
+        for k, (m, p) in rows.items():
+            psnr[k].append(score_pair(quantize(predict_fitting(m, img, None, None, p)), gt)[0])
+    res["psnr"] = psnr
+    lines: list[str] = []
+    _, res["derain_precision"] = backends.select(
+        model, lw.sha256, "auto", "auto", None, lines.append
+    )
+    _, res["evaluate_precision"] = backends.select(
+        model, lw.sha256, "auto", "fp32", None, lines.append
+    )
+    res["choices"] = lines
+    chosen = lines[0].split(": ", 1)[1].split(" (")[0]  # "openvino bf16"
+    res["derain_choice"], res["evaluate_choice"] = chosen, lines[1].split(": ", 1)[1].split(" (")[0]
+    files = sorted(
+        f for f in (shared / "data" / "real_rain").iterdir() if f.suffix.lower() in (".png", ".jpg")
+    )[:photos]
+    if files and chosen in rows:
+        m, p = rows[chosen]
+        tot = {"torch fp32": 0.0, chosen: 0.0}
+        for f in files:
+            img = read_image(f)
+            for k, (mm, pp) in (("torch fp32", (model, "fp32")), (chosen, (m, p))):
+                t = time.perf_counter()
+                predict_fitting(mm, img, None, None, pp)
+                tot[k] += time.perf_counter() - t
+        res["photos"] = {
+            "n": len(files),
+            "s": tot,
+            "sizes": [read_image(f).shape[:2] for f in files],
+        }
+    return res
+
+
+def backends_report(r: dict) -> str:
+    """The ``backends_check`` section of RESULTS.md (between markers: rewritten alone
+    by ``--backends-only``)."""
+    b = r["backends"]
+    peak, flops = b["peak_gflops"], b["flops"]
+    best = {k: min(v) for k, v in b["times"].items()}
+    base, ref = best["torch fp32"], best["reference"]
+    lines = [
+        BACKENDS_BEGIN,
+        "## CPU backends (`--backend`, `--precision`), SIAN full, released Rain100L weights",
+        "",
+        f"Command: `{r['command']}`; {r['date']}; {r['machine']['cpu']}, "
+        f"{r['machine']['logical_cpus']} logical CPUs, {r['machine']['capability']}; CPU flags "
+        f"with bf16: {', '.join(sorted(f for f in cpu_flags() if 'bf16' in f)) or 'none'}"
+        f"; load average at start {r['load'][0]:.2f}. Versions: "
+        + ", ".join(f"{k} {backends._version(k)}" for k in ("torch", "openvino", "onnxruntime"))
+        + ".",
+        "",
+        f"481x321 (rain-001), best of {len(b['times']['torch fp32'])} interleaved runs in one "
+        f"process; conv peak {peak:.1f} GFLOP/s measured in the same process; SIAN's "
+        f"forward is {flops / 1e9:.1f} GFLOP of convolution. PSNR change: each row's output "
+        "against eager fp32's on the 4 rain100l_sample pairs (whole images, MATLAB Y protocol). "
+        "The peak is fp32's: a bf16 row can exceed it.",
+        "",
+        "| backend | precision | s / image | vs eager fp32 | vs reference | of conv peak "
+        "| max abs vs eager | PSNR change (dB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    ps0 = b["psnr"]["torch fp32"]
+    for k, s in best.items():
+        if k == "reference":
+            continue
+        d = [a - e for a, e in zip(b["psnr"][k], ps0, strict=True)]
+        lines.append(
+            f"| {k.split()[0]} | {k.split()[1]} | {s:.2f} | {base / s:.2f}x | {ref / s:.2f}x | "
+            f"{flops / s / 1e9 / peak:.0%} | {b['maxabs'][k]:.1e} | "
+            f"{', '.join(f'{v:+.3f}' for v in d)} |"
+        )
+    lines += [
+        f"| reference formulation (no_grad) | fp32 | {ref:.2f} | {base / ref:.2f}x | 1.00x | "
+        f"{flops / ref / 1e9 / peak:.0%} | | |",
+        "",
+        f"- `derain derain` default (`--backend auto --precision auto`): **{b['derain_choice']}**"
+        f"; `derain evaluate` (fp32 protocol): **{b['evaluate_choice']}**. What they said: "
+        + " / ".join(f"`{line}`" for line in b["choices"]),
+        f"- Graph export (first use, then cached): {b['graph_s']:.0f} s in this run "
+        "(0 when it was cached already).",
+    ]
+    ph = b.get("photos")
+    if ph:
+        s0, s1 = ph["s"]["torch fp32"], ph["s"][b["derain_choice"]]
+        sizes = ", ".join(f"{w}x{h}" for h, w in ph["sizes"])
+        lines.append(
+            f"- `derain derain`'s path over the first {ph['n']} real rain photos ({sizes}; "
+            f"tiles of 512 above 512x512; every new shape's first run included): eager fp32 "
+            f"{s0:.1f} s, default ({b['derain_choice']}) {s1:.1f} s: {s0 / s1:.2f}x."
+        )
+    return "\n".join(lines) + "\n" + BACKENDS_END + "\n"
+
+
+BACKENDS_BEGIN, BACKENDS_END = "<!-- backends: begin -->", "<!-- backends: end -->"
+
+
 def profile_top(n: int = 8) -> list[tuple[str, float]]:
     """Share of self CPU time per op in one optimised SIAN full forward at 481x321."""
     from torch.profiler import ProfilerActivity, profile
@@ -620,6 +772,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="per-K check on crops of this size (0: whole images, -1: skip)",
     )
+    ap.add_argument("--photos", type=int, default=36, help="real rain photos timed (backends)")
+    ap.add_argument(
+        "--backends-only",
+        action="store_true",
+        help="run only the CPU backends section and replace it in --out",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = ap.parse_args(argv)
     tune()  # what the CLI does (DERAIN_MALLOC_TUNING=0: off)
@@ -632,7 +790,21 @@ def main(argv: list[str] | None = None) -> int:
         "native_bf16": cpu_native_bf16(),
         "auto_precision": resolve_precision("auto", "cpu"),
     }
+    old = args.out.read_text() if args.out.is_file() else ""
+    if args.backends_only:
+        r["backends"] = backends_check(args.runs, args.photos)
+        r["load"].append(os.getloadavg()[0])
+        section = backends_report(r)
+        if BACKENDS_BEGIN in old:
+            head, rest = old.split(BACKENDS_BEGIN, 1)
+            text = head + section + rest.split(BACKENDS_END, 1)[1].lstrip("\n")
+        else:
+            text = old + "\n" + section
+        args.out.write_text(text)
+        print(section)
+        return 0
     steps = [
+        ("backends", lambda: backends_check(args.runs, args.photos)),
         ("peak_gflops", lambda: conv_peak(args.runs)),
         ("own_convs", lambda: in_child(f"own_conv_bound({args.runs})", "tuned")),
     ]
@@ -664,8 +836,7 @@ def main(argv: list[str] | None = None) -> int:
         r[key] = fn()
         print(f"{key}: {json.dumps(r[key], default=str)[:300]} ({time.perf_counter() - t:.0f} s)")
     r["load"].append(os.getloadavg()[0])
-    text = report(r, args)
-    old = args.out.read_text() if args.out.is_file() else ""
+    text = report(r, args) + "\n" + backends_report(r)
     args.out.write_text(text + ("\n" + section_of(old) if section_of(old) else ""))
     print(text)
     return 0

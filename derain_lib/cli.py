@@ -17,6 +17,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from importlib import util
 from pathlib import Path
 
 from . import __version__
@@ -156,6 +157,7 @@ def _add_engine(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
     p.add_argument("--max-images", type=int, help="only the first N images")
     add_inference_options(p)
+    add_backend_option(p)
     add_device_option(p)
     _add_run_options(p, "eval.save_images=false")
 
@@ -214,6 +216,7 @@ def _add_derain(sub: argparse._SubParsersAction) -> None:
         "by free memory on a GPU; tiles above)",
     )
     add_inference_options(p)
+    add_backend_option(p)
     add_device_option(p)
 
 
@@ -229,7 +232,46 @@ def add_strict_config(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_inference_options(p: argparse.ArgumentParser, precision: str = "fp32") -> None:
+#: ``--backend``'s choices (``derain_lib.backends.BACKENDS``) and the pip extra that
+#: installs the graph backends (``derain_lib.backends.EXTRA``; tests/test_backends.py).
+BACKENDS, BACKEND_EXTRA = ("auto", "torch", "openvino", "onnxruntime"), "cpu-fast"
+
+
+def add_backend_option(p: argparse.ArgumentParser) -> None:
+    """``--backend`` for the commands that run a model (default ``$DERAIN_BACKEND`` or auto)."""
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=os.environ.get("DERAIN_BACKEND", "auto"),
+        help="CPU inference: torch (eager), openvino or onnxruntime (an exported graph, "
+        "cached), or auto: the fastest installed, measured once per machine and model "
+        "(cached; said on stderr); torch on CUDA (default: $DERAIN_BACKEND, else auto)",
+    )
+
+
+def backend_problem(backend: str) -> str | None:
+    """Why ``--backend`` cannot be used here, or None: its package is not installed."""
+    if backend in ("auto", "torch") or util.find_spec(backend) is not None:
+        return None
+    return f"--backend {backend}: not installed; pip install 'derain[{BACKEND_EXTRA}]'"
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a model as an ONNX graph (dynamic size), checked against eager",
+        epilog="example: derain export --weights sian-rain100l -o sian.onnx",
+    )
+    p.add_argument("--weights", required=True, help="released name (see `derain info`) or a file")
+    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    p.add_argument("--model", help="the architecture expected (default: taken from the weights)")
+    p.add_argument("--weights-dir", help="folder with released weight files")
+    add_strict_config(p)
+    p.add_argument("--stages", type=int, metavar="K", help="only the first K stages")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
+
+def add_inference_options(p: argparse.ArgumentParser, precision: str = "auto") -> None:
     """``--stages K`` and ``--precision`` for the commands that run a model."""
     p.add_argument(
         "--stages",
@@ -241,8 +283,9 @@ def add_inference_options(p: argparse.ArgumentParser, precision: str = "fp32") -
         "--precision",
         choices=["fp32", "bf16", "auto"],
         default=precision,
-        help=f"fp32, bf16 autocast, or auto: bf16 only where it is measured faster on this "
-        f"machine, never for scores (evaluate); the choice is said on stderr (default {precision})",
+        help=f"fp32, bf16, or auto: bf16 only where the CPU has it natively and it is "
+        f"measured faster on this machine, never for scores (evaluate); the choice is said "
+        f"on stderr (default {precision})",
     )
 
 
@@ -343,6 +386,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_reproduce,
     _add_claims,
     _add_engine,
+    _add_export,
 ]
 
 
@@ -450,6 +494,9 @@ def check_args(args: argparse.Namespace) -> None:
     is neither a file nor a released name, an ``-o`` with an unknown extension."""
     name = command_of(args)
     _folder(getattr(args, "weights_dir", None), "--weights-dir ")
+    problem = backend_problem(getattr(args, "backend", "auto"))
+    if problem:
+        raise DerainError(problem)
     if name == "derain":
         _inputs(args.inputs)
         problem = output_problem(args.output)
@@ -473,6 +520,15 @@ def check_args(args: argparse.Namespace) -> None:
             _folder(args.data, "--data ")
     elif name == "reproduce":
         _folder(args.data_root, "--data-root ")
+    elif name == "export":
+        _weights_spec(args.weights)
+        if Path(args.output).suffix.lower() != ".onnx":
+            raise DerainError(f"-o {args.output}: name an .onnx file")
+        if Path(args.output).exists() and not args.overwrite:
+            raise DerainError(f"{args.output}: exists; pass --overwrite to replace it")
+        for package in ("onnx", "onnxscript", "onnxruntime|openvino"):  # the last: the check
+            if all(util.find_spec(p) is None for p in package.split("|")):
+                raise DerainError(f"export needs {package}: pip install 'derain[{BACKEND_EXTRA}]'")
     elif name in ("data scan", "data patches"):
         _folder(args.folder, "")
 

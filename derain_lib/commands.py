@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from .backends import export_onnx, select
 from .config import Config, EvalConfig, ModelConfig, check_tile, config_from_dict, load_config
 from .data.catalog import CATALOG, prepare
 from .data.datasets import PairedDataset, open_dataset
@@ -31,7 +32,13 @@ from .data.sources import open_data
 from .device import device_name, resolve_device
 from .errors import DerainError
 from .fsutil import shown_path, special_entries
-from .inference import derain_files, expand_inputs, model_device, output_paths
+from .inference import (
+    check_inference_options,
+    derain_files,
+    expand_inputs,
+    model_device,
+    output_paths,
+)
 from .info import FETCH_TARGETS, RELEASED, cache_dir
 from .labels import run_labels
 from .metrics import json_safe, score_folder, score_pair, summarize
@@ -242,7 +249,10 @@ def _cmd_evaluate(args) -> int:
     if not args.data.startswith("embedded:"):  # before a run starts
         check_pairs(open_dataset(args.data), args.ignore_unpaired)
     started = time.time()
-    run = get_or_run(cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait)
+    run = get_or_run(
+        cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait,
+        backend=args.backend,
+    )  # fmt: skip
     _print_result(run, started)
     return 0
 
@@ -314,13 +324,12 @@ def _cmd_derain(args) -> int:
     )
     device = model_device(lw.model)
     print(f"model: {lw.describe()} on {device_name(device)}", file=sys.stderr)
-    precision = args.precision
-    if precision == "auto":
-        precision, why = choose_auto(device, model=lw.model)
-        print(f"precision auto: {precision} ({why})", file=sys.stderr)
+    model, precision = select(
+        lw.model, lw.sha256, args.backend, args.precision, args.stages, _stderr
+    )
     done, failed, first = 0, len(odd), odd[0] if odd else ""
     batch = derain_files(
-        lw.model,
+        model,
         files,
         args.output,
         args.quantize,
@@ -344,6 +353,23 @@ def _cmd_derain(args) -> int:
         raise DerainError(
             f"{failed} of {done + failed} input image(s) could not be derained (first: {first})"
         )
+    return 0
+
+
+def _stderr(line: str) -> None:
+    """One line on stderr (what a command chose and why)."""
+    print(line, file=sys.stderr)
+
+
+def _cmd_export(args) -> int:
+    lw = load_model(args.weights, args.model, weights_dir=args.weights_dir,
+                    strict_config=args.strict_config)  # fmt: skip
+    if args.stages is not None:
+        check_inference_options(lw.model, args.stages, "fp32")
+    m = export_onnx(lw.model, args.output, args.stages, lw.sha256)
+    print(f"{args.output}: {lw.describe()}; opset {m['opset']}, dynamic height and width, "
+          f"max abs vs eager {m['max_abs_vs_eager']:.1e} ({m['checked_with']}); manifest "
+          f"{args.output}.json")  # fmt: skip
     return 0
 
 
@@ -417,6 +443,7 @@ COMMANDS: dict[str, Callable[[Any], int]] = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "runs": _cmd_runs,
+    "export": _cmd_export,
 }
 
 

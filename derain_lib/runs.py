@@ -47,6 +47,7 @@ import torch
 import yaml
 
 from . import __version__
+from .backends import select
 from .config import (
     Config,
     ConfigError,
@@ -355,9 +356,12 @@ def get_or_run(
     weights_dir: str | Path | None = None,
     wait: bool = False,
     manifests: dict | None = None,
+    backend: str = "torch",
 ) -> Run:
     """The finished run of ``cfg``: from the cache, resumed, or computed now (``manifests``:
-    as for :func:`find_run`).
+    as for :func:`find_run`; ``backend``: what evaluates, :func:`derain_lib.backends.select`,
+    recorded in ``provenance.json``; not in the run key, since fp32 scores do not depend
+    on it within 1e-4 dB).
 
     Training runs train (resuming from checkpoints) then evaluate on ``cfg.data.test``;
     runs with ``cfg.model.weights`` only evaluate those weights. Under ``torchrun`` every
@@ -383,12 +387,16 @@ def get_or_run(
             run = Run.load(run.dir)
             if run.status == "finished":  # finished by the process we waited for
                 return run
-            _complete(run, cfg, manifests, weights, progress, weights_dir)
+            _complete(run, cfg, manifests, weights, progress, weights_dir, backend)
             return Run.load(run.dir)
     except DerainError as e:  # a refused evaluation holds nothing worth keeping
         if fresh and rank == 0 and (isinstance(e, ConfigError) or cfg.model.weights):
             shutil.rmtree(run.dir, ignore_errors=True)
         raise
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _complete(
@@ -398,6 +406,7 @@ def _complete(
     weights: dict | None,
     progress: bool,
     weights_dir: str | Path | None,
+    backend: str = "torch",
 ) -> None:
     """Train (or resume) and evaluate ``run``; the caller holds its lock."""
     rank = dist_info()[0]
@@ -430,7 +439,10 @@ def _complete(
         model_path = Path(weights["path"])
     device = pick_device(cfg.train.device)
     loaded = load_model(model_path, cfg.model.name, weights_dir=weights_dir)
-    model = loaded.model.to(device)
+    loaded.model.to(device)
+    model, precision = select(
+        loaded.model, loaded.sha256, backend, cfg.eval.precision, cfg.eval.stages, _log
+    )
     test = open_data(cfg.data.test, cfg.data.root)
     t_eval = time.perf_counter()
     result = evaluate(
@@ -444,7 +456,7 @@ def _complete(
         save_images=cfg.eval.save_images,
         progress=progress,
         stages=cfg.eval.stages,
-        precision=cfg.eval.precision,
+        precision=precision,
         stage_scores=weights is not None,  # an evaluation-only run: every stage's scores too
     )
     eval_s = time.perf_counter() - t_eval
@@ -461,6 +473,7 @@ def _complete(
         "weights_config_override": loaded.config_override,
         "packages": package_versions(),
         "device": str(device),
+        "backend": f"{getattr(getattr(model, 'graph', None), 'backend', 'torch')} {precision}",
         "device_name": torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else platform.processor() or platform.machine(),

@@ -141,12 +141,15 @@ ORIGINAL = {var: os.environ.get(var) for var in (*REDIRECTED, *UNSET, "MPLCONFIG
 
 def _redirect(mp: pytest.MonkeyPatch, root: Path, embedded: Path | None) -> Hermetic:
     """Point :data:`REDIRECTED` at sub-folders of ``root`` and unset :data:`UNSET`;
-    ``embedded``: the data folder's ``embedded/`` is a link to it (shared, built once)."""
+    ``embedded``: the data folder's ``embedded/`` is a link to it (shared, built once);
+    ``DERAIN_BACKEND=torch``."""
     for var, sub in REDIRECTED.items():
         (root / sub).mkdir(parents=True, exist_ok=True)
         mp.setenv(var, str(root / sub))
     for var in UNSET:
         mp.delenv(var, raising=False)
+    # eager torch unless a test names --backend: no graph exported or timed per test
+    mp.setenv("DERAIN_BACKEND", "torch")
     if embedded is not None:
         (root / "data" / "embedded").symlink_to(embedded, target_is_directory=True)
     return Hermetic(root)

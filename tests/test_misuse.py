@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from derain_lib import backends
 from derain_lib import precision as prec
 from derain_lib.cli import build_parser
 from derain_lib.config import load_config
@@ -202,11 +203,11 @@ def test_row5_auto_precision_is_measured_and_defaults_agree(tmp_path, weights, c
     assert choice == "fp32" and "protocol" in why
     assert prec.choose_auto("cpu", native=False)[0] == "fp32"
     # the CLI measures (where bf16 is native) and says its choice: equal times -> fp32
-    monkeypatch.setattr(prec, "time_forward", lambda *a, **k: {"fp32": 1.0, "bf16": 1.0})
+    monkeypatch.setattr(backends, "_time", lambda fn: 1.0)
     src = _img(tmp_path / "a.png")
     rc, _, err = cli(capsys, "derain", src, "-o", tmp_path / "o", "--weights", weights,
-                     "--precision", "auto")  # fmt: skip
-    assert rc == 0 and "precision auto: fp32 (" in err
+                     "--precision", "auto", "--backend", "torch")  # fmt: skip
+    assert rc == 0 and "backend torch: torch fp32" in err
 
 
 # --- row 6: smoke never reads prepared sets unless told ------------------------------------------

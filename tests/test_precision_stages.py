@@ -148,9 +148,10 @@ def test_evaluate_options_reach_the_run_config() -> None:
     )
     assert (args.stages, args.precision) == (3, "bf16")
     default = build_parser().parse_args(["evaluate", "--weights", "w.pth", "--data", "d"])
-    assert (default.stages, default.precision) == (None, "fp32")  # the tables stay fp32
+    # auto: evaluate resolves it to fp32 (the tables' protocol), derain measures (issue 35)
+    assert (default.stages, default.precision) == (None, "auto")
     derain = build_parser().parse_args(["derain", "a.png", "-o", "o", "--weights", "w"])
-    assert derain.precision == "fp32"  # one default for derain and evaluate (issue 23 row 5)
+    assert derain.precision == "auto"  # one default for derain and evaluate (issue 23 row 5)
     cfg = load_config("smoke", ["eval.stages=2", "eval.precision=auto"])
     assert (cfg.eval.stages, cfg.eval.precision) == (2, "auto")
     with pytest.raises(ConfigError, match="eval.precision"):

@@ -1,0 +1,360 @@
+"""CPU inference through an exported graph: ONNX, run by OpenVINO or ONNX Runtime.
+
+:func:`export_onnx` writes a model (every SIAN variant and preset, PReNet) as an ONNX graph
+with dynamic height and width whose one output stacks every stage's output, so the
+exporter cannot prune a stage (SIAN's forward returns a list; a wrapper that returned its
+first element would export stage 1 alone). The graph is run against eager on test images
+before it takes its name (max abs <= :data:`TOLERANCE`) and a manifest is written beside it.
+
+:func:`select` turns ``--backend auto|torch|openvino|onnxruntime`` and ``--precision`` into
+a model the inference code runs as it runs any model (:class:`GraphModel`). ``auto`` on the
+CPU times each installed backend (and bf16 where the CPU has it natively, for photos) once
+per machine and model and caches the choice in ``<user cache>/backends.json``; torch on
+CUDA. Exported graphs are cached in ``<user cache>/graphs/``, keyed by the weights'
+sha256, the model code's fingerprint and the torch version. A backend that cannot export
+or run a graph leaves the work to torch, with one line saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import time
+from collections.abc import Callable
+from importlib import metadata, util
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .errors import DerainError
+from .fsutil import atomic_path, atomic_write_text, shown_path, user_cache
+from .inference import check_inference_options
+from .models.scale_space import _kernel1d
+from .precision import (
+    FASTER,
+    autocast,
+    choose_auto,
+    cpu_flags,
+    cpuinfo_field,
+    resolve_precision,
+)
+from .roots import PACKAGE_DIR
+
+#: The backends ``--backend`` names (``auto``: the fastest installed one, measured).
+BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
+#: The pip extra that installs the graph backends and the exporter.
+EXTRA = "cpu-fast"
+OPSET = 18
+#: Largest |graph - eager| an exported graph may show on the check images.
+TOLERANCE = 1e-4
+#: (height, width) of the check images: even and odd sides, so both padding paths of
+#: SIAN's upsampling run.
+CHECK_SIZES = ((64, 96), (67, 101))
+#: The image ``auto`` times each candidate on: a Rain100L test image's size (a 240x160
+#: probe ranked OpenVINO bf16 above torch bf16, the reverse of 481x321, on an AVX512-BF16
+#: EPYC: benchmarks/RESULTS.md).
+PROBE = (321, 481)
+
+
+def installed(backend: str) -> bool:
+    """Whether ``backend``'s package is importable (torch always is)."""
+    return backend == "torch" or util.find_spec(backend) is not None
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def _models_fingerprint() -> str:
+    """12 hex digits over the package version and the model sources (what a graph holds)."""
+    h = hashlib.sha256(__version__.encode())
+    for f in sorted((PACKAGE_DIR / "models").rglob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+class Stages(nn.Module):
+    """What is exported: every stage's output (up to ``stages``), stacked on a new first
+    axis, so the graph holds all of them."""
+
+    def __init__(self, model: nn.Module, stages: int | None = None) -> None:
+        super().__init__()
+        self.model, self.stages = model, stages
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = self.model(x) if self.stages is None else self.model(x, stages=self.stages)
+        return torch.stack(outs)
+
+
+class Graph:
+    """An ONNX file compiled by ``backend`` in ``precision``: float32 NCHW array in,
+    (stages, N, 3, H, W) float32 array out."""
+
+    def __init__(self, path: str | Path, backend: str, precision: str = "fp32") -> None:
+        self.backend, self.precision = backend, precision
+        threads = torch.get_num_threads()
+        if backend == "onnxruntime":
+            import onnxruntime as ort
+
+            if precision != "fp32":
+                raise DerainError("--backend onnxruntime runs fp32 only on the CPU")
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+            opts.log_severity_level = 3
+            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            self._run = lambda x: sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        elif backend == "openvino":
+            import openvino as ov
+
+            hint = {"fp32": "f32", "bf16": "bf16"}[precision]
+            compiled = ov.Core().compile_model(
+                str(path),
+                "CPU",
+                {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
+                 "PERFORMANCE_HINT": "LATENCY"},
+            )  # fmt: skip
+            request = compiled.create_infer_request()
+            self._run = lambda x: np.array(request.infer({0: x})[0])
+        else:
+            raise ValueError(f"unknown graph backend {backend!r}")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self._run(np.ascontiguousarray(x, dtype=np.float32))
+
+
+class GraphModel(nn.Module):
+    """``model`` whose forward runs ``graph`` (on the CPU): the same call, the same list
+    of stage outputs; attributes (``config``, ``stages``) are the model's."""
+
+    def __init__(self, model: nn.Module, graph: Graph, stages: int | None) -> None:
+        super().__init__()
+        self.model, self.graph, self.graph_stages = model, graph, stages
+
+    def __getattr__(self, name: str):  # noqa: ANN204 (the wrapped model's attributes)
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["model"], name)
+
+    def forward(self, x: torch.Tensor, stages: int | None = None) -> list[torch.Tensor]:
+        if stages != self.graph_stages:  # another stage count than the graph holds
+            return self.model(x) if stages is None else self.model(x, stages=stages)
+        y = self.graph(x.detach().float().cpu().numpy())
+        return list(torch.from_numpy(y).to(x.device))
+
+
+def eager_stages(model: nn.Module, x: torch.Tensor, stages: int | None = None) -> np.ndarray:
+    with torch.inference_mode():
+        return Stages(model, stages)(x).numpy()
+
+
+def _check_images(seed: int = 0) -> list[torch.Tensor]:
+    """Seeded images of :data:`CHECK_SIZES` (values in [0, 1])."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(1, 3, h, w, generator=g) for h, w in CHECK_SIZES]
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    stages: int | None = None,
+    weights_sha256: str = "",
+    images: list[torch.Tensor] | None = None,
+) -> dict:
+    """Export ``model`` (its first ``stages`` stages; None: all) to ``path`` with dynamic
+    height and width, check it against eager (ONNX Runtime, else OpenVINO, in fp32) on
+    ``images`` (default: :data:`CHECK_SIZES`, seeded), and only then give it its name; the manifest
+    (returned) is written beside it as ``<path>.json``. A graph that differs by more than
+    :data:`TOLERANCE` is a one-line :class:`DerainError` and no file is written."""
+    path = Path(path)
+    runner = next((b for b in ("onnxruntime", "openvino") if installed(b)), None)
+    if runner is None or not all(installed(p) for p in ("onnx", "onnxscript")):
+        raise DerainError(
+            f"exporting needs the exporter and a runtime: pip install 'derain[{EXTRA}]'"
+        )
+    model = model.eval()
+    dims = {2: torch.export.Dim("height", min=8), 3: torch.export.Dim("width", min=8)}
+    example = torch.rand(1, 3, 64, 96)
+    t = time.perf_counter()
+    quiet = io.StringIO()
+    level = logging.getLogger("torch.onnx").level
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    _kernel1d.cache_clear()  # the blur kernels' cache must not keep tensors made while
+    try:  # tracing: eager would reuse them afterwards and compute wrong blurs
+        with torch.no_grad(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            program = torch.onnx.export(
+                Stages(model, stages).eval(), (example,), dynamo=True, opset_version=OPSET,
+                dynamic_shapes=(dims,), input_names=["image"], output_names=["stages"],
+            )  # fmt: skip
+    finally:
+        logging.getLogger("torch.onnx").setLevel(level)
+        _kernel1d.cache_clear()
+    worst = 0.0
+    with atomic_path(path) as tmp:
+        program.save(str(tmp))
+        graph = Graph(tmp, runner)
+        for x in images or _check_images():
+            worst = max(
+                worst, float(np.abs(graph(x.numpy()) - eager_stages(model, x, stages)).max())
+            )
+        if not worst <= TOLERANCE:
+            raise DerainError(
+                f"{path}: the exported graph differs from eager by {worst:.2e} (> {TOLERANCE}); "
+                "not written"
+            )
+    manifest = {
+        "model": type(model).__name__,
+        "config": _config(model),
+        "stages": stages,
+        "weights_sha256": weights_sha256,
+        "opset": OPSET,
+        "dynamic": ["height", "width"],
+        "output": "every stage's output stacked: (stages, N, 3, H, W)",
+        "torch": torch.__version__,
+        "exporter": f"torch.onnx (dynamo) {torch.__version__}, onnxscript "
+        f"{_version('onnxscript')}, onnx {_version('onnx')}",
+        "checked_with": f"{runner} {_version(runner)}",
+        "check_sizes": [list(s) for s in CHECK_SIZES] if images is None else "given images",
+        "max_abs_vs_eager": worst,
+        "export_s": round(time.perf_counter() - t, 1),
+        "code_fingerprint": _models_fingerprint(),
+    }
+    atomic_write_text(Path(f"{path}.json"), json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _config(model: nn.Module) -> dict | None:
+    cfg = getattr(model, "config", None)
+    return cfg.to_dict() if hasattr(cfg, "to_dict") else None if cfg is None else dict(cfg)
+
+
+def graph_path(sha256: str, stages: int | None) -> Path:
+    """Where the exported graph of the weights ``sha256`` is cached: keyed by them, the
+    model code's fingerprint, the torch version (the exporter) and the stage count."""
+    key = f"{sha256[:16]}-{_models_fingerprint()}-torch{torch.__version__}-k{stages or 'all'}"
+    return user_cache() / "graphs" / f"{key}.onnx"
+
+
+def cached_graph(model: nn.Module, sha256: str, stages: int | None) -> Path:
+    """The exported graph of ``model`` from the user cache, exported now when missing."""
+    path = graph_path(sha256, stages)
+    if not path.is_file():
+        export_onnx(model, path, stages, sha256)
+    return path
+
+
+def _time(fn: Callable[[], object], rounds: int = 2) -> float:
+    fn()  # warm-up: compiles for this shape
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def candidates(backend: str, precision: str, native_bf16: bool) -> list[tuple[str, str]]:
+    """(backend, precision) pairs ``--backend``/``--precision`` allow here, fp32 first."""
+    names = [b for b in BACKENDS[1:] if installed(b)] if backend == "auto" else [backend]
+    precs = {"fp32": ["fp32"], "bf16": ["bf16"], "auto": ["fp32", "bf16"]}[precision]
+    if not native_bf16:
+        precs = [p for p in precs if p == "fp32"] or precs  # bf16 when asked, never by auto
+    return [(b, p) for p in precs for b in names if not (b == "onnxruntime" and p == "bf16")]
+
+
+def _machine_key(model: nn.Module, sha256: str, stages: int | None) -> str:
+    parts = [cpuinfo_field("model name") or "", " ".join(sorted(cpu_flags())), sha256,
+             _models_fingerprint(), str(stages), str(torch.get_num_threads()),
+             *(f"{b} {_version(b)}" for b in ("torch", "openvino", "onnxruntime"))]  # fmt: skip
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def select(
+    model: nn.Module,
+    sha256: str,
+    backend: str = "auto",
+    precision: str = "auto",
+    stages: int | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[nn.Module, str]:
+    """The model to run and its precision for ``--backend``/``--precision`` (``auto``:
+    bf16 only where native and measured at most :data:`~derain_lib.precision.FASTER` of
+    the fastest fp32 time). Says its choice through ``log``."""
+    check_inference_options(model, stages, precision)  # one line, before any work
+    device = next(model.parameters()).device
+    if device.type != "cpu":  # a GPU: torch, bf16 where measured faster (precision.py)
+        if precision == "auto":
+            precision, why = choose_auto(device, model=model)
+            log(f"backend {backend}: torch on {device.type}; precision auto: {precision} ({why})")
+        return model, precision
+    if backend == "torch" and precision != "auto":
+        return model, precision
+    native = resolve_precision("auto", "cpu") == "bf16"
+    pairs = candidates(backend, precision, native)
+    if not pairs:
+        raise DerainError(f"--backend {backend} --precision {precision}: {backend} runs fp32 only")
+    graphs: dict[tuple[str, str], nn.Module] = {}
+    for b, p in pairs:
+        if b == "torch":
+            graphs[b, p] = model
+            continue
+        try:
+            graph = Graph(cached_graph(model, sha256, stages), b, p)
+            graphs[b, p] = GraphModel(model, graph, stages)
+        except Exception as e:  # an exporter, check or runtime refusal: torch does the work
+            why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            log(f"backend {b}: cannot run this graph ({why}); using torch")
+            graphs.setdefault(("torch", p), model)
+    if len(graphs) == 1:
+        (b, p), chosen = next(iter(graphs.items()))
+        log(f"backend {backend}: {b} {p}")
+        return chosen, p
+    times = _measured(graphs, _machine_key(model, sha256, stages), stages)
+    fp32 = {k: v for k, v in times.items() if k[1] == "fp32"}
+    best = min(fp32 or times, key=times.get)
+    bf16 = {k: v for k, v in times.items() if k[1] == "bf16"}
+    if bf16 and (not fp32 or min(bf16.values()) <= FASTER * times[best]):
+        best = min(bf16, key=bf16.get)
+    shown = ", ".join(f"{b} {p} {s:.3f} s" for (b, p), s in times.items())
+    log(f"backend {backend}: {best[0]} {best[1]} (measured on {PROBE[1]}x{PROBE[0]}: {shown};"
+        f" cached in {shown_path(user_cache() / 'backends.json')})")  # fmt: skip
+    return graphs[best], best[1]
+
+
+def _measured(
+    graphs: dict[tuple[str, str], nn.Module], key: str, stages: int | None
+) -> dict[tuple[str, str], float]:
+    """Seconds per forward of each candidate on a :data:`PROBE` image: from the cache, or
+    measured now (interleaved, best of 2) and cached."""
+    file = user_cache() / "backends.json"
+    try:
+        cache = json.loads(file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    known = cache.get(key, {})
+    times = {k: known[f"{k[0]} {k[1]}"] for k in graphs if f"{k[0]} {k[1]}" in known}
+    todo = [k for k in graphs if k not in times]
+    if todo:
+        x = torch.rand(1, 3, *PROBE)
+
+        def forward(k: tuple[str, str]) -> Callable[[], object]:
+            def run() -> object:
+                with torch.inference_mode(), autocast(k[1] if k[0] == "torch" else "fp32"):
+                    return graphs[k](x) if stages is None else graphs[k](x, stages=stages)
+
+            return run
+
+        times.update({k: _time(forward(k)) for k in todo})
+        cache[key] = {**known, **{f"{b} {p}": s for (b, p), s in times.items()}}
+        with contextlib.suppress(DerainError):
+            atomic_write_text(file, json.dumps(cache, indent=1) + "\n")
+    return {k: times[k] for k in graphs}
