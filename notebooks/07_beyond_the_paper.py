@@ -251,6 +251,21 @@ if len(real_eff):
     )
 
 # %% [markdown]
+# ## What this run found
+#
+# The distinct scenes each section rests on (the density sweep uses the stand-ins only when no real set is there) (its numbers, with their intervals over scenes, are stated in the section above; the stand-ins are in the appendix).
+
+# %%
+real_auc = pd.DataFrame(auc).query("~stand_in") if auc else pd.DataFrame(columns=["scene"])
+real_cells = cells[~cells.stand_in] if len(cells) else cells
+n_scenes = {
+    "density sweep": density.get("scenes", 0) if isinstance(density, dict) else 0,
+    "attention AUC": real_auc.scene.nunique(),
+    "generalisation, per test set": int(real_cells.scenes.min()) if len(real_cells) else 0,
+}
+display(Markdown("; ".join(f"{k}: n = {v} distinct scenes" for k, v in n_scenes.items()) + "."))
+
+# %% [markdown]
 # ## Time budget
 #
 # This chapter's wall and CPU time (this kernel and the cost table's child processes) per section, with the machine's load average, differ from run to run: they are facts of the run, not results, so `derain reproduce` keeps them in `results/<profile>/provenance.json` (`run_facts`, `07_beyond_the_paper.ipynb`) and this page stays the same on a re-run (run by hand, the notebook prints them). On a shared machine the wall time grows with the load; CPU seconds / 2 is what the same work needs on 2 idle cores used fully.
