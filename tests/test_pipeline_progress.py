@@ -103,7 +103,7 @@ def test_not_run_items_come_from_saved_results_and_missing_promised_figures(
     gone = tables.Score(
         method="sian-released", benchmark="rain100l", kind="not_run", detail="weights not found"
     )
-    tables.save_scores([gone], results_dir("smoke") / "scores" / "table3_4.json")
+    tables.save_scores([gone], results_dir("smoke") / "run-state" / "scores" / "table3_4.json")
     # a printed "not run" line is no record: only the saved results count
     nb = _notebook(tmp_path, "saved x\nnot run: printed only\n")
     executed = {nb.name: nb, "03_tables3_4_benchmarks.ipynb": nb}

@@ -368,7 +368,7 @@ def test_attention_panel_falls_back_on_the_run_this_profile_trained(
     assert spec is None and why.startswith(
         f"not run: released weights sian_rain100l.pth not found in {tmp_path / 'none'}, "
     )
-    assert "; no run of profile smoke either: " in why and "runs.json" in why
+    assert "; no run of profile smoke either (runs.json): " in why and "01_train" in why
     model = fake_run(tmp_path, "aaaa1111bbbb", "sian", finished=True)
     row = {
         "method": "sian/neg-ssim",

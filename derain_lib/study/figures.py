@@ -114,8 +114,12 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
     missing = missing_released(weights, p.weights_dir)
     try:
         runs = load_runs(p.profile)
-    except DerainError as e:
-        return None, not_run(f"{missing}; no run of profile {p.profile} either: {e}")
+    except DerainError:
+        return None, not_run(
+            f"{missing}; no run of profile {p.profile} either (runs.json): fetch the weights "
+            f"(derain fetch weights) or train it (derain reproduce --profile {p.profile}, or "
+            "notebooks/01_train.ipynb)"
+        )
     src = model_for(p, PANEL_FALLBACK, w.dataset, runs)
     path, note = src.path, src.note
     if src.kind == "not_run":
