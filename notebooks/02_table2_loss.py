@@ -48,7 +48,7 @@ tabulate.build_tables(profile, (TABLE2,))  # table2.csv: the same seed means, wi
 scores = record.read(profile)
 rows = {str(m.id): m.paper_row for m in TABLE2.methods}
 mine = scores[scores.method.isin(rows) & (scores.variant == "")]
-mine.head()
+mine.reset_index(drop=True).head()  # the slice, numbered afresh
 
 # %% [markdown]
 # ## Table II: the mean over training seeds

@@ -51,7 +51,7 @@ tabulate.build_tables(profile, (TABLE3, TABLE4))  # table3.csv, table4.csv: with
 record_df = record.read(profile)
 rows = {str(m.id): m.paper_row for spec in (TABLE3, TABLE4) for m in spec.methods}
 mine = record_df[record_df.method.isin(rows) & (record_df.variant == "")]
-mine.head()
+mine.reset_index(drop=True).head()  # the slice, numbered afresh
 
 
 # %%

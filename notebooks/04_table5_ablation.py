@@ -48,7 +48,7 @@ tabulate.build_tables(profile, (TABLE5,))  # table5.csv: the same seed means, wi
 scores = record.read(profile)
 rows = {str(m.id): m.paper_row for m in TABLE5.methods}
 mine = scores[scores.method.isin(rows) & (scores.variant == "")]
-mine.head()
+mine.reset_index(drop=True).head()  # the slice, numbered afresh
 
 # %% [markdown]
 # ## Table V: the mean over training seeds
