@@ -32,8 +32,6 @@ from ..tables import (
     MethodId,
     Score,
     ScoreKind,
-    Step,
-    TableSpec,
     load_scores,
     missing,
     provenance_text,
@@ -43,6 +41,7 @@ from ..tables import (
 )
 from ..weights import RELEASED, find_released, missing_released
 from . import record
+from .paper import Step, TableSpec
 from .paths import read_scenes, results_dir, scenes_path, work_dir, write_json
 from .plan import (
     TRAINED,

@@ -55,16 +55,6 @@ def mde(se: float, df: float = math.inf, level: float = LEVEL, power: float = PO
     return float((dist.ppf(0.5 + level / 2) + dist.ppf(power)) * se)
 
 
-def power_of(effect: float, se: float, df: float = math.inf, level: float = LEVEL) -> float:
-    """Probability that a two-sided test at ``1 - level`` rejects "no difference" when the
-    true difference is ``effect`` (normal approximation of the estimate, t critical value)."""
-    if se <= 0:
-        return 1.0 if effect != 0 else 1 - level
-    crit = (stats.norm if math.isinf(df) else stats.t(df)).ppf(0.5 + level / 2)
-    z = abs(effect) / se
-    return float(stats.norm.sf(crit - z) + stats.norm.cdf(-crit - z))
-
-
 @dataclass(frozen=True)
 class Interval:
     """Mean paired difference, its standard error and 95 % interval, and where they came
@@ -146,11 +136,3 @@ def hierarchical_interval(
         lo, hi = mean - half, mean + half
     return Interval(mean, lo, hi, se, df, var_seeds, var_scenes, n_seeds, n_images, n_scenes)
 
-
-def direction(iv: Interval, claimed: float) -> int:
-    """+1: the interval lies on the claimed side of zero, -1: on the other, 0: it spans zero
-    (or nothing is claimed)."""
-    if claimed == 0 or not math.isfinite(iv.lo):
-        return 0
-    lo, hi = (iv.lo, iv.hi) if claimed > 0 else (-iv.hi, -iv.lo)
-    return 1 if lo > 0 else -1 if hi < 0 else 0
