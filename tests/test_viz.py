@@ -17,6 +17,7 @@ from derain_lib import attention_maps, tables, viz
 from derain_lib.errors import DerainError
 from derain_lib.inference import to_tensor
 from derain_lib.models import ImageTooSmall, build_model
+from derain_lib.study.tabulate import build_table
 from derain_lib.tables import Score
 from derain_lib.viz import results as plots
 
@@ -240,7 +241,7 @@ def test_benchmark_label_names_stand_in_data_as_such() -> None:
         **cell, benchmark="rain100l", test_set="embedded light test", n=4, psnr=30.0, stand_in=True
     )
     real = Score(**cell, benchmark="rain100h", test_set="Rain100H: test", n=100, psnr=29.0)
-    rows = [r for r in tables.build_table("table2", [stand_in, real]) if r["psnr"] is not None]
+    rows = [r for r in build_table("table2", [stand_in, real]) if r["psnr"] is not None]
     assert [r["benchmark"] for r in rows] == ["embedded light (stand-in for Rain100L)", "Rain100H"]
 
 
@@ -373,7 +374,7 @@ def test_comparison_drops_methods_not_run_and_names_them(tmp_path: Path) -> None
 
 def test_table_bars_name_rows_not_run_instead_of_blank_bars(tmp_path: Path) -> None:
     scores = [s for s in _scores(tmp_path) if s.method != "input"]
-    table = pd.DataFrame(tables.build_table("table3", scores))
+    table = pd.DataFrame(build_table("table3", scores))
     fig = plots.table_bars(table, "Table III")
     titles = [a.get_title() for a in fig.get_axes()]
     assert titles == [

@@ -135,4 +135,3 @@ def hierarchical_interval(
         half = float(stats.t.ppf(0.5 + level / 2, df)) * se
         lo, hi = mean - half, mean + half
     return Interval(mean, lo, hi, se, df, var_seeds, var_scenes, n_seeds, n_images, n_scenes)
-
