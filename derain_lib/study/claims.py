@@ -1,32 +1,14 @@
-"""The claims chapter (08): the two verdicts the evidence gives each claim of the paper
-(:data:`.paper.CLAIMS`; Fig. 6's trend, one per benchmark).
+"""The claims chapter (08): two verdicts per claim of the paper (:data:`.paper.CLAIMS`, and
+Fig. 6's trend per benchmark), recomputed from the study's one record ``scores.csv`` alone
+(``derain claims --profile P``).
 
-The evidence is the study's one record, ``results/<profile>/scores.csv`` (:mod:`.record`), so
-:func:`claim_rows` (and ``derain claims --profile P``) recomputes ``claims.csv`` from the
-repository alone. Per claim and test set, one row:
-
-- the paired per-image differences (better - worse, same images, seeds paired by position),
-  their mean and 95 % interval (:func:`~.stats.hierarchical_interval`: training seeds, then
-  scenes), the two-sided p-value of "no difference" from the same standard error and degrees
-  of freedom, the MDE (80 % power) and the training budget as a fraction of the paper's;
-- **direction** (on PSNR): Holm's step-down correction at 5 % over the family of rows that
-  get a verdict (real test data of the benchmark, no degenerate model, at least
-  :data:`MIN_SEEDS` seeds for trained models and at least :data:`MIN_BUDGET` of the paper's
-  training): significant on the paper's side of zero -> ``supported``, on the other side ->
-  ``contradicted``, else ``inconclusive``, labelled ``(underpowered: MDE x > claimed y)``
-  where the MDE exceeds the paper's difference (it never overrides a significant result).
-  A trend (Fig. 6) is an intersection-union test: its p-value is the largest of its steps'
-  (every step must improve), its difference the weakest step's;
-- **size**: the paper's difference inside the 95 % interval -> ``agrees``; else ``larger than
-  the paper's`` or ``smaller than the paper's``; ``no paper difference`` for a trend;
-- stand-in data or a budget below :data:`MIN_BUDGET`: ``pipeline check``, ``no verdict``;
-  a degenerate model (:data:`.record.DEGENERATE_GAIN_DB`): ``no verdict``; a method not
-  scored: ``not run``.
-
-The inference-time knock-outs of the released SIAN's attention (:mod:`.probes`) are rows too
-(:func:`knockout_rows`): the intact model minus the knocked-out one, with n, and no paper
-difference and no verdict: they measure the released model's sensitivity, not Table V's
-retrained ablation.
+Per claim and test set one row: the paired per-image differences (better - worse), their
+mean, 95 % interval over seeds and scenes (:func:`.stats.hierarchical_interval`), p-value,
+MDE and training budget, then **direction** (Holm over the family of rows that can carry a
+verdict; the MDE only labels a non-significant one "underpowered"; a trend is an
+intersection-union test) and **size** (the paper's difference against the interval). The
+rules, as ``claims.md`` states them, are :data:`POLICY`. Knock-out rows (:func:`knockout_rows`)
+carry n but no paper difference and no verdict.
 """
 
 from __future__ import annotations
@@ -59,8 +41,6 @@ ALPHA = 0.05
 METRICS = ("psnr", "ssim")
 NO_VERDICT = "no verdict"
 SENSITIVITY = "inference-time sensitivity of the released model, not Table V's retrained ablation"
-#: Fig. 6's trend claim, one per benchmark the stages are probed on.
-TRENDS: tuple[str, ...] = probes.BENCHMARKS
 SIAN = str(MethodId.SIAN_RELEASED)
 
 COLUMNS = [
@@ -302,7 +282,7 @@ def trend_rows(df: pd.DataFrame) -> list[dict]:
     p-value the largest step's, difference and interval the weakest step's."""
     rows = []
     stages = [(SIAN, probes.stage_variant(k)) for k in range(1, 7)]
-    for b in TRENDS:
+    for b in probes.BENCHMARKS:  # Fig. 6's trend, per benchmark the stages are probed on
         base = dict.fromkeys(COLUMNS) | {
             "claim": f"{TREND_TEXT} on {BENCHMARKS[b]}",
             "table": "Fig. 6",

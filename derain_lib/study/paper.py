@@ -1,9 +1,6 @@
 """The paper as data: its numbers (Tables II-V), which methods and benchmarks each table
-has, and the claims the study checks.
-
-Source: arXiv 2006.05049v1, Tables II-V and Fig. 6 (see ../shared/paper). Nothing here
-computes; :mod:`.tabulate` builds the tables and :mod:`.claims` the verdicts from it.
-"""
+has, and the claims the study checks (arXiv 2006.05049v1, Tables II-V and Fig. 6; see
+../shared/paper). :mod:`.tabulate` builds the tables and :mod:`.claims` the verdicts."""
 
 from __future__ import annotations
 
@@ -104,26 +101,31 @@ class Method:
 @dataclass(frozen=True)
 class TableSpec:
     """One paper table: which methods we measure on which benchmarks, in which step (the
-    notebooks score ``score_table(p, TABLE2)``; the tables and the claims read the same)."""
+    notebooks score ``score_table(p, TABLE2)``; the tables and the claims read the same).
+    The paper's comparison tables (III, IV) also list the rows of methods we do not run;
+    the trained-variant tables (II, V) compare on the profile's own test sets only."""
 
     key: str  # "table2": the CSV's name
     number: str  # roman numeral, as in the paper
     title: str
     benchmarks: tuple[str, ...]
     methods: tuple[Method, ...]
-    paper_only_rows: bool  # add the paper's rows for methods we do not run
     step: Step  # the notebook step that scores it
-    own_only: bool  # trained variants compared on the profile's own test sets only
+    paper_only_rows: bool = False
+
+    @property
+    def own_only(self) -> bool:
+        return not self.paper_only_rows
 
     def method(self, paper_row: str) -> Method:
         """Our method compared with the paper's ``paper_row``."""
         return next(m for m in self.methods if m.paper_row == paper_row)
 
 
-INPUT = Method(MethodId.INPUT, "Input (rainy vs ground truth)", "Input")
 PRENET_ROW = "PReNet [17] (CVPR'19)"
-BENCHMARK_METHODS = (
-    INPUT,
+LIGHT_HEAVY = ("rain100l", "rain100h")
+COMPARED = (
+    Method(MethodId.INPUT, "Input (rainy vs ground truth)", "Input"),
     Method(MethodId.PRENET_RELEASED, "PReNet (released weights)", PRENET_ROW),
     Method(MethodId.SIAN_RELEASED, "SIAN (released weights)", "Ours"),
     Method(MethodId.SIAN, "SIAN (trained by this profile)", "Ours"),
@@ -132,49 +134,31 @@ TABLE2 = TableSpec(
     "table2",
     "II",
     "Loss functions: negative SSIM vs MAE vs MSE (SIAN full, trained by this profile)",
-    ("rain100l", "rain100h"),
+    LIGHT_HEAVY,
     (
         Method(MethodId.SIAN_MAE, "SIAN, MAE loss (trained)", "MAE"),
         Method(MethodId.SIAN_MSE, "SIAN, MSE loss (trained)", "MSE"),
         Method(MethodId.SIAN, "SIAN, negative SSIM loss (trained)", "Negative SSIM"),
     ),
-    False,
     Step.TABLE2,
-    True,
 )
 TABLE3 = TableSpec(
-    "table3",
-    "III",
-    "Rain100L and Rain100H",
-    ("rain100l", "rain100h"),
-    BENCHMARK_METHODS,
-    True,
-    Step.TABLE3_4,
-    False,
+    "table3", "III", "Rain100L and Rain100H", LIGHT_HEAVY, COMPARED, Step.TABLE3_4, True
 )
 TABLE4 = TableSpec(
-    "table4",
-    "IV",
-    "Rain1400 and Rain12",
-    ("rain1400", "rain12"),
-    BENCHMARK_METHODS,
-    True,
-    Step.TABLE3_4,
-    False,
+    "table4", "IV", "Rain1400 and Rain12", ("rain1400", "rain12"), COMPARED, Step.TABLE3_4, True
 )
 TABLE5 = TableSpec(
     "table5",
     "V",
     "Ablation: baseline, baseline+LSTM, full (trained by this profile)",
-    ("rain100l", "rain100h"),
+    LIGHT_HEAVY,
     (
         Method(MethodId.BASELINE, "Baseline (trained)", "Baseline"),
         Method(MethodId.BASELINE_LSTM, "Baseline+LSTM (trained)", "Baseline+LSTM"),
         Method(MethodId.SIAN, "Baseline+SIAN+LSTM (trained)", "Baseline+SIAN+LSTM"),
     ),
-    False,
     Step.TABLE5,
-    True,
 )
 
 #: Every table, by its CSV name.

@@ -43,7 +43,7 @@ def summary(profile: str) -> list[str]:
     res = results_dir(profile)
     exact, show, untested = [], [], []
     means = record.seed_table(record.read(profile))
-    means = means[(means.variant == "") & (means.evidence == "released weights")]
+    means = means[(means.variant == "") & (means.evidence == record.RELEASED)]
     rows = {MethodId.SIAN_RELEASED: "Ours", MethodId.PRENET_RELEASED: "PReNet [17] (CVPR'19)"}
     for r in means[means.method.isin(rows)].itertuples():
         table = "III" if r.benchmark in ("rain100l", "rain100h") else "IV"
@@ -75,7 +75,7 @@ def summary(profile: str) -> list[str]:
         )
     for r in df[df.direction == "not run"].itertuples():
         untested.append(f"{r.claim}: not run: {r.reason}")
-    checks = df[df.evidence == "pipeline check"]
+    checks = df[df.evidence == record.PIPELINE_CHECK]
     if len(checks):
         tables = ", ".join(dict.fromkeys(checks.table.astype(str)))
         untested.append(

@@ -190,7 +190,7 @@ def _fmt(spec: str):
     return lambda v: "" if pd.isna(v) else format(v, spec)
 
 
-def render_markdown(res: str | Path, profile: str, header: str = "") -> str:
+def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
     """``tables.md``: every tableN.csv present in ``res`` (PSNR rounded to 2 decimals and
     SSIM to 3, as the paper prints them; a cell's note as a footnote) and the figure
     captions."""
@@ -233,11 +233,7 @@ def render_markdown(res: str | Path, profile: str, header: str = "") -> str:
     if captions.exists():
         figs = json.loads(captions.read_text())
         lines += ["## Figures", "", *(f"- `{f['path']}`: {f['caption']}" for f in figs), ""]
-    return "\n".join(lines)
-
-
-def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
-    return atomic_write_text(Path(res) / "tables.md", render_markdown(res, profile, header))
+    return atomic_write_text(res / "tables.md", "\n".join(lines))
 
 
 def read_table(profile: str, name: str | TableSpec, measured_only: bool = False) -> pd.DataFrame:
@@ -259,29 +255,22 @@ def not_run_items(profile: str) -> list[dict]:
     ``degenerate`` (``scores/<step>.json``), every degenerate seed of the record and every
     training run that did not finish (``runs.json``, ``seeds.json``); one ``{"notebook",
     "what"}`` per item."""
-    items = []
+    items = []  # (notebook, what)
     for step, nb in NOTEBOOKS.items():
         path = work_dir(profile) / "scores" / f"{step}.json"
         for s in load_scores([path]) if path.is_file() else []:
             if s.kind in ("not_run", "degenerate"):
-                items.append(
-                    {
-                        "notebook": nb,
-                        "what": f"{s.method} on {s.test_set or s.benchmark}: {s.provenance}",
-                    }
-                )
+                items.append((nb, f"{s.method} on {s.test_set or s.benchmark}: {s.provenance}"))
     df = record.read(profile)
     for r in df[df.degenerate].drop_duplicates(["method", "test_set", "seed"]).itertuples():
         step = Step.TABLE5 if r.method.startswith("sian-baseline") else Step.TABLE2
         what = f"{r.method} seed {r.seed} on {r.test_set}: degenerate: {record.DEGENERATE_RULE}"
-        items.append({"notebook": NOTEBOOKS[step], "what": what})
+        items.append((NOTEBOOKS[step], what))
     for name, nb in (("runs.json", "01_train.ipynb"), ("seeds.json", "08_claims.ipynb")):
         path = work_dir(profile) / name
         for r in json.loads(path.read_text()) if path.is_file() else []:
             if r.get("status", "ok") != "ok":
                 seed = f" seed {r['seed']}" if "seed" in r else ""
                 why = r["status"].removeprefix(NOT_RUN)
-                items.append(
-                    {"notebook": nb, "what": f"{r['method']} {r['benchmark']}{seed}: {why}"}
-                )
-    return list({(i["notebook"], i["what"]): i for i in items}.values())
+                items.append((nb, f"{r['method']} {r['benchmark']}{seed}: {why}"))
+    return [{"notebook": nb, "what": what} for nb, what in dict.fromkeys(items)]

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 def seed_dots(means: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
     """One panel per test set: each method's per-seed means (dots) and their mean (a bar),
-    from :func:`derain_lib.study.claims.seed_means`."""
+    from :func:`derain_lib.study.record.seed_table` with ``per_seed=True``."""
     sets = list(dict.fromkeys(means.test_set))
     fig = Figure(figsize=(max(4.2 * len(sets), 5.0), 3.8), layout="constrained")
     if not sets:
