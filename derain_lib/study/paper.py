@@ -9,7 +9,23 @@ from enum import StrEnum
 
 from ..tables import BENCHMARKS, MethodId
 
-# (PSNR dB, SSIM) per row as printed and per column; None where the paper prints "-".
+# (PSNR dB, SSIM) per row as printed; None where the paper prints "-". Tables III and IV
+# list the same rows: their columns Rain100L, Rain100H (III) and Rain1400, Rain12 (IV).
+COMPARED_ROWS: dict[str, tuple[tuple[float, float] | None, ...]] = {
+    "Input": ((26.90, 0.838), (13.56, 0.371), (25.24, 0.810), (30.14, 0.856)),
+    "DSC [16] (ICCV'15)": ((27.34, 0.849), (13.77, 0.320), (27.88, 0.839), (30.07, 0.866)),
+    "GMM [12] (CVPR'16)": ((29.05, 0.872), (15.23, 0.450), (27.78, 0.859), (32.14, 0.916)),
+    "JCAS [4] (ICCV'17)": ((28.54, 0.852), (14.62, 0.451), (26.20, 0.847), (33.10, 0.931)),
+    "Clear [2] (TIP'17)": ((30.24, 0.934), (15.33, 0.742), (26.21, 0.895), (31.24, 0.935)),
+    "DDN [3] (CVPR'17)": ((32.38, 0.926), (22.85, 0.725), (28.45, 0.889), (34.04, 0.933)),
+    "RESCAN [11] (ECCV'18)": ((38.52, 0.981), (29.62, 0.872), (32.03, 0.931), (36.43, 0.952)),
+    "PReNet [17] (CVPR'19)": ((37.45, 0.979), (30.11, 0.905), (32.55, 0.946), (36.66, 0.961)),
+    "SPANet [21] (CVPR'19)": ((34.46, 0.962), (25.11, 0.833), (29.76, 0.908), (34.63, 0.943)),
+    "JORDER_E [26] (TPAMI'19)": ((38.61, 0.982), (30.04, 0.906), (32.68, 0.943), (36.69, 0.962)),
+    "SIRR [23] (CVPR'19)": ((32.37, 0.926), (22.47, 0.716), (28.44, 0.889), (34.02, 0.935)),
+    "LPNet [1] (TNNLS'20)": ((33.40, 0.960), (23.40, 0.820), None, (34.70, 0.950)),
+    "Ours": ((38.80, 0.984), (30.33, 0.909), (32.80, 0.946), (37.24, 0.967)),
+}
 PAPER: dict[str, dict[str, dict[str, tuple[float, float] | None]]] = {
     "II": {
         "MAE": {"rain100l": (38.54, 0.981), "rain100h": (30.12, 0.904)},
@@ -17,34 +33,10 @@ PAPER: dict[str, dict[str, dict[str, tuple[float, float] | None]]] = {
         "Negative SSIM": {"rain100l": (38.80, 0.984), "rain100h": (30.33, 0.909)},
     },
     "III": {
-        "Input": {"rain100l": (26.90, 0.838), "rain100h": (13.56, 0.371)},
-        "DSC [16] (ICCV'15)": {"rain100l": (27.34, 0.849), "rain100h": (13.77, 0.320)},
-        "GMM [12] (CVPR'16)": {"rain100l": (29.05, 0.872), "rain100h": (15.23, 0.450)},
-        "JCAS [4] (ICCV'17)": {"rain100l": (28.54, 0.852), "rain100h": (14.62, 0.451)},
-        "Clear [2] (TIP'17)": {"rain100l": (30.24, 0.934), "rain100h": (15.33, 0.742)},
-        "DDN [3] (CVPR'17)": {"rain100l": (32.38, 0.926), "rain100h": (22.85, 0.725)},
-        "RESCAN [11] (ECCV'18)": {"rain100l": (38.52, 0.981), "rain100h": (29.62, 0.872)},
-        "PReNet [17] (CVPR'19)": {"rain100l": (37.45, 0.979), "rain100h": (30.11, 0.905)},
-        "SPANet [21] (CVPR'19)": {"rain100l": (34.46, 0.962), "rain100h": (25.11, 0.833)},
-        "JORDER_E [26] (TPAMI'19)": {"rain100l": (38.61, 0.982), "rain100h": (30.04, 0.906)},
-        "SIRR [23] (CVPR'19)": {"rain100l": (32.37, 0.926), "rain100h": (22.47, 0.716)},
-        "LPNet [1] (TNNLS'20)": {"rain100l": (33.40, 0.960), "rain100h": (23.40, 0.820)},
-        "Ours": {"rain100l": (38.80, 0.984), "rain100h": (30.33, 0.909)},
+        r: dict(zip(("rain100l", "rain100h"), v[:2], strict=True)) for r, v in COMPARED_ROWS.items()
     },
     "IV": {
-        "Input": {"rain1400": (25.24, 0.810), "rain12": (30.14, 0.856)},
-        "DSC [16] (ICCV'15)": {"rain1400": (27.88, 0.839), "rain12": (30.07, 0.866)},
-        "GMM [12] (CVPR'16)": {"rain1400": (27.78, 0.859), "rain12": (32.14, 0.916)},
-        "JCAS [4] (ICCV'17)": {"rain1400": (26.20, 0.847), "rain12": (33.10, 0.931)},
-        "Clear [2] (TIP'17)": {"rain1400": (26.21, 0.895), "rain12": (31.24, 0.935)},
-        "DDN [3] (CVPR'17)": {"rain1400": (28.45, 0.889), "rain12": (34.04, 0.933)},
-        "RESCAN [11] (ECCV'18)": {"rain1400": (32.03, 0.931), "rain12": (36.43, 0.952)},
-        "PReNet [17] (CVPR'19)": {"rain1400": (32.55, 0.946), "rain12": (36.66, 0.961)},
-        "SPANet [21] (CVPR'19)": {"rain1400": (29.76, 0.908), "rain12": (34.63, 0.943)},
-        "JORDER_E [26] (TPAMI'19)": {"rain1400": (32.68, 0.943), "rain12": (36.69, 0.962)},
-        "SIRR [23] (CVPR'19)": {"rain1400": (28.44, 0.889), "rain12": (34.02, 0.935)},
-        "LPNet [1] (TNNLS'20)": {"rain1400": None, "rain12": (34.7, 0.95)},
-        "Ours": {"rain1400": (32.80, 0.946), "rain12": (37.24, 0.967)},
+        r: dict(zip(("rain1400", "rain12"), v[2:], strict=True)) for r, v in COMPARED_ROWS.items()
     },
     "V": {
         "Baseline": {"rain100l": (37.92, 0.980), "rain100h": (28.55, 0.893)},
@@ -130,36 +122,26 @@ COMPARED = (
     Method(MethodId.SIAN_RELEASED, "SIAN (released weights)", "Ours"),
     Method(MethodId.SIAN, "SIAN (trained by this profile)", "Ours"),
 )
-TABLE2 = TableSpec(
-    "table2",
-    "II",
-    "Loss functions: negative SSIM vs MAE vs MSE (SIAN full, trained by this profile)",
-    LIGHT_HEAVY,
-    (
-        Method(MethodId.SIAN_MAE, "SIAN, MAE loss (trained)", "MAE"),
-        Method(MethodId.SIAN_MSE, "SIAN, MSE loss (trained)", "MSE"),
-        Method(MethodId.SIAN, "SIAN, negative SSIM loss (trained)", "Negative SSIM"),
-    ),
-    Step.TABLE2,
+LOSSES = (
+    Method(MethodId.SIAN_MAE, "SIAN, MAE loss (trained)", "MAE"),
+    Method(MethodId.SIAN_MSE, "SIAN, MSE loss (trained)", "MSE"),
+    Method(MethodId.SIAN, "SIAN, negative SSIM loss (trained)", "Negative SSIM"),
 )
+ABLATION = (
+    Method(MethodId.BASELINE, "Baseline (trained)", "Baseline"),
+    Method(MethodId.BASELINE_LSTM, "Baseline+LSTM (trained)", "Baseline+LSTM"),
+    Method(MethodId.SIAN, "Baseline+SIAN+LSTM (trained)", "Baseline+SIAN+LSTM"),
+)
+LOSS_TITLE = "Loss functions: negative SSIM vs MAE vs MSE (SIAN full, trained by this profile)"
+TABLE2 = TableSpec("table2", "II", LOSS_TITLE, LIGHT_HEAVY, LOSSES, Step.TABLE2)
 TABLE3 = TableSpec(
     "table3", "III", "Rain100L and Rain100H", LIGHT_HEAVY, COMPARED, Step.TABLE3_4, True
 )
 TABLE4 = TableSpec(
     "table4", "IV", "Rain1400 and Rain12", ("rain1400", "rain12"), COMPARED, Step.TABLE3_4, True
 )
-TABLE5 = TableSpec(
-    "table5",
-    "V",
-    "Ablation: baseline, baseline+LSTM, full (trained by this profile)",
-    LIGHT_HEAVY,
-    (
-        Method(MethodId.BASELINE, "Baseline (trained)", "Baseline"),
-        Method(MethodId.BASELINE_LSTM, "Baseline+LSTM (trained)", "Baseline+LSTM"),
-        Method(MethodId.SIAN, "Baseline+SIAN+LSTM (trained)", "Baseline+SIAN+LSTM"),
-    ),
-    Step.TABLE5,
-)
+ABLATION_TITLE = "Ablation: baseline, baseline+LSTM, full (trained by this profile)"
+TABLE5 = TableSpec("table5", "V", ABLATION_TITLE, LIGHT_HEAVY, ABLATION, Step.TABLE5)
 
 #: Every table, by its CSV name.
 TABLES: dict[str, TableSpec] = {t.key: t for t in (TABLE2, TABLE3, TABLE4, TABLE5)}
