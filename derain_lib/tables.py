@@ -75,8 +75,8 @@ class MethodId(StrEnum):
 
 #: What a score is: measured here (``reproduced`` by a training run of the profile,
 #: ``released`` weights, ``computed`` without a model: the Input row), quoted from the
-#: ``paper``, ``not_run`` (``detail`` says why) or ``degenerate`` (measured, but the model's
-#: output is its input or it did not learn: ``detail`` says which; scored, never judged).
+#: ``paper``, ``not_run`` or ``degenerate`` (measured, but the model did not learn: scored,
+#: never judged).
 ScoreKind = Literal["reproduced", "released", "computed", "paper", "not_run", "degenerate"]
 SCORE_KINDS: tuple[str, ...] = get_args(ScoreKind)
 #: Kinds that carry measured numbers.
@@ -85,13 +85,10 @@ MEASURED_KINDS: tuple[str, ...] = ("reproduced", "released", "computed", "degene
 
 @dataclass(kw_only=True)
 class Score:
-    """One measured cell (or a "not run" one) as the pipeline records it.
-
-    ``kind`` says what it is (:data:`ScoreKind`); ``detail`` the rest: ``<profile>, run
-    <hash>`` (reproduced), ``<file>, sha256 <hex>`` (released), what was computed, why it
-    did not run, why it is degenerate. ``stand_in`` marks test data that stands in for the
-    benchmark (the embedded synthetic sets): not comparable to the paper.
-    """
+    """One measured cell (or a "not run" one) as the pipeline records it: ``detail`` is
+    ``<profile>, run <hash>`` (reproduced), ``<file>, sha256 <hex>`` (released), what was
+    computed, or why it did not run or is degenerate; ``stand_in`` marks the embedded
+    synthetic test data standing in for the benchmark (not comparable to the paper)."""
 
     method: str
     benchmark: str
