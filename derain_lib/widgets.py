@@ -136,7 +136,6 @@ class AttentionExplorer:
         self.attention: viz.Attention | None = None
         self.message = self.model_info = ""
         self.last_render_seconds = float("nan")
-        self.last_view: np.ndarray | None = None
         self.view_range: tuple[float, float] | None = None
         self.normalised: bool | None = None
         self._forward = lru_cache(maxsize=cache_size)(self._run_sian)
@@ -229,16 +228,8 @@ class AttentionExplorer:
         self.update()
 
     def _weights_options(self, weights: str | Path, with_runs: bool) -> list[tuple[str, str]]:
-        options = [
-            (
-                n
-                if self.allow_download or find_released(n, self.weights_dir)
-                else f"{n} (not found)",
-                n,
-            )
-            for n, w in RELEASED.items()
-            if w.family == "sian"
-        ]
+        sian = [n for n, w in RELEASED.items() if w.family == "sian"]
+        options = [(n if self._found(n) else f"{n} (not found)", n) for n in sian]
         if with_runs:
             try:
                 options += run_weights()
@@ -248,6 +239,10 @@ class AttentionExplorer:
         if str(weights) not in [v for _, v in options]:
             options.insert(0, (Path(weights).name, str(weights)))
         return options
+
+    def _found(self, name: str) -> bool:
+        """Released weights ``name`` can be loaded (found locally, or downloads allowed)."""
+        return self.allow_download or find_released(name, self.weights_dir) is not None
 
     def _on_view(self, change: dict) -> None:
         if self._quiet:
@@ -285,11 +280,7 @@ class AttentionExplorer:
         if spec == RANDOM_INIT:
             torch.manual_seed(0)
             return build_model("sian").to(self.device), UNTRAINED
-        if (
-            spec in RELEASED
-            and not self.allow_download
-            and not find_released(spec, self.weights_dir)
-        ):
+        if spec in RELEASED and not self._found(spec):
             raise DerainError(
                 f"{spec}: {missing_released(spec, self.weights_dir)}; pass weights_dir=<folder "
                 f"holding {RELEASED[spec].filename}> (derain fetch weights downloads them) or "
@@ -377,7 +368,6 @@ class AttentionExplorer:
         self.image.layout.display = None
         self.legend.value = self._legend(args)
         self.last_render_seconds = time.perf_counter() - t
-        self.last_view = view
         h, w = view.shape[:2]
         self.image.layout.width = f"{max(w, MIN_DISPLAY_WIDTH)}px"  # small images scaled up
         where = f", scale {viz.scale_label(args['scale'])}" if args["what"] in viz.MAP_WHATS else ""
@@ -403,7 +393,7 @@ class AttentionExplorer:
         self.status.value = html.escape(text)
 
     def _fail(self, text: str) -> None:
-        self.attention = self.last_view = self.view_range = self.normalised = None
+        self.attention = self.view_range = self.normalised = None
         self.image.value = b""
         self.image.layout.display = "none"  # an empty image is a broken-image icon
         self.legend.value = self.info.value = ""
