@@ -151,15 +151,12 @@ class AttentionExplorer:
             except DerainError as e:
                 self._notes.append(_first_line(e))
         options += [(label, str(p)) for label, p in images]
-        self.image_picker = W.Dropdown(
-            options=options, description="image", layout={"width": "420px"}
-        )
+        wide, slider = {"layout": {"width": "420px"}}, {"continuous_update": False}
+        self.image_picker = W.Dropdown(options=options, description="image", **wide)
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload")
+        weights_options = self._weights_options(weights, with_runs)
         self.weights_picker = W.Dropdown(
-            options=self._weights_options(weights, with_runs),
-            value=str(weights),
-            description="weights",
-            layout={"width": "420px"},
+            options=weights_options, value=str(weights), description="weights", **wide
         )
         self.weights_file = W.Text(
             placeholder="or a weights file path, then Enter",
@@ -169,7 +166,6 @@ class AttentionExplorer:
         self.precision = W.Dropdown(
             options=list(PRECISIONS), value=precision, description="precision"
         )
-        slider = {"continuous_update": False}
         self.stage = W.IntSlider(value=1, min=1, max=6, description="stage", **slider)
         self.scale = W.ToggleButtons(
             options=[(viz.scale_label(s), s) for s in (1, 2, 4)], value=1, description="scale"
@@ -193,12 +189,8 @@ class AttentionExplorer:
         self.stretch = W.Checkbox(
             value=True, description="stretch mask contrast", tooltip=STRETCH_HELP
         )
-        helps = (LAYER_HELP, STRETCH_HELP, OVERLAY_HELP)
-        self.help = W.HTML(
-            '<div style="font-size:12px;color:#555">'
-            + "<br>".join(map(html.escape, helps))
-            + "</div>"
-        )
+        helps = "<br>".join(map(html.escape, (LAYER_HELP, STRETCH_HELP, OVERLAY_HELP)))
+        self.help = W.HTML(f'<div style="font-size:12px;color:#555">{helps}</div>')
         self.image = W.Image(format="png", layout={"max_width": "100%", "align_self": "flex-start"})
         self.status, self.legend, self.info = W.HTML(), W.HTML(), W.HTML()
         self.widget = W.VBox(
@@ -270,8 +262,7 @@ class AttentionExplorer:
 
     def add_upload(self, name: str, content: bytes) -> None:
         """Offer uploaded bytes as an image (written to a private temporary folder)."""
-        if self._upload_dir is None:
-            self._upload_dir = Path(tempfile.mkdtemp(prefix="derain-upload-"))
+        self._upload_dir = self._upload_dir or Path(tempfile.mkdtemp(prefix="derain-upload-"))
         path = self._upload_dir / Path(name).name
         path.write_bytes(content)
         self._offer(self.image_picker, f"upload: {path.name}", str(path))
