@@ -17,6 +17,7 @@ from derain_lib import attention_maps, tables, viz
 from derain_lib.errors import DerainError
 from derain_lib.inference import to_tensor
 from derain_lib.models import ImageTooSmall, build_model
+from derain_lib.study.beyond.generalisation import cells
 from derain_lib.study.tabulate import build_table
 from derain_lib.tables import Score
 from derain_lib.viz import results as plots
@@ -607,7 +608,9 @@ def test_beyond_figures_have_no_overlapping_titles() -> None:
         {
             "model": m,
             "test_set": t,
-            "image": i,
+            "image": str(i),
+            "scene": str(i),
+            "stand_in": False,
             "input_psnr": 25.0,
             "psnr": 30.0,
             "ssim": 0.9,
@@ -618,9 +621,12 @@ def test_beyond_figures_have_no_overlapping_titles() -> None:
         for t in ("A", "B")
         for i in range(3)
     ]
-    fig = bviz.generalisation_figure(gen)
+    fig = bviz.generalisation_figure(cells(gen))
     assert overlapping_titles(fig) == []
-    assert "gain over the input" in fig.get_axes()[0].get_title()
+    ax = fig.get_axes()[0]
+    assert "gain over the input" in ax.get_title()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["A\n(n=3 scenes)", "B\n(n=3 scenes)"]
+    assert sorted(t.get_text().split("\n")[0] for t in ax.texts) == ["+6.00"] * 4
 
 
 def test_stage_by_stage_scores_every_stage_of_the_released_sian(shared: Path, monkeypatch) -> None:
