@@ -60,6 +60,9 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 #: The closing section of every chapter: what its run found, in its own numbers.
 FOUND = "## What this run found"
+#: Chapters whose closing states a number even in the hermetic smoke run (no released
+#: weights, no real test set): the rows of the trained tables, the figures drawn.
+NUMBERED = {"02_table2_loss.ipynb", "04_table5_ablation.ipynb", "05_figures.ipynb"}
 #: A number standing alone (``4``, ``-0.23``, ``n=4``), not a digit inside a name (``Rain100L``).
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?!\w)")
 
@@ -114,13 +117,15 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path, capfd
     progress = lines + capfd.readouterr().err.splitlines()
     assert any(ln.startswith("model 1/10: ") and "seed 0" in ln for ln in progress), progress
     assert any(ln.startswith("model 20/20: ") for ln in progress), progress  # 08's seeds
-    # every chapter ran, in order; its executed copy holds no error and states its numbers
+    # every chapter ran, in order; its executed copy holds no error and says what it found
     assert list(record["notebooks"]) == list(pipeline.NOTEBOOKS)
     for nb in pipeline.NOTEBOOKS:
         executed = nbformat.read(res / "notebooks" / nb, as_version=4)
         assert not [o for c in executed.cells for o in c.get("outputs", [])
                     if o.output_type == "error"], nb  # fmt: skip
-        assert NUMBER.search(_found(executed)), (nb, _found(executed))
+        found = _found(executed)  # said by the run itself, never written by hand
+        assert found.strip(), nb
+        assert nb not in NUMBERED or NUMBER.search(found), (nb, found)
     # each item not run is in the log; the panel is drawn or named as not drawn
     not_run = record["not_run"]
     assert all(any(i["what"] in line for line in lines) for i in not_run), (not_run, lines)
