@@ -1,249 +1,255 @@
-"""The rules of docs/ARCHITECTURE.md that a program can check, read from the source."""
+"""The layering docs/ARCHITECTURE.md draws, checked on the import graph of ``derain_lib``
+(every ``import`` a module runs, at its top or inside a function), and the fast start a user
+sees: ``derain --help``, ``derain info`` and argument errors answered without loading torch."""
 
 from __future__ import annotations
 
 import ast
+import json
+import re
+import subprocess
+import sys
 import tomllib
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
-from derain_lib import config, roots
+import pytest
 
-PKG = Path(__file__).resolve().parents[1] / "derain_lib"
-FOLDERS = ("data", "models", "study", "viz")
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "derain_lib"
 
+#: The application layer, above the engine and the study: the ``derain`` command (its
+#: parser, what each command does). Only these modules may import ``derain_lib.study``, and
+#: nothing else imports them.
+APP = {"cli", "commands", "entry"}
 
-def _modules() -> dict[str, ast.Module]:
-    return {
-        p.relative_to(PKG).with_suffix("").as_posix(): ast.parse(p.read_text())
-        for p in PKG.rglob("*.py")
-    }
-
-
-def _target(module: str, node: ast.ImportFrom) -> str:
-    """The package path (``data/io``, ``metrics``) an import inside ``module`` names."""
-    parts = module.split("/")[: -node.level] if node.level else []
-    return "/".join([*parts, *(node.module or "").split(".")]).strip("/")
-
-
-#: Entry points (argument parsing, the commands, run labels, the widget) and leaves everyone
-#: may import. ``info`` counts as a leaf: a torch-free table module (model descriptions,
-#: released weights) that ``models/`` imports; it imports only ``INFO_IMPORTS``, which
-#: import nothing of the package but ``errors`` and ``roots`` (checked below; ``roots``
-#: imports nothing of it), so importing it closes no loop.
-ENTRY, LEAVES = (
-    ("cli", "commands", "entry", "labels", "widgets"),
-    ("errors", "fsutil", "__init__", "info", "roots"),
+#: The study's modules in the order of its chapters (notebooks/00-08): a module may import
+#: one of its own rank or an earlier one, never a later one. A new module of study/ must be
+#: placed here. The first rank is what every chapter shares (the plan, the paper as data,
+#: the one record, the statistics); the last runs the chapters (papermill, the report).
+STUDY_CHAPTERS: tuple[tuple[str, set[str]], ...] = (
+    ("shared by every chapter", {"__init__", "plan", "paths", "paper", "record", "stats"}),
+    ("00 data", {"inventory"}),
+    ("01 training", {"training", "launch"}),
+    ("02-04 the tables' scores", {"scoring", "probes", "tabulate"}),
+    ("05 figures", {"figures"}),
+    ("06 attention explorer", {"explorer"}),
+    ("07 beyond the paper", {"beyond"}),
+    ("08 claims", {"claims"}),
+    ("the whole run", {"pipeline", "report"}),
 )
-INFO_IMPORTS = {"__init__", "errors", "fsutil", "roots", "threads"}
-BASE = {"errors", "roots"}
-#: The console command sets the OpenMP variables, then imports the commands (and torch)
-#: only for a command that needs them: ``derain info`` and ``--help`` load no torch.
-LATE_IMPORT = "entry"
 
 
-def _part(path: str) -> str:
-    head = path.split("/")[0]
-    if head in FOLDERS:
-        return head
-    return "entry" if head in ENTRY else "leaf" if head in LEAVES else "engine"
+def _name(path: Path, pkg: Path) -> str:
+    """``derain_lib.study.plan`` for ``derain_lib/study/plan.py``; a package is its folder."""
+    parts = path.relative_to(pkg.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def test_argument_parsing_lives_in_cli_only() -> None:
-    users = [
-        m
-        for m, tree in _modules().items()
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Import) and any(a.name == "argparse" for a in n.names)
-    ]
-    assert users == ["cli"]
-
-
-def test_no_function_level_import_of_the_package() -> None:
-    inner = [
-        f"{m}:{n.lineno}"
-        for m, tree in _modules().items()
-        for f in ast.walk(tree)
-        if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
-        for n in ast.walk(f)
-        if isinstance(n, ast.ImportFrom) and n.level > 0
-    ]
-    assert [i for i in inner if not i.startswith(LATE_IMPORT + ":")] == []
-    assert inner, "entry.py imports the commands (and torch) inside main()"
-
-
-def test_the_parser_and_info_import_no_torch() -> None:
-    """``cli`` (the parser), ``entry`` (the console command) and ``info`` (what
-    ``derain info`` prints) import, at their top, only these torch-free modules."""
-    light = {
-        *("__init__", "allocator", "info", "cli", "entry", "errors", "fsutil", "roots"),
-        "threads",
-    }
-    for m in ("cli", "entry", "info"):
-        tree = _modules()[m]
-        top = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.level > 0]
-        targets = {_target(m, n) or "__init__" for n in top}
-        assert targets <= light, (m, targets - light)
-
-
-def _package_imports(module: str) -> set[str]:
-    """What ``module`` imports of the package (``__init__`` for ``from . import x``)."""
-    tree = _modules()[module]
-    return {
-        _target(module, n) or "__init__"
-        for n in ast.walk(tree)
-        if isinstance(n, ast.ImportFrom) and n.level > 0
-    }
-
-
-def test_info_is_a_leaf() -> None:
-    """``models/`` may import info only while it stays a leaf: it imports nothing
-    of the package but :data:`INFO_IMPORTS`, and those nothing but :data:`BASE`, which
-    import nothing of the package."""
-    assert _package_imports("info") <= INFO_IMPORTS
-    for m in INFO_IMPORTS - {"errors"}:
-        assert _package_imports(m) <= BASE, m
-    for m in BASE:
-        assert _package_imports(m) <= set(), m
-
-
-def test_no_import_loop_between_folders() -> None:
-    edges = {
-        (_part(m), _part(_target(m, n)))
-        for m, tree in _modules().items()
-        if m != "__init__"
-        for n in ast.walk(tree)
-        if isinstance(n, ast.ImportFrom) and n.level > 0
-    }
-    edges = {(a, b) for a, b in edges if a != b and "leaf" not in (a, b)}
-    loops = [(a, b) for a, b in edges if (b, a) in edges]
-    assert loops == []
-    # and the direction the architecture names: the data side and the models import no
-    # study, viz or engine code except the shared leaves (errors, fsutil, and info:
-    # models/ exports its DESCRIPTIONS, the one table `derain info` prints without torch)
-    for low in ("data", "models"):
-        for m, tree in _modules().items():
-            if not m.startswith(low + "/"):
+def import_graph(pkg: Path = PKG) -> dict[str, set[str]]:
+    """Each module of the package and the package's modules it imports."""
+    files = {_name(p, pkg): p for p in pkg.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
                 continue
-            for n in ast.walk(tree):
-                if isinstance(n, ast.ImportFrom) and n.level > 0:
-                    t = _target(m, n)
-                    allowed = ("errors", "fsutil", "info", "roots")
-                    assert t.startswith(low + "/") or t in allowed, (m, t)
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                source = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                source = node.module or ""
+            # ``from . import record`` imports a module; ``from .x import f`` a name of x
+            targets |= {f"{source}.{a.name}" if f"{source}.{a.name}" in files else source
+                        for a in node.names}  # fmt: skip
+        graph[module] = {t for t in targets if t in files} - {module}
+    return graph
 
 
-def _strings(tree: ast.Module) -> list[str]:
-    return [
-        n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
-    ]
+def _short(module: str) -> str:
+    """``study.plan`` for ``derain_lib.study.plan``; ``__init__`` for the package itself."""
+    return module.partition(".")[2] or "__init__"
 
 
-def _file_anchors(tree: ast.Module) -> list[int]:
-    """Lines that locate something from the module's own file (``__file__``)."""
-    return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "__file__"]
+def _top(module: str) -> str:
+    """The folder (``data``, ``study``) or top-level module (``runs``) a module belongs to."""
+    return _short(module).split(".")[0]
 
 
-def test_one_root() -> None:
-    """Only ``roots`` decides where the project, ``results/`` and ``figures/`` are: no other
-    module reads their variables, looks for ``pyproject.toml`` or locates the tree from its
-    own file; the old second resolver (``runs.PROJECT_ROOT``) is gone."""
-    root_words = ("DERAIN_RESULTS", "DERAIN_FIGURES", "DERAIN_PROJECT", "pyproject.toml")
-    others = {m: t for m, t in _modules().items() if m != "roots"}
-    readers = {
-        m: sorted({w for s in _strings(t) for w in root_words if w == s or f"/{w}" in s})
-        for m, t in others.items()
-    }
-    assert {m: w for m, w in readers.items() if w} == {}
-    assert {m: _file_anchors(t) for m, t in others.items() if _file_anchors(t)} == {}
-    names = {
-        getattr(n, "id", None) or getattr(n, "name", None) or getattr(n, "attr", None)
-        for t in _modules().values()
-        for n in ast.walk(t)
-        if isinstance(n, ast.Name | ast.alias | ast.Attribute)
-    }
-    assert "PROJECT_ROOT" not in names
-    defs = [
-        f"{m}.{n.name}"
-        for m, t in _modules().items()
-        for n in t.body
-        if isinstance(n, ast.FunctionDef)
-        and n.name in ("project_root", "results_root", "figures_root")
-    ]
-    assert sorted(defs) == ["roots.figures_root", "roots.project_root", "roots.results_root"]
+def test_the_graph_reads_each_import_form(tmp_path: Path) -> None:
+    """At the top or inside a function, relative or absolute, a module or a name of one."""
+    root = tmp_path / "derain_lib"
+    (root / "sub").mkdir(parents=True)
+    for name in ("__init__", "a", "b", "sub/__init__", "sub/c", "sub/d"):
+        (root / f"{name}.py").write_text("")
+    (root / "a.py").write_text("def f():\n    from .sub import c\n")
+    (root / "sub" / "c.py").write_text("from .. import b\nfrom . import d\nimport derain_lib.a\n")
+    (root / "sub" / "d.py").write_text("from ..b import x\nimport os\n")
+    graph = import_graph(root)
+    assert graph["derain_lib.a"] == {"derain_lib.sub.c"}
+    assert graph["derain_lib.sub.c"] == {"derain_lib.b", "derain_lib.sub.d", "derain_lib.a"}
+    assert graph["derain_lib.sub.d"] == {"derain_lib.b"}
 
 
-def test_profiles_ship_inside_the_package() -> None:
-    """The profiles are package data found through importlib.resources, listed in the wheel's
-    package-data, and nothing names the old ``configs/`` folder."""
-    assert roots.package_file("profiles") == config.PROFILES_DIR
-    assert PKG / "profiles" == config.PROFILES_DIR
-    for name in config.PROFILES:
-        assert (config.PROFILES_DIR / f"{name}.yaml").is_file(), name
-    assert "resources" in ast.unparse(_modules()["roots"])
-    pyproject = tomllib.loads((PKG.parent / "pyproject.toml").read_text())
-    assert "profiles/*.yaml" in pyproject["tool"]["setuptools"]["package-data"]["derain_lib"]
-    assert not (PKG.parent / "configs").exists()
-    mentions = [
-        p.relative_to(PKG.parent).as_posix()
-        for pattern in ("derain_lib/**/*.py", "tests/*.py", "notebooks/*.ipynb", "docs/*.md")
-        for p in PKG.parent.glob(pattern)
-        if "configs/profiles" in p.read_text() and p.name != "test_architecture.py"
-    ]
-    assert mentions == []
+def test_only_the_cli_imports_the_study_and_nothing_imports_the_cli() -> None:
+    """The engine (models, data, metrics, runs, training, ...) and viz never import
+    ``derain_lib.study``; only the application layer does, and nothing imports it."""
+    graph = import_graph()
+    into_study = sorted(
+        f"{_short(m)} imports {_short(t)}"
+        for m, targets in graph.items()
+        if _top(m) not in ("study", *APP)
+        for t in targets
+        if _top(t) == "study"
+    )
+    assert into_study == []
+    into_app = sorted(
+        f"{_short(m)} imports {_short(t)}"
+        for m, targets in graph.items()
+        if _top(m) not in APP
+        for t in targets
+        if _top(t) in APP
+    )
+    assert into_app == []
 
 
-def _string_constants(tree: ast.Module) -> list[tuple[int, str]]:
-    """Every string literal of a module but its docstrings (module, class, function)."""
-    docs = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                docs.add(id(body[0].value))
-    return [
-        (n.lineno, n.value)
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs
-    ]
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as e:
+        return e.args[1]
+    return []
 
 
-def test_method_ids_and_steps_are_written_once() -> None:
-    """Method ids (``"sian/neg-ssim"``) and step names (``"table3_4"``) are spelled only
-    where ``tables.MethodId`` and ``study.paper.Step`` define them; everyone else names the
-    members (issue 24: typed contracts, not retyped strings)."""
-    from derain_lib.study.paper import TABLES, Step
-    from derain_lib.tables import MethodId
-
-    # "input" is also the plain word for the rainy view; table2/table5 are also the tables'
-    # own keys (their CSVs' names): those two kinds of string are not contracts of a step
-    ids = {str(m) for m in MethodId if m is not MethodId.INPUT}
-    ids |= {str(s) for s in Step} - set(TABLES)
-    found = [
-        f"derain_lib/{name}.py:{line}: {value!r}"
-        for name, tree in _modules().items()
-        if name not in ("tables", "study/paper")
-        for line, value in _string_constants(tree)
-        if value in ids
-    ]
-    assert found == []
+def test_no_import_cycle_between_modules_or_folders() -> None:
+    graph = import_graph()
+    assert _cycle({_short(m): {_short(t) for t in ts} for m, ts in graph.items()}) == []
+    folders: dict[str, set[str]] = {}
+    for m, targets in graph.items():
+        folders.setdefault(_top(m), set()).update(_top(t) for t in targets if _top(t) != _top(m))
+    assert _cycle(folders) == []
 
 
-#: Names several modules define on purpose: each chapter-07 section's ``run(params, models)``
-#: and ``commands.run``; the ``main`` of the console command and of the cost child process.
-SHARED_NAMES = {"run", "main"}
+def test_a_cycle_is_found() -> None:
+    """The check above can fail: a loop through three modules is reported."""
+    assert set(_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}})) == {"a", "b", "c"}
 
 
-def test_one_name_per_thing() -> None:
-    """No public function or class name is defined in two modules of the package (the old
-    ``metrics.score`` / ``study.scoring.score``, two ``claim_rows``, two ``Source``), and
-    the module names that collided are gone (``catalogue`` beside ``data/catalog``,
-    ``study/prepare`` beside ``derain data prepare``, ``attention`` beside ``viz/attention``)."""
-    where: dict[str, list[str]] = {}
-    for name, tree in _modules().items():
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef | ast.ClassDef) and not node.name.startswith("_"):
-                where.setdefault(node.name, []).append(name)
-    twice = {k: v for k, v in where.items() if len(v) > 1 and k not in SHARED_NAMES}
-    assert twice == {}
-    modules = set(_modules())
-    assert not modules & {"catalogue", "study/prepare", "attention"}
-    assert {"info", "data/catalog", "study/inventory", "attention_maps", "viz/attention"} <= modules
+def _chapter_rank() -> dict[str, int]:
+    return {name: i for i, (_, names) in enumerate(STUDY_CHAPTERS) for name in names}
+
+
+def test_no_chapter_imports_a_later_chapter() -> None:
+    rank, labels = _chapter_rank(), [label for label, _ in STUDY_CHAPTERS]
+    study = {m: ts for m, ts in import_graph().items() if _top(m) == "study"}
+
+    def chapter(module: str) -> str:
+        return (_short(module).split(".") + ["__init__"])[1]
+
+    unplaced = sorted({chapter(m) for m in study} - rank.keys())
+    assert unplaced == [], f"place study/{unplaced} in STUDY_CHAPTERS"
+    later = sorted(
+        f"{_short(m)} ({labels[rank[chapter(m)]]}) imports {_short(t)} ({labels[rank[chapter(t)]]})"
+        for m, targets in study.items()
+        for t in targets
+        if _top(t) == "study" and rank[chapter(t)] > rank[chapter(m)]
+    )
+    assert later == []
+
+
+def _console_script() -> str:
+    """What ``derain`` runs (``module:function``), as pip installs it from pyproject.toml."""
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    return scripts["derain"]
+
+
+#: Runs the console script's function once per argv list, as the ``derain`` command would,
+#: then reports each rc, stdout and stderr and every torch module loaded meanwhile.
+CHILD = """
+import contextlib, io, json, sys
+from importlib import import_module
+module, function = sys.argv[1].split(":")
+main = getattr(import_module(module), function)
+runs = []
+for argv in json.loads(sys.argv[2]):
+    sys.argv = ["derain", *argv]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main()
+        except SystemExit as e:
+            rc = e.code
+    runs.append({"rc": rc, "out": out.getvalue(), "err": err.getvalue()})
+torch = sorted(m for m in sys.modules if m.split(".")[0] == "torch")
+print(json.dumps({"runs": runs, "torch": torch}))
+"""
+
+
+def derain_without_torch(*argvs: list[str]) -> tuple[list[dict], list[str]]:
+    """``derain ARGV`` for each ARGV in one fresh process: their results, and the torch
+    modules that process loaded."""
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, _console_script(), json.dumps(argvs)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,  # a loaded machine can take minutes to import torch
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    return report["runs"], report["torch"]
+
+
+#: The commands the CLI has always had (issue 33: every command kept).
+COMMANDS = {"info", "derain", "score", "data", "fetch", "train", "evaluate", "runs",
+            "reproduce", "claims", "export"}  # fmt: skip
+
+
+def test_help_info_and_argument_errors_load_no_torch() -> None:
+    (unknown,), _ = derain_without_torch(["no-such-command"])
+    assert unknown["rc"] == 2 and unknown["out"] == ""
+    assert unknown["err"].splitlines()[-1].startswith("derain: error: ")
+    commands = set(re.findall(r"'([\w-]+)'", unknown["err"].splitlines()[-1])) - {"no-such-command"}
+    assert commands >= COMMANDS, COMMANDS - commands
+    argvs = [["--help"], ["info"], *([c, "--help"] for c in sorted(commands))]
+    argvs += [["evaluate", "--weights", "no-such-weights", "--data", "x"], ["score", "a.png"]]
+    runs, torch = derain_without_torch(*argvs)
+    assert torch == []  # no torch module was imported by any of them
+    top, info, *helps, bad_weights, bad_score = runs
+    assert top["rc"] == 0 and top["out"].startswith("usage: derain")
+    assert all(c in top["out"] for c in COMMANDS)
+    assert info["rc"] == 0 and "sian-rain100l" in info["out"]
+    for argv, run in zip(argvs[2:-2], helps, strict=True):
+        assert run["rc"] == 0 and run["out"].startswith(f"usage: derain {argv[0]}"), argv
+    for run in (bad_weights, bad_score):
+        assert run["rc"] == 2 and run["out"] == "", run
+        assert re.match(r"derain( [\w-]+)?: error: ", run["err"].splitlines()[-1]), run
+    assert "--weights no-such-weights" in bad_weights["err"]
+    assert len(bad_weights["err"].splitlines()) == 1
+
+
+def test_the_torch_check_sees_torch(tmp_path: Path) -> None:
+    """``derain_without_torch`` can fail: a command that reads the run cache loads torch."""
+    runs, torch = derain_without_torch(["runs", "list", "--results", str(tmp_path)])
+    assert "torch" in torch and runs[0]["rc"] in (0, 2)
+
+
+@pytest.mark.parametrize("folder", ["data", "models"])
+def test_data_and_models_sit_at_the_bottom(folder: str) -> None:
+    """The data side and the networks import nothing above them: no engine step, no
+    study, no viz, no CLI; only the shared leaves and each other's own modules."""
+    allowed = {"__init__", "errors", "fsutil", "roots", "info", folder}
+    graph = import_graph()
+    above = sorted(
+        f"{_short(m)} imports {_short(t)}"
+        for m, targets in graph.items()
+        if _top(m) == folder
+        for t in targets
+        if _top(t) not in allowed
+    )
+    assert above == []

@@ -27,8 +27,15 @@ def test_each_chapter_and_its_script_hold_the_same_cells(ipynb: Path) -> None:
     )
 
 
-def test_a_changed_script_is_caught(tmp_path: Path) -> None:
+@pytest.mark.parametrize("change", ["edit", "add"])
+def test_a_changed_script_is_caught(tmp_path: Path, change: str) -> None:
+    """The check above can fail: one line changed in a code cell, or a cell added."""
     ipynb = CHAPTERS[0]
-    text = ipynb.with_suffix(".py").read_text().replace("import pandas as pd", "import numpy")
+    text = ipynb.with_suffix(".py").read_text()
+    if change == "edit":
+        head, sep, rest = text.partition("\n# %%\n")  # the first code cell's marker
+        text = head + sep + "x = 1\n" + rest
+    else:
+        text += "\n# %%\nx = 1\n"
     (tmp_path / "x.py").write_text(text)
     assert cells(jupytext.read(tmp_path / "x.py")) != cells(nbformat.read(ipynb, as_version=4))

@@ -5,6 +5,8 @@ where; without tensorboard nothing changes."""
 from __future__ import annotations
 
 import csv
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -34,10 +36,16 @@ def test_training_writes_tensorboard_scalars_beside_log_csv(tmp_path: Path, tiny
     second = {e.step: e.value for e in acc.Scalars("loss/stage_2")}
     assert all(parts[s] + second[s] == pytest.approx(logged[s], rel=1e-4) for s in losses)
     assert main(["runs", "list", "--results", str(tmp_path)]) == 0
-    assert "training curves: tensorboard --logdir" in capsys.readouterr().out
+    logdir = re.search(r"tensorboard --logdir (\S+)", capsys.readouterr().out)
+    assert logdir, "runs list names no folder for tensorboard"
+    assert (Path(os.path.expandvars(logdir[1])) / run.key / TENSORBOARD_DIR).is_dir()
 
 
-def test_without_tensorboard_training_writes_no_folder(tmp_path: Path, tiny, monkeypatch) -> None:
+def test_without_tensorboard_training_writes_no_folder(
+    tmp_path: Path, tiny, monkeypatch, capsys
+) -> None:
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     run = get_or_run(tiny.config("train.seed=3"), tmp_path, progress=False)
     assert run.status == "finished" and not (run.dir / TENSORBOARD_DIR).exists()
+    assert main(["runs", "list", "--results", str(tmp_path)]) == 0
+    assert "--logdir" not in capsys.readouterr().out  # no curves to point at
