@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from derain_lib import tables
+from derain_lib.cli import main
 from derain_lib.config import ConfigError, profile_seeds
-from derain_lib.entry import main
 from derain_lib.study import claims, plan, record
 from derain_lib.study.claims import CLAIMS, decide, judge
 from derain_lib.study.paths import results_dir
