@@ -318,7 +318,7 @@ def cli_inference(weights: Path, test_set: Path, tiny: bool) -> dict:
     """The whole test set through the CLI path: ``derain evaluate --device`` in a fresh
     process (its wall time, start-up included, and the evaluation's own time)."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "derain_lib.entry", "evaluate", "--weights", str(weights),
+        cmd = [sys.executable, "-m", "derain_lib.cli", "evaluate", "--weights", str(weights),
                "--data", str(test_set), "--device", str(DEVICE), "--results", tmp,
                "--no-progress", "--set", "eval.save_images=false"]  # fmt: skip
         cmd += ["--max-images", "1"] if tiny else []

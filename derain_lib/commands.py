@@ -1,10 +1,9 @@
-"""What each ``derain`` command does, given the arguments :mod:`derain_lib.cli` parsed.
+"""What each ``derain`` command does, given the ``argparse.Namespace`` of
+:func:`derain_lib.cli.build_parser` (checked by :func:`derain_lib.cli.check_args`).
 
-:mod:`derain_lib.cli` only parses (and imports no torch), so that ``derain info`` and
-``--help`` answer at once; :func:`derain_lib.entry.main` imports this module (and with it
-torch and every command's code) only for a command other than ``info``, after the OpenMP
-settings (``threads.configure``). ``args`` below is the ``argparse.Namespace`` of
-:func:`derain_lib.cli.parse_args`.
+Imports torch and every command's code: :func:`derain_lib.cli.main` imports this module only
+for a command other than ``info``, after the OpenMP settings. Part of the application layer
+(with :mod:`derain_lib.cli`), above the engine and :mod:`derain_lib.study`.
 """
 
 from __future__ import annotations
@@ -13,14 +12,14 @@ import json
 import shutil
 import sys
 import time
+from argparse import Namespace
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
 from .backends import export_onnx, select
-from .config import Config, EvalConfig, ModelConfig, check_tile, config_from_dict, load_config
+from .config import Config, check_tile, config_from_dict, load_config
 from .data.catalog import CATALOG, prepare
 from .data.datasets import PairedDataset, open_dataset
 from .data.embedded import SIZES, build_embedded, embedded_dataset
@@ -56,7 +55,12 @@ from .train import (
 from .weights import load_model, weight_items
 
 
-def _cmd_data_list(args) -> int:
+def _err(line: str) -> None:
+    """One line on stderr (what a command chose and why, a note or a failure)."""
+    print(line, file=sys.stderr)
+
+
+def _cmd_data_list(args: Namespace) -> None:
     for e in CATALOG.values():
         print(f"{e.name:<17} {e.title}")
         for split, s in e.splits.items():
@@ -68,10 +72,9 @@ def _cmd_data_list(args) -> int:
         print(f"  layout: {e.layout}: {e.description}")
         for src in e.sources:
             print(f"  source: {src.label}: {src.url}")
-    return 0
 
 
-def _prepare_embedded(args) -> int:
+def _prepare_embedded(args: Namespace) -> None:
     root = Path(args.source) if args.source else None
     for size in [args.size] if args.size else list(SIZES):
         t = time.perf_counter()
@@ -82,36 +85,25 @@ def _prepare_embedded(args) -> int:
                 ds = embedded_dataset(preset, split, size, root)
                 psnr = sum(score_pair(*ds.load(i))[0] for i in range(len(ds))) / len(ds)
                 print(f"  {preset} {split} {len(ds)} pairs, mean Input PSNR {psnr:.2f} dB")
-    return 0
 
 
-def _cmd_data_prepare(args) -> int:
+def _cmd_data_prepare(args: Namespace) -> None:
     if args.name.lower() == "embedded":
         return _prepare_embedded(args)
-    report = prepare(
-        args.name,
-        args.source,
-        split=args.split,
-        index_out=args.index_out,
-        allow_mismatch=args.allow_mismatch,
-        decode=not args.headers_only,
-    )
-    for line in report.lines():
-        print(line)
-    return 0
+    report = prepare(args.name, args.source, args.split, args.index_out, args.allow_mismatch,
+                     decode=not args.headers_only)  # fmt: skip
+    print("\n".join(report.lines()))
 
 
-def _cmd_data_scan(args) -> int:
+def _cmd_data_scan(args: Namespace) -> None:
     problems = scan_images(Path(args.folder), decode=not args.headers_only)
-    for _, msg in problems:
-        print(msg)
     if problems:
+        print("\n".join(msg for _, msg in problems))
         raise DerainError(f"{args.folder}: {len(problems)} unreadable image file(s)")
     print(f"{args.folder}: every image reads")
-    return 0
 
 
-def _cmd_data_patches(args) -> int:
+def _cmd_data_patches(args: Namespace) -> None:
     ds = open_dataset(args.folder)
     key = (args.paper or "").lower()
     if key and key not in PAPER_STRIDES:
@@ -119,7 +111,6 @@ def _cmd_data_patches(args) -> int:
     stride = args.stride or PAPER_STRIDES.get(key, 40)
     hflip = args.hflip or PAPER_HFLIP.get(key, False)
     print(PatchSet(ds, args.patch or PAPER_PATCH, stride, hflip).summary())
-    return 0
 
 
 def fetch_targets(
@@ -151,10 +142,9 @@ def fetch_targets(
     return done
 
 
-def _cmd_fetch(args) -> int:
+def _cmd_fetch(args: Namespace) -> None:
     for line in fetch_targets(args.target, stand_ins=args.stand_ins):
         print(line)
-    return 0
 
 
 def _print_result(run: Run, started: float) -> None:
@@ -192,20 +182,19 @@ def check_max_steps(cfg: Config, explicit: bool) -> None:
     )
     if explicit:
         raise DerainError(why)
-    print(f"derain: note: {why}; training {total} steps", file=sys.stderr)
+    _err(f"derain: note: {why}; training {total} steps")
 
 
-def _cmd_train(args) -> int:
+def _cmd_train(args: Namespace) -> None:
     overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + list(args.set or [])
     cfg = load_config(args.config, overrides)
     check_max_steps(cfg, any(o.split("=")[0].strip() == "train.max_steps" for o in overrides))
-    print(f"data: training {_where(cfg.data.train, cfg.data.root)}, "
-          f"test {_where(cfg.data.test, cfg.data.root)}", file=sys.stderr)  # fmt: skip
+    _err(f"data: training {_where(cfg.data.train, cfg.data.root)}, "
+         f"test {_where(cfg.data.test, cfg.data.root)}")  # fmt: skip
     started = time.time()
     run = get_or_run(cfg, args.results, progress=not args.no_progress, wait=args.wait)
     if dist_info()[0] == 0:
         _print_result(run, started)
-    return 0
 
 
 def check_pairs(ds: PairedDataset, ignore_unpaired: bool = False) -> None:
@@ -220,32 +209,23 @@ def check_pairs(ds: PairedDataset, ignore_unpaired: bool = False) -> None:
     )
 
 
-def _cmd_evaluate(args) -> int:
+def _cmd_evaluate(args: Namespace) -> None:
     if args.precision == "auto":  # scores follow the table protocol
         choice, why = choose_auto("cpu", protocol=True)
-        print(f"precision auto: {choice} ({why})", file=sys.stderr)
+        _err(f"precision auto: {choice} ({why})")
         args.precision = choice
-    strict = args.strict_config
-    name = (
-        args.model
-        or load_model(args.weights, weights_dir=args.weights_dir, strict_config=strict).model_name
-    )
-    base = Config(
-        name="evaluate",
-        dataset=args.data,
-        model=ModelConfig(name=name, weights=args.weights),
-        eval=EvalConfig(
-            tile=args.tile,
-            overlap=args.overlap,
-            max_images=args.max_images,
-            precision=args.precision,
-            stages=args.stages,
-        ),
-    )
-    base.data.test = args.data
-    base.data.root = "."
-    base.train.device = args.device
-    cfg = config_from_dict(base.to_dict(), args.set)
+    name = args.model or load_model(args.weights, weights_dir=args.weights_dir,
+                                    strict_config=args.strict_config).model_name  # fmt: skip
+    base = {
+        "name": "evaluate",
+        "dataset": args.data,
+        "model": {"name": name, "weights": args.weights},
+        "data": {"test": args.data, "root": "."},
+        "train": {"device": args.device},
+        "eval": {"tile": args.tile, "overlap": args.overlap, "max_images": args.max_images,
+                 "precision": args.precision, "stages": args.stages},
+    }  # fmt: skip
+    cfg = config_from_dict(base, args.set)
     if not args.data.startswith("embedded:"):  # before a run starts
         check_pairs(open_dataset(args.data), args.ignore_unpaired)
     started = time.time()
@@ -254,20 +234,19 @@ def _cmd_evaluate(args) -> int:
         backend=args.backend,
     )  # fmt: skip
     _print_result(run, started)
-    return 0
 
 
-def _cmd_runs(args) -> int:
+def _cmd_runs(args: Namespace) -> None:
     if args.action == "show":
         run = open_run(args.key, args.results)
         shown = {"dir": str(run.dir), "status": run.status, **run_state(run),
                  "metrics": run.metrics, "provenance": run.provenance}  # fmt: skip
         print(json.dumps(shown, indent=1))
-        return 0
+        return
     runs = list_runs(args.results)
     if not runs:
         print(f"no runs under {results_root(args.results) / 'runs'}")
-        return 0
+        return
     if args.action == "prune":
         if not args.stale:
             raise DerainError("runs prune: say what to remove: --stale")
@@ -276,7 +255,7 @@ def _cmd_runs(args) -> int:
             shutil.rmtree(r.dir)
             print(f"removed stale run {r.key}: {r.dir}")
         print(f"{len(stale)} stale runs removed, {len(runs) - len(stale)} kept")
-        return 0
+        return
     head = ("run", "status", "code", "PSNR", "SSIM", "profile · data · model · loss · seed")
     print("{:<12} {:<10} {:<7} {:>8} {:>7}  {}".format(*head))
     for r, label in zip(runs, run_labels(runs, status=False), strict=True):
@@ -295,49 +274,32 @@ def _cmd_runs(args) -> int:
     if any((r.dir / TENSORBOARD_DIR).is_dir() for r in runs):
         where = shown_path(results_root(args.results) / "runs")
         print(f"training curves: tensorboard --logdir {where}   (each run's {TENSORBOARD_DIR}/)")
-    return 0
 
 
-def _cmd_derain(args) -> int:
+def _cmd_derain(args: Namespace) -> None:
     if args.tile is not None:
         check_tile(args.tile, 0, "--")
     files = expand_inputs(args.inputs)
     odd = [m for item in args.inputs if Path(item).is_dir() for m in special_entries(item)]
     for problem in odd:  # named and counted as failures, never opened (a FIFO would block)
-        print(f"derain: error: {problem}", file=sys.stderr)
+        _err(f"derain: error: {problem}")
     skipped = 0
     if args.skip_existing:  # the same outputs, less those already written
         targets = output_paths(files, args.output, overwrite=True)
         todo = [f for f, t in zip(files, targets, strict=True) if not t.exists()]
         skipped, files = len(files) - len(todo), todo
-        print(f"{skipped} skipped: output exists (--skip-existing)", file=sys.stderr)
+        _err(f"{skipped} skipped: output exists (--skip-existing)")
         if not files:
-            return 0
+            return
     else:  # the outputs' refusals (an input as output, an existing file) before the model
         output_paths(files, args.output, args.overwrite)
-    lw = load_model(
-        args.weights,
-        args.model,
-        weights_dir=args.weights_dir,
-        strict_config=args.strict_config,
-        device=args.device,
-    )
-    device = model_device(lw.model)
-    print(f"model: {lw.describe()} on {device_name(device)}", file=sys.stderr)
-    model, precision = select(
-        lw.model, lw.sha256, args.backend, args.precision, args.stages, _stderr
-    )
+    lw = load_model(args.weights, args.model, weights_dir=args.weights_dir,
+                    strict_config=args.strict_config, device=args.device)  # fmt: skip
+    _err(f"model: {lw.describe()} on {device_name(model_device(lw.model))}")
+    model, precision = select(lw.model, lw.sha256, args.backend, args.precision, args.stages, _err)
     done, failed, first = 0, len(odd), odd[0] if odd else ""
-    batch = derain_files(
-        model,
-        files,
-        args.output,
-        args.quantize,
-        args.tile,
-        args.overwrite,
-        stages=args.stages,
-        precision=precision,
-    )
+    batch = derain_files(model, files, args.output, args.quantize, args.tile, args.overwrite,
+                         stages=args.stages, precision=precision)  # fmt: skip
     bar = tqdm(batch, total=len(files), desc="derain", unit="image", disable=args.no_progress)
     for _, written, problem in bar:
         if written is not None:
@@ -347,21 +309,14 @@ def _cmd_derain(args) -> int:
         else:
             bar.write(f"derain: error: {problem}", file=sys.stderr)
             failed, first = failed + 1, first or problem
-    print(f"{done} derained, {failed} failed" + (f", {skipped} skipped" if skipped else ""),
-          file=sys.stderr)  # fmt: skip
+    _err(f"{done} derained, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     if failed:
         raise DerainError(
             f"{failed} of {done + failed} input image(s) could not be derained (first: {first})"
         )
-    return 0
 
 
-def _stderr(line: str) -> None:
-    """One line on stderr (what a command chose and why)."""
-    print(line, file=sys.stderr)
-
-
-def _cmd_export(args) -> int:
+def _cmd_export(args: Namespace) -> None:
     lw = load_model(args.weights, args.model, weights_dir=args.weights_dir,
                     strict_config=args.strict_config)  # fmt: skip
     if args.stages is not None:
@@ -370,16 +325,14 @@ def _cmd_export(args) -> int:
     print(f"{args.output}: {lw.describe()}; opset {m['opset']}, dynamic height and width, "
           f"max abs vs eager {m['max_abs_vs_eager']:.1e} ({m['checked_with']}); manifest "
           f"{args.output}.json")  # fmt: skip
-    return 0
 
 
-def _cmd_score(args) -> int:
+def _cmd_score(args: Namespace) -> None:
     rows, pairing = score_folder(args.pred_dir, args.gt_dir, quantize_mode="round")
-    summary = summarize(rows)
-    summary["unpaired_pred"] = [str(p) for p in pairing.unpaired_pred]
-    summary["unpaired_gt"] = [str(p) for p in pairing.unpaired_gt]
-    skipped = pairing.skipped
-    summary["skipped"] = skipped
+    skipped, unpaired = pairing.skipped, pairing.unpaired_pred + pairing.unpaired_gt
+    summary = summarize(rows) | {"unpaired_pred": [str(p) for p in pairing.unpaired_pred],
+                                 "unpaired_gt": [str(p) for p in pairing.unpaired_gt],
+                                 "skipped": skipped}  # fmt: skip
     if args.json:
         print(json.dumps(json_safe(summary), indent=1, allow_nan=False))
     elif rows:  # no table and no NaN mean when nothing was scored
@@ -387,11 +340,10 @@ def _cmd_score(args) -> int:
         for r in rows:
             print(f"{r.name:<28} {r.gt:<28} {r.psnr:9.4f} {r.ssim:7.4f}")
         print(f"{'mean of ' + str(summary['n']):<57} {summary['psnr']:9.4f} {summary['ssim']:7.4f}")
-    if not args.json:
-        for p in pairing.unpaired_pred + pairing.unpaired_gt:
-            print(f"unpaired: {p}")
+    for p in unpaired if not args.json else []:
+        print(f"unpaired: {p}")
     for why in skipped:
-        print(f"derain: error: skipped: {why}", file=sys.stderr)
+        _err(f"derain: error: skipped: {why}")
     if not rows:
         raise DerainError(f"no image pairs scored between {args.pred_dir} and {args.gt_dir}")
     if skipped:
@@ -402,53 +354,31 @@ def _cmd_score(args) -> int:
             f"{first}: ground truth with no prediction in {args.pred_dir} "
             f"({n} such file(s); {len(rows)} pair(s) scored)"
         )
-    return 0
 
 
-def _cmd_reproduce(args) -> int:
+def _cmd_reproduce(args: Namespace) -> None:
     resolve_device(args.device)  # a CUDA device that is not there fails before any notebook
-    run_pipeline(
-        args.profile,
-        args.data_root,
-        args.weights_dir,
-        args.set,
-        use_prepared=args.use_prepared,
-        wait=args.wait,
-        device=args.device,
-        launcher=args.launcher,
-        launcher_options=args.launcher_set,
-    )
-    return 0
+    run_pipeline(args.profile, args.data_root, args.weights_dir, args.set,
+                 use_prepared=args.use_prepared, wait=args.wait, device=args.device,
+                 launcher=args.launcher, launcher_options=args.launcher_set)  # fmt: skip
 
 
-def _cmd_claims(args) -> int:
+def _cmd_claims(args: Namespace) -> None:
     md = recompute(args.profile)
     where = shown_path(md.parent)
     print(f"claims.csv and {md.name} recomputed from {where}/scores: {where}")
-    return 0
 
 
-#: ``cli.command_of(args)`` -> what runs it; ``tests/test_cli.py`` checks that every
-#: command the parser knows is here, but ``info`` (``entry.main`` answers it, torch-free).
-COMMANDS: dict[str, Callable[[Any], int]] = {
-    "derain": _cmd_derain,
-    "score": _cmd_score,
-    "data list": _cmd_data_list,
-    "data prepare": _cmd_data_prepare,
-    "data scan": _cmd_data_scan,
-    "data patches": _cmd_data_patches,
-    "fetch": _cmd_fetch,
-    "reproduce": _cmd_reproduce,
-    "claims": _cmd_claims,
-    "train": _cmd_train,
-    "evaluate": _cmd_evaluate,
-    "runs": _cmd_runs,
-    "export": _cmd_export,
+#: ``cli.command_of(args)`` -> what runs it: each ``_cmd_<name>`` above (``data scan``:
+#: ``_cmd_data_scan``); ``info`` is answered torch-free by ``cli.main``.
+COMMANDS: dict[str, Callable[[Namespace], None]] = {
+    k.removeprefix("_cmd_").replace("_", " "): f
+    for k, f in globals().items()
+    if k.startswith("_cmd_")
 }
 
 
-def run(name: str, args) -> int:
-    """Run the command ``name`` (``cli.command_of(args)``) with ``args``; its exit status
-    (errors propagate: ``entry.main`` turns them into one ``derain: error:`` line). This
-    module imports neither ``cli`` nor ``entry``: the caller names the command."""
-    return int(COMMANDS[name](args) or 0)
+def run(name: str, args: Namespace) -> int:
+    """Run the command ``name`` (``cli.command_of(args)``); its exit status."""
+    COMMANDS[name](args)
+    return 0

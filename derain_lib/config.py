@@ -1,36 +1,38 @@
 """Typed run configurations: YAML profiles, ``--set key=value`` overrides, a stable hash.
 
-A config is four dataclasses (model, data, train, eval) under :class:`Config`. Profile
-files (``derain_lib/profiles/*.yaml``) hold a base config plus an optional ``datasets:``
-mapping of per-data-set overrides; the top-level ``dataset`` key picks one, so "model M
-on data set D under profile P" is::
+A config is four dataclasses (model, data, train, eval) under :class:`Config`, merged and
+type-checked by OmegaConf. Profile files (``derain_lib/profiles/*.yaml``) hold a base config,
+``seeds:`` and a ``datasets:`` mapping of per-data-set overrides that the top-level
+``dataset`` key picks from, so "model M on data set D under profile P" is::
 
     profile_config("paper", dataset="rain100h", overrides=["model.name=sian-baseline"])
 
-Unknown keys and values of the wrong type are :class:`ConfigError`\\ s naming the key.
+A bad key or value is a one-line :class:`ConfigError` naming the file and the key.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import hashlib
 import json
 import math
 import re
-import types
-import typing
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from .errors import DerainError
 from .roots import package_file
 
 PROFILES_DIR = package_file("profiles")  # inside the package: a wheel has them too
 PROFILES = ("smoke", "quick", "paper")
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+#: What ``train.device`` and ``--device`` accept (``cuda:N`` for any N), checked without torch.
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class ConfigError(DerainError):
@@ -52,10 +54,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Training and test data: ``embedded:<preset>:<split>:<size>`` or a folder.
-
-    Relative folders are taken under ``root``.
-    """
+    """Training and test data: ``embedded:<preset>:<split>:<size>`` or a folder under ``root``."""
 
     train: str = "embedded:light:train:smoke"
     test: str = "embedded:light:test:smoke"
@@ -90,8 +89,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Test-set evaluation: tiling, output quantisation, how many images, saved PNGs,
-    precision and how many stages run."""
+    """Test-set evaluation: tiling, quantisation, images, saved PNGs, precision, stages."""
 
     tile: int | None = None
     overlap: int = 32
@@ -112,147 +110,17 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict:
-        return _plain(asdict(self))
-
-
-_CHOICES = {
-    "train.loss": ("ssim", "ssim-valid", "l1", "mse"),
-    "train.scheduler": ("constant", "multistep"),
-    "eval.quantize": ("round", "truncate"),
-    "eval.precision": ("fp32", "bf16", "auto"),
-}
-
-
-def _plain(obj: Any) -> Any:
-    """Tuples to lists, recursively: the JSON/YAML form."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """``value`` checked against (and gently converted to) the annotation ``tp``."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{key}: expected {len(args)} values, got {value!r}")
-        return tuple(
-            _coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
-        )
-    if tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 2e-4 as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    raise ConfigError(f"{key}: unsupported type {tp}")
-
-
-def _build(cls: type, data: dict, prefix: str = "") -> Any:
-    """A dataclass from a nested mapping; unknown keys are errors naming the key."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    for k in data:
-        if k not in known:
-            raise ConfigError(
-                f"unknown config key {prefix + str(k)!r} (known under "
-                f"{prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(known))})"
-            )
-    kwargs = {}
-    for f in fields(cls):
-        if f.name not in data:
-            continue
-        tp, key = hints[f.name], prefix + f.name
-        if dataclasses.is_dataclass(tp):
-            kwargs[f.name] = _build(tp, data[f.name] or {}, key + ".")
-        else:
-            kwargs[f.name] = _coerce(data[f.name], tp, key)
-        if key in _CHOICES and kwargs[f.name] not in _CHOICES[key]:
-            raise ConfigError(f"{key}: {kwargs[f.name]!r} is not one of {', '.join(_CHOICES[key])}")
-    return cls(**kwargs)
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """``"train.lr=1e-3"`` -> (["train", "lr"], 0.001); the value is read as YAML."""
-    key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {item!r}: expected key=value (e.g. train.lr=1e-3)")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"override {item!r}: value is not valid YAML ({e})") from None
-    return key.strip().split("."), value
-
-
-def _apply_overrides(data: dict, overrides: list[str]) -> dict:
-    for item in overrides:
-        keys, value = parse_override(item)
-        nested: Any = value
-        for k in reversed(keys):
-            nested = {k: nested}
-        data = _merge(data, nested)
-    return data
+        """The plain JSON/YAML form (tuples as lists)."""
+        return json.loads(json.dumps(asdict(self)))
 
 
 def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if data is None:
-        return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
@@ -263,35 +131,58 @@ def resolve_config_path(spec: str | Path) -> Path:
     p = Path(spec)
     if p.suffix in (".yaml", ".yml") or p.exists():
         return p
-    if str(spec) in PROFILES or (PROFILES_DIR / f"{spec}.yaml").is_file():
+    if (PROFILES_DIR / f"{spec}.yaml").is_file():
         return PROFILES_DIR / f"{spec}.yaml"
     raise ConfigError(f"{spec}: no such config file or profile ({', '.join(PROFILES)})")
 
 
+@contextlib.contextmanager
+def _named(where: str) -> Iterator[None]:
+    """OmegaConf's and YAML's errors as one :class:`ConfigError` line naming ``where``
+    and the key."""
+    try:
+        yield
+    except (OmegaConfBaseException, yaml.YAMLError) as e:
+        key = f"{e.full_key}: " if getattr(e, "full_key", None) else ""
+        raise ConfigError(f"{where}: {key}{str(e).splitlines()[0]}") from None
+
+
 def config_from_dict(data: dict, overrides: list[str] | None = None, source: str = "") -> Config:
-    """A :class:`Config` from a mapping that may hold a ``datasets:`` section."""
+    """A :class:`Config` from a mapping that may hold ``datasets:`` and ``seeds:``, with
+    ``key=value`` overrides (values read as YAML) applied last."""
+    where, overrides = source or "config", list(overrides or [])
     data = dict(data)
     datasets = data.pop("datasets", None) or {}
-    seeds = data.pop("seeds", [0])  # the profile's list of training seeds: see profile_seeds()
-    _check_seeds(seeds, source or "config")
-    overrides = list(overrides or [])
-    chosen = data.get("dataset")
+    _check_seeds(data.pop("seeds", [0]), where)
+    extra = []
     for item in overrides:
-        keys, value = parse_override(item)
-        if keys == ["dataset"]:
-            chosen = value
-    if datasets:
-        if chosen not in datasets:
-            raise ConfigError(
-                f"{source or 'config'}: unknown dataset {chosen!r}; "
-                f"this profile knows {', '.join(map(str, datasets))}"
-            )
-        data = _merge(data, datasets[chosen] or {})
-    data = _apply_overrides(data, overrides)
-    try:
-        return validate(_build(Config, data))
-    except ConfigError as e:
-        raise ConfigError(f"{source}: {e}" if source else str(e)) from None
+        with _named(f"override {item}"):
+            extra.append(OmegaConf.from_dotlist([item]))
+    chosen = next((e.dataset for e in reversed(extra) if "dataset" in e), data.get("dataset"))
+    if datasets and chosen not in datasets:
+        known = ", ".join(map(str, datasets))
+        raise ConfigError(f"{where}: unknown dataset {chosen!r}; this profile knows {known}")
+    with _named(where):
+        cfg = OmegaConf.merge(OmegaConf.structured(Config), data, datasets.get(chosen) or {})
+    for item, e in zip(overrides, extra, strict=True):
+        with _named(f"override {item}"):
+            cfg = OmegaConf.merge(cfg, e)
+    with _named(where):
+        return validate(OmegaConf.to_object(cfg))
+
+
+#: The keys with a fixed set of values, and those with a lower bound (None also allowed).
+_CHOICES: dict[str, tuple] = {
+    "train.loss": ("ssim", "ssim-valid", "l1", "mse"),
+    "train.scheduler": ("constant", "multistep"),
+    "train.channels_last": ("auto", True, False),
+    "train.tf32": ("auto", True, False),
+    "eval.quantize": ("round", "truncate"),
+    "eval.precision": ("fp32", "bf16", "auto"),
+}
+_AT_LEAST = {"train.batch_size": 1, "train.checkpoint_every": 1, "train.epochs": 1,
+             "train.max_steps": 1, "train.val_images": 0, "data.patch": 8, "data.stride": 1,
+             "eval.max_images": 1}  # fmt: skip
 
 
 def check_tile(tile: int | None, overlap: int, prefix: str = "") -> None:
@@ -306,33 +197,28 @@ def check_tile(tile: int | None, overlap: int, prefix: str = "") -> None:
 
 
 def validate(cfg: Config) -> Config:
-    """Range checks run before any run folder exists: one line naming the key and the
-    allowed range. Returns ``cfg``."""
-    t, d, e = cfg.train, cfg.data, cfg.eval
-    limits: list[tuple[str, float | None, bool, str]] = [
-        ("train.batch_size", t.batch_size, t.batch_size >= 1, "an integer >= 1"),
-        ("train.checkpoint_every", t.checkpoint_every, t.checkpoint_every >= 1, "an integer >= 1"),
-        ("train.lr", t.lr, math.isfinite(t.lr) and t.lr > 0, "a finite number > 0"),
-        ("train.epochs", t.epochs, t.epochs >= 1, "an integer >= 1"),
-        ("train.max_steps", t.max_steps, t.max_steps is None or t.max_steps >= 1,
-         "an integer >= 1 (or null)"),
-        ("train.val_images", t.val_images, t.val_images >= 0, "an integer >= 0"),
-        ("data.patch", d.patch, d.patch >= 8, "an integer >= 8"),
-        ("data.stride", d.stride, d.stride >= 1, "an integer >= 1"),
-        ("data.workers", d.workers, d.workers == "auto" or (type(d.workers) is int and
-         d.workers >= 0), "auto or an integer >= 0"),
-        ("train.channels_last", t.channels_last, t.channels_last in ("auto", True, False),
-         "auto, true or false"),
-        ("train.tf32", t.tf32, t.tf32 in ("auto", True, False), "auto, true or false"),
-        ("train.device", t.device, _DEVICE.match(str(t.device)) is not None,
-         "auto, cpu, cuda or cuda:N"),
-        ("eval.max_images", e.max_images, e.max_images is None or e.max_images >= 1,
-         "an integer >= 1 (or null)"),
-    ]  # fmt: skip
-    for key, value, ok, allowed in limits:
-        if not ok:
-            raise ConfigError(f"{key}: {value!r} is out of range; allowed: {allowed}")
-    check_tile(e.tile, e.overlap, "eval.")
+    """Choices and ranges, checked before any run folder exists: one line naming the key
+    and what is allowed. Returns ``cfg``."""
+
+    def value(key: str) -> Any:
+        section, name = key.split(".")
+        return getattr(getattr(cfg, section), name)
+
+    t, workers = cfg.train, cfg.data.workers
+    problems = [
+        (k, f"one of {', '.join(map(str, c))}") for k, c in _CHOICES.items() if value(k) not in c
+    ]
+    problems += [(k, f"an integer >= {low}") for k, low in _AT_LEAST.items()
+                 if value(k) is not None and value(k) < low]  # fmt: skip
+    if not (math.isfinite(t.lr) and t.lr > 0):
+        problems.append(("train.lr", "a finite number > 0"))
+    if workers != "auto" and not (type(workers) is int and workers >= 0):
+        problems.append(("data.workers", "auto or an integer >= 0"))
+    if not DEVICE_PATTERN.match(t.device):
+        problems.append(("train.device", "auto, cpu, cuda or cuda:N"))
+    for key, allowed in problems:
+        raise ConfigError(f"{key}: {value(key)!r} is out of range; allowed: {allowed}")
+    check_tile(cfg.eval.tile, cfg.eval.overlap, "eval.")
     return cfg
 
 

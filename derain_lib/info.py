@@ -1,23 +1,9 @@
 """What ``derain info`` shows, without importing torch: models, released weights, versions.
 
-``derain info`` must answer at once, so everything it prints comes from this module, which
-imports no torch, numpy or model code: the model descriptions and parameter counts, the
-released weights and where a local copy is looked for, and the installed versions (read
-from the package metadata, not by importing the packages).
-
-Owners and copies:
-
-- :data:`RELEASED`, :func:`search_dirs`, :func:`find_released`: owned here;
-  :mod:`derain_lib.weights` imports them back (no second copy).
-- :data:`DESCRIPTIONS`: owned here; :mod:`derain_lib.models` exports it beside ``MODELS``
-  (no second copy). :data:`PARAMETERS`: what building each model gives
-  (``tests/test_cli.py`` builds each model and checks it).
-- :data:`TEST_SETS`: a copy of the keys of ``data.remote.DATASETS`` (``tests/test_cli.py``
-  keeps it equal).
-
-This module imports nothing of the package but ``__version__``, :mod:`~derain_lib.fsutil`
-and :mod:`~derain_lib.threads` (which import nothing of it but ``errors``), so ``models/``
-may import it without an import loop. The data folder is :func:`derain_lib.fsutil.data_root`.
+``derain info`` must answer at once, so this module imports no torch, numpy or model code:
+the model descriptions (:mod:`derain_lib.models` exports them), the released weights and
+where a local copy is looked for (:mod:`derain_lib.weights` imports them), the fetch targets
+the parser offers, and the installed versions (read from package metadata).
 """
 
 from __future__ import annotations
@@ -43,18 +29,6 @@ DESCRIPTIONS: dict[str, str] = {
     "prenet": "PReNet (Ren et al. 2019), six stages: the baseline of Tables III-IV",
 }
 
-#: Parameter count of each model of :data:`DESCRIPTIONS`, so that ``derain info`` builds no
-#: model (``tests/test_cli.py`` builds each and checks this table).
-PARAMETERS = {
-    "sian": 491_939,
-    "sian-baseline": 353_603,
-    "sian-baseline+lstm": 353_603,
-    "sian-paper": 491_939,
-    "prenet": 168_963,
-}
-
-#: The real test sets ``derain fetch`` downloads: the keys of ``data.remote.DATASETS``.
-TEST_SETS = ("rain100l", "rain100h-crop480", "rain1400")
 #: What ``derain fetch all`` gets (Rain1400, 80.8 MB from the Git LFS host, is asked by name).
 FETCH_TARGETS = ("weights", "rain100l", "rain100h-crop480")
 #: Fetched only when named: ``derain fetch rain1400``.
@@ -75,74 +49,40 @@ class ReleasedWeights:
     upstream: str
 
 
-_SIAN = "https://github.com/pangbo1997/RainRemoval/raw/7efca61767f454e7ef9d4c562520b874aacce9ac/pretrained_models/{}.pth"
-_PRENET = "https://github.com/csdwren/PReNet/raw/6d908d1e3c7ff5c26fee624112297ad1c8603ca7/logs/{}/PReNet6/net_latest.pth"
+#: Each family's upstream repository, commit and file path (``{}``: the data set's folder).
+_UPSTREAM = {
+    "sian": ("pangbo1997/RainRemoval", "7efca61767f454e7ef9d4c562520b874aacce9ac",
+             "pretrained_models/{}.pth"),
+    "prenet": ("csdwren/PReNet", "6d908d1e3c7ff5c26fee624112297ad1c8603ca7",
+               "logs/{}/PReNet6/net_latest.pth"),
+}  # fmt: skip
+
+
+def _released(family: str, dataset: str, sha256: str, size: int) -> ReleasedWeights:
+    repo, commit, path = _UPSTREAM[family]
+    path = path.format(dataset if family == "sian" else "Rain" + dataset[4:].upper())
+    return ReleasedWeights(f"{family}-{dataset}", family, dataset, f"{family}_{dataset}.pth",
+                           f"https://github.com/{repo}/raw/{commit}/{path}", sha256, size,
+                           f"{repo}@{commit[:7]} {path}")  # fmt: skip
+
 
 RELEASED: dict[str, ReleasedWeights] = {
     w.name: w
     for w in [
-        ReleasedWeights(
-            "sian-rain100l",
-            "sian",
-            "rain100l",
-            "sian_rain100l.pth",
-            _SIAN.format("rain100l"),
-            "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956",
-            2057017,
-            "pangbo1997/RainRemoval@7efca61 pretrained_models/rain100l.pth",
-        ),
-        ReleasedWeights(
-            "sian-rain100h",
-            "sian",
-            "rain100h",
-            "sian_rain100h.pth",
-            _SIAN.format("rain100h"),
-            "eafdb36506a4b087c1ccd8b6f73009284bf6daa223ecce28d713aa6472c91b91",
-            2056353,
-            "pangbo1997/RainRemoval@7efca61 pretrained_models/rain100h.pth",
-        ),
-        ReleasedWeights(
-            "sian-rain1400",
-            "sian",
-            "rain1400",
-            "sian_rain1400.pth",
-            _SIAN.format("rain1400"),
-            "1812bdbf0ac17d5de70f80c93f5d29e31ad57dc4e105a7b09bd17a04b48c04b8",
-            2057017,
-            "pangbo1997/RainRemoval@7efca61 pretrained_models/rain1400.pth",
-        ),
-        ReleasedWeights(
-            "prenet-rain100l",
-            "prenet",
-            "rain100l",
-            "prenet_rain100l.pth",
-            _PRENET.format("Rain100L"),
-            "cb9b743bb33cf6e5c56ba45f8ade93add46266dea9fa582e1934dc5eed942333",
-            681694,
-            "csdwren/PReNet@6d908d1 logs/Rain100L/PReNet6/net_latest.pth",
-        ),
-        ReleasedWeights(
-            "prenet-rain100h",
-            "prenet",
-            "rain100h",
-            "prenet_rain100h.pth",
-            _PRENET.format("Rain100H"),
-            "127c0098787c5272f1f8583f6c5202e7ef674f750cd145a1691912a6d9e96210",
-            681694,
-            "csdwren/PReNet@6d908d1 logs/Rain100H/PReNet6/net_latest.pth",
-        ),
-        ReleasedWeights(
-            "prenet-rain1400",
-            "prenet",
-            "rain1400",
-            "prenet_rain1400.pth",
-            _PRENET.format("Rain1400"),
-            "d5744dc2e35d73187a3f34936b3413884d293277073ffb78b961a78e65337879",
-            681694,
-            "csdwren/PReNet@6d908d1 logs/Rain1400/PReNet6/net_latest.pth",
-        ),
+        _released("sian", "rain100l",
+                  "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956", 2057017),
+        _released("sian", "rain100h",
+                  "eafdb36506a4b087c1ccd8b6f73009284bf6daa223ecce28d713aa6472c91b91", 2056353),
+        _released("sian", "rain1400",
+                  "1812bdbf0ac17d5de70f80c93f5d29e31ad57dc4e105a7b09bd17a04b48c04b8", 2057017),
+        _released("prenet", "rain100l",
+                  "cb9b743bb33cf6e5c56ba45f8ade93add46266dea9fa582e1934dc5eed942333", 681694),
+        _released("prenet", "rain100h",
+                  "127c0098787c5272f1f8583f6c5202e7ef674f750cd145a1691912a6d9e96210", 681694),
+        _released("prenet", "rain1400",
+                  "d5744dc2e35d73187a3f34936b3413884d293277073ffb78b961a78e65337879", 681694),
     ]
-}
+}  # fmt: skip
 
 
 def cache_dir() -> Path:
@@ -209,8 +149,7 @@ def info_lines(weights_dir: str | Path | None = None) -> list[str]:
         "",
         "models:",
     ]
-    for name, desc in DESCRIPTIONS.items():
-        lines.append(f"  {name:<20} {PARAMETERS[name]:>8,} params  {desc}")
+    lines += [f"  {name:<20} {desc}" for name, desc in DESCRIPTIONS.items()]
     lines += ["", "released weights (upstream, sha256-verified):"]
     for w in RELEASED.values():
         local = find_released(w.name, weights_dir)

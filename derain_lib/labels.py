@@ -1,7 +1,5 @@
-"""Display labels of run-cache folders, for ``derain runs list`` and the explorer's weights
-list: what tells runs apart, as short strings. The run cache (:mod:`derain_lib.runs`) holds
-data only; how a run is named on screen lives here, on the command line's and widget's side.
-"""
+"""How run-cache folders are named on screen (``derain runs list``, the explorer's weights
+list): what tells runs apart, as short strings. The run cache itself holds data only."""
 
 from __future__ import annotations
 
@@ -37,11 +35,9 @@ def _set_name(folder: str) -> str:
 
 
 def run_fields(run: Run) -> dict[str, str]:
-    """What tells runs apart, as display strings: ``profile``, ``data`` (the training data
-    set; for an evaluation-only run its test data), ``model``, ``loss`` (for an
-    evaluation-only run: the weights it evaluated), ``seed`` (empty for evaluation-only
-    runs) and ``status`` (:attr:`~derain_lib.runs.Run.status`, ``, stale`` added when made
-    by other code)."""
+    """What tells runs apart, as display strings: ``profile``, ``data``, ``model``, ``loss``
+    and ``seed`` (for an evaluation-only run: its test data and weights, no seed), and
+    ``status`` (``, stale`` added when made by other code)."""
     if run.damage:
         return dict.fromkeys(("profile", "data", "model", "loss", "seed"), "?") | {
             "status": "damaged"

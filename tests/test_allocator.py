@@ -10,12 +10,12 @@ import pytest
 
 CODE = "import derain_lib.allocator as a; print(a.tune(), a.allocator_tuned())"
 IMPORT_ONLY = (
-    "import derain_lib.allocator as a, derain_lib.cli, derain_lib.commands, derain_lib.entry, "
+    "import derain_lib.allocator as a, derain_lib.cli, derain_lib.commands, "
     "derain_lib.study.pipeline; "
     "print(a.allocator_tuned())"
 )
 CLI = (  # any command, even one that fails with a one-line error, tunes first
-    "import derain_lib.allocator as a; from derain_lib.entry import main; "
+    "import derain_lib.allocator as a; from derain_lib.cli import main; "
     "rc = main(['reproduce', '--profile', 'nosuch']); print(rc, a.allocator_tuned())"
 )
 

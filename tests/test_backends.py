@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from derain_lib import backends, cli
+from derain_lib.cli import main
 from derain_lib.data.io import read_image
-from derain_lib.entry import main
 from derain_lib.info import RELEASED
 from derain_lib.models import build_model
 

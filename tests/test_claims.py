@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from derain_lib.cli import main
 from derain_lib.config import ConfigError, profile_seeds
-from derain_lib.entry import main
 from derain_lib.study import claims, plan, record
 from derain_lib.study.claims import CLAIMS, decide, judge
 from derain_lib.study.paper import Step

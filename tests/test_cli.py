@@ -15,14 +15,13 @@ import pytest
 import skimage
 import torch
 
-from derain_lib import info, weights
-from derain_lib.cli import build_parser, command_of
+from derain_lib import info
+from derain_lib.cli import build_parser, command_of, main
 from derain_lib.commands import COMMANDS
 from derain_lib.data.io import read_image_uint8, write_png
 from derain_lib.data.remote import DATASETS
-from derain_lib.entry import main
 from derain_lib.fsutil import data_root
-from derain_lib.models import DESCRIPTIONS, MODELS, build_model, count_parameters
+from derain_lib.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +35,7 @@ def test_console_script_is_installed_and_info_lists_models_and_weights(shared):
         check=True,
     )
     assert "torch 2.14.1" in r.stdout
-    for name in ("sian ", "sian-baseline ", "sian-baseline+lstm", "prenet ", "491,939"):
+    for name in MODELS:
         assert name in r.stdout
     for w in (
         "sian-rain100l",
@@ -49,19 +48,10 @@ def test_console_script_is_installed_and_info_lists_models_and_weights(shared):
     assert "local: " in r.stdout
 
 
-def test_info_parameter_table_is_what_each_model_has() -> None:
-    # `derain info` prints PARAMETERS without building a model: the table must stay true,
-    # and it and DESCRIPTIONS must name every model, in the registry's order
-    assert list(DESCRIPTIONS) == list(MODELS)
-    assert {n: count_parameters(build_model(n)) for n in MODELS} == info.PARAMETERS
-
-
-def test_info_copies_equal_their_owners() -> None:
-    """The torch-free tables `derain info` and the parser read cannot drift from the code
-    that uses them: data/ keeps the test sets, weights imports info's files."""
-    assert tuple(DATASETS) == info.TEST_SETS
-    assert weights.RELEASED is info.RELEASED
-    assert weights.find_released is info.find_released
+def test_fetch_offers_what_can_be_fetched() -> None:
+    """The torch-free choices of ``derain fetch`` are the weights and data.remote's sets."""
+    assert {*info.FETCH_TARGETS, *info.FETCH_EXTRA} == {"weights", *DATASETS}
+    assert set(info.FETCHED_SETS.values()) <= set(DATASETS)
 
 
 def test_data_root_is_derain_data_else_the_user_cache(monkeypatch, tmp_path) -> None:
@@ -81,14 +71,14 @@ def test_every_command_of_the_parser_runs_something() -> None:
             *(commands(p, f"{prefix} {name}") for name, p in subs[0].choices.items())
         )
 
-    assert commands(build_parser()) == {*COMMANDS, "info"}  # entry.main answers info
+    assert commands(build_parser()) == {*COMMANDS, "info"}  # cli.main answers info
     args = build_parser().parse_args(["data", "scan", "x"])
     assert command_of(args) == "data scan"
 
 
 def test_info_imports_no_torch_and_shows_the_versions_torch_reports(shared) -> None:
     code = (
-        "import sys; from derain_lib.entry import main; "
+        "import sys; from derain_lib.cli import main; "
         f"rc = main(['info', '--weights-dir', {str(shared / 'weights')!r}]); "
         "heavy = [m for m in ('torch', 'numpy', 'derain_lib.commands') if m in sys.modules]; "
         "assert rc == 0 and not heavy, heavy"
@@ -186,18 +176,3 @@ def test_derain_errors_are_one_line(shared, tmp_path, capsys, case, message):
     assert code == 2
     assert err[-1].startswith("derain: error: ") and message in err[-1]
     assert "Traceback" not in "\n".join(err)
-
-
-def test_cli_entry_and_commands_import_no_circle() -> None:
-    """entry -> cli and entry -> commands; cli and commands import neither entry nor each
-    other (issue 24), and the dead ``info`` command body is gone from commands."""
-    import ast
-
-    def imports(module: str) -> set[str]:
-        tree = ast.parse((ROOT / "derain_lib" / f"{module}.py").read_text())
-        return {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-
-    assert not {"cli", "entry"} & imports("commands")
-    assert not {"entry", "commands"} & imports("cli")
-    assert "info" not in COMMANDS
-    assert "_cmd_info" not in (ROOT / "derain_lib" / "commands.py").read_text()

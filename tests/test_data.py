@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from derain_lib.cli import main
 from derain_lib.data import catalog
 from derain_lib.data.datasets import (
     DatasetLayoutError,
@@ -34,7 +35,6 @@ from derain_lib.data.patches import (
     paper_patchset,
 )
 from derain_lib.data.synth import add_rain, line_kernel
-from derain_lib.entry import main
 from derain_lib.errors import DerainError
 from derain_lib.metrics import score_pair
 

@@ -66,27 +66,28 @@ def test_overrides_are_typed_and_dotted() -> None:
 
 
 @pytest.mark.parametrize(
-    ("override", "words"),
-    [
-        ("train.lrr=1", "'train.lrr'"),
-        ("trian.lr=1", "'trian'"),
-        ("train.batch_size=many", "train.batch_size: expected an integer"),
-        ("train.loss=huber", "train.loss: 'huber' is not one of"),
-        ("train.betas=[0.9]", "train.betas: expected 2 values"),
-        ("dataset=rain9000", "unknown dataset 'rain9000'"),
-        ("nokey", "expected key=value"),
-    ],
-)
-def test_bad_overrides_name_the_key(override: str, words: str) -> None:
+    "override",
+    ["train.lrr=1", "trian.lr=1", "train.batch_size=many", "train.loss=huber",
+     "train.betas=[0.9]", "train.lr=[1", "dataset=rain9000", "data.workers=1.5"],
+)  # fmt: skip
+def test_bad_overrides_are_one_line_naming_the_key(override: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_config("smoke", [override])
-    assert words in str(e.value)
+    named = {"trian.lr=1": "trian", "dataset=rain9000": "rain9000"}
+    assert named.get(override, override.split("=")[0]) in str(e.value)
+    assert len(str(e.value).splitlines()) == 1
 
 
-def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
+def test_unknown_key_or_bad_value_in_a_file_names_the_file_and_key(tmp_path: Path) -> None:
     p = tmp_path / "c.yaml"
     p.write_text("model:\n  name: sian\ndata:\n  pach: 48\n")
-    with pytest.raises(ConfigError, match=r"c\.yaml: unknown config key 'data\.pach'"):
+    with pytest.raises(ConfigError, match=r"c\.yaml: data\.pach"):
+        load_config(p)
+    p.write_text("train:\n  lr: fast\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: train\.lr"):
+        load_config(p)
+    p.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: not valid YAML"):
         load_config(p)
 
 

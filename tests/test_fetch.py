@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from derain_lib.cli import main
 from derain_lib.commands import fetch_targets
 from derain_lib.data import remote
 from derain_lib.data.fetch import FetchError
 from derain_lib.data.remote import Item, Tree, dataset_items, fetch_items
-from derain_lib.entry import main
 from derain_lib.study.plan import prepared_sets
 from derain_lib.weights import find_released, weight_items
 

@@ -147,7 +147,7 @@ def test_one_derain_call_over_every_kind_derains_or_names_each(tmp_path: Path) -
          "state_dict": build_model("prenet").state_dict()},
         weights,
     )  # fmt: skip
-    cmd = [sys.executable, "-m", "derain_lib.entry", "derain", str(folder), *map(str, extra),
+    cmd = [sys.executable, "-m", "derain_lib.cli", "derain", str(folder), *map(str, extra),
            "-o", str(tmp_path / "out"), "--weights", str(weights), "--no-progress"]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # never a hang
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr

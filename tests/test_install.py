@@ -29,11 +29,11 @@ class Blocker(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in BLOCKED:
             raise ImportError(f"{name} is not installed (blocked by the test)")
 sys.meta_path.insert(0, Blocker())
-import derain_lib.commands, derain_lib.entry, derain_lib.train
+import derain_lib.cli, derain_lib.commands, derain_lib.train
 sys.path.insert(0, sys.argv[2])
 import hubconf
 sys.argv = ["derain", "--help"]
-derain_lib.entry.main()
+derain_lib.cli.main()
 """
 
 

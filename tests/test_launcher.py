@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from derain_lib.entry import main
+from derain_lib.cli import main
 from derain_lib.errors import DerainError
 from derain_lib.runs import find_run
 from derain_lib.study import pipeline

@@ -19,10 +19,9 @@ import torch
 
 from derain_lib import backends
 from derain_lib import precision as prec
-from derain_lib.cli import build_parser
+from derain_lib.cli import build_parser, main
 from derain_lib.config import load_config
 from derain_lib.data.io import ImageReadError, read_image, write_png
-from derain_lib.entry import main
 from derain_lib.models import build_model
 from derain_lib.runs import get_or_run
 from derain_lib.study import plan
@@ -368,7 +367,7 @@ def test_row15_runs_show_reports_an_unfinished_runs_step(tmp_path, capsys):
 # --- row 17: argument and input errors before torch loads ----------------------------------------
 
 NO_TORCH = (
-    "import sys; from derain_lib.entry import main; rc = main(sys.argv[1:]); "
+    "import sys; from derain_lib.cli import main; rc = main(sys.argv[1:]); "
     "print('torch' in sys.modules, rc)"
 )
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+from derain_lib.cli import main
 from derain_lib.data.io import write_png
-from derain_lib.entry import main
 from derain_lib.fsutil import data_root
 from derain_lib.runs import list_runs
 
@@ -164,7 +164,7 @@ def test_input_and_output_problems_are_named_before_torch_loads(
         loop.symlink_to(loop)
         inputs, want = [str(loop)], ("loop.png", "symlink loop")
     code = (
-        "import sys, time; t = time.perf_counter(); from derain_lib.entry import main; "
+        "import sys, time; t = time.perf_counter(); from derain_lib.cli import main; "
         "rc = main(sys.argv[1:]); print('torch' in sys.modules, time.perf_counter() - t); "
         "sys.exit(rc)"
     )

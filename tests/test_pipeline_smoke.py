@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from derain_lib import tables
-from derain_lib.entry import main
+from derain_lib.cli import main
 from derain_lib.errors import DerainError
 from derain_lib.study import pipeline
 from derain_lib.study.claims import CLAIMS

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from derain_lib.cli import main
 from derain_lib.data.io import read_image, write_png
-from derain_lib.entry import main
 from derain_lib.inference import predict, predict_stages
 from derain_lib.metrics import quantize, score_pair
 from derain_lib.models import build_model

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import Tiny
+from conftest import Tiny, shared_dir
 from PIL import Image
 
 from derain_lib import fsutil
+from derain_lib.cli import main
 from derain_lib.config import load_config
 from derain_lib.data.io import write_png
-from derain_lib.entry import main
 from derain_lib.errors import DerainError
 from derain_lib.models import build_model
 from derain_lib.runs import find_run, get_or_run
@@ -236,7 +236,7 @@ def test_cli_tile_and_max_images_ranges(tmp_path: Path, weights: Path, capsys) -
     src = _img(tmp_path / "a.png")
     rc, _, err = cli(capsys, "derain", src, "-o", tmp_path / "o", "--weights", weights, "--tile", 4)
     assert rc == 2 and "--tile: 4 is too small" in error_line(err)
-    data = ROOT.parent / "shared"  # not needed: the range check comes first
+    data = shared_dir()  # any folder: the range check comes first
     argv = ["evaluate", "--weights", weights, "--data", data, "--results", tmp_path]
     rc, _, err = cli(capsys, *argv, "--max-images", 0)
     assert rc == 2 and "eval.max_images: 0 is out of range" in error_line(err)
@@ -390,13 +390,13 @@ def test_an_installed_copy_writes_nothing_into_its_folder(shared: Path, tmp_path
         str(tmp_path / "xdg" / "derain" / "data"),
     ]
     src = shared / "data/rain100l_sample"
-    argv = ["-m", "derain_lib.entry", "data", "prepare", "rain100l", "--from", str(src)]
+    argv = ["-m", "derain_lib.cli", "data", "prepare", "rain100l", "--from", str(src)]
     r = subprocess.run([sys.executable, *argv, "--allow-mismatch", "--headers-only"], cwd=work,
                        env=env, capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "xdg/derain/data/index/rain100l-test.json").is_file()
     help_text = subprocess.run(
-        [sys.executable, "-m", "derain_lib.entry", "train", "--help"], cwd=work, env=env,
+        [sys.executable, "-m", "derain_lib.cli", "train", "--help"], cwd=work, env=env,
         capture_output=True, text=True,
     ).stdout  # fmt: skip
     assert "pyproject.toml" in " ".join(help_text.split())

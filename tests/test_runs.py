@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import derain_lib.runs as runs_mod
+from derain_lib.cli import main
 from derain_lib.config import config_hash, load_config
-from derain_lib.entry import main
 from derain_lib.labels import run_labels
 from derain_lib.runs import (
     find_run,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from derain_lib.entry import main
+from derain_lib.cli import main
 from derain_lib.runs import get_or_run
 from derain_lib.train import TENSORBOARD_DIR
 

@@ -34,7 +34,7 @@ def test_usable_cpus_is_the_affinity_mask() -> None:
 
 
 def test_console_command_configures_before_torch_is_loaded() -> None:
-    """``derain`` (``derain_lib.entry:main``) sets the variables before anything imports
+    """``derain`` (``derain_lib.cli:main``) sets the variables before anything imports
     torch, so the OpenMP runtime of this process (and every child) reads them."""
     code = (
         "import os, sys\n"
@@ -44,12 +44,12 @@ def test_console_command_configures_before_torch_is_loaded() -> None:
         "        if name == 'torch' and Spy.seen is None:\n"
         "            Spy.seen = os.environ.get('OMP_WAIT_POLICY', 'unset')\n"
         "sys.meta_path.insert(0, Spy())\n"
-        "from derain_lib import entry\n"
+        "from derain_lib import cli\n"
         "assert 'torch' not in sys.modules\n"
-        "try:\n    entry.main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "try:\n    cli.main(['--version'])\nexcept SystemExit:\n    pass\n"
         "assert 'torch' not in sys.modules  # parsing and --version need no torch\n"
         "import tempfile\n"
-        "entry.main(['runs', 'list', '--results', tempfile.mkdtemp()])  # a command: loads it\n"
+        "cli.main(['runs', 'list', '--results', tempfile.mkdtemp()])  # a command: loads it\n"
         "print(Spy.seen, 'torch' in sys.modules)\n"
     )
     env = {

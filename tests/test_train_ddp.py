@@ -49,7 +49,7 @@ def test_two_gloo_processes_match_one(tmp_path: Path) -> None:
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-        "-m", "derain_lib.entry", "train", "--config", "smoke", *sets,
+        "-m", "derain_lib.cli", "train", "--config", "smoke", *sets,
         "--results", str(two), "--no-progress",
     ]  # fmt: skip
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -24,7 +24,7 @@ SETS = Tiny()("data.patch=32", "train.max_steps=8", "eval.max_images=1")
 
 def _cmd(results: Path) -> list[str]:
     sets = [a for s in SETS for a in ("--set", s)]
-    return [sys.executable, "-m", "derain_lib.entry", "train", "--config", "smoke", *sets,
+    return [sys.executable, "-m", "derain_lib.cli", "train", "--config", "smoke", *sets,
             "--results", str(results), "--no-progress"]  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..fsutil import atomic_write_text
-from ..info import PARAMETERS
+from ..models import build_model, count_parameters
 from ..tables import BENCHMARKS, MethodId
 from . import record
 from .paper import TABLES, paper_value
@@ -56,7 +56,8 @@ def summary(profile: str) -> list[str]:
             f"the paper's row {paper[0]:.2f} / {paper[1]:.3f} ({r.psnr - paper[0]:+.2f} dB)"
         )
     if exact:
-        exact.append(f"Parameters: SIAN {PARAMETERS['sian']:,}, PReNet {PARAMETERS['prenet']:,}")
+        sian, prenet = (count_parameters(build_model(n)) for n in ("sian", "prenet"))
+        exact.append(f"Parameters: SIAN {sian:,}, PReNet {prenet:,}")
     path = res / "claims.csv"
     cols = ["claim", "table", "evidence", "direction", "size", "reason", "p_holm", "diff_psnr"]
     df = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=cols)

@@ -5,7 +5,7 @@ While a model trains, :func:`train_run` reports on the pipeline's progress chann
 (:func:`~.paths.progress`): which model of how many, then every :data:`PROGRESS_EVERY`
 seconds its step of total, loss, elapsed time and ETA, read from the run's ``log.csv``.
 
-The runs are independent, so ``torchrun --nproc_per_node N -m derain_lib.entry reproduce
+The runs are independent, so ``torchrun --nproc_per_node N -m derain_lib.cli reproduce
 ...`` spreads them (:func:`share_training`): process ``r`` of ``N`` (over all nodes) trains
 its share of :func:`planned_runs` (:func:`deal`: longest first), alone on its own GPU (no DDP),
 then all wait for each other and one process runs the notebooks, which take every run from
