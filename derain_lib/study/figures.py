@@ -31,6 +31,8 @@ from .training import load_runs
 
 #: The models of the real-rain figure (Fig. 10): Rain100H weights, released and trained here.
 REAL_METHODS = (MethodId.PRENET_RELEASED, MethodId.SIAN_RELEASED, MethodId.SIAN)
+#: Real photos the Fig. 10 analogue shows.
+REAL_PHOTOS = 3
 #: The trained model the attention panel uses when the released weights are missing.
 PANEL_FALLBACK = MethodId.SIAN
 
@@ -172,19 +174,15 @@ def derain_photos(
     return written
 
 
-def derain_real(
-    p: Params,
-    methods: tuple[str, ...] = REAL_METHODS,
-    images: int = 3,
-    device: str | torch.device | None = None,
-) -> list[Path]:
-    """Derain the first real photos under ``data_root/real_rain`` with ``methods`` (Rain100H
-    models, as Fig. 10) into ``results/<profile>/real/`` (:func:`derain_photos`, reused)."""
-    photos = real_photos(p.data_root)[:images]
-    device = p.device if device is None else device
-    models = {}
-    for m in methods:
-        path = model_for(p, m, "rain100h", load_runs(p.profile)).path
-        if path is not None:
-            models[m] = load_model(path, allow_download=False, device=device).model
+def derain_real(p: Params) -> list[Path]:
+    """Derain the first :data:`REAL_PHOTOS` real photos under ``data_root/real_rain`` with
+    :data:`REAL_METHODS` into ``results/<profile>/real/`` (:func:`derain_photos`, reused)."""
+    runs = load_runs(p.profile)
+    paths = {m: model_for(p, m, "rain100h", runs).path for m in REAL_METHODS}
+    models = {
+        m: load_model(path, allow_download=False, device=p.device).model
+        for m, path in paths.items()
+        if path is not None
+    }
+    photos = real_photos(p.data_root)[:REAL_PHOTOS]
     return derain_photos(models, photos, results_dir(p.profile) / "real", reuse=True)

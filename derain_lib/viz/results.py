@@ -373,9 +373,14 @@ SENSITIVITY = "inference-time sensitivity"
 _METRICS = {"psnr": ("PSNR", "dB", "{:+.2f}", 0.5), "ssim": ("SSIM", "SSIM", "{:+.3f}", 0.005)}
 
 
+def _number(v: object) -> float:
+    """``v`` as a float; NaN for an empty or missing cell."""
+    return float(pd.to_numeric(v, errors="coerce"))
+
+
 def forest_claims(rows: list[dict]) -> list[dict]:
     """``claims.csv`` rows as the forest plot's: ``label``, ``evidence``, ``verdict`` (the
-    direction), ``reason`` and per metric ``diff``/``lo``/``hi``/``paper``. A pipeline check
+    direction), ``reason`` and per metric ``diff``/``lo``/``hi``/``paper_diff``. A pipeline check
     keeps its label and reason but no difference: it is not an effect to draw."""
     out = []
     for r in rows:
@@ -383,15 +388,10 @@ def forest_claims(rows: list[dict]) -> list[dict]:
         evidence = "not run" if verdict == "not run" else str(r.get("evidence") or "not run")
         check = evidence == "pipeline check"
         row = {"evidence": evidence, "verdict": verdict, "reason": str(r.get("reason") or "")}
-        for m in _METRICS:
+        for m in _METRICS:  # a pipeline check keeps the paper's difference only
             row[m] = {
-                k: math.nan if check and k != "paper" else float(pd.to_numeric(v, errors="coerce"))
-                for k, v in (
-                    ("diff", r.get(f"diff_{m}")),
-                    ("lo", r.get(f"lo_{m}")),
-                    ("hi", r.get(f"hi_{m}")),
-                    ("paper", r.get(f"paper_diff_{m}")),
-                )
+                k: math.nan if check and k != "paper_diff" else _number(r.get(f"{k}_{m}"))
+                for k in ("diff", "lo", "hi", "paper_diff")
             }
         test = r.get("test_set")
         test = test if isinstance(test, str) else f"{r.get('benchmark', '')}: no test set"
@@ -430,8 +430,8 @@ def _forest_row(ax, y: float, c: dict, m: str, lim: float) -> None:  # noqa: ANN
             if out:
                 ax.plot(edge, y, marker, color=colour, ms=6)
                 ax.text(edge, y + 0.32, fmt.format(bound), fontsize=5.5, color=colour, ha=ha)
-    if math.isfinite(v["paper"]):
-        ax.plot(v["paper"], y, "kx", ms=6)
+    if math.isfinite(v["paper_diff"]):
+        ax.plot(v["paper_diff"], y, "kx", ms=6)
 
 
 def claims_forest(rows: list[dict]) -> Figure:
@@ -451,7 +451,7 @@ def claims_forest(rows: list[dict]) -> Figure:
     fig = Figure(figsize=(13.0, 0.5 * len(order) + 1.6), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, (m, (name, unit, _, floor)) in zip(axes, _METRICS.items(), strict=True):
-        paper = [abs(c[m]["paper"]) for c in claims if math.isfinite(c[m]["paper"])]
+        paper = [abs(c[m]["paper_diff"]) for c in claims if math.isfinite(c[m]["paper_diff"])]
         lim = max(2.5 * max(paper, default=0.0), floor)
         for y, c in enumerate(order):
             if isinstance(c, str):
