@@ -98,20 +98,17 @@ def train_run(label: str, cfg: Config) -> Run | str:
 
 #: What each benchmark's training set gives the study: without it these stay "not run".
 NEEDED_FOR = {
-    "rain100l": "Table II (losses), the trained rows of Tables III-IV on Rain100L, Table V "
-    "(ablation) and the claims on trained models",
-    "rain100h": "Table II (losses), the trained rows of Tables III-IV on Rain100H, Table V "
-    "(ablation) and the claims on trained models",
-    "rain1400": "the trained SIAN row of Tables III-IV on Rain1400",
-}
+    b: f"Table II (losses), the trained rows of Tables III-IV on {name}, Table V (ablation) "
+    "and the claims on trained models"
+    for b, name in (("rain100l", "Rain100L"), ("rain100h", "Rain100H"))
+} | {"rain1400": "the trained SIAN row of Tables III-IV on Rain1400"}
 
 
 def with_prepared_train(cfg: Config, benchmark: str) -> Config:
     """``cfg`` reading the training set prepared with ``derain data prepare`` when its own
     folder is not there."""
-    if cfg.data.train.startswith("embedded:"):
-        return cfg
-    if (Path(cfg.data.root).expanduser() / cfg.data.train).is_dir():
+    own = Path(cfg.data.root).expanduser() / cfg.data.train
+    if cfg.data.train.startswith("embedded:") or own.is_dir():
         return cfg
     try:
         ds = prepared_dataset(benchmark, "train")
