@@ -90,9 +90,7 @@ def measure(runs: int, tmp: Path) -> list[tuple[str, float, float]]:
             0.5,
         )
     )
-    e = widgets.AttentionExplorer(
-        photo, widgets.RANDOM_INIT, profile=None, with_runs=False, max_side=64
-    )
+    e = widgets.AttentionExplorer(photo, widgets.RANDOM_INIT, with_runs=False, max_side=64)
     rows.append(("explorer widget: render of a 64-px view", e.last_render_seconds, 1.0))
     return rows
 

@@ -1,10 +1,5 @@
-"""SIAN's scale-space attention as numbers: one forward pass kept as numpy arrays.
-
-:func:`compute_attention` runs a SIAN model once on an image and keeps what the views
-need (masks, DoG and octave layers per stage and scale, the rain layers R_k and the
-stage outputs X_k). Drawing them is :mod:`derain_lib.viz.attention`'s; the explorer
-(:mod:`derain_lib.widgets`) and notebook 05 call this once per image and weights.
-"""
+"""SIAN's scale-space attention as numbers: one forward pass kept as numpy arrays
+(drawn by :mod:`derain_lib.viz.attention`)."""
 
 from __future__ import annotations
 
@@ -66,8 +61,10 @@ def _hwc(t: torch.Tensor) -> np.ndarray:
     return t[0].permute(1, 2, 0).float().cpu().numpy()
 
 
-def check_attention_model(model: nn.Module) -> SIAN:
-    """``model`` itself if it is a SIAN with attention, else a one-line error."""
+@torch.inference_mode()
+def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp32") -> Attention:
+    """Run ``model`` (a SIAN with attention) once on ``image`` (float HWC RGB in [0, 1]),
+    in ``precision`` (fp32, bf16 or auto), on the model's device; arrays back on the CPU."""
     if not isinstance(model, SIAN):
         raise NoAttentionError(
             f"{type(model).__name__} has no scale-space attention; the explorer needs SIAN weights"
@@ -77,21 +74,12 @@ def check_attention_model(model: nn.Module) -> SIAN:
             f"SIAN variant {model.config.variant!r} has no attention masks; "
             "the explorer needs the full variant"
         )
-    return model
-
-
-@torch.inference_mode()
-def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp32") -> Attention:
-    """Run ``model`` (a SIAN with attention) once on ``image`` (float HWC RGB in [0, 1]),
-    in ``precision`` (fp32, bf16 or auto; see :mod:`derain_lib.precision`), on the device
-    the model is on; the arrays come back on the CPU."""
-    model = check_attention_model(model)
     if image.ndim != 3 or image.shape[2] != 3:
         raise DerainError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     check_image_size(*image.shape[:2])
     model.eval()
-    device = model_device(model)  # the model's own device (CPU or GPU)
-    with torch.inference_mode(), autocast(precision, device):
+    device = model_device(model)
+    with autocast(precision, device):
         outputs, records = model(to_tensor(image, device), return_attention=True)
 
     def per_scale(key: str) -> list[dict[int, np.ndarray]]:

@@ -27,9 +27,9 @@ from IPython.display import Markdown, display
 
 from derain_lib.allocator import tune
 from derain_lib.study import claims, record, scoring, tabulate, training
+from derain_lib.study.paper import TABLE2, paper_value
 from derain_lib.study.paths import results_dir, shown
 from derain_lib.study.plan import Params
-from derain_lib.tables import TABLE2, paper_value
 from derain_lib.viz.seeds import seed_dots
 
 tune()  # glibc keeps freed tensors' memory for reuse (DERAIN_MALLOC_TUNING=0: off)
@@ -104,4 +104,6 @@ display(Markdown(text))
 
 # %%
 display(checks[COLS].round(3))
-seed_dots(claims.seed_means(profile, TABLE2), "Table II, pipeline check")
+in_order = mine.sort_values("method", key=lambda m: m.map(list(rows).index), kind="stable")
+per_seed = record.seed_table(in_order, per_seed=True)  # each seed, and "mean"
+seed_dots(per_seed.assign(label=per_seed.method.map(rows)), "Table II, pipeline check")

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from derain_lib import tables
 from derain_lib.config import ConfigError, profile_seeds
 from derain_lib.entry import main
 from derain_lib.study import claims, plan, record
 from derain_lib.study.claims import CLAIMS, decide, judge
+from derain_lib.study.paper import Step
 from derain_lib.study.paths import results_dir
 from derain_lib.study.scoring import eval_settings
 from derain_lib.tables import MethodId
@@ -72,8 +72,8 @@ def _frame(claim, diff, n=100, seeds=(None,), stand_in=False, sd=0.3, ssim_diff=
     return df, test_set
 
 
-def _ev(df: pd.DataFrame, claim, test_set: str) -> claims.Evidence:
-    return claims.evidence(df, test_set, (str(claim.better), ""), (str(claim.worse), ""))
+def _ev(df: pd.DataFrame, claim, test_set: str) -> claims.Paired:
+    return claims.paired(df, test_set, (str(claim.better), ""), (str(claim.worse), ""))
 
 
 def _decided(claim, df, t, budget=1.0) -> dict:
@@ -92,7 +92,7 @@ def test_registry_holds_every_claim_with_the_papers_numbers():
     assert t2.paper("psnr") == (38.80, 38.54) and t2.trained
     t3 = _claim("III")
     assert (t3.better, t3.worse) == (MethodId.SIAN_RELEASED, MethodId.PRENET_RELEASED)
-    assert not t3.trained and t3.step == tables.Step.TABLE3_4
+    assert not t3.trained and t3.step == Step.TABLE3_4
 
 
 def test_released_weights_on_the_full_set_get_two_verdicts():

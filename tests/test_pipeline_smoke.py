@@ -22,7 +22,7 @@ from derain_lib.study.claims import CLAIMS
 from derain_lib.study.paths import results_dir
 from derain_lib.study.plan import Params, found_real
 from derain_lib.study.scoring import score_methods
-from derain_lib.study.tabulate import build_tables
+from derain_lib.study.tabulate import build_table, build_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,7 +213,7 @@ def test_released_sian_on_rain100l_sample_is_a_partial_set(shared: Path, hermeti
     scores = score_methods(p, "t3", ["input", "sian-released"], ["rain100l"])
     ref = json.loads((shared / "weights" / "reference" / "reference.json").read_text())
     want = [v for v in ref["per_image"].values()]
-    rows = {(r["method"], r["test_set"]): r for r in tables.build_table("table3", scores)}
+    rows = {(r["method"], r["test_set"]): r for r in build_table("table3", scores)}
     sian = rows["SIAN (released weights)", "Rain100L: real/rain100l_sample"]
     assert sian["n"] == 4
     assert "partial set (n=4 of 100)" in sian["note"]

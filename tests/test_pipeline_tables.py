@@ -13,8 +13,10 @@ from derain_lib import tables
 from derain_lib.errors import DerainError
 from derain_lib.models import count_parameters
 from derain_lib.study import plan
+from derain_lib.study.paper import PAPER, TABLES, paper_value
 from derain_lib.study.paths import clear_stale_figures
-from derain_lib.tables import Score, build_table, paper_value
+from derain_lib.study.tabulate import COLUMNS, build_table, write_markdown, write_tables
+from derain_lib.tables import Score
 from derain_lib.train import build_model_from_config
 
 SHA = "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956"
@@ -34,11 +36,11 @@ def test_paper_values_quote_table_row_and_column() -> None:
 
 def test_paper_tables_are_complete() -> None:
     # 13 rows in Tables III/IV, 3 in II and V; the full model is the same cell in II, III, V.
-    assert [len(tables.PAPER[t]) for t in ("II", "III", "IV", "V")] == [3, 13, 13, 3]
+    assert [len(PAPER[t]) for t in ("II", "III", "IV", "V")] == [3, 13, 13, 3]
     for b in ("rain100l", "rain100h"):
-        ours = tables.PAPER["III"]["Ours"][b]
-        assert tables.PAPER["II"]["Negative SSIM"][b] == ours
-        assert tables.PAPER["V"]["Baseline+SIAN+LSTM"][b] == ours
+        ours = PAPER["III"]["Ours"][b]
+        assert PAPER["II"]["Negative SSIM"][b] == ours
+        assert PAPER["V"]["Baseline+SIAN+LSTM"][b] == ours
 
 
 def test_every_cell_gets_a_row_with_provenance() -> None:
@@ -181,15 +183,15 @@ def test_csv_and_markdown_round_trip(tmp_path) -> None:
             detail="profile smoke trains no Rain100H model",
         ),
     ]
-    paths = tables.write_tables(tmp_path, scores, ["table2", "table3"])
+    paths = write_tables(tmp_path, scores, ["table2", "table3"])
     assert [p.name for p in paths] == ["table2.csv", "table3.csv"]
     rows = tables.read_csv(tmp_path / "table3.csv")
-    assert rows[0].keys() == set(tables.COLUMNS)
+    assert rows[0].keys() == set(COLUMNS)
     sian = next(
         r for r in rows if r["method"] == "SIAN (released weights)" and r["benchmark"] == "Rain100L"
     )
     assert float(sian["psnr"]) == pytest.approx(38.2299)
-    md = tables.write_markdown(tmp_path, "smoke").read_text()
+    md = write_markdown(tmp_path, "smoke").read_text()
     assert "## Table III" in md and "## Table II:" in md
     assert "not run: `table4.csv` was not produced" in md
     assert "released weights (sian_rain100l.pth, sha256 ab3894696b6c…)" in md
@@ -237,7 +239,7 @@ def test_table5_rows_train_the_corrected_ablation_models() -> None:
     # Baseline = one stage with the ConvLSTMs and no attention; Baseline+LSTM = six stages
     study = plan.Params("paper")
     models = {}
-    for m in tables.TABLES["table5"].methods:
+    for m in TABLES["table5"].methods:
         name, loss = plan.TRAINED[m.id]
         cfg = plan.config_for(study, "rain100l", [f"model.name={name}", f"train.loss={loss}"])
         assert cfg.train.loss == "ssim"

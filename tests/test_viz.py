@@ -17,6 +17,8 @@ from derain_lib import attention_maps, tables, viz
 from derain_lib.errors import DerainError
 from derain_lib.inference import to_tensor
 from derain_lib.models import ImageTooSmall, build_model
+from derain_lib.study.beyond.generalisation import cells
+from derain_lib.study.tabulate import build_table
 from derain_lib.tables import Score
 from derain_lib.viz import results as plots
 
@@ -240,7 +242,7 @@ def test_benchmark_label_names_stand_in_data_as_such() -> None:
         **cell, benchmark="rain100l", test_set="embedded light test", n=4, psnr=30.0, stand_in=True
     )
     real = Score(**cell, benchmark="rain100h", test_set="Rain100H: test", n=100, psnr=29.0)
-    rows = [r for r in tables.build_table("table2", [stand_in, real]) if r["psnr"] is not None]
+    rows = [r for r in build_table("table2", [stand_in, real]) if r["psnr"] is not None]
     assert [r["benchmark"] for r in rows] == ["embedded light (stand-in for Rain100L)", "Rain100H"]
 
 
@@ -373,7 +375,7 @@ def test_comparison_drops_methods_not_run_and_names_them(tmp_path: Path) -> None
 
 def test_table_bars_name_rows_not_run_instead_of_blank_bars(tmp_path: Path) -> None:
     scores = [s for s in _scores(tmp_path) if s.method != "input"]
-    table = pd.DataFrame(tables.build_table("table3", scores))
+    table = pd.DataFrame(build_table("table3", scores))
     fig = plots.table_bars(table, "Table III")
     titles = [a.get_title() for a in fig.get_axes()]
     assert titles == [
@@ -617,7 +619,9 @@ def test_beyond_figures_have_no_overlapping_titles() -> None:
         {
             "model": m,
             "test_set": t,
-            "image": i,
+            "image": str(i),
+            "scene": str(i),
+            "stand_in": False,
             "input_psnr": 25.0,
             "psnr": 30.0,
             "ssim": 0.9,
@@ -628,9 +632,12 @@ def test_beyond_figures_have_no_overlapping_titles() -> None:
         for t in ("A", "B")
         for i in range(3)
     ]
-    fig = bviz.generalisation_figure(gen)
+    fig = bviz.generalisation_figure(cells(gen))
     assert overlapping_titles(fig) == []
-    assert "gain over the input" in fig.get_axes()[0].get_title()
+    ax = fig.get_axes()[0]
+    assert "gain over the input" in ax.get_title()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["A\n(n=3 scenes)", "B\n(n=3 scenes)"]
+    assert sorted(t.get_text().split("\n")[0] for t in ax.texts) == ["+6.00"] * 4
 
 
 def test_stage_by_stage_scores_every_stage_of_the_released_sian(shared: Path, monkeypatch) -> None:

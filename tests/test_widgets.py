@@ -13,10 +13,12 @@ from PIL import Image
 
 from derain_lib import attention_maps, viz, widgets
 from derain_lib.config import Config, ModelConfig, dump_config
+from derain_lib.data.io import fit_size
 from derain_lib.data.sources import open_data
 from derain_lib.models import build_model
 from derain_lib.precision import resolve_precision
 from derain_lib.study import figures, plan
+from derain_lib.study.explorer import explore, profile_images
 from derain_lib.study.plan import Params
 
 
@@ -43,7 +45,6 @@ def explorer(images: dict[str, Path]) -> widgets.AttentionExplorer:
         images["a"],
         widgets.RANDOM_INIT,
         image_folder=images["a"].parent,
-        profile=None,
         with_runs=False,
         max_side=64,
     )
@@ -225,9 +226,8 @@ def test_weights_of_another_model_show_a_message(
 
 def test_released_weights_load_and_prenet_release_is_refused(shared: Path, images) -> None:
     e = widgets.AttentionExplorer(
-        images["a"], "sian-rain100l", weights_dir=shared / "weights", profile=None,
-        with_runs=False,
-    )  # fmt: skip
+        images["a"], "sian-rain100l", weights_dir=shared / "weights", with_runs=False
+    )
     assert e.message == "" and "sian_rain100l.pth (released:sian-rain100l)" in e.model_info
     first = shown(e)
     e.stage.value = 6
@@ -239,12 +239,11 @@ def test_released_weights_load_and_prenet_release_is_refused(shared: Path, image
 def test_missing_image_and_weights_are_messages(images, monkeypatch) -> None:
     monkeypatch.setenv("DERAIN_CACHE", str(images["a"].parent / "cache"))
     monkeypatch.delenv("DERAIN_WEIGHTS_DIR", raising=False)
-    e = widgets.AttentionExplorer(profile=None, with_runs=False)
+    e = widgets.AttentionExplorer(with_runs=False)
     assert e.message.startswith("no image") and e.attention is None
     e = widgets.AttentionExplorer(
-        images["a"], "sian-rain100h", weights_dir=images["a"].parent, profile=None,
-        with_runs=False,
-    )  # fmt: skip
+        images["a"], "sian-rain100h", weights_dir=images["a"].parent, with_runs=False
+    )
     assert e.message.startswith("sian-rain100h: released weights sian_rain100h.pth not found in")
     assert "pass weights_dir=<folder holding sian_rain100h.pth>" in e.message
     assert "or pick a run or the untrained SIAN in the weights list" in e.message
@@ -295,21 +294,21 @@ def test_save_panel_writes_the_static_figure(explorer: widgets.AttentionExplorer
     path = explorer.save_panel(tmp_path / "smoke" / "attention_panel.png")
     with Image.open(path) as im:
         assert im.format == "PNG"
-    empty = widgets.AttentionExplorer(profile=None, with_runs=False)
+    empty = widgets.AttentionExplorer(with_runs=False)
     assert empty.save_panel(tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
 
 
 def test_fit_size_keeps_aspect_and_small_images() -> None:
     img = np.zeros((321, 481, 3), np.float32)
-    assert widgets.fit_size(img, 100).shape == (67, 100, 3)
-    assert widgets.fit_size(img, None) is img and widgets.fit_size(img, 500) is img
+    assert fit_size(img, 100).shape == (67, 100, 3)
+    assert fit_size(img, None) is img and fit_size(img, 500) is img
 
 
 @pytest.mark.parametrize(("profile", "shape"), [("smoke", (64, 96)), ("quick", (160, 240))])
 def test_images_are_the_test_images_of_the_profile(profile: str, shape: tuple) -> None:
-    e = widgets.AttentionExplorer(weights=widgets.RANDOM_INIT, with_runs=False, profile=profile)
+    e = explore(weights=widgets.RANDOM_INIT, with_runs=False, profile=profile)
     options = [(label, Path(v)) for label, v in e.image_picker.options]
-    assert options == widgets.profile_images(profile)
+    assert options == profile_images(profile)
     sets = [t for ts in plan.test_sets(Params(profile)).values() for t in ts]
     assert [t.spec for t in sets] == [f"embedded:{s}:test:{profile}" for s in ("light", "heavy")]
     n = [len(open_data(t.spec)) for t in sets]
@@ -344,7 +343,7 @@ def test_finished_runs_of_the_run_cache_are_offered(
     monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path))
     label = "run smoke · default · sian · loss ssim · seed 0 · finished, stale"  # no code.txt
     assert widgets.run_weights() == [(label, str(done))]
-    e = widgets.AttentionExplorer(images["a"], widgets.RANDOM_INIT, profile=None)
+    e = widgets.AttentionExplorer(images["a"], widgets.RANDOM_INIT)
     assert (label, str(done)) in e.weights_picker.options
     e.weights_picker.value = str(done)
     assert e.message == "" and e.stage.max == 2 and "model.pt (checkpoint)" in e.model_info
@@ -391,7 +390,7 @@ def test_attention_panel_falls_back_on_the_run_this_profile_trained(
         "embedded light stand-in data) in place of the released sian-rain100l weights, "
         "which were not found"
     )
-    e = widgets.AttentionExplorer(images["a"], spec, profile=None, with_runs=False)
+    e = widgets.AttentionExplorer(images["a"], spec, with_runs=False)
     assert e.message == "" and e.attention.n_stages == 2
     fig = viz.attention_panel(e.attention, title=who)
     assert fig.get_suptitle().startswith(who)  # then how the maps are drawn

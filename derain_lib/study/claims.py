@@ -1,37 +1,14 @@
-"""The claims chapter (08): the paper's claims as data, and the two verdicts the evidence
-gives each.
+"""The claims chapter (08): two verdicts per claim of the paper (:data:`.paper.CLAIMS`, and
+Fig. 6's trend per benchmark), recomputed from the study's one record ``scores.csv`` alone
+(``derain claims --profile P``).
 
-A :class:`Claim` is one comparison the paper makes: method ``better`` beats method ``worse``
-on one benchmark, with the paper's two numbers (Table II: the negative-SSIM loss beats MAE
-and MSE; Tables III/IV: SIAN beats PReNet; Table V: Baseline < Baseline+LSTM < full); Fig. 6
-("improved gradually stage by stage") is one trend claim per benchmark (:data:`TRENDS`).
-
-The evidence is the study's one record, ``results/<profile>/scores.csv`` (:mod:`.record`), so
-:func:`claim_rows` (and ``derain claims --profile P``) recomputes ``claims.csv`` from the
-repository alone. Per claim and test set, one row:
-
-- the paired per-image differences (better - worse, same images, seeds paired by position),
-  their mean and 95 % interval (:func:`~.stats.hierarchical_interval`: training seeds, then
-  scenes), the two-sided p-value of "no difference" from the same standard error and degrees
-  of freedom, the MDE (80 % power) and the training budget as a fraction of the paper's;
-- **direction** (on PSNR): in the family of rows that get a verdict (real test data of the
-  benchmark, no degenerate model, at least :data:`MIN_SEEDS` seeds for trained models and at
-  least :data:`MIN_BUDGET` of the paper's training), Holm's step-down correction over the
-  family's p-values at 5 %: significant on the paper's side of zero -> ``supported``, on the
-  other side -> ``contradicted``, else ``inconclusive``, labelled ``(underpowered: MDE x >
-  claimed y)`` where the MDE exceeds the paper's difference. The MDE never overrides a
-  significant result. A trend (Fig. 6) is an intersection-union test: its p-value is the
-  largest of its steps' (every step must improve), its difference the weakest step's;
-- **size**: the paper's difference inside the 95 % interval -> ``agrees``; else ``larger than
-  the paper's`` or ``smaller than the paper's``; ``no paper difference`` for a trend;
-- rows on stand-in data or at a budget below :data:`MIN_BUDGET` are ``pipeline check``:
-  ``no verdict`` either way; a degenerate model (:data:`.record.DEGENERATE_GAIN_DB`) gives
-  ``no verdict``; a method not scored gives ``not run``.
-
-The inference-time knock-outs of the released SIAN's attention (:mod:`.probes`) are rows too
-(:func:`knockout_rows`): the intact model minus the knocked-out one, with n, and no paper
-difference and no verdict: they measure the released model's sensitivity, not Table V's
-retrained ablation.
+Per claim and test set one row: the paired per-image differences (better - worse), their
+mean, 95 % interval over seeds and scenes (:func:`.stats.hierarchical_interval`), p-value,
+MDE and training budget, then **direction** (Holm over the family of rows that can carry a
+verdict; the MDE only labels a non-significant one "underpowered"; a trend is an
+intersection-union test) and **size** (the paper's difference against the interval). The
+rules, as ``claims.md`` states them, are :data:`POLICY`. Knock-out rows (:func:`knockout_rows`)
+carry n but no paper difference and no verdict.
 """
 
 from __future__ import annotations
@@ -48,20 +25,10 @@ from ..config import profile_seeds
 from ..data.sources import open_data
 from ..errors import DerainError
 from ..fsutil import atomic_write_text
-from ..tables import (
-    BENCHMARKS,
-    FULL_TEST_SIZE,
-    TABLE2,
-    TABLE3,
-    TABLE4,
-    TABLE5,
-    MethodId,
-    Step,
-    TableSpec,
-    paper_value,
-)
+from ..tables import BENCHMARKS, FULL_TEST_SIZE, MethodId
 from ..train import planned_steps, training_patches
 from . import probes, record, stats
+from .paper import CLAIMS, PAPER_PATCHES, TREND_TEXT, Claim
 from .paths import results_dir
 from .plan import Params, config_for, datasets
 
@@ -72,69 +39,9 @@ MIN_BUDGET = 0.1
 #: The family-wise error rate Holm's correction keeps.
 ALPHA = 0.05
 METRICS = ("psnr", "ssim")
-#: The paper's training, in patches seen (MODEL_SPEC 5, docs/data.md: 120x120 patches of
-#: 481x321 images): RainTrainL 200 x 60 x 2 (flips) x 100 epochs, RainTrainH 1,800 x 15 x
-#: 100 epochs. Rain1400's images vary in size: no figure (no trained claim uses it).
-PAPER_PATCHES: dict[str, int] = {"rain100l": 200 * 60 * 2 * 100, "rain100h": 1800 * 15 * 100}
 NO_VERDICT = "no verdict"
 SENSITIVITY = "inference-time sensitivity of the released model, not Table V's retrained ablation"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """``better`` beats ``worse`` on ``benchmark``, per the paper's ``table``."""
-
-    table: str  # roman numeral of the table the two numbers are printed in
-    benchmark: str
-    better: MethodId
-    worse: MethodId
-    better_row: str  # the paper's row names for the two methods
-    worse_row: str
-    step: Step  # the pipeline step (scores/<step>.json) that measures both methods
-
-    @property
-    def id(self) -> str:
-        return f"{self.table}:{self.better_row}>{self.worse_row}:{self.benchmark}"
-
-    @property
-    def text(self) -> str:
-        return f"{self.better_row} beats {self.worse_row} on {BENCHMARKS[self.benchmark]}"
-
-    @property
-    def trained(self) -> bool:
-        """Both methods are trained by the profile (not released weights)."""
-        return self.better.trained and self.worse.trained
-
-    def paper(self, metric: str) -> tuple[float, float] | None:
-        """The paper's (better, worse) values of ``metric``; None where it prints '-'."""
-        i = METRICS.index(metric)
-        a = paper_value(self.table, self.better_row, self.benchmark).value
-        b = paper_value(self.table, self.worse_row, self.benchmark).value
-        return None if a is None or b is None else (a[i], b[i])
-
-
-def _claim(spec: TableSpec, b: str, better_row: str, worse_row: str) -> Claim:
-    better, worse = spec.method(better_row), spec.method(worse_row)
-    return Claim(spec.number, b, better.id, worse.id, better_row, worse_row, spec.step)
-
-
-def _claims() -> tuple[Claim, ...]:
-    out = []
-    for b in TABLE2.benchmarks:
-        out += [_claim(TABLE2, b, "Negative SSIM", worse) for worse in ("MAE", "MSE")]
-    for spec in (TABLE3, TABLE4):
-        out += [_claim(spec, b, "Ours", "PReNet [17] (CVPR'19)") for b in spec.benchmarks]
-    for b in TABLE5.benchmarks:
-        out.append(_claim(TABLE5, b, "Baseline+LSTM", "Baseline"))
-        out.append(_claim(TABLE5, b, "Baseline+SIAN+LSTM", "Baseline+LSTM"))
-    return tuple(out)
-
-
-#: Every claim of Tables II-V the study checks.
-CLAIMS: tuple[Claim, ...] = _claims()
-#: Fig. 6's trend claim, one per benchmark the stages are probed on.
-TRENDS: tuple[str, ...] = probes.BENCHMARKS
-TREND_TEXT = "each stage improves on the one before (Fig. 6, released SIAN, stages 2-6)"
+SIAN = str(MethodId.SIAN_RELEASED)
 
 COLUMNS = [
     *("claim", "table", "benchmark", "test_set", "evidence", "better", "worse"),
@@ -145,9 +52,6 @@ COLUMNS = [
 ]
 
 
-# ---- budget ------------------------------------------------------------------------------
-
-
 def patches_seen(profile: str, benchmark: str) -> int | None:
     """Training patches one model of ``profile`` sees on ``benchmark`` (steps x batch)."""
     d = datasets(Params(profile)).get(benchmark)
@@ -155,8 +59,9 @@ def patches_seen(profile: str, benchmark: str) -> int | None:
         return None
     cfg = config_for(Params(profile), d)
     try:
-        n = len(training_patches(cfg, open_data(cfg.data.train, cfg.data.root)))
-        steps = planned_steps(cfg, n)
+        steps = planned_steps(
+            cfg, len(training_patches(cfg, open_data(cfg.data.train, cfg.data.root)))
+        )
     except DerainError:
         steps = cfg.train.max_steps
     return None if steps is None else steps * cfg.train.batch_size
@@ -178,65 +83,54 @@ def _percent(f: float | None) -> str:
     )
 
 
-# ---- the evidence of one comparison ------------------------------------------------------
-
-
 @dataclass
-class Evidence:
-    """Both sides' per-image scores on one test set, (seeds, images) per metric, aligned on
-    the same images (seeds paired by position), the scenes, and why a side is degenerate."""
+class Paired:
+    """Per-image differences better - worse on one test set, (seeds, images) per metric,
+    on the images both sides scored (seeds paired by position), with each image's scene."""
 
     test_set: str
-    images: list[str]
+    diffs: dict[str, np.ndarray]
     scenes: list[str]
-    better: dict[str, np.ndarray]
-    worse: dict[str, np.ndarray]
-    degenerate: list[str]
-    pipeline_check: bool
+    degenerate: list[str]  # "<method> seed(s) ..." of each side with a degenerate seed
+    stand_in: bool  # either side scored on stand-in data
 
     @property
     def n_seeds(self) -> int:
-        return self.better["psnr"].shape[0]
+        return self.diffs["psnr"].shape[0]
 
-    def diffs(self, metric: str) -> np.ndarray:
-        return self.better[metric] - self.worse[metric]
-
-
-def _side(df: pd.DataFrame, method: str, variant: str = "") -> pd.DataFrame:
-    return df[(df.method == str(method)) & (df.variant == variant)]
+    @property
+    def n_images(self) -> int:
+        return self.diffs["psnr"].shape[1]
 
 
-def _matrix(part: pd.DataFrame, images: list[str], metric: str) -> np.ndarray:
-    wide = part.pivot_table(index="seed", columns="image", values=metric, aggfunc="first")
-    order = sorted(wide.index, key=lambda s: (s == "", int(s) if s.isdigit() else 0))
-    return wide.loc[order, images].to_numpy(float)
+def _seed_order(seed: str) -> tuple[bool, int]:
+    return seed == "", int(seed) if seed.isdigit() else 0
 
 
-def evidence(
+def paired(
     df: pd.DataFrame, test_set: str, better: tuple[str, str], worse: tuple[str, str]
-) -> Evidence:
-    """The :class:`Evidence` of ``better`` vs ``worse`` ((method, variant) each) on
-    ``test_set``, from the record."""
+) -> Paired:
+    """``better`` vs ``worse`` ((method, variant) each) on ``test_set``, from the record."""
     sub = df[df.test_set == test_set]
-    a, b = _side(sub, *better), _side(sub, *worse)
-    images = sorted(set(a.image) & set(b.image))
+    sides = [sub[(sub.method == str(m)) & (sub.variant == v)] for m, v in (better, worse)]
+    images = sorted(set(sides[0].image) & set(sides[1].image))
+    wide = [
+        s.pivot_table(index="seed", columns="image", values=list(METRICS), aggfunc="first")
+        for s in sides
+    ]
+    wide = [w.loc[sorted(w.index, key=_seed_order)] for w in wide]
+    n = min(len(w) for w in wide)
     bad = []
-    for (m, _), part in ((better, a), (worse, b)):
-        seeds = sorted(set(part[part.degenerate].seed))
-        if seeds:
+    for (m, _), s in zip((better, worse), sides, strict=True):
+        if seeds := sorted(set(s[s.degenerate].seed)):
             bad.append(f"{m} seed{'s' * (len(seeds) > 1)} {', '.join(seeds)}")
-    mats = {k: {m: _matrix(p, images, m) for m in METRICS} for k, p in (("a", a), ("b", b))}
-    seeds = min(mats["a"]["psnr"].shape[0], mats["b"]["psnr"].shape[0])
+    diffs = {
+        k: wide[0][k][images].to_numpy(float)[:n] - wide[1][k][images].to_numpy(float)[:n]
+        for k in METRICS
+    }
     scene = sub.drop_duplicates("image").set_index("image").scene
-    return Evidence(
-        test_set,
-        images,
-        [str(scene[i]) for i in images],
-        {m: v[:seeds] for m, v in mats["a"].items()},
-        {m: v[:seeds] for m, v in mats["b"].items()},
-        bad,
-        bool((pd.concat([a.evidence, b.evidence]) == "pipeline check").any()),
-    )
+    stand_in = bool((pd.concat(sides).evidence == record.PIPELINE_CHECK).any())
+    return Paired(test_set, diffs, [str(scene[i]) for i in images], bad, stand_in)
 
 
 def p_value(iv: stats.Interval) -> float:
@@ -245,30 +139,29 @@ def p_value(iv: stats.Interval) -> float:
         return math.nan
     if iv.se == 0:
         return 0.0 if iv.mean != 0 else 1.0
-    dist = sps.norm if math.isinf(iv.df) else sps.t(iv.df)
-    return float(2 * dist.sf(abs(iv.mean) / iv.se))
+    return float(2 * (sps.norm if math.isinf(iv.df) else sps.t(iv.df)).sf(abs(iv.mean) / iv.se))
 
 
 def holm(p: list[float]) -> list[float]:
     """Holm's step-down adjusted p-values (NaN stays NaN)."""
-    idx = [i for i, v in enumerate(p) if not math.isnan(v)]
-    order = sorted(idx, key=lambda i: p[i])
-    out, running = [math.nan] * len(p), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(order) - rank) * p[i]))
-        out[i] = running
-    return out
+    p = np.asarray(p, float)
+    out, idx = np.full(p.shape, math.nan), np.flatnonzero(~np.isnan(p))
+    order = idx[np.argsort(p[idx], kind="stable")]
+    out[order] = np.maximum.accumulate(
+        np.minimum(1.0, (len(order) - np.arange(len(order))) * p[order])
+    )
+    return out.tolist()
 
 
-def _measure(row: dict, ev: Evidence) -> dict[str, stats.Interval]:
-    ivs = {}
+def _measure(pair: Paired) -> dict:
+    """The difference, interval, MDE and p-value of ``pair``'s rows, with its n."""
+    row = {"n_images": pair.n_images, "n_scenes": len(set(pair.scenes))}
     for m in METRICS:
-        iv = stats.hierarchical_interval(ev.diffs(m), ev.scenes)
-        ivs[m] = iv
+        iv = stats.hierarchical_interval(pair.diffs[m], pair.scenes)
         row |= {f"diff_{m}": iv.mean, f"lo_{m}": iv.lo, f"hi_{m}": iv.hi}
-    row |= {"mde_psnr": ivs["psnr"].mde, "p_psnr": p_value(ivs["psnr"])}
-    row |= {"n_images": len(ev.images), "n_scenes": len(set(ev.scenes))}
-    return ivs
+        if m == "psnr":
+            row |= {"mde_psnr": iv.mde, "p_psnr": p_value(iv)}
+    return row
 
 
 def size_verdict(lo: float, hi: float, claimed: float | None) -> str:
@@ -286,8 +179,7 @@ def _paper_diff(claim: Claim, metric: str) -> float | None:
 
 
 def _base_row(claim: Claim) -> dict:
-    return {
-        **dict.fromkeys(COLUMNS),
+    return dict.fromkeys(COLUMNS) | {
         "claim": claim.text,
         "table": claim.table,
         "benchmark": BENCHMARKS[claim.benchmark],
@@ -298,104 +190,90 @@ def _base_row(claim: Claim) -> dict:
     }
 
 
-def judge(claim: Claim, ev: Evidence, budget: float | None) -> dict:
-    """One row of ``claim`` on ``ev`` with its measures; ``direction`` is ``pending`` for a
-    row of the family (decided by :func:`decide` over all of them), else ``no verdict``."""
-    row = _base_row(claim) | {"test_set": ev.test_set, "budget_fraction": budget}
-    row["n_seeds"] = ev.n_seeds if claim.trained else ""
-    _measure(row, ev)
-    low_budget = budget is not None and budget < MIN_BUDGET
-    if ev.pipeline_check or low_budget:
-        row["evidence"] = "pipeline check"
-    elif claim.trained:
-        row["evidence"] = "trained here"
-    else:
-        full = len(ev.images) >= FULL_TEST_SIZE[claim.benchmark]
-        row["evidence"] = "released, full set" if full else "released, partial set"
+def _released(pair: Paired, benchmark: str) -> str:
+    return f"released, {'full' if pair.n_images >= FULL_TEST_SIZE[benchmark] else 'partial'} set"
+
+
+def judge(claim: Claim, pair: Paired, budget: float | None) -> dict:
+    """One row of ``claim`` on ``pair``; ``direction`` is ``pending`` for a row of the family
+    (decided by :func:`decide` over all of them), else ``no verdict``."""
+    row = _base_row(claim) | {"test_set": pair.test_set, "budget_fraction": budget}
+    row |= {"n_seeds": pair.n_seeds if claim.trained else ""} | _measure(pair)
+    check = pair.stand_in or (budget is not None and budget < MIN_BUDGET)
+    trained = record.TRAINED if claim.trained else _released(pair, claim.benchmark)
+    row["evidence"] = record.PIPELINE_CHECK if check else trained
     why = []
-    if ev.degenerate:
-        why.append(f"degenerate ({record.DEGENERATE_RULE}): {'; '.join(ev.degenerate)}")
-    if row["evidence"] == "pipeline check":
-        data = "stand-in data" if ev.pipeline_check else "real data"
+    if pair.degenerate:
+        why.append(f"degenerate ({record.DEGENERATE_RULE}): {'; '.join(pair.degenerate)}")
+    if check:
+        data = "stand-in data" if pair.stand_in else "real data"
         why.append(f"pipeline check: {data}, {_percent(budget)} of the paper's training")
-    if claim.trained and ev.n_seeds < MIN_SEEDS:
-        why.append(f"{ev.n_seeds} training seed: the seed spread is unknown")
-    if why:
-        return row | {"direction": NO_VERDICT, "size": NO_VERDICT, "reason": "; ".join(why)}
-    return row | {"direction": "pending", "size": "pending", "reason": ""}
+    if claim.trained and pair.n_seeds < MIN_SEEDS:
+        why.append(f"{pair.n_seeds} training seed: the seed spread is unknown")
+    verdict = NO_VERDICT if why else "pending"
+    return row | {"direction": verdict, "size": verdict, "reason": "; ".join(why)}
 
 
-def not_run_row(claim: Claim, reason: str) -> dict:
-    """The row of a claim whose methods were not both scored."""
-    why = reason.removeprefix("not run: ")
-    return _base_row(claim) | {"direction": "not run", "size": "not run", "reason": why}
-
-
-def _fmt(v: float, digits: int = 2) -> str:
-    return f"{v:+.{digits}f}"
+def _fmt(v: float) -> str:
+    return f"{v:+.2f}"
 
 
 def decide(rows: list[dict]) -> list[dict]:
     """Holm over the ``pending`` rows (the family of directional claims), then each row's
     direction and size."""
-    family = [i for i, r in enumerate(rows) if r["direction"] == "pending"]
-    adjusted = holm([rows[i]["p_psnr"] for i in family])
-    for i, p_adj in zip(family, adjusted, strict=True):
-        r = rows[i]
-        r["p_holm"] = p_adj
+    family = [r for r in rows if r["direction"] == "pending"]
+    for r, p_adj in zip(family, holm([r["p_psnr"] for r in family]), strict=True):
         claimed = r["paper_diff_psnr"]
         sign = 1.0 if claimed is None else math.copysign(1.0, claimed)
         if p_adj < ALPHA:
-            r["direction"] = "supported" if r["diff_psnr"] * sign > 0 else "contradicted"
+            direction = "supported" if r["diff_psnr"] * sign > 0 else "contradicted"
+        elif claimed is not None and r["mde_psnr"] > abs(claimed):
+            direction = (
+                f"inconclusive (underpowered: MDE {r['mde_psnr']:.2f} > claimed {abs(claimed):.2f})"
+            )
         else:
-            r["direction"] = "inconclusive"
-            if claimed is not None and r["mde_psnr"] > abs(claimed):
-                r["direction"] += (
-                    f" (underpowered: MDE {r['mde_psnr']:.2f} > claimed {abs(claimed):.2f})"
-                )
-        r["size"] = size_verdict(r["lo_psnr"], r["hi_psnr"], claimed)
+            direction = "inconclusive"
         interval = f"{_fmt(r['diff_psnr'])} [{_fmt(r['lo_psnr'])}, {_fmt(r['hi_psnr'])}] dB"
         paper = "a direction" if claimed is None else f"{_fmt(claimed)} dB"
-        r["reason"] = "; ".join(
-            x
-            for x in (
-                r["reason"],
-                f"{interval} vs paper {paper}; p {r['p_psnr']:.2g}, Holm-adjusted "
-                f"{p_adj:.2g} over {len(family)} rows",
-            )
-            if x
+        tested = (
+            f"{interval} vs paper {paper}; p {r['p_psnr']:.2g}, Holm-adjusted {p_adj:.2g} "
+            f"over {len(family)} rows"
         )
+        r |= {"p_holm": p_adj, "direction": direction}
+        r |= {"size": size_verdict(r["lo_psnr"], r["hi_psnr"], claimed)}
+        r["reason"] = "; ".join(x for x in (r["reason"], tested) if x)
     return rows
 
 
-# ---- every claim -------------------------------------------------------------------------
-
-
-def _sets(df: pd.DataFrame, benchmark: str, pairs: list[tuple[str, str]]) -> list[str]:
-    """Test sets of ``benchmark`` where every (method, variant) of ``pairs`` was scored."""
+def _sets(df: pd.DataFrame, benchmark: str, sides: list[tuple[str, str]]) -> list[str]:
+    """Test sets of ``benchmark`` (first-seen order) where every (method, variant) of
+    ``sides`` was scored."""
     mine = df[df.benchmark == benchmark]
-    have: dict[str, set] = {}
-    for t, m, v in zip(mine.test_set, mine.method, mine.variant, strict=True):
-        have.setdefault(t, set()).add((m, v))
-    return [t for t, got in have.items() if set(pairs) <= got]
+    hit = mine[pd.MultiIndex.from_frame(mine[["method", "variant"]]).isin(sides)]
+    found = hit.drop_duplicates(["test_set", "method", "variant"]).test_set.value_counts()
+    return [t for t in mine.test_set.unique() if found.get(t, 0) == len(set(sides))]
+
+
+def _not_run(row: dict, why: str) -> dict:
+    return row | {"direction": "not run", "size": "not run", "reason": why}
 
 
 def table_rows(profile: str, df: pd.DataFrame) -> list[dict]:
     """The rows of :data:`CLAIMS` (undecided: see :func:`decide`)."""
     rows, budgets = [], {}
     for claim in CLAIMS:
-        pair = [(str(claim.better), ""), (str(claim.worse), "")]
-        sets = _sets(df, claim.benchmark, pair)
+        sides = [(str(claim.better), ""), (str(claim.worse), "")]
+        sets = _sets(df, claim.benchmark, sides)
         if not sets:
-            missing = [m for m, _ in pair if not (_side(df, m).benchmark == claim.benchmark).any()]
-            why = f"no {BENCHMARKS[claim.benchmark]} scores of {', '.join(missing)} here"
-            rows.append(not_run_row(claim, f"{why} (its test data or weights are absent)"))
+            here = df[(df.benchmark == claim.benchmark) & (df.variant == "")]
+            absent = ", ".join(m for m, _ in sides if m not in set(here.method))
+            why = f"no {BENCHMARKS[claim.benchmark]} scores of {absent} here"
+            rows.append(_not_run(_base_row(claim), f"{why} (its test data or weights are absent)"))
             continue
         key = (claim.benchmark, claim.trained)
         if key not in budgets:
             budgets[key] = budget_fraction(profile, claim)
-        for t in sets:
-            rows.append(judge(claim, evidence(df, t, *pair), budgets[key]))
+        rows += [judge(claim, paired(df, t, *sides), budgets[key]) for t in sets]
     return rows
 
 
@@ -403,70 +281,57 @@ def trend_rows(df: pd.DataFrame) -> list[dict]:
     """Fig. 6, one row per benchmark and test set: stage k beats stage k-1 for k = 2..6;
     p-value the largest step's, difference and interval the weakest step's."""
     rows = []
-    sian = str(MethodId.SIAN_RELEASED)
-    for b in TRENDS:
-        base = {
-            **dict.fromkeys(COLUMNS),
+    stages = [(SIAN, probes.stage_variant(k)) for k in range(1, 7)]
+    for b in probes.BENCHMARKS:  # Fig. 6's trend, per benchmark the stages are probed on
+        base = dict.fromkeys(COLUMNS) | {
             "claim": f"{TREND_TEXT} on {BENCHMARKS[b]}",
             "table": "Fig. 6",
             "benchmark": BENCHMARKS[b],
-            "better": f"{sian} stage k",
-            "worse": f"{sian} stage k-1",
+            "better": f"{SIAN} stage k",
+            "worse": f"{SIAN} stage k-1",
         }
-        stages = [(sian, probes.stage_variant(k)) for k in range(1, 7)]
         sets = _sets(df, b, stages)
         if not sets:
             why = "no stage scores of the released SIAN (its weights and a real test set)"
-            rows.append(base | {"direction": "not run", "size": "not run", "reason": why})
+            rows.append(_not_run(base, why))
         for t in sets:
-            steps = []
-            for k in range(2, 7):
-                ev = evidence(df, t, stages[k - 1], stages[k - 2])
-                step = {}
-                _measure(step, ev)
-                steps.append((k, step, ev))
-            k, weakest, ev = max(steps, key=lambda s: (s[1]["p_psnr"], -s[1]["diff_psnr"]))
+            pairs = {k: paired(df, t, stages[k - 1], stages[k - 2]) for k in range(2, 7)}
+            steps = {k: _measure(pair) for k, pair in pairs.items()}
+            k = max(steps, key=lambda k: (steps[k]["p_psnr"], -steps[k]["diff_psnr"]))
             listed = "; ".join(
-                f"{k}>{k - 1} {_fmt(s['diff_psnr'])} [{_fmt(s['lo_psnr'])}, {_fmt(s['hi_psnr'])}]"
-                for k, s, _ in steps
+                f"{j}>{j - 1} {_fmt(s['diff_psnr'])} [{_fmt(s['lo_psnr'])}, {_fmt(s['hi_psnr'])}]"
+                for j, s in steps.items()
             )
-            row = base | weakest | {"test_set": t, "budget_fraction": 1.0, "n_seeds": ""}
-            full = len(ev.images) >= FULL_TEST_SIZE[b]
-            row["evidence"] = "released, full set" if full else "released, partial set"
-            row |= {"direction": "pending", "size": "pending"}
-            row["reason"] = f"steps: {listed}; weakest: stage {k}"
-            rows.append(row)
+            rows.append(
+                base
+                | steps[k]
+                | {"test_set": t, "budget_fraction": 1.0, "n_seeds": ""}
+                | {"evidence": _released(pairs[k], b), "direction": "pending", "size": "pending"}
+                | {"reason": f"steps: {listed}; weakest: stage {k}"}
+            )
     return rows
 
 
 def knockout_rows(df: pd.DataFrame) -> list[dict]:
     """Every inference-time knock-out of the released SIAN's attention in the record: the
     intact model minus the knocked-out one per image (positive: the knock-out costs PSNR)."""
-    sian = str(MethodId.SIAN_RELEASED)
     rows = []
-    kos = df[(df.method == sian) & df.variant.str.startswith("ko-")]
-    for (b, t, v), _ in kos.groupby(["benchmark", "test_set", "variant"], sort=False):
-        ev = evidence(df, t, (sian, ""), (sian, v))
-        row = {
-            **dict.fromkeys(COLUMNS),
-            "claim": f"the released SIAN loses PSNR when {probes.describe(v)}",
-            "table": "attention (inference-time)",
-            "benchmark": BENCHMARKS[b],
-            "test_set": t,
-            "evidence": SENSITIVITY,
-            "better": sian,
-            "worse": f"{sian} {v}",
-            "n_seeds": "",
-            "budget_fraction": 1.0,
-            "direction": NO_VERDICT,
-            "size": NO_VERDICT,
-        }
-        _measure(row, ev)
-        row["reason"] = (
-            f"not a paper claim: n = {row['n_images']} images ({row['n_scenes']} scenes); "
-            "no paper difference"
+    kos = df[(df.method == SIAN) & df.variant.str.startswith("ko-")]
+    for b, t, v in (
+        kos[["benchmark", "test_set", "variant"]].drop_duplicates().itertuples(index=False)
+    ):
+        row = dict.fromkeys(COLUMNS) | _measure(paired(df, t, (SIAN, ""), (SIAN, v)))
+        rows.append(
+            row
+            | {"claim": f"the released SIAN loses PSNR when {probes.describe(v)}"}
+            | {"table": "attention (inference-time)", "benchmark": BENCHMARKS[b]}
+            | {"test_set": t, "evidence": SENSITIVITY, "better": SIAN, "worse": f"{SIAN} {v}"}
+            | {"n_seeds": "", "budget_fraction": 1.0, "direction": NO_VERDICT, "size": NO_VERDICT}
+            | {
+                "reason": f"not a paper claim: n = {row['n_images']} images "
+                f"({row['n_scenes']} scenes); no paper difference"
+            }
         )
-        rows.append(row)
     return rows
 
 
@@ -480,12 +345,16 @@ def stage_table(profile: str) -> pd.DataFrame:
     """PSNR/SSIM of the released SIAN's stages 1-6 per test set, each mean with its 95 %
     interval over scenes (Fig. 6 on the full sets)."""
     df = record.read(profile)
-    df = df[(df.method == str(MethodId.SIAN_RELEASED)) & df.variant.str.startswith("stage-")]
+    df = df[(df.method == SIAN) & df.variant.str.startswith("stage-")]
     out = []
     for (b, t, v), s in df.groupby(["benchmark", "test_set", "variant"], sort=False):
         s = s.sort_values("image")
-        row = {"benchmark": BENCHMARKS[b], "test_set": t, "stage": int(v.split("-")[1])}
-        row["n"] = len(s)
+        row = {
+            "benchmark": BENCHMARKS[b],
+            "test_set": t,
+            "stage": int(v.split("-")[1]),
+            "n": len(s),
+        }
         for m in METRICS:
             iv = stats.hierarchical_interval(s[m].to_numpy(float)[None, :], list(s.scene))
             row |= {m: iv.mean, f"lo_{m}": iv.lo, f"hi_{m}": iv.hi}
@@ -493,19 +362,8 @@ def stage_table(profile: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-# ---- files -------------------------------------------------------------------------------
-
-
 def frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def write_claims(profile: str, rows: list[dict]) -> Path:
-    """``claims.csv`` and ``claims.md`` under ``results/<profile>/``; returns the markdown."""
-    df = frame(rows)
-    res = results_dir(profile)
-    atomic_write_text(res / "claims.csv", df.to_csv(index=False, float_format="%.6g"))
-    return atomic_write_text(res / "claims.md", claims_markdown(df, profile))
 
 
 POLICY = (
@@ -524,51 +382,41 @@ POLICY = (
 
 def claims_markdown(df: pd.DataFrame, profile: str) -> str:
     """``claims.md``: the verdict table, numbers rounded as the paper rounds (2 decimals)."""
+    signed = lambda s: s.map(lambda v: "" if pd.isna(v) else _fmt(v))  # noqa: E731
+    n = (
+        df.n_images.astype("Int64").astype(str)
+        + " ("
+        + df.n_scenes.astype("Int64").astype(str)
+        + ")"
+    )
+    diff = signed(df.diff_psnr) + " [" + signed(df.lo_psnr) + ", " + signed(df.hi_psnr) + "]"
     show = pd.DataFrame(
         {
             "table": df.table,
             "claim": df.claim,
             "test set": df.test_set.fillna(""),
             "evidence": df.evidence.fillna(""),
-            "n (scenes)": [
-                "" if pd.isna(n) else f"{int(n)} ({int(s)})"
-                for n, s in zip(df.n_images, df.n_scenes, strict=True)
-            ],
+            "n (scenes)": n.where(df.n_images.notna(), ""),
             "seeds": df.n_seeds.fillna(""),
-            "Δ PSNR [95 %]": [
-                "" if pd.isna(d) else f"{_fmt(d)} [{_fmt(lo)}, {_fmt(hi)}]"
-                for d, lo, hi in zip(df.diff_psnr, df.lo_psnr, df.hi_psnr, strict=True)
-            ],
-            "paper Δ": ["" if pd.isna(v) else _fmt(v) for v in df.paper_diff_psnr],
+            "Δ PSNR [95 %]": diff.where(df.diff_psnr.notna(), ""),
+            "paper Δ": signed(df.paper_diff_psnr),
             "direction": df.direction,
             "size": df["size"],
             "reason": df.reason.fillna(""),
         }
     )
-    seeds = profile_seeds(profile)
-    head = [f"# The paper's claims, profile `{profile}`", "", f"Training seeds: {seeds}.", ""]
+    head = f"# The paper's claims, profile `{profile}`\n\nTraining seeds: {profile_seeds(profile)}."
     policy = POLICY.format(seeds=MIN_SEEDS, budget=MIN_BUDGET)
-    return "\n".join([*head, policy, "", show.to_markdown(index=False), ""])
+    return f"{head}\n\n{policy}\n\n{show.to_markdown(index=False)}\n"
+
+
+def write_claims(profile: str, rows: list[dict]) -> Path:
+    """``claims.csv`` and ``claims.md`` under ``results/<profile>/``; returns the markdown."""
+    df, res = frame(rows), results_dir(profile)
+    atomic_write_text(res / "claims.csv", df.to_csv(index=False, float_format="%.6g"))
+    return atomic_write_text(res / "claims.md", claims_markdown(df, profile))
 
 
 def recompute(profile: str) -> Path:
     """``derain claims --profile P``: ``claims.csv``/``claims.md`` from ``scores.csv``."""
     return write_claims(profile, claim_rows(profile))
-
-
-def seed_means(profile: str, spec: TableSpec) -> pd.DataFrame:
-    """Per method and test set of ``spec``: each seed's mean PSNR/SSIM over the images
-    (``seed`` column; ``"mean"`` for the mean over seeds), from the record."""
-    df = record.read(profile)
-    ids = [str(m.id) for m in spec.methods]
-    df = df[df.method.isin(ids) & df.benchmark.isin(spec.benchmarks) & (df.variant == "")]
-    if df.empty:
-        return pd.DataFrame(columns=["method", "test_set", "seed", "psnr", "ssim", "label"])
-    per_seed = df.groupby(["method", "test_set", "seed"], as_index=False)[["psnr", "ssim"]].mean()
-    mean = per_seed.groupby(["method", "test_set"], as_index=False)[["psnr", "ssim"]].mean()
-    mean["seed"] = "mean"
-    out = pd.concat([per_seed, mean], ignore_index=True)
-    labels = {str(m.id): m.paper_row for m in spec.methods}
-    out["label"] = out.method.map(labels)
-    out["order"] = out.method.map({m: i for i, m in enumerate(ids)})
-    return out.sort_values(["test_set", "order", "seed"]).drop(columns="order")

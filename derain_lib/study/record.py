@@ -48,6 +48,19 @@ DEGENERATE_RULE = (
 )
 
 
+#: The evidence a score is (the record's ``evidence`` column; the claims add whether a
+#: released model saw the full set).
+RAINY, RELEASED, TRAINED, PIPELINE_CHECK = (
+    "rainy input",
+    "released weights",
+    "trained here",
+    "pipeline check",
+)
+
+
+_TRAINED_IDS = {str(m) for m in MethodId if m.trained}
+
+
 def path(profile: str) -> Path:
     return results_dir(profile) / "scores.csv"
 
@@ -55,25 +68,16 @@ def path(profile: str) -> Path:
 def evidence_of(method: str, stand_in: bool) -> str:
     """The evidence a score is: ``pipeline check`` on stand-in data, else by its method."""
     if stand_in:
-        return "pipeline check"
+        return PIPELINE_CHECK
     if method == MethodId.INPUT:
-        return "rainy input"
-    return "trained here" if _trained(method) else "released weights"
-
-
-def _trained(method: str) -> bool:
-    try:
-        return MethodId(method).trained
-    except ValueError:
-        return False
+        return RAINY
+    return TRAINED if method in _TRAINED_IDS else RELEASED
 
 
 def read(profile: str) -> pd.DataFrame:
     """The record of ``profile`` (an empty frame with :data:`COLUMNS` when absent)."""
     p = path(profile)
-    if not p.is_file():
-        return pd.DataFrame(columns=COLUMNS)
-    return parse(p.read_text())
+    return parse(p.read_text()) if p.is_file() else pd.DataFrame(columns=COLUMNS)
 
 
 def parse(text: str) -> pd.DataFrame:
@@ -89,19 +93,13 @@ def parse(text: str) -> pd.DataFrame:
 def degenerate(df: pd.DataFrame) -> pd.Series:
     """Per row: whether its (method, test set, seed) is a model trained here whose mean PSNR
     gain over the Input on the same images is below :data:`DEGENERATE_GAIN_DB`."""
-    out = pd.Series(False, index=df.index)
+    group = ["method", "test_set", "seed"]
     rainy = df[(df.method == MethodId.INPUT) & (df.variant == "")]
-    rainy = rainy.set_index(["test_set", "image"]).psnr
-    trained = df.method.map(_trained) & (df.variant == "")
-    for _, g in df[trained].groupby(["method", "test_set", "seed"]):
-        keys = list(zip(g.test_set, g.image, strict=True))
-        have = [k in rainy.index for k in keys]
-        if not any(have):
-            continue
-        ref = rainy.loc[[k for k, h in zip(keys, have, strict=True) if h]].to_numpy(float)
-        gain = g.psnr.to_numpy(float)[have] - ref
-        out[g.index] = float(gain.mean()) < DEGENERATE_GAIN_DB
-    return out
+    trained = df.method.isin(_TRAINED_IDS) & (df.variant == "")
+    pairs = df[trained].merge(rainy, on=["test_set", "image"], suffixes=("", "_input"))
+    gain = (pairs.psnr - pairs.psnr_input).groupby([pairs[k] for k in group]).mean()
+    low = (gain < DEGENERATE_GAIN_DB).rename("low")
+    return df.join(low, on=group).low.fillna(False).astype(bool) & trained
 
 
 def write(profile: str, df: pd.DataFrame) -> Path:
@@ -109,9 +107,7 @@ def write(profile: str, df: pd.DataFrame) -> Path:
     df = df[COLUMNS].copy()
     df["degenerate"] = degenerate(df)
     df = df.sort_values(SORT, kind="stable", ignore_index=True)
-    out = io.StringIO()
-    df.to_csv(out, index=False, float_format="%.6f")
-    return atomic_write_text(path(profile), out.getvalue())
+    return atomic_write_text(path(profile), df.to_csv(index=False, float_format="%.6f"))
 
 
 def update(profile: str, rows: pd.DataFrame | list[dict]) -> Path:
@@ -122,24 +118,24 @@ def update(profile: str, rows: pd.DataFrame | list[dict]) -> Path:
     for c in ("variant", "seed", "image", "scene", "test_set"):
         new[c] = new[c].astype(str)
     old = read(profile)
-    keys = set(map(tuple, new[KEY].to_numpy()))
-    keep = old[[k not in keys for k in map(tuple, old[KEY].to_numpy())]] if len(old) else old
-    frames = [f for f in (keep, new) if len(f)]
+    replaced = pd.MultiIndex.from_frame(old[KEY]).isin(pd.MultiIndex.from_frame(new[KEY]))
+    frames = [f for f in (old[~replaced], new) if len(f)]
     return write(profile, pd.concat(frames, ignore_index=True) if frames else new)
 
 
-def seed_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (benchmark, test set, method, variant): the mean over images of each seed, then
-    the mean and SD over seeds (``psnr``, ``psnr_sd``, ``ssim``, ``ssim_sd``), ``n_seeds``,
-    ``n_images``, and whether any seed is degenerate: what the chapters' tables show."""
+def seed_table(df: pd.DataFrame, per_seed: bool = False) -> pd.DataFrame:
+    """Per (benchmark, test set, evidence, method, variant): each seed's mean over the images,
+    then the mean and SD over seeds (``psnr``, ``psnr_sd``, ``ssim``, ``ssim_sd``),
+    ``n_seeds``, ``n_images`` and whether any seed is degenerate: what the tables show.
+    ``per_seed`` adds each seed's own row (``seed`` its seed, ``"mean"`` for the mean row)."""
     keys = ["benchmark", "test_set", "evidence", "method", "variant"]
-    per_seed = df.groupby([*keys, "seed"], as_index=False, sort=False).agg(
+    seeds = df.groupby([*keys, "seed"], as_index=False, sort=False).agg(
         psnr=("psnr", "mean"),
         ssim=("ssim", "mean"),
         n_images=("image", "size"),
         degenerate=("degenerate", "any"),
     )
-    return per_seed.groupby(keys, as_index=False, sort=False).agg(
+    means = seeds.groupby(keys, as_index=False, sort=False).agg(
         psnr=("psnr", "mean"),
         psnr_sd=("psnr", "std"),
         ssim=("ssim", "mean"),
@@ -148,3 +144,4 @@ def seed_table(df: pd.DataFrame) -> pd.DataFrame:
         n_images=("n_images", "max"),
         degenerate=("degenerate", "any"),
     )
+    return pd.concat([seeds, means.assign(seed="mean")], ignore_index=True) if per_seed else means

@@ -1,11 +1,6 @@
-"""The study as a report a reader opens: executed notebooks as HTML, and an index.
-
-:func:`export_report` converts each executed notebook of ``results/<profile>/notebooks/`` to
-``results/<profile>/report/<name>.html`` (nbconvert's lab template, images inline) and
-writes ``report/index.html`` linking the chapters, the tables (CSV and ``tables.md``,
-each also shown as HTML) and the figures, with relative links so a committed report opens
-from a checkout.
-"""
+"""The study as a report a reader opens: the executed notebooks through nbconvert, and an
+index page (a summary, then relative links to the chapters, tables, claims and figures, so a
+committed report opens from a checkout)."""
 
 from __future__ import annotations
 
@@ -19,8 +14,9 @@ import pandas as pd
 
 from ..fsutil import atomic_write_text
 from ..info import PARAMETERS
-from ..tables import BENCHMARKS, MethodId, paper_value
+from ..tables import BENCHMARKS, MethodId
 from . import record
+from .paper import TABLES, paper_value
 from .paths import figures_dir, results_dir
 
 if TYPE_CHECKING:  # the study extra (JupyterLab, papermill)
@@ -29,16 +25,6 @@ if TYPE_CHECKING:  # the study extra (JupyterLab, papermill)
 #: A live widget's output; its state (random ids, times) changes with every run, and a
 #: static page cannot drive it, so the report shows the widget's text form instead.
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-TABLE_NAMES = {
-    "table2": "Table II: loss functions",
-    "table3": "Table III: Rain100L and Rain100H",
-    "table4": "Table IV: Rain1400 and Rain12",
-    "table5": "Table V: ablation",
-}
-TABLE_COLUMNS = [
-    *("method", "benchmark", "test_set", "n", "n_seeds", "psnr", "ssim"),
-    *("paper_psnr", "paper_ssim", "diff_psnr", "provenance"),
-]
 
 
 def chapter_title(nb: nbformat.NotebookNode, fallback: str) -> str:
@@ -57,7 +43,7 @@ def summary(profile: str) -> list[str]:
     res = results_dir(profile)
     exact, show, untested = [], [], []
     means = record.seed_table(record.read(profile))
-    means = means[(means.variant == "") & (means.evidence == "released weights")]
+    means = means[(means.variant == "") & (means.evidence == record.RELEASED)]
     rows = {MethodId.SIAN_RELEASED: "Ours", MethodId.PRENET_RELEASED: "PReNet [17] (CVPR'19)"}
     for r in means[means.method.isin(rows)].itertuples():
         table = "III" if r.benchmark in ("rain100l", "rain100h") else "IV"
@@ -89,7 +75,7 @@ def summary(profile: str) -> list[str]:
         )
     for r in df[df.direction == "not run"].itertuples():
         untested.append(f"{r.claim}: not run: {r.reason}")
-    checks = df[df.evidence == "pipeline check"]
+    checks = df[df.evidence == record.PIPELINE_CHECK]
     if len(checks):
         tables = ", ".join(dict.fromkeys(checks.table.astype(str)))
         untested.append(
@@ -117,6 +103,20 @@ def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target, start)).as_posix()
 
 
+def _links(items: list[tuple[str, str, str]]) -> str:
+    """An HTML list of links: (href, name, text after it)."""
+    return (
+        "<ul>"
+        + "".join(
+            f'<li><a href="{href}">{html.escape(name)}</a>'
+            + (f": {html.escape(text)}" if text else "")
+            + "</li>"
+            for href, name, text in items
+        )
+        + "</ul>"
+    )
+
+
 def export_report(profile: str, executed: list[Path]) -> Path:
     """Write ``results/<profile>/report/`` from the ``executed`` notebooks; return
     ``index.html``."""
@@ -141,51 +141,25 @@ def export_report(profile: str, executed: list[Path]) -> Path:
         page = out / f"{path.stem}.html"
         atomic_write_text(page, body)
         chapters.append((page.name, title))
+    files = [(res / f"{k}.csv", f"Table {t.number}: {t.title}") for k, t in TABLES.items()]
+    files += [(res / n, "") for n in ("tables.md", "claims.csv", "claims.md")]
+    index = res / "figures.json"
+    figs = json.loads(index.read_text()) if index.is_file() else []
+    figures = [(figures_dir(profile) / Path(f["path"]).name, f["caption"]) for f in figs]
     parts = [
         "<h2>Summary</h2>",
         *summary(profile),
-        "<h2>Chapters</h2><ol>"
-        + "".join(f'<li><a href="{h}">{html.escape(t)}</a></li>' for h, t in chapters)
-        + "</ol>",
-        f'<h2>Tables</h2><p>All tables with provenance: <a href="{_rel(res / "tables.md", out)}">'
-        "tables.md</a></p>",
+        "<h2>Chapters</h2>",
+        _links([(name, title, "") for name, title in chapters]),
+        "<h2>Tables and claims</h2>",
+        _links([(_rel(p, out), p.name, t) for p, t in files if p.is_file()]),
+        "<h2>Figures</h2>",
+        _links([(_rel(p, out), p.name, t) for p, t in figures]),
     ]
-    for name, title in TABLE_NAMES.items():
-        csv = res / f"{name}.csv"
-        if not csv.is_file():
-            continue
-        df = pd.read_csv(csv)
-        df = df[df.kind != "paper"][[c for c in TABLE_COLUMNS if c in df]]
-        parts.append(
-            f'<h3 id="{name}">{title} (<a href="{_rel(csv, out)}">{name}.csv</a>)</h3>'
-            + df.round({"psnr": 2, "ssim": 3, "diff_psnr": 2}).to_html(index=False, na_rep="")
-        )
-    claims = res / "claims.csv"
-    if claims.is_file():
-        df = pd.read_csv(claims, keep_default_na=False)
-        cols = ["table", "claim", "test_set", "evidence", "diff_psnr", "lo_psnr", "hi_psnr"]
-        cols = [c for c in [*cols, "paper_diff_psnr", "direction", "size"] if c in df]
-        parts.append(
-            f'<h2 id="claims">The paper\'s claims (<a href="{_rel(claims, out)}">claims.csv</a>, '
-            f'<a href="{_rel(res / "claims.md", out)}">claims.md</a>)</h2>'
-            + df[cols].to_html(index=False, float_format=lambda v: f"{v:+.2f}")
-        )
-    index = res / "figures.json"
-    figs = json.loads(index.read_text()) if index.is_file() else []
-    parts.append("<h2>Figures</h2><ul>")
-    for f in figs:
-        target = figures_dir(profile) / Path(f["path"]).name
-        parts.append(
-            f'<li><a href="{_rel(target, out)}">{html.escape(Path(f["path"]).name)}</a>: '
-            f"{html.escape(f['caption'])}</li>"
-        )
-    parts.append("</ul>")
     page = (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
         f"<title>derain study: profile {html.escape(profile)}</title>"
-        "<style>body{font-family:sans-serif;max-width:70em;margin:auto}"
-        "table{border-collapse:collapse;font-size:80%}td,th{border:1px solid #ccc;"
-        "padding:2px 5px}</style></head><body>"
+        "<style>body{font-family:sans-serif;max-width:70em;margin:auto}</style></head><body>"
         f"<h1>SIAN reproduction study: profile <code>{html.escape(profile)}</code></h1>"
         + "".join(parts)
         + "</body></html>\n"

@@ -29,8 +29,6 @@ from ..tables import (
     MethodId,
     Score,
     ScoreKind,
-    Step,
-    TableSpec,
     load_scores,
     missing,
     provenance_text,
@@ -40,6 +38,7 @@ from ..tables import (
 )
 from ..weights import RELEASED, find_released, missing_released
 from . import record
+from .paper import Step, TableSpec
 from .paths import read_scenes, results_dir, scenes_path, work_dir, write_json
 from .plan import (
     TRAINED,

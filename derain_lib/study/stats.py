@@ -1,29 +1,21 @@
 """The claims' statistics: one interval for both noises, and the power to see an effect.
 
-A claim compares two methods on the same test images. Its data are paired per-image
-differences ``d[seed, image]`` (better − worse; one row for released weights, one per
-training seed for models trained here). Two noises move their mean: which training seed
-(the model) and which test images (the sample of scenes). The test images are the same for
-every seed (a crossed design), and images of one scene are not independent (Rain100L/H's
-100 clean images are 91 distinct scenes; the embedded stand-ins are crops of 3 photos), so
-images are resampled by scene.
+A claim's data are paired per-image differences ``d[seed, image]`` (better − worse; one row
+for released weights, one per training seed for models trained here). Two noises move their
+mean: the training seed and the sample of test scenes. Every seed sees the same images (a
+crossed design), and images of one scene are not independent (Rain100L/H's 100 clean images
+are 91 scenes; the embedded stand-ins are crops of 3 photos), so images are resampled by
+scene.
 
-:func:`hierarchical_interval` is a two-level bootstrap: resample seeds, then scenes (one
-scene resample applied to every resampled seed: the images are shared), ``RESAMPLES`` each,
-seeded. Each level's bootstrap variance is corrected for the bootstrap's ``(n-1)/n``
-shrinkage and the two are added; the 95 % interval is Student-t with Satterthwaite's degrees
-of freedom, or the seeds' own ``n - 1`` where the seed part is a quarter of the variance or
-more (:data:`SEED_SHARE`). Why t and not a percentile or BCa bootstrap: with 3 seeds (or 4
-real pairs) the percentile interval is far too narrow (a bootstrap over 3 values knows only
-10 distinct means) and BCa needs a jackknife that 3 values cannot support; the t quantile
-with the degrees of freedom of the level that dominates (2 for 3 seeds) gives the
-small-sample width.
-``tests/test_stats.py`` checks the coverage on simulated crossed data (at least 93 % of 200
-seeded simulations cover the true mean at a nominal 95 %).
+:func:`hierarchical_interval` is a seeded two-level bootstrap: seeds, then scenes (one scene
+resample shared by every seed), each level's variance corrected for the ``(n-1)/n``
+shrinkage and the two added; the 95 % interval is Student-t with Satterthwaite's degrees of
+freedom, or the seeds' ``n - 1`` where the seed part is at least :data:`SEED_SHARE` of the
+variance. Why t and not a percentile or BCa bootstrap: over 3 seeds the percentile interval
+is far too narrow (3 values give 10 distinct bootstrap means) and BCa's jackknife needs
+more than 3 values. ``tests/test_stats.py`` checks the coverage on simulated crossed data.
 
-:func:`mde` is the minimum detectable effect of a two-sided test at level ``1 - LEVEL`` with
-power ``POWER`` given the standard error and degrees of freedom above:
-``(t_{1-alpha/2, df} + t_{power, df}) * se`` (``z`` quantiles for infinite df: 2.80 se).
+:func:`mde`: ``(t_{1-alpha/2, df} + t_{power, df}) * se`` (z quantiles for infinite df).
 """
 
 from __future__ import annotations
@@ -53,16 +45,6 @@ def mde(se: float, df: float = math.inf, level: float = LEVEL, power: float = PO
         raise ValueError(f"bad arguments: se={se}, level={level}, power={power}")
     dist = stats.norm if math.isinf(df) else stats.t(df)
     return float((dist.ppf(0.5 + level / 2) + dist.ppf(power)) * se)
-
-
-def power_of(effect: float, se: float, df: float = math.inf, level: float = LEVEL) -> float:
-    """Probability that a two-sided test at ``1 - level`` rejects "no difference" when the
-    true difference is ``effect`` (normal approximation of the estimate, t critical value)."""
-    if se <= 0:
-        return 1.0 if effect != 0 else 1 - level
-    crit = (stats.norm if math.isinf(df) else stats.t(df)).ppf(0.5 + level / 2)
-    z = abs(effect) / se
-    return float(stats.norm.sf(crit - z) + stats.norm.cdf(-crit - z))
 
 
 @dataclass(frozen=True)
@@ -145,12 +127,3 @@ def hierarchical_interval(
         half = float(stats.t.ppf(0.5 + level / 2, df)) * se
         lo, hi = mean - half, mean + half
     return Interval(mean, lo, hi, se, df, var_seeds, var_scenes, n_seeds, n_images, n_scenes)
-
-
-def direction(iv: Interval, claimed: float) -> int:
-    """+1: the interval lies on the claimed side of zero, -1: on the other, 0: it spans zero
-    (or nothing is claimed)."""
-    if claimed == 0 or not math.isfinite(iv.lo):
-        return 0
-    lo, hi = (iv.lo, iv.hi) if claimed > 0 else (-iv.hi, -iv.lo)
-    return 1 if lo > 0 else -1 if hi < 0 else 0

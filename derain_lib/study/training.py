@@ -27,7 +27,7 @@ from ..errors import DerainError
 from ..runs import Run, data_manifests, find_run, get_or_run, stored
 from ..tables import not_run
 from ..train import dist_info, pick_device, planned_steps, training_patches
-from .claims import CLAIMS
+from .paper import CLAIMS
 from .paths import progress, read_json, results_dir, work_dir, write_json
 from .plan import TRAIN_PLAN, TRAINED, Params, config_for, datasets, test_spec
 

@@ -1,16 +1,8 @@
-"""Pictures of SIAN's scale-space attention: plain functions, no widgets.
-
-They draw an :class:`~derain_lib.attention_maps.Attention` (one forward pass kept as numpy
-arrays by :func:`derain_lib.attention_maps.compute_attention`). :func:`render_view` turns one
-(stage, scale, what) choice into an RGB image blended over the input;
-:func:`attention_panel` draws all stages x scales as a matplotlib figure (notebooks 05
-and 06): the maps beside the photo, not over it, on one colour scale per figure (the
-masks on their absolute 0-1); blending a map over the photo is an option of the
-explorer. The widget in :mod:`derain_lib.widgets` only wires controls to these functions.
-
-Maps of the coarse scales (2, 4) are brought to the input size with ``upsample``:
-``"nearest"`` (default: shows each coarse cell as the block of pixels it covers) or
-``"bilinear"`` (smooth, ``align_corners=False``).
+"""Pictures of SIAN's scale-space attention (an :class:`~derain_lib.attention_maps.Attention`):
+:func:`render_view` draws one (stage, scale, what) view over the input, the explorer's
+picture; :func:`attention_panel` all stages x scales beside the photo on one colour scale
+(notebooks 05 and 06). Coarse maps are upsampled ``nearest`` (each cell as the block of
+pixels it covers) or ``bilinear``.
 """
 
 from __future__ import annotations
@@ -67,11 +59,9 @@ def view_map(
         return att.rain[k]
     if what == "derained":
         return att.outputs[k]
-    stack = {
-        "mask": lambda: att.masks[k][scale],
-        "dog": lambda: att.dog[k][scale][layer],
-        "octave": lambda: att.octaves[k][scale][layer],
-    }[what]()
+    stack = {"mask": att.masks, "dog": att.dog, "octave": att.octaves}[what][k][scale]
+    if what != "mask":
+        stack = stack[layer]
     if channel is None:
         return stack.mean(axis=0)
     if not 0 <= channel < stack.shape[0]:
@@ -117,27 +107,20 @@ def colorize(values: np.ndarray, vmin: float, vmax: float, cmap: str) -> np.ndar
 
 def view_rgb(
     att: Attention,
-    stage: int,
-    scale: int,
+    values: np.ndarray,
     what: str,
-    channel: int | None = None,
-    layer: int = 0,
     upsample_mode: str = "nearest",
     stretch: bool = True,
 ) -> np.ndarray:
-    """One view as a float RGB image of the input's size, before blending.
-
-    Maps are coloured (see :data:`CMAPS`, :func:`value_range`) after upsampling; the rain
-    layer is contrast-stretched so its 99.5th percentile is white (negatives clip to
-    black); the derained image is clipped to [0, 1]."""
-    values = view_map(att, stage, scale, what, channel, layer)
+    """A view's values (:func:`view_map`) as float RGB of the input's size: maps coloured
+    after upsampling, the rain layer stretched so its 99.5th percentile is white, the
+    derained image clipped to [0, 1]."""
     if what == "derained":
         return np.clip(values, 0, 1)
     if what == "rain":
         return np.clip(values / value_range(what, values)[1], 0, 1)
-    vmin, vmax = value_range(what, values, stretch)
     full = upsample(values, att.image.shape[:2], upsample_mode)
-    return colorize(full, vmin, vmax, CMAPS[what])
+    return colorize(full, *value_range(what, values, stretch), CMAPS[what])
 
 
 def render_view(
@@ -151,13 +134,14 @@ def render_view(
     upsample_mode: str = "nearest",
     stretch: bool = True,
 ) -> np.ndarray:
-    """One view blended over the input: ``(1 - opacity) * input + opacity * view``, uint8
-    RGB of the input's size. ``opacity=1`` shows the view alone, ``0`` the input."""
+    """One view blended over the input, ``(1 - opacity) * input + opacity * view``, as
+    uint8 RGB of the input's size (``opacity=1``: the view alone)."""
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
-    view = view_rgb(att, stage, scale, what, channel, layer, upsample_mode, stretch)
-    base = np.clip(att.image, 0, 1)
-    out = (1.0 - opacity) * base + opacity * view
+    view = view_rgb(
+        att, view_map(att, stage, scale, what, channel, layer), what, upsample_mode, stretch
+    )
+    out = (1.0 - opacity) * np.clip(att.image, 0, 1) + opacity * view
     return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
 
 
@@ -199,26 +183,6 @@ def panel_range(
     return value_range(what, pooled)
 
 
-def panel_note(
-    att: Attention,
-    stage: int,
-    scale: int,
-    what: str,
-    channel: int | None = None,
-    layer: int = 0,
-    stretch: bool = True,
-) -> str:
-    """What one view's values span: ``min-max`` of a map (the colours of a panel use one
-    range for every map, :func:`panel_range`), how the rain layer and output are shown."""
-    if what == "derained":
-        return "raw, clipped to [0, 1]"
-    if what == "rain":
-        return "stretched: 99.5th pct = white"
-    values = view_map(att, stage, scale, what, channel, layer)
-    f = ".4f" if what == "mask" else ".4g"
-    return f"values {float(values.min()):{f}}-{float(values.max()):{f}}"
-
-
 def attention_panel(
     att: Attention,
     what: str = "mask",
@@ -231,50 +195,45 @@ def attention_panel(
     vrange: tuple[float, float] | None = None,
 ) -> Figure:
     """The input photo, then all stages (rows) x scales (columns) of one map kind drawn
-    alone (not over the photo) on one colour scale for the whole figure (``vrange``, else
-    :func:`panel_range`: masks on the sigmoid's 0-1), with one colorbar that states it;
-    with ``with_outputs`` two more columns show R_k and X_k of each stage. Under each map
-    the span of its own values (:func:`panel_note`)."""
+    alone on one colour scale for the whole figure (``vrange``, else :func:`panel_range`),
+    stated by one colorbar; ``with_outputs`` adds R_k and X_k of each stage. Under each
+    map the span of its own values."""
     if what not in MAP_WHATS:
         raise ValueError(f"a panel shows one of {MAP_WHATS}, got {what!r}")
     lo, hi = vrange or panel_range(att, what, channel, layer)
     cols: list[tuple[str, int]] = [("input", 1), *((what, s) for s in att.scales)]
     if with_outputs:
         cols += [("rain", 1), ("derained", 1)]
-    names = {"input": "input", "rain": "rain R_k", "derained": "derained X_k"}
+    heads = {"input": "input", "rain": "rain R_k", "derained": "derained X_k"}
+    notes = {"rain": "stretched: 99.5th pct = white", "derained": "raw, clipped to [0, 1]"}
+    f = ".4f" if what == "mask" else ".4g"
     h, w = att.image.shape[:2]
-    rows = att.n_stages
     fig = Figure(
-        figsize=(cell_inches * len(cols), (cell_inches * h / w + 0.25) * rows + 1.6),
+        figsize=(cell_inches * len(cols), (cell_inches * h / w + 0.25) * att.n_stages + 1.6),
         layout="constrained",
     )
-    axes = fig.subplots(rows, len(cols), squeeze=False)
+    axes = fig.subplots(att.n_stages, len(cols), squeeze=False)
     spans = []
-    for r in range(rows):
-        for c, (kind, scale) in enumerate(cols):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if kind == "input":
-                if r == 0:
-                    ax.imshow(np.clip(att.image, 0, 1))
-                else:
-                    ax.set_axis_off()
-            elif kind in MAP_WHATS:
-                values = view_map(att, r + 1, scale, kind, channel, layer)
-                spans.append((float(values.min()), float(values.max())))
-                full = upsample(values, (h, w), upsample_mode)
-                ax.imshow(colorize(full, lo, hi, CMAPS[kind]))
-            else:
-                ax.imshow(view_rgb(att, r + 1, scale, kind))
-            if kind != "input":
-                note = panel_note(att, r + 1, scale, kind, channel, layer)
-                ax.set_xlabel(note, fontsize=6, labelpad=1)
-            if r == 0:
-                head = f"scale {scale_label(scale)}" if kind in MAP_WHATS else names[kind]
-                ax.set_title(head, fontsize=9)
-            if c == 1:
-                ax.set_ylabel(f"stage {r + 1}", fontsize=9)
+    for (r, c), ax in np.ndenumerate(axes):
+        kind, scale = cols[c]
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if kind == "input":
+            ax.imshow(np.clip(att.image, 0, 1)) if r == 0 else ax.set_axis_off()
+        elif kind in MAP_WHATS:
+            values = view_map(att, r + 1, scale, kind, channel, layer)
+            spans.append((float(values.min()), float(values.max())))
+            ax.imshow(colorize(upsample(values, (h, w), upsample_mode), lo, hi, CMAPS[kind]))
+            ax.set_xlabel(f"values {spans[-1][0]:{f}}-{spans[-1][1]:{f}}", fontsize=6, labelpad=1)
+        else:
+            ax.imshow(view_rgb(att, view_map(att, r + 1, scale, kind), kind))
+            ax.set_xlabel(notes[kind], fontsize=6, labelpad=1)
+        if r == 0:
+            ax.set_title(
+                f"scale {scale_label(scale)}" if kind in MAP_WHATS else heads[kind], fontsize=9
+            )
+        if c == 1:
+            ax.set_ylabel(f"stage {r + 1}", fontsize=9)
     bar = fig.colorbar(
         ScalarMappable(Normalize(lo, hi), CMAPS[what]),
         ax=axes[:, 1 : 1 + len(att.scales)],
@@ -283,7 +242,6 @@ def attention_panel(
         aspect=40,
     )
     vmin, vmax = min(a for a, _ in spans), max(b for _, b in spans)
-    f = ".4f" if what == "mask" else ".4g"
     bar.set_label(
         f"{_label(what, channel, layer)}: one colour scale for every panel, {lo:.4g} to "
         f"{hi:.4g}; values in this figure span {vmin:{f}} to {vmax:{f}}",

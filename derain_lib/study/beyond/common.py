@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,15 +23,14 @@ from ..probes import without_partial_copies
 #: Model families and training sets of the released weights the chapter uses.
 FAMILIES = ("sian", "prenet")
 RELEASED_SETS = ("rain100l", "rain100h", "rain1400")
-#: The released weights of the chapter, ``<family>-<training set>``.
-RELEASED_MODELS = tuple(f"{f}-{d}" for f in FAMILIES for d in RELEASED_SETS)
+#: Stand-in test sets are pipeline checks: at most this many images of each.
+STAND_IN_IMAGES = 2
 
 
 @dataclass(frozen=True)
 class BeyondSize:
-    """How much of each experiment a profile runs. Counts of real images are distinct
-    scenes, one image each (None: every image of the set); stand-in sets are pipeline
-    checks and give at most :data:`STAND_IN_IMAGES` images."""
+    """How much of each section a profile runs. Counts of real images are distinct scenes,
+    one image each (None: every image of the set)."""
 
     sweep_images: int | None  # scenes of the density sweep (Rain100L/H ground truths)
     sweep_side: int | None  # their longer side after resizing (None: as they are)
@@ -57,40 +56,36 @@ def beyond_size(profile: str) -> BeyondSize:
     return SIZES.get(profile, SIZES["quick"])
 
 
-def released_models(
-    names: Iterable[str], weights_dir: str | Path | None, device: str | torch.device = "cpu"
-) -> tuple[dict[str, nn.Module], dict[str, str]]:
-    """Released models found locally (no download) on ``device``, and a ``not run`` reason
-    for the rest. ``names`` are keys of :data:`derain_lib.weights.RELEASED`."""
-    models, missing = {}, {}
-    for name in names:
-        path = find_released(name, weights_dir)
-        if path is None:
-            missing[name] = not_run(missing_released(name, weights_dir))
-            continue
-        models[name] = load_model(path, allow_download=False, device=device).model
-    return models, missing
-
-
 def chapter_models(
     p: Params, device: str | torch.device | None = None
 ) -> tuple[dict[str, nn.Module], dict[str, str]]:
-    """The chapter's released models (:data:`RELEASED_MODELS`) on ``device`` (default: the
-    notebook's ``p.device``) and why the others are absent."""
-    return released_models(RELEASED_MODELS, p.weights_dir, p.device if device is None else device)
+    """The released ``<family>-<training set>`` models found locally (never downloaded) on
+    ``device`` (default ``p.device``), and a ``not run`` reason for each missing one."""
+    models, missing = {}, {}
+    for name in (f"{f}-{d}" for f in FAMILIES for d in RELEASED_SETS):
+        path = find_released(name, p.weights_dir)
+        if path is None:
+            missing[name] = not_run(missing_released(name, p.weights_dir))
+        else:
+            models[name] = load_model(path, allow_download=False, device=device or p.device).model
+    return models, missing
 
 
 def chapter_sets(p: Params) -> list[tuple[TestSet, PairedDataset]]:
-    """Every test set of the profile (its own, then real ones found or fetched), opened; a
-    partial real set is left out when the complete one is there (the 4 Rain100L sample
-    pairs beside the fetched 100 are the same images)."""
-    sets = [t for ts in test_sets(p).values() for t in without_partial_copies(ts)]
-    return [(t, open_data(t.spec)) for t in sets]
+    """Every test set of the profile, opened; a partial real set is left out when the
+    complete one is there (the 4 Rain100L sample pairs are among the fetched 100)."""
+    return [
+        (t, open_data(t.spec)) for ts in test_sets(p).values() for t in without_partial_copies(ts)
+    ]
+
+
+def real_sets(p: Params, *benchmarks: str) -> list[tuple[TestSet, PairedDataset]]:
+    """:func:`chapter_sets` of ``benchmarks`` that are real (not stand-ins)."""
+    return [(t, ds) for t, ds in chapter_sets(p) if t.benchmark in benchmarks and not t.stand_in]
 
 
 def clock() -> tuple[float, float]:
-    """(wall, CPU) seconds now; CPU counts this process and its finished child processes,
-    so it is what the work costs whatever else loads the machine."""
+    """(wall, CPU) seconds now; CPU counts this process and its finished children."""
     t = os.times()
     return time.perf_counter(), t.user + t.system + t.children_user + t.children_system
 
@@ -99,13 +94,6 @@ def since(start: tuple[float, float]) -> dict[str, float]:
     """Wall and CPU seconds spent since ``start`` (a :func:`clock` reading)."""
     wall, cpu = clock()
     return {"wall_s": round(wall - start[0], 1), "cpu_s": round(cpu - start[1], 1)}
-
-
-def spread_indices(n: int, k: int) -> list[int]:
-    """``k`` indices spread evenly over ``range(n)`` (all of them when ``k >= n``)."""
-    if k >= n:
-        return list(range(n))
-    return sorted({int(round(v)) for v in np.linspace(0, n - 1, k)})
 
 
 #: Scene thumbnails: the image's centre, landscape, cut to whole SCENE_BLOCK-pixel blocks
@@ -118,22 +106,20 @@ SCENE_TOL = 7.0
 
 
 def scene_thumbnail(img: np.ndarray) -> np.ndarray:
-    """Block means (0..255) of the centre of ``img`` (H x W x C, uint8 or float in [0, 1]),
-    the same for an image and a crop of it a pixel smaller (:data:`SCENE_BLOCK`)."""
+    """Block means (0..255) of the centre of ``img`` (uint8, or float in [0, 1]), the same
+    for an image and a crop of it a pixel smaller."""
     a = np.asarray(img, np.float32) * (1.0 if np.asarray(img).dtype == np.uint8 else 255.0)
     if a.shape[0] > a.shape[1]:
         a = a.swapaxes(0, 1)
     b = SCENE_BLOCK if min(a.shape[:2]) > 2 * SCENE_BLOCK else 1
     h, w = ((n - 2) // b * b for n in a.shape[:2])
     y, x = (a.shape[0] - h) // 2, (a.shape[1] - w) // 2
-    a = a[y : y + h, x : x + w]
-    return a.reshape(h // b, b, w // b, b, -1).mean(axis=(1, 3))
+    return a[y : y + h, x : x + w].reshape(h // b, b, w // b, b, -1).mean(axis=(1, 3))
 
 
 def scene_keys(images: Iterable[tuple[str, np.ndarray]], tol: float = SCENE_TOL) -> list[str]:
-    """One scene key per (name, image): the name of the first image of its scene (the first
-    whose :func:`scene_thumbnail` is within ``tol`` of its own), so duplicate ground truths
-    and crops of one image share a key."""
+    """One scene key per (name, image): the name of the first image whose thumbnail is
+    within ``tol`` of its own, so duplicate ground truths and crops share a key."""
     firsts: list[tuple[str, np.ndarray]] = []
     keys = []
     for name, img in images:
@@ -143,44 +129,34 @@ def scene_keys(images: Iterable[tuple[str, np.ndarray]], tol: float = SCENE_TOL)
         )
         if key is None:
             firsts.append((name, t))
-            key = name
-        keys.append(key)
+        keys.append(key or name)
     return keys
 
 
-def set_scenes(sets: list[tuple[TestSet, PairedDataset]]) -> dict[tuple[str, int], str]:
-    """``(test set label, index) -> scene key`` of every pair of ``sets``, the keys taken over
-    all their ground truths together (Rain100L and Rain100H share theirs: 91 scenes)."""
-    index = [(t.label, i) for t, ds in sets for i in range(len(ds))]
-    opened = {t.label: ds for t, ds in sets}
-    cleans = ((f"{lab}: {opened[lab].pairs[i].name}", opened[lab].load(i)[1]) for lab, i in index)
-    return dict(zip(index, scene_keys(cleans), strict=True))
-
-
-#: Stand-in test sets are pipeline checks: at most this many images of each.
-STAND_IN_IMAGES = 2
-
-
 def pick_scenes(keys: list[str], k: int | None) -> list[int]:
-    """Indices of one image of each of ``k`` distinct scenes of ``keys`` (a set's scene key
-    per image), spread evenly over its scenes in order; every index when ``k`` is None."""
+    """Indices of one image of each of ``k`` distinct scenes of ``keys``, spread evenly over
+    the scenes in order (None: every index)."""
     if k is None:
         return list(range(len(keys)))
     first = [i for i, key in enumerate(keys) if keys.index(key) == i]
-    return [first[j] for j in spread_indices(len(first), k)]
+    if k >= len(first):
+        return first
+    return [first[j] for j in sorted({round(v) for v in np.linspace(0, len(first) - 1, k)})]
 
 
 def scene_pairs(
     sets: list[tuple[TestSet, PairedDataset]], k: int | None, together: bool = False
 ) -> list[tuple[TestSet, PairedDataset, int, str]]:
-    """(test set, data, index, scene key) of ``k`` distinct scenes of each set
-    (:func:`pick_scenes`; a stand-in set at most :data:`STAND_IN_IMAGES`), or of all the
-    sets ``together`` (a scene the sets share taken once)."""
-    scenes = set_scenes(sets)
-    groups = [sets] if together else [[s] for s in sets]
+    """(test set, data, index, scene key) of ``k`` distinct scenes of each set (a stand-in
+    set at most :data:`STAND_IN_IMAGES`), or of all the sets ``together`` (a scene they
+    share taken once). Scene keys are taken over all the sets' ground truths together
+    (Rain100L and Rain100H share theirs: 91 scenes)."""
+    index = [(t, ds, i) for t, ds in sets for i in range(len(ds))]
+    cleans = ((f"{t.label}: {ds.pairs[i].name}", ds.load(i)[1]) for t, ds, i in index)
+    scenes = [(*ti, key) for ti, key in zip(index, scene_keys(cleans), strict=True)]
     out = []
-    for group in groups:
-        order = [(t, ds, i, scenes[(t.label, i)]) for t, ds in group for i in range(len(ds))]
+    for group in [sets] if together else [[s] for s in sets]:
+        order = [s for s in scenes if any(s[0] is t for t, _ in group)]
         n = k
         if all(t.stand_in for t, _ in group):
             n = STAND_IN_IMAGES if k is None else min(k, STAND_IN_IMAGES)
@@ -195,3 +171,11 @@ def centre_crop(image: np.ndarray, side: int | None) -> np.ndarray:
     h, w = image.shape[:2]
     y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
     return image[y : y + side, x : x + side]
+
+
+def groups(items: Iterable, key: Callable) -> list[tuple[Any, list]]:
+    """``items`` grouped by ``key(item)``, groups in the order they first appear."""
+    out: dict = {}
+    for item in items:
+        out.setdefault(key(item), []).append(item)
+    return list(out.items())

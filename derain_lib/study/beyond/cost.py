@@ -1,18 +1,18 @@
 """Section 4 of chapter 07: what a forward pass costs on a CPU.
 
-Parameters, GFLOP per megapixel, CPU seconds and peak memory of each model, measured in a
-fresh process (:func:`cost_in_child` runs this module: ``python -m
-derain_lib.study.beyond.cost NAME HEIGHT WIDTH THREADS`` prints :func:`measure_cost`'s row
-as JSON); :func:`cached_cost_table` reuses a saved measurement while what determines it
-(:func:`cost_key`) is unchanged, so a re-run rewrites no file.
+Parameters, GFLOP per megapixel, CPU seconds and peak memory of each model, each measured
+in a fresh process (``python -m derain_lib.study.beyond.cost NAME HEIGHT WIDTH THREADS``
+prints :func:`measure_cost`'s row as JSON); a saved measurement is reused while what
+determines it (:func:`cost_key`) is unchanged, so a re-run rewrites no file.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -49,15 +49,6 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def _peak_rss_mib() -> float:
-    """This process's peak resident memory (VmHWM), MiB; Linux only, else NaN."""
-    status = Path("/proc/self/status")
-    if not status.is_file():
-        return math.nan
-    line = next(ln for ln in status.read_text().splitlines() if ln.startswith("VmHWM"))
-    return int(line.split()[1]) / 1024
-
-
 def measure_cost(name: str, height: int, width: int, seed: int = 0) -> dict:
     """Cost of one untrained ``name`` model on a ``height`` x ``width`` image in this
     process: parameters, GFLOP per megapixel, wall and CPU seconds of one forward after
@@ -70,7 +61,7 @@ def measure_cost(name: str, height: int, width: int, seed: int = 0) -> dict:
         t, c = time.perf_counter(), time.process_time()
         model(x)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
-    peak = _peak_rss_mib()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     flops = count_flops(model, x)
     return {
         "model": name,
@@ -84,24 +75,23 @@ def measure_cost(name: str, height: int, width: int, seed: int = 0) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     """The child process: the chapter's thread, OpenMP and allocator settings, then one
     :func:`measure_cost` row printed as JSON on the last line."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 4 or not all(a.isdigit() for a in args[1:]):
-        print(f"usage: python -m {__name__} NAME HEIGHT WIDTH THREADS, got {args}", file=sys.stderr)
-        return 2
-    name, (height, width, threads) = args[0], map(int, args[1:])
+    parser = argparse.ArgumentParser(prog=f"python -m {__name__}")
+    parser.add_argument("name")
+    for dim in ("height", "width", "threads"):
+        parser.add_argument(dim, type=int)
+    args = parser.parse_args(argv)
     configure()
     tune()
-    torch.set_num_threads(threads)
-    print(json.dumps(measure_cost(name, height, width)))
-    return 0
+    torch.set_num_threads(args.threads)
+    print(json.dumps(measure_cost(args.name, args.height, args.width)))
 
 
 def cost_in_child(name: str, height: int, width: int) -> dict:
-    """:func:`measure_cost` in a fresh Python process (own peak memory) running this
-    module, with this process's torch threads (see :func:`main`)."""
+    """:func:`measure_cost` in a fresh Python process (its own peak memory) with this
+    process's torch threads and OpenMP settings."""
     root = str(PACKAGE_DIR.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     configure(env)  # the OpenMP settings, in the environment before the child starts
@@ -112,11 +102,6 @@ def cost_in_child(name: str, height: int, width: int) -> dict:
         err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"model": name, "status": not_run(f"measurement failed: {err}")}
     return {**json.loads(proc.stdout.strip().splitlines()[-1]), "status": "ok"}
-
-
-def cost_table(hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS) -> list[dict]:
-    """One :func:`cost_in_child` row per model, on a random image of ``hw`` (H, W)."""
-    return [cost_in_child(n, *hw) for n in names]
 
 
 def cost_key(hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS) -> dict:
@@ -136,23 +121,20 @@ def cost_key(hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS) -> dict:
 def cached_cost_table(
     path: Path, hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS, remeasure: bool = False
 ) -> dict:
-    """The cost record saved at ``path`` when its :func:`cost_key` is this one's and every
-    model was measured; else (or with ``remeasure``) :func:`cost_table` measured now and
-    saved there. The record holds the ``key``, when it was ``measured`` (UTC) with the load
-    average then, and the ``rows``: timings vary from run to run, so an unchanged
-    measurement is reused rather than redone and rewritten."""
+    """The cost record saved at ``path`` when its key is :func:`cost_key`'s and every model
+    was measured; else (or with ``remeasure``) measured now and saved there: ``key``, when
+    it was ``measured`` (UTC), the load average then, and the ``rows``."""
     key = cost_key(hw, names)
     if not remeasure and path.is_file():
         saved = json.loads(path.read_text())
-        same = isinstance(saved, dict) and saved.get("key") == key and saved.get("rows")
-        if same and all(r.get("status") == "ok" for r in saved["rows"]):
+        if saved["key"] == key and all(r["status"] == "ok" for r in saved["rows"]):
             return saved
     measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     record = {
         "key": key,
         "measured": measured,
         "load_average": [round(v, 2) for v in os.getloadavg()],
-        "rows": cost_table(hw, names),
+        "rows": [cost_in_child(n, *hw) for n in names],
     }
     write_json(path, record)
     return record
@@ -181,4 +163,4 @@ def run(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,12 +1,8 @@
 """Section 1 of chapter 07: the released models under more (synthetic) rain.
 
-Distinct scenes of the real Rain100L/H test sets' ground truths (the two sets share them;
-the embedded stand-ins only when no real set is there, a pipeline check) get the synthesiser's
-rain at six levels, drizzle to heavier than Rain100H. The two "-like" levels are
-calibrated: the streak density is scaled until the images' mean synthetic Input PSNR
-equals the real benchmark's mean Input PSNR (:func:`calibrate`), when real pairs are there.
-One row per (image, level, model), with the global tone shift of the output
-(:data:`TONE_SHIFT_Y`) that can drive a PSNR change on its own.
+Distinct scenes of the real Rain100L/H ground truths (the stand-ins only when no real set
+is there) get the synthesiser's rain at six levels, drizzle to heavier than Rain100H; the
+two "-like" levels are calibrated on the real benchmarks' Input PSNR (:func:`calibrate`).
 """
 
 from __future__ import annotations
@@ -15,7 +11,6 @@ import math
 from dataclasses import replace
 
 import numpy as np
-import torch
 from torch import nn
 
 from ...data.io import fit_size
@@ -23,10 +18,9 @@ from ...data.synth import PRESETS, RainPreset, add_rain, rain_streaks
 from ...inference import predict
 from ...metrics import rgb_to_y, score_pair
 from ..plan import Params
-from .common import beyond_size, chapter_sets, scene_pairs
+from .common import beyond_size, chapter_sets, real_sets, scene_pairs
 
-#: Streak density factors of the levels, relative to the calibrated light (first three)
-#: and heavy (last three) presets; haze of the heavy levels.
+#: (name, preset, streak density factor, haze) of the levels, lightest first.
 LEVELS: tuple[tuple[str, str, float, float | None], ...] = (
     ("drizzle", "light", 0.3, None),
     ("light (Rain100L-like)", "light", 1.0, None),
@@ -37,9 +31,9 @@ LEVELS: tuple[tuple[str, str, float, float | None], ...] = (
 )
 #: Which benchmark's real Input PSNR calibrates each preset.
 CALIBRATED_BY = {"light": "rain100l", "heavy": "rain100h"}
-#: A derained output whose mean MATLAB Y is further from the clean image's than the rainy
-#: input's was, by more than this (16..235 scale), has a global tone shift the model made:
-#: its PSNR change is not only rain removed.
+#: An output whose mean MATLAB Y moved further from the clean image's than the input's did,
+#: by more than this (16..235 scale), has a global tone shift: its PSNR change is not only
+#: rain removed.
 TONE_SHIFT_Y = 3.0
 
 
@@ -51,8 +45,7 @@ def scaled(base: str, name: str, density: float, haze: float | None = None) -> R
 
 
 def levels(factors: dict[str, float] | None = None) -> tuple[RainPreset, ...]:
-    """The six levels, lightest first, each preset's densities times ``factors[preset]``
-    (the calibration; 1 when absent)."""
+    """The six levels, each preset's densities times ``factors[preset]`` (default 1)."""
     f = factors or {}
     return tuple(scaled(b, n, d * f.get(b, 1.0), h) for n, b, d, h in LEVELS)
 
@@ -62,8 +55,7 @@ DENSITY_LEVELS: tuple[RainPreset, ...] = levels()
 
 
 def rainy_at(clean: np.ndarray, level: RainPreset, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rainy image, streak layer) of ``clean`` at one level: :func:`add_rain` and the exact
-    streak layer it screens on (same preset and seed)."""
+    """(rainy image, the exact streak layer it was screened with) of ``clean`` at ``level``."""
     return add_rain(clean, level, seed), rain_streaks(clean.shape[:2], level, seed)
 
 
@@ -82,9 +74,8 @@ def calibrate(
     steps: int = 7,
     bounds: tuple[float, float] = (0.1, 10.0),
 ) -> tuple[float, float]:
-    """(density factor, mean Input PSNR it gives): the factor of preset ``base``'s streak
-    densities whose mean synthetic Input PSNR on ``cleans`` is closest to ``target_psnr``
-    (bisection on its logarithm: more streaks, lower PSNR)."""
+    """(density factor, mean Input PSNR it gives) of preset ``base`` closest to
+    ``target_psnr`` on ``cleans`` (bisection on the factor's logarithm)."""
     lo, hi = math.log(bounds[0]), math.log(bounds[1])
     best = (1.0, input_psnr(cleans, scaled(base, base, 1.0), seed))
     for _ in range(steps):
@@ -107,49 +98,33 @@ def density_sweep(
     levels: tuple[RainPreset, ...] = DENSITY_LEVELS,
     seed: int = 0,
 ) -> list[dict]:
-    """Rain each clean image at every level, derain it with every model; one row per
-    (image, level, model) with the Input PSNR/SSIM, the output's, the PSNR gain and the
-    output's tone shift (``tone_shift``: mean Y minus the clean image's; ``tone_shifted`` when
-    it exceeds the input's by :data:`TONE_SHIFT_Y`).
-
-    Image ``i`` gets rain seed ``seed + i`` at every level (the same streak positions
-    thicken as the density rises). ``models`` may be empty: rows for the input only."""
+    """One row per (image, level, model or ``input``): PSNR/SSIM, gain over the input, tone
+    shift and whether it exceeds the input's by :data:`TONE_SHIFT_Y`. Image ``i`` gets
+    rain seed ``seed + i`` at every level (the same streaks thicken)."""
     rows = []
     for i, (name, clean) in enumerate(cleans):
         for j, level in enumerate(levels):
             rainy, _ = rainy_at(clean, level, seed + i)
             in_psnr, in_ssim = score_pair(rainy, clean)
-            base = {"image": name, "level": j, "level_name": level.name, "input_psnr": in_psnr}
-            outs = {
-                "input": rainy,
-                **{m: predict(model, rainy) for m, model in models.items()},
-            }
             in_shift = tone_shift(rainy, clean)
+            base = {"image": name, "level": j, "level_name": level.name, "input_psnr": in_psnr}
+            outs = {"input": rainy, **{m: predict(model, rainy) for m, model in models.items()}}
             for m, out in outs.items():
                 p, s = (in_psnr, in_ssim) if m == "input" else score_pair(out, clean)
                 shift = tone_shift(out, clean)
-                # the model moved the mean away from the clean image's, beyond what the rain did
                 shifted = m != "input" and abs(shift) > abs(in_shift) + TONE_SHIFT_Y
                 rows.append(
-                    {
-                        **base,
-                        "model": m,
-                        "psnr": p,
-                        "ssim": s,
-                        "gain": p - in_psnr,
-                        "tone_shift": shift,
-                        "tone_shifted": bool(shifted),
-                    }
-                )
+                    {**base, "model": m, "psnr": p, "ssim": s, "gain": p - in_psnr,
+                     "tone_shift": shift, "tone_shifted": bool(shifted)}
+                )  # fmt: skip
     return rows
 
 
 def sweep_images(
     p: Params, n: int | None, side: int | None
 ) -> list[tuple[str, str, np.ndarray, bool]]:
-    """(label, scene, clean image, stand-in) of ``n`` distinct scenes spread over the real
-    Rain100L/H test sets' ground truths together (they share them: 91 scenes; None: all),
-    or over the stand-ins when no real set is there; shrunk to ``side``."""
+    """(label, scene, clean image shrunk to ``side``, stand-in) of ``n`` distinct scenes
+    spread over the real Rain100L/H ground truths together (else over the stand-ins)."""
     sets = [(t, ds) for t, ds in chapter_sets(p) if t.benchmark in CALIBRATED_BY.values()]
     real = [s for s in sets if not s[0].stand_in]
     return [
@@ -158,43 +133,28 @@ def sweep_images(
     ]
 
 
-def real_input_psnr(p: Params, benchmark: str) -> tuple[float, int, str] | None:
-    """(mean Input PSNR, images, test set label) of the largest real test set of
-    ``benchmark`` the profile has, or None."""
-    real = [(t, ds) for t, ds in chapter_sets(p) if t.benchmark == benchmark and not t.stand_in]
-    if not real:
-        return None
-    t, ds = max(real, key=lambda s: len(s[1]))
-    vals = [score_pair(*ds.load(i))[0] for i in range(len(ds))]
-    return float(np.mean(vals)), len(vals), t.label
-
-
-def run(
-    params: Params,
-    models: dict[str, nn.Module],
-    device: str | torch.device = "cpu",
-) -> dict:
-    """The sweep of the profile (:data:`BeyondSize.sweep_images` scenes, one image each, the
-    Rain100L/H released models of ``models``): ``{"rows", "images", "scenes",
-    "calibration"}``, each row with its ``scene`` and ``stand_in``. ``calibration``
-    says per preset the real benchmark's Input PSNR, the factor found and the PSNR it gives
-    (``None`` values when the benchmark has no real pairs: the preset as it is)."""
+def run(params: Params, models: dict[str, nn.Module]) -> dict:
+    """The profile's sweep with the Rain100L/H models of ``models``: ``{"rows", "images",
+    "scenes", "calibration"}``; ``calibration`` per preset says the real benchmark's
+    largest set's Input PSNR, the factor found and the PSNR it gives (``None`` and 1 when
+    the benchmark has no real pairs)."""
     size = beyond_size(params.profile)
     picked = sweep_images(params, size.sweep_images, size.sweep_side)
     cleans = [(name, img) for name, _, img, _ in picked]
     calibration, factors = {}, {}
     for base, bench in CALIBRATED_BY.items():
-        real = real_input_psnr(params, bench) if cleans else None
         entry: dict = {"benchmark": bench, "real_input_psnr": None, "factor": 1.0}
-        if real is not None:
-            factor, got = calibrate(cleans, base, real[0])
-            factors[base] = factor
+        real = real_sets(params, bench)
+        if cleans and real:
+            t, ds = max(real, key=lambda s: len(s[1]))
+            target = float(np.mean([score_pair(*ds.load(i))[0] for i in range(len(ds))]))
+            factors[base], got = calibrate(cleans, base, target)
             entry = {
                 "benchmark": bench,
-                "real_input_psnr": real[0],
-                "real_images": real[1],
-                "real_test_set": real[2],
-                "factor": factor,
+                "real_input_psnr": target,
+                "real_images": len(ds),
+                "real_test_set": t.label,
+                "factor": factors[base],
                 "synthetic_input_psnr": got,
             }
         calibration[base] = entry
