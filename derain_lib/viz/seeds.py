@@ -17,7 +17,7 @@ def seed_dots(means: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
     fig = Figure(figsize=(max(4.2 * len(sets), 5.0), 3.8), layout="constrained")
     for ax, (t, g) in zip(
         fig.subplots(1, len(sets), squeeze=False)[0],
-        means.groupby("test_set", sort=False),
+        means.groupby("test_set", sort=False, dropna=False),
         strict=True,
     ):
         labels = list(dict.fromkeys(g.label))
