@@ -33,9 +33,9 @@ from IPython.display import Image, Markdown, display
 
 from derain_lib.allocator import tune
 from derain_lib.study import figures
+from derain_lib.study.explorer import explore
 from derain_lib.study.paths import figures_root, run_fact, shown
 from derain_lib.study.plan import Params
-from derain_lib.study.explorer import explore
 
 tune()  # glibc keeps freed tensors' memory for reuse (DERAIN_MALLOC_TUNING=0: off)
 # released weights when found, else the SIAN this profile trained (None: neither exists)

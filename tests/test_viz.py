@@ -311,7 +311,7 @@ def _scored_set(root: Path, method: str, d: str, names: list[str], gt: bool) -> 
     for i, n in enumerate(names):
         px = np.full((8, 12, 3), 40 * i, np.uint8)
         Image.fromarray(px).save(folder / "outputs" / f"{Path(n).stem}.png")
-        if gt and i < 2:  # as keep_ground_truth: the first images only
+        if gt and i < 2:  # as score_input: the first images only
             (folder / "ground_truth").mkdir(exist_ok=True)
             Image.fromarray(px).save(folder / "ground_truth" / f"{Path(n).stem}.png")
     return (folder / "per_image.csv").relative_to(root).as_posix()
@@ -576,6 +576,17 @@ def test_photo_grid_has_at_most_three_photos_a_row_with_zoomed_crops(tmp_path: P
     assert max(sum(round(a.get_position().y0, 3) == y for a in images) for y in top) == 3
     width = images[0].get_position().width * fig.get_figwidth()
     assert width > 3.0  # inches: three a row across a 15-inch figure
+
+
+def test_photo_grid_zooms_where_the_first_method_changed_the_photo_most(tmp_path: Path) -> None:
+    rainy = np.zeros((60, 80, 3), np.uint8)
+    derained = rainy.copy()
+    derained[40:56, 52:68] = 255  # the one region the model changed
+    for m, img in (("rainy", rainy), ("a", derained)):
+        (tmp_path / m).mkdir()
+        Image.fromarray(img).save(tmp_path / m / "p.png")
+    box = plots.photo_grid(tmp_path).get_axes()[0].patches[0]
+    assert (box.get_x(), box.get_y(), box.get_width()) == (52, 40, 16)  # 16: 0.28 of 60
 
 
 def test_beyond_figures_have_no_overlapping_titles() -> None:

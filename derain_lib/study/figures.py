@@ -1,12 +1,6 @@
-"""Step 05's computing side: the files the figures are drawn from, and the figure index.
-
-:func:`export_attention` runs a model once and saves the attention maps as ``.npz``;
-:func:`derain_photos` derains real photos into PNGs (the study's one step for them, used by
-:func:`derain_real` and chapter 07); :func:`record_figure` saves a drawn
-figure under ``figures/<profile>/`` with its caption in ``results/<profile>/figures.json``.
-:func:`panel_weights` picks the weights of notebook 06's attention panel. Drawing itself is
-:mod:`derain_lib.viz`'s.
-"""
+"""Step 05's computing side: the files the figures are drawn from (attention maps as
+``.npz``, derained real photos) and the figure index (``figures/<profile>/`` with captions in
+``results/<profile>/figures.json``). Drawing itself is :mod:`derain_lib.viz`'s."""
 
 from __future__ import annotations
 
@@ -37,6 +31,8 @@ from .training import load_runs
 
 #: The models of the real-rain figure (Fig. 10): Rain100H weights, released and trained here.
 REAL_METHODS = (MethodId.PRENET_RELEASED, MethodId.SIAN_RELEASED, MethodId.SIAN)
+#: Real photos the Fig. 10 analogue shows.
+REAL_PHOTOS = 3
 #: The trained model the attention panel uses when the released weights are missing.
 PANEL_FALLBACK = MethodId.SIAN
 
@@ -49,8 +45,7 @@ def record_figure(profile: str, fig: Figure, name: str, caption: str) -> Path:
 
 
 def record_caption(profile: str, name: str, caption: str) -> Path:
-    """The caption of ``figures/<profile>/<name>`` in ``results/<profile>/figures.json``
-    (for a figure saved by other means, e.g. the explorer's panel)."""
+    """The caption of ``figures/<profile>/<name>`` in ``results/<profile>/figures.json``."""
     index = results_dir(profile) / "figures.json"
     figs = json.loads(index.read_text()) if index.is_file() else []
     rel = f"figures/{profile}/{name}"
@@ -61,8 +56,7 @@ def record_caption(profile: str, name: str, caption: str) -> Path:
 def show_figure(
     profile: str, fig: Figure | None, name: str, caption: str, why: str
 ) -> Figure | Markdown:
-    """What a chapter displays for one figure: ``fig`` recorded (:func:`record_figure`), or,
-    when there is nothing to draw (``fig`` None), ``why`` as Markdown."""
+    """``fig`` recorded (:func:`record_figure`), or ``why`` as Markdown when ``fig`` is None."""
     if fig is None:
         return Markdown(why)
     record_figure(profile, fig, name, caption)
@@ -73,23 +67,17 @@ def export_attention(
     p: Params, method: str = MethodId.SIAN, benchmark: str = "rain100l"
 ) -> Path | None:
     """Attention masks (mean over channels), rain layers and stage outputs of ``method`` on
-    the first test image of ``benchmark``, saved as ``results/<profile>/attention/*.npz``;
-    returns the file (None if the model or the scores are absent)."""
+    the first test image of ``benchmark`` (real first), saved as
+    ``results/<profile>/attention/*.npz``; None without the model or the scores."""
     src = model_for(p, method, benchmark, load_runs(p.profile))
-    path = src.path
-    inputs = sorted(
-        (
-            s
-            for s in all_scores(p.profile)
-            if s.method == "input" and s.benchmark == benchmark and s.ran
-        ),
-        key=lambda s: s.stand_in,
-    )
-    if path is None or not inputs:
+    inputs = [s for s in all_scores(p.profile) if s.method == "input" and s.benchmark == benchmark]
+    inputs = sorted((s for s in inputs if s.ran), key=lambda s: s.stand_in)
+    if src.path is None or not inputs:
         return None
     outputs = (results_root().resolve() / inputs[0].per_image_csv).parent / "outputs"
     image = read_image(sorted(outputs.glob("*.png"))[0])
-    att = compute_attention(load_model(path, allow_download=False, device=p.device).model, image)
+    model = load_model(src.path, allow_download=False, device=p.device).model
+    att = compute_attention(model, image)
     out = results_dir(p.profile) / "attention" / f"{method.replace('/', '_')}_{benchmark}.npz"
     arrays = {"image": att.image, "provenance": np.array(src.provenance)}
     for k in range(att.n_stages):  # masks as their mean over channels: the panel's view
@@ -102,39 +90,36 @@ def export_attention(
 
 
 def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
-    """(weights spec, who) for notebook 06's attention panel: ``weights`` themselves, unless
-    they are released weights that are not found; then the full SIAN with the neg-SSIM loss
-    that this profile trained for the same benchmark (:data:`PANEL_FALLBACK`, its first seed),
-    and ``who`` says so; ``(None, "not run: <why>")`` when neither exists."""
+    """(weights spec, who) for notebook 06's attention panel: ``weights``, or when they are
+    released weights not found, the profile's :data:`PANEL_FALLBACK` for the same data (and
+    ``who`` says so); ``(None, "not run: <why>")`` when neither exists."""
     w = RELEASED.get(weights)
     if w is None:
         return weights, f"weights {Path(weights).name}"
     if find_released(weights, p.weights_dir) is not None:
         return weights, f"released {weights} weights"
     missing = missing_released(weights, p.weights_dir)
+    todo = (
+        f": fetch the weights (derain fetch weights) or train it (derain reproduce --profile "
+        f"{p.profile}, or notebooks/01_train.ipynb)"
+    )
     try:
         runs = load_runs(p.profile)
     except DerainError:
-        return None, not_run(
-            f"{missing}; no run of profile {p.profile} either (runs.json): fetch the weights "
-            f"(derain fetch weights) or train it (derain reproduce --profile {p.profile}, or "
-            "notebooks/01_train.ipynb)"
-        )
+        return None, not_run(f"{missing}; no run of profile {p.profile} either (runs.json){todo}")
     src = model_for(p, PANEL_FALLBACK, w.dataset, runs)
-    path, note = src.path, src.note
     if src.kind == "not_run":
         return None, not_run(f"{missing}; {src.detail}")
-    run = Run.load(path.parent)
+    run = Run.load(src.path.parent)
     c = run.config
-    if c is None or not path.is_file():  # runs.json names a run this machine does not have
+    if c is None or not src.path.is_file():  # runs.json names a run this machine lacks
         return None, not_run(
             f"{missing}; the SIAN of profile {p.profile} that runs.json names is not in the "
-            f"run cache ({path}): fetch the weights (derain fetch weights) or train it "
-            f"(derain reproduce --profile {p.profile}, or notebooks/01_train.ipynb)"
+            f"run cache ({src.path}){todo}"
         )
-    return str(path), (
+    return str(src.path), (
         f"SIAN trained by profile {p.profile} (run {run.key[:10]}, loss {c.train.loss}, "
-        f"seed {c.train.seed}{', ' + note if note else ''}) in place of the released "
+        f"seed {c.train.seed}{', ' + src.note if src.note else ''}) in place of the released "
         f"{weights} weights, which were not found"
     )
 
@@ -142,10 +127,9 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
 def stage_by_stage(
     p: Params, weights: str, images: int = 4, device: str | torch.device = "cpu"
 ) -> list[dict]:
-    """The paper's Fig. 6 claim put to the test: PSNR/SSIM of every stage's output of the
-    SIAN ``weights`` (a released name or a weights file) on ``images`` Rain100L test pairs
-    spread over the profile's test set (a real one when there is one), one row per
-    (image, stage); empty when the weights or the data are absent."""
+    """Fig. 6 put to the test: PSNR/SSIM of every stage output of the SIAN ``weights`` (a
+    released name or a file) on ``images`` Rain100L pairs spread over the profile's test set
+    (real first), one row per (image, stage); empty without the weights or the data."""
     path = find_released(weights, p.weights_dir) if weights in RELEASED else Path(weights)
     sets = sorted(test_sets(p)["rain100l"], key=lambda t: t.stand_in)
     if path is None or not Path(path).is_file() or not sets:
@@ -167,18 +151,15 @@ def derain_photos(
     side: int | None = None,
     reuse: bool = False,
 ) -> list[Path]:
-    """The study's one real-photo deraining step: each photo (shrunk to ``side`` pixels on
-    its longer side when given) saved as ``rainy/<stem>.png`` and derained by every model
-    as ``<model>/<stem>.png`` under ``out_dir`` (``/`` in a model id becomes ``_``). With
-    ``reuse``, a PNG already there is kept (not derained again). PNGs of photos not in
-    ``photos`` (a photo removed from the folder) are deleted, so the figures drawn from
-    ``out_dir`` show these photos only."""
+    """The study's one real-photo deraining step: each photo (its longer side shrunk to
+    ``side``) as ``rainy/<stem>.png`` and derained by every model as ``<model>/<stem>.png``
+    under ``out_dir`` (``/`` as ``_``); with ``reuse`` a PNG already there is kept. PNGs of
+    photos no longer in ``photos`` are deleted, so the figures show these photos only."""
     out_dir = Path(out_dir)
     written = []
     for photo in photos:
         img = None
-        targets = [("rainy", None), *models.items()]
-        for m, model in targets:
+        for m, model in [("rainy", None), *models.items()]:
             out = out_dir / m.replace("/", "_") / f"{photo.stem}.png"
             if not (reuse and out.is_file()):
                 if img is None:
@@ -193,20 +174,15 @@ def derain_photos(
     return written
 
 
-def derain_real(
-    p: Params,
-    methods: tuple[str, ...] = REAL_METHODS,
-    images: int = 3,
-    device: str | torch.device | None = None,
-) -> list[Path]:
-    """Derain the first real photos under ``data_root/real_rain`` with ``methods`` (Rain100H
-    models, as the paper's Fig. 10) on ``device``; PNGs under ``results/<profile>/real/``
-    (:func:`derain_photos`, outputs already there reused)."""
-    photos = real_photos(p.data_root)[:images]
-    device = p.device if device is None else device
-    models = {}
-    for m in methods:
-        path = model_for(p, m, "rain100h", load_runs(p.profile)).path
-        if path is not None:
-            models[m] = load_model(path, allow_download=False, device=device).model
+def derain_real(p: Params) -> list[Path]:
+    """Derain the first :data:`REAL_PHOTOS` real photos under ``data_root/real_rain`` with
+    :data:`REAL_METHODS` into ``results/<profile>/real/`` (:func:`derain_photos`, reused)."""
+    runs = load_runs(p.profile)
+    paths = {m: model_for(p, m, "rain100h", runs).path for m in REAL_METHODS}
+    models = {
+        m: load_model(path, allow_download=False, device=p.device).model
+        for m, path in paths.items()
+        if path is not None
+    }
+    photos = real_photos(p.data_root)[:REAL_PHOTOS]
     return derain_photos(models, photos, results_dir(p.profile) / "real", reuse=True)

@@ -1,9 +1,5 @@
-"""What a profile means: its configs, the benchmarks its data stand for, its test sets.
-
-:class:`Params` holds the four papermill parameters every notebook receives (profile, data
-root, weights folder, config overrides); the functions here turn them into configs and test
-sets. Nothing here trains, scores or plots.
-"""
+"""What a profile means: its configs, the benchmarks its data stand for, its test sets,
+from the notebooks' parameters (:class:`Params`). Nothing here trains, scores or plots."""
 
 from __future__ import annotations
 
@@ -21,10 +17,8 @@ from ..fsutil import data_root as derain_data_root
 from ..fsutil import project_root, shown_path, user_cache
 from ..tables import BENCHMARKS, STAND_IN_FOR, MethodId, not_run
 
-#: Set to ``1`` (by ``derain reproduce --use-prepared``) for the smoke profile to score the
-#: test sets prepared with ``derain data prepare``/``derain fetch`` too; the other profiles
-#: always do. Smoke is the fast check of a checkout: a set the user prepared earlier must
-#: not change its time and its tables unasked (issue 23 row 6).
+#: ``1`` (``derain reproduce --use-prepared``): smoke scores the prepared test sets too, as the
+#: other profiles always do (a set prepared earlier must not change smoke's time unasked).
 USE_PREPARED_ENV = "DERAIN_USE_PREPARED"
 #: Profiles that read prepared test sets only when told (:data:`USE_PREPARED_ENV`).
 TOLD_ONLY = ("smoke",)
@@ -37,8 +31,7 @@ TRAINED_ON = {
     "rain1400": "rain1400",
     "rain12": "rain100l",
 }
-#: Trained methods: id -> (model name, loss); the full model with neg-SSIM is shared by
-#: Tables II, III/IV and V.
+#: Trained methods: id -> (model name, loss).
 TRAINED = {
     MethodId.SIAN: ("sian", "ssim"),
     MethodId.SIAN_MAE: ("sian", "l1"),
@@ -57,15 +50,9 @@ _BENCH_NAME = re.compile(r"rain(100l|100h|1400|12)(?!\d)")
 
 @dataclass(frozen=True)
 class Params:
-    """The notebooks' parameters: which profile, where real data and released weights are,
-    and config overrides applied to every run (``KEY=VALUE`` strings).
-
-    ``data_root`` (optional) is searched for real benchmark folders (named after the
-    benchmark, e.g. ``rain100l_sample/`` or ``rain100h/test/``) and real rain photos
-    (``real_rain/``); ``weights_dir`` for the released weight files; ``device`` is where
-    every model trains and runs (``train.device`` of each run; ``auto``: the first CUDA
-    device when there is one).
-    """
+    """The notebooks' parameters: the profile, where real data (benchmark folders named
+    after the benchmark, ``real_rain/``) and released weights are, config overrides for
+    every run (``KEY=VALUE``) and the device every model trains and runs on."""
 
     profile: str
     data_root: str | None = None
@@ -81,9 +68,8 @@ class Params:
 
 
 def real_path(shown: str | Path) -> Path:
-    """The folder a parameter names, as :func:`derain_lib.fsutil.shown_path` writes it:
-    ``$DERAIN_DATA/...``, ``$DERAIN_CACHE/...``, ``~/...``, absolute, or relative to the
-    project (the notebooks run in ``notebooks/``, the CLI anywhere in it)."""
+    """The folder a parameter names as :func:`derain_lib.fsutil.shown_path` writes it
+    (``$DERAIN_DATA/...``, ``$DERAIN_CACHE/...``, ``~/...``, absolute, or project-relative)."""
     text = str(shown)
     for name, base in (("$DERAIN_DATA", derain_data_root), ("$DERAIN_CACHE", user_cache)):
         if text == name or text.startswith(name + "/"):
@@ -108,15 +94,9 @@ class TestSet:
         return re.sub(r"[^A-Za-z0-9_.+-]+", "-", self.label).strip("-")
 
 
-def benchmark_of(dataset: str) -> str | None:
-    """The benchmark a profile data set (``light``, ``rain100h`` ...) stands for or is."""
-    return dataset if dataset in BENCHMARKS else STAND_IN_FOR.get(dataset)
-
-
 def config_for(p: Params, dataset: str, extra: list[str] | None = None) -> Config:
-    """The profile's config for ``dataset`` with the overrides, then ``extra``
-    (``data.root`` = ``data_root`` when the profile trains on real data; ``train.device`` =
-    ``device`` unless it is ``auto``, the default, so the run keys stay those of ``auto``)."""
+    """The profile's config for ``dataset`` with the overrides, then ``extra`` (``data.root``
+    = ``data_root`` for real data; ``train.device`` unless ``auto``, so run keys stay)."""
     device = [] if p.device == "auto" else [f"train.device={p.device}"]
     overrides = [*device, *p.overrides, *(extra or [])]
     cfg = profile_config(p.profile, dataset, overrides)
@@ -126,10 +106,10 @@ def config_for(p: Params, dataset: str, extra: list[str] | None = None) -> Confi
 
 
 def datasets(p: Params) -> dict[str, str]:
-    """Benchmark -> the profile's data set name for it."""
+    """Benchmark -> the profile's data set (``light``, ``rain100h`` ...) for it."""
     out = {}
     for d in profile_datasets(p.profile):
-        b = benchmark_of(d)
+        b = d if d in BENCHMARKS else STAND_IN_FOR.get(d)
         if b is None:
             raise DerainError(f"profile {p.profile}: data set {d!r} is no benchmark")
         out[b] = d
@@ -166,14 +146,12 @@ def test_sets(p: Params) -> dict[str, list[TestSet]]:
 
 
 def uses_prepared(p: Params) -> bool:
-    """Whether the profile scores the test sets prepared in the data root's index: always,
-    but for :data:`TOLD_ONLY` profiles only with env :data:`USE_PREPARED_ENV` = ``1``."""
+    """Whether the profile scores the prepared test sets (:data:`TOLD_ONLY`: when told)."""
     return p.profile not in TOLD_ONLY or os.environ.get(USE_PREPARED_ENV) == "1"
 
 
 def data_lines(p: Params) -> list[str]:
-    """What data the profile found and from where, one line per training and test set
-    (printed by ``derain reproduce`` before the first notebook)."""
+    """What data the profile found and from where, one line per training and test set."""
     lines = []
     for b, d in datasets(p).items():
         train = config_for(p, d).data
@@ -201,15 +179,14 @@ def is_own(p: Params, t: TestSet) -> bool:
 
 
 def eval_reference(p: Params, benchmark: str) -> Config:
-    """The config whose ``eval`` settings score ``benchmark`` (its data set's, else the
-    profile's first)."""
+    """The config whose ``eval`` settings score ``benchmark`` (else the profile's first)."""
     ds = datasets(p)
     return config_for(p, ds.get(benchmark) or next(iter(ds.values())))
 
 
 def found_real(data_root: str | Path | None) -> list[tuple[str, Path]]:
-    """(benchmark, folder) of every paired test folder under ``data_root``, by folder name
-    (two levels deep; ``*train*`` folders skipped)."""
+    """(benchmark, folder) of every paired test folder under ``data_root`` by name (two
+    levels deep, ``*train*`` skipped)."""
     if not data_root:
         return []
     root = Path(data_root).resolve()

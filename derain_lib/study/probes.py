@@ -1,30 +1,20 @@
-"""What the released SIAN weights can show on the real test sets (chapter 03, judged in 08).
+"""What the released SIAN weights show on the real test sets (chapter 03, judged in 08).
 
-- **Stage by stage** (Fig. 6: "the quality of derained image is improved gradually stage by
-  stage"): the PSNR/SSIM of every stage output X_1 ... X_6 on every image, read from Table
-  III's own evaluation of the released SIAN (``per_stage.csv``: every stage from the pass that
-  scores the last), so they cost nothing more.
-- **Inference-time knock-outs of the attention** (:data:`WHOLE`, :func:`variants`): the same
-  released model with its attention maps M_(s) changed at inference, nothing retrained:
-  ``zero`` (M = 0, the paper's "without attention" but without retraining), ``mean`` (each
-  map replaced by its mean over the image: it keeps its average gain, loses where it points),
-  ``shuffle`` (its positions permuted, one fixed permutation), ``roll`` (shifted by half the
-  image); ``mean`` at one scale or one stage only; and ``dog`` (the DoG input of the mask
-  convolution set to zero: the map no longer sees the scale space). Done by wrapping each
-  branch's ``attention_mask`` on the loaded instance, not by changing the model's code. The
-  size of the effect depends on the knock-out chosen: these measure the released model's
-  sensitivity, not Table V's retrained ablation, and no paper number is held against them.
+- **Stage by stage** (Fig. 6): the PSNR/SSIM of every stage output on every image, read
+  from Table III's own evaluation (``per_stage.csv``), at no extra cost.
+- **Inference-time knock-outs of the attention** (:func:`variants`, :data:`KINDS`): the
+  released model with its maps M_(s) changed at inference (each branch's ``attention_mask``
+  wrapped on the loaded instance), nothing retrained: the model's sensitivity, not Table V's
+  retrained ablation, so no paper number is held against them.
 
-The knock-outs run on a fixed subset of distinct scenes per test set (:data:`SCENES`: every
-image in the paper profile), each (weights, test set, variant, subset) computed once and
-cached under ``results/<profile>/eval/probes/`` (ignored); the rows go into the record
-``scores.csv`` as method ``sian-released`` with variant ``stage-k`` or ``ko-...``.
+The knock-outs run on :data:`SCENES` distinct scenes per test set, each (weights, data,
+variant, images) computed once and cached under ``results/<profile>/eval/probes/``; the rows
+go into ``scores.csv`` as ``sian-released`` with variant ``stage-k`` or ``ko-...``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +38,7 @@ VERSION = 3
 BENCHMARKS = ("rain100l", "rain100h")
 #: Whole-model knock-outs, on every probed benchmark.
 WHOLE = ("zero", "mean", "shuffle", "roll")
-#: Distinct scenes per test set the knock-outs run on (None: every image).
+#: Distinct scenes per test set the knock-outs run on (None: every image; other profiles 30).
 SCENES: dict[str, int | None] = {"smoke": 2, "quick": 30, "paper": None}
 KINDS: dict[str, str] = {
     "zero": "every attention map is set to 0 (M = 0, not retrained)",
@@ -65,8 +55,8 @@ def stage_variant(k: int) -> str:
 
 
 def variants(benchmark: str, scales: tuple[int, ...] = (1, 2, 4), stages: int = 6) -> list[str]:
-    """The knock-outs run on ``benchmark``: :data:`WHOLE` on each; on the first of
-    :data:`BENCHMARKS` also ``mean`` per scale and per stage, and the DoG input removed."""
+    """The knock-outs run on ``benchmark``: :data:`WHOLE`; on Rain100L also ``mean`` per
+    scale and per stage, and the DoG input removed."""
     out = [f"ko-{k}" for k in WHOLE]
     if benchmark == BENCHMARKS[0]:
         out += [f"ko-mean-scale-{s}" for s in scales]
@@ -125,8 +115,8 @@ def knock_out(model: torch.nn.Module, variant: str) -> torch.nn.Module:
 
 
 def subset(names: list[str], scenes: dict[str, str], n: int | None) -> list[str]:
-    """``n`` images of distinct scenes spread evenly over ``names`` (sorted), the first image
-    of each scene; all of ``names`` when ``n`` is None."""
+    """``n`` images of distinct scenes spread evenly over ``names`` (sorted, the first of each
+    scene); all of ``names`` when ``n`` is None."""
     if n is None:
         return sorted(names)
     first: dict[str, str] = {}
@@ -140,8 +130,7 @@ def subset(names: list[str], scenes: dict[str, str], n: int | None) -> list[str]
 
 
 def without_partial_copies(sets: list[TestSet]) -> list[TestSet]:
-    """``sets`` of one benchmark without its partial real sets when a complete real set is
-    there (the 4-pair Rain100L sample beside the fetched 100 pairs adds nothing)."""
+    """``sets`` of one benchmark without its partial real sets beside a complete real set."""
     real = [t for t in sets if not t.stand_in]
     full = [t for t in real if len(open_data(t.spec)) >= FULL_TEST_SIZE[t.benchmark]]
     if not full:
@@ -151,8 +140,7 @@ def without_partial_copies(sets: list[TestSet]) -> list[TestSet]:
 
 @torch.inference_mode()
 def knocked_scores(weights: Path, t: TestSet, variant: str, images: list[str]) -> list[dict]:
-    """Per image of ``images``: the last stage's scores of the released SIAN ``weights`` with
-    the knock-out ``variant``."""
+    """The last stage's scores, per image, of SIAN ``weights`` with the knock-out ``variant``."""
     ds = open_data(t.spec)
     model = knock_out(load_model(weights, allow_download=False).model.eval(), variant)
     index = {p.name: i for i, p in enumerate(ds.pairs)}
@@ -165,25 +153,15 @@ def knocked_scores(weights: Path, t: TestSet, variant: str, images: list[str]) -
     return rows
 
 
-def _cached(path: Path, compute: Callable[[], list[dict]]) -> pd.DataFrame:
-    if not path.is_file():
-        out = io.StringIO()
-        pd.DataFrame(compute()).to_csv(out, index=False, float_format="%.6f")
-        atomic_write_text(path, out.getvalue())
-    return pd.read_csv(path, dtype={"image": str})
-
-
 def run_probes(
     p: Params,
     stage_csv: Callable[[Params, Path, TestSet], Path | None],
     log: Callable[[str], None] = print,
 ) -> int:
     """Stage scores and knock-outs of the released SIAN on the real Rain100L/H test sets
-    found, into the record; returns the rows written (0 without weights or a real set).
-    ``stage_csv``: the ``per_stage.csv`` of the evaluation of the weights on a test set
-    (``scoring.sian_stage_scores``: Table III's own pass)."""
+    found, into the record; returns the rows written. ``stage_csv``: the ``per_stage.csv``
+    of the weights' evaluation on a test set (``scoring.sian_stage_scores``)."""
     scenes = read_scenes(p.profile)
-    n_scenes = SCENES.get(p.profile, SCENES["quick"])
     rows = []
     for b in BENCHMARKS:
         w = RELEASED[f"sian-{TRAINED_ON[b]}"]
@@ -193,6 +171,27 @@ def run_probes(
                 log(f"not run: probes on {t.label}: released {w.filename} not found")
                 continue
             where = scenes.get(t.label, {})
+            scored = []  # (variant, per-image scores)
+            stage_path = stage_csv(p, weights, t)
+            if stage_path is None:
+                log(f"not run: stage scores on {t.label}: its evaluation kept no per_stage.csv")
+            else:
+                stages = pd.read_csv(stage_path, dtype={"name": str}).rename(
+                    columns={"name": "image"}
+                )
+                scored += [(stage_variant(k), g) for k, g in stages.groupby("stage")]
+            ds = open_data(t.spec)
+            chosen = subset([pr.name for pr in ds.pairs], where, SCENES.get(p.profile, 30))
+            data = ds.manifest_sha256()
+            for v in variants(b):
+                key = f"{VERSION}|{w.sha256}|{data}|{v}|{','.join(chosen)}"
+                digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+                path = results_dir(p.profile) / "eval" / "probes" / f"{b}-{v}-{digest}.csv"
+                if not path.is_file():
+                    log(f"probes: {v} on {t.label}, {len(chosen)} images")
+                    ko = pd.DataFrame(knocked_scores(weights, t, v, chosen))
+                    atomic_write_text(path, ko.to_csv(index=False, float_format="%.6f"))
+                scored.append((v, pd.read_csv(path, dtype={"image": str})))
             base = {
                 "method": str(MethodId.SIAN_RELEASED),
                 "benchmark": b,
@@ -200,31 +199,13 @@ def run_probes(
                 "evidence": record.evidence_of(MethodId.SIAN_RELEASED, False),
                 "seed": "",
             }
-            stage_path = stage_csv(p, weights, t)
-            if stage_path is None:
-                log(f"not run: stage scores on {t.label}: its evaluation kept no per_stage.csv")
-            stages = pd.read_csv(stage_path, dtype={"name": str}) if stage_path else None
-            for r in stages.itertuples() if stages is not None else ():
-                rows.append(
-                    base
-                    | {"variant": stage_variant(int(r.stage)), "image": r.name}
-                    | {"scene": where.get(r.name, r.name), "psnr": r.psnr, "ssim": r.ssim}
+            for v, df in scored:
+                scene = df.image.map(lambda n, where=where: where.get(n, n))
+                rows += (
+                    df[["image", "psnr", "ssim"]]
+                    .assign(**base, variant=v, scene=scene)
+                    .to_dict("records")
                 )
-            chosen = subset([pr.name for pr in open_data(t.spec).pairs], where, n_scenes)
-            data = open_data(t.spec).manifest_sha256()
-            for v in variants(b):
-                key = f"{VERSION}|{w.sha256}|{data}|{v}|{','.join(chosen)}"
-                digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-                path = results_dir(p.profile) / "eval" / "probes" / f"{b}-{v}-{digest}.csv"
-                if not path.is_file():
-                    log(f"probes: {v} on {t.label}, {len(chosen)} images")
-                ko = _cached(path, lambda a=(weights, t, v, chosen): knocked_scores(*a))
-                for r in ko.itertuples():
-                    rows.append(
-                        base
-                        | {"variant": v, "image": r.image, "scene": where.get(r.image, r.image)}
-                        | {"psnr": r.psnr, "ssim": r.ssim}
-                    )
     if rows:
         record.update(p.profile, rows)
     return len(rows)

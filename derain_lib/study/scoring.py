@@ -1,12 +1,9 @@
 """Steps 02-04: score methods on test sets, one :class:`~derain_lib.tables.Score` each.
 
-A method (:class:`~derain_lib.tables.MethodId`) is the Input (the rainy image itself),
-released weights (the authors') or a trained method of :data:`~.plan.TRAINED` (a run of
-notebook 01). Model evaluations go through the run cache; the Input row is cached in its eval
-folder. Whether a trained model is degenerate is decided once, in the record
-(:data:`.record.DEGENERATE_GAIN_DB`). Each step also writes its per-image,
-per-seed scores into the study's one record, ``scores.csv`` (:mod:`.record`); its score
-records (``run-state/scores/<step>.json``, not committed) keep why a method did not run.
+A method is the Input (the rainy image itself), released weights or a trained method of
+:data:`~.plan.TRAINED`; model evaluations go through the run cache. Each step writes its
+per-image, per-seed rows into the record ``scores.csv`` (:mod:`.record`) and its scores,
+with why a method did not run, into ``run-state/scores/<step>.json``.
 """
 
 from __future__ import annotations
@@ -59,6 +56,9 @@ from .plan import (
 from .probes import without_partial_copies
 from .training import load_runs, seed_plan
 
+#: Why released weights are not scored on the stand-in data (they would measure robustness to
+#: our synthesiser, which no claim is about).
+RELEASED_ON_REAL = "released weights are scored on the benchmarks' own test sets, not the stand-ins"
 #: Images per test set kept as PNG for the figures (rainy, ground truth, each method's output).
 FIGURE_IMAGES = 4
 
@@ -72,8 +72,7 @@ class RainyInput(nn.Module):
 
 def score_table(p: Params, *specs: TableSpec) -> list[Score]:
     """Score the methods of ``specs`` (tables of one step, e.g. ``TABLE3, TABLE4``) on their
-    benchmarks' test sets; writes ``run-state/scores/<step>.json`` and their rows of
-    ``scores.csv``."""
+    benchmarks' test sets (:func:`score_methods`)."""
     steps = {s.step for s in specs}
     if len(steps) != 1:
         raise ValueError(f"tables of one step only, got {sorted(steps)}")
@@ -87,16 +86,10 @@ def score_table(p: Params, *specs: TableSpec) -> list[Score]:
 def score_methods(
     p: Params, step: Step | str, methods: list[str], benchmarks: list[str], own_only: bool = False
 ) -> list[Score]:
-    """Score ``methods`` on every test set of ``benchmarks``; writes
-    ``run-state/scores/<step>.json`` and the methods' rows of the record (``scores.csv``,
-    every training seed).
-
-    ``own_only`` keeps to the profile's own test sets (Tables II and V compare trained
-    variants with each other); otherwise real sets found under data_root count too.
-    Released weights are scored on real test sets only (on the stand-ins they would measure
-    robustness to our synthesiser, which no claim is about); a partial real set is skipped
-    when the complete one is there.
-    """
+    """Score ``methods`` on every test set of ``benchmarks`` (with ``own_only`` the
+    profile's own sets only: Tables II and V compare trained variants with each other; a
+    partial real set is skipped beside the complete one); writes the step's score records
+    and the methods' rows of ``scores.csv``, every training seed."""
     sets = test_sets(p)
     runs = load_runs(p.profile) if any(MethodId(m).trained for m in methods) else []
     out, extra = [], []
@@ -117,33 +110,28 @@ def score_methods(
     return out
 
 
-def seed_runs(p: Params) -> dict[tuple[str, str], list[tuple[str, Path]]]:
-    """(method, test set spec) -> (seed, per_image.csv) of every finished training seed of
-    :func:`~.training.seed_plan` (each run scores its own test set when it ends)."""
-    out: dict[tuple[str, str], list[tuple[str, Path]]] = {}
-    for _, _, method, seed, cfg in seed_plan(p):
-        run = find_run(cfg)
-        csv_path = run.dir / "per_image.csv"
-        if run.status == "finished" and csv_path.is_file():
-            out.setdefault((method, test_spec(cfg)), []).append((str(seed), csv_path))
-    return out
-
-
 def record_rows(p: Params, scores: list[Score]) -> list[dict]:
-    """The record's rows (:data:`.record.COLUMNS`) of every score that ran: image by image,
-    a trained model's on its own test set once per finished training seed."""
+    """The record's rows of every score that ran, image by image; a trained model's on its
+    own test set once per finished training seed (each run scores it when it ends)."""
     specs = {t.label: t.spec for ts in test_sets(p).values() for t in ts}
-    seeds = seed_runs(p) if any(MethodId(s.method).trained for s in scores) else {}
+    trained = [MethodId(s.method).trained for s in scores]
+    seeds: dict[tuple[str, str], list[tuple[str, Path]]] = {}
+    for _, _, method, seed, cfg in seed_plan(p) if any(trained) else ():
+        run = find_run(cfg)
+        if run.status == "finished" and (run.dir / "per_image.csv").is_file():
+            seeds.setdefault((method, test_spec(cfg)), []).append((str(seed), run.dir))
+    # a model trained on stand-in data is a pipeline check wherever it is scored
+    real = {
+        b for b, d in datasets(p).items() if not config_for(p, d).data.train.startswith("embedded:")
+    }
     scenes = read_scenes(p.profile)
-    root = results_root().resolve()
     rows = []
-    for s in (s for s in scores if s.ran):
-        trained = MethodId(s.method).trained
-        runs = seeds.get((s.method, specs.get(s.test_set, "")))
-        if not runs:
-            runs = [("0" if trained else "", (root / s.per_image_csv).resolve())]
-        # a model trained on stand-in data is a pipeline check wherever it is scored
-        stand_in = s.stand_in or (trained and _trained_on_stand_in(p, s.benchmark))
+    for s, t in zip(scores, trained, strict=True):
+        if not s.ran:
+            continue
+        folder = (results_root().resolve() / s.per_image_csv).parent
+        runs = seeds.get((s.method, specs.get(s.test_set, ""))) or [("0" if t else "", folder)]
+        stand_in = s.stand_in or (t and TRAINED_ON[s.benchmark] not in real)
         base = {
             "method": str(s.method),
             "variant": "",
@@ -152,8 +140,8 @@ def record_rows(p: Params, scores: list[Score]) -> list[dict]:
             "evidence": record.evidence_of(s.method, stand_in),
         }
         where = scenes.get(s.test_set, {})
-        for seed, csv_path in runs:
-            for r in pd.read_csv(csv_path, dtype={"name": str}).itertuples():
+        for seed, run_dir in runs:
+            for r in pd.read_csv(run_dir / "per_image.csv", dtype={"name": str}).itertuples():
                 rows.append(
                     base
                     | {"seed": seed, "image": r.name, "scene": where.get(r.name, r.name)}
@@ -162,34 +150,22 @@ def record_rows(p: Params, scores: list[Score]) -> list[dict]:
     return rows
 
 
-def _trained_on_stand_in(p: Params, benchmark: str) -> bool:
-    d = datasets(p).get(TRAINED_ON[benchmark])
-    return d is None or config_for(p, d).data.train.startswith("embedded:")
-
-
-def scene_of(ds, i: int, stand_in: bool) -> str:
-    """The scene of pair ``i``: the source photo of an embedded stand-in image (its crops
-    share it), else the first 12 hex digits of the sha256 of the decoded ground truth
-    (Rain100L/H's 100 clean images are 91 distinct pictures; Rain1400's 14 rainy versions
-    share one clean image)."""
-    if stand_in:
-        number = int("".join(c for c in Path(ds.pairs[i].name).stem if c.isdigit()) or 1)
-        return TEST_SOURCES[(number - 1) % len(TEST_SOURCES)]
-    _, clean = ds.load(i)
-    return hashlib.sha256(quantize(clean).tobytes()).hexdigest()[:12]
-
-
 def record_scenes(profile: str, t: TestSet) -> None:
-    """Each image's scene in ``scores/scenes.json`` (test set label -> name -> scene); a
-    set already recorded with the same images is kept."""
-    path = scenes_path(profile)
-    known = read_scenes(profile)
-    ds = open_data(t.spec)
-    names = [pr.name for pr in ds.pairs]
-    if sorted(known.get(t.label, {})) == sorted(names):
+    """Each image's scene in ``scenes.json`` (test set label -> name -> scene), kept when the
+    set is recorded with the same images: an embedded image's source photo (its crops share
+    it), else the first 12 hex digits of the sha256 of the decoded ground truth (Rain100L/H's
+    100 clean images are 91 distinct pictures; Rain1400's 14 rainy versions share one)."""
+    known, ds = read_scenes(profile), open_data(t.spec)
+    if sorted(known.get(t.label, {})) == sorted(pr.name for pr in ds.pairs):
         return
-    known[t.label] = {pr.name: scene_of(ds, i, t.stand_in) for i, pr in enumerate(ds.pairs)}
-    write_json(path, known)
+    scenes = {}
+    for i, pr in enumerate(ds.pairs):
+        if t.stand_in:
+            number = int("".join(c for c in Path(pr.name).stem if c.isdigit()) or 1)
+            scenes[pr.name] = TEST_SOURCES[(number - 1) % len(TEST_SOURCES)]
+        else:
+            scenes[pr.name] = hashlib.sha256(quantize(ds.load(i)[1]).tobytes()).hexdigest()[:12]
+    write_json(scenes_path(profile), known | {t.label: scenes})
 
 
 def all_scores(profile: str) -> list[Score]:
@@ -200,8 +176,7 @@ def all_scores(profile: str) -> list[Score]:
 
 @dataclass(frozen=True)
 class MethodSource:
-    """Where a method's outputs come from: its weights (None for the Input), the kind of
-    score it gives, the detail (run, file and sha256, or why it cannot run) and a note."""
+    """A method's weights (None for the Input), kind of score, detail and note."""
 
     path: Path | None
     kind: ScoreKind
@@ -242,12 +217,10 @@ def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
     """Score one method on one test set."""
     src = model_for(p, method, t.benchmark, runs)
     base = {"method": method, "benchmark": t.benchmark, "test_set": t.label}
+    if MethodId(method).released and t.stand_in and src.kind != "not_run":
+        src = replace(src, kind="not_run", detail=RELEASED_ON_REAL)
     if src.kind == "not_run":
         return Score(**base, kind="not_run", detail=src.detail, stand_in=t.stand_in)
-    if MethodId(method).released and t.stand_in:
-        why = "released weights are scored on the benchmarks' own test sets, not the stand-ins"
-        return Score(**base, kind="not_run", detail=why, stand_in=True)
-    kind, detail = src.kind, src.detail
     if src.path is None:
         out_dir, m = score_input(p, t)
     else:
@@ -255,28 +228,18 @@ def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
         out_dir, m = run.dir, run.metrics
     return Score(
         **base,
-        kind=kind,
-        detail=detail,
-        n=m["n"],
-        psnr=m["psnr"],
-        ssim=m["ssim"],
+        kind=src.kind,
+        detail=src.detail,
+        **{k: m[k] for k in ("n", "psnr", "ssim")},
         stand_in=t.stand_in,
         per_image_csv=(out_dir / "per_image.csv").relative_to(results_root().resolve()).as_posix(),
         note=src.note,
     )
 
 
-def model_name(method: str) -> str:
-    """The architecture a method runs (``sian``, ``prenet``, ``sian-baseline`` ...)."""
-    if MethodId(method).released:
-        return method.removesuffix("-released")
-    return TRAINED[method][0]
-
-
 def eval_settings(p: Params, method: str, t: TestSet) -> EvalConfig:
-    """The eval settings ``method`` is scored with on ``t``: the profile's, except that the
-    Input and the released weights score every image of a real test set (the profile's
-    ``eval.max_images`` caps the stand-ins and the models trained here)."""
+    """The profile's eval settings, but the Input and the released weights score every image
+    of a real test set (``eval.max_images`` caps the stand-ins and the models trained here)."""
     ref = eval_reference(p, t.benchmark).eval
     full = not t.stand_in and not MethodId(method).trained
     return replace(ref, max_images=None) if full else ref
@@ -287,10 +250,12 @@ def eval_run(p: Params, method: str, path: Path, t: TestSet, runs: list[dict]) -
     for r in runs:
         if r["method"] == method and r.get("checkpoint") == stored(path) and r["test"] == t.spec:
             return open_run(r["run"])
+    released = MethodId(method).released
+    name = method.removesuffix("-released") if released else TRAINED[method][0]
     base = Config(
         name=p.profile,
         dataset=t.benchmark,
-        model=ModelConfig(name=model_name(method), weights=str(path)),
+        model=ModelConfig(name=name, weights=str(path)),
         eval=eval_settings(p, method, t),
     )
     base.data.test, base.data.root = t.spec, "."
@@ -299,9 +264,8 @@ def eval_run(p: Params, method: str, path: Path, t: TestSet, runs: list[dict]) -
 
 
 def sian_stage_scores(p: Params, weights: Path, t: TestSet) -> Path | None:
-    """The ``per_stage.csv`` of Table III's evaluation of the released SIAN ``weights`` on
-    ``t`` (the cached run; computed when absent), or None when that run has none: what
-    :func:`~.probes.run_probes` reads instead of a second pass over the images."""
+    """The ``per_stage.csv`` of Table III's (cached) evaluation of the released SIAN
+    ``weights`` on ``t``, or None: what :func:`~.probes.run_probes` reads."""
     run = eval_run(p, MethodId.SIAN_RELEASED, weights, t, [])
     path = run.dir / "per_stage.csv"
     return path if path.is_file() else None
@@ -314,17 +278,13 @@ def score_input(p: Params, t: TestSet) -> tuple[Path, dict]:
     cached = out_dir / "metrics.json"
     max_images = eval_settings(p, MethodId.INPUT, t).max_images
     key = {"data": ds.manifest_sha256(), "max_images": max_images}
-    if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
-        return out_dir, json.loads(cached.read_text())
+    m = json.loads(cached.read_text()) if cached.is_file() else {}
+    if m.get("key") == key:
+        return out_dir, m
     res = evaluate(RainyInput(), ds, out_dir, max_images=max_images)
-    keep_ground_truth(ds, out_dir)
+    for i in range(min(FIGURE_IMAGES, len(ds))):  # the figures read results/ only
+        gt = out_dir / "ground_truth" / f"{Path(ds.pairs[i].name).stem}.png"
+        write_png(gt, quantize(ds.load(i)[1]))
     m = {**res.summary(), "key": key, "test": t.spec}
     write_json(cached, m)
     return out_dir, m
-
-
-def keep_ground_truth(ds, out_dir: Path) -> None:
-    """PNGs of the first ground truths, for the figures (which read results/ only)."""
-    for i in range(min(FIGURE_IMAGES, len(ds))):
-        _, clean = ds.load(i)
-        write_png(out_dir / "ground_truth" / f"{Path(ds.pairs[i].name).stem}.png", quantize(clean))

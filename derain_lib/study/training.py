@@ -1,15 +1,7 @@
 """Step 01: train (or take from the run cache) every model the tables need; step 08: the
-extra training seeds the claims need; under torchrun, those runs shared over the processes.
-
-While a model trains, :func:`train_run` reports on the pipeline's progress channel
-(:func:`~.paths.progress`): which model of how many, then every :data:`PROGRESS_EVERY`
-seconds its step of total, loss, elapsed time and ETA, read from the run's ``log.csv``.
-
-The runs are independent, so ``torchrun --nproc_per_node N -m derain_lib.cli reproduce
-...`` spreads them (:func:`share_training`): process ``r`` of ``N`` (over all nodes) trains
-its share of :func:`planned_runs` (:func:`deal`: longest first), alone on its own GPU (no DDP),
-then all wait for each other and one process runs the notebooks, which take every run from
-the run cache. The run locks keep two processes out of the same run folder anyway.
+extra training seeds the claims need. While a model trains, :func:`train_run` reports its
+progress every :data:`PROGRESS_EVERY` seconds. Under ``torchrun`` the independent runs are
+shared over the processes (:func:`share_training`), each alone on its own GPU (no DDP).
 """
 
 from __future__ import annotations
@@ -65,10 +57,9 @@ def step_line(log_csv: Path, total: int) -> str | None:
 
 
 def train_run(label: str, cfg: Config) -> Run | str:
-    """:func:`~derain_lib.runs.get_or_run` for ``cfg``, saying on the progress channel
-    ``label`` and whether the run comes from the cache, and while it trains its
-    :func:`step_line` every :data:`PROGRESS_EVERY` seconds (when it changed). Without its
-    training data: the ``not run: ...`` status instead of a run (said on the channel too)."""
+    """:func:`~derain_lib.runs.get_or_run` for ``cfg``, saying ``label``, whether the run
+    comes from the cache and, while it trains, its :func:`step_line` when it changed; the
+    ``not run: ...`` status instead of a run without its training data."""
     try:
         train_data = open_data(cfg.data.train, cfg.data.root)
     except DerainError as e:
@@ -107,20 +98,17 @@ def train_run(label: str, cfg: Config) -> Run | str:
 
 #: What each benchmark's training set gives the study: without it these stay "not run".
 NEEDED_FOR = {
-    "rain100l": "Table II (losses), the trained rows of Tables III-IV on Rain100L, Table V "
-    "(ablation) and the claims on trained models",
-    "rain100h": "Table II (losses), the trained rows of Tables III-IV on Rain100H, Table V "
-    "(ablation) and the claims on trained models",
-    "rain1400": "the trained SIAN row of Tables III-IV on Rain1400",
-}
+    b: f"Table II (losses), the trained rows of Tables III-IV on {name}, Table V (ablation) "
+    "and the claims on trained models"
+    for b, name in (("rain100l", "Rain100L"), ("rain100h", "Rain100H"))
+} | {"rain1400": "the trained SIAN row of Tables III-IV on Rain1400"}
 
 
 def with_prepared_train(cfg: Config, benchmark: str) -> Config:
-    """``cfg`` reading the training set prepared with ``derain data prepare BENCHMARK
-    --split train --from PATH`` (its index's folder) when its own folder is not there."""
-    if cfg.data.train.startswith("embedded:"):
-        return cfg
-    if (Path(cfg.data.root).expanduser() / cfg.data.train).is_dir():
+    """``cfg`` reading the training set prepared with ``derain data prepare`` when its own
+    folder is not there."""
+    own = Path(cfg.data.root).expanduser() / cfg.data.train
+    if cfg.data.train.startswith("embedded:") or own.is_dir():
         return cfg
     try:
         ds = prepared_dataset(benchmark, "train")
@@ -130,8 +118,8 @@ def with_prepared_train(cfg: Config, benchmark: str) -> Config:
 
 
 def training_data(p: Params) -> list[dict]:
-    """Per benchmark of the profile: its training set, found (pairs, partial) or missing
-    (why), and what a missing one blocks (:data:`NEEDED_FOR`)."""
+    """Per benchmark: its training set, found (pairs, partial) or missing (why, and what it
+    blocks)."""
     rows = []
     for b, d in datasets(p).items():
         cfg = with_prepared_train(config_for(p, d), b)
@@ -150,8 +138,7 @@ def training_data(p: Params) -> list[dict]:
 
 
 def report_training_data(p: Params) -> list[dict]:
-    """:func:`training_data` on the progress channel (one line per set) and in
-    ``results/<profile>/training_data.json``."""
+    """:func:`training_data` on the progress channel and in ``training_data.json``."""
     rows = training_data(p)
     for r in rows:
         if r["status"] == "found":
@@ -166,45 +153,43 @@ def report_training_data(p: Params) -> list[dict]:
     return rows
 
 
+def _config(p: Params, b: str, d: str, method: str, *extra: str) -> Config:
+    model, loss = TRAINED[method]
+    cfg = config_for(p, d, [f"model.name={model}", f"train.loss={loss}", *extra])
+    return with_prepared_train(cfg, b)
+
+
 def main_plan(p: Params) -> list[tuple[str, str, str, Config]]:
     """(benchmark, data set, method, config) of every run :func:`train_all` takes."""
-    plan = []
-    for b, d in datasets(p).items():
-        for mid in TRAIN_PLAN.get(b, ()):
-            model, loss = TRAINED[mid]
-            cfg = config_for(p, d, [f"model.name={model}", f"train.loss={loss}"])
-            plan.append((b, d, mid, with_prepared_train(cfg, b)))
-    return plan
+    return [
+        (b, d, m, _config(p, b, d, m))
+        for b, d in datasets(p).items()
+        for m in TRAIN_PLAN.get(b, ())
+    ]
 
 
 def seed_plan(p: Params) -> list[tuple[str, str, str, int, Config]]:
-    """(benchmark, data set, method, seed, config) of every run :func:`train_seeds` takes."""
+    """(benchmark, data set, method, seed, config) of every run :func:`train_seeds` takes:
+    each method a claim on trained models compares, once per training seed of the profile."""
     wanted = {(m, c.benchmark) for c in CLAIMS if c.trained for m in (c.better, c.worse)}
-    plan = []
-    for b, d in datasets(p).items():
-        for method in TRAINED:
-            if (method, b) not in wanted:
-                continue
-            model, loss = TRAINED[method]
-            for seed in profile_seeds(p.profile):
-                extra = [f"model.name={model}", f"train.loss={loss}", f"train.seed={seed}"]
-                cfg = with_prepared_train(config_for(p, d, extra), b)
-                plan.append((b, d, method, seed, cfg))
-    return plan
+    return [
+        (b, d, m, seed, _config(p, b, d, m, f"train.seed={seed}"))
+        for b, d in datasets(p).items()
+        for m in TRAINED
+        if (m, b) in wanted
+        for seed in profile_seeds(p.profile)
+    ]
 
 
 def planned_runs(p: Params) -> list[tuple[str, Config]]:
-    """(label, config) of every training run the profile's notebooks need (01's, then
-    08's extra seeds), each once (the first seed's runs are 01's)."""
-    seen, out = set(), []
+    """(label, config) of every training run the notebooks need (01's, then 08's seeds), each
+    once."""
     items = [(f"{m} {d} seed {c.train.seed}", c) for _, d, m, c in main_plan(p)]
     items += [(f"{m} {d} seed {s}", c) for _, d, m, s, c in seed_plan(p)]
+    out: dict[str, tuple[str, Config]] = {}
     for label, cfg in items:
-        key = canonical_json(cfg)
-        if key not in seen:
-            seen.add(key)
-            out.append((label, cfg))
-    return out
+        out.setdefault(canonical_json(cfg), (label, cfg))
+    return list(out.values())
 
 
 #: torchrun's variables that make :func:`~derain_lib.train.train` join a process group.
@@ -215,10 +200,8 @@ TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SI
 def alone() -> Iterator[None]:
     """Inside: this process trains and evaluates as if it were the only one (rank 0 of 1;
     ``LOCAL_RANK`` kept, so ``auto`` still picks this process's own GPU)."""
-    saved = {k: os.environ.get(k) for k in TORCHRUN_VARS}
+    saved = {k: os.environ.pop(k, None) for k in TORCHRUN_VARS}
     os.environ.update({"RANK": "0", "WORLD_SIZE": "1"})
-    for k in TORCHRUN_VARS[2:]:
-        os.environ.pop(k, None)
     try:
         yield
     finally:
@@ -231,8 +214,7 @@ def alone() -> Iterator[None]:
 
 def deal(costs: list[float], world: int) -> list[int]:
     """The process each run goes to: longest first, each to the process with the least work
-    so far (ties: the fewest runs, then the lower rank), so the last to finish finishes
-    early. The same on every process (no communication needed)."""
+    so far (ties: the fewest runs, then the lower rank); the same on every process."""
     loads, counts, owner = [0.0] * world, [0] * world, [0] * len(costs)
     for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
         r = min(range(world), key=lambda r: (loads[r], counts[r], r))
@@ -250,11 +232,9 @@ def run_cost(cfg: Config) -> float:
 
 
 def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dict]:
-    """This process's share of :func:`planned_runs`: under torchrun (``WORLD_SIZE`` N > 1)
-    process ``RANK`` r trains the runs :func:`deal` gives it (by their patch counts), alone
-    on its own device (a gloo process group only to wait for the others at the end);
-    without torchrun, every run. One row per run taken: label, run key (or ``not run``
-    status), whether it was trained now."""
+    """This process's share of :func:`planned_runs` (:func:`deal` by patch counts; every run
+    without torchrun), trained alone on its own device, then a gloo barrier to wait for the
+    others. One row per run taken: label, run key or ``not run`` status, trained now or not."""
     rank, world, _ = dist_info()
     runs = planned_runs(p)
     owner = deal([run_cost(cfg) for _, cfg in runs], world) if world > 1 else [0] * len(runs)
@@ -283,11 +263,9 @@ def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dic
 
 
 def train_all(p: Params) -> list[dict]:
-    """One row per (method, training set) of :data:`~.plan.TRAIN_PLAN`: the run key, its
-    folder, checkpoint, training time (the run's own, not this session's: the rows do not
-    change when a re-run takes every run from the cache) and metrics, or why it did not
-    run. Finished runs come from the run cache at once; unfinished ones resume. Writes
-    ``runs.json``."""
+    """One row per run of :func:`main_plan`: its key, folder, checkpoint, training time (the
+    run's own, unchanged when taken from the cache) and metrics, or why it did not run.
+    Writes ``runs.json``."""
     report_training_data(p)
     plan = main_plan(p)
     rows = []
@@ -328,9 +306,7 @@ def load_runs(profile: str) -> list[dict]:
 
 
 def train_seeds(p: Params) -> list[dict]:
-    """Train every method a claim on trained models compares once per training seed of the
-    profile (``seeds:`` in its YAML; the first seed's runs are :func:`train_all`'s, from the
-    run cache). One row per (method, benchmark, seed): the run and its per-image scores on the
+    """One row per run of :func:`seed_plan`: the run and its per-image scores on the
     profile's own test set, or why it did not run. Writes ``seeds.json``."""
     plan = seed_plan(p)
     rows = []

@@ -1,15 +1,7 @@
 """Every figure of the study: pure functions from saved results (files or arrays) to a
-matplotlib :class:`~matplotlib.figure.Figure`.
-
-- :mod:`.attention`: SIAN's scale-space attention (views, panels) for notebooks 05/06 and
-  the explorer widget.
-- :mod:`.data`: sample pairs of the test sets, synthetic vs real rain.
-- :mod:`.results`: what notebooks 01-05 show: training curves, the tables as bars next to
-  the paper's values, per-image scatter, Fig. 7-10 analogues; 08's forest plot of the claims.
-
-Nothing here trains or scores; the study (:mod:`derain_lib.study`) writes the files these
-functions read.
-"""
+matplotlib Figure. :mod:`.attention`: SIAN's attention views and panels; :mod:`.data`: sample
+pairs; :mod:`.results`: training curves, tables as bars, Fig. 7-10 analogues, the claims'
+forest plot; :mod:`.seeds`, :mod:`.beyond`. Nothing here trains or scores."""
 
 from ..attention_maps import Attention
 from .attention import (
