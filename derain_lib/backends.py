@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from importlib import metadata, util
+from importlib import util
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from . import __version__
 from .errors import DerainError
 from .fsutil import atomic_path, atomic_write_text, shown_path, user_cache
 from .inference import check_inference_options
+from .info import installed_version
 from .models.scale_space import _kernel1d
 from .precision import (
     FASTER,
@@ -60,13 +61,6 @@ PROBE = (321, 481)
 def installed(backend: str) -> bool:
     """Whether ``backend``'s package is importable (torch always is)."""
     return backend == "torch" or util.find_spec(backend) is not None
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "none"
 
 
 def _models_fingerprint() -> str:
@@ -208,8 +202,8 @@ def export_onnx(
         "output": "every stage's output stacked: (stages, N, 3, H, W)",
         "torch": torch.__version__,
         "exporter": f"torch.onnx (dynamo) {torch.__version__}, onnxscript "
-        f"{_version('onnxscript')}, onnx {_version('onnx')}",
-        "checked_with": f"{runner} {_version(runner)}",
+        f"{installed_version('onnxscript')}, onnx {installed_version('onnx')}",
+        "checked_with": f"{runner} {installed_version(runner)}",
         "check_sizes": [list(s) for s in CHECK_SIZES] if images is None else "given images",
         "max_abs_vs_eager": worst,
         "export_s": round(time.perf_counter() - t, 1),
@@ -244,10 +238,10 @@ def candidates(backend: str, precision: str, native_bf16: bool) -> list[tuple[st
 
 
 def _machine_key(model: nn.Module, sha256: str, stages: int | None) -> str:
+    versions = [f"{b} {installed_version(b)}" for b in ("torch", "openvino", "onnxruntime")]
     parts = [cpuinfo_field("model name") or "", " ".join(sorted(cpu_flags())), sha256,
-             _models_fingerprint(), str(stages), str(torch.get_num_threads()),
-             *(f"{b} {_version(b)}" for b in ("torch", "openvino", "onnxruntime"))]  # fmt: skip
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+             _models_fingerprint(), str(stages), str(torch.get_num_threads())]  # fmt: skip
+    return hashlib.sha256("\n".join(parts + versions).encode()).hexdigest()[:16]
 
 
 def select(

@@ -138,19 +138,6 @@ def predict(
     return hwc if every_stage else hwc[0]
 
 
-def predict_stages(
-    model: nn.Module,
-    img: np.ndarray,
-    tile: int | None = None,
-    overlap: int = OVERLAP,
-    stages: int | None = None,
-    precision: str = "fp32",
-) -> list[np.ndarray]:
-    """:func:`predict` of every stage up to ``stages`` (stage 1 first); the last is
-    what :func:`predict` returns."""
-    return predict(model, img, tile, overlap, stages, precision, every_stage=True)
-
-
 def to_tensor(img: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """HWC float image -> 1CHW float32 tensor on ``device``."""
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float().to(device)
