@@ -349,27 +349,18 @@ class _Run:
             raise ConfigError(
                 f"train.batch_size {t.batch_size} is not divisible by {world} processes"
             )
-        self.cfg, self.run_dir, self.device, self.rank, self.world = (
-            cfg,
-            run_dir,
-            device,
-            rank,
-            world,
-        )
-        self.main = rank == 0
+        self.cfg, self.run_dir, self.device = cfg, run_dir, device
+        self.rank, self.world, self.main = rank, world, rank == 0
         self.patches = training_patches(cfg, open_data(cfg.data.train, cfg.data.root))
         self.epoch_steps = steps_per_epoch(cfg, len(self.patches))
         self.total = planned_steps(cfg, len(self.patches))
         self.val_set = open_data(cfg.data.test, cfg.data.root) if t.val_images > 0 else None
-        found = latest_checkpoint(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        # before seeding: importing tensorboard draws from the random generators
-        self.log = Log(run_dir, found[1]["log_lines"] if found else None) if self.main else None
         torch.manual_seed(t.seed)
         self.model = build_model_from_config(cfg)
         self.opt, self.sched = make_optimizer(cfg, self.model)
         self.pos = {"epoch": 0, "step": 0, "global_step": 0}
-        self.elapsed0, self.last_val, self.resumed_from = 0.0, {}, None
+        self.elapsed0, self.last_val, self.log_lines, self.resumed_from = 0.0, {}, None, None
+        found = latest_checkpoint(run_dir)
         if found is not None:
             self.resumed_from, s = found
             have = s.get("model_config", {})
@@ -382,6 +373,7 @@ class _Run:
             if "cuda" in s["rng"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(s["rng"]["cuda"])
             self.pos, self.elapsed0, self.last_val = s["position"], s["elapsed_s"], s["last_val"]
+            self.log_lines = s["log_lines"]
         self.setup = training_setup(cfg, device)
         self.model.to(device)
         if self.setup["channels_last"]:
@@ -483,6 +475,8 @@ class _Run:
         bar = tqdm(
             total=self.total, initial=p["global_step"], unit="step", desc=desc, disable=not on
         )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log = Log(self.run_dir, self.log_lines) if self.main else None
         try:
             with tf32(self.setup["tf32"]):
                 batches = iter(data_loader(self.patches, sampler, self.setup))

@@ -33,7 +33,7 @@ def test_stages_k_is_the_kth_stage_of_the_full_run(name: str) -> None:
 
 @pytest.mark.parametrize("tile", [None, 16])
 def test_predict_stages_are_every_stage_of_one_pass(tile: int | None) -> None:
-    """Whole or in tiles: stage k of :func:`predict_stages` is ``predict(stages=k)``."""
+    """Whole or in tiles: stage k of ``predict(every_stage=True)`` is ``predict(stages=k)``."""
     model = build_model("sian", channels=8).eval()
     img = np.random.default_rng(0).random((28, 36, 3), dtype=np.float32)
     outs = predict(model, img, tile=tile, overlap=4, every_stage=True)
