@@ -41,7 +41,7 @@ class EvalResult:
     ssim = property(lambda self: self._mean("ssim"))
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["name", "psnr", "ssim"])
+        return pd.DataFrame(self.rows, columns=COLUMNS)
 
     def summary(self) -> dict:
         return {"n": self.n, "psnr": self.psnr, "ssim": self.ssim}
