@@ -37,6 +37,7 @@ from benchmarks.reference import reference_like  # noqa: E402
 from derain_lib import backends  # noqa: E402
 from derain_lib.allocator import tune  # noqa: E402
 from derain_lib.inference import predict_fitting, tile_spans, tiled_forward  # noqa: E402
+from derain_lib.info import installed_version  # noqa: E402
 from derain_lib.models import ScaleSpace, build_model, gaussian_blur  # noqa: E402
 from derain_lib.models.scale_space import gaussian_kernel1d  # noqa: E402
 from derain_lib.precision import cpu_flags, cpu_native_bf16, resolve_precision  # noqa: E402
@@ -488,7 +489,7 @@ def backends_report(r: dict) -> str:
         f"{r['machine']['logical_cpus']} logical CPUs, {r['machine']['capability']}; CPU flags "
         f"with bf16: {', '.join(sorted(f for f in cpu_flags() if 'bf16' in f)) or 'none'}"
         f"; load average at start {r['load'][0]:.2f}. Versions: "
-        + ", ".join(f"{k} {backends._version(k)}" for k in ("torch", "openvino", "onnxruntime"))
+        + ", ".join(f"{k} {installed_version(k)}" for k in ("torch", "openvino", "onnxruntime"))
         + ".",
         "",
         f"481x321 (rain-001), best of {len(b['times']['torch fp32'])} interleaved runs in one "

@@ -1,18 +1,12 @@
-"""CPU inference through an exported graph: ONNX, run by OpenVINO or ONNX Runtime.
+"""CPU inference through an exported ONNX graph, run by OpenVINO or ONNX Runtime.
 
-:func:`export_onnx` writes a model (every SIAN variant and preset, PReNet) as an ONNX graph
-with dynamic height and width whose one output stacks every stage's output, so the
-exporter cannot prune a stage (SIAN's forward returns a list; a wrapper that returned its
-first element would export stage 1 alone). The graph is run against eager on test images
-before it takes its name (max abs <= :data:`TOLERANCE`) and a manifest is written beside it.
-
-:func:`select` turns ``--backend auto|torch|openvino|onnxruntime`` and ``--precision`` into
-a model the inference code runs as it runs any model (:class:`GraphModel`). ``auto`` on the
-CPU times each installed backend (and bf16 where the CPU has it natively, for photos) once
-per machine and model and caches the choice in ``<user cache>/backends.json``; torch on
-CUDA. Exported graphs are cached in ``<user cache>/graphs/``, keyed by the weights'
-sha256, the model code's fingerprint and the torch version. A backend that cannot export
-or run a graph leaves the work to torch, with one line saying so.
+:func:`export_onnx` writes a model as an ONNX graph with dynamic height and width whose one
+output stacks every stage's output (so the exporter cannot prune a stage), checked against
+eager before it takes its name, with a manifest beside it. :func:`select` turns
+``--backend`` and ``--precision`` into a model the inference code runs like any other
+(:class:`GraphModel`): ``auto`` on the CPU times each installed backend once per machine and
+model (cached in ``<user cache>/backends.json``), torch on CUDA. Graphs are cached in
+``<user cache>/graphs/``; a backend that cannot export or run one leaves the work to torch.
 """
 
 from __future__ import annotations
@@ -24,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from importlib import metadata, util
+from importlib import util
 from pathlib import Path
 
 import numpy as np
@@ -35,16 +29,19 @@ from . import __version__
 from .errors import DerainError
 from .fsutil import atomic_path, atomic_write_text, shown_path, user_cache
 from .inference import check_inference_options
+from .info import installed_version
 from .models.scale_space import _kernel1d
 from .precision import (
     FASTER,
     autocast,
+    best_time,
     choose_auto,
     cpu_flags,
     cpuinfo_field,
     resolve_precision,
 )
 from .roots import PACKAGE_DIR
+from .weights import model_config
 
 #: The backends ``--backend`` names (``auto``: the fastest installed one, measured).
 BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
@@ -53,8 +50,7 @@ EXTRA = "cpu-fast"
 OPSET = 18
 #: Largest |graph - eager| an exported graph may show on the check images.
 TOLERANCE = 1e-4
-#: (height, width) of the check images: even and odd sides, so both padding paths of
-#: SIAN's upsampling run.
+#: (height, width) of the check images: even and odd sides (both of SIAN's padding paths).
 CHECK_SIZES = ((64, 96), (67, 101))
 #: The image ``auto`` times each candidate on: a Rain100L test image's size (a 240x160
 #: probe ranked OpenVINO bf16 above torch bf16, the reverse of 481x321, on an AVX512-BF16
@@ -65,13 +61,6 @@ PROBE = (321, 481)
 def installed(backend: str) -> bool:
     """Whether ``backend``'s package is importable (torch always is)."""
     return backend == "torch" or util.find_spec(backend) is not None
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "none"
 
 
 def _models_fingerprint() -> str:
@@ -112,7 +101,7 @@ class Graph:
             opts.log_severity_level = 3
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
             self._run = lambda x: sess.run(None, {sess.get_inputs()[0].name: x})[0]
-        elif backend == "openvino":
+        else:  # openvino
             import openvino as ov
 
             hint = {"fp32": "f32", "bf16": "bf16"}[precision]
@@ -124,8 +113,6 @@ class Graph:
             )  # fmt: skip
             request = compiled.create_infer_request()
             self._run = lambda x: np.array(request.infer({0: x})[0])
-        else:
-            raise ValueError(f"unknown graph backend {backend!r}")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self._run(np.ascontiguousarray(x, dtype=np.float32))
@@ -157,12 +144,6 @@ def eager_stages(model: nn.Module, x: torch.Tensor, stages: int | None = None) -
         return Stages(model, stages)(x).numpy()
 
 
-def _check_images(seed: int = 0) -> list[torch.Tensor]:
-    """Seeded images of :data:`CHECK_SIZES` (values in [0, 1])."""
-    g = torch.Generator().manual_seed(seed)
-    return [torch.rand(1, 3, h, w, generator=g) for h, w in CHECK_SIZES]
-
-
 def export_onnx(
     model: nn.Module,
     path: str | Path,
@@ -170,11 +151,10 @@ def export_onnx(
     weights_sha256: str = "",
     images: list[torch.Tensor] | None = None,
 ) -> dict:
-    """Export ``model`` (its first ``stages`` stages; None: all) to ``path`` with dynamic
-    height and width, check it against eager (ONNX Runtime, else OpenVINO, in fp32) on
-    ``images`` (default: :data:`CHECK_SIZES`, seeded), and only then give it its name; the manifest
-    (returned) is written beside it as ``<path>.json``. A graph that differs by more than
-    :data:`TOLERANCE` is a one-line :class:`DerainError` and no file is written."""
+    """Export ``model`` (its first ``stages`` stages; None: all) to ``path``, checked against
+    eager (ONNX Runtime, else OpenVINO, fp32) on ``images`` (default: seeded ones of
+    :data:`CHECK_SIZES`); more than :data:`TOLERANCE` apart is a one-line
+    :class:`DerainError` and no file. Returns the manifest, written as ``<path>.json``."""
     path = Path(path)
     runner = next((b for b in ("onnxruntime", "openvino") if installed(b)), None)
     if runner is None or not all(installed(p) for p in ("onnx", "onnxscript")):
@@ -202,7 +182,8 @@ def export_onnx(
     with atomic_path(path) as tmp:
         program.save(str(tmp))
         graph = Graph(tmp, runner)
-        for x in images or _check_images():
+        g = torch.Generator().manual_seed(0)
+        for x in images or [torch.rand(1, 3, h, w, generator=g) for h, w in CHECK_SIZES]:
             worst = max(
                 worst, float(np.abs(graph(x.numpy()) - eager_stages(model, x, stages)).max())
             )
@@ -213,7 +194,7 @@ def export_onnx(
             )
     manifest = {
         "model": type(model).__name__,
-        "config": _config(model),
+        "config": model_config(model),
         "stages": stages,
         "weights_sha256": weights_sha256,
         "opset": OPSET,
@@ -221,8 +202,8 @@ def export_onnx(
         "output": "every stage's output stacked: (stages, N, 3, H, W)",
         "torch": torch.__version__,
         "exporter": f"torch.onnx (dynamo) {torch.__version__}, onnxscript "
-        f"{_version('onnxscript')}, onnx {_version('onnx')}",
-        "checked_with": f"{runner} {_version(runner)}",
+        f"{installed_version('onnxscript')}, onnx {installed_version('onnx')}",
+        "checked_with": f"{runner} {installed_version(runner)}",
         "check_sizes": [list(s) for s in CHECK_SIZES] if images is None else "given images",
         "max_abs_vs_eager": worst,
         "export_s": round(time.perf_counter() - t, 1),
@@ -230,11 +211,6 @@ def export_onnx(
     }
     atomic_write_text(Path(f"{path}.json"), json.dumps(manifest, indent=1) + "\n")
     return manifest
-
-
-def _config(model: nn.Module) -> dict | None:
-    cfg = getattr(model, "config", None)
-    return cfg.to_dict() if hasattr(cfg, "to_dict") else None if cfg is None else dict(cfg)
 
 
 def graph_path(sha256: str, stages: int | None) -> Path:
@@ -252,16 +228,6 @@ def cached_graph(model: nn.Module, sha256: str, stages: int | None) -> Path:
     return path
 
 
-def _time(fn: Callable[[], object], rounds: int = 2) -> float:
-    fn()  # warm-up: compiles for this shape
-    best = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def candidates(backend: str, precision: str, native_bf16: bool) -> list[tuple[str, str]]:
     """(backend, precision) pairs ``--backend``/``--precision`` allow here, fp32 first."""
     names = [b for b in BACKENDS[1:] if installed(b)] if backend == "auto" else [backend]
@@ -272,10 +238,10 @@ def candidates(backend: str, precision: str, native_bf16: bool) -> list[tuple[st
 
 
 def _machine_key(model: nn.Module, sha256: str, stages: int | None) -> str:
+    versions = [f"{b} {installed_version(b)}" for b in ("torch", "openvino", "onnxruntime")]
     parts = [cpuinfo_field("model name") or "", " ".join(sorted(cpu_flags())), sha256,
-             _models_fingerprint(), str(stages), str(torch.get_num_threads()),
-             *(f"{b} {_version(b)}" for b in ("torch", "openvino", "onnxruntime"))]  # fmt: skip
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+             _models_fingerprint(), str(stages), str(torch.get_num_threads())]  # fmt: skip
+    return hashlib.sha256("\n".join(parts + versions).encode()).hexdigest()[:16]
 
 
 def select(
@@ -333,8 +299,7 @@ def select(
 def _measured(
     graphs: dict[tuple[str, str], nn.Module], key: str, stages: int | None
 ) -> dict[tuple[str, str], float]:
-    """Seconds per forward of each candidate on a :data:`PROBE` image: from the cache, or
-    measured now (interleaved, best of 2) and cached."""
+    """Seconds per forward of each candidate on a :data:`PROBE` image, cached."""
     file = user_cache() / "backends.json"
     try:
         cache = json.loads(file.read_text())
@@ -346,14 +311,11 @@ def _measured(
     if todo:
         x = torch.rand(1, 3, *PROBE)
 
-        def forward(k: tuple[str, str]) -> Callable[[], object]:
-            def run() -> object:
-                with torch.inference_mode(), autocast(k[1] if k[0] == "torch" else "fp32"):
-                    return graphs[k](x) if stages is None else graphs[k](x, stages=stages)
+        def forward(k: tuple[str, str]) -> object:
+            with torch.inference_mode(), autocast(k[1] if k[0] == "torch" else "fp32"):
+                return graphs[k](x) if stages is None else graphs[k](x, stages=stages)
 
-            return run
-
-        times.update({k: _time(forward(k)) for k in todo})
+        times.update({k: best_time(lambda k=k: forward(k)) for k in todo})
         cache[key] = {**known, **{f"{b} {p}": s for (b, p), s in times.items()}}
         with contextlib.suppress(DerainError):
             atomic_write_text(file, json.dumps(cache, indent=1) + "\n")

@@ -1,12 +1,6 @@
-"""Where a model runs: ``auto`` (the first CUDA device when there is one), ``cpu``,
-``cuda`` or ``cuda:N``; and the fp32 that the tables need on a GPU.
-
-Every command that runs a model takes one of these strings (``--device``, the notebooks'
-``device`` parameter, ``explore(..., device=)``); training keeps ``train.device``.
-Scores are computed in exact fp32: :func:`exact_fp32` turns TF32 off for the forward
-passes that give a table's numbers (cuDNN allows TF32 for convolutions by default, which
-moves PSNR by about 0.002 dB), so GPU scores equal CPU scores within 1e-3 dB.
-"""
+"""Where a model runs (``auto``, ``cpu``, ``cuda``, ``cuda:N``) and the exact fp32 the tables
+need on a GPU: cuDNN allows TF32 for convolutions by default, which moves PSNR by about
+0.002 dB, so the forward passes behind scores run with TF32 off (:func:`exact_fp32`)."""
 
 from __future__ import annotations
 
@@ -37,9 +31,9 @@ def check_device(setting: str) -> str:
 def resolve_device(
     setting: str | torch.device | None = "auto", local_rank: int = 0
 ) -> torch.device:
-    """The torch device ``setting`` names. ``auto`` (or None): ``cuda:<local_rank>`` when
-    CUDA is available (the process's own GPU under torchrun), else the CPU; ``cuda``: the
-    same, but an error without CUDA; ``cuda:N``: that device, which must exist."""
+    """The device ``setting`` names. ``auto`` (or None): ``cuda:<local_rank>`` (the process's
+    own GPU under torchrun) when CUDA is available, else the CPU; ``cuda``: the same but an
+    error without CUDA; ``cuda:N``: that device, which must exist."""
     if isinstance(setting, torch.device):
         return setting
     setting = check_device(setting or "auto")
@@ -65,14 +59,16 @@ def device_name(device: torch.device) -> str:
 
 
 @contextlib.contextmanager
-def exact_fp32() -> Iterator[None]:
-    """TF32 off for matmuls and cuDNN convolutions inside the block (restored after); a
-    no-op for the CPU, which has no TF32."""
+def tf32(enabled: bool) -> Iterator[None]:
+    """TF32 on or off for matmuls and cuDNN convolutions inside the block (restored after)."""
     cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32 = cudnn
-        torch.backends.cuda.matmul.allow_tf32 = matmul
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn, matmul
+
+
+def exact_fp32() -> contextlib.AbstractContextManager:
+    """TF32 off inside the block (a no-op on the CPU, which has no TF32)."""
+    return tf32(False)

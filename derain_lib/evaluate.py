@@ -1,7 +1,4 @@
-"""Evaluation: a model on a paired data set, per-image PSNR/SSIM (MATLAB Y protocol), PNGs.
-
-Each image runs whole or in tiles through :func:`derain_lib.inference.predict`.
-"""
+"""Evaluation: a model on a paired data set, per-image PSNR/SSIM (MATLAB Y protocol), PNGs."""
 
 from __future__ import annotations
 
@@ -11,14 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from torch import nn
 from tqdm.auto import tqdm
 
 from .data.io import write_png
 from .fsutil import atomic_path
-from .inference import OVERLAP, check_inference_options, predict, predict_stages
+from .inference import OVERLAP, check_inference_options, predict
 from .metrics import quantize, score_pair
 from .models import check_image_size
+
+COLUMNS, STAGE_COLUMNS = ["name", "psnr", "ssim"], ["name", "stage", "psnr", "ssim"]
 
 
 @dataclass
@@ -37,36 +37,23 @@ class EvalResult:
         vals = [r[key] for r in self.rows if not math.isnan(r[key])]
         return float(np.mean(vals)) if vals else math.nan
 
-    @property
-    def psnr(self) -> float:
-        return self._mean("psnr")
+    psnr = property(lambda self: self._mean("psnr"))
+    ssim = property(lambda self: self._mean("ssim"))
 
-    @property
-    def ssim(self) -> float:
-        return self._mean("ssim")
-
-    def table(self):
-        """The rows as a pandas DataFrame."""
-        import pandas as pd
-
-        return pd.DataFrame(self.rows, columns=["name", "psnr", "ssim"])
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=COLUMNS)
 
     def summary(self) -> dict:
         return {"n": self.n, "psnr": self.psnr, "ssim": self.ssim}
 
-    def write_csv(self, path: str | Path) -> Path:
-        return _write_rows(Path(path), ["name", "psnr", "ssim"], self.rows)
-
-    def write_stage_csv(self, path: str | Path) -> Path:
-        return _write_rows(Path(path), ["name", "stage", "psnr", "ssim"], self.stage_rows)
-
-
-def _write_rows(path: Path, columns: list[str], rows: list[dict]) -> Path:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
-        w.writeheader()
-        w.writerows(rows)
-    return path
+    def write_csv(self, path: str | Path, stages: bool = False) -> Path:
+        """``per_image.csv`` (name, psnr, ssim), or with ``stages`` ``per_stage.csv``."""
+        rows, columns = (self.stage_rows, STAGE_COLUMNS) if stages else (self.rows, COLUMNS)
+        with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns)
+            w.writeheader()
+            w.writerows(rows)
+        return Path(path)
 
 
 def evaluate(
@@ -84,14 +71,11 @@ def evaluate(
     stage_scores: bool = False,
 ) -> EvalResult:
     """Derain and score every pair of ``dataset`` (a ``PairedDataset``) on the model's
-    device, with the output of stage ``stages`` (default: the last) computed in
-    ``precision`` (default fp32: exact fp32 on a GPU too, TF32 off).
+    device: stage ``stages`` (default: the last) in ``precision`` (default exact fp32).
 
-    With ``out_dir``: ``per_image.csv`` there, and (``save_images``) the quantised
-    outputs as ``outputs/<name>.png``. Pairs without ground truth get NaN scores.
-    ``stage_scores``: also score the output of every stage from the same forward pass
-    (``per_stage.csv``: name, stage, psnr, ssim; its last stage equals ``per_image.csv``).
-    """
+    With ``out_dir``: ``per_image.csv`` there and (``save_images``) ``outputs/<name>.png``.
+    Pairs without ground truth score NaN. ``stage_scores``: every stage scored from the same
+    forward pass too (``per_stage.csv``; its last stage equals ``per_image.csv``)."""
     check_inference_options(model, stages, precision)
     was_training = model.training
     model.eval()
@@ -103,17 +87,15 @@ def evaluate(
             name = dataset.pairs[i].name
             rainy, clean = dataset.load(i)
             check_image_size(*rainy.shape[:2], dataset.pairs[i].rainy)
-            if stage_scores:
-                outs = predict_stages(model, rainy, tile, overlap, stages, precision)
-                for k, y in enumerate(outs[:-1], 1):
-                    ps, ss = _score(y, clean, quantize_mode)
-                    result.stage_rows.append({"name": name, "stage": k, "psnr": ps, "ssim": ss})
-                pred = outs[-1]
-            else:
-                pred = predict(model, rainy, tile, overlap, stages, precision)
-            ps, ss = _score(pred, clean, quantize_mode)
-            if stage_scores:
-                result.stage_rows.append({"name": name, "stage": len(outs), "psnr": ps, "ssim": ss})
+            outs = predict(model, rainy, tile, overlap, stages, precision, stage_scores)
+            outs = outs if stage_scores else [outs]
+            scores = [
+                score_pair(y, clean, quantize_mode) if clean is not None else (math.nan,) * 2
+                for y in outs[0 if stage_scores else -1 :]
+            ]
+            for k, (ps, ss) in enumerate(scores if stage_scores else [], 1):
+                result.stage_rows.append({"name": name, "stage": k, "psnr": ps, "ssim": ss})
+            pred, (ps, ss) = outs[-1], scores[-1]
             result.rows.append({"name": name, "psnr": ps, "ssim": ss})
             if out is not None and save_images:
                 write_png(out / "outputs" / f"{Path(name).stem}.png", quantize(pred, quantize_mode))
@@ -122,9 +104,5 @@ def evaluate(
     if out is not None:
         result.write_csv(out / "per_image.csv")
         if stage_scores:
-            result.write_stage_csv(out / "per_stage.csv")
+            result.write_csv(out / "per_stage.csv", stages=True)
     return result
-
-
-def _score(pred: np.ndarray, clean: np.ndarray | None, quantize_mode: str) -> tuple[float, float]:
-    return score_pair(pred, clean, quantize_mode) if clean is not None else (math.nan,) * 2

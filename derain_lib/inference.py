@@ -1,12 +1,9 @@
-"""Derain images with a loaded model: whole or in tiles, tensors in, uint8 images out.
+"""Derain images with a loaded model, whole or in tiles (memory bounded on large photos).
 
-Tiling keeps memory bounded on large photos: tiles overlap by ``overlap`` pixels, start
-on multiples of the model's coarsest pooling factor (4 for SIAN), and each output pixel
-is taken from the tile where it lies furthest from a seam. An image that fits in one tile
-runs whole, so its result is the whole-image result exactly. Across seams SIAN's result
-differs slightly from whole-image inference: its receptive field is large (pooling,
-recurrence) and its ``align_corners=True`` upsampling depends on the input size, so a
-seam cannot be made exact; the overlap bounds the difference (see the tests).
+Tiles overlap, start on multiples of SIAN's coarsest pooling (4), and each output pixel
+comes from the tile where it lies furthest from a seam; an image that fits one tile runs
+whole. Across seams SIAN differs slightly from whole-image inference (large receptive
+field, size-dependent ``align_corners=True`` upsampling); the overlap bounds it (tests).
 """
 
 from __future__ import annotations
@@ -44,8 +41,6 @@ MAX_WHOLE_PIXELS = AUTO_TILE * AUTO_TILE
 #: GPU memory one pixel of a whole-image SIAN forward takes, with a margin (measured on an
 #: NVIDIA H200, 2026-12-04: a 4000x3000 photo peaks at 28 GiB in fp32, ~2.5 kB per pixel).
 GPU_BYTES_PER_PIXEL = 2800
-
-
 #: Tile starts are multiples of this (SIAN's coarsest average pooling).
 TILE_ALIGN = 4
 
@@ -74,37 +69,14 @@ def tile_spans(n: int, tile: int, overlap: int, align: int = TILE_ALIGN) -> list
 
 
 def check_inference_options(model: nn.Module, stages: int | None, precision: str) -> None:
-    """A one-line ``DerainError`` for a stage count the model does not have or an
-    unknown precision, before any work is done."""
-    n = model_stages(model)
+    """A one-line ``DerainError`` for a stage count the model does not have or an unknown
+    precision, before any work is done."""
+    cfg = getattr(model, "config", None)  # SIAN's config, or PReNet's stages
+    n = cfg.n_stages if hasattr(cfg, "n_stages") else int(getattr(model, "stages", 1))
     if stages is not None and not 1 <= stages <= n:
         raise DerainError(f"--stages {stages}: this model has stages 1 to {n}")
     if precision not in PRECISIONS:
         raise DerainError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-
-
-def model_stages(model: nn.Module) -> int:
-    """How many stages a SIAN or PReNet model runs by default."""
-    cfg = getattr(model, "config", None)
-    return cfg.n_stages if hasattr(cfg, "n_stages") else int(getattr(model, "stages", 1))
-
-
-def last_stage(
-    model: nn.Module,
-    x: torch.Tensor,
-    stages: int | None = None,
-    precision: str = "fp32",
-    every_stage: bool = False,
-) -> torch.Tensor:
-    """The output of stage ``stages`` (default: the last) as float32, the forward run in
-    ``precision`` (``fp32``, ``bf16`` or ``auto``; see :mod:`derain_lib.precision`).
-    Only the first ``stages`` stages are computed. ``every_stage``: all of them, stacked
-    on a new first axis (stage 1 first)."""
-    with autocast(precision, x.device):
-        outs = model(x) if stages is None else model(x, stages=stages)
-    if every_stage:
-        return torch.stack([o.float() for o in outs])
-    return outs[-1].float()
 
 
 @torch.inference_mode()
@@ -117,19 +89,22 @@ def tiled_forward(
     precision: str = "fp32",
     every_stage: bool = False,
 ) -> torch.Tensor:
-    """Stage ``stages``' output (default: the last) for a (B, 3, H, W) batch, computed
-    tile by tile in ``precision`` (see :func:`last_stage`); ``every_stage``: the output
-    of every stage, shape (S, B, 3, H, W).
+    """Stage ``stages``' output (default: the last; only those stages are computed) for a
+    (B, 3, H, W) batch as float32, run in ``precision`` (:mod:`derain_lib.precision`) whole
+    (``tile=None`` or an image within one tile) or tile by tile, assembled on the input's
+    device; ``every_stage``: every stage's output, shape (S, B, 3, H, W)."""
 
-    ``tile=None`` (or an image no larger than one tile) runs the whole image at once.
-    The result is assembled on the input's device, one tile's activations at a time.
-    """
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with autocast(precision, x.device):
+            outs = model(x) if stages is None else model(x, stages=stages)
+        return torch.stack([o.float() for o in outs]) if every_stage else outs[-1].float()
+
     if tile is None or (x.shape[-2] <= tile and x.shape[-1] <= tile):
-        return last_stage(model, x, stages, precision, every_stage)
+        return forward(x)
     out = None
     for ys, ye, ky0, ky1 in tile_spans(x.shape[-2], tile, overlap):
         for xs, xe, kx0, kx1 in tile_spans(x.shape[-1], tile, overlap):
-            y = last_stage(model, x[..., ys:ye, xs:xe], stages, precision, every_stage)
+            y = forward(x[..., ys:ye, xs:xe])
             if out is None:  # (S, B, 3, H, W) with every_stage, else (B, 3, H, W)
                 out = x.new_empty((*y.shape[:-2], *x.shape[-2:]))
             out[..., ky0:ky1, kx0:kx1] = y[..., ky0 - ys : ky1 - ys, kx0 - xs : kx1 - xs]
@@ -139,8 +114,7 @@ def tiled_forward(
 
 
 def model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+    return next(model.parameters()).device
 
 
 @torch.inference_mode()
@@ -151,47 +125,17 @@ def predict(
     overlap: int = OVERLAP,
     stages: int | None = None,
     precision: str = "fp32",
-) -> np.ndarray:
-    """Derain one float RGB HWC image on the model's device: the output of stage ``stages``
-    (default: the last) as float32 HWC (not clamped), computed in ``precision`` (fp32,
-    bf16 or auto), whole (``tile=None``) or in overlapping tiles of ``tile`` px.
-
-    fp32 is exact fp32 on a GPU too (TF32 off, :func:`~derain_lib.device.exact_fp32`), so
-    scores do not depend on the device."""
-    y = _forward_image(model, img, tile, overlap, stages, precision, every_stage=False)
-    return y[0].permute(1, 2, 0).float().cpu().numpy()
-
-
-@torch.inference_mode()
-def predict_stages(
-    model: nn.Module,
-    img: np.ndarray,
-    tile: int | None = None,
-    overlap: int = OVERLAP,
-    stages: int | None = None,
-    precision: str = "fp32",
-) -> list[np.ndarray]:
-    """:func:`predict`, returning the output of every stage up to ``stages`` (stage 1
-    first) from the same forward pass; the last equals what :func:`predict` returns."""
-    y = _forward_image(model, img, tile, overlap, stages, precision, every_stage=True)
-    return [s[0].permute(1, 2, 0).float().cpu().numpy() for s in y]
-
-
-def _forward_image(
-    model: nn.Module,
-    img: np.ndarray,
-    tile: int | None,
-    overlap: int,
-    stages: int | None,
-    precision: str,
-    every_stage: bool,
-) -> torch.Tensor:
-    """:func:`tiled_forward` of one HWC image on the model's device, in exact fp32."""
-    x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+    every_stage: bool = False,
+) -> np.ndarray | list[np.ndarray]:
+    """Derain one float RGB HWC image on the model's device: stage ``stages``' output
+    (default: the last) as float32 HWC, not clamped, whole (``tile=None``) or in tiles;
+    ``every_stage``: the list of every stage's output from the same forward pass. fp32 is
+    exact fp32 on a GPU too (TF32 off), so scores do not depend on the device."""
     with exact_fp32():
-        return tiled_forward(
-            model, x.to(model_device(model)), tile, overlap, stages, precision, every_stage
-        )
+        y = tiled_forward(model, to_tensor(img, model_device(model)), tile, overlap, stages,
+                          precision, every_stage)  # fmt: skip
+    hwc = [s[0].permute(1, 2, 0).cpu().numpy() for s in (y if every_stage else [y])]
+    return hwc if every_stage else hwc[0]
 
 
 def to_tensor(img: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -199,28 +143,19 @@ def to_tensor(img: np.ndarray, device: torch.device | str = "cpu") -> torch.Tens
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float().to(device)
 
 
-def free_device_bytes(device: torch.device) -> int | None:
-    """Bytes a forward pass can still take on a CUDA ``device`` (free memory plus what
-    torch's caching allocator holds unused); None for the CPU."""
-    if device.type != "cuda":
-        return None
-    free, _ = torch.cuda.mem_get_info(device)
-    return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
-
-
 def auto_tile(
     height: int, width: int, device: torch.device | str = "cpu", free: int | None = None
 ) -> int | None:
-    """The tile size :func:`derain_files` uses for an image: None (whole image) or a size.
-
-    CPU: whole up to 512x512 px (``MAX_WHOLE_PIXELS``), tiles of ``AUTO_TILE`` above, so
-    memory stays that of one tile. CUDA: whole when ``GPU_BYTES_PER_PIXEL`` times the pixel
-    count fits in the free memory (``free``: measured when not given), else the largest
-    tile (a multiple of 4, at least ``AUTO_TILE``) that fits in half of it."""
+    """The tile :func:`derain_files` uses for an image: None (whole) or a size. CPU: whole
+    up to ``MAX_WHOLE_PIXELS``, else ``AUTO_TILE``. CUDA: whole when it fits the ``free``
+    memory (measured when not given), else the largest tile (at least ``AUTO_TILE``) that
+    fits in half of it."""
     device = torch.device(device)
     if device.type != "cuda":
         return AUTO_TILE if height * width > MAX_WHOLE_PIXELS else None
-    free = free_device_bytes(device) if free is None else free
+    if free is None:  # free memory plus what torch's caching allocator holds unused
+        free = torch.cuda.mem_get_info(device)[0] + torch.cuda.memory_reserved(device)
+        free -= torch.cuda.memory_allocated(device)
     if height * width * GPU_BYTES_PER_PIXEL <= free:
         return None
     side = int(math.sqrt(free / 2 / GPU_BYTES_PER_PIXEL)) // TILE_ALIGN * TILE_ALIGN
@@ -243,8 +178,7 @@ def predict_fitting(
             longest = max(img.shape[:2]) if size is None else size
             if tile is not None or longest <= AUTO_TILE:
                 raise
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+            torch.cuda.empty_cache()  # a no-op without CUDA
             size = max(AUTO_TILE, longest // 2 // TILE_ALIGN * TILE_ALIGN)
 
 
@@ -266,10 +200,9 @@ def expand_inputs(inputs: list[str | Path]) -> list[Path]:
 
 
 def output_paths(files: list[Path], out: str | Path, overwrite: bool = False) -> list[Path]:
-    """``OUT`` is a folder (PNG under each input's stem) or, for one input, an image file name.
-
-    Refused (one line): an output that is one of the inputs, an existing file unless
-    ``overwrite``, a non-image file given as ``OUT``."""
+    """``OUT`` is a folder (PNG under each input's stem) or, for one input, an image file
+    name; one line refuses an output that is an input, exists (unless ``overwrite``) or is
+    a non-image file."""
     out = Path(out)
     if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
         if len(files) != 1:
@@ -306,33 +239,24 @@ def derain_files(
     stages: int | None = None,
     precision: str = "fp32",
 ) -> Iterator[tuple[Path, Path | None, str | None]]:
-    """Derain every input image, yielding ``(input, written PNG, None)`` as each is written,
-    or ``(input, None, why)`` for an input that could not be read or is too small.
-
-    A bad file does not stop the batch. The model runs on its own device. ``stages``/
-    ``precision``: as in :func:`predict`, checked before any image is read. ``tile=None``:
-    whole images where they fit (:func:`auto_tile`: up to 512x512 px on the CPU, by free
-    memory on a GPU, retried in tiles after an out-of-memory error), so a photo of any size
-    can be derained; an integer tiles every image larger than it. Outputs are written
-    atomically."""
+    """Derain every input on the model's device, yielding ``(input, written PNG, None)`` as
+    each is written (atomically) or ``(input, None, why)`` for one that cannot be: a bad file
+    does not stop the batch. ``tile=None``: :func:`predict_fitting`, so a photo of any size
+    can be derained; an integer tiles every image larger than it."""
     check_inference_options(model, stages, precision)
     files = expand_inputs(inputs)
     targets = output_paths(files, out, overwrite)
     for src, dst in zip(files, targets, strict=True):
         try:
             img = read_image(src)
-        except ImageReadError as e:
-            yield src, None, str(e)
-            continue
-        try:
             check_image_size(*img.shape[:2], src)
-        except ImageTooSmall as e:
+        except (ImageReadError, ImageTooSmall) as e:
             yield src, None, str(e)
             continue
-        out_img = quantize(predict_fitting(model, img, tile, stages, precision), quantize_mode)
         alpha = read_alpha(src)  # derained RGB, the input's alpha reattached
         if alpha is not None and dst.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
             yield src, None, f"{dst}: {dst.suffix} keeps no alpha channel; name a .png output"
             continue
+        out_img = quantize(predict_fitting(model, img, tile, stages, precision), quantize_mode)
         write_image(dst, out_img if alpha is None else np.dstack([out_img, alpha]))
         yield src, dst, None

@@ -144,7 +144,7 @@ def fake_graphs(monkeypatch) -> dict:
         fn()
         return times["queue"].pop(0)
 
-    monkeypatch.setattr(backends, "_time", timed)
+    monkeypatch.setattr(backends, "best_time", timed)
     return times
 
 

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from devices import DEVICES, DTYPES, tol
 from skimage.color import rgb2ycbcr
 
 from derain_lib.data.io import read_image, read_image_uint8, write_png
@@ -86,6 +87,24 @@ def test_float_input_is_scored_after_quantisation():
     gt = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     f = gt.astype(np.float32) / 255 + rng.uniform(-0.4, 0.4, gt.shape).astype(np.float32) / 255
     assert score_pair(f, gt) == score_pair(quantize(f), gt)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_an_output_tensor_is_scored_as_the_png_it_would_be_saved_as(device, dtype):
+    """A 1CHW model output on ``device`` in ``dtype`` is quantised from its float32 value:
+    float32 gives exactly the numpy image's scores; bfloat16 keeps 8 significant bits
+    (255 * 2**-9 < 0.5 grey levels), so its PNG is within 1 grey level of float32's."""
+    rng = np.random.default_rng(2)
+    gt = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    f = np.clip(gt / 255 + rng.normal(0, 0.02, gt.shape), 0, 1).astype(np.float32)
+    t = torch.from_numpy(f).permute(2, 0, 1)[None].to(device, dtype)
+    levels = np.abs(quantize(t).astype(int) - quantize(f).astype(int)).max()
+    assert levels <= tol(dtype, 0, 1)
+    assert score_pair(t, gt) == score_pair(quantize(t), gt)
+    psnr, ssim = score_pair(t, gt)
+    want = score_pair(f, gt)
+    assert abs(psnr - want[0]) <= tol(dtype, 0, 0.5) and abs(ssim - want[1]) <= tol(dtype, 0, 0.01)
 
 
 def test_variants_change_the_numbers_the_documented_way(shared):

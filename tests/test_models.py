@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from devices import DEVICES, DTYPES, tol
 
 from derain_lib.models import (
     SIAN,
@@ -122,10 +123,35 @@ def test_official_init_is_normal_002_with_zero_bias():
     assert all(p.abs().sum() == 0 for n, p in m.named_parameters() if n.endswith("bias"))
 
 
-def test_gradients_reach_every_parameter():
-    m = build_model("sian", channels=4, stages=2)
-    sum(o.mean() for o in m(torch.rand(1, 3, 16, 20))).backward()
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["sian", "prenet"])
+def test_forward_on_each_device_and_dtype_is_the_cpu_float32_result(name, device, dtype):
+    torch.manual_seed(0)
+    ref = build_model(name, channels=8, stages=3).eval()
+    x = torch.rand(1, 3, 24, 31)
+    model = build_model(name, channels=8, stages=3).eval()
+    model.load_state_dict(ref.state_dict())
+    model.to(device, dtype)
+    with torch.no_grad():
+        want, got = ref(x), model(x.to(device, dtype))
+    assert [(o.device.type, o.dtype, o.shape) for o in got] == [(device, dtype, x.shape)] * 3
+    # float32: the same arithmetic up to the order of sums (cuDNN on CUDA); bfloat16: each
+    # stage's output within 0.1 of float32 (values in [0, 1]) over three stages
+    atol = tol(dtype, 1e-5, 0.1)
+    for a, b in zip(want, got, strict=True):
+        torch.testing.assert_close(b.float().cpu(), a, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gradients_reach_every_parameter(device, dtype):
+    m = build_model("sian", channels=4, stages=2).to(device, dtype)
+    sum(
+        o.float().mean() for o in m(torch.rand(1, 3, 16, 20, device=device, dtype=dtype))
+    ).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+    assert all(p.grad.dtype == dtype for p in m.parameters())
 
 
 # --- Gaussian scale space --------------------------------------------------------------

@@ -14,7 +14,7 @@ from derain_lib.data.datasets import open_dataset
 from derain_lib.data.io import write_png
 from derain_lib.data.patches import DecodedPatchSet, PatchSet
 from derain_lib.data.sources import open_data
-from derain_lib.train import EpochBatches, RunBatches, auto_workers, data_loader, training_setup
+from derain_lib.train import RunBatches, auto_workers, data_loader, epoch_batches, training_setup
 
 
 def _pairs(root: Path, n: int = 3) -> Path:
@@ -61,7 +61,7 @@ def test_embedded_training_set_patches_equal(tmp_path: Path) -> None:
 
 def test_run_batches_are_the_epoch_batches_in_sequence() -> None:
     n, batch, seed = 23, 4, 7  # 5 steps per epoch
-    want = [b for e in range(3) for b in EpochBatches(n, batch, seed, e)]
+    want = [b for e in range(3) for b in epoch_batches(n, batch, seed, e)]
     assert list(RunBatches(n, batch, seed, 0, 0, 15)) == want
     assert list(RunBatches(n, batch, seed, 1, 2, 8)) == want[7:15]  # resumed mid-epoch
     assert list(RunBatches(n, batch, seed, 0, 0, 6)) == want[:6]  # max_steps mid-epoch

@@ -8,7 +8,7 @@ import torch
 
 from derain_lib.cli import main
 from derain_lib.data.io import read_image, write_png
-from derain_lib.inference import predict, predict_stages
+from derain_lib.inference import predict
 from derain_lib.metrics import quantize, score_pair
 from derain_lib.models import build_model
 from derain_lib.precision import cpu_flags, cpu_native_bf16, resolve_precision
@@ -33,10 +33,10 @@ def test_stages_k_is_the_kth_stage_of_the_full_run(name: str) -> None:
 
 @pytest.mark.parametrize("tile", [None, 16])
 def test_predict_stages_are_every_stage_of_one_pass(tile: int | None) -> None:
-    """Whole or in tiles: stage k of :func:`predict_stages` is ``predict(stages=k)``."""
+    """Whole or in tiles: stage k of ``predict(every_stage=True)`` is ``predict(stages=k)``."""
     model = build_model("sian", channels=8).eval()
     img = np.random.default_rng(0).random((28, 36, 3), dtype=np.float32)
-    outs = predict_stages(model, img, tile=tile, overlap=4)
+    outs = predict(model, img, tile=tile, overlap=4, every_stage=True)
     assert len(outs) == 6 and outs[0].shape == img.shape
     for k, y in enumerate(outs, 1):
         np.testing.assert_allclose(y, predict(model, img, tile, 4, stages=k), atol=1e-6)
