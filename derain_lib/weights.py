@@ -11,10 +11,10 @@ search for local copies (:func:`find_released`) live in the torch-free
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -27,7 +27,6 @@ from .info import RELEASED, cache_dir, find_released, missing_released
 from .models import MODELS, PReNet, build_model
 
 
-
 class WeightsError(DerainError):
     """A checkpoint that cannot be found, verified, read or fitted to the model."""
 
@@ -37,15 +36,13 @@ SIAN_UNUSED_PREFIX = "body.conv_m."
 #: Marker of checkpoints written by this project (training runs, exported models).
 OUR_FORMAT = "derain-model"
 
-_GITHUB_RAW = re.compile(r"^https://github\.com/([^/]+)/([^/]+)/raw/([0-9a-f]{40})/(.+)$")
-
 
 def weight_items() -> list[Item]:
     """The released weight files as raw files at their pinned commits (what ``derain fetch
     weights`` downloads)."""
     items = []
-    for w in RELEASED.values():
-        owner, repo, commit, path = _GITHUB_RAW.match(w.url).groups()  # type: ignore[union-attr]
+    for w in RELEASED.values():  # https://github.com/{owner}/{repo}/raw/{commit}/{path}
+        owner, repo, _, commit, path = urlparse(w.url).path.lstrip("/").split("/", 4)
         items.append(Item(Tree(owner, repo, commit), path, w.sha256, w.filename))
     return items
 

@@ -18,7 +18,6 @@ from derain_lib.data.datasets import (
 from derain_lib.data.embedded import SIZES, build_embedded, embedded_dataset, verify_embedded
 from derain_lib.data.io import (
     ImageReadError,
-    ImageScanError,
     check_images,
     image_size,
     read_image,
@@ -139,7 +138,7 @@ def test_scan_reports_every_bad_file_at_once(tmp_path: Path) -> None:
     write_png(tmp_path / "d" / "ok2.png", rgb(8, 8))
     problems = scan_images(tmp_path / "d")
     assert sorted(p for p, _ in problems) == sorted(bad.values())
-    with pytest.raises(ImageScanError) as e:
+    with pytest.raises(ImageReadError) as e:
         check_images(tmp_path / "d")
     for p in bad.values():
         assert str(p) in str(e.value)
@@ -451,8 +450,8 @@ def test_prepare_rejects_changed_files_and_protects_user_folder(
         catalog.prepare("rain100l", copy)
     rep = catalog.prepare("rain100l", copy, allow_mismatch=True)
     assert (
-        rep.matched == 7
-        and rep.differ
+        rep.sha256_matched == 7
+        and rep.sha256_differ
         and rep.index_path == tmp_path / "data" / "index" / "rain100l-test.json"
     )
     assert catalog.prepared_dataset("rain100l").partial

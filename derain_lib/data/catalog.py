@@ -195,13 +195,13 @@ class Report:
     dataset: PairedDataset
     expected: int
     layout_found: str | None = None  # training sets: which distributed layout was recognised
-    hashed: int = 0
-    matched: int = 0
-    differ: list[str] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # expected pair names not found
-    ignored: list[str] = field(default_factory=list)
     variant: str | None = None
+    sha256_checked: int = 0
+    sha256_matched: int = 0
+    sha256_differ: list[str] = field(default_factory=list)
+    not_in_manifest: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
     patches: dict | None = None
     index_path: Path | None = None
 
@@ -222,13 +222,15 @@ class Report:
                 f"missing {len(self.missing)} pair(s) by the set's naming rule: "
                 + _some(self.missing, 10)
             )
-        out.append(
-            f"sha256: {self.matched} of {self.hashed} files match the catalog manifest"
-            if self.hashed
-            else "sha256: no manifest known for this split (counts, sizes and decoding checked)"
-        )
-        out += [f"  differs from catalog: {r}" for r in self.differ]
-        out += [f"  not in catalog manifest: {r}" for r in self.unknown]
+        if self.sha256_checked:
+            n, of = self.sha256_matched, self.sha256_checked
+            out.append(f"sha256: {n} of {of} files match the catalog manifest")
+        else:
+            out.append(
+                "sha256: no manifest known for this split (counts, sizes and decoding checked)"
+            )
+        out += [f"  differs from catalog: {r}" for r in self.sha256_differ]
+        out += [f"  not in catalog manifest: {r}" for r in self.not_in_manifest]
         if ds.unpaired:
             out.append(f"unpaired files: {len(ds.unpaired)} (e.g. {ds.unpaired[0]})")
         if self.ignored:
@@ -244,6 +246,11 @@ class Report:
         if self.index_path:
             out.append(f"index written: {self.index_path}")
         return out
+
+
+#: What an index records of its :class:`Report`, by the same names.
+_INDEXED = ("layout_found", "missing", "variant", "sha256_checked", "sha256_matched")
+_INDEXED += ("sha256_differ", "not_in_manifest", "ignored", "patches")
 
 
 def _some(names: list[str], n: int) -> str:
@@ -358,16 +365,16 @@ def prepare(
         for f, clean in [(f, p.clean == f) for p in ds.pairs for f in (p.rainy, p.clean)]:
             rel, hit = f.relative_to(root).as_posix(), known.get((clean, _numbers(f.stem)))
             if hit is None:
-                report.unknown.append(rel)
+                report.not_in_manifest.append(rel)
             elif hit[1] == hashes[f]:
-                report.matched += 1
+                report.sha256_matched += 1
             else:
-                report.differ.append(f"{rel} (catalog: {hit[0]})")
-        report.hashed = report.matched + len(report.differ)
-        if report.differ and not allow_mismatch:
+                report.sha256_differ.append(f"{rel} (catalog: {hit[0]})")
+        report.sha256_checked = report.sha256_matched + len(report.sha256_differ)
+        if (differ := report.sha256_differ) and not allow_mismatch:
             raise DerainError(
-                f"{root}: {len(report.differ)} file(s) differ from the {entry.name} {split} "
-                f"manifest, e.g. {report.differ[0]}; this is another version of the set "
+                f"{root}: {len(differ)} file(s) differ from the {entry.name} {split} manifest, "
+                f"e.g. {differ[0]}; this is another version of the set "
                 "(use --allow-mismatch to index it anyway)"
             )
 
@@ -387,20 +394,12 @@ def prepare(
         "split": split,
         "root": str(root.resolve()),
         "layout": ds.layout,
-        "layout_found": layout_found,
         "pairs_found": len(ds),
-        "missing": report.missing,
         "pairs_expected": s.pairs,
         "partial": report.partial,
-        "variant": report.variant,
-        "sha256_checked": report.hashed,
-        "sha256_matched": report.matched,
-        "sha256_differ": report.differ,
-        "not_in_manifest": report.unknown,
+        **{k: getattr(report, k) for k in _INDEXED},
         "unpaired": [str(p) for p in ds.unpaired],
-        "ignored": report.ignored,
         "manifest_sha256": ds.manifest_sha256(),
-        "patches": report.patches,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "pairs": [
             {

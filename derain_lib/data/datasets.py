@@ -1,21 +1,14 @@
-"""Paired rainy/clean data sets in the benchmarks' own file layouts, detected automatically.
+"""Paired rainy/clean data sets in the benchmarks' own file layouts, found automatically.
 
-Layouts (``open_dataset(path, layout=...)``; docs/data.md shows each):
-
-- ``rain100``: Rain100L/H, RainTrainL/H: ``rain-N.png`` + ``norain-N.png`` in one folder
-  (other files ignored), in ``rainy/`` + ``norain/``, or ``rainy/rain-N.png`` beside
-  ``norain-N.png`` (PReNet's test form).
-- ``rain1400``: DDN's Rain1400 / Rain12600: ``rainy_image/N_k.jpg`` (k = 1..14) for each
-  ``ground_truth/N.jpg`` (DDN's own copies: ``rainy image/``, ``ground truth/``).
-- ``rain12``: pairs by number: ``N_in.png`` + ``N_GT.png``, or a rainy-like and a clean-like
-  folder (:data:`RAINY_DIRS`, :data:`CLEAN_DIRS`): Rain12, the cropped Rain100H
-  (``inputcrop/`` + ``cleancrop/``), PromptIR's ``rainy/rain-N.png`` + ``gt/norain-N.png``.
-- ``jorder``: JORDER's training zips: ``rain/X2/norain-Nx2.png`` (rainy, despite the name)
-  + ``norain/norain-N.png``.
-- ``input-target``: Restormer's / MPRNet's ``input/`` + ``target/``, pairs by file name.
-
-A set is *partial* when a file has no partner, numbers are missing from the sequence, a
-Rain1400 scene has fewer than 14 rainy images, or fewer pairs than ``expected`` were found.
+Layouts (``open_dataset(path, layout=...)``; docs/data.md shows each): ``rain100``
+(Rain100L/H: ``rain-N.png`` + ``norain-N.png``, flat, in ``rainy/`` + ``norain/``, or
+PReNet's ``rainy/`` beside the clean files), ``rain1400`` (DDN: ``rainy_image/N_k.jpg``,
+k = 1..14, for each ``ground_truth/N.jpg``; also with spaces), ``rain12`` (by number:
+``N_in.png`` + ``N_GT.png``, or a rainy-like and a clean-like folder: Rain12, the cropped
+Rain100H, PromptIR), ``jorder`` (``rain/X2/norain-Nx2.png`` + ``norain/norain-N.png``) and
+``input-target`` (Restormer, MPRNet: same file names). A set is *partial* when a file has no
+partner, numbers are missing, a Rain1400 scene has fewer than 14 rainy images, or fewer
+than ``expected`` pairs were found.
 """
 
 from __future__ import annotations

@@ -164,15 +164,6 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
-class ImageScanError(ImageReadError):
-    """One or more unreadable images; ``problems`` lists every one (path, message)."""
-
-    def __init__(self, problems: list[tuple[Path, str]]):
-        self.problems = problems
-        lines = "\n  ".join(msg for _, msg in problems)
-        super().__init__(f"{len(problems)} unreadable image file(s):\n  {lines}")
-
-
 def scan_images(paths: str | Path | list[Path], decode: bool = True) -> list[tuple[Path, str]]:
     """Every problem ``(path, one-line message)`` of a folder's images (recursively) or of
     a list of files; ``decode=False`` checks headers only (fast, misses truncated data)."""
@@ -192,9 +183,10 @@ def scan_images(paths: str | Path | list[Path], decode: bool = True) -> list[tup
 
 
 def check_images(paths: str | Path | list[Path], decode: bool = True) -> None:
-    """Raise one :class:`ImageScanError` naming every unreadable image, or return."""
+    """Raise one :class:`ImageReadError` naming every unreadable image, or return."""
     if problems := scan_images(paths, decode):
-        raise ImageScanError(problems)
+        lines = "\n  ".join(msg for _, msg in problems)
+        raise ImageReadError(f"{len(problems)} unreadable image file(s):\n  {lines}")
 
 
 def fit_size(image: np.ndarray, max_side: int | None) -> np.ndarray:

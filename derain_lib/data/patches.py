@@ -142,14 +142,12 @@ class DecodedPatchSet(PatchSet):
 
     def __init__(
         self,
-        dataset: PairedDataset,
-        patch: int = PAPER_PATCH,
-        stride: int = 40,
-        hflip: bool = False,
+        *args: object,
         ram_budget: int | None = None,
         cache_dir: str | Path | None = None,
+        **kwargs: object,
     ) -> None:
-        super().__init__(dataset, patch, stride, hflip)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.ram_budget = RAM_BUDGET if ram_budget is None else ram_budget
         self.cache_dir = Path(cache_dir) if cache_dir is not None else data_root() / "cache"
         self._images: list[tuple[np.ndarray, ...]] | None = None
