@@ -1,7 +1,7 @@
 """Checkpoints, the authors' released ones and ours: resolve, verify, convert, load.
 
 Released files are never redistributed here (their repositories carry no license): they
-are fetched from upstream by ``derain fetch`` (:mod:`derain_lib.data.remote`) and checked
+are fetched from upstream by ``derain fetch`` (:mod:`derain_lib.data.fetch`) and checked
 by sha256, or taken from ``--weights FILE``, ``--weights-dir DIR`` or
 ``DERAIN_WEIGHTS_DIR``. Every load is ``torch.load(..., weights_only=True)``; every problem
 a one-line :class:`WeightsError` naming the file. The registry (:data:`RELEASED`) and the
@@ -19,8 +19,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from .data.fetch import FetchError, sha256_file
-from .data.remote import Item, Tree, fetch_items
+from .data.fetch import FetchError, Item, Tree, fetch_items, sha256_file
 from .device import resolve_device
 from .errors import DerainError
 from .info import RELEASED, cache_dir, find_released, missing_released

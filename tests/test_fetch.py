@@ -12,8 +12,8 @@ import pytest
 
 from derain_lib.commands import fetch_targets
 from derain_lib.data import remote
-from derain_lib.data.fetch import FetchError
-from derain_lib.data.remote import Item, Tree, dataset_items, fetch_items
+from derain_lib.data.fetch import FetchError, Item, Tree, fetch_items
+from derain_lib.data.remote import dataset_items
 from derain_lib.entry import main
 from derain_lib.study.plan import prepared_sets
 from derain_lib.weights import find_released, weight_items

@@ -13,6 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 
 from ..errors import DerainError
@@ -280,18 +281,20 @@ def open_training_copy(entry: Entry, root: Path) -> tuple[PairedDataset, str]:
     allowed = TRAIN_LAYOUTS_OF.get(entry.name, ())
     split = entry.splits["train"]
     width = 2 if entry.name == "rain1400" else 1  # pair names: N (Rain100L/H) or N_k (Rain12600)
-    todo, seen = [root], 0
-    while todo and seen < 12:
-        here = todo.pop(0)
-        seen += 1
+    todo = [root]
+    for here in islice(todo, 12):  # the list grows while it is read: wrapper folders
         try:
             ds = open_dataset(here, "auto", expected=split.pairs)
         except DerainError:
             ds = None
-        if ds and ds.layout in allowed and all(len(_numbers(p.name)) == width for p in ds.pairs):
+        if (
+            ds is not None
+            and ds.layout in allowed
+            and all(len(_numbers(p.name)) == width for p in ds.pairs)
+        ):
             ddn = ds.layout == "rain1400" and " " in ds.pairs[0].rainy.parent.name
             return ds, TRAIN_LAYOUTS["ddn" if ddn else ds.layout]
-        subs = sorted(d for d in here.iterdir() if d.is_dir()) if here.is_dir() else []
+        subs = sorted(d for d in here.iterdir() if d.is_dir())
         named = [d for d in subs if d.name.lower() == split.folder.lower()]
         todo += named or (subs if len(subs) == 1 else [])
     looked = "; ".join(TRAIN_LAYOUTS[k] for k in TRAIN_LAYOUTS if k in allowed)
