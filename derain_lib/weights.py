@@ -1,35 +1,28 @@
-"""The authors' released checkpoints: registry, verification, conversion, loading.
+"""Checkpoints, the authors' released ones and ours: resolve, verify, convert, load.
 
-Released files are never redistributed here (their upstream repositories carry no
-license); they are fetched from upstream by URL and verified by sha256, or taken from a
-local file or folder (``--weights FILE``, ``--weights-dir DIR``, ``DERAIN_WEIGHTS_DIR``).
-Every load uses ``torch.load(..., weights_only=True)``. Problems raise
-:class:`WeightsError` with one line naming the file and what is wrong. The registry
-(:data:`RELEASED`) and the search for local copies (:func:`find_released`) live in the
-torch-free :mod:`derain_lib.info` (``derain info`` reads them) and are imported here.
+Released files are never redistributed here (their repositories carry no license): they
+are fetched from upstream by ``derain fetch`` (:mod:`derain_lib.data.fetch`) and checked
+by sha256, or taken from ``--weights FILE``, ``--weights-dir DIR`` or
+``DERAIN_WEIGHTS_DIR``. Every load is ``torch.load(..., weights_only=True)``; every problem
+a one-line :class:`WeightsError` naming the file. The registry (:data:`RELEASED`) and the
+search for local copies (:func:`find_released`) live in the torch-free
+:mod:`derain_lib.info` and are imported here.
 """
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
-from .data.fetch import FetchError, sha256_file
-from .data.remote import Item, Tree, fetch_items
+from .data.fetch import FetchError, Item, Tree, fetch_items, sha256_file
 from .device import resolve_device
 from .errors import DerainError
-from .info import (
-    RELEASED,
-    ReleasedWeights,
-    cache_dir,
-    find_released,
-    missing_released,
-)
+from .info import RELEASED, cache_dir, find_released, missing_released
 from .models import MODELS, PReNet, build_model
 
 
@@ -43,38 +36,29 @@ SIAN_UNUSED_PREFIX = "body.conv_m."
 OUR_FORMAT = "derain-model"
 
 
-_GITHUB_RAW = re.compile(r"^https://github\.com/([^/]+)/([^/]+)/raw/([0-9a-f]{40})/(.+)$")
-
-
 def weight_items() -> list[Item]:
-    """The six released weight files as raw files at their pinned commits (what
-    ``derain fetch weights`` downloads), from :data:`RELEASED`."""
+    """The released weight files as raw files at their pinned commits (what ``derain fetch
+    weights`` downloads)."""
     items = []
-    for w in RELEASED.values():
-        m = _GITHUB_RAW.match(w.url)
-        if m is None:
-            raise DerainError(f"{w.name}: registered URL {w.url} is not a raw file at a commit")
-        owner, repo, commit, path = m.groups()
+    for w in RELEASED.values():  # https://github.com/{owner}/{repo}/raw/{commit}/{path}
+        owner, repo, _, commit, path = urlparse(w.url).path.lstrip("/").split("/", 4)
         items.append(Item(Tree(owner, repo, commit), path, w.sha256, w.filename))
     return items
 
 
-def download(name: str, dest_dir: str | Path | None = None) -> Path:
-    """Fetch released weights ``name`` into the cache (or ``dest_dir``) as ``derain fetch``
-    does: the raw file at the pinned commit (``DERAIN_MIRROR`` honoured), sha256-verified
-    before it takes its final name."""
+def download(name: str) -> Path:
+    """Fetch released weights ``name`` into the cache as ``derain fetch`` does."""
     w = RELEASED[name]
-    dest = Path(dest_dir) if dest_dir else cache_dir()
     item = next(i for i in weight_items() if i.local == w.filename)
     try:
-        fetch_items([item], dest, log=lambda line: None)
+        fetch_items([item], cache_dir(), log=lambda line: None)
     except FetchError as e:
         raise WeightsError(
             f"{name}: not found locally and could not be downloaded ({e}); "
             f"download it by hand and pass --weights FILE or put it in --weights-dir/"
             f"DERAIN_WEIGHTS_DIR as {w.filename}"
         ) from None
-    return dest / w.filename
+    return cache_dir() / w.filename
 
 
 def resolve(
@@ -105,18 +89,15 @@ def read_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dic
         raise WeightsError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise WeightsError(f"{path}: file is empty")
-    if expected_sha256 is not None:
-        got = sha256_file(path)
-        if got != expected_sha256:
-            raise WeightsError(
-                f"{path}: sha256 {got} does not match the expected {expected_sha256} "
-                "(a different or damaged file)"
-            )
+    if expected_sha256 is not None and (got := sha256_file(path)) != expected_sha256:
+        raise WeightsError(
+            f"{path}: sha256 {got} does not match the expected {expected_sha256} "
+            "(a different or damaged file)"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for truncated/corrupt pickles and zips
-        text = str(e).strip()
-        if "unsupported global" in text.lower():
+        if "unsupported global" in str(e).lower():
             raise WeightsError(
                 f"{path}: refused: it holds Python objects other than tensors and plain "
                 "containers, which torch.load(weights_only=True) will not run; the file may "
@@ -129,17 +110,6 @@ def read_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dic
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state dict")
     return obj
-
-
-def detect_family(state: dict) -> str:
-    """``"sian"``, ``"prenet"`` or ``"derain"`` (ours) from a checkpoint's keys."""
-    if state.get("format") == OUR_FORMAT:
-        return "derain"
-    if "body.tran_conv.weight" in state:
-        return "sian"
-    if "conv0.0.weight" in state and "conv_i.0.weight" in state:
-        return "prenet"
-    return "unknown"
 
 
 def _gates(x: list[torch.Tensor], h: list[torch.Tensor] | None = None) -> torch.Tensor:
@@ -221,10 +191,9 @@ class LoadedWeights:
 
 
 def model_config(model: nn.Module) -> dict:
-    """What a model's weights compute: its config without the initialisation, stages resolved.
-
-    Two models with equal ``model_config`` take the same weights and give the same outputs.
-    """
+    """What a model's weights compute: its config without the initialisation, stages
+    resolved. Two models with equal ``model_config`` take the same weights and give the
+    same outputs."""
     cfg = model.config
     d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
     d.pop("init_std", None)
@@ -248,11 +217,8 @@ def config_mismatch(
     one-line :class:`WeightsError` naming both, or (``strict=False``) that line's text."""
     if have == want:
         return None
-    diff = ", ".join(
-        f"{k} {have.get(k)!r} vs {want.get(k)!r}"
-        for k in sorted(set(have) | set(want))
-        if have.get(k) != want.get(k)
-    )
+    keys = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+    diff = ", ".join(f"{k} {have.get(k)!r} vs {want.get(k)!r}" for k in keys)
     file, model = _describe(have_name, have), _describe(want_name, want)
     if strict:
         raise WeightsError(
@@ -263,33 +229,26 @@ def config_mismatch(
     return f"{file} weights loaded into {model} ({diff})"
 
 
-def _released_by_sha(sha: str) -> ReleasedWeights | None:
-    return next((w for w in RELEASED.values() if w.sha256 == sha), None)
-
-
-def load_into(model: nn.Module, state: dict, path: str | Path) -> None:
+def _load_into(model: nn.Module, state: dict, path: Path) -> None:
     """``load_state_dict(strict=True)`` with missing/unexpected/shape problems as one line."""
-    own = model.state_dict()
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise WeightsError(
             f"{path}: entry {bad[0]!r} is a {type(state[bad[0]]).__name__}, not a tensor"
         )
+    own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
-        if shapes:
-            k = shapes[0]
-            parts.append(
-                f"{len(shapes)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} "
-                f"vs model {tuple(own[k].shape)})"
-            )
+    shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
+    parts = [f"{len(missing)} missing keys (e.g. {missing[0]})"] if missing else []
+    parts += [f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})"] if unexpected else []
+    if shapes:
+        k = shapes[0]
+        parts.append(
+            f"{len(shapes)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} "
+            f"vs model {tuple(own[k].shape)})"
+        )
+    if parts:
         raise WeightsError(f"{path}: weights do not fit the model: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
 
@@ -304,9 +263,9 @@ def _build(name: str, kwargs: dict, path: Path) -> nn.Module:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """What a weights file holds, whatever its family: the model name and arguments it was
-    made for, its state dict in our keys, the model config it computes (None: the
-    registry's defaults for ``name``, found by building it) and the keys it ignores."""
+    """What a weights file holds: the model name and arguments it was made for, its state
+    dict in our keys, the model config it computes (None: the defaults of ``name``) and
+    the keys it ignores."""
 
     family: str  # "sian" | "prenet" (the authors' released files) | "derain" (ours)
     name: str
@@ -316,71 +275,44 @@ class Checkpoint:
     ignored: list[str]
 
 
-def _read_derain(state: dict, path: Path) -> Checkpoint:
-    """One of our files: ``model``, ``model_kwargs``, ``model_config``, ``state_dict``."""
-    name, sd, kwargs = state.get("model"), state.get("state_dict"), state.get("model_kwargs", {})
-    if not isinstance(name, str) or name not in MODELS:
-        raise WeightsError(
-            f"{path}: derain checkpoint names no known model (its 'model' entry is "
-            f"{name!r}; known: {', '.join(MODELS)})"
-        )
-    if not isinstance(kwargs, dict):
-        raise WeightsError(f"{path}: 'model_kwargs' is a {type(kwargs).__name__}, not a mapping")
-    if not isinstance(sd, dict):
-        raise WeightsError(f"{path}: derain checkpoint has no 'state_dict' mapping")
-    return Checkpoint("derain", name, dict(kwargs), sd, state.get("model_config"), [])
-
-
-def _read_released(family: str):  # noqa: ANN202 (a reader for one family)
-    convert = convert_sian if family == "sian" else convert_prenet
-
-    def read(state: dict, path: Path) -> Checkpoint:
-        """The authors' released file: the registry's defaults, keys converted to ours."""
-        try:
-            sd, ignored = convert(state)
-        except KeyError as e:
-            raise WeightsError(f"{path}: {family} checkpoint is missing key {e.args[0]}") from None
-        return Checkpoint(family, family, {}, sd, None, ignored)
-
-    return read
-
-
-#: One reader per checkpoint family (:func:`detect_family`).
-READERS = {
-    "derain": _read_derain,
-    "sian": _read_released("sian"),
-    "prenet": _read_released("prenet"),
-}
-
-
 def read_weights(state: dict, path: Path) -> Checkpoint:
-    """The :class:`Checkpoint` a loaded file holds, by its family."""
-    family = detect_family(state)
-    if family not in READERS:
+    """The :class:`Checkpoint` a loaded file holds: ours (``model``, ``model_kwargs``,
+    ``model_config``, ``state_dict``) or the authors' SIAN or PReNet, keys converted."""
+    if state.get("format") == OUR_FORMAT:
+        name, sd, kwargs = (
+            state.get("model"),
+            state.get("state_dict"),
+            state.get("model_kwargs", {}),
+        )
+        if not isinstance(name, str) or name not in MODELS:
+            raise WeightsError(
+                f"{path}: derain checkpoint names no known model (its 'model' entry is "
+                f"{name!r}; known: {', '.join(MODELS)})"
+            )
+        if not isinstance(kwargs, dict):
+            raise WeightsError(
+                f"{path}: 'model_kwargs' is a {type(kwargs).__name__}, not a mapping"
+            )
+        if not isinstance(sd, dict):
+            raise WeightsError(f"{path}: derain checkpoint has no 'state_dict' mapping")
+        return Checkpoint("derain", name, dict(kwargs), sd, state.get("model_config"), [])
+    if "body.tran_conv.weight" in state:
+        family, convert = "sian", convert_sian
+    elif "conv0.0.weight" in state and "conv_i.0.weight" in state:
+        family, convert = "prenet", convert_prenet
+    else:
         sample = ", ".join(list(state)[:3])
         raise WeightsError(f"{path}: not SIAN, PReNet or derain weights (keys: {sample}, ...)")
-    return READERS[family](state, path)
+    try:
+        sd, ignored = convert(state)
+    except KeyError as e:
+        raise WeightsError(f"{path}: {family} checkpoint is missing key {e.args[0]}") from None
+    return Checkpoint(family, family, {}, sd, None, ignored)
 
 
 def _family_of(name: str) -> str:
-    """``"sian"`` or ``"prenet"``: which released weights the model ``name`` can take
-    (:func:`~derain_lib.models.model_family` without building it)."""
+    """Which released weights (``sian``, ``prenet``) the model ``name`` can take."""
     return "prenet" if MODELS[name] is PReNet else "sian"
-
-
-def _target(ck: Checkpoint, model: str | None, path: Path, strict: bool) -> str:
-    """The model name to build: ``model`` when given (same family as the file, and for our
-    files the same model unless ``strict`` is off), else the file's."""
-    if model is None:
-        return ck.name
-    if model not in MODELS:
-        raise WeightsError(f"--model {model!r}: unknown model; known models: {', '.join(MODELS)}")
-    want, have = _family_of(model), _family_of(ck.name)
-    if want != have:
-        raise WeightsError(f"{path}: holds {have} weights, but --model {model} is a {want} model")
-    if ck.family == "derain" and model != ck.name and strict:
-        raise WeightsError(f"{path}: holds weights for model {ck.name!r}, not {model!r}")
-    return model
 
 
 def load_model(
@@ -393,27 +325,36 @@ def load_model(
     **model_kwargs: object,
 ) -> LoadedWeights:
     """Build the model that ``spec`` (a released name or a file) holds, load it, and put it
-    on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N`` or a torch device; default cpu).
+    on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N`` or a torch device).
 
     ``model`` names the architecture the caller expects (e.g. ``"sian"``); weights of
-    another architecture raise a :class:`WeightsError`. Our own checkpoints carry their
-    model name, arguments and config; released files are the official SIAN (official
-    preset, full, K = 6) or PReNet (K = 6). Loading into a model of another config (preset,
-    variant, stage count, ...) is a one-line :class:`WeightsError` naming both, unless
-    ``strict_config=False`` (fine-tuning only): then ``LoadedWeights.config_override`` says
-    what differed, for the run's provenance.
-
-    Steps: resolve and read the file, one reader per family (:data:`READERS`) gives a
-    :class:`Checkpoint`, then one build, config check and strict load.
+    another family raise a :class:`WeightsError`. Our checkpoints carry their model name,
+    arguments and config; released files are the official SIAN (official preset, full,
+    K = 6) or PReNet (K = 6). Loading into a model of another config is a one-line error
+    naming both, unless ``strict_config=False`` (fine-tuning only): then
+    ``LoadedWeights.config_override`` says what differed, for the run's provenance.
     """
     target = resolve_device(device)
     path = resolve(spec, weights_dir, allow_download)
     released = RELEASED.get(str(spec))
     state = read_checkpoint(path, released.sha256 if released else None)
     sha = released.sha256 if released else sha256_file(path)
-    released = released or _released_by_sha(sha)
+    released = released or next((w for w in RELEASED.values() if w.sha256 == sha), None)
     ck = read_weights(state, path)
-    name = _target(ck, model, path, strict_config)
+    name = ck.name
+    if model is not None:
+        if model not in MODELS:
+            raise WeightsError(
+                f"--model {model!r}: unknown model; known models: {', '.join(MODELS)}"
+            )
+        want, have = _family_of(model), _family_of(ck.name)
+        if want != have:
+            raise WeightsError(
+                f"{path}: holds {have} weights, but --model {model} is a {want} model"
+            )
+        if ck.family == "derain" and model != ck.name and strict_config:
+            raise WeightsError(f"{path}: holds weights for model {ck.name!r}, not {model!r}")
+        name = model
     kwargs = {**ck.kwargs, **model_kwargs}
     net = _build(name, kwargs, path)
     if ck.config is not None:
@@ -423,7 +364,7 @@ def load_model(
     else:
         file_config = model_config(_build(ck.name, ck.kwargs, path))
     override = config_mismatch(path, ck.name, file_config, name, model_config(net), strict_config)
-    load_into(net, ck.state_dict, path)
+    _load_into(net, ck.state_dict, path)
     net.eval().to(target)
     source = f"released:{released.name}" if released else "checkpoint"
     return LoadedWeights(net, name, path, sha, source, ck.ignored, override)

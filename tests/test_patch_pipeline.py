@@ -41,7 +41,7 @@ def test_decoded_patches_equal_the_patchset_exactly(tmp_path: Path, budget: int 
     assert new[0][0].dtype == old[0][0].dtype == torch.float32
     if budget == 0:
         assert new.storage.startswith("memory-mapped")
-        assert list((tmp_path / "cache").glob("patches-*.u8"))
+        assert list((tmp_path / "cache").glob("patches-*.npy"))
         again = DecodedPatchSet(ds, 24, 10, True, ram_budget=0, cache_dir=tmp_path / "cache")
         assert _all(again) == want  # read back from the cache file
     else:

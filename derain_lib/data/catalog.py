@@ -1,10 +1,9 @@
 """The data catalog: what each benchmark is, where to get it, and checking a user's copy.
 
-``prepare(name, source)`` verifies a copy the user already has against the catalog (pair
-count, layout, readable images, equal pair sizes, sha256 where a manifest is known) and
-writes a JSON index elsewhere; it never writes, moves or deletes anything inside the
-user's folder. Downloads are ``derain fetch``'s (:mod:`.remote`), the one downloader; where
-no copy is given, ``prepare`` says what to get and where.
+``prepare(name, source)`` verifies a copy the user has against the catalog (pair count,
+layout, readable images, equal pair sizes, sha256 where a manifest is known) and writes a
+JSON index elsewhere; it never changes anything inside the user's folder. Downloads are
+``derain fetch``'s (:mod:`.remote`); without a copy, ``prepare`` says where to get one.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 
 from ..errors import DerainError
@@ -24,11 +24,6 @@ from .io import check_images, image_size
 from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
 
 INDEX_FORMAT = "derain-data-index"
-PRENET_README = "https://github.com/csdwren/PReNet#datasets"
-PRENET_BAIDU = "https://pan.baidu.com/s/1J0q6Mrno9aMCsaWZUtmbkg"
-JORDER_PAGE = "https://www.icst.pku.edu.cn/struct/Projects/joint_rain_removal.html"
-DDN_PAGE = "https://xueyangfu.github.io/projects/cvpr2017.html"
-RAIN12_PAGE = "https://yu-li.github.io/"
 
 
 @dataclass(frozen=True)
@@ -62,16 +57,23 @@ class Entry:
     sources: tuple[Source, ...]
     splits: dict[str, Split] = field(default_factory=dict)
 
-    @property
-    def files(self) -> dict[str, int]:
-        """Expected file count per split (rainy + distinct clean)."""
-        return {k: s.pairs + s.clean for k, s in self.splits.items()}
 
-
-_PRENET = Source("PReNet's BaiduYun share (the versions the papers used)", PRENET_BAIDU)
-_JORDER = Source(
-    "Yang et al., JORDER project page (original; PReNet notes it was modified)", JORDER_PAGE
+_PRENET = Source(
+    "PReNet's BaiduYun share (the versions the papers used)",
+    "https://pan.baidu.com/s/1J0q6Mrno9aMCsaWZUtmbkg",
 )
+_RAIN100 = (
+    _PRENET,
+    Source(
+        "Yang et al., JORDER project page (original; PReNet notes it was modified)",
+        "https://www.icst.pku.edu.cn/struct/Projects/joint_rain_removal.html",
+    ),
+    Source("PReNet README", "https://github.com/csdwren/PReNet#datasets"),
+)
+_SIZE100 = "481x321 or 321x481"
+_PRENET_1254 = (1254, "PReNet's copy, without 546 pairs whose backgrounds recur in the test set")
+_CROP = Split(100, 100, "Rain100H (cropped)", "480x320", "rain100h_test_crop480x320_renamed.sha256")
+_DDN = Source("Fu et al., DDN project page", "https://xueyangfu.github.io/projects/cvpr2017.html")
 
 CATALOG: dict[str, Entry] = {
     "rain100l": Entry(
@@ -79,10 +81,10 @@ CATALOG: dict[str, Entry] = {
         "Rain100L (Yang et al., CVPR 2017): light rain, one streak type",
         "rain100",
         "rain-NNN.png / norain-NNN.png; test in PReNet's form rainy/rain-NNN.png + norain-NNN.png",
-        (_PRENET, _JORDER, Source("PReNet README", PRENET_README)),
+        _RAIN100,
         {
-            "test": Split(100, 100, "Rain100L", "481x321 or 321x481", "rain100l_test.sha256"),
-            "train": Split(200, 200, "RainTrainL", "481x321 or 321x481"),
+            "test": Split(100, 100, "Rain100L", _SIZE100, "rain100l_test.sha256"),
+            "train": Split(200, 200, "RainTrainL", _SIZE100),
         },
     ),
     "rain100h": Entry(
@@ -90,21 +92,10 @@ CATALOG: dict[str, Entry] = {
         "Rain100H (Yang et al., CVPR 2017): heavy rain, many streak types",
         "rain100",
         "rain-NNN.png / norain-NNN.png (same clean images as Rain100L at the same indices)",
-        (_PRENET, _JORDER, Source("PReNet README", PRENET_README)),
+        _RAIN100,
         {
-            "test": Split(100, 100, "Rain100H", "481x321 or 321x481"),
-            "train": Split(
-                1800,
-                1800,
-                "RainTrainH",
-                "481x321 or 321x481",
-                variants=(
-                    (
-                        1254,
-                        "PReNet's copy, without 546 pairs whose backgrounds recur in the test set",
-                    ),
-                ),
-            ),
+            "test": Split(100, 100, "Rain100H", _SIZE100),
+            "train": Split(1800, 1800, "RainTrainH", _SIZE100, variants=(_PRENET_1254,)),
         },
     ),
     "rain100h-crop480": Entry(
@@ -113,22 +104,14 @@ CATALOG: dict[str, Entry] = {
         "auto",
         "upstream inputcrop/N.png + cleancrop/N.png; also accepted renamed to rain-/norain-NNN.png",
         (_PRENET,),
-        {
-            "test": Split(
-                100,
-                100,
-                "Rain100H (cropped)",
-                "480x320",
-                "rain100h_test_crop480x320_renamed.sha256",
-            )
-        },
+        {"test": _CROP},
     ),
     "rain1400": Entry(
         "rain1400",
         "Rain1400 (Fu et al., CVPR 2017, DDN): 14 rain types per clean image",
         "rain1400",
         "rainy_image/N_k.jpg (k = 1..14) + ground_truth/N.jpg; test N = 901..1000",
-        (Source("Fu et al., DDN project page", DDN_PAGE), _PRENET),
+        (_DDN, _PRENET),
         {
             "test": Split(1400, 100, "Rain1400", "JPEG, sizes vary"),
             "train": Split(12600, 900, "Rain12600", "JPEG, sizes vary"),
@@ -139,7 +122,7 @@ CATALOG: dict[str, Entry] = {
         "Rain12 (Li et al., CVPR 2016): 12 test images only",
         "rain12",
         "pairs by index: N_in.png + N_GT.png, or a rainy folder + groundtruth/N.png (PReNet)",
-        (Source("Li et al., project page", RAIN12_PAGE), _PRENET),
+        (Source("Li et al., project page", "https://yu-li.github.io/"), _PRENET),
         {"test": Split(12, 12, "test12", "PNG, sizes vary")},
     ),
     "embedded": Entry(
@@ -153,8 +136,25 @@ CATALOG: dict[str, Entry] = {
                 "derain data prepare embedded",
             ),
         ),
-    ),
+    ),  # fmt: skip
 }
+
+#: The layouts a training set is distributed in, by what :func:`open_dataset` calls them.
+TRAIN_LAYOUTS = {
+    "rain100": "PReNet's RainTrainL/RainTrainH: rain-N.png + norain-N.png in one folder",
+    "jorder": "JORDER's zip: rain/X2/norain-Nx2.png (rainy) + norain/norain-N.png",
+    "rain1400": "PReNet's Rain12600: rainy_image/N_k.jpg + ground_truth/N.jpg",
+    "ddn": "DDN's folders: 'rainy image/N_k.jpg' + 'ground truth/N.jpg'",
+    "input-target": "Restormer's / MPRNet's input/ + target/ (same file names)",
+    "rain12": "PromptIR's rainy/rain-N.png + gt/norain-N.png (pairs by number)",
+}
+#: Which of them each catalogued training set may come in (its naming rule must hold).
+TRAIN_LAYOUTS_OF = {
+    "rain100l": ("rain100", "jorder", "input-target", "rain12"),
+    "rain100h": ("rain100", "jorder", "input-target", "rain12"),
+    "rain1400": ("rain1400", "ddn", "input-target"),
+}
+_NUMS = re.compile(r"\d+")
 
 
 def get_entry(name: str) -> Entry:
@@ -167,28 +167,13 @@ def get_entry(name: str) -> Entry:
 def load_manifest(filename: str) -> dict[str, str]:
     """``relative path -> sha256`` of a manifest shipped with the package."""
     text = resources.files("derain_lib.data").joinpath("manifests", filename).read_text()
-    out = {}
-    for line in text.splitlines():
-        if line.strip():
-            digest, rel = line.split(maxsplit=1)
-            out[rel.strip().lstrip("*")] = digest
-    return out
+    pairs = (line.split(maxsplit=1) for line in text.splitlines() if line.strip())
+    return {rel.strip().lstrip("*"): digest for digest, rel in pairs}
 
 
-_NUMS = re.compile(r"\d+")
-
-
-def file_key(path: str | Path, role: str) -> tuple[str, str]:
-    """(role, numbers in the name): matches ``norain/norain-001.png`` to ``cleancrop/1.png``."""
-    return role, "_".join(str(int(n)) for n in _NUMS.findall(Path(path).stem))
-
-
-def _manifest_keys(manifest: dict[str, str]) -> dict[tuple[str, str], tuple[str, str]]:
-    out = {}
-    for rel, digest in manifest.items():
-        role = "clean" if Path(rel).name.lower().startswith("norain") else "rainy"
-        out[file_key(rel, role)] = (rel, digest)
-    return out
+def _numbers(name: str) -> tuple[int, ...]:
+    """The numbers in a name: how ``norain/norain-001.png`` matches ``cleancrop/1.png``."""
+    return tuple(int(n) for n in _NUMS.findall(name))
 
 
 def where_to_get(entry: Entry, split: str) -> str:
@@ -210,61 +195,67 @@ class Report:
     split: str
     dataset: PairedDataset
     expected: int
-    hashed: int = 0
-    matched: int = 0
-    differ: list[str] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)
-    index_path: Path | None = None
-    patches: dict | None = None
-
-    variant: str | None = None
-    ignored: list[str] = field(default_factory=list)
     layout_found: str | None = None  # training sets: which distributed layout was recognised
     missing: list[str] = field(default_factory=list)  # expected pair names not found
+    variant: str | None = None
+    sha256_checked: int = 0
+    sha256_matched: int = 0
+    sha256_differ: list[str] = field(default_factory=list)
+    not_in_manifest: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    patches: dict | None = None
+    index_path: Path | None = None
 
     @property
     def partial(self) -> bool:
-        if self.variant:
-            return False
-        return self.dataset.partial or len(self.dataset) < self.expected
+        return not self.variant and (self.dataset.partial or len(self.dataset) < self.expected)
 
     def lines(self) -> list[str]:
-        n = len(self.dataset)
+        n, ds = len(self.dataset), self.dataset
         state = f"PARTIAL set ({self.expected - n} pairs missing)" if self.partial else "complete"
         if self.variant:
             state = f"complete as a known variant: {self.variant}"
-        out = [
-            f"{self.name} {self.split}: {self.dataset.root} ({self.dataset.layout} layout)",
-            f"verified {n} of {self.expected} pairs: {state}",
-        ]
-        if self.layout_found:
-            out.insert(1, f"layout found: {self.layout_found}")
+        out = [f"{self.name} {self.split}: {ds.root} ({ds.layout} layout)"]
+        out += [f"layout found: {self.layout_found}"] if self.layout_found else []
+        out.append(f"verified {n} of {self.expected} pairs: {state}")
         if self.missing and not self.variant:
-            shown = ", ".join(self.missing[:10]) + (", ..." if len(self.missing) > 10 else "")
-            out.append(f"missing {len(self.missing)} pair(s) by the set's naming rule: {shown}")
-        if self.hashed:
-            out.append(f"sha256: {self.matched} of {self.hashed} files match the catalog manifest")
+            out.append(
+                f"missing {len(self.missing)} pair(s) by the set's naming rule: "
+                + _some(self.missing, 10)
+            )
+        if self.sha256_checked:
+            n, of = self.sha256_matched, self.sha256_checked
+            out.append(f"sha256: {n} of {of} files match the catalog manifest")
         else:
             out.append(
                 "sha256: no manifest known for this split (counts, sizes and decoding checked)"
             )
-        out += [f"  differs from catalog: {r}" for r in self.differ]
-        out += [f"  not in catalog manifest: {r}" for r in self.unknown]
-        if self.dataset.unpaired:
-            out.append(
-                f"unpaired files: {len(self.dataset.unpaired)} (e.g. {self.dataset.unpaired[0]})"
-            )
+        out += [f"  differs from catalog: {r}" for r in self.sha256_differ]
+        out += [f"  not in catalog manifest: {r}" for r in self.not_in_manifest]
+        if ds.unpaired:
+            out.append(f"unpaired files: {len(ds.unpaired)} (e.g. {ds.unpaired[0]})")
         if self.ignored:
-            shown = ", ".join(self.ignored[:5]) + (", ..." if len(self.ignored) > 5 else "")
-            out.append(f"ignored {len(self.ignored)} non-image or unused file(s): {shown}")
-        if self.patches:
-            p = self.patches
+            out.append(
+                f"ignored {len(self.ignored)} non-image or unused file(s): {_some(self.ignored, 5)}"
+            )
+        if p := self.patches:
             flip = " x2 with h-flip" if p["hflip"] else ""
-            size = f"{p['patch']}x{p['patch']}"
-            out.append(f"training patches {size} at stride {p['stride']}{flip}: {p['count']}")
+            out.append(
+                f"training patches {p['patch']}x{p['patch']} at stride {p['stride']}{flip}: "
+                f"{p['count']}"
+            )
         if self.index_path:
             out.append(f"index written: {self.index_path}")
         return out
+
+
+#: What an index records of its :class:`Report`, by the same names.
+_INDEXED = ("layout_found", "missing", "variant", "sha256_checked", "sha256_matched")
+_INDEXED += ("sha256_differ", "not_in_manifest", "ignored", "patches")
+
+
+def _some(names: list[str], n: int) -> str:
+    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
 
 
 def _check_index_target(path: Path, source: Path) -> None:
@@ -282,85 +273,47 @@ def _check_index_target(path: Path, source: Path) -> None:
             )
 
 
-#: The layouts a training set is distributed in, by what :func:`open_dataset` calls them.
-TRAIN_LAYOUTS = {
-    "rain100": "PReNet's RainTrainL/RainTrainH: rain-N.png + norain-N.png in one folder",
-    "jorder": "JORDER's zip: rain/X2/norain-Nx2.png (rainy) + norain/norain-N.png",
-    "rain1400": "PReNet's Rain12600: rainy_image/N_k.jpg + ground_truth/N.jpg",
-    "ddn": "DDN's folders: 'rainy image/N_k.jpg' + 'ground truth/N.jpg'",
-    "input-target": "Restormer's / MPRNet's input/ + target/ (same file names)",
-    "rain12": "PromptIR's rainy/rain-N.png + gt/norain-N.png (pairs by number)",
-}
-#: Which of them each catalogued training set may come in (its naming rule must hold).
-TRAIN_LAYOUTS_OF = {
-    "rain100l": ("rain100", "jorder", "input-target", "rain12"),
-    "rain100h": ("rain100", "jorder", "input-target", "rain12"),
-    "rain1400": ("rain1400", "input-target"),
-}
-
-
-def _layout_label(ds: PairedDataset) -> str:
-    if ds.layout == "rain1400" and any(" " in p.rainy.parent.name for p in ds.pairs[:1]):
-        return TRAIN_LAYOUTS["ddn"]
-    return TRAIN_LAYOUTS.get(ds.layout, ds.layout)
-
-
 def open_training_copy(entry: Entry, root: Path) -> tuple[PairedDataset, str]:
-    """A user's copy of ``entry``'s training set in any layout of :data:`TRAIN_LAYOUTS` it
-    may come in, at ``root`` or in a wrapper folder below it (the set's distribution folder
-    name, or a lone subfolder; two levels): the data set and its layout's description.
-    Nothing recognised: a one-line error listing the layouts looked for."""
+    """A user's copy of ``entry``'s training set in a layout of :data:`TRAIN_LAYOUTS` it may
+    come in, at ``root`` or in a wrapper folder below (the set's distribution folder name,
+    or a lone subfolder; two levels), with its layout's description; else a one-line error
+    listing the layouts looked for."""
     allowed = TRAIN_LAYOUTS_OF.get(entry.name, ())
-    folder = entry.splits["train"].folder.lower()
-    todo, seen = [root], 0
-    while todo and seen < 12:
-        here = todo.pop(0)
-        seen += 1
+    split = entry.splits["train"]
+    width = 2 if entry.name == "rain1400" else 1  # pair names: N (Rain100L/H) or N_k (Rain12600)
+    todo = [root]
+    for here in islice(todo, 12):  # the list grows while it is read: wrapper folders
         try:
-            ds = open_dataset(here, "auto", expected=entry.splits["train"].pairs)
+            ds = open_dataset(here, "auto", expected=split.pairs)
         except DerainError:
             ds = None
-        if ds is not None and ds.layout in allowed and _follows_rule(entry, ds):
-            return ds, _layout_label(ds)
-        subs = sorted(d for d in here.iterdir() if d.is_dir()) if here.is_dir() else []
-        named = [d for d in subs if d.name.lower() == folder]
+        if (
+            ds is not None
+            and ds.layout in allowed
+            and all(len(_numbers(p.name)) == width for p in ds.pairs)
+        ):
+            ddn = ds.layout == "rain1400" and " " in ds.pairs[0].rainy.parent.name
+            return ds, TRAIN_LAYOUTS["ddn" if ddn else ds.layout]
+        subs = sorted(d for d in here.iterdir() if d.is_dir())
+        named = [d for d in subs if d.name.lower() == split.folder.lower()]
         todo += named or (subs if len(subs) == 1 else [])
-    looked = "; ".join(TRAIN_LAYOUTS[k] for k in TRAIN_LAYOUTS if k in allowed or (
-        k == "ddn" and "rain1400" in allowed))  # fmt: skip
+    looked = "; ".join(TRAIN_LAYOUTS[k] for k in TRAIN_LAYOUTS if k in allowed)
     raise DerainError(
         f"{root}: no {entry.name} training pairs recognised; layouts looked for: {looked}"
     )
 
 
-def _pair_numbers(ds: PairedDataset) -> set[tuple[int, ...]]:
-    return {tuple(int(n) for n in _NUMS.findall(p.name)) for p in ds.pairs}
-
-
-def _follows_rule(entry: Entry, ds: PairedDataset) -> bool:
-    """Whether pair names follow the set's naming rule: one number per pair (Rain100L/H:
-    N), or a scene and its rain type (Rain12600: N_k)."""
-    width = 2 if entry.name == "rain1400" else 1
-    return all(len(k) == width for k in _pair_numbers(ds))
-
-
-def expected_names(entry: Entry, split: str) -> list[str]:
-    """The pair names a complete copy has: ``rain-NNN`` for N = 1..pairs (Rain100L/H), or
-    ``N_k`` for scenes 1..clean and k = 1..14 (Rain12600)."""
+def missing_pairs(entry: Entry, split: str, ds: PairedDataset) -> list[str]:
+    """The pair names of a complete copy (``rain-NNN`` for N = 1..pairs; Rain1400: ``N_k``
+    for its scenes and k = 1..14) that ``ds`` lacks, matched by number."""
     s = entry.splits[split]
     if entry.name == "rain1400":
         first = 1 if split == "train" else 901
-        return [f"{n}_{k}" for n in range(first, first + s.clean) for k in range(1, 15)]
-    return [f"rain-{n:03d}" for n in range(1, s.pairs + 1)]
-
-
-def missing_pairs(entry: Entry, split: str, ds: PairedDataset) -> list[str]:
-    """Expected pair names (:func:`expected_names`) that ``ds`` lacks, matched by number."""
-    have = _pair_numbers(ds)
-    return [
-        name
-        for name in expected_names(entry, split)
-        if tuple(int(n) for n in _NUMS.findall(name)) not in have
-    ]
+        names = [f"{n}_{k}" for n in range(first, first + s.clean) for k in range(1, 15)]
+    else:
+        names = [f"rain-{n:03d}" for n in range(1, s.pairs + 1)]
+    have = {_numbers(p.name) for p in ds.pairs}
+    return [name for name in names if _numbers(name) not in have]
 
 
 def prepare(
@@ -394,7 +347,7 @@ def prepare(
     files = ds.files()
     check_images(files, decode=decode)
     ds.check_sizes()
-    report = Report(entry.name, split, ds, s.pairs, layout_found=layout_found)
+    report = Report(entry.name, split, ds, s.pairs, layout_found)
     if split == "train":
         report.missing = missing_pairs(entry, split, ds)
     used = {f.resolve() for f in files} | {Path(f).resolve() for f in ds.unpaired}
@@ -408,41 +361,35 @@ def prepare(
 
     hashes = {f: sha256_file(f) for f in files}
     if s.manifest:
-        known = _manifest_keys(load_manifest(s.manifest))
-        for p in ds.pairs:
-            for role, f in (("rainy", p.rainy), ("clean", p.clean)):
-                rel = f.relative_to(root).as_posix()
-                hit = known.get(file_key(f, role))
-                if hit is None:
-                    report.unknown.append(rel)
-                    continue
-                report.hashed += 1
-                if hit[1] == hashes[f]:
-                    report.matched += 1
-                else:
-                    report.differ.append(f"{rel} (catalog: {hit[0]})")
-        if report.differ and not allow_mismatch:
+        known = {
+            (Path(rel).name.lower().startswith("norain"), _numbers(Path(rel).stem)): (rel, digest)
+            for rel, digest in load_manifest(s.manifest).items()
+        }
+        for f, clean in [(f, p.clean == f) for p in ds.pairs for f in (p.rainy, p.clean)]:
+            rel, hit = f.relative_to(root).as_posix(), known.get((clean, _numbers(f.stem)))
+            if hit is None:
+                report.not_in_manifest.append(rel)
+            elif hit[1] == hashes[f]:
+                report.sha256_matched += 1
+            else:
+                report.sha256_differ.append(f"{rel} (catalog: {hit[0]})")
+        report.sha256_checked = report.sha256_matched + len(report.sha256_differ)
+        if (differ := report.sha256_differ) and not allow_mismatch:
             raise DerainError(
-                f"{root}: {len(report.differ)} file(s) differ from the {entry.name} {split} "
-                f"manifest, e.g. {report.differ[0]}; this is another version of the set "
+                f"{root}: {len(differ)} file(s) differ from the {entry.name} {split} manifest, "
+                f"e.g. {differ[0]}; this is another version of the set "
                 "(use --allow-mismatch to index it anyway)"
             )
 
-    sizes = {f: image_size(f) for f in [p.rainy for p in ds.pairs]}
+    sizes = {p.rainy: image_size(p.rainy) for p in ds.pairs}
     key = entry.name.split("-")[0]
     if split == "train" and key in PAPER_STRIDES:
         stride, hflip = PAPER_STRIDES[key], PAPER_HFLIP[key]
         count = sum(count_patches(h, w, PAPER_PATCH, stride) for h, w in sizes.values())
-        report.patches = {
-            "patch": PAPER_PATCH,
-            "stride": stride,
-            "hflip": hflip,
-            "count": count * (2 if hflip else 1),
-        }
+        count *= 2 if hflip else 1
+        report.patches = {"patch": PAPER_PATCH, "stride": stride, "hflip": hflip, "count": count}
 
-    index_path = (
-        Path(index_out) if index_out else data_root() / "index" / f"{entry.name}-{split}.json"
-    )
+    index_path = Path(index_out or data_root() / "index" / f"{entry.name}-{split}.json")
     _check_index_target(index_path, root)
     index = {
         "format": INDEX_FORMAT,
@@ -450,20 +397,12 @@ def prepare(
         "split": split,
         "root": str(root.resolve()),
         "layout": ds.layout,
-        "layout_found": layout_found,
         "pairs_found": len(ds),
-        "missing": report.missing,
         "pairs_expected": s.pairs,
         "partial": report.partial,
-        "variant": report.variant,
-        "sha256_checked": report.hashed,
-        "sha256_matched": report.matched,
-        "sha256_differ": report.differ,
-        "not_in_manifest": report.unknown,
+        **{k: getattr(report, k) for k in _INDEXED},
         "unpaired": [str(p) for p in ds.unpaired],
-        "ignored": report.ignored,
         "manifest_sha256": ds.manifest_sha256(),
-        "patches": report.patches,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "pairs": [
             {
@@ -500,10 +439,8 @@ def open_index(path: str | Path) -> PairedDataset:
     missing = [str(f) for p in pairs for f in (p.rainy, p.clean) if f and not f.is_file()]
     if missing:
         raise DerainError(f"{path}: {len(missing)} indexed file(s) are gone, e.g. {missing[0]}")
-    ds = PairedDataset(
-        f"{index['dataset']}-{index['split']}", root, pairs, index["layout"], index["partial"]
-    )
-    return ds
+    name = f"{index['dataset']}-{index['split']}"
+    return PairedDataset(name, root, pairs, index["layout"], index["partial"])
 
 
 def prepared_dataset(name: str, split: str = "test") -> PairedDataset:

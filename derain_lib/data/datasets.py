@@ -1,27 +1,14 @@
-"""Paired rainy/clean data sets in the benchmarks' own file layouts, detected automatically.
+"""Paired rainy/clean data sets in the benchmarks' own file layouts, found automatically.
 
-Layouts (``open_dataset(path, layout=...)``):
-
-- ``rain100``: Rain100L / Rain100H (and the training sets RainTrainL / RainTrainH):
-  ``rain-NNN.png`` + ``norain-NNN.png`` in one folder (JORDER's and PReNet's training form,
-  other files such as ``rainstreak-NNN.png`` ignored), in ``rainy/`` + ``norain/`` folders,
-  or ``rainy/rain-NNN.png`` next to ``norain-NNN.png`` (PReNet's test form).
-- ``rain1400``: DDN's Rain1400 / Rain12600: ``rainy_image/N_k.jpg`` (k = 1..14) for each
-  clean ``ground_truth/N.jpg``.
-  DDN's own copies name the folders with spaces: ``rainy image/`` + ``ground truth/``.
-- ``rain12``: pairs by index: ``N_in.png`` + ``N_GT.png`` in one folder, or two folders
-  (rainy-like: ``rainy``, ``rain``, ``input``, ``inputcrop``; clean-like: ``groundtruth``,
-  ``ground_truth``, ``gt``, ``clean``, ``cleancrop``, ``norain``) with the same numbers;
-  this is also how the cropped Rain100H (``inputcrop/`` + ``cleancrop/``) and PromptIR's
-  ``rainy/rain-N.png`` + ``gt/norain-N.png`` are read.
-- ``jorder``: JORDER's training zips: ``rain/X2/norain-Nx2.png`` (the rainy image, despite
-  its name) + ``norain/norain-N.png``.
-- ``input-target``: Restormer's and MPRNet's ``input/`` + ``target/`` folders, pairs by
-  the same file name.
-
-A data set is *partial* when some files have no partner, numbers are missing from the
-sequence (the Rain100L sample holds 001, 025, 050, 100), a Rain1400 scene has fewer than 14
-rainy images, or fewer pairs than ``expected`` were found.
+Layouts (``open_dataset(path, layout=...)``; docs/data.md shows each): ``rain100``
+(Rain100L/H: ``rain-N.png`` + ``norain-N.png``, flat, in ``rainy/`` + ``norain/``, or
+PReNet's ``rainy/`` beside the clean files), ``rain1400`` (DDN: ``rainy_image/N_k.jpg``,
+k = 1..14, for each ``ground_truth/N.jpg``; also with spaces), ``rain12`` (by number:
+``N_in.png`` + ``N_GT.png``, or a rainy-like and a clean-like folder: Rain12, the cropped
+Rain100H, PromptIR), ``jorder`` (``rain/X2/norain-Nx2.png`` + ``norain/norain-N.png``) and
+``input-target`` (Restormer, MPRNet: same file names). A set is *partial* when a file has no
+partner, numbers are missing, a Rain1400 scene has fewer than 14 rainy images, or fewer
+than ``expected`` pairs were found.
 """
 
 from __future__ import annotations
@@ -38,6 +25,8 @@ from .fetch import sha256_file
 from .io import IMAGE_SUFFIXES, image_size, list_images, read_image
 
 LAYOUTS = ("rain100", "rain1400", "rain12", "jorder", "input-target")
+RAINY_DIRS = ("rainy", "rain", "input", "inputcrop", "rainy_image")
+CLEAN_DIRS = ("norain", "groundtruth", "ground_truth", "gt", "clean", "cleancrop")
 
 _RAIN100_RAINY = re.compile(r"^rain-(\d+)$", re.IGNORECASE)
 _RAIN100_CLEAN = re.compile(r"^norain-(\d+)$", re.IGNORECASE)
@@ -47,9 +36,6 @@ _RAIN12_RAINY = re.compile(r"^(\d+)_in$", re.IGNORECASE)
 _RAIN12_CLEAN = re.compile(r"^(\d+)_gt$", re.IGNORECASE)
 _INDEX = re.compile(r"^\D*(\d+)\D*$")
 _JORDER_RAINY = re.compile(r"^norain-(\d+)x2$", re.IGNORECASE)
-
-RAINY_DIRS = ("rainy", "rain", "input", "inputcrop", "rainy_image")
-CLEAN_DIRS = ("norain", "groundtruth", "ground_truth", "gt", "clean", "cleancrop")
 
 
 class DatasetLayoutError(DerainError):
@@ -102,17 +88,10 @@ class PairedDataset:
         """(height, width) of every rainy image, from file headers only."""
         return [image_size(p.rainy) for p in self.pairs]
 
-    def size_mismatches(self) -> list[str]:
-        """Names of the pairs whose rainy and clean sizes differ (headers only)."""
-        return [
-            p.name
-            for p in self.pairs
-            if p.clean is not None and image_size(p.rainy) != image_size(p.clean)
-        ]
-
     def check_sizes(self) -> None:
-        """Raise one PairSizeError naming every pair whose two images differ in size."""
-        bad = self.size_mismatches()
+        """Raise one PairSizeError naming every pair whose two images differ in size
+        (headers only)."""
+        bad = [p.name for p in self.pairs if p.clean and image_size(p.rainy) != image_size(p.clean)]
         if bad:
             raise PairSizeError(
                 f"{self.root}: {len(bad)} pair(s) whose rainy and clean sizes differ: "
@@ -121,12 +100,7 @@ class PairedDataset:
 
     def files(self) -> list[Path]:
         """Every distinct file of the set (clean images shared by Rain1400 listed once)."""
-        seen: dict[Path, None] = {}
-        for p in self.pairs:
-            seen[p.rainy] = None
-            if p.clean is not None:
-                seen[p.clean] = None
-        return list(seen)
+        return list(dict.fromkeys(f for p in self.pairs for f in (p.rainy, p.clean) if f))
 
     def manifest_sha256(self) -> str:
         """sha256 over the sorted ``relative-path sha256`` lines of all files: the data hash."""
@@ -138,125 +112,98 @@ class PairedDataset:
         return self._manifest
 
 
-def _stems(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in list_images(folder)}
+def _stems(root: Path, names: tuple[str, ...] = ()) -> dict[str, Path]:
+    """Images of ``root`` (``names`` given: of its first subfolder so named) by stem."""
+    if names:
+        subs = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name.lower() in names]
+        if not subs:
+            return {}
+        root = subs[0]
+    return {p.stem: p for p in list_images(root)}
 
 
-def _match(files: dict[str, Path], pattern: re.Pattern) -> dict[int, Path]:
-    out = {}
-    for stem, path in files.items():
-        m = pattern.match(stem)
-        if m:
-            out[int(m.group(1))] = path
-    return out
-
-
-def _subdir(root: Path, names: tuple[str, ...]) -> Path | None:
-    for child in sorted(root.iterdir()):
-        if child.is_dir() and child.name.lower() in names:
-            return child
-    return None
+def _numbered(files: dict[str, Path], pattern: re.Pattern) -> dict[int, Path]:
+    return {int(m.group(1)): p for s, p in files.items() if (m := pattern.match(s))}
 
 
 def _has_gaps(keys: set[int], first: int | None = 1) -> bool:
     """Numbers missing from the sequence (before ``first`` too, unless it is None)."""
-    if not keys:
-        return False
-    start = min(keys) if first is None else first
-    return len(keys) != max(keys) - start + 1
+    return bool(keys) and len(keys) != max(keys) - (min(keys) if first is None else first) + 1
 
 
-def _by_index(
-    root: Path, rainy: dict[int, Path], clean: dict[int, Path], prefix: str, layout: str
-) -> PairedDataset:
-    common = sorted(set(rainy) & set(clean))
-    width = max(3, len(str(max(common)))) if common else 3
-    pairs = [Pair(f"{prefix}{k:0{width}d}", rainy[k], clean[k]) for k in common]
-    unpaired = sorted(rainy[k] for k in set(rainy) - set(clean)) + sorted(
-        clean[k] for k in set(clean) - set(rainy)
+def _unpaired(rainy: dict, clean: dict) -> list[Path]:
+    return sorted(rainy[k] for k in rainy.keys() - clean) + sorted(
+        clean[k] for k in clean.keys() - rainy
     )
-    partial = bool(unpaired) or _has_gaps(set(common))
-    return PairedDataset(root.name, root, pairs, layout, partial, unpaired)
+
+
+def _by_number(
+    root: Path, rainy: dict[int, Path], clean: dict[int, Path], prefix: str, layout: str
+) -> PairedDataset | None:
+    common = sorted(rainy.keys() & clean)
+    if not common:
+        return None
+    width = max(3, len(str(common[-1])))
+    pairs = [Pair(f"{prefix}{k:0{width}d}", rainy[k], clean[k]) for k in common]
+    unpaired = _unpaired(rainy, clean)
+    return PairedDataset(
+        root.name, root, pairs, layout, bool(unpaired) or _has_gaps(set(common)), unpaired
+    )
 
 
 def _open_rain100(root: Path) -> PairedDataset | None:
     top = _stems(root)
-    rainy = _match(top, _RAIN100_RAINY)
-    clean = _match(top, _RAIN100_CLEAN)
-    rdir = _subdir(root, ("rainy", "rain"))
-    cdir = _subdir(root, ("norain",))
-    if rdir is not None:
-        rainy |= _match(_stems(rdir), _RAIN100_RAINY)
-    if cdir is not None:
-        clean |= _match(_stems(cdir), _RAIN100_CLEAN)
-    if not rainy or not clean:
-        return None
-    return _by_index(root, rainy, clean, "rain-", "rain100")
+    rainy = _numbered(top | _stems(root, ("rainy", "rain")), _RAIN100_RAINY)
+    clean = _numbered(top | _stems(root, ("norain",)), _RAIN100_CLEAN)
+    return _by_number(root, rainy, clean, "rain-", "rain100")
 
 
 def _open_rain1400(root: Path) -> PairedDataset | None:
-    rdir = _subdir(root, ("rainy_image", "rainy image", "rainy", "rain"))
-    cdir = _subdir(root, ("ground_truth", "ground truth", "groundtruth", "norain", "clean"))
-    if rdir is None or cdir is None:
-        return None
-    clean = _match(_stems(cdir), _RAIN1400_CLEAN)
-    rainy: dict[tuple[int, int], Path] = {}
-    for stem, path in _stems(rdir).items():
-        m = _RAIN1400_RAINY.match(stem)
-        if m:
-            rainy[int(m.group(1)), int(m.group(2))] = path
-    if not rainy or not clean:
-        return None
-    pairs = [Pair(f"{n}_{k}", rainy[n, k], clean[n]) for n, k in sorted(rainy) if n in clean]
-    unpaired = sorted(rainy[n, k] for n, k in rainy if n not in clean)
-    used = {n for n, _ in rainy}
-    unpaired += sorted(p for n, p in clean.items() if n not in used)
-    per_scene = [sum(1 for n2, _ in rainy if n2 == n) for n in used & set(clean)]
-    partial = (
-        bool(unpaired) or any(c != 14 for c in per_scene) or _has_gaps(used & set(clean), None)
+    rdir = _stems(root, ("rainy_image", "rainy image", "rainy", "rain"))
+    clean = _numbered(
+        _stems(root, ("ground_truth", "ground truth", "groundtruth", "norain", "clean")),
+        _RAIN1400_CLEAN,
     )
+    rainy = {
+        (int(m.group(1)), int(m.group(2))): p
+        for s, p in rdir.items()
+        if (m := _RAIN1400_RAINY.match(s))
+    }
+    pairs = [Pair(f"{n}_{k}", rainy[n, k], clean[n]) for n, k in sorted(rainy) if n in clean]
+    if not pairs:
+        return None
+    scenes = {n for n, _ in rainy}
+    unpaired = sorted(p for (n, _), p in rainy.items() if n not in clean)
+    unpaired += sorted(p for n, p in clean.items() if n not in scenes)
+    per_scene = [sum(n2 == n for n2, _ in rainy) for n in scenes & clean.keys()]
+    partial = bool(unpaired) or any(c != 14 for c in per_scene)
+    partial = partial or _has_gaps(scenes & clean.keys(), None)
     return PairedDataset(root.name, root, pairs, "rain1400", partial, unpaired)
 
 
 def _open_rain12(root: Path) -> PairedDataset | None:
     top = _stems(root)
-    rainy = _match(top, _RAIN12_RAINY)
-    clean = _match(top, _RAIN12_CLEAN)
+    rainy, clean = _numbered(top, _RAIN12_RAINY), _numbered(top, _RAIN12_CLEAN)
     if not (rainy and clean):
-        rdir = _subdir(root, RAINY_DIRS)
-        cdir = _subdir(root, CLEAN_DIRS)
-        if rdir is None or cdir is None:
-            return None
-        rainy = _match(_stems(rdir), _INDEX)
-        clean = _match(_stems(cdir), _INDEX)
-    if not rainy or not clean:
-        return None
-    return _by_index(root, rainy, clean, "", "rain12")
+        rainy = _numbered(_stems(root, RAINY_DIRS), _INDEX)
+        clean = _numbered(_stems(root, CLEAN_DIRS), _INDEX)
+    return _by_number(root, rainy, clean, "", "rain12")
 
 
 def _open_jorder(root: Path) -> PairedDataset | None:
-    rdir, cdir = root / "rain" / "X2", _subdir(root, ("norain",))
-    if not rdir.is_dir() or cdir is None:
-        return None
-    rainy = _match(_stems(rdir), _JORDER_RAINY)
-    clean = _match(_stems(cdir), _RAIN100_CLEAN)
-    if not rainy or not clean:
-        return None
-    return _by_index(root, rainy, clean, "rain-", "jorder")
+    rain = root / "rain"
+    rainy = _numbered(_stems(rain, ("x2",)), _JORDER_RAINY) if rain.is_dir() else {}
+    clean = _numbered(_stems(root, ("norain",)), _RAIN100_CLEAN)
+    return _by_number(root, rainy, clean, "rain-", "jorder")
 
 
 def _open_input_target(root: Path) -> PairedDataset | None:
-    rdir, cdir = _subdir(root, ("input",)), _subdir(root, ("target",))
-    if rdir is None or cdir is None:
-        return None
-    rainy, clean = _stems(rdir), _stems(cdir)
-    common = sorted(set(rainy) & set(clean), key=lambda k: (len(k), k))
+    rainy, clean = _stems(root, ("input",)), _stems(root, ("target",))
+    common = sorted(rainy.keys() & clean, key=lambda k: (len(k), k))
     if not common:
         return None
     pairs = [Pair(k, rainy[k], clean[k]) for k in common]
-    unpaired = sorted(rainy[k] for k in set(rainy) - set(clean)) + sorted(
-        clean[k] for k in set(clean) - set(rainy)
-    )
+    unpaired = _unpaired(rainy, clean)
     return PairedDataset(root.name, root, pairs, "input-target", bool(unpaired), unpaired)
 
 
@@ -284,18 +231,13 @@ def open_dataset(
     if layout != "auto" and layout not in _OPENERS:
         raise DatasetLayoutError(f"unknown layout {layout!r}; choose auto or one of {LAYOUTS}")
     tried = LAYOUTS if layout == "auto" else (layout,)
-    for lay in tried:
-        ds = _OPENERS[lay](root)
-        if ds is not None and ds.pairs:
-            break
-    else:
+    ds = next((d for lay in tried if (d := _OPENERS[lay](root)) is not None), None)
+    if ds is None:
         n = sum(1 for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         raise DatasetLayoutError(
             f"{root}: no rainy/clean pairs in the {' / '.join(tried)} layout "
             f"({n} image file(s) found); see docs/data.md for the layouts"
         )
-    if name:
-        ds.name = name
-    if expected is not None and len(ds) < expected:
-        ds.partial = True
+    ds.name = name or ds.name
+    ds.partial = ds.partial or (expected is not None and len(ds) < expected)
     return ds

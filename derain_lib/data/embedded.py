@@ -1,15 +1,12 @@
 """The embedded default data set: scikit-image's bundled photos, rained by :mod:`.synth`.
 
-No network: the source images ship inside scikit-image. Twelve natural images are split by
-*source* (9 train, 3 test, so no test scene is seen in training), cut into random crops of
-the benchmarks' 3:2 shape, resized, quantised to uint8 and rained with each preset. The set
-is written once as PNGs in the Rain100 folder layout (``rainy/rain-NNN.png``,
-``norain/norain-NNN.png``) under ``<root>/<size>-<recipe>/<preset>/<split>/`` with a
-``manifest.json`` (sha256 of every file), then reused. ``<recipe>`` hashes every build
-parameter and the rain presets, so a change in the recipe builds a fresh copy.
-
-Sizes: ``smoke`` (8 train + 4 test pairs, 96x64) builds in about a second for tests;
-``quick`` (24 train + 8 test pairs, 240x160) is for short CPU training runs.
+No network: twelve natural images ship inside scikit-image, split by source (9 train, 3
+test: no test scene is seen in training), cut into seeded random crops of the benchmarks'
+3:2 shape, quantised to uint8 and rained with each preset. Written once as PNGs in the
+Rain100 layout under ``<root>/<size>-<recipe>/<preset>/<split>/`` with a ``manifest.json``
+(sha256 of every file); ``<recipe>`` hashes every build parameter and the presets, so a
+changed recipe builds a fresh copy. ``smoke`` (8 + 4 pairs, 96x64) builds in about a
+second; ``quick`` (24 + 8 pairs, 240x160) is for short CPU training runs.
 """
 
 from __future__ import annotations
@@ -36,16 +33,8 @@ RECIPE_VERSION = 2
 SEED = 2020
 #: Natural photos bundled with scikit-image (grey ones are expanded to RGB).
 TRAIN_SOURCES = (
-    "astronaut",
-    "rocket",
-    "stereo_motorcycle",
-    "brick",
-    "grass",
-    "gravel",
-    "moon",
-    "coins",
-    "clock",
-)
+    "astronaut", "rocket", "stereo_motorcycle", "brick", "grass", "gravel", "moon", "coins", "clock"
+)  # fmt: skip
 TEST_SOURCES = ("chelsea", "coffee", "camera")
 SPLITS = ("train", "test")
 
@@ -67,7 +56,7 @@ SIZES = {
 
 
 def default_root() -> Path:
-    """``data_root()/embedded``: ``$DERAIN_DATA/embedded`` or ``<user cache>/data/embedded``."""
+    """``<data root>/embedded``."""
     return data_root() / "embedded"
 
 
@@ -97,18 +86,13 @@ def _source(name: str) -> Image.Image:
 
 
 def _crop(img: Image.Image, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """A random crop of aspect h:w covering 50-100 % of the largest such crop, downsized
-    with a Lanczos filter (uint8 RGB)."""
+    """A random h:w crop, 50-100 % of the largest one, resized (Lanczos) to h x w."""
     W, H = img.size
     scale = min(H / h, W / w) * rng.uniform(0.5, 1.0)
     ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
     y = int(rng.integers(0, H - ch + 1))
     x = int(rng.integers(0, W - cw + 1))
     return np.asarray(img.resize((w, h), Image.Resampling.LANCZOS, box=(x, y, x + cw, y + ch)))
-
-
-def _quantise(a: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
 
 
 def _build(size: str, dest: Path) -> None:
@@ -126,7 +110,8 @@ def _build(size: str, dest: Path) -> None:
             for p_id, preset in enumerate(sorted(PRESETS)):
                 folder = dest / preset / split
                 rain_seed = int(np.random.SeedSequence([SEED, s_id, i, p_id]).generate_state(1)[0])
-                rainy = _quantise(add_rain(clean.astype(np.float64) / 255.0, preset, rain_seed))
+                rainy = add_rain(clean.astype(np.float64) / 255.0, preset, rain_seed)
+                rainy = np.clip(np.rint(rainy * 255.0), 0, 255).astype(np.uint8)
                 for rel, arr in (
                     (f"norain/norain-{i + 1:03d}.png", clean),
                     (f"rainy/rain-{i + 1:03d}.png", rainy),
@@ -155,10 +140,8 @@ def _valid(folder: Path) -> bool:
 
 
 def build_embedded(size: str = "quick", root: Path | None = None) -> Path:
-    """Build (or find) the embedded set of ``size``; returns its folder.
-
-    Written to a temporary folder and renamed into place, so parallel builders never see a
-    half-written set; an existing complete copy is reused."""
+    """Build (or find) the embedded set of ``size``; returns its folder. Built in a
+    temporary folder and renamed into place, so parallel builders never see half a set."""
     if size not in SIZES:
         raise DerainError(f"unknown embedded size {size!r}; choose one of {sorted(SIZES)}")
     root = Path(root) if root is not None else default_root()

@@ -1,28 +1,35 @@
-"""File digests and verified downloads: the one place that hashes files or fetches them.
+"""Verified downloads: file digests and pooch, from GitHub or the ``DERAIN_MIRROR`` mirror.
 
-:func:`sha256_file` is ``hashlib.file_digest``; :func:`fetch` downloads one file with
-`pooch <https://www.fatiando.org/pooch>`_ (the library scikit-image uses for its data) and
-moves it into place only when its sha256 matches, so a partial or tampered download never
-lands under its final name. Used by the released weights, the data catalog's mirrors and
-``derain fetch`` (:mod:`derain_lib.data.remote`). A request that cannot connect raises
-:class:`Offline`, so that a caller can go on without the network. A ``file://`` URL (a local
-mirror) is copied, verified the same way; any other scheme is refused, named.
+Every file is a raw file of a public repository at a fixed commit,
+``{base}/{owner}/{repo}/{commit}/{path}``, pinned by its sha256. ``base`` is GitHub's
+raw-file host (its media host for Git LFS files) unless ``DERAIN_MIRROR`` names a mirror
+of the same trees: an ``http(s)://`` URL, a ``file://`` URL or a local folder
+(``../shared/mirror``). pooch downloads into a temporary file, retries, checks the sha256
+and only then moves the file into place; a re-run re-hashes what is there and fetches only
+what is missing or damaged. Used by the released weights (:mod:`derain_lib.weights`) and
+the real test sets (:mod:`.remote`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 import pooch
 import requests
 
 from ..errors import DerainError
-from ..fsutil import atomic_path
 
 pooch.get_logger().setLevel("WARNING")  # no "Downloading ..." lines on stderr
+
+RAW_HOST = "https://raw.githubusercontent.com"
+MEDIA_HOST = "https://media.githubusercontent.com/media"  # Git LFS content, same layout
+MIRROR_ENV = "DERAIN_MIRROR"
 
 
 class FetchError(DerainError):
@@ -35,50 +42,98 @@ class Offline(FetchError):
 
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file's bytes."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def fetch(url: str, sha256: str, dest: str | Path) -> Path:
-    """Download ``url`` to ``dest`` (a file path), verified against ``sha256``.
-
-    An existing ``dest`` with the right digest is kept as it is. Raises :class:`Offline` when
-    the request cannot connect, :class:`FetchError` naming ``dest`` and the URL when the
-    download breaks off or its bytes have another sha256 (nothing is saved then).
-    """
-    dest = Path(dest)
-    scheme = urlparse(url).scheme.lower()
-    if scheme == "file":
-        return _copy_local(Path(unquote(urlparse(url).path)), sha256, dest)
-    if scheme not in ("http", "https"):
-        raise FetchError(f"{url}: unsupported URL scheme {scheme!r} (http, https or file)")
-    try:
-        got = pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=dest.name, path=dest.parent)
-    except ValueError as e:  # pooch: hash mismatch (the download is deleted) or bad URL
+def mirror_base(value: str | None = None) -> str | None:
+    """``DERAIN_MIRROR`` (or ``value``) as a base URL (a folder as its ``file://`` URL);
+    None when unset; anything else a :class:`FetchError` saying what is wrong with it."""
+    value = os.environ.get(MIRROR_ENV) if value is None else value
+    if not value:
+        return None
+    scheme = urlparse(value).scheme.lower()
+    if scheme in ("http", "https"):
+        return value.rstrip("/")
+    if scheme != "file" and "://" in value:
         raise FetchError(
-            f"{dest}: the file at {url} does not match its registered sha256 {sha256[:16]}..., "
-            f"not saved ({str(e).splitlines()[0][:160]})"
-        ) from None
-    except requests.ConnectionError as e:
-        raise Offline(f"{url} did not answer ({type(e).__name__})") from None
-    except (requests.RequestException, OSError) as e:
-        raise FetchError(f"{url}: could not be downloaded ({e})") from None
-    return Path(got)
+            f"{MIRROR_ENV}={value}: unsupported URL scheme {scheme!r} "
+            "(give an http(s):// URL, a file:// URL or a local folder)"
+        )
+    folder = Path(unquote(urlparse(value).path)) if scheme == "file" else Path(value).expanduser()
+    if not folder.is_dir():
+        raise FetchError(
+            f"{MIRROR_ENV}={value}: no such folder {folder.resolve()} "
+            "(a local mirror is a folder laid out as {owner}/{repo}/{commit}/{path})"
+        )
+    return folder.resolve().as_uri()
 
 
-def _copy_local(src: Path, sha256: str, dest: Path) -> Path:
-    """A file of a local mirror copied to ``dest`` if its sha256 matches (``dest`` kept when
-    it already has the right digest); never a partial file under ``dest``."""
-    if dest.is_file() and sha256_file(dest) == sha256:
-        return dest
+@dataclass(frozen=True)
+class Tree:
+    """A repository at a fixed commit, read from ``host`` (raw-file or LFS media host)."""
+
+    owner: str
+    repo: str
+    commit: str
+    host: str = RAW_HOST
+
+    def url(self, path: str, base: str | None = None) -> str:
+        """The percent-encoded URL of ``path`` under ``base`` (default: the mirror, else
+        the tree's host)."""
+        base = (base or mirror_base() or self.host).rstrip("/")
+        return f"{base}/{self.owner}/{self.repo}/{self.commit}/{quote(path.lstrip('/'))}"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One file to fetch: its path in the tree, its sha256, where it goes under ``dest``."""
+
+    tree: Tree
+    path: str
+    sha256: str
+    local: str
+
+
+def _copy_local(url: str, output_file: str, _pooch: object) -> None:
+    """pooch's downloader for a ``file://`` URL (a local mirror): a copy."""
+    src = Path(unquote(urlparse(url).path))
     if not src.is_file():
         raise FetchError(f"{src}: not in the local mirror (no such file)")
-    got = sha256_file(src)
-    if got != sha256:
-        raise FetchError(
-            f"{src}: sha256 {got[:16]}... differs from the registered {sha256[:16]}..., "
-            f"not copied to {dest}"
-        )
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(src, tmp)
-    return dest
+    shutil.copyfile(src, output_file)
+
+
+def fetch_items(items: list[Item], dest: Path, log: Callable[[str], None] = print) -> int:
+    """Download the ``items`` missing (or damaged) under ``dest``; returns how many came.
+
+    :class:`Offline` when the first request cannot connect; otherwise a :class:`FetchError`
+    naming the file. One progress line per 25 files."""
+    base = mirror_base()
+    urls = {it.local: it.tree.url(it.path, base) for it in items}
+    registry = {it.local: f"sha256:{it.sha256}" for it in items}
+    retries = 0 if base and base.startswith("file:") else 2  # a network can fail for a moment
+    files = pooch.create(dest, "", registry=registry, urls=urls, retry_if_failed=retries)
+    fetched = 0
+    for i, it in enumerate(items):
+        target, url = Path(dest) / it.local, urls[it.local]
+        present = target.is_file()
+        try:
+            files.fetch(it.local, downloader=_copy_local if url.startswith("file:") else None)
+        except ValueError:  # pooch: the bytes have another sha256 (nothing was kept)
+            raise FetchError(
+                f"{target}: the file at {url} does not match its registered sha256 "
+                f"{it.sha256[:16]}..., not saved"
+            ) from None
+        except requests.ConnectionError as e:
+            if i == 0:
+                raise Offline(f"{url} did not answer ({type(e).__name__})") from None
+            raise FetchError(
+                f"{target}: download from {url} broke off; nothing was kept under this name, "
+                "run `derain fetch` again to resume"
+            ) from None
+        except (requests.RequestException, OSError) as e:
+            raise FetchError(f"{target}: {url} could not be downloaded ({e})") from None
+        fetched += not present
+        if (i + 1) % 25 == 0 or i + 1 == len(items):
+            log(f"  {i + 1}/{len(items)} files verified in {dest} ({fetched} downloaded)")
+    return fetched

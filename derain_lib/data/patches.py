@@ -2,28 +2,21 @@
 
 120x120 patches on a regular grid at stride 40 / 80 / 100 for Rain100L / Rain100H /
 Rain1400 (PReNet's ``Im2Patch``: top-left corners ``0, s, 2s, ...`` while the patch fits),
-plus horizontally flipped copies for Rain100L, cut as the authors cut them: the whole image
-is flipped and the same top-left-anchored grid is cut from the flipped image. Patch ``i``
-is found arithmetically (image, row, column, flip). There is no hidden randomness:
-shuffling belongs to the trainer's seeded sampler.
+plus, for Rain100L, the same grid cut from the left-right flipped image. Patch ``i`` is
+found arithmetically (image, row, column, flip); shuffling is the trainer's seeded sampler.
 
-Two ways to serve them, with the same patches in the same order (``tests/
-test_patch_pipeline.py``): :class:`PatchSet` reads an image on demand through a small LRU
-cache (what ``derain data patches`` counts; little memory, but with shuffled batches it
-decodes an image for almost every patch), and :class:`DecodedPatchSet`, what training
-uses, decodes every image once into uint8 (in memory, or for sets above
-:data:`RAM_BUDGET` bytes a memory-mapped cache file under ``<data root>/cache``, beside the
-data indexes) and cuts patches by index, converting to float32 exactly as
-:func:`~derain_lib.data.io.read_image` does.
+:class:`PatchSet` reads an image when a patch needs it (through a small cache);
+:class:`DecodedPatchSet`, what training uses, decodes every image once into uint8 (in
+memory, or above :data:`RAM_BUDGET` bytes a memory-mapped ``.npy`` under
+``<data root>/cache``) and gives the same patches in the same order, converted to float32
+exactly as :func:`~derain_lib.data.io.read_image` does.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
-import json
 import os
-from collections import OrderedDict
 from itertools import accumulate
 from pathlib import Path
 
@@ -60,11 +53,11 @@ def count_patches(h: int, w: int, patch: int = PAPER_PATCH, stride: int = 40) ->
 
 
 class PatchSet(torch.utils.data.Dataset):
-    """All grid patches of a paired data set; ``ps[i] -> (rainy 3xPxP, clean 3xPxP)`` tensors.
+    """All grid patches of a paired data set; ``ps[i] -> (rainy 3xPxP, clean 3xPxP)``.
 
     Index layout: the patches of image 0, 1, ... in row-major grid order, then (with
-    ``hflip``) the same grid cut from the left-right flipped images, in the same order.
-    A flipped patch is ``fliplr(image)[grid crop]``, not a mirrored unflipped crop (the two
+    ``hflip``) the same grid cut from the left-right flipped images, in the same order: a
+    flipped patch is ``fliplr(image)[grid crop]``, not a mirrored unflipped crop (the two
     differ by ``(W - patch) mod stride`` pixels; MODEL_SPEC §5)."""
 
     def __init__(
@@ -89,7 +82,7 @@ class PatchSet(torch.utils.data.Dataset):
                 f"{dataset.root}: no image is at least {patch}x{patch}, so there are no "
                 f"{patch}x{patch} patches (use a smaller patch size)"
             )
-        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cache: dict[int, tuple[np.ndarray, ...]] = {}  # the last images read
         self._cache_size = max(1, cache_images)
 
     def __len__(self) -> int:
@@ -100,32 +93,26 @@ class PatchSet(torch.utils.data.Dataset):
         n = len(self)
         if not -n <= i < n:
             raise IndexError(f"patch index {i} out of range for {n} patches")
-        i %= n
-        flip, j = divmod(i, self.base_count)
+        flip, j = divmod(i % n, self.base_count)
         img = bisect.bisect_right(self._ends, j)
-        local = j - (self._ends[img - 1] if img else 0)
-        row, col = divmod(local, self._grid[img][1])
+        row, col = divmod(j - (self._ends[img - 1] if img else 0), self._grid[img][1])
         return img, row * self.stride, col * self.stride, bool(flip)
 
-    def _image(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if k in self._cache:
-            self._cache.move_to_end(k)
-            return self._cache[k]
-        pair = self.dataset.load(k)
-        self._cache[k] = pair  # type: ignore[assignment]
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return pair  # type: ignore[return-value]
+    def _image(self, k: int) -> tuple[np.ndarray, ...]:
+        if k not in self._cache:
+            if len(self._cache) >= self._cache_size:
+                del self._cache[next(iter(self._cache))]
+            self._cache[k] = self.dataset.load(k)  # type: ignore[assignment]
+        return self._cache[k]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         k, y, x, flip = self.locate(i)
-        rainy, clean = self._image(k)
         out = []
-        for a in (rainy, clean):
-            if flip:
-                a = a[:, ::-1]  # the whole image (a view), then the same grid
-            p = a[y : y + self.patch, x : x + self.patch]
-            out.append(torch.from_numpy(np.ascontiguousarray(p.transpose(2, 0, 1))))
+        for a in self._image(k):
+            a = a[:, ::-1] if flip else a  # the whole image (a view), then the same grid
+            p = a[y : y + self.patch, x : x + self.patch].transpose(2, 0, 1)
+            p = TO_FLOAT[p] if p.dtype == np.uint8 else np.ascontiguousarray(p)
+            out.append(torch.from_numpy(p))
         return out[0], out[1]
 
     def summary(self) -> str:
@@ -149,106 +136,65 @@ class DecodedPatchSet(PatchSet):
     starts, so workers share the arrays) or let the first patch do it.
 
     Images are kept as uint8 (float32 only for an image that is not 8-bit data); a set
-    larger than ``ram_budget`` bytes is written once to a memory-mapped cache file
-    ``<cache_dir>/patches-<key>.u8`` (``cache_dir``: ``<data root>/cache``; the key hashes
+    larger than ``ram_budget`` bytes is written once to a memory-mapped
+    ``<cache_dir>/patches-<key>.npy`` (``cache_dir``: ``<data root>/cache``; the key hashes
     the files' paths, sizes and modification times) and read from it afterwards."""
 
     def __init__(
         self,
-        dataset: PairedDataset,
-        patch: int = PAPER_PATCH,
-        stride: int = 40,
-        hflip: bool = False,
+        *args: object,
         ram_budget: int | None = None,
         cache_dir: str | Path | None = None,
+        **kwargs: object,
     ) -> None:
-        super().__init__(dataset, patch, stride, hflip)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.ram_budget = RAM_BUDGET if ram_budget is None else ram_budget
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self._images: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else data_root() / "cache"
+        self._images: list[tuple[np.ndarray, ...]] | None = None
         self.storage = "not decoded"
-
-    def _nbytes(self) -> int:
-        return sum(2 * h * w * 3 for h, w in self.dataset.sizes())
-
-    def _key(self) -> str:
-        h = hashlib.sha256()
-        for p in self.dataset.pairs:
-            for f in (p.rainy, p.clean):
-                st = Path(f).stat()
-                h.update(f"{Path(f).resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        return h.hexdigest()[:16]
 
     def decode(self) -> DecodedPatchSet:
         """Decode every image (once); returns ``self``."""
         if self._images is not None:
             return self
-        if self._nbytes() > self.ram_budget:
-            self._images = self._mapped()
-            return self
-        images = []
-        for k in range(len(self.dataset)):
-            pair = self.dataset.load(k)
-            images.append(tuple(_as_uint8(a) if _as_uint8(a) is not None else a for a in pair))
-        self._images = images  # type: ignore[assignment]
-        self.storage = "memory"
-        return self
-
-    def _mapped(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        folder = self.cache_dir or data_root() / "cache"
-        path = folder / f"patches-{self._key()}.u8"
         sizes = self.dataset.sizes()
-        offsets = list(accumulate((2 * h * w * 3 for h, w in sizes), initial=0))
-        meta = path.with_suffix(".json")
-        if not (
-            path.is_file() and meta.is_file() and json.loads(meta.read_text()) == sizes_json(sizes)
-        ):
-            folder.mkdir(parents=True, exist_ok=True)
+        ends = list(accumulate((2 * h * w * 3 for h, w in sizes), initial=0))
+        if ends[-1] <= self.ram_budget:
+            self._images = []
+            for k in range(len(self.dataset)):
+                pair = self.dataset.load(k)
+                self._images.append(tuple(a if (u := _as_uint8(a)) is None else u for a in pair))
+            self.storage = "memory"
+            return self
+        key = hashlib.sha256()
+        for f in self.dataset.files():
+            st = f.stat()
+            key.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        path = self.cache_dir / f"patches-{key.hexdigest()[:16]}.npy"
+        if not path.is_file():
             with atomic_path(path) as tmp:
-                raw = np.memmap(tmp, np.uint8, "w+", shape=(offsets[-1],))
-                for k, (h, w) in enumerate(sizes):
-                    rainy, clean = self.dataset.load(k)
-                    for j, a in enumerate((rainy, clean)):
-                        u = _as_uint8(a)
-                        if u is None:
+                raw = np.lib.format.open_memmap(tmp, "w+", np.uint8, (ends[-1],))
+                for k in range(len(self.dataset)):
+                    for j, a in enumerate(self.dataset.load(k)):
+                        if (u := _as_uint8(a)) is None:
                             raise DerainError(
                                 f"{self.dataset.pairs[k].rainy}: not 8-bit image data; "
                                 "the decoded-image cache holds 8-bit images only"
                             )
-                        start = offsets[k] + j * h * w * 3
-                        raw[start : start + h * w * 3] = u.reshape(-1)
+                        start = ends[k] + j * u.size
+                        raw[start : start + u.size] = u.reshape(-1)
                 raw.flush()
                 del raw
-            with atomic_path(meta) as tmp:
-                Path(tmp).write_text(json.dumps(sizes_json(sizes)))
-        raw = np.memmap(path, np.uint8, "r", shape=(offsets[-1],))
+        raw = np.load(path, mmap_mode="r")
         self.storage = f"memory-mapped {path}"
-        return [
-            tuple(
-                raw[offsets[k] + j * h * w * 3 : offsets[k] + (j + 1) * h * w * 3].reshape(h, w, 3)
-                for j in range(2)
-            )
-            for k, (h, w) in enumerate(sizes)
-        ]  # type: ignore[misc]
+        self._images = []
+        for k, (h, w) in enumerate(sizes):
+            rainy, clean = raw[ends[k] : ends[k + 1]].reshape(2, h, w, 3)
+            self._images.append((rainy, clean))
+        return self
 
-    def _image(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _image(self, k: int) -> tuple[np.ndarray, ...]:
         return self.decode()._images[k]  # type: ignore[index]
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k, y, x, flip = self.locate(i)
-        out = []
-        for a in self._image(k):
-            if flip:
-                a = a[:, ::-1]
-            p = a[y : y + self.patch, x : x + self.patch].transpose(2, 0, 1)
-            p = TO_FLOAT[p] if p.dtype == np.uint8 else np.ascontiguousarray(p)
-            out.append(torch.from_numpy(p))
-        return out[0], out[1]
-
-
-def sizes_json(sizes: list[tuple[int, int]]) -> list[list[int]]:
-    """The image sizes a decoded-image cache file was written for (its ``.json``)."""
-    return [[int(h), int(w)] for h, w in sizes]
 
 
 def paper_patchset(dataset: PairedDataset, benchmark: str) -> PatchSet:

@@ -10,10 +10,8 @@ from .embedded import embedded_dataset
 
 
 def open_data(spec: str, root: str | Path = ".") -> PairedDataset:
-    """A ``PairedDataset`` from ``embedded:<preset>:<split>[:<size>]`` or a folder.
-
-    Relative folders are taken under ``root``.
-    """
+    """A ``PairedDataset`` from ``embedded:<preset>:<split>[:<size>]`` or a folder
+    (relative folders under ``root``)."""
     if spec.startswith("embedded:"):
         parts = spec.split(":")[1:]
         if len(parts) not in (2, 3):

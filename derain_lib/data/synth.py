@@ -1,13 +1,11 @@
 """Rain synthesiser: the recipe the Rain100L/H and Rain1400 benchmarks were made with.
 
 Per layer: sparse random noise -> motion blur along an angle (a line kernel) -> level
-clipping (only the strongest blurred seeds survive, as thin bright streaks) -> screen blend
-onto the clean image, ``1 - (1 - B)(1 - a S)``. ``light`` is one layer (like Rain100L);
-``heavy`` is several layers of different angles and lengths plus haze (like Rain100H).
-Everything is array arithmetic and FFT convolution, seeded by one integer.
-
-The presets are calibrated (see docs/data.md) so that the Input PSNR of synthetic pairs on
-the embedded images falls in the range of the real sets: light 25-29 dB, heavy 12-16 dB.
+clipping (the strongest blurred seeds survive as thin bright streaks) -> screen blend onto
+the clean image, ``1 - (1 - B)(1 - a S)``. ``light`` is one layer (like Rain100L); ``heavy``
+several layers of different angles and lengths plus haze (like Rain100H). Seeded by one
+integer. Calibrated (docs/data.md) so that the Input PSNR of the embedded pairs is in the
+range of the real sets: light 25-29 dB, heavy 12-16 dB.
 """
 
 from __future__ import annotations
@@ -69,12 +67,9 @@ def get_preset(preset: str | RainPreset) -> RainPreset:
     """A preset by name (``light``, ``heavy``) or the preset given."""
     if isinstance(preset, RainPreset):
         return preset
-    try:
-        return PRESETS[preset]
-    except KeyError:
-        raise ValueError(
-            f"unknown rain preset {preset!r}; choose one of {sorted(PRESETS)}"
-        ) from None
+    if preset not in PRESETS:
+        raise ValueError(f"unknown rain preset {preset!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[preset]
 
 
 def line_kernel(length: int, angle: float) -> np.ndarray:
@@ -106,9 +101,7 @@ def streak_layer(
     h, w = shape
     pad = layer.length  # streaks enter from outside the frame
     noise = rng.random((h + 2 * pad, w + 2 * pad))
-    seeds = np.where(
-        noise < layer.density, noise / layer.density, 0.0
-    )  # sparse, amplitudes in [0, 1)
+    seeds = np.where(noise < layer.density, noise / layer.density, 0.0)  # sparse, in [0, 1)
     seeds = gaussian_filter(seeds, layer.thickness) * (2 * math.pi * layer.thickness**2)
     blurred = oaconvolve(seeds, line_kernel(layer.length, angle + layer.angle), mode="same")
     blurred *= layer.length  # a lone seed of amplitude a becomes a line of height ~a
