@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import numpy
 import numpy as np
 import pandas as pd
 import skimage
@@ -215,16 +214,6 @@ def git_sha() -> str:
     return sha + ("+dirty" if dirty else "")
 
 
-def package_versions() -> dict:
-    return {
-        "derain": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "scikit-image": skimage.__version__,
-    }
-
-
 def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
     if cfg.model.weights is None:
         return None
@@ -394,19 +383,17 @@ def _complete(
     )
     test = open_data(cfg.data.test, cfg.data.root)
     t_eval = time.perf_counter()
+    same = {k: getattr(cfg.eval, k) for k in ("tile", "overlap", "max_images", "save_images")}
     result = evaluate(
         model,
         test,
         out_dir=run.dir,
-        tile=cfg.eval.tile,
-        overlap=cfg.eval.overlap,
         quantize_mode=cfg.eval.quantize,
-        max_images=cfg.eval.max_images,
-        save_images=cfg.eval.save_images,
         progress=progress,
         stages=cfg.eval.stages,
         precision=precision,
         stage_scores=weights is not None,  # an evaluation-only run: every stage's scores too
+        **same,
     )
     eval_s = time.perf_counter() - t_eval
     prov = {
@@ -420,7 +407,13 @@ def _complete(
         "weights": weights,
         "model_sha256": loaded.sha256,
         "weights_config_override": loaded.config_override,
-        "packages": package_versions(),
+        "packages": {
+            "derain": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "scikit-image": skimage.__version__,
+        },
         "device": str(device),
         "backend": f"{getattr(getattr(model, 'graph', None), 'backend', 'torch')} {precision}",
         "device_name": torch.cuda.get_device_name(device)
@@ -451,21 +444,13 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
     return [Run.load(p) for p in sorted(dirs, key=lambda p: p.stat().st_mtime)]
 
 
-class NoSuchRun(DerainError):
-    """Not exactly one run folder under ``where`` matches ``key``: ``matches`` (their keys)."""
-
-    def __init__(self, key: str, where: Path, matches: list[str]) -> None:
-        self.key, self.where, self.matches = key, where, matches
-        what = "no run" if not matches else f"{len(matches)} runs"
-        super().__init__(f"{where}: {what} matching {key!r}")
-
-
 def open_run(key: str, root: str | Path | None = None) -> Run:
     """A run by its key (or a unique prefix of it); only that run folder is read."""
     where = results_root(root) / "runs"
     found = sorted(where.glob(f"{glob.escape(key)}*/config.yaml")) if where.is_dir() else []
     if len(found) != 1:
-        raise NoSuchRun(key, where, [f.parent.name for f in found])
+        what = f"{len(found)} runs" if found else "no run"
+        raise DerainError(f"{where}: {what} matching {key!r}")
     return Run.load(found[0].parent)
 
 
