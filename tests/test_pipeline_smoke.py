@@ -75,7 +75,7 @@ def _outputs(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> None:
+def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path, capfd) -> None:
     lines: list[str] = []
     record = pipeline.run_pipeline(
         "smoke", overrides=SMOKE_SET, log=lambda *a, **k: lines.append(" ".join(map(str, a)))
@@ -83,9 +83,10 @@ def test_smoke_pipeline_writes_every_table_with_provenance(hermetic: Path) -> No
     res = hermetic / "results" / "smoke"
     finished = [line for line in lines if line.startswith("[") and " done in " in line]
     assert len(finished) == len(record["notebooks"]) >= 6
-    # training progress relayed from the kernels: which model of how many, cached or not
-    assert any(line.startswith("model 1/10: ") and "seed 0" in line for line in lines), lines
-    assert any(line.startswith("model 20/20: ") for line in lines), lines  # 08's seeds
+    # training progress from the kernels (their stderr): which model of how many, cached or not
+    progress = capfd.readouterr().err.splitlines()
+    assert any(ln.startswith("model 1/10: ") and "seed 0" in ln for ln in progress), progress
+    assert any(ln.startswith("model 20/20: ") for ln in progress), progress  # 08's seeds
     # the closing summary: each item not run, then "done with N items not run"
     not_run = record["not_run"]
     for item in not_run:
