@@ -106,28 +106,18 @@ class Run:
     def load(cls, dir: str | Path) -> Run:
         """Read the run folder ``dir`` (which may not exist yet)."""
         d = Path(dir)
-        got: dict = {}
+        got: dict = {"dir": d}
         try:
-            for name in ("config", "metrics", "provenance"):
-                got[name] = _read(d / f"{name}.{'yaml' if name == 'config' else 'json'}")
+            for name in ("config.yaml", "metrics.json", "provenance.json"):
+                if (value := _read(d / name)) is not None:
+                    got[name.split(".")[0]] = value
         except DerainError as e:
             got["damage"] = str(e)
-        if got.get("damage"):
-            status = "damaged"
-        elif (d / "metrics.json").is_file():
-            status = "finished"
-        else:
-            status = "unfinished" if (d / "config.yaml").is_file() else "new"
-        code = d / CODE_FILE
-        return cls(
-            dir=d,
-            config=got.get("config"),
-            metrics=got.get("metrics") or {},
-            provenance=got.get("provenance") or {},
-            code=code.read_text().strip() if code.is_file() else None,
-            damage=got.get("damage"),
-            status=status,
-        )
+        if (d / CODE_FILE).is_file():
+            got["code"] = (d / CODE_FILE).read_text().strip()
+        started = "unfinished" if (d / "config.yaml").is_file() else "new"
+        finished = "finished" if (d / "metrics.json").is_file() else started
+        return cls(**got, status="damaged" if "damage" in got else finished)
 
     @property
     def key(self) -> str:
