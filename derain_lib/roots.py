@@ -1,21 +1,11 @@
 """Where derain reads and writes: the one resolver of the project, ``results/`` and ``figures/``.
 
-The *project* is, first match wins:
-
-1. ``$DERAIN_PROJECT``;
-2. the source checkout the package is imported from (an editable install, or
-   ``PYTHONPATH``): the folder above ``derain_lib/`` when it holds ``pyproject.toml``. Its
-   notebooks, its git SHA and its outputs are one tree, wherever ``derain`` is run from;
-3. for an installed package (a wheel in ``site-packages``): the folder holding
-   ``pyproject.toml`` at or above the working directory;
-4. else derain's user data folder, ``platformdirs.user_data_dir("derain")``.
-
-``results/`` (the run cache and every profile's tables) is ``--results DIR``, else
+The *project* is, first match wins: ``$DERAIN_PROJECT``; the source checkout the package is
+imported from (the folder above ``derain_lib/`` when it holds ``pyproject.toml``); for an
+installed package, the folder holding ``pyproject.toml`` at or above the working directory;
+else ``platformdirs.user_data_dir("derain")``. ``results/`` is ``--results DIR``, else
 ``$DERAIN_RESULTS``, else ``<project>/results``; ``figures/`` is ``$DERAIN_FIGURES``, else
-``<project>/figures``. What the package needs to run ships inside it (the profiles,
-:func:`package_file`), so a wheel works without a checkout; only ``derain reproduce`` needs
-one (its notebooks, :func:`notebooks_dir`). This module imports nothing of the package
-and no torch (the parser and ``derain info`` use it).
+``<project>/figures``. This module imports nothing of the package and no torch.
 """
 
 from __future__ import annotations
@@ -35,6 +25,9 @@ RESULTS_DEFAULT = (
     "checkout derain runs from, else (an installed package) the folder holding pyproject.toml "
     "at or above the working directory, else the user data folder"
 )
+#: Set by ``derain reproduce`` for its kernels (to the file a notebook's run facts go to):
+#: only a chapter run by it writes the committed ``results/<profile>/`` and ``figures/<profile>/``.
+REPRODUCE_ENV = "DERAIN_REPRODUCE"
 
 
 def source_root() -> Path | None:
@@ -49,24 +42,18 @@ def user_data() -> Path:
 
 
 def project_root(start: str | Path | None = None) -> Path:
-    """The project whose ``results/`` and ``figures/`` derain uses (module docstring);
-    ``start`` (default: the working directory) is where step 3 searches upward from."""
-    env = os.environ.get("DERAIN_PROJECT")
-    if env:
+    """The project (module docstring); ``start`` (default: the working directory) is where
+    an installed package searches upward from."""
+    if env := os.environ.get("DERAIN_PROJECT"):
         return Path(env).expanduser().resolve()
-    source = source_root()
-    if source is not None:
+    if (source := source_root()) is not None:
         return source
     here = Path(start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        if (d / "pyproject.toml").is_file():
-            return d
-    return user_data()
+    return next((d for d in (here, *here.parents) if (d / "pyproject.toml").is_file()), user_data())
 
 
 def results_root(root: str | Path | None = None) -> Path:
-    """The results root: ``root`` (``--results``), else ``$DERAIN_RESULTS``, else
-    ``<project>/results``."""
+    """``root`` (``--results``), else ``$DERAIN_RESULTS``, else ``<project>/results``."""
     if root is not None:
         return Path(root)
     env = os.environ.get("DERAIN_RESULTS")
@@ -74,21 +61,16 @@ def results_root(root: str | Path | None = None) -> Path:
 
 
 def figures_root() -> Path:
-    """Where ``figures/`` lives: ``$DERAIN_FIGURES``, else ``<project>/figures`` (resolved)."""
+    """``$DERAIN_FIGURES``, else ``<project>/figures`` (resolved)."""
     env = os.environ.get("DERAIN_FIGURES")
     return (Path(env).expanduser() if env else project_root() / "figures").resolve()
 
 
-#: Set by ``derain reproduce`` for its kernels: only a chapter run by it writes the
-#: committed ``results/<profile>/`` and ``figures/<profile>/``.
-REPRODUCE_ENV = "DERAIN_REPRODUCE"
-
-
 def scratch_when_by_hand() -> Path | None:
-    """In a notebook kernel not started by ``derain reproduce`` (a chapter opened in
-    JupyterLab, or papermill run by hand), point ``$DERAIN_RESULTS`` and ``$DERAIN_FIGURES``
-    at a scratch folder in the user cache, unless they are set already, so a chapter run by
-    hand never rewrites committed files; return the folder (None: nothing changed)."""
+    """In a notebook kernel not started by ``derain reproduce`` (JupyterLab, or papermill run
+    by hand), point ``$DERAIN_RESULTS`` and ``$DERAIN_FIGURES`` at a scratch folder in the user
+    cache unless they are set, so a chapter run by hand never rewrites committed files; return
+    the folder (None: nothing changed)."""
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
     if os.environ.get(REPRODUCE_ENV) or type(shell).__name__ != "ZMQInteractiveShell":
         return None

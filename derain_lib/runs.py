@@ -1,25 +1,12 @@
 """The run cache: every training or evaluation run lives in ``<results>/runs/<key>/``.
 
-A run's key hashes its whole config, the manifests (file names + sha256) of its data,
-for evaluation-only runs the sha256 of the weights, and the fingerprint of the code that
-determines its result (:func:`code_fingerprint`), so asking again for the same run returns
-the finished one without recomputing, an unfinished one resumes from its checkpoints, and
-a run made by other code (say, before a bug fix) is never reused: it is *stale*
-(``derain runs list`` says so, ``derain runs prune --stale`` removes it). A run folder
-holds::
-
-    config.yaml        the resolved config
-    code.txt           the code fingerprint the run was made with
-    log.csv            training loss per step, validation PSNR/SSIM per epoch
-    checkpoints/       the last two training checkpoints
-    model.pt           the final model (loadable by derain_lib.weights.load_model)
-    per_image.csv      test-set scores (name, psnr, ssim); outputs/*.png when saved
-    metrics.json       test-set means; written last: its presence marks a finished run
-    provenance.json    git SHA, config hash, data manifests, package versions, device, times
-
-:meth:`Run.load` reads a run folder once into a frozen :class:`Run`. The results root is
-the argument ``root``, else env ``DERAIN_RESULTS``, else ``<project>/results``
-(:func:`derain_lib.roots.results_root`, the one resolver).
+A run's key hashes its config, the sha256 manifests of its data, the weights' sha256 (for an
+evaluation-only run) and the fingerprint of the code that determines its result
+(:func:`code_fingerprint`): asking again for the same run returns the finished one, an
+unfinished one resumes from its checkpoints, and a run made by other code is *stale*, never
+reused. A run folder holds ``config.yaml``, ``code.txt`` (the code fingerprint), ``log.csv``,
+``checkpoints/``, ``model.pt``, ``per_image.csv`` (and ``outputs/*.png``), ``provenance.json``
+and ``metrics.json``, written last: its presence marks a finished run.
 """
 
 from __future__ import annotations
@@ -39,7 +26,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import numpy
 import numpy as np
 import pandas as pd
 import skimage
@@ -61,7 +47,7 @@ from .data.fetch import sha256_file
 from .data.sources import open_data
 from .errors import DerainError
 from .evaluate import evaluate
-from .fsutil import atomic_write_text, locked, relative_within
+from .fsutil import atomic_write_text, locked
 from .metrics import score_pair
 from .roots import PACKAGE_DIR, results_root, source_root
 from .train import dist_info, list_checkpoints, pick_device, train
@@ -71,37 +57,31 @@ CODE_FILE = "code.txt"
 
 
 def stored(path: str | Path) -> str:
-    """``path`` as the study's JSON records keep it: relative to :func:`results_root` (POSIX)
-    when it lies inside, else absolute, so records do not depend on where the project is
-    checked out. :func:`restored` reverses it."""
-    return relative_within(path, results_root())
+    """``path`` as the study's records keep it: relative to :func:`results_root` (POSIX) when
+    inside, else absolute; :func:`restored` reverses it."""
+    p, root = Path(path).resolve(), results_root().resolve()
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
 
 
 def restored(recorded: str) -> Path:
-    """The path a :func:`stored` string names (an absolute one stays as it is)."""
+    """The path a :func:`stored` string names."""
     return results_root().resolve() / recorded
 
 
-def _read_config(p: Path) -> Config:
+def _read(p: Path) -> Config | dict | None:
+    """A run folder's ``config.yaml`` (a Config) or JSON file (an object); None when absent;
+    a one-line :class:`DerainError` when damaged."""
+    if not p.is_file():
+        return None
     try:
-        return config_from_dict(yaml.safe_load(p.read_text()))
-    except (OSError, yaml.YAMLError, DerainError, TypeError, AttributeError) as e:
-        raise DerainError(f"{p}: damaged run config ({str(e).splitlines()[0]})") from None
-
-
-def _read_json(p: Path) -> dict:
-    try:
+        if p.suffix == ".yaml":
+            return config_from_dict(yaml.safe_load(p.read_text()))
         m = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        raise DerainError(f"{p}: damaged ({e})") from None
+    except (OSError, ValueError, yaml.YAMLError, DerainError, TypeError, AttributeError) as e:
+        raise DerainError(f"{p}: damaged ({str(e).splitlines()[0]})") from None
     if not isinstance(m, dict):
         raise DerainError(f"{p}: damaged (not a JSON object)")
-    return m
-
-
-def _read_metrics(p: Path) -> dict:
-    m = _read_json(p)
-    if not {"n", "psnr", "ssim"} <= set(m):
+    if p.name == "metrics.json" and not {"n", "psnr", "ssim"} <= set(m):
         raise DerainError(f"{p}: damaged (not the metrics of a finished run)")
     return m
 
@@ -109,22 +89,16 @@ def _read_metrics(p: Path) -> dict:
 @dataclass(frozen=True)
 class Run:
     """One run folder as :meth:`load` read it, once: a snapshot that never touches the disk
-    again (but for :attr:`per_image` and :attr:`log`, read on first use). A later change to
-    the folder needs a new :meth:`load`.
+    again (but for :attr:`per_image` and :attr:`log`, read on first use).
 
-    ``status`` is ``finished``, ``unfinished``, ``new`` or ``damaged`` (see ``damage``)."""
+    ``status`` is ``finished``, ``unfinished``, ``new`` or ``damaged`` (``damage`` says why:
+    an unreadable config, metrics or provenance; completing the run again repairs it)."""
 
     dir: Path
-    #: The resolved config; None for a new run folder, or when ``config.yaml`` is damaged.
     config: Config | None = None
-    #: ``metrics.json``; ``{}`` when absent or damaged.
     metrics: dict = field(default_factory=dict)
-    #: ``provenance.json``; ``{}`` when absent or damaged.
     provenance: dict = field(default_factory=dict)
-    #: The code fingerprint the run was made with (None: made before fingerprints).
     code: str | None = None
-    #: What makes this run folder unusable (an unreadable config, metrics or provenance;
-    #: completing the run again repairs it), or None.
     damage: str | None = None
     status: str = "new"
 
@@ -132,33 +106,18 @@ class Run:
     def load(cls, dir: str | Path) -> Run:
         """Read the run folder ``dir`` (which may not exist yet)."""
         d = Path(dir)
-        cfg_file, metrics_file, code_file = d / "config.yaml", d / "metrics.json", d / CODE_FILE
-        prov_file = d / "provenance.json"
-        config, metrics, prov, damage = None, {}, {}, None
+        got: dict = {"dir": d}
         try:
-            if cfg_file.is_file():
-                config = _read_config(cfg_file)
-            if metrics_file.is_file():
-                metrics = _read_metrics(metrics_file)
-            if prov_file.is_file():
-                prov = _read_json(prov_file)
+            for name in ("config.yaml", "metrics.json", "provenance.json"):
+                if (value := _read(d / name)) is not None:
+                    got[name.split(".")[0]] = value
         except DerainError as e:
-            damage = str(e)
-        if damage:
-            status = "damaged"
-        elif metrics_file.is_file():
-            status = "finished"
-        else:
-            status = "unfinished" if cfg_file.is_file() else "new"
-        return cls(
-            dir=d,
-            config=config,
-            metrics=metrics,
-            provenance=prov,
-            code=code_file.read_text().strip() if code_file.is_file() else None,
-            damage=damage,
-            status=status,
-        )
+            got["damage"] = str(e)
+        if (d / CODE_FILE).is_file():
+            got["code"] = (d / CODE_FILE).read_text().strip()
+        started = "unfinished" if (d / "config.yaml").is_file() else "new"
+        finished = "finished" if (d / "metrics.json").is_file() else started
+        return cls(**got, status="damaged" if "damage" in got else finished)
 
     @property
     def key(self) -> str:
@@ -191,8 +150,7 @@ class Run:
     def degenerate(self) -> str | None:
         """Why a finished training run is no result, or None: its training loss never moved,
         or its test output equals its input (PSNR within :data:`SAME_AS_INPUT_DB` of the
-        rainy input's on every test image; the input's scores cached as ``input_psnr.csv``
-        in the run folder)."""
+        rainy input's on every test image; the input's scores cached as ``input_psnr.csv``)."""
         if self.status != "finished" or self.config.model.weights is not None:
             return None
         log = self.log
@@ -202,8 +160,7 @@ class Run:
         ours = self.per_image.set_index("name").psnr
         cache = self.dir / "input_psnr.csv"
         if not cache.is_file():
-            c = self.config
-            ds = open_data(c.data.test, c.data.root)
+            ds = open_data(self.config.data.test, self.config.data.root)
             index = {p.name: i for i, p in enumerate(ds.pairs)}
             rows = ["name,psnr"]
             for name in (n for n in ours.index if n in index):
@@ -228,43 +185,23 @@ OUTPUT_DIRS = ("results", "figures")
 
 
 def git_sha() -> str:
-    """HEAD of the source checkout derain runs from (:func:`derain_lib.roots.source_root`),
-    ``+dirty`` when tracked files other than the pipeline's outputs (:data:`OUTPUT_DIRS`) are
-    modified; ``unknown`` for an installed package or without git."""
+    """HEAD of the source checkout (:func:`derain_lib.roots.source_root`), ``+dirty`` when
+    tracked files other than :data:`OUTPUT_DIRS` are modified; ``unknown`` without one."""
     checkout = source_root()
     if checkout is None:
         return "unknown"
+    status = ["git", "status", "--porcelain", "--untracked-files=no", "--", "."]
+    status += [f":(exclude){d}" for d in OUTPUT_DIRS]
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=checkout,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [
-                *("git", "status", "--porcelain", "--untracked-files=no", "--", "."),
-                *(f":(exclude){d}" for d in OUTPUT_DIRS),
-            ],
-            cwd=checkout,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
+        sha, dirty = (
+            subprocess.run(
+                cmd, cwd=checkout, capture_output=True, text=True, check=True
+            ).stdout.strip()
+            for cmd in (["git", "rev-parse", "HEAD"], status)
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-def package_versions() -> dict:
-    return {
-        "derain": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "scikit-image": skimage.__version__,
-    }
+    return sha + ("+dirty" if dirty else "")
 
 
 def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
@@ -272,11 +209,8 @@ def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
         return None
     path = resolve(cfg.model.weights, weights_dir)
     w = RELEASED.get(cfg.model.weights)
-    return {
-        "spec": cfg.model.weights,
-        "path": str(path),
-        "sha256": w.sha256 if w else sha256_file(path),
-    }
+    sha = w.sha256 if w else sha256_file(path)
+    return {"spec": cfg.model.weights, "path": str(path), "sha256": sha}
 
 
 def data_manifests(cfg: Config) -> dict:
@@ -287,8 +221,8 @@ def data_manifests(cfg: Config) -> dict:
     return out
 
 
-#: The sources (under ``derain_lib/``) that determine a run's result: model, loss, data,
-#: training, scoring and config code. Their fingerprint is part of every run key.
+#: The sources (under ``derain_lib/``) that determine a run's result; their fingerprint is
+#: part of every run key.
 CODE_SOURCES = (
     "models",
     "losses.py",
@@ -305,9 +239,9 @@ CODE_SOURCES = (
 
 
 def code_fingerprint(sources: tuple[str, ...] | None = None) -> str:
-    """12 hex digits over the package version and the bytes of ``sources`` (files or folders
-    under ``derain_lib/``; None: :data:`CODE_SOURCES`, what a run's result depends on).
-    Each file is read and hashed again only when its size or modification time changed."""
+    """12 hex digits over the package version and the bytes of ``sources`` (under
+    ``derain_lib/``; None: :data:`CODE_SOURCES`). A file is hashed again only when its size
+    or modification time changed."""
     files = []
     for rel in CODE_SOURCES if sources is None else sources:
         p = PACKAGE_DIR / rel
@@ -358,21 +292,15 @@ def get_or_run(
     manifests: dict | None = None,
     backend: str = "torch",
 ) -> Run:
-    """The finished run of ``cfg``: from the cache, resumed, or computed now (``manifests``:
-    as for :func:`find_run`; ``backend``: what evaluates, :func:`derain_lib.backends.select`,
-    recorded in ``provenance.json``; not in the run key, since fp32 scores do not depend
-    on it within 1e-4 dB).
+    """The finished run of ``cfg``: from the cache, resumed, or computed now (``backend``:
+    what evaluates, :func:`derain_lib.backends.select`; recorded, not in the run key).
 
-    Training runs train (resuming from checkpoints) then evaluate on ``cfg.data.test``;
-    runs with ``cfg.model.weights`` only evaluate those weights. Under ``torchrun`` every
-    process trains; rank 0 evaluates and writes the results.
-
-    One process at a time works in a run folder: it holds an exclusive lock there
-    (:func:`derain_lib.fsutil.locked`); another is refused naming the holder, or waits
-    (``wait``). A damaged ``metrics.json`` is set aside and the run completed again; a
-    folder this call created is removed again if the config cannot train or the evaluation
-    is refused.
-    """
+    Training runs train (resuming from checkpoints) then evaluate on ``cfg.data.test``; runs
+    with ``cfg.model.weights`` only evaluate. Under ``torchrun`` every process trains; rank 0
+    evaluates and writes. One process at a time works in a run folder
+    (:func:`derain_lib.fsutil.locked`; ``wait``: wait for the holder). A damaged
+    ``metrics.json`` is set aside and the run completed again; a folder this call created is
+    removed again if the config cannot train or the evaluation is refused."""
     validate(cfg)
     manifests = data_manifests(cfg) if manifests is None else manifests
     weights = _weights_info(cfg, weights_dir)
@@ -381,9 +309,8 @@ def get_or_run(
         return run
     rank = dist_info()[0]
     fresh = not run.dir.exists()
-    lock = locked(run.dir, wait) if rank == 0 else contextlib.nullcontext()
     try:
-        with lock:
+        with locked(run.dir, wait) if rank == 0 else contextlib.nullcontext():
             run = Run.load(run.dir)
             if run.status == "finished":  # finished by the process we waited for
                 return run
@@ -393,10 +320,6 @@ def get_or_run(
         if fresh and rank == 0 and (isinstance(e, ConfigError) or cfg.model.weights):
             shutil.rmtree(run.dir, ignore_errors=True)
         raise
-
-
-def _log(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 def _complete(
@@ -441,23 +364,26 @@ def _complete(
     loaded = load_model(model_path, cfg.model.name, weights_dir=weights_dir)
     loaded.model.to(device)
     model, precision = select(
-        loaded.model, loaded.sha256, backend, cfg.eval.precision, cfg.eval.stages, _log
+        loaded.model,
+        loaded.sha256,
+        backend,
+        cfg.eval.precision,
+        cfg.eval.stages,
+        lambda line: print(line, file=sys.stderr),
     )
     test = open_data(cfg.data.test, cfg.data.root)
     t_eval = time.perf_counter()
+    same = {k: getattr(cfg.eval, k) for k in ("tile", "overlap", "max_images", "save_images")}
     result = evaluate(
         model,
         test,
         out_dir=run.dir,
-        tile=cfg.eval.tile,
-        overlap=cfg.eval.overlap,
         quantize_mode=cfg.eval.quantize,
-        max_images=cfg.eval.max_images,
-        save_images=cfg.eval.save_images,
         progress=progress,
         stages=cfg.eval.stages,
         precision=precision,
         stage_scores=weights is not None,  # an evaluation-only run: every stage's scores too
+        **same,
     )
     eval_s = time.perf_counter() - t_eval
     prov = {
@@ -471,7 +397,13 @@ def _complete(
         "weights": weights,
         "model_sha256": loaded.sha256,
         "weights_config_override": loaded.config_override,
-        "packages": package_versions(),
+        "packages": {
+            "derain": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "scikit-image": skimage.__version__,
+        },
         "device": str(device),
         "backend": f"{getattr(getattr(model, 'graph', None), 'backend', 'torch')} {precision}",
         "device_name": torch.cuda.get_device_name(device)
@@ -502,39 +434,27 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
     return [Run.load(p) for p in sorted(dirs, key=lambda p: p.stat().st_mtime)]
 
 
-class NoSuchRun(DerainError):
-    """Not exactly one run folder under ``where`` matches ``key``: ``matches`` (their keys)."""
-
-    def __init__(self, key: str, where: Path, matches: list[str]) -> None:
-        self.key, self.where, self.matches = key, where, matches
-        what = "no run" if not matches else f"{len(matches)} runs"
-        super().__init__(f"{where}: {what} matching {key!r}")
-
-
 def open_run(key: str, root: str | Path | None = None) -> Run:
     """A run by its key (or a unique prefix of it); only that run folder is read."""
     where = results_root(root) / "runs"
     found = sorted(where.glob(f"{glob.escape(key)}*/config.yaml")) if where.is_dir() else []
     if len(found) != 1:
-        raise NoSuchRun(key, where, [f.parent.name for f in found])
+        what = f"{len(found)} runs" if found else "no run"
+        raise DerainError(f"{where}: {what} matching {key!r}")
     return Run.load(found[0].parent)
 
 
 def run_state(run: Run) -> dict:
-    """What ``derain runs show`` says of a run besides its metrics: for an unfinished run
-    its last logged step and its last checkpoint (``None`` when it has none yet: it
-    starts from step 0 when trained again), so an interrupted run is not shown empty."""
+    """What ``derain runs show`` says of an unfinished run besides its metrics: its last
+    logged step and its last checkpoint (None: it starts from step 0 when trained again)."""
     if run.status == "finished":
         return {}
     ckpts = list_checkpoints(run.dir)
-    log = run.log
-    step = int(log["step"].max()) if "step" in log and len(log) else None
     last = ckpts[0] if ckpts else None
-    if last is not None:
-        ckpt_step = int(last.stem.split("-")[1])
-        step = ckpt_step if step is None else max(step, ckpt_step)
+    at = int(last.stem.split("-")[1]) if last else 0
+    logged = int(run.log["step"].max()) if "step" in run.log and len(run.log) else 0
     return {
-        "step": step or 0,
+        "step": max(logged, at),
         "last_checkpoint": str(last) if last else None,
-        "resumes": f"from step {int(last.stem.split('-')[1])}" if last else "from step 0",
+        "resumes": f"from step {at}",
     }

@@ -30,7 +30,7 @@ TINY = (
 
 @pytest.mark.slow
 def test_reproduce_launcher_local_trains_each_run_as_a_job_then_runs_the_notebooks(
-    hermetic, monkeypatch: pytest.MonkeyPatch
+    hermetic, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -49,7 +49,9 @@ def test_reproduce_launcher_local_trains_each_run_as_a_job_then_runs_the_noteboo
     assert f"launcher: {len(plan)} training runs submitted as {tasks} tasks of job array" in text
     assert text.count("launcher: job ") == tasks
     assert all(find_run(cfg).status == "finished" for _, cfg in plan)
-    trained = [line for line in lines if ": training, " in line]
+    progress = capfd.readouterr().err.splitlines()  # the training notebook's progress
+    assert any("from the run cache" in line for line in progress), progress
+    trained = [line for line in progress if ": training, " in line]
     assert not trained, trained  # the notebook found every run in the cache
     logs = list((pipeline.results_dir("smoke") / ".submitit").glob("*_log.out"))
     assert len(logs) == tasks  # each task of the array logged beside the others

@@ -1,11 +1,11 @@
 """What ``derain reproduce`` says while and after it runs, and what it leaves unchanged: the
-progress relay, the not-run summary, the parameters each notebook gets, reproducible
+progress channel, the not-run summary, the parameters each notebook gets, reproducible
 figures, and a code SHA that ignores the pipeline's own outputs."""
 
 from __future__ import annotations
 
+import json
 import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -17,52 +17,63 @@ import numpy as np
 import pytest
 
 from derain_lib import runs
+from derain_lib.roots import REPRODUCE_ENV
 from derain_lib.study import pipeline
-from derain_lib.study.paths import PROGRESS_ENV, RUN_FACTS_ENV, progress, run_fact
+from derain_lib.study.paths import progress, run_fact
 from derain_lib.study.training import step_line
 from derain_lib.viz import save_figure
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def test_progress_written_in_another_process_reaches_the_log(tmp_path: Path) -> None:
+def _chapter(project: Path, name: str, code: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    (project / "notebooks").mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, project / "notebooks" / name)
+
+
+@pytest.mark.slow
+def test_reproduce_shows_progress_and_keeps_run_facts_out_of_the_notebook(
+    hermetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    """A chapter's progress reaches the terminal of ``derain reproduce`` (its stderr), its run
+    facts reach provenance.json, and neither reaches the executed notebook."""
+    monkeypatch.setenv("DERAIN_PROJECT", str(tmp_path))
+    _chapter(
+        tmp_path,
+        "07_beyond_the_paper.ipynb",
+        "from derain_lib.study.paths import progress, run_fact\n"
+        "print('a result')\n"
+        "progress('model 1/2: sian: training, 3 steps')\n"
+        "run_fact('load_average', [0.5, 0.25])\n",
+    )
     lines: list[str] = []
-    with pipeline.relayed_progress(lambda *a, **k: lines.append(a[0]), every=0.05) as path:
-        code = (
-            "from derain_lib.study.paths import progress\n"
-            "progress('model 1/2: sian neg-ssim light seed 0: training, 3 steps')\n"
-            "progress('  train:  33%|###3      | 1/3 [00:01<00:02, loss=0.5]')\n"
-        )
-        subprocess.run([sys.executable, "-c", code], check=True)  # inherits the variable
-    assert lines == [
-        "model 1/2: sian neg-ssim light seed 0: training, 3 steps",
-        "  train:  33%|###3      | 1/3 [00:01<00:02, loss=0.5]",
-    ]
-    assert not path.exists()  # the progress file is removed: nothing left in the project
+    record = pipeline.run_pipeline(
+        "smoke", notebooks=("07_beyond_the_paper.ipynb",), log=lambda *a, **k: lines.append(a[0])
+    )
+    err = capfd.readouterr().err
+    assert "model 1/2: sian: training, 3 steps" in err
+    assert lines[-2].startswith("[1/1] 07_beyond_the_paper.ipynb done in ")
+    saved = pipeline.results_dir("smoke") / "notebooks" / "07_beyond_the_paper.ipynb"
+    (cell,) = nbformat.read(saved, as_version=4).cells
+    assert "".join(o.get("text", "") for o in cell.outputs) == "a result\n"
+    facts = {"07_beyond_the_paper.ipynb": {"load_average": [0.5, 0.25]}}
+    assert record["run_facts"] == facts
+    prov = json.loads((pipeline.results_dir("smoke") / "provenance.json").read_text())
+    assert prov["run_facts"] == facts and prov["parameters"]["profile"] == "smoke"
 
 
-def test_progress_without_a_pipeline_prints(monkeypatch, capsys) -> None:
-    monkeypatch.delenv(PROGRESS_ENV, raising=False)
+def test_progress_and_run_facts_without_a_pipeline_print(monkeypatch, capsys) -> None:
+    monkeypatch.delenv(REPRODUCE_ENV, raising=False)
     progress("model 1/1: prenet")
-    assert capsys.readouterr().out == "model 1/1: prenet\n"
-
-
-def test_run_facts_written_in_another_process_are_collected(tmp_path: Path) -> None:
-    with pipeline.collected_facts() as facts:
-        code = (
-            "from derain_lib.study.paths import run_fact\n"
-            "run_fact('sections', {'total': {'wall_s': 1.5}})\n"
-            "run_fact('load_average', [0.5, 0.25])\n"
-        )
-        subprocess.run([sys.executable, "-c", code], check=True)  # inherits the variable
-        assert facts == {}  # filled when the notebook has finished
-    assert facts == {"sections": {"total": {"wall_s": 1.5}}, "load_average": [0.5, 0.25]}
-
-
-def test_run_fact_without_a_pipeline_prints(monkeypatch, capsys) -> None:
-    monkeypatch.delenv(RUN_FACTS_ENV, raising=False)
     run_fact("sections", {"cost": {"wall_s": 2.0}})
-    assert capsys.readouterr().out == 'sections: {"cost": {"wall_s": 2.0}}\n'
+    assert capsys.readouterr().out == 'model 1/1: prenet\nsections: {"cost": {"wall_s": 2.0}}\n'
 
 
 def test_step_line_gives_step_of_total_loss_elapsed_and_eta(tmp_path: Path) -> None:

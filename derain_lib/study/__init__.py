@@ -5,7 +5,7 @@
 - :mod:`.training` (01, 08): train the models the tables need (and the claims' extra
   training seeds), through the run cache.
 - :mod:`.scoring` (02-04): score methods on test sets, image by image, into
-- :mod:`.record`: the study's one record, ``scores.csv`` (every table, claim and figure
+  :mod:`.record`: the study's one record, ``scores.csv`` (every table, claim and figure
   derives from it), its one degeneracy rule and the seed means.
 - :mod:`.probes` (03): the released SIAN's stages and its attention knocked out at inference.
 - :mod:`.tabulate`: table rows with provenance (``tableN.csv``, ``tables.md``).

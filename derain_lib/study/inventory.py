@@ -34,9 +34,7 @@ def data_inventory(p: Params) -> list[dict]:
     rows = []
     for b, sets in test_sets(p).items():
         if not sets:
-            rows.append(
-                {"benchmark": b, "role": "test", "set": "", "n": 0, "status": no_data_reason(p, b)}
-            )
+            rows.append(dict(benchmark=b, role="test", set="", n=0, status=no_data_reason(p, b)))
         for t in sets:
             rows.append(_data_row(b, "test", t.label, open_data(t.spec), t.stand_in))
     for b, d in datasets(p).items():
@@ -44,15 +42,8 @@ def data_inventory(p: Params) -> list[dict]:
         try:
             ds = open_data(cfg.data.train, cfg.data.root)
         except DerainError as e:
-            rows.append(
-                {
-                    "benchmark": b,
-                    "role": "train",
-                    "set": cfg.data.train,
-                    "n": 0,
-                    "status": f"missing: {e}",
-                }
-            )
+            missing = f"missing: {e}"
+            rows.append(dict(benchmark=b, role="train", set=cfg.data.train, n=0, status=missing))
             continue
         stand_in = cfg.data.train.startswith("embedded:")
         rows.append(_data_row(b, "train", cfg.data.train, ds, stand_in))
@@ -70,8 +61,8 @@ def save_samples(p: Params) -> list[dict]:
     for sets in test_sets(p).values():
         for t in sets:
             rainy, clean = open_data(t.spec).load(0)
-            entry = {"label": t.label, "rainy": f"samples/{t.id}/rainy.png"}
-            entry["clean"] = f"samples/{t.id}/clean.png"
+            entry = {"label": t.label, "rainy": f"samples/{t.id}/rainy.png",
+                     "clean": f"samples/{t.id}/clean.png"}  # fmt: skip
             write_png(out / entry["rainy"], quantize(rainy))
             write_png(out / entry["clean"], quantize(clean))
             index.append(entry)

@@ -1,13 +1,10 @@
 """``derain reproduce --launcher slurm|local``: the profile's training runs as cluster jobs.
 
-The runs of :func:`~.training.planned_runs` not yet finished in the run cache go out as one
-job array, submitted with `submitit <https://github.com/facebookincubator/submitit>`_ (the
-``cluster`` extra): ``slurm`` through ``sbatch``, one task per run; ``local`` as processes on
-this machine (what the tests run), one per usable CPU core, the runs dealt among them as
-torchrun's processes share them (:func:`~.training.deal`). Each task trains its runs into the
-shared run cache exactly as ``derain train`` would (:func:`~.training.train_run`), so the
-notebooks that run afterwards find every run there. Spreading *one* run over GPUs and
-nodes stays torchrun's job (docs/gpu.md).
+The runs of :func:`~.training.planned_runs` not finished in the run cache go out as one job
+array through `submitit <https://github.com/facebookincubator/submitit>`_ (the ``cluster``
+extra): ``slurm``, one task per run; ``local``, one process per usable CPU core, the runs dealt
+as torchrun's processes share them (:func:`~.training.deal`). Each task trains into the shared
+run cache as ``derain train`` would, so the notebooks that run afterwards find every run there.
 """
 
 from __future__ import annotations
@@ -34,8 +31,7 @@ class LaunchFailed(DerainError):
 
 
 def train_job(runs: list[tuple[str, Config]]) -> list[str]:
-    """One task of the job array: train (or find) each run; their keys, or the ``not run:
-    ...`` status of a run whose training data is missing."""
+    """One task of the job array: each run's key, or its ``not run: ...`` status."""
     out = []
     with alone():
         for label, cfg in runs:
@@ -63,10 +59,9 @@ def launch_training(
     options: list[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[str]:
-    """Submit the runs of ``p`` that are not finished as one job array with ``launcher``
-    (``slurm`` or ``local``), job logs under ``folder``; wait for them all. Returns each
-    submitted task's run key (or ``not run`` status); a failed task raises
-    :class:`LaunchFailed` naming it and its log, after every task has ended."""
+    """Submit the runs of ``p`` not finished as one job array with ``launcher``, job logs under
+    ``folder``; wait for them all; their run keys (or ``not run`` statuses). A failed task
+    raises :class:`LaunchFailed` naming it and its log, after every task has ended."""
     try:
         import submitit  # the cluster extra
     except ImportError:

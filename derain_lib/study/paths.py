@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from ..errors import DerainError
-from ..fsutil import atomic_write_text, shown_path
-from ..roots import figures_root, results_root
+from ..fsutil import atomic_write_text
+from ..fsutil import shown_path as shown  # noqa: F401  (how notebooks and records name paths)
+from ..roots import REPRODUCE_ENV, figures_root, results_root
 
 
 def results_dir(profile: str) -> Path:
@@ -39,14 +41,6 @@ def figures_dir(profile: str) -> Path:
     return figures_root() / profile
 
 
-def shown(path: str | Path) -> str:
-    """``path`` for a notebook's printed output and the study's records: relative to the
-    project when inside it or beside it, else ``$DERAIN_DATA/...``/``$DERAIN_CACHE/...``
-    (:func:`derain_lib.fsutil.shown_path`), so an executed notebook, a table and a report
-    read the same in every checkout and name no folder of the machine that made them."""
-    return shown_path(path)
-
-
 def write_json(path: Path, obj: object) -> Path:
     """``obj`` as indented JSON at ``path``, written atomically (parent folders created)."""
     return atomic_write_text(path, json.dumps(obj, indent=1, default=str) + "\n")
@@ -59,40 +53,24 @@ def read_json(path: Path, hint: str) -> object:
     return json.loads(path.read_text())
 
 
-#: The file ``derain reproduce`` tails while a notebook runs (set for the notebook's kernel).
-PROGRESS_ENV = "DERAIN_PROGRESS"
-
-
 def progress(line: str) -> None:
-    """Append ``line`` to the pipeline's progress file (env :data:`PROGRESS_ENV`), which
-    ``derain reproduce`` relays to the terminal; without the variable (a notebook opened
-    by hand) print it. Progress never goes into a notebook run by the pipeline, so its
-    executed copy does not depend on timing."""
-    _append_or_print(PROGRESS_ENV, line.rstrip("\n"), line)
-
-
-#: The file a notebook run by ``derain reproduce`` appends its run facts to.
-RUN_FACTS_ENV = "DERAIN_RUN_FACTS"
+    """Report ``line`` while a notebook runs: under ``derain reproduce`` to the kernel's own
+    stderr, which is the terminal of ``derain reproduce`` and never the executed notebook (so
+    it holds no timing); in a notebook run by hand, printed."""
+    print(line, file=sys.__stderr__ if os.environ.get(REPRODUCE_ENV) else sys.stdout, flush=True)
 
 
 def run_fact(name: str, value: object) -> None:
-    """Record a fact of this run that differs from run to run (times, load average): with
-    env :data:`RUN_FACTS_ENV` set (the pipeline's kernels) it goes to that file, which the
-    pipeline keeps in ``provenance.json`` (``run_facts``), so results, tables and the executed
-    notebook stay the same on a re-run; without it (a notebook opened by hand) it is printed."""
-    record = json.dumps({"name": name, "value": value}, default=str)
-    _append_or_print(RUN_FACTS_ENV, record, f"{name}: {json.dumps(value, default=str)}")
-
-
-def _append_or_print(var: str, line: str, printed: str) -> None:
-    """``line`` appended to the file named in env ``var`` (set by the pipeline for its
-    kernels); without it (a notebook opened by hand) ``printed`` goes to standard output."""
-    target = os.environ.get(var)
+    """Record a fact of this run that differs from run to run (times, load average): under
+    ``derain reproduce`` appended to the file env :data:`~derain_lib.roots.REPRODUCE_ENV`
+    names, which the pipeline keeps in ``provenance.json`` (``run_facts``), so results and the
+    executed notebook stay the same on a re-run; in a notebook run by hand, printed."""
+    target = os.environ.get(REPRODUCE_ENV)
     if not target:
-        print(printed, flush=True)
+        print(f"{name}: {json.dumps(value, default=str)}", flush=True)
         return
     with open(target, "a") as f:
-        f.write(line + "\n")
+        f.write(json.dumps([name, value], default=str) + "\n")
 
 
 def clear_stale_figures(profile: str, since: float) -> list[Path]:

@@ -1,19 +1,16 @@
 """Run the study's notebooks in order with papermill, then build the tables and the report.
 
-``derain reproduce --profile quick`` executes ``notebooks/00_data.ipynb`` ... the last
-chapter of :data:`NOTEBOOKS` (``08_claims.ipynb``) with a fixed kernel and working directory
-(``notebooks/``), one progress line per notebook, and saves the executed copies under
-``results/<profile>/notebooks/``. Each notebook writes its artifacts under
-``results/<profile>/`` and ``figures/<profile>/``; the next one reads them. Expensive work
-goes through the run cache, so a re-run reuses finished runs.
+``derain reproduce --profile quick`` executes :data:`NOTEBOOKS` with a fixed kernel and working
+directory (``notebooks/``), one progress line per notebook, and saves the executed copies under
+``results/<profile>/notebooks/``. Each notebook writes its artifacts under ``results/<profile>/``
+and ``figures/<profile>/``; the next one reads them; expensive work goes through the run cache.
 
-While a notebook runs, what it reports with :func:`~.paths.progress` (which model trains,
-its step, loss and ETA) is relayed to the terminal from a progress file, so the executed
-notebooks hold no timing. The closing summary names what did not run, read from the saved
-results (score records not run or degenerate, training runs that did not finish), and
-figures of :data:`PROMISED_FIGURES` not drawn. Figures are
-not deleted before they are redrawn (an unchanged figure stays byte-identical); those the
-run did not draw again are removed at its end.
+The kernels run with env :data:`~derain_lib.roots.REPRODUCE_ENV` set and without ipykernel's
+capture of the process's own output: what a notebook reports with :func:`~.paths.progress`
+(which model trains, its step, loss and ETA) goes straight to this terminal's stderr, never
+into the executed notebook, and its :func:`~.paths.run_fact` lines to the file the variable
+names, kept in ``provenance.json``. Figures are not deleted before they are redrawn; those a
+full run did not draw again are removed at its end.
 """
 
 from __future__ import annotations
@@ -23,11 +20,10 @@ import json
 import os
 import platform
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from unittest import mock
 
 from ..config import profile_config, profile_datasets, resolve_config_path
 from ..device import device_name, resolve_device
@@ -38,15 +34,7 @@ from ..runs import git_sha
 from ..threads import configure as configure_threads
 from ..train import dist_info
 from .launch import launch_training
-from .paths import (
-    PROGRESS_ENV,
-    RUN_FACTS_ENV,
-    clear_stale_figures,
-    figures_dir,
-    results_dir,
-    shown,
-    write_json,
-)
+from .paths import clear_stale_figures, figures_dir, results_dir, shown, work_dir, write_json
 from .plan import USE_PREPARED_ENV, Params, data_lines
 from .report import export_report
 from .tabulate import build_tables
@@ -71,9 +59,9 @@ PROMISED_FIGURES = {
     "08_claims.ipynb": ("claims_forest.png",),
 }
 KERNEL = "derain"  # installed into the venv by `make setup` (ipykernel install --sys-prefix)
-#: The kernel logs errors only: not its "running over TCP without encryption" warning (the
-#: kernel listens on localhost, for this process alone).
-KERNEL_ARGS = ["--log-level=ERROR"]
+#: The kernel logs nothing of its own (not its "running over TCP without encryption" warning) and
+#: leaves its stderr to this process's: the progress channel (module docstring).
+KERNEL_ARGS = ["--log-level=CRITICAL", "--IPKernelApp.capture_fd_output=False"]
 
 
 class NotebookFailed(DerainError):
@@ -92,9 +80,7 @@ def failure_message(nb: str, saved: Path, err: Exception) -> str:
     from papermill.exceptions import PapermillExecutionError  # optional heavy dependency
 
     if isinstance(err, PapermillExecutionError):
-        print(f"--- failing cell {err.cell_index} of {nb}:", file=sys.stderr)
-        print(err.source, file=sys.stderr)
-        print("---", file=sys.stderr)
+        print(f"--- failing cell {err.cell_index} of {nb}:\n{err.source}\n---", file=sys.stderr)
         return (
             f"notebook {nb} failed in cell {err.cell_index} (execution count {err.exec_count}): "
             f"{err.ename}: {err.evalue}; executed copy: {saved}"
@@ -102,72 +88,9 @@ def failure_message(nb: str, saved: Path, err: Exception) -> str:
     return f"notebook {nb} failed: {type(err).__name__}: {err}; executed copy: {saved}"
 
 
-@contextlib.contextmanager
-def _env_file(var: str, prefix: str) -> Iterator[Path]:
-    """A fresh empty file outside the project, named in env ``var`` for the body (the
-    notebook kernels inherit it); the variable is restored and the file removed at the end."""
-    fd, name = tempfile.mkstemp(prefix=prefix)
-    os.close(fd)
-    before = os.environ.get(var)
-    os.environ[var] = name
-    try:
-        yield Path(name)
-    finally:
-        if before is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = before
-        Path(name).unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def collected_facts() -> Iterator[dict]:
-    """A dict that, at the end of the body, holds what its notebook recorded with
-    :func:`~.paths.run_fact` (name -> value; the file is env :data:`~.paths.RUN_FACTS_ENV`)."""
-    facts: dict = {}
-    with _env_file(RUN_FACTS_ENV, "derain-facts-") as path:
-        try:
-            yield facts
-        finally:
-            for line in path.read_text().splitlines():
-                item = json.loads(line)
-                facts[item["name"]] = item["value"]
-
-
-@contextlib.contextmanager
-def relayed_progress(log: Callable[..., None], every: float = 0.5) -> Iterator[Path]:
-    """A fresh progress file, named in env :data:`~.paths.PROGRESS_ENV` for the body (the
-    notebook kernels inherit it); every ``every`` seconds its new lines go to ``log``. The
-    file lives outside the project and is removed at the end."""
-    stop = threading.Event()
-
-    def relay(path: Path) -> None:
-        with open(path) as f:
-            pending = ""
-            while True:
-                stopping = stop.wait(every)
-                pending += f.read()
-                *lines, pending = pending.split("\n")
-                for line in lines:
-                    log(line, flush=True)
-                if stopping:
-                    return
-
-    with _env_file(PROGRESS_ENV, "derain-progress-") as path:
-        thread = threading.Thread(target=relay, args=(path,), daemon=True)
-        thread.start()
-        try:
-            yield path
-        finally:
-            stop.set()
-            thread.join()
-
-
 def missing_items(profile: str, executed: dict[str, Path]) -> list[dict]:
-    """What the ``executed`` notebooks (name -> executed copy) did not do, read from the
-    results they saved (:func:`~.tabulate.not_run_items`: scores and runs not run or
-    degenerate), and each of their :data:`PROMISED_FIGURES` missing from
-    ``figures/<profile>/``."""
+    """What the ``executed`` notebooks did not do, read from the results they saved
+    (:func:`~.tabulate.not_run_items`), and each of their :data:`PROMISED_FIGURES` missing."""
     items = [i for i in saved_not_run_items(profile) if i["notebook"] in executed]
     for nb in executed:
         for name in PROMISED_FIGURES.get(nb, ()):
@@ -184,7 +107,7 @@ def declared_parameters(notebook: Path, params: dict) -> dict:
     try:
         declared = pm.inspect_notebook(str(notebook))
     except ValueError:  # no kernelspec in the file: papermill cannot read its parameters
-        return dict(params)  # (the runner names the kernel when it executes it)
+        return dict(params)
     return {k: v for k, v in params.items() if k in declared}
 
 
@@ -195,8 +118,8 @@ def check_inputs(
     overrides: list[str] | None,
 ) -> None:
     """Everything ``derain reproduce`` can check before it touches ``results/`` or
-    ``figures/``: the profile, every override on every data set of the profile (values
-    and ranges), the data root and the weights folder. A problem is one-line error."""
+    ``figures/``: the profile, every override on every data set of the profile, the data
+    root and the weights folder. A problem is a one-line error."""
     resolve_config_path(profile)  # an unknown profile
     for name, folder in (("--data-root", data_root), ("--weights-dir", weights_dir)):
         if folder and not Path(folder).expanduser().is_dir():
@@ -208,8 +131,7 @@ def check_inputs(
 @contextlib.contextmanager
 def kept_on_failure(*paths: Path) -> Iterator[None]:
     """Move ``paths`` aside for the body; put them back if it raises (or is interrupted),
-    drop the saved copies if it succeeds: a failed run leaves the last good run's files
-    as they were."""
+    drop the saved copies if it succeeds."""
     saved = {p: p.with_name(f".{p.name}.last-good") for p in paths if p.is_file()}
     for p, keep in saved.items():
         os.replace(p, keep)
@@ -221,23 +143,6 @@ def kept_on_failure(*paths: Path) -> Iterator[None]:
         raise
     for keep in saved.values():
         keep.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _env(var: str, value: str | None) -> Iterator[None]:
-    """Env ``var`` set to ``value`` (unset for None) for the body, then restored."""
-    before = os.environ.get(var)
-    if value is None:
-        os.environ.pop(var, None)
-    else:
-        os.environ[var] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = before
 
 
 def run_pipeline(
@@ -254,34 +159,23 @@ def run_pipeline(
     launcher_options: list[str] | None = None,
 ) -> dict:
     """Execute the notebooks in order with papermill; write the tables and the HTML report;
-    return the timing record.
+    return the record written as ``provenance.json``.
 
-    First, before anything under ``results/`` or ``figures/`` changes: the profile, the
-    overrides, ``data_root`` and ``weights_dir`` are checked (:func:`check_inputs`), and
-    an exclusive lock is taken on ``results/<profile>/`` (another ``reproduce`` of the
-    profile is refused naming its process, or waited for with ``wait``). Then the data
-    found is printed, one line per set and where it came from (:func:`plan.data_lines`;
-    ``use_prepared``: the smoke profile reads prepared test sets too).
+    Before anything under ``results/`` or ``figures/`` changes, the inputs are checked
+    (:func:`check_inputs`) and ``results/<profile>/`` is locked (another ``reproduce`` of
+    the profile is refused naming its process, or waited for with ``wait``). ``launcher``:
+    the training runs go out as cluster jobs first (:func:`~.launch.launch_training`). Under
+    torchrun each process first trains its share of the runs
+    (:func:`~.training.share_training`); then process 0 alone runs the notebooks.
 
-    Under torchrun (``WORLD_SIZE`` > 1) each process first trains its share of the
-    profile's runs on its own device (:func:`~.training.share_training`); then process 0
-    alone runs the notebooks from the run cache and the others return.
-
-    Writes ``results/<profile>/notebooks/<name>`` for each, ``provenance.json`` (parameters
-    as :func:`~.paths.shown`, kernel, git SHA, machine, the device models ran on
-    (``device``: a parameter of every notebook), wall time per notebook, the
-    notebooks' ``run_facts`` (:func:`~.paths.run_fact`), what did not run: the one file of
-    the profile with wall-clock fields; rewritten atomically after each notebook that
-    succeeded), ``tables.md`` and ``report/``. Each notebook gets the parameters its
-    ``parameters`` cell declares. A failing notebook raises :class:`NotebookFailed` naming
-    it and its failing cell; the previous run's ``figures.json`` is then put back, no
-    figure is removed, and ``provenance.json`` is the previous run's (the first notebook
-    failed) or names the notebooks of this run that succeeded.
+    ``provenance.json`` (parameters, kernel, git SHA, machine, device, wall time per notebook,
+    the notebooks' run facts, what did not run) is rewritten after each notebook that
+    succeeded. A failing notebook raises :class:`NotebookFailed` naming it and its cell; the
+    last run's ``figures.json`` is then put back and no figure is removed.
     """
     import papermill as pm  # optional heavy dependency
 
     check_inputs(profile, data_root, weights_dir, overrides)
-    # folders given relative to the working directory; the notebooks get them as shown
     data_root, weights_dir = (Path(d).expanduser().resolve() if d else None
                               for d in (data_root, weights_dir))  # fmt: skip
     src_dir = notebooks_dir()
@@ -289,10 +183,16 @@ def run_pipeline(
     if not src_dir.is_dir() or len(missing) == len(notebooks):
         raise DerainError(f"{src_dir}: notebooks not found (run from a source checkout)")
     rank, world, local_rank = dist_info()
-    used = resolve_device(device, local_rank)
-    log(f"device: {device_name(used)} (--device {device})", flush=True)
-    data, weights = (shown(d) if d else None for d in (data_root, weights_dir))
-    p = Params(profile, data, weights, tuple(overrides or ()), device)
+    used = device_name(resolve_device(device, local_rank))
+    log(f"device: {used} (--device {device})", flush=True)
+    params = {  # as the records show them: relative to the project, $DERAIN_DATA/...
+        "profile": profile,
+        "data_root": shown(data_root) if data_root else None,
+        "weights_dir": shown(weights_dir) if weights_dir else None,
+        "overrides": list(overrides or []),
+        "device": device,
+    }
+    p = Params(profile, params["data_root"], params["weights_dir"], tuple(overrides or ()), device)
     if launcher:  # each training run a cluster job; the notebooks then read the run cache
         folder = results_dir(profile) / ".submitit"
         launch_training(p, launcher, folder, launcher_options, lambda s: log(s, flush=True))
@@ -302,48 +202,35 @@ def run_pipeline(
             log(f"process {rank}: its share of the runs is trained; process 0 runs the notebooks")
             return {"profile": profile, "rank": rank}
         os.environ.update({"RANK": "0", "WORLD_SIZE": "1"})  # the notebooks' kernels: alone
-    kernel = kernel_name()
     configure_threads()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
     res = results_dir(profile)
-    prepared = "1" if use_prepared else None
-    with (
-        locked(res, wait, what=f"profile ({profile})"),
-        _env(USE_PREPARED_ENV, prepared),
-        _env(REPRODUCE_ENV, "1"),
-    ):
+    facts = work_dir(profile) / "run_facts.jsonl"
+    env = {REPRODUCE_ENV: str(facts), **({USE_PREPARED_ENV: "1"} if use_prepared else {})}
+    with locked(res, wait, what=f"profile ({profile})"), mock.patch.dict(os.environ, env):
+        if not use_prepared:
+            os.environ.pop(USE_PREPARED_ENV, None)
         for line in data_lines(Params(profile, str(data_root) if data_root else None)):
             log(line, flush=True)
         todo = tuple(nb for nb in notebooks if nb not in missing)
-        # a full run records its figures afresh (figures.json: the captions, read by 05's
-        # findings), so a first run and a re-run show the same pages; the last good run's
-        # captions come back if this one fails. provenance.json is first rewritten when a
-        # notebook has succeeded (then it says which did).
-        kept = [res / "figures.json"] if todo == NOTEBOOKS else []
-        with kept_on_failure(*kept):
-            return _run_notebooks(
-                pm, profile, data_root, weights_dir, overrides, device, todo, missing, kernel, log
-            )
+        # a full run records its figures afresh (figures.json); the last good run's come
+        # back if this one fails
+        with kept_on_failure(*([res / "figures.json"] if todo == NOTEBOOKS else [])):
+            return _run_notebooks(pm, params, used, todo, missing, facts, log)
 
 
-def _run_notebooks(
-    pm, profile, data_root, weights_dir, overrides, device, todo, missing, kernel, log
-) -> dict:
+def _run_notebooks(pm, params: dict, used: str, todo, missing, facts: Path, log) -> dict:
     """:func:`run_pipeline`'s work once the inputs are checked and the profile locked."""
-    src_dir = notebooks_dir()
+    profile, src_dir = params["profile"], notebooks_dir()
     out_dir = results_dir(profile) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = {  # as the records show them: relative to the project, $DERAIN_DATA/...
-        "profile": profile,
-        "data_root": shown(data_root) if data_root else None,
-        "weights_dir": shown(weights_dir) if weights_dir else None,
-        "overrides": list(overrides or []),
-        "device": device,
-    }
+    facts.parent.mkdir(parents=True, exist_ok=True)
+    facts.unlink(missing_ok=True)
+    kernel = kernel_name()
     record = {
         "profile": profile,
         "parameters": params,
         "kernel": kernel,
-        "device": device_name(resolve_device(device, dist_info()[2])),
+        "device": used,
         "git_sha": git_sha(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "cpu_count": os.cpu_count(),
@@ -355,41 +242,37 @@ def _run_notebooks(
         "run_facts": {},
     }
     t_all, started = time.perf_counter(), time.time()
-    executed = {}
     for i, nb in enumerate(todo, 1):
         saved = out_dir / nb
         t0 = time.perf_counter()
         log(f"[{i}/{len(todo)}] {nb} ...", flush=True)
         try:
-            with relayed_progress(log), collected_facts() as facts:
-                pm.execute_notebook(
-                    str(src_dir / nb),
-                    str(saved),
-                    parameters=declared_parameters(src_dir / nb, params),
-                    kernel_name=kernel,
-                    language="python",
-                    cwd=str(src_dir),
-                    progress_bar=False,
-                    log_output=False,
-                    extra_arguments=KERNEL_ARGS,
-                )
+            pm.execute_notebook(
+                str(src_dir / nb),
+                str(saved),
+                parameters=declared_parameters(src_dir / nb, params),
+                kernel_name=kernel,
+                language="python",
+                cwd=str(src_dir),
+                progress_bar=False,
+                extra_arguments=KERNEL_ARGS,
+            )
         except Exception as e:  # papermill wraps any cell error; name the notebook and cell
             raise NotebookFailed(failure_message(nb, saved, e)) from None
         dt = time.perf_counter() - t0
-        executed[nb] = saved
         record["notebooks"][nb] = round(dt, 1)
-        if facts:
-            record["run_facts"][nb] = facts
-        # the next notebooks read this run's parameters (tables.md's header)
+        if facts.is_file():
+            record["run_facts"][nb] = dict(map(json.loads, facts.read_text().splitlines()))
+            facts.unlink()
         write_json(results_dir(profile) / "provenance.json", record)
         log(f"[{i}/{len(todo)}] {nb} done in {dt:.1f} s -> {shown(saved)}", flush=True)
     for nb in missing:
         log(f"skipped {nb}: not present in {src_dir}")
-    if tuple(todo) == NOTEBOOKS:  # every drawing notebook ran: what it did not redraw is stale
+    if todo == NOTEBOOKS:  # every drawing notebook ran: what it did not redraw is stale
         for gone in clear_stale_figures(profile, started):
             log(f"removed {gone}: not drawn by this run")
     record["skipped"] = missing
-    record["not_run"] = missing_items(profile, executed)
+    record["not_run"] = missing_items(profile, {nb: out_dir / nb for nb in todo})
     record["wall_seconds"] = round(time.perf_counter() - t_all, 1)
     write_json(results_dir(profile) / "provenance.json", record)
     md = build_tables(profile)
@@ -399,8 +282,6 @@ def _run_notebooks(
         log(f"not run ({item['notebook']}): {item['what']}")
     n = len(record["not_run"])
     done = f"done with {n} item{'s' * (n != 1)} not run (above)" if n else "done"
-    log(
-        f"profile {profile}: {done} in {record['wall_seconds']:.1f} s; tables: {md}; "
-        f"report: {index}"
-    )
+    took = f"{record['wall_seconds']:.1f} s"
+    log(f"profile {profile}: {done} in {took}; tables: {md}; report: {index}")
     return record
