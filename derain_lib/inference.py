@@ -114,7 +114,9 @@ def tiled_forward(
 
 
 def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    """Where ``model`` runs; the CPU for a model without parameters (the rainy input)."""
+    p = next(model.parameters(), None)
+    return torch.device("cpu") if p is None else p.device
 
 
 @torch.inference_mode()

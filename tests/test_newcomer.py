@@ -225,8 +225,10 @@ def test_an_rgba_input_keeps_its_alpha(tmp_path: Path, shared: Path, capsys) -> 
     assert not np.array_equal(out[..., :3], rgba[..., :3])  # the colours were derained
     rc, _, err = cli(capsys, "derain", tmp_path / "a.png", "-o", tmp_path / "out.jpg",
                      "--weights", weights, "--no-progress")  # fmt: skip
-    (line,) = error_lines(err)
-    assert rc == 2 and "out.jpg" in line and not (tmp_path / "out.jpg").exists()
+    # the image's own line names the output, then the run's one-line summary
+    image_line, summary = error_lines(err)
+    assert rc == 2 and "out.jpg" in image_line and "1 of 1" in summary
+    assert not (tmp_path / "out.jpg").exists()
 
 
 def test_notebook_06_in_a_fresh_clone_says_what_to_fetch_or_train(hermetic) -> None:
