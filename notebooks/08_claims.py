@@ -159,7 +159,7 @@ lines = [
     f"- {r.claim} ({r.test_set}): {r.diff_psnr:+.2f} dB [{r.lo_psnr:+.2f}, {r.hi_psnr:+.2f}]"
     + ("" if pd.isna(r.paper_diff_psnr) else f" vs the paper's {r.paper_diff_psnr:+.2f}")
     + f": direction **{r.direction}**, size **{r['size']}**"
-    for r in family.itertuples(index=False)
+    for _, r in family.iterrows()
 ]
 checks = rows[rows.evidence == "pipeline check"]
 untested = rows[rows.direction == "not run"]
