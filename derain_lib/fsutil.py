@@ -19,7 +19,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .errors import DerainError
-from .roots import project_root  # noqa: F401  (re-exported: the one resolver is roots)
+from .roots import figures_root, project_root, results_root
 
 #: The image file names derain reads from folders and writes (here so that the torch- and
 #: numpy-free CLI checks can name them).
@@ -106,11 +106,12 @@ def data_root() -> Path:
 def shown_path(path: str | Path, root: str | Path | None = None) -> str:
     """``path`` as printed output and committed records name it, never with a folder of this
     machine: relative to ``root`` (default :func:`project_root`), else under ``$DERAIN_DATA``,
-    ``$DERAIN_CACHE`` (named after the variables that set them), beside the project
-    (``../shared/data``) or under ``~``; else as given."""
+    ``$DERAIN_CACHE``, ``$DERAIN_RESULTS`` or ``$DERAIN_FIGURES`` (named after the variables
+    that set them), beside the project (``../shared/data``) or under ``~``; else as given."""
     p = Path(path).expanduser().resolve()
     r = Path(root or project_root()).resolve()
     bases = (("", r), ("$DERAIN_DATA", data_root()), ("$DERAIN_CACHE", user_cache()),
+             ("$DERAIN_RESULTS", results_root()), ("$DERAIN_FIGURES", figures_root()),
              ("..", r.parent), ("~", Path.home()))  # fmt: skip
     for name, base in bases:
         base = base.resolve()

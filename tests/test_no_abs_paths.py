@@ -51,6 +51,11 @@ def test_shown_paths_never_name_the_machine(tmp_path, monkeypatch) -> None:
     assert shown(tmp_path / "data" / "rain100l") == "$DERAIN_DATA/rain100l"
     assert shown(fsutil.project_root() / "results" / "x") == "results/x"
     assert shown(fsutil.project_root().parent / "shared" / "data") == "../shared/data"
+    # a results folder set elsewhere is named after its variable, and resolves back to itself
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "elsewhere"))
+    assert shown(tmp_path / "elsewhere" / "smoke") == "$DERAIN_RESULTS/smoke"
+    assert plan.real_path("$DERAIN_RESULTS/smoke") == tmp_path / "elsewhere" / "smoke"
+    monkeypatch.delenv("DERAIN_RESULTS")
     reason = plan.no_data_reason(
         plan.Params("quick", str(fsutil.project_root().parent / "d")), "rain12"
     )

@@ -15,6 +15,7 @@ from ..data.io import list_images
 from ..errors import DerainError
 from ..fsutil import data_root as derain_data_root
 from ..fsutil import project_root, shown_path, user_cache
+from ..roots import figures_root, results_root
 from ..tables import BENCHMARKS, STAND_IN_FOR, MethodId, not_run
 
 #: ``1`` (``derain reproduce --use-prepared``): smoke scores the prepared test sets too, as the
@@ -69,9 +70,12 @@ class Params:
 
 def real_path(shown: str | Path) -> Path:
     """The folder a parameter names as :func:`derain_lib.fsutil.shown_path` writes it
-    (``$DERAIN_DATA/...``, ``$DERAIN_CACHE/...``, ``~/...``, absolute, or project-relative)."""
+    (``$DERAIN_DATA/...``, ``$DERAIN_CACHE/...``, ``$DERAIN_RESULTS/...``,
+    ``$DERAIN_FIGURES/...``, ``~/...``, absolute, or project-relative)."""
     text = str(shown)
-    for name, base in (("$DERAIN_DATA", derain_data_root), ("$DERAIN_CACHE", user_cache)):
+    bases = (("$DERAIN_DATA", derain_data_root), ("$DERAIN_CACHE", user_cache),
+             ("$DERAIN_RESULTS", results_root), ("$DERAIN_FIGURES", figures_root))  # fmt: skip
+    for name, base in bases:
         if text == name or text.startswith(name + "/"):
             return base() / text[len(name) :].lstrip("/")
     p = Path(text).expanduser()
