@@ -19,6 +19,7 @@ from derain_lib.models import build_model
 from derain_lib.precision import resolve_precision
 from derain_lib.study import figures, plan
 from derain_lib.study.explorer import explore, profile_images
+from derain_lib.study.paths import shown as shown_path
 from derain_lib.study.plan import Params
 
 
@@ -364,8 +365,9 @@ def test_attention_panel_falls_back_on_the_run_this_profile_trained(
     )
     gone = Params("smoke", weights_dir=str(tmp_path / "none"))
     spec, why = figures.panel_weights(gone, "sian-rain100l")
+    where = shown_path(tmp_path / "none")  # named as the user sees it
     assert spec is None and why.startswith(
-        f"not run: released weights sian_rain100l.pth not found in {tmp_path / 'none'}, "
+        f"not run: released weights sian_rain100l.pth not found in {where}, "
     )
     assert "; no run of profile smoke either (runs.json): " in why and "01_train" in why
     model = fake_run(tmp_path, "aaaa1111bbbb", "sian", finished=True)
