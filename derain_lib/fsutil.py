@@ -103,22 +103,36 @@ def data_root() -> Path:
     return Path(env).expanduser() if env else user_cache() / "data"
 
 
+def named_roots() -> tuple[tuple[str, Path], ...]:
+    """The folders printed output names after the variable that sets them."""
+    return (("$DERAIN_DATA", data_root()), ("$DERAIN_CACHE", user_cache()),
+            ("$DERAIN_RESULTS", results_root()), ("$DERAIN_FIGURES", figures_root()))  # fmt: skip
+
+
 def shown_path(path: str | Path, root: str | Path | None = None) -> str:
     """``path`` as printed output and committed records name it, never with a folder of this
-    machine: relative to ``root`` (default :func:`project_root`), else under ``$DERAIN_DATA``,
-    ``$DERAIN_CACHE``, ``$DERAIN_RESULTS`` or ``$DERAIN_FIGURES`` (named after the variables
-    that set them), beside the project (``../shared/data``) or under ``~``; else as given."""
+    machine: relative to ``root`` (default :func:`project_root`), else under one of
+    :func:`named_roots` (``$DERAIN_DATA/...``), beside the project (``../shared/data``) or
+    under ``~``; else as given. :func:`real_path` reads it back."""
     p = Path(path).expanduser().resolve()
     r = Path(root or project_root()).resolve()
-    bases = (("", r), ("$DERAIN_DATA", data_root()), ("$DERAIN_CACHE", user_cache()),
-             ("$DERAIN_RESULTS", results_root()), ("$DERAIN_FIGURES", figures_root()),
-             ("..", r.parent), ("~", Path.home()))  # fmt: skip
+    bases = (("", r), *named_roots(), ("..", r.parent), ("~", Path.home()))
     for name, base in bases:
         base = base.resolve()
         if p.is_relative_to(base) and base != Path(base.anchor):
             rest = p.relative_to(base).as_posix()
             return "/".join(s for s in (name, "" if rest == "." else rest) if s) or "."
     return str(path)
+
+
+def real_path(shown: str | Path) -> Path:
+    """The folder :func:`shown_path` names (a notebook parameter as the records show it)."""
+    text = str(shown)
+    for name, base in named_roots():
+        if text == name or text.startswith(name + "/"):
+            return base / text[len(name) :].lstrip("/")
+    p = Path(text).expanduser()
+    return p if p.is_absolute() else (project_root() / p).resolve()
 
 
 def path_problem(value: str, want: str = "file or folder") -> str | None:

@@ -14,8 +14,7 @@ from ..data.datasets import open_dataset
 from ..data.io import list_images
 from ..errors import DerainError
 from ..fsutil import data_root as derain_data_root
-from ..fsutil import project_root, shown_path, user_cache
-from ..roots import figures_root, results_root
+from ..fsutil import real_path, shown_path
 from ..tables import BENCHMARKS, STAND_IN_FOR, MethodId, not_run
 
 #: ``1`` (``derain reproduce --use-prepared``): smoke scores the prepared test sets too, as the
@@ -66,20 +65,6 @@ class Params:
         for name in ("data_root", "weights_dir"):  # as shown (records) -> a real folder
             value = getattr(self, name)
             object.__setattr__(self, name, str(real_path(value)) if value else None)
-
-
-def real_path(shown: str | Path) -> Path:
-    """The folder a parameter names as :func:`derain_lib.fsutil.shown_path` writes it
-    (``$DERAIN_DATA/...``, ``$DERAIN_CACHE/...``, ``$DERAIN_RESULTS/...``,
-    ``$DERAIN_FIGURES/...``, ``~/...``, absolute, or project-relative)."""
-    text = str(shown)
-    bases = (("$DERAIN_DATA", derain_data_root), ("$DERAIN_CACHE", user_cache),
-             ("$DERAIN_RESULTS", results_root), ("$DERAIN_FIGURES", figures_root))  # fmt: skip
-    for name, base in bases:
-        if text == name or text.startswith(name + "/"):
-            return base() / text[len(name) :].lstrip("/")
-    p = Path(text).expanduser()
-    return p if p.is_absolute() else (project_root() / p).resolve()
 
 
 @dataclass(frozen=True)
