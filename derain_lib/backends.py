@@ -28,7 +28,7 @@ from torch import nn
 from . import __version__
 from .errors import DerainError
 from .fsutil import atomic_path, atomic_write_text, shown_path, user_cache
-from .inference import check_inference_options
+from .inference import check_inference_options, model_device
 from .info import installed_version
 from .models.scale_space import _kernel1d
 from .precision import (
@@ -256,7 +256,7 @@ def select(
     bf16 only where native and measured at most :data:`~derain_lib.precision.FASTER` of
     the fastest fp32 time). Says its choice through ``log``."""
     check_inference_options(model, stages, precision)  # one line, before any work
-    device = next(model.parameters()).device
+    device = model_device(model)
     if device.type != "cpu":  # a GPU: torch, bf16 where measured faster (precision.py)
         if precision == "auto":
             precision, why = choose_auto(device, model=model)
