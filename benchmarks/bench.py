@@ -83,13 +83,13 @@ def machine() -> dict:
     }
 
 
-def conv_peak(runs: int) -> float:
-    """GFLOP/s of a large channels_last 3x3 convolution (256 -> 256, 128x128)."""
-    x = torch.rand(1, 256, 128, 128).contiguous(memory_format=torch.channels_last)
-    w = torch.rand(256, 256, 3, 3).contiguous(memory_format=torch.channels_last)
+def conv_peak(runs: int, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of a large channels_last 3x3 convolution (256 -> 256, 128x128) in ``dtype``."""
+    x = torch.rand(1, 256, 128, 128).contiguous(memory_format=torch.channels_last).to(dtype)
+    w = torch.rand(256, 256, 3, 3).contiguous(memory_format=torch.channels_last).to(dtype)
     flops = 2 * 256 * 256 * 9 * 128 * 128
     with torch.inference_mode():
-        t = med(timed(lambda: F.conv2d(x, w, padding=1), runs))
+        t = min(timed(lambda: F.conv2d(x, w, padding=1), runs))
     return flops / t / 1e9
 
 
@@ -436,6 +436,8 @@ def backends_check(runs: int, photos: int) -> dict:
     fns["reference"] = reference
     res["times"] = interleaved(fns, runs)
     res["peak_gflops"] = conv_peak(runs)
+    if cpu_native_bf16():
+        res["peak_bf16_gflops"] = conv_peak(runs, torch.bfloat16)
     res["flops"] = conv_flops(model, x)
     eager = fns["torch fp32"]()
     res["maxabs"] = {k: float((fns[k]() - eager).abs().max()) for k in rows}
@@ -452,6 +454,7 @@ def backends_check(runs: int, photos: int) -> dict:
         model, lw.sha256, "auto", "fp32", None, lines.append
     )
     res["choices"] = lines
+    res["cli"] = cli_sample_pairs(sample / "rainy", runs)
     chosen = lines[0].split(": ", 1)[1].split(" (")[0]  # "openvino bf16"
     res["derain_choice"], res["evaluate_choice"] = chosen, lines[1].split(": ", 1)[1].split(" (")[0]
     files = sorted(
@@ -472,6 +475,27 @@ def backends_check(runs: int, photos: int) -> dict:
             "sizes": [read_image(f).shape[:2] for f in files],
         }
     return res
+
+
+def cli_sample_pairs(folder: Path, runs: int) -> dict[str, list[float]]:
+    """Wall seconds of whole ``derain derain FOLDER`` commands (fresh processes: start-up,
+    model load, backend choice from the cache, every image), the default against
+    ``--backend torch --precision fp32``, interleaved, ``runs`` each."""
+    import tempfile
+
+    cmds = {"default": [], "torch fp32": ["--backend", "torch", "--precision", "fp32"]}
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(runs + 1):  # the first round fills the backend cache, untimed
+            for k, extra in cmds.items():
+                out = f"{tmp}/{i}{k[0]}"
+                argv = [sys.executable, "-m", "derain_lib.cli", "derain", str(folder),
+                        "--weights", "sian-rain100l", "-o", out, "--no-progress"]  # fmt: skip
+                t = time.perf_counter()
+                subprocess.run(argv + extra, check=True, capture_output=True)
+                if i:
+                    times[k].append(time.perf_counter() - t)
+    return times
 
 
 def backends_report(r: dict) -> str:
@@ -522,6 +546,23 @@ def backends_report(r: dict) -> str:
         f"- Graph export (first use, then cached): {b['graph_s']:.0f} s in this run "
         "(0 when it was cached already).",
     ]
+    if "peak_bf16_gflops" in b:
+        p16 = b["peak_bf16_gflops"]
+        lines.append(
+            f"- bf16 conv peak (the same convolution in bf16) {p16:.1f} GFLOP/s, "
+            f"{p16 / peak:.2f}x the fp32 peak: a bf16 forward doing nothing but its "
+            f"{flops / 1e9:.1f} GFLOP of convolution at that peak takes {flops / p16 / 1e9:.2f} s"
+            f", {base / (flops / p16 / 1e9):.2f}x eager fp32: the ceiling of bf16 on this CPU."
+        )
+    if "cli" in b:
+        c = {k: min(v) for k, v in b["cli"].items()}
+        lines.append(
+            f"- Whole `derain derain` commands on the 4 sample pairs (fresh processes; start-up, "
+            f"model load and the cached backend choice included; best of "
+            f"{len(b['cli']['default'])}): `--backend torch --precision fp32` "
+            f"{c['torch fp32']:.1f} s, default {c['default']:.1f} s: "
+            f"{c['torch fp32'] / c['default']:.2f}x."
+        )
     ph = b.get("photos")
     if ph:
         s0, s1 = ph["s"]["torch fp32"], ph["s"][b["derain_choice"]]
