@@ -263,9 +263,11 @@ def candidates(backend: str, precision: str, native_bf16: bool) -> list[tuple[st
 
 
 def _machine_key(model: nn.Module, sha256: str, stages: int | None) -> str:
+    """The CPU, versions, weights, model code, threads and this file (how graphs run)."""
     versions = [f"{b} {installed_version(b)}" for b in ("torch", "openvino", "onnxruntime")]
     parts = [cpuinfo_field("model name") or "", " ".join(sorted(cpu_flags())), sha256,
-             _models_fingerprint(), str(stages), str(torch.get_num_threads())]  # fmt: skip
+             _models_fingerprint(), str(stages), str(torch.get_num_threads()),
+             hashlib.sha256(Path(__file__).read_bytes()).hexdigest()]  # fmt: skip
     return hashlib.sha256("\n".join(parts + versions).encode()).hexdigest()[:16]
 
 
