@@ -262,10 +262,12 @@ def candidates(backend: str, precision: str, native_bf16: bool) -> list[tuple[st
     return [(b, p) for p in precs for b in names if not (b == "onnxruntime" and p == "bf16")]
 
 
-def _machine_key(model: nn.Module, sha256: str, stages: int | None) -> str:
-    """The CPU, versions, weights, model code, threads and this file (how graphs run)."""
+def _machine_key(model: nn.Module, stages: int | None) -> str:
+    """The CPU, versions, the model's architecture (not its weights: speed does not depend
+    on them), threads, the model code and this file (how graphs run)."""
     versions = [f"{b} {installed_version(b)}" for b in ("torch", "openvino", "onnxruntime")]
-    parts = [cpuinfo_field("model name") or "", " ".join(sorted(cpu_flags())), sha256,
+    parts = [cpuinfo_field("model name") or "", " ".join(sorted(cpu_flags())),
+             json.dumps(model_config(model), sort_keys=True, default=str), type(model).__name__,
              _models_fingerprint(), str(stages), str(torch.get_num_threads()),
              hashlib.sha256(Path(__file__).read_bytes()).hexdigest()]  # fmt: skip
     return hashlib.sha256("\n".join(parts + versions).encode()).hexdigest()[:16]
@@ -295,52 +297,85 @@ def select(
     pairs = candidates(backend, precision, native)
     if not pairs:
         raise DerainError(f"--backend {backend} --precision {precision}: {backend} runs fp32 only")
+    key = _machine_key(model, stages)
+    known = _cache().get(key, {})
+    if len(pairs) > 1 and all(f"{b} {p}" in known for b, p in pairs):  # measured before:
+        times = {k: known[f"{k[0]} {k[1]}"] for k in pairs}  # build only the fastest
+        best = _fastest(times)
+        chosen = _build(model, sha256, stages, *best, log)
+        _say(backend, best, times, "cached", log)
+        return chosen, best[1]
     graphs: dict[tuple[str, str], nn.Module] = {}
     for b, p in pairs:
-        if b == "torch":
-            graphs[b, p] = model
-            continue
-        try:
-            graph = Graph(cached_graph(model, sha256, stages), b, p)
-            graphs[b, p] = GraphModel(model, graph, stages)
-        except Exception as e:  # an exporter, check or runtime refusal: torch does the work
-            log(f"backend {b}: cannot run this graph ({_first_line(e)}); using torch")
-            graphs.setdefault(("torch", p), model)
+        m = _build(model, sha256, stages, b, p, log)
+        graphs["torch" if m is model else b, p] = m  # a refused graph: torch in its place
     if len(graphs) == 1:
         (b, p), chosen = next(iter(graphs.items()))
         log(f"backend {backend}: {b} {p}")
         return chosen, p
-    times, cached = _measured(graphs, _machine_key(model, sha256, stages), stages, log)
+    times = _measured(graphs, key, known, stages, log)
+    best = _fastest(times)
+    _say(backend, best, times, "measured now, cached", log)
+    return graphs[best], best[1]
+
+
+def _build(
+    model: nn.Module, sha256: str, stages: int | None, b: str, p: str, log: Callable[[str], None]
+) -> nn.Module:
+    """``model`` run by backend ``b`` (its graph exported on first use); torch where the
+    exporter, its check or the runtime refuses, said through ``log``."""
+    if b == "torch":
+        return model
+    try:
+        return GraphModel(model, Graph(cached_graph(model, sha256, stages), b, p), stages)
+    except Exception as e:  # noqa: BLE001 (any refusal: torch does the work)
+        log(f"backend {b}: cannot run this graph ({_first_line(e)}); using torch")
+        return model
+
+
+def _fastest(times: dict[tuple[str, str], float]) -> tuple[str, str]:
+    """The fastest fp32 candidate, or the fastest bf16 one where it takes at most
+    :data:`~derain_lib.precision.FASTER` of that."""
     fp32 = {k: v for k, v in times.items() if k[1] == "fp32"}
     best = min(fp32 or times, key=times.get)
     bf16 = {k: v for k, v in times.items() if k[1] == "bf16"}
     if bf16 and (not fp32 or min(bf16.values()) <= FASTER * times[best]):
         best = min(bf16, key=bf16.get)
+    return best
+
+
+def _say(
+    backend: str,
+    best: tuple[str, str],
+    times: dict[tuple[str, str], float],
+    when: str,
+    log: Callable[[str], None],
+) -> None:
     shown = ", ".join(f"{b} {p} {s:.3f} s" for (b, p), s in times.items())
-    when = "cached" if cached else "measured now, cached"
     log(f"backend {backend}: {best[0]} {best[1]} (on {PROBE[1]}x{PROBE[0]}: {shown}; {when}"
         f" in {shown_path(user_cache() / 'backends.json')})")  # fmt: skip
-    return graphs[best], best[1]
+
+
+def _cache() -> dict:
+    """``backends.json``: seconds per :data:`PROBE` forward, per machine key and candidate."""
+    try:
+        return json.loads((user_cache() / "backends.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _measured(
     graphs: dict[tuple[str, str], nn.Module],
     key: str,
+    known: dict[str, float],
     stages: int | None,
     log: Callable[[str], None],
-) -> tuple[dict[tuple[str, str], float], bool]:
-    """Seconds per forward of each candidate on a :data:`PROBE` image (cached per machine),
-    and whether all came from the cache. A candidate that fails here is dropped, said."""
-    file = user_cache() / "backends.json"
-    try:
-        cache = json.loads(file.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    known = cache.get(key, {})
+) -> dict[tuple[str, str], float]:
+    """Seconds per forward of each candidate on a :data:`PROBE` image (``known``: measured
+    before), saved in ``backends.json``. A candidate that fails here is dropped, said."""
     times = {k: known[f"{k[0]} {k[1]}"] for k in graphs if f"{k[0]} {k[1]}" in known}
-    todo = [k for k in graphs if k not in times]
     x = torch.rand(1, 3, *PROBE)
-    for k in todo:
+    for k in [k for k in graphs if k not in times]:
 
         def forward(k: tuple[str, str] = k) -> object:
             with torch.inference_mode(), autocast(k[1] if k[0] == "torch" else "fp32"):
@@ -352,8 +387,8 @@ def _measured(
             if k[0] == "torch":
                 raise
             log(f"backend {k[0]}: cannot run this graph ({_first_line(e)}); not a candidate")
-    if todo:
-        cache[key] = {**known, **{f"{b} {p}": s for (b, p), s in times.items()}}
-        with contextlib.suppress(DerainError):
-            atomic_write_text(file, json.dumps(cache, indent=1) + "\n")
-    return {k: times[k] for k in graphs if k in times}, not todo
+    cache = _cache()
+    cache[key] = {**cache.get(key, {}), **{f"{b} {p}": s for (b, p), s in times.items()}}
+    with contextlib.suppress(DerainError):
+        atomic_write_text(user_cache() / "backends.json", json.dumps(cache, indent=1) + "\n")
+    return times

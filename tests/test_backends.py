@@ -152,7 +152,15 @@ def _which(model: torch.nn.Module) -> str:
     return getattr(getattr(model, "graph", None), "backend", "torch")
 
 
-def test_auto_takes_the_fastest_measures_once_and_bf16_only_when_faster(fake_graphs) -> None:
+def test_auto_takes_the_fastest_measures_once_and_bf16_only_when_faster(
+    fake_graphs, monkeypatch
+) -> None:
+    from derain_lib.fsutil import user_cache
+
+    exports: list[str] = []
+    monkeypatch.setattr(
+        backends, "cached_graph", lambda m, sha, k: exports.append(sha) or Path("unused.onnx")
+    )
     model = build_model("prenet", channels=4, stages=1).eval()
     # measured in this order: fp32 torch, openvino, onnxruntime; bf16 torch, openvino
     fake_graphs["queue"] = [1.0, 0.5, 0.7, 0.9, 0.45]
@@ -160,14 +168,20 @@ def test_auto_takes_the_fastest_measures_once_and_bf16_only_when_faster(fake_gra
     chosen, precision = backends.select(model, "ab" * 32, "auto", "auto", None, lines.append)
     assert (_which(chosen), precision) == ("openvino", "fp32")  # 0.45 > 0.85 * 0.5
     assert fake_graphs["calls"] == 5 and "openvino fp32 0.500 s" in lines[-1]
-    chosen, _ = backends.select(model, "ab" * 32, "auto", "auto", None, lines.append)
-    assert fake_graphs["calls"] == 5  # from the cache: nothing timed again
+    assert "measured now" in lines[-1] and len(exports) == 3  # every graph candidate
+    exports.clear()
+    # other weights of the same architecture: the cached times, only the winner built
+    chosen, _ = backends.select(model, "cd" * 32, "auto", "auto", None, lines.append)
+    assert fake_graphs["calls"] == 5 and "; cached in" in lines[-1]
+    assert _which(chosen) == "openvino" and exports == ["cd" * 32]
+    (user_cache() / "backends.json").unlink()  # as on another machine: measured again
     fake_graphs["queue"] = [1.0, 0.5, 0.7, 0.9, 0.3]
     chosen, precision = backends.select(model, "cd" * 32, "auto", "auto", None, lines.append)
     assert (_which(chosen), precision) == ("openvino", "bf16")
+    wider = build_model("prenet", channels=6, stages=1).eval()  # another architecture
     fake_graphs["queue"] = [1.0, 0.5, 0.7]  # scores: fp32 only
-    chosen, precision = backends.select(model, "ef" * 32, "auto", "fp32", None, lines.append)
-    assert (_which(chosen), precision) == ("openvino", "fp32")
+    chosen, precision = backends.select(wider, "ef" * 32, "auto", "fp32", None, lines.append)
+    assert (_which(chosen), precision) == ("openvino", "fp32") and fake_graphs["calls"] == 13
 
 
 def test_without_native_bf16_auto_is_fp32_and_keeps_torch_as_a_candidate() -> None:
