@@ -79,9 +79,10 @@ def autocast(
     return torch.autocast(device.type, torch.bfloat16)
 
 
-def best_time(fn: Callable[[], object], rounds: int = 2) -> float:
-    """The best wall time of ``rounds`` calls of ``fn`` after one warm-up call."""
-    fn()
+def best_time(fn: Callable[[], object], rounds: int = 2, warmup: bool = True) -> float:
+    """The best wall time of ``rounds`` calls of ``fn`` (after one warm-up call)."""
+    if warmup:
+        fn()
     best = float("inf")
     for _ in range(rounds):
         t = time.perf_counter()

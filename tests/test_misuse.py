@@ -202,7 +202,7 @@ def test_row5_auto_precision_is_measured_and_defaults_agree(tmp_path, weights, c
     assert choice == "fp32" and "protocol" in why
     assert prec.choose_auto("cpu", native=False)[0] == "fp32"
     # the CLI measures (where bf16 is native) and says its choice: equal times -> fp32
-    monkeypatch.setattr(backends, "best_time", lambda fn: 1.0)
+    monkeypatch.setattr(backends, "best_time", lambda fn, *a, **k: 1.0)
     src = _img(tmp_path / "a.png")
     rc, _, err = cli(capsys, "derain", src, "-o", tmp_path / "o", "--weights", weights,
                      "--precision", "auto", "--backend", "torch")  # fmt: skip
