@@ -44,15 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     values = {"$path": os.path.expanduser, "$int": int, "$device": _device,
               "$bool": argparse.BooleanOptionalAction, "$backends": BACKENDS,
               "$backend": os.environ.get("DERAIN_BACKEND", "auto"),
-              "$fetch": ("all", *FETCH_TARGETS, *FETCH_EXTRA)}  # fmt: skip
+              "$fetch": ("all", *FETCH_TARGETS, *FETCH_EXTRA),
+              "$version": f"derain {__version__}"}  # fmt: skip
     folders = {"results": RESULTS_DEFAULT, "index": data_root() / "index"}
 
-    def add(sub: argparse._SubParsersAction, name: str, cmd: dict) -> None:
-        p = sub.add_parser(name, help=cmd["help"], epilog=f"example: {cmd['example']}")
-        if "commands" in cmd:
-            sub = p.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
-            for sub_name, sub_cmd in cmd["commands"].items():
-                add(sub, sub_name, sub_cmd)
+    def fill(p: argparse.ArgumentParser, cmd: dict, dest: str) -> None:
         own = cmd.get("options", {})
         shared = {k: v for g in cmd.get("use", []) for k, v in spec["groups"][g].items()}
         for flags, kw in (own | {k: v for k, v in shared.items() if k not in own}).items():
@@ -60,14 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
             if "help" in kw:
                 kw["help"] = kw["help"].format(**folders)
             p.add_argument(*flags.split(), **kw)
+        if "commands" in cmd:
+            sub = p.add_subparsers(dest=dest, required=True, metavar=cmd["metavar"])
+            for name, c in cmd["commands"].items():
+                epilog = f"example: {c['example']}"
+                fill(sub.add_parser(name, help=c["help"], epilog=epilog), c, f"{name}_command")
 
-    parser = argparse.ArgumentParser(
-        prog="derain", description="A reproducible study of the SIAN deraining network."
-    )
-    parser.add_argument("--version", action="version", version=f"derain {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, cmd in spec["commands"].items():
-        add(sub, name, cmd)
+    parser = argparse.ArgumentParser(prog="derain", description=spec["description"])
+    fill(parser, spec, "command")
     return parser
 
 
@@ -109,82 +105,69 @@ def _weights(spec: str) -> None:
     )
 
 
-def _check_derain(args: argparse.Namespace) -> None:
-    for item in args.inputs:
-        if path_problem(item):
-            raise DerainError(path_problem(item))
-        p = Path(item)
-        if p.is_dir() and not any(
-            f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir() if not f.name.startswith(".")
-        ):
-            raise DerainError(f"{item}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    out = Path(args.output)  # an existing file: the writer names it ("not an image file name")
-    if out.suffix and out.suffix.lower() not in IMAGE_SUFFIXES and not out.exists():
-        raise DerainError(
-            f"-o {args.output}: {out.suffix!r} is no image format ({', '.join(IMAGE_SUFFIXES)}); "
-            "name an image file, or a folder without an extension"
-        )
-    parent = out if out.is_dir() else out.parent
-    while not parent.exists() and parent != parent.parent:  # the folder that would hold it
-        parent = parent.parent
-    if parent.exists() and not parent.is_dir():
-        raise DerainError(f"-o {args.output}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise DerainError(f"-o {args.output}: {parent} is not writable")
-    if args.overwrite and args.skip_existing:
-        raise DerainError("--overwrite and --skip-existing exclude each other: choose one")
-    _weights(args.weights)
-
-
-def _check_score(args: argparse.Namespace) -> None:
-    for value in (args.pred_dir, args.gt_dir):
-        if path_problem(value):
-            raise DerainError(path_problem(value))
-    if Path(args.pred_dir).is_dir() != Path(args.gt_dir).is_dir():
-        raise DerainError(f"{args.pred_dir} and {args.gt_dir}: give two folders or two image files")
-
-
-def _check_evaluate(args: argparse.Namespace) -> None:
-    _weights(args.weights)
-    args.data = fetched_set(args.data)
-    if not args.data.startswith("embedded:"):
-        _folder(args.data, "--data ")
-
-
-def _check_export(args: argparse.Namespace) -> None:
-    _weights(args.weights)
-    if Path(args.output).suffix.lower() != ".onnx":
-        raise DerainError(f"-o {args.output}: name an .onnx file")
-    if Path(args.output).exists() and not args.overwrite:
-        raise DerainError(f"{args.output}: exists; pass --overwrite to replace it")
-    for package in ("onnx", "onnxscript", "onnxruntime|openvino"):  # the last: the check
-        if all(util.find_spec(p) is None for p in package.split("|")):
-            raise DerainError(f"export needs {package}: pip install 'derain[{BACKEND_EXTRA}]'")
-
-
-#: Each command's torch-free checks of its arguments and inputs (beyond ``--weights-dir`` and
-#: ``--backend``, checked for every command that has them).
-CHECKS = {
-    "derain": _check_derain,
-    "score": _check_score,
-    "evaluate": _check_evaluate,
-    "export": _check_export,
-    "reproduce": lambda args: _folder(args.data_root, "--data-root "),
-    "data scan": lambda args: _folder(args.folder, ""),
-    "data patches": lambda args: _folder(args.folder, ""),
-}
-
-
 def check_args(args: argparse.Namespace) -> None:
     """The argument and input errors that need no torch, as one-line :class:`DerainError` s
-    before any command loads it."""
+    before any command loads it: missing inputs or folders, a ``--weights`` that is neither
+    a file nor a released name, an ``-o`` that cannot be written, a backend not installed."""
+    name, images = command_of(args), ", ".join(IMAGE_SUFFIXES)
     _folder(getattr(args, "weights_dir", None), "--weights-dir ")
     backend = getattr(args, "backend", "auto")
     if backend not in ("auto", "torch") and util.find_spec(backend) is None:
         raise DerainError(
             f"--backend {backend}: not installed; pip install 'derain[{BACKEND_EXTRA}]'"
         )
-    CHECKS.get(command_of(args), lambda args: None)(args)
+    if name == "derain":
+        for item in args.inputs:
+            if path_problem(item):
+                raise DerainError(path_problem(item))
+            if Path(item).is_dir() and not any(
+                f.suffix.lower() in IMAGE_SUFFIXES
+                for f in Path(item).iterdir()
+                if not f.name.startswith(".")
+            ):
+                raise DerainError(f"{item}: folder holds no images ({images})")
+        out = Path(args.output)  # an existing file: the writer names it ("not an image file name")
+        if out.suffix and out.suffix.lower() not in IMAGE_SUFFIXES and not out.exists():
+            raise DerainError(
+                f"-o {args.output}: {out.suffix!r} is no image format ({images}); "
+                "name an image file, or a folder without an extension"
+            )
+        parent = out if out.is_dir() else out.parent
+        while not parent.exists() and parent != parent.parent:  # the folder that would hold it
+            parent = parent.parent
+        if parent.exists() and not parent.is_dir():
+            raise DerainError(f"-o {args.output}: {parent} is a file, not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise DerainError(f"-o {args.output}: {parent} is not writable")
+        if args.overwrite and args.skip_existing:
+            raise DerainError("--overwrite and --skip-existing exclude each other: choose one")
+        _weights(args.weights)
+    elif name == "score":
+        for value in (args.pred_dir, args.gt_dir):
+            if path_problem(value):
+                raise DerainError(path_problem(value))
+        if Path(args.pred_dir).is_dir() != Path(args.gt_dir).is_dir():
+            raise DerainError(
+                f"{args.pred_dir} and {args.gt_dir}: give two folders or two image files"
+            )
+    elif name == "evaluate":
+        _weights(args.weights)
+        args.data = fetched_set(args.data)
+        if not args.data.startswith("embedded:"):
+            _folder(args.data, "--data ")
+    elif name == "reproduce":
+        _folder(args.data_root, "--data-root ")
+    elif name == "export":
+        _weights(args.weights)
+        if Path(args.output).suffix.lower() != ".onnx":
+            raise DerainError(f"-o {args.output}: name an .onnx file")
+        if Path(args.output).exists() and not args.overwrite:
+            raise DerainError(f"{args.output}: exists; pass --overwrite to replace it")
+        for package in ("onnx", "onnxscript", "onnxruntime|openvino"):  # the last: the check
+            if all(util.find_spec(p) is None for p in package.split("|")):
+                raise DerainError(f"export needs {package}: pip install 'derain[{BACKEND_EXTRA}]'")
+    elif name in ("data scan", "data patches"):
+        _folder(args.folder, "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,6 @@
-"""What ``derain info`` shows, without importing torch: models, released weights, versions.
-
-``derain info`` must answer at once, so this module imports no torch, numpy or model code:
-the model descriptions (:mod:`derain_lib.models` exports them), the released weights and
-where a local copy is looked for (:mod:`derain_lib.weights` imports them), the fetch targets
-the parser offers, and the installed versions (read from package metadata).
-"""
+"""What ``derain info`` shows, without importing torch, numpy or model code (it answers at
+once): the models, the released weights and where a local copy is looked for, the fetch
+targets the parser offers and the installed versions."""
 
 from __future__ import annotations
 
@@ -92,11 +88,8 @@ def cache_dir() -> Path:
 
 def search_dirs(weights_dir: str | Path | None = None) -> list[Path]:
     """Where released files are looked for, in order."""
-    dirs = [Path(weights_dir)] if weights_dir else []
-    if os.environ.get("DERAIN_WEIGHTS_DIR"):
-        dirs.append(Path(os.environ["DERAIN_WEIGHTS_DIR"]))
-    dirs.append(cache_dir())
-    return dirs
+    env = os.environ.get("DERAIN_WEIGHTS_DIR")
+    return [Path(d) for d in (weights_dir, env) if d] + [cache_dir()]
 
 
 def missing_released(name: str, weights_dir: str | Path | None = None) -> str:
@@ -109,11 +102,8 @@ def missing_released(name: str, weights_dir: str | Path | None = None) -> str:
 def find_released(name: str, weights_dir: str | Path | None = None) -> Path | None:
     """The local copy of released weights ``name``, if one is in a search folder."""
     w = RELEASED[name]
-    for d in search_dirs(weights_dir):
-        for candidate in (d / w.filename, d / f"{w.name}.pth"):
-            if candidate.is_file():
-                return candidate
-    return None
+    names = [d / n for d in search_dirs(weights_dir) for n in (w.filename, f"{w.name}.pth")]
+    return next((p for p in names if p.is_file()), None)
 
 
 def installed_version(dist: str) -> str:
@@ -127,16 +117,11 @@ def installed_version(dist: str) -> str:
 def torch_version() -> str:
     """``torch.__version__`` without importing torch: read from its ``version.py``, which
     carries the build's local label (``2.14.1+cu130``) that the package metadata lacks."""
-    spec = util.find_spec("torch")
-    if spec is not None and spec.origin:
-        try:
-            text = (Path(spec.origin).parent / "version.py").read_text()
-        except OSError:
-            text = ""
-        m = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
-        if m:
-            return m.group(1)
-    return installed_version("torch")
+    try:
+        text = (Path(util.find_spec("torch").origin).parent / "version.py").read_text()
+        return re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M).group(1)
+    except (AttributeError, TypeError, OSError):  # no torch, or no version.py
+        return installed_version("torch")
 
 
 def info_lines(weights_dir: str | Path | None = None) -> list[str]:
@@ -156,12 +141,6 @@ def info_lines(weights_dir: str | Path | None = None) -> list[str]:
         where = f"local: {local}" if local else "not downloaded"
         lines.append(f"  {w.name:<16} {w.family:<6} {w.dataset:<9} {w.sha256[:16]}  {where}")
     lines += ["", "folders (results and figures: in the project; docs/ARCHITECTURE.md):"]
-    folders = {
-        "project": project_root(),
-        "results": results_root(),
-        "figures": figures_root(),
-        "data": data_root(),
-        "cache": user_cache(),
-    }
-    lines += [f"  {k:<8} {v}" for k, v in folders.items()]
-    return lines
+    folders = {"project": project_root(), "results": results_root(), "figures": figures_root(),
+               "data": data_root(), "cache": user_cache()}  # fmt: skip
+    return lines + [f"  {k:<8} {v}" for k, v in folders.items()]
