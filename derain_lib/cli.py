@@ -1,11 +1,7 @@
-"""The ``derain`` command line: the parser (built from ``cli.yaml``), the torch-free argument
-checks and :func:`main`.
-
-This module imports no torch, so that ``--help``, ``derain info`` and every argument or input
-error (:func:`check_args`) answer at once; :func:`main` imports :mod:`derain_lib.commands`
-(torch and what each command does) only for the other commands, after the OpenMP settings
-(:func:`derain_lib.threads.configure`: the runtime reads them once, when torch loads).
-"""
+"""The ``derain`` command line: the parser (read from ``cli.yaml``), the argument checks and
+:func:`main`. No torch here, so that ``--help``, ``derain info`` and argument errors answer at
+once; :func:`main` imports :mod:`derain_lib.commands` (and torch) for the other commands, after
+the OpenMP settings (:func:`derain_lib.threads.configure`), which the runtime reads once."""
 
 from __future__ import annotations
 
@@ -29,6 +25,7 @@ from .threads import configure
 #: ``--backend``'s choices (``derain_lib.backends.BACKENDS``) and the pip extra that
 #: installs the graph backends (``derain_lib.backends.EXTRA``; tests/test_backends.py).
 BACKENDS, BACKEND_EXTRA = ("auto", "torch", "openvino", "onnxruntime"), "cpu-fast"
+INSTALL = f"pip install 'derain[{BACKEND_EXTRA}]'"
 
 
 def _device(text: str) -> str:
@@ -49,13 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     folders = {"results": RESULTS_DEFAULT, "index": data_root() / "index"}
 
     def fill(p: argparse.ArgumentParser, cmd: dict, dest: str) -> None:
-        own = cmd.get("options", {})
         shared = {k: v for g in cmd.get("use", []) for k, v in spec["groups"][g].items()}
-        for flags, kw in (own | {k: v for k, v in shared.items() if k not in own}).items():
+        for flags, kw in (shared | cmd.get("options", {})).items():  # the command's own win
             kw = {k: values.get(v, v) if isinstance(v, str) else v for k, v in kw.items()}
-            if "help" in kw:
-                kw["help"] = kw["help"].format(**folders)
-            p.add_argument(*flags.split(), **kw)
+            p.add_argument(*flags.split(), **kw | {"help": kw.get("help", "").format(**folders)})
         if "commands" in cmd:
             sub = p.add_subparsers(dest=dest, required=True, metavar=cmd["metavar"])
             for name, c in cmd["commands"].items():
@@ -68,15 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command_of(args: argparse.Namespace) -> str:
-    """Which command ``args`` names: ``info``, ``train``, ``data prepare``, ... (the keys of
-    :data:`derain_lib.commands.COMMANDS`)."""
+    """Which command ``args`` names: ``info``, ``data prepare``, ... (``commands.COMMANDS``)."""
     sub = getattr(args, "data_command", None)
     return f"{args.command} {sub}" if sub else args.command
 
 
 def fetched_set(data: str) -> str:
-    """``--data``: a folder as given, or a fetched test set by name (``rain100l``, ``rain100h``,
-    ``rain1400``) as its folder under the data root; one not fetched yet: what to fetch."""
+    """``--data``: a folder as given, or a fetched test set's folder by name (``rain100h``)."""
     target = FETCHED_SETS.get(data.lower()) or (data if data in FETCHED_SETS.values() else None)
     if target is None or Path(data).is_dir():
         return data
@@ -113,9 +105,7 @@ def check_args(args: argparse.Namespace) -> None:
     _folder(getattr(args, "weights_dir", None), "--weights-dir ")
     backend = getattr(args, "backend", "auto")
     if backend not in ("auto", "torch") and util.find_spec(backend) is None:
-        raise DerainError(
-            f"--backend {backend}: not installed; pip install 'derain[{BACKEND_EXTRA}]'"
-        )
+        raise DerainError(f"--backend {backend}: not installed; {INSTALL}")
     if name == "derain":
         for item in args.inputs:
             if path_problem(item):
@@ -165,7 +155,7 @@ def check_args(args: argparse.Namespace) -> None:
             raise DerainError(f"{args.output}: exists; pass --overwrite to replace it")
         for package in ("onnx", "onnxscript", "onnxruntime|openvino"):  # the last: the check
             if all(util.find_spec(p) is None for p in package.split("|")):
-                raise DerainError(f"export needs {package}: pip install 'derain[{BACKEND_EXTRA}]'")
+                raise DerainError(f"export needs {package}: {INSTALL}")
     elif name in ("data scan", "data patches"):
         _folder(args.folder, "")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .backends import export_onnx, select
-from .config import check_tile, config_from_dict, load_config
+from .config import Config, check_tile, config_from_dict, load_config
 from .data.catalog import CATALOG, prepare
 from .data.datasets import open_dataset
 from .data.embedded import SIZES, build_embedded, embedded_dataset
@@ -38,7 +38,7 @@ from .info import FETCH_TARGETS, RELEASED, cache_dir
 from .labels import run_labels
 from .metrics import json_safe, score_folder, score_pair, summarize
 from .precision import choose_auto
-from .runs import Run, get_or_run, list_runs, open_run, results_root, run_state
+from .runs import get_or_run, list_runs, open_run, results_root, run_state
 from .study.claims import recompute
 from .study.pipeline import run_pipeline
 from .train import TENSORBOARD_DIR, dist_info, planned_steps, steps_per_epoch, training_patches
@@ -88,13 +88,12 @@ def _cmd_data_scan(args: Namespace) -> None:
 
 
 def _cmd_data_patches(args: Namespace) -> None:
-    ds = open_dataset(args.folder)
     key = (args.paper or "").lower()
     if key and key not in PAPER_STRIDES:
         raise DerainError(f"--paper takes one of {', '.join(PAPER_STRIDES)}, got {args.paper!r}")
     stride = args.stride or PAPER_STRIDES.get(key, 40)
     hflip = args.hflip or PAPER_HFLIP.get(key, False)
-    print(PatchSet(ds, args.patch or PAPER_PATCH, stride, hflip).summary())
+    print(PatchSet(open_dataset(args.folder), args.patch or PAPER_PATCH, stride, hflip).summary())
 
 
 def fetch_targets(
@@ -125,10 +124,13 @@ def _cmd_fetch(args: Namespace) -> None:
         print(line)
 
 
-def _print_result(run: Run, started: float) -> None:
-    """The run's scores; one finished before ``started`` (``time.time()``) is a cache hit."""
-    m = run.metrics
-    cached = (run.dir / "metrics.json").stat().st_mtime < started
+def _run(cfg: Config, args: Namespace, **options: object) -> None:
+    """Get or run ``cfg`` and print its scores (rank 0 only); a run done before: a cache hit."""
+    started = time.time()
+    run = get_or_run(cfg, args.results, not args.no_progress, wait=args.wait, **options)
+    if dist_info()[0] != 0:
+        return
+    m, cached = run.metrics, (run.dir / "metrics.json").stat().st_mtime < started
     print(f"run {run.key}: {run.dir}" + (" (from the run cache: nothing recomputed)" * cached))
     for r in run.per_image.itertuples():
         print(f"  {r.name:<28} {r.psnr:9.4f} {r.ssim:7.4f}")
@@ -155,10 +157,7 @@ def _cmd_train(args: Namespace) -> None:
     train, test = (s if s.startswith("embedded:") else shown_path(root / Path(s).expanduser())
                    for s in (cfg.data.train, cfg.data.test))  # fmt: skip
     _err(f"data: training {train}, test {test}")
-    started = time.time()
-    run = get_or_run(cfg, args.results, progress=not args.no_progress, wait=args.wait)
-    if dist_info()[0] == 0:
-        _print_result(run, started)
+    _run(cfg, args)
 
 
 def _cmd_evaluate(args: Namespace) -> None:
@@ -185,12 +184,7 @@ def _cmd_evaluate(args: Namespace) -> None:
             f"{ds.root}: {n} image(s) without a pair ({names}{', ...' if n > 5 else ''}); pass "
             f"--ignore-unpaired to score the {len(ds)} pair(s) anyway"
         )
-    started = time.time()
-    run = get_or_run(
-        cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait,
-        backend=args.backend,
-    )  # fmt: skip
-    _print_result(run, started)
+    _run(cfg, args, weights_dir=args.weights_dir, backend=args.backend)
 
 
 def _cmd_runs(args: Namespace) -> None:
@@ -213,8 +207,7 @@ def _cmd_runs(args: Namespace) -> None:
             print(f"removed stale run {r.key}: {r.dir}")
         print(f"{len(stale)} stale runs removed, {len(runs) - len(stale)} kept")
         return
-    head = ("run", "status", "code", "PSNR", "SSIM", "profile · data · model · loss · seed")
-    print("{:<12} {:<10} {:<7} {:>8} {:>7}  {}".format(*head))
+    print("run          status     code        PSNR    SSIM  profile · data · model · loss · seed")
     for r, label in zip(runs, run_labels(runs, status=False), strict=True):
         if r.damage:
             print(f"{r.key:<12} {'damaged':<10} {r.damage}")
@@ -231,22 +224,20 @@ def _cmd_runs(args: Namespace) -> None:
 
 
 def _cmd_derain(args: Namespace) -> None:
-    if args.tile is not None:
-        check_tile(args.tile, 0, "--")
+    check_tile(args.tile, 0, "--")
     files = expand_inputs(args.inputs)
     odd = [m for item in args.inputs if Path(item).is_dir() for m in special_entries(item)]
     for problem in odd:  # named and counted as failures, never opened (a FIFO would block)
         _err(f"derain: error: {problem}")
+    # the outputs' refusals (an input as output, an existing file) before the model loads
+    targets = output_paths(files, args.output, args.overwrite or args.skip_existing)
     skipped = 0
     if args.skip_existing:  # the same outputs, less those already written
-        targets = output_paths(files, args.output, overwrite=True)
         todo = [f for f, t in zip(files, targets, strict=True) if not t.exists()]
         skipped, files = len(files) - len(todo), todo
         _err(f"{skipped} skipped: output exists (--skip-existing)")
         if not files:
             return
-    else:  # the outputs' refusals (an input as output, an existing file) before the model
-        output_paths(files, args.output, args.overwrite)
     lw = load_model(args.weights, args.model, weights_dir=args.weights_dir,
                     strict_config=args.strict_config, device=args.device)  # fmt: skip
     _err(f"model: {lw.describe()} on {device_name(model_device(lw.model))}")
@@ -273,8 +264,7 @@ def _cmd_derain(args: Namespace) -> None:
 def _cmd_export(args: Namespace) -> None:
     lw = load_model(args.weights, args.model, weights_dir=args.weights_dir,
                     strict_config=args.strict_config)  # fmt: skip
-    if args.stages is not None:
-        check_inference_options(lw.model, args.stages, "fp32")
+    check_inference_options(lw.model, args.stages, "fp32")
     m = export_onnx(lw.model, args.output, args.stages, lw.sha256)
     print(f"{args.output}: {lw.describe()}; opset {m['opset']}, dynamic height and width, "
           f"max abs vs eager {m['max_abs_vs_eager']:.1e} ({m['checked_with']}); manifest "
@@ -284,9 +274,8 @@ def _cmd_export(args: Namespace) -> None:
 def _cmd_score(args: Namespace) -> None:
     rows, pairing = score_folder(args.pred_dir, args.gt_dir, quantize_mode="round")
     skipped, unpaired = pairing.skipped, pairing.unpaired_pred + pairing.unpaired_gt
-    summary = summarize(rows) | {"unpaired_pred": [str(p) for p in pairing.unpaired_pred],
-                                 "unpaired_gt": [str(p) for p in pairing.unpaired_gt],
-                                 "skipped": skipped}  # fmt: skip
+    lists = {k: [str(p) for p in getattr(pairing, k)] for k in ("unpaired_pred", "unpaired_gt")}
+    summary = summarize(rows) | lists | {"skipped": skipped}
     if args.json:
         print(json.dumps(json_safe(summary), indent=1, allow_nan=False))
     elif rows:  # no table and no NaN mean when nothing was scored

@@ -54,31 +54,25 @@ _UPSTREAM = {
 }  # fmt: skip
 
 
-def _released(family: str, dataset: str, sha256: str, size: int) -> ReleasedWeights:
+def _released(name: str, sha256: str, size: int) -> ReleasedWeights:
+    family, dataset = name.split("-")
     repo, commit, path = _UPSTREAM[family]
     path = path.format(dataset if family == "sian" else "Rain" + dataset[4:].upper())
-    return ReleasedWeights(f"{family}-{dataset}", family, dataset, f"{family}_{dataset}.pth",
+    return ReleasedWeights(name, family, dataset, f"{family}_{dataset}.pth",
                            f"https://github.com/{repo}/raw/{commit}/{path}", sha256, size,
                            f"{repo}@{commit[:7]} {path}")  # fmt: skip
 
 
-RELEASED: dict[str, ReleasedWeights] = {
-    w.name: w
-    for w in [
-        _released("sian", "rain100l",
-                  "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956", 2057017),
-        _released("sian", "rain100h",
-                  "eafdb36506a4b087c1ccd8b6f73009284bf6daa223ecce28d713aa6472c91b91", 2056353),
-        _released("sian", "rain1400",
-                  "1812bdbf0ac17d5de70f80c93f5d29e31ad57dc4e105a7b09bd17a04b48c04b8", 2057017),
-        _released("prenet", "rain100l",
-                  "cb9b743bb33cf6e5c56ba45f8ade93add46266dea9fa582e1934dc5eed942333", 681694),
-        _released("prenet", "rain100h",
-                  "127c0098787c5272f1f8583f6c5202e7ef674f750cd145a1691912a6d9e96210", 681694),
-        _released("prenet", "rain1400",
-                  "d5744dc2e35d73187a3f34936b3413884d293277073ffb78b961a78e65337879", 681694),
-    ]
-}  # fmt: skip
+#: Each released file's sha256 and size in bytes, by name (``<family>-<data set>``).
+_FILES = {
+    "sian-rain100l": ("ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956", 2057017),
+    "sian-rain100h": ("eafdb36506a4b087c1ccd8b6f73009284bf6daa223ecce28d713aa6472c91b91", 2056353),
+    "sian-rain1400": ("1812bdbf0ac17d5de70f80c93f5d29e31ad57dc4e105a7b09bd17a04b48c04b8", 2057017),
+    "prenet-rain100l": ("cb9b743bb33cf6e5c56ba45f8ade93add46266dea9fa582e1934dc5eed942333", 681694),
+    "prenet-rain100h": ("127c0098787c5272f1f8583f6c5202e7ef674f750cd145a1691912a6d9e96210", 681694),
+    "prenet-rain1400": ("d5744dc2e35d73187a3f34936b3413884d293277073ffb78b961a78e65337879", 681694),
+}
+RELEASED: dict[str, ReleasedWeights] = {name: _released(name, *f) for name, f in _FILES.items()}
 
 
 def cache_dir() -> Path:
@@ -93,8 +87,7 @@ def search_dirs(weights_dir: str | Path | None = None) -> list[Path]:
 
 
 def missing_released(name: str, weights_dir: str | Path | None = None) -> str:
-    """The one line saying released weights ``name`` have no local copy: their file and
-    every folder searched (:func:`search_dirs`)."""
+    """One line: released weights ``name`` have no local copy in any :func:`search_dirs`."""
     where = ", ".join(map(shown_path, search_dirs(weights_dir)))
     return f"released weights {RELEASED[name].filename} not found in {where}"
 

@@ -12,8 +12,7 @@ from .runs import Run
 
 
 def _fields(run: Run) -> list[str]:
-    """Profile, data, model, loss, seed and status (``, stale``: made by other code); for an
-    evaluation-only run its test set and weights, no seed."""
+    """Profile, data, model, loss, seed, status; an evaluation-only run: test set and weights."""
     if run.damage:
         return ["?"] * 5 + ["damaged"]
     c, status = run.config, run.status + (", stale" if run.stale else "")
