@@ -1,10 +1,6 @@
-"""What each ``derain`` command does, given the ``argparse.Namespace`` of
-:func:`derain_lib.cli.build_parser` (checked by :func:`derain_lib.cli.check_args`).
-
-Imports torch and every command's code: :func:`derain_lib.cli.main` imports this module only
-for a command other than ``info``, after the OpenMP settings. Part of the application layer
-(with :mod:`derain_lib.cli`), above the engine and :mod:`derain_lib.study`.
-"""
+"""What each ``derain`` command does, given the arguments :func:`derain_lib.cli.check_args`
+passed. Imports torch: :func:`derain_lib.cli.main` imports it only for a command other than
+``info``, after the OpenMP settings."""
 
 from __future__ import annotations
 
@@ -21,7 +17,7 @@ from tqdm import tqdm
 from .backends import export_onnx, select
 from .config import Config, check_tile, config_from_dict, load_config
 from .data.catalog import CATALOG, prepare
-from .data.datasets import PairedDataset, open_dataset
+from .data.datasets import open_dataset
 from .data.embedded import SIZES, build_embedded, embedded_dataset
 from .data.fetch import MIRROR_ENV, Offline, fetch_items
 from .data.io import scan_images
@@ -42,21 +38,15 @@ from .info import FETCH_TARGETS, RELEASED, cache_dir
 from .labels import run_labels
 from .metrics import json_safe, score_folder, score_pair, summarize
 from .precision import choose_auto
-from .runs import Run, get_or_run, list_runs, open_run, results_root, run_state
+from .runs import get_or_run, list_runs, open_run, results_root, run_state
 from .study.claims import recompute
 from .study.pipeline import run_pipeline
-from .train import (
-    TENSORBOARD_DIR,
-    dist_info,
-    planned_steps,
-    steps_per_epoch,
-    training_patches,
-)
+from .train import TENSORBOARD_DIR, dist_info, planned_steps, steps_per_epoch, training_patches
 from .weights import load_model, weight_items
 
 
 def _err(line: str) -> None:
-    """One line on stderr (what a command chose and why, a note or a failure)."""
+    """One line on stderr: what a command chose and why, a note or a failure."""
     print(line, file=sys.stderr)
 
 
@@ -65,34 +55,28 @@ def _cmd_data_list(args: Namespace) -> None:
         print(f"{e.name:<17} {e.title}")
         for split, s in e.splits.items():
             man = f"manifest {s.manifest}" if s.manifest else "no manifest"
-            print(
-                f"  {split:<5} {s.pairs:>6} pairs, {s.pairs + s.clean:>6} files, "
-                f"{s.image_size}; folder {s.folder}; {man}"
-            )
+            print(f"  {split:<5} {s.pairs:>6} pairs, {s.pairs + s.clean:>6} files, "
+                  f"{s.image_size}; folder {s.folder}; {man}")  # fmt: skip
         print(f"  layout: {e.layout}: {e.description}")
         for src in e.sources:
             print(f"  source: {src.label}: {src.url}")
 
 
-def _prepare_embedded(args: Namespace) -> None:
+def _cmd_data_prepare(args: Namespace) -> None:
+    if args.name.lower() != "embedded":
+        report = prepare(args.name, args.source, args.split, args.index_out,
+                         args.allow_mismatch, decode=not args.headers_only)  # fmt: skip
+        print("\n".join(report.lines()))
+        return
     root = Path(args.source) if args.source else None
     for size in [args.size] if args.size else list(SIZES):
         t = time.perf_counter()
         folder = build_embedded(size, root)
         print(f"embedded {size}: {folder} ready in {time.perf_counter() - t:.1f} s")
-        for preset in ("light", "heavy"):
-            for split in ("train", "test"):
-                ds = embedded_dataset(preset, split, size, root)
-                psnr = sum(score_pair(*ds.load(i))[0] for i in range(len(ds))) / len(ds)
-                print(f"  {preset} {split} {len(ds)} pairs, mean Input PSNR {psnr:.2f} dB")
-
-
-def _cmd_data_prepare(args: Namespace) -> None:
-    if args.name.lower() == "embedded":
-        return _prepare_embedded(args)
-    report = prepare(args.name, args.source, args.split, args.index_out, args.allow_mismatch,
-                     decode=not args.headers_only)  # fmt: skip
-    print("\n".join(report.lines()))
+        for preset, split in [(p, s) for p in ("light", "heavy") for s in ("train", "test")]:
+            ds = embedded_dataset(preset, split, size, root)
+            psnr = sum(score_pair(*ds.load(i))[0] for i in range(len(ds))) / len(ds)
+            print(f"  {preset} {split} {len(ds)} pairs, mean Input PSNR {psnr:.2f} dB")
 
 
 def _cmd_data_scan(args: Namespace) -> None:
@@ -104,34 +88,27 @@ def _cmd_data_scan(args: Namespace) -> None:
 
 
 def _cmd_data_patches(args: Namespace) -> None:
-    ds = open_dataset(args.folder)
     key = (args.paper or "").lower()
     if key and key not in PAPER_STRIDES:
         raise DerainError(f"--paper takes one of {', '.join(PAPER_STRIDES)}, got {args.paper!r}")
     stride = args.stride or PAPER_STRIDES.get(key, 40)
     hflip = args.hflip or PAPER_HFLIP.get(key, False)
-    print(PatchSet(ds, args.patch or PAPER_PATCH, stride, hflip).summary())
+    print(PatchSet(open_dataset(args.folder), args.patch or PAPER_PATCH, stride, hflip).summary())
 
 
 def fetch_targets(
     target: str, log: Callable[[str], None] = print, stand_ins: bool = False
 ) -> list[str]:
-    """Fetch ``target`` (``all`` or one of :data:`FETCH_TARGETS`): the released weights into
-    their cache, a test set into the data root, verified and indexed as its benchmark's
-    prepared test set. Returns one summary line per part. When the first request cannot
-    connect: a one-line :class:`~derain_lib.data.fetch.Offline` error naming
-    ``DERAIN_MIRROR``, or, with ``stand_ins`` (``--stand-ins``), one ``offline: ...; going on
-    with the embedded stand-ins`` line and what was done so far."""
+    """Fetch ``target`` (``all`` or one of :data:`FETCH_TARGETS`), verified; one summary line
+    per part. Offline: one line naming ``DERAIN_MIRROR``, or with ``stand_ins`` what was done."""
     done = []
     try:
         for t in FETCH_TARGETS if target == "all" else (target,):
-            if t == "weights":
-                n = fetch_items(weight_items(), cache_dir(), log)
-                done.append(
-                    f"weights: {n} downloaded, all {len(RELEASED)} verified in {cache_dir()}"
-                )
-            else:
+            if t != "weights":
                 done.append(fetch_dataset(t, log))
+                continue
+            n = fetch_items(weight_items(), cache_dir(), log)
+            done.append(f"weights: {n} downloaded, all {len(RELEASED)} verified in {cache_dir()}")
     except Offline as e:
         if not stand_ins:
             raise Offline(
@@ -147,66 +124,40 @@ def _cmd_fetch(args: Namespace) -> None:
         print(line)
 
 
-def _print_result(run: Run, started: float) -> None:
-    """The run's scores; a run finished before ``started`` (a ``time.time()``) is announced
-    as a cache hit."""
-    m = run.metrics
-    cached = (run.dir / "metrics.json").stat().st_mtime < started
+def _run(cfg: Config, args: Namespace, **options: object) -> None:
+    """Get or run ``cfg`` and print its scores (rank 0 only); a run done before: a cache hit."""
+    started = time.time()
+    run = get_or_run(cfg, args.results, not args.no_progress, wait=args.wait, **options)
+    if dist_info()[0] != 0:
+        return
+    m, cached = run.metrics, (run.dir / "metrics.json").stat().st_mtime < started
     print(f"run {run.key}: {run.dir}" + (" (from the run cache: nothing recomputed)" * cached))
     for r in run.per_image.itertuples():
         print(f"  {r.name:<28} {r.psnr:9.4f} {r.ssim:7.4f}")
     print(f"  {'mean of ' + str(m['n']):<28} {m['psnr']:9.4f} {m['ssim']:7.4f}")
 
 
-def _where(spec: str, root: str) -> str:
-    """A config's data spec as the CLI names it: the embedded name, or the folder."""
-    if spec.startswith("embedded:"):
-        return spec
-    return shown_path(Path(root).expanduser() / Path(spec).expanduser())
-
-
-def check_max_steps(cfg: Config, explicit: bool) -> None:
-    """``train.max_steps`` larger than ``train.epochs`` allow on the training data: refused
-    (one line) when the user set it (``explicit``), else said on stderr."""
-    t = cfg.train
-    if t.max_steps is None:
-        return
-    n = len(training_patches(cfg, open_data(cfg.data.train, cfg.data.root)))
-    total = planned_steps(cfg, n)
-    if total >= t.max_steps:
-        return
-    why = (
-        f"train.max_steps={t.max_steps} is more than train.epochs={t.epochs} allow: "
-        f"{steps_per_epoch(cfg, n)} steps per epoch ({n} patches, batch {t.batch_size}), "
-        f"{total} in all; raise train.epochs or lower train.max_steps"
-    )
-    if explicit:
-        raise DerainError(why)
-    _err(f"derain: note: {why}; training {total} steps")
-
-
 def _cmd_train(args: Namespace) -> None:
     overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + list(args.set or [])
     cfg = load_config(args.config, overrides)
-    check_max_steps(cfg, any(o.split("=")[0].strip() == "train.max_steps" for o in overrides))
-    _err(f"data: training {_where(cfg.data.train, cfg.data.root)}, "
-         f"test {_where(cfg.data.test, cfg.data.root)}")  # fmt: skip
-    started = time.time()
-    run = get_or_run(cfg, args.results, progress=not args.no_progress, wait=args.wait)
-    if dist_info()[0] == 0:
-        _print_result(run, started)
-
-
-def check_pairs(ds: PairedDataset, ignore_unpaired: bool = False) -> None:
-    """A data folder with images that have no pair: a one-line error naming them (before any
-    model loads or run starts), unless ``ignore_unpaired`` (``--ignore-unpaired``)."""
-    if not ds.unpaired or ignore_unpaired:
-        return
-    n, names = len(ds.unpaired), ", ".join(p.name for p in ds.unpaired[:5])
-    raise DerainError(
-        f"{ds.root}: {n} image(s) without a pair ({names}{', ...' if n > 5 else ''}); pass "
-        f"--ignore-unpaired to score the {len(ds)} pair(s) anyway"
-    )
+    t = cfg.train
+    if t.max_steps:  # more steps than train.epochs allow: refused if set here, else noted
+        n = len(training_patches(cfg, open_data(cfg.data.train, cfg.data.root)))
+        total = planned_steps(cfg, n)
+        why = (
+            f"train.max_steps={t.max_steps} is more than train.epochs={t.epochs} allow: "
+            f"{steps_per_epoch(cfg, n)} steps per epoch ({n} patches, batch {t.batch_size}), "
+            f"{total} in all; raise train.epochs or lower train.max_steps"
+        )
+        if total < t.max_steps:
+            if any(o.split("=")[0].strip() == "train.max_steps" for o in overrides):
+                raise DerainError(why)
+            _err(f"derain: note: {why}; training {total} steps")
+    root = Path(cfg.data.root).expanduser()  # the data as named: a folder, or the embedded set
+    train, test = (s if s.startswith("embedded:") else shown_path(root / Path(s).expanduser())
+                   for s in (cfg.data.train, cfg.data.test))  # fmt: skip
+    _err(f"data: training {train}, test {test}")
+    _run(cfg, args)
 
 
 def _cmd_evaluate(args: Namespace) -> None:
@@ -226,14 +177,14 @@ def _cmd_evaluate(args: Namespace) -> None:
                  "precision": args.precision, "stages": args.stages},
     }  # fmt: skip
     cfg = config_from_dict(base, args.set)
-    if not args.data.startswith("embedded:"):  # before a run starts
-        check_pairs(open_dataset(args.data), args.ignore_unpaired)
-    started = time.time()
-    run = get_or_run(
-        cfg, args.results, not args.no_progress, args.weights_dir, wait=args.wait,
-        backend=args.backend,
-    )  # fmt: skip
-    _print_result(run, started)
+    ds = None if args.data.startswith("embedded:") else open_dataset(args.data)
+    if ds is not None and ds.unpaired and not args.ignore_unpaired:  # before a run starts
+        n, names = len(ds.unpaired), ", ".join(p.name for p in ds.unpaired[:5])
+        raise DerainError(
+            f"{ds.root}: {n} image(s) without a pair ({names}{', ...' if n > 5 else ''}); pass "
+            f"--ignore-unpaired to score the {len(ds)} pair(s) anyway"
+        )
+    _run(cfg, args, weights_dir=args.weights_dir, backend=args.backend)
 
 
 def _cmd_runs(args: Namespace) -> None:
@@ -256,19 +207,15 @@ def _cmd_runs(args: Namespace) -> None:
             print(f"removed stale run {r.key}: {r.dir}")
         print(f"{len(stale)} stale runs removed, {len(runs) - len(stale)} kept")
         return
-    head = ("run", "status", "code", "PSNR", "SSIM", "profile · data · model · loss · seed")
-    print("{:<12} {:<10} {:<7} {:>8} {:>7}  {}".format(*head))
+    print("run          status     code        PSNR    SSIM  profile · data · model · loss · seed")
     for r, label in zip(runs, run_labels(runs, status=False), strict=True):
         if r.damage:
             print(f"{r.key:<12} {'damaged':<10} {r.damage}")
             continue
-        m = r.metrics
-        ps = f"{m['psnr']:8.3f}" if m else f"{'-':>8}"
-        ss = f"{m['ssim']:7.4f}" if m else f"{'-':>7}"
-        code = "stale" if r.stale else "current"
-        why = r.degenerate
-        status = "degenerate" if why else r.status
-        print(f"{r.key:<12} {status:<10} {code:<7} {ps} {ss}  {label}")
+        m, code = r.metrics, "stale" if r.stale else "current"
+        ps, ss = (f"{m['psnr']:8.3f}", f"{m['ssim']:7.4f}") if m else (f"{'-':>8}", f"{'-':>7}")
+        why = r.degenerate  # a property that reads the run's logs
+        print(f"{r.key:<12} {'degenerate' if why else r.status:<10} {code:<7} {ps} {ss}  {label}")
         if why:
             print(f"{'':<12} degenerate: {why}")
     if any((r.dir / TENSORBOARD_DIR).is_dir() for r in runs):
@@ -277,22 +224,20 @@ def _cmd_runs(args: Namespace) -> None:
 
 
 def _cmd_derain(args: Namespace) -> None:
-    if args.tile is not None:
-        check_tile(args.tile, 0, "--")
+    check_tile(args.tile, 0, "--")
     files = expand_inputs(args.inputs)
     odd = [m for item in args.inputs if Path(item).is_dir() for m in special_entries(item)]
     for problem in odd:  # named and counted as failures, never opened (a FIFO would block)
         _err(f"derain: error: {problem}")
+    # the outputs' refusals (an input as output, an existing file) before the model loads
+    targets = output_paths(files, args.output, args.overwrite or args.skip_existing)
     skipped = 0
     if args.skip_existing:  # the same outputs, less those already written
-        targets = output_paths(files, args.output, overwrite=True)
         todo = [f for f, t in zip(files, targets, strict=True) if not t.exists()]
         skipped, files = len(files) - len(todo), todo
         _err(f"{skipped} skipped: output exists (--skip-existing)")
         if not files:
             return
-    else:  # the outputs' refusals (an input as output, an existing file) before the model
-        output_paths(files, args.output, args.overwrite)
     lw = load_model(args.weights, args.model, weights_dir=args.weights_dir,
                     strict_config=args.strict_config, device=args.device)  # fmt: skip
     _err(f"model: {lw.describe()} on {device_name(model_device(lw.model))}")
@@ -319,8 +264,7 @@ def _cmd_derain(args: Namespace) -> None:
 def _cmd_export(args: Namespace) -> None:
     lw = load_model(args.weights, args.model, weights_dir=args.weights_dir,
                     strict_config=args.strict_config)  # fmt: skip
-    if args.stages is not None:
-        check_inference_options(lw.model, args.stages, "fp32")
+    check_inference_options(lw.model, args.stages, "fp32")
     m = export_onnx(lw.model, args.output, args.stages, lw.sha256)
     print(f"{args.output}: {lw.describe()}; opset {m['opset']}, dynamic height and width, "
           f"max abs vs eager {m['max_abs_vs_eager']:.1e} ({m['checked_with']}); manifest "
@@ -330,9 +274,8 @@ def _cmd_export(args: Namespace) -> None:
 def _cmd_score(args: Namespace) -> None:
     rows, pairing = score_folder(args.pred_dir, args.gt_dir, quantize_mode="round")
     skipped, unpaired = pairing.skipped, pairing.unpaired_pred + pairing.unpaired_gt
-    summary = summarize(rows) | {"unpaired_pred": [str(p) for p in pairing.unpaired_pred],
-                                 "unpaired_gt": [str(p) for p in pairing.unpaired_gt],
-                                 "skipped": skipped}  # fmt: skip
+    lists = {k: [str(p) for p in getattr(pairing, k)] for k in ("unpaired_pred", "unpaired_gt")}
+    summary = summarize(rows) | lists | {"skipped": skipped}
     if args.json:
         print(json.dumps(json_safe(summary), indent=1, allow_nan=False))
     elif rows:  # no table and no NaN mean when nothing was scored
@@ -369,16 +312,10 @@ def _cmd_claims(args: Namespace) -> None:
     print(f"claims.csv and {md.name} recomputed from {where}/scores: {where}")
 
 
-#: ``cli.command_of(args)`` -> what runs it: each ``_cmd_<name>`` above (``data scan``:
-#: ``_cmd_data_scan``); ``info`` is answered torch-free by ``cli.main``.
+#: ``cli.command_of(args)`` -> its ``_cmd_<name>`` (``data scan``: ``_cmd_data_scan``); ``info``
+#: is answered torch-free by ``cli.main``.
 COMMANDS: dict[str, Callable[[Namespace], None]] = {
     k.removeprefix("_cmd_").replace("_", " "): f
     for k, f in globals().items()
     if k.startswith("_cmd_")
 }
-
-
-def run(name: str, args: Namespace) -> int:
-    """Run the command ``name`` (``cli.command_of(args)``); its exit status."""
-    COMMANDS[name](args)
-    return 0

@@ -1,10 +1,6 @@
-"""What ``derain info`` shows, without importing torch: models, released weights, versions.
-
-``derain info`` must answer at once, so this module imports no torch, numpy or model code:
-the model descriptions (:mod:`derain_lib.models` exports them), the released weights and
-where a local copy is looked for (:mod:`derain_lib.weights` imports them), the fetch targets
-the parser offers, and the installed versions (read from package metadata).
-"""
+"""What ``derain info`` shows, without importing torch, numpy or model code (it answers at
+once): the models, the released weights and where a local copy is looked for, the fetch
+targets the parser offers and the installed versions."""
 
 from __future__ import annotations
 
@@ -58,31 +54,25 @@ _UPSTREAM = {
 }  # fmt: skip
 
 
-def _released(family: str, dataset: str, sha256: str, size: int) -> ReleasedWeights:
+def _released(name: str, sha256: str, size: int) -> ReleasedWeights:
+    family, dataset = name.split("-")
     repo, commit, path = _UPSTREAM[family]
     path = path.format(dataset if family == "sian" else "Rain" + dataset[4:].upper())
-    return ReleasedWeights(f"{family}-{dataset}", family, dataset, f"{family}_{dataset}.pth",
+    return ReleasedWeights(name, family, dataset, f"{family}_{dataset}.pth",
                            f"https://github.com/{repo}/raw/{commit}/{path}", sha256, size,
                            f"{repo}@{commit[:7]} {path}")  # fmt: skip
 
 
-RELEASED: dict[str, ReleasedWeights] = {
-    w.name: w
-    for w in [
-        _released("sian", "rain100l",
-                  "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956", 2057017),
-        _released("sian", "rain100h",
-                  "eafdb36506a4b087c1ccd8b6f73009284bf6daa223ecce28d713aa6472c91b91", 2056353),
-        _released("sian", "rain1400",
-                  "1812bdbf0ac17d5de70f80c93f5d29e31ad57dc4e105a7b09bd17a04b48c04b8", 2057017),
-        _released("prenet", "rain100l",
-                  "cb9b743bb33cf6e5c56ba45f8ade93add46266dea9fa582e1934dc5eed942333", 681694),
-        _released("prenet", "rain100h",
-                  "127c0098787c5272f1f8583f6c5202e7ef674f750cd145a1691912a6d9e96210", 681694),
-        _released("prenet", "rain1400",
-                  "d5744dc2e35d73187a3f34936b3413884d293277073ffb78b961a78e65337879", 681694),
-    ]
-}  # fmt: skip
+#: Each released file's sha256 and size in bytes, by name (``<family>-<data set>``).
+_FILES = {
+    "sian-rain100l": ("ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956", 2057017),
+    "sian-rain100h": ("eafdb36506a4b087c1ccd8b6f73009284bf6daa223ecce28d713aa6472c91b91", 2056353),
+    "sian-rain1400": ("1812bdbf0ac17d5de70f80c93f5d29e31ad57dc4e105a7b09bd17a04b48c04b8", 2057017),
+    "prenet-rain100l": ("cb9b743bb33cf6e5c56ba45f8ade93add46266dea9fa582e1934dc5eed942333", 681694),
+    "prenet-rain100h": ("127c0098787c5272f1f8583f6c5202e7ef674f750cd145a1691912a6d9e96210", 681694),
+    "prenet-rain1400": ("d5744dc2e35d73187a3f34936b3413884d293277073ffb78b961a78e65337879", 681694),
+}
+RELEASED: dict[str, ReleasedWeights] = {name: _released(name, *f) for name, f in _FILES.items()}
 
 
 def cache_dir() -> Path:
@@ -92,16 +82,12 @@ def cache_dir() -> Path:
 
 def search_dirs(weights_dir: str | Path | None = None) -> list[Path]:
     """Where released files are looked for, in order."""
-    dirs = [Path(weights_dir)] if weights_dir else []
-    if os.environ.get("DERAIN_WEIGHTS_DIR"):
-        dirs.append(Path(os.environ["DERAIN_WEIGHTS_DIR"]))
-    dirs.append(cache_dir())
-    return dirs
+    env = os.environ.get("DERAIN_WEIGHTS_DIR")
+    return [Path(d) for d in (weights_dir, env) if d] + [cache_dir()]
 
 
 def missing_released(name: str, weights_dir: str | Path | None = None) -> str:
-    """The one line saying released weights ``name`` have no local copy: their file and
-    every folder searched (:func:`search_dirs`)."""
+    """One line: released weights ``name`` have no local copy in any :func:`search_dirs`."""
     where = ", ".join(map(shown_path, search_dirs(weights_dir)))
     return f"released weights {RELEASED[name].filename} not found in {where}"
 
@@ -109,11 +95,8 @@ def missing_released(name: str, weights_dir: str | Path | None = None) -> str:
 def find_released(name: str, weights_dir: str | Path | None = None) -> Path | None:
     """The local copy of released weights ``name``, if one is in a search folder."""
     w = RELEASED[name]
-    for d in search_dirs(weights_dir):
-        for candidate in (d / w.filename, d / f"{w.name}.pth"):
-            if candidate.is_file():
-                return candidate
-    return None
+    names = [d / n for d in search_dirs(weights_dir) for n in (w.filename, f"{w.name}.pth")]
+    return next((p for p in names if p.is_file()), None)
 
 
 def installed_version(dist: str) -> str:
@@ -127,16 +110,11 @@ def installed_version(dist: str) -> str:
 def torch_version() -> str:
     """``torch.__version__`` without importing torch: read from its ``version.py``, which
     carries the build's local label (``2.14.1+cu130``) that the package metadata lacks."""
-    spec = util.find_spec("torch")
-    if spec is not None and spec.origin:
-        try:
-            text = (Path(spec.origin).parent / "version.py").read_text()
-        except OSError:
-            text = ""
-        m = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
-        if m:
-            return m.group(1)
-    return installed_version("torch")
+    try:
+        text = (Path(util.find_spec("torch").origin).parent / "version.py").read_text()
+        return re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M).group(1)
+    except (AttributeError, TypeError, OSError):  # no torch, or no version.py
+        return installed_version("torch")
 
 
 def info_lines(weights_dir: str | Path | None = None) -> list[str]:
@@ -156,12 +134,6 @@ def info_lines(weights_dir: str | Path | None = None) -> list[str]:
         where = f"local: {local}" if local else "not downloaded"
         lines.append(f"  {w.name:<16} {w.family:<6} {w.dataset:<9} {w.sha256[:16]}  {where}")
     lines += ["", "folders (results and figures: in the project; docs/ARCHITECTURE.md):"]
-    folders = {
-        "project": project_root(),
-        "results": results_root(),
-        "figures": figures_root(),
-        "data": data_root(),
-        "cache": user_cache(),
-    }
-    lines += [f"  {k:<8} {v}" for k, v in folders.items()]
-    return lines
+    folders = {"project": project_root(), "results": results_root(), "figures": figures_root(),
+               "data": data_root(), "cache": user_cache()}  # fmt: skip
+    return lines + [f"  {k:<8} {v}" for k, v in folders.items()]

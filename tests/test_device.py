@@ -148,11 +148,11 @@ def test_commands_pass_the_device_on(monkeypatch: pytest.MonkeyPatch, two_gpus: 
     monkeypatch.setattr(commands, "get_or_run", fake_get_or_run)
     p = build_parser()
     args = p.parse_args(["reproduce", "--profile", "smoke", "--device", "cuda:1"])
-    commands.run(command_of(args), args)
+    commands.COMMANDS[command_of(args)](args)
     args = p.parse_args(["evaluate", "--weights", "w.pt", "--data", "embedded:light:test:smoke",
                          "--model", "sian", "--device", "cuda:1"])  # fmt: skip
     with pytest.raises(SystemExit):
-        commands.run(command_of(args), args)
+        commands.COMMANDS[command_of(args)](args)
     assert seen == {"reproduce": "cuda:1", "evaluate": "cuda:1"}
 
 
