@@ -1,14 +1,12 @@
 """The claims chapter (08): two verdicts per claim of the paper (:data:`.paper.CLAIMS`, and
-Fig. 6's trend per benchmark), recomputed from the study's one record ``scores.csv`` alone
-(``derain claims --profile P``).
+Fig. 6's trend per benchmark), from the study's one record ``scores.csv`` alone (``derain
+claims --profile P``; docs/evidence.md).
 
 Per claim and test set one row: the paired per-image differences (better - worse), their
-mean, 95 % interval over seeds and scenes (:func:`.stats.hierarchical_interval`), p-value,
-MDE and training budget, then **direction** (Holm over the family of rows that can carry a
-verdict; the MDE only labels a non-significant one "underpowered"; a trend is an
-intersection-union test) and **size** (the paper's difference against the interval). The
-rules, as ``claims.md`` states them, are :data:`POLICY`. Knock-out rows (:func:`knockout_rows`)
-carry n but no paper difference and no verdict.
+mean, 95 % interval (:func:`.stats.hierarchical_interval`), p-value, MDE and training budget,
+then **direction** (Holm over the family of rows that can carry a verdict) and **size** (the
+paper's difference against the interval), by the rules ``paper.yaml``'s ``policy`` states.
+Knock-out rows (:func:`knockout_rows`) carry n but no paper difference and no verdict.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from ..fsutil import atomic_write_text
 from ..tables import BENCHMARKS, FULL_TEST_SIZE, MethodId
 from ..train import planned_steps, training_patches
 from . import probes, record, stats
-from .paper import CLAIMS, PAPER_PATCHES, TREND_TEXT, Claim
+from .paper import CLAIMS, DATA, PAPER_PATCHES, TREND_TEXT, Claim
 from .paths import results_dir
 from .plan import Params, config_for, datasets
 
@@ -52,27 +50,21 @@ COLUMNS = [
 ]
 
 
-def patches_seen(profile: str, benchmark: str) -> int | None:
-    """Training patches one model of ``profile`` sees on ``benchmark`` (steps x batch)."""
-    d = datasets(Params(profile)).get(benchmark)
-    if d is None:
+def budget_fraction(profile: str, claim: Claim) -> float | None:
+    """Training patches one model of ``profile`` sees (steps x batch) as a fraction of the
+    paper's: 1 for released weights, None where either is unknown."""
+    if not claim.trained:
+        return 1.0
+    d = datasets(Params(profile)).get(claim.benchmark)
+    if d is None or claim.benchmark not in PAPER_PATCHES:
         return None
     cfg = config_for(Params(profile), d)
     try:
-        steps = planned_steps(
-            cfg, len(training_patches(cfg, open_data(cfg.data.train, cfg.data.root)))
-        )
+        data = open_data(cfg.data.train, cfg.data.root)
+        steps = planned_steps(cfg, len(training_patches(cfg, data)))
     except DerainError:
         steps = cfg.train.max_steps
-    return None if steps is None else steps * cfg.train.batch_size
-
-
-def budget_fraction(profile: str, claim: Claim) -> float | None:
-    """The claim's training budget as a fraction of the paper's: 1 for released weights."""
-    if not claim.trained:
-        return 1.0
-    seen, paper = patches_seen(profile, claim.benchmark), PAPER_PATCHES.get(claim.benchmark)
-    return None if seen is None or paper is None else seen / paper
+    return None if steps is None else steps * cfg.train.batch_size / PAPER_PATCHES[claim.benchmark]
 
 
 def _percent(f: float | None) -> str:
@@ -85,26 +77,16 @@ def _percent(f: float | None) -> str:
 
 @dataclass
 class Paired:
-    """Per-image differences better - worse on one test set, (seeds, images) per metric,
-    on the images both sides scored (seeds paired by position), with each image's scene."""
+    """Per-image differences better - worse on one test set, (seeds, images) per metric, on
+    the images both sides scored (seeds paired in seed order), with each image's scene."""
 
     test_set: str
     diffs: dict[str, np.ndarray]
     scenes: list[str]
     degenerate: list[str]  # "<method> seed(s) ..." of each side with a degenerate seed
     stand_in: bool  # either side scored on stand-in data
-
-    @property
-    def n_seeds(self) -> int:
-        return self.diffs["psnr"].shape[0]
-
-    @property
-    def n_images(self) -> int:
-        return self.diffs["psnr"].shape[1]
-
-
-def _seed_order(seed: str) -> tuple[bool, int]:
-    return seed == "", int(seed) if seed.isdigit() else 0
+    n_seeds: int
+    n_images: int
 
 
 def paired(
@@ -114,23 +96,20 @@ def paired(
     sub = df[df.test_set == test_set]
     sides = [sub[(sub.method == str(m)) & (sub.variant == v)] for m, v in (better, worse)]
     images = sorted(set(sides[0].image) & set(sides[1].image))
-    wide = [
-        s.pivot_table(index="seed", columns="image", values=list(METRICS), aggfunc="first")
-        for s in sides
-    ]
-    wide = [w.loc[sorted(w.index, key=_seed_order)] for w in wide]
+    wide = []
+    for s in sides:
+        w = s.pivot_table(index="seed", columns="image", values=list(METRICS), aggfunc="first")
+        wide.append(w.loc[sorted(w.index, key=lambda x: (x == "", int(x) if x.isdigit() else 0))])
     n = min(len(w) for w in wide)
-    bad = []
-    for (m, _), s in zip((better, worse), sides, strict=True):
-        if seeds := sorted(set(s[s.degenerate].seed)):
-            bad.append(f"{m} seed{'s' * (len(seeds) > 1)} {', '.join(seeds)}")
-    diffs = {
-        k: wide[0][k][images].to_numpy(float)[:n] - wide[1][k][images].to_numpy(float)[:n]
-        for k in METRICS
-    }
+    diffs = {k: np.subtract(*(w[k][images].to_numpy(float)[:n] for w in wide)) for k in METRICS}
+    bad = [
+        f"{m} seed{'s' * (len(seeds) > 1)} {', '.join(seeds)}"
+        for (m, _), s in zip((better, worse), sides, strict=True)
+        if (seeds := sorted(set(s[s.degenerate].seed)))
+    ]
     scene = sub.drop_duplicates("image").set_index("image").scene
     stand_in = bool((pd.concat(sides).evidence == record.PIPELINE_CHECK).any())
-    return Paired(test_set, diffs, [str(scene[i]) for i in images], bad, stand_in)
+    return Paired(test_set, diffs, [str(scene[i]) for i in images], bad, stand_in, n, len(images))
 
 
 def p_value(iv: stats.Interval) -> float:
@@ -164,6 +143,14 @@ def _measure(pair: Paired) -> dict:
     return row
 
 
+def _fmt(v: float | None) -> str:
+    return "" if pd.isna(v) else f"{v:+.2f}"
+
+
+def _interval(r: dict) -> str:
+    return f"{_fmt(r['diff_psnr'])} [{_fmt(r['lo_psnr'])}, {_fmt(r['hi_psnr'])}]"
+
+
 def size_verdict(lo: float, hi: float, claimed: float | None) -> str:
     """The paper's difference against the 95 % interval."""
     if claimed is None:
@@ -173,20 +160,18 @@ def size_verdict(lo: float, hi: float, claimed: float | None) -> str:
     return "larger than the paper's" if lo > claimed else "smaller than the paper's"
 
 
-def _paper_diff(claim: Claim, metric: str) -> float | None:
-    p = claim.paper(metric)
-    return None if p is None else round(p[0] - p[1], 6)
-
-
 def _base_row(claim: Claim) -> dict:
+    paper = {m: claim.paper(m) for m in METRICS}
     return dict.fromkeys(COLUMNS) | {
         "claim": claim.text,
         "table": claim.table,
         "benchmark": BENCHMARKS[claim.benchmark],
         "better": str(claim.better),
         "worse": str(claim.worse),
-        "paper_diff_psnr": _paper_diff(claim, "psnr"),
-        "paper_diff_ssim": _paper_diff(claim, "ssim"),
+        **{
+            f"paper_diff_{m}": None if p is None else round(p[0] - p[1], 6)
+            for m, p in paper.items()
+        },
     }
 
 
@@ -214,10 +199,6 @@ def judge(claim: Claim, pair: Paired, budget: float | None) -> dict:
     return row | {"direction": verdict, "size": verdict, "reason": "; ".join(why)}
 
 
-def _fmt(v: float) -> str:
-    return f"{v:+.2f}"
-
-
 def decide(rows: list[dict]) -> list[dict]:
     """Holm over the ``pending`` rows (the family of directional claims), then each row's
     direction and size."""
@@ -233,11 +214,10 @@ def decide(rows: list[dict]) -> list[dict]:
             )
         else:
             direction = "inconclusive"
-        interval = f"{_fmt(r['diff_psnr'])} [{_fmt(r['lo_psnr'])}, {_fmt(r['hi_psnr'])}] dB"
         paper = "a direction" if claimed is None else f"{_fmt(claimed)} dB"
         tested = (
-            f"{interval} vs paper {paper}; p {r['p_psnr']:.2g}, Holm-adjusted {p_adj:.2g} "
-            f"over {len(family)} rows"
+            f"{_interval(r)} dB vs paper {paper}; p {r['p_psnr']:.2g}, Holm-adjusted "
+            f"{p_adj:.2g} over {len(family)} rows"
         )
         r |= {"p_holm": p_adj, "direction": direction}
         r |= {"size": size_verdict(r["lo_psnr"], r["hi_psnr"], claimed)}
@@ -282,7 +262,7 @@ def trend_rows(df: pd.DataFrame) -> list[dict]:
     p-value the largest step's, difference and interval the weakest step's."""
     rows = []
     stages = [(SIAN, probes.stage_variant(k)) for k in range(1, 7)]
-    for b in probes.BENCHMARKS:  # Fig. 6's trend, per benchmark the stages are probed on
+    for b in probes.BENCHMARKS:
         base = dict.fromkeys(COLUMNS) | {
             "claim": f"{TREND_TEXT} on {BENCHMARKS[b]}",
             "table": "Fig. 6",
@@ -298,10 +278,7 @@ def trend_rows(df: pd.DataFrame) -> list[dict]:
             pairs = {k: paired(df, t, stages[k - 1], stages[k - 2]) for k in range(2, 7)}
             steps = {k: _measure(pair) for k, pair in pairs.items()}
             k = max(steps, key=lambda k: (steps[k]["p_psnr"], -steps[k]["diff_psnr"]))
-            listed = "; ".join(
-                f"{j}>{j - 1} {_fmt(s['diff_psnr'])} [{_fmt(s['lo_psnr'])}, {_fmt(s['hi_psnr'])}]"
-                for j, s in steps.items()
-            )
+            listed = "; ".join(f"{j}>{j - 1} {_interval(s)}" for j, s in steps.items())
             rows.append(
                 base
                 | steps[k]
@@ -317,20 +294,16 @@ def knockout_rows(df: pd.DataFrame) -> list[dict]:
     intact model minus the knocked-out one per image (positive: the knock-out costs PSNR)."""
     rows = []
     kos = df[(df.method == SIAN) & df.variant.str.startswith("ko-")]
-    for b, t, v in (
-        kos[["benchmark", "test_set", "variant"]].drop_duplicates().itertuples(index=False)
-    ):
+    for b, t, v in kos[["benchmark", "test_set", "variant"]].drop_duplicates().to_numpy():
         row = dict.fromkeys(COLUMNS) | _measure(paired(df, t, (SIAN, ""), (SIAN, v)))
+        n = f"n = {row['n_images']} images ({row['n_scenes']} scenes)"
         rows.append(
             row
             | {"claim": f"the released SIAN loses PSNR when {probes.describe(v)}"}
             | {"table": "attention (inference-time)", "benchmark": BENCHMARKS[b]}
             | {"test_set": t, "evidence": SENSITIVITY, "better": SIAN, "worse": f"{SIAN} {v}"}
             | {"n_seeds": "", "budget_fraction": 1.0, "direction": NO_VERDICT, "size": NO_VERDICT}
-            | {
-                "reason": f"not a paper claim: n = {row['n_images']} images "
-                f"({row['n_scenes']} scenes); no paper difference"
-            }
+            | {"reason": f"not a paper claim: {n}; no paper difference"}
         )
     return rows
 
@@ -349,12 +322,7 @@ def stage_table(profile: str) -> pd.DataFrame:
     out = []
     for (b, t, v), s in df.groupby(["benchmark", "test_set", "variant"], sort=False):
         s = s.sort_values("image")
-        row = {
-            "benchmark": BENCHMARKS[b],
-            "test_set": t,
-            "stage": int(v.split("-")[1]),
-            "n": len(s),
-        }
+        row = {"benchmark": BENCHMARKS[b], "test_set": t, "stage": int(v[6:]), "n": len(s)}
         for m in METRICS:
             iv = stats.hierarchical_interval(s[m].to_numpy(float)[None, :], list(s.scene))
             row |= {m: iv.mean, f"lo_{m}": iv.lo, f"hi_{m}": iv.hi}
@@ -366,47 +334,27 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-POLICY = (
-    "Difference = better − worse per image on the same images (PSNR, dB), 95 % interval "
-    "over training seeds and test scenes (hierarchical bootstrap, Student-t). Direction: "
-    "Holm's correction over the family of rows with a verdict (real test data of the "
-    "benchmark, no degenerate model, ≥ {seeds} training seeds and ≥ {budget:.0%} of the "
-    "paper's training for trained models), family-wise 5 %; a trend (Fig. 6) needs every "
-    "step (intersection-union). Size: the paper's difference inside the interval → agrees. "
-    "The MDE (80 % power) only labels a non-significant direction as underpowered. "
-    "Stand-in data and short budgets are pipeline checks: no verdict. Knock-outs are the "
-    "released model's inference-time sensitivity, not Table V's retrained ablation: no "
-    "verdict, no paper difference (docs/evidence.md)."
-)
-
-
 def claims_markdown(df: pd.DataFrame, profile: str) -> str:
     """``claims.md``: the verdict table, numbers rounded as the paper rounds (2 decimals)."""
-    signed = lambda s: s.map(lambda v: "" if pd.isna(v) else _fmt(v))  # noqa: E731
-    n = (
-        df.n_images.astype("Int64").astype(str)
-        + " ("
-        + df.n_scenes.astype("Int64").astype(str)
-        + ")"
-    )
-    diff = signed(df.diff_psnr) + " [" + signed(df.lo_psnr) + ", " + signed(df.hi_psnr) + "]"
+    n = df.n_images.astype("Int64").astype(str) + " (" + df.n_scenes.astype("Int64").astype(str)
+    diff = df.apply(_interval, axis=1)
     show = pd.DataFrame(
         {
             "table": df.table,
             "claim": df.claim,
-            "test set": df.test_set.fillna(""),
-            "evidence": df.evidence.fillna(""),
-            "n (scenes)": n.where(df.n_images.notna(), ""),
-            "seeds": df.n_seeds.fillna(""),
-            "Δ PSNR [95 %]": diff.where(df.diff_psnr.notna(), ""),
-            "paper Δ": signed(df.paper_diff_psnr),
+            "test set": df.test_set,
+            "evidence": df.evidence,
+            "n (scenes)": (n + ")").where(df.n_images.notna()),
+            "seeds": df.n_seeds,
+            "Δ PSNR [95 %]": diff.where(df.diff_psnr.notna()),
+            "paper Δ": df.paper_diff_psnr.map(_fmt),
             "direction": df.direction,
             "size": df["size"],
-            "reason": df.reason.fillna(""),
+            "reason": df.reason,
         }
-    )
+    ).fillna("")
     head = f"# The paper's claims, profile `{profile}`\n\nTraining seeds: {profile_seeds(profile)}."
-    policy = POLICY.format(seeds=MIN_SEEDS, budget=MIN_BUDGET)
+    policy = DATA["policy"].format(seeds=MIN_SEEDS, budget=MIN_BUDGET)
     return f"{head}\n\n{policy}\n\n{show.to_markdown(index=False)}\n"
 
 
