@@ -16,7 +16,7 @@ from derain_lib.models import count_parameters
 from derain_lib.study import plan
 from derain_lib.study.paper import PAPER, TABLES, paper_value
 from derain_lib.study.paths import clear_stale_figures
-from derain_lib.study.tabulate import COLUMNS, build_table, write_markdown, write_tables
+from derain_lib.study.tabulate import COLUMNS, build_table, write_markdown, write_table
 from derain_lib.tables import Score
 from derain_lib.train import build_model_from_config
 
@@ -184,7 +184,7 @@ def test_csv_and_markdown_round_trip(tmp_path) -> None:
             detail="profile smoke trains no Rain100H model",
         ),
     ]
-    paths = write_tables(tmp_path, scores, ["table2", "table3"])
+    paths = [write_table(tmp_path, n, scores) for n in ("table2", "table3")]
     assert [p.name for p in paths] == ["table2.csv", "table3.csv"]
     df = pd.read_csv(tmp_path / "table3.csv")
     assert list(df.columns) == COLUMNS

@@ -17,7 +17,7 @@ from derain_lib import tables
 from derain_lib.study import record
 from derain_lib.study.paths import results_dir
 from derain_lib.study.report import export_report
-from derain_lib.study.tabulate import write_tables
+from derain_lib.study.tabulate import write_table
 from derain_lib.viz import results as plots
 
 RUN = tables.reproduced("smoke", "1a2b3c4d5e6f")
@@ -51,7 +51,7 @@ def _table5(res: Path, values: tuple[float, float, float], real: bool = False) -
         )
         for m in IDS
     ]
-    write_tables(res, scores, ["table5"])
+    write_table(res, "table5", scores)
 
 
 def _rows(method: str, evidence: str, seeds: list[str], psnr: list[float]) -> list[dict]:

@@ -92,19 +92,14 @@ def seed_table(df: pd.DataFrame, per_seed: bool = False) -> pd.DataFrame:
     ``n_seeds``, ``n_images`` and whether any seed is degenerate: what the tables show.
     ``per_seed`` adds each seed's own row (``seed`` its seed, ``"mean"`` for the mean row)."""
     keys = ["benchmark", "test_set", "evidence", "method", "variant"]
+    any_bad = ("degenerate", "any")
     seeds = df.groupby([*keys, "seed"], as_index=False, sort=False).agg(
-        psnr=("psnr", "mean"),
-        ssim=("ssim", "mean"),
-        n_images=("image", "size"),
-        degenerate=("degenerate", "any"),
+        psnr=("psnr", "mean"), ssim=("ssim", "mean"), n_images=("image", "size"), degenerate=any_bad
     )
+    spread = {
+        f"{m}{k}": (m, f) for m in ("psnr", "ssim") for k, f in (("", "mean"), ("_sd", "std"))
+    }
     means = seeds.groupby(keys, as_index=False, sort=False).agg(
-        psnr=("psnr", "mean"),
-        psnr_sd=("psnr", "std"),
-        ssim=("ssim", "mean"),
-        ssim_sd=("ssim", "std"),
-        n_seeds=("seed", "size"),
-        n_images=("n_images", "max"),
-        degenerate=("degenerate", "any"),
+        **spread, n_seeds=("seed", "size"), n_images=("n_images", "max"), degenerate=any_bad
     )
     return pd.concat([seeds, means.assign(seed="mean")], ignore_index=True) if per_seed else means

@@ -26,7 +26,7 @@ from ..tables import (
     missing,
 )
 from . import record
-from .paper import NOTEBOOKS, PAPER, TABLES, Method, Step, TableSpec, paper_value
+from .paper import DATA, NOTEBOOKS, PAPER, TABLES, Method, Step, TableSpec, paper_value
 from .paths import results_dir, work_dir
 
 COLUMNS = [
@@ -36,6 +36,8 @@ COLUMNS = [
 ]
 #: Columns of a table CSV read as numbers (the rest as text, "" for empty).
 NUMERIC = ("n", "psnr", "ssim", "paper_psnr", "paper_ssim", "diff_psnr", "diff_ssim")
+#: The texts of ``tables.md`` (``paper.yaml``).
+TEXT: dict[str, str] = DATA["tables_md"]
 _SHA = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{52}\b")
 
 
@@ -131,19 +133,12 @@ def build_table(
     return rows
 
 
-def write_tables(
-    res: str | Path, scores: list[Score], names: list[str], means: pd.DataFrame | None = None
-) -> list[Path]:
-    """Write ``<name>.csv`` for each table in ``names`` into ``res``."""
-    return [
-        atomic_write_text(
-            Path(res) / f"{n}.csv",
-            pd.DataFrame(build_table(n, scores, means), columns=COLUMNS, dtype=object).to_csv(
-                index=False
-            ),
-        )
-        for n in names
-    ]
+def write_table(
+    res: str | Path, name: str, scores: list[Score], means: pd.DataFrame | None = None
+) -> Path:
+    """Write table ``name`` (:func:`build_table`) as ``<name>.csv`` into ``res``."""
+    df = pd.DataFrame(build_table(name, scores, means), columns=COLUMNS, dtype=object)
+    return atomic_write_text(Path(res) / f"{name}.csv", df.to_csv(index=False))
 
 
 def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()) -> Path:
@@ -154,16 +149,11 @@ def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()) -> Path:
     means = means.set_index(["method", "test_set"])
     for spec in (n if isinstance(n, TableSpec) else TABLES[n] for n in names):
         scores = load_scores([work_dir(profile) / "scores" / f"{spec.step}.json"])
-        write_tables(res, scores, [spec.key], means)
+        write_table(res, spec.key, scores, means)
     header = ""
     if (rec := res / "provenance.json").is_file():
         q = json.loads(rec.read_text())["parameters"]
-        header = (
-            f"Data root {q['data_root']}, weights dir {q['weights_dir']}, "
-            f"overrides {' '.join(q['overrides']) or 'none'}. When, where, on which commit "
-            "and how long: `provenance.json` (kept apart so that a re-run that changes no "
-            "number leaves this file as it is)."
-        )
+        header = TEXT["header"].format_map(q | {"overrides": " ".join(q["overrides"]) or "none"})
     return write_markdown(res, profile, header)
 
 
@@ -178,13 +168,7 @@ def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
     captions."""
     res = Path(res)
     lines = [f"# Tables II-V, profile `{profile}`", "", *([header, ""] if header else [])]
-    lines += [
-        "PSNR (dB) / SSIM on the luminance channel (MATLAB protocol); a model trained here is "
-        "the mean over its training seeds (`seeds`). `paper` columns quote the paper; "
-        "differences are given only where our test set is the benchmark itself. Full sha256s "
-        "and per-cell notes are in the CSV files.",
-        "",
-    ]
+    lines += [TEXT["intro"], ""]
     for name, spec in TABLES.items():
         path = res / f"{name}.csv"
         lines += [f"## Table {spec.number}: {spec.title}", ""]
@@ -217,11 +201,9 @@ def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
     return atomic_write_text(res / "tables.md", "\n".join(lines))
 
 
-def read_table(profile: str, name: str | TableSpec, measured_only: bool = False) -> pd.DataFrame:
-    """``results/<profile>/<name>.csv``; ``measured_only`` drops the paper-only rows."""
-    key = name.key if isinstance(name, TableSpec) else name
-    df = pd.read_csv(results_dir(profile) / f"{key}.csv")
-    return df[df.kind != "paper"] if measured_only else df
+def read_table(profile: str, name: str) -> pd.DataFrame:
+    """``results/<profile>/<name>.csv``."""
+    return pd.read_csv(results_dir(profile) / f"{name}.csv")
 
 
 def not_run_items(profile: str) -> list[dict]:
