@@ -41,13 +41,7 @@ NO_VERDICT = "no verdict"
 SENSITIVITY = "inference-time sensitivity of the released model, not Table V's retrained ablation"
 SIAN = str(MethodId.SIAN_RELEASED)
 
-COLUMNS = [
-    *("claim", "table", "benchmark", "test_set", "evidence", "better", "worse"),
-    *("n_images", "n_scenes", "n_seeds"),
-    *("diff_psnr", "lo_psnr", "hi_psnr", "diff_ssim", "lo_ssim", "hi_ssim"),
-    *("paper_diff_psnr", "paper_diff_ssim", "mde_psnr", "p_psnr", "p_holm"),
-    *("budget_fraction", "direction", "size", "reason"),
-]
+COLUMNS: list[str] = DATA["columns"]["claims"]
 
 
 def budget_fraction(profile: str, claim: Claim) -> float | None:
@@ -334,35 +328,22 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def claims_markdown(df: pd.DataFrame, profile: str) -> str:
-    """``claims.md``: the verdict table, numbers rounded as the paper rounds (2 decimals)."""
-    n = df.n_images.astype("Int64").astype(str) + " (" + df.n_scenes.astype("Int64").astype(str)
-    diff = df.apply(_interval, axis=1)
-    show = pd.DataFrame(
-        {
-            "table": df.table,
-            "claim": df.claim,
-            "test set": df.test_set,
-            "evidence": df.evidence,
-            "n (scenes)": (n + ")").where(df.n_images.notna()),
-            "seeds": df.n_seeds,
-            "Δ PSNR [95 %]": diff.where(df.diff_psnr.notna()),
-            "paper Δ": df.paper_diff_psnr.map(_fmt),
-            "direction": df.direction,
-            "size": df["size"],
-            "reason": df.reason,
-        }
-    ).fillna("")
-    head = f"# The paper's claims, profile `{profile}`\n\nTraining seeds: {profile_seeds(profile)}."
-    policy = DATA["policy"].format(seeds=MIN_SEEDS, budget=MIN_BUDGET)
-    return f"{head}\n\n{policy}\n\n{show.to_markdown(index=False)}\n"
-
-
 def write_claims(profile: str, rows: list[dict]) -> Path:
-    """``claims.csv`` and ``claims.md`` under ``results/<profile>/``; returns the markdown."""
+    """``claims.csv`` and ``claims.md`` (the verdict table, numbers rounded as the paper rounds
+    them: 2 decimals) under ``results/<profile>/``; returns the markdown."""
     df, res = frame(rows), results_dir(profile)
     atomic_write_text(res / "claims.csv", df.to_csv(index=False, float_format="%.6g"))
-    return atomic_write_text(res / "claims.md", claims_markdown(df, profile))
+    n = df.n_images.astype("Int64").astype(str) + " (" + df.n_scenes.astype("Int64").astype(str)
+    show = df.assign(
+        n=(n + ")").where(df.n_images.notna()),
+        interval=df.apply(_interval, axis=1).where(df.diff_psnr.notna()),
+        paper=df.paper_diff_psnr.map(_fmt),
+    )
+    show = show[list(DATA["claims_md"])].set_axis(list(DATA["claims_md"].values()), axis=1)
+    head = f"# The paper's claims, profile `{profile}`\n\nTraining seeds: {profile_seeds(profile)}."
+    policy = DATA["policy"].format(seeds=MIN_SEEDS, budget=MIN_BUDGET)
+    md = f"{head}\n\n{policy}\n\n{show.fillna('').to_markdown(index=False)}\n"
+    return atomic_write_text(res / "claims.md", md)
 
 
 def recompute(profile: str) -> Path:

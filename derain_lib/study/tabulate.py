@@ -29,11 +29,7 @@ from . import record
 from .paper import DATA, NOTEBOOKS, PAPER, TABLES, Method, Step, TableSpec, paper_value
 from .paths import results_dir, work_dir
 
-COLUMNS = [
-    *("table", "method", "method_id", "benchmark", "test_set", "n", "psnr", "ssim"),
-    *("kind", "provenance", "paper_row", "paper_psnr", "paper_ssim", "paper_source"),
-    *("diff_psnr", "diff_ssim", "note", "n_seeds", "psnr_sd", "ssim_sd"),
-]
+COLUMNS: list[str] = DATA["columns"]["tables"]
 #: Columns of a table CSV read as numbers (the rest as text, "" for empty).
 NUMERIC = ("n", "psnr", "ssim", "paper_psnr", "paper_ssim", "diff_psnr", "diff_ssim")
 #: The texts of ``tables.md`` (``paper.yaml``).
@@ -157,16 +153,11 @@ def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()) -> Path:
     return write_markdown(res, profile, header)
 
 
-def _fmt(spec: str):
-    """A formatter of one number for the markdown ("" for a missing one)."""
-    return lambda v: "" if pd.isna(v) else format(v, spec)
-
-
 def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
     """``tables.md``: every tableN.csv present in ``res`` (PSNR rounded to 2 decimals and
     SSIM to 3, as the paper prints them; a cell's note as a footnote) and the figure
     captions."""
-    res = Path(res)
+    res, _fmt = Path(res), lambda f: lambda v: "" if pd.isna(v) else format(v, f)
     lines = [f"# Tables II-V, profile `{profile}`", "", *([header, ""] if header else [])]
     lines += [TEXT["intro"], ""]
     for name, spec in TABLES.items():
@@ -178,20 +169,10 @@ def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
         df = pd.read_csv(path, keep_default_na=False, na_values={c: [""] for c in NUMERIC})
         notes = list(dict.fromkeys(n for n in df.note if n))
         marks = [f" [{notes.index(n) + 1}]" if n else "" for n in df.note]
+        df["method"] += marks
+        df["provenance"] = df.provenance.str.replace(_SHA, r"\1…", regex=True)
         shown = pd.DataFrame(
-            {
-                "method": df.method + marks,
-                "benchmark": df.benchmark,
-                "test set": df.test_set,
-                "n": df.n.astype(str).str.removesuffix(".0"),
-                "seeds": df.n_seeds.astype(str),
-                "PSNR": df.psnr.map(_fmt(".2f")),
-                "SSIM": df.ssim.map(_fmt(".3f")),
-                "paper PSNR": df.paper_psnr.map(_fmt(".2f")),
-                "paper SSIM": df.paper_ssim.map(_fmt(".3f")),
-                "Δ PSNR": df.diff_psnr.map(_fmt("+.2f")),
-                "provenance": df.provenance.str.replace(_SHA, r"\1…", regex=True),
-            }
+            {h: df[c].map(_fmt(f)) if f else df[c] for c, (h, f) in TEXT["columns"].items()}
         )
         lines += [shown.to_markdown(index=False, disable_numparse=True), ""]
         lines += [f"[{i}] {n}" for i, n in enumerate(notes, 1)] + [""]
