@@ -1,19 +1,14 @@
-"""The claims chapter (08): two verdicts per claim of the paper (:data:`.paper.CLAIMS`, and
-Fig. 6's trend per benchmark), from the study's one record ``scores.csv`` alone (``derain
-claims --profile P``; docs/evidence.md).
-
-Per claim and test set one row: the paired per-image differences (better - worse), their
-mean, 95 % interval (:func:`.stats.hierarchical_interval`), p-value, MDE and training budget,
-then **direction** (Holm over the family of rows that can carry a verdict) and **size** (the
-paper's difference against the interval), by the rules ``paper.yaml``'s ``policy`` states.
-Knock-out rows (:func:`knockout_rows`) carry n but no paper difference and no verdict.
-"""
+"""The claims chapter (08), ``derain claims --profile P``: from the one record ``scores.csv``
+alone, per claim of the paper (:data:`.paper.CLAIMS`, Fig. 6's trend) and test set, the
+paired per-image differences with their interval, p-value, MDE and training budget, and two
+verdicts: **direction** (Holm over the rows that can carry one) and **size** (the paper's
+difference against the interval), by ``paper.yaml``'s ``policy`` (docs/evidence.md)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,6 +33,7 @@ MIN_BUDGET = 0.1
 ALPHA = 0.05
 METRICS = ("psnr", "ssim")
 NO_VERDICT = "no verdict"
+NOT_RUN = {"direction": "not run", "size": "not run"}
 SENSITIVITY = "inference-time sensitivity of the released model, not Table V's retrained ablation"
 SIAN = str(MethodId.SIAN_RELEASED)
 
@@ -69,24 +65,22 @@ def _percent(f: float | None) -> str:
     )
 
 
-@dataclass
-class Paired:
-    """Per-image differences better - worse on one test set, (seeds, images) per metric, on
-    the images both sides scored (seeds paired in seed order), with each image's scene."""
+class Paired(NamedTuple):
+    """``row``: the measured columns of one comparison on one test set; ``degenerate``:
+    ``<method> seed(s) ...`` of each side with a degenerate seed; ``stand_in``: either side
+    scored on stand-in data."""
 
-    test_set: str
-    diffs: dict[str, np.ndarray]
-    scenes: list[str]
-    degenerate: list[str]  # "<method> seed(s) ..." of each side with a degenerate seed
-    stand_in: bool  # either side scored on stand-in data
-    n_seeds: int
-    n_images: int
+    row: dict
+    degenerate: list[str]
+    stand_in: bool
 
 
 def paired(
     df: pd.DataFrame, test_set: str, better: tuple[str, str], worse: tuple[str, str]
 ) -> Paired:
-    """``better`` vs ``worse`` ((method, variant) each) on ``test_set``, from the record."""
+    """``better`` vs ``worse`` ((method, variant) each) on ``test_set``, from the record: the
+    per-image differences better - worse on the images both sides scored (seeds paired in
+    seed order), their mean, 95 % interval, MDE and p-value, with n."""
     sub = df[df.test_set == test_set]
     sides = [sub[(sub.method == str(m)) & (sub.variant == v)] for m, v in (better, worse)]
     images = sorted(set(sides[0].image) & set(sides[1].image))
@@ -95,15 +89,21 @@ def paired(
         w = s.pivot_table(index="seed", columns="image", values=list(METRICS), aggfunc="first")
         wide.append(w.loc[sorted(w.index, key=lambda x: (x == "", int(x) if x.isdigit() else 0))])
     n = min(len(w) for w in wide)
-    diffs = {k: np.subtract(*(w[k][images].to_numpy(float)[:n] for w in wide)) for k in METRICS}
+    scene = sub.drop_duplicates("image").set_index("image").scene
+    scenes = [str(scene[i]) for i in images]
+    row = dict(test_set=test_set, n_images=len(images), n_scenes=len(set(scenes)), n_seeds=n)
+    for m in METRICS:
+        d = np.subtract(*(w[m][images].to_numpy(float)[:n] for w in wide))
+        iv = stats.hierarchical_interval(d, scenes)
+        row |= {f"diff_{m}": iv.mean, f"lo_{m}": iv.lo, f"hi_{m}": iv.hi}
+        if m == "psnr":
+            row |= {"mde_psnr": iv.mde, "p_psnr": p_value(iv)}
     bad = [
         f"{m} seed{'s' * (len(seeds) > 1)} {', '.join(seeds)}"
         for (m, _), s in zip((better, worse), sides, strict=True)
         if (seeds := sorted(set(s[s.degenerate].seed)))
     ]
-    scene = sub.drop_duplicates("image").set_index("image").scene
-    stand_in = bool((pd.concat(sides).evidence == record.PIPELINE_CHECK).any())
-    return Paired(test_set, diffs, [str(scene[i]) for i in images], bad, stand_in, n, len(images))
+    return Paired(row, bad, bool((pd.concat(sides).evidence == record.PIPELINE_CHECK).any()))
 
 
 def p_value(iv: stats.Interval) -> float:
@@ -124,17 +124,6 @@ def holm(p: list[float]) -> list[float]:
         np.minimum(1.0, (len(order) - np.arange(len(order))) * p[order])
     )
     return out.tolist()
-
-
-def _measure(pair: Paired) -> dict:
-    """The difference, interval, MDE and p-value of ``pair``'s rows, with its n."""
-    row = {"n_images": pair.n_images, "n_scenes": len(set(pair.scenes))}
-    for m in METRICS:
-        iv = stats.hierarchical_interval(pair.diffs[m], pair.scenes)
-        row |= {f"diff_{m}": iv.mean, f"lo_{m}": iv.lo, f"hi_{m}": iv.hi}
-        if m == "psnr":
-            row |= {"mde_psnr": iv.mde, "p_psnr": p_value(iv)}
-    return row
 
 
 def _fmt(v: float | None) -> str:
@@ -169,17 +158,17 @@ def _base_row(claim: Claim) -> dict:
     }
 
 
-def _released(pair: Paired, benchmark: str) -> str:
-    return f"released, {'full' if pair.n_images >= FULL_TEST_SIZE[benchmark] else 'partial'} set"
+def _released(row: dict, benchmark: str) -> str:
+    return f"released, {'full' if row['n_images'] >= FULL_TEST_SIZE[benchmark] else 'partial'} set"
 
 
 def judge(claim: Claim, pair: Paired, budget: float | None) -> dict:
     """One row of ``claim`` on ``pair``; ``direction`` is ``pending`` for a row of the family
     (decided by :func:`decide` over all of them), else ``no verdict``."""
-    row = _base_row(claim) | {"test_set": pair.test_set, "budget_fraction": budget}
-    row |= {"n_seeds": pair.n_seeds if claim.trained else ""} | _measure(pair)
+    row = _base_row(claim) | pair.row | {"budget_fraction": budget}
+    seeds, row["n_seeds"] = row["n_seeds"], row["n_seeds"] if claim.trained else ""
     check = pair.stand_in or (budget is not None and budget < MIN_BUDGET)
-    trained = record.TRAINED if claim.trained else _released(pair, claim.benchmark)
+    trained = record.TRAINED if claim.trained else _released(row, claim.benchmark)
     row["evidence"] = record.PIPELINE_CHECK if check else trained
     why = []
     if pair.degenerate:
@@ -187,8 +176,8 @@ def judge(claim: Claim, pair: Paired, budget: float | None) -> dict:
     if check:
         data = "stand-in data" if pair.stand_in else "real data"
         why.append(f"pipeline check: {data}, {_percent(budget)} of the paper's training")
-    if claim.trained and pair.n_seeds < MIN_SEEDS:
-        why.append(f"{pair.n_seeds} training seed: the seed spread is unknown")
+    if claim.trained and seeds < MIN_SEEDS:
+        why.append(f"{seeds} training seed: the seed spread is unknown")
     verdict = NO_VERDICT if why else "pending"
     return row | {"direction": verdict, "size": verdict, "reason": "; ".join(why)}
 
@@ -214,7 +203,7 @@ def decide(rows: list[dict]) -> list[dict]:
             f"{p_adj:.2g} over {len(family)} rows"
         )
         r |= {"p_holm": p_adj, "direction": direction}
-        r |= {"size": size_verdict(r["lo_psnr"], r["hi_psnr"], claimed)}
+        r["size"] = size_verdict(r["lo_psnr"], r["hi_psnr"], claimed)
         r["reason"] = "; ".join(x for x in (r["reason"], tested) if x)
     return rows
 
@@ -228,10 +217,6 @@ def _sets(df: pd.DataFrame, benchmark: str, sides: list[tuple[str, str]]) -> lis
     return [t for t in mine.test_set.unique() if found.get(t, 0) == len(set(sides))]
 
 
-def _not_run(row: dict, why: str) -> dict:
-    return row | {"direction": "not run", "size": "not run", "reason": why}
-
-
 def table_rows(profile: str, df: pd.DataFrame) -> list[dict]:
     """The rows of :data:`CLAIMS` (undecided: see :func:`decide`)."""
     rows, budgets = [], {}
@@ -242,7 +227,8 @@ def table_rows(profile: str, df: pd.DataFrame) -> list[dict]:
             here = df[(df.benchmark == claim.benchmark) & (df.variant == "")]
             absent = ", ".join(m for m, _ in sides if m not in set(here.method))
             why = f"no {BENCHMARKS[claim.benchmark]} scores of {absent} here"
-            rows.append(_not_run(_base_row(claim), f"{why} (its test data or weights are absent)"))
+            why += " (its test data or weights are absent)"
+            rows.append(_base_row(claim) | NOT_RUN | {"reason": why})
             continue
         key = (claim.benchmark, claim.trained)
         if key not in budgets:
@@ -267,17 +253,16 @@ def trend_rows(df: pd.DataFrame) -> list[dict]:
         sets = _sets(df, b, stages)
         if not sets:
             why = "no stage scores of the released SIAN (its weights and a real test set)"
-            rows.append(_not_run(base, why))
+            rows.append(base | NOT_RUN | {"reason": why})
         for t in sets:
-            pairs = {k: paired(df, t, stages[k - 1], stages[k - 2]) for k in range(2, 7)}
-            steps = {k: _measure(pair) for k, pair in pairs.items()}
+            steps = {k: paired(df, t, stages[k - 1], stages[k - 2]).row for k in range(2, 7)}
             k = max(steps, key=lambda k: (steps[k]["p_psnr"], -steps[k]["diff_psnr"]))
             listed = "; ".join(f"{j}>{j - 1} {_interval(s)}" for j, s in steps.items())
             rows.append(
                 base
                 | steps[k]
                 | {"test_set": t, "budget_fraction": 1.0, "n_seeds": ""}
-                | {"evidence": _released(pairs[k], b), "direction": "pending", "size": "pending"}
+                | {"evidence": _released(steps[k], b), "direction": "pending", "size": "pending"}
                 | {"reason": f"steps: {listed}; weakest: stage {k}"}
             )
     return rows
@@ -289,7 +274,7 @@ def knockout_rows(df: pd.DataFrame) -> list[dict]:
     rows = []
     kos = df[(df.method == SIAN) & df.variant.str.startswith("ko-")]
     for b, t, v in kos[["benchmark", "test_set", "variant"]].drop_duplicates().to_numpy():
-        row = dict.fromkeys(COLUMNS) | _measure(paired(df, t, (SIAN, ""), (SIAN, v)))
+        row = dict.fromkeys(COLUMNS) | paired(df, t, (SIAN, ""), (SIAN, v)).row
         n = f"n = {row['n_images']} images ({row['n_scenes']} scenes)"
         rows.append(
             row
