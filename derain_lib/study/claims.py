@@ -15,15 +15,13 @@ import pandas as pd
 from scipy import stats as sps
 
 from ..config import profile_seeds
-from ..data.sources import open_data
-from ..errors import DerainError
 from ..fsutil import atomic_write_text
 from ..tables import BENCHMARKS, FULL_TEST_SIZE, MethodId
-from ..train import planned_steps, training_patches
 from . import probes, record, stats
 from .paper import CLAIMS, DATA, PAPER_PATCHES, TREND_TEXT, Claim
 from .paths import results_dir
 from .plan import Params, config_for, datasets
+from .training import run_cost
 
 #: Fewer training seeds than this and a claim on trained methods gets no verdict.
 MIN_SEEDS = 2
@@ -41,20 +39,17 @@ COLUMNS: list[str] = DATA["columns"]["claims"]
 
 
 def budget_fraction(profile: str, claim: Claim) -> float | None:
-    """Training patches one model of ``profile`` sees (steps x batch) as a fraction of the
-    paper's: 1 for released weights, None where either is unknown."""
+    """Training patches one model of ``profile`` sees (:func:`.training.run_cost`; without its
+    data, ``max_steps`` batches) as a fraction of the paper's: 1 for released weights, None
+    where either is unknown."""
     if not claim.trained:
         return 1.0
     d = datasets(Params(profile)).get(claim.benchmark)
     if d is None or claim.benchmark not in PAPER_PATCHES:
         return None
     cfg = config_for(Params(profile), d)
-    try:
-        data = open_data(cfg.data.train, cfg.data.root)
-        steps = planned_steps(cfg, len(training_patches(cfg, data)))
-    except DerainError:
-        steps = cfg.train.max_steps
-    return None if steps is None else steps * cfg.train.batch_size / PAPER_PATCHES[claim.benchmark]
+    seen = run_cost(cfg) or (cfg.train.max_steps or 0) * cfg.train.batch_size
+    return seen / PAPER_PATCHES[claim.benchmark] if seen else None
 
 
 def _percent(f: float | None) -> str:

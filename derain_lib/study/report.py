@@ -15,7 +15,7 @@ from ..fsutil import atomic_write_text
 from ..models import build_model, count_parameters
 from ..tables import BENCHMARKS
 from . import record
-from .paper import TABLE3, TABLES, paper_value
+from .paper import DATA, TABLE3, TABLES, paper_value
 from .paths import figures_dir, results_dir
 
 #: A live widget's output; its state (random ids, times) changes with every run, and a
@@ -35,21 +35,17 @@ def summary(profile: str) -> list[str]:
     for r in means[mine & means.method.isin(released)].itertuples():
         m = released[r.method]
         table = "III" if r.benchmark in TABLE3.benchmarks else "IV"
-        if (paper := paper_value(table, m.paper_row, r.benchmark).value) is not None:
-            exact.append(
-                f"{m.label.split()[0]} released weights on {BENCHMARKS[r.benchmark]} "
-                f"({r.n_images} images): {r.psnr:.2f} dB / {r.ssim:.3f}, the paper's row "
-                f"{paper[0]:.2f} / {paper[1]:.3f} ({r.psnr - paper[0]:+.2f} dB)"
-            )
+        paper = paper_value(table, m.paper_row, r.benchmark).value  # printed for both
+        exact.append(
+            f"{m.label.split()[0]} released weights on {BENCHMARKS[r.benchmark]} "
+            f"({r.n_images} images): {r.psnr:.2f} dB / {r.ssim:.3f}, the paper's row "
+            f"{paper[0]:.2f} / {paper[1]:.3f} ({r.psnr - paper[0]:+.2f} dB)"
+        )
     if exact:
         sian, prenet = (count_parameters(build_model(n)) for n in ("sian", "prenet"))
         exact.append(f"Parameters: SIAN {sian:,}, PReNet {prenet:,}")
     path = results_dir(profile) / "claims.csv"
-    df = (
-        pd.read_csv(path)
-        if path.is_file()
-        else pd.DataFrame(columns=["p_holm", "evidence", "direction"])
-    )
+    df = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=DATA["columns"]["claims"])
     for r in df[df.p_holm.notna()].itertuples():
         paper = "" if pd.isna(r.paper_diff_psnr) else f", the paper's {r.paper_diff_psnr:+.2f}"
         show.append(
