@@ -16,10 +16,8 @@ from .fsutil import atomic_write_text
 
 #: Benchmark key -> the column name the paper prints.
 BENCHMARKS: dict[str, str] = {b.lower(): b for b in ("Rain100L", "Rain100H", "Rain1400", "Rain12")}
-
 #: Embedded synthetic presets -> the benchmark each stands in for (smoke and quick data).
 STAND_IN_FOR: dict[str, str] = {"light": "rain100l", "heavy": "rain100h"}
-
 #: Test images in each full benchmark test set (paper Table I).
 FULL_TEST_SIZE: dict[str, int] = {"rain100l": 100, "rain100h": 100, "rain1400": 1400, "rain12": 12}
 
@@ -62,10 +60,9 @@ class MethodId(StrEnum):
         return self is not MethodId.INPUT and not self.released
 
 
-#: What a score is: measured here (``reproduced`` by a training run of the profile,
-#: ``released`` weights, ``computed`` without a model: the Input row), quoted from the
-#: ``paper``, ``not_run`` or ``degenerate`` (measured, but the model did not learn: scored,
-#: never judged).
+#: Measured here (``reproduced`` by a training run, ``released`` weights, ``computed``: the
+#: Input row), quoted from the ``paper``, ``not_run``; a table row is ``degenerate`` where the
+#: record says its model learned no deraining (scored, never judged).
 ScoreKind = Literal["reproduced", "released", "computed", "paper", "not_run", "degenerate"]
 SCORE_KINDS: tuple[str, ...] = get_args(ScoreKind)
 #: Kinds that carry measured numbers.
@@ -76,7 +73,7 @@ MEASURED_KINDS: tuple[str, ...] = ("reproduced", "released", "computed", "degene
 class Score:
     """One measured cell (or a "not run" one): ``detail`` is ``<profile>, run <hash>``
     (reproduced), ``<file>, sha256 <hex>`` (released), what was computed, or why it did not
-    run or is degenerate; ``stand_in``: scored on the embedded stand-in data."""
+    run; ``stand_in``: scored on the embedded stand-in data."""
 
     method: str
     benchmark: str
@@ -96,11 +93,11 @@ class Score:
         if self.kind not in SCORE_KINDS or self.kind == "paper":
             raise DerainError(f"score of {self.method}: kind {self.kind!r} is not a record's")
         if self.ran:
-            for v in (self.psnr, self.ssim):
-                if v is None or not math.isfinite(v):
-                    raise DerainError(f"score of {self.method} on {self.test_set}: value {v}")
-            if self.n <= 0:
-                raise DerainError(f"score of {self.method} on {self.test_set}: no images")
+            values = (self.psnr, self.ssim)
+            if self.n <= 0 or not all(v is not None and math.isfinite(v) for v in values):
+                raise DerainError(
+                    f"score of {self.method} on {self.test_set}: {self.n} images, {values}"
+                )
 
     @property
     def ran(self) -> bool:
@@ -121,8 +118,6 @@ def provenance_text(kind: str, detail: str) -> str:
     """``reproduced (quick, run 1a2b)``, ``released weights (...)``, ``not run: why`` ..."""
     if kind == "not_run":
         return NOT_RUN + detail
-    if kind == "degenerate":
-        return f"degenerate: {detail}"
     name = "released weights" if kind == "released" else kind
     return f"{name} ({detail})" if detail else name
 

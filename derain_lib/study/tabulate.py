@@ -58,8 +58,6 @@ def _row(spec: TableSpec, m: Method, s: Score, means: pd.DataFrame | None) -> di
     psnr, ssim = (s.psnr, s.ssim) if mean is None else (mean.psnr, mean.ssim)
     comparable = s.ran and paper[0] is not None
     notes = [s.note] if s.note else []
-    if s.kind == "degenerate":
-        notes.append(f"degenerate run ({s.detail}): scored, not a result")
     if comparable and s.stand_in:
         notes.append(
             f"measured on the embedded stand-in for {BENCHMARKS[s.benchmark]}: "
@@ -188,15 +186,15 @@ def read_table(profile: str, name: str) -> pd.DataFrame:
 
 
 def not_run_items(profile: str) -> list[dict]:
-    """What did not run, from the saved results: every score record of kind ``not_run`` or
-    ``degenerate`` (``scores/<step>.json``), every degenerate seed of the record and every
+    """What did not run, from the saved results: every score record of kind ``not_run``
+    (``scores/<step>.json``), every degenerate seed of the record and every
     training run that did not finish (``runs.json``, ``seeds.json``); one ``{"notebook",
     "what"}`` per item."""
     work, items = work_dir(profile), []  # (notebook, what)
     for step, nb in NOTEBOOKS.items():
         path = work / "scores" / f"{step}.json"
         for s in load_scores([path]) if path.is_file() else []:
-            if s.kind in ("not_run", "degenerate"):
+            if s.kind == "not_run":
                 items.append((nb, f"{s.method} on {s.test_set or s.benchmark}: {s.provenance}"))
     df = record.read(profile)
     for r in df[df.degenerate].drop_duplicates(["method", "test_set", "seed"]).itertuples():
