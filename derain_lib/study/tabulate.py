@@ -44,8 +44,8 @@ def _round(v: float | None) -> float | None:
 def _paper_cells(spec: TableSpec, paper_row: str, benchmark: str) -> dict:
     pv = paper_value(spec.number, paper_row, benchmark)
     psnr, ssim = pv.value or (None, None)
-    return {"table": spec.number, "paper_row": paper_row, "paper_source": pv.quote,
-            "paper_psnr": psnr, "paper_ssim": ssim}  # fmt: skip
+    cells = {"table": spec.number, "paper_row": paper_row, "paper_source": pv.quote}
+    return cells | {"paper_psnr": psnr, "paper_ssim": ssim}
 
 
 def _row(spec: TableSpec, m: Method, s: Score, means: pd.DataFrame | None) -> dict:
