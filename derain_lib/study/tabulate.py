@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -151,11 +152,16 @@ def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()) -> Path:
     return write_markdown(res, profile, header)
 
 
+def _fmt(spec: str) -> Callable[[float], str]:
+    """A formatter of one number for the markdown ("" for a missing one)."""
+    return lambda v: "" if pd.isna(v) else format(v, spec)
+
+
 def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
     """``tables.md``: every tableN.csv present in ``res`` (PSNR rounded to 2 decimals and
     SSIM to 3, as the paper prints them; a cell's note as a footnote) and the figure
     captions."""
-    res, _fmt = Path(res), lambda f: lambda v: "" if pd.isna(v) else format(v, f)
+    res = Path(res)
     lines = [f"# Tables II-V, profile `{profile}`", "", *([header, ""] if header else [])]
     lines += [TEXT["intro"], ""]
     for name, spec in TABLES.items():
