@@ -138,19 +138,18 @@ def size_verdict(lo: float, hi: float, claimed: float | None) -> str:
     return "larger than the paper's" if lo > claimed else "smaller than the paper's"
 
 
+def _head(claim: str, table: str, benchmark: str, better: str, worse: str) -> dict:
+    """A row of :data:`COLUMNS` that says what it compares."""
+    said = dict(claim=claim, table=table, benchmark=BENCHMARKS[benchmark], better=better)
+    return dict.fromkeys(COLUMNS) | said | {"worse": worse}
+
+
 def _base_row(claim: Claim) -> dict:
-    paper = {m: claim.paper(m) for m in METRICS}
-    return dict.fromkeys(COLUMNS) | {
-        "claim": claim.text,
-        "table": claim.table,
-        "benchmark": BENCHMARKS[claim.benchmark],
-        "better": str(claim.better),
-        "worse": str(claim.worse),
-        **{
-            f"paper_diff_{m}": None if p is None else round(p[0] - p[1], 6)
-            for m, p in paper.items()
-        },
-    }
+    row = _head(claim.text, claim.table, claim.benchmark, str(claim.better), str(claim.worse))
+    for m in METRICS:
+        p = claim.paper(m)
+        row[f"paper_diff_{m}"] = None if p is None else round(p[0] - p[1], 6)
+    return row
 
 
 def _released(row: dict, benchmark: str) -> str:
@@ -238,13 +237,8 @@ def trend_rows(df: pd.DataFrame) -> list[dict]:
     rows = []
     stages = [(SIAN, probes.stage_variant(k)) for k in range(1, 7)]
     for b in probes.BENCHMARKS:
-        base = dict.fromkeys(COLUMNS) | {
-            "claim": f"{TREND_TEXT} on {BENCHMARKS[b]}",
-            "table": "Fig. 6",
-            "benchmark": BENCHMARKS[b],
-            "better": f"{SIAN} stage k",
-            "worse": f"{SIAN} stage k-1",
-        }
+        text = f"{TREND_TEXT} on {BENCHMARKS[b]}"
+        base = _head(text, "Fig. 6", b, f"{SIAN} stage k", f"{SIAN} stage k-1")
         sets = _sets(df, b, stages)
         if not sets:
             why = "no stage scores of the released SIAN (its weights and a real test set)"
@@ -269,14 +263,14 @@ def knockout_rows(df: pd.DataFrame) -> list[dict]:
     rows = []
     kos = df[(df.method == SIAN) & df.variant.str.startswith("ko-")]
     for b, t, v in kos[["benchmark", "test_set", "variant"]].drop_duplicates().to_numpy():
-        row = dict.fromkeys(COLUMNS) | paired(df, t, (SIAN, ""), (SIAN, v)).row
+        text = f"the released SIAN loses PSNR when {probes.describe(v)}"
+        row = _head(text, "attention (inference-time)", b, SIAN, f"{SIAN} {v}")
+        row |= paired(df, t, (SIAN, ""), (SIAN, v)).row
         n = f"n = {row['n_images']} images ({row['n_scenes']} scenes)"
         rows.append(
             row
-            | {"claim": f"the released SIAN loses PSNR when {probes.describe(v)}"}
-            | {"table": "attention (inference-time)", "benchmark": BENCHMARKS[b]}
-            | {"test_set": t, "evidence": SENSITIVITY, "better": SIAN, "worse": f"{SIAN} {v}"}
-            | {"n_seeds": "", "budget_fraction": 1.0, "direction": NO_VERDICT, "size": NO_VERDICT}
+            | {"evidence": SENSITIVITY, "n_seeds": "", "budget_fraction": 1.0}
+            | {"direction": NO_VERDICT, "size": NO_VERDICT}
             | {"reason": f"not a paper claim: {n}; no paper difference"}
         )
     return rows
