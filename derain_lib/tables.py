@@ -1,12 +1,9 @@
 """What a score is, shared by the study that writes scores and the figures that read them:
 the benchmarks' names, the method ids, and :class:`Score`, one measured cell (or a "not run"
-one) with its provenance and :data:`ScoreKind`. The paper's own numbers and tables are data
-of the study (:mod:`derain_lib.study.paper`), not of the engine.
-"""
+one) with its provenance. The paper's own numbers are the study's (:mod:`.study.paper`)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -14,22 +11,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, get_args
 
-import pandas as pd
-
 from .errors import DerainError
 from .fsutil import atomic_write_text
 
 #: Benchmark key -> the column name the paper prints.
-BENCHMARKS: dict[str, str] = {
-    "rain100l": "Rain100L",
-    "rain100h": "Rain100H",
-    "rain1400": "Rain1400",
-    "rain12": "Rain12",
-}
-
+BENCHMARKS: dict[str, str] = {b.lower(): b for b in ("Rain100L", "Rain100H", "Rain1400", "Rain12")}
 #: Embedded synthetic presets -> the benchmark each stands in for (smoke and quick data).
 STAND_IN_FOR: dict[str, str] = {"light": "rain100l", "heavy": "rain100h"}
-
 #: Test images in each full benchmark test set (paper Table I).
 FULL_TEST_SIZE: dict[str, int] = {"rain100l": 100, "rain100h": 100, "rain1400": 1400, "rain12": 12}
 
@@ -39,9 +27,8 @@ def _stand_in_preset(benchmark: str) -> str:
 
 
 def benchmark_label(benchmark: str, stand_in: bool = False) -> str:
-    """What a reader is told the data are: ``Rain100L`` for the benchmark itself, ``embedded
-    light (stand-in for Rain100L)`` for the synthetic set standing in for it (never the
-    benchmark's name alone for synthetic data). Tables, figures and findings all use it."""
+    """``Rain100L`` for the benchmark itself, ``embedded light (stand-in for Rain100L)`` for
+    the synthetic set standing in for it (never the benchmark's name alone)."""
     name = BENCHMARKS[benchmark]
     return f"embedded {_stand_in_preset(benchmark)} (stand-in for {name})" if stand_in else name
 
@@ -73,10 +60,9 @@ class MethodId(StrEnum):
         return self is not MethodId.INPUT and not self.released
 
 
-#: What a score is: measured here (``reproduced`` by a training run of the profile,
-#: ``released`` weights, ``computed`` without a model: the Input row), quoted from the
-#: ``paper``, ``not_run`` or ``degenerate`` (measured, but the model did not learn: scored,
-#: never judged).
+#: Measured here (``reproduced`` by a training run, ``released`` weights, ``computed``: the
+#: Input row), quoted from the ``paper``, ``not_run``; a table row is ``degenerate`` where the
+#: record says its model learned no deraining (scored, never judged).
 ScoreKind = Literal["reproduced", "released", "computed", "paper", "not_run", "degenerate"]
 SCORE_KINDS: tuple[str, ...] = get_args(ScoreKind)
 #: Kinds that carry measured numbers.
@@ -85,10 +71,9 @@ MEASURED_KINDS: tuple[str, ...] = ("reproduced", "released", "computed", "degene
 
 @dataclass(kw_only=True)
 class Score:
-    """One measured cell (or a "not run" one) as the pipeline records it: ``detail`` is
-    ``<profile>, run <hash>`` (reproduced), ``<file>, sha256 <hex>`` (released), what was
-    computed, or why it did not run or is degenerate; ``stand_in`` marks the embedded
-    synthetic test data standing in for the benchmark (not comparable to the paper)."""
+    """One measured cell (or a "not run" one): ``detail`` is ``<profile>, run <hash>``
+    (reproduced), ``<file>, sha256 <hex>`` (released), what was computed, or why it did not
+    run; ``stand_in``: scored on the embedded stand-in data."""
 
     method: str
     benchmark: str
@@ -105,26 +90,19 @@ class Score:
     def __post_init__(self) -> None:
         if self.benchmark not in BENCHMARKS:
             raise DerainError(f"unknown benchmark {self.benchmark!r} (known: {list(BENCHMARKS)})")
-        if self.kind not in SCORE_KINDS:
-            raise DerainError(f"score of {self.method}: unknown kind {self.kind!r}")
-        if self.kind == "paper":
-            raise DerainError(f"score of {self.method}: a measured record cannot be 'paper'")
+        if self.kind not in SCORE_KINDS or self.kind == "paper":
+            raise DerainError(f"score of {self.method}: kind {self.kind!r} is not a record's")
         if self.ran:
-            for v in (self.psnr, self.ssim):
-                if v is None or not math.isfinite(v):
-                    raise DerainError(f"score of {self.method} on {self.test_set}: value {v}")
-            if self.n <= 0:
-                raise DerainError(f"score of {self.method} on {self.test_set}: no images")
+            values = (self.psnr, self.ssim)
+            if self.n <= 0 or not all(v is not None and math.isfinite(v) for v in values):
+                raise DerainError(
+                    f"score of {self.method} on {self.test_set}: {self.n} images, {values}"
+                )
 
     @property
     def ran(self) -> bool:
         """Measured numbers exist (a degenerate run's too)."""
         return self.kind in MEASURED_KINDS
-
-    @property
-    def judged(self) -> bool:
-        """Measured and fit to support a claim (not degenerate)."""
-        return self.ran and self.kind != "degenerate"
 
     @property
     def partial(self) -> bool:
@@ -137,12 +115,9 @@ class Score:
 
 
 def provenance_text(kind: str, detail: str) -> str:
-    """``reproduced (quick, run 1a2b)``, ``released weights (file, sha256 ..)``,
-    ``computed (...)``, ``paper (...)``, ``not run: why``, ``degenerate: why``."""
+    """``reproduced (quick, run 1a2b)``, ``released weights (...)``, ``not run: why`` ..."""
     if kind == "not_run":
         return NOT_RUN + detail
-    if kind == "degenerate":
-        return f"degenerate: {detail}"
     name = "released weights" if kind == "released" else kind
     return f"{name} ({detail})" if detail else name
 
@@ -185,20 +160,3 @@ def load_scores(paths: list[Path]) -> list[Score]:
         except (json.JSONDecodeError, TypeError) as e:
             raise DerainError(f"{p}: not a score file ({e})") from None
     return out
-
-
-def read_csv(path: str | Path) -> list[dict]:
-    with Path(path).open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def mean_by(rows: list[dict], keys: tuple[str, ...], values: tuple[str, ...]) -> list[dict]:
-    """Rows grouped by ``keys`` (first-seen order), ``values`` averaged, ``n`` counted."""
-    if not rows:
-        return []
-    g = pd.DataFrame(rows).groupby(list(keys), sort=False, dropna=False)
-    return (
-        g.agg(n=(keys[0], "size"), **{v: (v, "mean") for v in values})
-        .reset_index()
-        .to_dict("records")
-    )

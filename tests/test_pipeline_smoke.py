@@ -23,7 +23,7 @@ from derain_lib.study.claims import CLAIMS
 from derain_lib.study.paths import results_dir
 from derain_lib.study.plan import Params, found_real
 from derain_lib.study.scoring import score_methods
-from derain_lib.study.tabulate import build_table, build_tables
+from derain_lib.study.tabulate import build_table, build_tables, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -333,8 +333,7 @@ def test_each_table_is_built_from_its_own_step(hermetic: Path) -> None:
     tables.save_scores([own], res / "run-state" / "scores" / "table5.json")
     tables.save_scores([own, real], res / "run-state" / "scores" / "table3_4.json")
     build_tables("smoke", ("table3", "table5"))
-    t5 = tables.read_csv(res / "table5.csv")
-    t3 = tables.read_csv(res / "table3.csv")
+    t5, t3 = (read_table("smoke", t) for t in ("table5", "table3"))
     shown = tables.provenance_text(run["kind"], run["detail"])  # as the CSVs write it
-    assert [r["test_set"] for r in t5 if r["provenance"] == shown] == ["embedded light"]
-    assert len([r for r in t3 if r["provenance"] == shown]) == 2
+    assert t5[t5.provenance == shown].test_set.tolist() == ["embedded light"]
+    assert (t3.provenance == shown).sum() == 2

@@ -4,6 +4,7 @@ from saved tables, and the HTML report's index with its summary."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -16,7 +17,7 @@ from derain_lib import tables
 from derain_lib.study import record
 from derain_lib.study.paths import results_dir
 from derain_lib.study.report import export_report
-from derain_lib.study.tabulate import write_tables
+from derain_lib.study.tabulate import write_table
 from derain_lib.viz import results as plots
 
 RUN = tables.reproduced("smoke", "1a2b3c4d5e6f")
@@ -50,7 +51,7 @@ def _table5(res: Path, values: tuple[float, float, float], real: bool = False) -
         )
         for m in IDS
     ]
-    write_tables(res, scores, ["table5"])
+    write_table(res, "table5", scores)
 
 
 def _rows(method: str, evidence: str, seeds: list[str], psnr: list[float]) -> list[dict]:
@@ -146,7 +147,7 @@ def test_report_index_links_chapters_tables_and_figures(res: Path, tmp_path: Pat
     assert '<a href="../table5.csv">table5.csv</a>' in page
     assert '<a href="../../../figures/smoke/table5_bars.png">' in page
     assert "Table V &lt;bars&gt;" in page
-    assert "<h2>Summary</h2>" in page
+    assert re.search(r"<h2[^>]*>Summary", page)
 
 
 def test_report_summary_says_what_is_exact_and_what_is_not_testable(res: Path) -> None:

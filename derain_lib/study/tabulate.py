@@ -1,19 +1,17 @@
 """Tables II-V with provenance: ``tableN.csv`` and ``tables.md``.
 
 :func:`build_table` turns the :class:`~derain_lib.tables.Score` records of a step into the
-rows of one paper table: our value next to the paper's (:mod:`.paper`), the difference
-where the two are comparable, a provenance on every row (``reproduced (profile, run
-hash)``, ``released weights (file, sha256)``, ``computed (...)``, ``paper (Table, row,
-column)`` for methods we do not run, ``not run: <reason>``, ``degenerate: <reason>``) and its
-kind. A measured row's PSNR and SSIM are the mean over the training seeds of each seed's
-mean over the images, from the record ``scores.csv`` (:func:`.record.seed_table`), with
-``n_seeds``, ``psnr_sd`` and ``ssim_sd`` beside them.
+rows of one paper table: our value next to the paper's (:mod:`.paper`), the difference where
+the two are comparable, a provenance and a kind on every row. A measured row's PSNR and SSIM
+are the mean over the training seeds of each seed's mean over the images, from the record
+``scores.csv`` (:func:`.record.seed_table`), with ``n_seeds`` and the SDs beside them.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -29,43 +27,38 @@ from ..tables import (
     missing,
 )
 from . import record
-from .paper import PAPER, TABLES, Method, Step, TableSpec, paper_value
+from .paper import DATA, NOTEBOOKS, PAPER, TABLES, Method, Step, TableSpec, paper_value
 from .paths import results_dir, work_dir
 
-COLUMNS = [
-    *("table", "method", "method_id", "benchmark", "test_set", "n", "psnr", "ssim"),
-    *("kind", "provenance", "paper_row", "paper_psnr", "paper_ssim", "paper_source"),
-    *("diff_psnr", "diff_ssim", "note", "n_seeds", "psnr_sd", "ssim_sd"),
-]
+COLUMNS: list[str] = DATA["columns"]["tables"]
+#: Columns of a table CSV read as numbers (the rest as text, "" for empty).
+NUMERIC = ("n", "psnr", "ssim", "paper_psnr", "paper_ssim", "diff_psnr", "diff_ssim")
+#: The texts of ``tables.md`` (``paper.yaml``).
+TEXT: dict[str, str] = DATA["tables_md"]
+_SHA = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{52}\b")
 
 
-def _round(v: float | None, digits: int = 4) -> float | None:
-    return None if v is None else round(float(v), digits)
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(float(v), 4)
+
+
+def _paper_cells(spec: TableSpec, paper_row: str, benchmark: str) -> dict:
+    pv = paper_value(spec.number, paper_row, benchmark)
+    psnr, ssim = pv.value or (None, None)
+    cells = {"table": spec.number, "paper_row": paper_row, "paper_source": pv.quote}
+    return cells | {"paper_psnr": psnr, "paper_ssim": ssim}
 
 
 def _row(spec: TableSpec, m: Method, s: Score, means: pd.DataFrame | None) -> dict:
-    pv = paper_value(spec.number, m.paper_row, s.benchmark)
-    paper = pv.value
-    row = dict.fromkeys(COLUMNS) | {
-        "table": spec.number,
-        "method": m.label,
-        "method_id": str(m.id),
-        "benchmark": benchmark_label(s.benchmark, s.stand_in),
-        "test_set": s.test_set,
-        "n": s.n if s.ran else None,
-        "psnr": _round(s.psnr) if s.ran else None,
-        "ssim": _round(s.ssim) if s.ran else None,
-        "kind": s.kind,
-        "provenance": s.provenance,
-        "paper_row": m.paper_row,
-        "paper_psnr": paper[0] if paper else None,
-        "paper_ssim": paper[1] if paper else None,
-        "paper_source": pv.quote if paper else f"{pv.quote}: printed as '-'",
-    }
+    """Our row of method ``m``: the score ``s``, or the record's seed mean where it has one
+    (``s`` ran then)."""
+    row = dict.fromkeys(COLUMNS) | _paper_cells(spec, m.paper_row, s.benchmark)
+    paper = row["paper_psnr"], row["paper_ssim"]
+    key = (str(m.id), s.test_set)
+    mean = means.loc[key] if means is not None and key in means.index else None
+    psnr, ssim = (s.psnr, s.ssim) if mean is None else (mean.psnr, mean.ssim)
+    comparable = s.ran and paper[0] is not None
     notes = [s.note] if s.note else []
-    if s.kind == "degenerate":
-        notes.append(f"degenerate run ({s.detail}): scored, not a result")
-    comparable = s.ran and paper is not None
     if comparable and s.stand_in:
         notes.append(
             f"measured on the embedded stand-in for {BENCHMARKS[s.benchmark]}: "
@@ -76,51 +69,38 @@ def _row(spec: TableSpec, m: Method, s: Score, means: pd.DataFrame | None) -> di
             f"partial set (n={s.n} of {FULL_TEST_SIZE[s.benchmark]}): "
             "the difference is indicative only"
         )
-    key = (str(m.id), s.test_set)
-    mean = means.loc[key] if means is not None and key in means.index else None
-    psnr, ssim = (s.psnr, s.ssim) if mean is None else (mean.psnr, mean.ssim)
-    if mean is not None:  # the seed mean of the record replaces the step's own number
-        row |= {"psnr": _round(psnr), "ssim": _round(ssim)}
+    row |= {
+        "method": m.label,
+        "method_id": str(m.id),
+        "benchmark": benchmark_label(s.benchmark, s.stand_in),
+        "test_set": s.test_set,
+        "n": s.n if s.ran else None,
+        "psnr": _round(psnr) if s.ran else None,
+        "ssim": _round(ssim) if s.ran else None,
+        "kind": s.kind,
+        "provenance": s.provenance,
+    }
+    if paper[0] is None:
+        row["paper_source"] += ": printed as '-'"
+    if comparable and not s.stand_in:
+        row |= {"diff_psnr": _round(psnr - paper[0]), "diff_ssim": _round(ssim - paper[1])}
+    if mean is not None:
         row["n_seeds"] = int(mean.n_seeds) if m.id.trained else None
         if mean.n_seeds > 1:
             row |= {"psnr_sd": _round(mean.psnr_sd), "ssim_sd": _round(mean.ssim_sd)}
         if mean.degenerate:
             row["kind"] = "degenerate"
-    if comparable and not s.stand_in:
-        row["diff_psnr"] = _round(psnr - paper[0])
-        row["diff_ssim"] = _round(ssim - paper[1])
-    if mean is not None and mean.degenerate:
-        notes.append(f"degenerate: {record.DEGENERATE_RULE}")
-    row["note"] = "; ".join(notes)
-    return row
-
-
-def _paper_row(spec: TableSpec, paper_row: str, benchmark: str) -> dict:
-    pv = paper_value(spec.number, paper_row, benchmark)
-    quote = pv.quote if pv.value else f"{pv.quote}: '-'"
-    return dict.fromkeys(COLUMNS) | {
-        "table": spec.number,
-        "method": paper_row,
-        "benchmark": BENCHMARKS[benchmark],
-        "kind": "paper",
-        "provenance": f"paper ({quote})",
-        "paper_row": paper_row,
-        "paper_psnr": pv.value[0] if pv.value else None,
-        "paper_ssim": pv.value[1] if pv.value else None,
-        "paper_source": pv.quote,
-        "note": "reported in the paper; not run here" if pv.value else "",
-    }
+            notes.append(f"degenerate: {record.DEGENERATE_RULE}")
+    return row | {"note": "; ".join(notes)}
 
 
 def build_table(
     name: str | TableSpec, scores: list[Score], means: pd.DataFrame | None = None
 ) -> list[dict]:
     """Rows of table ``name`` ("table2".."table5", or its spec) from the recorded scores and
-    the record's seed means (:func:`.record.seed_table` indexed by method and test set).
-
-    Every (method, benchmark) cell gets our measured rows (one per test set), or a "not
-    run" row (``no result recorded`` when nothing was recorded at all).
-    """
+    the record's seed means (:func:`.record.seed_table` indexed by method and test set):
+    every (method, benchmark) cell our measured rows (one per test set), or a "not run" row
+    (``no result recorded`` when nothing was recorded); then the paper's other rows."""
     spec = name if isinstance(name, TableSpec) else TABLES[name]
     latest = {(s.method, s.benchmark, s.test_set): s for s in scores}  # a re-score replaces
     rows = []
@@ -132,30 +112,28 @@ def build_table(
                 why = mine[0].detail if mine else "no result recorded"
                 measured = [Score(method=m.id, benchmark=b, **missing(why))]
             rows += [_row(spec, m, s, means) for s in measured]
-    if spec.paper_only_rows:
-        ours = {m.paper_row for m in spec.methods}
-        rows += [
-            _paper_row(spec, r, b)
-            for r in PAPER[spec.number]
-            if r not in ours
-            for b in spec.benchmarks
-        ]
+    others = [r for r in PAPER[spec.number] if r not in {m.paper_row for m in spec.methods}]
+    for r in others if spec.paper_only_rows else []:
+        for b in spec.benchmarks:
+            cells = _paper_cells(spec, r, b)
+            printed = cells["paper_psnr"] is not None
+            quote = cells["paper_source"] + ("" if printed else ": '-'")
+            rows.append(
+                dict.fromkeys(COLUMNS)
+                | cells
+                | {"method": r, "benchmark": BENCHMARKS[b], "kind": "paper"}
+                | {"provenance": f"paper ({quote})"}
+                | {"note": "reported in the paper; not run here" if printed else ""}
+            )
     return rows
 
 
-def write_tables(
-    res: str | Path, scores: list[Score], names: list[str], means: pd.DataFrame | None = None
-) -> list[Path]:
-    """Write ``<name>.csv`` for each table in ``names`` into ``res``."""
-    return [
-        atomic_write_text(
-            Path(res) / f"{n}.csv",
-            pd.DataFrame(build_table(n, scores, means), columns=COLUMNS, dtype=object).to_csv(
-                index=False
-            ),
-        )
-        for n in names
-    ]
+def write_table(
+    res: str | Path, name: str, scores: list[Score], means: pd.DataFrame | None = None
+) -> Path:
+    """Write table ``name`` (:func:`build_table`) as ``<name>.csv`` into ``res``."""
+    df = pd.DataFrame(build_table(name, scores, means), columns=COLUMNS, dtype=object)
+    return atomic_write_text(Path(res) / f"{name}.csv", df.to_csv(index=False))
 
 
 def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()) -> Path:
@@ -164,28 +142,17 @@ def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()) -> Path:
     res = results_dir(profile)
     means = record.seed_table(record.read(profile)).query("variant == ''")
     means = means.set_index(["method", "test_set"])
-    for name in names:
-        spec = name if isinstance(name, TableSpec) else TABLES[name]
+    for spec in (n if isinstance(n, TableSpec) else TABLES[n] for n in names):
         scores = load_scores([work_dir(profile) / "scores" / f"{spec.step}.json"])
-        write_tables(res, scores, [spec.key], means)
-    rec = res / "provenance.json"
+        write_table(res, spec.key, scores, means)
     header = ""
-    if rec.is_file():
+    if (rec := res / "provenance.json").is_file():
         q = json.loads(rec.read_text())["parameters"]
-        header = (
-            f"Data root {q['data_root']}, weights dir {q['weights_dir']}, "
-            f"overrides {' '.join(q['overrides']) or 'none'}. When, where, on which commit "
-            "and how long: `provenance.json` (kept apart so that a re-run that changes no "
-            "number leaves this file as it is)."
-        )
+        header = TEXT["header"].format_map(q | {"overrides": " ".join(q["overrides"]) or "none"})
     return write_markdown(res, profile, header)
 
 
-_SHA = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{52}\b")
-NUMERIC = ("n", "psnr", "ssim", "paper_psnr", "paper_ssim", "diff_psnr", "diff_ssim")
-
-
-def _fmt(spec: str):
+def _fmt(spec: str) -> Callable[[float], str]:
     """A formatter of one number for the markdown ("" for a missing one)."""
     return lambda v: "" if pd.isna(v) else format(v, spec)
 
@@ -196,13 +163,7 @@ def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
     captions."""
     res = Path(res)
     lines = [f"# Tables II-V, profile `{profile}`", "", *([header, ""] if header else [])]
-    lines += [
-        "PSNR (dB) / SSIM on the luminance channel (MATLAB protocol); a model trained here is "
-        "the mean over its training seeds (`seeds`). `paper` columns quote the paper; "
-        "differences are given only where our test set is the benchmark itself. Full sha256s "
-        "and per-cell notes are in the CSV files.",
-        "",
-    ]
+    lines += [TEXT["intro"], ""]
     for name, spec in TABLES.items():
         path = res / f"{name}.csv"
         lines += [f"## Table {spec.number}: {spec.title}", ""]
@@ -212,54 +173,34 @@ def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
         df = pd.read_csv(path, keep_default_na=False, na_values={c: [""] for c in NUMERIC})
         notes = list(dict.fromkeys(n for n in df.note if n))
         marks = [f" [{notes.index(n) + 1}]" if n else "" for n in df.note]
+        df["method"] += marks
+        df["provenance"] = df.provenance.str.replace(_SHA, r"\1…", regex=True)
         shown = pd.DataFrame(
-            {
-                "method": df.method + marks,
-                "benchmark": df.benchmark,
-                "test set": df.test_set,
-                "n": df.n.astype(str).str.removesuffix(".0"),
-                "seeds": df.get("n_seeds", pd.Series("", index=df.index)).astype(str),
-                "PSNR": df.psnr.map(_fmt(".2f")),
-                "SSIM": df.ssim.map(_fmt(".3f")),
-                "paper PSNR": df.paper_psnr.map(_fmt(".2f")),
-                "paper SSIM": df.paper_ssim.map(_fmt(".3f")),
-                "Δ PSNR": df.diff_psnr.map(_fmt("+.2f")),
-                "provenance": df.provenance.str.replace(_SHA, r"\1…", regex=True),
-            }
+            {h: df[c].map(_fmt(f)) if f else df[c] for c, (h, f) in TEXT["columns"].items()}
         )
         lines += [shown.to_markdown(index=False, disable_numparse=True), ""]
         lines += [f"[{i}] {n}" for i, n in enumerate(notes, 1)] + [""]
-    captions = res / "figures.json"
-    if captions.exists():
+    if (captions := res / "figures.json").exists():
         figs = json.loads(captions.read_text())
         lines += ["## Figures", "", *(f"- `{f['path']}`: {f['caption']}" for f in figs), ""]
     return atomic_write_text(res / "tables.md", "\n".join(lines))
 
 
-def read_table(profile: str, name: str | TableSpec, measured_only: bool = False) -> pd.DataFrame:
-    """``results/<profile>/<name>.csv``; ``measured_only`` drops the paper-only rows."""
-    key = name.key if isinstance(name, TableSpec) else name
-    df = pd.read_csv(results_dir(profile) / f"{key}.csv")
-    return df[df.kind != "paper"] if measured_only else df
-
-
-NOTEBOOKS = {
-    Step.TABLE2: "02_table2_loss.ipynb",
-    Step.TABLE3_4: "03_tables3_4_benchmarks.ipynb",
-    Step.TABLE5: "04_table5_ablation.ipynb",
-}
+def read_table(profile: str, name: str) -> pd.DataFrame:
+    """``results/<profile>/<name>.csv``."""
+    return pd.read_csv(results_dir(profile) / f"{name}.csv")
 
 
 def not_run_items(profile: str) -> list[dict]:
-    """What did not run, from the saved results: every score record of kind ``not_run`` or
-    ``degenerate`` (``scores/<step>.json``), every degenerate seed of the record and every
+    """What did not run, from the saved results: every score record of kind ``not_run``
+    (``scores/<step>.json``), every degenerate seed of the record and every
     training run that did not finish (``runs.json``, ``seeds.json``); one ``{"notebook",
     "what"}`` per item."""
-    items = []  # (notebook, what)
+    work, items = work_dir(profile), []  # (notebook, what)
     for step, nb in NOTEBOOKS.items():
-        path = work_dir(profile) / "scores" / f"{step}.json"
+        path = work / "scores" / f"{step}.json"
         for s in load_scores([path]) if path.is_file() else []:
-            if s.kind in ("not_run", "degenerate"):
+            if s.kind == "not_run":
                 items.append((nb, f"{s.method} on {s.test_set or s.benchmark}: {s.provenance}"))
     df = record.read(profile)
     for r in df[df.degenerate].drop_duplicates(["method", "test_set", "seed"]).itertuples():
@@ -267,8 +208,7 @@ def not_run_items(profile: str) -> list[dict]:
         what = f"{r.method} seed {r.seed} on {r.test_set}: degenerate: {record.DEGENERATE_RULE}"
         items.append((NOTEBOOKS[step], what))
     for name, nb in (("runs.json", "01_train.ipynb"), ("seeds.json", "08_claims.ipynb")):
-        path = work_dir(profile) / name
-        for r in json.loads(path.read_text()) if path.is_file() else []:
+        for r in json.loads((work / name).read_text()) if (work / name).is_file() else []:
             if r.get("status", "ok") != "ok":
                 seed = f" seed {r['seed']}" if "seed" in r else ""
                 why = r["status"].removeprefix(NOT_RUN)
