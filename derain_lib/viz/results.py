@@ -16,12 +16,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ..attention_maps import Attention
 from ..data.io import read_image
 from ..runs import Run, restored
 from ..tables import MethodId as M
 from ..tables import Score, benchmark_label
-from .attention import attention_panel
+from .attention import Attention, attention_panel
 
 #: Columns of the Fig. 7-9 analogues.
 FIGURE_METHODS = (M.INPUT, M.PRENET_RELEASED, M.SIAN_RELEASED, M.SIAN)

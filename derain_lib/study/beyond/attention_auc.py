@@ -18,8 +18,8 @@ from scipy import ndimage
 from scipy.stats import rankdata
 from torch import nn
 
-from ...attention_maps import compute_attention
 from ...metrics import rgb_to_y
+from ...viz.attention import compute_attention
 from ..plan import Params
 from .common import beyond_size, centre_crop, groups, real_sets, scene_pairs
 from .density import DENSITY_LEVELS, rainy_at, sweep_images
