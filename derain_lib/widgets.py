@@ -199,6 +199,7 @@ class AttentionExplorer:
         self.update()
 
     def _weights_options(self, weights: str, with_runs: bool) -> list[tuple[str, str]]:
+        """Released SIAN weights (marked when not found), finished runs, the untrained SIAN."""
         sian = [n for n, w in RELEASED.items() if w.family == "sian"]
         options = [(n if self._found(n) else f"{n} (not found)", n) for n in sian]
         if with_runs:

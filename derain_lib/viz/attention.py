@@ -165,11 +165,12 @@ def value_range(what: str, values: np.ndarray, stretch: bool = True) -> tuple[fl
 
 
 def upsample(values: np.ndarray, size: tuple[int, int], mode: str = "nearest") -> np.ndarray:
-    """A 2-D map resized to ``size`` (H, W) by ``nearest`` or ``bilinear`` interpolation."""
-    if mode not in UPSAMPLE_MODES:
+    """A 2-D map resized to ``size`` (H, W) as float32, by ``nearest`` or ``bilinear``
+    interpolation (or averaged down by ``area``)."""
+    if mode not in (*UPSAMPLE_MODES, "area"):
         raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {mode!r}")
     if values.shape == tuple(size):
-        return values
+        return values.astype(np.float32)
     t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None]
     kw = {"align_corners": False} if mode == "bilinear" else {}
     return F.interpolate(t, size=size, mode=mode, **kw)[0, 0].numpy()

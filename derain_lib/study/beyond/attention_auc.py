@@ -8,14 +8,12 @@ import math
 from operator import itemgetter
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy import ndimage
 from scipy.stats import rankdata
 from torch import nn
 
 from ...metrics import rgb_to_y
-from ...viz.attention import compute_attention
+from ...viz.attention import compute_attention, upsample
 from ..plan import Params
 from .common import beyond_size, centre_crop, groups, real_sets, scene_pairs
 from .density import DENSITY_LEVELS, rainy_at, sweep_images
@@ -43,14 +41,6 @@ def real_rain_mask(rainy: np.ndarray, clean: np.ndarray, tau: float = TAU_Y) -> 
     return rgb_to_y(rainy) - rgb_to_y(clean) > tau
 
 
-def area(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A 2-D map averaged down to ``size`` (H, W) (area interpolation)."""
-    if values.shape == tuple(size):
-        return values.astype(np.float32)
-    t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None]
-    return F.interpolate(t, size=size, mode="area")[0, 0].numpy()
-
-
 def attention_auc(model: nn.Module, image: np.ndarray, rain: np.ndarray) -> list[dict]:
     """AUC against the ``rain`` pixels (bool H x W) of every mask channel, channel mean
     ("mask mean") and mean |DoG| per stage and scale, and of the edges (stage 0) per scale,
@@ -61,9 +51,9 @@ def attention_auc(model: nn.Module, image: np.ndarray, rain: np.ndarray) -> list
     rows = []
     for sc in att.scales:
         shape = att.masks[0][sc].shape[1:]
-        labels = area(rain.astype(np.float32), shape) > CELL_FRACTION
+        labels = upsample(rain.astype(np.float32), shape, "area") > CELL_FRACTION
         base = {"scale": sc, "cells": int(labels.size), "rain_cells": int(labels.sum())}
-        maps = [(0, "edge", None, area(edges, shape))]
+        maps = [(0, "edge", None, upsample(edges, shape, "area"))]
         for stage in range(1, att.n_stages + 1):
             masks = att.masks[stage - 1][sc]
             maps += [(stage, "mask", c, m) for c, m in enumerate(masks)]

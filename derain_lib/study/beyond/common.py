@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ...data.datasets import PairedDataset
@@ -26,32 +27,13 @@ RELEASED_SETS = ("rain100l", "rain100h", "rain1400")
 STAND_IN_IMAGES = 2
 
 
-@dataclass(frozen=True)
-class BeyondSize:
-    """How much of each section a profile runs (counts are distinct scenes; None: all)."""
-
-    sweep_images: int | None  # scenes of the density sweep (Rain100L/H ground truths)
-    sweep_side: int | None  # their longer side after resizing (None: as they are)
-    synthetic_images: int | None  # of those scenes, rained for the synthetic attention AUC
-    real_pairs: int | None  # scenes of the real Rain100L pairs for the real attention AUC
-    test_images: int | None  # scenes per test set in the generalisation matrix
-    test_crop: int | None  # their centre crop (and the real AUC pairs'), pixels a side
-    protocol_images: int | None  # scenes per test set scored whole under every protocol
-    photos: int  # real photographs in the qualitative panel
-    photo_side: int  # their longer side after resizing (pixels)
-    cost_hw: tuple[int, int]  # (height, width) of the cost table's input
+#: How much of each section a profile runs (``sizes.yaml`` says what each number is).
+SIZES = OmegaConf.load(Path(__file__).with_name("sizes.yaml"))
 
 
-SIZES: dict[str, BeyondSize] = {
-    "smoke": BeyondSize(2, 96, 1, 1, 2, 96, 2, 1, 96, (64, 96)),
-    "quick": BeyondSize(30, 128, 30, 30, 30, 192, 10, 3, 480, (321, 481)),
-    "paper": BeyondSize(None, None, None, None, None, None, None, 6, 640, (321, 481)),
-}
-
-
-def beyond_size(profile: str) -> BeyondSize:
+def beyond_size(profile: str) -> DictConfig:
     """The sizes of ``profile`` (unknown profiles run the quick sizes)."""
-    return SIZES.get(profile, SIZES["quick"])
+    return SIZES.get(profile, SIZES.quick)
 
 
 def chapter_models(
