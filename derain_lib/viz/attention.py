@@ -115,17 +115,6 @@ UPSAMPLE_MODES = ("nearest", "bilinear")
 CMAPS = {"mask": "inferno", "dog": "RdBu_r", "octave": "viridis"}
 
 
-def _check(att: Attention, stage: int, scale: int, what: str, layer: int) -> None:
-    if what not in WHATS:
-        raise ValueError(f"what must be one of {WHATS}, got {what!r}")
-    if not 1 <= stage <= att.n_stages:
-        raise ValueError(f"stage must be 1..{att.n_stages}, got {stage}")
-    if what in MAP_WHATS and scale not in att.scales:
-        raise ValueError(f"scale must be one of {att.scales}, got {scale}")
-    if what in ("dog", "octave") and not 0 <= layer < att.n_layers(what):
-        raise ValueError(f"{what} layer must be 0..{att.n_layers(what) - 1}, got {layer}")
-
-
 def view_map(
     att: Attention,
     stage: int,
@@ -136,7 +125,14 @@ def view_map(
 ) -> np.ndarray:
     """The raw values of one view: (h_s, w_s) for a map (the mean over channels, or
     ``channel``), (H, W, 3) for ``rain`` and ``derained``. ``stage`` counts from 1."""
-    _check(att, stage, scale, what, layer)
+    if what not in WHATS:
+        raise ValueError(f"what must be one of {WHATS}, got {what!r}")
+    if not 1 <= stage <= att.n_stages:
+        raise ValueError(f"stage must be 1..{att.n_stages}, got {stage}")
+    if what in MAP_WHATS and scale not in att.scales:
+        raise ValueError(f"scale must be one of {att.scales}, got {scale}")
+    if what in ("dog", "octave") and not 0 <= layer < att.n_layers(what):
+        raise ValueError(f"{what} layer must be 0..{att.n_layers(what) - 1}, got {layer}")
     if what in ("rain", "derained"):
         return (att.rain if what == "rain" else att.outputs)[stage - 1]
     stack = {"mask": att.masks, "dog": att.dog, "octave": att.octaves}[what][stage - 1][scale]

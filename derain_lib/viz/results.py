@@ -266,11 +266,11 @@ def attention_from_npz(npz: str | Path) -> Figure:
     return attention_panel(att, "mask", title=f"attention masks M_(s): {z['provenance']}")
 
 
-def _zoom_box(rainy: np.ndarray, derained: np.ndarray | None, frac: float = 0.28) -> tuple:
-    """(top, left, side) of the square crop, ``frac`` of the shorter side, where ``derained``
+def _zoom_box(rainy: np.ndarray, derained: np.ndarray | None) -> tuple:
+    """(top, left, side) of the square crop, 0.28 of the shorter side, where ``derained``
     differs most from ``rainy`` (window sums of an integral image), else the centre."""
     h, w = rainy.shape[:2]
-    side = max(8, int(min(h, w) * frac))
+    side = max(8, int(min(h, w) * 0.28))
     if derained is None or derained.shape != rainy.shape:
         return (h - side) // 2, (w - side) // 2, side
     change = np.abs(rainy.astype(np.float64) - derained.astype(np.float64)).mean(axis=2)
@@ -283,15 +283,12 @@ def _zoom_box(rainy: np.ndarray, derained: np.ndarray | None, frac: float = 0.28
 
 
 def photo_grid(
-    folder: str | Path,
-    label: Callable[[str], str] = str,
-    title: str = "",
-    per_row: int = 3,
-    width: float = 15.0,
+    folder: str | Path, label: Callable[[str], str] = str, title: str = ""
 ) -> Figure | None:
     """Rainy photos (``folder/rainy/*.png``) and their derained versions (a sub-folder per
-    method), at most ``per_row`` a row, each beside a zoomed crop of the region the first
-    method changed most; None without photos."""
+    method), at most three a row across 15 inches, each beside a zoomed crop of the region the
+    first method changed most; None without photos."""
+    per_row, width = 3, 15.0
     folder = Path(folder)
     rainy = sorted((folder / "rainy").glob("*.png")) if folder.is_dir() else []
     if not rainy:
