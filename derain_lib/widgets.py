@@ -1,10 +1,9 @@
-"""The attention explorer: ipywidgets controls wired to :mod:`derain_lib.viz`.
+"""The attention explorer: ipywidgets controls over :mod:`derain_lib.viz.attention`.
 
 Pick an image and weights (released SIAN files, a finished run of the run cache, a file, or
 an untrained SIAN), then move through stage, scale and what to see. SIAN runs once per
-(image, weights, precision) and the result is cached; moving a control only re-renders.
-Bad input is shown as a one-line message in place of the picture, never as a traceback.
-:func:`derain_lib.study.explorer.explore` opens it on a profile's test images.
+(image, weights, precision), cached; a control only re-renders. Bad input is a one-line
+message in place of the picture, never a traceback.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import torch
 from matplotlib.colors import to_hex
 from torch import nn
 
-from . import attention_maps, viz
 from .data.io import fit_size, list_images, read_image
 from .device import resolve_device
 from .errors import DerainError
@@ -32,7 +30,7 @@ from .labels import run_labels
 from .models import build_model, check_image_size
 from .precision import PRECISIONS
 from .runs import list_runs
-from .viz.attention import CMAPS
+from .viz import attention as va
 from .weights import RELEASED, find_released, load_model, missing_released
 
 #: Weights spec of an untrained SIAN (seeded random init): attention before training.
@@ -129,11 +127,9 @@ class AttentionExplorer:
         precision: str = "auto",
         device: str = "auto",
     ) -> None:
-        self.weights_dir = weights_dir
-        self.device = resolve_device(device)
-        self.max_side = max_side
-        self.allow_download = allow_download
-        self.attention: viz.Attention | None = None
+        self.weights_dir, self.max_side = weights_dir, max_side
+        self.device, self.allow_download = resolve_device(device), allow_download
+        self.attention: va.Attention | None = None
         self.message = self.model_info = ""
         self.last_render_seconds = float("nan")
         self.view_range: tuple[float, float] | None = None
@@ -154,41 +150,29 @@ class AttentionExplorer:
         wide, slider = {"layout": {"width": "420px"}}, {"continuous_update": False}
         self.image_picker = W.Dropdown(options=options, description="image", **wide)
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload")
-        weights_options = self._weights_options(weights, with_runs)
         self.weights_picker = W.Dropdown(
-            options=weights_options, value=str(weights), description="weights", **wide
+            options=self._weights_options(str(weights), with_runs),
+            value=str(weights),
+            description="weights",
+            **wide,
         )
         self.weights_file = W.Text(
             placeholder="or a weights file path, then Enter",
             continuous_update=False,
             layout={"width": "300px"},
         )
-        self.precision = W.Dropdown(
-            options=list(PRECISIONS), value=precision, description="precision"
-        )
+        self.precision = W.Dropdown(options=PRECISIONS, value=precision, description="precision")
         self.stage = W.IntSlider(value=1, min=1, max=6, description="stage", **slider)
         self.scale = W.ToggleButtons(
-            options=[(viz.scale_label(s), s) for s in (1, 2, 4)], value=1, description="scale"
+            options=[(va.scale_label(s), s) for s in (1, 2, 4)], description="scale"
         )
-        self.what = W.Dropdown(
-            options=[(v, k) for k, v in WHAT_LABELS.items()], value="mask", description="show"
-        )
-        self.channel = W.Dropdown(options=[("mean", -1)], value=-1, description="channel")
-        self.layer = W.IntSlider(
-            value=0, min=0, max=4, description="layer", tooltip=LAYER_HELP, **slider
-        )
-        self.overlay = W.Checkbox(
-            value=True, description="overlay on the photo", tooltip=OVERLAY_HELP
-        )
-        self.opacity = W.FloatSlider(
-            value=0.7, min=0.0, max=1.0, step=0.05, description="opacity", **slider
-        )
-        self.upsample = W.ToggleButtons(
-            options=list(viz.UPSAMPLE_MODES), value="nearest", description="upsample"
-        )
-        self.stretch = W.Checkbox(
-            value=True, description="stretch mask contrast", tooltip=STRETCH_HELP
-        )
+        self.what = W.Dropdown(options=[(v, k) for k, v in WHAT_LABELS.items()], description="show")
+        self.channel = W.Dropdown(options=[("mean", -1)], description="channel")
+        self.layer = W.IntSlider(max=4, description="layer", tooltip=LAYER_HELP, **slider)
+        self.overlay = W.Checkbox(True, description="overlay on the photo", tooltip=OVERLAY_HELP)
+        self.opacity = W.FloatSlider(0.7, max=1.0, step=0.05, description="opacity", **slider)
+        self.upsample = W.ToggleButtons(options=va.UPSAMPLE_MODES, description="upsample")
+        self.stretch = W.Checkbox(True, description="stretch mask contrast", tooltip=STRETCH_HELP)
         helps = "<br>".join(map(html.escape, (LAYER_HELP, STRETCH_HELP, OVERLAY_HELP)))
         self.help = W.HTML(f'<div style="font-size:12px;color:#555">{helps}</div>')
         self.image = W.Image(format="png", layout={"max_width": "100%", "align_self": "flex-start"})
@@ -202,24 +186,20 @@ class AttentionExplorer:
                 self.scale,
                 W.HBox([self.what, self.channel]),
                 W.HBox([self.overlay, self.opacity, self.stretch]),
-                self.upsample,
-                self.help,
-                self.status,
-                self.image,
-                self.legend,
-                self.info,
+                *(self.upsample, self.help, self.status, self.image, self.legend, self.info),
             ]
         )
         for source in (self.image_picker, self.weights_picker, self.precision):
             source.observe(lambda _: self.update(), names="value")
         self.weights_file.observe(self._on_weights_file, names="value")
         self.upload.observe(self._on_upload, names="value")
-        view_controls = (self.stage, self.scale, self.what, self.channel, self.layer)
-        for control in (*view_controls, self.overlay, self.opacity, self.upsample, self.stretch):
+        for control in (self.stage, self.scale, self.what, self.channel, self.layer, self.overlay,
+                        self.opacity, self.upsample, self.stretch):  # fmt: skip
             control.observe(self._on_view, names="value")
         self.update()
 
-    def _weights_options(self, weights: str | Path, with_runs: bool) -> list[tuple[str, str]]:
+    def _weights_options(self, weights: str, with_runs: bool) -> list[tuple[str, str]]:
+        """Released SIAN weights (marked when not found), finished runs, the untrained SIAN."""
         sian = [n for n, w in RELEASED.items() if w.family == "sian"]
         options = [(n if self._found(n) else f"{n} (not found)", n) for n in sian]
         if with_runs:
@@ -228,8 +208,8 @@ class AttentionExplorer:
             except DerainError as e:
                 self._notes.append(f"run cache unreadable: {_first_line(e)}")
         options.append((UNTRAINED, RANDOM_INIT))
-        if str(weights) not in [v for _, v in options]:
-            options.insert(0, (Path(weights).name, str(weights)))
+        if weights not in [v for _, v in options]:
+            options.insert(0, (Path(weights).name, weights))
         return options
 
     def _found(self, name: str) -> bool:
@@ -237,11 +217,10 @@ class AttentionExplorer:
         return self.allow_download or find_released(name, self.weights_dir) is not None
 
     def _on_view(self, change: dict) -> None:
-        if self._quiet:
-            return
-        if change["owner"] in (self.what, self.overlay):
-            self._adapt_controls()
-        self.render()
+        if not self._quiet:
+            if change["owner"] in (self.what, self.overlay):
+                self._adapt_controls()
+            self.render()
 
     def _offer(self, picker: W.Dropdown, label: str, value: str) -> None:
         """Add ``value`` to ``picker`` (once) and pick it, loading it again if already picked."""
@@ -252,8 +231,7 @@ class AttentionExplorer:
             picker.value = value
 
     def _on_weights_file(self, _change: dict) -> None:
-        spec = self.weights_file.value.strip()
-        if spec:
+        if spec := self.weights_file.value.strip():
             self._offer(self.weights_picker, Path(spec).name, spec)
 
     def _on_upload(self, change: dict) -> None:
@@ -285,31 +263,26 @@ class AttentionExplorer:
         )
         return lw.model, f"{lw.model_name} weights {lw.path.name} ({lw.source})"
 
-    def _run_sian(self, image_path: str, weights: str, precision: str) -> tuple[viz.Attention, str]:
+    def _run_sian(self, image_path: str, weights: str, precision: str) -> tuple[va.Attention, str]:
         img = fit_size(read_image(image_path), self.max_side)
         check_image_size(*img.shape[:2], image_path)
         model, info = self._load_model(weights)
         self._say(f"running SIAN on {Path(image_path).name} ({img.shape[1]}x{img.shape[0]}) ...")
         try:
-            return attention_maps.compute_attention(model, img, precision), info
-        except attention_maps.NoAttentionError as e:
+            return va.compute_attention(model, img, precision), info
+        except va.NoAttentionError as e:
             raise DerainError(f"{weights}: {e}") from None
-
-    def compute(self, image_path: str, weights: str) -> viz.Attention:
-        """The cached forward pass for (image, weights, precision), running SIAN when new."""
-        att, self.model_info = self._forward(image_path, weights, self.precision.value)
-        return att
 
     def update(self) -> None:
         """Load the picked image and weights (cached), adapt the controls, render."""
         if self.image_picker.value is None:
-            self._fail("no image: pass image= or image_folder=, or upload one")
-            return
+            return self._fail("no image: pass image= or image_folder=, or upload one")
         try:
-            self.attention = self.compute(self.image_picker.value, self.weights_picker.value)
+            self.attention, self.model_info = self._forward(
+                self.image_picker.value, self.weights_picker.value, self.precision.value
+            )
         except DerainError as e:
-            self._fail(_first_line(e))
-            return
+            return self._fail(_first_line(e))
         self._say(" ".join(self._notes))
         self._adapt_controls()
         self.render()
@@ -320,12 +293,12 @@ class AttentionExplorer:
         self._quiet = True
         try:
             self.stage.max = att.n_stages
-            scales = [(viz.scale_label(s), s) for s in att.scales]
+            scales = [(va.scale_label(s), s) for s in att.scales]
             if list(self.scale.options) != scales:
                 self.scale.options = scales
             if len(self.channel.options) != att.channels + 1:
                 self.channel.options = [("mean", -1)] + [(str(c), c) for c in range(att.channels)]
-            is_map = what in viz.MAP_WHATS
+            is_map = what in va.MAP_WHATS
             self.scale.disabled = self.channel.disabled = self.overlay.disabled = not is_map
             self.stretch.disabled = what != "mask"
             self.opacity.disabled = not is_map or not self.overlay.value
@@ -336,7 +309,7 @@ class AttentionExplorer:
             self._quiet = False
 
     def view_args(self) -> dict[str, Any]:
-        """The current controls as keyword arguments of :func:`viz.render_view`."""
+        """The current controls as keyword arguments of :func:`~.viz.attention.render_view`."""
         return {
             "stage": self.stage.value,
             "scale": self.scale.value,
@@ -352,18 +325,18 @@ class AttentionExplorer:
         """Re-render the current view from the cached forward pass (no model call)."""
         if self.attention is None:
             return
-        t = time.perf_counter()
-        args = self.view_args()
-        view = viz.render_view(self.attention, **args)
-        self.image.value = viz.png_bytes(view)
+        t, args = time.perf_counter(), self.view_args()
+        view = va.render_view(self.attention, **args)
+        self.image.value = va.png_bytes(view)
         self.image.layout.display = None
         self.legend.value = self._legend(args)
         self.last_render_seconds = time.perf_counter() - t
         h, w = view.shape[:2]
         self.image.layout.width = f"{max(w, MIN_DISPLAY_WIDTH)}px"  # small images scaled up
-        where = f", scale {viz.scale_label(args['scale'])}" if args["what"] in viz.MAP_WHATS else ""
+        what = args["what"]
+        where = f", scale {va.scale_label(args['scale'])}" if what in va.MAP_WHATS else ""
         self.info.value = html.escape(
-            f"{WHAT_LABELS[args['what']]}, stage {args['stage']}{where} | {w}x{h} | rendered in "
+            f"{WHAT_LABELS[what]}, stage {args['stage']}{where} | {w}x{h} | rendered in "
             f"{self.last_render_seconds * 1000:.0f} ms | {self.model_info}"
         )
 
@@ -373,11 +346,11 @@ class AttentionExplorer:
         if what == "derained":
             self.view_range = (0.0, 1.0)
             return legend_html(0.0, 1.0, None, self.normalised, how)
-        values = viz.view_map(
+        values = va.view_map(
             self.attention, args["stage"], args["scale"], what, args["channel"], args["layer"]
         )
-        self.view_range = viz.value_range(what, values, args["stretch"])
-        return legend_html(*self.view_range, CMAPS.get(what, "gray"), self.normalised, how)
+        self.view_range = va.value_range(what, values, args["stretch"])
+        return legend_html(*self.view_range, va.CMAPS.get(what, "gray"), self.normalised, how)
 
     def _say(self, text: str) -> None:
         self.message = text
@@ -395,7 +368,7 @@ class AttentionExplorer:
         """The static stages x scales panel as a PNG (None when nothing is loaded)."""
         if self.attention is None:
             return None
-        return viz.save_figure(viz.attention_panel(self.attention, **panel_args), path)
+        return va.save_figure(va.attention_panel(self.attention, **panel_args), path)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
         return self.widget._repr_mimebundle_(**kwargs)

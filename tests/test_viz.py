@@ -13,13 +13,14 @@ import torch
 from PIL import Image
 
 from benchmarks.latency import synthetic_attention  # also the latency benchmark's
-from derain_lib import attention_maps, tables, viz
+from derain_lib import tables
 from derain_lib.errors import DerainError
 from derain_lib.inference import to_tensor
 from derain_lib.models import ImageTooSmall, build_model
 from derain_lib.study.beyond.generalisation import cells
 from derain_lib.study.tabulate import build_table
 from derain_lib.tables import Score
+from derain_lib.viz import attention as viz
 from derain_lib.viz import results as plots
 
 H, W = 33, 46  # odd sizes: coarse maps are 16x23 and 8x11, not exact divisors
@@ -39,7 +40,7 @@ def image() -> np.ndarray:
 @pytest.fixture(scope="module")
 def att(model: torch.nn.Module, image: np.ndarray) -> viz.Attention:
     torch.set_num_threads(2)
-    return attention_maps.compute_attention(model, image)
+    return viz.compute_attention(model, image)
 
 
 @pytest.fixture(scope="module")
@@ -138,14 +139,14 @@ def test_bad_view_arguments_name_the_problem(att: viz.Attention, kwargs: dict, m
     ("name", "match"), [("prenet", "PReNet has no scale-space"), ("sian-baseline", "'baseline'")]
 )
 def test_models_without_attention_are_refused(name: str, match: str) -> None:
-    with pytest.raises(attention_maps.NoAttentionError, match=match) as e:
-        attention_maps.compute_attention(build_model(name), np.zeros((16, 16, 3), np.float32))
+    with pytest.raises(viz.NoAttentionError, match=match) as e:
+        viz.compute_attention(build_model(name), np.zeros((16, 16, 3), np.float32))
     assert isinstance(e.value, DerainError)
 
 
 def test_too_small_image_is_a_derain_error(model: torch.nn.Module) -> None:
     with pytest.raises(ImageTooSmall) as e:
-        attention_maps.compute_attention(model, np.zeros((9, 7, 3), np.float32))
+        viz.compute_attention(model, np.zeros((9, 7, 3), np.float32))
     assert (e.value.width, e.value.height) == (7, 9) and isinstance(e.value, DerainError)
 
 
@@ -208,7 +209,7 @@ def test_attention_figures_share_one_colour_scale_and_state_it(
     for k, ax in enumerate(maps):  # rows: stages, columns: scales
         stage, scale = k // len(att.scales) + 1, att.scales[k % len(att.scales)]
         full = viz.upsample(viz.view_map(src, stage, scale, what), (H, W))
-        want = viz.colorize(full, lo, hi, viz.attention.CMAPS[what])
+        want = viz.colorize(full, lo, hi, viz.CMAPS[what])
         np.testing.assert_array_equal(ax.images[0].get_array(), want)
     if what == "mask":
         assert "values in this figure span 0.49" in label and " to 0.50" in label

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from derain_lib import attention_maps, viz, widgets
+from derain_lib import widgets
 from derain_lib.config import Config, ModelConfig, dump_config
 from derain_lib.data.io import fit_size
 from derain_lib.data.sources import open_data
@@ -21,6 +21,7 @@ from derain_lib.study import figures, plan
 from derain_lib.study.explorer import explore, profile_images
 from derain_lib.study.paths import shown as shown_path
 from derain_lib.study.plan import Params
+from derain_lib.viz import attention as viz
 
 
 def write_image(path: Path, h: int, w: int, seed: int) -> Path:
@@ -141,9 +142,9 @@ def test_forward_runs_once_per_image_and_weights(
     explorer: widgets.AttentionExplorer, images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    real = attention_maps.compute_attention
+    real = viz.compute_attention
     monkeypatch.setattr(
-        attention_maps, "compute_attention", lambda m, x, p: calls.append(x.shape) or real(m, x, p)
+        viz, "compute_attention", lambda m, x, p: calls.append(x.shape) or real(m, x, p)
     )
     e = explorer
     for stage in (2, 3, 1):
@@ -166,10 +167,8 @@ def test_precision_control_reruns_in_that_precision(
 ) -> None:
     assert explorer.precision.options == ("fp32", "bf16", "auto")
     calls = []
-    real = attention_maps.compute_attention
-    monkeypatch.setattr(
-        attention_maps, "compute_attention", lambda m, x, p: calls.append(p) or real(m, x, p)
-    )
+    real = viz.compute_attention
+    monkeypatch.setattr(viz, "compute_attention", lambda m, x, p: calls.append(p) or real(m, x, p))
     before = explorer.attention
     explorer.precision.value = "bf16"
     assert calls == ["bf16"] and explorer.attention is not before

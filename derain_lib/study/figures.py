@@ -13,7 +13,6 @@ from IPython.display import Markdown
 from matplotlib.figure import Figure
 from torch import nn
 
-from ..attention_maps import compute_attention, stage_scores
 from ..data.io import fit_size, read_image, write_png
 from ..data.sources import open_data
 from ..errors import DerainError
@@ -22,7 +21,7 @@ from ..inference import predict
 from ..metrics import quantize
 from ..runs import Run, results_root
 from ..tables import MethodId, not_run
-from ..viz import save_figure
+from ..viz.attention import compute_attention, save_figure, stage_scores
 from ..weights import RELEASED, find_released, load_model, missing_released
 from .paths import figures_dir, results_dir, write_json
 from .plan import Params, real_photos, test_sets

@@ -1,13 +1,11 @@
-"""Pictures of SIAN's scale-space attention (an :class:`~derain_lib.attention_maps.Attention`):
-:func:`render_view` draws one (stage, scale, what) view over the input, the explorer's
-picture; :func:`attention_panel` all stages x scales beside the photo on one colour scale
-(notebooks 05 and 06). Coarse maps are upsampled ``nearest`` (each cell as the block of
-pixels it covers) or ``bilinear``.
-"""
+"""SIAN's scale-space attention: one forward pass kept as numpy arrays (:class:`Attention`),
+one (stage, scale, what) view over the input (:func:`render_view`, the explorer's picture) and
+all stages x scales on one colour scale (:func:`attention_panel`, notebooks 05 and 06)."""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -18,29 +16,103 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
+from torch import nn
 
-from ..attention_maps import Attention
+from ..errors import DerainError
 from ..fsutil import atomic_path
+from ..inference import model_device, to_tensor
+from ..metrics import score_pair
+from ..models import SIAN, check_image_size
+from ..precision import autocast
 
-#: What a view can show. ``mask``: the attention mask M_(s) (sigmoid, 0..1);
-#: ``dog``: a difference-of-Gaussians layer; ``octave``: a Gaussian-blurred octave
-#: layer; ``rain``: the predicted rain layer R_k; ``derained``: the stage output X_k.
+
+class NoAttentionError(DerainError):
+    """A model without scale-space attention (PReNet, SIAN baseline variants)."""
+
+
+@dataclass
+class Attention:
+    """One SIAN forward pass, batch dimension removed, float32 numpy: ``masks[k][s]`` is
+    (C, h_s, w_s), ``dog[k][s]`` (L_dog, C, h_s, w_s), ``octaves[k][s]`` (L_oct, C, h_s, w_s)
+    for stage index ``k`` (0-based) and scale ``s``; ``image``, ``rain[k]``, ``outputs[k]``
+    are (H, W, 3)."""
+
+    image: np.ndarray
+    outputs: list[np.ndarray]
+    rain: list[np.ndarray]
+    masks: list[dict[int, np.ndarray]]
+    dog: list[dict[int, np.ndarray]]
+    octaves: list[dict[int, np.ndarray]]
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.outputs)
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        return tuple(sorted(self.masks[0]))
+
+    @property
+    def channels(self) -> int:
+        return self.masks[0][1].shape[0]
+
+    def n_layers(self, what: str) -> int:
+        """How many layers ``dog`` or ``octave`` views have (1 for the others)."""
+        stack = {"dog": self.dog, "octave": self.octaves}.get(what)
+        return 1 if stack is None else stack[0][1].shape[0]
+
+
+@torch.inference_mode()
+def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp32") -> Attention:
+    """Run ``model`` (a SIAN with attention) once on ``image`` (float HWC RGB in [0, 1]),
+    in ``precision`` on the model's device; arrays back on the CPU."""
+    if not isinstance(model, SIAN):
+        raise NoAttentionError(
+            f"{type(model).__name__} has no scale-space attention; the explorer needs SIAN weights"
+        )
+    if not model.config.attention:
+        raise NoAttentionError(
+            f"SIAN variant {model.config.variant!r} has no attention masks; "
+            "the explorer needs the full variant"
+        )
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise DerainError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
+    check_image_size(*image.shape[:2])
+    device = model_device(model.eval())
+    with autocast(precision, device):
+        outputs, records = model(to_tensor(image, device), return_attention=True)
+
+    def hwc(t: torch.Tensor) -> np.ndarray:
+        return t[0].permute(1, 2, 0).float().cpu().numpy()
+
+    def per_scale(key: str) -> list[dict[int, np.ndarray]]:
+        return [{s: v[0].float().cpu().numpy() for s, v in r[key].items()} for r in records]
+
+    return Attention(
+        np.asarray(image, dtype=np.float32),
+        [hwc(o) for o in outputs],
+        [hwc(r["rain"]) for r in records],
+        per_scale("masks"),
+        per_scale("dog"),
+        per_scale("octaves"),
+    )
+
+
+def stage_scores(att: Attention, clean: np.ndarray) -> list[dict]:
+    """PSNR/SSIM (MATLAB Y) of each stage's output X_k against ``clean`` (the paper's Fig. 6)."""
+    return [
+        {"stage": k + 1, "psnr": p, "ssim": s}
+        for k, (p, s) in enumerate(score_pair(out, clean) for out in att.outputs)
+    ]
+
+
+#: What a view can show: the attention mask M_(s) (sigmoid, 0..1), a difference-of-Gaussians
+#: layer, an octave layer, the rain layer R_k, the stage output X_k.
 WHATS = ("mask", "dog", "octave", "rain", "derained")
 #: Views that exist per scale and channel (the others are full-size RGB images).
 MAP_WHATS = ("mask", "dog", "octave")
 UPSAMPLE_MODES = ("nearest", "bilinear")
 CMAPS = {"mask": "inferno", "dog": "RdBu_r", "octave": "viridis"}
-
-
-def _check(att: Attention, stage: int, scale: int, what: str, layer: int) -> None:
-    if what not in WHATS:
-        raise ValueError(f"what must be one of {WHATS}, got {what!r}")
-    if not 1 <= stage <= att.n_stages:
-        raise ValueError(f"stage must be 1..{att.n_stages}, got {stage}")
-    if what in MAP_WHATS and scale not in att.scales:
-        raise ValueError(f"scale must be one of {att.scales}, got {scale}")
-    if what in ("dog", "octave") and not 0 <= layer < att.n_layers(what):
-        raise ValueError(f"{what} layer must be 0..{att.n_layers(what) - 1}, got {layer}")
 
 
 def view_map(
@@ -53,15 +125,18 @@ def view_map(
 ) -> np.ndarray:
     """The raw values of one view: (h_s, w_s) for a map (the mean over channels, or
     ``channel``), (H, W, 3) for ``rain`` and ``derained``. ``stage`` counts from 1."""
-    _check(att, stage, scale, what, layer)
-    k = stage - 1
-    if what == "rain":
-        return att.rain[k]
-    if what == "derained":
-        return att.outputs[k]
-    stack = {"mask": att.masks, "dog": att.dog, "octave": att.octaves}[what][k][scale]
-    if what != "mask":
-        stack = stack[layer]
+    if what not in WHATS:
+        raise ValueError(f"what must be one of {WHATS}, got {what!r}")
+    if not 1 <= stage <= att.n_stages:
+        raise ValueError(f"stage must be 1..{att.n_stages}, got {stage}")
+    if what in MAP_WHATS and scale not in att.scales:
+        raise ValueError(f"scale must be one of {att.scales}, got {scale}")
+    if what in ("dog", "octave") and not 0 <= layer < att.n_layers(what):
+        raise ValueError(f"{what} layer must be 0..{att.n_layers(what) - 1}, got {layer}")
+    if what in ("rain", "derained"):
+        return (att.rain if what == "rain" else att.outputs)[stage - 1]
+    stack = {"mask": att.masks, "dog": att.dog, "octave": att.octaves}[what][stage - 1][scale]
+    stack = stack if what == "mask" else stack[layer]
     if channel is None:
         return stack.mean(axis=0)
     if not 0 <= channel < stack.shape[0]:
@@ -70,11 +145,9 @@ def view_map(
 
 
 def value_range(what: str, values: np.ndarray, stretch: bool = True) -> tuple[float, float]:
-    """Colour range of a view. DoG layers are symmetric around 0 (99th percentile of |v|);
-    masks and octaves span their 1st-99th percentile, or with ``stretch=False`` masks keep
-    the sigmoid's full range [0, 1] so levels compare across stages and scales (the mean
-    mask of the released weights lies around 0.35-0.65, so stretching shows its structure).
-    The rain layer spans 0 to its 99.5th percentile (negatives clip to black)."""
+    """Colour range of a view: DoG symmetric around 0 (99th percentile of |v|); masks and
+    octaves their 1st-99th percentile, or masks 0-1 with ``stretch=False`` (comparable across
+    views); the rain layer 0 to its 99.5th percentile."""
     if what == "mask" and not stretch:
         return 0.0, 1.0
     if what == "rain":
@@ -88,11 +161,12 @@ def value_range(what: str, values: np.ndarray, stretch: bool = True) -> tuple[fl
 
 
 def upsample(values: np.ndarray, size: tuple[int, int], mode: str = "nearest") -> np.ndarray:
-    """A 2-D map resized to ``size`` (H, W) by ``nearest`` or ``bilinear`` interpolation."""
-    if mode not in UPSAMPLE_MODES:
+    """A 2-D map resized to ``size`` (H, W) as float32, by ``nearest`` or ``bilinear``
+    interpolation (or averaged down by ``area``)."""
+    if mode not in (*UPSAMPLE_MODES, "area"):
         raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {mode!r}")
     if values.shape == tuple(size):
-        return values
+        return values.astype(np.float32)
     t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None]
     kw = {"align_corners": False} if mode == "bilinear" else {}
     return F.interpolate(t, size=size, mode=mode, **kw)[0, 0].numpy()
@@ -112,9 +186,7 @@ def view_rgb(
     upsample_mode: str = "nearest",
     stretch: bool = True,
 ) -> np.ndarray:
-    """A view's values (:func:`view_map`) as float RGB of the input's size: maps coloured
-    after upsampling, the rain layer stretched so its 99.5th percentile is white, the
-    derained image clipped to [0, 1]."""
+    """A view's values (:func:`view_map`) as float RGB of the input's size."""
     if what == "derained":
         return np.clip(values, 0, 1)
     if what == "rain":
@@ -167,10 +239,8 @@ def _label(what: str, channel: int | None, layer: int) -> str:
 def panel_range(
     att: Attention, what: str, channel: int | None = None, layer: int = 0
 ) -> tuple[float, float]:
-    """The one colour range of a panel of ``what`` maps: the sigmoid's full range [0, 1]
-    for masks (absolute: a flat mask reads flat); for DoG layers symmetric around 0 at the
-    99th percentile of |v| pooled over every stage and scale; for octaves the 1st-99th
-    percentile pooled likewise."""
+    """The one colour range of a panel: 0-1 for masks (a flat mask reads flat), else
+    :func:`value_range` of the values pooled over every stage and scale."""
     if what == "mask":
         return 0.0, 1.0
     pooled = np.concatenate(
@@ -194,10 +264,9 @@ def attention_panel(
     cell_inches: float = 2.2,
     vrange: tuple[float, float] | None = None,
 ) -> Figure:
-    """The input photo, then all stages (rows) x scales (columns) of one map kind drawn
-    alone on one colour scale for the whole figure (``vrange``, else :func:`panel_range`),
-    stated by one colorbar; ``with_outputs`` adds R_k and X_k of each stage. Under each
-    map the span of its own values."""
+    """The input, then all stages (rows) x scales (columns) of one map kind on one colour
+    scale (``vrange``, else :func:`panel_range`) with one colorbar; ``with_outputs`` adds R_k
+    and X_k of each stage."""
     if what not in MAP_WHATS:
         raise ValueError(f"a panel shows one of {MAP_WHATS}, got {what!r}")
     lo, hi = vrange or panel_range(att, what, channel, layer)
@@ -216,8 +285,7 @@ def attention_panel(
     spans = []
     for (r, c), ax in np.ndenumerate(axes):
         kind, scale = cols[c]
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
         if kind == "input":
             ax.imshow(np.clip(att.image, 0, 1)) if r == 0 else ax.set_axis_off()
         elif kind in MAP_WHATS:
@@ -253,10 +321,7 @@ def attention_panel(
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as PNG (parent folders created) and return the path.
-
-    No ``Software`` tag: the bytes depend on the figure alone (PNG carries no timestamp), so
-    redrawing an unchanged figure leaves a committed copy unchanged."""
+    """Write ``fig`` as PNG; no ``Software`` tag, so an unchanged figure keeps its bytes."""
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})

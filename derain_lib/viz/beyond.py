@@ -1,5 +1,4 @@
-"""Figures of chapter 07 (beyond the paper), drawn from the rows
-:mod:`derain_lib.study.beyond` saves; None when there is nothing to draw."""
+"""Figures of chapter 07 from the rows :mod:`derain_lib.study.beyond` saves; None when empty."""
 
 from __future__ import annotations
 
@@ -16,9 +15,8 @@ from .results import photo_grid
 
 
 def density_figure(record: dict) -> Figure | None:
-    """One panel per model: the PSNR gain over the input of every image (dots) at each rain
-    level (the level's median Input PSNR under its name) and the median (line); outputs
-    with a global tone shift ringed. The title gives the images and the calibration."""
+    """A panel per model: the PSNR gain of every image (dots) at each rain level and the median
+    (line), tone-shifted outputs ringed; the title gives the images and the calibration."""
     rows = pd.DataFrame(record["rows"])
     models = [m for m in rows.get("model", pd.Series()).unique() if m != "input"]
     if not models:
@@ -66,9 +64,8 @@ def density_figure(record: dict) -> Figure | None:
 
 
 def auc_figure(rows: list[dict]) -> Figure | None:
-    """One row per (weights, data) source, one column per scale: the ROC-AUC of every mask
-    channel (dots, mean over the images) and of the |DoG| control (crosses) per stage, and
-    the edge control (dashed); 0.5 = chance. Titles give the mask cells and n images."""
+    """A row per (weights, data) source, a column per scale: the mean ROC-AUC of every mask
+    channel (dots), the |DoG| control (crosses) per stage, and the edge control (dashed)."""
     if not rows:
         return None
     df = pd.DataFrame(rows)
@@ -79,14 +76,8 @@ def auc_figure(rows: list[dict]) -> Figure | None:
         mine = df[df.source == sources[i]]
         here = mine[mine.scale == scales[j]]
         masks = here[here.what == "mask"].groupby(["stage", "channel"]).auc.mean().reset_index()
-        ax.plot(
-            masks.stage + (masks.channel % 16 - 7.5) * 0.02,
-            masks.auc,
-            "o",
-            color="tab:blue",
-            ms=2.5,
-            alpha=0.6,
-        )
+        jitter = (masks.channel % 16 - 7.5) * 0.02
+        ax.plot(masks.stage + jitter, masks.auc, "o", color="tab:blue", ms=2.5, alpha=0.6)
         dog = here[here.what == "dog"].groupby("stage").auc.mean()
         ax.plot(dog.index, dog.to_numpy(), "x", color="tab:orange", ms=6)
         edge = here[here.what == "edge"].auc
@@ -97,10 +88,8 @@ def auc_figure(rows: list[dict]) -> Figure | None:
         stages = sorted(masks.stage.unique())
         ax.set_xticks(stages, [str(s) for s in stages], fontsize=7)
         ax.set_xlabel("stage", fontsize=7)
-        n = mine.image.nunique()
-        ax.set_title(
-            f"scale {scale_label(scales[j])}, {here.cells.iloc[0]} cells, n={n}", fontsize=8
-        )
+        cells, n = here.cells.iloc[0], mine.image.nunique()
+        ax.set_title(f"scale {scale_label(scales[j])}, {cells} cells, n={n}", fontsize=8)
         if j == 0:
             ax.set_ylabel(f"{sources[i]}\nROC-AUC", fontsize=7)
     axes[0, 0].plot([], [], "o", color="tab:blue", ms=3, label="mask channel")
@@ -116,9 +105,8 @@ def auc_figure(rows: list[dict]) -> Figure | None:
 
 
 def generalisation_figure(cells: list[dict]) -> Figure | None:
-    """Released weights x test sets coloured by the mean PSNR gain over the input (0
-    white), each cell written as gain [95 % interval] and output PSNR, from
-    :func:`derain_lib.study.beyond.generalisation.cells`."""
+    """Released weights x test sets coloured by the mean PSNR gain over the input, each cell
+    written as gain [95 % interval] and output PSNR (rows of ``generalisation.cells``)."""
     if not cells:
         return None
     df = pd.DataFrame(cells)
@@ -134,16 +122,9 @@ def generalisation_figure(cells: list[dict]) -> Figure | None:
     for r in df.itertuples():
         a, b = gain.index.get_loc(r.model), gain.columns.get_loc(r.test_set)
         iv = "" if math.isnan(r.gain_lo) else f"\n[{r.gain_lo:+.2f}, {r.gain_hi:+.2f}]"
-        dark = abs(r.gain) > 0.6 * top  # a dark cell: white text
-        ax.text(
-            b,
-            a,
-            f"{r.gain:+.2f}{iv}\n{r.psnr:.2f} dB",
-            ha="center",
-            va="center",
-            fontsize=6.5,
-            color="white" if dark else "k",
-        )
+        colour = "white" if abs(r.gain) > 0.6 * top else "k"  # a dark cell: white text
+        text = f"{r.gain:+.2f}{iv}\n{r.psnr:.2f} dB"
+        ax.text(b, a, text, ha="center", va="center", fontsize=6.5, color=colour)
     scenes = df.groupby("test_set", sort=False).scenes.last()
     labels = [f"{s}\n(n={scenes[s]} scenes)" for s in gain.columns]
     ax.set_xticks(range(len(gain.columns)), labels, fontsize=6.5, rotation=20, ha="right")

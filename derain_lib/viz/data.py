@@ -17,40 +17,30 @@ REAL_PHOTOS = ("2.jpg", "40.jpg", "113.jpg", "137.jpg")
 CROP = 200
 
 
-def _center(a: np.ndarray, size: int = CROP) -> np.ndarray:
-    h, w = a.shape[:2]
-    s = min(size, h, w)
-    y, x = (h - s) // 2, (w - s) // 2
-    return a[y : y + s, x : x + s]
-
-
 def synthetic_vs_real(shared: str | Path, seed: int = 0) -> Figure:
-    """docs/img/synthetic_vs_real.png. Top row: a Rain100L clean image, its benchmark rain,
-    and our light and heavy rain on it (with Input PSNR); bottom row: real rainy photographs.
-    Centre crops at full resolution, from the files under ``shared/data``."""
-    shared = Path(shared)
-    sample = shared / "data" / "rain100l_sample"
+    """docs/img/synthetic_vs_real.png: a Rain100L clean image, its benchmark rain, our light
+    and heavy rain on it (with Input PSNR), then real rainy photographs; centre crops."""
+    sample, real = Path(shared) / "data" / "rain100l_sample", Path(shared) / "data" / "real_rain"
     clean = read_image(sample / "norain" / "norain-001.png")
     bench = read_image(sample / "rainy" / "rain-001.png")
-    light = add_rain(clean, "light", seed)
-    heavy = add_rain(clean, "heavy", seed)
 
     def psnr(x: np.ndarray) -> str:
         return f"Input PSNR {score_pair(quantize(x), quantize(clean))[0]:.1f} dB"
 
-    top = [
+    light, heavy = add_rain(clean, "light", seed), add_rain(clean, "heavy", seed)
+    panels = [
         (clean, "clean (Rain100L norain-001)"),
         (bench, f"Rain100L rain-001\n{psnr(bench)}"),
         (light, f"ours, light preset\n{psnr(light)}"),
         (heavy, f"ours, heavy preset\n{psnr(heavy)}"),
+        *((read_image_uint8(real / name), f"real rain photo: {name}") for name in REAL_PHOTOS),
     ]
-    real = shared / "data" / "real_rain"
-    bottom = [(read_image_uint8(real / name), f"real rain photo: {name}") for name in REAL_PHOTOS]
-
     fig = Figure(figsize=(12, 7), dpi=100)
-    axes = fig.subplots(2, 4)
-    for ax, (img, title) in zip(axes.ravel(), top + bottom, strict=True):
-        ax.imshow(_center(img), interpolation="nearest")
+    for ax, (img, title) in zip(fig.subplots(2, 4).ravel(), panels, strict=True):
+        h, w = img.shape[:2]
+        s = min(CROP, h, w)
+        y, x = (h - s) // 2, (w - s) // 2
+        ax.imshow(img[y : y + s, x : x + s], interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.suptitle(f"Synthetic vs real rain ({CROP}x{CROP} centre crops at full resolution)")
@@ -60,8 +50,7 @@ def synthetic_vs_real(shared: str | Path, seed: int = 0) -> Figure:
 
 def sample_pairs(results: str | Path) -> Figure:
     """The first pair of each test set (rainy above, ground truth below) and a real rainy
-    photo if one was found, from ``samples.json`` under ``results`` (``results/<profile>``,
-    written by :func:`derain_lib.study.inventory.save_samples`)."""
+    photo if one was found, from ``results/<profile>/samples.json``."""
     results = Path(results)
     panels = json.loads((results / "samples.json").read_text())
     fig = Figure(figsize=(3.2 * max(len(panels), 1), 4.6))

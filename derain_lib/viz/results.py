@@ -1,8 +1,5 @@
-"""Figures of the study's results, drawn from files under ``results/`` only: a table as a
-DataFrame, score records, ``runs.json`` rows, a folder of PNGs, an ``.npz``, ``claims.csv``.
-Data are named with :func:`~derain_lib.tables.benchmark_label`; what did not run is named,
-never drawn blank.
-"""
+"""Figures of the study's results, drawn from files under ``results/`` only; what did not run
+is named, never drawn blank."""
 
 from __future__ import annotations
 
@@ -16,12 +13,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ..attention_maps import Attention
 from ..data.io import read_image
 from ..runs import Run, restored
 from ..tables import MethodId as M
 from ..tables import Score, benchmark_label
-from .attention import attention_panel
+from .attention import Attention, attention_panel
 
 #: Columns of the Fig. 7-9 analogues.
 FIGURE_METHODS = (M.INPUT, M.PRENET_RELEASED, M.SIAN_RELEASED, M.SIAN)
@@ -31,9 +27,8 @@ METHOD_LABELS = {
     M.SIAN_RELEASED: "SIAN (released)",
     M.SIAN: "SIAN (trained here)",
 }
-#: Training losses (``runs.json`` ``loss``): panel title and y label. A loss is summed over
-#: the model's stage outputs (Eq. 13); the curves divide it by :data:`MODEL_STAGES` so that
-#: one-stage and six-stage models share one scale.
+#: Training losses (``runs.json`` ``loss``): panel title and y label. A loss sums the stage
+#: outputs (Eq. 13): the curves divide it by the stages, one scale for every model.
 LOSS_AXES = {
     "ssim": ("negative SSIM loss", "−SSIM per stage (Σ stages / stages; −1 = perfect)"),
     "l1": ("MAE loss", "mean |X_k − B| per stage (intensity, 0-1)"),
@@ -61,8 +56,8 @@ PAPER = "paper (its own test set)"
 
 
 def table_bars(table: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
-    """Our value (solid) beside the paper's (hatched) for every measured row of a table
-    (``tableN.csv``), one panel per benchmark; the rows not run are named in the title."""
+    """Our value beside the paper's (hatched) for every measured row of ``tableN.csv``, a panel
+    per benchmark; the rows not run are named in the title."""
     ours = table[table.kind != "paper"]
     measured, missed = ours[ours[metric].notna()], ours[ours[metric].isna()]
     if measured.empty:
@@ -100,10 +95,8 @@ def table_bars(table: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
 
 
 def training_curves(runs: list[dict], methods: tuple[str, ...] | None = None) -> Figure:
-    """Per training set (rows): the training loss per step and per stage, one panel per loss
-    kind (:data:`LOSS_AXES`), then the validation PSNR: a curve where a run validated more
-    than once, else one dot with its value written (``runs.json`` rows, logs read from the
-    run folders)."""
+    """Per training set (rows of ``runs.json``): the loss per step and stage, a panel per loss
+    kind, then the validation PSNR (a curve, or one written dot per run validated once)."""
     done = [r for r in runs if r["status"] == "ok" and (methods is None or r["method"] in methods)]
     sets = list(dict.fromkeys(r["dataset"] for r in done))
     if not sets:
@@ -129,14 +122,9 @@ def training_curves(runs: list[dict], methods: tuple[str, ...] | None = None) ->
                 single.append((r, val.iloc[0]))
         for j, (r, v) in enumerate(single):
             val_ax.plot(j, v["val_psnr"], "o", color=colours[r["method"]], ms=6)
-            val_ax.annotate(
-                f"{v['val_psnr']:.2f} dB\nSSIM {v['val_ssim']:.3f}",
-                (j, v["val_psnr"]),
-                textcoords="offset points",
-                xytext=(0, 6),
-                ha="center",
-                fontsize=6,
-            )
+            text = f"{v['val_psnr']:.2f} dB\nSSIM {v['val_ssim']:.3f}"
+            at = {"textcoords": "offset points", "xytext": (0, 6), "ha": "center", "fontsize": 6}
+            val_ax.annotate(text, (j, v["val_psnr"]), **at)
         if single:
             steps = ", ".join(map(str, sorted({int(v["step"]) for _, v in single})))
             # model over loss, tilted: long ablation names stay apart
@@ -173,8 +161,7 @@ def _psnr(root: Path, s: Score) -> pd.Series:
 
 
 def per_image_scatter(results_root: str | Path, scores: list[Score], x: str, y: str) -> Figure:
-    """Per-image PSNR of method ``y`` against method ``x`` on every test set both were
-    scored on; points above the diagonal favour ``y``."""
+    """Per-image PSNR of ``y`` against ``x`` on every test set both were scored on."""
     root, ran = Path(results_root), [s for s in scores if s.ran]
     pairs = [
         (sx, sy)
@@ -199,9 +186,8 @@ def per_image_scatter(results_root: str | Path, scores: list[Score], x: str, y: 
 
 
 def figure_test_sets(scores: list[Score], benchmark: str | None = None) -> list[Score]:
-    """The Input score of every test set the comparison figures show (one per benchmark and
-    kind of data, the real benchmark before its stand-in), optionally of one ``benchmark``;
-    its ``per_image_csv`` folder holds the kept ground truths."""
+    """The Input score of each test set the comparison figures show (one per benchmark and
+    kind of data, real first), optionally of one ``benchmark``."""
     out: dict[tuple[str, bool], Score] = {}
     for s in sorted(scores, key=lambda s: (s.benchmark, s.stand_in)):
         if s.method == "input" and s.ran and benchmark in (None, s.benchmark):
@@ -210,16 +196,14 @@ def figure_test_sets(scores: list[Score], benchmark: str | None = None) -> list[
 
 
 def _shown(scores: list[Score], test: Score, methods: tuple[str, ...]) -> tuple[list[Score], str]:
-    """The scores of ``methods`` on the test set of ``test``, and ``; not run: ...``."""
+    """The scores of ``methods`` on the test set of ``test``, and ``not run: ...``."""
     ran = {
         s.method: s
         for s in scores
-        if s.ran and s.test_set == test.test_set and s.benchmark == test.benchmark
+        if s.ran and (s.test_set, s.benchmark) == (test.test_set, test.benchmark)
     }
-    missing = [METHOD_LABELS[m] for m in methods if m not in ran]
-    return [ran[m] for m in methods if m in ran], (
-        f"not run: {', '.join(missing)}" if missing else ""
-    )
+    missing = ", ".join(METHOD_LABELS[m] for m in methods if m not in ran)
+    return [ran[m] for m in methods if m in ran], missing and f"not run: {missing}"
 
 
 def comparison_caption(
@@ -242,26 +226,18 @@ def comparison(
     images: int | None = None,
 ) -> Figure:
     """Fig. 7-9 analogue on the test set of ``test`` (an Input score): rainy | each method
-    that ran | ground truth, one row per test image kept with its ground truth (at most
-    ``images``), titled with per-image PSNR; the title says what is shown and what did not run."""
+    that ran | ground truth, a row per image kept with its ground truth (at most ``images``)."""
     root = Path(results_root)
     shown, missing = _shown(scores, test, methods)
     gt_dir = (root / test.per_image_csv).parent / "ground_truth"
-    psnr = {s.method: _psnr(root, s) for s in shown}
+    folders = [(root / s.per_image_csv).parent / "outputs" for s in shown] + [gt_dir]
     names = [n for n in _psnr(root, test).index if (gt_dir / f"{Path(n).stem}.png").is_file()]
-    names = names[:images]
-    fig = Figure(figsize=(2.4 * (len(shown) + 1), 1.75 * len(names) + 0.9), layout="constrained")
-    axes = fig.subplots(len(names), len(shown) + 1, squeeze=False)
-    for row, name in zip(axes, names, strict=True):
+    names, psnr = names[:images], {s.method: _psnr(root, s) for s in shown}
+    fig = Figure(figsize=(2.4 * len(folders), 1.75 * len(names) + 0.9), layout="constrained")
+    for row, name in zip(fig.subplots(len(names), len(folders), squeeze=False), names, strict=True):
         stem = Path(name).stem
-        panels = [
-            ((root / s.per_image_csv).parent / "outputs", METHOD_LABELS[s.method], psnr[s.method])
-            for s in shown
-        ]
-        panels = [(d, f"{who}\n{v[name]:.2f} dB") for d, who, v in panels]
-        for ax, (folder, title) in zip(
-            row, [*panels, (gt_dir, f"ground truth\n{stem}")], strict=True
-        ):
+        titles = [f"{METHOD_LABELS[s.method]}\n{psnr[s.method][name]:.2f} dB" for s in shown]
+        for ax, folder, title in zip(row, folders, [*titles, f"ground truth\n{stem}"], strict=True):
             ax.set_axis_off()
             ax.imshow(read_image(folder / f"{stem}.png"))
             ax.set_title(title, fontsize=8)
@@ -274,8 +250,8 @@ def comparison(
 
 
 def attention_from_npz(npz: str | Path) -> Figure:
-    """The mean attention mask per stage and scale (:func:`attention_panel`) from the file
-    :func:`derain_lib.study.figures.export_attention` saved."""
+    """:func:`attention_panel` of the masks :func:`~derain_lib.study.figures.export_attention`
+    saved."""
     z = np.load(npz)
     n = sum(k.startswith("outputs_") for k in z.files)
     scales = sorted({int(k.split("_")[2]) for k in z.files if k.startswith("masks_")})
@@ -290,11 +266,11 @@ def attention_from_npz(npz: str | Path) -> Figure:
     return attention_panel(att, "mask", title=f"attention masks M_(s): {z['provenance']}")
 
 
-def _zoom_box(rainy: np.ndarray, derained: np.ndarray | None, frac: float = 0.28) -> tuple:
-    """(top, left, side) of the square crop, ``frac`` of the shorter side: where ``derained``
+def _zoom_box(rainy: np.ndarray, derained: np.ndarray | None) -> tuple:
+    """(top, left, side) of the square crop, 0.28 of the shorter side, where ``derained``
     differs most from ``rainy`` (window sums of an integral image), else the centre."""
     h, w = rainy.shape[:2]
-    side = max(8, int(min(h, w) * frac))
+    side = max(8, int(min(h, w) * 0.28))
     if derained is None or derained.shape != rainy.shape:
         return (h - side) // 2, (w - side) // 2, side
     change = np.abs(rainy.astype(np.float64) - derained.astype(np.float64)).mean(axis=2)
@@ -307,16 +283,12 @@ def _zoom_box(rainy: np.ndarray, derained: np.ndarray | None, frac: float = 0.28
 
 
 def photo_grid(
-    folder: str | Path,
-    label: Callable[[str], str] = str,
-    title: str = "",
-    per_row: int = 3,
-    width: float = 15.0,
+    folder: str | Path, label: Callable[[str], str] = str, title: str = ""
 ) -> Figure | None:
-    """Rainy photos (``folder/rainy/*.png``) and their derained versions (one sub-folder per
-    method): per photo, at most ``per_row`` images a row, each beside a zoomed crop of the
-    region the first method changed most (marked), titled ``label(method)`` and the photo's
-    stem. None when there are none."""
+    """Rainy photos (``folder/rainy/*.png``) and their derained versions (a sub-folder per
+    method), at most three a row across 15 inches, each beside a zoomed crop of the region the
+    first method changed most; None without photos."""
+    per_row, width = 3, 15.0
     folder = Path(folder)
     rainy = sorted((folder / "rainy").glob("*.png")) if folder.is_dir() else []
     if not rainy:
@@ -353,35 +325,27 @@ def photo_grid(
 
 
 def real_rain(real: str | Path, labels: dict[str, str] = METHOD_LABELS) -> Figure | None:
-    """Fig. 10 analogue: real rainy photos (``real/rainy/*.png``) and their derained
-    versions (``real/<method>/``, ``/`` as ``_``); None when there are none."""
-
-    def label(m: str) -> str:
-        return labels.get(m.replace("_", "/", 1) if m.startswith("sian_") else m, m)
-
-    title = "Real rainy photos (no ground truth) derained by the Rain100H models"
-    return photo_grid(real, label, title=title)
+    """Fig. 10 analogue: real rainy photos and their derained versions (``real/<method>/``,
+    ``/`` as ``_``); None when there are none."""
+    return photo_grid(
+        real,
+        lambda m: labels.get(m.replace("_", "/", 1) if m.startswith("sian_") else m, m),
+        title="Real rainy photos (no ground truth) derained by the Rain100H models",
+    )
 
 
 #: Colours of the forest plot's verdicts (any other verdict is grey).
 VERDICT_COLOURS = {"supported": "tab:green", "contradicted": "tab:red"}
-#: Kinds of evidence, in the forest plot's order (``claims.csv`` ``evidence``; the knock-outs'
-#: kind starts with :data:`SENSITIVITY`).
+#: Kinds of evidence (``claims.csv`` ``evidence``), in the forest plot's order.
 EVIDENCE_KINDS = ("released, full set", "released, partial set", "trained here")
 SENSITIVITY = "inference-time sensitivity"
 #: Per metric: name, unit, number format, smallest half-range of the x axis.
 _METRICS = {"psnr": ("PSNR", "dB", "{:+.2f}", 0.5), "ssim": ("SSIM", "SSIM", "{:+.3f}", 0.005)}
 
 
-def _number(v: object) -> float:
-    """``v`` as a float; NaN for an empty or missing cell."""
-    return float(pd.to_numeric(v, errors="coerce"))
-
-
 def forest_claims(rows: list[dict]) -> list[dict]:
-    """``claims.csv`` rows as the forest plot's: ``label``, ``evidence``, ``verdict`` (the
-    direction), ``reason`` and per metric ``diff``/``lo``/``hi``/``paper_diff``. A pipeline check
-    keeps its label and reason but no difference: it is not an effect to draw."""
+    """``claims.csv`` rows as the forest plot's: ``label``, ``evidence``, ``verdict``, ``reason``
+    and per metric ``diff``/``lo``/``hi``/``paper_diff`` (a pipeline check: the paper's only)."""
     out = []
     for r in rows:
         verdict = str(r.get("direction") or "")
@@ -390,7 +354,9 @@ def forest_claims(rows: list[dict]) -> list[dict]:
         row = {"evidence": evidence, "verdict": verdict, "reason": str(r.get("reason") or "")}
         for m in _METRICS:  # a pipeline check keeps the paper's difference only
             row[m] = {
-                k: math.nan if check and k != "paper_diff" else _number(r.get(f"{k}_{m}"))
+                k: math.nan
+                if check and k != "paper_diff"
+                else float(pd.to_numeric(r.get(f"{k}_{m}"), errors="coerce"))
                 for k in ("diff", "lo", "hi", "paper_diff")
             }
         test = r.get("test_set")
@@ -404,8 +370,8 @@ def forest_claims(rows: list[dict]) -> list[dict]:
 
 
 def _forest_row(ax, y: float, c: dict, m: str, lim: float) -> None:  # noqa: ANN001
-    """One claim's mean, interval (clipped to ±``lim``, arrows with the bound written) and
-    the paper's difference on ``ax``; its reason where it has no difference."""
+    """One claim's mean, interval (clipped to ±``lim``: an arrow, the bound written) and the
+    paper's difference; its reason where it has no difference."""
     v, fmt = c[m], _METRICS[m][2]
     if not math.isfinite(v["diff"]) and m == "psnr":
         why = textwrap.shorten(c["reason"] or c["verdict"] or "not measured", 60)
@@ -435,11 +401,9 @@ def _forest_row(ax, y: float, c: dict, m: str, lim: float) -> None:  # noqa: ANN
 
 
 def claims_forest(rows: list[dict]) -> Figure:
-    """A row for every claim of ``claims.csv`` (:func:`forest_claims`), grouped by the kind of
-    evidence (:data:`EVIDENCE_KINDS`, then the rest, those not run labelled with their
-    reason); PSNR and SSIM panels with the mean paired difference (dot, coloured by verdict),
-    its 95 % interval and the paper's difference (cross). The x range follows the paper's
-    marks, not the widest interval: an interval beyond it is clipped to an arrow."""
+    """A row per claim of ``claims.csv`` grouped by evidence; PSNR and SSIM panels with the
+    mean paired difference (dot, coloured by verdict), its 95 % interval and the paper's
+    difference (cross); the x range follows the paper's marks."""
     claims = forest_claims(rows)
     if not claims:
         return message_figure("claims.csv has no claim")

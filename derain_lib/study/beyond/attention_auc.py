@@ -1,10 +1,6 @@
-"""Section 2 of chapter 07: do SIAN's attention masks mark rain pixels?
-
-Each channel of each stage's and scale's mask, at the mask's own resolution (a cell is rain
-when more than half its pixels are), is scored as a rain detector by its ROC-AUC; the
-channel mean would hide channels that are low on rain. Controls that know nothing of rain:
-the rainy image's Sobel gradient magnitude (``edge``) and the mean |DoG| response.
-"""
+"""Section 2 of chapter 07: do SIAN's attention masks mark rain pixels? Each mask channel, at
+its own resolution, scored as a rain detector by its ROC-AUC, beside controls that know
+nothing of rain: the Sobel gradient magnitude (``edge``) and the mean |DoG| response."""
 
 from __future__ import annotations
 
@@ -12,14 +8,12 @@ import math
 from operator import itemgetter
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy import ndimage
 from scipy.stats import rankdata
 from torch import nn
 
-from ...attention_maps import compute_attention
 from ...metrics import rgb_to_y
+from ...viz.attention import compute_attention, upsample
 from ..plan import Params
 from .common import beyond_size, centre_crop, groups, real_sets, scene_pairs
 from .density import DENSITY_LEVELS, rainy_at, sweep_images
@@ -33,8 +27,7 @@ CELL_FRACTION = 0.5
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC-AUC of ``scores`` as a detector of ``labels`` by the Mann-Whitney rank sum (ties
-    count one half); NaN when one class is empty."""
+    """ROC-AUC of ``scores`` detecting ``labels`` (Mann-Whitney rank sum); NaN for one class."""
     y = np.asarray(labels, dtype=bool).ravel()
     n1, n0 = int(y.sum()), int((~y).sum())
     if n1 == 0 or n0 == 0:
@@ -48,28 +41,19 @@ def real_rain_mask(rainy: np.ndarray, clean: np.ndarray, tau: float = TAU_Y) -> 
     return rgb_to_y(rainy) - rgb_to_y(clean) > tau
 
 
-def area(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A 2-D map averaged down to ``size`` (H, W) (area interpolation)."""
-    if values.shape == tuple(size):
-        return values.astype(np.float32)
-    t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None]
-    return F.interpolate(t, size=size, mode="area")[0, 0].numpy()
-
-
 def attention_auc(model: nn.Module, image: np.ndarray, rain: np.ndarray) -> list[dict]:
-    """AUC against the ``rain`` pixels (bool H x W) of every mask channel (``what`` "mask"),
-    of each mask's channel mean ("mask mean"), of the mean |DoG| ("dog") per stage and
-    scale, and of the edge magnitude ("edge", stage 0) per scale, each at the mask's
-    resolution; rows carry the scale's ``cells`` and ``rain_cells``."""
+    """AUC against the ``rain`` pixels (bool H x W) of every mask channel, channel mean
+    ("mask mean") and mean |DoG| per stage and scale, and of the edges (stage 0) per scale,
+    at the mask's resolution (a cell is rain when more than half its pixels are)."""
     att = compute_attention(model, image)
     y = rgb_to_y(image).astype(np.float64)
     edges = np.hypot(ndimage.sobel(y, axis=0), ndimage.sobel(y, axis=1))
     rows = []
     for sc in att.scales:
         shape = att.masks[0][sc].shape[1:]
-        labels = area(rain.astype(np.float32), shape) > CELL_FRACTION
+        labels = upsample(rain.astype(np.float32), shape, "area") > CELL_FRACTION
         base = {"scale": sc, "cells": int(labels.size), "rain_cells": int(labels.sum())}
-        maps = [(0, "edge", None, area(edges, shape))]
+        maps = [(0, "edge", None, upsample(edges, shape, "area"))]
         for stage in range(1, att.n_stages + 1):
             masks = att.masks[stage - 1][sc]
             maps += [(stage, "mask", c, m) for c, m in enumerate(masks)]
@@ -83,67 +67,44 @@ def attention_auc(model: nn.Module, image: np.ndarray, rain: np.ndarray) -> list
 
 
 def run(params: Params, models: dict[str, nn.Module]) -> list[dict]:
-    """The profile's AUC rows: synthetic light rain read by the released Rain100L SIAN and
-    heavy rain by the Rain100H one (on the density sweep's scenes, the exact streak layer
-    as truth), and real Rain100L pairs (cut to ``test_crop``) by the Rain100L SIAN. Each
-    row names its ``source``, ``image``, ``scene`` and ``stand_in``."""
+    """AUC rows: synthetic light/heavy rain on the sweep's scenes (the streak layer as truth)
+    read by the released Rain100L/H SIAN, and real Rain100L pairs by the Rain100L one."""
     size = beyond_size(params.profile)
     if not {"sian-rain100l", "sian-rain100h"} & set(models):
         return []
     synthetic = sweep_images(params, size.synthetic_images, size.sweep_side)
     out = []
-    for weights, level in (
-        ("sian-rain100l", DENSITY_LEVELS[1]),
-        ("sian-rain100h", DENSITY_LEVELS[4]),
+    for weights, level in zip(
+        ("sian-rain100l", "sian-rain100h"), DENSITY_LEVELS[1::3], strict=True
     ):
         for i, (name, scene, clean, stand_in) in enumerate(synthetic if weights in models else []):
             rainy, streaks = rainy_at(clean, level, i)
-            facts = {
-                "source": f"{weights} on synthetic {level.name}",
-                "image": name,
-                "scene": scene,
-                "stand_in": stand_in,
-            }
-            out += [
-                {**r, **facts} for r in attention_auc(models[weights], rainy, streaks > TAU_STREAK)
-            ]
+            source = f"{weights} on synthetic {level.name}"
+            facts = dict(source=source, image=name, scene=scene, stand_in=stand_in)
+            rows = attention_auc(models[weights], rainy, streaks > TAU_STREAK)
+            out += [{**r, **facts} for r in rows]
     real = real_sets(params, "rain100l")
     for t, ds, i, scene in scene_pairs(real, size.real_pairs) if "sian-rain100l" in models else []:
         rainy, clean = (centre_crop(a, size.test_crop) for a in ds.load(i))
-        facts = {
-            "source": f"sian-rain100l on {t.label}",
-            "image": ds.pairs[i].name,
-            "scene": scene,
-            "stand_in": False,
-        }
-        out += [
-            {**r, **facts}
-            for r in attention_auc(models["sian-rain100l"], rainy, real_rain_mask(rainy, clean))
-        ]
+        source, name = f"sian-rain100l on {t.label}", ds.pairs[i].name
+        facts = dict(source=source, image=name, scene=scene, stand_in=False)
+        rows = attention_auc(models["sian-rain100l"], rainy, real_rain_mask(rainy, clean))
+        out += [{**r, **facts} for r in rows]
     return out
 
 
 def saved(rows: list[dict]) -> list[dict]:
-    """What ``attention_auc.json`` keeps: every control and channel-mean row per image, and
-    each mask channel as its mean AUC over its source's images (``n``; ``image`` None)."""
+    """What ``attention_auc.json`` keeps: the control and channel-mean rows, and each mask
+    channel as its mean AUC over its source's images (``n``; ``image`` None)."""
     keep = [r for r in rows if r["what"] != "mask"]
     masks = [r for r in rows if r["what"] == "mask"]
-    for (source, stand_in, scale, stage, channel), g in groups(
+    for (source, stand_in, *_), g in groups(
         masks, itemgetter("source", "stand_in", "scale", "stage", "channel")
     ):
         aucs = [r["auc"] for r in g if r["auc"] is not None and not math.isnan(r["auc"])]
+        auc = round(float(np.mean(aucs)), 5) if aucs else math.nan
         keep.append(
-            {
-                "scale": scale,
-                "cells": g[0]["cells"],
-                "stage": stage,
-                "what": "mask",
-                "channel": channel,
-                "auc": round(float(np.mean(aucs)), 5) if aucs else math.nan,
-                "source": source,
-                "image": None,
-                "n": len(aucs),
-                "stand_in": stand_in,
-            }
+            {k: g[0][k] for k in ("scale", "cells", "stage", "what", "channel")}
+            | {"auc": auc, "source": source, "image": None, "n": len(aucs), "stand_in": stand_in}
         )
     return keep

@@ -1,16 +1,16 @@
-"""What chapter 07's sections share: the profile's sizes, the released models, the test
-sets, their scenes (matched by content), and the time taken."""
+"""What chapter 07's sections share: sizes, released models, test sets, scenes, timing."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ...data.datasets import PairedDataset
@@ -27,40 +27,19 @@ RELEASED_SETS = ("rain100l", "rain100h", "rain1400")
 STAND_IN_IMAGES = 2
 
 
-@dataclass(frozen=True)
-class BeyondSize:
-    """How much of each section a profile runs. Counts of real images are distinct scenes,
-    one image each (None: every image of the set)."""
-
-    sweep_images: int | None  # scenes of the density sweep (Rain100L/H ground truths)
-    sweep_side: int | None  # their longer side after resizing (None: as they are)
-    synthetic_images: int | None  # of those scenes, rained for the synthetic attention AUC
-    real_pairs: int | None  # scenes of the real Rain100L pairs for the real attention AUC
-    test_images: int | None  # scenes per test set in the generalisation matrix
-    test_crop: int | None  # their centre crop (and the real AUC pairs'), pixels a side
-    protocol_images: int | None  # scenes per test set scored whole under every protocol
-    photos: int  # real photographs in the qualitative panel
-    photo_side: int  # their longer side after resizing (pixels)
-    cost_hw: tuple[int, int]  # (height, width) of the cost table's input
+#: How much of each section a profile runs (``sizes.yaml`` says what each number is).
+SIZES = OmegaConf.load(Path(__file__).with_name("sizes.yaml"))
 
 
-SIZES: dict[str, BeyondSize] = {
-    "smoke": BeyondSize(2, 96, 1, 1, 2, 96, 2, 1, 96, (64, 96)),
-    "quick": BeyondSize(30, 128, 30, 30, 30, 192, 10, 3, 480, (321, 481)),
-    "paper": BeyondSize(None, None, None, None, None, None, None, 6, 640, (321, 481)),
-}
-
-
-def beyond_size(profile: str) -> BeyondSize:
+def beyond_size(profile: str) -> DictConfig:
     """The sizes of ``profile`` (unknown profiles run the quick sizes)."""
-    return SIZES.get(profile, SIZES["quick"])
+    return SIZES.get(profile, SIZES.quick)
 
 
 def chapter_models(
     p: Params, device: str | torch.device | None = None
 ) -> tuple[dict[str, nn.Module], dict[str, str]]:
-    """The released ``<family>-<training set>`` models found locally (never downloaded) on
-    ``device`` (default ``p.device``), and a ``not run`` reason for each missing one."""
+    """The released models found locally (never downloaded), and why each other is not run."""
     models, missing = {}, {}
     for name in (f"{f}-{d}" for f in FAMILIES for d in RELEASED_SETS):
         path = find_released(name, p.weights_dir)
@@ -72,8 +51,7 @@ def chapter_models(
 
 
 def chapter_sets(p: Params) -> list[tuple[TestSet, PairedDataset]]:
-    """Every test set of the profile, opened; a partial real set is left out when the
-    complete one is there (the 4 Rain100L sample pairs are among the fetched 100)."""
+    """Every test set of the profile, opened, without partial copies of a complete set."""
     return [
         (t, open_data(t.spec)) for ts in test_sets(p).values() for t in without_partial_copies(ts)
     ]
@@ -91,23 +69,21 @@ def clock() -> tuple[float, float]:
 
 
 def since(start: tuple[float, float]) -> dict[str, float]:
-    """Wall and CPU seconds spent since ``start`` (a :func:`clock` reading)."""
+    """Wall and CPU seconds since ``start`` (a :func:`clock` reading)."""
     wall, cpu = clock()
     return {"wall_s": round(wall - start[0], 1), "cpu_s": round(cpu - start[1], 1)}
 
 
-#: Scene thumbnails: the image's centre, landscape, cut to whole SCENE_BLOCK-pixel blocks
-#: with a pixel to spare (304 x 464 of a 321 x 481 ground truth and of its 320 x 480 crop),
-#: averaged per block; two thumbnails closer than SCENE_TOL (mean |difference|, 0..255)
-#: are one scene. On Rain100L's ground truths a one-pixel shift moves a thumbnail by about
-#: 4 at most, and two different scenes differ by about 13 or more.
+#: Scene thumbnails are SCENE_BLOCK-pixel block means of the centre; two closer than SCENE_TOL
+#: (mean |difference|, 0..255) are one scene: on Rain100L a one-pixel shift moves a thumbnail
+#: by about 4 at most, two different scenes differ by 13 or more.
 SCENE_BLOCK = 16
 SCENE_TOL = 7.0
 
 
 def scene_thumbnail(img: np.ndarray) -> np.ndarray:
-    """Block means (0..255) of the centre of ``img`` (uint8, or float in [0, 1]), the same
-    for an image and a crop of it a pixel smaller."""
+    """Block means (0..255) of the landscape centre of ``img`` (uint8, or float in [0, 1]),
+    with a pixel to spare: the same for an image and a crop of it a pixel smaller."""
     a = np.asarray(img, np.float32) * (1.0 if np.asarray(img).dtype == np.uint8 else 255.0)
     if a.shape[0] > a.shape[1]:
         a = a.swapaxes(0, 1)
@@ -118,15 +94,13 @@ def scene_thumbnail(img: np.ndarray) -> np.ndarray:
 
 
 def scene_keys(images: Iterable[tuple[str, np.ndarray]], tol: float = SCENE_TOL) -> list[str]:
-    """One scene key per (name, image): the name of the first image whose thumbnail is
-    within ``tol`` of its own, so duplicate ground truths and crops share a key."""
+    """Per (name, image): the name of the first image whose thumbnail is within ``tol``."""
     firsts: list[tuple[str, np.ndarray]] = []
     keys = []
     for name, img in images:
         t = scene_thumbnail(img)
-        key = next(
-            (k for k, f in firsts if f.shape == t.shape and np.abs(f - t).mean() < tol), None
-        )
+        same = (k for k, f in firsts if f.shape == t.shape and np.abs(f - t).mean() < tol)
+        key = next(same, None)
         if key is None:
             firsts.append((name, t))
         keys.append(key or name)
@@ -134,8 +108,7 @@ def scene_keys(images: Iterable[tuple[str, np.ndarray]], tol: float = SCENE_TOL)
 
 
 def pick_scenes(keys: list[str], k: int | None) -> list[int]:
-    """Indices of one image of each of ``k`` distinct scenes of ``keys``, spread evenly over
-    the scenes in order (None: every index)."""
+    """Indices of one image of each of ``k`` scenes, spread evenly (None: every index)."""
     if k is None:
         return list(range(len(keys)))
     first = [i for i, key in enumerate(keys) if keys.index(key) == i]
@@ -147,19 +120,15 @@ def pick_scenes(keys: list[str], k: int | None) -> list[int]:
 def scene_pairs(
     sets: list[tuple[TestSet, PairedDataset]], k: int | None, together: bool = False
 ) -> list[tuple[TestSet, PairedDataset, int, str]]:
-    """(test set, data, index, scene key) of ``k`` distinct scenes of each set (a stand-in
-    set at most :data:`STAND_IN_IMAGES`), or of all the sets ``together`` (a scene they
-    share taken once). Scene keys are taken over all the sets' ground truths together
-    (Rain100L and Rain100H share theirs: 91 scenes)."""
+    """(test set, data, index, scene key) of ``k`` scenes of each set (a stand-in set at most
+    :data:`STAND_IN_IMAGES`), or of all ``together``; keys span every set's ground truths."""
     index = [(t, ds, i) for t, ds in sets for i in range(len(ds))]
     cleans = ((f"{t.label}: {ds.pairs[i].name}", ds.load(i)[1]) for t, ds, i in index)
     scenes = [(*ti, key) for ti, key in zip(index, scene_keys(cleans), strict=True)]
     out = []
     for group in [sets] if together else [[s] for s in sets]:
         order = [s for s in scenes if any(s[0] is t for t, _ in group)]
-        n = k
-        if all(t.stand_in for t, _ in group):
-            n = STAND_IN_IMAGES if k is None else min(k, STAND_IN_IMAGES)
+        n = min(k or STAND_IN_IMAGES, STAND_IN_IMAGES) if all(t.stand_in for t, _ in group) else k
         out += [order[j] for j in pick_scenes([o[3] for o in order], n)]
     return out
 

@@ -1,10 +1,6 @@
-"""Section 4 of chapter 07: what a forward pass costs on a CPU.
-
-Parameters, GFLOP per megapixel, CPU seconds and peak memory of each model, each measured
-in a fresh process (``python -m derain_lib.study.beyond.cost NAME HEIGHT WIDTH THREADS``
-prints :func:`measure_cost`'s row as JSON); a saved measurement is reused while what
-determines it (:func:`cost_key`) is unchanged, so a re-run rewrites no file.
-"""
+"""Section 4 of chapter 07: parameters, GFLOP per megapixel, CPU seconds and peak memory of
+each model, measured in a fresh process (``python -m derain_lib.study.beyond.cost NAME HEIGHT
+WIDTH THREADS`` prints a row as JSON), reused while :func:`cost_key` holds."""
 
 from __future__ import annotations
 
@@ -35,14 +31,13 @@ from .common import beyond_size
 
 #: Models of the cost table (built untrained: cost does not depend on the weights).
 COST_MODELS = ("sian", "sian-baseline+lstm", "sian-baseline", "prenet")
-#: The code (under ``derain_lib/``) the cost table depends on: the models, this module's
-#: measurement, and the thread and allocator settings the measuring process runs with.
+#: The code (under ``derain_lib/``) the cost table depends on.
 COST_SOURCES = ("models", "study/beyond/cost.py", "threads.py", "allocator.py")
 
 
 def count_flops(model: nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward of ``model`` on ``x`` as ``torch.utils.flop_counter`` counts
-    them (convolutions and matrix products, 2 per multiply-add; elementwise ops are free)."""
+    """FLOPs of one forward of ``model`` on ``x`` (``torch.utils.flop_counter``: 2 per
+    multiply-add of convolutions and matrix products)."""
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
         model(x)
@@ -50,9 +45,8 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> int:
 
 
 def measure_cost(name: str, height: int, width: int, seed: int = 0) -> dict:
-    """Cost of one untrained ``name`` model on a ``height`` x ``width`` image in this
-    process: parameters, GFLOP per megapixel, wall and CPU seconds of one forward after
-    a warm-up, and the process's peak RSS (meaningful in a fresh process: :func:`cost_in_child`)."""
+    """Cost of one untrained ``name`` model on a ``height`` x ``width`` image: parameters,
+    GFLOP/MP, seconds of one forward after a warm-up, and this process's peak RSS."""
     torch.manual_seed(seed)
     model = build_model(name).eval()
     x = torch.rand(1, 3, height, width)
@@ -76,8 +70,7 @@ def measure_cost(name: str, height: int, width: int, seed: int = 0) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The child process: the chapter's thread, OpenMP and allocator settings, then one
-    :func:`measure_cost` row printed as JSON on the last line."""
+    """The child process: the chapter's thread settings, then one row as JSON."""
     parser = argparse.ArgumentParser(prog=f"python -m {__name__}")
     parser.add_argument("name")
     for dim in ("height", "width", "threads"):
@@ -90,8 +83,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def cost_in_child(name: str, height: int, width: int) -> dict:
-    """:func:`measure_cost` in a fresh Python process (its own peak memory) with this
-    process's torch threads and OpenMP settings."""
+    """:func:`measure_cost` in a fresh Python process with this one's thread settings."""
     root = str(PACKAGE_DIR.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     configure(env)  # the OpenMP settings, in the environment before the child starts
@@ -105,8 +97,7 @@ def cost_in_child(name: str, height: int, width: int) -> dict:
 
 
 def cost_key(hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS) -> dict:
-    """What the cost table of ``names`` on ``hw`` (H, W) depends on: the code of
-    :data:`COST_SOURCES`, the size and models, torch's version and threads, and the CPU."""
+    """What the cost table of ``names`` on ``hw`` (H, W) depends on."""
     return {
         "code": code_fingerprint(COST_SOURCES),
         "size": f"{hw[1]}x{hw[0]}",
@@ -121,18 +112,16 @@ def cost_key(hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS) -> dict:
 def cached_cost_table(
     path: Path, hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS, remeasure: bool = False
 ) -> dict:
-    """The cost record saved at ``path`` when its key is :func:`cost_key`'s and every model
-    was measured; else (or with ``remeasure``) measured now and saved there: ``key``, when
-    it was ``measured`` (UTC), the load average then, and the ``rows``."""
+    """The cost record at ``path`` when its key holds and every model was measured; else
+    measured now (``key``, ``measured`` UTC, ``load_average``, ``rows``) and saved there."""
     key = cost_key(hw, names)
     if not remeasure and path.is_file():
         saved = json.loads(path.read_text())
         if saved["key"] == key and all(r["status"] == "ok" for r in saved["rows"]):
             return saved
-    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     record = {
         "key": key,
-        "measured": measured,
+        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "rows": [cost_in_child(n, *hw) for n in names],
     }
@@ -141,8 +130,7 @@ def cached_cost_table(
 
 
 def cost_note(record: dict) -> str:
-    """One line for the chapter: when and where the cost table was measured, and when it is
-    measured again (the same words whether this run measured it or reused it)."""
+    """One line for the chapter: when and where the table was measured, when it is again."""
     k = record["key"]
     return (
         f"Measured {record['measured']} on {k['cpu']} ({k['cpus']} CPUs, {k['threads']} torch "
@@ -156,8 +144,7 @@ def cost_note(record: dict) -> str:
 def run(
     params: Params, models: dict[str, nn.Module] | None = None, remeasure: bool = False
 ) -> dict:
-    """The profile's cost record (``results/<profile>/beyond/cost.json``, reused while its
-    key holds); ``models`` is not used: cost is measured on untrained models."""
+    """The profile's cost record (``beyond/cost.json``); ``models`` unused (untrained)."""
     path = results_dir(params.profile) / "beyond" / "cost.json"
     return cached_cost_table(path, beyond_size(params.profile).cost_hw, remeasure=remeasure)
 

@@ -1,9 +1,6 @@
-"""Section 1 of chapter 07: the released models under more (synthetic) rain.
-
-Distinct scenes of the real Rain100L/H ground truths (the stand-ins only when no real set
-is there) get the synthesiser's rain at six levels, drizzle to heavier than Rain100H; the
-two "-like" levels are calibrated on the real benchmarks' Input PSNR (:func:`calibrate`).
-"""
+"""Section 1 of chapter 07: the released models under synthetic rain at six levels, drizzle
+to heavier than Rain100H, on distinct scenes of the real Rain100L/H ground truths; the two
+"-like" levels are calibrated on the real benchmarks' Input PSNR (:func:`calibrate`)."""
 
 from __future__ import annotations
 
@@ -31,9 +28,8 @@ LEVELS: tuple[tuple[str, str, float, float | None], ...] = (
 )
 #: Which benchmark's real Input PSNR calibrates each preset.
 CALIBRATED_BY = {"light": "rain100l", "heavy": "rain100h"}
-#: An output whose mean MATLAB Y moved further from the clean image's than the input's did,
-#: by more than this (16..235 scale), has a global tone shift: its PSNR change is not only
-#: rain removed.
+#: An output whose mean MATLAB Y moved further from the clean image's than the input's by
+#: more than this (16..235 scale) has a global tone shift: its PSNR change is not only rain.
 TONE_SHIFT_Y = 3.0
 
 
@@ -74,8 +70,8 @@ def calibrate(
     steps: int = 7,
     bounds: tuple[float, float] = (0.1, 10.0),
 ) -> tuple[float, float]:
-    """(density factor, mean Input PSNR it gives) of preset ``base`` closest to
-    ``target_psnr`` on ``cleans`` (bisection on the factor's logarithm)."""
+    """(density factor, Input PSNR it gives) of ``base`` closest to ``target_psnr`` on
+    ``cleans`` (bisection on the factor's logarithm)."""
     lo, hi = math.log(bounds[0]), math.log(bounds[1])
     best = (1.0, input_psnr(cleans, scaled(base, base, 1.0), seed))
     for _ in range(steps):
@@ -98,9 +94,8 @@ def density_sweep(
     levels: tuple[RainPreset, ...] = DENSITY_LEVELS,
     seed: int = 0,
 ) -> list[dict]:
-    """One row per (image, level, model or ``input``): PSNR/SSIM, gain over the input, tone
-    shift and whether it exceeds the input's by :data:`TONE_SHIFT_Y`. Image ``i`` gets
-    rain seed ``seed + i`` at every level (the same streaks thicken)."""
+    """One row per (image, level, model or ``input``): PSNR/SSIM, gain, tone shift and whether
+    it is a shift; image ``i`` gets seed ``seed + i`` at every level (its streaks thicken)."""
     rows = []
     for i, (name, clean) in enumerate(cleans):
         for j, level in enumerate(levels):
@@ -123,8 +118,8 @@ def density_sweep(
 def sweep_images(
     p: Params, n: int | None, side: int | None
 ) -> list[tuple[str, str, np.ndarray, bool]]:
-    """(label, scene, clean image shrunk to ``side``, stand-in) of ``n`` distinct scenes
-    spread over the real Rain100L/H ground truths together (else over the stand-ins)."""
+    """(label, scene, clean image shrunk to ``side``, stand-in) of ``n`` scenes of the real
+    Rain100L/H ground truths together (else of the stand-ins)."""
     sets = [(t, ds) for t, ds in chapter_sets(p) if t.benchmark in CALIBRATED_BY.values()]
     real = [s for s in sets if not s[0].stand_in]
     return [
@@ -134,10 +129,8 @@ def sweep_images(
 
 
 def run(params: Params, models: dict[str, nn.Module]) -> dict:
-    """The profile's sweep with the Rain100L/H models of ``models``: ``{"rows", "images",
-    "scenes", "calibration"}``; ``calibration`` per preset says the real benchmark's
-    largest set's Input PSNR, the factor found and the PSNR it gives (``None`` and 1 when
-    the benchmark has no real pairs)."""
+    """The sweep with the Rain100L/H models: ``rows``, ``images``, ``scenes``, and per preset
+    the ``calibration`` (real Input PSNR of the largest real set, factor, PSNR it gives)."""
     size = beyond_size(params.profile)
     picked = sweep_images(params, size.sweep_images, size.sweep_side)
     cleans = [(name, img) for name, _, img, _ in picked]

@@ -1,10 +1,6 @@
-"""Section 3 of chapter 07: every released model on every test set.
-
-One row per (model, test set, image) with its scene, Input PSNR and gain over it (absolute
-PSNR says how hard a test set is, the gain what a model does); :func:`cells` gives the
-mean gain per (model, test set) with its 95 % interval over the scenes. The chapter's real
-photographs are derained here too.
-"""
+"""Section 3 of chapter 07: every released model on every test set, as the gain over the
+input (absolute PSNR says how hard a set is, the gain what a model does), with its 95 %
+interval over the scenes (:func:`cells`); the chapter's real photographs are derained too."""
 
 from __future__ import annotations
 
@@ -46,8 +42,7 @@ def outputs(
     scenes: int | None = None,
     crop: int | None = None,
 ) -> list[Outputs]:
-    """Every model's outputs on ``scenes`` distinct scenes of every test set (None: every
-    image), cut to their :func:`centre_crop` of ``crop``."""
+    """Every model's outputs on ``scenes`` scenes of every test set, cut to ``crop``."""
     kept = []
     for t, picked in groups(scene_pairs(sets, scenes), itemgetter(0)):
         pairs = [[centre_crop(a, crop) for a in ds.load(i)] for _, ds, i, _ in picked]
@@ -66,54 +61,36 @@ def generalisation(kept: list[Outputs]) -> list[dict]:
     """One row per (model, test set, image): scene, Input PSNR/SSIM, the output's, gain."""
     rows = []
     for o in kept:
+        facts = {k: getattr(o, k) for k in ("model", "test_set", "benchmark", "stand_in")}
         for name, scene, r, c, d in zip(
             o.names, o.scenes, o.rainy, o.clean, o.derained, strict=True
         ):
             (ip, iss), (p, s) = score_pair(r, c), score_pair(d, c)
             rows.append(
-                {
-                    "model": o.model,
-                    "test_set": o.test_set,
-                    "benchmark": o.benchmark,
-                    "stand_in": o.stand_in,
-                    "image": name,
-                    "scene": scene,
-                    "input_psnr": ip,
-                    "input_ssim": iss,
-                    "psnr": p,
-                    "ssim": s,
-                    "gain": p - ip,
-                }
-            )
+                {**facts, "image": name, "scene": scene, "input_psnr": ip, "input_ssim": iss,
+                 "psnr": p, "ssim": s, "gain": p - ip}
+            )  # fmt: skip
     return rows
 
 
 def cells(rows: list[dict]) -> list[dict]:
-    """One cell per (model, test set): ``n`` images, ``scenes``, mean PSNR/SSIM, and the
-    mean ``gain`` with its 95 % interval ``gain_lo``..``gain_hi`` over the scenes."""
+    """Per (model, test set): ``n``, ``scenes``, mean PSNR/SSIM, and the mean ``gain`` with
+    its 95 % interval ``gain_lo``..``gain_hi`` over the scenes."""
     out = []
-    for (m, t), mine in groups(rows, itemgetter("model", "test_set")):
+    for _, mine in groups(rows, itemgetter("model", "test_set")):
         iv = hierarchical_interval([r["gain"] for r in mine], [r["scene"] for r in mine])
+        means = {k: float(np.mean([r[k] for r in mine])) for k in ("input_psnr", "psnr", "ssim")}
         out.append(
-            {
-                "model": m,
-                "test_set": t,
-                "benchmark": mine[0]["benchmark"],
-                "stand_in": mine[0]["stand_in"],
-                "n": iv.images,
-                "scenes": iv.scenes,
-                **{k: float(np.mean([r[k] for r in mine])) for k in ("input_psnr", "psnr", "ssim")},
-                "gain": iv.mean,
-                "gain_lo": iv.lo,
-                "gain_hi": iv.hi,
-            }
+            {k: mine[0][k] for k in ("model", "test_set", "benchmark", "stand_in")}
+            | {"n": iv.images, "scenes": iv.scenes, **means}
+            | {"gain": iv.mean, "gain_lo": iv.lo, "gain_hi": iv.hi}
         )
     return out
 
 
 def run(params: Params, models: dict[str, nn.Module]) -> list[dict]:
-    """The profile's rows (``test_images`` scenes per test set, centre crop ``test_crop``);
-    its real photographs derained by every model go to ``results/<profile>/beyond/photos/``."""
+    """The profile's rows; its real photographs derained by every model go to
+    ``results/<profile>/beyond/photos/``."""
     size = beyond_size(params.profile)
     rows = generalisation(outputs(models, chapter_sets(params), size.test_images, size.test_crop))
     photos = real_photos(params.data_root)[: size.photos]

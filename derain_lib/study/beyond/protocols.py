@@ -1,10 +1,6 @@
-"""Section 5 of chapter 07: why published numbers for the same outputs disagree.
-
-The rainy input and the released SIAN and PReNet of each test set's benchmark, scored on
-whole images (``ssim.m`` downsamples from a shorter side of 384) under every protocol of
-:data:`derain_lib.metrics.PROTOCOLS`; :func:`protocol_effects` gives each protocol's
-difference to ours with its interval over the scenes.
-"""
+"""Section 5 of chapter 07: why published numbers for the same outputs disagree. The input
+and the released SIAN and PReNet of each test set's benchmark, scored on whole images under
+every protocol of :data:`derain_lib.metrics.PROTOCOLS`, each compared with ours."""
 
 from __future__ import annotations
 
@@ -27,9 +23,8 @@ PUBLISHED_PRENET_RAIN100H = {"PReNet README": 29.46, "SIAN paper, Table III": 30
 
 
 def protocol_table(kept: list[Outputs]) -> list[dict]:
-    """Per-image PSNR/SSIM under every protocol of, per test set, its rainy input and the
-    released model of each family for its benchmark: one row per (test set, scored,
-    protocol, image)."""
+    """One row per (test set, scored, protocol, image): PSNR/SSIM of the input and of each
+    family's released model for the set's benchmark."""
     rows = []
     for _, mine in groups(kept, attrgetter("test_set")):
         by_model = {o.model: o for o in mine}
@@ -43,26 +38,17 @@ def protocol_table(kept: list[Outputs]) -> list[dict]:
                 for name, scene, p, g in zip(o.names, o.scenes, preds, o.clean, strict=True):
                     psnr, ssim = fn(p, g)
                     rows.append(
-                        {
-                            "test_set": o.test_set,
-                            "stand_in": o.stand_in,
-                            "scored": what,
-                            "protocol": proto,
-                            "image": name,
-                            "scene": scene,
-                            "height": int(g.shape[0]),
-                            "width": int(g.shape[1]),
-                            "psnr": psnr,
-                            "ssim": ssim,
-                        }
-                    )
+                        {"test_set": o.test_set, "stand_in": o.stand_in, "scored": what,
+                         "protocol": proto, "image": name, "scene": scene,
+                         "height": int(g.shape[0]), "width": int(g.shape[1]),
+                         "psnr": psnr, "ssim": ssim}
+                    )  # fmt: skip
     return rows
 
 
 def protocol_effects(rows: list[dict]) -> list[dict]:
-    """Per (test set, scored, protocol other than ours): ``n`` images, ``scenes``, the mean
-    paired PSNR and SSIM difference to :data:`OURS`, with the PSNR difference's 95 %
-    interval over the scenes."""
+    """Per (test set, scored, other protocol): ``n``, ``scenes``, the mean paired PSNR and
+    SSIM difference to :data:`OURS`, with the PSNR one's 95 % interval over the scenes."""
     out = []
     for (test_set, scored), mine in groups(rows, itemgetter("test_set", "scored")):
         ours = {r["image"]: r for r in mine if r["protocol"] == OURS}
@@ -73,25 +59,15 @@ def protocol_effects(rows: list[dict]) -> list[dict]:
             iv = hierarchical_interval(dp, [r["scene"] for r in theirs])
             ds = [r["ssim"] - ours[r["image"]]["ssim"] for r in theirs]
             out.append(
-                {
-                    "test_set": test_set,
-                    "stand_in": theirs[0]["stand_in"],
-                    "scored": scored,
-                    "protocol": proto,
-                    "n": iv.images,
-                    "scenes": iv.scenes,
-                    "diff_psnr": iv.mean,
-                    "lo_psnr": iv.lo,
-                    "hi_psnr": iv.hi,
-                    "diff_ssim": float(np.mean(ds)),
-                }
-            )
+                {"test_set": test_set, "stand_in": theirs[0]["stand_in"], "scored": scored,
+                 "protocol": proto, "n": iv.images, "scenes": iv.scenes, "diff_psnr": iv.mean,
+                 "lo_psnr": iv.lo, "hi_psnr": iv.hi, "diff_ssim": float(np.mean(ds))}
+            )  # fmt: skip
     return out
 
 
 def run(params: Params, models: dict[str, nn.Module]) -> list[dict]:
-    """Per-image rows of the profile on ``protocol_images`` scenes of every test set, whole;
-    empty without a released model of a test set's benchmark."""
+    """Per-image rows on ``protocol_images`` whole scenes of every set with released models."""
     size = beyond_size(params.profile)
     rows: list[dict] = []
     for t, ds in chapter_sets(params):
