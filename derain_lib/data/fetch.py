@@ -28,7 +28,6 @@ from ..errors import DerainError
 pooch.get_logger().setLevel("WARNING")  # no "Downloading ..." lines on stderr
 
 RAW_HOST = "https://raw.githubusercontent.com"
-MEDIA_HOST = "https://media.githubusercontent.com/media"  # Git LFS content, same layout
 MIRROR_ENV = "DERAIN_MIRROR"
 
 
