@@ -18,8 +18,8 @@ import torch
 from derain_lib import info
 from derain_lib.cli import build_parser, command_of, main
 from derain_lib.commands import COMMANDS
-from derain_lib.data.io import read_image_uint8, write_png
 from derain_lib.data.catalog import DATASETS
+from derain_lib.data.io import read_image_uint8, write_png
 from derain_lib.fsutil import data_root
 from derain_lib.models import MODELS
 

@@ -13,8 +13,8 @@ import pytest
 from derain_lib.cli import main
 from derain_lib.commands import fetch_targets
 from derain_lib.data import catalog
-from derain_lib.data.fetch import FetchError, Item, Tree, fetch_items
 from derain_lib.data.catalog import dataset_items
+from derain_lib.data.fetch import FetchError, Item, Tree, fetch_items
 from derain_lib.study.plan import prepared_sets
 from derain_lib.weights import find_released, weight_items
 

@@ -177,10 +177,10 @@ def open_training_copy(entry: Entry, root: Path) -> tuple[PairedDataset, str]:
             ds = open_dataset(here, "auto", expected=split.pairs)
         except DerainError:
             ds = None
-        if ds and ds.layout in entry.train_layouts:
-            if all(len(_numbers(p.name)) == width for p in ds.pairs):
-                ddn = ds.layout == "rain1400" and " " in ds.pairs[0].rainy.parent.name
-                return ds, TRAIN_LAYOUTS["ddn" if ddn else ds.layout]
+        widths = {len(_numbers(p.name)) for p in ds.pairs} if ds else ()
+        if ds and ds.layout in entry.train_layouts and widths == {width}:
+            ddn = ds.layout == "rain1400" and " " in ds.pairs[0].rainy.parent.name
+            return ds, TRAIN_LAYOUTS["ddn" if ddn else ds.layout]
         subs = sorted(d for d in here.iterdir() if d.is_dir())
         named = [d for d in subs if d.name.lower() == split.folder.lower()]
         todo += named or (subs if len(subs) == 1 else [])
