@@ -165,16 +165,6 @@ def build_embedded(size: str = "quick", root: Path | None = None) -> Path:
     return final
 
 
-def verify_embedded(folder: Path) -> list[str]:
-    """Files of a built set whose sha256 no longer matches its manifest (empty: all good)."""
-    manifest = json.loads((Path(folder) / "manifest.json").read_text())
-    return [
-        rel
-        for rel, digest in manifest["files"].items()
-        if not (folder / rel).is_file() or sha256_file(folder / rel) != digest
-    ]
-
-
 def embedded_dataset(
     preset: str, split: str, size: str = "quick", root: Path | None = None
 ) -> PairedDataset:
