@@ -1,13 +1,6 @@
-"""Checkpoints, the authors' released ones and ours: resolve, verify, convert, load.
-
-Released files are never redistributed here (their repositories carry no license): they
-are fetched from upstream by ``derain fetch`` (:mod:`derain_lib.data.fetch`) and checked
-by sha256, or taken from ``--weights FILE``, ``--weights-dir DIR`` or
-``DERAIN_WEIGHTS_DIR``. Every load is ``torch.load(..., weights_only=True)``; every problem
-a one-line :class:`WeightsError` naming the file. The registry (:data:`RELEASED`) and the
-search for local copies (:func:`find_released`) live in the torch-free
-:mod:`derain_lib.info` and are imported here.
-"""
+"""Checkpoints, the authors' released ones (fetched from upstream by sha256, never
+redistributed) and ours: resolve, verify, convert, load with ``weights_only=True``; every
+problem a one-line :class:`WeightsError` naming the file. The registry is in :mod:`.info`."""
 
 from __future__ import annotations
 
@@ -37,8 +30,7 @@ OUR_FORMAT = "derain-model"
 
 
 def weight_items() -> list[Item]:
-    """The released weight files as raw files at their pinned commits (what ``derain fetch
-    weights`` downloads)."""
+    """The released weight files at their pinned commits (what ``derain fetch weights`` gets)."""
     items = []
     for w in RELEASED.values():  # https://github.com/{owner}/{repo}/raw/{commit}/{path}
         owner, repo, _, commit, path = urlparse(w.url).path.lstrip("/").split("/", 4)
@@ -83,7 +75,7 @@ def resolve(
 
 
 def read_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dict:
-    """``torch.load(weights_only=True)`` with one-line errors for every way a file can be bad."""
+    """``torch.load(weights_only=True)``, a one-line error for every way a file can be bad."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
@@ -119,12 +111,9 @@ def _gates(x: list[torch.Tensor], h: list[torch.Tensor] | None = None) -> torch.
 
 
 def convert_sian(state: dict, n_scales: int = 3) -> tuple[OrderedDict, list[str]]:
-    """Authors' ``RPDNet`` keys -> ours. Returns the converted dict and the ignored keys.
-
-    Their ``scale_conv[j]`` / ``lstm[j]`` index scales coarse to fine (j = 0 is 1/4);
-    ours index fine to coarse. Their ``up_conv[0]`` merges 1/4 into 1/2 (our
-    ``merges[1]``). ``body.conv_m`` is never called by their forward(): ignored.
-    """
+    """Authors' ``RPDNet`` keys -> ours, and the ignored keys (``body.conv_m``, which their
+    forward() never calls). Their scales run coarse to fine (j = 0 is 1/4), ours fine to
+    coarse; their ``up_conv[0]`` merges 1/4 into 1/2 (our ``merges[1]``)."""
     out: OrderedDict = OrderedDict()
     ignored = sorted(k for k in state if k.startswith(SIAN_UNUSED_PREFIX))
     out["cfa.stem.weight"] = state["body.tran_conv.weight"]
@@ -191,9 +180,8 @@ class LoadedWeights:
 
 
 def model_config(model: nn.Module) -> dict:
-    """What a model's weights compute: its config without the initialisation, stages
-    resolved. Two models with equal ``model_config`` take the same weights and give the
-    same outputs."""
+    """What a model's weights compute (its config without the initialisation, stages
+    resolved): equal configs take the same weights and give the same outputs."""
     cfg = model.config
     d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
     d.pop("init_std", None)
@@ -213,8 +201,8 @@ def _describe(name: str, config: dict) -> str:
 def config_mismatch(
     path: str | Path, have_name: str, have: dict, want_name: str, want: dict, strict: bool = True
 ) -> str | None:
-    """None when the file's model config ``have`` equals the model's ``want``; otherwise a
-    one-line :class:`WeightsError` naming both, or (``strict=False``) that line's text."""
+    """None when the file's config ``have`` is the model's ``want``; else a one-line
+    :class:`WeightsError` naming both, or (``strict=False``) its text."""
     if have == want:
         return None
     keys = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
@@ -230,7 +218,7 @@ def config_mismatch(
 
 
 def _load_into(model: nn.Module, state: dict, path: Path) -> None:
-    """``load_state_dict(strict=True)`` with missing/unexpected/shape problems as one line."""
+    """``load_state_dict(strict=True)``, its problems as one line."""
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise WeightsError(
@@ -263,9 +251,7 @@ def _build(name: str, kwargs: dict, path: Path) -> nn.Module:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """What a weights file holds: the model name and arguments it was made for, its state
-    dict in our keys, the model config it computes (None: the defaults of ``name``) and
-    the keys it ignores."""
+    """What a weights file holds, its state dict in our keys (``config`` None: ``name``'s)."""
 
     family: str  # "sian" | "prenet" (the authors' released files) | "derain" (ours)
     name: str
@@ -276,14 +262,10 @@ class Checkpoint:
 
 
 def read_weights(state: dict, path: Path) -> Checkpoint:
-    """The :class:`Checkpoint` a loaded file holds: ours (``model``, ``model_kwargs``,
-    ``model_config``, ``state_dict``) or the authors' SIAN or PReNet, keys converted."""
+    """The :class:`Checkpoint` a loaded file holds: ours or the authors' SIAN or PReNet."""
     if state.get("format") == OUR_FORMAT:
-        name, sd, kwargs = (
-            state.get("model"),
-            state.get("state_dict"),
-            state.get("model_kwargs", {}),
-        )
+        name, kwargs, sd = (state.get(k) for k in ("model", "model_kwargs", "state_dict"))
+        kwargs = {} if kwargs is None else kwargs
         if not isinstance(name, str) or name not in MODELS:
             raise WeightsError(
                 f"{path}: derain checkpoint names no known model (its 'model' entry is "
@@ -310,11 +292,6 @@ def read_weights(state: dict, path: Path) -> Checkpoint:
     return Checkpoint(family, family, {}, sd, None, ignored)
 
 
-def _family_of(name: str) -> str:
-    """Which released weights (``sian``, ``prenet``) the model ``name`` can take."""
-    return "prenet" if MODELS[name] is PReNet else "sian"
-
-
 def load_model(
     spec: str | Path,
     model: str | None = None,
@@ -324,16 +301,10 @@ def load_model(
     device: str | torch.device = "cpu",
     **model_kwargs: object,
 ) -> LoadedWeights:
-    """Build the model that ``spec`` (a released name or a file) holds, load it, and put it
-    on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N`` or a torch device).
-
-    ``model`` names the architecture the caller expects (e.g. ``"sian"``); weights of
-    another family raise a :class:`WeightsError`. Our checkpoints carry their model name,
-    arguments and config; released files are the official SIAN (official preset, full,
-    K = 6) or PReNet (K = 6). Loading into a model of another config is a one-line error
-    naming both, unless ``strict_config=False`` (fine-tuning only): then
-    ``LoadedWeights.config_override`` says what differed, for the run's provenance.
-    """
+    """Build the model that ``spec`` (a released name or a file) holds, load it, put it on
+    ``device``. ``model``: the architecture expected (another family is an error). Another
+    config than the file's is a one-line error unless ``strict_config=False`` (fine-tuning):
+    then ``config_override`` says what differed, for the run's provenance."""
     target = resolve_device(device)
     path = resolve(spec, weights_dir, allow_download)
     released = RELEASED.get(str(spec))
@@ -347,7 +318,7 @@ def load_model(
             raise WeightsError(
                 f"--model {model!r}: unknown model; known models: {', '.join(MODELS)}"
             )
-        want, have = _family_of(model), _family_of(ck.name)
+        want, have = (("prenet" if MODELS[m] is PReNet else "sian") for m in (model, ck.name))
         if want != have:
             raise WeightsError(
                 f"{path}: holds {have} weights, but --model {model} is a {want} model"
