@@ -38,21 +38,6 @@ def weight_items() -> list[Item]:
     return items
 
 
-def download(name: str) -> Path:
-    """Fetch released weights ``name`` into the cache as ``derain fetch`` does."""
-    w = RELEASED[name]
-    item = next(i for i in weight_items() if i.local == w.filename)
-    try:
-        fetch_items([item], cache_dir(), log=lambda line: None)
-    except FetchError as e:
-        raise WeightsError(
-            f"{name}: not found locally and could not be downloaded ({e}); "
-            f"download it by hand and pass --weights FILE or put it in --weights-dir/"
-            f"DERAIN_WEIGHTS_DIR as {w.filename}"
-        ) from None
-    return cache_dir() / w.filename
-
-
 def resolve(
     spec: str | Path, weights_dir: str | Path | None = None, allow_download: bool = True
 ) -> Path:
@@ -64,9 +49,20 @@ def resolve(
         local = find_released(str(spec), weights_dir)
         if local is not None:
             return local
-        if allow_download:
-            return download(str(spec))
-        raise WeightsError(f"{spec}: {missing_released(str(spec), weights_dir)}")
+        if not allow_download:
+            raise WeightsError(f"{spec}: {missing_released(str(spec), weights_dir)}")
+        w = RELEASED[str(spec)]
+        try:  # as `derain fetch weights` does
+            fetch_items(
+                [i for i in weight_items() if i.local == w.filename], cache_dir(), lambda _: None
+            )
+        except FetchError as e:
+            raise WeightsError(
+                f"{spec}: not found locally and could not be downloaded ({e}); "
+                f"download it by hand and pass --weights FILE or put it in --weights-dir/"
+                f"DERAIN_WEIGHTS_DIR as {w.filename}"
+            ) from None
+        return cache_dir() / w.filename
     if p.exists():
         raise WeightsError(f"{p}: is not a file")
     raise WeightsError(
@@ -249,23 +245,16 @@ def _build(name: str, kwargs: dict, path: Path) -> nn.Module:
         raise WeightsError(f"{path}: cannot build model {name!r}: {e}") from None
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """What a weights file holds, its state dict in our keys (``config`` None: ``name``'s)."""
-
-    family: str  # "sian" | "prenet" (the authors' released files) | "derain" (ours)
-    name: str
-    kwargs: dict
-    state_dict: dict
-    config: dict | None
-    ignored: list[str]
-
-
-def read_weights(state: dict, path: Path) -> Checkpoint:
-    """The :class:`Checkpoint` a loaded file holds: ours or the authors' SIAN or PReNet."""
+def read_weights(state: dict, path: Path) -> tuple[str, dict, dict, dict | None, list[str]]:
+    """What a loaded file holds: the model name and arguments it was made for ("sian" or
+    "prenet" for the authors' files), its state dict in our keys, its model config (None:
+    the name's defaults) and the keys it ignores."""
     if state.get("format") == OUR_FORMAT:
-        name, kwargs, sd = (state.get(k) for k in ("model", "model_kwargs", "state_dict"))
-        kwargs = {} if kwargs is None else kwargs
+        name, sd, kwargs = (
+            state.get("model"),
+            state.get("state_dict"),
+            state.get("model_kwargs", {}),
+        )
         if not isinstance(name, str) or name not in MODELS:
             raise WeightsError(
                 f"{path}: derain checkpoint names no known model (its 'model' entry is "
@@ -277,7 +266,7 @@ def read_weights(state: dict, path: Path) -> Checkpoint:
             )
         if not isinstance(sd, dict):
             raise WeightsError(f"{path}: derain checkpoint has no 'state_dict' mapping")
-        return Checkpoint("derain", name, dict(kwargs), sd, state.get("model_config"), [])
+        return name, dict(kwargs), sd, state.get("model_config"), []
     if "body.tran_conv.weight" in state:
         family, convert = "sian", convert_sian
     elif "conv0.0.weight" in state and "conv_i.0.weight" in state:
@@ -289,7 +278,7 @@ def read_weights(state: dict, path: Path) -> Checkpoint:
         sd, ignored = convert(state)
     except KeyError as e:
         raise WeightsError(f"{path}: {family} checkpoint is missing key {e.args[0]}") from None
-    return Checkpoint(family, family, {}, sd, None, ignored)
+    return family, {}, sd, None, ignored
 
 
 def load_model(
@@ -311,31 +300,29 @@ def load_model(
     state = read_checkpoint(path, released.sha256 if released else None)
     sha = released.sha256 if released else sha256_file(path)
     released = released or next((w for w in RELEASED.values() if w.sha256 == sha), None)
-    ck = read_weights(state, path)
-    name = ck.name
+    file_name, file_kwargs, sd, file_config, ignored = read_weights(state, path)
+    name = file_name
     if model is not None:
         if model not in MODELS:
             raise WeightsError(
                 f"--model {model!r}: unknown model; known models: {', '.join(MODELS)}"
             )
-        want, have = (("prenet" if MODELS[m] is PReNet else "sian") for m in (model, ck.name))
+        want, have = (("prenet" if MODELS[m] is PReNet else "sian") for m in (model, file_name))
         if want != have:
             raise WeightsError(
                 f"{path}: holds {have} weights, but --model {model} is a {want} model"
             )
-        if ck.family == "derain" and model != ck.name and strict_config:
-            raise WeightsError(f"{path}: holds weights for model {ck.name!r}, not {model!r}")
+        if state.get("format") == OUR_FORMAT and model != file_name and strict_config:
+            raise WeightsError(f"{path}: holds weights for model {file_name!r}, not {model!r}")
         name = model
-    kwargs = {**ck.kwargs, **model_kwargs}
+    kwargs = {**file_kwargs, **model_kwargs}
     net = _build(name, kwargs, path)
-    if ck.config is not None:
-        file_config = ck.config
-    elif (name, kwargs) == (ck.name, ck.kwargs):
+    if file_config is None and (name, kwargs) == (file_name, file_kwargs):
         file_config = model_config(net)  # the same model the file was made for
-    else:
-        file_config = model_config(_build(ck.name, ck.kwargs, path))
-    override = config_mismatch(path, ck.name, file_config, name, model_config(net), strict_config)
-    _load_into(net, ck.state_dict, path)
+    elif file_config is None:
+        file_config = model_config(_build(file_name, file_kwargs, path))
+    override = config_mismatch(path, file_name, file_config, name, model_config(net), strict_config)
+    _load_into(net, sd, path)
     net.eval().to(target)
     source = f"released:{released.name}" if released else "checkpoint"
-    return LoadedWeights(net, name, path, sha, source, ck.ignored, override)
+    return LoadedWeights(net, name, path, sha, source, ignored, override)

@@ -1,25 +1,21 @@
 """The embedded default data set: scikit-image's bundled photos, rained by :mod:`.synth`.
 
-No network: twelve natural images ship inside scikit-image, split by source (9 train, 3
-test: no test scene is seen in training), cut into seeded random crops of the benchmarks'
-3:2 shape, quantised to uint8 and rained with each preset. Written once as PNGs in the
-Rain100 layout under ``<root>/<size>-<recipe>/<preset>/<split>/`` with a ``manifest.json``
-(sha256 of every file); ``<recipe>`` hashes every build parameter and the presets, so a
-changed recipe builds a fresh copy. ``smoke`` (8 + 4 pairs, 96x64) builds in about a
-second; ``quick`` (24 + 8 pairs, 240x160) is for short CPU training runs.
+No network: twelve photos split by source (9 train, 3 test: no test scene is seen in
+training), cut into seeded random 3:2 crops, quantised to uint8, rained with each preset and
+written once in the Rain100 layout under ``<root>/<size>-<recipe>/<preset>/<split>/`` with
+a ``manifest.json`` (sha256 of every file); ``<recipe>`` hashes every build parameter.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from PIL import Image
 
 from ..errors import DerainError
@@ -140,28 +136,18 @@ def _valid(folder: Path) -> bool:
 
 
 def build_embedded(size: str = "quick", root: Path | None = None) -> Path:
-    """Build (or find) the embedded set of ``size``; returns its folder. Built in a
-    temporary folder and renamed into place, so parallel builders never see half a set."""
+    """Build (or find) the embedded set of ``size``; returns its folder. One builder at a
+    time (a file lock); the manifest, written last, marks a complete set."""
     if size not in SIZES:
         raise DerainError(f"unknown embedded size {size!r}; choose one of {sorted(SIZES)}")
     root = Path(root) if root is not None else default_root()
     final = root / f"{size}-{recipe_key(size)}"
-    if _valid(final):
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{size}-", dir=root))
-    try:
-        _build(size, tmp)
-        if final.exists() and not _valid(final):  # a damaged copy
-            shutil.rmtree(final, ignore_errors=True)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process renamed its complete copy into place first
-            if not _valid(final):
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not _valid(final):
+        root.mkdir(parents=True, exist_ok=True)
+        with FileLock(root / f".{final.name}.lock"):
+            if not _valid(final):  # not built meanwhile by another process
+                shutil.rmtree(final, ignore_errors=True)  # a damaged or half-built copy
+                _build(size, final)
     return final
 
 
