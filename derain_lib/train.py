@@ -295,9 +295,7 @@ def finished(final: Path) -> TrainOutcome | None:
                         s["last_val"], setup=s["training_setup"])  # fmt: skip
 
 
-def data_loader(
-    patches: PatchSet, sampler: RunBatches, setup: dict
-) -> torch.utils.data.DataLoader:
+def data_loader(patches: PatchSet, sampler: RunBatches, setup: dict) -> torch.utils.data.DataLoader:
     """One loader for the rest of the run: images decoded first (workers share them),
     ``setup["workers"]`` persistent workers, pinned memory on CUDA."""
     patches.decode()
