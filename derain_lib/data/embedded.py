@@ -12,9 +12,11 @@ import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import yaml
 from filelock import FileLock
 from PIL import Image
 
@@ -25,30 +27,21 @@ from .fetch import sha256_file
 from .io import write_png
 from .synth import PRESETS, add_rain
 
-RECIPE_VERSION = 2
-SEED = 2020
-#: Natural photos bundled with scikit-image (grey ones are expanded to RGB).
-TRAIN_SOURCES = (
-    "astronaut", "rocket", "stereo_motorcycle", "brick", "grass", "gravel", "moon", "coins", "clock"
-)  # fmt: skip
-TEST_SOURCES = ("chelsea", "coffee", "camera")
+_SPEC = yaml.safe_load(resources.files(__package__).joinpath("embedded.yaml").read_text())
+RECIPE_VERSION, SEED = _SPEC["recipe_version"], _SPEC["seed"]
+TRAIN_SOURCES, TEST_SOURCES = tuple(_SPEC["train_sources"]), tuple(_SPEC["test_sources"])
 SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
 class EmbeddedSize:
-    """How many pairs per split and the landscape size (height, width) of each image."""
-
     train: int
     test: int
     height: int
     width: int
 
 
-SIZES = {
-    "smoke": EmbeddedSize(train=8, test=4, height=64, width=96),
-    "quick": EmbeddedSize(train=24, test=8, height=160, width=240),
-}
+SIZES = {name: EmbeddedSize(**s) for name, s in _SPEC["sizes"].items()}
 
 
 def default_root() -> Path:
