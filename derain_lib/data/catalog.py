@@ -20,7 +20,7 @@ from ..errors import DerainError
 from ..fsutil import atomic_write_text, data_root
 from .datasets import Pair, PairedDataset, open_dataset
 from .fetch import RAW_HOST, Item, Tree, fetch_items, sha256_file
-from .io import check_images, image_size
+from .io import ImageReadError, image_size, scan_images
 from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
 
 INDEX_FORMAT = "derain-data-index"
@@ -233,7 +233,9 @@ def prepare(
     else:
         ds = open_dataset(root, entry.layout, name=f"{entry.name}-{split}", expected=s.pairs)
     files = ds.files()
-    check_images(files, decode=decode)
+    if problems := scan_images(files, decode):
+        lines = "\n  ".join(msg for _, msg in problems)
+        raise ImageReadError(f"{len(problems)} unreadable image file(s):\n  {lines}")
     ds.check_sizes()
     report = Report(entry.name, split, ds, s.pairs, layout_found)
     if split == "train":

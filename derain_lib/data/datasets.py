@@ -16,8 +16,6 @@ from ..errors import DerainError
 from .fetch import sha256_file
 from .io import IMAGE_SUFFIXES, image_size, list_images, read_image
 
-RAINY_DIRS = ("rainy", "rain", "input", "inputcrop", "rainy_image")
-CLEAN_DIRS = ("norain", "groundtruth", "ground_truth", "gt", "clean", "cleancrop")
 #: layout -> its forms, tried in turn: (rainy folders, rainy name pattern, clean folders,
 #: clean pattern, pair name prefix). "." is the folder itself, "a/b" folder b inside a; a
 #: rainy image pairs with the clean one whose numbers are its first numbers (Rain1400:
@@ -30,7 +28,8 @@ FORMS: dict[str, list[tuple[tuple[str, ...], str, tuple[str, ...], str, str | No
     ],
     "rain12": [
         ((".",), r"(\d+)_in", (".",), r"(\d+)_gt", ""),
-        (RAINY_DIRS, r"\D*(\d+)\D*", CLEAN_DIRS, r"\D*(\d+)\D*", ""),
+        (("rainy", "rain", "input", "inputcrop", "rainy_image"), r"\D*(\d+)\D*",
+         ("norain", "groundtruth", "ground_truth", "gt", "clean", "cleancrop"), r"\D*(\d+)\D*", ""),
     ],
     "jorder": [(("rain/x2",), r"norain-(\d+)x2", ("norain",), r"norain-(\d+)", "rain-")],
     "input-target": [(("input",), r"(.+)", ("target",), r"(.+)", None)],

@@ -5,7 +5,6 @@ file lands under its name only once its sha256 matched; a re-run fetches what is
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -34,15 +33,13 @@ class Offline(FetchError):
 
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file's bytes."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    return pooch.file_hash(str(path), alg="sha256")
 
 
-def mirror_base(value: str | None = None) -> str | None:
-    """``DERAIN_MIRROR`` (or ``value``) as a base URL (a folder as its ``file://`` URL), None
+def mirror_base() -> str | None:
+    """``DERAIN_MIRROR`` as a base URL (a folder as its ``file://`` URL), None
     when unset, or a :class:`FetchError` saying what is wrong with it."""
-    value = os.environ.get(MIRROR_ENV) if value is None else value
-    if not value:
+    if not (value := os.environ.get(MIRROR_ENV)):
         return None
     scheme = urlparse(value).scheme.lower()
     if scheme in ("http", "https"):

@@ -176,13 +176,6 @@ def scan_images(paths: str | Path | list[Path], decode: bool = True) -> list[tup
     return problems
 
 
-def check_images(paths: str | Path | list[Path], decode: bool = True) -> None:
-    """Raise one :class:`ImageReadError` naming every unreadable image, or return."""
-    if problems := scan_images(paths, decode):
-        lines = "\n  ".join(msg for _, msg in problems)
-        raise ImageReadError(f"{len(problems)} unreadable image file(s):\n  {lines}")
-
-
 def fit_size(image: np.ndarray, max_side: int | None) -> np.ndarray:
     """``image`` shrunk (Lanczos, aspect kept) so its longer side is at most ``max_side``."""
     h, w = image.shape[:2]
