@@ -108,61 +108,42 @@ def _some(names: list[str], n: int) -> str:
 
 @dataclass
 class Report:
-    """What ``prepare`` found; ``lines()`` is what the CLI prints."""
+    """What ``prepare`` found: ``index``, the record written to ``index_path``; ``lines()``
+    is what the CLI prints."""
 
-    name: str
-    split: str
     dataset: PairedDataset
-    expected: int
-    layout_found: str | None = None  # training sets: which distributed layout was recognised
-    missing: list[str] = field(default_factory=list)  # expected pair names not found
-    variant: str | None = None
-    sha256_checked: int = 0
-    sha256_matched: int = 0
-    sha256_differ: list[str] = field(default_factory=list)
-    not_in_manifest: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-    patches: dict | None = None
-    index_path: Path | None = None
-
-    @property
-    def partial(self) -> bool:
-        return not self.variant and (self.dataset.partial or len(self.dataset) < self.expected)
+    index: dict
+    index_path: Path
 
     def lines(self) -> list[str]:
-        n, ds, p = len(self.dataset), self.dataset, self.patches
-        state = f"PARTIAL set ({self.expected - n} pairs missing)" if self.partial else "complete"
-        state = f"complete as a known variant: {self.variant}" if self.variant else state
-        out = [f"{self.name} {self.split}: {ds.root} ({ds.layout} layout)"]
-        out += [f"layout found: {self.layout_found}"] if self.layout_found else []
-        out.append(f"verified {n} of {self.expected} pairs: {state}")
-        if self.missing and not self.variant:
-            out.append(f"missing {len(self.missing)} pair(s) by the set's naming rule: "
-                       + _some(self.missing, 10))  # fmt: skip
+        x, ds, p = self.index, self.dataset, self.index["patches"]
+        n, expected = x["pairs_found"], x["pairs_expected"]
+        state = f"PARTIAL set ({expected - n} pairs missing)" if x["partial"] else "complete"
+        state = f"complete as a known variant: {x['variant']}" if x["variant"] else state
+        out = [f"{x['dataset']} {x['split']}: {ds.root} ({ds.layout} layout)"]
+        out += [f"layout found: {x['layout_found']}"] if x["layout_found"] else []
+        out.append(f"verified {n} of {expected} pairs: {state}")
+        if x["missing"] and not x["variant"]:
+            out.append(f"missing {len(x['missing'])} pair(s) by the set's naming rule: "
+                       + _some(x["missing"], 10))  # fmt: skip
         out.append(
-            f"sha256: {self.sha256_matched} of {self.sha256_checked} files match the catalog "
+            f"sha256: {x['sha256_matched']} of {x['sha256_checked']} files match the catalog "
             "manifest"
-            if self.sha256_checked
+            if x["sha256_checked"]
             else "sha256: no manifest known for this split (counts, sizes and decoding checked)"
         )
-        out += [f"  differs from catalog: {r}" for r in self.sha256_differ]
-        out += [f"  not in catalog manifest: {r}" for r in self.not_in_manifest]
+        out += [f"  differs from catalog: {r}" for r in x["sha256_differ"]]
+        out += [f"  not in catalog manifest: {r}" for r in x["not_in_manifest"]]
         if ds.unpaired:
             out.append(f"unpaired files: {len(ds.unpaired)} (e.g. {ds.unpaired[0]})")
-        if self.ignored:
-            out.append(f"ignored {len(self.ignored)} non-image or unused file(s): "
-                       + _some(self.ignored, 5))  # fmt: skip
+        if x["ignored"]:
+            out.append(f"ignored {len(x['ignored'])} non-image or unused file(s): "
+                       + _some(x["ignored"], 5))  # fmt: skip
         if p:
             flip = " x2 with h-flip" if p["hflip"] else ""
             out.append(f"training patches {p['patch']}x{p['patch']} at stride {p['stride']}"
                        f"{flip}: {p['count']}")  # fmt: skip
-        out += [f"index written: {self.index_path}"] if self.index_path else []
-        return out
-
-
-#: What an index records of its :class:`Report`, by the same names.
-_INDEXED = ("layout_found", "missing", "variant", "sha256_checked", "sha256_matched")
-_INDEXED += ("sha256_differ", "not_in_manifest", "ignored", "patches")
+        return [*out, f"index written: {self.index_path}"]
 
 
 def open_training_copy(entry: Entry, root: Path) -> tuple[PairedDataset, str]:
@@ -237,19 +218,16 @@ def prepare(
         lines = "\n  ".join(msg for _, msg in problems)
         raise ImageReadError(f"{len(problems)} unreadable image file(s):\n  {lines}")
     ds.check_sizes()
-    report = Report(entry.name, split, ds, s.pairs, layout_found)
-    if split == "train":
-        report.missing = missing_pairs(entry, split, ds)
     used = {f.resolve() for f in files} | {Path(f).resolve() for f in ds.unpaired}
-    report.ignored = sorted(
+    ignored = sorted(
         f.relative_to(root).as_posix()
         for f in root.rglob("*")
         if f.is_file() and f.resolve() not in used
     )
-    if not ds.unpaired:
-        report.variant = s.variants.get(len(ds))
+    variant = None if ds.unpaired else s.variants.get(len(ds))
 
     hashes = {f: sha256_file(f) for f in files}
+    matched, differ, unknown = 0, [], []
     if s.manifest:
         known = {
             (Path(rel).name.lower().startswith("norain"), _numbers(Path(rel).stem)): (rel, digest)
@@ -258,13 +236,12 @@ def prepare(
         for f, clean in [(f, p.clean == f) for p in ds.pairs for f in (p.rainy, p.clean)]:
             rel, hit = f.relative_to(root).as_posix(), known.get((clean, _numbers(f.stem)))
             if hit is None:
-                report.not_in_manifest.append(rel)
+                unknown.append(rel)
             elif hit[1] == hashes[f]:
-                report.sha256_matched += 1
+                matched += 1
             else:
-                report.sha256_differ.append(f"{rel} (catalog: {hit[0]})")
-        report.sha256_checked = report.sha256_matched + len(report.sha256_differ)
-        if (differ := report.sha256_differ) and not allow_mismatch:
+                differ.append(f"{rel} (catalog: {hit[0]})")
+        if differ and not allow_mismatch:
             raise DerainError(
                 f"{root}: {len(differ)} file(s) differ from the {entry.name} {split} manifest, "
                 f"e.g. {differ[0]}; this is another version of the set "
@@ -272,12 +249,12 @@ def prepare(
             )
 
     sizes = {p.rainy: image_size(p.rainy) for p in ds.pairs}
-    key = entry.name.split("-")[0]
+    key, patches = entry.name.split("-")[0], None
     if split == "train" and key in PAPER_STRIDES:
         stride, hflip = PAPER_STRIDES[key], PAPER_HFLIP[key]
         count = sum(count_patches(h, w, PAPER_PATCH, stride) for h, w in sizes.values())
         count *= 2 if hflip else 1
-        report.patches = {"patch": PAPER_PATCH, "stride": stride, "hflip": hflip, "count": count}
+        patches = {"patch": PAPER_PATCH, "stride": stride, "hflip": hflip, "count": count}
 
     index_path = Path(index_out or data_root() / "index" / f"{entry.name}-{split}.json")
     if (path := index_path.resolve()).is_relative_to(root.resolve()):
@@ -296,8 +273,16 @@ def prepare(
         "layout": ds.layout,
         "pairs_found": len(ds),
         "pairs_expected": s.pairs,
-        "partial": report.partial,
-        **{k: getattr(report, k) for k in _INDEXED},
+        "partial": not variant and (ds.partial or len(ds) < s.pairs),
+        "layout_found": layout_found,
+        "missing": missing_pairs(entry, split, ds) if split == "train" else [],
+        "variant": variant,
+        "sha256_checked": matched + len(differ),
+        "sha256_matched": matched,
+        "sha256_differ": differ,
+        "not_in_manifest": unknown,
+        "ignored": ignored,
+        "patches": patches,
         "unpaired": [str(p) for p in ds.unpaired],
         "manifest_sha256": ds.manifest_sha256(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -315,8 +300,7 @@ def prepare(
         ],
     }
     atomic_write_text(index_path, json.dumps(index, indent=1))
-    report.index_path = index_path
-    return report
+    return Report(ds, index, index_path)
 
 
 def open_index(path: str | Path) -> PairedDataset:
