@@ -221,18 +221,16 @@ def _load_into(model: nn.Module, state: dict, path: Path) -> None:
             f"{path}: entry {bad[0]!r} is a {type(state[bad[0]]).__name__}, not a tensor"
         )
     own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
-    parts = [f"{len(missing)} missing keys (e.g. {missing[0]})"] if missing else []
-    parts += [f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})"] if unexpected else []
-    if shapes:
-        k = shapes[0]
-        parts.append(
-            f"{len(shapes)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} "
-            f"vs model {tuple(own[k].shape)})"
-        )
-    if parts:
+    problems = {
+        "missing keys": [k for k in own if k not in state],
+        "unexpected keys": [k for k in state if k not in own],
+        "shape mismatches": [
+            f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+            for k in own
+            if k in state and state[k].shape != own[k].shape
+        ],
+    }
+    if parts := [f"{len(v)} {what} (e.g. {v[0]})" for what, v in problems.items() if v]:
         raise WeightsError(f"{path}: weights do not fit the model: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
 
