@@ -16,13 +16,12 @@ from tqdm import tqdm
 
 from .backends import export_onnx, select
 from .config import Config, check_tile, config_from_dict, load_config
-from .data.catalog import CATALOG, prepare
+from .data.catalog import CATALOG, fetch_dataset, prepare
 from .data.datasets import open_dataset
 from .data.embedded import SIZES, build_embedded, embedded_dataset
 from .data.fetch import MIRROR_ENV, Offline, fetch_items
 from .data.io import scan_images
 from .data.patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, PatchSet
-from .data.remote import fetch_dataset
 from .data.sources import open_data
 from .device import device_name, resolve_device
 from .errors import DerainError

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .config import Config, ConfigError, config_hash
 from .data.datasets import PairedDataset
-from .data.patches import DecodedPatchSet
+from .data.patches import PatchSet
 from .data.sources import open_data
 from .device import resolve_device, tf32
 from .errors import DerainError
@@ -94,10 +94,10 @@ class RunBatches:
         return itertools.islice(run, len(self))
 
 
-def training_patches(cfg: Config, train_data: PairedDataset) -> DecodedPatchSet:
+def training_patches(cfg: Config, train_data: PairedDataset) -> PatchSet:
     """The training patches ``cfg.data`` cuts from ``train_data`` (decoded when first used)."""
     d = cfg.data
-    return DecodedPatchSet(train_data, d.patch, d.stride, d.hflip)
+    return PatchSet(train_data, d.patch, d.stride, d.hflip)
 
 
 def auto_workers(device: torch.device, cpus: int | None = None, local_world: int = 1) -> int:
@@ -295,9 +295,7 @@ def finished(final: Path) -> TrainOutcome | None:
                         s["last_val"], setup=s["training_setup"])  # fmt: skip
 
 
-def data_loader(
-    patches: DecodedPatchSet, sampler: RunBatches, setup: dict
-) -> torch.utils.data.DataLoader:
+def data_loader(patches: PatchSet, sampler: RunBatches, setup: dict) -> torch.utils.data.DataLoader:
     """One loader for the rest of the run: images decoded first (workers share them),
     ``setup["workers"]`` persistent workers, pinned memory on CUDA."""
     patches.decode()

@@ -1,13 +1,6 @@
-"""Checkpoints, the authors' released ones and ours: resolve, verify, convert, load.
-
-Released files are never redistributed here (their repositories carry no license): they
-are fetched from upstream by ``derain fetch`` (:mod:`derain_lib.data.fetch`) and checked
-by sha256, or taken from ``--weights FILE``, ``--weights-dir DIR`` or
-``DERAIN_WEIGHTS_DIR``. Every load is ``torch.load(..., weights_only=True)``; every problem
-a one-line :class:`WeightsError` naming the file. The registry (:data:`RELEASED`) and the
-search for local copies (:func:`find_released`) live in the torch-free
-:mod:`derain_lib.info` and are imported here.
-"""
+"""Checkpoints, the authors' released ones (fetched from upstream by sha256, never
+redistributed) and ours: resolve, verify, convert, load with ``weights_only=True``; every
+problem a one-line :class:`WeightsError` naming the file. The registry is in :mod:`.info`."""
 
 from __future__ import annotations
 
@@ -37,28 +30,12 @@ OUR_FORMAT = "derain-model"
 
 
 def weight_items() -> list[Item]:
-    """The released weight files as raw files at their pinned commits (what ``derain fetch
-    weights`` downloads)."""
+    """The released weight files at their pinned commits (what ``derain fetch weights`` gets)."""
     items = []
     for w in RELEASED.values():  # https://github.com/{owner}/{repo}/raw/{commit}/{path}
         owner, repo, _, commit, path = urlparse(w.url).path.lstrip("/").split("/", 4)
         items.append(Item(Tree(owner, repo, commit), path, w.sha256, w.filename))
     return items
-
-
-def download(name: str) -> Path:
-    """Fetch released weights ``name`` into the cache as ``derain fetch`` does."""
-    w = RELEASED[name]
-    item = next(i for i in weight_items() if i.local == w.filename)
-    try:
-        fetch_items([item], cache_dir(), log=lambda line: None)
-    except FetchError as e:
-        raise WeightsError(
-            f"{name}: not found locally and could not be downloaded ({e}); "
-            f"download it by hand and pass --weights FILE or put it in --weights-dir/"
-            f"DERAIN_WEIGHTS_DIR as {w.filename}"
-        ) from None
-    return cache_dir() / w.filename
 
 
 def resolve(
@@ -72,9 +49,20 @@ def resolve(
         local = find_released(str(spec), weights_dir)
         if local is not None:
             return local
-        if allow_download:
-            return download(str(spec))
-        raise WeightsError(f"{spec}: {missing_released(str(spec), weights_dir)}")
+        if not allow_download:
+            raise WeightsError(f"{spec}: {missing_released(str(spec), weights_dir)}")
+        w = RELEASED[str(spec)]
+        try:  # as `derain fetch weights` does
+            fetch_items(
+                [i for i in weight_items() if i.local == w.filename], cache_dir(), lambda _: None
+            )
+        except FetchError as e:
+            raise WeightsError(
+                f"{spec}: not found locally and could not be downloaded ({e}); "
+                f"download it by hand and pass --weights FILE or put it in --weights-dir/"
+                f"DERAIN_WEIGHTS_DIR as {w.filename}"
+            ) from None
+        return cache_dir() / w.filename
     if p.exists():
         raise WeightsError(f"{p}: is not a file")
     raise WeightsError(
@@ -83,7 +71,7 @@ def resolve(
 
 
 def read_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dict:
-    """``torch.load(weights_only=True)`` with one-line errors for every way a file can be bad."""
+    """``torch.load(weights_only=True)``, a one-line error for every way a file can be bad."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
@@ -119,12 +107,9 @@ def _gates(x: list[torch.Tensor], h: list[torch.Tensor] | None = None) -> torch.
 
 
 def convert_sian(state: dict, n_scales: int = 3) -> tuple[OrderedDict, list[str]]:
-    """Authors' ``RPDNet`` keys -> ours. Returns the converted dict and the ignored keys.
-
-    Their ``scale_conv[j]`` / ``lstm[j]`` index scales coarse to fine (j = 0 is 1/4);
-    ours index fine to coarse. Their ``up_conv[0]`` merges 1/4 into 1/2 (our
-    ``merges[1]``). ``body.conv_m`` is never called by their forward(): ignored.
-    """
+    """Authors' ``RPDNet`` keys -> ours, and the ignored keys (``body.conv_m``, which their
+    forward() never calls). Their scales run coarse to fine (j = 0 is 1/4), ours fine to
+    coarse; their ``up_conv[0]`` merges 1/4 into 1/2 (our ``merges[1]``)."""
     out: OrderedDict = OrderedDict()
     ignored = sorted(k for k in state if k.startswith(SIAN_UNUSED_PREFIX))
     out["cfa.stem.weight"] = state["body.tran_conv.weight"]
@@ -191,9 +176,8 @@ class LoadedWeights:
 
 
 def model_config(model: nn.Module) -> dict:
-    """What a model's weights compute: its config without the initialisation, stages
-    resolved. Two models with equal ``model_config`` take the same weights and give the
-    same outputs."""
+    """What a model's weights compute (its config without the initialisation, stages
+    resolved): equal configs take the same weights and give the same outputs."""
     cfg = model.config
     d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
     d.pop("init_std", None)
@@ -213,8 +197,8 @@ def _describe(name: str, config: dict) -> str:
 def config_mismatch(
     path: str | Path, have_name: str, have: dict, want_name: str, want: dict, strict: bool = True
 ) -> str | None:
-    """None when the file's model config ``have`` equals the model's ``want``; otherwise a
-    one-line :class:`WeightsError` naming both, or (``strict=False``) that line's text."""
+    """None when the file's config ``have`` is the model's ``want``; else a one-line
+    :class:`WeightsError` naming both, or (``strict=False``) its text."""
     if have == want:
         return None
     keys = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
@@ -230,25 +214,23 @@ def config_mismatch(
 
 
 def _load_into(model: nn.Module, state: dict, path: Path) -> None:
-    """``load_state_dict(strict=True)`` with missing/unexpected/shape problems as one line."""
+    """``load_state_dict(strict=True)``, its problems as one line."""
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise WeightsError(
             f"{path}: entry {bad[0]!r} is a {type(state[bad[0]]).__name__}, not a tensor"
         )
     own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
-    parts = [f"{len(missing)} missing keys (e.g. {missing[0]})"] if missing else []
-    parts += [f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})"] if unexpected else []
-    if shapes:
-        k = shapes[0]
-        parts.append(
-            f"{len(shapes)} shape mismatches (e.g. {k}: file {tuple(state[k].shape)} "
-            f"vs model {tuple(own[k].shape)})"
-        )
-    if parts:
+    problems = {
+        "missing keys": [k for k in own if k not in state],
+        "unexpected keys": [k for k in state if k not in own],
+        "shape mismatches": [
+            f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+            for k in own
+            if k in state and state[k].shape != own[k].shape
+        ],
+    }
+    if parts := [f"{len(v)} {what} (e.g. {v[0]})" for what, v in problems.items() if v]:
         raise WeightsError(f"{path}: weights do not fit the model: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
 
@@ -261,23 +243,10 @@ def _build(name: str, kwargs: dict, path: Path) -> nn.Module:
         raise WeightsError(f"{path}: cannot build model {name!r}: {e}") from None
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """What a weights file holds: the model name and arguments it was made for, its state
-    dict in our keys, the model config it computes (None: the defaults of ``name``) and
-    the keys it ignores."""
-
-    family: str  # "sian" | "prenet" (the authors' released files) | "derain" (ours)
-    name: str
-    kwargs: dict
-    state_dict: dict
-    config: dict | None
-    ignored: list[str]
-
-
-def read_weights(state: dict, path: Path) -> Checkpoint:
-    """The :class:`Checkpoint` a loaded file holds: ours (``model``, ``model_kwargs``,
-    ``model_config``, ``state_dict``) or the authors' SIAN or PReNet, keys converted."""
+def read_weights(state: dict, path: Path) -> tuple[str, dict, dict, dict | None, list[str]]:
+    """What a loaded file holds: the model name and arguments it was made for ("sian" or
+    "prenet" for the authors' files), its state dict in our keys, its model config (None:
+    the name's defaults) and the keys it ignores."""
     if state.get("format") == OUR_FORMAT:
         name, sd, kwargs = (
             state.get("model"),
@@ -295,7 +264,7 @@ def read_weights(state: dict, path: Path) -> Checkpoint:
             )
         if not isinstance(sd, dict):
             raise WeightsError(f"{path}: derain checkpoint has no 'state_dict' mapping")
-        return Checkpoint("derain", name, dict(kwargs), sd, state.get("model_config"), [])
+        return name, dict(kwargs), sd, state.get("model_config"), []
     if "body.tran_conv.weight" in state:
         family, convert = "sian", convert_sian
     elif "conv0.0.weight" in state and "conv_i.0.weight" in state:
@@ -307,12 +276,7 @@ def read_weights(state: dict, path: Path) -> Checkpoint:
         sd, ignored = convert(state)
     except KeyError as e:
         raise WeightsError(f"{path}: {family} checkpoint is missing key {e.args[0]}") from None
-    return Checkpoint(family, family, {}, sd, None, ignored)
-
-
-def _family_of(name: str) -> str:
-    """Which released weights (``sian``, ``prenet``) the model ``name`` can take."""
-    return "prenet" if MODELS[name] is PReNet else "sian"
+    return family, {}, sd, None, ignored
 
 
 def load_model(
@@ -324,47 +288,39 @@ def load_model(
     device: str | torch.device = "cpu",
     **model_kwargs: object,
 ) -> LoadedWeights:
-    """Build the model that ``spec`` (a released name or a file) holds, load it, and put it
-    on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N`` or a torch device).
-
-    ``model`` names the architecture the caller expects (e.g. ``"sian"``); weights of
-    another family raise a :class:`WeightsError`. Our checkpoints carry their model name,
-    arguments and config; released files are the official SIAN (official preset, full,
-    K = 6) or PReNet (K = 6). Loading into a model of another config is a one-line error
-    naming both, unless ``strict_config=False`` (fine-tuning only): then
-    ``LoadedWeights.config_override`` says what differed, for the run's provenance.
-    """
+    """Build the model that ``spec`` (a released name or a file) holds, load it, put it on
+    ``device``. ``model``: the architecture expected (another family is an error). Another
+    config than the file's is a one-line error unless ``strict_config=False`` (fine-tuning):
+    then ``config_override`` says what differed, for the run's provenance."""
     target = resolve_device(device)
     path = resolve(spec, weights_dir, allow_download)
     released = RELEASED.get(str(spec))
     state = read_checkpoint(path, released.sha256 if released else None)
     sha = released.sha256 if released else sha256_file(path)
     released = released or next((w for w in RELEASED.values() if w.sha256 == sha), None)
-    ck = read_weights(state, path)
-    name = ck.name
+    file_name, file_kwargs, sd, file_config, ignored = read_weights(state, path)
+    name = file_name
     if model is not None:
         if model not in MODELS:
             raise WeightsError(
                 f"--model {model!r}: unknown model; known models: {', '.join(MODELS)}"
             )
-        want, have = _family_of(model), _family_of(ck.name)
+        want, have = (("prenet" if MODELS[m] is PReNet else "sian") for m in (model, file_name))
         if want != have:
             raise WeightsError(
                 f"{path}: holds {have} weights, but --model {model} is a {want} model"
             )
-        if ck.family == "derain" and model != ck.name and strict_config:
-            raise WeightsError(f"{path}: holds weights for model {ck.name!r}, not {model!r}")
+        if state.get("format") == OUR_FORMAT and model != file_name and strict_config:
+            raise WeightsError(f"{path}: holds weights for model {file_name!r}, not {model!r}")
         name = model
-    kwargs = {**ck.kwargs, **model_kwargs}
+    kwargs = {**file_kwargs, **model_kwargs}
     net = _build(name, kwargs, path)
-    if ck.config is not None:
-        file_config = ck.config
-    elif (name, kwargs) == (ck.name, ck.kwargs):
+    if file_config is None and (name, kwargs) == (file_name, file_kwargs):
         file_config = model_config(net)  # the same model the file was made for
-    else:
-        file_config = model_config(_build(ck.name, ck.kwargs, path))
-    override = config_mismatch(path, ck.name, file_config, name, model_config(net), strict_config)
-    _load_into(net, ck.state_dict, path)
+    elif file_config is None:
+        file_config = model_config(_build(file_name, file_kwargs, path))
+    override = config_mismatch(path, file_name, file_config, name, model_config(net), strict_config)
+    _load_into(net, sd, path)
     net.eval().to(target)
     source = f"released:{released.name}" if released else "checkpoint"
-    return LoadedWeights(net, name, path, sha, source, ck.ignored, override)
+    return LoadedWeights(net, name, path, sha, source, ignored, override)

@@ -12,10 +12,9 @@ from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
-from derain_lib.data.catalog import prepared_dataset
+from derain_lib.data.catalog import fetch_dataset, prepared_dataset
 from derain_lib.data.embedded import embedded_dataset
 from derain_lib.data.io import read_image_uint8
-from derain_lib.data.remote import fetch_dataset
 from derain_lib.metrics import PROTOCOLS, score_pair
 from derain_lib.models import build_model
 from derain_lib.study import pipeline, plan

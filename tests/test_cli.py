@@ -18,8 +18,8 @@ import torch
 from derain_lib import info
 from derain_lib.cli import build_parser, command_of, main
 from derain_lib.commands import COMMANDS
+from derain_lib.data.catalog import DATASETS
 from derain_lib.data.io import read_image_uint8, write_png
-from derain_lib.data.remote import DATASETS
 from derain_lib.fsutil import data_root
 from derain_lib.models import MODELS
 
@@ -49,7 +49,7 @@ def test_console_script_is_installed_and_info_lists_models_and_weights(shared):
 
 
 def test_fetch_offers_what_can_be_fetched() -> None:
-    """The torch-free choices of ``derain fetch`` are the weights and data.remote's sets."""
+    """The torch-free choices of ``derain fetch`` are the weights and data.catalog.DATASETS."""
     assert {*info.FETCH_TARGETS, *info.FETCH_EXTRA} == {"weights", *DATASETS}
     assert set(info.FETCHED_SETS.values()) <= set(DATASETS)
 

@@ -12,9 +12,9 @@ import pytest
 
 from derain_lib.cli import main
 from derain_lib.commands import fetch_targets
-from derain_lib.data import remote
+from derain_lib.data import catalog
+from derain_lib.data.catalog import dataset_items
 from derain_lib.data.fetch import FetchError, Item, Tree, fetch_items
-from derain_lib.data.remote import dataset_items
 from derain_lib.study.plan import prepared_sets
 from derain_lib.weights import find_released, weight_items
 
@@ -195,13 +195,13 @@ def test_a_fetched_test_set_is_indexed_as_its_benchmark(serve, shared, monkeypat
     four sample pairs stand for the 100 of the manifest: a partial set)."""
     sample = shared / "data" / "rain100l_sample"
     items = [i for i in dataset_items("rain100l") if (sample / i.local).is_file()]
-    monkeypatch.setattr(remote, "dataset_items", lambda name: items)
+    monkeypatch.setattr(catalog, "dataset_items", lambda name: items)
     serve({_url_path(i): (sample / i.local).read_bytes() for i in items})
     lines = fetch_targets("rain100l", log=lambda s: None)
     assert lines[0].startswith("rain100l: 8 downloaded, 8 files verified")
     assert "indexed as the rain100l test set (4 pairs)" in lines[0]
     found = dict(prepared_sets())
-    assert found["rain100l"] == remote.dataset_dir("rain100l").resolve()
+    assert found["rain100l"] == catalog.dataset_dir("rain100l").resolve()
 
 
 def _local_mirror(root: Path, items: list[Item], bodies: list[bytes]) -> Path:
@@ -278,9 +278,9 @@ def test_rain1400_comes_from_the_lfs_layout_with_spaces(monkeypatch, tmp_path, c
     names += [f"rainy image/{n}_{k}.jpg" for n in (901, 902) for k in range(1, 15)]
     bodies = {n: _jpeg(i) for i, n in enumerate(names)}
     manifest = {n: hashlib.sha256(b).hexdigest() for n, b in bodies.items()}
-    real = remote.load_manifest
+    real = catalog.load_manifest
     monkeypatch.setattr(
-        remote, "load_manifest", lambda f: manifest if f == "rain1400_test.sha256" else real(f)
+        catalog, "load_manifest", lambda f: manifest if f == "rain1400_test.sha256" else real(f)
     )
     items = dataset_items("rain1400")
     assert items[0].tree.url(items[0].path, "https://h") == (
@@ -296,7 +296,7 @@ def test_rain1400_comes_from_the_lfs_layout_with_spaces(monkeypatch, tmp_path, c
     out = capsys.readouterr().out
     assert "rain1400: 30 downloaded, 30 files verified" in out
     assert "indexed as the rain1400 test set (28 pairs)" in out
-    dest = remote.dataset_dir("rain1400")
+    dest = catalog.dataset_dir("rain1400")
     assert (dest / "rainy_image" / "902_14.jpg").read_bytes() == bodies["rainy image/902_14.jpg"]
     assert dict(prepared_sets())["rain1400"] == dest.resolve()
 

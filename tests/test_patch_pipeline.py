@@ -1,5 +1,5 @@
-"""The training input pipeline: images decoded once, the same patches in the same order as
-the on-demand PatchSet, in memory or from a memory-mapped cache; one loader for a run."""
+"""The training input pipeline: images decoded once, in memory or from a memory-mapped
+cache, giving exactly the crops of the images as read_image reads them; one loader for a run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from derain_lib.config import load_config
 from derain_lib.data.datasets import open_dataset
 from derain_lib.data.io import write_png
-from derain_lib.data.patches import DecodedPatchSet, PatchSet
+from derain_lib.data.patches import PatchSet
 from derain_lib.data.sources import open_data
 from derain_lib.train import RunBatches, auto_workers, data_loader, epoch_batches, training_setup
 
@@ -30,33 +30,40 @@ def _all(ps) -> list[tuple[bytes, bytes]]:
     return [(a.numpy().tobytes(), b.numpy().tobytes()) for a, b in (ps[i] for i in range(len(ps)))]
 
 
+def _crops(ds, ps) -> list[tuple[bytes, bytes]]:
+    """Every patch cut from the images as read_image reads them, in the PatchSet's order."""
+    out = []
+    for i in range(len(ps)):
+        k, y, x, flip = ps.locate(i)
+        pair = [a[:, ::-1] if flip else a for a in ds.load(k)]
+        crops = [np.ascontiguousarray(a[y : y + ps.patch, x : x + ps.patch].transpose(2, 0, 1))
+                 for a in pair]  # fmt: skip
+        out.append((crops[0].tobytes(), crops[1].tobytes()))
+    return out
+
+
 @pytest.mark.parametrize("budget", [None, 0])  # in memory / memory-mapped cache file
-def test_decoded_patches_equal_the_patchset_exactly(tmp_path: Path, budget: int | None) -> None:
+def test_decoded_patches_are_the_read_images_crops(tmp_path: Path, budget: int | None) -> None:
     ds = open_dataset(_pairs(tmp_path / "set"))
-    old = PatchSet(ds, patch=24, stride=10, hflip=True)
-    new = DecodedPatchSet(ds, 24, 10, True, ram_budget=budget, cache_dir=tmp_path / "cache")
-    assert len(new) == len(old) > 0
-    got, want = _all(new), _all(old)
-    assert got == want  # every patch, bit for bit, same index order (flips included)
-    assert new[0][0].dtype == old[0][0].dtype == torch.float32
+    ps = PatchSet(ds, 24, 10, True, ram_budget=budget, cache_dir=tmp_path / "cache")
+    assert len(ps) > 0 and ps[0][0].dtype == torch.float32
+    want = _crops(ds, ps)
+    assert _all(ps) == want  # every patch, bit for bit, same index order (flips included)
     if budget == 0:
-        assert new.storage.startswith("memory-mapped")
+        assert ps.storage.startswith("memory-mapped")
         assert list((tmp_path / "cache").glob("patches-*.npy"))
-        again = DecodedPatchSet(ds, 24, 10, True, ram_budget=0, cache_dir=tmp_path / "cache")
+        again = PatchSet(ds, 24, 10, True, ram_budget=0, cache_dir=tmp_path / "cache")
         assert _all(again) == want  # read back from the cache file
     else:
-        assert new.storage == "memory"
+        assert ps.storage == "memory"
 
 
-def test_embedded_training_set_patches_equal(tmp_path: Path) -> None:
+def test_embedded_training_set_patches_are_exact_crops(tmp_path: Path) -> None:
     cfg = load_config("smoke")
     ds = open_data(cfg.data.train, cfg.data.root)
     d = cfg.data
-    old = PatchSet(ds, d.patch, d.stride, d.hflip)
-    new = DecodedPatchSet(ds, d.patch, d.stride, d.hflip)
-    idx = list(range(0, len(old), max(1, len(old) // 40)))
-    assert [old[i][0].numpy().tobytes() for i in idx] == [new[i][0].numpy().tobytes() for i in idx]
-    assert [old[i][1].numpy().tobytes() for i in idx] == [new[i][1].numpy().tobytes() for i in idx]
+    ps = PatchSet(ds, d.patch, d.stride, d.hflip)
+    assert _all(ps) == _crops(ds, ps)
 
 
 def test_run_batches_are_the_epoch_batches_in_sequence() -> None:
@@ -72,12 +79,11 @@ def test_run_batches_are_the_epoch_batches_in_sequence() -> None:
 
 def test_loader_yields_the_patchset_batches_in_order(tmp_path: Path) -> None:
     ds = open_dataset(_pairs(tmp_path / "set"))
-    old = PatchSet(ds, patch=24, stride=10, hflip=True)
-    new = DecodedPatchSet(ds, 24, 10, True)
-    sampler = RunBatches(len(old), 4, 3, 0, 0, 2 * (len(old) // 4))
+    ps = PatchSet(ds, patch=24, stride=10, hflip=True)
+    sampler = RunBatches(len(ps), 4, 3, 0, 0, 2 * (len(ps) // 4))
     setup = {"workers": 2, "pin_memory": False}
-    got = list(data_loader(new, sampler, setup))
-    want = [torch.stack([old[i][0] for i in b]) for b in sampler]
+    got = list(data_loader(ps, sampler, setup))
+    want = [torch.stack([ps[i][0] for i in b]) for b in sampler]
     assert len(got) == len(want)
     assert all(torch.equal(g[0], w) for g, w in zip(got, want, strict=True))
 

@@ -72,12 +72,12 @@ def test_each_training_layout_is_recognised(
 ) -> None:
     src = make(tmp_path / "download")
     report = prepare(name, src, split="train", index_out=tmp_path / "index.json")
-    assert report.layout_found == TRAIN_LAYOUTS[layout]
+    assert report.index["layout_found"] == TRAIN_LAYOUTS[layout]
     assert len(report.dataset) == pairs
-    assert report.partial  # a few pairs of a set of 200 / 1,800 / 12,600
+    assert report.index["partial"]  # a few pairs of a set of 200 / 1,800 / 12,600
     expected = {"rain100l": 200, "rain100h": 1800, "rain1400": 12600}[name]
-    assert len(report.missing) == expected - pairs
-    assert report.missing[: len(first_missing)] == first_missing
+    assert len(report.index["missing"]) == expected - pairs
+    assert report.index["missing"][: len(first_missing)] == first_missing
     text = "\n".join(report.lines())
     assert f"layout found: {TRAIN_LAYOUTS[layout]}" in text
     assert f"verified {pairs} of {expected} pairs" in text
@@ -92,7 +92,7 @@ def test_a_wrapper_folder_is_looked_into(tmp_path: Path) -> None:
     assert report.dataset.root == tmp_path / "dl" / "RainTrainL"
     jorder(tmp_path / "zip" / "rain_data_train_Heavy")  # the lone folder a zip unpacks to
     report = prepare("rain100h", tmp_path / "zip", split="train", index_out=tmp_path / "j.json")
-    assert report.layout_found == TRAIN_LAYOUTS["jorder"]
+    assert report.index["layout_found"] == TRAIN_LAYOUTS["jorder"]
 
 
 def test_a_set_in_another_sets_layout_is_refused_naming_the_layouts(tmp_path: Path) -> None:

@@ -1,15 +1,7 @@
-"""Paired rainy/clean data sets in the benchmarks' own file layouts, found automatically.
-
-Layouts (``open_dataset(path, layout=...)``; docs/data.md shows each): ``rain100``
-(Rain100L/H: ``rain-N.png`` + ``norain-N.png``, flat, in ``rainy/`` + ``norain/``, or
-PReNet's ``rainy/`` beside the clean files), ``rain1400`` (DDN: ``rainy_image/N_k.jpg``,
-k = 1..14, for each ``ground_truth/N.jpg``; also with spaces), ``rain12`` (by number:
-``N_in.png`` + ``N_GT.png``, or a rainy-like and a clean-like folder: Rain12, the cropped
-Rain100H, PromptIR), ``jorder`` (``rain/X2/norain-Nx2.png`` + ``norain/norain-N.png``) and
-``input-target`` (Restormer, MPRNet: same file names). A set is *partial* when a file has no
-partner, numbers are missing, a Rain1400 scene has fewer than 14 rainy images, or fewer
-than ``expected`` pairs were found.
-"""
+"""Paired rainy/clean data sets in the benchmarks' own file layouts, found automatically
+(:data:`FORMS`; docs/data.md shows each). A set is *partial* when a file has no partner,
+numbers are missing, a Rain1400 scene has fewer than 14 rainy images, or fewer than
+``expected`` pairs were found."""
 
 from __future__ import annotations
 
@@ -24,18 +16,25 @@ from ..errors import DerainError
 from .fetch import sha256_file
 from .io import IMAGE_SUFFIXES, image_size, list_images, read_image
 
-LAYOUTS = ("rain100", "rain1400", "rain12", "jorder", "input-target")
-RAINY_DIRS = ("rainy", "rain", "input", "inputcrop", "rainy_image")
-CLEAN_DIRS = ("norain", "groundtruth", "ground_truth", "gt", "clean", "cleancrop")
-
-_RAIN100_RAINY = re.compile(r"^rain-(\d+)$", re.IGNORECASE)
-_RAIN100_CLEAN = re.compile(r"^norain-(\d+)$", re.IGNORECASE)
-_RAIN1400_RAINY = re.compile(r"^(\d+)_(\d+)$")
-_RAIN1400_CLEAN = re.compile(r"^(\d+)$")
-_RAIN12_RAINY = re.compile(r"^(\d+)_in$", re.IGNORECASE)
-_RAIN12_CLEAN = re.compile(r"^(\d+)_gt$", re.IGNORECASE)
-_INDEX = re.compile(r"^\D*(\d+)\D*$")
-_JORDER_RAINY = re.compile(r"^norain-(\d+)x2$", re.IGNORECASE)
+#: layout -> its forms, tried in turn: (rainy folders, rainy name pattern, clean folders,
+#: clean pattern, pair name prefix). "." is the folder itself, "a/b" folder b inside a; a
+#: rainy image pairs with the clean one whose numbers are its first numbers (Rain1400:
+#: ``N_k`` with ``N``); prefix None: pairs named by file name, which need not be numbers.
+FORMS: dict[str, list[tuple[tuple[str, ...], str, tuple[str, ...], str, str | None]]] = {
+    "rain100": [((".", "rainy", "rain"), r"rain-(\d+)", (".", "norain"), r"norain-(\d+)", "rain-")],
+    "rain1400": [
+        (("rainy_image", "rainy image", "rainy", "rain"), r"(\d+)_(\d+)",
+         ("ground_truth", "ground truth", "groundtruth", "norain", "clean"), r"(\d+)", ""),
+    ],
+    "rain12": [
+        ((".",), r"(\d+)_in", (".",), r"(\d+)_gt", ""),
+        (("rainy", "rain", "input", "inputcrop", "rainy_image"), r"\D*(\d+)\D*",
+         ("norain", "groundtruth", "ground_truth", "gt", "clean", "cleancrop"), r"\D*(\d+)\D*", ""),
+    ],
+    "jorder": [(("rain/x2",), r"norain-(\d+)x2", ("norain",), r"norain-(\d+)", "rain-")],
+    "input-target": [(("input",), r"(.+)", ("target",), r"(.+)", None)],
+}  # fmt: skip
+LAYOUTS = tuple(FORMS)
 
 
 class DatasetLayoutError(DerainError):
@@ -112,108 +111,57 @@ class PairedDataset:
         return self._manifest
 
 
-def _stems(root: Path, names: tuple[str, ...] = ()) -> dict[str, Path]:
-    """Images of ``root`` (``names`` given: of its first subfolder so named) by stem."""
-    if names:
-        subs = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name.lower() in names]
-        if not subs:
-            return {}
-        root = subs[0]
-    return {p.stem: p for p in list_images(root)}
+def _files(root: Path, folders: tuple[str, ...]) -> dict[str, Path]:
+    """Images by stem: of ``root`` ("." in ``folders``) and of its first subfolder named in
+    ``folders`` (any case; "a/b": b inside a)."""
+    found = {p.stem: p for p in list_images(root)} if "." in folders else {}
+    heads = {f.split("/")[0]: f.partition("/")[2] for f in folders}
+    sub = next((d for d in sorted(root.iterdir()) if d.is_dir() and d.name.lower() in heads), None)
+    if sub is None:
+        return found
+    deeper = heads[sub.name.lower()]
+    return found | (_files(sub, (deeper,)) if deeper else {p.stem: p for p in list_images(sub)})
 
 
-def _numbered(files: dict[str, Path], pattern: re.Pattern) -> dict[int, Path]:
-    return {int(m.group(1)): p for s, p in files.items() if (m := pattern.match(s))}
+def _keyed(files: dict[str, Path], pattern: str) -> dict[tuple, Path]:
+    """Files whose stem matches ``pattern``, by its groups (ints where it matches digits)."""
+    matches = ((re.fullmatch(pattern, stem, re.IGNORECASE), p) for stem, p in files.items())
+    num = int if r"\d" in pattern else str
+    return {tuple(map(num, m.groups())): p for m, p in matches if m}
 
 
-def _has_gaps(keys: set[int], first: int | None = 1) -> bool:
-    """Numbers missing from the sequence (before ``first`` too, unless it is None)."""
-    return bool(keys) and len(keys) != max(keys) - (min(keys) if first is None else first) + 1
+def _order(key: tuple) -> list:
+    return [(len(str(x)), str(x)) for x in key]  # numbers by value, names by length then text
 
 
-def _unpaired(rainy: dict, clean: dict) -> list[Path]:
-    return sorted(rainy[k] for k in rainy.keys() - clean) + sorted(
-        clean[k] for k in clean.keys() - rainy
-    )
-
-
-def _by_number(
-    root: Path, rainy: dict[int, Path], clean: dict[int, Path], prefix: str, layout: str
-) -> PairedDataset | None:
-    common = sorted(rainy.keys() & clean)
-    if not common:
-        return None
-    width = max(3, len(str(common[-1])))
-    pairs = [Pair(f"{prefix}{k:0{width}d}", rainy[k], clean[k]) for k in common]
-    unpaired = _unpaired(rainy, clean)
-    return PairedDataset(
-        root.name, root, pairs, layout, bool(unpaired) or _has_gaps(set(common)), unpaired
-    )
-
-
-def _open_rain100(root: Path) -> PairedDataset | None:
-    top = _stems(root)
-    rainy = _numbered(top | _stems(root, ("rainy", "rain")), _RAIN100_RAINY)
-    clean = _numbered(top | _stems(root, ("norain",)), _RAIN100_CLEAN)
-    return _by_number(root, rainy, clean, "rain-", "rain100")
-
-
-def _open_rain1400(root: Path) -> PairedDataset | None:
-    rdir = _stems(root, ("rainy_image", "rainy image", "rainy", "rain"))
-    clean = _numbered(
-        _stems(root, ("ground_truth", "ground truth", "groundtruth", "norain", "clean")),
-        _RAIN1400_CLEAN,
-    )
-    rainy = {
-        (int(m.group(1)), int(m.group(2))): p
-        for s, p in rdir.items()
-        if (m := _RAIN1400_RAINY.match(s))
-    }
-    pairs = [Pair(f"{n}_{k}", rainy[n, k], clean[n]) for n, k in sorted(rainy) if n in clean]
-    if not pairs:
-        return None
-    scenes = {n for n, _ in rainy}
-    unpaired = sorted(p for (n, _), p in rainy.items() if n not in clean)
-    unpaired += sorted(p for n, p in clean.items() if n not in scenes)
-    per_scene = [sum(n2 == n for n2, _ in rainy) for n in scenes & clean.keys()]
-    partial = bool(unpaired) or any(c != 14 for c in per_scene)
-    partial = partial or _has_gaps(scenes & clean.keys(), None)
-    return PairedDataset(root.name, root, pairs, "rain1400", partial, unpaired)
-
-
-def _open_rain12(root: Path) -> PairedDataset | None:
-    top = _stems(root)
-    rainy, clean = _numbered(top, _RAIN12_RAINY), _numbered(top, _RAIN12_CLEAN)
-    if not (rainy and clean):
-        rainy = _numbered(_stems(root, RAINY_DIRS), _INDEX)
-        clean = _numbered(_stems(root, CLEAN_DIRS), _INDEX)
-    return _by_number(root, rainy, clean, "", "rain12")
-
-
-def _open_jorder(root: Path) -> PairedDataset | None:
-    rain = root / "rain"
-    rainy = _numbered(_stems(rain, ("x2",)), _JORDER_RAINY) if rain.is_dir() else {}
-    clean = _numbered(_stems(root, ("norain",)), _RAIN100_CLEAN)
-    return _by_number(root, rainy, clean, "rain-", "jorder")
-
-
-def _open_input_target(root: Path) -> PairedDataset | None:
-    rainy, clean = _stems(root, ("input",)), _stems(root, ("target",))
-    common = sorted(rainy.keys() & clean, key=lambda k: (len(k), k))
-    if not common:
-        return None
-    pairs = [Pair(k, rainy[k], clean[k]) for k in common]
-    unpaired = _unpaired(rainy, clean)
-    return PairedDataset(root.name, root, pairs, "input-target", bool(unpaired), unpaired)
-
-
-_OPENERS = {
-    "rain100": _open_rain100,
-    "rain1400": _open_rain1400,
-    "rain12": _open_rain12,
-    "jorder": _open_jorder,
-    "input-target": _open_input_target,
-}
+def _open(root: Path, layout: str) -> PairedDataset | None:
+    for rainy_dirs, rainy_pat, clean_dirs, clean_pat, prefix in FORMS[layout]:
+        rainy = _keyed(_files(root, rainy_dirs), rainy_pat)
+        clean = _keyed(_files(root, clean_dirs), clean_pat)
+        m = re.compile(clean_pat).groups  # how many numbers name a clean image
+        keys = sorted((k for k in rainy if k[:m] in clean), key=_order)
+        if not keys:
+            continue
+        if prefix is None:
+            names = [rainy[k].stem for k in keys]
+        elif len(keys[0]) > m:  # Rain1400: N_k
+            names = ["_".join(map(str, k)) for k in keys]
+        else:
+            width = max(3, len(str(keys[-1][0])))
+            names = [f"{prefix}{k[0]:0{width}d}" for k in keys]
+        pairs = [Pair(n, rainy[k], clean[k[:m]]) for n, k in zip(names, keys, strict=True)]
+        scenes = {k[:m] for k in rainy}
+        unpaired = sorted(p for k, p in rainy.items() if k[:m] not in clean)
+        unpaired += sorted(p for k, p in clean.items() if k not in scenes)
+        numbers = {k[0] for k in keys if isinstance(k[0], int)}
+        first = min(numbers, default=1) if len(keys[0]) > m else 1
+        partial = bool(unpaired) or len(numbers) not in (0, max(numbers, default=0) - first + 1)
+        if len(keys[0]) > m:  # every Rain1400 scene has its 14 rain types
+            partial = partial or any(
+                sum(k[:m] == c for k in keys) != 14 for c in scenes & clean.keys()
+            )
+        return PairedDataset(root.name, root, pairs, layout, partial, unpaired)
+    return None
 
 
 def open_dataset(
@@ -228,10 +176,10 @@ def open_dataset(
     root = Path(path)
     if not root.is_dir():
         raise DatasetLayoutError(f"{root}: not a folder")
-    if layout != "auto" and layout not in _OPENERS:
+    if layout != "auto" and layout not in FORMS:
         raise DatasetLayoutError(f"unknown layout {layout!r}; choose auto or one of {LAYOUTS}")
     tried = LAYOUTS if layout == "auto" else (layout,)
-    ds = next((d for lay in tried if (d := _OPENERS[lay](root)) is not None), None)
+    ds = next((d for lay in tried if (d := _open(root, lay)) is not None), None)
     if ds is None:
         n = sum(1 for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         raise DatasetLayoutError(

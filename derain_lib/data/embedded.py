@@ -1,25 +1,23 @@
 """The embedded default data set: scikit-image's bundled photos, rained by :mod:`.synth`.
 
-No network: twelve natural images ship inside scikit-image, split by source (9 train, 3
-test: no test scene is seen in training), cut into seeded random crops of the benchmarks'
-3:2 shape, quantised to uint8 and rained with each preset. Written once as PNGs in the
-Rain100 layout under ``<root>/<size>-<recipe>/<preset>/<split>/`` with a ``manifest.json``
-(sha256 of every file); ``<recipe>`` hashes every build parameter and the presets, so a
-changed recipe builds a fresh copy. ``smoke`` (8 + 4 pairs, 96x64) builds in about a
-second; ``quick`` (24 + 8 pairs, 240x160) is for short CPU training runs.
+No network: twelve photos split by source (9 train, 3 test: no test scene is seen in
+training), cut into seeded random 3:2 crops, quantised to uint8, rained with each preset and
+written once in the Rain100 layout under ``<root>/<size>-<recipe>/<preset>/<split>/`` with
+a ``manifest.json`` (sha256 of every file); ``<recipe>`` hashes every build parameter.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import yaml
+from filelock import FileLock
 from PIL import Image
 
 from ..errors import DerainError
@@ -29,30 +27,21 @@ from .fetch import sha256_file
 from .io import write_png
 from .synth import PRESETS, add_rain
 
-RECIPE_VERSION = 2
-SEED = 2020
-#: Natural photos bundled with scikit-image (grey ones are expanded to RGB).
-TRAIN_SOURCES = (
-    "astronaut", "rocket", "stereo_motorcycle", "brick", "grass", "gravel", "moon", "coins", "clock"
-)  # fmt: skip
-TEST_SOURCES = ("chelsea", "coffee", "camera")
+_SPEC = yaml.safe_load(resources.files(__package__).joinpath("embedded.yaml").read_text())
+RECIPE_VERSION, SEED = _SPEC["recipe_version"], _SPEC["seed"]
+TRAIN_SOURCES, TEST_SOURCES = tuple(_SPEC["train_sources"]), tuple(_SPEC["test_sources"])
 SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
 class EmbeddedSize:
-    """How many pairs per split and the landscape size (height, width) of each image."""
-
     train: int
     test: int
     height: int
     width: int
 
 
-SIZES = {
-    "smoke": EmbeddedSize(train=8, test=4, height=64, width=96),
-    "quick": EmbeddedSize(train=24, test=8, height=160, width=240),
-}
+SIZES = {name: EmbeddedSize(**s) for name, s in _SPEC["sizes"].items()}
 
 
 def default_root() -> Path:
@@ -140,39 +129,19 @@ def _valid(folder: Path) -> bool:
 
 
 def build_embedded(size: str = "quick", root: Path | None = None) -> Path:
-    """Build (or find) the embedded set of ``size``; returns its folder. Built in a
-    temporary folder and renamed into place, so parallel builders never see half a set."""
+    """Build (or find) the embedded set of ``size``; returns its folder. One builder at a
+    time (a file lock); the manifest, written last, marks a complete set."""
     if size not in SIZES:
         raise DerainError(f"unknown embedded size {size!r}; choose one of {sorted(SIZES)}")
     root = Path(root) if root is not None else default_root()
     final = root / f"{size}-{recipe_key(size)}"
-    if _valid(final):
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{size}-", dir=root))
-    try:
-        _build(size, tmp)
-        if final.exists() and not _valid(final):  # a damaged copy
-            shutil.rmtree(final, ignore_errors=True)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process renamed its complete copy into place first
-            if not _valid(final):
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not _valid(final):
+        root.mkdir(parents=True, exist_ok=True)
+        with FileLock(root / f".{final.name}.lock"):
+            if not _valid(final):  # not built meanwhile by another process
+                shutil.rmtree(final, ignore_errors=True)  # a damaged or half-built copy
+                _build(size, final)
     return final
-
-
-def verify_embedded(folder: Path) -> list[str]:
-    """Files of a built set whose sha256 no longer matches its manifest (empty: all good)."""
-    manifest = json.loads((Path(folder) / "manifest.json").read_text())
-    return [
-        rel
-        for rel, digest in manifest["files"].items()
-        if not (folder / rel).is_file() or sha256_file(folder / rel) != digest
-    ]
 
 
 def embedded_dataset(

@@ -1,18 +1,10 @@
-"""Verified downloads: file digests and pooch, from GitHub or the ``DERAIN_MIRROR`` mirror.
-
-Every file is a raw file of a public repository at a fixed commit,
-``{base}/{owner}/{repo}/{commit}/{path}``, pinned by its sha256. ``base`` is GitHub's
-raw-file host (its media host for Git LFS files) unless ``DERAIN_MIRROR`` names a mirror
-of the same trees: an ``http(s)://`` URL, a ``file://`` URL or a local folder
-(``../shared/mirror``). pooch downloads into a temporary file, retries, checks the sha256
-and only then moves the file into place; a re-run re-hashes what is there and fetches only
-what is missing or damaged. Used by the released weights (:mod:`derain_lib.weights`) and
-the real test sets (:mod:`.remote`).
-"""
+"""Verified downloads with pooch: raw files of public repositories at fixed commits,
+``{base}/{owner}/{repo}/{commit}/{path}``, each pinned by its sha256, from GitHub or the
+``DERAIN_MIRROR`` mirror (an ``http(s)://`` URL, a ``file://`` URL or a local folder). A
+file lands under its name only once its sha256 matched; a re-run fetches what is missing."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -28,7 +20,6 @@ from ..errors import DerainError
 pooch.get_logger().setLevel("WARNING")  # no "Downloading ..." lines on stderr
 
 RAW_HOST = "https://raw.githubusercontent.com"
-MEDIA_HOST = "https://media.githubusercontent.com/media"  # Git LFS content, same layout
 MIRROR_ENV = "DERAIN_MIRROR"
 
 
@@ -42,15 +33,13 @@ class Offline(FetchError):
 
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file's bytes."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    return pooch.file_hash(str(path), alg="sha256")
 
 
-def mirror_base(value: str | None = None) -> str | None:
-    """``DERAIN_MIRROR`` (or ``value``) as a base URL (a folder as its ``file://`` URL);
-    None when unset; anything else a :class:`FetchError` saying what is wrong with it."""
-    value = os.environ.get(MIRROR_ENV) if value is None else value
-    if not value:
+def mirror_base() -> str | None:
+    """``DERAIN_MIRROR`` as a base URL (a folder as its ``file://`` URL), None
+    when unset, or a :class:`FetchError` saying what is wrong with it."""
+    if not (value := os.environ.get(MIRROR_ENV)):
         return None
     scheme = urlparse(value).scheme.lower()
     if scheme in ("http", "https"):
@@ -79,8 +68,7 @@ class Tree:
     host: str = RAW_HOST
 
     def url(self, path: str, base: str | None = None) -> str:
-        """The percent-encoded URL of ``path`` under ``base`` (default: the mirror, else
-        the tree's host)."""
+        """The URL of ``path`` under ``base`` (default: the mirror, else the tree's host)."""
         base = (base or mirror_base() or self.host).rstrip("/")
         return f"{base}/{self.owner}/{self.repo}/{self.commit}/{quote(path.lstrip('/'))}"
 
@@ -105,9 +93,8 @@ def _copy_local(url: str, output_file: str, _pooch: object) -> None:
 
 def fetch_items(items: list[Item], dest: Path, log: Callable[[str], None] = print) -> int:
     """Download the ``items`` missing (or damaged) under ``dest``; returns how many came.
-
-    :class:`Offline` when the first request cannot connect; otherwise a :class:`FetchError`
-    naming the file. One progress line per 25 files."""
+    :class:`Offline` when the first request cannot connect, else a :class:`FetchError`
+    naming the file; one progress line per 25 files."""
     base = mirror_base()
     urls = {it.local: it.tree.url(it.path, base) for it in items}
     registry = {it.local: f"sha256:{it.sha256}" for it in items}

@@ -1,10 +1,7 @@
-"""Image files in and out: any PNG/JPEG/BMP/TIFF as the RGB a viewer shows, or one line.
-
-Grey is expanded to RGB, alpha dropped (:func:`read_alpha` reads it), 16-bit images scaled
-by 65535, palette and CMYK converted, an animation read as its first frame, the EXIF
-orientation applied. A header claiming more than Pillow's ``MAX_IMAGE_PIXELS`` is refused
-unread (a decompression bomb), as are zero sizes and truncated data: one line naming the
-file each. :func:`scan_images` reports every bad file of a folder at once."""
+"""Image files in and out: any PNG/JPEG/BMP/TIFF as the RGB a viewer shows (grey expanded,
+alpha dropped, 16-bit scaled by 65535, EXIF orientation applied), or one line naming the
+file: missing, empty, truncated, or a header over Pillow's ``MAX_IMAGE_PIXELS`` (refused
+unread as a decompression bomb)."""
 
 from __future__ import annotations
 
@@ -41,8 +38,7 @@ def _too_large(path: Path, size: str) -> ImageReadError:
 
 @contextmanager
 def _opened(path: Path) -> Iterator[Image.Image]:
-    """Pillow's image of ``path`` (header read); a missing, empty, undecodable or
-    oversized file is a one-line :class:`ImageReadError`."""
+    """Pillow's image of ``path`` (header read), or a one-line :class:`ImageReadError`."""
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
     if path.stat().st_size == 0:
@@ -77,8 +73,8 @@ def _open(path: Path) -> Image.Image:
 
 
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
-    """``a`` as EXIF ``orientation`` says to display it: 5-8 transpose, then 2 and 6 flip
-    left-right, 3 and 7 turn 180 degrees, 4 and 8 flip upside down."""
+    """``a`` as EXIF ``orientation`` says to display it (5-8 transpose, then 2 and 6 flip
+    left-right, 3 and 7 turn 180 degrees, 4 and 8 flip upside down)."""
     if orientation in (5, 6, 7, 8):
         a = a.transpose(1, 0, 2)
     flip = (orientation - 1) % 4
@@ -120,8 +116,7 @@ def read_image_uint8(path: str | Path) -> np.ndarray:
 
 
 def read_alpha(path: str | Path) -> np.ndarray | None:
-    """The alpha channel (uint8 (H, W), oriented as :func:`read_image` orients the
-    colours) of an image that has one, else None."""
+    """The alpha channel (uint8 (H, W), oriented as the colours) of an image, or None."""
     raw = _open(Path(path))
     if "A" not in raw.getbands() and "transparency" not in raw.info:
         return None
@@ -132,8 +127,7 @@ def read_alpha(path: str | Path) -> np.ndarray | None:
 
 
 def write_image(path: str | Path, rgb_uint8: np.ndarray, **save: object) -> Path:
-    """Write a uint8 RGB array atomically (a killed process leaves the whole file or none),
-    in the format its suffix names unless ``save`` gives ``format``."""
+    """Write a uint8 RGB array atomically, in the format its suffix names (or ``format=``)."""
     path = Path(path)
     with atomic_path(path) as tmp:
         Image.fromarray(np.ascontiguousarray(rgb_uint8)).save(tmp, **save)
@@ -165,8 +159,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
 
 def scan_images(paths: str | Path | list[Path], decode: bool = True) -> list[tuple[Path, str]]:
-    """Every problem ``(path, one-line message)`` of a folder's images (recursively) or of
-    a list of files; ``decode=False`` checks headers only (fast, misses truncated data)."""
+    """Every ``(path, one-line problem)`` of a folder's images (recursively) or of a list of
+    files; ``decode=False``: headers only (fast, misses truncated data)."""
     if isinstance(paths, str | Path):
         if not Path(paths).is_dir():
             raise ImageReadError(f"{paths}: not a folder")
@@ -180,13 +174,6 @@ def scan_images(paths: str | Path | list[Path], decode: bool = True) -> list[tup
         except ImageReadError as e:
             problems.append((Path(p), str(e)))
     return problems
-
-
-def check_images(paths: str | Path | list[Path], decode: bool = True) -> None:
-    """Raise one :class:`ImageReadError` naming every unreadable image, or return."""
-    if problems := scan_images(paths, decode):
-        lines = "\n  ".join(msg for _, msg in problems)
-        raise ImageReadError(f"{len(problems)} unreadable image file(s):\n  {lines}")
 
 
 def fit_size(image: np.ndarray, max_side: int | None) -> np.ndarray:

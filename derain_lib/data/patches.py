@@ -1,16 +1,7 @@
-"""Training patches exactly as the paper cuts them (Sec. III-E).
-
-120x120 patches on a regular grid at stride 40 / 80 / 100 for Rain100L / Rain100H /
-Rain1400 (PReNet's ``Im2Patch``: top-left corners ``0, s, 2s, ...`` while the patch fits),
-plus, for Rain100L, the same grid cut from the left-right flipped image. Patch ``i`` is
-found arithmetically (image, row, column, flip); shuffling is the trainer's seeded sampler.
-
-:class:`PatchSet` reads an image when a patch needs it (through a small cache);
-:class:`DecodedPatchSet`, what training uses, decodes every image once into uint8 (in
-memory, or above :data:`RAM_BUDGET` bytes a memory-mapped ``.npy`` under
-``<data root>/cache``) and gives the same patches in the same order, converted to float32
-exactly as :func:`~derain_lib.data.io.read_image` does.
-"""
+"""Training patches exactly as the paper cuts them (Sec. III-E): 120x120 patches on PReNet's
+``Im2Patch`` grid (top-left corners ``0, s, 2s, ...`` while the patch fits) at stride 40 /
+80 / 100 for Rain100L / Rain100H / Rain1400, plus for Rain100L the same grid cut from the
+left-right flipped image. No randomness here: the trainer's seeded sampler shuffles."""
 
 from __future__ import annotations
 
@@ -33,9 +24,7 @@ RAM_BUDGET = int(float(os.environ.get("DERAIN_DECODE_RAM_MB", "4096")) * 2**20)
 #: uint8 value -> the float32 :func:`~derain_lib.data.io.read_image` gives for it.
 TO_FLOAT = np.arange(256, dtype=np.uint8).astype(np.float32) / np.float32(255)
 
-#: The paper's patch strides per training set (patch size 120, Sec. III-E).
 PAPER_STRIDES = {"rain100l": 40, "rain100h": 80, "rain1400": 100}
-#: Rain100L is the one set trained with horizontal-flip copies.
 PAPER_HFLIP = {"rain100l": True, "rain100h": False, "rain1400": False}
 PAPER_PATCH = 120
 
@@ -52,13 +41,24 @@ def count_patches(h: int, w: int, patch: int = PAPER_PATCH, stride: int = 40) ->
     return grid_positions(h, patch, stride) * grid_positions(w, patch, stride)
 
 
-class PatchSet(torch.utils.data.Dataset):
-    """All grid patches of a paired data set; ``ps[i] -> (rainy 3xPxP, clean 3xPxP)``.
+def _as_uint8(a: np.ndarray) -> np.ndarray | None:
+    """The uint8 image whose :data:`TO_FLOAT` is exactly ``a``, or None (not 8-bit data)."""
+    u = np.clip(np.rint(a * 255), 0, 255).astype(np.uint8)
+    return u if np.array_equal(TO_FLOAT[u], a) else None
 
-    Index layout: the patches of image 0, 1, ... in row-major grid order, then (with
-    ``hflip``) the same grid cut from the left-right flipped images, in the same order: a
-    flipped patch is ``fliplr(image)[grid crop]``, not a mirrored unflipped crop (the two
-    differ by ``(W - patch) mod stride`` pixels; MODEL_SPEC §5)."""
+
+class PatchSet(torch.utils.data.Dataset):
+    """All grid patches of a paired data set; ``ps[i] -> (rainy 3xPxP, clean 3xPxP)``
+    float32, exactly as :func:`~derain_lib.data.io.read_image` reads the pixels.
+
+    Index layout: the patches of image 0, 1, ... in row-major grid order, then (``hflip``)
+    the same grid cut from the left-right flipped images: ``fliplr(image)[grid crop]``, not a
+    mirrored unflipped crop (they differ by ``(W - patch) mod stride`` pixels; MODEL_SPEC §5).
+
+    Images are decoded once (:meth:`decode`, in the training process before DataLoader
+    workers start, or at the first patch) as uint8; a set over ``ram_budget`` bytes is
+    written once to a memory-mapped ``<cache_dir>/patches-<key>.npy`` (key: the files'
+    paths, sizes and times) and read from it afterwards."""
 
     def __init__(
         self,
@@ -66,14 +66,16 @@ class PatchSet(torch.utils.data.Dataset):
         patch: int = PAPER_PATCH,
         stride: int = 40,
         hflip: bool = False,
-        cache_images: int = 4,
+        ram_budget: int | None = None,
+        cache_dir: str | Path | None = None,
     ):
         self.dataset, self.patch, self.stride, self.hflip = dataset, patch, stride, hflip
         if any(p.clean is None for p in dataset.pairs):
             raise DerainError(f"{dataset.root}: training patches need ground truth for every image")
+        self._sizes = dataset.sizes()
         self._grid = [
             (grid_positions(h, patch, stride), grid_positions(w, patch, stride))
-            for h, w in dataset.sizes()
+            for h, w in self._sizes
         ]
         self._ends = list(accumulate(ny * nx for ny, nx in self._grid))
         self.base_count = self._ends[-1] if self._ends else 0
@@ -82,8 +84,10 @@ class PatchSet(torch.utils.data.Dataset):
                 f"{dataset.root}: no image is at least {patch}x{patch}, so there are no "
                 f"{patch}x{patch} patches (use a smaller patch size)"
             )
-        self._cache: dict[int, tuple[np.ndarray, ...]] = {}  # the last images read
-        self._cache_size = max(1, cache_images)
+        self.ram_budget = RAM_BUDGET if ram_budget is None else ram_budget
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else data_root() / "cache"
+        self._images: list[tuple[np.ndarray, ...]] | None = None
+        self.storage = "not decoded"
 
     def __len__(self) -> int:
         return self.base_count * (2 if self.hflip else 1)
@@ -98,17 +102,47 @@ class PatchSet(torch.utils.data.Dataset):
         row, col = divmod(j - (self._ends[img - 1] if img else 0), self._grid[img][1])
         return img, row * self.stride, col * self.stride, bool(flip)
 
-    def _image(self, k: int) -> tuple[np.ndarray, ...]:
-        if k not in self._cache:
-            if len(self._cache) >= self._cache_size:
-                del self._cache[next(iter(self._cache))]
-            self._cache[k] = self.dataset.load(k)  # type: ignore[assignment]
-        return self._cache[k]
+    def decode(self) -> PatchSet:
+        """Decode every image (once); returns ``self``."""
+        if self._images is not None:
+            return self
+        ends = list(accumulate((2 * h * w * 3 for h, w in self._sizes), initial=0))
+        if ends[-1] <= self.ram_budget:
+            loaded = (self.dataset.load(k) for k in range(len(self.dataset)))
+            self._images = [
+                tuple(a if (u := _as_uint8(a)) is None else u for a in pair) for pair in loaded
+            ]
+            self.storage = "memory"
+            return self
+        key = hashlib.sha256()
+        for f in self.dataset.files():
+            key.update(f"{f.resolve()}|{f.stat().st_size}|{f.stat().st_mtime_ns}\n".encode())
+        path = self.cache_dir / f"patches-{key.hexdigest()[:16]}.npy"
+        if not path.is_file():
+            with atomic_path(path) as tmp:
+                raw = np.lib.format.open_memmap(tmp, "w+", np.uint8, (ends[-1],))
+                for k in range(len(self.dataset)):
+                    for j, a in enumerate(self.dataset.load(k)):
+                        if (u := _as_uint8(a)) is None:
+                            raise DerainError(
+                                f"{self.dataset.pairs[k].rainy}: not 8-bit image data; "
+                                "the decoded-image cache holds 8-bit images only"
+                            )
+                        raw[ends[k] + j * u.size : ends[k] + (j + 1) * u.size] = u.reshape(-1)
+                raw.flush()
+                del raw
+        raw = np.load(path, mmap_mode="r")
+        self.storage = f"memory-mapped {path}"
+        self._images = [
+            tuple(raw[ends[k] : ends[k + 1]].reshape(2, h, w, 3))
+            for k, (h, w) in enumerate(self._sizes)
+        ]
+        return self
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         k, y, x, flip = self.locate(i)
         out = []
-        for a in self._image(k):
+        for a in self.decode()._images[k]:  # type: ignore[index]
             a = a[:, ::-1] if flip else a  # the whole image (a view), then the same grid
             p = a[y : y + self.patch, x : x + self.patch].transpose(2, 0, 1)
             p = TO_FLOAT[p] if p.dtype == np.uint8 else np.ascontiguousarray(p)
@@ -122,86 +156,3 @@ class PatchSet(torch.utils.data.Dataset):
             f"{self.dataset.name}: {len(self.dataset)} images -> {self.base_count} patches "
             f"{self.patch}x{self.patch} at stride {self.stride}{flips}"
         )
-
-
-def _as_uint8(a: np.ndarray) -> np.ndarray | None:
-    """The uint8 image whose :data:`TO_FLOAT` is exactly ``a``, or None (not 8-bit data)."""
-    u = np.clip(np.rint(a * 255), 0, 255).astype(np.uint8)
-    return u if np.array_equal(TO_FLOAT[u], a) else None
-
-
-class DecodedPatchSet(PatchSet):
-    """:class:`PatchSet`'s patches (same index layout, same values) from images decoded
-    once: call :meth:`decode` (in the training process, before any DataLoader worker
-    starts, so workers share the arrays) or let the first patch do it.
-
-    Images are kept as uint8 (float32 only for an image that is not 8-bit data); a set
-    larger than ``ram_budget`` bytes is written once to a memory-mapped
-    ``<cache_dir>/patches-<key>.npy`` (``cache_dir``: ``<data root>/cache``; the key hashes
-    the files' paths, sizes and modification times) and read from it afterwards."""
-
-    def __init__(
-        self,
-        *args: object,
-        ram_budget: int | None = None,
-        cache_dir: str | Path | None = None,
-        **kwargs: object,
-    ) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.ram_budget = RAM_BUDGET if ram_budget is None else ram_budget
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else data_root() / "cache"
-        self._images: list[tuple[np.ndarray, ...]] | None = None
-        self.storage = "not decoded"
-
-    def decode(self) -> DecodedPatchSet:
-        """Decode every image (once); returns ``self``."""
-        if self._images is not None:
-            return self
-        sizes = self.dataset.sizes()
-        ends = list(accumulate((2 * h * w * 3 for h, w in sizes), initial=0))
-        if ends[-1] <= self.ram_budget:
-            self._images = []
-            for k in range(len(self.dataset)):
-                pair = self.dataset.load(k)
-                self._images.append(tuple(a if (u := _as_uint8(a)) is None else u for a in pair))
-            self.storage = "memory"
-            return self
-        key = hashlib.sha256()
-        for f in self.dataset.files():
-            st = f.stat()
-            key.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        path = self.cache_dir / f"patches-{key.hexdigest()[:16]}.npy"
-        if not path.is_file():
-            with atomic_path(path) as tmp:
-                raw = np.lib.format.open_memmap(tmp, "w+", np.uint8, (ends[-1],))
-                for k in range(len(self.dataset)):
-                    for j, a in enumerate(self.dataset.load(k)):
-                        if (u := _as_uint8(a)) is None:
-                            raise DerainError(
-                                f"{self.dataset.pairs[k].rainy}: not 8-bit image data; "
-                                "the decoded-image cache holds 8-bit images only"
-                            )
-                        start = ends[k] + j * u.size
-                        raw[start : start + u.size] = u.reshape(-1)
-                raw.flush()
-                del raw
-        raw = np.load(path, mmap_mode="r")
-        self.storage = f"memory-mapped {path}"
-        self._images = []
-        for k, (h, w) in enumerate(sizes):
-            rainy, clean = raw[ends[k] : ends[k + 1]].reshape(2, h, w, 3)
-            self._images.append((rainy, clean))
-        return self
-
-    def _image(self, k: int) -> tuple[np.ndarray, ...]:
-        return self.decode()._images[k]  # type: ignore[index]
-
-
-def paper_patchset(dataset: PairedDataset, benchmark: str) -> PatchSet:
-    """The paper's patches for ``benchmark`` (rain100l, rain100h, rain1400)."""
-    key = benchmark.lower()
-    if key not in PAPER_STRIDES:
-        raise ValueError(
-            f"no paper patch setting for {benchmark!r}; known: {sorted(PAPER_STRIDES)}"
-        )
-    return PatchSet(dataset, PAPER_PATCH, PAPER_STRIDES[key], PAPER_HFLIP[key])

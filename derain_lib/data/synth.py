@@ -1,19 +1,16 @@
-"""Rain synthesiser: the recipe the Rain100L/H and Rain1400 benchmarks were made with.
-
-Per layer: sparse random noise -> motion blur along an angle (a line kernel) -> level
-clipping (the strongest blurred seeds survive as thin bright streaks) -> screen blend onto
-the clean image, ``1 - (1 - B)(1 - a S)``. ``light`` is one layer (like Rain100L); ``heavy``
-several layers of different angles and lengths plus haze (like Rain100H). Seeded by one
-integer. Calibrated (docs/data.md) so that the Input PSNR of the embedded pairs is in the
-range of the real sets: light 25-29 dB, heavy 12-16 dB.
-"""
+"""Rain synthesiser, the recipe the Rain100L/H and Rain1400 benchmarks were made with. Per
+layer: sparse noise -> motion blur along an angle -> level clipping (the strongest seeds
+survive as thin streaks) -> screen blend ``1 - (1 - B)(1 - a S)``; then haze. Presets in
+``embedded.yaml``, calibrated (docs/data.md) to the real sets' Input PSNR. Seeded."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
+import yaml
 from scipy.ndimage import gaussian_filter
 from scipy.signal import oaconvolve
 
@@ -42,24 +39,10 @@ class RainPreset:
     haze_light: float = 0.85  # brightness of the atmospheric light
 
 
+_SPEC = yaml.safe_load(resources.files(__package__).joinpath("embedded.yaml").read_text())
 PRESETS: dict[str, RainPreset] = {
-    # one family of thin, faint, near-vertical streaks (Rain100L)
-    "light": RainPreset(
-        "light",
-        (RainLayer(0.006, 25, 0.0, 0.35, 1.0, opacity=0.5, thickness=0.45),),
-        angle_range=15.0,
-    ),
-    # three families of different lengths, widths and angles, plus haze (Rain100H)
-    "heavy": RainPreset(
-        "heavy",
-        (
-            RainLayer(0.002, 40, -6.0, 0.3, 0.9, opacity=0.75, thickness=0.7),
-            RainLayer(0.0015, 55, 5.0, 0.3, 0.9, opacity=0.75, thickness=0.9),
-            RainLayer(0.003, 25, 14.0, 0.3, 1.0, opacity=0.6, thickness=0.5),
-        ),
-        angle_range=20.0,
-        haze=0.3,
-    ),
+    name: RainPreset(name, tuple(RainLayer(**x) for x in p.pop("layers")), **p)
+    for name, p in _SPEC["presets"].items()
 }
 
 
