@@ -319,21 +319,10 @@ def _complete(
         atomic_write_text(run.dir / CODE_FILE, code_fingerprint() + "\n")
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.perf_counter()
-    train_info: dict = {}
+    train_info = train(cfg, run.dir, progress=progress) if weights is None else {}
+    if rank != 0:
+        return
     model_path = Path(weights["path"]) if weights else run.dir / "model.pt"
-    if weights is None:
-        out = train(cfg, run.dir, progress=progress)
-        if rank != 0:
-            return
-        train_info = {
-            "global_step": out.global_step,
-            "epochs_done": out.epochs_done,
-            "train_wall_s": out.elapsed_s,
-            "resumed_from": str(out.resumed_from) if out.resumed_from else None,
-            "last_val": out.last_val,
-            "world_size": out.world_size,
-            "training_setup": out.setup,
-        }
     device = pick_device(cfg.train.device)
     loaded = load_model(model_path, cfg.model.name, weights_dir=weights_dir)
     loaded.model.to(device)

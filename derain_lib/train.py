@@ -6,7 +6,7 @@ written atomically, the last two kept; a run killed at any moment resumes from t
 readable one and ends bit-identical to an uninterrupted run (on CPU). Under ``torchrun``
 the processes train with DistributedDataParallel and ``train.batch_size`` is the global
 batch. On CUDA: persistent DataLoader workers, pinned memory, TF32 and channels_last by
-default, bf16 autocast when asked (:attr:`TrainOutcome.setup` says what was used).
+default, bf16 autocast when asked (``training_setup`` in what :func:`train` returns).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -251,18 +250,6 @@ class Log:
 # --- training ----------------------------------------------------------------------------
 
 
-@dataclass
-class TrainOutcome:
-    model_path: Path
-    global_step: int
-    epochs_done: int
-    elapsed_s: float
-    resumed_from: Path | None
-    last_val: dict
-    world_size: int = 1
-    setup: dict = field(default_factory=dict)  # training_setup(): what the run trained with
-
-
 def data_loader(
     patches: DecodedPatchSet, sampler: Iterator[list[int]], setup: dict
 ) -> torch.utils.data.DataLoader:
@@ -280,8 +267,9 @@ def data_loader(
     )
 
 
-def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutcome:
-    """Train ``cfg`` in ``run_dir`` (resuming from its checkpoints); returns the outcome.
+def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> dict:
+    """Train ``cfg`` in ``run_dir`` (resuming from its checkpoints); returns what the run's
+    provenance records of it (``global_step``, ``resumed_from``, ``training_setup``...).
 
     Writes ``log.csv``, ``checkpoints/step-N.pt`` (the last two) and, at the end,
     ``model.pt``; under ``torchrun`` every process calls this and rank 0 writes the files.
@@ -291,9 +279,8 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
     run_dir = Path(run_dir)
     final = run_dir / FINAL_MODEL
     if final.exists() and (s := _read_or_set_aside(final, f"set aside as {final}.corrupt, "
-                                                   "resuming", "global_step")):  # fmt: skip
-        return TrainOutcome(final, s["global_step"], s["epochs_done"], s["elapsed_s"], None,
-                            s["last_val"], setup=s["training_setup"])  # fmt: skip
+                                                   "resuming", "train_info")):  # fmt: skip
+        return s["train_info"]
     rank, world, local_rank = dist_info()
     device = pick_device(cfg.train.device, local_rank)
     owns_group = world > 1 and not dist.is_initialized()
@@ -310,7 +297,7 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
 
 def _train(
     cfg: Config, run_dir: Path, device: torch.device, rank: int, world: int, progress: bool
-) -> TrainOutcome:
+) -> dict:
     """One loop over the rest of the run's batches: a step each, a checkpoint every
     ``train.checkpoint_every`` steps, validation and a checkpoint at each epoch's end."""
     t, main = cfg.train, rank == 0
@@ -344,6 +331,12 @@ def _train(
 
     def elapsed() -> float:
         return elapsed0 + time.perf_counter() - t_start
+
+    def train_info() -> dict:
+        return {"global_step": pos["global_step"], "epochs_done": pos["epoch"],
+                "train_wall_s": elapsed(), "last_val": last_val, "world_size": world,
+                "resumed_from": resumed_from and str(resumed_from),
+                "training_setup": setup}  # fmt: skip
 
     def write_log(**row: object) -> None:
         if log is not None:
@@ -421,15 +414,12 @@ def _train(
                 checkpoint()
                 t0 = time.perf_counter()
         if main:
-            atomic_save(model_file(
-                cfg, model, global_step=pos["global_step"], epochs_done=pos["epoch"],
-                elapsed_s=elapsed(), last_val=last_val, training_setup=setup,
-            ), run_dir / FINAL_MODEL)  # fmt: skip
+            info = train_info()
+            atomic_save(model_file(cfg, model, train_info=info), run_dir / FINAL_MODEL)
     finally:
         bar.close()
         if log is not None:
             log.close()
     if world > 1:
         dist.barrier()
-    return TrainOutcome(run_dir / FINAL_MODEL, pos["global_step"], pos["epoch"], elapsed(),
-                        resumed_from, last_val, world, setup)  # fmt: skip
+    return train_info()
