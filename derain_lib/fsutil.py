@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import platformdirs
 from filelock import FileLock, Timeout
 
 from .errors import DerainError
@@ -79,11 +80,7 @@ def locked(folder: str | Path, wait: bool = False, what: str = "run") -> Iterato
 def user_cache() -> Path:
     """derain's cache folder: ``$DERAIN_CACHE``, else ``platformdirs.user_cache_dir("derain")``."""
     env = os.environ.get("DERAIN_CACHE")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("derain"))
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("derain"))
 
 
 def data_root() -> Path:
@@ -99,13 +96,12 @@ def named_roots() -> tuple[tuple[str, Path], ...]:
             ("$DERAIN_RESULTS", results_root()), ("$DERAIN_FIGURES", figures_root()))  # fmt: skip
 
 
-def shown_path(path: str | Path, root: str | Path | None = None) -> str:
+def shown_path(path: str | Path) -> str:
     """``path`` as printed output and records name it, never with a folder of this machine:
-    relative to ``root`` (default :func:`project_root`), else under one of :func:`named_roots`
+    relative to :func:`project_root`, else under one of :func:`named_roots`
     (``$DERAIN_DATA/...``), beside the project (``../shared/data``) or under ``~``; else as
     given. :func:`real_path` reads it back."""
-    p = Path(path).expanduser().resolve()
-    r = Path(root or project_root()).resolve()
+    p, r = Path(path).expanduser().resolve(), project_root().resolve()
     bases = (("", r), *named_roots(), ("..", r.parent), ("~", Path.home()))
     for name, base in bases:
         base = base.resolve()

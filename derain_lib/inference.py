@@ -42,9 +42,9 @@ GPU_BYTES_PER_PIXEL = 2800
 TILE_ALIGN = 4
 
 
-def tile_spans(n: int, tile: int, overlap: int, align: int = TILE_ALIGN) -> list[tuple[int, ...]]:
+def tile_spans(n: int, tile: int, overlap: int) -> list[tuple[int, ...]]:
     """Along one axis of length ``n``: ``(start, end, keep_start, keep_end)`` per tile;
-    starts are multiples of ``align``, the last tile ends at ``n``, kept regions tile
+    starts are multiples of :data:`TILE_ALIGN`, the last tile ends at ``n``, kept regions tile
     ``[0, n)`` exactly, split at the middle of each overlap."""
     if tile < 8 or overlap < 0 or overlap >= tile:
         raise ValueError(
@@ -52,8 +52,8 @@ def tile_spans(n: int, tile: int, overlap: int, align: int = TILE_ALIGN) -> list
         )
     if n <= tile:
         return [(0, n, 0, n)]
-    stride = max(align, (tile - overlap) // align * align)
-    last = (n - tile) // align * align
+    stride = max(TILE_ALIGN, (tile - overlap) // TILE_ALIGN * TILE_ALIGN)
+    last = (n - tile) // TILE_ALIGN * TILE_ALIGN
     starts = list(range(0, last, stride)) + [last]
     ends = [min(s + tile, n) for s in starts[:-1]] + [n]
     bounds = [0] + [(starts[i + 1] + ends[i]) // 2 for i in range(len(starts) - 1)] + [n]

@@ -34,15 +34,15 @@ def user_data() -> Path:
     return Path(platformdirs.user_data_dir("derain"))
 
 
-def project_root(start: str | Path | None = None) -> Path:
+def project_root() -> Path:
     """The project: ``$DERAIN_PROJECT``, else the source checkout, else (an installed package)
-    the folder holding ``pyproject.toml`` at or above ``start`` (the working directory), else
+    the folder holding ``pyproject.toml`` at or above the working directory, else
     :func:`user_data`."""
     if env := os.environ.get("DERAIN_PROJECT"):
         return Path(env).expanduser().resolve()
     if (source := source_root()) is not None:
         return source
-    here = Path(start or Path.cwd()).resolve()
+    here = Path.cwd().resolve()
     return next((d for d in (here, *here.parents) if (d / "pyproject.toml").is_file()), user_data())
 
 
