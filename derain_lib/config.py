@@ -1,12 +1,8 @@
 """Typed run configurations: YAML profiles, ``--set key=value`` overrides, a stable hash.
 
-A config is four dataclasses (model, data, train, eval) under :class:`Config`, merged and
-type-checked by OmegaConf. Profile files (``derain_lib/profiles/*.yaml``) hold a base config,
-``seeds:`` and a ``datasets:`` mapping of per-data-set overrides that the top-level
-``dataset`` key picks from, so "model M on data set D under profile P" is::
-
-    profile_config("paper", dataset="rain100h", overrides=["model.name=sian-baseline"])
-
+Four dataclasses under :class:`Config`, merged and type-checked by OmegaConf. A profile
+(``derain_lib/profiles/*.yaml``) holds a base config, ``seeds:`` and per-data-set overrides
+under ``datasets:``: ``profile_config("paper", "rain100h", ["model.name=sian-baseline"])``.
 A bad key or value is a one-line :class:`ConfigError` naming the file and the key.
 """
 
