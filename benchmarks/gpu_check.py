@@ -309,7 +309,7 @@ def loop_speed(pipeline: str, overrides: list[str], size: tuple, tiny: bool, sha
         "patches_per_s": (len(rows) - warm) * batch / max(t1 - t0, 1e-9),
         "steps": len(rows),
         "wall_s": wall,
-        "setup": out.setup,
+        "setup": out["training_setup"],
         "loss": float(rows[-1]["loss"]),
     }
 

@@ -1,12 +1,10 @@
 """Keep freed memory in the process for reuse (glibc), the largest cheap CPU speed-up.
 
-A SIAN forward allocates hundreds of 20-100 MB feature maps; glibc ``mmap``s each block
-above its threshold and unmaps it on ``free``, so every new tensor is paid for in page
-faults. With ``mmap`` off and a high trim threshold freed blocks stay in the heap for the
-next tensor (what PyTorch's CPU tuning guide gets from jemalloc or tcmalloc, without a
-preloaded library). The cost: a higher peak RSS, and freed memory stays reserved for the
-process (benchmarks/RESULTS.md). Importing ``derain_lib`` changes nothing: the CLI, the
-notebooks and the benchmarks call :func:`tune`; ``DERAIN_MALLOC_TUNING=0`` opts out.
+A SIAN forward allocates hundreds of 20-100 MB feature maps that glibc would ``mmap`` and
+unmap one by one (page faults for every tensor); with ``mmap`` off and a high trim threshold
+they stay in the heap (what jemalloc/tcmalloc give, without a preloaded library; the cost, a
+higher peak RSS: benchmarks/RESULTS.md). Only an explicit :func:`tune` (the CLI, notebooks,
+benchmarks) changes anything; ``DERAIN_MALLOC_TUNING=0`` opts out.
 """
 
 from __future__ import annotations
@@ -42,9 +40,8 @@ def tune(force: bool = False) -> bool:
 
 
 def release_free_memory() -> None:
-    """Give the heap's free pages back (glibc ``malloc_trim``) when :func:`tune` is in
-    effect: called between the tiles of a large photo, whose differing layouts would
-    otherwise make the peak creep up."""
+    """Give the heap's free pages back (``malloc_trim``) when :func:`tune` is in effect:
+    between the tiles of a large photo, so the peak does not creep up."""
     libc = _state.get("libc")
     if libc is not None:
         libc.malloc_trim(0)

@@ -1,12 +1,8 @@
 """Typed run configurations: YAML profiles, ``--set key=value`` overrides, a stable hash.
 
-A config is four dataclasses (model, data, train, eval) under :class:`Config`, merged and
-type-checked by OmegaConf. Profile files (``derain_lib/profiles/*.yaml``) hold a base config,
-``seeds:`` and a ``datasets:`` mapping of per-data-set overrides that the top-level
-``dataset`` key picks from, so "model M on data set D under profile P" is::
-
-    profile_config("paper", dataset="rain100h", overrides=["model.name=sian-baseline"])
-
+Four dataclasses under :class:`Config`, merged and type-checked by OmegaConf. A profile
+(``derain_lib/profiles/*.yaml``) holds a base config, ``seeds:`` and per-data-set overrides
+under ``datasets:``: ``profile_config("paper", "rain100h", ["model.name=sian-baseline"])``.
 A bad key or value is a one-line :class:`ConfigError` naming the file and the key.
 """
 
@@ -20,7 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from omegaconf import OmegaConf
@@ -41,11 +37,9 @@ class ConfigError(DerainError):
 
 @dataclass
 class ModelConfig:
-    """The architecture (a name of ``derain_lib.models``) and its keyword arguments.
-
-    ``weights`` (a released name or a file) makes the run evaluation-only.
-    ``kwargs.init_std: null`` gives PyTorch's default init instead of N(0, 0.02).
-    """
+    """The architecture (a name of ``derain_lib.models``) and its keyword arguments;
+    ``weights`` (a released name or a file) makes the run evaluation-only;
+    ``kwargs.init_std: null`` gives PyTorch's default init instead of N(0, 0.02)."""
 
     name: str = "sian"
     kwargs: dict = field(default_factory=dict)
@@ -62,17 +56,17 @@ class DataConfig:
     patch: int = 120
     stride: int = 40
     hflip: bool = False
-    workers: int | str = "auto"  # DataLoader workers; auto: 0 on the CPU, several on CUDA
+    workers: int | Literal["auto"] = "auto"  # DataLoader workers; auto: 0 on CPU, several on CUDA
 
 
 @dataclass
 class TrainConfig:
     """Optimisation (MODEL_SPEC §5; official defaults) and the bookkeeping of a run."""
 
-    loss: str = "ssim"  # ssim (authors') | ssim-valid | l1 | mse, summed over stages (Eq. 13)
+    loss: Literal["ssim", "ssim-valid", "l1", "mse"] = "ssim"  # summed over stages (Eq. 13)
     lr: float = 2e-4
     betas: tuple[float, float] = (0.0, 0.999)
-    scheduler: str = "constant"  # constant | multistep
+    scheduler: Literal["constant", "multistep"] = "constant"
     milestones: tuple[int, ...] = ()
     gamma: float = 0.2
     batch_size: int = 18  # the global batch (split over DDP processes)
@@ -81,8 +75,8 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500  # steps; also at every epoch end
     val_images: int = 4  # test images scored after each epoch (0: none)
-    channels_last: bool | str = "auto"  # auto: on CUDA only (what cuDNN prefers)
-    tf32: bool | str = "auto"  # TF32 matmuls/convolutions in training; auto: on CUDA only
+    channels_last: Literal["auto", True, False] = "auto"  # auto: on CUDA only
+    tf32: Literal["auto", True, False] = "auto"  # TF32 in training; auto: on CUDA only
     bf16: bool = False  # bf16 autocast in training (opt-in)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
@@ -93,10 +87,10 @@ class EvalConfig:
 
     tile: int | None = None
     overlap: int = 32
-    quantize: str = "round"  # round | truncate
+    quantize: Literal["round", "truncate"] = "round"
     max_images: int | None = None
     save_images: bool = True
-    precision: str = "fp32"  # fp32 | bf16 | auto (the tables stay fp32 unless asked)
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"  # the tables stay fp32 unless asked
     stages: int | None = None  # stop after this many stages (None: all)
 
 
@@ -171,18 +165,10 @@ def config_from_dict(data: dict, overrides: list[str] | None = None, source: str
         return validate(OmegaConf.to_object(cfg))
 
 
-#: The keys with a fixed set of values, and those with a lower bound (None also allowed).
-_CHOICES: dict[str, tuple] = {
-    "train.loss": ("ssim", "ssim-valid", "l1", "mse"),
-    "train.scheduler": ("constant", "multistep"),
-    "train.channels_last": ("auto", True, False),
-    "train.tf32": ("auto", True, False),
-    "eval.quantize": ("round", "truncate"),
-    "eval.precision": ("fp32", "bf16", "auto"),
-}
+#: The keys with a lower bound (None also allowed); the choices are ``Literal`` types.
 _AT_LEAST = {"train.batch_size": 1, "train.checkpoint_every": 1, "train.epochs": 1,
              "train.max_steps": 1, "train.val_images": 0, "data.patch": 8, "data.stride": 1,
-             "eval.max_images": 1}  # fmt: skip
+             "eval.max_images": 1, "data.workers": 0}  # fmt: skip
 
 
 def check_tile(tile: int | None, overlap: int, prefix: str = "") -> None:
@@ -197,24 +183,18 @@ def check_tile(tile: int | None, overlap: int, prefix: str = "") -> None:
 
 
 def validate(cfg: Config) -> Config:
-    """Choices and ranges, checked before any run folder exists: one line naming the key
-    and what is allowed. Returns ``cfg``."""
+    """Ranges, checked before any run folder exists: one line naming the key and what is
+    allowed. Returns ``cfg``."""
 
     def value(key: str) -> Any:
         section, name = key.split(".")
         return getattr(getattr(cfg, section), name)
 
-    t, workers = cfg.train, cfg.data.workers
-    problems = [
-        (k, f"one of {', '.join(map(str, c))}") for k, c in _CHOICES.items() if value(k) not in c
-    ]
-    problems += [(k, f"an integer >= {low}") for k, low in _AT_LEAST.items()
-                 if value(k) is not None and value(k) < low]  # fmt: skip
-    if not (math.isfinite(t.lr) and t.lr > 0):
+    problems = [(k, f"an integer >= {low}") for k, low in _AT_LEAST.items()
+                if type(value(k)) is int and value(k) < low]  # fmt: skip
+    if not (math.isfinite(cfg.train.lr) and cfg.train.lr > 0):
         problems.append(("train.lr", "a finite number > 0"))
-    if workers != "auto" and not (type(workers) is int and workers >= 0):
-        problems.append(("data.workers", "auto or an integer >= 0"))
-    if not DEVICE_PATTERN.match(t.device):
+    if not DEVICE_PATTERN.match(cfg.train.device):
         problems.append(("train.device", "auto, cpu, cuda or cuda:N"))
     for key, allowed in problems:
         raise ConfigError(f"{key}: {value(key)!r} is out of range; allowed: {allowed}")

@@ -1,20 +1,19 @@
-"""Where a model runs (``auto``, ``cpu``, ``cuda``, ``cuda:N``) and the exact fp32 the tables
-need on a GPU: cuDNN allows TF32 for convolutions by default, which moves PSNR by about
-0.002 dB, so the forward passes behind scores run with TF32 off (:func:`exact_fp32`)."""
+"""Where a model runs (``auto``, ``cpu``, ``cuda``, ``cuda:N``), and the exact fp32 the tables
+need on a GPU: cuDNN's default TF32 convolutions move PSNR by about 0.002 dB, so the forward
+passes behind scores run with TF32 off (:func:`exact_fp32`)."""
 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 
 import torch
 
+from .config import DEVICE_PATTERN
 from .errors import DerainError
 
 #: What ``--device`` accepts (``cuda:N`` for any N).
 DEVICE_FORMS = ("auto", "cpu", "cuda", "cuda:N")
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class DeviceError(DerainError):
@@ -23,7 +22,7 @@ class DeviceError(DerainError):
 
 def check_device(setting: str) -> str:
     """``setting`` if it is one of :data:`DEVICE_FORMS`, else a one-line :class:`DeviceError`."""
-    if not isinstance(setting, str) or not _DEVICE.match(setting):
+    if not isinstance(setting, str) or not DEVICE_PATTERN.match(setting):
         raise DeviceError(f"device {setting!r}: choose one of {', '.join(DEVICE_FORMS)}")
     return setting
 
@@ -41,13 +40,10 @@ def resolve_device(
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise DeviceError(f"device {setting!r}: no CUDA device is available on this machine")
-    index = int(setting.partition(":")[2]) if ":" in setting else local_rank
-    count = torch.cuda.device_count()
+    index, count = int(setting.partition(":")[2] or local_rank), torch.cuda.device_count()
     if index >= count:
-        raise DeviceError(
-            f"device {setting!r}: this machine has {count} CUDA device(s) (cuda:0 to "
-            f"cuda:{count - 1})"
-        )
+        raise DeviceError(f"device {setting!r}: this machine has {count} CUDA device(s) "
+                          f"(cuda:0 to cuda:{count - 1})")  # fmt: skip
     return torch.device("cuda", index)
 
 

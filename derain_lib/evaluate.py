@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,47 +12,33 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data.io import write_png
-from .fsutil import atomic_path
+from .fsutil import atomic_write_text
 from .inference import OVERLAP, check_inference_options, predict
 from .metrics import quantize, score_pair
 from .models import check_image_size
 
-COLUMNS, STAGE_COLUMNS = ["name", "psnr", "ssim"], ["name", "stage", "psnr", "ssim"]
-
 
 @dataclass
 class EvalResult:
-    """Per-image rows (name, psnr, ssim) and their means (the MATLAB scripts' convention)."""
+    """Per-image scores (name, psnr, ssim; NaN without ground truth) and, with
+    ``stage_scores``, every stage's (name, stage, psnr, ssim); means as the MATLAB scripts."""
 
-    rows: list[dict] = field(default_factory=list)
-    #: With ``stage_scores``: (name, stage, psnr, ssim) of every stage of every image.
-    stage_rows: list[dict] = field(default_factory=list)
+    table: pd.DataFrame
+    stage_table: pd.DataFrame
 
     @property
     def n(self) -> int:
-        return sum(1 for r in self.rows if not math.isnan(r["psnr"]))
+        return int(self.table.psnr.notna().sum())
 
     def _mean(self, key: str) -> float:
-        vals = [r[key] for r in self.rows if not math.isnan(r[key])]
-        return float(np.mean(vals)) if vals else math.nan
+        vals = self.table[key].dropna().to_numpy()
+        return float(np.mean(vals)) if len(vals) else math.nan
 
     psnr = property(lambda self: self._mean("psnr"))
     ssim = property(lambda self: self._mean("ssim"))
 
-    def table(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=COLUMNS)
-
     def summary(self) -> dict:
         return {"n": self.n, "psnr": self.psnr, "ssim": self.ssim}
-
-    def write_csv(self, path: str | Path, stages: bool = False) -> Path:
-        """``per_image.csv`` (name, psnr, ssim), or with ``stages`` ``per_stage.csv``."""
-        rows, columns = (self.stage_rows, STAGE_COLUMNS) if stages else (self.rows, COLUMNS)
-        with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=columns)
-            w.writeheader()
-            w.writerows(rows)
-        return Path(path)
 
 
 def evaluate(
@@ -74,14 +59,13 @@ def evaluate(
     device: stage ``stages`` (default: the last) in ``precision`` (default exact fp32).
 
     With ``out_dir``: ``per_image.csv`` there and (``save_images``) ``outputs/<name>.png``.
-    Pairs without ground truth score NaN. ``stage_scores``: every stage scored from the same
-    forward pass too (``per_stage.csv``; its last stage equals ``per_image.csv``)."""
+    ``stage_scores``: every stage scored from the same forward pass too (``per_stage.csv``;
+    its last stage equals ``per_image.csv``)."""
     check_inference_options(model, stages, precision)
     was_training = model.training
     model.eval()
     n = len(dataset) if max_images is None else min(max_images, len(dataset))
-    result = EvalResult()
-    out = Path(out_dir) if out_dir is not None else None
+    rows, stage_rows, out = [], [], Path(out_dir) if out_dir is not None else None
     try:
         for i in tqdm(range(n), desc="evaluate", disable=not progress, leave=False):
             name = dataset.pairs[i].name
@@ -91,18 +75,22 @@ def evaluate(
             outs = outs if stage_scores else [outs]
             scores = [
                 score_pair(y, clean, quantize_mode) if clean is not None else (math.nan,) * 2
-                for y in outs[0 if stage_scores else -1 :]
+                for y in outs
             ]
-            for k, (ps, ss) in enumerate(scores if stage_scores else [], 1):
-                result.stage_rows.append({"name": name, "stage": k, "psnr": ps, "ssim": ss})
-            pred, (ps, ss) = outs[-1], scores[-1]
-            result.rows.append({"name": name, "psnr": ps, "ssim": ss})
+            stage_rows += [(name, k, *s) for k, s in enumerate(scores, 1) if stage_scores]
+            rows.append((name, *scores[-1]))
             if out is not None and save_images:
-                write_png(out / "outputs" / f"{Path(name).stem}.png", quantize(pred, quantize_mode))
+                png = out / "outputs" / f"{Path(name).stem}.png"
+                write_png(png, quantize(outs[-1], quantize_mode))
     finally:
         model.train(was_training)
+    result = EvalResult(
+        pd.DataFrame(rows, columns=["name", "psnr", "ssim"]),
+        pd.DataFrame(stage_rows, columns=["name", "stage", "psnr", "ssim"]),
+    )
     if out is not None:
-        result.write_csv(out / "per_image.csv")
+        atomic_write_text(out / "per_image.csv", result.table.to_csv(index=False, na_rep="nan"))
         if stage_scores:
-            result.write_csv(out / "per_stage.csv", stages=True)
+            stage_csv = result.stage_table.to_csv(index=False, na_rep="nan")
+            atomic_write_text(out / "per_stage.csv", stage_csv)
     return result

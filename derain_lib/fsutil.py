@@ -1,9 +1,5 @@
-"""Files on disk: atomic writes, exclusive folder locks (filelock), cache folders, paths as shown.
-
-Every file the package writes goes through :func:`atomic_path`: written to a hidden temporary
-file in the same folder, fsynced and renamed over its final name, so a process killed at any
-moment leaves the previous complete file or the new one, never a truncated file.
-"""
+"""Files on disk: atomic writes (:func:`atomic_path`, which every file the package writes goes
+through), exclusive folder locks (filelock), cache folders, paths as shown."""
 
 from __future__ import annotations
 
@@ -16,21 +12,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import platformdirs
 from filelock import FileLock, Timeout
 
 from .errors import DerainError
 from .roots import figures_root, project_root, results_root
 
-#: The image file names derain reads from folders and writes (here so that the torch- and
-#: numpy-free CLI checks can name them).
+#: The image file names derain reads and writes (here for the torch-free CLI checks).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto it
-    (if the body raises, ``path`` is left as it was). An unwritable folder is a one-line
-    :class:`DerainError`."""
+    """Yield a hidden temporary path beside ``path``; on success it is fsynced and renamed onto
+    it, so a killed process leaves the old file or the new one, never a truncated one. An
+    unwritable folder is a one-line :class:`DerainError`."""
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # suffix kept: format
     try:
@@ -53,23 +49,18 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-def holder() -> str:
-    """This process as a lock names it: ``PID (COMMAND, since HH:MM:SS)``."""
+def _sign(fd: int) -> None:
+    """Write this process into the lock file: ``PID (COMMAND, since HH:MM:SS)``."""
     argv = [Path(a).name if i < 2 else a for i, a in enumerate(sys.orig_argv)]
     command = " ".join(argv).replace("\n", " ")[:120]
-    return f"{os.getpid()} ({command}, since {time.strftime('%H:%M:%S')})"
-
-
-def _sign(fd: int) -> None:
     os.ftruncate(fd, 0)
-    os.pwrite(fd, holder().encode(), 0)
+    os.pwrite(fd, f"{os.getpid()} ({command}, since {time.strftime('%H:%M:%S')})".encode(), 0)
 
 
 @contextlib.contextmanager
 def locked(folder: str | Path, wait: bool = False, what: str = "run") -> Iterator[None]:
-    """Hold an exclusive lock on ``folder/.lock`` (:class:`filelock.FileLock`, which signs it
-    with :func:`holder`) for the body. Another holder is a :class:`DerainError` naming it,
-    or (``wait``) is waited for. The lock goes when the body ends or the process dies."""
+    """Hold an exclusive lock on ``folder/.lock`` (:class:`filelock.FileLock`) for the body;
+    another holder is a :class:`DerainError` naming it, or (``wait``) is waited for."""
     path = Path(folder) / ".lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path, preserve_lock_file=True, on_acquired=_sign, poll_interval=0.5)
@@ -89,16 +80,12 @@ def locked(folder: str | Path, wait: bool = False, what: str = "run") -> Iterato
 def user_cache() -> Path:
     """derain's cache folder: ``$DERAIN_CACHE``, else ``platformdirs.user_cache_dir("derain")``."""
     env = os.environ.get("DERAIN_CACHE")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("derain"))
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("derain"))
 
 
 def data_root() -> Path:
     """Where derain keeps data it makes (indexes, the embedded set, downloads): ``$DERAIN_DATA``,
-    else ``<user cache>/data``; never inside the installed package."""
+    else ``<user cache>/data``."""
     env = os.environ.get("DERAIN_DATA")
     return Path(env).expanduser() if env else user_cache() / "data"
 
@@ -109,13 +96,12 @@ def named_roots() -> tuple[tuple[str, Path], ...]:
             ("$DERAIN_RESULTS", results_root()), ("$DERAIN_FIGURES", figures_root()))  # fmt: skip
 
 
-def shown_path(path: str | Path, root: str | Path | None = None) -> str:
-    """``path`` as printed output and committed records name it, never with a folder of this
-    machine: relative to ``root`` (default :func:`project_root`), else under one of
-    :func:`named_roots` (``$DERAIN_DATA/...``), beside the project (``../shared/data``) or
-    under ``~``; else as given. :func:`real_path` reads it back."""
-    p = Path(path).expanduser().resolve()
-    r = Path(root or project_root()).resolve()
+def shown_path(path: str | Path) -> str:
+    """``path`` as printed output and records name it, never with a folder of this machine:
+    relative to :func:`project_root`, else under one of :func:`named_roots`
+    (``$DERAIN_DATA/...``), beside the project (``../shared/data``) or under ``~``; else as
+    given. :func:`real_path` reads it back."""
+    p, r = Path(path).expanduser().resolve(), project_root().resolve()
     bases = (("", r), *named_roots(), ("..", r.parent), ("~", Path.home()))
     for name, base in bases:
         base = base.resolve()
@@ -157,7 +143,7 @@ def path_problem(value: str, want: str = "file or folder") -> str | None:
 
 def special_entries(folder: str | Path) -> list[str]:
     """What :func:`path_problem` says of each entry of ``folder`` named like an image that is
-    no file: symlink loops, broken links, FIFOs, devices (which image listings skip)."""
+    no file (which image listings skip)."""
     out = []
     for p in sorted(Path(folder).iterdir()):
         if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_file() and not p.is_dir():

@@ -1,9 +1,6 @@
-"""Derain images with a loaded model, whole or in tiles (memory bounded on large photos).
-
-Tiles overlap, start on multiples of SIAN's coarsest pooling (4), and each output pixel
-comes from the tile where it lies furthest from a seam; an image that fits one tile runs
-whole. Across seams SIAN differs slightly from whole-image inference (large receptive
-field, size-dependent ``align_corners=True`` upsampling); the overlap bounds it (tests).
+"""Derain images with a loaded model, whole or in overlapping tiles (memory bounded on
+large photos); each output pixel comes from the tile where it lies furthest from a seam.
+Across seams SIAN differs slightly from whole-image inference; the overlap bounds it (tests).
 """
 
 from __future__ import annotations
@@ -45,21 +42,18 @@ GPU_BYTES_PER_PIXEL = 2800
 TILE_ALIGN = 4
 
 
-def tile_spans(n: int, tile: int, overlap: int, align: int = TILE_ALIGN) -> list[tuple[int, ...]]:
-    """Along one axis of length ``n``: ``(start, end, keep_start, keep_end)`` per tile.
-
-    Starts are multiples of ``align``; the last tile ends at ``n`` (it may be up to
-    ``align - 1`` pixels longer than ``tile``); kept regions tile ``[0, n)`` exactly,
-    split at the middle of each overlap.
-    """
+def tile_spans(n: int, tile: int, overlap: int) -> list[tuple[int, ...]]:
+    """Along one axis of length ``n``: ``(start, end, keep_start, keep_end)`` per tile;
+    starts are multiples of :data:`TILE_ALIGN`, the last tile ends at ``n``, kept regions tile
+    ``[0, n)`` exactly, split at the middle of each overlap."""
     if tile < 8 or overlap < 0 or overlap >= tile:
         raise ValueError(
             f"need tile >= 8 and 0 <= overlap < tile, got tile {tile}, overlap {overlap}"
         )
     if n <= tile:
         return [(0, n, 0, n)]
-    stride = max(align, (tile - overlap) // align * align)
-    last = (n - tile) // align * align
+    stride = max(TILE_ALIGN, (tile - overlap) // TILE_ALIGN * TILE_ALIGN)
+    last = (n - tile) // TILE_ALIGN * TILE_ALIGN
     starts = list(range(0, last, stride)) + [last]
     ends = [min(s + tile, n) for s in starts[:-1]] + [n]
     bounds = [0] + [(starts[i + 1] + ends[i]) // 2 for i in range(len(starts) - 1)] + [n]
@@ -69,8 +63,7 @@ def tile_spans(n: int, tile: int, overlap: int, align: int = TILE_ALIGN) -> list
 
 
 def check_inference_options(model: nn.Module, stages: int | None, precision: str) -> None:
-    """A one-line ``DerainError`` for a stage count the model does not have or an unknown
-    precision, before any work is done."""
+    """A one-line ``DerainError`` for a stage count the model lacks or an unknown precision."""
     cfg = getattr(model, "config", None)  # SIAN's config, or PReNet's stages
     n = cfg.n_stages if hasattr(cfg, "n_stages") else int(getattr(model, "stages", 1))
     if stages is not None and not 1 <= stages <= n:
@@ -89,10 +82,9 @@ def tiled_forward(
     precision: str = "fp32",
     every_stage: bool = False,
 ) -> torch.Tensor:
-    """Stage ``stages``' output (default: the last; only those stages are computed) for a
-    (B, 3, H, W) batch as float32, run in ``precision`` (:mod:`derain_lib.precision`) whole
-    (``tile=None`` or an image within one tile) or tile by tile, assembled on the input's
-    device; ``every_stage``: every stage's output, shape (S, B, 3, H, W)."""
+    """Stage ``stages``' output (default: the last) for a (B, 3, H, W) batch as float32, in
+    ``precision``, whole (``tile=None``) or tile by tile; ``every_stage``: every stage's
+    output, shape (S, B, 3, H, W)."""
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         with autocast(precision, x.device):
@@ -129,10 +121,8 @@ def predict(
     precision: str = "fp32",
     every_stage: bool = False,
 ) -> np.ndarray | list[np.ndarray]:
-    """Derain one float RGB HWC image on the model's device: stage ``stages``' output
-    (default: the last) as float32 HWC, not clamped, whole (``tile=None``) or in tiles;
-    ``every_stage``: the list of every stage's output from the same forward pass. fp32 is
-    exact fp32 on a GPU too (TF32 off), so scores do not depend on the device."""
+    """Derain one float RGB HWC image on the model's device: :func:`tiled_forward` as float32
+    HWC, not clamped (a list with ``every_stage``); fp32 is exact on a GPU too (TF32 off)."""
     with exact_fp32():
         y = tiled_forward(model, to_tensor(img, model_device(model)), tile, overlap, stages,
                           precision, every_stage)  # fmt: skip
@@ -148,10 +138,9 @@ def to_tensor(img: np.ndarray, device: torch.device | str = "cpu") -> torch.Tens
 def auto_tile(
     height: int, width: int, device: torch.device | str = "cpu", free: int | None = None
 ) -> int | None:
-    """The tile :func:`derain_files` uses for an image: None (whole) or a size. CPU: whole
-    up to ``MAX_WHOLE_PIXELS``, else ``AUTO_TILE``. CUDA: whole when it fits the ``free``
-    memory (measured when not given), else the largest tile (at least ``AUTO_TILE``) that
-    fits in half of it."""
+    """The tile :func:`derain_files` uses: None (whole) or a size. CPU: whole up to
+    ``MAX_WHOLE_PIXELS``, else ``AUTO_TILE``. CUDA: whole when it fits the ``free`` memory
+    (measured when not given), else the largest tile (>= ``AUTO_TILE``) fitting half of it."""
     device = torch.device(device)
     if device.type != "cuda":
         return AUTO_TILE if height * width > MAX_WHOLE_PIXELS else None
@@ -167,9 +156,8 @@ def auto_tile(
 def predict_fitting(
     model: nn.Module, img: np.ndarray, tile: int | None, stages: int | None, precision: str
 ) -> np.ndarray:
-    """:func:`predict` with the tile :func:`auto_tile` chooses when ``tile`` is None; on a
-    GPU an out-of-memory error of a whole-image (or too large tile) run is retried in
-    tiles of half the side, down to ``AUTO_TILE``."""
+    """:func:`predict` in the tile :func:`auto_tile` chooses when ``tile`` is None; a GPU
+    out-of-memory error is retried in tiles of half the side, down to ``AUTO_TILE``."""
     device = model_device(model)
     size = tile if tile is not None else auto_tile(*img.shape[:2], device)
     while True:
@@ -202,9 +190,8 @@ def expand_inputs(inputs: list[str | Path]) -> list[Path]:
 
 
 def output_paths(files: list[Path], out: str | Path, overwrite: bool = False) -> list[Path]:
-    """``OUT`` is a folder (PNG under each input's stem) or, for one input, an image file
-    name; one line refuses an output that is an input, exists (unless ``overwrite``) or is
-    a non-image file."""
+    """``OUT`` is a folder (PNG under each input's stem) or, for one input, an image file;
+    one line refuses an output that is an input, exists (unless ``overwrite``) or is no image."""
     out = Path(out)
     if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
         if len(files) != 1:
@@ -241,10 +228,9 @@ def derain_files(
     stages: int | None = None,
     precision: str = "fp32",
 ) -> Iterator[tuple[Path, Path | None, str | None]]:
-    """Derain every input on the model's device, yielding ``(input, written PNG, None)`` as
-    each is written (atomically) or ``(input, None, why)`` for one that cannot be: a bad file
-    does not stop the batch. ``tile=None``: :func:`predict_fitting`, so a photo of any size
-    can be derained; an integer tiles every image larger than it."""
+    """Derain every input, yielding ``(input, written PNG, None)`` as each is written or
+    ``(input, None, why)`` for one that cannot be (a bad file does not stop the batch);
+    ``tile=None``: :func:`predict_fitting`, so a photo of any size can be derained."""
     check_inference_options(model, stages, precision)
     files = expand_inputs(inputs)
     targets = output_paths(files, out, overwrite)

@@ -1,12 +1,5 @@
-"""Where derain reads and writes: the one resolver of the project, ``results/`` and ``figures/``.
-
-The *project* is, first match wins: ``$DERAIN_PROJECT``; the source checkout the package is
-imported from (the folder above ``derain_lib/`` when it holds ``pyproject.toml``); for an
-installed package, the folder holding ``pyproject.toml`` at or above the working directory;
-else ``platformdirs.user_data_dir("derain")``. ``results/`` is ``--results DIR``, else
-``$DERAIN_RESULTS``, else ``<project>/results``; ``figures/`` is ``$DERAIN_FIGURES``, else
-``<project>/figures``. This module imports nothing of the package and no torch.
-"""
+"""Where derain reads and writes: the project, ``results/`` and ``figures/`` (the one resolver;
+it imports nothing of the package and no torch). The rules are :data:`RESULTS_DEFAULT`."""
 
 from __future__ import annotations
 
@@ -25,8 +18,8 @@ RESULTS_DEFAULT = (
     "checkout derain runs from, else (an installed package) the folder holding pyproject.toml "
     "at or above the working directory, else the user data folder"
 )
-#: Set by ``derain reproduce`` for its kernels (to the file a notebook's run facts go to):
-#: only a chapter run by it writes the committed ``results/<profile>/`` and ``figures/<profile>/``.
+#: Set by ``derain reproduce`` for its kernels: only a chapter it runs writes the committed
+#: ``results/<profile>/`` and ``figures/<profile>/``.
 REPRODUCE_ENV = "DERAIN_REPRODUCE"
 
 
@@ -41,14 +34,15 @@ def user_data() -> Path:
     return Path(platformdirs.user_data_dir("derain"))
 
 
-def project_root(start: str | Path | None = None) -> Path:
-    """The project (module docstring); ``start`` (default: the working directory) is where
-    an installed package searches upward from."""
+def project_root() -> Path:
+    """The project: ``$DERAIN_PROJECT``, else the source checkout, else (an installed package)
+    the folder holding ``pyproject.toml`` at or above the working directory, else
+    :func:`user_data`."""
     if env := os.environ.get("DERAIN_PROJECT"):
         return Path(env).expanduser().resolve()
     if (source := source_root()) is not None:
         return source
-    here = Path(start or Path.cwd()).resolve()
+    here = Path.cwd().resolve()
     return next((d for d in (here, *here.parents) if (d / "pyproject.toml").is_file()), user_data())
 
 
@@ -67,10 +61,9 @@ def figures_root() -> Path:
 
 
 def scratch_when_by_hand() -> Path | None:
-    """In a notebook kernel not started by ``derain reproduce`` (JupyterLab, or papermill run
-    by hand), point ``$DERAIN_RESULTS`` and ``$DERAIN_FIGURES`` at a scratch folder in the user
-    cache unless they are set, so a chapter run by hand never rewrites committed files; return
-    the folder (None: nothing changed)."""
+    """In a notebook kernel not started by ``derain reproduce``, point unset ``$DERAIN_RESULTS``
+    and ``$DERAIN_FIGURES`` at a scratch folder in the user cache (returned; None: nothing
+    changed), so a chapter run by hand never rewrites committed files."""
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
     if os.environ.get(REPRODUCE_ENV) or type(shell).__name__ != "ZMQInteractiveShell":
         return None
@@ -86,6 +79,5 @@ def notebooks_dir() -> Path:
 
 
 def package_file(*parts: str) -> Path:
-    """A file shipped inside the package (``package_file("profiles", "smoke.yaml")``), found
-    through :mod:`importlib.resources`, so a checkout and an installed wheel read the same."""
+    """A file shipped inside the package, through :mod:`importlib.resources` (checkout or wheel)."""
     return Path(str(resources.files(__package__).joinpath(*parts)))

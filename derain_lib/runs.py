@@ -77,22 +77,20 @@ def _read(p: Path) -> Config | dict | None:
         if p.suffix == ".yaml":
             return config_from_dict(yaml.safe_load(p.read_text()))
         m = json.loads(p.read_text())
+        if not isinstance(m, dict):
+            raise ValueError("not a JSON object")
+        if p.name == "metrics.json" and not {"n", "psnr", "ssim"} <= set(m):
+            raise ValueError("not the metrics of a finished run")
+        return m
     except (OSError, ValueError, yaml.YAMLError, DerainError, TypeError, AttributeError) as e:
         raise DerainError(f"{p}: damaged ({str(e).splitlines()[0]})") from None
-    if not isinstance(m, dict):
-        raise DerainError(f"{p}: damaged (not a JSON object)")
-    if p.name == "metrics.json" and not {"n", "psnr", "ssim"} <= set(m):
-        raise DerainError(f"{p}: damaged (not the metrics of a finished run)")
-    return m
 
 
 @dataclass(frozen=True)
 class Run:
-    """One run folder as :meth:`load` read it, once: a snapshot that never touches the disk
-    again (but for :attr:`per_image` and :attr:`log`, read on first use).
-
-    ``status`` is ``finished``, ``unfinished``, ``new`` or ``damaged`` (``damage`` says why:
-    an unreadable config, metrics or provenance; completing the run again repairs it)."""
+    """One run folder as :meth:`load` read it, once (but for :attr:`per_image` and
+    :attr:`log`, read on first use). ``status``: ``finished``, ``unfinished``, ``new`` or
+    ``damaged`` (``damage`` says why; completing the run again repairs it)."""
 
     dir: Path
     config: Config | None = None
@@ -162,11 +160,11 @@ class Run:
         if not cache.is_file():
             ds = open_data(self.config.data.test, self.config.data.root)
             index = {p.name: i for i, p in enumerate(ds.pairs)}
-            rows = ["name,psnr"]
-            for name in (n for n in ours.index if n in index):
-                rainy, clean = ds.load(index[name])
-                rows.append(f"{name},{score_pair(rainy, clean)[0]!r}")
-            atomic_write_text(cache, "\n".join(rows) + "\n")
+            names = [n for n in ours.index if n in index]
+            psnr = [score_pair(*ds.load(index[n]))[0] for n in names]
+            atomic_write_text(
+                cache, pd.DataFrame({"name": names, "psnr": psnr}).to_csv(index=False)
+            )
         rainy = pd.read_csv(cache).set_index("name").psnr
         common = ours.index.intersection(rainy.index)
         if len(common) and ((ours[common] - rainy[common]).abs() <= SAME_AS_INPUT_DB).all():
@@ -179,29 +177,31 @@ class Run:
 
 #: A trained run within this many dB of its input on every test image outputs its input.
 SAME_AS_INPUT_DB = 0.01
-
 #: The pipeline's own outputs: changes there do not make the code ``+dirty``.
 OUTPUT_DIRS = ("results", "figures")
+#: The sources (under ``derain_lib/``) that determine a run's result; their fingerprint is
+#: part of every run key.
+CODE_SOURCES = ("models", "losses.py", "data/patches.py", "data/synth.py", "data/embedded.py",
+                "data/datasets.py", "data/io.py", "train.py", "evaluate.py", "metrics.py",
+                "config.py")  # fmt: skip
+_FINGERPRINTS: dict[tuple, str] = {}
 
 
 def git_sha() -> str:
     """HEAD of the source checkout (:func:`derain_lib.roots.source_root`), ``+dirty`` when
     tracked files other than :data:`OUTPUT_DIRS` are modified; ``unknown`` without one."""
-    checkout = source_root()
-    if checkout is None:
+    if (checkout := source_root()) is None:
         return "unknown"
     status = ["git", "status", "--porcelain", "--untracked-files=no", "--", "."]
     status += [f":(exclude){d}" for d in OUTPUT_DIRS]
     try:
         sha, dirty = (
-            subprocess.run(
-                cmd, cwd=checkout, capture_output=True, text=True, check=True
-            ).stdout.strip()
+            subprocess.run(cmd, cwd=checkout, capture_output=True, text=True, check=True).stdout
             for cmd in (["git", "rev-parse", "HEAD"], status)
         )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return sha + ("+dirty" if dirty else "")
+    return sha.strip() + ("+dirty" if dirty.strip() else "")
 
 
 def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
@@ -209,33 +209,16 @@ def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
         return None
     path = resolve(cfg.model.weights, weights_dir)
     w = RELEASED.get(cfg.model.weights)
-    sha = w.sha256 if w else sha256_file(path)
-    return {"spec": cfg.model.weights, "path": str(path), "sha256": sha}
+    return {"spec": cfg.model.weights, "path": str(path),
+            "sha256": w.sha256 if w else sha256_file(path)}  # fmt: skip
 
 
 def data_manifests(cfg: Config) -> dict:
     """sha256 manifests of the run's test data and (training runs) training data."""
-    out = {"test": open_data(cfg.data.test, cfg.data.root).manifest_sha256()}
-    if cfg.model.weights is None:
-        out["train"] = open_data(cfg.data.train, cfg.data.root).manifest_sha256()
-    return out
-
-
-#: The sources (under ``derain_lib/``) that determine a run's result; their fingerprint is
-#: part of every run key.
-CODE_SOURCES = (
-    "models",
-    "losses.py",
-    "data/patches.py",
-    "data/synth.py",
-    "data/embedded.py",
-    "data/datasets.py",
-    "data/io.py",
-    "train.py",
-    "evaluate.py",
-    "metrics.py",
-    "config.py",
-)
+    sets = {"test": cfg.data.test} | (
+        {"train": cfg.data.train} if cfg.model.weights is None else {}
+    )
+    return {k: open_data(name, cfg.data.root).manifest_sha256() for k, name in sets.items()}
 
 
 def code_fingerprint(sources: tuple[str, ...] | None = None) -> str:
@@ -255,9 +238,6 @@ def code_fingerprint(sources: tuple[str, ...] | None = None) -> str:
     return _FINGERPRINTS[stamp]
 
 
-_FINGERPRINTS: dict[tuple, str] = {}
-
-
 def run_key(cfg: Config, manifests: dict, weights: dict | None = None) -> str:
     """12 hex digits over the canonical config, the data manifests, the weights' sha256 and
     the code fingerprint."""
@@ -270,6 +250,13 @@ def run_key(cfg: Config, manifests: dict, weights: dict | None = None) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def _locate(cfg: Config, root, weights_dir, manifests: dict | None) -> tuple[Run, dict, dict]:
+    manifests = data_manifests(cfg) if manifests is None else manifests
+    weights = _weights_info(cfg, weights_dir)
+    key = run_key(cfg, manifests, weights)
+    return Run.load(results_root(root) / "runs" / key), manifests, weights
+
+
 def find_run(
     cfg: Config,
     root: str | Path | None = None,
@@ -278,9 +265,7 @@ def find_run(
 ) -> Run:
     """The run folder ``cfg`` maps to (it may not exist yet); ``manifests``: its
     :func:`data_manifests` when the caller has them already (the data is hashed once)."""
-    manifests = data_manifests(cfg) if manifests is None else manifests
-    key = run_key(cfg, manifests, _weights_info(cfg, weights_dir))
-    return Run.load(results_root(root) / "runs" / key)
+    return _locate(cfg, root, weights_dir, manifests)[0]
 
 
 def get_or_run(
@@ -301,10 +286,7 @@ def get_or_run(
     (:func:`derain_lib.fsutil.locked`; ``wait``: wait for the holder). A damaged
     ``metrics.json`` is set aside and the run completed again; a folder this call created is
     removed again if the config cannot train or the evaluation is refused."""
-    validate(cfg)
-    manifests = data_manifests(cfg) if manifests is None else manifests
-    weights = _weights_info(cfg, weights_dir)
-    run = Run.load(results_root(root) / "runs" / run_key(cfg, manifests, weights))
+    run, manifests, weights = _locate(validate(cfg), root, weights_dir, manifests)
     if run.status == "finished":
         return run
     rank = dist_info()[0]
@@ -312,9 +294,8 @@ def get_or_run(
     try:
         with locked(run.dir, wait) if rank == 0 else contextlib.nullcontext():
             run = Run.load(run.dir)
-            if run.status == "finished":  # finished by the process we waited for
-                return run
-            _complete(run, cfg, manifests, weights, progress, weights_dir, backend)
+            if run.status != "finished":  # else finished by the process we waited for
+                _complete(run, cfg, manifests, weights, progress, weights_dir, backend)
             return Run.load(run.dir)
     except DerainError as e:  # a refused evaluation holds nothing worth keeping
         if fresh and rank == 0 and (isinstance(e, ConfigError) or cfg.model.weights):
@@ -323,68 +304,38 @@ def get_or_run(
 
 
 def _complete(
-    run: Run,
-    cfg: Config,
-    manifests: dict,
-    weights: dict | None,
-    progress: bool,
-    weights_dir: str | Path | None,
-    backend: str = "torch",
-) -> None:
+    run: Run, cfg: Config, manifests: dict, weights: dict | None, progress: bool,
+    weights_dir: str | Path | None, backend: str,
+) -> None:  # fmt: skip
     """Train (or resume) and evaluate ``run``; the caller holds its lock."""
     rank = dist_info()[0]
     metrics_file = run.dir / "metrics.json"
-    if rank == 0 and metrics_file.is_file() and run.damage:
-        aside = metrics_file.with_name("metrics.json.corrupt")
-        os.replace(metrics_file, aside)
-        print(f"derain: warning: {run.damage}; set aside as {aside}", file=sys.stderr)
     if rank == 0:
+        if metrics_file.is_file() and run.damage:
+            aside = metrics_file.with_name("metrics.json.corrupt")
+            os.replace(metrics_file, aside)
+            print(f"derain: warning: {run.damage}; set aside as {aside}", file=sys.stderr)
         atomic_write_text(run.dir / "config.yaml", dump_config(cfg))
         atomic_write_text(run.dir / CODE_FILE, code_fingerprint() + "\n")
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.perf_counter()
-    train_info: dict = {}
-    if weights is None:
-        outcome = train(cfg, run.dir, progress=progress)
-        if rank != 0:
-            return
-        model_path = outcome.model_path
-        train_info = {
-            "global_step": outcome.global_step,
-            "epochs_done": outcome.epochs_done,
-            "train_wall_s": outcome.elapsed_s,
-            "resumed_from": str(outcome.resumed_from) if outcome.resumed_from else None,
-            "last_val": outcome.last_val,
-            "world_size": outcome.world_size,
-            "training_setup": outcome.setup,
-        }
-    else:
-        model_path = Path(weights["path"])
+    train_info = train(cfg, run.dir, progress=progress) if weights is None else {}
+    if rank != 0:
+        return
+    model_path = Path(weights["path"]) if weights else run.dir / "model.pt"
     device = pick_device(cfg.train.device)
     loaded = load_model(model_path, cfg.model.name, weights_dir=weights_dir)
     loaded.model.to(device)
-    model, precision = select(
-        loaded.model,
-        loaded.sha256,
-        backend,
-        cfg.eval.precision,
-        cfg.eval.stages,
-        lambda line: print(line, file=sys.stderr),
-    )
-    test = open_data(cfg.data.test, cfg.data.root)
+    e = cfg.eval
+    model, precision = select(loaded.model, loaded.sha256, backend, e.precision, e.stages,
+                              lambda line: print(line, file=sys.stderr))  # fmt: skip
     t_eval = time.perf_counter()
-    same = {k: getattr(cfg.eval, k) for k in ("tile", "overlap", "max_images", "save_images")}
     result = evaluate(
-        model,
-        test,
-        out_dir=run.dir,
-        quantize_mode=cfg.eval.quantize,
-        progress=progress,
-        stages=cfg.eval.stages,
-        precision=precision,
+        model, open_data(cfg.data.test, cfg.data.root), out_dir=run.dir, tile=e.tile,
+        overlap=e.overlap, quantize_mode=e.quantize, max_images=e.max_images,
+        save_images=e.save_images, progress=progress, stages=e.stages, precision=precision,
         stage_scores=weights is not None,  # an evaluation-only run: every stage's scores too
-        **same,
-    )
+    )  # fmt: skip
     eval_s = time.perf_counter() - t_eval
     prov = {
         "run": run.key,
@@ -403,7 +354,7 @@ def _complete(
             "torch": torch.__version__,
             "numpy": np.__version__,
             "scikit-image": skimage.__version__,
-        },
+        },  # fmt: skip
         "device": str(device),
         "backend": f"{getattr(getattr(model, 'graph', None), 'backend', 'torch')} {precision}",
         "device_name": torch.cuda.get_device_name(device)
@@ -422,22 +373,19 @@ def _complete(
     if not result.n:
         raise DerainError(f"{cfg.data.test}: no test image was scored; the run is not finished")
     metrics = {**result.summary(), "test": cfg.data.test, "per_image_csv": "per_image.csv"}
-    atomic_write_text(run.dir / "metrics.json", json.dumps(metrics, indent=1))
+    atomic_write_text(metrics_file, json.dumps(metrics, indent=1))
 
 
 def list_runs(root: str | Path | None = None) -> list[Run]:
     """Every run folder under the results root, oldest first."""
-    d = results_root(root) / "runs"
-    if not d.is_dir():
-        return []
-    dirs = [p for p in d.iterdir() if (p / "config.yaml").is_file()]
+    dirs = [p.parent for p in (results_root(root) / "runs").glob("*/config.yaml")]
     return [Run.load(p) for p in sorted(dirs, key=lambda p: p.stat().st_mtime)]
 
 
 def open_run(key: str, root: str | Path | None = None) -> Run:
     """A run by its key (or a unique prefix of it); only that run folder is read."""
     where = results_root(root) / "runs"
-    found = sorted(where.glob(f"{glob.escape(key)}*/config.yaml")) if where.is_dir() else []
+    found = sorted(where.glob(f"{glob.escape(key)}*/config.yaml"))
     if len(found) != 1:
         what = f"{len(found)} runs" if found else "no run"
         raise DerainError(f"{where}: {what} matching {key!r}")
@@ -449,12 +397,8 @@ def run_state(run: Run) -> dict:
     logged step and its last checkpoint (None: it starts from step 0 when trained again)."""
     if run.status == "finished":
         return {}
-    ckpts = list_checkpoints(run.dir)
-    last = ckpts[0] if ckpts else None
+    last = next(iter(list_checkpoints(run.dir)), None)
     at = int(last.stem.split("-")[1]) if last else 0
     logged = int(run.log["step"].max()) if "step" in run.log and len(run.log) else 0
-    return {
-        "step": max(logged, at),
-        "last_checkpoint": str(last) if last else None,
-        "resumes": f"from step {at}",
-    }
+    return {"step": max(logged, at), "last_checkpoint": str(last) if last else None,
+            "resumes": f"from step {at}"}  # fmt: skip

@@ -1,17 +1,16 @@
-"""Thread settings for a shared machine: OpenMP threads that wait asleep, not spinning.
+"""OpenMP threads that wait asleep, not spinning, on a shared machine.
 
-Between parallel regions libgomp's threads spin-wait (about a millisecond at every
-barrier); beside another CPU-bound job a descheduled thread makes the others spin for the
-CPU time it needs, so a SIAN run took several times the CPU work of an idle one (issue 17:
-3398 s against 363 s). :func:`configure` sets ``OMP_WAIT_POLICY=PASSIVE`` (and
-``KMP_BLOCKTIME=0`` for Intel's OpenMP) and caps torch's threads at the CPUs this process may
-use (measured: ``benchmarks/busy.py``). OpenMP reads the variables when torch is first
-imported, so ``derain`` calls it first; child processes inherit them. Explicit values are
-kept; ``DERAIN_THREAD_TUNING=0`` leaves everything as it is.
+libgomp's threads spin-wait at every barrier; beside another CPU-bound job that made a SIAN
+run cost several times the CPU work of an idle one (issue 17: 3398 s against 363 s).
+:func:`configure` sets ``OMP_WAIT_POLICY=PASSIVE`` and ``KMP_BLOCKTIME=0`` (read when torch is
+first imported, so ``derain`` calls it first; children inherit them) and caps torch's threads
+at the usable CPUs (``benchmarks/busy.py``). Explicit values are kept;
+``DERAIN_THREAD_TUNING=0`` leaves everything as it is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -46,25 +45,15 @@ def configure(environ: dict[str, str] | None = None) -> dict[str, str]:
 
 def torch_threads(environ: dict[str, str] | None = None) -> int:
     """The intra-op threads torch uses in a ``derain`` process, found without importing it
-    (``derain info`` shows it): ``MKL_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the
-    physical cores, capped by :func:`configure` at :func:`usable_cpus`."""
+    (``derain info``): ``MKL_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the physical
+    cores, capped by :func:`configure` at :func:`usable_cpus`."""
     env = os.environ if environ is None else environ
-    n = 0
-    for var in ("MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-        try:
-            n = int(env.get(var, "").split(",")[0])
-        except ValueError:
-            continue
-        if n > 0:
-            break
-    if n <= 0:  # the physical cores, from the /sys topology
+    given = (env.get(v, "").split(",")[0].strip() for v in ("MKL_NUM_THREADS", "OMP_NUM_THREADS"))
+    n = next((int(g) for g in given if g.isdigit() and int(g) > 0), 0)
+    if n == 0:  # the physical cores, from the /sys topology
         cores = set()
         for topo in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology"):
-            try:
-                cores.add(
-                    ((topo / "physical_package_id").read_text(), (topo / "core_id").read_text())
-                )
-            except OSError:
-                continue
+            with contextlib.suppress(OSError):
+                cores.add(tuple((topo / f).read_text() for f in ("physical_package_id", "core_id")))
         n = len(cores) or os.cpu_count() or 1
     return n if env.get(ENV, "1") == "0" else min(n, usable_cpus())

@@ -1,13 +1,12 @@
 """The training loop: seeded data order, atomic checkpoints, exact resume, DDP.
 
-The seed fixes the initial weights and each epoch's patch order, so a run's data position is
+The seed fixes the initial weights and each epoch's patch order, so a run's position is
 ``(epoch, step in epoch)``. A checkpoint (model, optimiser, scheduler, RNG, position) is
 written atomically, the last two kept; a run killed at any moment resumes from the newest
 readable one and ends bit-identical to an uninterrupted run (on CPU). Under ``torchrun``
-the processes train with DistributedDataParallel (gloo on CPU, nccl on GPUs) and
-``train.batch_size`` is the global batch. On CUDA the decoded patches reach the GPU through
-persistent DataLoader workers and pinned memory, with TF32 and channels_last by default and
-bf16 autocast when asked: :attr:`TrainOutcome.setup` says what was used.
+the processes train with DistributedDataParallel and ``train.batch_size`` is the global
+batch. On CUDA: persistent DataLoader workers, pinned memory, TF32 and channels_last by
+default, bf16 autocast when asked (``training_setup`` in what :func:`train` returns).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -55,8 +53,7 @@ class TrainingDiverged(DerainError):
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The permutation of the ``n`` training patches used in ``epoch`` (seeded, no state)."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
 def epoch_batches(
@@ -70,34 +67,20 @@ def epoch_batches(
         yield order[first : first + local].tolist()
 
 
-class RunBatches:
+def run_batches(
+    n: int, batch: int, seed: int, epoch: int, step: int, count: int,
+    rank: int = 0, world: int = 1,
+) -> Iterator[list[int]]:  # fmt: skip
     """The batch sampler of the rest of a run: :func:`epoch_batches` of ``epoch`` from
-    ``step`` on, then of the next epochs, ``count`` batches in all (so one DataLoader and
-    its workers serve every epoch)."""
-
-    def __init__(
-        self, n: int, batch: int, seed: int, epoch: int, step: int, count: int,
-        rank: int = 0, world: int = 1,
-    ) -> None:  # fmt: skip
-        self.args, self.epoch, self.step, self.count = (n, batch, seed), epoch, step, count
-        self.share = (rank, world)
-
-    def __len__(self) -> int:
-        return max(0, self.count)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        run = (
-            b
-            for e in itertools.count(self.epoch)
-            for b in epoch_batches(*self.args, e, self.step if e == self.epoch else 0, *self.share)
-        )
-        return itertools.islice(run, len(self))
+    ``step`` on, then of the next epochs, ``count`` in all (one DataLoader serves them all)."""
+    starts = ((e, step if e == epoch else 0) for e in itertools.count(epoch))
+    run = (b for e, s in starts for b in epoch_batches(n, batch, seed, e, s, rank, world))
+    return itertools.islice(run, max(0, count))
 
 
 def training_patches(cfg: Config, train_data: PairedDataset) -> PatchSet:
     """The training patches ``cfg.data`` cuts from ``train_data`` (decoded when first used)."""
-    d = cfg.data
-    return PatchSet(train_data, d.patch, d.stride, d.hflip)
+    return PatchSet(train_data, cfg.data.patch, cfg.data.stride, cfg.data.hflip)
 
 
 def auto_workers(device: torch.device, cpus: int | None = None, local_world: int = 1) -> int:
@@ -110,8 +93,7 @@ def auto_workers(device: torch.device, cpus: int | None = None, local_world: int
 
 def training_setup(cfg: Config, device: torch.device) -> dict:
     """What the run trains with on ``device`` (``auto`` settings resolved: on CUDA only)."""
-    t, on_cuda = cfg.train, device.type == "cuda"
-    workers = cfg.data.workers
+    t, on_cuda, workers = cfg.train, device.type == "cuda", cfg.data.workers
     if workers == "auto":
         workers = auto_workers(device, local_world=int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
     return {
@@ -175,8 +157,8 @@ def pick_device(setting: str, local_rank: int = 0) -> torch.device:
 
 
 def atomic_save(obj: dict, path: Path) -> None:
-    """``torch.save`` to a temporary file, fsynced and renamed. A failed write (a full disk)
-    is one line naming the file; the last checkpoint stays, so the run resumes from it."""
+    """``torch.save`` through :func:`atomic_path`. A failed write (a full disk) is one line
+    naming the file; the last checkpoint stays, so the run resumes from it."""
     try:
         with atomic_path(path) as tmp:
             torch.save(obj, tmp)
@@ -209,25 +191,25 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.stem.split("-")[1]), reverse=True)
 
 
-def _set_aside(path: Path, error: WeightsError, what: str) -> None:
-    print(f"derain: warning: {error}; {what}", file=sys.stderr)
-    os.replace(path, path.with_name(path.name + ".corrupt"))
+def _read_or_set_aside(path: Path, what: str, key: str) -> dict | None:
+    """``path`` read; one without ``key`` or unreadable is renamed ``*.corrupt`` (None)."""
+    try:
+        state = read_checkpoint(path)
+        if key not in state:
+            raise WeightsError(f"{path}: not a training checkpoint (no {key})")
+        return state
+    except WeightsError as e:
+        print(f"derain: warning: {e}; {what}", file=sys.stderr)
+        os.replace(path, path.with_name(path.name + ".corrupt"))
+        return None
 
 
 def latest_checkpoint(run_dir: str | Path) -> tuple[Path, dict] | None:
     """The newest readable checkpoint; unreadable ones are renamed ``*.corrupt`` and skipped."""
     for path in list_checkpoints(run_dir):
-        try:
-            state = read_checkpoint(path)
-            if "position" not in state:
-                raise WeightsError(f"{path}: not a training checkpoint (no position)")
+        if state := _read_or_set_aside(path, "using the previous checkpoint", "position"):
             return path, state
-        except WeightsError as e:
-            _set_aside(path, e, "using the previous checkpoint")
     return None
-
-
-# --- the log -----------------------------------------------------------------------------
 
 
 class Log:
@@ -237,7 +219,7 @@ class Log:
 
     def __init__(self, run_dir: Path, keep_lines: int | None) -> None:
         path = run_dir / "log.csv"
-        lines = path.read_text().splitlines(keepends=True)[: keep_lines or 0] if keep_lines else []
+        lines = path.read_text().splitlines(keepends=True)[:keep_lines] if keep_lines else []
         atomic_write_text(path, "".join(lines or [",".join(LOG_FIELDS) + "\n"]))
         self.lines = max(1, len(lines))
         self.f = open(path, "a", newline="")  # noqa: SIM115 (open for the whole run)
@@ -254,11 +236,10 @@ class Log:
         self.f.flush()
         self.lines += 1
         if self.tb is not None:
-            for name, tag in TENSORBOARD_TAGS.items():
-                if name in row:
-                    self.tb.add_scalar(tag, float(row[name]), int(row["step"]))
-            for k, value in enumerate(stages or [], 1):
-                self.tb.add_scalar(f"loss/stage_{k}", float(value), int(row["step"]))
+            scalars = {tag: row[name] for name, tag in TENSORBOARD_TAGS.items() if name in row}
+            scalars.update({f"loss/stage_{k}": v for k, v in enumerate(stages or [], 1)})
+            for tag, value in scalars.items():
+                self.tb.add_scalar(tag, float(value), int(row["step"]))
 
     def close(self) -> None:
         self.f.close()
@@ -269,33 +250,9 @@ class Log:
 # --- training ----------------------------------------------------------------------------
 
 
-@dataclass
-class TrainOutcome:
-    model_path: Path
-    global_step: int
-    epochs_done: int
-    elapsed_s: float
-    resumed_from: Path | None
-    last_val: dict
-    world_size: int = 1
-    setup: dict = field(default_factory=dict)  # training_setup(): what the run trained with
-
-
-def finished(final: Path) -> TrainOutcome | None:
-    """The outcome of a run whose ``model.pt`` exists (None: not finished; an unreadable
-    one is set aside as ``*.corrupt``, so the run resumes)."""
-    if not final.exists():
-        return None
-    try:
-        s = read_checkpoint(final)
-    except WeightsError as e:
-        _set_aside(final, e, f"set aside as {final}.corrupt, resuming")
-        return None
-    return TrainOutcome(final, s["global_step"], s["epochs_done"], s["elapsed_s"], None,
-                        s["last_val"], setup=s["training_setup"])  # fmt: skip
-
-
-def data_loader(patches: PatchSet, sampler: RunBatches, setup: dict) -> torch.utils.data.DataLoader:
+def data_loader(
+    patches: PatchSet, sampler: Iterator[list[int]], setup: dict
+) -> torch.utils.data.DataLoader:
     """One loader for the rest of the run: images decoded first (workers share them),
     ``setup["workers"]`` persistent workers, pinned memory on CUDA."""
     patches.decode()
@@ -310,8 +267,9 @@ def data_loader(patches: PatchSet, sampler: RunBatches, setup: dict) -> torch.ut
     )
 
 
-def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutcome:
-    """Train ``cfg`` in ``run_dir`` (resuming from its checkpoints); returns the outcome.
+def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> dict:
+    """Train ``cfg`` in ``run_dir`` (resuming from its checkpoints); returns what the run's
+    provenance records of it (``global_step``, ``resumed_from``, ``training_setup``...).
 
     Writes ``log.csv``, ``checkpoints/step-N.pt`` (the last two) and, at the end,
     ``model.pt``; under ``torchrun`` every process calls this and rank 0 writes the files.
@@ -319,9 +277,10 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
     creates is ended on every way out.
     """
     run_dir = Path(run_dir)
-    done = finished(run_dir / FINAL_MODEL)
-    if done is not None:
-        return done
+    final = run_dir / FINAL_MODEL
+    if final.exists() and (s := _read_or_set_aside(final, f"set aside as {final}.corrupt, "
+                                                   "resuming", "train_info")):  # fmt: skip
+        return s["train_info"]
     rank, world, local_rank = dist_info()
     device = pick_device(cfg.train.device, local_rank)
     owns_group = world > 1 and not dist.is_initialized()
@@ -330,171 +289,137 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> TrainOutco
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        return _Run(cfg, run_dir, device, rank, world).train(progress)
+        return _train(cfg, run_dir, device, rank, world, progress)
     finally:
         if owns_group:
             dist.destroy_process_group()
 
 
-class _Run:
-    """One run between steps: the model, optimiser, position and log."""
+def _train(
+    cfg: Config, run_dir: Path, device: torch.device, rank: int, world: int, progress: bool
+) -> dict:
+    """One loop over the rest of the run's batches: a step each, a checkpoint every
+    ``train.checkpoint_every`` steps, validation and a checkpoint at each epoch's end."""
+    t, main = cfg.train, rank == 0
+    if t.batch_size % world:
+        raise ConfigError(f"train.batch_size {t.batch_size} is not divisible by {world} processes")
+    patches = training_patches(cfg, open_data(cfg.data.train, cfg.data.root))
+    epoch_steps, total = steps_per_epoch(cfg, len(patches)), planned_steps(cfg, len(patches))
+    val_set = open_data(cfg.data.test, cfg.data.root) if t.val_images > 0 else None
+    torch.manual_seed(t.seed)
+    model = build_model_from_config(cfg)
+    opt, sched = make_optimizer(cfg, model)
+    pos = {"epoch": 0, "step": 0, "global_step": 0}
+    elapsed0, last_val, log_lines, resumed_from = 0.0, {}, None, None
+    if (found := latest_checkpoint(run_dir)) is not None:
+        resumed_from, s = found
+        config_mismatch(resumed_from, str(s.get("model")), s.get("model_config", {}),
+                        cfg.model.name, model_config(model))  # fmt: skip
+        model.load_state_dict(s["state_dict"])
+        opt.load_state_dict(s["optimizer"])
+        sched.load_state_dict(s["scheduler"])
+        torch.set_rng_state(s["rng"]["torch"])
+        if "cuda" in s["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+        pos, elapsed0, last_val = s["position"], s["elapsed_s"], s["last_val"]
+        log_lines = s["log_lines"]
+    setup = training_setup(cfg, device)
+    layout = torch.channels_last if setup["channels_last"] else torch.preserve_format
+    model.to(device, memory_format=layout)
+    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    t_start = time.perf_counter()
 
-    def __init__(
-        self, cfg: Config, run_dir: Path, device: torch.device, rank: int, world: int
-    ) -> None:
-        t = cfg.train
-        if t.batch_size % world:
-            raise ConfigError(
-                f"train.batch_size {t.batch_size} is not divisible by {world} processes"
-            )
-        self.cfg, self.run_dir, self.device = cfg, run_dir, device
-        self.rank, self.world, self.main = rank, world, rank == 0
-        self.patches = training_patches(cfg, open_data(cfg.data.train, cfg.data.root))
-        self.epoch_steps = steps_per_epoch(cfg, len(self.patches))
-        self.total = planned_steps(cfg, len(self.patches))
-        self.val_set = open_data(cfg.data.test, cfg.data.root) if t.val_images > 0 else None
-        torch.manual_seed(t.seed)
-        self.model = build_model_from_config(cfg)
-        self.opt, self.sched = make_optimizer(cfg, self.model)
-        self.pos = {"epoch": 0, "step": 0, "global_step": 0}
-        self.elapsed0, self.last_val, self.log_lines, self.resumed_from = 0.0, {}, None, None
-        found = latest_checkpoint(run_dir)
-        if found is not None:
-            self.resumed_from, s = found
-            have = s.get("model_config", {})
-            config_mismatch(self.resumed_from, str(s.get("model")), have, cfg.model.name,
-                            model_config(self.model))  # fmt: skip
-            self.model.load_state_dict(s["state_dict"])
-            self.opt.load_state_dict(s["optimizer"])
-            self.sched.load_state_dict(s["scheduler"])
-            torch.set_rng_state(s["rng"]["torch"])
-            if "cuda" in s["rng"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(s["rng"]["cuda"])
-            self.pos, self.elapsed0, self.last_val = s["position"], s["elapsed_s"], s["last_val"]
-            self.log_lines = s["log_lines"]
-        self.setup = training_setup(cfg, device)
-        self.model.to(device)
-        if self.setup["channels_last"]:
-            self.model.to(memory_format=torch.channels_last)
-        self.net = nn.parallel.DistributedDataParallel(self.model) if world > 1 else self.model
-        self.t_start = time.perf_counter()
+    def elapsed() -> float:
+        return elapsed0 + time.perf_counter() - t_start
 
-    def elapsed(self) -> float:
-        return self.elapsed0 + time.perf_counter() - self.t_start
+    def train_info() -> dict:
+        return {"global_step": pos["global_step"], "epochs_done": pos["epoch"],
+                "train_wall_s": elapsed(), "last_val": last_val, "world_size": world,
+                "resumed_from": resumed_from and str(resumed_from),
+                "training_setup": setup}  # fmt: skip
 
-    def write_log(self, **row: object) -> None:
-        if self.log is not None:
-            self.log.write(**row, elapsed_s=f"{self.elapsed():.2f}")
+    def write_log(**row: object) -> None:
+        if log is not None:
+            log.write(**row, elapsed_s=f"{elapsed():.2f}")
 
-    def checkpoint(self) -> None:
-        """``checkpoints/step-N.pt`` written atomically (rank 0), the last two kept."""
-        if not self.main:
+    def checkpoint() -> None:
+        if not main:
             return
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         state = model_file(
-            self.cfg, self.model, optimizer=self.opt.state_dict(),
-            scheduler=self.sched.state_dict(), rng=rng, position=dict(self.pos),
-            log_lines=self.log.lines, elapsed_s=self.elapsed(), last_val=self.last_val,
-            training_setup=self.setup,
+            cfg, model, optimizer=opt.state_dict(), scheduler=sched.state_dict(), rng=rng,
+            position=dict(pos), log_lines=log.lines, elapsed_s=elapsed(), last_val=last_val,
+            training_setup=setup,
         )  # fmt: skip
-        atomic_save(state, self.run_dir / CHECKPOINT_DIR / f"step-{self.pos['global_step']:08d}.pt")
-        for old in list_checkpoints(self.run_dir)[2:]:
+        atomic_save(state, run_dir / CHECKPOINT_DIR / f"step-{pos['global_step']:08d}.pt")
+        for old in list_checkpoints(run_dir)[2:]:
             old.unlink(missing_ok=True)
 
-    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
-        t = t.to(self.device, non_blocking=True)
-        return t.contiguous(memory_format=torch.channels_last) if self.setup["channels_last"] else t
-
-    def epoch(self, batches: Iterator, bar: tqdm) -> None:
-        """Optimiser steps until the epoch or the run ends (a checkpoint every
-        ``train.checkpoint_every`` steps on the way); at an epoch's end the LR steps."""
-        t_cfg, p = self.cfg.train, self.pos
-        t0 = time.perf_counter()
-        for rainy, clean in batches:
-            rainy, clean = self._to_device(rainy), self._to_device(clean)
-            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.setup["bf16"]):
-                outputs = self.net(rainy)
-            stages = stage_losses(outputs, clean, t_cfg.loss)
-            loss = sum(stages)  # Eq. 13
-            mean = loss.detach().clone()
-            if self.world > 1:
-                dist.all_reduce(mean)
-            value = float(mean) / self.world
-            if not math.isfinite(value):
-                last = list_checkpoints(self.run_dir)
-                raise TrainingDiverged(
-                    f"step {p['global_step'] + 1} (epoch {p['epoch'] + 1}): the {t_cfg.loss} "
-                    f"loss is {value}; training stopped. Last good checkpoint: "
-                    f"{last[0] if last else 'none (diverged before the first)'}"
-                )
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            p["step"], p["global_step"] = p["step"] + 1, p["global_step"] + 1
-            now = time.perf_counter()
-            speed, t0 = t_cfg.batch_size / max(now - t0, 1e-9), now
-            self.write_log(
-                epoch=p["epoch"] + 1, step=p["global_step"], loss=f"{value:.6g}",
-                lr=self.sched.get_last_lr()[0], patches_per_s=f"{speed:.2f}",
-                stages=[s.detach() for s in stages],
-            )  # fmt: skip
-            bar.update(1)
-            bar.set_postfix(loss=f"{value:.4f}", patches_s=f"{speed:.1f}")
-            if p["step"] == self.epoch_steps or p["global_step"] >= self.total:
-                break
-            if p["global_step"] % t_cfg.checkpoint_every == 0:
-                self.checkpoint()
-        if p["step"] == self.epoch_steps:
-            p["epoch"], p["step"] = p["epoch"] + 1, 0
-            self.sched.step()
-
-    def validate(self) -> None:
-        """Validation on rank 0 (a row of ``log.csv``)."""
-        if not (self.main and self.val_set is not None):
-            return
-        r = evaluate(self.model, self.val_set, max_images=self.cfg.train.val_images,
-                     save_images=False)  # fmt: skip
-        self.last_val = {"val_psnr": r.psnr, "val_ssim": r.ssim}
-        p = self.pos
-        self.write_log(
-            epoch=p["epoch"] if p["step"] == 0 else p["epoch"] + 1, step=p["global_step"],
-            val_psnr=f"{r.psnr:.4f}", val_ssim=f"{r.ssim:.5f}",
-        )  # fmt: skip
-
-    def train(self, progress: bool) -> TrainOutcome:
-        p, t = self.pos, self.cfg.train
-        sampler = RunBatches(
-            len(self.patches), t.batch_size, t.seed, p["epoch"], p["step"],
-            self.total - p["global_step"], self.rank, self.world,
-        )  # fmt: skip
-        desc, on = f"train {self.cfg.name}/{self.cfg.dataset}", progress and self.main
-        bar = tqdm(
-            total=self.total, initial=p["global_step"], unit="step", desc=desc, disable=not on
-        )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log = Log(self.run_dir, self.log_lines) if self.main else None
-        try:
-            with tf32(self.setup["tf32"]):
-                batches = iter(data_loader(self.patches, sampler, self.setup))
-                while p["global_step"] < self.total:
-                    self.epoch(batches, bar)
-                    self.validate()
-                    self.checkpoint()
-            if self.main:
-                final = model_file(
-                    self.cfg, self.model, global_step=p["global_step"], epochs_done=p["epoch"],
-                    elapsed_s=self.elapsed(), last_val=self.last_val, training_setup=self.setup,
+    sampler = run_batches(len(patches), t.batch_size, t.seed, pos["epoch"], pos["step"],
+                          total - pos["global_step"], rank, world)  # fmt: skip
+    bar = tqdm(total=total, initial=pos["global_step"], unit="step",
+               desc=f"train {cfg.name}/{cfg.dataset}", disable=not (progress and main))  # fmt: skip
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = Log(run_dir, log_lines) if main else None
+    try:
+        with tf32(setup["tf32"]):
+            t0 = time.perf_counter()
+            for rainy, clean in data_loader(patches, sampler, setup):
+                rainy = rainy.to(device, non_blocking=True, memory_format=layout)
+                clean = clean.to(device, non_blocking=True, memory_format=layout)
+                with torch.autocast(device.type, torch.bfloat16, enabled=setup["bf16"]):
+                    outputs = net(rainy)
+                stages = stage_losses(outputs, clean, t.loss)
+                loss = sum(stages)  # Eq. 13
+                mean = loss.detach().clone()
+                if world > 1:
+                    dist.all_reduce(mean)
+                value = float(mean) / world
+                if not math.isfinite(value):
+                    last = list_checkpoints(run_dir)
+                    raise TrainingDiverged(
+                        f"step {pos['global_step'] + 1} (epoch {pos['epoch'] + 1}): the "
+                        f"{t.loss} loss is {value}; training stopped. Last good checkpoint: "
+                        f"{last[0] if last else 'none (diverged before the first)'}"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                pos["step"], pos["global_step"] = pos["step"] + 1, pos["global_step"] + 1
+                now = time.perf_counter()
+                speed, t0 = t.batch_size / max(now - t0, 1e-9), now
+                write_log(
+                    epoch=pos["epoch"] + 1, step=pos["global_step"], loss=f"{value:.6g}",
+                    lr=sched.get_last_lr()[0], patches_per_s=f"{speed:.2f}",
+                    stages=[s.detach() for s in stages],
                 )  # fmt: skip
-                atomic_save(final, self.run_dir / FINAL_MODEL)
-        finally:
-            bar.close()
-            if self.log is not None:
-                self.log.close()
-        if self.world > 1:
-            dist.barrier()
-        return TrainOutcome(
-            self.run_dir / FINAL_MODEL, p["global_step"], p["epoch"], self.elapsed(),
-            self.resumed_from, self.last_val, self.world, self.setup,
-        )  # fmt: skip
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4f}", patches_s=f"{speed:.1f}")
+                if pos["step"] == epoch_steps:
+                    pos["epoch"], pos["step"] = pos["epoch"] + 1, 0
+                    sched.step()
+                elif pos["global_step"] < total:
+                    if pos["global_step"] % t.checkpoint_every == 0:
+                        checkpoint()
+                    continue
+                if main and val_set is not None:  # an epoch's (or the run's) end
+                    r = evaluate(model, val_set, max_images=t.val_images, save_images=False)
+                    last_val = {"val_psnr": r.psnr, "val_ssim": r.ssim}
+                    write_log(
+                        epoch=pos["epoch"] if pos["step"] == 0 else pos["epoch"] + 1,
+                        step=pos["global_step"], val_psnr=f"{r.psnr:.4f}", val_ssim=f"{r.ssim:.5f}",
+                    )  # fmt: skip
+                checkpoint()
+                t0 = time.perf_counter()
+        if main:
+            info = train_info()
+            atomic_save(model_file(cfg, model, train_info=info), run_dir / FINAL_MODEL)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    if world > 1:
+        dist.barrier()
+    return train_info()

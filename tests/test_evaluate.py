@@ -105,7 +105,7 @@ def test_evaluate_scores_every_image_and_saves_pngs(tmp_path: Path) -> None:
         png = tmp_path / "outputs" / f"{Path(ds.pairs[i].name).stem}.png"
         assert np.array_equal(read_image_uint8(png), quantize(rainy))
     assert result.psnr == pytest.approx(np.mean([float(r["psnr"]) for r in rows]))
-    table = result.table()
+    table = result.table
     assert list(table.columns) == ["name", "psnr", "ssim"] and len(table) == len(ds)
     assert evaluate(Identity(), ds, max_images=1).n == 1
 

@@ -14,7 +14,7 @@ from derain_lib.data.datasets import open_dataset
 from derain_lib.data.io import write_png
 from derain_lib.data.patches import PatchSet
 from derain_lib.data.sources import open_data
-from derain_lib.train import RunBatches, auto_workers, data_loader, epoch_batches, training_setup
+from derain_lib.train import auto_workers, data_loader, epoch_batches, run_batches, training_setup
 
 
 def _pairs(root: Path, n: int = 3) -> Path:
@@ -69,21 +69,20 @@ def test_embedded_training_set_patches_are_exact_crops(tmp_path: Path) -> None:
 def test_run_batches_are_the_epoch_batches_in_sequence() -> None:
     n, batch, seed = 23, 4, 7  # 5 steps per epoch
     want = [b for e in range(3) for b in epoch_batches(n, batch, seed, e)]
-    assert list(RunBatches(n, batch, seed, 0, 0, 15)) == want
-    assert list(RunBatches(n, batch, seed, 1, 2, 8)) == want[7:15]  # resumed mid-epoch
-    assert list(RunBatches(n, batch, seed, 0, 0, 6)) == want[:6]  # max_steps mid-epoch
-    assert len(RunBatches(n, batch, seed, 0, 0, 6)) == 6
-    two = [list(RunBatches(n, batch, seed, 0, 0, 5, r, 2)) for r in (0, 1)]
+    assert list(run_batches(n, batch, seed, 0, 0, 15)) == want
+    assert list(run_batches(n, batch, seed, 1, 2, 8)) == want[7:15]  # resumed mid-epoch
+    assert list(run_batches(n, batch, seed, 0, 0, 6)) == want[:6]  # max_steps mid-epoch
+    two = [list(run_batches(n, batch, seed, 0, 0, 5, r, 2)) for r in (0, 1)]
     assert [a + b for a, b in zip(*two, strict=True)] == want[:5]  # DDP shares
 
 
 def test_loader_yields_the_patchset_batches_in_order(tmp_path: Path) -> None:
     ds = open_dataset(_pairs(tmp_path / "set"))
     ps = PatchSet(ds, patch=24, stride=10, hflip=True)
-    sampler = RunBatches(len(ps), 4, 3, 0, 0, 2 * (len(ps) // 4))
+    args = (len(ps), 4, 3, 0, 0, 2 * (len(ps) // 4))
     setup = {"workers": 2, "pin_memory": False}
-    got = list(data_loader(ps, sampler, setup))
-    want = [torch.stack([ps[i][0] for i in b]) for b in sampler]
+    got = list(data_loader(ps, run_batches(*args), setup))
+    want = [torch.stack([ps[i][0] for i in b]) for b in run_batches(*args)]
     assert len(got) == len(want)
     assert all(torch.equal(g[0], w) for g, w in zip(got, want, strict=True))
 

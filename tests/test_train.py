@@ -95,7 +95,7 @@ def test_resume_mid_epoch_is_bit_identical(reference: Path, tmp_path: Path) -> N
     (run / "model.pt").unlink()
     (run / "checkpoints" / "step-00000008.pt").unlink()
     out = train(tiny(), run, progress=False)
-    assert out.resumed_from is not None and out.resumed_from.name == "step-00000007.pt"
+    assert Path(out["resumed_from"]).name == "step-00000007.pt"
     assert weight_bytes(run / "model.pt") == weight_bytes(reference / "model.pt")
     # the log was cut back to the checkpoint and continued: the same rows, no repeats
     strip = [{k: v for k, v in r.items() if k not in ("elapsed_s", "patches_per_s")} for r in
@@ -121,17 +121,17 @@ def test_planned_steps_are_the_steps_a_run_takes(reference: Path, tmp_path: Path
     assert (
         planned(tiny())
         == logged(reference)
-        == read_checkpoint(reference / "model.pt")["global_step"]
+        == read_checkpoint(reference / "model.pt")["train_info"]["global_step"]
     )
     capped = tiny("train.max_steps=3", "train.val_images=0")
     assert planned(capped) < planned(tiny())
-    assert planned(capped) == train(capped, tmp_path, progress=False).global_step
+    assert planned(capped) == train(capped, tmp_path, progress=False)["global_step"]
     assert logged(tmp_path) == planned(capped)
     (tmp_path / "model.pt").unlink()  # as if killed after its step-3 checkpoint was lost
     (tmp_path / "checkpoints" / "step-00000003.pt").unlink()
     out = train(capped, tmp_path, progress=False)
-    assert out.resumed_from is not None and out.resumed_from.name == "step-00000002.pt"
-    assert out.global_step == logged(tmp_path) == planned(capped)
+    assert Path(out["resumed_from"]).name == "step-00000002.pt"
+    assert out["global_step"] == logged(tmp_path) == planned(capped)
 
 
 def test_truncated_checkpoint_is_detected_and_the_previous_used(
@@ -231,6 +231,6 @@ def test_a_finished_run_returns_before_joining_a_process_group(
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("MASTER_ADDR", raising=False)
     out = train(tiny(), reference, progress=False)
-    assert out.model_path == reference / "model.pt" and out.global_step == 8
+    assert out["global_step"] == 8
     assert not dist.is_initialized()
-    assert out.setup["device"] == "cpu" and out.setup["workers"] == 0
+    assert out["training_setup"]["device"] == "cpu" and out["training_setup"]["workers"] == 0
