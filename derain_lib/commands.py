@@ -5,6 +5,7 @@ passed. Imports torch: :func:`derain_lib.cli.main` imports it only for a command
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -300,6 +301,7 @@ def _cmd_score(args: Namespace) -> None:
 
 def _cmd_reproduce(args: Namespace) -> None:
     resolve_device(args.device)  # a CUDA device that is not there fails before any notebook
+    os.environ["DERAIN_BACKEND"] = args.backend  # the notebooks' kernels inherit it
     run_pipeline(args.profile, args.data_root, args.weights_dir, args.set,
                  use_prepared=args.use_prepared, wait=args.wait, device=args.device,
                  launcher=args.launcher, launcher_options=args.launcher_set)  # fmt: skip

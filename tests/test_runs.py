@@ -92,6 +92,27 @@ def test_evaluation_only_run_of_a_weights_file(run, root: Path) -> None:
     assert ev.metrics["psnr"] == run.metrics["psnr"]  # same model, same images
 
 
+def test_the_scoring_backend_is_derain_backend_else_torch(run, tmp_path: Path, monkeypatch) -> None:
+    """``derain reproduce --backend`` reaches the notebooks' runs through $DERAIN_BACKEND."""
+    from derain_lib.cli import build_parser
+
+    assert build_parser().parse_args(["reproduce"]).backend == "torch"
+    asked: list[str] = []
+    real = runs_mod.select
+
+    def spy(model, sha256, backend, *args, **kwargs):  # noqa: ANN001, ANN202
+        asked.append(backend)
+        return real(model, sha256, "torch", *args, **kwargs)
+
+    monkeypatch.setattr(runs_mod, "select", spy)
+    cfg = load_config("smoke", ["eval.max_images=1", f"model.weights={run.checkpoint_path}"])
+    get_or_run(cfg, tmp_path / "a", progress=False)
+    monkeypatch.setenv("DERAIN_BACKEND", "openvino")
+    get_or_run(cfg, tmp_path / "b", progress=False)
+    get_or_run(cfg, tmp_path / "c", progress=False, backend="onnxruntime")  # said outright
+    assert asked == ["torch", "openvino", "onnxruntime"]
+
+
 def test_results_root_from_env(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path))
     assert results_root() == tmp_path
