@@ -4,7 +4,7 @@ Pick an image and weights (released SIAN files, a finished run of the run cache,
 an untrained SIAN), then move through stage, scale and what to see. SIAN runs once per
 (image, weights, precision) and the result is cached; moving a control only re-renders.
 Bad input is shown as a one-line message in place of the picture, never as a traceback.
-:func:`derain_lib.study.explorer.explore` opens it on a profile's test images.
+:func:`derain_lib.study.figures.profile_images` gives it a profile's test images.
 """
 
 from __future__ import annotations

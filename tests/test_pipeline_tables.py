@@ -14,7 +14,7 @@ from derain_lib.errors import DerainError
 from derain_lib.models import count_parameters
 from derain_lib.study import plan
 from derain_lib.study.paper import PAPER, TABLES, paper_value
-from derain_lib.study.paths import clear_stale_figures
+from derain_lib.study.pipeline import clear_stale_figures
 from derain_lib.study.tabulate import COLUMNS, build_table, write_markdown, write_tables
 from derain_lib.tables import Score
 from derain_lib.train import build_model_from_config

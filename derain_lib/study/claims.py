@@ -29,8 +29,7 @@ from ..tables import BENCHMARKS, FULL_TEST_SIZE, MethodId
 from ..train import planned_steps, training_patches
 from . import probes, record, stats
 from .paper import CLAIMS, PAPER_PATCHES, TREND_TEXT, Claim
-from .paths import results_dir
-from .plan import Params, config_for, datasets
+from .plan import Params, config_for, datasets, results_dir
 
 #: Fewer training seeds than this and a claim on trained methods gets no verdict.
 MIN_SEEDS = 2

@@ -1,6 +1,7 @@
-"""Step 05's computing side: the files the figures are drawn from (attention maps as
-``.npz``, derained real photos) and the figure index (``figures/<profile>/`` with captions in
-``results/<profile>/figures.json``). Drawing itself is :mod:`derain_lib.viz`'s."""
+"""Steps 05-06, the computing side: the files figures are drawn from (attention maps as
+``.npz``, derained real photos), the figure index (``figures/<profile>/`` with captions in
+``results/<profile>/figures.json``) and the images and weights of the attention explorer.
+Drawing itself is :mod:`derain_lib.viz`'s."""
 
 from __future__ import annotations
 
@@ -24,8 +25,7 @@ from ..runs import Run, results_root
 from ..tables import MethodId, not_run
 from ..viz import save_figure
 from ..weights import RELEASED, find_released, load_model, missing_released
-from .paths import figures_dir, results_dir, write_json
-from .plan import Params, real_photos, test_sets
+from .plan import Params, figures_dir, real_photos, results_dir, test_sets, write_json
 from .scoring import all_scores, model_for
 from .training import load_runs
 
@@ -33,8 +33,6 @@ from .training import load_runs
 REAL_METHODS = (MethodId.PRENET_RELEASED, MethodId.SIAN_RELEASED, MethodId.SIAN)
 #: Real photos the Fig. 10 analogue shows.
 REAL_PHOTOS = 3
-#: The trained model the attention panel uses when the released weights are missing.
-PANEL_FALLBACK = MethodId.SIAN
 
 
 def record_figure(profile: str, fig: Figure, name: str, caption: str) -> Path:
@@ -46,9 +44,8 @@ def record_figure(profile: str, fig: Figure, name: str, caption: str) -> Path:
 
 def record_caption(profile: str, name: str, caption: str) -> Path:
     """The caption of ``figures/<profile>/<name>`` in ``results/<profile>/figures.json``."""
-    index = results_dir(profile) / "figures.json"
+    index, rel = results_dir(profile) / "figures.json", f"figures/{profile}/{name}"
     figs = json.loads(index.read_text()) if index.is_file() else []
-    rel = f"figures/{profile}/{name}"
     figs = [f for f in figs if f["path"] != rel] + [{"path": rel, "caption": caption}]
     return write_json(index, figs)
 
@@ -75,9 +72,8 @@ def export_attention(
     if src.path is None or not inputs:
         return None
     outputs = (results_root().resolve() / inputs[0].per_image_csv).parent / "outputs"
-    image = read_image(sorted(outputs.glob("*.png"))[0])
     model = load_model(src.path, allow_download=False, device=p.device).model
-    att = compute_attention(model, image)
+    att = compute_attention(model, read_image(sorted(outputs.glob("*.png"))[0]))
     out = results_dir(p.profile) / "attention" / f"{method.replace('/', '_')}_{benchmark}.npz"
     arrays = {"image": att.image, "provenance": np.array(src.provenance)}
     for k in range(att.n_stages):  # masks as their mean over channels: the panel's view
@@ -89,34 +85,33 @@ def export_attention(
     return out
 
 
+def profile_images(p: Params) -> list[tuple[str, Path]]:
+    """(label, rainy image) of the test pairs ``p``'s profile scores on, for the explorer."""
+    sets = [t for ts in test_sets(p).values() for t in ts]
+    return [(f"{t.label}: {pr.name}", pr.rainy) for t in sets for pr in open_data(t.spec).pairs]
+
+
 def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
     """(weights spec, who) for notebook 06's attention panel: ``weights``, or when they are
-    released weights not found, the profile's :data:`PANEL_FALLBACK` for the same data (and
-    ``who`` says so); ``(None, "not run: <why>")`` when neither exists."""
-    w = RELEASED.get(weights)
-    if w is None:
+    released weights not found, the profile's full SIAN for the same data (and ``who`` says
+    so); ``(None, "not run: <why>")`` when neither exists."""
+    if (w := RELEASED.get(weights)) is None:
         return weights, f"weights {Path(weights).name}"
     if find_released(weights, p.weights_dir) is not None:
         return weights, f"released {weights} weights"
     missing = missing_released(weights, p.weights_dir)
-    todo = (
-        f": fetch the weights (derain fetch weights) or train it (derain reproduce --profile "
-        f"{p.profile}, or notebooks/01_train.ipynb)"
-    )
+    todo = (f": fetch the weights (derain fetch weights) or train it (derain reproduce "
+            f"--profile {p.profile}, or notebooks/01_train.ipynb)")  # fmt: skip
     try:
         runs = load_runs(p.profile)
     except DerainError:
         return None, not_run(f"{missing}; no run of profile {p.profile} either (runs.json){todo}")
-    src = model_for(p, PANEL_FALLBACK, w.dataset, runs)
-    if src.kind == "not_run":
+    if (src := model_for(p, MethodId.SIAN, w.dataset, runs)).kind == "not_run":
         return None, not_run(f"{missing}; {src.detail}")
     run = Run.load(src.path.parent)
-    c = run.config
-    if c is None or not src.path.is_file():  # runs.json names a run this machine lacks
-        return None, not_run(
-            f"{missing}; the SIAN of profile {p.profile} that runs.json names is not in the "
-            f"run cache ({src.path}){todo}"
-        )
+    if (c := run.config) is None or not src.path.is_file():  # a run this machine lacks
+        return None, not_run(f"{missing}; the SIAN of profile {p.profile} that runs.json names "
+                             f"is not in the run cache ({src.path}){todo}")  # fmt: skip
     return str(src.path), (
         f"SIAN trained by profile {p.profile} (run {run.key[:10]}, loss {c.train.loss}, "
         f"seed {c.train.seed}{', ' + src.note if src.note else ''}) in place of the released "
@@ -135,39 +130,31 @@ def stage_by_stage(
     if path is None or not Path(path).is_file() or not sets:
         return []
     model = load_model(path, allow_download=False).model.to(device)
-    ds = open_data(sets[0].spec)
-    rows = []
+    ds, rows = open_data(sets[0].spec), []
     for i in sorted({round(v) for v in np.linspace(0, len(ds) - 1, min(images, len(ds)))}):
         rainy, clean = ds.load(i)
-        for r in stage_scores(compute_attention(model, rainy), clean):
-            rows.append({**r, "image": ds.pairs[i].name, "test_set": sets[0].label})
+        rows += [{**r, "image": ds.pairs[i].name, "test_set": sets[0].label}
+                 for r in stage_scores(compute_attention(model, rainy), clean)]  # fmt: skip
     return rows
 
 
-def derain_photos(
-    models: dict[str, nn.Module],
-    photos: list[Path],
-    out_dir: str | Path,
-    side: int | None = None,
-    reuse: bool = False,
-) -> list[Path]:
+def derain_photos(models: dict[str, nn.Module], photos: list[Path], out_dir: str | Path,
+                  side: int | None = None, reuse: bool = False) -> list[Path]:  # fmt: skip
     """The study's one real-photo deraining step: each photo (its longer side shrunk to
     ``side``) as ``rainy/<stem>.png`` and derained by every model as ``<model>/<stem>.png``
     under ``out_dir`` (``/`` as ``_``); with ``reuse`` a PNG already there is kept. PNGs of
     photos no longer in ``photos`` are deleted, so the figures show these photos only."""
-    out_dir = Path(out_dir)
-    written = []
+    out_dir, written = Path(out_dir), []
     for photo in photos:
         img = None
         for m, model in [("rainy", None), *models.items()]:
             out = out_dir / m.replace("/", "_") / f"{photo.stem}.png"
             if not (reuse and out.is_file()):
-                if img is None:
-                    img = fit_size(read_image(photo), side)
+                img = fit_size(read_image(photo), side) if img is None else img
                 write_png(out, quantize(img if model is None else predict(model, img)))
             written.append(out)
     stems = {photo.stem for photo in photos}
-    for m in ("rainy", *models):  # outputs of photos no longer in the list are removed
+    for m in ("rainy", *models):
         for old in (out_dir / m.replace("/", "_")).glob("*.png"):
             if old.stem not in stems:
                 old.unlink()
@@ -179,10 +166,7 @@ def derain_real(p: Params) -> list[Path]:
     :data:`REAL_METHODS` into ``results/<profile>/real/`` (:func:`derain_photos`, reused)."""
     runs = load_runs(p.profile)
     paths = {m: model_for(p, m, "rain100h", runs).path for m in REAL_METHODS}
-    models = {
-        m: load_model(path, allow_download=False, device=p.device).model
-        for m, path in paths.items()
-        if path is not None
-    }
+    models = {m: load_model(path, allow_download=False, device=p.device).model
+              for m, path in paths.items() if path is not None}  # fmt: skip
     photos = real_photos(p.data_root)[:REAL_PHOTOS]
     return derain_photos(models, photos, results_dir(p.profile) / "real", reuse=True)

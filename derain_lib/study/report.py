@@ -17,7 +17,7 @@ from ..models import build_model, count_parameters
 from ..tables import BENCHMARKS, MethodId
 from . import record
 from .paper import TABLES, paper_value
-from .paths import figures_dir, results_dir
+from .plan import figures_dir, results_dir
 
 if TYPE_CHECKING:  # the study extra (JupyterLab, papermill)
     import nbformat

@@ -30,7 +30,7 @@ from ..tables import (
 )
 from . import record
 from .paper import PAPER, TABLES, Method, Step, TableSpec, paper_value
-from .paths import results_dir, work_dir
+from .plan import results_dir, work_dir
 
 COLUMNS = [
     *("table", "method", "method_id", "benchmark", "test_set", "n", "psnr", "ssim"),

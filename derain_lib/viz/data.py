@@ -61,7 +61,7 @@ def synthetic_vs_real(shared: str | Path, seed: int = 0) -> Figure:
 def sample_pairs(results: str | Path) -> Figure:
     """The first pair of each test set (rainy above, ground truth below) and a real rainy
     photo if one was found, from ``samples.json`` under ``results`` (``results/<profile>``,
-    written by :func:`derain_lib.study.inventory.save_samples`)."""
+    written by :func:`derain_lib.study.plan.save_samples`)."""
     results = Path(results)
     panels = json.loads((results / "samples.json").read_text())
     fig = Figure(figsize=(3.2 * max(len(panels), 1), 4.6))
