@@ -1,7 +1,5 @@
-"""Steps 05-06, the computing side: the files figures are drawn from (attention maps as
-``.npz``, derained real photos), the figure index (``figures/<profile>/`` with captions in
-``results/<profile>/figures.json``) and the images and weights of the attention explorer.
-Drawing itself is :mod:`derain_lib.viz`'s."""
+"""Steps 05-06, the computing side: the files figures are drawn from, the figure index
+(``figures.json``), the explorer's images and weights. :mod:`derain_lib.viz` draws."""
 
 from __future__ import annotations
 
@@ -22,7 +20,7 @@ from ..fsutil import atomic_path
 from ..inference import predict
 from ..metrics import quantize
 from ..runs import Run, results_root
-from ..tables import MethodId, not_run
+from ..tables import MethodId, not_run, provenance_text
 from ..viz import save_figure
 from ..weights import RELEASED, find_released, load_model, missing_released
 from .plan import Params, figures_dir, real_photos, results_dir, test_sets, write_json
@@ -63,9 +61,8 @@ def show_figure(
 def export_attention(
     p: Params, method: str = MethodId.SIAN, benchmark: str = "rain100l"
 ) -> Path | None:
-    """Attention masks (mean over channels), rain layers and stage outputs of ``method`` on
-    the first test image of ``benchmark`` (real first), saved as
-    ``results/<profile>/attention/*.npz``; None without the model or the scores."""
+    """``method``'s attention masks, rain layers and stage outputs on the first test image of
+    ``benchmark`` as ``attention/*.npz``; None without the model or the scores."""
     src = model_for(p, method, benchmark, load_runs(p.profile))
     inputs = [s for s in all_scores(p.profile) if s.method == "input" and s.benchmark == benchmark]
     inputs = sorted((s for s in inputs if s.ran), key=lambda s: s.stand_in)
@@ -75,7 +72,7 @@ def export_attention(
     model = load_model(src.path, allow_download=False, device=p.device).model
     att = compute_attention(model, read_image(sorted(outputs.glob("*.png"))[0]))
     out = results_dir(p.profile) / "attention" / f"{method.replace('/', '_')}_{benchmark}.npz"
-    arrays = {"image": att.image, "provenance": np.array(src.provenance)}
+    arrays = {"image": att.image, "provenance": np.array(provenance_text(src.kind, src.detail))}
     for k in range(att.n_stages):  # masks as their mean over channels: the panel's view
         arrays[f"outputs_{k}"], arrays[f"rain_{k}"] = att.outputs[k], att.rain[k]
         for sc, v in att.masks[k].items():
@@ -92,9 +89,8 @@ def profile_images(p: Params) -> list[tuple[str, Path]]:
 
 
 def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
-    """(weights spec, who) for notebook 06's attention panel: ``weights``, or when they are
-    released weights not found, the profile's full SIAN for the same data (and ``who`` says
-    so); ``(None, "not run: <why>")`` when neither exists."""
+    """(weights, who) for notebook 06's panel: ``weights``, else the profile's full SIAN for
+    the same data, else ``(None, "not run: <why>")``."""
     if (w := RELEASED.get(weights)) is None:
         return weights, f"weights {Path(weights).name}"
     if find_released(weights, p.weights_dir) is not None:
@@ -122,9 +118,8 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
 def stage_by_stage(
     p: Params, weights: str, images: int = 4, device: str | torch.device = "cpu"
 ) -> list[dict]:
-    """Fig. 6 put to the test: PSNR/SSIM of every stage output of the SIAN ``weights`` (a
-    released name or a file) on ``images`` Rain100L pairs spread over the profile's test set
-    (real first), one row per (image, stage); empty without the weights or the data."""
+    """Fig. 6 tested: PSNR/SSIM of every stage of SIAN ``weights`` on ``images`` Rain100L pairs
+    (a real set first), one row per (image, stage); empty without weights or data."""
     path = find_released(weights, p.weights_dir) if weights in RELEASED else Path(weights)
     sets = sorted(test_sets(p)["rain100l"], key=lambda t: t.stand_in)
     if path is None or not Path(path).is_file() or not sets:
@@ -140,10 +135,8 @@ def stage_by_stage(
 
 def derain_photos(models: dict[str, nn.Module], photos: list[Path], out_dir: str | Path,
                   side: int | None = None, reuse: bool = False) -> list[Path]:  # fmt: skip
-    """The study's one real-photo deraining step: each photo (its longer side shrunk to
-    ``side``) as ``rainy/<stem>.png`` and derained by every model as ``<model>/<stem>.png``
-    under ``out_dir`` (``/`` as ``_``); with ``reuse`` a PNG already there is kept. PNGs of
-    photos no longer in ``photos`` are deleted, so the figures show these photos only."""
+    """Each photo (shrunk to ``side``) as ``rainy/<stem>.png`` and derained by each model as
+    ``<model>/<stem>.png`` (``reuse``: kept if there); other photos' PNGs are deleted."""
     out_dir, written = Path(out_dir), []
     for photo in photos:
         img = None
@@ -162,8 +155,7 @@ def derain_photos(models: dict[str, nn.Module], photos: list[Path], out_dir: str
 
 
 def derain_real(p: Params) -> list[Path]:
-    """Derain the first :data:`REAL_PHOTOS` real photos under ``data_root/real_rain`` with
-    :data:`REAL_METHODS` into ``results/<profile>/real/`` (:func:`derain_photos`, reused)."""
+    """The first :data:`REAL_PHOTOS` real photos derained by :data:`REAL_METHODS` (``real/``)."""
     runs = load_runs(p.profile)
     paths = {m: model_for(p, m, "rain100h", runs).path for m in REAL_METHODS}
     models = {m: load_model(path, allow_download=False, device=p.device).model

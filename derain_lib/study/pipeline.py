@@ -1,9 +1,6 @@
-"""``derain reproduce``: the training runs first (optionally as submitit jobs, or shared over
-torchrun's processes), then the notebooks in order with papermill (fixed kernel, working
-directory ``notebooks/``), then the tables and the HTML report. The kernels run with env
-:data:`~derain_lib.roots.REPRODUCE_ENV` set and their own stderr left to this terminal, so a
-chapter's :func:`~.plan.progress` never reaches the executed notebook and its
-:func:`~.plan.run_fact` lines go to ``provenance.json``."""
+"""``derain reproduce``: the training runs (as submitit jobs, or shared over torchrun's
+processes), then the notebooks in order with papermill, then the tables and the HTML report.
+The kernels' stderr is this terminal's, so :func:`~.plan.progress` stays out of the notebooks."""
 
 from __future__ import annotations
 
@@ -44,8 +41,7 @@ PROMISED_FIGURES = {
 KERNEL = "derain"  # installed into the venv by `make setup` (ipykernel install --sys-prefix)
 #: No log of the kernel's own; its stderr is this process's (the progress channel).
 KERNEL_ARGS = ["--log-level=CRITICAL", "--IPKernelApp.capture_fd_output=False"]
-#: Each launched job's time limit unless ``--launcher-set timeout_min=N`` (submitit's 5 min
-#: would stop any real training run).
+#: A launched job's time limit unless ``--launcher-set timeout_min=N`` (submitit's is 5 min).
 TIMEOUT_MIN = 24 * 60
 
 
@@ -61,8 +57,7 @@ def kernel_name() -> str:
 
 
 def missing_items(profile: str, executed: dict[str, Path]) -> list[dict]:
-    """What the ``executed`` notebooks did not do, read from the results they saved
-    (:func:`~.tabulate.not_run_items`), and each of their :data:`PROMISED_FIGURES` missing."""
+    """What the ``executed`` notebooks did not do (their saved results), figures included."""
     items = [i for i in not_run_items(profile) if i["notebook"] in executed]
     return items + [
         {"notebook": nb, "what": f"figures/{profile}/{name} was not drawn"}
@@ -73,8 +68,7 @@ def missing_items(profile: str, executed: dict[str, Path]) -> list[dict]:
 
 
 def check_inputs(profile: str, data_root, weights_dir, overrides: list[str] | None) -> None:
-    """What ``derain reproduce`` checks before it touches ``results/`` or ``figures/``: the
-    profile, every override on every data set of it, the two folders; one-line errors."""
+    """The profile, its overrides and folders, checked before ``results/`` is touched."""
     resolve_config_path(profile)  # an unknown profile
     for name, folder in (("--data-root", data_root), ("--weights-dir", weights_dir)):
         if folder and not Path(folder).expanduser().is_dir():
@@ -84,16 +78,11 @@ def check_inputs(profile: str, data_root, weights_dir, overrides: list[str] | No
 
 
 def clear_stale_figures(profile: str, since: float) -> list[Path]:
-    """Remove the figures of ``figures/<profile>/`` last written before ``since`` (the start
-    of a run that redrew every figure) and their captions in ``figures.json``."""
+    """Remove the figures of ``profile`` not written since ``since`` (a full run's start: its
+    ``figures.json``, written afresh, names only the figures it drew)."""
     gone = sorted(f for f in figures_dir(profile).glob("*.png") if f.stat().st_mtime < since)
     for f in gone:
         f.unlink()
-    if (index := results_dir(profile) / "figures.json").is_file():
-        figs = json.loads(index.read_text())
-        kept = [f for f in figs if (figures_dir(profile) / Path(f["path"]).name).is_file()]
-        if kept != figs:
-            write_json(index, kept)
     return gone
 
 
@@ -104,8 +93,7 @@ def train_job(runs: list[tuple[str, Config]]) -> list[str]:
 
 
 def job_options(items: list[str]) -> dict[str, object]:
-    """``--launcher-set KEY=VALUE`` as submitit parameters (``timeout_min=600``,
-    ``slurm_partition=gpu``); integers as integers."""
+    """``--launcher-set KEY=VALUE`` items as submitit parameters; integers as integers."""
     out: dict[str, object] = {}
     for item in items:
         key, sep, value = (s.strip() for s in item.partition("="))
@@ -117,10 +105,8 @@ def job_options(items: list[str]) -> dict[str, object]:
 
 def launch_training(p: Params, launcher: str, folder: Path, options: list[str] | None = None,
                     log: Callable[[str], None] = print) -> list[str]:  # fmt: skip
-    """``--launcher local|slurm``: the runs of ``p`` not finished in the run cache as one
-    submitit job array (slurm: a task per run; local: a process per usable core, the runs
-    dealt as torchrun's processes share them), logs under ``folder``; waits for every task,
-    then a failed one is a one-line error naming it. Returns the run keys (or statuses)."""
+    """The runs of ``p`` not in the run cache as one submitit job array (slurm: a task per run;
+    local: a process per usable core, runs dealt as under torchrun); waits for every task."""
     try:
         import submitit  # the cluster extra
     except ImportError:
@@ -163,23 +149,13 @@ def launch_training(p: Params, launcher: str, folder: Path, options: list[str] |
 
 
 def run_pipeline(
-    profile: str,
-    data_root: str | Path | None = None,
-    weights_dir: str | Path | None = None,
-    overrides: list[str] | None = None,
-    notebooks: tuple[str, ...] = NOTEBOOKS,
-    log: Callable[..., None] = print,
-    use_prepared: bool = False,
-    wait: bool = False,
-    device: str = "auto",
-    launcher: str | None = None,
-    launcher_options: list[str] | None = None,
-) -> dict:
-    """Check the inputs (:func:`check_inputs`), train (``launcher``: as cluster jobs; under
-    torchrun each process its share, then process 0 alone goes on), then, with
-    ``results/<profile>/`` locked (another reproduce of it refused, or waited for with
-    ``wait``), execute the notebooks and write the tables and the report. Returns the record
-    written as ``provenance.json``."""
+    profile: str, data_root: str | Path | None = None, weights_dir: str | Path | None = None,
+    overrides: list[str] | None = None, notebooks: tuple[str, ...] = NOTEBOOKS,
+    log: Callable[..., None] = print, use_prepared: bool = False, wait: bool = False,
+    device: str = "auto", launcher: str | None = None, launcher_options: list[str] | None = None,
+) -> dict:  # fmt: skip
+    """Check the inputs, train, then with ``results/<profile>/`` locked (or ``wait``-ed for) run
+    the notebooks, the tables and the report; returns what ``provenance.json`` records."""
     check_inputs(profile, data_root, weights_dir, overrides)
     data_root, weights_dir = (Path(d).expanduser().resolve() if d else None
                               for d in (data_root, weights_dir))  # fmt: skip
@@ -190,14 +166,11 @@ def run_pipeline(
     rank, world, local_rank = dist_info()
     used = device_name(resolve_device(device, local_rank))
     log(f"device: {used} (--device {device})", flush=True)
-    params = {  # as the records show them: relative to the project, $DERAIN_DATA/...
-        "profile": profile,
-        "data_root": shown(data_root) if data_root else None,
-        "weights_dir": shown(weights_dir) if weights_dir else None,
-        "overrides": list(overrides or []),
-        "device": device,
-    }
-    p = Params(profile, params["data_root"], params["weights_dir"], tuple(overrides or ()), device)
+    data_root, weights_dir = (shown(d) if d else None for d in (data_root, weights_dir))
+    p = Params(profile, data_root, weights_dir, tuple(overrides or ()), device)
+    # as the records show them: folders relative to the project, $DERAIN_DATA/...
+    params = dict(profile=profile, data_root=data_root, weights_dir=weights_dir,
+                  overrides=list(p.overrides), device=device)  # fmt: skip
     if launcher:  # each training run a cluster job; the notebooks then read the run cache
         folder = results_dir(profile) / ".submitit"
         launch_training(p, launcher, folder, launcher_options, lambda s: log(s, flush=True))
@@ -216,7 +189,7 @@ def run_pipeline(
     ):
         if not use_prepared:
             os.environ.pop(plan.USE_PREPARED_ENV, None)
-        for line in plan.data_lines(Params(profile, str(data_root) if data_root else None)):
+        for line in plan.data_lines(p):
             log(line, flush=True)
         return _run_notebooks(params, used, [nb for nb in notebooks if nb not in missing],
                               missing, facts, log)  # fmt: skip
@@ -224,9 +197,8 @@ def run_pipeline(
 
 def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str], facts: Path,
                    log: Callable[..., None]) -> dict:  # fmt: skip
-    """:func:`run_pipeline`'s work once the inputs are checked and the profile locked.
-    ``provenance.json`` is rewritten after each notebook that succeeded; a failing one raises
-    :class:`NotebookFailed`, the last run's ``figures.json`` put back and no figure removed."""
+    """:func:`run_pipeline` once the profile is locked: ``provenance.json`` after each notebook;
+    a failing one raises :class:`NotebookFailed` with the last ``figures.json`` put back."""
     import papermill as pm  # optional heavy dependency
     from papermill.exceptions import PapermillExecutionError
 

@@ -23,8 +23,7 @@ from ..metrics import quantize
 from ..roots import REPRODUCE_ENV, figures_root, results_root
 from ..tables import BENCHMARKS, STAND_IN_FOR, MethodId, not_run
 
-#: ``1`` (``derain reproduce --use-prepared``): smoke scores the prepared test sets too, as the
-#: other profiles always do (a set prepared earlier must not change smoke's time unasked).
+#: ``1`` (``--use-prepared``): smoke scores the prepared test sets too, as the others always do.
 USE_PREPARED_ENV = "DERAIN_USE_PREPARED"
 #: Which training data set's model a benchmark is scored with (Rain12: Rain100L's, as PReNet).
 TRAINED_ON = {"rain100l": "rain100l", "rain100h": "rain100h", "rain1400": "rain1400",
@@ -44,13 +43,12 @@ _BENCH_NAME = re.compile(r"rain(100l|100h|1400|12)(?!\d)")
 
 
 def results_dir(profile: str) -> Path:
-    """``results/<profile>/``: every table, score record and executed notebook of a profile."""
+    """``results/<profile>/``: a profile's tables, score records and executed notebooks."""
     return results_root().resolve() / profile
 
 
 def work_dir(profile: str) -> Path:
-    """``results/<profile>/run-state/`` (not committed): the working records kept between the
-    steps of one run (scores with why a method did not run, the runs taken, the scenes)."""
+    """``results/<profile>/run-state/`` (not committed): records kept between the steps."""
     return results_dir(profile) / "run-state"
 
 
@@ -71,15 +69,13 @@ def write_json(path: Path, obj: object) -> Path:
 
 
 def progress(line: str) -> None:
-    """Report ``line`` while a notebook runs: under ``derain reproduce`` to the kernel's own
-    stderr (the terminal, never the executed notebook); in a notebook run by hand, printed."""
+    """``line`` to the terminal under ``derain reproduce`` (never the notebook), else printed."""
     print(line, file=sys.__stderr__ if os.environ.get(REPRODUCE_ENV) else sys.stdout, flush=True)
 
 
 def run_fact(name: str, value: object) -> None:
-    """A fact that differs from run to run (times, load): under ``derain reproduce`` appended
-    to the file :data:`~derain_lib.roots.REPRODUCE_ENV` names (kept in ``provenance.json``), so
-    the executed notebook stays the same on a re-run; in a notebook run by hand, printed."""
+    """A fact that differs run to run (times, load): into ``provenance.json`` under ``derain
+    reproduce``, so the executed notebook stays the same; printed in a notebook run by hand."""
     if not (target := os.environ.get(REPRODUCE_ENV)):
         print(f"{name}: {json.dumps(value, default=str)}", flush=True)
         return
@@ -89,9 +85,8 @@ def run_fact(name: str, value: object) -> None:
 
 @dataclass(frozen=True)
 class Params:
-    """The notebooks' parameters: the profile, where real data (benchmark folders named
-    after the benchmark, ``real_rain/``) and released weights are, config overrides for
-    every run (``KEY=VALUE``) and the device every model trains and runs on."""
+    """The notebooks' parameters: the profile, where real data and released weights are,
+    config overrides for every run (``KEY=VALUE``), the device models train and run on."""
 
     profile: str
     data_root: str | None = None
@@ -123,8 +118,7 @@ class TestSet:
 
 
 def config_for(p: Params, dataset: str, extra: list[str] | None = None) -> Config:
-    """The profile's config for ``dataset`` with the overrides, then ``extra`` (``data.root``
-    = ``data_root`` for real data; ``train.device`` unless ``auto``, so run keys stay)."""
+    """The profile's config for ``dataset`` with ``p``'s overrides, then ``extra``."""
     device = [] if p.device == "auto" else [f"train.device={p.device}"]
     overrides = [*device, *p.overrides, *(extra or [])]
     cfg = profile_config(p.profile, dataset, overrides)
@@ -156,8 +150,8 @@ def uses_prepared(p: Params) -> bool:
 
 
 def test_sets(p: Params) -> dict[str, list[TestSet]]:
-    """Benchmark -> test sets: the profile's own, then real ones found under data_root and,
-    unless smoke is not told to, those prepared (``derain data prepare``, ``derain fetch``)."""
+    """Benchmark -> test sets: the profile's own, then real ones under data_root, then those
+    prepared (``derain data prepare``, ``derain fetch``) unless smoke is not told to."""
     out: dict[str, list[TestSet]] = {b: [] for b in BENCHMARKS}
     for b, d in datasets(p).items():
         spec = test_spec(config_for(p, d))
@@ -202,8 +196,7 @@ def data_lines(p: Params) -> list[str]:
 
 
 def found_real(data_root: str | Path | None) -> list[tuple[str, Path]]:
-    """(benchmark, folder) of every paired test folder under ``data_root`` by name (two
-    levels deep, ``*train*`` skipped)."""
+    """(benchmark, folder) of each paired test folder two levels under ``data_root``, by name."""
     if not data_root:
         return []
     root = Path(data_root).resolve()
@@ -239,8 +232,7 @@ def no_data_reason(p: Params, benchmark: str) -> str:
 
 
 def data_inventory(p: Params) -> list[dict]:
-    """Step 00: one row per test and training set: benchmark, role, n, partial, stand-in,
-    data sha256, or why it is missing. Writes ``data.json``."""
+    """Step 00: each test and training set's size, sha256, or why it is missing (``data.json``)."""
 
     def row(b: str, role: str, name: str, spec: str, root: str, stand_in: bool) -> dict:
         try:
@@ -264,10 +256,8 @@ def data_inventory(p: Params) -> list[dict]:
 
 
 def save_samples(p: Params) -> list[dict]:
-    """Step 00: the first pair of each test set, and the first real rainy photo if any, as
-    PNGs under ``results/<profile>/samples/``; writes and returns their index
-    ``samples.json`` (label, rainy, clean: paths under ``results/<profile>/``; clean is ""
-    for a real photo), so the data figure is drawn from saved files like every other."""
+    """Step 00: the first pair of each test set and the first real photo as PNGs under
+    ``samples/``, and their index ``samples.json`` (label, rainy, clean) the figure reads."""
     out, index = results_dir(p.profile), []
     for t in (t for sets in test_sets(p).values() for t in sets):
         entry = {"label": t.label, "rainy": f"samples/{t.id}/rainy.png",

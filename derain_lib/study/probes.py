@@ -1,10 +1,6 @@
-"""What the released SIAN weights show on the real Rain100L/H test sets (chapter 03, judged
-in 08): the PSNR/SSIM of every stage output (Fig. 6), read from Table III's own evaluation
-(``per_stage.csv``), and the attention maps knocked out at inference (:func:`variants`):
-each branch's ``attention_mask`` wrapped on the loaded model, nothing retrained, so the
-model's sensitivity, not Table V's retrained ablation. The knock-outs run on :data:`SCENES`
-distinct scenes per test set, cached under ``results/<profile>/eval/probes/``; the rows go
-into ``scores.csv`` as ``sian-released`` with variant ``stage-k`` or ``ko-...``."""
+"""The released SIAN on the real Rain100L/H sets (chapter 03): every stage's scores (Fig. 6)
+and its attention maps knocked out at inference, nothing retrained (its sensitivity, not Table
+V's ablation); rows of ``scores.csv`` with variant ``stage-k`` or ``ko-...``."""
 
 from __future__ import annotations
 
@@ -47,8 +43,7 @@ def stage_variant(k: int) -> str:
 
 
 def variants(benchmark: str, scales: tuple[int, ...] = (1, 2, 4), stages: int = 6) -> list[str]:
-    """The knock-outs run on ``benchmark``: the whole-model ones; on Rain100L also ``mean``
-    per scale and per stage, and the DoG input removed."""
+    """The knock-outs on ``benchmark``: whole-model; on Rain100L per scale, stage and DoG too."""
     out = [f"ko-{k}" for k in ("zero", "mean", "shuffle", "roll")]
     if benchmark == BENCHMARKS[0]:
         out += [f"ko-mean-scale-{s}" for s in scales]
@@ -97,8 +92,7 @@ def knock_out(model: torch.nn.Module, variant: str) -> torch.nn.Module:
 
 
 def subset(names: list[str], scenes: dict[str, str], n: int | None) -> list[str]:
-    """``n`` images of distinct scenes spread evenly over ``names`` (sorted, the first of each
-    scene); all of ``names`` when ``n`` is None."""
+    """``n`` images of distinct scenes spread evenly over ``names`` (all when ``n`` is None)."""
     if n is None:
         return sorted(names)
     first: dict[str, str] = {}
@@ -138,9 +132,8 @@ def run_probes(
     stage_csv: Callable[[Params, Path, TestSet], Path | None],
     log: Callable[[str], None] = print,
 ) -> int:
-    """Stage scores and knock-outs of the released SIAN on the real Rain100L/H test sets
-    found, into the record; returns the rows written. ``stage_csv``: the ``per_stage.csv``
-    of the weights' evaluation on a test set (``scoring.sian_stage_scores``)."""
+    """Stage scores (``stage_csv``: ``scoring.sian_stage_scores``) and knock-outs (cached in
+    ``eval/probes/``) into the record; returns the rows written."""
     scenes, rows = read_scenes(p.profile), []
     for b in BENCHMARKS:
         w = RELEASED[f"sian-{TRAINED_ON[b]}"]

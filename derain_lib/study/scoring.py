@@ -1,8 +1,6 @@
-"""Steps 02-04: score methods on test sets, one :class:`~derain_lib.tables.Score` each: the
-Input (the rainy image itself), released weights or a trained method of
-:data:`~.plan.TRAINED`, model evaluations through the run cache. Each step writes its
-per-image, per-seed rows into ``scores.csv`` (:mod:`.record`) and its scores, with why a
-method did not run, into ``run-state/scores/<step>.json``."""
+"""Steps 02-04: score the Input, released weights and trained methods on test sets (through the
+run cache): per-image rows into ``scores.csv`` (:mod:`.record`), each step's
+:class:`~derain_lib.tables.Score` list, with why a method did not run, into ``run-state/``."""
 
 from __future__ import annotations
 
@@ -43,8 +41,7 @@ class RainyInput(nn.Module):
 
 
 def score_table(p: Params, *specs: TableSpec) -> list[Score]:
-    """Score the methods of ``specs`` (the tables of one step, e.g. ``TABLE3, TABLE4``) on
-    their benchmarks' test sets (:func:`score_methods`)."""
+    """:func:`score_methods` for the tables of one step (e.g. ``TABLE3, TABLE4``)."""
     methods = list(dict.fromkeys(m.id for s in specs for m in s.methods))
     benchmarks = list(dict.fromkeys(b for s in specs for b in s.benchmarks))
     own_only = all(s.own_only for s in specs)
@@ -54,10 +51,8 @@ def score_table(p: Params, *specs: TableSpec) -> list[Score]:
 def score_methods(
     p: Params, step: Step | str, methods: list[str], benchmarks: list[str], own_only: bool = False
 ) -> list[Score]:
-    """Score ``methods`` on every test set of ``benchmarks`` (with ``own_only`` the
-    profile's own sets only: Tables II and V compare trained variants with each other; a
-    partial real set is skipped beside the complete one); writes the step's score records
-    and the methods' rows of ``scores.csv``, every training seed."""
+    """Score ``methods`` on the test sets of ``benchmarks`` (``own_only``: the profile's own, as
+    Tables II and V compare trained variants); writes the step's records and rows."""
     sets, ds = plan.test_sets(p), plan.datasets(p)
     own = {b: plan.test_spec(plan.config_for(p, d)) for b, d in ds.items()}
     runs = load_runs(p.profile) if any(MethodId(m).trained for m in methods) else []
@@ -79,8 +74,7 @@ def score_methods(
 
 
 def record_rows(p: Params, scores: list[Score]) -> list[dict]:
-    """The record's rows of every score that ran, image by image; a trained model's on its
-    own test set once per finished training seed (each run scores it when it ends)."""
+    """The record's rows of the scores that ran, per image (and per training seed)."""
     specs = {t.label: t.spec for ts in plan.test_sets(p).values() for t in ts}
     trained = [MethodId(s.method).trained for s in scores]
     seeds: dict[tuple[str, str], list[tuple[str, Path]]] = {}
@@ -110,10 +104,9 @@ def record_rows(p: Params, scores: list[Score]) -> list[dict]:
 
 
 def record_scenes(profile: str, t: TestSet) -> None:
-    """Each image's scene in ``scenes.json`` (test set label -> name -> scene), kept when the
-    set is recorded with the same images: an embedded image's source photo (its crops share
-    it), else the first 12 hex digits of the sha256 of the decoded ground truth (Rain100L/H's
-    100 clean images are 91 distinct pictures; Rain1400's 14 rainy versions share one)."""
+    """Each image's scene in ``scenes.json``: an embedded image's source photo, else the sha256
+    of its ground truth (Rain100L/H's 100 clean images are 91 pictures; Rain1400's 14 rainy
+    versions share one)."""
     known, ds = plan.read_scenes(profile), open_data(t.spec)
     if sorted(known.get(t.label, {})) == sorted(pr.name for pr in ds.pairs):
         return
@@ -142,10 +135,6 @@ class MethodSource:
     detail: str
     note: str = ""
 
-    @property
-    def provenance(self) -> str:
-        return tables.provenance_text(self.kind, self.detail)
-
 
 def model_for(p: Params, method: str, b: str, runs: list[dict]) -> MethodSource:
     """The :class:`MethodSource` of ``method`` on benchmark ``b`` (kind ``not_run`` when absent)."""
@@ -173,8 +162,7 @@ def model_for(p: Params, method: str, b: str, runs: list[dict]) -> MethodSource:
 
 
 def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
-    """Score one method on one test set. Released weights are not scored on the stand-ins
-    (that would measure robustness to our synthesiser, which no claim is about)."""
+    """Score one method on one test set (released weights never on the stand-ins)."""
     src = model_for(p, method, t.benchmark, runs)
     base = {"method": method, "benchmark": t.benchmark, "test_set": t.label, "stand_in": t.stand_in}
     if MethodId(method).released and t.stand_in and src.kind != "not_run":
@@ -193,9 +181,8 @@ def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
 
 
 def eval_settings(p: Params, method: str, t: TestSet) -> EvalConfig:
-    """The eval settings of the config for ``t``'s benchmark (else the profile's first), but
-    the Input and the released weights score every image of a real test set
-    (``eval.max_images`` caps the stand-ins and the models trained here)."""
+    """The profile's eval settings for ``t``; the Input and released weights score every image
+    of a real set (``eval.max_images`` caps the stand-ins and the models trained here)."""
     ds = plan.datasets(p)
     ref = plan.config_for(p, ds.get(t.benchmark) or next(iter(ds.values()))).eval
     full = not t.stand_in and not MethodId(method).trained
@@ -216,8 +203,7 @@ def eval_run(p: Params, method: str, path: Path, t: TestSet, runs: list[dict]) -
 
 
 def sian_stage_scores(p: Params, weights: Path, t: TestSet) -> Path | None:
-    """The ``per_stage.csv`` of Table III's (cached) evaluation of the released SIAN
-    ``weights`` on ``t``, or None: what :func:`~.probes.run_probes` reads."""
+    """The ``per_stage.csv`` of Table III's evaluation of released SIAN ``weights`` on ``t``."""
     path = eval_run(p, MethodId.SIAN_RELEASED, weights, t, []).dir / "per_stage.csv"
     return path if path.is_file() else None
 

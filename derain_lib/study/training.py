@@ -1,6 +1,5 @@
 """Step 01: train (or take from the run cache) every model the tables need; step 08: the
-extra training seeds the claims need. Under ``torchrun`` the independent runs are shared
-over the processes (:func:`share_training`), each alone on its own GPU (no DDP)."""
+claims' extra seeds. Under ``torchrun`` the runs are shared over the processes (no DDP)."""
 
 from __future__ import annotations
 
@@ -42,8 +41,7 @@ NEEDED_FOR = {
 
 
 def step_line(log_csv: Path, total: int) -> str | None:
-    """``step/total [elapsed<ETA, rate, loss]`` from the last training row of a run's
-    ``log.csv``; None before the first step is logged."""
+    """``step/total [elapsed<ETA, rate, loss]`` from a run's ``log.csv`` (None before a step)."""
     lines = log_csv.read_text().splitlines() if log_csv.is_file() else []
     fields = next(csv.reader(lines[:1]), [])
     for row in csv.DictReader(reversed(lines[1:]), fieldnames=fields):
@@ -55,9 +53,8 @@ def step_line(log_csv: Path, total: int) -> str | None:
 
 
 def train_run(label: str, cfg: Config) -> Run | str:
-    """:func:`~derain_lib.runs.get_or_run` for ``cfg``, saying ``label``, whether the run
-    comes from the cache and, every :data:`PROGRESS_EVERY` s while it trains, its
-    :func:`step_line`; the ``not run: ...`` status for a run without its training data."""
+    """:func:`~derain_lib.runs.get_or_run` saying whether the run is cached and, while it trains,
+    its :func:`step_line`; the ``not run: ...`` status without its training data."""
     try:
         train_data = open_data(cfg.data.train, cfg.data.root)
     except DerainError as e:
@@ -89,8 +86,7 @@ def train_run(label: str, cfg: Config) -> Run | str:
 
 
 def with_prepared_train(cfg: Config, benchmark: str) -> Config:
-    """``cfg`` reading the training set prepared with ``derain data prepare`` when its own
-    folder is not there."""
+    """``cfg`` on the training set ``derain data prepare`` made, when its own is not there."""
     own = Path(cfg.data.root).expanduser() / cfg.data.train
     if cfg.data.train.startswith("embedded:") or own.is_dir():
         return cfg
@@ -102,8 +98,8 @@ def with_prepared_train(cfg: Config, benchmark: str) -> Config:
 
 
 def training_data(p: Params) -> list[dict]:
-    """Per benchmark: its training set, found (pairs, partial) or missing (why, and what it
-    blocks)."""
+    """Per benchmark: its training set, found (pairs, partial) or missing (why, what it
+    blocks), said on the progress channel and written as ``training_data.json``."""
     rows = []
     for b, d in plan.datasets(p).items():
         cfg = with_prepared_train(plan.config_for(p, d), b)
@@ -112,12 +108,17 @@ def training_data(p: Params) -> list[dict]:
             ds = open_data(cfg.data.train, cfg.data.root)
         except DerainError as e:
             rows.append({**row, "status": "missing", "why": str(e).splitlines()[0]})
+            progress(f"training data {b}: missing ({rows[-1]['why']}); not run without it: "
+                     f"{row['needed_for']}")  # fmt: skip
             continue
         split = CATALOG[b].splits.get("train") if b in CATALOG else None
         expected = split.pairs if split else None
         partial = ds.partial or (expected is not None and len(ds) < expected)
         found = {"status": "found", "pairs": len(ds), "expected": expected, "partial": partial}
         rows.append({**row, **found})
+        part = f" of {expected}, partial" if partial and expected else ""
+        progress(f"training data {b}: {cfg.data.train} ({len(ds)} pairs{part})")
+    plan.write_json(plan.results_dir(p.profile) / "training_data.json", rows)
     return rows
 
 
@@ -134,8 +135,8 @@ def main_plan(p: Params) -> list[tuple[str, str, str, Config]]:
 
 
 def seed_plan(p: Params) -> list[tuple[str, str, str, int, Config]]:
-    """(benchmark, data set, method, seed, config) of every run :func:`train_seeds` takes:
-    each method a claim on trained models compares, once per training seed of the profile."""
+    """(benchmark, data set, method, seed, config) of each run :func:`train_seeds` takes: the
+    methods the claims on trained models compare, once per training seed."""
     wanted = {(m, c.benchmark) for c in CLAIMS if c.trained for m in (c.better, c.worse)}
     return [
         (b, d, m, seed, _config(p, b, d, m, f"train.seed={seed}"))
@@ -147,8 +148,7 @@ def seed_plan(p: Params) -> list[tuple[str, str, str, int, Config]]:
 
 
 def planned_runs(p: Params) -> list[tuple[str, Config]]:
-    """(label, config) of every training run the notebooks need (01's, then 08's seeds), each
-    once."""
+    """(label, config) of every training run the notebooks need (01's, then 08's), once each."""
     items = [(f"{m} {d} seed {c.train.seed}", c) for _, d, m, c in main_plan(p)]
     items += [(f"{m} {d} seed {s}", c) for _, d, m, s, c in seed_plan(p)]
     out: dict[str, tuple[str, Config]] = {}
@@ -159,8 +159,7 @@ def planned_runs(p: Params) -> list[tuple[str, Config]]:
 
 @contextlib.contextmanager
 def alone() -> Iterator[None]:
-    """Inside: this process trains and evaluates as if it were the only one (rank 0 of 1;
-    ``LOCAL_RANK`` kept, so ``auto`` still picks this process's own GPU)."""
+    """Inside, this process runs as rank 0 of 1 (``LOCAL_RANK`` kept: its own GPU)."""
     with mock.patch.dict(os.environ, {"RANK": "0", "WORLD_SIZE": "1"}):
         for k in ("GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE"):  # torchrun's other variables
             os.environ.pop(k, None)
@@ -168,8 +167,7 @@ def alone() -> Iterator[None]:
 
 
 def deal(costs: list[float], world: int) -> list[int]:
-    """The process each run goes to: longest first, each to the process with the least work
-    so far (ties: the fewest runs, then the lower rank); the same on every process."""
+    """The process each run goes to: longest first, to the least loaded (then fewest runs)."""
     loads, counts, owner = [0.0] * world, [0] * world, [0] * len(costs)
     for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
         r = min(range(world), key=lambda r: (loads[r], counts[r], r))
@@ -187,9 +185,8 @@ def run_cost(cfg: Config) -> float:
 
 
 def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dict]:
-    """This process's share of :func:`planned_runs` (:func:`deal` by patch counts; every run
-    without torchrun), trained alone on its own device, then a gloo barrier to wait for the
-    others. One row per run taken: label, run key or ``not run`` status, trained now or not."""
+    """This process's share of :func:`planned_runs` (:func:`deal`), trained alone, then a gloo
+    barrier; one row per run: label, run key or ``not run`` status, trained now or not."""
     rank, world, _ = dist_info()
     runs = planned_runs(p)
     owner = deal([run_cost(cfg) for _, cfg in runs], world) if world > 1 else [0] * len(runs)
@@ -216,18 +213,9 @@ def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dic
 
 
 def train_all(p: Params) -> list[dict]:
-    """The training data found (progress lines, ``training_data.json``), then one row per run
-    of :func:`main_plan`: its key, folder, checkpoint, training time (the run's own) and
-    metrics, or why it did not run. Writes ``runs.json``."""
-    found = training_data(p)
-    for r in found:
-        if r["status"] != "found":
-            progress(f"training data {r['benchmark']}: missing ({r['why']}); not run without "
-                     f"it: {r['needed_for']}")  # fmt: skip
-            continue
-        part = f" of {r['expected']}, partial" if r["partial"] and r["expected"] else ""
-        progress(f"training data {r['benchmark']}: {r['train']} ({r['pairs']} pairs{part})")
-    plan.write_json(plan.results_dir(p.profile) / "training_data.json", found)
+    """The training data found (``training_data.json``), then per run of :func:`main_plan` its
+    key, checkpoint, training time and metrics, or why it did not run (``runs.json``)."""
+    training_data(p)
     todo, rows = main_plan(p), []
     for i, (b, d, mid, cfg) in enumerate(todo, 1):
         model, loss = plan.TRAINED[mid]
@@ -253,8 +241,7 @@ def load_runs(profile: str) -> list[dict]:
 
 
 def train_seeds(p: Params) -> list[dict]:
-    """One row per run of :func:`seed_plan`: the run and its per-image scores on the
-    profile's own test set, or why it did not run. Writes ``seeds.json``."""
+    """Per run of :func:`seed_plan` its per-image scores, or why it did not run (``seeds.json``)."""
     todo, rows = seed_plan(p), []
     for i, (b, d, method, seed, cfg) in enumerate(todo, 1):
         model, loss = plan.TRAINED[method]
