@@ -32,12 +32,6 @@ NOTEBOOKS = tuple(f"{name}.ipynb" for name in (
     "00_data", "01_train", "02_table2_loss", "03_tables3_4_benchmarks", "04_table5_ablation",
     "05_figures", "06_attention_explorer", "07_beyond_the_paper", "08_claims",
 ))  # fmt: skip
-#: The figures the README promises per notebook; the summary names any not drawn.
-PROMISED_FIGURES = {
-    "05_figures.ipynb": ("samples.png", "training_curves.png"),
-    "06_attention_explorer.ipynb": ("attention_panel.png",),
-    "08_claims.ipynb": ("claims_forest.png",),
-}
 KERNEL = "derain"  # installed into the venv by `make setup` (ipykernel install --sys-prefix)
 #: No log of the kernel's own; its stderr is this process's (the progress channel).
 KERNEL_ARGS = ["--log-level=CRITICAL", "--IPKernelApp.capture_fd_output=False"]
@@ -62,19 +56,9 @@ def missing_items(profile: str, executed: dict[str, Path]) -> list[dict]:
     return items + [
         {"notebook": nb, "what": f"figures/{profile}/{name} was not drawn"}
         for nb in executed
-        for name in PROMISED_FIGURES.get(nb, ())
+        for name in plan.PLAN["promised_figures"].get(nb, ())
         if not (figures_dir(profile) / name).is_file()
     ]
-
-
-def check_inputs(profile: str, data_root, weights_dir, overrides: list[str] | None) -> None:
-    """The profile, its overrides and folders, checked before ``results/`` is touched."""
-    resolve_config_path(profile)  # an unknown profile
-    for name, folder in (("--data-root", data_root), ("--weights-dir", weights_dir)):
-        if folder and not Path(folder).expanduser().is_dir():
-            raise DerainError(f"{name} {folder}: no such folder")
-    for dataset in profile_datasets(profile) or [None]:
-        profile_config(profile, dataset, list(overrides or []))
 
 
 def clear_stale_figures(profile: str, since: float) -> list[Path]:
@@ -156,7 +140,12 @@ def run_pipeline(
 ) -> dict:  # fmt: skip
     """Check the inputs, train, then with ``results/<profile>/`` locked (or ``wait``-ed for) run
     the notebooks, the tables and the report; returns what ``provenance.json`` records."""
-    check_inputs(profile, data_root, weights_dir, overrides)
+    resolve_config_path(profile)  # the inputs, checked before results/ is touched
+    for name, folder in (("--data-root", data_root), ("--weights-dir", weights_dir)):
+        if folder and not Path(folder).expanduser().is_dir():
+            raise DerainError(f"{name} {folder}: no such folder")
+    for dataset in profile_datasets(profile) or [None]:  # every override on every data set
+        profile_config(profile, dataset, list(overrides or []))
     data_root, weights_dir = (Path(d).expanduser().resolve() if d else None
                               for d in (data_root, weights_dir))  # fmt: skip
     src_dir = notebooks_dir()
@@ -200,7 +189,6 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
     """:func:`run_pipeline` once the profile is locked: ``provenance.json`` after each notebook;
     a failing one raises :class:`NotebookFailed` with the last ``figures.json`` put back."""
     import papermill as pm  # optional heavy dependency
-    from papermill.exceptions import PapermillExecutionError
 
     profile, src_dir = params["profile"], notebooks_dir()
     res, out_dir = results_dir(profile), results_dir(profile) / "notebooks"
@@ -236,7 +224,7 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
                 pm.execute_notebook(str(src_dir / nb), str(saved), parameters=params,
                                     kernel_name=kernel, language="python", cwd=str(src_dir),
                                     progress_bar=False, extra_arguments=KERNEL_ARGS)  # fmt: skip
-            except PapermillExecutionError as e:  # name the notebook and its cell
+            except pm.PapermillExecutionError as e:  # name the notebook and its cell
                 print(f"--- failing cell {e.cell_index} of {nb}:\n{e.source}\n---", file=sys.stderr)
                 raise NotebookFailed(
                     f"notebook {nb} failed in cell {e.cell_index} (execution count "

@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from ..config import Config, profile_config, profile_datasets
 from ..data.catalog import prepared_dataset
 from ..data.datasets import open_dataset
@@ -21,24 +23,16 @@ from ..fsutil import data_root as derain_data_root
 from ..fsutil import shown_path as shown
 from ..metrics import quantize
 from ..roots import REPRODUCE_ENV, figures_root, results_root
-from ..tables import BENCHMARKS, STAND_IN_FOR, MethodId, not_run
+from ..tables import BENCHMARKS, STAND_IN_FOR, not_run
 
 #: ``1`` (``--use-prepared``): smoke scores the prepared test sets too, as the others always do.
 USE_PREPARED_ENV = "DERAIN_USE_PREPARED"
-#: Which training data set's model a benchmark is scored with (Rain12: Rain100L's, as PReNet).
-TRAINED_ON = {"rain100l": "rain100l", "rain100h": "rain100h", "rain1400": "rain1400",
-              "rain12": "rain100l"}  # fmt: skip
-#: Trained methods: id -> (model name, loss).
-TRAINED = {
-    MethodId.SIAN: ("sian", "ssim"),
-    MethodId.SIAN_MAE: ("sian", "l1"),
-    MethodId.SIAN_MSE: ("sian", "mse"),
-    MethodId.BASELINE: ("sian-baseline", "ssim"),
-    MethodId.BASELINE_LSTM: ("sian-baseline+lstm", "ssim"),
-}
-#: Trained methods per benchmark: Tables II and V need Rain100L/H only.
-TRAIN_PLAN = {"rain100l": tuple(TRAINED), "rain100h": tuple(TRAINED),
-              "rain1400": (MethodId.SIAN,)}  # fmt: skip
+#: The study's plan as data (``plan.yaml``): what trains for which benchmark, the probes'
+#: knock-outs, the figures promised.
+PLAN = yaml.safe_load(Path(__file__).with_name("plan.yaml").read_text())
+TRAINED_ON: dict[str, str] = PLAN["trained_on"]  # benchmark -> the data its models train on
+TRAINED: dict[str, tuple[str, str]] = {m: tuple(v) for m, v in PLAN["trained"].items()}
+TRAIN_PLAN: dict[str, list[str]] = PLAN["train_plan"]  # benchmark -> the methods trained
 _BENCH_NAME = re.compile(r"rain(100l|100h|1400|12)(?!\d)")
 
 

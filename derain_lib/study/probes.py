@@ -19,22 +19,14 @@ from ..metrics import score_pair
 from ..tables import FULL_TEST_SIZE, MethodId
 from ..weights import RELEASED, find_released, load_model
 from . import record
-from .plan import TRAINED_ON, Params, TestSet, read_scenes, results_dir, test_sets
+from .plan import PLAN, TRAINED_ON, Params, TestSet, read_scenes, results_dir, test_sets
 
 #: Bump when what a probe computes changes (the cache key holds it).
 VERSION = 3
 #: Benchmarks probed (Rain100L and Rain100H: the sets the paper's Fig. 6 / Table V use).
 BENCHMARKS = ("rain100l", "rain100h")
-#: Distinct scenes per test set the knock-outs run on (None: every image; other profiles 30).
-SCENES: dict[str, int | None] = {"smoke": 2, "quick": 30, "paper": None}
-#: Whole-model knock-outs (on every probed benchmark) and the DoG one, in words.
-KINDS: dict[str, str] = {
-    "zero": "every attention map is set to 0 (M = 0, not retrained)",
-    "mean": "every attention map is replaced by its mean over the image",
-    "shuffle": "every attention map's positions are shuffled",
-    "roll": "every attention map is shifted by half the image",
-    "dog": "the attention's DoG input is set to 0",
-}
+SCENES: dict[str, int | None] = PLAN["probe_scenes"]  # distinct scenes per test set probed
+KINDS: dict[str, str] = PLAN["knock_outs"]  # each kind of knock-out, in words
 
 
 def stage_variant(k: int) -> str:

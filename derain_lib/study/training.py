@@ -32,12 +32,6 @@ from .plan import Params, progress
 
 #: Seconds between two progress lines of a model in training (env ``DERAIN_PROGRESS_EVERY``).
 PROGRESS_EVERY = float(os.environ.get("DERAIN_PROGRESS_EVERY", "30"))
-#: What each benchmark's training set gives the study: without it these stay "not run".
-NEEDED_FOR = {
-    b: f"Table II (losses), the trained rows of Tables III-IV on {name}, Table V (ablation) "
-    "and the claims on trained models"
-    for b, name in (("rain100l", "Rain100L"), ("rain100h", "Rain100H"))
-} | {"rain1400": "the trained SIAN row of Tables III-IV on Rain1400"}
 
 
 def step_line(log_csv: Path, total: int) -> str | None:
@@ -100,10 +94,10 @@ def with_prepared_train(cfg: Config, benchmark: str) -> Config:
 def training_data(p: Params) -> list[dict]:
     """Per benchmark: its training set, found (pairs, partial) or missing (why, what it
     blocks), said on the progress channel and written as ``training_data.json``."""
-    rows = []
+    rows, needed = [], plan.PLAN["needed_for"]
     for b, d in plan.datasets(p).items():
         cfg = with_prepared_train(plan.config_for(p, d), b)
-        row = {"benchmark": b, "train": cfg.data.train, "needed_for": NEEDED_FOR.get(b, "")}
+        row = {"benchmark": b, "train": cfg.data.train, "needed_for": needed.get(b, "")}
         try:
             ds = open_data(cfg.data.train, cfg.data.root)
         except DerainError as e:
