@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from IPython.display import Markdown
 from matplotlib.figure import Figure
 from torch import nn
@@ -58,9 +57,7 @@ def show_figure(
     return fig
 
 
-def export_attention(
-    p: Params, method: str = MethodId.SIAN, benchmark: str = "rain100l"
-) -> Path | None:
+def export_attention(p: Params, method: str, benchmark: str) -> Path | None:
     """``method``'s attention masks, rain layers and stage outputs on the first test image of
     ``benchmark`` as ``attention/*.npz``; None without the model or the scores."""
     src = model_for(p, method, benchmark, load_runs(p.profile))
@@ -115,16 +112,14 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
     )
 
 
-def stage_by_stage(
-    p: Params, weights: str, images: int = 4, device: str | torch.device = "cpu"
-) -> list[dict]:
+def stage_by_stage(p: Params, weights: str, images: int = 4) -> list[dict]:
     """Fig. 6 tested: PSNR/SSIM of every stage of SIAN ``weights`` on ``images`` Rain100L pairs
     (a real set first), one row per (image, stage); empty without weights or data."""
     path = find_released(weights, p.weights_dir) if weights in RELEASED else Path(weights)
     sets = sorted(test_sets(p)["rain100l"], key=lambda t: t.stand_in)
     if path is None or not Path(path).is_file() or not sets:
         return []
-    model = load_model(path, allow_download=False).model.to(device)
+    model = load_model(path, allow_download=False).model  # on the CPU
     ds, rows = open_data(sets[0].spec), []
     for i in sorted({round(v) for v in np.linspace(0, len(ds) - 1, min(images, len(ds)))}):
         rainy, clean = ds.load(i)

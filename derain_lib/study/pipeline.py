@@ -88,7 +88,7 @@ def job_options(items: list[str]) -> dict[str, object]:
 
 
 def launch_training(p: Params, launcher: str, folder: Path, options: list[str] | None = None,
-                    log: Callable[[str], None] = print) -> list[str]:  # fmt: skip
+                    log: Callable[[str], None] = print) -> None:  # fmt: skip
     """The runs of ``p`` not in the run cache as one submitit job array (slurm: a task per run;
     local: a process per usable core, runs dealt as under torchrun); waits for every task."""
     try:
@@ -100,7 +100,7 @@ def launch_training(p: Params, launcher: str, folder: Path, options: list[str] |
     todo = [(label, cfg) for label, cfg in planned_runs(p) if find_run(cfg).status != "finished"]
     if not todo:
         log("launcher: every training run is in the run cache; nothing to submit")
-        return []
+        return
     executor = submitit.AutoExecutor(folder=folder, cluster=launcher)
     try:
         executor.update_parameters(
@@ -117,11 +117,11 @@ def launch_training(p: Params, launcher: str, folder: Path, options: list[str] |
         raise DerainError(f"--launcher {launcher}: submission failed: {e}") from None
     log(f"launcher: {len(todo)} training runs submitted as {n} tasks of job array "
         f"{jobs[0].job_id.split('_')[0]} ({launcher}; logs {folder})")  # fmt: skip
-    keys, failed = [], []
+    failed = []
     for task, job in zip(tasks, jobs, strict=True):
         labels = "; ".join(label for label, _ in task)
         try:
-            keys += job.result()
+            job.result()
             log(f"launcher: job {job.job_id} done: {labels}")
         except Exception as e:  # the task's exception, re-raised by submitit with its log
             why = str(e).strip().splitlines()
@@ -129,7 +129,6 @@ def launch_training(p: Params, launcher: str, folder: Path, options: list[str] |
     if failed:
         raise DerainError(f"{len(failed)} of {len(jobs)} training jobs failed, first "
                           f"{failed[0]}; logs in {folder}")  # fmt: skip
-    return keys
 
 
 def run_pipeline(
@@ -224,15 +223,13 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
                 pm.execute_notebook(str(src_dir / nb), str(saved), parameters=params,
                                     kernel_name=kernel, language="python", cwd=str(src_dir),
                                     progress_bar=False, extra_arguments=KERNEL_ARGS)  # fmt: skip
-            except pm.PapermillExecutionError as e:  # name the notebook and its cell
-                print(f"--- failing cell {e.cell_index} of {nb}:\n{e.source}\n---", file=sys.stderr)
-                raise NotebookFailed(
-                    f"notebook {nb} failed in cell {e.cell_index} (execution count "
-                    f"{e.exec_count}): {e.ename}: {e.evalue}; executed copy: {saved}"
-                ) from None
-            except Exception as e:
-                raise NotebookFailed(f"notebook {nb} failed: {type(e).__name__}: {e}; "
-                                     f"executed copy: {saved}") from None  # fmt: skip
+            except Exception as e:  # papermill's own error names the cell
+                why = f": {type(e).__name__}: {e}"
+                if isinstance(e, pm.PapermillExecutionError):
+                    sys.stderr.write(f"--- failing cell {e.cell_index} of {nb}:\n{e.source}\n---\n")
+                    why = (f" in cell {e.cell_index} (execution count {e.exec_count}): "
+                           f"{e.ename}: {e.evalue}")  # fmt: skip
+                raise NotebookFailed(f"notebook {nb} failed{why}; executed copy: {saved}") from None
             record["notebooks"][nb] = round(dt := time.perf_counter() - t0, 1)
             if facts.is_file():
                 record["run_facts"][nb] = dict(map(json.loads, facts.read_text().splitlines()))

@@ -79,8 +79,7 @@ def run_fact(name: str, value: object) -> None:
 
 @dataclass(frozen=True)
 class Params:
-    """The notebooks' parameters: the profile, where real data and released weights are,
-    config overrides for every run (``KEY=VALUE``), the device models train and run on."""
+    """The notebooks' parameters (papermill's): as ``derain reproduce`` passes them."""
 
     profile: str
     data_root: str | None = None

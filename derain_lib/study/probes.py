@@ -119,11 +119,7 @@ def knocked_scores(weights: Path, t: TestSet, variant: str, images: list[str]) -
     return rows
 
 
-def run_probes(
-    p: Params,
-    stage_csv: Callable[[Params, Path, TestSet], Path | None],
-    log: Callable[[str], None] = print,
-) -> int:
+def run_probes(p: Params, stage_csv: Callable[[Params, Path, TestSet], Path | None]) -> int:
     """Stage scores (``stage_csv``: ``scoring.sian_stage_scores``) and knock-outs (cached in
     ``eval/probes/``) into the record; returns the rows written."""
     scenes, rows = read_scenes(p.profile), []
@@ -132,11 +128,11 @@ def run_probes(
         weights = find_released(w.name, p.weights_dir)
         for t in (t for t in without_partial_copies(test_sets(p)[b]) if not t.stand_in):
             if weights is None:
-                log(f"not run: probes on {t.label}: released {w.filename} not found")
+                print(f"not run: probes on {t.label}: released {w.filename} not found")
                 continue
             where, scored = scenes.get(t.label, {}), []  # (variant, per-image scores)
             if (stage_path := stage_csv(p, weights, t)) is None:
-                log(f"not run: stage scores on {t.label}: its evaluation kept no per_stage.csv")
+                print(f"not run: stage scores on {t.label}: its evaluation kept no per_stage.csv")
             else:
                 stages = pd.read_csv(stage_path, dtype={"name": str})
                 stages = stages.rename(columns={"name": "image"})
@@ -149,7 +145,7 @@ def run_probes(
                 digest = hashlib.sha256(key.encode()).hexdigest()[:16]
                 path = results_dir(p.profile) / "eval" / "probes" / f"{b}-{v}-{digest}.csv"
                 if not path.is_file():
-                    log(f"probes: {v} on {t.label}, {len(chosen)} images")
+                    print(f"probes: {v} on {t.label}, {len(chosen)} images")
                     ko = pd.DataFrame(knocked_scores(weights, t, v, chosen))
                     atomic_write_text(path, ko.to_csv(index=False, float_format="%.6f"))
                 scored.append((v, pd.read_csv(path, dtype={"image": str})))

@@ -29,9 +29,6 @@ from .plan import TRAINED, TRAINED_ON, Params, TestSet
 from .probes import without_partial_copies
 from .training import load_runs, seed_plan
 
-#: Images per test set kept as PNG for the figures (rainy, ground truth, each method's output).
-FIGURE_IMAGES = 4
-
 
 class RainyInput(nn.Module):
     """The "Input" row's model: returns the rainy image unchanged, as its one stage."""
@@ -218,7 +215,7 @@ def score_input(p: Params, t: TestSet) -> tuple[Path, dict]:
     if (m := json.loads(cached.read_text()) if cached.is_file() else {}).get("key") == key:
         return out_dir, m
     res = evaluate(RainyInput(), ds, out_dir, max_images=max_images)
-    for i in range(min(FIGURE_IMAGES, len(ds))):  # the figures read results/ only
+    for i in range(min(4, len(ds))):  # ground truths of the images the figures show
         gt = out_dir / "ground_truth" / f"{Path(ds.pairs[i].name).stem}.png"
         write_png(gt, quantize(ds.load(i)[1]))
     m = {**res.summary(), "key": key, "test": t.spec}

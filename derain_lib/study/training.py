@@ -216,13 +216,11 @@ def train_all(p: Params) -> list[dict]:
         row = {"method": mid, "benchmark": b, "dataset": d, "model": model, "loss": loss,
                "stand_in": cfg.data.train.startswith("embedded:")}  # fmt: skip
         run = train_run(f"model {i}/{len(todo)}: {model} {loss} {d} seed {cfg.train.seed}", cfg)
-        if isinstance(run, str):
-            rows.append({**row, "status": run})
-            continue
-        rows.append({**row, "status": "ok", "run": run.key, "test": plan.test_spec(cfg),
-                     "run_dir": stored(run.dir), "checkpoint": stored(run.checkpoint_path),
-                     "train_seconds": round(run.provenance.get("train_wall_s", 0.0), 1),
-                     "metrics": run.metrics})  # fmt: skip
+        if isinstance(run, Run):
+            row |= {"run": run.key, "test": plan.test_spec(cfg), "run_dir": stored(run.dir),
+                    "checkpoint": stored(run.checkpoint_path), "metrics": run.metrics,
+                    "train_seconds": round(run.provenance.get("train_wall_s", 0.0), 1)}  # fmt: skip
+        rows.append({**row, "status": run if isinstance(run, str) else "ok"})
     plan.write_json(plan.work_dir(p.profile) / "runs.json", rows)
     return rows
 
