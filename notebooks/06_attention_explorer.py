@@ -62,8 +62,9 @@ fig_dir = Path(figures_dir) if figures_dir else figures_root()
 title = f"SIAN attention: mean mask over channels\n{who}"
 panel = explorer.save_panel(fig_dir / profile / "attention_panel.png", title=title)
 if panel:
-    figures.record_caption(
+    figures.record_figure(  # the panel is saved already: its caption
         profile,
+        None,
         "attention_panel.png",
         f"SIAN attention, mean mask over channels per stage (rows) and scale, beside the "
         f"photo on one colour scale (the sigmoid's 0 to 1, in the colorbar), with each "

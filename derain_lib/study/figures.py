@@ -32,19 +32,15 @@ REAL_METHODS = (MethodId.PRENET_RELEASED, MethodId.SIAN_RELEASED, MethodId.SIAN)
 REAL_PHOTOS = 3
 
 
-def record_figure(profile: str, fig: Figure, name: str, caption: str) -> Path:
-    """Save ``fig`` as ``figures/<profile>/<name>`` and its caption in ``figures.json``."""
-    path = save_figure(fig, figures_dir(profile) / name)
-    record_caption(profile, name, caption)
-    return path
-
-
-def record_caption(profile: str, name: str, caption: str) -> Path:
-    """The caption of ``figures/<profile>/<name>`` in ``results/<profile>/figures.json``."""
+def record_figure(profile: str, fig: Figure | None, name: str, caption: str) -> Path:
+    """Save ``fig`` (None: saved already) as ``figures/<profile>/<name>``, its caption in
+    ``results/<profile>/figures.json``."""
+    if fig is not None:
+        save_figure(fig, figures_dir(profile) / name)
     index, rel = results_dir(profile) / "figures.json", f"figures/{profile}/{name}"
     figs = json.loads(index.read_text()) if index.is_file() else []
-    figs = [f for f in figs if f["path"] != rel] + [{"path": rel, "caption": caption}]
-    return write_json(index, figs)
+    write_json(index, [f for f in figs if f["path"] != rel] + [{"path": rel, "caption": caption}])
+    return figures_dir(profile) / name
 
 
 def show_figure(

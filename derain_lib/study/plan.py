@@ -3,11 +3,12 @@ its results and figures live, and step 00: the data inventory and sample pairs."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -111,12 +112,19 @@ class TestSet:
 
 
 def config_for(p: Params, dataset: str, extra: list[str] | None = None) -> Config:
-    """The profile's config for ``dataset`` with ``p``'s overrides, then ``extra``."""
+    """The profile's config for ``dataset`` with ``p``'s overrides, then ``extra``; real data
+    under ``p.data_root``, training on the set ``derain data prepare`` made if its own is absent."""
     device = [] if p.device == "auto" else [f"train.device={p.device}"]
     overrides = [*device, *p.overrides, *(extra or [])]
     cfg = profile_config(p.profile, dataset, overrides)
-    if p.data_root and not cfg.data.train.startswith("embedded:"):
+    if cfg.data.train.startswith("embedded:"):
+        return cfg
+    if p.data_root:
         cfg = profile_config(p.profile, dataset, [*overrides, f"data.root={p.data_root}"])
+    if not (Path(cfg.data.root).expanduser() / cfg.data.train).is_dir():
+        with contextlib.suppress(DerainError):
+            train = str(Path(prepared_dataset(dataset, "train").root).resolve())
+            cfg = replace(cfg, data=replace(cfg.data, train=train))
     return cfg
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import torch
@@ -123,8 +124,7 @@ def all_scores(profile: str) -> list[Score]:
     return tables.load_scores([res / f"{s}.json" for s in Step if (res / f"{s}.json").is_file()])
 
 
-@dataclass(frozen=True)
-class MethodSource:
+class MethodSource(NamedTuple):
     """A method's weights (None for the Input), kind of score, detail and note."""
 
     path: Path | None
@@ -164,7 +164,7 @@ def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
     base = {"method": method, "benchmark": t.benchmark, "test_set": t.label, "stand_in": t.stand_in}
     if MethodId(method).released and t.stand_in and src.kind != "not_run":
         why = "released weights are scored on the benchmarks' own test sets, not the stand-ins"
-        src = replace(src, kind="not_run", detail=why)
+        src = src._replace(kind="not_run", detail=why)
     if src.kind == "not_run":
         return Score(**base, kind="not_run", detail=src.detail)
     if src.path is None:

@@ -10,7 +10,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from unittest import mock
@@ -19,7 +18,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ..config import Config, canonical_json, profile_seeds
-from ..data.catalog import CATALOG, prepared_dataset
+from ..data.catalog import CATALOG
 from ..data.sources import open_data
 from ..device import device_name
 from ..errors import DerainError
@@ -79,24 +78,12 @@ def train_run(label: str, cfg: Config) -> Run | str:
     return run
 
 
-def with_prepared_train(cfg: Config, benchmark: str) -> Config:
-    """``cfg`` on the training set ``derain data prepare`` made, when its own is not there."""
-    own = Path(cfg.data.root).expanduser() / cfg.data.train
-    if cfg.data.train.startswith("embedded:") or own.is_dir():
-        return cfg
-    try:
-        ds = prepared_dataset(benchmark, "train")
-    except DerainError:
-        return cfg
-    return replace(cfg, data=replace(cfg.data, train=str(Path(ds.root).resolve())))
-
-
 def training_data(p: Params) -> list[dict]:
     """Per benchmark: its training set, found (pairs, partial) or missing (why, what it
     blocks), said on the progress channel and written as ``training_data.json``."""
     rows, needed = [], plan.PLAN["needed_for"]
     for b, d in plan.datasets(p).items():
-        cfg = with_prepared_train(plan.config_for(p, d), b)
+        cfg = plan.config_for(p, d)
         row = {"benchmark": b, "train": cfg.data.train, "needed_for": needed.get(b, "")}
         try:
             ds = open_data(cfg.data.train, cfg.data.root)
@@ -116,15 +103,14 @@ def training_data(p: Params) -> list[dict]:
     return rows
 
 
-def _config(p: Params, b: str, d: str, method: str, *extra: str) -> Config:
+def _config(p: Params, d: str, method: str, *extra: str) -> Config:
     model, loss = plan.TRAINED[method]
-    cfg = plan.config_for(p, d, [f"model.name={model}", f"train.loss={loss}", *extra])
-    return with_prepared_train(cfg, b)
+    return plan.config_for(p, d, [f"model.name={model}", f"train.loss={loss}", *extra])
 
 
 def main_plan(p: Params) -> list[tuple[str, str, str, Config]]:
     """(benchmark, data set, method, config) of every run :func:`train_all` takes."""
-    return [(b, d, m, _config(p, b, d, m)) for b, d in plan.datasets(p).items()
+    return [(b, d, m, _config(p, d, m)) for b, d in plan.datasets(p).items()
             for m in plan.TRAIN_PLAN.get(b, ())]  # fmt: skip
 
 
@@ -133,7 +119,7 @@ def seed_plan(p: Params) -> list[tuple[str, str, str, int, Config]]:
     methods the claims on trained models compare, once per training seed."""
     wanted = {(m, c.benchmark) for c in CLAIMS if c.trained for m in (c.better, c.worse)}
     return [
-        (b, d, m, seed, _config(p, b, d, m, f"train.seed={seed}"))
+        (b, d, m, seed, _config(p, d, m, f"train.seed={seed}"))
         for b, d in plan.datasets(p).items()
         for m in plan.TRAINED
         if (m, b) in wanted
