@@ -1,6 +1,5 @@
 """``derain reproduce``: the training runs (as submitit jobs, or shared over torchrun's
-processes), then the notebooks in order with papermill, then the tables and the HTML report.
-The kernels' stderr is this terminal's, so :func:`~.plan.progress` stays out of the notebooks."""
+processes), then the notebooks in order with papermill, then the tables and the HTML report."""
 
 from __future__ import annotations
 
@@ -199,21 +198,15 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
     last_good = index.read_text() if full and index.is_file() else None
     if full:
         index.unlink(missing_ok=True)
+    machine = f"{platform.machine()} {platform.processor() or ''}".strip()
     record = {
-        "profile": profile,
-        "parameters": params,
-        "kernel": (kernel := kernel_name()),
-        "device": used,
-        "git_sha": git_sha(),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "profile": profile, "parameters": params, "kernel": (kernel := kernel_name()),
+        "device": used, "git_sha": git_sha(), "machine": machine, "cpu_count": os.cpu_count(),
+        "python": platform.python_version(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "load_average": list(os.getloadavg()),
         "thread_settings": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "KMP_BLOCKTIME")},
-        "notebooks": {},
-        "run_facts": {},
-    }
+        "notebooks": {}, "run_facts": {},
+    }  # fmt: skip
     t_all, started = time.perf_counter(), time.time()
     try:
         for i, nb in enumerate(todo, 1):

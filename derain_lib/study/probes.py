@@ -1,6 +1,5 @@
-"""The released SIAN on the real Rain100L/H sets (chapter 03): every stage's scores (Fig. 6)
-and its attention maps knocked out at inference, nothing retrained (its sensitivity, not Table
-V's ablation); rows of ``scores.csv`` with variant ``stage-k`` or ``ko-...``."""
+"""The released SIAN on the real Rain100L/H sets (chapter 03): each stage's scores (Fig. 6), and
+its attention knocked out at inference (its sensitivity, not Table V's retrained ablation)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Steps 02-04: score the Input, released weights and trained methods on test sets (through the
-run cache): per-image rows into ``scores.csv`` (:mod:`.record`), each step's
-:class:`~derain_lib.tables.Score` list, with why a method did not run, into ``run-state/``."""
+"""Steps 02-04: the Input, released weights and trained methods scored on test sets (run cache):
+per-image rows into ``scores.csv`` (:mod:`.record`), each step's scores into ``run-state/``."""
 
 from __future__ import annotations
 
@@ -42,8 +41,7 @@ def score_table(p: Params, *specs: TableSpec) -> list[Score]:
     """:func:`score_methods` for the tables of one step (e.g. ``TABLE3, TABLE4``)."""
     methods = list(dict.fromkeys(m.id for s in specs for m in s.methods))
     benchmarks = list(dict.fromkeys(b for s in specs for b in s.benchmarks))
-    own_only = all(s.own_only for s in specs)
-    return score_methods(p, specs[0].step, methods, benchmarks, own_only=own_only)
+    return score_methods(p, specs[0].step, methods, benchmarks, all(s.own_only for s in specs))
 
 
 def score_methods(
