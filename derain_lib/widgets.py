@@ -3,7 +3,8 @@
 Pick an image and weights (released SIAN files, a finished run of the run cache, a file, or
 an untrained SIAN), then move through stage, scale and what to see. SIAN runs once per
 (image, weights, precision), cached; a control only re-renders. Bad input is a one-line
-message in place of the picture, never a traceback.
+message in place of the picture, never a traceback. :func:`derain_lib.study.figures.profile_images`
+gives it a profile's test images.
 """
 
 from __future__ import annotations

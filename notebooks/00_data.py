@@ -32,9 +32,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from derain_lib.allocator import tune
-from derain_lib.study import inventory
-from derain_lib.study.paths import results_dir, shown
-from derain_lib.study.plan import Params
+from derain_lib.study import plan
+from derain_lib.study.plan import Params, results_dir, shown
 from derain_lib.viz import data as data_plots
 
 tune()  # glibc keeps freed tensors' memory for reuse (DERAIN_MALLOC_TUNING=0: off)
@@ -45,7 +44,7 @@ print("results:", shown(results_dir(profile)))
 # ## Every data set, fingerprinted
 
 # %%
-data = pd.DataFrame(inventory.data_inventory(p))
+data = pd.DataFrame(plan.data_inventory(p))
 data
 
 # %% [markdown]
@@ -54,7 +53,7 @@ data
 # The first pair of each test set (rainy above, ground truth below) and, when `data_root` holds `real_rain/`, a real rainy photograph (no ground truth).
 
 # %%
-inventory.save_samples(p)
+plan.save_samples(p)
 data_plots.sample_pairs(results_dir(profile))
 
 # %% [markdown]

@@ -31,8 +31,7 @@ from IPython.display import Markdown, display
 
 from derain_lib.allocator import tune
 from derain_lib.study import training
-from derain_lib.study.paths import results_dir, shown
-from derain_lib.study.plan import Params
+from derain_lib.study.plan import Params, results_dir, shown
 from derain_lib.viz import results as plots
 
 tune()  # glibc keeps freed tensors' memory for reuse (DERAIN_MALLOC_TUNING=0: off)

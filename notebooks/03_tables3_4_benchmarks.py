@@ -32,8 +32,7 @@ from derain_lib.allocator import tune
 from derain_lib.models import build_model, count_parameters
 from derain_lib.study import claims, probes, record, scoring, tabulate
 from derain_lib.study.paper import TABLE3, TABLE4, paper_value
-from derain_lib.study.paths import results_dir, shown
-from derain_lib.study.plan import Params
+from derain_lib.study.plan import Params, results_dir, shown
 from derain_lib.tables import MethodId
 from derain_lib.viz import results as plots
 

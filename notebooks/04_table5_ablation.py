@@ -28,8 +28,7 @@ from IPython.display import Markdown, display
 from derain_lib.allocator import tune
 from derain_lib.study import claims, record, scoring, tabulate, training
 from derain_lib.study.paper import TABLE5, paper_value
-from derain_lib.study.paths import results_dir, shown
-from derain_lib.study.plan import Params
+from derain_lib.study.plan import Params, results_dir, shown
 from derain_lib.viz.seeds import seed_dots
 
 tune()  # glibc keeps freed tensors' memory for reuse (DERAIN_MALLOC_TUNING=0: off)

@@ -23,8 +23,7 @@ from IPython.display import Markdown, display
 
 from derain_lib.allocator import tune
 from derain_lib.study import figures, scoring, tabulate, training
-from derain_lib.study.paths import results_dir, shown
-from derain_lib.study.plan import Params, real_photos
+from derain_lib.study.plan import Params, real_photos, results_dir, shown
 from derain_lib.tables import MethodId, benchmark_file_id, benchmark_label
 from derain_lib.viz import data as data_plots
 from derain_lib.viz import results as plots

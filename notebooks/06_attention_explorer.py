@@ -12,13 +12,14 @@
 
 # %% tags=["parameters"]
 profile = "quick"  # the panel goes to <figures_dir>/<profile>/attention_panel.png
-data_root = None  # passed by `derain reproduce`; not used here
+data_root = None  # real benchmark data: its test images are offered too
 weights = "sian-rain100l"  # a released name, a weights file, or "random-init"
 weights_dir = None  # folder of the released weights (None: DERAIN_WEIGHTS_DIR, then the cache)
 image = ""  # the image to open first ("": the first embedded test image)
 image_folder = ""  # a folder of images to offer too, e.g. real rainy photos
 figures_dir = ""  # "": env DERAIN_FIGURES, else the project's figures/
 max_side = 512  # larger images are shrunk to this longer side before the forward pass
+overrides = []  # passed by `derain reproduce`; not used here
 device = "auto"  # where models run: auto (the first CUDA device if any) | cpu | cuda | cuda:N
 
 # %% [markdown]
@@ -33,23 +34,20 @@ from IPython.display import Image, Markdown, display
 
 from derain_lib.allocator import tune
 from derain_lib.study import figures
-from derain_lib.study.explorer import explore
-from derain_lib.study.paths import figures_root, run_fact, shown
-from derain_lib.study.plan import Params
+from derain_lib.study.plan import Params, figures_root, run_fact, shown
+from derain_lib.widgets import explore
 
 tune()  # glibc keeps freed tensors' memory for reuse (DERAIN_MALLOC_TUNING=0: off)
 # released weights when found, else the SIAN this profile trained (None: neither exists)
-panel_weights, who = figures.panel_weights(
-    Params(profile, data_root, weights_dir, device=device), weights
-)
+p = Params(profile, data_root, weights_dir, device=device)
+panel_weights, who = figures.panel_weights(p, weights)
 print(who)
 explorer = explore(
     image or None,
     panel_weights or weights,
+    images=figures.profile_images(p),  # the test images the profile's runs are scored on
     image_folder=image_folder or None,
-    weights_dir=weights_dir,
-    profile=profile,
-    data_root=data_root,
+    weights_dir=p.weights_dir,
     max_side=max_side,
     device=device,
 )
@@ -64,8 +62,9 @@ fig_dir = Path(figures_dir) if figures_dir else figures_root()
 title = f"SIAN attention: mean mask over channels\n{who}"
 panel = explorer.save_panel(fig_dir / profile / "attention_panel.png", title=title)
 if panel:
-    figures.record_caption(
+    figures.record_figure(  # the panel is saved already: its caption
         profile,
+        None,
         "attention_panel.png",
         f"SIAN attention, mean mask over channels per stage (rows) and scale, beside the "
         f"photo on one colour scale (the sigmoid's 0 to 1, in the colorbar), with each "
@@ -84,9 +83,7 @@ Image(filename=panel) if panel else None
 import pandas as pd
 
 run_fact("last_render_ms", round(explorer.last_render_seconds * 1000, 1))
-stages = pd.DataFrame(
-    figures.stage_by_stage(Params(profile, data_root, weights_dir), panel_weights or weights)
-)
+stages = pd.DataFrame(figures.stage_by_stage(p, panel_weights or weights))
 if explorer.attention is None:
     opened = f"The explorer did not open a model: {explorer.message}"
 else:

@@ -26,8 +26,7 @@ from IPython.display import Markdown, display
 from derain_lib.allocator import tune
 from derain_lib.study import beyond
 from derain_lib.study.figures import show_figure
-from derain_lib.study.paths import results_dir, run_fact, shown, write_json
-from derain_lib.study.plan import Params
+from derain_lib.study.plan import Params, results_dir, run_fact, shown, write_json
 from derain_lib.study.stats import hierarchical_interval
 from derain_lib.viz import beyond as plots
 

@@ -46,8 +46,7 @@ from derain_lib.allocator import tune
 from derain_lib.config import profile_seeds
 from derain_lib.study import claims, record, stats, training
 from derain_lib.study.figures import record_figure
-from derain_lib.study.paths import results_dir, shown
-from derain_lib.study.plan import Params
+from derain_lib.study.plan import Params, results_dir, shown
 from derain_lib.viz import results as plots
 
 tune()  # glibc keeps freed tensors' memory for reuse (DERAIN_MALLOC_TUNING=0: off)

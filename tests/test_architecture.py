@@ -28,12 +28,10 @@ APP = {"cli", "commands", "entry"}
 #: placed here. The first rank is what every chapter shares (the plan, the paper as data,
 #: the one record, the statistics); the last runs the chapters (papermill, the report).
 STUDY_CHAPTERS: tuple[tuple[str, set[str]], ...] = (
-    ("shared by every chapter", {"__init__", "plan", "paths", "paper", "record", "stats"}),
-    ("00 data", {"inventory"}),
-    ("01 training", {"training", "launch"}),
+    ("shared by every chapter, and 00 data", {"__init__", "plan", "paper", "record", "stats"}),
+    ("01 training", {"training"}),
     ("02-04 the tables' scores", {"scoring", "probes", "tabulate"}),
-    ("05 figures", {"figures"}),
-    ("06 attention explorer", {"explorer"}),
+    ("05-06 figures and the attention explorer", {"figures"}),
     ("07 beyond the paper", {"beyond"}),
     ("08 claims", {"claims"}),
     ("the whole run", {"pipeline", "report"}),

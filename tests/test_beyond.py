@@ -48,7 +48,7 @@ from derain_lib.study.beyond.density import (
 )
 from derain_lib.study.beyond.generalisation import Outputs, cells, generalisation, outputs
 from derain_lib.study.beyond.protocols import OURS, protocol_effects, protocol_table
-from derain_lib.study.paths import write_json
+from derain_lib.study.plan import write_json
 from derain_lib.study.stats import hierarchical_interval
 
 NAMES = ["001", "025", "050", "100"]

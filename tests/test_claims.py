@@ -14,7 +14,7 @@ from derain_lib.cli import main
 from derain_lib.config import ConfigError, profile_seeds
 from derain_lib.study import claims, plan, record
 from derain_lib.study.claims import CLAIMS, decide, judge
-from derain_lib.study.paths import results_dir
+from derain_lib.study.plan import results_dir
 from derain_lib.study.scoring import eval_settings
 from derain_lib.tables import MethodId
 from derain_lib.viz.results import claims_forest

@@ -13,9 +13,8 @@ import pytest
 from derain_lib.cli import main
 from derain_lib.commands import fetch_targets
 from derain_lib.data import catalog
-from derain_lib.data.catalog import dataset_items
+from derain_lib.data.catalog import dataset_items, prepared_dataset
 from derain_lib.data.fetch import FetchError, Item, Tree, fetch_items
-from derain_lib.study.plan import prepared_sets
 from derain_lib.weights import find_released, weight_items
 
 TREE = Tree("someone", "somerepo", "0" * 40)
@@ -200,8 +199,8 @@ def test_a_fetched_test_set_is_indexed_as_its_benchmark(serve, shared, monkeypat
     lines = fetch_targets("rain100l", log=lambda s: None)
     assert lines[0].startswith("rain100l: 8 downloaded, 8 files verified")
     assert "indexed as the rain100l test set (4 pairs)" in lines[0]
-    found = dict(prepared_sets())
-    assert found["rain100l"] == catalog.dataset_dir("rain100l").resolve()
+    found = Path(prepared_dataset("rain100l", "test").root).resolve()
+    assert found == catalog.dataset_dir("rain100l").resolve()
 
 
 def _local_mirror(root: Path, items: list[Item], bodies: list[bytes]) -> Path:
@@ -298,7 +297,7 @@ def test_rain1400_comes_from_the_lfs_layout_with_spaces(monkeypatch, tmp_path, c
     assert "indexed as the rain1400 test set (28 pairs)" in out
     dest = catalog.dataset_dir("rain1400")
     assert (dest / "rainy_image" / "902_14.jpg").read_bytes() == bodies["rainy image/902_14.jpg"]
-    assert dict(prepared_sets())["rain1400"] == dest.resolve()
+    assert Path(prepared_dataset("rain1400", "test").root).resolve() == dest.resolve()
 
 
 def test_the_packaged_rain1400_manifest_is_the_shared_one(shared):

@@ -13,7 +13,7 @@ from derain_lib.cli import main
 from derain_lib.errors import DerainError
 from derain_lib.runs import find_run
 from derain_lib.study import pipeline
-from derain_lib.study.launch import job_options, launch_training
+from derain_lib.study.pipeline import job_options, launch_training
 from derain_lib.study.plan import Params
 from derain_lib.study.training import planned_runs
 from derain_lib.threads import usable_cpus

@@ -236,8 +236,7 @@ def test_notebook_06_in_a_fresh_clone_says_what_to_fetch_or_train(hermetic) -> N
     run this machine does not have: either way the panel's weights are None with what to
     do, not an AttributeError."""
     from derain_lib.study import figures
-    from derain_lib.study.paths import work_dir
-    from derain_lib.study.plan import Params
+    from derain_lib.study.plan import Params, work_dir
 
     spec, why = figures.panel_weights(Params("quick"), "sian-rain100l")
     assert spec is None and why.startswith("not run: ")  # with the two ways to get weights

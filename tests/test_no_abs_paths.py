@@ -11,7 +11,7 @@ import pytest
 
 from derain_lib import fsutil
 from derain_lib.study import plan
-from derain_lib.study.paths import shown
+from derain_lib.study.plan import shown
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Absolute paths of a build machine: its home, the root user's home, the work folder,

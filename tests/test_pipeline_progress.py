@@ -19,7 +19,7 @@ import pytest
 from derain_lib import runs
 from derain_lib.roots import REPRODUCE_ENV
 from derain_lib.study import pipeline
-from derain_lib.study.paths import progress, run_fact
+from derain_lib.study.plan import progress, run_fact
 from derain_lib.study.training import step_line
 from derain_lib.viz import save_figure
 
@@ -48,7 +48,7 @@ def test_reproduce_shows_progress_and_keeps_run_facts_out_of_the_notebook(
     _chapter(
         tmp_path,
         "07_beyond_the_paper.ipynb",
-        "from derain_lib.study.paths import progress, run_fact\n"
+        "from derain_lib.study.plan import progress, run_fact\n"
         "print('a result')\n"
         "progress('model 1/2: sian: training, 3 steps')\n"
         "run_fact('load_average', [0.5, 0.25])\n",
@@ -109,7 +109,7 @@ def test_not_run_items_come_from_saved_results_and_missing_promised_figures(
     monkeypatch.setenv("DERAIN_FIGURES", str(tmp_path / "figures"))
     monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "results"))
     from derain_lib import tables
-    from derain_lib.study.paths import results_dir
+    from derain_lib.study.plan import results_dir
 
     gone = tables.Score(
         method="sian-released", benchmark="rain100l", kind="not_run", detail="weights not found"
@@ -131,16 +131,14 @@ def test_not_run_items_come_from_saved_results_and_missing_promised_figures(
     assert pipeline.missing_items("smoke", {nb.name: nb}) == []
 
 
-def test_each_notebook_gets_only_the_parameters_it_declares() -> None:
-    params = {"profile": "smoke", "data_root": None, "weights_dir": None, "overrides": []}
+def test_every_notebook_declares_every_parameter_the_pipeline_passes() -> None:
+    """``derain reproduce`` passes each chapter the same five parameters; a chapter that did
+    not declare one would make papermill warn of an unknown parameter."""
+    import papermill as pm
+
+    passed = {"profile", "data_root", "weights_dir", "overrides", "device"}
     for nb in pipeline.NOTEBOOKS:
-        got = pipeline.declared_parameters(NOTEBOOKS / nb, params)
-        assert {"profile", "weights_dir"} <= set(got), nb
-    # the explorer takes no config overrides: passing them made papermill warn
-    explorer = pipeline.declared_parameters(NOTEBOOKS / "06_attention_explorer.ipynb", params)
-    assert set(explorer) == {"profile", "data_root", "weights_dir"}
-    train = pipeline.declared_parameters(NOTEBOOKS / "01_train.ipynb", params)
-    assert train == params
+        assert passed <= set(pm.inspect_notebook(str(NOTEBOOKS / nb))), nb
 
 
 def _figure() -> plt.Figure:
@@ -185,7 +183,7 @@ def test_git_sha_ignores_the_pipelines_own_outputs(
 def test_report_and_tables_md_are_the_same_for_a_rerun(tmp_path: Path, monkeypatch) -> None:
     """Two executions differ in papermill's random id of the injected cell and in the
     provenance (time, commit, wall seconds): neither reaches the report or tables.md."""
-    from derain_lib.study.paths import results_dir, write_json
+    from derain_lib.study.plan import results_dir, write_json
     from derain_lib.study.report import export_report
     from derain_lib.study.tabulate import build_tables
 

@@ -20,8 +20,7 @@ from derain_lib.cli import main
 from derain_lib.errors import DerainError
 from derain_lib.study import pipeline
 from derain_lib.study.claims import CLAIMS
-from derain_lib.study.paths import results_dir
-from derain_lib.study.plan import Params, found_real
+from derain_lib.study.plan import Params, found_real, results_dir
 from derain_lib.study.scoring import score_methods
 from derain_lib.study.tabulate import build_table, build_tables, read_table
 

@@ -375,7 +375,7 @@ def test_an_installed_copy_writes_nothing_into_its_folder(shared: Path, tmp_path
     env = {k: v for k, v in os.environ.items() if not k.startswith("DERAIN_")}
     env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "xdg"), HOME=str(tmp_path))
     code = (
-        "from derain_lib.runs import results_root; from derain_lib.study.paths import "
+        "from derain_lib.runs import results_root; from derain_lib.study.plan import "
         "figures_root; from derain_lib.fsutil import data_root; "
         "print(results_root(), figures_root(), data_root())"
     )

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 
 from derain_lib import config, fsutil, roots, runs
-from derain_lib.study import paths, pipeline
+from derain_lib.study import pipeline, plan
 
 
 def test_a_checkout_is_its_own_project_wherever_derain_runs(tmp_path, monkeypatch) -> None:
@@ -26,9 +26,9 @@ def test_a_checkout_is_its_own_project_wherever_derain_runs(tmp_path, monkeypatc
     assert roots.source_root() == ROOT
     assert roots.project_root() == fsutil.project_root() == ROOT
     assert runs.results_root() == ROOT / "results"
-    assert paths.figures_root() == ROOT / "figures"
+    assert plan.figures_root() == ROOT / "figures"
     assert roots.notebooks_dir() == ROOT / "notebooks"
-    assert paths.results_dir("smoke") == ROOT / "results" / "smoke"
+    assert plan.results_dir("smoke") == ROOT / "results" / "smoke"
 
 
 def test_explicit_folders_win(tmp_path, monkeypatch) -> None:

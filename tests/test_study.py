@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from derain_lib import tables
 from derain_lib.study import record
-from derain_lib.study.paths import results_dir
+from derain_lib.study.plan import results_dir
 from derain_lib.study.report import export_report
 from derain_lib.study.tabulate import write_table
 from derain_lib.viz import results as plots
@@ -204,7 +204,7 @@ def test_a_chapter_run_by_hand_writes_to_a_scratch_folder(
     import types
 
     from derain_lib import roots
-    from derain_lib.study import paths
+    from derain_lib.study import plan
 
     class ZMQInteractiveShell:  # what a Jupyter kernel's get_ipython() returns
         pass
@@ -217,8 +217,8 @@ def test_a_chapter_run_by_hand_writes_to_a_scratch_folder(
         monkeypatch.delenv(var, raising=False)
     scratch = roots.scratch_when_by_hand()
     assert scratch is not None and str(tmp_path / "cache") in str(scratch)
-    assert paths.results_dir("quick") == (scratch / "results" / "quick").resolve()
-    assert paths.figures_dir("quick") == (scratch / "figures" / "quick").resolve()
+    assert plan.results_dir("quick") == (scratch / "results" / "quick").resolve()
+    assert plan.figures_dir("quick") == (scratch / "figures" / "quick").resolve()
     # under derain reproduce (its kernels inherit the variable), or outside a kernel: as set
     monkeypatch.delenv("DERAIN_RESULTS")
     monkeypatch.setenv(roots.REPRODUCE_ENV, "1")

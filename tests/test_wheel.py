@@ -67,6 +67,7 @@ TINY_TRAIN = ["train", "--config", "smoke", "--no-progress"]
 def test_the_wheel_is_what_runs(venv: Path, hermetic, tmp_path: Path) -> None:
     where = _run(
         [str(venv / "python"), "-c", "import derain_lib, derain_lib.config as c; "
+         "import derain_lib.study.plan  # reads its package data, plan.yaml\n"
          "print(derain_lib.__file__); print(c.PROFILES_DIR)"],
         tmp_path, _env(hermetic),
     ).split()  # fmt: skip

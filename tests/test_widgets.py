@@ -18,9 +18,8 @@ from derain_lib.data.sources import open_data
 from derain_lib.models import build_model
 from derain_lib.precision import resolve_precision
 from derain_lib.study import figures, plan
-from derain_lib.study.explorer import explore, profile_images
-from derain_lib.study.paths import shown as shown_path
 from derain_lib.study.plan import Params
+from derain_lib.study.plan import shown as shown_path
 from derain_lib.viz import attention as viz
 
 
@@ -306,9 +305,10 @@ def test_fit_size_keeps_aspect_and_small_images() -> None:
 
 @pytest.mark.parametrize(("profile", "shape"), [("smoke", (64, 96)), ("quick", (160, 240))])
 def test_images_are_the_test_images_of_the_profile(profile: str, shape: tuple) -> None:
-    e = explore(weights=widgets.RANDOM_INIT, with_runs=False, profile=profile)
+    images = figures.profile_images(Params(profile))
+    e = widgets.AttentionExplorer(None, widgets.RANDOM_INIT, images=images, with_runs=False)
     options = [(label, Path(v)) for label, v in e.image_picker.options]
-    assert options == profile_images(profile)
+    assert options == images
     sets = [t for ts in plan.test_sets(Params(profile)).values() for t in ts]
     assert [t.spec for t in sets] == [f"embedded:{s}:test:{profile}" for s in ("light", "heavy")]
     n = [len(open_data(t.spec)) for t in sets]

@@ -19,8 +19,7 @@ from ..fsutil import atomic_write_text
 from ..tables import BENCHMARKS, FULL_TEST_SIZE, MethodId
 from . import probes, record, stats
 from .paper import CLAIMS, DATA, PAPER_PATCHES, TREND_TEXT, Claim
-from .paths import results_dir
-from .plan import Params, config_for, datasets
+from .plan import Params, config_for, datasets, results_dir
 from .training import run_cost
 
 #: Fewer training seeds than this and a claim on trained methods gets no verdict.

@@ -1,6 +1,5 @@
-"""Step 05's computing side: the files the figures are drawn from (attention maps as
-``.npz``, derained real photos) and the figure index (``figures/<profile>/`` with captions in
-``results/<profile>/figures.json``). Drawing itself is :mod:`derain_lib.viz`'s."""
+"""Steps 05-06, the computing side: the files figures are drawn from, the figure index
+(``figures.json``), the explorer's images and weights. :mod:`derain_lib.viz` draws."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from IPython.display import Markdown
 from matplotlib.figure import Figure
 from torch import nn
@@ -20,11 +18,10 @@ from ..fsutil import atomic_path
 from ..inference import predict
 from ..metrics import quantize
 from ..runs import Run, results_root
-from ..tables import MethodId, not_run
+from ..tables import MethodId, not_run, provenance_text
 from ..viz.attention import compute_attention, save_figure, stage_scores
 from ..weights import RELEASED, find_released, load_model, missing_released
-from .paths import figures_dir, results_dir, write_json
-from .plan import Params, real_photos, test_sets
+from .plan import Params, figures_dir, real_photos, results_dir, test_sets, write_json
 from .scoring import all_scores, model_for
 from .training import load_runs
 
@@ -32,24 +29,17 @@ from .training import load_runs
 REAL_METHODS = (MethodId.PRENET_RELEASED, MethodId.SIAN_RELEASED, MethodId.SIAN)
 #: Real photos the Fig. 10 analogue shows.
 REAL_PHOTOS = 3
-#: The trained model the attention panel uses when the released weights are missing.
-PANEL_FALLBACK = MethodId.SIAN
 
 
-def record_figure(profile: str, fig: Figure, name: str, caption: str) -> Path:
-    """Save ``fig`` as ``figures/<profile>/<name>`` and its caption in ``figures.json``."""
-    path = save_figure(fig, figures_dir(profile) / name)
-    record_caption(profile, name, caption)
-    return path
-
-
-def record_caption(profile: str, name: str, caption: str) -> Path:
-    """The caption of ``figures/<profile>/<name>`` in ``results/<profile>/figures.json``."""
-    index = results_dir(profile) / "figures.json"
+def record_figure(profile: str, fig: Figure | None, name: str, caption: str) -> Path:
+    """Save ``fig`` (None: saved already) as ``figures/<profile>/<name>``, its caption in
+    ``results/<profile>/figures.json``."""
+    if fig is not None:
+        save_figure(fig, figures_dir(profile) / name)
+    index, rel = results_dir(profile) / "figures.json", f"figures/{profile}/{name}"
     figs = json.loads(index.read_text()) if index.is_file() else []
-    rel = f"figures/{profile}/{name}"
-    figs = [f for f in figs if f["path"] != rel] + [{"path": rel, "caption": caption}]
-    return write_json(index, figs)
+    write_json(index, [f for f in figs if f["path"] != rel] + [{"path": rel, "caption": caption}])
+    return figures_dir(profile) / name
 
 
 def show_figure(
@@ -62,23 +52,19 @@ def show_figure(
     return fig
 
 
-def export_attention(
-    p: Params, method: str = MethodId.SIAN, benchmark: str = "rain100l"
-) -> Path | None:
-    """Attention masks (mean over channels), rain layers and stage outputs of ``method`` on
-    the first test image of ``benchmark`` (real first), saved as
-    ``results/<profile>/attention/*.npz``; None without the model or the scores."""
+def export_attention(p: Params, method: str, benchmark: str) -> Path | None:
+    """``method``'s attention masks, rain layers and stage outputs on the first test image of
+    ``benchmark`` as ``attention/*.npz``; None without the model or the scores."""
     src = model_for(p, method, benchmark, load_runs(p.profile))
     inputs = [s for s in all_scores(p.profile) if s.method == "input" and s.benchmark == benchmark]
     inputs = sorted((s for s in inputs if s.ran), key=lambda s: s.stand_in)
     if src.path is None or not inputs:
         return None
     outputs = (results_root().resolve() / inputs[0].per_image_csv).parent / "outputs"
-    image = read_image(sorted(outputs.glob("*.png"))[0])
     model = load_model(src.path, allow_download=False, device=p.device).model
-    att = compute_attention(model, image)
+    att = compute_attention(model, read_image(sorted(outputs.glob("*.png"))[0]))
     out = results_dir(p.profile) / "attention" / f"{method.replace('/', '_')}_{benchmark}.npz"
-    arrays = {"image": att.image, "provenance": np.array(src.provenance)}
+    arrays = {"image": att.image, "provenance": np.array(provenance_text(src.kind, src.detail))}
     for k in range(att.n_stages):  # masks as their mean over channels: the panel's view
         arrays[f"outputs_{k}"], arrays[f"rain_{k}"] = att.outputs[k], att.rain[k]
         for sc, v in att.masks[k].items():
@@ -88,34 +74,32 @@ def export_attention(
     return out
 
 
+def profile_images(p: Params) -> list[tuple[str, Path]]:
+    """(label, rainy image) of the test pairs ``p``'s profile scores on, for the explorer."""
+    sets = [t for ts in test_sets(p).values() for t in ts]
+    return [(f"{t.label}: {pr.name}", pr.rainy) for t in sets for pr in open_data(t.spec).pairs]
+
+
 def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
-    """(weights spec, who) for notebook 06's attention panel: ``weights``, or when they are
-    released weights not found, the profile's :data:`PANEL_FALLBACK` for the same data (and
-    ``who`` says so); ``(None, "not run: <why>")`` when neither exists."""
-    w = RELEASED.get(weights)
-    if w is None:
+    """(weights, who) for notebook 06's panel: ``weights``, else the profile's full SIAN for
+    the same data, else ``(None, "not run: <why>")``."""
+    if (w := RELEASED.get(weights)) is None:
         return weights, f"weights {Path(weights).name}"
     if find_released(weights, p.weights_dir) is not None:
         return weights, f"released {weights} weights"
     missing = missing_released(weights, p.weights_dir)
-    todo = (
-        f": fetch the weights (derain fetch weights) or train it (derain reproduce --profile "
-        f"{p.profile}, or notebooks/01_train.ipynb)"
-    )
+    todo = (f": fetch the weights (derain fetch weights) or train it (derain reproduce "
+            f"--profile {p.profile}, or notebooks/01_train.ipynb)")  # fmt: skip
     try:
         runs = load_runs(p.profile)
     except DerainError:
         return None, not_run(f"{missing}; no run of profile {p.profile} either (runs.json){todo}")
-    src = model_for(p, PANEL_FALLBACK, w.dataset, runs)
-    if src.kind == "not_run":
+    if (src := model_for(p, MethodId.SIAN, w.dataset, runs)).kind == "not_run":
         return None, not_run(f"{missing}; {src.detail}")
     run = Run.load(src.path.parent)
-    c = run.config
-    if c is None or not src.path.is_file():  # runs.json names a run this machine lacks
-        return None, not_run(
-            f"{missing}; the SIAN of profile {p.profile} that runs.json names is not in the "
-            f"run cache ({src.path}){todo}"
-        )
+    if (c := run.config) is None or not src.path.is_file():  # a run this machine lacks
+        return None, not_run(f"{missing}; the SIAN of profile {p.profile} that runs.json names "
+                             f"is not in the run cache ({src.path}){todo}")  # fmt: skip
     return str(src.path), (
         f"SIAN trained by profile {p.profile} (run {run.key[:10]}, loss {c.train.loss}, "
         f"seed {c.train.seed}{', ' + src.note if src.note else ''}) in place of the released "
@@ -123,50 +107,37 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
     )
 
 
-def stage_by_stage(
-    p: Params, weights: str, images: int = 4, device: str | torch.device = "cpu"
-) -> list[dict]:
-    """Fig. 6 put to the test: PSNR/SSIM of every stage output of the SIAN ``weights`` (a
-    released name or a file) on ``images`` Rain100L pairs spread over the profile's test set
-    (real first), one row per (image, stage); empty without the weights or the data."""
+def stage_by_stage(p: Params, weights: str, images: int = 4) -> list[dict]:
+    """Fig. 6 tested: PSNR/SSIM of every stage of SIAN ``weights`` on ``images`` Rain100L pairs
+    (a real set first), one row per (image, stage); empty without weights or data."""
     path = find_released(weights, p.weights_dir) if weights in RELEASED else Path(weights)
     sets = sorted(test_sets(p)["rain100l"], key=lambda t: t.stand_in)
     if path is None or not Path(path).is_file() or not sets:
         return []
-    model = load_model(path, allow_download=False).model.to(device)
-    ds = open_data(sets[0].spec)
-    rows = []
+    model = load_model(path, allow_download=False).model  # on the CPU
+    ds, rows = open_data(sets[0].spec), []
     for i in sorted({round(v) for v in np.linspace(0, len(ds) - 1, min(images, len(ds)))}):
         rainy, clean = ds.load(i)
-        for r in stage_scores(compute_attention(model, rainy), clean):
-            rows.append({**r, "image": ds.pairs[i].name, "test_set": sets[0].label})
+        rows += [{**r, "image": ds.pairs[i].name, "test_set": sets[0].label}
+                 for r in stage_scores(compute_attention(model, rainy), clean)]  # fmt: skip
     return rows
 
 
-def derain_photos(
-    models: dict[str, nn.Module],
-    photos: list[Path],
-    out_dir: str | Path,
-    side: int | None = None,
-    reuse: bool = False,
-) -> list[Path]:
-    """The study's one real-photo deraining step: each photo (its longer side shrunk to
-    ``side``) as ``rainy/<stem>.png`` and derained by every model as ``<model>/<stem>.png``
-    under ``out_dir`` (``/`` as ``_``); with ``reuse`` a PNG already there is kept. PNGs of
-    photos no longer in ``photos`` are deleted, so the figures show these photos only."""
-    out_dir = Path(out_dir)
-    written = []
+def derain_photos(models: dict[str, nn.Module], photos: list[Path], out_dir: str | Path,
+                  side: int | None = None, reuse: bool = False) -> list[Path]:  # fmt: skip
+    """Each photo (shrunk to ``side``) as ``rainy/<stem>.png`` and derained by each model as
+    ``<model>/<stem>.png`` (``reuse``: kept if there); other photos' PNGs are deleted."""
+    out_dir, written = Path(out_dir), []
     for photo in photos:
         img = None
         for m, model in [("rainy", None), *models.items()]:
             out = out_dir / m.replace("/", "_") / f"{photo.stem}.png"
             if not (reuse and out.is_file()):
-                if img is None:
-                    img = fit_size(read_image(photo), side)
+                img = fit_size(read_image(photo), side) if img is None else img
                 write_png(out, quantize(img if model is None else predict(model, img)))
             written.append(out)
     stems = {photo.stem for photo in photos}
-    for m in ("rainy", *models):  # outputs of photos no longer in the list are removed
+    for m in ("rainy", *models):
         for old in (out_dir / m.replace("/", "_")).glob("*.png"):
             if old.stem not in stems:
                 old.unlink()
@@ -174,14 +145,10 @@ def derain_photos(
 
 
 def derain_real(p: Params) -> list[Path]:
-    """Derain the first :data:`REAL_PHOTOS` real photos under ``data_root/real_rain`` with
-    :data:`REAL_METHODS` into ``results/<profile>/real/`` (:func:`derain_photos`, reused)."""
+    """The first :data:`REAL_PHOTOS` real photos derained by :data:`REAL_METHODS` (``real/``)."""
     runs = load_runs(p.profile)
     paths = {m: model_for(p, m, "rain100h", runs).path for m in REAL_METHODS}
-    models = {
-        m: load_model(path, allow_download=False, device=p.device).model
-        for m, path in paths.items()
-        if path is not None
-    }
+    models = {m: load_model(path, allow_download=False, device=p.device).model
+              for m, path in paths.items() if path is not None}  # fmt: skip
     photos = real_photos(p.data_root)[:REAL_PHOTOS]
     return derain_photos(models, photos, results_dir(p.profile) / "real", reuse=True)

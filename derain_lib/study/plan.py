@@ -1,58 +1,86 @@
-"""What a profile means: its configs, the benchmarks its data stand for, its test sets,
-from the notebooks' parameters (:class:`Params`). Nothing here trains, scores or plots."""
+"""What a profile means (its configs, the benchmarks its data stand for, its test sets), where
+its results and figures live, and step 00: the data inventory and sample pairs."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import yaml
 
 from ..config import Config, profile_config, profile_datasets
 from ..data.catalog import prepared_dataset
 from ..data.datasets import open_dataset
-from ..data.io import list_images
+from ..data.io import list_images, read_image, write_png
+from ..data.sources import open_data
 from ..errors import DerainError
+from ..fsutil import atomic_write_text, real_path
 from ..fsutil import data_root as derain_data_root
-from ..fsutil import real_path, shown_path
-from ..tables import BENCHMARKS, STAND_IN_FOR, MethodId, not_run
+from ..fsutil import shown_path as shown
+from ..metrics import quantize
+from ..roots import REPRODUCE_ENV, figures_root, results_root
+from ..tables import BENCHMARKS, STAND_IN_FOR, not_run
 
-#: ``1`` (``derain reproduce --use-prepared``): smoke scores the prepared test sets too, as the
-#: other profiles always do (a set prepared earlier must not change smoke's time unasked).
+#: ``1`` (``--use-prepared``): smoke scores the prepared test sets too, as the others always do.
 USE_PREPARED_ENV = "DERAIN_USE_PREPARED"
-#: Profiles that read prepared test sets only when told (:data:`USE_PREPARED_ENV`).
-TOLD_ONLY = ("smoke",)
-
-#: Which training data set's model a benchmark is scored with, trained here or released
-#: (Rain12: the Rain100L models, as PReNet does).
-TRAINED_ON = {
-    "rain100l": "rain100l",
-    "rain100h": "rain100h",
-    "rain1400": "rain1400",
-    "rain12": "rain100l",
-}
-#: Trained methods: id -> (model name, loss).
-TRAINED = {
-    MethodId.SIAN: ("sian", "ssim"),
-    MethodId.SIAN_MAE: ("sian", "l1"),
-    MethodId.SIAN_MSE: ("sian", "mse"),
-    MethodId.BASELINE: ("sian-baseline", "ssim"),
-    MethodId.BASELINE_LSTM: ("sian-baseline+lstm", "ssim"),
-}
-#: Trained methods per benchmark: Tables II and V need Rain100L/H only.
-TRAIN_PLAN = {
-    "rain100l": tuple(TRAINED),
-    "rain100h": tuple(TRAINED),
-    "rain1400": (MethodId.SIAN,),
-}
+#: The study's plan as data (``plan.yaml``): what trains for which benchmark, the probes'
+#: knock-outs, the figures promised.
+PLAN = yaml.safe_load(Path(__file__).with_name("plan.yaml").read_text())
+TRAINED_ON: dict[str, str] = PLAN["trained_on"]  # benchmark -> the data its models train on
+TRAINED: dict[str, tuple[str, str]] = {m: tuple(v) for m, v in PLAN["trained"].items()}
+TRAIN_PLAN: dict[str, list[str]] = PLAN["train_plan"]  # benchmark -> the methods trained
 _BENCH_NAME = re.compile(r"rain(100l|100h|1400|12)(?!\d)")
+
+
+def results_dir(profile: str) -> Path:
+    """``results/<profile>/``: a profile's tables, score records and executed notebooks."""
+    return results_root().resolve() / profile
+
+
+def work_dir(profile: str) -> Path:
+    """``results/<profile>/run-state/`` (not committed): records kept between the steps."""
+    return results_dir(profile) / "run-state"
+
+
+def figures_dir(profile: str) -> Path:
+    """``figures/<profile>/``: the PNGs the notebooks draw from ``results/<profile>/``."""
+    return figures_root() / profile
+
+
+def read_scenes(profile: str) -> dict[str, dict[str, str]]:
+    """Test set label -> image name -> scene (``run-state/scenes.json``)."""
+    p = work_dir(profile) / "scenes.json"
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def write_json(path: Path, obj: object) -> Path:
+    """``obj`` as indented JSON at ``path``, written atomically (parent folders created)."""
+    return atomic_write_text(path, json.dumps(obj, indent=1, default=str) + "\n")
+
+
+def progress(line: str) -> None:
+    """``line`` to the terminal under ``derain reproduce`` (never the notebook), else printed."""
+    print(line, file=sys.__stderr__ if os.environ.get(REPRODUCE_ENV) else sys.stdout, flush=True)
+
+
+def run_fact(name: str, value: object) -> None:
+    """A fact that differs run to run (times, load): into ``provenance.json`` under ``derain
+    reproduce``, so the executed notebook stays the same; printed in a notebook run by hand."""
+    if not (target := os.environ.get(REPRODUCE_ENV)):
+        print(f"{name}: {json.dumps(value, default=str)}", flush=True)
+        return
+    with open(target, "a") as f:
+        f.write(json.dumps([name, value], default=str) + "\n")
 
 
 @dataclass(frozen=True)
 class Params:
-    """The notebooks' parameters: the profile, where real data (benchmark folders named
-    after the benchmark, ``real_rain/``) and released weights are, config overrides for
-    every run (``KEY=VALUE``) and the device every model trains and runs on."""
+    """The notebooks' parameters (papermill's): as ``derain reproduce`` passes them."""
 
     profile: str
     data_root: str | None = None
@@ -84,13 +112,19 @@ class TestSet:
 
 
 def config_for(p: Params, dataset: str, extra: list[str] | None = None) -> Config:
-    """The profile's config for ``dataset`` with the overrides, then ``extra`` (``data.root``
-    = ``data_root`` for real data; ``train.device`` unless ``auto``, so run keys stay)."""
+    """The profile's config for ``dataset`` with ``p``'s overrides, then ``extra``; real data
+    under ``p.data_root``, training on the set ``derain data prepare`` made if its own is absent."""
     device = [] if p.device == "auto" else [f"train.device={p.device}"]
     overrides = [*device, *p.overrides, *(extra or [])]
     cfg = profile_config(p.profile, dataset, overrides)
-    if p.data_root and not cfg.data.train.startswith("embedded:"):
+    if cfg.data.train.startswith("embedded:"):
+        return cfg
+    if p.data_root:
         cfg = profile_config(p.profile, dataset, [*overrides, f"data.root={p.data_root}"])
+    if not (Path(cfg.data.root).expanduser() / cfg.data.train).is_dir():
+        with contextlib.suppress(DerainError):
+            train = str(Path(prepared_dataset(dataset, "train").root).resolve())
+            cfg = replace(cfg, data=replace(cfg.data, train=train))
     return cfg
 
 
@@ -98,8 +132,7 @@ def datasets(p: Params) -> dict[str, str]:
     """Benchmark -> the profile's data set (``light``, ``rain100h`` ...) for it."""
     out = {}
     for d in profile_datasets(p.profile):
-        b = d if d in BENCHMARKS else STAND_IN_FOR.get(d)
-        if b is None:
+        if (b := d if d in BENCHMARKS else STAND_IN_FOR.get(d)) is None:
             raise DerainError(f"profile {p.profile}: data set {d!r} is no benchmark")
         out[b] = d
     return out
@@ -112,8 +145,14 @@ def test_spec(cfg: Config) -> str:
     return str((Path(cfg.data.root).expanduser() / cfg.data.test).resolve())
 
 
+def uses_prepared(p: Params) -> bool:
+    """Whether the profile scores the prepared test sets (smoke: only when told)."""
+    return p.profile != "smoke" or os.environ.get(USE_PREPARED_ENV) == "1"
+
+
 def test_sets(p: Params) -> dict[str, list[TestSet]]:
-    """Benchmark -> test sets: the profile's own, then real ones found under data_root."""
+    """Benchmark -> test sets: the profile's own, then real ones under data_root, then those
+    prepared (``derain data prepare``, ``derain fetch``) unless smoke is not told to."""
     out: dict[str, list[TestSet]] = {b: [] for b in BENCHMARKS}
     for b, d in datasets(p).items():
         spec = test_spec(config_for(p, d))
@@ -123,10 +162,13 @@ def test_sets(p: Params) -> dict[str, list[TestSet]]:
         elif Path(spec).is_dir():
             out[b].append(TestSet(b, spec, f"{BENCHMARKS[b]}: {Path(spec).name}", False))
     found = [(b, path, "--data-root") for b, path in found_real(p.data_root)]
-    if uses_prepared(p):
-        for b, path in prepared_sets():  # derain fetch downloads into the data root
-            fetched = path.is_relative_to(derain_data_root().resolve())
-            found.append((b, path, "fetched, indexed" if fetched else "prepared index"))
+    for b in BENCHMARKS if uses_prepared(p) else ():
+        try:
+            path = Path(prepared_dataset(b, "test").root).resolve()
+        except DerainError:
+            continue
+        fetched = path.is_relative_to(derain_data_root().resolve())
+        found.append((b, path, "fetched, indexed" if fetched else "prepared index"))
     for b, path, source in found:
         if all(Path(t.spec) != path for t in out[b]):
             label = f"{BENCHMARKS[b]}: {path.parent.name}/{path.name}"
@@ -134,25 +176,18 @@ def test_sets(p: Params) -> dict[str, list[TestSet]]:
     return out
 
 
-def uses_prepared(p: Params) -> bool:
-    """Whether the profile scores the prepared test sets (:data:`TOLD_ONLY`: when told)."""
-    return p.profile not in TOLD_ONLY or os.environ.get(USE_PREPARED_ENV) == "1"
-
-
 def data_lines(p: Params) -> list[str]:
     """What data the profile found and from where, one line per training and test set."""
     lines = []
     for b, d in datasets(p).items():
         train = config_for(p, d).data
-        where = (
-            train.train
-            if train.train.startswith("embedded:")
-            else shown_path(Path(train.root).expanduser() / train.train)
-        )
+        where = train.train
+        if not where.startswith("embedded:"):
+            where = shown(Path(train.root).expanduser() / train.train)
         lines.append(f"data: {BENCHMARKS[b]} training: {where} (profile {p.profile})")
     for b, sets in test_sets(p).items():
         for t in sets:
-            where = t.spec if t.spec.startswith("embedded:") else shown_path(t.spec)
+            where = t.spec if t.spec.startswith("embedded:") else shown(t.spec)
             lines.append(f"data: {BENCHMARKS[b]} test: {t.label}: {where} ({t.source})")
     if not uses_prepared(p):
         lines.append(
@@ -161,21 +196,8 @@ def data_lines(p: Params) -> list[str]:
     return lines
 
 
-def is_own(p: Params, t: TestSet) -> bool:
-    """Whether ``t`` is the profile's own test set of its benchmark (not one found)."""
-    d = datasets(p).get(t.benchmark)
-    return d is not None and test_spec(config_for(p, d)) == t.spec
-
-
-def eval_reference(p: Params, benchmark: str) -> Config:
-    """The config whose ``eval`` settings score ``benchmark`` (else the profile's first)."""
-    ds = datasets(p)
-    return config_for(p, ds.get(benchmark) or next(iter(ds.values())))
-
-
 def found_real(data_root: str | Path | None) -> list[tuple[str, Path]]:
-    """(benchmark, folder) of every paired test folder under ``data_root`` by name (two
-    levels deep, ``*train*`` skipped)."""
+    """(benchmark, folder) of each paired test folder two levels under ``data_root``, by name."""
     if not data_root:
         return []
     root = Path(data_root).resolve()
@@ -195,29 +217,59 @@ def found_real(data_root: str | Path | None) -> list[tuple[str, Path]]:
     return found
 
 
-def prepared_sets() -> list[tuple[str, Path]]:
-    """(benchmark, folder) of the test sets prepared with ``derain data prepare``."""
-    out = []
-    for b in BENCHMARKS:
-        try:
-            out.append((b, Path(prepared_dataset(b, "test").root).resolve()))
-        except DerainError:
-            continue
-    return out
-
-
 def real_photos(data_root: str | Path | None) -> list[Path]:
     """Real rainy photographs (no ground truth) under ``data_root/real_rain``."""
-    if not data_root:
-        return []
-    folder = real_path(data_root) / "real_rain"  # a notebook parameter: as shown
-    return list_images(folder) if folder.is_dir() else []
+    folder = real_path(data_root) / "real_rain" if data_root else None  # as shown
+    return list_images(folder) if folder and folder.is_dir() else []
 
 
 def no_data_reason(p: Params, benchmark: str) -> str:
     """The "not run" provenance of a benchmark without test data."""
-    where = f"under --data-root {shown_path(p.data_root)}" if p.data_root else "(no --data-root)"
+    where = f"under --data-root {shown(p.data_root)}" if p.data_root else "(no --data-root)"
     return not_run(
         f"no {BENCHMARKS[benchmark]} test data: profile {p.profile} has none, none was "
         f"found {where} and none is prepared (derain data prepare {benchmark} --from PATH)"
     )
+
+
+def data_inventory(p: Params) -> list[dict]:
+    """Step 00: each test and training set's size, sha256, or why it is missing (``data.json``)."""
+
+    def row(b: str, role: str, name: str, spec: str, root: str, stand_in: bool) -> dict:
+        try:
+            ds = open_data(spec, root)
+        except DerainError as e:
+            return dict(benchmark=b, role=role, set=name, n=0, status=f"missing: {e}")
+        return dict(benchmark=b, role=role, set=name, n=len(ds), partial=ds.partial,
+                    stand_in=stand_in, sha256=ds.manifest_sha256(), status="ok")  # fmt: skip
+
+    rows = []
+    for b, sets in test_sets(p).items():
+        if not sets:
+            rows.append(dict(benchmark=b, role="test", set="", n=0, status=no_data_reason(p, b)))
+        rows += [row(b, "test", t.label, t.spec, ".", t.stand_in) for t in sets]
+    for b, d in datasets(p).items():
+        data = config_for(p, d).data
+        rows.append(row(b, "train", data.train, data.train, data.root,
+                        data.train.startswith("embedded:")))  # fmt: skip
+    write_json(results_dir(p.profile) / "data.json", rows)
+    return rows
+
+
+def save_samples(p: Params) -> list[dict]:
+    """Step 00: the first pair of each test set and the first real photo as PNGs under
+    ``samples/``, and their index ``samples.json`` (label, rainy, clean) the figure reads."""
+    out, index = results_dir(p.profile), []
+    for t in (t for sets in test_sets(p).values() for t in sets):
+        entry = {"label": t.label, "rainy": f"samples/{t.id}/rainy.png",
+                 "clean": f"samples/{t.id}/clean.png"}  # fmt: skip
+        for image, key in zip(open_data(t.spec).load(0), ("rainy", "clean"), strict=True):
+            write_png(out / entry[key], quantize(image))
+        index.append(entry)
+    if photos := real_photos(p.data_root):
+        rel = f"samples/real_rain/{photos[0].stem}.png"
+        write_png(out / rel, quantize(read_image(photos[0])))
+        index.append({"label": f"real rain: {photos[0].name} (no ground truth)",
+                      "rainy": rel, "clean": ""})  # fmt: skip
+    write_json(out / "samples.json", index)
+    return index

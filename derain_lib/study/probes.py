@@ -1,16 +1,5 @@
-"""What the released SIAN weights show on the real test sets (chapter 03, judged in 08).
-
-- **Stage by stage** (Fig. 6): the PSNR/SSIM of every stage output on every image, read
-  from Table III's own evaluation (``per_stage.csv``), at no extra cost.
-- **Inference-time knock-outs of the attention** (:func:`variants`, :data:`KINDS`): the
-  released model with its maps M_(s) changed at inference (each branch's ``attention_mask``
-  wrapped on the loaded instance), nothing retrained: the model's sensitivity, not Table V's
-  retrained ablation, so no paper number is held against them.
-
-The knock-outs run on :data:`SCENES` distinct scenes per test set, each (weights, data,
-variant, images) computed once and cached under ``results/<profile>/eval/probes/``; the rows
-go into ``scores.csv`` as ``sian-released`` with variant ``stage-k`` or ``ko-...``.
-"""
+"""The released SIAN on the real Rain100L/H sets (chapter 03): each stage's scores (Fig. 6), and
+its attention knocked out at inference (its sensitivity, not Table V's retrained ablation)."""
 
 from __future__ import annotations
 
@@ -29,24 +18,14 @@ from ..metrics import score_pair
 from ..tables import FULL_TEST_SIZE, MethodId
 from ..weights import RELEASED, find_released, load_model
 from . import record
-from .paths import read_scenes, results_dir
-from .plan import TRAINED_ON, Params, TestSet, test_sets
+from .plan import PLAN, TRAINED_ON, Params, TestSet, read_scenes, results_dir, test_sets
 
 #: Bump when what a probe computes changes (the cache key holds it).
 VERSION = 3
 #: Benchmarks probed (Rain100L and Rain100H: the sets the paper's Fig. 6 / Table V use).
 BENCHMARKS = ("rain100l", "rain100h")
-#: Whole-model knock-outs, on every probed benchmark.
-WHOLE = ("zero", "mean", "shuffle", "roll")
-#: Distinct scenes per test set the knock-outs run on (None: every image; other profiles 30).
-SCENES: dict[str, int | None] = {"smoke": 2, "quick": 30, "paper": None}
-KINDS: dict[str, str] = {
-    "zero": "every attention map is set to 0 (M = 0, not retrained)",
-    "mean": "every attention map is replaced by its mean over the image",
-    "shuffle": "every attention map's positions are shuffled",
-    "roll": "every attention map is shifted by half the image",
-    "dog": "the attention's DoG input is set to 0",
-}
+SCENES: dict[str, int | None] = PLAN["probe_scenes"]  # distinct scenes per test set probed
+KINDS: dict[str, str] = PLAN["knock_outs"]  # each kind of knock-out, in words
 
 
 def stage_variant(k: int) -> str:
@@ -55,13 +34,11 @@ def stage_variant(k: int) -> str:
 
 
 def variants(benchmark: str, scales: tuple[int, ...] = (1, 2, 4), stages: int = 6) -> list[str]:
-    """The knock-outs run on ``benchmark``: :data:`WHOLE`; on Rain100L also ``mean`` per
-    scale and per stage, and the DoG input removed."""
-    out = [f"ko-{k}" for k in WHOLE]
+    """The knock-outs on ``benchmark``: whole-model; on Rain100L per scale, stage and DoG too."""
+    out = [f"ko-{k}" for k in ("zero", "mean", "shuffle", "roll")]
     if benchmark == BENCHMARKS[0]:
         out += [f"ko-mean-scale-{s}" for s in scales]
-        out += [f"ko-mean-stage-{k}" for k in range(1, stages + 1)]
-        out.append("ko-dog")
+        out += [f"ko-mean-stage-{k}" for k in range(1, stages + 1)] + ["ko-dog"]
     return out
 
 
@@ -73,50 +50,40 @@ def describe(variant: str) -> str:
     return f"the attention maps of {where[0]} {where[1]} only are knocked out ({kind})"
 
 
-def _knocked(mask: torch.Tensor, kind: str) -> torch.Tensor:
-    if kind == "zero":
-        return torch.zeros_like(mask)
-    if kind == "mean":
-        return mask.mean(dim=(2, 3), keepdim=True).expand_as(mask)
-    h, w = mask.shape[-2:]
-    if kind == "roll":
-        return torch.roll(mask, shifts=(h // 2, w // 2), dims=(2, 3))
-    if kind == "shuffle":
-        perm = torch.randperm(h * w, generator=torch.Generator().manual_seed(0))
-        return mask.flatten(2)[..., perm].view_as(mask)
-    raise ValueError(f"unknown knock-out {kind!r}")
-
-
 def knock_out(model: torch.nn.Module, variant: str) -> torch.nn.Module:
     """``model`` (a loaded SIAN) with the knock-out ``variant`` applied at inference."""
-    parts = variant.removeprefix("ko-").split("-")
-    kind = parts[0]
-    scale = int(parts[2]) if len(parts) == 3 and parts[1] == "scale" else None
-    stage = int(parts[2]) if len(parts) == 3 and parts[1] == "stage" else None
+    kind, *where = variant.removeprefix("ko-").split("-")
+    scale = int(where[1]) if where and where[0] == "scale" else None
+    stage = int(where[1]) if where and where[0] == "stage" else None
     calls: dict[int, int] = {}
     model.register_forward_pre_hook(lambda *_: calls.clear())
-    for branch in model.cfa.branches:
-        if branch.mask is None:
-            continue
 
-        def masked(self, dog, original=branch.attention_mask):
-            calls[self.scale] = calls.get(self.scale, 0) + 1  # the stage this call is in
-            hit = (scale is None or self.scale == scale) and (
-                stage is None or calls[self.scale] == stage
-            )
-            if not hit:
-                return original(dog)
-            if kind == "dog":
-                return original(torch.zeros_like(dog))
-            return _knocked(original(dog), kind)
+    def masked(self, dog: torch.Tensor, original: Callable) -> torch.Tensor:
+        calls[self.scale] = calls.get(self.scale, 0) + 1  # the stage this call is in
+        if scale not in (None, self.scale) or stage not in (None, calls[self.scale]):
+            return original(dog)
+        if kind == "dog":
+            return original(torch.zeros_like(dog))
+        mask = original(dog)
+        h, w = mask.shape[-2:]
+        if kind == "zero":
+            return torch.zeros_like(mask)
+        if kind == "mean":
+            return mask.mean(dim=(2, 3), keepdim=True).expand_as(mask)
+        if kind == "roll":
+            return torch.roll(mask, shifts=(h // 2, w // 2), dims=(2, 3))
+        perm = torch.randperm(h * w, generator=torch.Generator().manual_seed(0))  # shuffle
+        return mask.flatten(2)[..., perm].view_as(mask)
 
-        branch.attention_mask = types.MethodType(masked, branch)
+    for branch in (b for b in model.cfa.branches if b.mask is not None):
+        branch.attention_mask = types.MethodType(
+            lambda self, dog, original=branch.attention_mask: masked(self, dog, original), branch
+        )
     return model
 
 
 def subset(names: list[str], scenes: dict[str, str], n: int | None) -> list[str]:
-    """``n`` images of distinct scenes spread evenly over ``names`` (sorted, the first of each
-    scene); all of ``names`` when ``n`` is None."""
+    """``n`` images of distinct scenes spread evenly over ``names`` (all when ``n`` is None)."""
     if n is None:
         return sorted(names)
     first: dict[str, str] = {}
@@ -133,9 +100,7 @@ def without_partial_copies(sets: list[TestSet]) -> list[TestSet]:
     """``sets`` of one benchmark without its partial real sets beside a complete real set."""
     real = [t for t in sets if not t.stand_in]
     full = [t for t in real if len(open_data(t.spec)) >= FULL_TEST_SIZE[t.benchmark]]
-    if not full:
-        return sets
-    return [t for t in sets if t.stand_in or t in full]
+    return [t for t in sets if t.stand_in or t in full] if full else sets
 
 
 @torch.inference_mode()
@@ -153,32 +118,23 @@ def knocked_scores(weights: Path, t: TestSet, variant: str, images: list[str]) -
     return rows
 
 
-def run_probes(
-    p: Params,
-    stage_csv: Callable[[Params, Path, TestSet], Path | None],
-    log: Callable[[str], None] = print,
-) -> int:
-    """Stage scores and knock-outs of the released SIAN on the real Rain100L/H test sets
-    found, into the record; returns the rows written. ``stage_csv``: the ``per_stage.csv``
-    of the weights' evaluation on a test set (``scoring.sian_stage_scores``)."""
-    scenes = read_scenes(p.profile)
-    rows = []
+def run_probes(p: Params, stage_csv: Callable[[Params, Path, TestSet], Path | None]) -> int:
+    """Stage scores (``stage_csv``: ``scoring.sian_stage_scores``) and knock-outs (cached in
+    ``eval/probes/``) into the record; returns the rows written."""
+    scenes, rows = read_scenes(p.profile), []
     for b in BENCHMARKS:
         w = RELEASED[f"sian-{TRAINED_ON[b]}"]
         weights = find_released(w.name, p.weights_dir)
         for t in (t for t in without_partial_copies(test_sets(p)[b]) if not t.stand_in):
             if weights is None:
-                log(f"not run: probes on {t.label}: released {w.filename} not found")
+                print(f"not run: probes on {t.label}: released {w.filename} not found")
                 continue
-            where = scenes.get(t.label, {})
-            scored = []  # (variant, per-image scores)
-            stage_path = stage_csv(p, weights, t)
-            if stage_path is None:
-                log(f"not run: stage scores on {t.label}: its evaluation kept no per_stage.csv")
+            where, scored = scenes.get(t.label, {}), []  # (variant, per-image scores)
+            if (stage_path := stage_csv(p, weights, t)) is None:
+                print(f"not run: stage scores on {t.label}: its evaluation kept no per_stage.csv")
             else:
-                stages = pd.read_csv(stage_path, dtype={"name": str}).rename(
-                    columns={"name": "image"}
-                )
+                stages = pd.read_csv(stage_path, dtype={"name": str})
+                stages = stages.rename(columns={"name": "image"})
                 scored += [(stage_variant(k), g) for k, g in stages.groupby("stage")]
             ds = open_data(t.spec)
             chosen = subset([pr.name for pr in ds.pairs], where, SCENES.get(p.profile, 30))
@@ -188,24 +144,17 @@ def run_probes(
                 digest = hashlib.sha256(key.encode()).hexdigest()[:16]
                 path = results_dir(p.profile) / "eval" / "probes" / f"{b}-{v}-{digest}.csv"
                 if not path.is_file():
-                    log(f"probes: {v} on {t.label}, {len(chosen)} images")
+                    print(f"probes: {v} on {t.label}, {len(chosen)} images")
                     ko = pd.DataFrame(knocked_scores(weights, t, v, chosen))
                     atomic_write_text(path, ko.to_csv(index=False, float_format="%.6f"))
                 scored.append((v, pd.read_csv(path, dtype={"image": str})))
-            base = {
-                "method": str(MethodId.SIAN_RELEASED),
-                "benchmark": b,
-                "test_set": t.label,
-                "evidence": record.evidence_of(MethodId.SIAN_RELEASED, False),
-                "seed": "",
-            }
+            evidence = record.evidence_of(MethodId.SIAN_RELEASED, False)
+            base = {"method": str(MethodId.SIAN_RELEASED), "benchmark": b, "test_set": t.label,
+                    "evidence": evidence, "seed": ""}  # fmt: skip
             for v, df in scored:
                 scene = df.image.map(lambda n, where=where: where.get(n, n))
-                rows += (
-                    df[["image", "psnr", "ssim"]]
-                    .assign(**base, variant=v, scene=scene)
-                    .to_dict("records")
-                )
+                df = df[["image", "psnr", "ssim"]].assign(**base, variant=v, scene=scene)
+                rows += df.to_dict("records")
     if rows:
         record.update(p.profile, rows)
     return len(rows)

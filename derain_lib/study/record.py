@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..fsutil import atomic_write_text
 from ..tables import MethodId
-from .paths import results_dir
+from .plan import results_dir
 
 COLUMNS = [
     *("method", "variant", "benchmark", "test_set", "evidence", "seed"),

@@ -16,7 +16,7 @@ from ..models import build_model, count_parameters
 from ..tables import BENCHMARKS
 from . import record
 from .paper import DATA, TABLE3, TABLES, paper_value
-from .paths import figures_dir, results_dir
+from .plan import figures_dir, results_dir
 
 #: A live widget's output; its state (random ids, times) changes with every run, and a
 #: static page cannot drive it, so the report shows the widget's text form instead.

@@ -1,22 +1,19 @@
-"""Steps 02-04: score methods on test sets, one :class:`~derain_lib.tables.Score` each.
-
-A method is the Input (the rainy image itself), released weights or a trained method of
-:data:`~.plan.TRAINED`; model evaluations go through the run cache. Each step writes its
-per-image, per-seed rows into the record ``scores.csv`` (:mod:`.record`) and its scores,
-with why a method did not run, into ``run-state/scores/<step>.json``.
-"""
+"""Steps 02-04: the Input, released weights and trained methods scored on test sets (run cache):
+per-image rows into ``scores.csv`` (:mod:`.record`), each step's scores into ``run-state/``."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import torch
 from torch import nn
 
+from .. import tables
 from ..config import Config, EvalConfig, ModelConfig, config_from_dict
 from ..data.embedded import TEST_SOURCES
 from ..data.io import write_png
@@ -24,43 +21,13 @@ from ..data.sources import open_data
 from ..evaluate import evaluate
 from ..metrics import quantize
 from ..runs import Run, find_run, get_or_run, open_run, restored, results_root, stored
-from ..tables import (
-    BENCHMARKS,
-    MethodId,
-    Score,
-    ScoreKind,
-    load_scores,
-    missing,
-    provenance_text,
-    released,
-    reproduced,
-    save_scores,
-)
+from ..tables import MethodId, Score, ScoreKind, missing
 from ..weights import RELEASED, find_released, missing_released
-from . import record
+from . import plan, record
 from .paper import Step, TableSpec
-from .paths import read_scenes, results_dir, scenes_path, work_dir, write_json
-from .plan import (
-    TRAINED,
-    TRAINED_ON,
-    Params,
-    TestSet,
-    config_for,
-    datasets,
-    eval_reference,
-    is_own,
-    no_data_reason,
-    test_sets,
-    test_spec,
-)
+from .plan import TRAINED, TRAINED_ON, Params, TestSet
 from .probes import without_partial_copies
 from .training import load_runs, seed_plan
-
-#: Why released weights are not scored on the stand-in data (they would measure robustness to
-#: our synthesiser, which no claim is about).
-RELEASED_ON_REAL = "released weights are scored on the benchmarks' own test sets, not the stand-ins"
-#: Images per test set kept as PNG for the figures (rainy, ground truth, each method's output).
-FIGURE_IMAGES = 4
 
 
 class RainyInput(nn.Module):
@@ -71,91 +38,72 @@ class RainyInput(nn.Module):
 
 
 def score_table(p: Params, *specs: TableSpec) -> list[Score]:
-    """Score the methods of ``specs`` (tables of one step, e.g. ``TABLE3, TABLE4``) on their
-    benchmarks' test sets (:func:`score_methods`)."""
-    steps = {s.step for s in specs}
-    if len(steps) != 1:
-        raise ValueError(f"tables of one step only, got {sorted(steps)}")
+    """:func:`score_methods` for the tables of one step (e.g. ``TABLE3, TABLE4``)."""
     methods = list(dict.fromkeys(m.id for s in specs for m in s.methods))
     benchmarks = list(dict.fromkeys(b for s in specs for b in s.benchmarks))
-    return score_methods(
-        p, steps.pop(), methods, benchmarks, own_only=all(s.own_only for s in specs)
-    )
+    return score_methods(p, specs[0].step, methods, benchmarks, all(s.own_only for s in specs))
 
 
 def score_methods(
     p: Params, step: Step | str, methods: list[str], benchmarks: list[str], own_only: bool = False
 ) -> list[Score]:
-    """Score ``methods`` on every test set of ``benchmarks`` (with ``own_only`` the
-    profile's own sets only: Tables II and V compare trained variants with each other; a
-    partial real set is skipped beside the complete one); writes the step's score records
-    and the methods' rows of ``scores.csv``, every training seed."""
-    sets = test_sets(p)
+    """Score ``methods`` on the test sets of ``benchmarks`` (``own_only``: the profile's own, as
+    Tables II and V compare trained variants); writes the step's records and rows."""
+    sets, ds = plan.test_sets(p), plan.datasets(p)
+    own = {b: plan.test_spec(plan.config_for(p, d)) for b, d in ds.items()}
     runs = load_runs(p.profile) if any(MethodId(m).trained for m in methods) else []
     out, extra = [], []
     for b in benchmarks:
-        chosen = [t for t in sets[b] if not own_only or t.stand_in or is_own(p, t)]
+        chosen = [t for t in sets[b] if not own_only or t.stand_in or own.get(b) == t.spec]
         chosen = without_partial_copies(chosen)
         for m in methods:
             if not chosen:
-                out.append(Score(method=m, benchmark=b, **missing(no_data_reason(p, b))))
-            for t in chosen:
-                out.append(score_one(p, m, t, runs))
+                out.append(Score(method=m, benchmark=b, **missing(plan.no_data_reason(p, b))))
+            out += [score_one(p, m, t, runs) for t in chosen]
         for t in chosen:
             record_scenes(p.profile, t)
             if MethodId.INPUT not in methods:  # the claims' degeneracy check needs the Input
                 extra.append(score_one(p, MethodId.INPUT, t, runs))
-    save_scores(out + extra, work_dir(p.profile) / "scores" / f"{step}.json")
+    tables.save_scores(out + extra, plan.work_dir(p.profile) / "scores" / f"{step}.json")
     record.update(p.profile, record_rows(p, out + extra))
     return out
 
 
 def record_rows(p: Params, scores: list[Score]) -> list[dict]:
-    """The record's rows of every score that ran, image by image; a trained model's on its
-    own test set once per finished training seed (each run scores it when it ends)."""
-    specs = {t.label: t.spec for ts in test_sets(p).values() for t in ts}
+    """The record's rows of the scores that ran, per image (and per training seed)."""
+    specs = {t.label: t.spec for ts in plan.test_sets(p).values() for t in ts}
     trained = [MethodId(s.method).trained for s in scores]
     seeds: dict[tuple[str, str], list[tuple[str, Path]]] = {}
     for _, _, method, seed, cfg in seed_plan(p) if any(trained) else ():
         run = find_run(cfg)
         if run.status == "finished" and (run.dir / "per_image.csv").is_file():
-            seeds.setdefault((method, test_spec(cfg)), []).append((str(seed), run.dir))
+            seeds.setdefault((method, plan.test_spec(cfg)), []).append((str(seed), run.dir))
     # a model trained on stand-in data is a pipeline check wherever it is scored
-    real = {
-        b for b, d in datasets(p).items() if not config_for(p, d).data.train.startswith("embedded:")
-    }
-    scenes = read_scenes(p.profile)
-    rows = []
+    real = {b for b, d in plan.datasets(p).items()
+            if not plan.config_for(p, d).data.train.startswith("embedded:")}  # fmt: skip
+    scenes, rows = plan.read_scenes(p.profile), []
     for s, t in zip(scores, trained, strict=True):
         if not s.ran:
             continue
         folder = (results_root().resolve() / s.per_image_csv).parent
-        runs = seeds.get((s.method, specs.get(s.test_set, ""))) or [("0" if t else "", folder)]
         stand_in = s.stand_in or (t and TRAINED_ON[s.benchmark] not in real)
-        base = {
-            "method": str(s.method),
-            "variant": "",
-            "benchmark": s.benchmark,
-            "test_set": s.test_set,
-            "evidence": record.evidence_of(s.method, stand_in),
-        }
+        evidence = record.evidence_of(s.method, stand_in)
+        base = {"method": str(s.method), "variant": "", "benchmark": s.benchmark,
+                "test_set": s.test_set, "evidence": evidence}  # fmt: skip
         where = scenes.get(s.test_set, {})
-        for seed, run_dir in runs:
-            for r in pd.read_csv(run_dir / "per_image.csv", dtype={"name": str}).itertuples():
-                rows.append(
-                    base
-                    | {"seed": seed, "image": r.name, "scene": where.get(r.name, r.name)}
-                    | {"psnr": r.psnr, "ssim": r.ssim}
-                )
+        taken = seeds.get((s.method, specs.get(s.test_set, ""))) or [("0" if t else "", folder)]
+        for seed, run_dir in taken:
+            df = pd.read_csv(run_dir / "per_image.csv", dtype={"name": str})
+            rows += [base | {"seed": seed, "image": r.name, "scene": where.get(r.name, r.name),
+                             "psnr": r.psnr, "ssim": r.ssim} for r in df.itertuples()]  # fmt: skip
     return rows
 
 
 def record_scenes(profile: str, t: TestSet) -> None:
-    """Each image's scene in ``scenes.json`` (test set label -> name -> scene), kept when the
-    set is recorded with the same images: an embedded image's source photo (its crops share
-    it), else the first 12 hex digits of the sha256 of the decoded ground truth (Rain100L/H's
-    100 clean images are 91 distinct pictures; Rain1400's 14 rainy versions share one)."""
-    known, ds = read_scenes(profile), open_data(t.spec)
+    """Each image's scene in ``scenes.json``: an embedded image's source photo, else the sha256
+    of its ground truth (Rain100L/H's 100 clean images are 91 pictures; Rain1400's 14 rainy
+    versions share one)."""
+    known, ds = plan.read_scenes(profile), open_data(t.spec)
     if sorted(known.get(t.label, {})) == sorted(pr.name for pr in ds.pairs):
         return
     scenes = {}
@@ -165,17 +113,16 @@ def record_scenes(profile: str, t: TestSet) -> None:
             scenes[pr.name] = TEST_SOURCES[(number - 1) % len(TEST_SOURCES)]
         else:
             scenes[pr.name] = hashlib.sha256(quantize(ds.load(i)[1]).tobytes()).hexdigest()[:12]
-    write_json(scenes_path(profile), known | {t.label: scenes})
+    plan.write_json(plan.work_dir(profile) / "scenes.json", known | {t.label: scenes})
 
 
 def all_scores(profile: str) -> list[Score]:
     """Every score record of ``profile`` (all steps)."""
-    res = work_dir(profile) / "scores"
-    return load_scores([res / f"{s}.json" for s in Step if (res / f"{s}.json").is_file()])
+    res = plan.work_dir(profile) / "scores"
+    return tables.load_scores([res / f"{s}.json" for s in Step if (res / f"{s}.json").is_file()])
 
 
-@dataclass(frozen=True)
-class MethodSource:
+class MethodSource(NamedTuple):
     """A method's weights (None for the Input), kind of score, detail and note."""
 
     path: Path | None
@@ -183,64 +130,56 @@ class MethodSource:
     detail: str
     note: str = ""
 
-    @property
-    def provenance(self) -> str:
-        return provenance_text(self.kind, self.detail)
-
 
 def model_for(p: Params, method: str, b: str, runs: list[dict]) -> MethodSource:
     """The :class:`MethodSource` of ``method`` on benchmark ``b`` (kind ``not_run`` when absent)."""
-    method = MethodId(method)
+    method, trained_on = MethodId(method), TRAINED_ON[b]
     if method is MethodId.INPUT:
         return MethodSource(None, "computed", "rainy input vs ground truth")
     if method.released:
-        w = RELEASED[f"{method.removesuffix('-released')}-{TRAINED_ON[b]}"]
-        path = find_released(w.name, p.weights_dir)
-        if path is None:
+        w = RELEASED[f"{method.removesuffix('-released')}-{trained_on}"]
+        if (path := find_released(w.name, p.weights_dir)) is None:
             return MethodSource(None, "not_run", missing_released(w.name, p.weights_dir))
-        note = "" if TRAINED_ON[b] == b else f"scored with the {w.name} weights"
-        return MethodSource(path, **released(w.filename, w.sha256), note=note)
-    trained_on = TRAINED_ON[b]
+        note = "" if trained_on == b else f"scored with the {w.name} weights"
+        return MethodSource(path, **tables.released(w.filename, w.sha256), note=note)
     run = next((r for r in runs if r["method"] == method and r["benchmark"] == trained_on), None)
     if run is None:
-        why = f"profile {p.profile} trains no {BENCHMARKS[trained_on]} model"
+        why = f"profile {p.profile} trains no {tables.BENCHMARKS[trained_on]} model"
         return MethodSource(None, "not_run", why)
     if run["status"] != "ok":
         return MethodSource(None, **missing(run["status"]))
     note = f"trained on {run['dataset']}" if run["dataset"] != b else ""
     if run["stand_in"]:
         note = f"trained on the embedded {run['dataset']} stand-in data"
-    return MethodSource(restored(run["checkpoint"]), **reproduced(p.profile, run["run"]), note=note)
+    return MethodSource(
+        restored(run["checkpoint"]), **tables.reproduced(p.profile, run["run"]), note=note
+    )
 
 
 def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
-    """Score one method on one test set."""
+    """Score one method on one test set (released weights never on the stand-ins)."""
     src = model_for(p, method, t.benchmark, runs)
-    base = {"method": method, "benchmark": t.benchmark, "test_set": t.label}
+    base = {"method": method, "benchmark": t.benchmark, "test_set": t.label, "stand_in": t.stand_in}
     if MethodId(method).released and t.stand_in and src.kind != "not_run":
-        src = replace(src, kind="not_run", detail=RELEASED_ON_REAL)
+        why = "released weights are scored on the benchmarks' own test sets, not the stand-ins"
+        src = src._replace(kind="not_run", detail=why)
     if src.kind == "not_run":
-        return Score(**base, kind="not_run", detail=src.detail, stand_in=t.stand_in)
+        return Score(**base, kind="not_run", detail=src.detail)
     if src.path is None:
         out_dir, m = score_input(p, t)
     else:
         run = eval_run(p, method, src.path, t, runs)
         out_dir, m = run.dir, run.metrics
-    return Score(
-        **base,
-        kind=src.kind,
-        detail=src.detail,
-        **{k: m[k] for k in ("n", "psnr", "ssim")},
-        stand_in=t.stand_in,
-        per_image_csv=(out_dir / "per_image.csv").relative_to(results_root().resolve()).as_posix(),
-        note=src.note,
-    )
+    csv = (out_dir / "per_image.csv").relative_to(results_root().resolve()).as_posix()
+    return Score(**base, kind=src.kind, detail=src.detail, n=m["n"], psnr=m["psnr"],
+                 ssim=m["ssim"], per_image_csv=csv, note=src.note)  # fmt: skip
 
 
 def eval_settings(p: Params, method: str, t: TestSet) -> EvalConfig:
-    """The profile's eval settings, but the Input and the released weights score every image
-    of a real test set (``eval.max_images`` caps the stand-ins and the models trained here)."""
-    ref = eval_reference(p, t.benchmark).eval
+    """The profile's eval settings for ``t``; the Input and released weights score every image
+    of a real set (``eval.max_images`` caps the stand-ins and the models trained here)."""
+    ds = plan.datasets(p)
+    ref = plan.config_for(p, ds.get(t.benchmark) or next(iter(ds.values()))).eval
     full = not t.stand_in and not MethodId(method).trained
     return replace(ref, max_images=None) if full else ref
 
@@ -250,41 +189,33 @@ def eval_run(p: Params, method: str, path: Path, t: TestSet, runs: list[dict]) -
     for r in runs:
         if r["method"] == method and r.get("checkpoint") == stored(path) and r["test"] == t.spec:
             return open_run(r["run"])
-    released = MethodId(method).released
-    name = method.removesuffix("-released") if released else TRAINED[method][0]
-    base = Config(
-        name=p.profile,
-        dataset=t.benchmark,
-        model=ModelConfig(name=name, weights=str(path)),
-        eval=eval_settings(p, method, t),
-    )
+    name = method.removesuffix("-released") if MethodId(method).released else TRAINED[method][0]
+    base = Config(name=p.profile, dataset=t.benchmark, eval=eval_settings(p, method, t),
+                  model=ModelConfig(name=name, weights=str(path)))  # fmt: skip
     base.data.test, base.data.root = t.spec, "."
     base.train.device = p.device  # where the model runs (auto: a GPU when there is one)
     return get_or_run(config_from_dict(base.to_dict()), progress=False)
 
 
 def sian_stage_scores(p: Params, weights: Path, t: TestSet) -> Path | None:
-    """The ``per_stage.csv`` of Table III's (cached) evaluation of the released SIAN
-    ``weights`` on ``t``, or None: what :func:`~.probes.run_probes` reads."""
-    run = eval_run(p, MethodId.SIAN_RELEASED, weights, t, [])
-    path = run.dir / "per_stage.csv"
+    """The ``per_stage.csv`` of Table III's evaluation of released SIAN ``weights`` on ``t``."""
+    path = eval_run(p, MethodId.SIAN_RELEASED, weights, t, []).dir / "per_stage.csv"
     return path if path.is_file() else None
 
 
 def score_input(p: Params, t: TestSet) -> tuple[Path, dict]:
     """The Input row: the rainy image scored as if it were the output (cached per data)."""
     ds = open_data(t.spec)
-    out_dir = results_dir(p.profile) / "eval" / "input" / t.id
-    cached = out_dir / "metrics.json"
+    out_dir = plan.results_dir(p.profile) / "eval" / "input" / t.id
     max_images = eval_settings(p, MethodId.INPUT, t).max_images
     key = {"data": ds.manifest_sha256(), "max_images": max_images}
-    m = json.loads(cached.read_text()) if cached.is_file() else {}
-    if m.get("key") == key:
+    cached = out_dir / "metrics.json"
+    if (m := json.loads(cached.read_text()) if cached.is_file() else {}).get("key") == key:
         return out_dir, m
     res = evaluate(RainyInput(), ds, out_dir, max_images=max_images)
-    for i in range(min(FIGURE_IMAGES, len(ds))):  # the figures read results/ only
+    for i in range(min(4, len(ds))):  # ground truths of the images the figures show
         gt = out_dir / "ground_truth" / f"{Path(ds.pairs[i].name).stem}.png"
         write_png(gt, quantize(ds.load(i)[1]))
     m = {**res.summary(), "key": key, "test": t.spec}
-    write_json(cached, m)
+    plan.write_json(cached, m)
     return out_dir, m

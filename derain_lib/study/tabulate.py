@@ -28,7 +28,7 @@ from ..tables import (
 )
 from . import record
 from .paper import DATA, NOTEBOOKS, PAPER, TABLES, Method, Step, TableSpec, paper_value
-from .paths import results_dir, work_dir
+from .plan import results_dir, work_dir
 
 COLUMNS: list[str] = DATA["columns"]["tables"]
 #: Columns of a table CSV read as numbers (the rest as text, "" for empty).

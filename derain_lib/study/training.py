@@ -1,91 +1,73 @@
 """Step 01: train (or take from the run cache) every model the tables need; step 08: the
-extra training seeds the claims need. While a model trains, :func:`train_run` reports its
-progress every :data:`PROGRESS_EVERY` seconds. Under ``torchrun`` the independent runs are
-shared over the processes (:func:`share_training`), each alone on its own GPU (no DDP).
-"""
+claims' extra seeds. Under ``torchrun`` the runs are shared over the processes (no DDP)."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 
 import torch.distributed as dist
 from tqdm import tqdm
 
 from ..config import Config, canonical_json, profile_seeds
-from ..data.catalog import CATALOG, prepared_dataset
+from ..data.catalog import CATALOG
 from ..data.sources import open_data
 from ..device import device_name
 from ..errors import DerainError
 from ..runs import Run, data_manifests, find_run, get_or_run, stored
 from ..tables import not_run
 from ..train import dist_info, pick_device, planned_steps, training_patches
+from . import plan
 from .paper import CLAIMS
-from .paths import progress, read_json, results_dir, work_dir, write_json
-from .plan import TRAIN_PLAN, TRAINED, Params, config_for, datasets, test_spec
+from .plan import Params, progress
 
 #: Seconds between two progress lines of a model in training (env ``DERAIN_PROGRESS_EVERY``).
 PROGRESS_EVERY = float(os.environ.get("DERAIN_PROGRESS_EVERY", "30"))
 
 
 def step_line(log_csv: Path, total: int) -> str | None:
-    """``step/total [elapsed<ETA, rate, loss]`` from the last training row of a run's
-    ``log.csv``; None before the first step is logged."""
-    if not log_csv.is_file():
-        return None
-    lines = log_csv.read_text().splitlines()
+    """``step/total [elapsed<ETA, rate, loss]`` from a run's ``log.csv`` (None before a step)."""
+    lines = log_csv.read_text().splitlines() if log_csv.is_file() else []
     fields = next(csv.reader(lines[:1]), [])
     for row in csv.DictReader(reversed(lines[1:]), fieldnames=fields):
         if row.get("loss") and row.get("elapsed_s"):  # a step row (not a validation row)
-            return tqdm.format_meter(
-                int(row["step"]),
-                total,
-                float(row["elapsed_s"]),
-                prefix="  train",
-                ascii=True,
-                unit="step",
-                postfix=f"loss={float(row['loss']):.4g}",
-            )
+            return tqdm.format_meter(int(row["step"]), total, float(row["elapsed_s"]),
+                                     prefix="  train", ascii=True, unit="step",
+                                     postfix=f"loss={float(row['loss']):.4g}")  # fmt: skip
     return None
 
 
 def train_run(label: str, cfg: Config) -> Run | str:
-    """:func:`~derain_lib.runs.get_or_run` for ``cfg``, saying ``label``, whether the run
-    comes from the cache and, while it trains, its :func:`step_line` when it changed; the
-    ``not run: ...`` status instead of a run without its training data."""
+    """:func:`~derain_lib.runs.get_or_run` saying whether the run is cached and, while it trains,
+    its :func:`step_line`; the ``not run: ...`` status without its training data."""
     try:
         train_data = open_data(cfg.data.train, cfg.data.root)
     except DerainError as e:
-        status = not_run(f"no training data: {e}")
-        progress(f"{label}: {status}")
+        progress(f"{label}: {(status := not_run(f'no training data: {e}'))}")
         return status
     manifests = data_manifests(cfg)  # the data is hashed once, for the key and the run
-    run = find_run(cfg, manifests=manifests)
-    if run.status == "finished":
+    if (run := find_run(cfg, manifests=manifests)).status == "finished":
         progress(f"{label}: from the run cache (run {run.key})")
         return run
     total = planned_steps(cfg, len(training_patches(cfg, train_data)))
     device = device_name(pick_device(cfg.train.device, dist_info()[2]))
     progress(f"{label}: training, {total} steps on {device} (run {run.key})")
-    stop = threading.Event()
+    stop, t0 = threading.Event(), time.perf_counter()
 
-    def watch() -> None:
-        last = None
+    def watch(last: str | None = None) -> None:
         while not stop.wait(PROGRESS_EVERY):
-            line = step_line(run.dir / "log.csv", total)
-            if line and line != last:
-                progress(line)
-                last = line
+            if (line := step_line(run.dir / "log.csv", total)) and line != last:
+                progress(last := line)
 
     watcher = threading.Thread(target=watch, daemon=True)
-    t0 = time.perf_counter()
     watcher.start()
     try:
         run = get_or_run(cfg, progress=False, manifests=manifests)  # progress goes here
@@ -96,94 +78,57 @@ def train_run(label: str, cfg: Config) -> Run | str:
     return run
 
 
-#: What each benchmark's training set gives the study: without it these stay "not run".
-NEEDED_FOR = {
-    b: f"Table II (losses), the trained rows of Tables III-IV on {name}, Table V (ablation) "
-    "and the claims on trained models"
-    for b, name in (("rain100l", "Rain100L"), ("rain100h", "Rain100H"))
-} | {"rain1400": "the trained SIAN row of Tables III-IV on Rain1400"}
-
-
-def with_prepared_train(cfg: Config, benchmark: str) -> Config:
-    """``cfg`` reading the training set prepared with ``derain data prepare`` when its own
-    folder is not there."""
-    own = Path(cfg.data.root).expanduser() / cfg.data.train
-    if cfg.data.train.startswith("embedded:") or own.is_dir():
-        return cfg
-    try:
-        ds = prepared_dataset(benchmark, "train")
-    except DerainError:
-        return cfg
-    return replace(cfg, data=replace(cfg.data, train=str(Path(ds.root).resolve())))
-
-
 def training_data(p: Params) -> list[dict]:
-    """Per benchmark: its training set, found (pairs, partial) or missing (why, and what it
-    blocks)."""
-    rows = []
-    for b, d in datasets(p).items():
-        cfg = with_prepared_train(config_for(p, d), b)
-        row = {"benchmark": b, "train": cfg.data.train, "needed_for": NEEDED_FOR.get(b, "")}
+    """Per benchmark: its training set, found (pairs, partial) or missing (why, what it
+    blocks), said on the progress channel and written as ``training_data.json``."""
+    rows, needed = [], plan.PLAN["needed_for"]
+    for b, d in plan.datasets(p).items():
+        cfg = plan.config_for(p, d)
+        row = {"benchmark": b, "train": cfg.data.train, "needed_for": needed.get(b, "")}
         try:
             ds = open_data(cfg.data.train, cfg.data.root)
         except DerainError as e:
             rows.append({**row, "status": "missing", "why": str(e).splitlines()[0]})
+            progress(f"training data {b}: missing ({rows[-1]['why']}); not run without it: "
+                     f"{row['needed_for']}")  # fmt: skip
             continue
         split = CATALOG[b].splits.get("train") if b in CATALOG else None
         expected = split.pairs if split else None
         partial = ds.partial or (expected is not None and len(ds) < expected)
         found = {"status": "found", "pairs": len(ds), "expected": expected, "partial": partial}
         rows.append({**row, **found})
+        part = f" of {expected}, partial" if partial and expected else ""
+        progress(f"training data {b}: {cfg.data.train} ({len(ds)} pairs{part})")
+    plan.write_json(plan.results_dir(p.profile) / "training_data.json", rows)
     return rows
 
 
-def report_training_data(p: Params) -> list[dict]:
-    """:func:`training_data` on the progress channel and in ``training_data.json``."""
-    rows = training_data(p)
-    for r in rows:
-        if r["status"] == "found":
-            part = f" of {r['expected']}, partial" if r["partial"] and r["expected"] else ""
-            progress(f"training data {r['benchmark']}: {r['train']} ({r['pairs']} pairs{part})")
-        else:
-            progress(
-                f"training data {r['benchmark']}: missing ({r['why']}); not run without it: "
-                f"{r['needed_for']}"
-            )
-    write_json(results_dir(p.profile) / "training_data.json", rows)
-    return rows
-
-
-def _config(p: Params, b: str, d: str, method: str, *extra: str) -> Config:
-    model, loss = TRAINED[method]
-    cfg = config_for(p, d, [f"model.name={model}", f"train.loss={loss}", *extra])
-    return with_prepared_train(cfg, b)
+def _config(p: Params, d: str, method: str, *extra: str) -> Config:
+    model, loss = plan.TRAINED[method]
+    return plan.config_for(p, d, [f"model.name={model}", f"train.loss={loss}", *extra])
 
 
 def main_plan(p: Params) -> list[tuple[str, str, str, Config]]:
     """(benchmark, data set, method, config) of every run :func:`train_all` takes."""
-    return [
-        (b, d, m, _config(p, b, d, m))
-        for b, d in datasets(p).items()
-        for m in TRAIN_PLAN.get(b, ())
-    ]
+    return [(b, d, m, _config(p, d, m)) for b, d in plan.datasets(p).items()
+            for m in plan.TRAIN_PLAN.get(b, ())]  # fmt: skip
 
 
 def seed_plan(p: Params) -> list[tuple[str, str, str, int, Config]]:
-    """(benchmark, data set, method, seed, config) of every run :func:`train_seeds` takes:
-    each method a claim on trained models compares, once per training seed of the profile."""
+    """(benchmark, data set, method, seed, config) of each run :func:`train_seeds` takes: the
+    methods the claims on trained models compare, once per training seed."""
     wanted = {(m, c.benchmark) for c in CLAIMS if c.trained for m in (c.better, c.worse)}
     return [
-        (b, d, m, seed, _config(p, b, d, m, f"train.seed={seed}"))
-        for b, d in datasets(p).items()
-        for m in TRAINED
+        (b, d, m, seed, _config(p, d, m, f"train.seed={seed}"))
+        for b, d in plan.datasets(p).items()
+        for m in plan.TRAINED
         if (m, b) in wanted
         for seed in profile_seeds(p.profile)
     ]
 
 
 def planned_runs(p: Params) -> list[tuple[str, Config]]:
-    """(label, config) of every training run the notebooks need (01's, then 08's seeds), each
-    once."""
+    """(label, config) of every training run the notebooks need (01's, then 08's), once each."""
     items = [(f"{m} {d} seed {c.train.seed}", c) for _, d, m, c in main_plan(p)]
     items += [(f"{m} {d} seed {s}", c) for _, d, m, s, c in seed_plan(p)]
     out: dict[str, tuple[str, Config]] = {}
@@ -192,29 +137,17 @@ def planned_runs(p: Params) -> list[tuple[str, Config]]:
     return list(out.values())
 
 
-#: torchrun's variables that make :func:`~derain_lib.train.train` join a process group.
-TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE")
-
-
 @contextlib.contextmanager
 def alone() -> Iterator[None]:
-    """Inside: this process trains and evaluates as if it were the only one (rank 0 of 1;
-    ``LOCAL_RANK`` kept, so ``auto`` still picks this process's own GPU)."""
-    saved = {k: os.environ.pop(k, None) for k in TORCHRUN_VARS}
-    os.environ.update({"RANK": "0", "WORLD_SIZE": "1"})
-    try:
+    """Inside, this process runs as rank 0 of 1 (``LOCAL_RANK`` kept: its own GPU)."""
+    with mock.patch.dict(os.environ, {"RANK": "0", "WORLD_SIZE": "1"}):
+        for k in ("GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE"):  # torchrun's other variables
+            os.environ.pop(k, None)
         yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def deal(costs: list[float], world: int) -> list[int]:
-    """The process each run goes to: longest first, each to the process with the least work
-    so far (ties: the fewest runs, then the lower rank); the same on every process."""
+    """The process each run goes to: longest first, to the least loaded (then fewest runs)."""
     loads, counts, owner = [0.0] * world, [0] * world, [0] * len(costs)
     for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
         r = min(range(world), key=lambda r: (loads[r], counts[r], r))
@@ -232,16 +165,14 @@ def run_cost(cfg: Config) -> float:
 
 
 def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dict]:
-    """This process's share of :func:`planned_runs` (:func:`deal` by patch counts; every run
-    without torchrun), trained alone on its own device, then a gloo barrier to wait for the
-    others. One row per run taken: label, run key or ``not run`` status, trained now or not."""
+    """This process's share of :func:`planned_runs` (:func:`deal`), trained alone, then a gloo
+    barrier; one row per run: label, run key or ``not run`` status, trained now or not."""
     rank, world, _ = dist_info()
     runs = planned_runs(p)
     owner = deal([run_cost(cfg) for _, cfg in runs], world) if world > 1 else [0] * len(runs)
     mine = [(i, label, cfg) for i, (label, cfg) in enumerate(runs) if owner[i] == rank]
     log(f"process {rank} of {world}: {len(mine)} of the {len(runs)} training runs")
-    owns = world > 1 and not dist.is_initialized()
-    if owns:  # waiting for the slowest share may take hours: no timeout to speak of
+    if owns := world > 1 and not dist.is_initialized():  # the slowest share may take hours
         dist.init_process_group("gloo", timeout=timedelta(days=30))
     rows = []
     try:
@@ -249,11 +180,10 @@ def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dic
             for n, (i, label, cfg) in enumerate(mine, 1):
                 before = find_run(cfg).status == "finished"
                 run = train_run(f"process {rank} run {n}/{len(mine)} (#{i + 1}): {label}", cfg)
-                row = {"index": i, "label": label, "rank": rank}
-                if isinstance(run, str):
-                    rows.append({**row, "status": run})
-                else:
-                    rows.append({**row, "status": "ok", "run": run.key, "trained": not before})
+                row = {"index": i, "label": label, "rank": rank, "status": run}
+                if isinstance(run, Run):
+                    row |= {"status": "ok", "run": run.key, "trained": not before}
+                rows.append(row)
         if world > 1:
             dist.barrier()
     finally:
@@ -263,61 +193,44 @@ def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dic
 
 
 def train_all(p: Params) -> list[dict]:
-    """One row per run of :func:`main_plan`: its key, folder, checkpoint, training time (the
-    run's own, unchanged when taken from the cache) and metrics, or why it did not run.
-    Writes ``runs.json``."""
-    report_training_data(p)
-    plan = main_plan(p)
-    rows = []
-    for i, (b, d, mid, cfg) in enumerate(plan, 1):
-        model, loss = TRAINED[mid]
-        row = {
-            "method": mid,
-            "benchmark": b,
-            "dataset": d,
-            "model": model,
-            "loss": loss,
-            "stand_in": cfg.data.train.startswith("embedded:"),
-        }
-        run = train_run(f"model {i}/{len(plan)}: {model} {loss} {d} seed {cfg.train.seed}", cfg)
-        if isinstance(run, str):
-            rows.append({**row, "status": run})
-            continue
-        rows.append(
-            {
-                **row,
-                "status": "ok",
-                "run": run.key,
-                "test": test_spec(cfg),
-                "run_dir": stored(run.dir),
-                "checkpoint": stored(run.checkpoint_path),
-                "train_seconds": round(run.provenance.get("train_wall_s", 0.0), 1),
-                "metrics": run.metrics,
-            }
-        )
-    write_json(work_dir(p.profile) / "runs.json", rows)
+    """The training data found (``training_data.json``), then per run of :func:`main_plan` its
+    key, checkpoint, training time and metrics, or why it did not run (``runs.json``)."""
+    training_data(p)
+    todo, rows = main_plan(p), []
+    for i, (b, d, mid, cfg) in enumerate(todo, 1):
+        model, loss = plan.TRAINED[mid]
+        row = {"method": mid, "benchmark": b, "dataset": d, "model": model, "loss": loss,
+               "stand_in": cfg.data.train.startswith("embedded:")}  # fmt: skip
+        run = train_run(f"model {i}/{len(todo)}: {model} {loss} {d} seed {cfg.train.seed}", cfg)
+        if isinstance(run, Run):
+            row |= {"run": run.key, "test": plan.test_spec(cfg), "run_dir": stored(run.dir),
+                    "checkpoint": stored(run.checkpoint_path), "metrics": run.metrics,
+                    "train_seconds": round(run.provenance.get("train_wall_s", 0.0), 1)}  # fmt: skip
+        rows.append({**row, "status": run if isinstance(run, str) else "ok"})
+    plan.write_json(plan.work_dir(p.profile) / "runs.json", rows)
     return rows
 
 
 def load_runs(profile: str) -> list[dict]:
     """The rows :func:`train_all` wrote for ``profile``."""
-    hint = "run notebooks/01_train.ipynb first"
-    return read_json(work_dir(profile) / "runs.json", hint)  # type: ignore[return-value]
+    if not (path := plan.work_dir(profile) / "runs.json").is_file():
+        raise DerainError(f"{path}: missing; run notebooks/01_train.ipynb first")
+    return json.loads(path.read_text())
 
 
 def train_seeds(p: Params) -> list[dict]:
-    """One row per run of :func:`seed_plan`: the run and its per-image scores on the
-    profile's own test set, or why it did not run. Writes ``seeds.json``."""
-    plan = seed_plan(p)
-    rows = []
-    for i, (b, d, method, seed, cfg) in enumerate(plan, 1):
-        model, loss = TRAINED[method]
-        row = {"method": method, "benchmark": b, "seed": seed}
-        run = train_run(f"model {i}/{len(plan)}: {model} {loss} {d} seed {seed}", cfg)
-        if isinstance(run, str):
-            rows.append({**row, "status": run})
-            continue
-        csv_path = stored(run.dir / "per_image.csv")
-        rows.append({**row, "status": "ok", "run": run.key, "per_image_csv": csv_path})
-    write_json(work_dir(p.profile) / "seeds.json", rows)
+    """Per run of :func:`seed_plan` its per-image scores, or why it did not run (``seeds.json``)."""
+    todo, rows = seed_plan(p), []
+    for i, (b, d, method, seed, cfg) in enumerate(todo, 1):
+        model, loss = plan.TRAINED[method]
+        run = train_run(f"model {i}/{len(todo)}: {model} {loss} {d} seed {seed}", cfg)
+        row = {"method": method, "benchmark": b, "seed": seed, "status": run}
+        if isinstance(run, Run):
+            row |= {
+                "status": "ok",
+                "run": run.key,
+                "per_image_csv": stored(run.dir / "per_image.csv"),
+            }
+        rows.append(row)
+    plan.write_json(plan.work_dir(p.profile) / "seeds.json", rows)
     return rows

@@ -25,8 +25,7 @@ from ...roots import PACKAGE_DIR
 from ...runs import code_fingerprint
 from ...tables import not_run
 from ...threads import configure
-from ..paths import results_dir, write_json
-from ..plan import Params
+from ..plan import Params, results_dir, write_json
 from .common import beyond_size
 
 #: Models of the cost table (built untrained: cost does not depend on the weights).

@@ -15,8 +15,7 @@ from ...data.datasets import PairedDataset
 from ...inference import predict
 from ...metrics import score_pair
 from ..figures import derain_photos
-from ..paths import results_dir
-from ..plan import Params, TestSet, real_photos
+from ..plan import Params, TestSet, real_photos, results_dir
 from ..stats import hierarchical_interval
 from .common import beyond_size, centre_crop, chapter_sets, groups, scene_pairs
 
