@@ -38,6 +38,7 @@ from derain_lib.threads import configure
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
 configure()  # OpenMP threads wait passively (before torch is imported)
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from derain_lib import train as train_module  # noqa: E402
@@ -261,10 +262,13 @@ def determinism(size: tuple, tiny: bool, steps: int = 5) -> dict:
 
 
 class OnDemand(PatchSet):
-    """The input pipeline as it was: images decoded on demand through a 4-image cache."""
+    """The input pipeline as it was: each patch's image pair read and decoded when asked."""
 
-    def decode(self) -> OnDemand:
-        return self
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k, y, x, flip = self.locate(i)
+        pair = [a[:, ::-1] if flip else a for a in self.dataset.load(k)]
+        p = [a[y : y + self.patch, x : x + self.patch].transpose(2, 0, 1) for a in pair]
+        return tuple(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in p)
 
 
 #: The library loop's settings: (label, input pipeline, overrides).
