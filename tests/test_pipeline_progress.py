@@ -61,7 +61,8 @@ def test_reproduce_shows_progress_and_keeps_run_facts_out_of_the_notebook(
     assert "model 1/2: sian: training, 3 steps" in err
     assert lines[-2].startswith("[1/1] 07_beyond_the_paper.ipynb done in ")
     saved = pipeline.results_dir("smoke") / "notebooks" / "07_beyond_the_paper.ipynb"
-    (cell,) = nbformat.read(saved, as_version=4).cells
+    cells = nbformat.read(saved, as_version=4).cells  # papermill's parameters cell, then ours
+    (cell,) = [c for c in cells if "injected-parameters" not in c.metadata.get("tags", [])]
     assert "".join(o.get("text", "") for o in cell.outputs) == "a result\n"
     facts = {"07_beyond_the_paper.ipynb": {"load_average": [0.5, 0.25]}}
     assert record["run_facts"] == facts
