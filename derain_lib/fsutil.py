@@ -101,13 +101,14 @@ def shown_path(path: str | Path) -> str:
     relative to :func:`project_root`, else under one of :func:`named_roots`
     (``$DERAIN_DATA/...``), beside the project (``../shared/data``) or under ``~``; else as
     given. :func:`real_path` reads it back."""
-    p, r = Path(path).expanduser().resolve(), project_root().resolve()
+    given = Path(os.path.abspath(Path(path).expanduser()))
+    r = Path(os.path.abspath(project_root()))
     bases = (("", r), *named_roots(), ("..", r.parent), ("~", Path.home()))
-    for name, base in bases:
-        base = base.resolve()
-        if p.is_relative_to(base) and base != Path(base.anchor):
-            rest = p.relative_to(base).as_posix()
-            return "/".join(s for s in (name, "" if rest == "." else rest) if s) or "."
+    for name, base in bases:  # as written, then with links resolved (../shared a symlink)
+        for p, b in ((given, Path(os.path.abspath(base))), (given.resolve(), base.resolve())):
+            if p.is_relative_to(b) and b != Path(b.anchor):
+                rest = p.relative_to(b).as_posix()
+                return "/".join(s for s in (name, "" if rest == "." else rest) if s) or "."
     return str(path)
 
 

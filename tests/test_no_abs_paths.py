@@ -44,6 +44,19 @@ def test_committed_results_and_figures_hold_no_absolute_path() -> None:
     assert not bad, "\n".join(bad[:20])
 
 
+def test_a_folder_beside_the_project_through_a_symlink_is_shown_relative(
+    tmp_path, monkeypatch
+) -> None:
+    """``../shared`` may be a link to a folder elsewhere: still ``../shared/...``."""
+    (tmp_path / "project").mkdir()
+    (tmp_path / "elsewhere" / "data").mkdir(parents=True)
+    (tmp_path / "shared").symlink_to(tmp_path / "elsewhere")
+    monkeypatch.setenv("DERAIN_PROJECT", str(tmp_path / "project"))
+    assert shown(tmp_path / "shared" / "data") == "../shared/data"
+    assert plan.real_path("../shared/data") == (tmp_path / "elsewhere" / "data").resolve()
+    assert shown(tmp_path / "elsewhere" / "data") == "../elsewhere/data"
+
+
 def test_shown_paths_never_name_the_machine(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("DERAIN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("DERAIN_DATA", str(tmp_path / "data"))
