@@ -1,17 +1,13 @@
-"""CPU inference through an exported ONNX graph, run by OpenVINO or ONNX Runtime.
-
-:func:`export_onnx` writes a model as an ONNX graph with dynamic height and width whose one
-output stacks every stage's output (so the exporter cannot prune a stage), checked against
-eager before it takes its name, with a manifest beside it. :func:`select` turns
-``--backend`` and ``--precision`` into a model the inference code runs like any other
-(:class:`GraphModel`): ``auto`` on the CPU times each installed backend once per machine and
-model (cached in ``<user cache>/backends.json``), torch on CUDA. Graphs are cached in
-``<user cache>/graphs/``; a backend that cannot export or run one leaves the work to torch.
+"""CPU inference through an exported ONNX graph (every stage's output stacked, checked
+against eager before it is written), run by OpenVINO or ONNX Runtime. :func:`select` turns
+``--backend``/``--precision`` into a model run like any other; ``auto`` times each installed
+backend once per machine and model architecture. A backend that refuses leaves the work to torch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -87,11 +83,9 @@ class Stages(nn.Module):
 
 
 class Graph:
-    """An ONNX file compiled by ``backend`` in ``precision``: float32 NCHW array in,
-    (stages, N, 3, H, W) float32 array out. Nothing is compiled before the first call;
-    OpenVINO compiles once per input shape (static shapes: planned memory, about half the
-    peak of the dynamic graph on a 512 px tile, and faster), keeping the :data:`SHAPES`
-    most recent."""
+    """An ONNX file run by ``backend`` in ``precision``: float32 NCHW in, (stages, N, 3, H, W)
+    out. OpenVINO compiles per input shape at its first call (static shapes: about half the
+    dynamic graph's peak memory, and faster), keeping the :data:`SHAPES` most recent."""
 
     SHAPES = 4
 
@@ -106,16 +100,10 @@ class Graph:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
             opts.log_severity_level = 3
-            sessions: list = []  # made at the first call: a candidate never run costs nothing
-
-            def run_ort(x: np.ndarray) -> np.ndarray:
-                if not sessions:
-                    sessions.append(
-                        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-                    )
-                return sessions[0].run(None, {"image": x})[0]
-
-            self._run = run_ort
+            # made at the first call: a candidate never run costs nothing
+            cpu = ["CPUExecutionProvider"]
+            session = functools.cache(lambda: ort.InferenceSession(str(path), opts, providers=cpu))
+            self._run = lambda x: session().run(None, {"image": x})[0]
             return
         import openvino as ov
 
@@ -142,8 +130,7 @@ class Graph:
 
 
 class GraphModel(nn.Module):
-    """``model`` whose forward runs ``graph`` (on the CPU): the same call, the same list
-    of stage outputs; attributes (``config``, ``stages``) are the model's."""
+    """``model`` whose forward runs ``graph``: the same call and outputs, the model's attributes."""
 
     def __init__(self, model: nn.Module, graph: Graph, stages: int | None) -> None:
         super().__init__()
@@ -174,10 +161,9 @@ def export_onnx(
     weights_sha256: str = "",
     images: list[torch.Tensor] | None = None,
 ) -> dict:
-    """Export ``model`` (its first ``stages`` stages; None: all) to ``path``, checked against
-    eager (ONNX Runtime, else OpenVINO, fp32) on ``images`` (default: seeded ones of
-    :data:`CHECK_SIZES`); more than :data:`TOLERANCE` apart is a one-line
-    :class:`DerainError` and no file. Returns the manifest, written as ``<path>.json``."""
+    """Export ``model``'s first ``stages`` stages (None: all) to ``path``, checked against eager
+    on ``images`` (default: seeded :data:`CHECK_SIZES`): beyond :data:`TOLERANCE`, a one-line
+    :class:`DerainError` and no file. Returns the manifest, also written as ``<path>.json``."""
     path = Path(path)
     runner = next((b for b in ("onnxruntime", "openvino") if installed(b)), None)
     if runner is None or not all(installed(p) for p in ("onnx", "onnxscript")):
@@ -188,9 +174,9 @@ def export_onnx(
     dims = {2: torch.export.Dim("height", min=8), 3: torch.export.Dim("width", min=8)}
     example = torch.rand(1, 3, 64, 96)
     t = time.perf_counter()
-    quiet = io.StringIO()
-    level = logging.getLogger("torch.onnx").level
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    quiet, log = io.StringIO(), logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
     _kernel1d.cache_clear()  # the blur kernels' cache must not keep tensors made while
     try:  # tracing: eager would reuse them afterwards and compute wrong blurs
         with torch.no_grad(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
@@ -199,7 +185,7 @@ def export_onnx(
                 dynamic_shapes=(dims,), input_names=["image"], output_names=["stages"],
             )  # fmt: skip
     finally:
-        logging.getLogger("torch.onnx").setLevel(level)
+        log.setLevel(level)
         _kernel1d.cache_clear()
     worst = 0.0
     with atomic_path(path) as tmp:
@@ -237,8 +223,7 @@ def export_onnx(
 
 
 def graph_path(sha256: str, stages: int | None) -> Path:
-    """Where the exported graph of the weights ``sha256`` is cached: keyed by them, the
-    model code's fingerprint, the torch version (the exporter) and the stage count."""
+    """The cached graph of the weights ``sha256``, keyed also by model code, torch and stages."""
     key = f"{sha256[:16]}-{_models_fingerprint()}-torch{torch.__version__}-k{stages or 'all'}"
     return user_cache() / "graphs" / f"{key}.onnx"
 
@@ -264,9 +249,14 @@ def candidates(backend: str, precision: str, native_bf16: bool) -> list[tuple[st
     return [(b, p) for p in precs for b in names if not (b == "onnxruntime" and p == "bf16")]
 
 
+def _cache_file() -> Path:
+    """``backends.json``: seconds per :data:`PROBE` forward, per machine key and candidate."""
+    return user_cache() / "backends.json"
+
+
 def _machine_key(model: nn.Module, stages: int | None) -> str:
-    """The CPU, versions, the model's architecture (not its weights: speed does not depend
-    on them), threads, the model code and this file (how graphs run)."""
+    """The CPU, versions, threads, the model's architecture (speed does not depend on its
+    weights), the model code and this file (how graphs run)."""
     versions = [f"{b} {installed_version(b)}" for b in ("torch", "openvino", "onnxruntime")]
     parts = [cpuinfo_field("model name") or "", " ".join(sorted(cpu_flags())),
              json.dumps(model_config(model), sort_keys=True, default=str), type(model).__name__,
@@ -283,9 +273,8 @@ def select(
     stages: int | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[nn.Module, str]:
-    """The model to run and its precision for ``--backend``/``--precision`` (``auto``:
-    bf16 only where native and measured at most :data:`~derain_lib.precision.FASTER` of
-    the fastest fp32 time). Says its choice through ``log``."""
+    """The model to run and its precision for ``--backend``/``--precision``, the choice said
+    through ``log`` (``auto``: bf16 only where native and measured faster, :func:`_fastest`)."""
     check_inference_options(model, stages, precision)  # one line, before any work
     device = model_device(model)
     if device.type != "cpu":  # a GPU: torch, bf16 where measured faster (precision.py)
@@ -301,10 +290,9 @@ def select(
         raise DerainError(f"--backend {backend} --precision {precision}: {backend} runs fp32 only")
     key = _machine_key(model, stages)
     known = _cache().get(key, {})
-    if len(pairs) > 1 and all(f"{b} {p}" in known for b, p in pairs):  # measured before:
-        times = {k: known[f"{k[0]} {k[1]}"] for k in pairs}  # build only the fastest
-        best = _fastest(times)
-        chosen = _build(model, sha256, stages, *best, log)
+    times = {k: known[" ".join(k)] for k in pairs if " ".join(k) in known}
+    if len(pairs) > 1 and len(times) == len(pairs):  # measured before: build only the fastest
+        chosen = _build(model, sha256, stages, *(best := _fastest(times)), log)
         _say(backend, best, times, "cached", log)
         return chosen, best[1]
     graphs: dict[tuple[str, str], nn.Module] = {}
@@ -315,7 +303,7 @@ def select(
         (b, p), chosen = next(iter(graphs.items()))
         log(f"backend {backend}: {b} {p}")
         return chosen, p
-    times = _measured(graphs, key, known, stages, log)
+    times = _measured(graphs, key, times, stages, log)
     best = _fastest(times)
     _say(backend, best, times, "measured now, cached", log)
     return graphs[best], best[1]
@@ -355,13 +343,12 @@ def _say(
 ) -> None:
     shown = ", ".join(f"{b} {p} {s:.3f} s" for (b, p), s in times.items())
     log(f"backend {backend}: {best[0]} {best[1]} (on {PROBE[1]}x{PROBE[0]}: {shown}; {when}"
-        f" in {shown_path(user_cache() / 'backends.json')})")  # fmt: skip
+        f" in {shown_path(_cache_file())})")  # fmt: skip
 
 
 def _cache() -> dict:
-    """``backends.json``: seconds per :data:`PROBE` forward, per machine key and candidate."""
     try:
-        return json.loads((user_cache() / "backends.json").read_text())
+        return json.loads(_cache_file().read_text())
     except (OSError, ValueError):
         return {}
 
@@ -369,13 +356,13 @@ def _cache() -> dict:
 def _measured(
     graphs: dict[tuple[str, str], nn.Module],
     key: str,
-    known: dict[str, float],
+    times: dict[tuple[str, str], float],
     stages: int | None,
     log: Callable[[str], None],
 ) -> dict[tuple[str, str], float]:
-    """Seconds per forward of each candidate on a :data:`PROBE` image (``known``: measured
-    before), saved in ``backends.json``. A candidate that fails here is dropped, said."""
-    times = {k: known[f"{k[0]} {k[1]}"] for k in graphs if f"{k[0]} {k[1]}" in known}
+    """Seconds per forward on a :data:`PROBE` image of each candidate not in ``times``
+    (measured before), timed interleaved and cached; a candidate that fails is dropped, said."""
+    times = {k: v for k, v in times.items() if k in graphs}
     x = torch.rand(1, 3, *PROBE)
     todo = {}
     for k in [k for k in graphs if k not in times]:
@@ -395,7 +382,7 @@ def _measured(
         for k, forward in todo.items():
             times[k] = min(times.get(k, float("inf")), best_time(forward, 1, warmup=False))
     cache = _cache()
-    cache[key] = {**cache.get(key, {}), **{f"{b} {p}": s for (b, p), s in times.items()}}
+    cache[key] = {**cache.get(key, {}), **{" ".join(k): s for k, s in times.items()}}
     with contextlib.suppress(DerainError):
-        atomic_write_text(user_cache() / "backends.json", json.dumps(cache, indent=1) + "\n")
+        atomic_write_text(_cache_file(), json.dumps(cache, indent=1) + "\n")
     return times

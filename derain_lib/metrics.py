@@ -124,13 +124,10 @@ _NUM = re.compile(r"(\d+)")
 
 
 def pair_key(name: str) -> str | None:
-    """The number a benchmark file name carries (``rain-001.png`` -> ``"1"``), else None.
-
-    Rain1400-style ``N_k`` names keep both numbers (``"901_3"``)."""
+    """The numbers a benchmark file name carries (``rain-001.png`` -> ``"1"``, Rain1400's
+    ``901_3.jpg`` -> ``"901_3"``), else None."""
     nums = _NUM.findall(Path(name).stem)
-    if not nums:
-        return None
-    return "_".join(str(int(n)) for n in nums)
+    return "_".join(str(int(n)) for n in nums) if nums else None
 
 
 @dataclass
@@ -160,11 +157,8 @@ def _numbered(files: list[Path]) -> tuple[dict[str, Path], list[Path]] | None:
 
 
 def pair_folders(pred_dir: str | Path, gt_dir: str | Path) -> Pairing:
-    """Pair files by the number in their names (``rain-001``/``norain-001``), else by name.
-
-    Files without a number (``readme.png``) are reported unpaired and the rest still pair
-    by number. Rain1400's ``901_3.png`` pairs with ``901.jpg`` when no ``901_3`` exists.
-    Two files are one pair."""
+    """Pair files by the number in their names (``rain-001``/``norain-001``; Rain1400's
+    ``901_3`` with ``901``), else by name; two files are one pair."""
     if Path(pred_dir).is_file() and Path(gt_dir).is_file():
         return Pairing([(Path(pred_dir), Path(gt_dir))], [], [])
     preds, gts = list_images(pred_dir), list_images(gt_dir)
@@ -205,11 +199,9 @@ def score_folder(
     scorer: Callable[[np.ndarray, np.ndarray], tuple[float, float]] | None = None,
     **kwargs: object,
 ) -> tuple[list[ImageScore], Pairing]:
-    """Per-image scores of every paired file (see :func:`pair_folders`), by ``scorer``
-    (one of :data:`PROTOCOLS`; default :func:`score` with ``kwargs``).
-
-    A pair that cannot be scored (different sizes, smaller than SSIM's 11x11 window, an
-    unreadable file) is skipped and named in ``pairing.skipped``; the rest are scored."""
+    """Per-image scores of every paired file (:func:`pair_folders`) by ``scorer`` (default
+    :func:`score_pair` with ``kwargs``); a pair that cannot be scored is named in
+    ``pairing.skipped``."""
     pairing = pair_folders(pred_dir, gt_dir)
     rows = []
     for p, g in pairing.pairs:
@@ -266,16 +258,10 @@ def summarize(rows: list[ImageScore]) -> dict:
 def _rgb_matlab_window(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     """PSNR and SSIM (Gaussian 11x11 window, mean over channels) on uint8 RGB."""
     a, b = quantize(pred).astype(np.float64), quantize(gt).astype(np.float64)
-    ssim = structural_similarity(
-        a,
-        b,
-        data_range=255,
-        gaussian_weights=True,
-        sigma=1.5,
-        use_sample_covariance=False,
-        channel_axis=2,
+    window = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
+    return psnr_y(a, b), float(
+        structural_similarity(a, b, data_range=255, channel_axis=2, **window)
     )
-    return psnr_y(a, b), float(ssim)
 
 
 def _skimage_defaults(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:

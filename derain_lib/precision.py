@@ -1,15 +1,12 @@
-"""Inference precision: fp32 (the default everywhere), bf16 autocast, or ``auto``.
-
-Without native bf16 (AVX512-BF16, AMX) oneDNN emulates it and a CPU forward is several
-times slower than fp32; even with it, bf16 was measured no faster on a 4-image batch and
-0.013 dB lower (issue 23, benchmarks/RESULTS.md). So ``auto`` (:func:`choose_auto`) is bf16
-only where the hardware has it natively *and* a short timing here finds it faster, never
-for scores (the evaluation protocol is fp32), and the choice is said on stderr.
+"""Inference precision: fp32 (the default everywhere), bf16 autocast, or ``auto``: bf16 only
+where the hardware has it natively (emulated bf16 is several times slower) *and* a short
+timing here finds it faster, never for scores (the evaluation protocol is fp32).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,8 +36,7 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
 
 
 def cpu_native_bf16(capability: str | None = None, flags: frozenset[str] | None = None) -> bool:
-    """Whether this CPU computes bf16 natively (AMX or AVX512-BF16); ``capability`` (torch's
-    ``get_cpu_capability()``) and ``flags`` are looked up when not given."""
+    """Whether this CPU computes bf16 natively (AMX or AVX512-BF16)."""
     capability = capability or torch.backends.cpu.get_cpu_capability()
     flags = cpu_flags() if flags is None else flags
     return "AMX" in capability.upper() or bool(NATIVE_BF16_FLAGS & set(flags))
@@ -54,9 +50,8 @@ def resolve_precision(
     flags: frozenset[str] | None = None,
     cuda_bf16: bool | None = None,
 ) -> str:
-    """``fp32`` or ``bf16`` for a requested ``fp32``/``bf16``/``auto`` on ``device``; ``auto``
-    is bf16 where the hardware has it (:func:`cpu_native_bf16`, ``cuda_bf16`` else
-    ``torch.cuda.is_bf16_supported()``). An unknown name is a one-line ``ValueError``."""
+    """``fp32`` or ``bf16`` for a requested ``fp32``/``bf16``/``auto`` on ``device`` (``auto``:
+    bf16 where the hardware has it natively)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
@@ -99,10 +94,9 @@ def choose_auto(
     native: bool | None = None,
     timings: dict[str, float] | None = None,
 ) -> tuple[str, str]:
-    """What ``--precision auto`` means here: ``(precision, why)``, ``why`` the sentence the
-    CLI prints. fp32 for the evaluation protocol (``protocol``) and without native bf16
-    (``native``); otherwise bf16 if it takes at most :data:`FASTER` of fp32's time
-    (``timings`` in seconds, else measured on ``model``: a few 128 px forwards)."""
+    """``(precision, why)`` for ``--precision auto``: fp32 for the evaluation protocol and
+    without native bf16, else bf16 if it takes at most :data:`FASTER` of fp32's time (``timings``
+    in seconds, else measured on ``model`` with 128 px forwards)."""
     if protocol:
         return "fp32", "scores follow the table/evaluation protocol, which is fp32"
     if native is None:
@@ -114,16 +108,13 @@ def choose_auto(
             return "fp32", "bf16 not measured (no model given)"
         x = torch.rand(1, 3, 128, 128, device=device)
 
-        def forward(precision: str) -> Callable[[], None]:
-            def run() -> None:
-                with torch.inference_mode(), autocast(precision, device):
-                    model(x)
-                if x.is_cuda:
-                    torch.cuda.synchronize(x.device)
+        def forward(precision: str) -> None:
+            with torch.inference_mode(), autocast(precision, device):
+                model(x)
+            if x.is_cuda:
+                torch.cuda.synchronize(x.device)
 
-            return run
-
-        timings = {p: best_time(forward(p), 3) for p in ("fp32", "bf16")}
+        timings = {p: best_time(functools.partial(forward, p), 3) for p in ("fp32", "bf16")}
     ratio = timings["bf16"] / timings["fp32"]
     measured = f"measured bf16 {timings['bf16']:.3f} s vs fp32 {timings['fp32']:.3f} s here"
     if ratio <= FASTER:
