@@ -19,9 +19,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import DerainError
-from .fsutil import package_file
+from .fsutil import PACKAGE_DIR
 
-PROFILES_DIR = package_file("profiles")
+PROFILES_DIR = PACKAGE_DIR / "profiles"  # package data: a wheel has them too
 PROFILES = ("smoke", "quick", "paper")
 #: What ``train.device`` and ``--device`` accept (``cuda:N`` for any N), checked without torch.
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")

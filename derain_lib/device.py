@@ -11,8 +11,6 @@ import torch
 from .config import DEVICE_PATTERN
 from .errors import DerainError
 
-DEVICE_FORMS = ("auto", "cpu", "cuda", "cuda:N")
-
 
 class DeviceError(DerainError):
     """A device string that names no device, or a CUDA device this machine does not have."""
@@ -27,7 +25,7 @@ def resolve_device(
         return setting
     setting = setting or "auto"
     if not isinstance(setting, str) or not DEVICE_PATTERN.match(setting):
-        raise DeviceError(f"device {setting!r}: choose one of {', '.join(DEVICE_FORMS)}")
+        raise DeviceError(f"device {setting!r}: choose one of auto, cpu, cuda, cuda:N")
     if setting == "cpu" or (setting == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():

@@ -10,7 +10,6 @@ import stat
 import sys
 import time
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 import platformdirs
@@ -34,11 +33,6 @@ def source_root() -> Path | None:
     return top if (top / "pyproject.toml").is_file() else None
 
 
-def user_data() -> Path:
-    """derain's user data folder (:func:`platformdirs.user_data_dir`), the last fallback."""
-    return Path(platformdirs.user_data_dir("derain"))
-
-
 def project_root() -> Path:
     """The project, by the rules of :data:`RESULTS_DEFAULT`."""
     if env := os.environ.get("DERAIN_PROJECT"):
@@ -46,7 +40,8 @@ def project_root() -> Path:
     if (source := source_root()) is not None:
         return source
     here = Path.cwd().resolve()
-    return next((d for d in (here, *here.parents) if (d / "pyproject.toml").is_file()), user_data())
+    found = (d for d in (here, *here.parents) if (d / "pyproject.toml").is_file())
+    return next(found, Path(platformdirs.user_data_dir("derain")))
 
 
 def results_root(root: str | Path | None = None) -> Path:
@@ -78,11 +73,6 @@ def scratch_when_by_hand() -> Path | None:
 def notebooks_dir() -> Path:
     """The study's notebooks: ``<project>/notebooks`` (a checkout; a wheel ships none)."""
     return project_root() / "notebooks"
-
-
-def package_file(*parts: str) -> Path:
-    """A file shipped inside the package, through :mod:`importlib.resources` (checkout or wheel)."""
-    return Path(str(resources.files(__package__).joinpath(*parts)))
 
 
 #: The image file names derain reads and writes (here for the torch-free CLI checks).
@@ -206,8 +196,6 @@ def path_problem(value: str, want: str = "file or folder") -> str | None:
 
 def special_entries(folder: str | Path) -> list[str]:
     """:func:`path_problem` of each entry of ``folder`` named like an image that is no file."""
-    out = []
-    for p in sorted(Path(folder).iterdir()):
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_file() and not p.is_dir():
-            out.append(path_problem(str(p), "file") or f"{p}: not a file")
-    return out
+    odd = (p for p in sorted(Path(folder).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [path_problem(str(p), "file") or f"{p}: not a file" for p in odd
+            if not p.is_file() and not p.is_dir()]  # fmt: skip

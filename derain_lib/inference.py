@@ -182,8 +182,7 @@ def output_paths(files: list[Path], out: str | Path, overwrite: bool = False) ->
         raise DerainError(f"{out}: exists and is not an image file name or a folder; not touched")
     else:
         stems = [f.stem for f in files]
-        dup = sorted({s for s in stems if stems.count(s) > 1})
-        if dup:
+        if dup := sorted({s for s in stems if stems.count(s) > 1}):
             raise DerainError(
                 f"two inputs share the stem {dup[0]!r}; their outputs would collide in {out}"
             )

@@ -112,9 +112,8 @@ class Run:
     @property
     def checkpoint_path(self) -> Path:
         """The final model file (``model.pt``), or the evaluated weights file."""
-        if self.provenance.get("weights"):
-            return Path(self.provenance["weights"]["path"])
-        return self.dir / "model.pt"
+        w = self.provenance.get("weights")
+        return Path(w["path"]) if w else self.dir / "model.pt"
 
     @cached_property
     def per_image(self) -> pd.DataFrame:
@@ -138,8 +137,7 @@ class Run:
         output equals its input (the input's scores cached as ``input_psnr.csv``)."""
         if self.status != "finished" or self.config.model.weights is not None:
             return None
-        log = self.log
-        losses = log["loss"].dropna() if "loss" in log else pd.Series(dtype=float)
+        losses = self.log.get("loss", pd.Series(dtype=float)).dropna()
         if len(losses) >= 2 and np.ptp(losses) <= 1e-9 * max(1.0, abs(float(losses.iloc[0]))):
             return f"training loss did not move ({float(losses.iloc[0]):.6g} in all logs)"
         ours = self.per_image.set_index("name").psnr
@@ -149,9 +147,8 @@ class Run:
             index = {p.name: i for i, p in enumerate(ds.pairs)}
             names = [n for n in ours.index if n in index]
             psnr = [score_pair(*ds.load(index[n]))[0] for n in names]
-            atomic_write_text(
-                cache, pd.DataFrame({"name": names, "psnr": psnr}).to_csv(index=False)
-            )
+            table = pd.DataFrame({"name": names, "psnr": psnr})
+            atomic_write_text(cache, table.to_csv(index=False))
         rainy = pd.read_csv(cache).set_index("name").psnr
         common = ours.index.intersection(rainy.index)
         if len(common) and ((ours[common] - rainy[common]).abs() <= SAME_AS_INPUT_DB).all():
@@ -190,15 +187,6 @@ def git_sha() -> str:
     return sha.strip() + ("+dirty" if dirty.strip() else "")
 
 
-def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
-    if cfg.model.weights is None:
-        return None
-    path = resolve(cfg.model.weights, weights_dir)
-    w = RELEASED.get(cfg.model.weights)
-    return {"spec": cfg.model.weights, "path": str(path),
-            "sha256": w.sha256 if w else sha256_file(path)}  # fmt: skip
-
-
 def data_manifests(cfg: Config) -> dict:
     """sha256 manifests of the run's test data and (training runs) training data."""
     sets = {"test": cfg.data.test} | (
@@ -223,17 +211,17 @@ def code_fingerprint(sources: tuple[str, ...] | None = None) -> str:
     return _FINGERPRINTS[stamp]
 
 
-def run_key(cfg: Config, manifests: dict, weights: dict | None = None) -> str:
-    """12 hex digits over the config, the data manifests, the weights' sha256 and the code."""
+def _locate(cfg: Config, root, weights_dir, manifests: dict | None) -> tuple[Run, dict, dict]:
+    """The run of ``cfg``: its key is 12 hex digits over the config, the data manifests, the
+    weights' sha256 and the code."""
+    manifests = data_manifests(cfg) if manifests is None else manifests
+    weights = None
+    if (spec := cfg.model.weights) is not None:
+        path, w = resolve(spec, weights_dir), RELEASED.get(spec)
+        weights = {"spec": spec, "path": str(path), "sha256": w.sha256 if w else sha256_file(path)}
     parts = {"config": canonical_json(cfg), "data": manifests,
              "weights": (weights or {}).get("sha256"), "code": code_fingerprint()}  # fmt: skip
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def _locate(cfg: Config, root, weights_dir, manifests: dict | None) -> tuple[Run, dict, dict]:
-    manifests = data_manifests(cfg) if manifests is None else manifests
-    weights = _weights_info(cfg, weights_dir)
-    key = run_key(cfg, manifests, weights)
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
     return Run.load(results_root(root) / "runs" / key), manifests, weights
 
 

@@ -14,10 +14,7 @@ SETTINGS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
 
 def usable_cpus() -> int:
     """The CPUs this process may run on (its affinity mask; ``os.cpu_count`` elsewhere)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def configure(environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import math
@@ -42,16 +43,12 @@ class TrainingDiverged(DerainError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The permutation of the ``n`` training patches used in ``epoch`` (seeded, no state)."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-
-
 def epoch_batches(
     n: int, batch: int, seed: int, epoch: int, start: int = 0, rank: int = 0, world: int = 1
 ) -> Iterator[list[int]]:
     """Patch indices of ``epoch``'s whole batches from step ``start`` on (``rank``'s share)."""
-    order, local = epoch_order(n, seed, epoch), batch // world
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    local = batch // world
     for s in range(start, n // batch):
         first = s * batch + rank * local
         yield order[first : first + local].tolist()
@@ -75,24 +72,18 @@ def training_patches(cfg: Config, train_data: PairedDataset) -> PatchSet:
 def training_setup(cfg: Config, device: torch.device) -> dict:
     """What the run trains with on ``device`` (``auto`` settings resolved: on CUDA only;
     workers: this process's share of the cores less one, at most 8, enough for one GPU)."""
-    t, on_cuda, workers = cfg.train, device.type == "cuda", cfg.data.workers
+    t, cuda, workers = cfg.train, device.type == "cuda", cfg.data.workers
     if workers == "auto":
         share = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-        workers = max(1, min(8, share - 1)) if on_cuda else 0
-    return {
-        "device": str(device),
-        "workers": workers,
-        "pin_memory": on_cuda,
-        "channels_last": on_cuda if t.channels_last == "auto" else bool(t.channels_last),
-        "tf32": on_cuda if t.tf32 == "auto" else bool(t.tf32),
-        "bf16": bool(t.bf16),
-    }
+        workers = max(1, min(8, share - 1)) if cuda else 0
+    return {"device": str(device), "workers": workers, "pin_memory": cuda,
+            "channels_last": cuda if t.channels_last == "auto" else bool(t.channels_last),
+            "tf32": cuda if t.tf32 == "auto" else bool(t.tf32), "bf16": bool(t.bf16)}  # fmt: skip
 
 
 def steps_per_epoch(cfg: Config, n_patches: int) -> int:
     """Whole batches of ``train.batch_size`` in ``n_patches``; none is a :class:`ConfigError`."""
-    steps = n_patches // cfg.train.batch_size
-    if steps == 0:
+    if (steps := n_patches // cfg.train.batch_size) == 0:
         raise ConfigError(
             f"{cfg.data.train}: {n_patches} patches of {cfg.data.patch} px, fewer than one "
             f"batch of {cfg.train.batch_size}"
@@ -191,14 +182,12 @@ class Log:
         path = run_dir / "log.csv"
         lines = path.read_text().splitlines(keepends=True)[:keep_lines] if keep_lines else []
         atomic_write_text(path, "".join(lines or [",".join(LOG_FIELDS) + "\n"]))
-        self.lines = max(1, len(lines))
+        self.lines, self.tb = max(1, len(lines)), None
         self.f = open(path, "a", newline="")  # noqa: SIM115 (open for the whole run)
         self.csv = csv.DictWriter(self.f, fieldnames=LOG_FIELDS)
-        try:  # the tensorboard extra
+        with contextlib.suppress(ImportError):  # the tensorboard extra
             from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            self.tb = None
-        else:
+
             self.tb = SummaryWriter(str(run_dir / TENSORBOARD_DIR))
 
     def write(self, stages: list | None = None, **row: object) -> None:

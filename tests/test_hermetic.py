@@ -27,7 +27,7 @@ def test_every_folder_derain_uses_is_the_tests_own(hermetic, tmp_path: Path) -> 
         "cache": fsutil.user_cache(),
         "released weights": info.cache_dir(),
         "platformdirs cache": Path(platformdirs.user_cache_dir("derain")),
-        "platformdirs data": fsutil.user_data(),
+        "platformdirs data": Path(platformdirs.user_data_dir("derain")),
         "pooch cache": Path(pooch.os_cache("derain")),
         **{f"weights search {i}": d for i, d in enumerate(info.search_dirs())},
     }
