@@ -121,16 +121,14 @@ def locked(folder: str | Path, wait: bool = False, what: str = "run") -> Iterato
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path, preserve_lock_file=True, on_acquired=_sign, poll_interval=0.5)
     try:
-        lock.acquire(blocking=wait)
+        held = lock.acquire(blocking=wait)
     except Timeout:
         who = path.read_text(errors="replace").strip() or "unknown"
         raise DerainError(
             f"{folder}: this {what} is in use by process {who} (wait for it, or pass --wait)"
         ) from None
-    try:
+    with held:  # released on every way out
         yield
-    finally:
-        lock.release()
 
 
 def user_cache() -> Path:
