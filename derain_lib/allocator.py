@@ -1,11 +1,6 @@
-"""Keep freed memory in the process for reuse (glibc), the largest cheap CPU speed-up.
-
-A SIAN forward allocates hundreds of 20-100 MB feature maps that glibc would ``mmap`` and
-unmap one by one (page faults for every tensor); with ``mmap`` off and a high trim threshold
-they stay in the heap (what jemalloc/tcmalloc give, without a preloaded library; the cost, a
-higher peak RSS: benchmarks/RESULTS.md). Only an explicit :func:`tune` (the CLI, notebooks,
-benchmarks) changes anything; ``DERAIN_MALLOC_TUNING=0`` opts out.
-"""
+"""Keep freed memory in the process for reuse (glibc ``mallopt``): SIAN's 20-100 MB feature
+maps stay in the heap instead of being mapped and unmapped one by one (benchmarks/RESULTS.md).
+Only an explicit :func:`tune` changes anything; ``DERAIN_MALLOC_TUNING=0`` opts out."""
 
 from __future__ import annotations
 
@@ -40,8 +35,7 @@ def tune(force: bool = False) -> bool:
 
 
 def release_free_memory() -> None:
-    """Give the heap's free pages back (``malloc_trim``) when :func:`tune` is in effect:
-    between the tiles of a large photo, so the peak does not creep up."""
+    """Give the heap's free pages back (between tiles) when :func:`tune` is in effect."""
     libc = _state.get("libc")
     if libc is not None:
         libc.malloc_trim(0)

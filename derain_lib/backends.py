@@ -23,7 +23,7 @@ from torch import nn
 
 from . import __version__
 from .errors import DerainError
-from .fsutil import atomic_path, atomic_write_text, shown_path, user_cache
+from .fsutil import PACKAGE_DIR, atomic_path, atomic_write_text, shown_path, user_cache
 from .inference import check_inference_options, model_device
 from .info import installed_version
 from .models.scale_space import _kernel1d
@@ -36,7 +36,6 @@ from .precision import (
     cpuinfo_field,
     resolve_precision,
 )
-from .roots import PACKAGE_DIR
 from .weights import model_config
 
 #: The backends ``--backend`` names (``auto``: the fastest installed one, measured).

@@ -17,9 +17,8 @@ from . import __version__
 from .allocator import tune
 from .config import DEVICE_PATTERN
 from .errors import DerainError
-from .fsutil import IMAGE_SUFFIXES, data_root, path_problem
+from .fsutil import IMAGE_SUFFIXES, RESULTS_DEFAULT, data_root, path_problem
 from .info import FETCH_EXTRA, FETCH_TARGETS, FETCHED_SETS, RELEASED, info_lines
-from .roots import RESULTS_DEFAULT
 from .threads import configure
 
 #: ``--backend``'s choices (``derain_lib.backends.BACKENDS``) and the pip extra that

@@ -1,10 +1,5 @@
-"""Typed run configurations: YAML profiles, ``--set key=value`` overrides, a stable hash.
-
-Four dataclasses under :class:`Config`, merged and type-checked by OmegaConf. A profile
-(``derain_lib/profiles/*.yaml``) holds a base config, ``seeds:`` and per-data-set overrides
-under ``datasets:``: ``profile_config("paper", "rain100h", ["model.name=sian-baseline"])``.
-A bad key or value is a one-line :class:`ConfigError` naming the file and the key.
-"""
+"""Typed run configurations (OmegaConf structured configs): YAML profiles with ``seeds:`` and
+per-data-set ``datasets:``, ``--set key=value`` overrides, a stable hash; one-line errors."""
 
 from __future__ import annotations
 
@@ -15,17 +10,18 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import DerainError
-from .roots import package_file
+from .fsutil import PACKAGE_DIR
 
-PROFILES_DIR = package_file("profiles")  # inside the package: a wheel has them too
+PROFILES_DIR = PACKAGE_DIR / "profiles"  # package data: a wheel has them too
 PROFILES = ("smoke", "quick", "paper")
 #: What ``train.device`` and ``--device`` accept (``cuda:N`` for any N), checked without torch.
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -37,9 +33,8 @@ class ConfigError(DerainError):
 
 @dataclass
 class ModelConfig:
-    """The architecture (a name of ``derain_lib.models``) and its keyword arguments;
-    ``weights`` (a released name or a file) makes the run evaluation-only;
-    ``kwargs.init_std: null`` gives PyTorch's default init instead of N(0, 0.02)."""
+    """The architecture and its keyword arguments; ``weights`` (a released name or a file)
+    makes the run evaluation-only."""
 
     name: str = "sian"
     kwargs: dict = field(default_factory=dict)
@@ -108,7 +103,9 @@ class Config:
         return json.loads(json.dumps(asdict(self)))
 
 
-def _read_yaml(path: Path) -> dict:
+def _read_yaml(spec: str | Path) -> tuple[Path, dict]:
+    """A config file (or profile name) as a mapping, its ``seeds:`` checked."""
+    path = resolve_config_path(spec)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
@@ -117,7 +114,10 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
+    seeds = data.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
+        raise ConfigError(f"{path}: seeds must be a non-empty list of integers, got {seeds!r}")
+    return path, data
 
 
 def resolve_config_path(spec: str | Path) -> Path:
@@ -132,8 +132,7 @@ def resolve_config_path(spec: str | Path) -> Path:
 
 @contextlib.contextmanager
 def _named(where: str) -> Iterator[None]:
-    """OmegaConf's and YAML's errors as one :class:`ConfigError` line naming ``where``
-    and the key."""
+    """OmegaConf's and YAML's errors as one :class:`ConfigError` line naming ``where``."""
     try:
         yield
     except (OmegaConfBaseException, yaml.YAMLError) as e:
@@ -147,7 +146,7 @@ def config_from_dict(data: dict, overrides: list[str] | None = None, source: str
     where, overrides = source or "config", list(overrides or [])
     data = dict(data)
     datasets = data.pop("datasets", None) or {}
-    _check_seeds(data.pop("seeds", [0]), where)
+    data.pop("seeds", None)  # the study's (profile_seeds), not the run's
     extra = []
     for item in overrides:
         with _named(f"override {item}"):
@@ -173,7 +172,7 @@ _AT_LEAST = {"train.batch_size": 1, "train.checkpoint_every": 1, "train.epochs":
 
 def check_tile(tile: int | None, overlap: int, prefix: str = "") -> None:
     """A tile size (None: whole image) and overlap the tiled forward accepts, else one line
-    naming ``<prefix>tile`` / ``<prefix>overlap`` (e.g. ``eval.`` or ``--``)."""
+    naming ``<prefix>tile`` / ``<prefix>overlap``."""
     if tile is not None and tile < 8:
         raise ConfigError(f"{prefix}tile: {tile} is too small; allowed: an integer >= 8")
     if overlap < 0 or (tile is not None and overlap >= tile):
@@ -183,29 +182,23 @@ def check_tile(tile: int | None, overlap: int, prefix: str = "") -> None:
 
 
 def validate(cfg: Config) -> Config:
-    """Ranges, checked before any run folder exists: one line naming the key and what is
-    allowed. Returns ``cfg``."""
-
-    def value(key: str) -> Any:
-        section, name = key.split(".")
-        return getattr(getattr(cfg, section), name)
-
+    """``cfg`` with its ranges checked: one line naming the key and what is allowed."""
     problems = [(k, f"an integer >= {low}") for k, low in _AT_LEAST.items()
-                if type(value(k)) is int and value(k) < low]  # fmt: skip
+                if type(v := attrgetter(k)(cfg)) is int and v < low]  # fmt: skip
     if not (math.isfinite(cfg.train.lr) and cfg.train.lr > 0):
         problems.append(("train.lr", "a finite number > 0"))
     if not DEVICE_PATTERN.match(cfg.train.device):
         problems.append(("train.device", "auto, cpu, cuda or cuda:N"))
     for key, allowed in problems:
-        raise ConfigError(f"{key}: {value(key)!r} is out of range; allowed: {allowed}")
+        raise ConfigError(f"{key}: {attrgetter(key)(cfg)!r} is out of range; allowed: {allowed}")
     check_tile(cfg.eval.tile, cfg.eval.overlap, "eval.")
     return cfg
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read a YAML config (or profile name) and apply ``key=value`` overrides."""
-    p = resolve_config_path(path)
-    return config_from_dict(_read_yaml(p), overrides, source=str(p))
+    p, data = _read_yaml(path)
+    return config_from_dict(data, overrides, source=str(p))
 
 
 def profile_config(
@@ -218,20 +211,12 @@ def profile_config(
 
 def profile_datasets(profile: str) -> list[str]:
     """The data set names a profile has settings for."""
-    return list((_read_yaml(resolve_config_path(profile)).get("datasets") or {}).keys())
+    return list(_read_yaml(profile)[1].get("datasets") or {})
 
 
 def profile_seeds(profile: str) -> list[int]:
-    """The training seeds a profile's study repeats each trained model with (``seeds:``;
-    default ``[0]``, the config's own seed)."""
-    seeds = _read_yaml(resolve_config_path(profile)).get("seeds", [0])
-    _check_seeds(seeds, profile)
-    return seeds
-
-
-def _check_seeds(seeds: object, where: str) -> None:
-    if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
-        raise ConfigError(f"{where}: seeds must be a non-empty list of integers, got {seeds!r}")
+    """The training seeds a profile's study repeats each trained model with (default ``[0]``)."""
+    return _read_yaml(profile)[1].get("seeds", [0])
 
 
 def canonical_json(cfg: Config) -> str:

@@ -1,6 +1,5 @@
 """Where a model runs (``auto``, ``cpu``, ``cuda``, ``cuda:N``), and the exact fp32 the tables
-need on a GPU: cuDNN's default TF32 convolutions move PSNR by about 0.002 dB, so the forward
-passes behind scores run with TF32 off (:func:`exact_fp32`)."""
+need on a GPU (TF32 convolutions move PSNR by about 0.002 dB)."""
 
 from __future__ import annotations
 
@@ -12,30 +11,21 @@ import torch
 from .config import DEVICE_PATTERN
 from .errors import DerainError
 
-#: What ``--device`` accepts (``cuda:N`` for any N).
-DEVICE_FORMS = ("auto", "cpu", "cuda", "cuda:N")
-
 
 class DeviceError(DerainError):
     """A device string that names no device, or a CUDA device this machine does not have."""
 
 
-def check_device(setting: str) -> str:
-    """``setting`` if it is one of :data:`DEVICE_FORMS`, else a one-line :class:`DeviceError`."""
-    if not isinstance(setting, str) or not DEVICE_PATTERN.match(setting):
-        raise DeviceError(f"device {setting!r}: choose one of {', '.join(DEVICE_FORMS)}")
-    return setting
-
-
 def resolve_device(
     setting: str | torch.device | None = "auto", local_rank: int = 0
 ) -> torch.device:
-    """The device ``setting`` names. ``auto`` (or None): ``cuda:<local_rank>`` (the process's
-    own GPU under torchrun) when CUDA is available, else the CPU; ``cuda``: the same but an
-    error without CUDA; ``cuda:N``: that device, which must exist."""
+    """The device ``setting`` names; ``auto``/``cuda``: ``cuda:<local_rank>`` (the process's
+    GPU under torchrun), ``auto`` falling back to the CPU; a missing device is one line."""
     if isinstance(setting, torch.device):
         return setting
-    setting = check_device(setting or "auto")
+    setting = setting or "auto"
+    if not isinstance(setting, str) or not DEVICE_PATTERN.match(setting):
+        raise DeviceError(f"device {setting!r}: choose one of auto, cpu, cuda, cuda:N")
     if setting == "cpu" or (setting == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():

@@ -26,41 +26,26 @@ class EvalResult:
     table: pd.DataFrame
     stage_table: pd.DataFrame
 
-    @property
-    def n(self) -> int:
-        return int(self.table.psnr.notna().sum())
-
-    def _mean(self, key: str) -> float:
-        vals = self.table[key].dropna().to_numpy()
-        return float(np.mean(vals)) if len(vals) else math.nan
-
-    psnr = property(lambda self: self._mean("psnr"))
-    ssim = property(lambda self: self._mean("ssim"))
+    n = property(lambda self: int(self.table.psnr.notna().sum()))
+    psnr = property(lambda self: _mean(self.table.psnr))
+    ssim = property(lambda self: _mean(self.table.ssim))
 
     def summary(self) -> dict:
         return {"n": self.n, "psnr": self.psnr, "ssim": self.ssim}
 
 
-def evaluate(
-    model: nn.Module,
-    dataset,
-    out_dir: str | Path | None = None,
-    tile: int | None = None,
-    overlap: int = OVERLAP,
-    quantize_mode: str = "round",
-    max_images: int | None = None,
-    save_images: bool = True,
-    progress: bool = False,
-    stages: int | None = None,
-    precision: str = "fp32",
-    stage_scores: bool = False,
-) -> EvalResult:
-    """Derain and score every pair of ``dataset`` (a ``PairedDataset``) on the model's
-    device: stage ``stages`` (default: the last) in ``precision`` (default exact fp32).
+def _mean(column: pd.Series) -> float:
+    return float(np.mean(v)) if len(v := column.dropna().to_numpy()) else math.nan
 
-    With ``out_dir``: ``per_image.csv`` there and (``save_images``) ``outputs/<name>.png``.
-    ``stage_scores``: every stage scored from the same forward pass too (``per_stage.csv``;
-    its last stage equals ``per_image.csv``)."""
+
+def evaluate(
+    model: nn.Module, dataset, out_dir: str | Path | None = None, tile: int | None = None,
+    overlap: int = OVERLAP, quantize_mode: str = "round", max_images: int | None = None,
+    save_images: bool = True, progress: bool = False, stages: int | None = None,
+    precision: str = "fp32", stage_scores: bool = False,
+) -> EvalResult:  # fmt: skip
+    """Derain and score every pair of ``dataset``: ``per_image.csv``, ``outputs/<name>.png``
+    in ``out_dir``; ``stage_scores``: every stage's too (``per_stage.csv``)."""
     check_inference_options(model, stages, precision)
     was_training = model.training
     model.eval()

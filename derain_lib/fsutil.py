@@ -1,5 +1,5 @@
-"""Files on disk: atomic writes (:func:`atomic_path`, which every file the package writes goes
-through), exclusive folder locks (filelock), cache folders, paths as shown."""
+"""Files and folders (torch-free): where the project, ``results/``, ``figures/`` and the caches
+are (the one resolver: :data:`RESULTS_DEFAULT`), atomic writes, folder locks, paths as shown."""
 
 from __future__ import annotations
 
@@ -16,7 +16,64 @@ import platformdirs
 from filelock import FileLock, Timeout
 
 from .errors import DerainError
-from .roots import figures_root, project_root, results_root
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+RESULTS_DEFAULT = (
+    "env DERAIN_RESULTS, else results/ in the project: env DERAIN_PROJECT, else the source "
+    "checkout derain runs from, else (an installed package) the folder holding pyproject.toml "
+    "at or above the working directory, else the user data folder"
+)
+#: Set by ``derain reproduce`` for its kernels: only they write the committed results.
+REPRODUCE_ENV = "DERAIN_REPRODUCE"
+
+
+def source_root() -> Path | None:
+    """The source checkout the package is imported from, or None for an installed package."""
+    top = PACKAGE_DIR.parent
+    return top if (top / "pyproject.toml").is_file() else None
+
+
+def project_root() -> Path:
+    """The project, by the rules of :data:`RESULTS_DEFAULT`."""
+    if env := os.environ.get("DERAIN_PROJECT"):
+        return Path(env).expanduser().resolve()
+    if (source := source_root()) is not None:
+        return source
+    here = Path.cwd().resolve()
+    found = (d for d in (here, *here.parents) if (d / "pyproject.toml").is_file())
+    return next(found, Path(platformdirs.user_data_dir("derain")))
+
+
+def results_root(root: str | Path | None = None) -> Path:
+    """``root`` (``--results``), else ``$DERAIN_RESULTS``, else ``<project>/results``."""
+    if root is not None:
+        return Path(root)
+    env = os.environ.get("DERAIN_RESULTS")
+    return Path(env).expanduser() if env else project_root() / "results"
+
+
+def figures_root() -> Path:
+    """``$DERAIN_FIGURES``, else ``<project>/figures`` (resolved)."""
+    env = os.environ.get("DERAIN_FIGURES")
+    return (Path(env).expanduser() if env else project_root() / "figures").resolve()
+
+
+def scratch_when_by_hand() -> Path | None:
+    """In a notebook kernel not started by ``derain reproduce``, point unset ``$DERAIN_RESULTS``
+    and ``$DERAIN_FIGURES`` at a scratch folder (returned): a chapter run by hand writes there."""
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    if os.environ.get(REPRODUCE_ENV) or type(shell).__name__ != "ZMQInteractiveShell":
+        return None
+    root = Path(platformdirs.user_cache_dir("derain")) / "scratch"
+    os.environ.setdefault("DERAIN_RESULTS", str(root / "results"))
+    os.environ.setdefault("DERAIN_FIGURES", str(root / "figures"))
+    return root
+
+
+def notebooks_dir() -> Path:
+    """The study's notebooks: ``<project>/notebooks`` (a checkout; a wheel ships none)."""
+    return project_root() / "notebooks"
+
 
 #: The image file names derain reads and writes (here for the torch-free CLI checks).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -24,9 +81,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a hidden temporary path beside ``path``; on success it is fsynced and renamed onto
-    it, so a killed process leaves the old file or the new one, never a truncated one. An
-    unwritable folder is a one-line :class:`DerainError`."""
+    """Yield a temporary path beside ``path``, fsynced and renamed onto it on success: a killed
+    process leaves the old file or the new one, never a truncated one."""
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # suffix kept: format
     try:
@@ -65,16 +121,14 @@ def locked(folder: str | Path, wait: bool = False, what: str = "run") -> Iterato
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path, preserve_lock_file=True, on_acquired=_sign, poll_interval=0.5)
     try:
-        lock.acquire(blocking=wait)
+        held = lock.acquire(blocking=wait)
     except Timeout:
         who = path.read_text(errors="replace").strip() or "unknown"
         raise DerainError(
             f"{folder}: this {what} is in use by process {who} (wait for it, or pass --wait)"
         ) from None
-    try:
+    with held:  # released on every way out
         yield
-    finally:
-        lock.release()
 
 
 def user_cache() -> Path:
@@ -84,8 +138,7 @@ def user_cache() -> Path:
 
 
 def data_root() -> Path:
-    """Where derain keeps data it makes (indexes, the embedded set, downloads): ``$DERAIN_DATA``,
-    else ``<user cache>/data``."""
+    """Where derain keeps data it makes: ``$DERAIN_DATA``, else ``<user cache>/data``."""
     env = os.environ.get("DERAIN_DATA")
     return Path(env).expanduser() if env else user_cache() / "data"
 
@@ -97,10 +150,8 @@ def named_roots() -> tuple[tuple[str, Path], ...]:
 
 
 def shown_path(path: str | Path) -> str:
-    """``path`` as printed output and records name it, never with a folder of this machine:
-    relative to :func:`project_root`, else under one of :func:`named_roots`
-    (``$DERAIN_DATA/...``), beside the project (``../shared/data``) or under ``~``; else as
-    given. :func:`real_path` reads it back."""
+    """``path`` as output and records name it, never with a folder of this machine: relative
+    to the project, a :func:`named_roots` variable, ``..`` or ``~`` (:func:`real_path`: back)."""
     given = Path(os.path.abspath(Path(path).expanduser()))
     r = Path(os.path.abspath(project_root()))
     bases = (("", r), *named_roots(), ("..", r.parent), ("~", Path.home()))
@@ -123,8 +174,7 @@ def real_path(shown: str | Path) -> Path:
 
 
 def path_problem(value: str, want: str = "file or folder") -> str | None:
-    """Why ``value`` is no file or folder to read, in words that name what it is instead
-    (a symlink loop, a broken link, a device, a FIFO), or None."""
+    """Why ``value`` is no file or folder to read (a symlink loop, a broken link, a FIFO...)."""
     p = Path(value)
     try:
         mode = p.stat().st_mode
@@ -143,10 +193,7 @@ def path_problem(value: str, want: str = "file or folder") -> str | None:
 
 
 def special_entries(folder: str | Path) -> list[str]:
-    """What :func:`path_problem` says of each entry of ``folder`` named like an image that is
-    no file (which image listings skip)."""
-    out = []
-    for p in sorted(Path(folder).iterdir()):
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_file() and not p.is_dir():
-            out.append(path_problem(str(p), "file") or f"{p}: not a file")
-    return out
+    """:func:`path_problem` of each entry of ``folder`` named like an image that is no file."""
+    odd = (p for p in sorted(Path(folder).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [path_problem(str(p), "file") or f"{p}: not a file" for p in odd
+            if not p.is_file() and not p.is_dir()]  # fmt: skip

@@ -1,7 +1,5 @@
-"""Derain images with a loaded model, whole or in overlapping tiles (memory bounded on
-large photos); each output pixel comes from the tile where it lies furthest from a seam.
-Across seams SIAN differs slightly from whole-image inference; the overlap bounds it (tests).
-"""
+"""Derain images with a loaded model, whole or in overlapping tiles (memory bounded on large
+photos); each output pixel comes from the tile where it lies furthest from a seam."""
 
 from __future__ import annotations
 
@@ -28,24 +26,21 @@ from .metrics import quantize
 from .models import ImageTooSmall, check_image_size
 from .precision import PRECISIONS, autocast
 
-#: The tile overlap of :func:`predict` (and ``eval.overlap``, ``--overlap``) by default.
-OVERLAP = 32
+OVERLAP = 32  # the default tile overlap (``eval.overlap``, ``--overlap``)
 #: The smallest tile size and the overlap ``derain_files`` uses when it tiles on its own.
 AUTO_TILE, AUTO_OVERLAP = 512, 64
-#: On the CPU, images above this many pixels run in tiles, so memory stays that of one
-#: 512x512 tile (SIAN full needs about 8 kB per pixel: ~1.5 GiB peak RSS for 448x336).
+#: On the CPU, larger images run in tiles (SIAN full needs about 8 kB per pixel).
 MAX_WHOLE_PIXELS = AUTO_TILE * AUTO_TILE
-#: GPU memory one pixel of a whole-image SIAN forward takes, with a margin (measured on an
-#: NVIDIA H200, 2026-12-04: a 4000x3000 photo peaks at 28 GiB in fp32, ~2.5 kB per pixel).
+#: GPU memory one pixel of a whole-image SIAN forward takes, with a margin (H200: a 4000x3000
+#: photo peaks at 28 GiB in fp32).
 GPU_BYTES_PER_PIXEL = 2800
 #: Tile starts are multiples of this (SIAN's coarsest average pooling).
 TILE_ALIGN = 4
 
 
 def tile_spans(n: int, tile: int, overlap: int) -> list[tuple[int, ...]]:
-    """Along one axis of length ``n``: ``(start, end, keep_start, keep_end)`` per tile;
-    starts are multiples of :data:`TILE_ALIGN`, the last tile ends at ``n``, kept regions tile
-    ``[0, n)`` exactly, split at the middle of each overlap."""
+    """Along one axis of length ``n``: ``(start, end, keep_start, keep_end)`` per tile; the
+    kept regions tile ``[0, n)`` exactly, split at the middle of each overlap."""
     if tile < 8 or overlap < 0 or overlap >= tile:
         raise ValueError(
             f"need tile >= 8 and 0 <= overlap < tile, got tile {tile}, overlap {overlap}"
@@ -57,9 +52,7 @@ def tile_spans(n: int, tile: int, overlap: int) -> list[tuple[int, ...]]:
     starts = list(range(0, last, stride)) + [last]
     ends = [min(s + tile, n) for s in starts[:-1]] + [n]
     bounds = [0] + [(starts[i + 1] + ends[i]) // 2 for i in range(len(starts) - 1)] + [n]
-    return [
-        (s, e, bounds[i], bounds[i + 1]) for i, (s, e) in enumerate(zip(starts, ends, strict=True))
-    ]
+    return list(zip(starts, ends, bounds[:-1], bounds[1:], strict=True))
 
 
 def check_inference_options(model: nn.Module, stages: int | None, precision: str) -> None:
@@ -74,17 +67,11 @@ def check_inference_options(model: nn.Module, stages: int | None, precision: str
 
 @torch.inference_mode()
 def tiled_forward(
-    model: nn.Module,
-    x: torch.Tensor,
-    tile: int | None,
-    overlap: int = OVERLAP,
-    stages: int | None = None,
-    precision: str = "fp32",
-    every_stage: bool = False,
-) -> torch.Tensor:
-    """Stage ``stages``' output (default: the last) for a (B, 3, H, W) batch as float32, in
-    ``precision``, whole (``tile=None``) or tile by tile; ``every_stage``: every stage's
-    output, shape (S, B, 3, H, W)."""
+    model: nn.Module, x: torch.Tensor, tile: int | None, overlap: int = OVERLAP,
+    stages: int | None = None, precision: str = "fp32", every_stage: bool = False,
+) -> torch.Tensor:  # fmt: skip
+    """Stage ``stages``' output (default: the last) for a (B, 3, H, W) batch as float32, whole
+    (``tile=None``) or tile by tile; ``every_stage``: every stage's, (S, B, 3, H, W)."""
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         with autocast(precision, x.device):
@@ -113,14 +100,9 @@ def model_device(model: nn.Module) -> torch.device:
 
 @torch.inference_mode()
 def predict(
-    model: nn.Module,
-    img: np.ndarray,
-    tile: int | None = None,
-    overlap: int = OVERLAP,
-    stages: int | None = None,
-    precision: str = "fp32",
-    every_stage: bool = False,
-) -> np.ndarray | list[np.ndarray]:
+    model: nn.Module, img: np.ndarray, tile: int | None = None, overlap: int = OVERLAP,
+    stages: int | None = None, precision: str = "fp32", every_stage: bool = False,
+) -> np.ndarray | list[np.ndarray]:  # fmt: skip
     """Derain one float RGB HWC image on the model's device: :func:`tiled_forward` as float32
     HWC, not clamped (a list with ``every_stage``); fp32 is exact on a GPU too (TF32 off)."""
     with exact_fp32():
@@ -138,9 +120,8 @@ def to_tensor(img: np.ndarray, device: torch.device | str = "cpu") -> torch.Tens
 def auto_tile(
     height: int, width: int, device: torch.device | str = "cpu", free: int | None = None
 ) -> int | None:
-    """The tile :func:`derain_files` uses: None (whole) or a size. CPU: whole up to
-    ``MAX_WHOLE_PIXELS``, else ``AUTO_TILE``. CUDA: whole when it fits the ``free`` memory
-    (measured when not given), else the largest tile (>= ``AUTO_TILE``) fitting half of it."""
+    """The tile :func:`derain_files` uses: None (whole) or a size; on CUDA whole when it fits
+    the ``free`` memory (measured when not given), else the largest tile fitting half of it."""
     device = torch.device(device)
     if device.type != "cuda":
         return AUTO_TILE if height * width > MAX_WHOLE_PIXELS else None
@@ -201,8 +182,7 @@ def output_paths(files: list[Path], out: str | Path, overwrite: bool = False) ->
         raise DerainError(f"{out}: exists and is not an image file name or a folder; not touched")
     else:
         stems = [f.stem for f in files]
-        dup = sorted({s for s in stems if stems.count(s) > 1})
-        if dup:
+        if dup := sorted({s for s in stems if stems.count(s) > 1}):
             raise DerainError(
                 f"two inputs share the stem {dup[0]!r}; their outputs would collide in {out}"
             )
@@ -219,18 +199,12 @@ def output_paths(files: list[Path], out: str | Path, overwrite: bool = False) ->
 
 
 def derain_files(
-    model: nn.Module,
-    inputs: list[str | Path],
-    out: str | Path,
-    quantize_mode: str = "round",
-    tile: int | None = None,
-    overwrite: bool = False,
-    stages: int | None = None,
+    model: nn.Module, inputs: list[str | Path], out: str | Path, quantize_mode: str = "round",
+    tile: int | None = None, overwrite: bool = False, stages: int | None = None,
     precision: str = "fp32",
-) -> Iterator[tuple[Path, Path | None, str | None]]:
-    """Derain every input, yielding ``(input, written PNG, None)`` as each is written or
-    ``(input, None, why)`` for one that cannot be (a bad file does not stop the batch);
-    ``tile=None``: :func:`predict_fitting`, so a photo of any size can be derained."""
+) -> Iterator[tuple[Path, Path | None, str | None]]:  # fmt: skip
+    """Derain every input, yielding ``(input, written image, None)`` or ``(input, None, why)``
+    for one that cannot be (a bad file does not stop the batch)."""
     check_inference_options(model, stages, precision)
     files = expand_inputs(inputs)
     targets = output_paths(files, out, overwrite)

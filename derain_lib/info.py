@@ -12,8 +12,7 @@ from importlib import metadata, util
 from pathlib import Path
 
 from . import __version__
-from .fsutil import data_root, shown_path, user_cache
-from .roots import figures_root, project_root, results_root
+from .fsutil import data_root, figures_root, project_root, results_root, shown_path, user_cache
 from .threads import torch_threads
 
 #: Name -> one line, for every model of :data:`derain_lib.models.MODELS`.

@@ -1,13 +1,5 @@
-"""The run cache: every training or evaluation run lives in ``<results>/runs/<key>/``.
-
-A run's key hashes its config, the sha256 manifests of its data, the weights' sha256 (for an
-evaluation-only run) and the fingerprint of the code that determines its result
-(:func:`code_fingerprint`): asking again for the same run returns the finished one, an
-unfinished one resumes from its checkpoints, and a run made by other code is *stale*, never
-reused. A run folder holds ``config.yaml``, ``code.txt`` (the code fingerprint), ``log.csv``,
-``checkpoints/``, ``model.pt``, ``per_image.csv`` (and ``outputs/*.png``), ``provenance.json``
-and ``metrics.json``, written last: its presence marks a finished run.
-"""
+"""The run cache: every run lives in ``<results>/runs/<key>/``, its key the hash of its config,
+data, weights and code; ``metrics.json``, written last, marks a finished run."""
 
 from __future__ import annotations
 
@@ -47,9 +39,8 @@ from .data.fetch import sha256_file
 from .data.sources import open_data
 from .errors import DerainError
 from .evaluate import evaluate
-from .fsutil import atomic_write_text, locked
+from .fsutil import PACKAGE_DIR, atomic_write_text, locked, results_root, source_root
 from .metrics import score_pair
-from .roots import PACKAGE_DIR, results_root, source_root
 from .train import dist_info, list_checkpoints, pick_device, train
 from .weights import RELEASED, load_model, resolve
 
@@ -57,8 +48,7 @@ CODE_FILE = "code.txt"
 
 
 def stored(path: str | Path) -> str:
-    """``path`` as the study's records keep it: relative to :func:`results_root` (POSIX) when
-    inside, else absolute; :func:`restored` reverses it."""
+    """``path`` as the records keep it: relative to :func:`results_root` when inside it."""
     p, root = Path(path).resolve(), results_root().resolve()
     return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
 
@@ -69,8 +59,7 @@ def restored(recorded: str) -> Path:
 
 
 def _read(p: Path) -> Config | dict | None:
-    """A run folder's ``config.yaml`` (a Config) or JSON file (an object); None when absent;
-    a one-line :class:`DerainError` when damaged."""
+    """A run folder's ``config.yaml`` or JSON file; None when absent, one line when damaged."""
     if not p.is_file():
         return None
     try:
@@ -88,9 +77,8 @@ def _read(p: Path) -> Config | dict | None:
 
 @dataclass(frozen=True)
 class Run:
-    """One run folder as :meth:`load` read it, once (but for :attr:`per_image` and
-    :attr:`log`, read on first use). ``status``: ``finished``, ``unfinished``, ``new`` or
-    ``damaged`` (``damage`` says why; completing the run again repairs it)."""
+    """One run folder as :meth:`load` read it. ``status``: ``finished``, ``unfinished``,
+    ``new`` or ``damaged`` (``damage`` says why; completing the run again repairs it)."""
 
     dir: Path
     config: Config | None = None
@@ -124,9 +112,8 @@ class Run:
     @property
     def checkpoint_path(self) -> Path:
         """The final model file (``model.pt``), or the evaluated weights file."""
-        if self.provenance.get("weights"):
-            return Path(self.provenance["weights"]["path"])
-        return self.dir / "model.pt"
+        w = self.provenance.get("weights")
+        return Path(w["path"]) if w else self.dir / "model.pt"
 
     @cached_property
     def per_image(self) -> pd.DataFrame:
@@ -146,13 +133,11 @@ class Run:
 
     @property
     def degenerate(self) -> str | None:
-        """Why a finished training run is no result, or None: its training loss never moved,
-        or its test output equals its input (PSNR within :data:`SAME_AS_INPUT_DB` of the
-        rainy input's on every test image; the input's scores cached as ``input_psnr.csv``)."""
+        """Why a finished training run is no result, or None: its loss never moved, or its
+        output equals its input (the input's scores cached as ``input_psnr.csv``)."""
         if self.status != "finished" or self.config.model.weights is not None:
             return None
-        log = self.log
-        losses = log["loss"].dropna() if "loss" in log else pd.Series(dtype=float)
+        losses = self.log.get("loss", pd.Series(dtype=float)).dropna()
         if len(losses) >= 2 and np.ptp(losses) <= 1e-9 * max(1.0, abs(float(losses.iloc[0]))):
             return f"training loss did not move ({float(losses.iloc[0]):.6g} in all logs)"
         ours = self.per_image.set_index("name").psnr
@@ -162,9 +147,8 @@ class Run:
             index = {p.name: i for i, p in enumerate(ds.pairs)}
             names = [n for n in ours.index if n in index]
             psnr = [score_pair(*ds.load(index[n]))[0] for n in names]
-            atomic_write_text(
-                cache, pd.DataFrame({"name": names, "psnr": psnr}).to_csv(index=False)
-            )
+            table = pd.DataFrame({"name": names, "psnr": psnr})
+            atomic_write_text(cache, table.to_csv(index=False))
         rainy = pd.read_csv(cache).set_index("name").psnr
         common = ours.index.intersection(rainy.index)
         if len(common) and ((ours[common] - rainy[common]).abs() <= SAME_AS_INPUT_DB).all():
@@ -179,8 +163,7 @@ class Run:
 SAME_AS_INPUT_DB = 0.01
 #: The pipeline's own outputs: changes there do not make the code ``+dirty``.
 OUTPUT_DIRS = ("results", "figures")
-#: The sources (under ``derain_lib/``) that determine a run's result; their fingerprint is
-#: part of every run key.
+#: The sources (under ``derain_lib/``) that determine a run's result, in every run key.
 CODE_SOURCES = ("models", "losses.py", "data/patches.py", "data/synth.py", "data/embedded.py",
                 "data/datasets.py", "data/io.py", "train.py", "evaluate.py", "metrics.py",
                 "config.py")  # fmt: skip
@@ -188,8 +171,8 @@ _FINGERPRINTS: dict[tuple, str] = {}
 
 
 def git_sha() -> str:
-    """HEAD of the source checkout (:func:`derain_lib.roots.source_root`), ``+dirty`` when
-    tracked files other than :data:`OUTPUT_DIRS` are modified; ``unknown`` without one."""
+    """HEAD of the source checkout, ``+dirty`` when tracked files outside :data:`OUTPUT_DIRS`
+    are modified; ``unknown`` without one."""
     if (checkout := source_root()) is None:
         return "unknown"
     status = ["git", "status", "--porcelain", "--untracked-files=no", "--", "."]
@@ -204,15 +187,6 @@ def git_sha() -> str:
     return sha.strip() + ("+dirty" if dirty.strip() else "")
 
 
-def _weights_info(cfg: Config, weights_dir: str | Path | None) -> dict | None:
-    if cfg.model.weights is None:
-        return None
-    path = resolve(cfg.model.weights, weights_dir)
-    w = RELEASED.get(cfg.model.weights)
-    return {"spec": cfg.model.weights, "path": str(path),
-            "sha256": w.sha256 if w else sha256_file(path)}  # fmt: skip
-
-
 def data_manifests(cfg: Config) -> dict:
     """sha256 manifests of the run's test data and (training runs) training data."""
     sets = {"test": cfg.data.test} | (
@@ -222,9 +196,8 @@ def data_manifests(cfg: Config) -> dict:
 
 
 def code_fingerprint(sources: tuple[str, ...] | None = None) -> str:
-    """12 hex digits over the package version and the bytes of ``sources`` (under
-    ``derain_lib/``; None: :data:`CODE_SOURCES`). A file is hashed again only when its size
-    or modification time changed."""
+    """12 hex digits over the package version and ``sources`` (default :data:`CODE_SOURCES`),
+    hashed again only when a file's size or modification time changed."""
     files = []
     for rel in CODE_SOURCES if sources is None else sources:
         p = PACKAGE_DIR / rel
@@ -238,56 +211,36 @@ def code_fingerprint(sources: tuple[str, ...] | None = None) -> str:
     return _FINGERPRINTS[stamp]
 
 
-def run_key(cfg: Config, manifests: dict, weights: dict | None = None) -> str:
-    """12 hex digits over the canonical config, the data manifests, the weights' sha256 and
-    the code fingerprint."""
-    parts = {
-        "config": canonical_json(cfg),
-        "data": manifests,
-        "weights": (weights or {}).get("sha256"),
-        "code": code_fingerprint(),
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def _locate(cfg: Config, root, weights_dir, manifests: dict | None) -> tuple[Run, dict, dict]:
+    """The run of ``cfg``: its key is 12 hex digits over the config, the data manifests, the
+    weights' sha256 and the code."""
     manifests = data_manifests(cfg) if manifests is None else manifests
-    weights = _weights_info(cfg, weights_dir)
-    key = run_key(cfg, manifests, weights)
+    weights = None
+    if (spec := cfg.model.weights) is not None:
+        path, w = resolve(spec, weights_dir), RELEASED.get(spec)
+        weights = {"spec": spec, "path": str(path), "sha256": w.sha256 if w else sha256_file(path)}
+    parts = {"config": canonical_json(cfg), "data": manifests,
+             "weights": (weights or {}).get("sha256"), "code": code_fingerprint()}  # fmt: skip
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
     return Run.load(results_root(root) / "runs" / key), manifests, weights
 
 
 def find_run(
-    cfg: Config,
-    root: str | Path | None = None,
-    weights_dir: str | Path | None = None,
+    cfg: Config, root: str | Path | None = None, weights_dir: str | Path | None = None,
     manifests: dict | None = None,
-) -> Run:
-    """The run folder ``cfg`` maps to (it may not exist yet); ``manifests``: its
-    :func:`data_manifests` when the caller has them already (the data is hashed once)."""
+) -> Run:  # fmt: skip
+    """The run folder ``cfg`` maps to (it may not exist yet); ``manifests``: given when known."""
     return _locate(cfg, root, weights_dir, manifests)[0]
 
 
 def get_or_run(
-    cfg: Config,
-    root: str | Path | None = None,
-    progress: bool = True,
-    weights_dir: str | Path | None = None,
-    wait: bool = False,
-    manifests: dict | None = None,
+    cfg: Config, root: str | Path | None = None, progress: bool = True,
+    weights_dir: str | Path | None = None, wait: bool = False, manifests: dict | None = None,
     backend: str | None = None,
-) -> Run:
-    """The finished run of ``cfg``: from the cache, resumed, or computed now (``backend``:
-    what evaluates, :func:`derain_lib.backends.select`, default ``$DERAIN_BACKEND`` else
-    torch, so ``derain reproduce --backend`` reaches its notebooks; recorded, not in the
-    run key: every backend scores fp32 within 1e-4 dB of eager).
-
-    Training runs train (resuming from checkpoints) then evaluate on ``cfg.data.test``; runs
-    with ``cfg.model.weights`` only evaluate. Under ``torchrun`` every process trains; rank 0
-    evaluates and writes. One process at a time works in a run folder
-    (:func:`derain_lib.fsutil.locked`; ``wait``: wait for the holder). A damaged
-    ``metrics.json`` is set aside and the run completed again; a folder this call created is
-    removed again if the config cannot train or the evaluation is refused."""
+) -> Run:  # fmt: skip
+    """The finished run of ``cfg``: cached, resumed or computed now, one process at a time
+    (``wait``: for the holder). ``backend`` (default ``$DERAIN_BACKEND``, else torch) is
+    recorded, not in the key: every backend scores fp32 within 1e-4 dB of eager."""
     run, manifests, weights = _locate(validate(cfg), root, weights_dir, manifests)
     if run.status == "finished":
         return run
@@ -310,7 +263,6 @@ def _complete(
     run: Run, cfg: Config, manifests: dict, weights: dict | None, progress: bool,
     weights_dir: str | Path | None, backend: str,
 ) -> None:  # fmt: skip
-    """Train (or resume) and evaluate ``run``; the caller holds its lock."""
     rank = dist_info()[0]
     metrics_file = run.dir / "metrics.json"
     if rank == 0:
@@ -341,37 +293,22 @@ def _complete(
     )  # fmt: skip
     eval_s = time.perf_counter() - t_eval
     prov = {
-        "run": run.key,
-        "config_hash": config_hash(cfg),
-        "profile": cfg.name,
-        "dataset": cfg.dataset,
-        "git_sha": git_sha(),
-        "code_fingerprint": code_fingerprint(),
-        "data_manifests": manifests,
-        "weights": weights,
-        "model_sha256": loaded.sha256,
+        "run": run.key, "config_hash": config_hash(cfg), "profile": cfg.name,
+        "dataset": cfg.dataset, "git_sha": git_sha(), "code_fingerprint": code_fingerprint(),
+        "data_manifests": manifests, "weights": weights, "model_sha256": loaded.sha256,
         "weights_config_override": loaded.config_override,
-        "packages": {
-            "derain": __version__,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "scikit-image": skimage.__version__,
-        },  # fmt: skip
+        "packages": {"derain": __version__, "python": platform.python_version(),
+                     "torch": torch.__version__, "numpy": np.__version__,
+                     "scikit-image": skimage.__version__},
         "device": str(device),
         "backend": f"{getattr(getattr(model, 'graph', None), 'backend', 'torch')} {precision}",
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "host": socket.gethostname(),
-        "started": started,
+        "threads": torch.get_num_threads(), "host": socket.gethostname(), "started": started,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "wall_s_this_session": time.perf_counter() - t0,
-        "eval_wall_s": eval_s,
-        "wall_s": train_info.get("train_wall_s", 0.0) + eval_s,
-        **train_info,
-    }
+        "wall_s_this_session": time.perf_counter() - t0, "eval_wall_s": eval_s,
+        "wall_s": train_info.get("train_wall_s", 0.0) + eval_s, **train_info,
+    }  # fmt: skip
     atomic_write_text(run.dir / "provenance.json", json.dumps(prov, indent=1))
     if not result.n:
         raise DerainError(f"{cfg.data.test}: no test image was scored; the run is not finished")
@@ -396,8 +333,7 @@ def open_run(key: str, root: str | Path | None = None) -> Run:
 
 
 def run_state(run: Run) -> dict:
-    """What ``derain runs show`` says of an unfinished run besides its metrics: its last
-    logged step and its last checkpoint (None: it starts from step 0 when trained again)."""
+    """What ``derain runs show`` says of an unfinished run: its last step and checkpoint."""
     if run.status == "finished":
         return {}
     last = next(iter(list_checkpoints(run.dir)), None)

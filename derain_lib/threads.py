@@ -1,12 +1,5 @@
-"""OpenMP threads that wait asleep, not spinning, on a shared machine.
-
-libgomp's threads spin-wait at every barrier; beside another CPU-bound job that made a SIAN
-run cost several times the CPU work of an idle one (issue 17: 3398 s against 363 s).
-:func:`configure` sets ``OMP_WAIT_POLICY=PASSIVE`` and ``KMP_BLOCKTIME=0`` (read when torch is
-first imported, so ``derain`` calls it first; children inherit them) and caps torch's threads
-at the usable CPUs (``benchmarks/busy.py``). Explicit values are kept;
-``DERAIN_THREAD_TUNING=0`` leaves everything as it is.
-"""
+"""OpenMP threads that wait asleep, not spinning, on a shared machine (spinning beside another
+job made a SIAN run cost 9x its CPU: ``benchmarks/busy.py``); ``DERAIN_THREAD_TUNING=0``: off."""
 
 from __future__ import annotations
 
@@ -16,21 +9,17 @@ import sys
 from pathlib import Path
 
 ENV = "DERAIN_THREAD_TUNING"
-#: What :func:`configure` puts into the environment (unless already set there).
 SETTINGS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
 
 
 def usable_cpus() -> int:
     """The CPUs this process may run on (its affinity mask; ``os.cpu_count`` elsewhere)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def configure(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Apply the settings to ``environ`` (default ``os.environ``; then torch's intra-op
-    threads too, if torch is imported); returns what was set (empty when off)."""
+    """Set :data:`SETTINGS` where unset (read when torch is first imported, so ``derain`` calls
+    this first) and cap torch's threads at the usable CPUs; returns what was set."""
     env = os.environ if environ is None else environ
     if env.get(ENV, "1") == "0":
         return {}
@@ -45,8 +34,7 @@ def configure(environ: dict[str, str] | None = None) -> dict[str, str]:
 
 def torch_threads(environ: dict[str, str] | None = None) -> int:
     """The intra-op threads torch uses in a ``derain`` process, found without importing it
-    (``derain info``): ``MKL_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the physical
-    cores, capped by :func:`configure` at :func:`usable_cpus`."""
+    (``derain info``): ``MKL/OMP_NUM_THREADS``, else the physical cores, capped."""
     env = os.environ if environ is None else environ
     given = (env.get(v, "").split(",")[0].strip() for v in ("MKL_NUM_THREADS", "OMP_NUM_THREADS"))
     n = next((int(g) for g in given if g.isdigit() and int(g) > 0), 0)

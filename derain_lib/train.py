@@ -1,16 +1,9 @@
-"""The training loop: seeded data order, atomic checkpoints, exact resume, DDP.
-
-The seed fixes the initial weights and each epoch's patch order, so a run's position is
-``(epoch, step in epoch)``. A checkpoint (model, optimiser, scheduler, RNG, position) is
-written atomically, the last two kept; a run killed at any moment resumes from the newest
-readable one and ends bit-identical to an uninterrupted run (on CPU). Under ``torchrun``
-the processes train with DistributedDataParallel and ``train.batch_size`` is the global
-batch. On CUDA: persistent DataLoader workers, pinned memory, TF32 and channels_last by
-default, bf16 autocast when asked (``training_setup`` in what :func:`train` returns).
-"""
+"""The training loop: seeded data order, atomic checkpoints (the last two kept), DDP under
+``torchrun``; a run killed at any moment resumes bit-identical to an uninterrupted one (CPU)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import math
@@ -23,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .config import Config, ConfigError, config_hash
@@ -40,9 +34,7 @@ from .weights import OUR_FORMAT, WeightsError, config_mismatch, model_config, re
 LOG_FIELDS = ["epoch", "step", "loss", "lr", "val_psnr", "val_ssim", "patches_per_s", "elapsed_s"]
 CHECKPOINT_DIR = "checkpoints"
 FINAL_MODEL = "model.pt"
-#: TensorBoard's folder in a run, beside ``log.csv`` (written when tensorboard is installed).
 TENSORBOARD_DIR = "tensorboard"
-#: The ``log.csv`` fields TensorBoard shows, under these tags.
 TENSORBOARD_TAGS = {"loss": "loss/total", "lr": "learning_rate", "val_psnr": "val/psnr",
                     "val_ssim": "val/ssim", "patches_per_s": "patches_per_s"}  # fmt: skip
 
@@ -51,17 +43,12 @@ class TrainingDiverged(DerainError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The permutation of the ``n`` training patches used in ``epoch`` (seeded, no state)."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-
-
 def epoch_batches(
     n: int, batch: int, seed: int, epoch: int, start: int = 0, rank: int = 0, world: int = 1
 ) -> Iterator[list[int]]:
-    """Patch indices of ``epoch``'s batches from step ``start`` on, the ``rank``-th share of
-    each for one of ``world`` processes; the last incomplete batch is dropped."""
-    order, local = epoch_order(n, seed, epoch), batch // world
+    """Patch indices of ``epoch``'s whole batches from step ``start`` on (``rank``'s share)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    local = batch // world
     for s in range(start, n // batch):
         first = s * batch + rank * local
         yield order[first : first + local].tolist()
@@ -71,8 +58,7 @@ def run_batches(
     n: int, batch: int, seed: int, epoch: int, step: int, count: int,
     rank: int = 0, world: int = 1,
 ) -> Iterator[list[int]]:  # fmt: skip
-    """The batch sampler of the rest of a run: :func:`epoch_batches` of ``epoch`` from
-    ``step`` on, then of the next epochs, ``count`` in all (one DataLoader serves them all)."""
+    """The batch sampler of the rest of a run: ``count`` batches from ``(epoch, step)`` on."""
     starts = ((e, step if e == epoch else 0) for e in itertools.count(epoch))
     run = (b for e, s in starts for b in epoch_batches(n, batch, seed, e, s, rank, world))
     return itertools.islice(run, max(0, count))
@@ -83,33 +69,21 @@ def training_patches(cfg: Config, train_data: PairedDataset) -> PatchSet:
     return PatchSet(train_data, cfg.data.patch, cfg.data.stride, cfg.data.hflip)
 
 
-def auto_workers(device: torch.device, cpus: int | None = None, local_world: int = 1) -> int:
-    """``data.workers: auto``: none on the CPU (the cores train); on CUDA this process's
-    share of the cores less one, at most 8 (enough for one GPU: benchmarks/gpu_check.py)."""
-    if device.type != "cuda":
-        return 0
-    return max(1, min(8, (cpus or os.cpu_count() or 1) // max(1, local_world) - 1))
-
-
 def training_setup(cfg: Config, device: torch.device) -> dict:
-    """What the run trains with on ``device`` (``auto`` settings resolved: on CUDA only)."""
-    t, on_cuda, workers = cfg.train, device.type == "cuda", cfg.data.workers
+    """What the run trains with on ``device`` (``auto`` settings resolved: on CUDA only;
+    workers: this process's share of the cores less one, at most 8, enough for one GPU)."""
+    t, cuda, workers = cfg.train, device.type == "cuda", cfg.data.workers
     if workers == "auto":
-        workers = auto_workers(device, local_world=int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
-    return {
-        "device": str(device),
-        "workers": workers,
-        "pin_memory": on_cuda,
-        "channels_last": on_cuda if t.channels_last == "auto" else bool(t.channels_last),
-        "tf32": on_cuda if t.tf32 == "auto" else bool(t.tf32),
-        "bf16": bool(t.bf16),
-    }
+        share = (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        workers = max(1, min(8, share - 1)) if cuda else 0
+    return {"device": str(device), "workers": workers, "pin_memory": cuda,
+            "channels_last": cuda if t.channels_last == "auto" else bool(t.channels_last),
+            "tf32": cuda if t.tf32 == "auto" else bool(t.tf32), "bf16": bool(t.bf16)}  # fmt: skip
 
 
 def steps_per_epoch(cfg: Config, n_patches: int) -> int:
     """Whole batches of ``train.batch_size`` in ``n_patches``; none is a :class:`ConfigError`."""
-    steps = n_patches // cfg.train.batch_size
-    if steps == 0:
+    if (steps := n_patches // cfg.train.batch_size) == 0:
         raise ConfigError(
             f"{cfg.data.train}: {n_patches} patches of {cfg.data.patch} px, fewer than one "
             f"batch of {cfg.train.batch_size}"
@@ -118,8 +92,7 @@ def steps_per_epoch(cfg: Config, n_patches: int) -> int:
 
 
 def planned_steps(cfg: Config, n_patches: int) -> int:
-    """The global step :func:`train` stops at: ``train.epochs`` x :func:`steps_per_epoch`,
-    capped by ``train.max_steps``."""
+    """The global step :func:`train` stops at (``train.epochs``, capped by ``max_steps``)."""
     total = cfg.train.epochs * steps_per_epoch(cfg, n_patches)
     return total if cfg.train.max_steps is None else min(total, cfg.train.max_steps)
 
@@ -153,12 +126,8 @@ def pick_device(setting: str, local_rank: int = 0) -> torch.device:
         raise ConfigError(f"train.device: {e}") from None
 
 
-# --- checkpoints -------------------------------------------------------------------------
-
-
 def atomic_save(obj: dict, path: Path) -> None:
-    """``torch.save`` through :func:`atomic_path`. A failed write (a full disk) is one line
-    naming the file; the last checkpoint stays, so the run resumes from it."""
+    """``torch.save`` through :func:`atomic_path`; a failed write (a full disk) is one line."""
     try:
         with atomic_path(path) as tmp:
             torch.save(obj, tmp)
@@ -171,18 +140,11 @@ def atomic_save(obj: dict, path: Path) -> None:
 
 
 def model_file(cfg: Config, model: nn.Module, **extra: object) -> dict:
-    """A dict :func:`derain_lib.weights.load_model` reads, plus ``extra`` keys; weights are
-    saved on the CPU in the standard layout (channels_last ones made contiguous)."""
-    return {
-        "format": OUR_FORMAT,
-        "model": cfg.model.name,
-        "model_kwargs": dict(cfg.model.kwargs),
-        "model_config": model_config(model),
-        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-        "config": cfg.to_dict(),
-        "config_hash": config_hash(cfg),
-        **extra,
-    }
+    """What :func:`derain_lib.weights.load_model` reads (CPU, contiguous), plus ``extra``."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return {"format": OUR_FORMAT, "model": cfg.model.name, "model_kwargs": dict(cfg.model.kwargs),
+            "model_config": model_config(model), "state_dict": state, "config": cfg.to_dict(),
+            "config_hash": config_hash(cfg), **extra}  # fmt: skip
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
@@ -213,22 +175,19 @@ def latest_checkpoint(run_dir: str | Path) -> tuple[Path, dict] | None:
 
 
 class Log:
-    """``log.csv`` (rank 0): one row per step (loss) and one per epoch (validation), cut
-    back to ``keep_lines`` on resume; the same scalars and each stage's loss for TensorBoard
-    beside it when tensorboard is installed."""
+    """``log.csv`` (rank 0), cut back to ``keep_lines`` on resume; TensorBoard beside it when
+    tensorboard is installed."""
 
     def __init__(self, run_dir: Path, keep_lines: int | None) -> None:
         path = run_dir / "log.csv"
         lines = path.read_text().splitlines(keepends=True)[:keep_lines] if keep_lines else []
         atomic_write_text(path, "".join(lines or [",".join(LOG_FIELDS) + "\n"]))
-        self.lines = max(1, len(lines))
+        self.lines, self.tb = max(1, len(lines)), None
         self.f = open(path, "a", newline="")  # noqa: SIM115 (open for the whole run)
         self.csv = csv.DictWriter(self.f, fieldnames=LOG_FIELDS)
-        try:  # the tensorboard extra
+        with contextlib.suppress(ImportError):  # the tensorboard extra
             from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            self.tb = None
-        else:
+
             self.tb = SummaryWriter(str(run_dir / TENSORBOARD_DIR))
 
     def write(self, stages: list | None = None, **row: object) -> None:
@@ -247,35 +206,18 @@ class Log:
             self.tb.close()
 
 
-# --- training ----------------------------------------------------------------------------
-
-
-def data_loader(
-    patches: PatchSet, sampler: Iterator[list[int]], setup: dict
-) -> torch.utils.data.DataLoader:
-    """One loader for the rest of the run: images decoded first (workers share them),
-    ``setup["workers"]`` persistent workers, pinned memory on CUDA."""
+def data_loader(patches: PatchSet, sampler: Iterator[list[int]], setup: dict) -> DataLoader:
+    """One loader for the rest of the run (images decoded first: the workers share them)."""
     patches.decode()
     workers = int(setup["workers"])
-    return torch.utils.data.DataLoader(
-        patches,
-        batch_sampler=sampler,
-        num_workers=workers,
-        pin_memory=bool(setup["pin_memory"]),
-        persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None,
-    )
+    return DataLoader(patches, batch_sampler=sampler, num_workers=workers,
+                      pin_memory=bool(setup["pin_memory"]), persistent_workers=workers > 0,
+                      prefetch_factor=4 if workers > 0 else None)  # fmt: skip
 
 
 def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> dict:
-    """Train ``cfg`` in ``run_dir`` (resuming from its checkpoints); returns what the run's
-    provenance records of it (``global_step``, ``resumed_from``, ``training_setup``...).
-
-    Writes ``log.csv``, ``checkpoints/step-N.pt`` (the last two) and, at the end,
-    ``model.pt``; under ``torchrun`` every process calls this and rank 0 writes the files.
-    A finished run returns at once, before any process group is joined; a group this call
-    creates is ended on every way out.
-    """
+    """Train ``cfg`` in ``run_dir`` (resuming); returns what provenance records of it. Under
+    ``torchrun`` every process calls it; a finished run returns before joining a group."""
     run_dir = Path(run_dir)
     final = run_dir / FINAL_MODEL
     if final.exists() and (s := _read_or_set_aside(final, f"set aside as {final}.corrupt, "
@@ -298,8 +240,6 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> dict:
 def _train(
     cfg: Config, run_dir: Path, device: torch.device, rank: int, world: int, progress: bool
 ) -> dict:
-    """One loop over the rest of the run's batches: a step each, a checkpoint every
-    ``train.checkpoint_every`` steps, validation and a checkpoint at each epoch's end."""
     t, main = cfg.train, rank == 0
     if t.batch_size % world:
         raise ConfigError(f"train.batch_size {t.batch_size} is not divisible by {world} processes")
@@ -315,14 +255,14 @@ def _train(
         resumed_from, s = found
         config_mismatch(resumed_from, str(s.get("model")), s.get("model_config", {}),
                         cfg.model.name, model_config(model))  # fmt: skip
-        model.load_state_dict(s["state_dict"])
-        opt.load_state_dict(s["optimizer"])
-        sched.load_state_dict(s["scheduler"])
+        for part, key in ((model, "state_dict"), (opt, "optimizer"), (sched, "scheduler")):
+            part.load_state_dict(s[key])
         torch.set_rng_state(s["rng"]["torch"])
         if "cuda" in s["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(s["rng"]["cuda"])
-        pos, elapsed0, last_val = s["position"], s["elapsed_s"], s["last_val"]
-        log_lines = s["log_lines"]
+        pos, elapsed0, last_val, log_lines = (
+            s[k] for k in ("position", "elapsed_s", "last_val", "log_lines")
+        )
     setup = training_setup(cfg, device)
     layout = torch.channels_last if setup["channels_last"] else torch.preserve_format
     model.to(device, memory_format=layout)

@@ -14,20 +14,20 @@ import pooch
 import pytest
 from conftest import GUARD, REAL, REDIRECTED, ROOT, LeakError
 
-from derain_lib import fsutil, info, roots
+from derain_lib import fsutil, info
 from derain_lib.data.embedded import default_root
 
 
 def test_every_folder_derain_uses_is_the_tests_own(hermetic, tmp_path: Path) -> None:
     used = {
-        "results": roots.results_root(),
-        "figures": roots.figures_root(),
+        "results": fsutil.results_root(),
+        "figures": fsutil.figures_root(),
         "data": fsutil.data_root(),
         "embedded data": default_root(),
         "cache": fsutil.user_cache(),
         "released weights": info.cache_dir(),
         "platformdirs cache": Path(platformdirs.user_cache_dir("derain")),
-        "platformdirs data": roots.user_data(),
+        "platformdirs data": Path(platformdirs.user_data_dir("derain")),
         "pooch cache": Path(pooch.os_cache("derain")),
         **{f"weights search {i}": d for i, d in enumerate(info.search_dirs())},
     }

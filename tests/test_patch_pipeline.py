@@ -14,7 +14,7 @@ from derain_lib.data.datasets import open_dataset
 from derain_lib.data.io import write_png
 from derain_lib.data.patches import PatchSet
 from derain_lib.data.sources import open_data
-from derain_lib.train import auto_workers, data_loader, epoch_batches, run_batches, training_setup
+from derain_lib.train import data_loader, epoch_batches, run_batches, training_setup
 
 
 def _pairs(root: Path, n: int = 3) -> Path:
@@ -87,7 +87,7 @@ def test_loader_yields_the_patchset_batches_in_order(tmp_path: Path) -> None:
     assert all(torch.equal(g[0], w) for g, w in zip(got, want, strict=True))
 
 
-def test_auto_settings_by_device() -> None:
+def test_auto_settings_by_device(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = load_config("smoke")
     cpu = training_setup(cfg, torch.device("cpu"))
     assert cpu == {
@@ -101,9 +101,10 @@ def test_auto_settings_by_device() -> None:
     gpu = training_setup(cfg, torch.device("cuda", 0))  # no CUDA call: resolution only
     assert gpu["pin_memory"] and gpu["channels_last"] and gpu["tf32"] and not gpu["bf16"]
     assert gpu["workers"] >= 1
-    assert auto_workers(torch.device("cuda", 0), cpus=16) == 8
-    assert auto_workers(torch.device("cuda", 0), cpus=16, local_world=4) == 3
-    assert auto_workers(torch.device("cuda", 0), cpus=1) == 1
+    for cpus, local_world, workers in ((16, 1, 8), (16, 4, 3), (1, 1, 1)):
+        monkeypatch.setattr("os.cpu_count", lambda n=cpus: n)
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world))
+        assert training_setup(cfg, torch.device("cuda", 0))["workers"] == workers
     off = load_config("smoke", ["train.channels_last=false", "train.tf32=false", "data.workers=3"])
     gpu = training_setup(off, torch.device("cuda", 0))
     assert (gpu["channels_last"], gpu["tf32"], gpu["workers"]) == (False, False, 3)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from derain_lib import runs
-from derain_lib.roots import REPRODUCE_ENV
+from derain_lib.fsutil import REPRODUCE_ENV
 from derain_lib.study import pipeline
 from derain_lib.study.plan import progress, run_fact
 from derain_lib.study.training import step_line

@@ -1,4 +1,4 @@
-"""One root (derain_lib/roots.py): where the project, results/ and figures/ are, from a
+"""One resolver (derain_lib/fsutil.py): where the project, results/ and figures/ are, from a
 checkout and from an installed copy, wherever derain is run from."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from derain_lib import config, fsutil, roots, runs
+from derain_lib import config, fsutil, runs
 from derain_lib.study import pipeline, plan
 
 
@@ -23,28 +23,28 @@ def test_a_checkout_is_its_own_project_wherever_derain_runs(tmp_path, monkeypatc
         monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'other'\n")
-    assert roots.source_root() == ROOT
-    assert roots.project_root() == fsutil.project_root() == ROOT
+    assert fsutil.source_root() == ROOT
+    assert fsutil.project_root() == ROOT
     assert runs.results_root() == ROOT / "results"
     assert plan.figures_root() == ROOT / "figures"
-    assert roots.notebooks_dir() == ROOT / "notebooks"
+    assert fsutil.notebooks_dir() == ROOT / "notebooks"
     assert plan.results_dir("smoke") == ROOT / "results" / "smoke"
 
 
 def test_explicit_folders_win(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("DERAIN_PROJECT", str(tmp_path / "p"))
     monkeypatch.delenv("DERAIN_RESULTS")
-    assert roots.results_root() == tmp_path / "p" / "results"
-    assert roots.notebooks_dir() == tmp_path / "p" / "notebooks"
+    assert fsutil.results_root() == tmp_path / "p" / "results"
+    assert fsutil.notebooks_dir() == tmp_path / "p" / "notebooks"
     monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path / "r"))
-    assert roots.results_root() == tmp_path / "r"
-    assert roots.results_root(tmp_path / "arg") == tmp_path / "arg"  # --results
+    assert fsutil.results_root() == tmp_path / "r"
+    assert fsutil.results_root(tmp_path / "arg") == tmp_path / "arg"  # --results
     monkeypatch.setenv("DERAIN_FIGURES", str(tmp_path / "f"))
-    assert roots.figures_root() == (tmp_path / "f").resolve()
+    assert fsutil.figures_root() == (tmp_path / "f").resolve()
 
 
 def test_the_profiles_are_read_from_the_package() -> None:
-    assert config.resolve_config_path("smoke") == roots.PACKAGE_DIR / "profiles" / "smoke.yaml"
+    assert config.resolve_config_path("smoke") == fsutil.PACKAGE_DIR / "profiles" / "smoke.yaml"
     assert config.load_config("smoke").name == "smoke"
 
 
@@ -65,9 +65,9 @@ def test_an_installed_copy_finds_its_project_or_the_user_data_folder(
     env["PYTHONPATH"] = str(site)
     code = (
         "import json\n"
-        "from derain_lib import config, roots, runs\n"
-        "print(json.dumps([str(roots.source_root()), str(roots.results_root()),"
-        " str(roots.figures_root()), str(config.PROFILES_DIR), runs.git_sha(),"
+        "from derain_lib import config, fsutil, runs\n"
+        "print(json.dumps([str(fsutil.source_root()), str(fsutil.results_root()),"
+        " str(fsutil.figures_root()), str(config.PROFILES_DIR), runs.git_sha(),"
         " config.load_config('quick').name]))\n"
     )
     r = subprocess.run(

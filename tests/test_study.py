@@ -203,7 +203,7 @@ def test_a_chapter_run_by_hand_writes_to_a_scratch_folder(
     import sys
     import types
 
-    from derain_lib import roots
+    from derain_lib import fsutil
     from derain_lib.study import plan
 
     class ZMQInteractiveShell:  # what a Jupyter kernel's get_ipython() returns
@@ -213,16 +213,16 @@ def test_a_chapter_run_by_hand_writes_to_a_scratch_folder(
         sys.modules, "IPython", types.SimpleNamespace(get_ipython=ZMQInteractiveShell)
     )
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for var in ("DERAIN_RESULTS", "DERAIN_FIGURES", roots.REPRODUCE_ENV):
+    for var in ("DERAIN_RESULTS", "DERAIN_FIGURES", fsutil.REPRODUCE_ENV):
         monkeypatch.delenv(var, raising=False)
-    scratch = roots.scratch_when_by_hand()
+    scratch = fsutil.scratch_when_by_hand()
     assert scratch is not None and str(tmp_path / "cache") in str(scratch)
     assert plan.results_dir("quick") == (scratch / "results" / "quick").resolve()
     assert plan.figures_dir("quick") == (scratch / "figures" / "quick").resolve()
     # under derain reproduce (its kernels inherit the variable), or outside a kernel: as set
     monkeypatch.delenv("DERAIN_RESULTS")
-    monkeypatch.setenv(roots.REPRODUCE_ENV, "1")
-    assert roots.scratch_when_by_hand() is None and "DERAIN_RESULTS" not in os.environ
-    monkeypatch.delenv(roots.REPRODUCE_ENV)
+    monkeypatch.setenv(fsutil.REPRODUCE_ENV, "1")
+    assert fsutil.scratch_when_by_hand() is None and "DERAIN_RESULTS" not in os.environ
+    monkeypatch.delenv(fsutil.REPRODUCE_ENV)
     monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: None))
-    assert roots.scratch_when_by_hand() is None
+    assert fsutil.scratch_when_by_hand() is None

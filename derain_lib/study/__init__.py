@@ -1,7 +1,7 @@
 """The study: small functions per step, each importable on its own in a notebook (the
 chapters, in order: see docs/ARCHITECTURE.md). Nothing here draws; :mod:`derain_lib.viz` does."""
 
-from ..roots import scratch_when_by_hand
+from ..fsutil import scratch_when_by_hand
 
 if (_scratch := scratch_when_by_hand()) is not None:
     print(

@@ -15,8 +15,7 @@ from unittest import mock
 from ..config import Config, profile_config, profile_datasets, resolve_config_path
 from ..device import device_name, resolve_device
 from ..errors import DerainError
-from ..fsutil import locked
-from ..roots import REPRODUCE_ENV, notebooks_dir
+from ..fsutil import REPRODUCE_ENV, locked, notebooks_dir
 from ..runs import Run, find_run, git_sha
 from ..threads import configure as configure_threads
 from ..threads import usable_cpus

@@ -19,11 +19,10 @@ from ..data.datasets import open_dataset
 from ..data.io import list_images, read_image, write_png
 from ..data.sources import open_data
 from ..errors import DerainError
-from ..fsutil import atomic_write_text, real_path
+from ..fsutil import REPRODUCE_ENV, atomic_write_text, figures_root, real_path, results_root
 from ..fsutil import data_root as derain_data_root
 from ..fsutil import shown_path as shown
 from ..metrics import quantize
-from ..roots import REPRODUCE_ENV, figures_root, results_root
 from ..tables import BENCHMARKS, STAND_IN_FOR, not_run
 
 #: ``1`` (``--use-prepared``): smoke scores the prepared test sets too, as the others always do.

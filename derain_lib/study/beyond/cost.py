@@ -19,9 +19,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ...allocator import tune
+from ...fsutil import PACKAGE_DIR
 from ...models import build_model, count_parameters
 from ...precision import cpuinfo_field
-from ...roots import PACKAGE_DIR
 from ...runs import code_fingerprint
 from ...tables import not_run
 from ...threads import configure
