@@ -1,6 +1,5 @@
-"""The data catalog (``catalog.yaml``): verifying a user's copy of a set (``prepare``, which
-never changes the user's folder and writes a JSON index elsewhere) and ``derain fetch`` of
-the test sets that have a public per-file copy."""
+"""The data catalog (``catalog.yaml``): ``prepare`` verifies a user's copy of a set (never
+changing it; the index goes elsewhere); ``derain fetch`` gets the test sets with a public copy."""
 
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ from functools import reduce
 from importlib import resources
 from itertools import islice
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -26,8 +26,7 @@ from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
 INDEX_FORMAT = "derain-data-index"
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     label: str
     url: str
 
@@ -82,8 +81,7 @@ def get_entry(name: str) -> Entry:
 def load_manifest(filename: str) -> dict[str, str]:
     """``relative path -> sha256`` of a manifest shipped with the package."""
     text = resources.files(__package__).joinpath("manifests", filename).read_text()
-    pairs = (line.split(maxsplit=1) for line in text.splitlines() if line.strip())
-    return {rel.strip().lstrip("*"): digest for digest, rel in pairs}
+    return {rel.lstrip("*"): h for h, rel in (x.split(maxsplit=1) for x in text.splitlines())}
 
 
 def _numbers(name: str) -> tuple[int, ...]:
@@ -108,8 +106,7 @@ def _some(names: list[str], n: int) -> str:
 
 @dataclass
 class Report:
-    """What ``prepare`` found: ``index``, the record written to ``index_path``; ``lines()``
-    is what the CLI prints."""
+    """What ``prepare`` found: ``index``, written to ``index_path``; ``lines()``, printed."""
 
     dataset: PairedDataset
     index: dict
@@ -147,9 +144,8 @@ class Report:
 
 
 def open_training_copy(entry: Entry, root: Path) -> tuple[PairedDataset, str]:
-    """A user's copy of ``entry``'s training set in a layout it may come in, at ``root`` or
-    in a wrapper folder below (the distribution's folder name, or a lone subfolder), with
-    its layout's description; else a one-line error listing the layouts looked for."""
+    """A user's copy of ``entry``'s training set, at ``root`` or in a wrapper folder below,
+    and its layout's description; else one line listing the layouts looked for."""
     split = entry.splits["train"]
     width = 2 if entry.name == "rain1400" else 1  # pair names: N (Rain100L/H) or N_k (Rain12600)
     todo = [root]
@@ -172,8 +168,7 @@ def open_training_copy(entry: Entry, root: Path) -> tuple[PairedDataset, str]:
 
 
 def missing_pairs(entry: Entry, split: str, ds: PairedDataset) -> list[str]:
-    """The pair names of a complete copy (``rain-NNN``; Rain1400: ``N_k``, k = 1..14) that
-    ``ds`` lacks, matched by number."""
+    """The pair names of a complete copy (``rain-NNN``; Rain1400: ``N_k``) ``ds`` lacks."""
     s = entry.splits[split]
     if entry.name == "rain1400":
         first = 1 if split == "train" else 901
@@ -192,13 +187,10 @@ def prepare(
     allow_mismatch: bool = False,
     decode: bool = True,
 ) -> Report:
-    """Verify a copy of a catalogued set (pair count, layout, readable images, equal pair
-    sizes, sha256 where a manifest is known) and write its index (``source`` None: say
-    where to get it)."""
+    """Verify a copy of a catalogued set (pairs, layout, images, sizes, sha256 where known)
+    and write its index; ``source`` None: say where to get it."""
     entry = get_entry(name)
-    if entry.name == "embedded":
-        raise DerainError("the embedded set is built, not verified: use build_embedded()")
-    if split not in entry.splits:
+    if split not in entry.splits:  # the embedded set has none: it is built, not verified
         raise DerainError(f"{entry.name} has no {split!r} split; it has: {', '.join(entry.splits)}")
     s = entry.splits[split]
     if source is None:
@@ -227,26 +219,22 @@ def prepare(
     variant = None if ds.unpaired else s.variants.get(len(ds))
 
     hashes = {f: sha256_file(f) for f in files}
-    matched, differ, unknown = 0, [], []
-    if s.manifest:
-        known = {
-            (Path(rel).name.lower().startswith("norain"), _numbers(Path(rel).stem)): (rel, digest)
-            for rel, digest in load_manifest(s.manifest).items()
-        }
-        for f, clean in [(f, p.clean == f) for p in ds.pairs for f in (p.rainy, p.clean)]:
-            rel, hit = f.relative_to(root).as_posix(), known.get((clean, _numbers(f.stem)))
-            if hit is None:
-                unknown.append(rel)
-            elif hit[1] == hashes[f]:
-                matched += 1
-            else:
-                differ.append(f"{rel} (catalog: {hit[0]})")
-        if differ and not allow_mismatch:
-            raise DerainError(
-                f"{root}: {len(differ)} file(s) differ from the {entry.name} {split} manifest, "
-                f"e.g. {differ[0]}; this is another version of the set "
-                "(use --allow-mismatch to index it anyway)"
-            )
+    known = {  # a manifest's file by (clean?, its numbers): how cleancrop/1.png is norain-001
+        (Path(rel).name.lower().startswith("norain"), _numbers(Path(rel).stem)): (rel, digest)
+        for rel, digest in (load_manifest(s.manifest) if s.manifest else {}).items()
+    }
+    clean = {p.clean for p in ds.pairs}
+    hits = [(f, known.get((f in clean, _numbers(f.stem)))) for f in files if s.manifest]
+    unknown = [f.relative_to(root).as_posix() for f, hit in hits if hit is None]
+    differ = [f"{f.relative_to(root).as_posix()} (catalog: {hit[0]})"
+              for f, hit in hits if hit and hit[1] != hashes[f]]  # fmt: skip
+    matched = len(hits) - len(unknown) - len(differ)
+    if differ and not allow_mismatch:
+        raise DerainError(
+            f"{root}: {len(differ)} file(s) differ from the {entry.name} {split} manifest, "
+            f"e.g. {differ[0]}; this is another version of the set "
+            "(use --allow-mismatch to index it anyway)"
+        )
 
     sizes = {p.rainy: image_size(p.rainy) for p in ds.pairs}
     key, patches = entry.name.split("-")[0], None
@@ -343,8 +331,7 @@ def dataset_dir(name: str) -> Path:
 
 
 def dataset_items(name: str) -> list[Item]:
-    """Every file of test set ``name``, from its shipped manifest; local names without
-    spaces (Rain1400's ``rainy image/`` lands as the catalog's ``rainy_image/``)."""
+    """Every file of test set ``name``, from its shipped manifest (local names without spaces)."""
     d = DATASETS[name]
     tree = Tree(*d["tree"], d.get("host", RAW_HOST))
     return [
@@ -355,8 +342,7 @@ def dataset_items(name: str) -> list[Item]:
 
 
 def fetch_dataset(name: str, log: Callable[[str], None] = print) -> str:
-    """Fetch test set ``name``, verify it and index it as its benchmark's prepared test set;
-    returns one summary line."""
+    """Fetch, verify and index test set ``name`` as its benchmark's; returns one summary line."""
     dest, items, benchmark = dataset_dir(name), dataset_items(name), DATASETS[name]["benchmark"]
     n = fetch_items(items, dest, log)
     index = data_root() / "index" / f"{benchmark}-test.json"

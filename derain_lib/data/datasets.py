@@ -1,7 +1,5 @@
 """Paired rainy/clean data sets in the benchmarks' own file layouts, found automatically
-(:data:`FORMS`; docs/data.md shows each). A set is *partial* when a file has no partner,
-numbers are missing, a Rain1400 scene has fewer than 14 rainy images, or fewer than
-``expected`` pairs were found."""
+(:data:`FORMS`; docs/data.md); *partial* when pairs are missing or a file has no partner."""
 
 from __future__ import annotations
 
@@ -16,10 +14,9 @@ from ..errors import DerainError
 from .fetch import sha256_file
 from .io import IMAGE_SUFFIXES, image_size, list_images, read_image
 
-#: layout -> its forms, tried in turn: (rainy folders, rainy name pattern, clean folders,
-#: clean pattern, pair name prefix). "." is the folder itself, "a/b" folder b inside a; a
-#: rainy image pairs with the clean one whose numbers are its first numbers (Rain1400:
-#: ``N_k`` with ``N``); prefix None: pairs named by file name, which need not be numbers.
+#: layout -> forms tried in turn: (rainy folders, rainy name pattern, clean folders, clean
+#: pattern, pair name prefix). "." is the folder itself, "a/b" b inside a; a rainy image pairs
+#: with the clean one of its first numbers (Rain1400: N_k with N); prefix None: file names.
 FORMS: dict[str, list[tuple[tuple[str, ...], str, tuple[str, ...], str, str | None]]] = {
     "rain100": [((".", "rainy", "rain"), r"rain-(\d+)", (".", "norain"), r"norain-(\d+)", "rain-")],
     "rain1400": [
@@ -72,11 +69,8 @@ class PairedDataset:
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(rainy, clean) float32 HWC in [0, 1]; PairSizeError names a pair whose sizes differ."""
         p = self.pairs[i]
-        rainy = read_image(p.rainy)
-        if p.clean is None:
-            return rainy, None
-        clean = read_image(p.clean)
-        if rainy.shape != clean.shape:
+        rainy, clean = read_image(p.rainy), p.clean and read_image(p.clean)
+        if clean is not None and rainy.shape != clean.shape:
             raise PairSizeError(
                 f"{p.rainy}: size {rainy.shape[1]}x{rainy.shape[0]} differs from its ground truth "
                 f"{p.clean} ({clean.shape[1]}x{clean.shape[0]})"
@@ -88,8 +82,7 @@ class PairedDataset:
         return [image_size(p.rainy) for p in self.pairs]
 
     def check_sizes(self) -> None:
-        """Raise one PairSizeError naming every pair whose two images differ in size
-        (headers only)."""
+        """One PairSizeError naming every pair whose two images differ in size (headers only)."""
         bad = [p.name for p in self.pairs if p.clean and image_size(p.rainy) != image_size(p.clean)]
         if bad:
             raise PairSizeError(
@@ -170,9 +163,8 @@ def open_dataset(
     name: str | None = None,
     expected: int | None = None,
 ) -> PairedDataset:
-    """The pairs of a benchmark folder; ``layout="auto"`` tries each of :data:`LAYOUTS`.
-
-    ``expected`` (the full set's pair count) marks the set partial when fewer were found."""
+    """The pairs of a benchmark folder (``layout="auto"``: each of :data:`LAYOUTS` in turn);
+    partial when fewer than ``expected`` were found."""
     root = Path(path)
     if not root.is_dir():
         raise DatasetLayoutError(f"{root}: not a folder")

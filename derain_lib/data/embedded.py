@@ -1,10 +1,5 @@
-"""The embedded default data set: scikit-image's bundled photos, rained by :mod:`.synth`.
-
-No network: twelve photos split by source (9 train, 3 test: no test scene is seen in
-training), cut into seeded random 3:2 crops, quantised to uint8, rained with each preset and
-written once in the Rain100 layout under ``<root>/<size>-<recipe>/<preset>/<split>/`` with
-a ``manifest.json`` (sha256 of every file); ``<recipe>`` hashes every build parameter.
-"""
+"""The embedded default data set, offline: seeded crops of scikit-image's photos (split by
+source) rained by :mod:`.synth`, under ``<root>/<size>-<recipe>/<preset>/<split>/``."""
 
 from __future__ import annotations
 
@@ -66,12 +61,8 @@ def _source(name: str) -> Image.Image:
     import skimage.data
 
     a = getattr(skimage.data, name)()
-    if isinstance(a, tuple):  # stereo_motorcycle: (left, right, disparity)
-        a = a[0]
-    a = np.asarray(a, dtype=np.uint8)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
-    return Image.fromarray(np.ascontiguousarray(a[..., :3]))
+    a = a[0] if isinstance(a, tuple) else a  # stereo_motorcycle: (left, right, disparity)
+    return Image.fromarray(np.asarray(a, dtype=np.uint8)).convert("RGB")
 
 
 def _crop(img: Image.Image, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
@@ -130,7 +121,7 @@ def _valid(folder: Path) -> bool:
 
 def build_embedded(size: str = "quick", root: Path | None = None) -> Path:
     """Build (or find) the embedded set of ``size``; returns its folder. One builder at a
-    time (a file lock); the manifest, written last, marks a complete set."""
+    time; the manifest, written last, marks a complete set."""
     if size not in SIZES:
         raise DerainError(f"unknown embedded size {size!r}; choose one of {sorted(SIZES)}")
     root = Path(root) if root is not None else default_root()

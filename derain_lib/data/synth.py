@@ -1,7 +1,5 @@
-"""Rain synthesiser, the recipe the Rain100L/H and Rain1400 benchmarks were made with. Per
-layer: sparse noise -> motion blur along an angle -> level clipping (the strongest seeds
-survive as thin streaks) -> screen blend ``1 - (1 - B)(1 - a S)``; then haze. Presets in
-``embedded.yaml``, calibrated (docs/data.md) to the real sets' Input PSNR. Seeded."""
+"""Seeded rain synthesiser, the recipe of the Rain100L/H and Rain1400 benchmarks: per layer,
+sparse noise, motion blur, level clipping, screen blend; then haze. Presets: ``embedded.yaml``."""
 
 from __future__ import annotations
 
@@ -105,9 +103,7 @@ def rain_streaks(shape: tuple[int, int], preset: str | RainPreset, seed: int) ->
 
 
 def add_rain(clean: np.ndarray, preset: str | RainPreset = "light", seed: int = 0) -> np.ndarray:
-    """A rainy version of ``clean`` (float HWC RGB in [0, 1]): screen-blended streaks, then haze.
-
-    Deterministic: the same image, preset and seed give the same array."""
+    """A rainy version of ``clean`` (float HWC RGB in [0, 1]); the same seed, the same array."""
     img = np.asarray(clean, dtype=np.float64)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"add_rain takes an RGB image (H, W, 3), got shape {img.shape}")
