@@ -355,14 +355,14 @@ def test_embedded_quick_has_paper_like_input_psnr(quick_root: Path) -> None:
     spec = SIZES["quick"]
     light = [embedded_dataset("light", s, "quick", root) for s in ("train", "test")]
     heavy = [embedded_dataset("heavy", s, "quick", root) for s in ("train", "test")]
-    assert [len(d) for d in light] == [spec.train, spec.test] == [len(d) for d in heavy]
+    assert [len(d) for d in light] == [spec["train"], spec["test"]] == [len(d) for d in heavy]
     # Input PSNR (rainy vs clean, MATLAB Y) in the range of the real sets, on every split
     for d in light:
         assert 25 <= _input_psnr(d) <= 29, (d.name, _input_psnr(d))
     for d in heavy:
         assert 12 <= _input_psnr(d) <= 16, (d.name, _input_psnr(d))
     for d in light + heavy:
-        assert {tuple(sorted(s)) for s in d.sizes()} == {(spec.height, spec.width)}
+        assert {tuple(sorted(s)) for s in d.sizes()} == {(spec["height"], spec["width"])}
 
 
 def test_embedded_smoke_is_deterministic_cached_and_verifiable(tmp_path: Path, monkeypatch) -> None:
@@ -370,7 +370,7 @@ def test_embedded_smoke_is_deterministic_cached_and_verifiable(tmp_path: Path, m
     monkeypatch.setenv("DERAIN_DATA", str(tmp_path / "b"))
     ds = embedded_dataset("light", "train", "smoke")
     assert ds.root.is_relative_to(tmp_path / "b") and len(ds) == 8 and not ds.partial
-    assert len(embedded_dataset("heavy", "test", "smoke")) == SIZES["smoke"].test
+    assert len(embedded_dataset("heavy", "test", "smoke")) == SIZES["smoke"]["test"]
     b = ds.root.parents[1]
     ma = json.loads((a / "manifest.json").read_text())["files"]
     mb = json.loads((b / "manifest.json").read_text())["files"]

@@ -68,14 +68,16 @@ CATALOG: dict[str, Entry] = {
 TRAIN_LAYOUTS: dict[str, str] = _SPEC["train_layouts"]
 #: Test set -> its tree, manifest, manifest name -> tree path rules, benchmark (``derain fetch``).
 DATASETS: dict[str, dict] = _SPEC["fetch"]
-_NUMS = re.compile(r"\d+")
 
 
-def get_entry(name: str) -> Entry:
-    try:
-        return CATALOG[name.lower()]
-    except KeyError:
-        raise DerainError(f"unknown data set {name!r}; known: {', '.join(CATALOG)}") from None
+def get_entry(name: str, split: str) -> tuple[Entry, Split]:
+    """A catalogued set and its split, or one line naming what there is."""
+    if (entry := CATALOG.get(name.lower())) is None:
+        raise DerainError(f"unknown data set {name!r}; known: {', '.join(CATALOG)}")
+    if split not in entry.splits:  # the embedded set has none: it is built, not verified
+        has = ", ".join(entry.splits) or "none (it is built: embedded_dataset)"
+        raise DerainError(f"{entry.name} has no {split!r} split; it has: {has}")
+    return entry, entry.splits[split]
 
 
 def load_manifest(filename: str) -> dict[str, str]:
@@ -86,7 +88,7 @@ def load_manifest(filename: str) -> dict[str, str]:
 
 def _numbers(name: str) -> tuple[int, ...]:
     """The numbers in a name: how ``norain/norain-001.png`` matches ``cleancrop/1.png``."""
-    return tuple(int(n) for n in _NUMS.findall(name))
+    return tuple(map(int, re.findall(r"\d+", name)))
 
 
 def where_to_get(entry: Entry, split: str) -> str:
@@ -123,12 +125,9 @@ class Report:
         if x["missing"] and not x["variant"]:
             out.append(f"missing {len(x['missing'])} pair(s) by the set's naming rule: "
                        + _some(x["missing"], 10))  # fmt: skip
-        out.append(
-            f"sha256: {x['sha256_matched']} of {x['sha256_checked']} files match the catalog "
-            "manifest"
-            if x["sha256_checked"]
-            else "sha256: no manifest known for this split (counts, sizes and decoding checked)"
-        )
+        sha = f"{x['sha256_matched']} of {x['sha256_checked']} files match the catalog manifest"
+        none = "no manifest known for this split (counts, sizes and decoding checked)"
+        out.append(f"sha256: {sha if x['sha256_checked'] else none}")
         out += [f"  differs from catalog: {r}" for r in x["sha256_differ"]]
         out += [f"  not in catalog manifest: {r}" for r in x["not_in_manifest"]]
         if ds.unpaired:
@@ -189,23 +188,15 @@ def prepare(
 ) -> Report:
     """Verify a copy of a catalogued set (pairs, layout, images, sizes, sha256 where known)
     and write its index; ``source`` None: say where to get it."""
-    entry = get_entry(name)
-    if split not in entry.splits:  # the embedded set has none: it is built, not verified
-        raise DerainError(f"{entry.name} has no {split!r} split; it has: {', '.join(entry.splits)}")
-    s = entry.splits[split]
-    if source is None:
-        raise DerainError(where_to_get(entry, split))
-    root = Path(source)
-    if not root.is_dir():
-        raise DerainError(f"{root}: no such folder\n" + where_to_get(entry, split))
-
-    layout_found = None
+    (entry, s), root = get_entry(name, split), Path(source or ".")
+    if source is None or not root.is_dir():
+        where = where_to_get(entry, split)
+        raise DerainError(where if source is None else f"{root}: no such folder\n{where}")
     if split == "train":
         ds, layout_found = open_training_copy(entry, root)
-        ds.name, root = f"{entry.name}-{split}", ds.root
     else:
-        ds = open_dataset(root, entry.layout, name=f"{entry.name}-{split}", expected=s.pairs)
-    files = ds.files()
+        ds, layout_found = open_dataset(root, entry.layout, expected=s.pairs), None
+    ds.name, root, files = f"{entry.name}-{split}", ds.root, ds.files()
     if problems := scan_images(files, decode):
         lines = "\n  ".join(msg for _, msg in problems)
         raise ImageReadError(f"{len(problems)} unreadable image file(s):\n  {lines}")
@@ -237,9 +228,9 @@ def prepare(
         )
 
     sizes = {p.rainy: image_size(p.rainy) for p in ds.pairs}
-    key, patches = entry.name.split("-")[0], None
-    if split == "train" and key in PAPER_STRIDES:
-        stride, hflip = PAPER_STRIDES[key], PAPER_HFLIP[key]
+    patches = None
+    if split == "train" and entry.name in PAPER_STRIDES:
+        stride, hflip = PAPER_STRIDES[entry.name], PAPER_HFLIP[entry.name]
         count = sum(count_patches(h, w, PAPER_PATCH, stride) for h, w in sizes.values())
         count *= 2 if hflip else 1
         patches = {"patch": PAPER_PATCH, "stride": stride, "hflip": hflip, "count": count}
@@ -314,9 +305,7 @@ def open_index(path: str | Path) -> PairedDataset:
 
 def prepared_dataset(name: str, split: str = "test") -> PairedDataset:
     """A catalogued set prepared earlier (its index under ``data_root()/index``)."""
-    entry = get_entry(name)
-    if entry.name == "embedded":
-        raise DerainError("use derain_lib.data.embedded.embedded_dataset for the embedded set")
+    entry, _ = get_entry(name, split)
     path = data_root() / "index" / f"{entry.name}-{split}.json"
     if not path.is_file():
         raise DerainError(

@@ -6,12 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import yaml
 from filelock import FileLock
 from PIL import Image
 
@@ -20,23 +17,15 @@ from ..fsutil import atomic_write_text, data_root
 from .datasets import PairedDataset, open_dataset
 from .fetch import sha256_file
 from .io import write_png
-from .synth import PRESETS, add_rain
+from .synth import PRESETS, SPEC, add_rain
 
-_SPEC = yaml.safe_load(resources.files(__package__).joinpath("embedded.yaml").read_text())
-RECIPE_VERSION, SEED = _SPEC["recipe_version"], _SPEC["seed"]
-TRAIN_SOURCES, TEST_SOURCES = tuple(_SPEC["train_sources"]), tuple(_SPEC["test_sources"])
+RECIPE_VERSION, SEED = SPEC["recipe_version"], SPEC["seed"]
+TRAIN_SOURCES, TEST_SOURCES = tuple(SPEC["train_sources"]), tuple(SPEC["test_sources"])
 SPLITS = ("train", "test")
 
 
-@dataclass(frozen=True)
-class EmbeddedSize:
-    train: int
-    test: int
-    height: int
-    width: int
-
-
-SIZES = {name: EmbeddedSize(**s) for name, s in _SPEC["sizes"].items()}
+#: size -> pairs per split and the landscape image size: {train, test, height, width}
+SIZES: dict[str, dict[str, int]] = SPEC["sizes"]
 
 
 def default_root() -> Path:
@@ -49,7 +38,7 @@ def recipe_key(size: str) -> str:
     spec = {
         "version": RECIPE_VERSION,
         "seed": SEED,
-        "size": asdict(SIZES[size]),
+        "size": SIZES[size],
         "train": TRAIN_SOURCES,
         "test": TEST_SOURCES,
         "presets": {k: repr(v) for k, v in sorted(PRESETS.items())},
@@ -81,28 +70,25 @@ def _build(size: str, dest: Path) -> None:
     for s_id, split in enumerate(SPLITS):
         sources = TRAIN_SOURCES if split == "train" else TEST_SOURCES
         images = {name: _source(name) for name in sources}
-        n = spec.train if split == "train" else spec.test
-        for i in range(n):
+        for i in range(spec[split]):
             rng = np.random.default_rng([SEED, s_id, i])
             img = images[sources[i % len(sources)]]
-            h, w = (spec.height, spec.width) if rng.random() < 0.75 else (spec.width, spec.height)
+            h, w = spec["height"], spec["width"]
+            h, w = (h, w) if rng.random() < 0.75 else (w, h)
             clean = _crop(img, h, w, rng)
             for p_id, preset in enumerate(sorted(PRESETS)):
                 folder = dest / preset / split
                 rain_seed = int(np.random.SeedSequence([SEED, s_id, i, p_id]).generate_state(1)[0])
                 rainy = add_rain(clean.astype(np.float64) / 255.0, preset, rain_seed)
                 rainy = np.clip(np.rint(rainy * 255.0), 0, 255).astype(np.uint8)
-                for rel, arr in (
-                    (f"norain/norain-{i + 1:03d}.png", clean),
-                    (f"rainy/rain-{i + 1:03d}.png", rainy),
-                ):
-                    path = write_png(folder / rel, arr, compress_level=1)
+                for name, arr in (("norain/norain", clean), ("rainy/rain", rainy)):
+                    path = write_png(folder / f"{name}-{i + 1:03d}.png", arr, compress_level=1)
                     files[path.relative_to(dest).as_posix()] = sha256_file(path)
     manifest = {
         "format": "derain-embedded",
         "size": size,
         "recipe": recipe_key(size),
-        "spec": asdict(spec),
+        "spec": spec,
         "seed": SEED,
         "train_sources": TRAIN_SOURCES,
         "test_sources": TEST_SOURCES,

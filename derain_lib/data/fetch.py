@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote, unquote, urlparse
 
 import pooch
@@ -51,8 +51,7 @@ def mirror_base() -> str | None:
     return folder.resolve().as_uri()
 
 
-@dataclass(frozen=True)
-class Tree:
+class Tree(NamedTuple):
     """A repository at a fixed commit, read from ``host`` (raw-file or LFS media host)."""
 
     owner: str
@@ -66,8 +65,7 @@ class Tree:
         return f"{base}/{self.owner}/{self.repo}/{self.commit}/{quote(path.lstrip('/'))}"
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """One file to fetch: its path in the tree, its sha256, where it goes under ``dest``."""
 
     tree: Tree

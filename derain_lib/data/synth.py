@@ -37,10 +37,11 @@ class RainPreset:
     haze_light: float = 0.85  # brightness of the atmospheric light
 
 
-_SPEC = yaml.safe_load(resources.files(__package__).joinpath("embedded.yaml").read_text())
+#: ``embedded.yaml``: the rain presets and the embedded set's recipe (:mod:`.embedded`).
+SPEC = yaml.safe_load(resources.files(__package__).joinpath("embedded.yaml").read_text())
 PRESETS: dict[str, RainPreset] = {
     name: RainPreset(name, tuple(RainLayer(**x) for x in p.pop("layers")), **p)
-    for name, p in _SPEC["presets"].items()
+    for name, p in SPEC["presets"].items()
 }
 
 
