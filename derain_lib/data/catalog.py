@@ -52,18 +52,13 @@ class Entry:
     train_layouts: tuple[str, ...] = ()  # layouts its training set may come in
 
 
+def _entry(name: str, e: dict) -> Entry:
+    splits = {k: Split(**s) for k, s in e.pop("splits", {}).items()}
+    return Entry(name, sources=tuple(Source(*s) for s in e.pop("sources")), splits=splits, **e)
+
+
 _SPEC = yaml.safe_load(resources.files(__package__).joinpath("catalog.yaml").read_text())
-CATALOG: dict[str, Entry] = {
-    name: Entry(
-        name,
-        **{
-            **e,
-            "sources": tuple(Source(*s) for s in e["sources"]),
-            "splits": {k: Split(**s) for k, s in e.get("splits", {}).items()},
-        },
-    )
-    for name, e in _SPEC["sets"].items()
-}
+CATALOG: dict[str, Entry] = {name: _entry(name, e) for name, e in _SPEC["sets"].items()}
 #: The layouts a training set is distributed in, by what :func:`open_dataset` calls them.
 TRAIN_LAYOUTS: dict[str, str] = _SPEC["train_layouts"]
 #: Test set -> its tree, manifest, manifest name -> tree path rules, benchmark (``derain fetch``).
@@ -166,15 +161,12 @@ def open_training_copy(entry: Entry, root: Path) -> tuple[PairedDataset, str]:
     )
 
 
-def missing_pairs(entry: Entry, split: str, ds: PairedDataset) -> list[str]:
-    """The pair names of a complete copy (``rain-NNN``; Rain1400: ``N_k``) ``ds`` lacks."""
-    s = entry.splits[split]
+def missing_pairs(entry: Entry, ds: PairedDataset) -> list[str]:
+    """The pair names of a complete training set (``rain-NNN``; Rain12600: ``N_k``) ``ds`` lacks."""
+    s, have = entry.splits["train"], {_numbers(p.name) for p in ds.pairs}
+    names = [f"rain-{n:03d}" for n in range(1, s.pairs + 1)]
     if entry.name == "rain1400":
-        first = 1 if split == "train" else 901
-        names = [f"{n}_{k}" for n in range(first, first + s.clean) for k in range(1, 15)]
-    else:
-        names = [f"rain-{n:03d}" for n in range(1, s.pairs + 1)]
-    have = {_numbers(p.name) for p in ds.pairs}
+        names = [f"{n}_{k}" for n in range(1, s.clean + 1) for k in range(1, 15)]
     return [name for name in names if _numbers(name) not in have]
 
 
@@ -254,7 +246,7 @@ def prepare(
         "pairs_expected": s.pairs,
         "partial": not variant and (ds.partial or len(ds) < s.pairs),
         "layout_found": layout_found,
-        "missing": missing_pairs(entry, split, ds) if split == "train" else [],
+        "missing": missing_pairs(entry, ds) if split == "train" else [],
         "variant": variant,
         "sha256_checked": matched + len(differ),
         "sha256_matched": matched,

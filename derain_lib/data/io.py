@@ -51,16 +51,8 @@ def _opened(path: Path) -> Iterator[Image.Image]:
         raise ImageReadError(f"{path}: corrupt or truncated image ({e})") from None
 
 
-def _open(path: Path) -> Image.Image:
-    """The decoded image as stored (orientation not yet applied), or a one-line error."""
-    with _opened(path) as im:
-        im.load()
-        return im
-
-
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
-    """``a`` as EXIF ``orientation`` says to display it (5-8 transpose, then 2 and 6 flip
-    left-right, 3 and 7 turn 180 degrees, 4 and 8 flip upside down)."""
+    """``a`` as EXIF ``orientation`` says to display it (as ``ImageOps.exif_transpose``)."""
     if orientation in (5, 6, 7, 8):
         a = a.transpose(1, 0, 2)
     flip = (orientation - 1) % 4
@@ -68,10 +60,9 @@ def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def _decode(path: Path) -> np.ndarray:
-    """RGB array of a file: uint8 for 8-bit images, float64 in [0, 1] for deeper ones
-    (16-bit colour PNGs keep Pillow's 8-bit reading, within 1/255)."""
-    raw = _open(path)
-    try:
+    """RGB array of a file: uint8 for 8-bit images, float64 in [0, 1] for deeper ones."""
+    with _opened(path) as raw:  # a damaged EXIF block or colour table: one line too
+        raw.load()
         bits = raw.tag_v2.get(258, 8) if raw.format == "TIFF" else 8  # BitsPerSample
         if raw.mode in ("RGB", "RGBA", "RGBX") and max(np.atleast_1d(bits)) == 16:
             import tifffile  # Pillow reduces 16-bit colour TIFFs to 8 bits
@@ -83,8 +74,6 @@ def _decode(path: Path) -> np.ndarray:
             a = np.asarray(im, dtype=np.float64) / (1.0 if im.mode == "F" else 65535.0)
             return np.repeat(a[..., None], 3, axis=2)
         return np.asarray(im.convert("RGB"))  # L, P, LA, RGBA, CMYK, ... -> RGB
-    except _DECODE_ERRORS as e:  # a damaged EXIF block or colour table
-        raise ImageReadError(f"{path}: corrupt image ({e})") from None
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -103,13 +92,10 @@ def read_image_uint8(path: str | Path) -> np.ndarray:
 
 def read_alpha(path: str | Path) -> np.ndarray | None:
     """The alpha channel (uint8 (H, W), oriented as the colours) of an image, or None."""
-    raw = _open(Path(path))
-    if "A" not in raw.getbands() and "transparency" not in raw.info:
-        return None
-    try:
+    with _opened(Path(path)) as raw:
+        if "A" not in raw.getbands() and "transparency" not in raw.info:
+            return None
         return np.asarray(ImageOps.exif_transpose(raw).convert("RGBA"))[..., 3].copy()
-    except _DECODE_ERRORS as e:
-        raise ImageReadError(f"{path}: corrupt image ({e})") from None
 
 
 def write_image(path: str | Path, rgb_uint8: np.ndarray, **save: object) -> Path:
@@ -146,7 +132,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
 def scan_images(paths: str | Path | list[Path], decode: bool = True) -> list[tuple[Path, str]]:
     """Every ``(path, one-line problem)`` of a folder's images (recursively) or of a list of
-    files; ``decode=False``: headers only (fast, misses truncated data)."""
+    files; ``decode=False``: headers only."""
     if isinstance(paths, str | Path):
         if not Path(paths).is_dir():
             raise ImageReadError(f"{paths}: not a folder")

@@ -112,13 +112,13 @@ class PatchSet(torch.utils.data.Dataset):
             with atomic_path(path) as tmp:
                 raw = np.lib.format.open_memmap(tmp, "w+", np.uint8, (ends[-1],))
                 for k in range(len(self.dataset)):
-                    for j, a in enumerate(self.dataset.load(k)):
-                        if (u := _as_uint8(a)) is None:
-                            raise DerainError(
-                                f"{self.dataset.pairs[k].rainy}: not 8-bit image data; "
-                                "the decoded-image cache holds 8-bit images only"
-                            )
-                        raw[ends[k] + j * u.size : ends[k] + (j + 1) * u.size] = u.reshape(-1)
+                    pair = [_as_uint8(a) for a in self.dataset.load(k)]
+                    if any(u is None for u in pair):
+                        raise DerainError(
+                            f"{self.dataset.pairs[k].rainy}: not 8-bit image data; "
+                            "the decoded-image cache holds 8-bit images only"
+                        )
+                    raw[ends[k] : ends[k + 1]] = np.stack(pair).reshape(-1)
                 raw.flush()
                 del raw
         raw = np.load(path, mmap_mode="r")
