@@ -18,7 +18,7 @@ import yaml
 
 from ..errors import DerainError
 from ..fsutil import atomic_write_text, data_root
-from .datasets import Pair, PairedDataset, open_dataset
+from .datasets import Pair, PairedDataset, PairSizeError, open_dataset
 from .fetch import RAW_HOST, Item, Tree, fetch_items, sha256_file
 from .io import ImageReadError, image_size, scan_images
 from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
@@ -192,7 +192,11 @@ def prepare(
     if problems := scan_images(files, decode):
         lines = "\n  ".join(msg for _, msg in problems)
         raise ImageReadError(f"{len(problems)} unreadable image file(s):\n  {lines}")
-    ds.check_sizes()
+    sizes = {f: image_size(f) for f in files}  # from the headers
+    if bad := [p.name for p in ds.pairs if p.clean and sizes[p.rainy] != sizes[p.clean]]:
+        raise PairSizeError(
+            f"{root}: {len(bad)} pair(s) whose rainy and clean sizes differ: {', '.join(bad)}"
+        )
     used = {f.resolve() for f in files} | {Path(f).resolve() for f in ds.unpaired}
     ignored = sorted(
         f.relative_to(root).as_posix()
@@ -219,11 +223,10 @@ def prepare(
             "(use --allow-mismatch to index it anyway)"
         )
 
-    sizes = {p.rainy: image_size(p.rainy) for p in ds.pairs}
     patches = None
     if split == "train" and entry.name in PAPER_STRIDES:
         stride, hflip = PAPER_STRIDES[entry.name], PAPER_HFLIP[entry.name]
-        count = sum(count_patches(h, w, PAPER_PATCH, stride) for h, w in sizes.values())
+        count = sum(count_patches(*sizes[p.rainy], PAPER_PATCH, stride) for p in ds.pairs)
         count *= 2 if hflip else 1
         patches = {"patch": PAPER_PATCH, "stride": stride, "hflip": hflip, "count": count}
 

@@ -81,15 +81,6 @@ class PairedDataset:
         """(height, width) of every rainy image, from file headers only."""
         return [image_size(p.rainy) for p in self.pairs]
 
-    def check_sizes(self) -> None:
-        """One PairSizeError naming every pair whose two images differ in size (headers only)."""
-        bad = [p.name for p in self.pairs if p.clean and image_size(p.rainy) != image_size(p.clean)]
-        if bad:
-            raise PairSizeError(
-                f"{self.root}: {len(bad)} pair(s) whose rainy and clean sizes differ: "
-                + ", ".join(bad)
-            )
-
     def files(self) -> list[Path]:
         """Every distinct file of the set (clean images shared by Rain1400 listed once)."""
         return list(dict.fromkeys(f for p in self.pairs for f in (p.rainy, p.clean) if f))
