@@ -97,9 +97,8 @@ def read_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dic
 
 
 def _convert(state: dict, path: Path) -> tuple[str, OrderedDict, list[str]]:
-    """The authors' SIAN (``RPDNet``) or PReNet state in our keys, with the keys ignored
-    (``body.conv_m``, which their forward() never calls). Their scales run coarse to fine,
-    ours fine to coarse; their per-gate convs (f, i, o, g) become one conv on cat(x, h)."""
+    """The authors' SIAN (``RPDNet``) or PReNet state in our keys, and the keys ignored (SIAN's
+    ``body.conv_m``, never called). Their scales run coarse to fine, ours fine to coarse."""
     out: OrderedDict = OrderedDict()
 
     def put(ours: str, *theirs: str) -> None:  # several: concatenated, gate after gate
@@ -185,8 +184,7 @@ def _describe(name: str, config: dict) -> str:
 def config_mismatch(
     path: str | Path, have_name: str, have: dict, want_name: str, want: dict, strict: bool = True
 ) -> str | None:
-    """None when the file's config ``have`` is the model's ``want``; else a WeightsError
-    naming both, or (``strict=False``) its text."""
+    """None when config ``have`` is ``want``; else a WeightsError, or (not ``strict``) its text."""
     if have == want:
         return None
     keys = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
@@ -238,9 +236,8 @@ def load_model(
     device: str | torch.device = "cpu",
     **model_kwargs: object,
 ) -> LoadedWeights:
-    """The model ``spec`` (a released name or a file) holds, loaded on ``device``; ``model``:
-    the architecture expected. Another config than the file's is an error unless
-    ``strict_config=False`` (fine-tuning; ``config_override`` then says what differed)."""
+    """The model ``spec`` (a released name or a file) holds, on ``device``; another ``model``
+    config than the file's is an error unless ``strict_config=False`` (fine-tuning)."""
     target = resolve_device(device)
     path = resolve(spec, weights_dir, allow_download)
     released = RELEASED.get(str(spec))
@@ -261,7 +258,6 @@ def load_model(
                 raise WeightsError(f"{path}: {key!r} is a {type(v).__name__}, not a mapping")
     else:
         (file_name, sd, ignored), file_kwargs, file_config = _convert(state, path), {}, None
-    name = file_name
     if model is not None:
         if model not in MODELS:
             raise WeightsError(
@@ -274,7 +270,7 @@ def load_model(
             )
         if ours and model != file_name and strict_config:
             raise WeightsError(f"{path}: holds weights for model {file_name!r}, not {model!r}")
-        name = model
+    name = model or file_name
     kwargs = {**file_kwargs, **model_kwargs}
     net = _build(name, kwargs, path)
     if file_config is None:  # the defaults of the model the file was made for

@@ -138,8 +138,7 @@ class Report:
 
 
 def open_training_copy(entry: Entry, root: Path) -> tuple[PairedDataset, str]:
-    """A user's copy of ``entry``'s training set, at ``root`` or in a wrapper folder below,
-    and its layout's description; else one line listing the layouts looked for."""
+    """A user's copy of ``entry``'s training set (in ``root`` or a wrapper folder), its layout."""
     split = entry.splits["train"]
     width = 2 if entry.name == "rain1400" else 1  # pair names: N (Rain100L/H) or N_k (Rain12600)
     todo = [root]
@@ -156,9 +155,7 @@ def open_training_copy(entry: Entry, root: Path) -> tuple[PairedDataset, str]:
         named = [d for d in subs if d.name.lower() == split.folder.lower()]
         todo += named or (subs if len(subs) == 1 else [])
     looked = "; ".join(v for k, v in TRAIN_LAYOUTS.items() if k in entry.train_layouts)
-    raise DerainError(
-        f"{root}: no {entry.name} training pairs recognised; layouts looked for: {looked}"
-    )
+    raise DerainError(f"{root}: no {entry.name} training pairs recognised; layouts tried: {looked}")
 
 
 def missing_pairs(entry: Entry, ds: PairedDataset) -> list[str]:
@@ -178,8 +175,7 @@ def prepare(
     allow_mismatch: bool = False,
     decode: bool = True,
 ) -> Report:
-    """Verify a copy of a catalogued set (pairs, layout, images, sizes, sha256 where known)
-    and write its index; ``source`` None: say where to get it."""
+    """Verify a copy of a catalogued set and write its index (``source`` None: where to get it)."""
     (entry, s), root = get_entry(name, split), Path(source or ".")
     if source is None or not root.is_dir():
         where = where_to_get(entry, split)
@@ -197,12 +193,12 @@ def prepare(
         raise PairSizeError(
             f"{root}: {len(bad)} pair(s) whose rainy and clean sizes differ: {', '.join(bad)}"
         )
+
+    def rel(f: Path) -> str:
+        return f.relative_to(root).as_posix()
+
     used = {f.resolve() for f in files} | {Path(f).resolve() for f in ds.unpaired}
-    ignored = sorted(
-        f.relative_to(root).as_posix()
-        for f in root.rglob("*")
-        if f.is_file() and f.resolve() not in used
-    )
+    ignored = sorted(rel(f) for f in root.rglob("*") if f.is_file() and f.resolve() not in used)
     variant = None if ds.unpaired else s.variants.get(len(ds))
 
     hashes = {f: sha256_file(f) for f in files}
@@ -212,9 +208,8 @@ def prepare(
     }
     clean = {p.clean for p in ds.pairs}
     hits = [(f, known.get((f in clean, _numbers(f.stem)))) for f in files if s.manifest]
-    unknown = [f.relative_to(root).as_posix() for f, hit in hits if hit is None]
-    differ = [f"{f.relative_to(root).as_posix()} (catalog: {hit[0]})"
-              for f, hit in hits if hit and hit[1] != hashes[f]]  # fmt: skip
+    unknown = [rel(f) for f, hit in hits if hit is None]
+    differ = [f"{rel(f)} (catalog: {hit[0]})" for f, hit in hits if hit and hit[1] != hashes[f]]
     matched = len(hits) - len(unknown) - len(differ)
     if differ and not allow_mismatch:
         raise DerainError(
@@ -263,8 +258,8 @@ def prepare(
         "pairs": [
             {
                 "name": p.name,
-                "rainy": p.rainy.relative_to(root).as_posix(),
-                "clean": p.clean.relative_to(root).as_posix() if p.clean else None,
+                "rainy": rel(p.rainy),
+                "clean": rel(p.clean) if p.clean else None,
                 "height": sizes[p.rainy][0],
                 "width": sizes[p.rainy][1],
                 "rainy_sha256": hashes[p.rainy],
@@ -303,9 +298,8 @@ def prepared_dataset(name: str, split: str = "test") -> PairedDataset:
     entry, _ = get_entry(name, split)
     path = data_root() / "index" / f"{entry.name}-{split}.json"
     if not path.is_file():
-        raise DerainError(
-            f"{entry.name} {split} is not prepared ({path} missing)\n" + where_to_get(entry, split)
-        )
+        where = where_to_get(entry, split)
+        raise DerainError(f"{entry.name} {split} is not prepared ({path} missing)\n{where}")
     return open_index(path)
 
 

@@ -96,8 +96,7 @@ class PairedDataset:
 
 
 def _files(root: Path, folders: tuple[str, ...]) -> dict[str, Path]:
-    """Images by stem: of ``root`` ("." in ``folders``) and of its first subfolder named in
-    ``folders`` (any case; "a/b": b inside a)."""
+    """Images by stem of ``root`` ("." in ``folders``) and of its first subfolder named there."""
     found = {p.stem: p for p in list_images(root)} if "." in folders else {}
     heads = {f.split("/")[0]: f.partition("/")[2] for f in folders}
     sub = next((d for d in sorted(root.iterdir()) if d.is_dir() and d.name.lower() in heads), None)
@@ -114,16 +113,13 @@ def _keyed(files: dict[str, Path], pattern: str) -> dict[tuple, Path]:
     return {tuple(map(num, m.groups())): p for m, p in matches if m}
 
 
-def _order(key: tuple) -> list:
-    return [(len(str(x)), str(x)) for x in key]  # numbers by value, names by length then text
-
-
 def _open(root: Path, layout: str) -> PairedDataset | None:
     for rainy_dirs, rainy_pat, clean_dirs, clean_pat, prefix in FORMS[layout]:
         rainy = _keyed(_files(root, rainy_dirs), rainy_pat)
         clean = _keyed(_files(root, clean_dirs), clean_pat)
         m = re.compile(clean_pat).groups  # how many numbers name a clean image
-        keys = sorted((k for k in rainy if k[:m] in clean), key=_order)
+        keys = [k for k in rainy if k[:m] in clean]  # numbers by value, names by length, text
+        keys.sort(key=lambda k: [(len(str(x)), str(x)) for x in k])
         if not keys:
             continue
         if prefix is None:
@@ -154,8 +150,7 @@ def open_dataset(
     name: str | None = None,
     expected: int | None = None,
 ) -> PairedDataset:
-    """The pairs of a benchmark folder (``layout="auto"``: each of :data:`LAYOUTS` in turn);
-    partial when fewer than ``expected`` were found."""
+    """The pairs of a benchmark folder (``auto``: each layout in turn), partial below expected."""
     root = Path(path)
     if not root.is_dir():
         raise DatasetLayoutError(f"{root}: not a folder")

@@ -28,11 +28,6 @@ SPLITS = ("train", "test")
 SIZES: dict[str, dict[str, int]] = SPEC["sizes"]
 
 
-def default_root() -> Path:
-    """``<data root>/embedded``."""
-    return data_root() / "embedded"
-
-
 def recipe_key(size: str) -> str:
     """Hash of everything that determines the files of ``size`` (short hex)."""
     spec = {
@@ -106,11 +101,10 @@ def _valid(folder: Path) -> bool:
 
 
 def build_embedded(size: str = "quick", root: Path | None = None) -> Path:
-    """Build (or find) the embedded set of ``size``; returns its folder. One builder at a
-    time; the manifest, written last, marks a complete set."""
+    """The folder of the embedded set of ``size``, built once (the manifest, last, marks it)."""
     if size not in SIZES:
         raise DerainError(f"unknown embedded size {size!r}; choose one of {sorted(SIZES)}")
-    root = Path(root) if root is not None else default_root()
+    root = Path(root) if root is not None else data_root() / "embedded"
     final = root / f"{size}-{recipe_key(size)}"
     if not _valid(final):
         root.mkdir(parents=True, exist_ok=True)

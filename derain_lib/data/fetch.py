@@ -83,8 +83,7 @@ def _copy_local(url: str, output_file: str, _pooch: object) -> None:
 
 
 def fetch_items(items: list[Item], dest: Path, log: Callable[[str], None] = print) -> int:
-    """Download the ``items`` missing (or damaged) under ``dest``; returns how many came.
-    :class:`Offline` when the first request cannot connect, else a FetchError naming the file."""
+    """Download the ``items`` missing or damaged under ``dest``; returns how many came."""
     base = mirror_base()
     urls = {it.local: it.tree.url(it.path, base) for it in items}
     registry = {it.local: f"sha256:{it.sha256}" for it in items}

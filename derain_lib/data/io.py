@@ -131,8 +131,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
 
 def scan_images(paths: str | Path | list[Path], decode: bool = True) -> list[tuple[Path, str]]:
-    """Every ``(path, one-line problem)`` of a folder's images (recursively) or of a list of
-    files; ``decode=False``: headers only."""
+    """Every ``(path, one-line problem)`` of a folder's images (recursively) or of the files."""
     if isinstance(paths, str | Path):
         if not Path(paths).is_dir():
             raise ImageReadError(f"{paths}: not a folder")

@@ -45,10 +45,8 @@ def _as_uint8(a: np.ndarray) -> np.ndarray | None:
 
 
 class PatchSet(torch.utils.data.Dataset):
-    """All grid patches of a paired set, ``ps[i] -> (rainy, clean)`` float32 3xPxP as
-    ``read_image`` reads them: each image's grid in row-major order, then (``hflip``) the grid
-    of the flipped images (MODEL_SPEC §5). Decoded once as uint8; a set over ``ram_budget``
-    bytes goes to a memory-mapped ``<cache_dir>/patches-<key>.npy``."""
+    """All grid patches of a paired set, ``ps[i] -> (rainy, clean)`` float32 3xPxP, image by
+    image, then (``hflip``) those of the flipped images; decoded once, in memory or mem-mapped."""
 
     def __init__(
         self,

@@ -55,8 +55,7 @@ def get_preset(preset: str | RainPreset) -> RainPreset:
 
 
 def line_kernel(length: int, angle: float) -> np.ndarray:
-    """Normalised motion-blur kernel: an anti-aliased line ``length`` px long, ``angle`` degrees
-    from vertical (positive leans right at the top)."""
+    """Motion-blur kernel: an anti-aliased line ``length`` px long, ``angle`` deg from vertical."""
     length = max(int(length), 1)
     size = length + 2 + (length % 2 == 0)
     k = np.zeros((size, size))
