@@ -154,10 +154,7 @@ class LoadedWeights:
     def describe(self) -> str:
         s = f"{self.model_name} from {self.path} ({self.source}, sha256 {self.sha256[:12]}...)"
         if self.ignored_keys:
-            s += (
-                f"; ignored {len(self.ignored_keys)} unused tensors ({SIAN_UNUSED_PREFIX}*, "
-                "never called by the authors' forward)"
-            )
+            s += f"; ignored {len(self.ignored_keys)} unused tensors ({SIAN_UNUSED_PREFIX}*)"
         if self.config_override:
             s += f"; config mismatch allowed (strict_config=False): {self.config_override}"
         return s

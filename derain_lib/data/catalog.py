@@ -89,16 +89,16 @@ def _numbers(name: str) -> tuple[int, ...]:
 def where_to_get(entry: Entry, split: str) -> str:
     """The instructions printed when a set is not available locally."""
     s = entry.splits[split]
-    lines = [f"{entry.name} {split} ({s.folder}, {s.pairs} pairs) is not available here."]
-    lines += [f"  get it from: {src.label}: {src.url}" for src in entry.sources]
-    lines.append(
-        f"  then run: derain data prepare {entry.name} --split {split} --from PATH/{s.folder}"
+    return "\n".join(
+        [f"{entry.name} {split} ({s.folder}, {s.pairs} pairs) is not available here."]
+        + [f"  get it from: {src.label}: {src.url}" for src in entry.sources]
+        + [f"  then run: derain data prepare {entry.name} --split {split} --from PATH/{s.folder}"]
     )
-    return "\n".join(lines)
 
 
-def _some(names: list[str], n: int) -> str:
-    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
+def _some(what: str, names: list[str], n: int) -> str:
+    """``what`` with the count of ``names``, then the first ``n`` of them."""
+    return f"{what.format(len(names))}: {', '.join(names[:n])}{', ...' * (len(names) > n)}"
 
 
 @dataclass
@@ -118,8 +118,7 @@ class Report:
         out += [f"layout found: {x['layout_found']}"] if x["layout_found"] else []
         out.append(f"verified {n} of {expected} pairs: {state}")
         if x["missing"] and not x["variant"]:
-            out.append(f"missing {len(x['missing'])} pair(s) by the set's naming rule: "
-                       + _some(x["missing"], 10))  # fmt: skip
+            out.append(_some("missing {} pair(s) by the set's naming rule", x["missing"], 10))
         sha = f"{x['sha256_matched']} of {x['sha256_checked']} files match the catalog manifest"
         none = "no manifest known for this split (counts, sizes and decoding checked)"
         out.append(f"sha256: {sha if x['sha256_checked'] else none}")
@@ -128,8 +127,7 @@ class Report:
         if ds.unpaired:
             out.append(f"unpaired files: {len(ds.unpaired)} (e.g. {ds.unpaired[0]})")
         if x["ignored"]:
-            out.append(f"ignored {len(x['ignored'])} non-image or unused file(s): "
-                       + _some(x["ignored"], 5))  # fmt: skip
+            out.append(_some("ignored {} non-image or unused file(s)", x["ignored"], 5))
         if p:
             flip = " x2 with h-flip" if p["hflip"] else ""
             out.append(f"training patches {p['patch']}x{p['patch']} at stride {p['stride']}"

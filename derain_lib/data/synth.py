@@ -65,13 +65,9 @@ def line_kernel(length: int, angle: float) -> np.ndarray:
     ys, xs = c - t * math.cos(th), c + t * math.sin(th)
     y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
     fy, fx = ys - y0, xs - x0
-    for dy, dx, w in (
-        (0, 0, (1 - fy) * (1 - fx)),
-        (1, 0, fy * (1 - fx)),
-        (0, 1, (1 - fy) * fx),
-        (1, 1, fy * fx),
-    ):
-        np.add.at(k, (y0 + dy, x0 + dx), w)
+    for dx, wx in ((0, 1 - fx), (1, fx)):  # bilinear weights of the four nearest pixels
+        for dy, wy in ((0, 1 - fy), (1, fy)):
+            np.add.at(k, (y0 + dy, x0 + dx), wy * wx)
     return k / k.sum()
 
 
