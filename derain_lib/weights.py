@@ -54,10 +54,9 @@ def resolve(
         return local
     if not allow_download:
         raise WeightsError(f"{spec}: {missing_released(w.name, weights_dir)}")
+    item = next(i for i in weight_items() if i.local == w.filename)
     try:  # as `derain fetch weights` does
-        fetch_items(
-            [i for i in weight_items() if i.local == w.filename], cache_dir(), lambda _: None
-        )
+        fetch_items([item], cache_dir(), lambda _: None)
     except FetchError as e:
         raise WeightsError(
             f"{spec}: not found locally and could not be downloaded ({e}); download it by hand "

@@ -281,8 +281,7 @@ def open_index(path: str | Path) -> PairedDataset:
         raise DerainError(f"{path}: not a derain data index")
     root = Path(index["root"])
     pairs = [
-        Pair(p["name"], root / p["rainy"], root / p["clean"] if p["clean"] else None)
-        for p in index["pairs"]
+        Pair(p["name"], root / p["rainy"], p["clean"] and root / p["clean"]) for p in index["pairs"]
     ]
     missing = [str(f) for p in pairs for f in (p.rainy, p.clean) if f and not f.is_file()]
     if missing:

@@ -54,8 +54,7 @@ def _crop(img: Image.Image, h: int, w: int, rng: np.random.Generator) -> np.ndar
     W, H = img.size
     scale = min(H / h, W / w) * rng.uniform(0.5, 1.0)
     ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
-    y = int(rng.integers(0, H - ch + 1))
-    x = int(rng.integers(0, W - cw + 1))
+    y, x = int(rng.integers(0, H - ch + 1)), int(rng.integers(0, W - cw + 1))
     return np.asarray(img.resize((w, h), Image.Resampling.LANCZOS, box=(x, y, x + cw, y + ch)))
 
 

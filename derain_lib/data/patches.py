@@ -38,10 +38,10 @@ def count_patches(h: int, w: int, patch: int = PAPER_PATCH, stride: int = 40) ->
     return grid_positions(h, patch, stride) * grid_positions(w, patch, stride)
 
 
-def _as_uint8(a: np.ndarray) -> np.ndarray | None:
-    """The uint8 image whose :data:`TO_FLOAT` is exactly ``a``, or None (not 8-bit data)."""
+def _as_uint8(a: np.ndarray) -> np.ndarray:
+    """The uint8 image whose :data:`TO_FLOAT` is exactly ``a``, else ``a`` (not 8-bit data)."""
     u = np.clip(np.rint(a * 255), 0, 255).astype(np.uint8)
-    return u if np.array_equal(TO_FLOAT[u], a) else None
+    return u if np.array_equal(TO_FLOAT[u], a) else a
 
 
 class PatchSet(torch.utils.data.Dataset):
@@ -95,11 +95,9 @@ class PatchSet(torch.utils.data.Dataset):
         if self._images is not None:
             return self
         ends = list(accumulate((2 * h * w * 3 for h, w in self._sizes), initial=0))
+        pairs = (list(map(_as_uint8, self.dataset.load(k))) for k in range(len(self.dataset)))
         if ends[-1] <= self.ram_budget:
-            loaded = (self.dataset.load(k) for k in range(len(self.dataset)))
-            self._images = [
-                tuple(a if (u := _as_uint8(a)) is None else u for a in pair) for pair in loaded
-            ]
+            self._images = [tuple(pair) for pair in pairs]
             self.storage = "memory"
             return self
         key = hashlib.sha256()
@@ -109,9 +107,8 @@ class PatchSet(torch.utils.data.Dataset):
         if not path.is_file():
             with atomic_path(path) as tmp:
                 raw = np.lib.format.open_memmap(tmp, "w+", np.uint8, (ends[-1],))
-                for k in range(len(self.dataset)):
-                    pair = [_as_uint8(a) for a in self.dataset.load(k)]
-                    if any(u is None for u in pair):
+                for k, pair in enumerate(pairs):
+                    if any(u.dtype != np.uint8 for u in pair):
                         raise DerainError(
                             f"{self.dataset.pairs[k].rainy}: not 8-bit image data; "
                             "the decoded-image cache holds 8-bit images only"
