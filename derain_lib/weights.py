@@ -1,6 +1,5 @@
-"""Checkpoints, the authors' released ones (fetched from upstream by sha256, never
-redistributed) and ours: resolve, verify, convert, load with ``weights_only=True``; every
-problem a one-line :class:`WeightsError` naming the file. The registry is in :mod:`.info`."""
+"""Checkpoints, the authors' released ones (fetched by sha256, never redistributed) and
+ours: resolve, verify, convert, load (``weights_only``); each problem one line naming the file."""
 
 from __future__ import annotations
 
@@ -42,32 +41,28 @@ def resolve(
     spec: str | Path, weights_dir: str | Path | None = None, allow_download: bool = True
 ) -> Path:
     """A weights file from a path or a released name (local copy first, then upstream)."""
-    p = Path(spec)
+    p, w = Path(spec), RELEASED.get(str(spec))
     if p.is_file():
         return p
-    if str(spec) in RELEASED:
-        local = find_released(str(spec), weights_dir)
-        if local is not None:
-            return local
-        if not allow_download:
-            raise WeightsError(f"{spec}: {missing_released(str(spec), weights_dir)}")
-        w = RELEASED[str(spec)]
-        try:  # as `derain fetch weights` does
-            fetch_items(
-                [i for i in weight_items() if i.local == w.filename], cache_dir(), lambda _: None
-            )
-        except FetchError as e:
-            raise WeightsError(
-                f"{spec}: not found locally and could not be downloaded ({e}); "
-                f"download it by hand and pass --weights FILE or put it in --weights-dir/"
-                f"DERAIN_WEIGHTS_DIR as {w.filename}"
-            ) from None
-        return cache_dir() / w.filename
-    if p.exists():
-        raise WeightsError(f"{p}: is not a file")
-    raise WeightsError(
-        f"{spec}: no such file, and not a released weights name ({', '.join(RELEASED)})"
-    )
+    if w is None:
+        if p.exists():
+            raise WeightsError(f"{p}: is not a file")
+        raise WeightsError(
+            f"{spec}: no such file, and not a released weights name ({', '.join(RELEASED)})"
+        )
+    if (local := find_released(w.name, weights_dir)) is not None:
+        return local
+    if not allow_download:
+        raise WeightsError(f"{spec}: {missing_released(w.name, weights_dir)}")
+    item = next(i for i in weight_items() if i.local == w.filename)
+    try:  # as `derain fetch weights` does
+        fetch_items([item], cache_dir(), lambda _: None)
+    except FetchError as e:
+        raise WeightsError(
+            f"{spec}: not found locally and could not be downloaded ({e}); download it by hand "
+            f"and pass --weights FILE or put it in --weights-dir/DERAIN_WEIGHTS_DIR as {w.filename}"
+        ) from None
+    return cache_dir() / w.filename
 
 
 def read_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dict:
@@ -100,57 +95,49 @@ def read_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dic
     return obj
 
 
-def _gates(x: list[torch.Tensor], h: list[torch.Tensor] | None = None) -> torch.Tensor:
-    """Per-gate convs (f, i, o, g) to one gate conv on cat(x, h)."""
-    parts = x if h is None else [torch.cat([a, b], dim=1) for a, b in zip(x, h, strict=True)]
-    return torch.cat(parts, dim=0)
-
-
-def convert_sian(state: dict, n_scales: int = 3) -> tuple[OrderedDict, list[str]]:
-    """Authors' ``RPDNet`` keys -> ours, and the ignored keys (``body.conv_m``, which their
-    forward() never calls). Their scales run coarse to fine (j = 0 is 1/4), ours fine to
-    coarse; their ``up_conv[0]`` merges 1/4 into 1/2 (our ``merges[1]``)."""
+def _convert(state: dict, path: Path) -> tuple[str, OrderedDict, list[str]]:
+    """The authors' SIAN (``RPDNet``) or PReNet state in our keys, and the keys ignored (SIAN's
+    ``body.conv_m``, never called). Their scales run coarse to fine, ours fine to coarse."""
     out: OrderedDict = OrderedDict()
-    ignored = sorted(k for k in state if k.startswith(SIAN_UNUSED_PREFIX))
-    out["cfa.stem.weight"] = state["body.tran_conv.weight"]
-    out["cfa.stem.bias"] = state["body.tran_conv.bias"]
-    for j in range(n_scales):
-        i = n_scales - 1 - j
-        src, dst = f"body.scale_conv.{j}", f"cfa.branches.{i}"
-        for theirs, ours in (("conv_f", "feat"), ("conv_m", "mask"), ("conv_z", "fuse")):
-            for t in ("weight", "bias"):
-                out[f"{dst}.{ours}.{t}"] = state[f"{src}.{theirs}.0.{t}"]
-        lstm = f"body.lstm.{j}"
-        gates = "fioj"
-        out[f"{dst}.lstm.gates.weight"] = _gates(
-            [state[f"{lstm}.conv_x{g}.weight"] for g in gates],
-            [state[f"{lstm}.conv_h{g}.weight"] for g in gates],
-        )
-        out[f"{dst}.lstm.gates.bias"] = _gates([state[f"{lstm}.conv_x{g}.bias"] for g in gates])
-    for j in range(n_scales - 1):
-        i = n_scales - 2 - j
+
+    def put(ours: str, *theirs: str) -> None:  # several: concatenated, gate after gate
         for t in ("weight", "bias"):
-            out[f"cfa.merges.{i}.conv.{t}"] = state[f"body.up_conv.{j}.conv_m.0.{t}"]
-    for b in range(2):
-        for theirs, ours in (("0", "conv1"), ("2", "conv2")):
-            for t in ("weight", "bias"):
-                out[f"head.{b}.{ours}.{t}"] = state[f"body_end.{b}.body.{theirs}.{t}"]
-    for t in ("weight", "bias"):
-        out[f"head.2.{t}"] = state[f"body_end.2.{t}"]
-    return out, ignored
+            out[f"{ours}.{t}"] = torch.cat([state[f"{k}.{t}"] for k in theirs])
 
-
-def convert_prenet(state: dict) -> tuple[OrderedDict, list[str]]:
-    """Authors' ``PReNet`` keys -> ours (gates f, i, o, g into one conv)."""
-    out: OrderedDict = OrderedDict()
-    for t in ("weight", "bias"):
-        out[f"stem.{t}"] = state[f"conv0.0.{t}"]
-        out[f"lstm.gates.{t}"] = _gates([state[f"conv_{g}.0.{t}"] for g in "fiog"])
-        for n in range(5):
-            out[f"body.{n}.conv1.{t}"] = state[f"res_conv{n + 1}.0.{t}"]
-            out[f"body.{n}.conv2.{t}"] = state[f"res_conv{n + 1}.2.{t}"]
-        out[f"out.{t}"] = state[f"conv.0.{t}"]
-    return out, []
+    try:
+        if "body.tran_conv.weight" in state:
+            family = "sian"
+            put("cfa.stem", "body.tran_conv")
+            for j, i in enumerate((2, 1, 0)):  # theirs j = 0 is the 1/4 scale
+                src, dst = f"body.scale_conv.{j}", f"cfa.branches.{i}"
+                for theirs, ours in (("conv_f", "feat"), ("conv_m", "mask"), ("conv_z", "fuse")):
+                    put(f"{dst}.{ours}", f"{src}.{theirs}.0")
+                x, h = f"body.lstm.{j}.conv_x", f"body.lstm.{j}.conv_h"  # h convs have no bias
+                w = [
+                    torch.cat([state[f"{x}{g}.weight"], state[f"{h}{g}.weight"]], 1) for g in "fioj"
+                ]
+                out[f"{dst}.lstm.gates.weight"] = torch.cat(w)
+                out[f"{dst}.lstm.gates.bias"] = torch.cat([state[f"{x}{g}.bias"] for g in "fioj"])
+                if i:  # their up_conv[j] merges scale j into j + 1: our merges[i - 1]
+                    put(f"cfa.merges.{i - 1}.conv", f"body.up_conv.{j}.conv_m.0")
+            for b in range(2):
+                put(f"head.{b}.conv1", f"body_end.{b}.body.0")
+                put(f"head.{b}.conv2", f"body_end.{b}.body.2")
+            put("head.2", "body_end.2")
+        elif "conv0.0.weight" in state and "conv_i.0.weight" in state:
+            family = "prenet"
+            put("stem", "conv0.0")
+            put("lstm.gates", *(f"conv_{g}.0" for g in "fiog"))
+            for n in range(5):
+                put(f"body.{n}.conv1", f"res_conv{n + 1}.0")
+                put(f"body.{n}.conv2", f"res_conv{n + 1}.2")
+            put("out", "conv.0")
+        else:
+            sample = ", ".join(list(state)[:3])
+            raise WeightsError(f"{path}: not SIAN, PReNet or derain weights (keys: {sample}, ...)")
+    except KeyError as e:
+        raise WeightsError(f"{path}: {family} checkpoint is missing key {e.args[0]}") from None
+    return family, out, sorted(k for k in state if k.startswith(SIAN_UNUSED_PREFIX))
 
 
 @dataclass
@@ -166,18 +153,14 @@ class LoadedWeights:
     def describe(self) -> str:
         s = f"{self.model_name} from {self.path} ({self.source}, sha256 {self.sha256[:12]}...)"
         if self.ignored_keys:
-            s += (
-                f"; ignored {len(self.ignored_keys)} unused tensors ({SIAN_UNUSED_PREFIX}*, "
-                "never called by the authors' forward)"
-            )
+            s += f"; ignored {len(self.ignored_keys)} unused tensors ({SIAN_UNUSED_PREFIX}*)"
         if self.config_override:
             s += f"; config mismatch allowed (strict_config=False): {self.config_override}"
         return s
 
 
 def model_config(model: nn.Module) -> dict:
-    """What a model's weights compute (its config without the initialisation, stages
-    resolved): equal configs take the same weights and give the same outputs."""
+    """What a model's weights compute (config less initialisation, stages resolved)."""
     cfg = model.config
     d = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
     d.pop("init_std", None)
@@ -197,8 +180,7 @@ def _describe(name: str, config: dict) -> str:
 def config_mismatch(
     path: str | Path, have_name: str, have: dict, want_name: str, want: dict, strict: bool = True
 ) -> str | None:
-    """None when the file's config ``have`` is the model's ``want``; else a one-line
-    :class:`WeightsError` naming both, or (``strict=False``) its text."""
+    """None when config ``have`` is ``want``; else a WeightsError, or (not ``strict``) its text."""
     if have == want:
         return None
     keys = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
@@ -215,11 +197,9 @@ def config_mismatch(
 
 def _load_into(model: nn.Module, state: dict, path: Path) -> None:
     """``load_state_dict(strict=True)``, its problems as one line."""
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise WeightsError(
-            f"{path}: entry {bad[0]!r} is a {type(state[bad[0]]).__name__}, not a tensor"
-        )
+    for k, v in state.items():
+        if not isinstance(v, torch.Tensor):
+            raise WeightsError(f"{path}: entry {k!r} is a {type(v).__name__}, not a tensor")
     own = model.state_dict()
     problems = {
         "missing keys": [k for k in own if k not in state],
@@ -243,42 +223,6 @@ def _build(name: str, kwargs: dict, path: Path) -> nn.Module:
         raise WeightsError(f"{path}: cannot build model {name!r}: {e}") from None
 
 
-def read_weights(state: dict, path: Path) -> tuple[str, dict, dict, dict | None, list[str]]:
-    """What a loaded file holds: the model name and arguments it was made for ("sian" or
-    "prenet" for the authors' files), its state dict in our keys, its model config (None:
-    the name's defaults) and the keys it ignores."""
-    if state.get("format") == OUR_FORMAT:
-        name, sd, kwargs = (
-            state.get("model"),
-            state.get("state_dict"),
-            state.get("model_kwargs", {}),
-        )
-        if not isinstance(name, str) or name not in MODELS:
-            raise WeightsError(
-                f"{path}: derain checkpoint names no known model (its 'model' entry is "
-                f"{name!r}; known: {', '.join(MODELS)})"
-            )
-        if not isinstance(kwargs, dict):
-            raise WeightsError(
-                f"{path}: 'model_kwargs' is a {type(kwargs).__name__}, not a mapping"
-            )
-        if not isinstance(sd, dict):
-            raise WeightsError(f"{path}: derain checkpoint has no 'state_dict' mapping")
-        return name, dict(kwargs), sd, state.get("model_config"), []
-    if "body.tran_conv.weight" in state:
-        family, convert = "sian", convert_sian
-    elif "conv0.0.weight" in state and "conv_i.0.weight" in state:
-        family, convert = "prenet", convert_prenet
-    else:
-        sample = ", ".join(list(state)[:3])
-        raise WeightsError(f"{path}: not SIAN, PReNet or derain weights (keys: {sample}, ...)")
-    try:
-        sd, ignored = convert(state)
-    except KeyError as e:
-        raise WeightsError(f"{path}: {family} checkpoint is missing key {e.args[0]}") from None
-    return family, {}, sd, None, ignored
-
-
 def load_model(
     spec: str | Path,
     model: str | None = None,
@@ -288,18 +232,28 @@ def load_model(
     device: str | torch.device = "cpu",
     **model_kwargs: object,
 ) -> LoadedWeights:
-    """Build the model that ``spec`` (a released name or a file) holds, load it, put it on
-    ``device``. ``model``: the architecture expected (another family is an error). Another
-    config than the file's is a one-line error unless ``strict_config=False`` (fine-tuning):
-    then ``config_override`` says what differed, for the run's provenance."""
+    """The model ``spec`` (a released name or a file) holds, on ``device``; another ``model``
+    config than the file's is an error unless ``strict_config=False`` (fine-tuning)."""
     target = resolve_device(device)
     path = resolve(spec, weights_dir, allow_download)
     released = RELEASED.get(str(spec))
     state = read_checkpoint(path, released.sha256 if released else None)
     sha = released.sha256 if released else sha256_file(path)
     released = released or next((w for w in RELEASED.values() if w.sha256 == sha), None)
-    file_name, file_kwargs, sd, file_config, ignored = read_weights(state, path)
-    name = file_name
+    ours = state.get("format") == OUR_FORMAT
+    if ours:  # model name and arguments, state dict, model config (None: the name's defaults)
+        file_name, file_kwargs = state.get("model"), state.get("model_kwargs", {})
+        sd, file_config, ignored = state.get("state_dict"), state.get("model_config"), []
+        if not isinstance(file_name, str) or file_name not in MODELS:
+            raise WeightsError(
+                f"{path}: derain checkpoint names no known model (its 'model' entry is "
+                f"{file_name!r}; known: {', '.join(MODELS)})"
+            )
+        for key, v in (("model_kwargs", file_kwargs), ("state_dict", sd)):
+            if not isinstance(v, dict):
+                raise WeightsError(f"{path}: {key!r} is a {type(v).__name__}, not a mapping")
+    else:
+        (file_name, sd, ignored), file_kwargs, file_config = _convert(state, path), {}, None
     if model is not None:
         if model not in MODELS:
             raise WeightsError(
@@ -310,15 +264,14 @@ def load_model(
             raise WeightsError(
                 f"{path}: holds {have} weights, but --model {model} is a {want} model"
             )
-        if state.get("format") == OUR_FORMAT and model != file_name and strict_config:
+        if ours and model != file_name and strict_config:
             raise WeightsError(f"{path}: holds weights for model {file_name!r}, not {model!r}")
-        name = model
+    name = model or file_name
     kwargs = {**file_kwargs, **model_kwargs}
     net = _build(name, kwargs, path)
-    if file_config is None and (name, kwargs) == (file_name, file_kwargs):
-        file_config = model_config(net)  # the same model the file was made for
-    elif file_config is None:
-        file_config = model_config(_build(file_name, file_kwargs, path))
+    if file_config is None:  # the defaults of the model the file was made for
+        same = (name, kwargs) == (file_name, file_kwargs)
+        file_config = model_config(net if same else _build(file_name, file_kwargs, path))
     override = config_mismatch(path, file_name, file_config, name, model_config(net), strict_config)
     _load_into(net, sd, path)
     net.eval().to(target)

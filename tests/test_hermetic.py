@@ -15,7 +15,6 @@ import pytest
 from conftest import GUARD, REAL, REDIRECTED, ROOT, LeakError
 
 from derain_lib import fsutil, info
-from derain_lib.data.embedded import default_root
 
 
 def test_every_folder_derain_uses_is_the_tests_own(hermetic, tmp_path: Path) -> None:
@@ -23,7 +22,6 @@ def test_every_folder_derain_uses_is_the_tests_own(hermetic, tmp_path: Path) -> 
         "results": fsutil.results_root(),
         "figures": fsutil.figures_root(),
         "data": fsutil.data_root(),
-        "embedded data": default_root(),
         "cache": fsutil.user_cache(),
         "released weights": info.cache_dir(),
         "platformdirs cache": Path(platformdirs.user_cache_dir("derain")),

@@ -1,6 +1,5 @@
-"""The data catalog (``catalog.yaml``): verifying a user's copy of a set (``prepare``, which
-never changes the user's folder and writes a JSON index elsewhere) and ``derain fetch`` of
-the test sets that have a public per-file copy."""
+"""The data catalog (``catalog.yaml``): ``prepare`` verifies a user's copy of a set (never
+changing it; the index goes elsewhere); ``derain fetch`` gets the test sets with a public copy."""
 
 from __future__ import annotations
 
@@ -13,12 +12,13 @@ from functools import reduce
 from importlib import resources
 from itertools import islice
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
 from ..errors import DerainError
 from ..fsutil import atomic_write_text, data_root
-from .datasets import Pair, PairedDataset, open_dataset
+from .datasets import Pair, PairedDataset, PairSizeError, open_dataset
 from .fetch import RAW_HOST, Item, Tree, fetch_items, sha256_file
 from .io import ImageReadError, image_size, scan_images
 from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
@@ -26,8 +26,7 @@ from .patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, count_patches
 INDEX_FORMAT = "derain-data-index"
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     label: str
     url: str
 
@@ -53,63 +52,58 @@ class Entry:
     train_layouts: tuple[str, ...] = ()  # layouts its training set may come in
 
 
+def _entry(name: str, e: dict) -> Entry:
+    splits = {k: Split(**s) for k, s in e.pop("splits", {}).items()}
+    return Entry(name, sources=tuple(Source(*s) for s in e.pop("sources")), splits=splits, **e)
+
+
 _SPEC = yaml.safe_load(resources.files(__package__).joinpath("catalog.yaml").read_text())
-CATALOG: dict[str, Entry] = {
-    name: Entry(
-        name,
-        **{
-            **e,
-            "sources": tuple(Source(*s) for s in e["sources"]),
-            "splits": {k: Split(**s) for k, s in e.get("splits", {}).items()},
-        },
-    )
-    for name, e in _SPEC["sets"].items()
-}
+CATALOG: dict[str, Entry] = {name: _entry(name, e) for name, e in _SPEC["sets"].items()}
 #: The layouts a training set is distributed in, by what :func:`open_dataset` calls them.
 TRAIN_LAYOUTS: dict[str, str] = _SPEC["train_layouts"]
 #: Test set -> its tree, manifest, manifest name -> tree path rules, benchmark (``derain fetch``).
 DATASETS: dict[str, dict] = _SPEC["fetch"]
-_NUMS = re.compile(r"\d+")
 
 
-def get_entry(name: str) -> Entry:
-    try:
-        return CATALOG[name.lower()]
-    except KeyError:
-        raise DerainError(f"unknown data set {name!r}; known: {', '.join(CATALOG)}") from None
+def get_entry(name: str, split: str) -> tuple[Entry, Split]:
+    """A catalogued set and its split, or one line naming what there is."""
+    if (entry := CATALOG.get(name.lower())) is None:
+        raise DerainError(f"unknown data set {name!r}; known: {', '.join(CATALOG)}")
+    if split not in entry.splits:  # the embedded set has none: it is built, not verified
+        has = ", ".join(entry.splits) or "none (it is built: embedded_dataset)"
+        raise DerainError(f"{entry.name} has no {split!r} split; it has: {has}")
+    return entry, entry.splits[split]
 
 
 def load_manifest(filename: str) -> dict[str, str]:
     """``relative path -> sha256`` of a manifest shipped with the package."""
     text = resources.files(__package__).joinpath("manifests", filename).read_text()
-    pairs = (line.split(maxsplit=1) for line in text.splitlines() if line.strip())
-    return {rel.strip().lstrip("*"): digest for digest, rel in pairs}
+    return {rel.lstrip("*"): h for h, rel in (x.split(maxsplit=1) for x in text.splitlines())}
 
 
 def _numbers(name: str) -> tuple[int, ...]:
     """The numbers in a name: how ``norain/norain-001.png`` matches ``cleancrop/1.png``."""
-    return tuple(int(n) for n in _NUMS.findall(name))
+    return tuple(map(int, re.findall(r"\d+", name)))
 
 
 def where_to_get(entry: Entry, split: str) -> str:
     """The instructions printed when a set is not available locally."""
     s = entry.splits[split]
-    lines = [f"{entry.name} {split} ({s.folder}, {s.pairs} pairs) is not available here."]
-    lines += [f"  get it from: {src.label}: {src.url}" for src in entry.sources]
-    lines.append(
-        f"  then run: derain data prepare {entry.name} --split {split} --from PATH/{s.folder}"
+    return "\n".join(
+        [f"{entry.name} {split} ({s.folder}, {s.pairs} pairs) is not available here."]
+        + [f"  get it from: {src.label}: {src.url}" for src in entry.sources]
+        + [f"  then run: derain data prepare {entry.name} --split {split} --from PATH/{s.folder}"]
     )
-    return "\n".join(lines)
 
 
-def _some(names: list[str], n: int) -> str:
-    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
+def _some(what: str, names: list[str], n: int) -> str:
+    """``what`` with the count of ``names``, then the first ``n`` of them."""
+    return f"{what.format(len(names))}: {', '.join(names[:n])}{', ...' * (len(names) > n)}"
 
 
 @dataclass
 class Report:
-    """What ``prepare`` found: ``index``, the record written to ``index_path``; ``lines()``
-    is what the CLI prints."""
+    """What ``prepare`` found: ``index``, written to ``index_path``; ``lines()``, printed."""
 
     dataset: PairedDataset
     index: dict
@@ -124,21 +118,16 @@ class Report:
         out += [f"layout found: {x['layout_found']}"] if x["layout_found"] else []
         out.append(f"verified {n} of {expected} pairs: {state}")
         if x["missing"] and not x["variant"]:
-            out.append(f"missing {len(x['missing'])} pair(s) by the set's naming rule: "
-                       + _some(x["missing"], 10))  # fmt: skip
-        out.append(
-            f"sha256: {x['sha256_matched']} of {x['sha256_checked']} files match the catalog "
-            "manifest"
-            if x["sha256_checked"]
-            else "sha256: no manifest known for this split (counts, sizes and decoding checked)"
-        )
+            out.append(_some("missing {} pair(s) by the set's naming rule", x["missing"], 10))
+        sha = f"{x['sha256_matched']} of {x['sha256_checked']} files match the catalog manifest"
+        none = "no manifest known for this split (counts, sizes and decoding checked)"
+        out.append(f"sha256: {sha if x['sha256_checked'] else none}")
         out += [f"  differs from catalog: {r}" for r in x["sha256_differ"]]
         out += [f"  not in catalog manifest: {r}" for r in x["not_in_manifest"]]
         if ds.unpaired:
             out.append(f"unpaired files: {len(ds.unpaired)} (e.g. {ds.unpaired[0]})")
         if x["ignored"]:
-            out.append(f"ignored {len(x['ignored'])} non-image or unused file(s): "
-                       + _some(x["ignored"], 5))  # fmt: skip
+            out.append(_some("ignored {} non-image or unused file(s)", x["ignored"], 5))
         if p:
             flip = " x2 with h-flip" if p["hflip"] else ""
             out.append(f"training patches {p['patch']}x{p['patch']} at stride {p['stride']}"
@@ -147,9 +136,7 @@ class Report:
 
 
 def open_training_copy(entry: Entry, root: Path) -> tuple[PairedDataset, str]:
-    """A user's copy of ``entry``'s training set in a layout it may come in, at ``root`` or
-    in a wrapper folder below (the distribution's folder name, or a lone subfolder), with
-    its layout's description; else a one-line error listing the layouts looked for."""
+    """A user's copy of ``entry``'s training set (in ``root`` or a wrapper folder), its layout."""
     split = entry.splits["train"]
     width = 2 if entry.name == "rain1400" else 1  # pair names: N (Rain100L/H) or N_k (Rain12600)
     todo = [root]
@@ -166,21 +153,15 @@ def open_training_copy(entry: Entry, root: Path) -> tuple[PairedDataset, str]:
         named = [d for d in subs if d.name.lower() == split.folder.lower()]
         todo += named or (subs if len(subs) == 1 else [])
     looked = "; ".join(v for k, v in TRAIN_LAYOUTS.items() if k in entry.train_layouts)
-    raise DerainError(
-        f"{root}: no {entry.name} training pairs recognised; layouts looked for: {looked}"
-    )
+    raise DerainError(f"{root}: no {entry.name} training pairs recognised; layouts tried: {looked}")
 
 
-def missing_pairs(entry: Entry, split: str, ds: PairedDataset) -> list[str]:
-    """The pair names of a complete copy (``rain-NNN``; Rain1400: ``N_k``, k = 1..14) that
-    ``ds`` lacks, matched by number."""
-    s = entry.splits[split]
+def missing_pairs(entry: Entry, ds: PairedDataset) -> list[str]:
+    """The pair names of a complete training set (``rain-NNN``; Rain12600: ``N_k``) ``ds`` lacks."""
+    s, have = entry.splits["train"], {_numbers(p.name) for p in ds.pairs}
+    names = [f"rain-{n:03d}" for n in range(1, s.pairs + 1)]
     if entry.name == "rain1400":
-        first = 1 if split == "train" else 901
-        names = [f"{n}_{k}" for n in range(first, first + s.clean) for k in range(1, 15)]
-    else:
-        names = [f"rain-{n:03d}" for n in range(1, s.pairs + 1)]
-    have = {_numbers(p.name) for p in ds.pairs}
+        names = [f"{n}_{k}" for n in range(1, s.clean + 1) for k in range(1, 15)]
     return [name for name in names if _numbers(name) not in have]
 
 
@@ -192,67 +173,53 @@ def prepare(
     allow_mismatch: bool = False,
     decode: bool = True,
 ) -> Report:
-    """Verify a copy of a catalogued set (pair count, layout, readable images, equal pair
-    sizes, sha256 where a manifest is known) and write its index (``source`` None: say
-    where to get it)."""
-    entry = get_entry(name)
-    if entry.name == "embedded":
-        raise DerainError("the embedded set is built, not verified: use build_embedded()")
-    if split not in entry.splits:
-        raise DerainError(f"{entry.name} has no {split!r} split; it has: {', '.join(entry.splits)}")
-    s = entry.splits[split]
-    if source is None:
-        raise DerainError(where_to_get(entry, split))
-    root = Path(source)
-    if not root.is_dir():
-        raise DerainError(f"{root}: no such folder\n" + where_to_get(entry, split))
-
-    layout_found = None
+    """Verify a copy of a catalogued set and write its index (``source`` None: where to get it)."""
+    (entry, s), root = get_entry(name, split), Path(source or ".")
+    if source is None or not root.is_dir():
+        where = where_to_get(entry, split)
+        raise DerainError(where if source is None else f"{root}: no such folder\n{where}")
     if split == "train":
         ds, layout_found = open_training_copy(entry, root)
-        ds.name, root = f"{entry.name}-{split}", ds.root
     else:
-        ds = open_dataset(root, entry.layout, name=f"{entry.name}-{split}", expected=s.pairs)
-    files = ds.files()
+        ds, layout_found = open_dataset(root, entry.layout, expected=s.pairs), None
+    ds.name, root, files = f"{entry.name}-{split}", ds.root, ds.files()
     if problems := scan_images(files, decode):
         lines = "\n  ".join(msg for _, msg in problems)
         raise ImageReadError(f"{len(problems)} unreadable image file(s):\n  {lines}")
-    ds.check_sizes()
+    sizes = {f: image_size(f) for f in files}  # from the headers
+    if bad := [p.name for p in ds.pairs if p.clean and sizes[p.rainy] != sizes[p.clean]]:
+        raise PairSizeError(
+            f"{root}: {len(bad)} pair(s) whose rainy and clean sizes differ: {', '.join(bad)}"
+        )
+
+    def rel(f: Path) -> str:
+        return f.relative_to(root).as_posix()
+
     used = {f.resolve() for f in files} | {Path(f).resolve() for f in ds.unpaired}
-    ignored = sorted(
-        f.relative_to(root).as_posix()
-        for f in root.rglob("*")
-        if f.is_file() and f.resolve() not in used
-    )
+    ignored = sorted(rel(f) for f in root.rglob("*") if f.is_file() and f.resolve() not in used)
     variant = None if ds.unpaired else s.variants.get(len(ds))
 
     hashes = {f: sha256_file(f) for f in files}
-    matched, differ, unknown = 0, [], []
-    if s.manifest:
-        known = {
-            (Path(rel).name.lower().startswith("norain"), _numbers(Path(rel).stem)): (rel, digest)
-            for rel, digest in load_manifest(s.manifest).items()
-        }
-        for f, clean in [(f, p.clean == f) for p in ds.pairs for f in (p.rainy, p.clean)]:
-            rel, hit = f.relative_to(root).as_posix(), known.get((clean, _numbers(f.stem)))
-            if hit is None:
-                unknown.append(rel)
-            elif hit[1] == hashes[f]:
-                matched += 1
-            else:
-                differ.append(f"{rel} (catalog: {hit[0]})")
-        if differ and not allow_mismatch:
-            raise DerainError(
-                f"{root}: {len(differ)} file(s) differ from the {entry.name} {split} manifest, "
-                f"e.g. {differ[0]}; this is another version of the set "
-                "(use --allow-mismatch to index it anyway)"
-            )
+    known = {  # a manifest's file by (clean?, its numbers): how cleancrop/1.png is norain-001
+        (Path(rel).name.lower().startswith("norain"), _numbers(Path(rel).stem)): (rel, digest)
+        for rel, digest in (load_manifest(s.manifest) if s.manifest else {}).items()
+    }
+    clean = {p.clean for p in ds.pairs}
+    hits = [(f, known.get((f in clean, _numbers(f.stem)))) for f in files if s.manifest]
+    unknown = [rel(f) for f, hit in hits if hit is None]
+    differ = [f"{rel(f)} (catalog: {hit[0]})" for f, hit in hits if hit and hit[1] != hashes[f]]
+    matched = len(hits) - len(unknown) - len(differ)
+    if differ and not allow_mismatch:
+        raise DerainError(
+            f"{root}: {len(differ)} file(s) differ from the {entry.name} {split} manifest, "
+            f"e.g. {differ[0]}; this is another version of the set "
+            "(use --allow-mismatch to index it anyway)"
+        )
 
-    sizes = {p.rainy: image_size(p.rainy) for p in ds.pairs}
-    key, patches = entry.name.split("-")[0], None
-    if split == "train" and key in PAPER_STRIDES:
-        stride, hflip = PAPER_STRIDES[key], PAPER_HFLIP[key]
-        count = sum(count_patches(h, w, PAPER_PATCH, stride) for h, w in sizes.values())
+    patches = None
+    if split == "train" and entry.name in PAPER_STRIDES:
+        stride, hflip = PAPER_STRIDES[entry.name], PAPER_HFLIP[entry.name]
+        count = sum(count_patches(*sizes[p.rainy], PAPER_PATCH, stride) for p in ds.pairs)
         count *= 2 if hflip else 1
         patches = {"patch": PAPER_PATCH, "stride": stride, "hflip": hflip, "count": count}
 
@@ -275,7 +242,7 @@ def prepare(
         "pairs_expected": s.pairs,
         "partial": not variant and (ds.partial or len(ds) < s.pairs),
         "layout_found": layout_found,
-        "missing": missing_pairs(entry, split, ds) if split == "train" else [],
+        "missing": missing_pairs(entry, ds) if split == "train" else [],
         "variant": variant,
         "sha256_checked": matched + len(differ),
         "sha256_matched": matched,
@@ -289,8 +256,8 @@ def prepare(
         "pairs": [
             {
                 "name": p.name,
-                "rainy": p.rainy.relative_to(root).as_posix(),
-                "clean": p.clean.relative_to(root).as_posix() if p.clean else None,
+                "rainy": rel(p.rainy),
+                "clean": rel(p.clean) if p.clean else None,
                 "height": sizes[p.rainy][0],
                 "width": sizes[p.rainy][1],
                 "rainy_sha256": hashes[p.rainy],
@@ -314,8 +281,7 @@ def open_index(path: str | Path) -> PairedDataset:
         raise DerainError(f"{path}: not a derain data index")
     root = Path(index["root"])
     pairs = [
-        Pair(p["name"], root / p["rainy"], root / p["clean"] if p["clean"] else None)
-        for p in index["pairs"]
+        Pair(p["name"], root / p["rainy"], p["clean"] and root / p["clean"]) for p in index["pairs"]
     ]
     missing = [str(f) for p in pairs for f in (p.rainy, p.clean) if f and not f.is_file()]
     if missing:
@@ -326,14 +292,11 @@ def open_index(path: str | Path) -> PairedDataset:
 
 def prepared_dataset(name: str, split: str = "test") -> PairedDataset:
     """A catalogued set prepared earlier (its index under ``data_root()/index``)."""
-    entry = get_entry(name)
-    if entry.name == "embedded":
-        raise DerainError("use derain_lib.data.embedded.embedded_dataset for the embedded set")
+    entry, _ = get_entry(name, split)
     path = data_root() / "index" / f"{entry.name}-{split}.json"
     if not path.is_file():
-        raise DerainError(
-            f"{entry.name} {split} is not prepared ({path} missing)\n" + where_to_get(entry, split)
-        )
+        where = where_to_get(entry, split)
+        raise DerainError(f"{entry.name} {split} is not prepared ({path} missing)\n{where}")
     return open_index(path)
 
 
@@ -343,8 +306,7 @@ def dataset_dir(name: str) -> Path:
 
 
 def dataset_items(name: str) -> list[Item]:
-    """Every file of test set ``name``, from its shipped manifest; local names without
-    spaces (Rain1400's ``rainy image/`` lands as the catalog's ``rainy_image/``)."""
+    """Every file of test set ``name``, from its shipped manifest (local names without spaces)."""
     d = DATASETS[name]
     tree = Tree(*d["tree"], d.get("host", RAW_HOST))
     return [
@@ -355,8 +317,7 @@ def dataset_items(name: str) -> list[Item]:
 
 
 def fetch_dataset(name: str, log: Callable[[str], None] = print) -> str:
-    """Fetch test set ``name``, verify it and index it as its benchmark's prepared test set;
-    returns one summary line."""
+    """Fetch, verify and index test set ``name`` as its benchmark's; returns one summary line."""
     dest, items, benchmark = dataset_dir(name), dataset_items(name), DATASETS[name]["benchmark"]
     n = fetch_items(items, dest, log)
     index = data_root() / "index" / f"{benchmark}-test.json"

@@ -1,7 +1,5 @@
 """Paired rainy/clean data sets in the benchmarks' own file layouts, found automatically
-(:data:`FORMS`; docs/data.md shows each). A set is *partial* when a file has no partner,
-numbers are missing, a Rain1400 scene has fewer than 14 rainy images, or fewer than
-``expected`` pairs were found."""
+(:data:`FORMS`; docs/data.md); *partial* when pairs are missing or a file has no partner."""
 
 from __future__ import annotations
 
@@ -16,10 +14,9 @@ from ..errors import DerainError
 from .fetch import sha256_file
 from .io import IMAGE_SUFFIXES, image_size, list_images, read_image
 
-#: layout -> its forms, tried in turn: (rainy folders, rainy name pattern, clean folders,
-#: clean pattern, pair name prefix). "." is the folder itself, "a/b" folder b inside a; a
-#: rainy image pairs with the clean one whose numbers are its first numbers (Rain1400:
-#: ``N_k`` with ``N``); prefix None: pairs named by file name, which need not be numbers.
+#: layout -> forms tried in turn: (rainy folders, rainy name pattern, clean folders, clean
+#: pattern, pair name prefix). "." is the folder itself, "a/b" b inside a; a rainy image pairs
+#: with the clean one of its first numbers (Rain1400: N_k with N); prefix None: file names.
 FORMS: dict[str, list[tuple[tuple[str, ...], str, tuple[str, ...], str, str | None]]] = {
     "rain100": [((".", "rainy", "rain"), r"rain-(\d+)", (".", "norain"), r"norain-(\d+)", "rain-")],
     "rain1400": [
@@ -72,11 +69,8 @@ class PairedDataset:
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(rainy, clean) float32 HWC in [0, 1]; PairSizeError names a pair whose sizes differ."""
         p = self.pairs[i]
-        rainy = read_image(p.rainy)
-        if p.clean is None:
-            return rainy, None
-        clean = read_image(p.clean)
-        if rainy.shape != clean.shape:
+        rainy, clean = read_image(p.rainy), p.clean and read_image(p.clean)
+        if clean is not None and rainy.shape != clean.shape:
             raise PairSizeError(
                 f"{p.rainy}: size {rainy.shape[1]}x{rainy.shape[0]} differs from its ground truth "
                 f"{p.clean} ({clean.shape[1]}x{clean.shape[0]})"
@@ -86,16 +80,6 @@ class PairedDataset:
     def sizes(self) -> list[tuple[int, int]]:
         """(height, width) of every rainy image, from file headers only."""
         return [image_size(p.rainy) for p in self.pairs]
-
-    def check_sizes(self) -> None:
-        """Raise one PairSizeError naming every pair whose two images differ in size
-        (headers only)."""
-        bad = [p.name for p in self.pairs if p.clean and image_size(p.rainy) != image_size(p.clean)]
-        if bad:
-            raise PairSizeError(
-                f"{self.root}: {len(bad)} pair(s) whose rainy and clean sizes differ: "
-                + ", ".join(bad)
-            )
 
     def files(self) -> list[Path]:
         """Every distinct file of the set (clean images shared by Rain1400 listed once)."""
@@ -112,8 +96,7 @@ class PairedDataset:
 
 
 def _files(root: Path, folders: tuple[str, ...]) -> dict[str, Path]:
-    """Images by stem: of ``root`` ("." in ``folders``) and of its first subfolder named in
-    ``folders`` (any case; "a/b": b inside a)."""
+    """Images by stem of ``root`` ("." in ``folders``) and of its first subfolder named there."""
     found = {p.stem: p for p in list_images(root)} if "." in folders else {}
     heads = {f.split("/")[0]: f.partition("/")[2] for f in folders}
     sub = next((d for d in sorted(root.iterdir()) if d.is_dir() and d.name.lower() in heads), None)
@@ -130,16 +113,13 @@ def _keyed(files: dict[str, Path], pattern: str) -> dict[tuple, Path]:
     return {tuple(map(num, m.groups())): p for m, p in matches if m}
 
 
-def _order(key: tuple) -> list:
-    return [(len(str(x)), str(x)) for x in key]  # numbers by value, names by length then text
-
-
 def _open(root: Path, layout: str) -> PairedDataset | None:
     for rainy_dirs, rainy_pat, clean_dirs, clean_pat, prefix in FORMS[layout]:
         rainy = _keyed(_files(root, rainy_dirs), rainy_pat)
         clean = _keyed(_files(root, clean_dirs), clean_pat)
         m = re.compile(clean_pat).groups  # how many numbers name a clean image
-        keys = sorted((k for k in rainy if k[:m] in clean), key=_order)
+        keys = [k for k in rainy if k[:m] in clean]  # numbers by value, names by length, text
+        keys.sort(key=lambda k: [(len(str(x)), str(x)) for x in k])
         if not keys:
             continue
         if prefix is None:
@@ -170,9 +150,7 @@ def open_dataset(
     name: str | None = None,
     expected: int | None = None,
 ) -> PairedDataset:
-    """The pairs of a benchmark folder; ``layout="auto"`` tries each of :data:`LAYOUTS`.
-
-    ``expected`` (the full set's pair count) marks the set partial when fewer were found."""
+    """The pairs of a benchmark folder (``auto``: each layout in turn), partial below expected."""
     root = Path(path)
     if not root.is_dir():
         raise DatasetLayoutError(f"{root}: not a folder")

@@ -1,22 +1,14 @@
-"""The embedded default data set: scikit-image's bundled photos, rained by :mod:`.synth`.
-
-No network: twelve photos split by source (9 train, 3 test: no test scene is seen in
-training), cut into seeded random 3:2 crops, quantised to uint8, rained with each preset and
-written once in the Rain100 layout under ``<root>/<size>-<recipe>/<preset>/<split>/`` with
-a ``manifest.json`` (sha256 of every file); ``<recipe>`` hashes every build parameter.
-"""
+"""The embedded default data set, offline: seeded crops of scikit-image's photos (split by
+source) rained by :mod:`.synth`, under ``<root>/<size>-<recipe>/<preset>/<split>/``."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import yaml
 from filelock import FileLock
 from PIL import Image
 
@@ -25,28 +17,15 @@ from ..fsutil import atomic_write_text, data_root
 from .datasets import PairedDataset, open_dataset
 from .fetch import sha256_file
 from .io import write_png
-from .synth import PRESETS, add_rain
+from .synth import PRESETS, SPEC, add_rain
 
-_SPEC = yaml.safe_load(resources.files(__package__).joinpath("embedded.yaml").read_text())
-RECIPE_VERSION, SEED = _SPEC["recipe_version"], _SPEC["seed"]
-TRAIN_SOURCES, TEST_SOURCES = tuple(_SPEC["train_sources"]), tuple(_SPEC["test_sources"])
+RECIPE_VERSION, SEED = SPEC["recipe_version"], SPEC["seed"]
+TRAIN_SOURCES, TEST_SOURCES = tuple(SPEC["train_sources"]), tuple(SPEC["test_sources"])
 SPLITS = ("train", "test")
 
 
-@dataclass(frozen=True)
-class EmbeddedSize:
-    train: int
-    test: int
-    height: int
-    width: int
-
-
-SIZES = {name: EmbeddedSize(**s) for name, s in _SPEC["sizes"].items()}
-
-
-def default_root() -> Path:
-    """``<data root>/embedded``."""
-    return data_root() / "embedded"
+#: size -> pairs per split and the landscape image size: {train, test, height, width}
+SIZES: dict[str, dict[str, int]] = SPEC["sizes"]
 
 
 def recipe_key(size: str) -> str:
@@ -54,7 +33,7 @@ def recipe_key(size: str) -> str:
     spec = {
         "version": RECIPE_VERSION,
         "seed": SEED,
-        "size": asdict(SIZES[size]),
+        "size": SIZES[size],
         "train": TRAIN_SOURCES,
         "test": TEST_SOURCES,
         "presets": {k: repr(v) for k, v in sorted(PRESETS.items())},
@@ -66,12 +45,8 @@ def _source(name: str) -> Image.Image:
     import skimage.data
 
     a = getattr(skimage.data, name)()
-    if isinstance(a, tuple):  # stereo_motorcycle: (left, right, disparity)
-        a = a[0]
-    a = np.asarray(a, dtype=np.uint8)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
-    return Image.fromarray(np.ascontiguousarray(a[..., :3]))
+    a = a[0] if isinstance(a, tuple) else a  # stereo_motorcycle: (left, right, disparity)
+    return Image.fromarray(np.asarray(a, dtype=np.uint8)).convert("RGB")
 
 
 def _crop(img: Image.Image, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
@@ -79,8 +54,7 @@ def _crop(img: Image.Image, h: int, w: int, rng: np.random.Generator) -> np.ndar
     W, H = img.size
     scale = min(H / h, W / w) * rng.uniform(0.5, 1.0)
     ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
-    y = int(rng.integers(0, H - ch + 1))
-    x = int(rng.integers(0, W - cw + 1))
+    y, x = int(rng.integers(0, H - ch + 1)), int(rng.integers(0, W - cw + 1))
     return np.asarray(img.resize((w, h), Image.Resampling.LANCZOS, box=(x, y, x + cw, y + ch)))
 
 
@@ -90,28 +64,25 @@ def _build(size: str, dest: Path) -> None:
     for s_id, split in enumerate(SPLITS):
         sources = TRAIN_SOURCES if split == "train" else TEST_SOURCES
         images = {name: _source(name) for name in sources}
-        n = spec.train if split == "train" else spec.test
-        for i in range(n):
+        for i in range(spec[split]):
             rng = np.random.default_rng([SEED, s_id, i])
             img = images[sources[i % len(sources)]]
-            h, w = (spec.height, spec.width) if rng.random() < 0.75 else (spec.width, spec.height)
+            h, w = spec["height"], spec["width"]
+            h, w = (h, w) if rng.random() < 0.75 else (w, h)
             clean = _crop(img, h, w, rng)
             for p_id, preset in enumerate(sorted(PRESETS)):
                 folder = dest / preset / split
                 rain_seed = int(np.random.SeedSequence([SEED, s_id, i, p_id]).generate_state(1)[0])
                 rainy = add_rain(clean.astype(np.float64) / 255.0, preset, rain_seed)
                 rainy = np.clip(np.rint(rainy * 255.0), 0, 255).astype(np.uint8)
-                for rel, arr in (
-                    (f"norain/norain-{i + 1:03d}.png", clean),
-                    (f"rainy/rain-{i + 1:03d}.png", rainy),
-                ):
-                    path = write_png(folder / rel, arr, compress_level=1)
+                for name, arr in (("norain/norain", clean), ("rainy/rain", rainy)):
+                    path = write_png(folder / f"{name}-{i + 1:03d}.png", arr, compress_level=1)
                     files[path.relative_to(dest).as_posix()] = sha256_file(path)
     manifest = {
         "format": "derain-embedded",
         "size": size,
         "recipe": recipe_key(size),
-        "spec": asdict(spec),
+        "spec": spec,
         "seed": SEED,
         "train_sources": TRAIN_SOURCES,
         "test_sources": TEST_SOURCES,
@@ -129,11 +100,10 @@ def _valid(folder: Path) -> bool:
 
 
 def build_embedded(size: str = "quick", root: Path | None = None) -> Path:
-    """Build (or find) the embedded set of ``size``; returns its folder. One builder at a
-    time (a file lock); the manifest, written last, marks a complete set."""
+    """The folder of the embedded set of ``size``, built once (the manifest, last, marks it)."""
     if size not in SIZES:
         raise DerainError(f"unknown embedded size {size!r}; choose one of {sorted(SIZES)}")
-    root = Path(root) if root is not None else default_root()
+    root = Path(root) if root is not None else data_root() / "embedded"
     final = root / f"{size}-{recipe_key(size)}"
     if not _valid(final):
         root.mkdir(parents=True, exist_ok=True)

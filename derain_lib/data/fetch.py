@@ -1,15 +1,13 @@
-"""Verified downloads with pooch: raw files of public repositories at fixed commits,
-``{base}/{owner}/{repo}/{commit}/{path}``, each pinned by its sha256, from GitHub or the
-``DERAIN_MIRROR`` mirror (an ``http(s)://`` URL, a ``file://`` URL or a local folder). A
-file lands under its name only once its sha256 matched; a re-run fetches what is missing."""
+"""Verified downloads with pooch: files of public repositories at fixed commits, each pinned
+by its sha256, from GitHub or the ``DERAIN_MIRROR`` mirror (a URL or a local folder)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote, unquote, urlparse
 
 import pooch
@@ -37,29 +35,23 @@ def sha256_file(path: str | Path) -> str:
 
 
 def mirror_base() -> str | None:
-    """``DERAIN_MIRROR`` as a base URL (a folder as its ``file://`` URL), None
-    when unset, or a :class:`FetchError` saying what is wrong with it."""
+    """``DERAIN_MIRROR`` as a base URL (a folder as its ``file://`` URL), None when unset."""
     if not (value := os.environ.get(MIRROR_ENV)):
         return None
-    scheme = urlparse(value).scheme.lower()
+    url, scheme = urlparse(value), urlparse(value).scheme.lower()
     if scheme in ("http", "https"):
         return value.rstrip("/")
     if scheme != "file" and "://" in value:
-        raise FetchError(
-            f"{MIRROR_ENV}={value}: unsupported URL scheme {scheme!r} "
-            "(give an http(s):// URL, a file:// URL or a local folder)"
-        )
-    folder = Path(unquote(urlparse(value).path)) if scheme == "file" else Path(value).expanduser()
+        why = "give an http(s):// URL, a file:// URL or a local folder"
+        raise FetchError(f"{MIRROR_ENV}={value}: unsupported URL scheme {scheme!r} ({why})")
+    folder = Path(unquote(url.path) if scheme == "file" else value).expanduser()
     if not folder.is_dir():
-        raise FetchError(
-            f"{MIRROR_ENV}={value}: no such folder {folder.resolve()} "
-            "(a local mirror is a folder laid out as {owner}/{repo}/{commit}/{path})"
-        )
+        why = "a local mirror is a folder laid out as {owner}/{repo}/{commit}/{path}"
+        raise FetchError(f"{MIRROR_ENV}={value}: no such folder {folder.resolve()} ({why})")
     return folder.resolve().as_uri()
 
 
-@dataclass(frozen=True)
-class Tree:
+class Tree(NamedTuple):
     """A repository at a fixed commit, read from ``host`` (raw-file or LFS media host)."""
 
     owner: str
@@ -73,8 +65,7 @@ class Tree:
         return f"{base}/{self.owner}/{self.repo}/{self.commit}/{quote(path.lstrip('/'))}"
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """One file to fetch: its path in the tree, its sha256, where it goes under ``dest``."""
 
     tree: Tree
@@ -92,9 +83,7 @@ def _copy_local(url: str, output_file: str, _pooch: object) -> None:
 
 
 def fetch_items(items: list[Item], dest: Path, log: Callable[[str], None] = print) -> int:
-    """Download the ``items`` missing (or damaged) under ``dest``; returns how many came.
-    :class:`Offline` when the first request cannot connect, else a :class:`FetchError`
-    naming the file; one progress line per 25 files."""
+    """Download the ``items`` missing or damaged under ``dest``; returns how many came."""
     base = mirror_base()
     urls = {it.local: it.tree.url(it.path, base) for it in items}
     registry = {it.local: f"sha256:{it.sha256}" for it in items}

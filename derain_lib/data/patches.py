@@ -1,7 +1,5 @@
-"""Training patches exactly as the paper cuts them (Sec. III-E): 120x120 patches on PReNet's
-``Im2Patch`` grid (top-left corners ``0, s, 2s, ...`` while the patch fits) at stride 40 /
-80 / 100 for Rain100L / Rain100H / Rain1400, plus for Rain100L the same grid cut from the
-left-right flipped image. No randomness here: the trainer's seeded sampler shuffles."""
+"""Training patches as the paper cuts them (Sec. III-E): 120x120 on PReNet's ``Im2Patch`` grid
+at stride 40 / 80 / 100 for Rain100L / H / Rain1400, plus (Rain100L) the flipped image's grid."""
 
 from __future__ import annotations
 
@@ -18,8 +16,7 @@ from ..errors import DerainError
 from ..fsutil import atomic_path, data_root
 from .datasets import PairedDataset
 
-#: Decoded training images up to this many bytes stay in memory; larger sets go to a
-#: memory-mapped cache file (env ``DERAIN_DECODE_RAM_MB``; default 4 GiB).
+#: Decoded images up to this many bytes stay in memory, more go to a memory-mapped cache file.
 RAM_BUDGET = int(float(os.environ.get("DERAIN_DECODE_RAM_MB", "4096")) * 2**20)
 #: uint8 value -> the float32 :func:`~derain_lib.data.io.read_image` gives for it.
 TO_FLOAT = np.arange(256, dtype=np.uint8).astype(np.float32) / np.float32(255)
@@ -30,7 +27,7 @@ PAPER_PATCH = 120
 
 
 def grid_positions(length: int, patch: int, stride: int) -> int:
-    """Number of patch positions along one side: ``floor((length - patch) / stride) + 1``."""
+    """Number of patch positions along one side."""
     if patch <= 0 or stride <= 0:
         raise ValueError(f"patch and stride must be positive, got {patch}, {stride}")
     return 0 if length < patch else (length - patch) // stride + 1
@@ -41,24 +38,15 @@ def count_patches(h: int, w: int, patch: int = PAPER_PATCH, stride: int = 40) ->
     return grid_positions(h, patch, stride) * grid_positions(w, patch, stride)
 
 
-def _as_uint8(a: np.ndarray) -> np.ndarray | None:
-    """The uint8 image whose :data:`TO_FLOAT` is exactly ``a``, or None (not 8-bit data)."""
+def _as_uint8(a: np.ndarray) -> np.ndarray:
+    """The uint8 image whose :data:`TO_FLOAT` is exactly ``a``, else ``a`` (not 8-bit data)."""
     u = np.clip(np.rint(a * 255), 0, 255).astype(np.uint8)
-    return u if np.array_equal(TO_FLOAT[u], a) else None
+    return u if np.array_equal(TO_FLOAT[u], a) else a
 
 
 class PatchSet(torch.utils.data.Dataset):
-    """All grid patches of a paired data set; ``ps[i] -> (rainy 3xPxP, clean 3xPxP)``
-    float32, exactly as :func:`~derain_lib.data.io.read_image` reads the pixels.
-
-    Index layout: the patches of image 0, 1, ... in row-major grid order, then (``hflip``)
-    the same grid cut from the left-right flipped images: ``fliplr(image)[grid crop]``, not a
-    mirrored unflipped crop (they differ by ``(W - patch) mod stride`` pixels; MODEL_SPEC §5).
-
-    Images are decoded once (:meth:`decode`, in the training process before DataLoader
-    workers start, or at the first patch) as uint8; a set over ``ram_budget`` bytes is
-    written once to a memory-mapped ``<cache_dir>/patches-<key>.npy`` (key: the files'
-    paths, sizes and times) and read from it afterwards."""
+    """All grid patches of a paired set, ``ps[i] -> (rainy, clean)`` float32 3xPxP, image by
+    image, then (``hflip``) those of the flipped images; decoded once, in memory or mem-mapped."""
 
     def __init__(
         self,
@@ -77,8 +65,8 @@ class PatchSet(torch.utils.data.Dataset):
             (grid_positions(h, patch, stride), grid_positions(w, patch, stride))
             for h, w in self._sizes
         ]
-        self._ends = list(accumulate(ny * nx for ny, nx in self._grid))
-        self.base_count = self._ends[-1] if self._ends else 0
+        self._ends = list(accumulate((ny * nx for ny, nx in self._grid), initial=0))
+        self.base_count = self._ends[-1]
         if self.base_count == 0:
             raise DerainError(
                 f"{dataset.root}: no image is at least {patch}x{patch}, so there are no "
@@ -98,8 +86,8 @@ class PatchSet(torch.utils.data.Dataset):
         if not -n <= i < n:
             raise IndexError(f"patch index {i} out of range for {n} patches")
         flip, j = divmod(i % n, self.base_count)
-        img = bisect.bisect_right(self._ends, j)
-        row, col = divmod(j - (self._ends[img - 1] if img else 0), self._grid[img][1])
+        img = bisect.bisect_right(self._ends, j) - 1
+        row, col = divmod(j - self._ends[img], self._grid[img][1])
         return img, row * self.stride, col * self.stride, bool(flip)
 
     def decode(self) -> PatchSet:
@@ -107,11 +95,9 @@ class PatchSet(torch.utils.data.Dataset):
         if self._images is not None:
             return self
         ends = list(accumulate((2 * h * w * 3 for h, w in self._sizes), initial=0))
+        pairs = (list(map(_as_uint8, self.dataset.load(k))) for k in range(len(self.dataset)))
         if ends[-1] <= self.ram_budget:
-            loaded = (self.dataset.load(k) for k in range(len(self.dataset)))
-            self._images = [
-                tuple(a if (u := _as_uint8(a)) is None else u for a in pair) for pair in loaded
-            ]
+            self._images = [tuple(pair) for pair in pairs]
             self.storage = "memory"
             return self
         key = hashlib.sha256()
@@ -121,14 +107,13 @@ class PatchSet(torch.utils.data.Dataset):
         if not path.is_file():
             with atomic_path(path) as tmp:
                 raw = np.lib.format.open_memmap(tmp, "w+", np.uint8, (ends[-1],))
-                for k in range(len(self.dataset)):
-                    for j, a in enumerate(self.dataset.load(k)):
-                        if (u := _as_uint8(a)) is None:
-                            raise DerainError(
-                                f"{self.dataset.pairs[k].rainy}: not 8-bit image data; "
-                                "the decoded-image cache holds 8-bit images only"
-                            )
-                        raw[ends[k] + j * u.size : ends[k] + (j + 1) * u.size] = u.reshape(-1)
+                for k, pair in enumerate(pairs):
+                    if any(u.dtype != np.uint8 for u in pair):
+                        raise DerainError(
+                            f"{self.dataset.pairs[k].rainy}: not 8-bit image data; "
+                            "the decoded-image cache holds 8-bit images only"
+                        )
+                    raw[ends[k] : ends[k + 1]] = np.stack(pair).reshape(-1)
                 raw.flush()
                 del raw
         raw = np.load(path, mmap_mode="r")

@@ -10,8 +10,7 @@ from .embedded import embedded_dataset
 
 
 def open_data(spec: str, root: str | Path = ".") -> PairedDataset:
-    """A ``PairedDataset`` from ``embedded:<preset>:<split>[:<size>]`` or a folder
-    (relative folders under ``root``)."""
+    """The data set a config names (a relative folder: under ``root``)."""
     if spec.startswith("embedded:"):
         parts = spec.split(":")[1:]
         if len(parts) not in (2, 3):
@@ -19,7 +18,4 @@ def open_data(spec: str, root: str | Path = ".") -> PairedDataset:
                 f"data {spec!r}: expected embedded:<light|heavy>:<train|test>[:<quick|smoke>]"
             )
         return embedded_dataset(*parts)
-    path = Path(spec).expanduser()
-    if not path.is_absolute():
-        path = Path(root).expanduser() / path
-    return open_dataset(path)
+    return open_dataset(Path(root).expanduser() / Path(spec).expanduser())

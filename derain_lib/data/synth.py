@@ -1,7 +1,5 @@
-"""Rain synthesiser, the recipe the Rain100L/H and Rain1400 benchmarks were made with. Per
-layer: sparse noise -> motion blur along an angle -> level clipping (the strongest seeds
-survive as thin streaks) -> screen blend ``1 - (1 - B)(1 - a S)``; then haze. Presets in
-``embedded.yaml``, calibrated (docs/data.md) to the real sets' Input PSNR. Seeded."""
+"""Seeded rain synthesiser, the recipe of the Rain100L/H and Rain1400 benchmarks: per layer,
+sparse noise, motion blur, level clipping, screen blend; then haze. Presets: ``embedded.yaml``."""
 
 from __future__ import annotations
 
@@ -39,10 +37,11 @@ class RainPreset:
     haze_light: float = 0.85  # brightness of the atmospheric light
 
 
-_SPEC = yaml.safe_load(resources.files(__package__).joinpath("embedded.yaml").read_text())
+#: ``embedded.yaml``: the rain presets and the embedded set's recipe (:mod:`.embedded`).
+SPEC = yaml.safe_load(resources.files(__package__).joinpath("embedded.yaml").read_text())
 PRESETS: dict[str, RainPreset] = {
     name: RainPreset(name, tuple(RainLayer(**x) for x in p.pop("layers")), **p)
-    for name, p in _SPEC["presets"].items()
+    for name, p in SPEC["presets"].items()
 }
 
 
@@ -56,8 +55,7 @@ def get_preset(preset: str | RainPreset) -> RainPreset:
 
 
 def line_kernel(length: int, angle: float) -> np.ndarray:
-    """Normalised motion-blur kernel: an anti-aliased line ``length`` px long, ``angle`` degrees
-    from vertical (positive leans right at the top)."""
+    """Motion-blur kernel: an anti-aliased line ``length`` px long, ``angle`` deg from vertical."""
     length = max(int(length), 1)
     size = length + 2 + (length % 2 == 0)
     k = np.zeros((size, size))
@@ -67,13 +65,9 @@ def line_kernel(length: int, angle: float) -> np.ndarray:
     ys, xs = c - t * math.cos(th), c + t * math.sin(th)
     y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
     fy, fx = ys - y0, xs - x0
-    for dy, dx, w in (
-        (0, 0, (1 - fy) * (1 - fx)),
-        (1, 0, fy * (1 - fx)),
-        (0, 1, (1 - fy) * fx),
-        (1, 1, fy * fx),
-    ):
-        np.add.at(k, (y0 + dy, x0 + dx), w)
+    for dx, wx in ((0, 1 - fx), (1, fx)):  # bilinear weights of the four nearest pixels
+        for dy, wy in ((0, 1 - fy), (1, fy)):
+            np.add.at(k, (y0 + dy, x0 + dx), wy * wx)
     return k / k.sum()
 
 
@@ -105,9 +99,7 @@ def rain_streaks(shape: tuple[int, int], preset: str | RainPreset, seed: int) ->
 
 
 def add_rain(clean: np.ndarray, preset: str | RainPreset = "light", seed: int = 0) -> np.ndarray:
-    """A rainy version of ``clean`` (float HWC RGB in [0, 1]): screen-blended streaks, then haze.
-
-    Deterministic: the same image, preset and seed give the same array."""
+    """A rainy version of ``clean`` (float HWC RGB in [0, 1]); the same seed, the same array."""
     img = np.asarray(clean, dtype=np.float64)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"add_rain takes an RGB image (H, W, 3), got shape {img.shape}")
