@@ -1,6 +1,5 @@
-"""What a score is, shared by the study that writes scores and the figures that read them:
-the benchmarks' names, the method ids, and :class:`Score`, one measured cell (or a "not run"
-one) with its provenance. The paper's own numbers are the study's (:mod:`.study.paper`)."""
+"""What a score is, for the study that writes scores and the figures that read them: the
+benchmarks' names, the method ids, and :class:`Score`, one cell with its provenance."""
 
 from __future__ import annotations
 
@@ -18,24 +17,20 @@ from .fsutil import atomic_write_text
 BENCHMARKS: dict[str, str] = {b.lower(): b for b in ("Rain100L", "Rain100H", "Rain1400", "Rain12")}
 #: Embedded synthetic presets -> the benchmark each stands in for (smoke and quick data).
 STAND_IN_FOR: dict[str, str] = {"light": "rain100l", "heavy": "rain100h"}
+_PRESET = {b: k for k, b in STAND_IN_FOR.items()}
 #: Test images in each full benchmark test set (paper Table I).
 FULL_TEST_SIZE: dict[str, int] = {"rain100l": 100, "rain100h": 100, "rain1400": 1400, "rain12": 12}
 
 
-def _stand_in_preset(benchmark: str) -> str:
-    return next((k for k, v in STAND_IN_FOR.items() if v == benchmark), benchmark)
-
-
 def benchmark_label(benchmark: str, stand_in: bool = False) -> str:
-    """``Rain100L`` for the benchmark itself, ``embedded light (stand-in for Rain100L)`` for
-    the synthetic set standing in for it (never the benchmark's name alone)."""
+    """``Rain100L``, or ``embedded light (stand-in for Rain100L)`` for its synthetic stand-in."""
     name = BENCHMARKS[benchmark]
-    return f"embedded {_stand_in_preset(benchmark)} (stand-in for {name})" if stand_in else name
+    return f"embedded {_PRESET[benchmark]} (stand-in for {name})" if stand_in else name
 
 
 def benchmark_file_id(benchmark: str, stand_in: bool = False) -> str:
     """:func:`benchmark_label` as a file-name part: ``rain100l`` or ``embedded-light``."""
-    return f"embedded-{_stand_in_preset(benchmark)}" if stand_in else benchmark
+    return f"embedded-{_PRESET[benchmark]}" if stand_in else benchmark
 
 
 class MethodId(StrEnum):
@@ -71,9 +66,8 @@ MEASURED_KINDS: tuple[str, ...] = ("reproduced", "released", "computed", "degene
 
 @dataclass(kw_only=True)
 class Score:
-    """One measured cell (or a "not run" one): ``detail`` is ``<profile>, run <hash>``
-    (reproduced), ``<file>, sha256 <hex>`` (released), what was computed, or why it did not
-    run; ``stand_in``: scored on the embedded stand-in data."""
+    """One measured cell, or a "not run" one (``detail``: why); ``stand_in``: on the embedded
+    stand-in data."""
 
     method: str
     benchmark: str
@@ -92,12 +86,12 @@ class Score:
             raise DerainError(f"unknown benchmark {self.benchmark!r} (known: {list(BENCHMARKS)})")
         if self.kind not in SCORE_KINDS or self.kind == "paper":
             raise DerainError(f"score of {self.method}: kind {self.kind!r} is not a record's")
-        if self.ran:
-            values = (self.psnr, self.ssim)
-            if self.n <= 0 or not all(v is not None and math.isfinite(v) for v in values):
-                raise DerainError(
-                    f"score of {self.method} on {self.test_set}: {self.n} images, {values}"
-                )
+        values = (self.psnr, self.ssim)
+        finite = all(v is not None and math.isfinite(v) for v in values)
+        if self.ran and (self.n <= 0 or not finite):
+            raise DerainError(
+                f"score of {self.method} on {self.test_set}: {self.n} images, {values}"
+            )
 
     @property
     def ran(self) -> bool:
@@ -110,7 +104,7 @@ class Score:
 
     @property
     def provenance(self) -> str:
-        """The kind and detail as one line for readers (the tables' ``provenance`` column)."""
+        """The kind and detail as one line (the tables' ``provenance`` column)."""
         return provenance_text(self.kind, self.detail)
 
 
@@ -123,7 +117,7 @@ def provenance_text(kind: str, detail: str) -> str:
 
 
 def reproduced(profile: str, run_hash: str) -> dict:
-    """``Score`` fields of a score measured on a training run of ``profile``."""
+    """``Score`` fields of a score of a training run of ``profile``."""
     return {"kind": "reproduced", "detail": f"{profile}, run {run_hash}"}
 
 
@@ -132,22 +126,22 @@ def released(filename: str, sha256: str) -> dict:
     return {"kind": "released", "detail": f"{filename}, sha256 {sha256}"}
 
 
-#: How every "did not run" status begins (training statuses, readers' text).
+#: How every "did not run" status begins.
 NOT_RUN = "not run: "
 
 
 def not_run(reason: str) -> str:
-    """A "did not run" status line (training and chapter statuses)."""
+    """A "did not run" status line."""
     return NOT_RUN + reason
 
 
 def missing(reason: str) -> dict:
-    """``Score`` fields of a cell that did not run; ``reason`` may carry the status prefix."""
+    """``Score`` fields of a cell that did not run (``reason`` with or without the prefix)."""
     return {"kind": "not_run", "detail": reason.removeprefix(NOT_RUN)}
 
 
 def save_scores(scores: list[Score], path: str | Path) -> Path:
-    """Write score records as JSON (one file per notebook step, read back by the tables)."""
+    """Write score records as JSON (one file per notebook step)."""
     return atomic_write_text(path, json.dumps([asdict(s) for s in scores], indent=1) + "\n")
 
 

@@ -1,8 +1,6 @@
-"""The claims chapter (08), ``derain claims --profile P``: from the one record ``scores.csv``
-alone, per claim of the paper (:data:`.paper.CLAIMS`, Fig. 6's trend) and test set, the
-paired per-image differences with their interval, p-value, MDE and training budget, and two
-verdicts: **direction** (Holm over the rows that can carry one) and **size** (the paper's
-difference against the interval), by ``paper.yaml``'s ``policy`` (docs/evidence.md)."""
+"""The claims chapter (08), ``derain claims --profile P``: per claim of the paper and test set,
+from ``scores.csv`` alone, the paired differences and two verdicts, direction (Holm) and size
+(the paper's difference against the interval), by ``paper.yaml``'s ``policy``."""
 
 from __future__ import annotations
 
@@ -38,9 +36,8 @@ COLUMNS: list[str] = DATA["columns"]["claims"]
 
 
 def budget_fraction(profile: str, claim: Claim) -> float | None:
-    """Training patches one model of ``profile`` sees (:func:`.training.run_cost`; without its
-    data, ``max_steps`` batches) as a fraction of the paper's: 1 for released weights, None
-    where either is unknown."""
+    """Training patches one model of ``profile`` sees over the paper's (1 for released
+    weights, None where either is unknown)."""
     if not claim.trained:
         return 1.0
     d = datasets(Params(profile)).get(claim.benchmark)
@@ -60,9 +57,7 @@ def _percent(f: float | None) -> str:
 
 
 class Paired(NamedTuple):
-    """``row``: the measured columns of one comparison on one test set; ``degenerate``:
-    ``<method> seed(s) ...`` of each side with a degenerate seed; ``stand_in``: either side
-    scored on stand-in data."""
+    """One comparison's measured columns, its sides' degenerate seeds, and stand-in data."""
 
     row: dict
     degenerate: list[str]
@@ -72,9 +67,8 @@ class Paired(NamedTuple):
 def paired(
     df: pd.DataFrame, test_set: str, better: tuple[str, str], worse: tuple[str, str]
 ) -> Paired:
-    """``better`` vs ``worse`` ((method, variant) each) on ``test_set``, from the record: the
-    per-image differences better - worse on the images both sides scored (seeds paired in
-    seed order), their mean, 95 % interval, MDE and p-value, with n."""
+    """``better`` - ``worse`` ((method, variant) each) per image on ``test_set``, seeds paired
+    in seed order: mean, 95 % interval, MDE and p-value."""
     sub = df[df.test_set == test_set]
     sides = [sub[(sub.method == str(m)) & (sub.variant == v)] for m, v in (better, worse)]
     images = sorted(set(sides[0].image) & set(sides[1].image))
@@ -128,27 +122,15 @@ def _interval(r: dict) -> str:
     return f"{_fmt(r['diff_psnr'])} [{_fmt(r['lo_psnr'])}, {_fmt(r['hi_psnr'])}]"
 
 
-def size_verdict(lo: float, hi: float, claimed: float | None) -> str:
-    """The paper's difference against the 95 % interval."""
-    if claimed is None:
-        return "no paper difference"
-    if lo <= claimed <= hi:
-        return "agrees"
-    return "larger than the paper's" if lo > claimed else "smaller than the paper's"
-
-
-def _head(claim: str, table: str, benchmark: str, better: str, worse: str) -> dict:
+def _head(claim: str, table: str, benchmark: str, better: str, worse: str, **more) -> dict:
     """A row of :data:`COLUMNS` that says what it compares."""
     said = dict(claim=claim, table=table, benchmark=BENCHMARKS[benchmark], better=better)
-    return dict.fromkeys(COLUMNS) | said | {"worse": worse}
+    return dict.fromkeys(COLUMNS) | said | {"worse": worse} | more
 
 
-def _base_row(claim: Claim) -> dict:
-    row = _head(claim.text, claim.table, claim.benchmark, str(claim.better), str(claim.worse))
-    for m in METRICS:
-        p = claim.paper(m)
-        row[f"paper_diff_{m}"] = None if p is None else round(p[0] - p[1], 6)
-    return row
+def _base_row(c: Claim) -> dict:
+    diffs = {f"paper_diff_{m}": round(c.paper(m)[0] - c.paper(m)[1], 6) for m in METRICS}
+    return _head(c.text, c.table, c.benchmark, str(c.better), str(c.worse), **diffs)
 
 
 def _released(row: dict, benchmark: str) -> str:
@@ -156,8 +138,7 @@ def _released(row: dict, benchmark: str) -> str:
 
 
 def judge(claim: Claim, pair: Paired, budget: float | None) -> dict:
-    """One row of ``claim`` on ``pair``; ``direction`` is ``pending`` for a row of the family
-    (decided by :func:`decide` over all of them), else ``no verdict``."""
+    """One row of ``claim`` on ``pair``: ``pending`` (left to :func:`decide`) or ``no verdict``."""
     row = _base_row(claim) | pair.row | {"budget_fraction": budget}
     seeds, row["n_seeds"] = row["n_seeds"], row["n_seeds"] if claim.trained else ""
     check = pair.stand_in or (budget is not None and budget < MIN_BUDGET)
@@ -176,34 +157,34 @@ def judge(claim: Claim, pair: Paired, budget: float | None) -> dict:
 
 
 def decide(rows: list[dict]) -> list[dict]:
-    """Holm over the ``pending`` rows (the family of directional claims), then each row's
-    direction and size."""
+    """Holm over the ``pending`` rows (the family), then each one's direction and size."""
     family = [r for r in rows if r["direction"] == "pending"]
     for r, p_adj in zip(family, holm([r["p_psnr"] for r in family]), strict=True):
-        claimed = r["paper_diff_psnr"]
-        sign = 1.0 if claimed is None else math.copysign(1.0, claimed)
+        claimed, lo, hi = r["paper_diff_psnr"], r["lo_psnr"], r["hi_psnr"]
         if p_adj < ALPHA:
-            direction = "supported" if r["diff_psnr"] * sign > 0 else "contradicted"
+            sign = 1.0 if claimed is None else math.copysign(1.0, claimed)
+            r["direction"] = "supported" if r["diff_psnr"] * sign > 0 else "contradicted"
         elif claimed is not None and r["mde_psnr"] > abs(claimed):
-            direction = (
-                f"inconclusive (underpowered: MDE {r['mde_psnr']:.2f} > claimed {abs(claimed):.2f})"
-            )
+            mde = f"MDE {r['mde_psnr']:.2f} > claimed {abs(claimed):.2f}"
+            r["direction"] = f"inconclusive (underpowered: {mde})"
         else:
-            direction = "inconclusive"
+            r["direction"] = "inconclusive"
+        if claimed is None:
+            r["size"] = "no paper difference"
+        else:
+            side = "larger" if lo > claimed else "smaller"
+            r["size"] = "agrees" if lo <= claimed <= hi else f"{side} than the paper's"
         paper = "a direction" if claimed is None else f"{_fmt(claimed)} dB"
         tested = (
             f"{_interval(r)} dB vs paper {paper}; p {r['p_psnr']:.2g}, Holm-adjusted "
             f"{p_adj:.2g} over {len(family)} rows"
         )
-        r |= {"p_holm": p_adj, "direction": direction}
-        r["size"] = size_verdict(r["lo_psnr"], r["hi_psnr"], claimed)
-        r["reason"] = "; ".join(x for x in (r["reason"], tested) if x)
+        r["p_holm"], r["reason"] = p_adj, "; ".join(x for x in (r["reason"], tested) if x)
     return rows
 
 
 def _sets(df: pd.DataFrame, benchmark: str, sides: list[tuple[str, str]]) -> list[str]:
-    """Test sets of ``benchmark`` (first-seen order) where every (method, variant) of
-    ``sides`` was scored."""
+    """Test sets of ``benchmark`` (first-seen order) where every side was scored."""
     mine = df[df.benchmark == benchmark]
     hit = mine[pd.MultiIndex.from_frame(mine[["method", "variant"]]).isin(sides)]
     found = hit.drop_duplicates(["test_set", "method", "variant"]).test_set.value_counts()
@@ -211,35 +192,35 @@ def _sets(df: pd.DataFrame, benchmark: str, sides: list[tuple[str, str]]) -> lis
 
 
 def table_rows(profile: str, df: pd.DataFrame) -> list[dict]:
-    """The rows of :data:`CLAIMS` (undecided: see :func:`decide`)."""
+    """The rows of :data:`CLAIMS`, undecided."""
     rows, budgets = [], {}
     for claim in CLAIMS:
         sides = [(str(claim.better), ""), (str(claim.worse), "")]
-        sets = _sets(df, claim.benchmark, sides)
-        if not sets:
-            here = df[(df.benchmark == claim.benchmark) & (df.variant == "")]
-            absent = ", ".join(m for m, _ in sides if m not in set(here.method))
+        if not (sets := _sets(df, claim.benchmark, sides)):
+            here = set(df[(df.benchmark == claim.benchmark) & (df.variant == "")].method)
+            absent = ", ".join(m for m, _ in sides if m not in here)
             why = f"no {BENCHMARKS[claim.benchmark]} scores of {absent} here"
-            why += " (its test data or weights are absent)"
-            rows.append(_base_row(claim) | NOT_RUN | {"reason": why})
-            continue
+            rows.append(
+                _base_row(claim)
+                | NOT_RUN
+                | {"reason": f"{why} (its test data or weights are absent)"}
+            )
         key = (claim.benchmark, claim.trained)
-        if key not in budgets:
+        if sets and key not in budgets:
             budgets[key] = budget_fraction(profile, claim)
         rows += [judge(claim, paired(df, t, *sides), budgets[key]) for t in sets]
     return rows
 
 
 def trend_rows(df: pd.DataFrame) -> list[dict]:
-    """Fig. 6, one row per benchmark and test set: stage k beats stage k-1 for k = 2..6;
-    p-value the largest step's, difference and interval the weakest step's."""
+    """Fig. 6 per test set: stage k beats stage k-1 for k = 2..6; p-value the largest step's,
+    difference and interval the weakest step's."""
     rows = []
     stages = [(SIAN, probes.stage_variant(k)) for k in range(1, 7)]
     for b in probes.BENCHMARKS:
         text = f"{TREND_TEXT} on {BENCHMARKS[b]}"
         base = _head(text, "Fig. 6", b, f"{SIAN} stage k", f"{SIAN} stage k-1")
-        sets = _sets(df, b, stages)
-        if not sets:
+        if not (sets := _sets(df, b, stages)):
             why = "no stage scores of the released SIAN (its weights and a real test set)"
             rows.append(base | NOT_RUN | {"reason": why})
         for t in sets:
@@ -257,8 +238,8 @@ def trend_rows(df: pd.DataFrame) -> list[dict]:
 
 
 def knockout_rows(df: pd.DataFrame) -> list[dict]:
-    """Every inference-time knock-out of the released SIAN's attention in the record: the
-    intact model minus the knocked-out one per image (positive: the knock-out costs PSNR)."""
+    """Every inference-time knock-out of the released SIAN's attention in the record: intact
+    minus knocked-out per image (positive: the knock-out costs PSNR)."""
     rows = []
     kos = df[(df.method == SIAN) & df.variant.str.startswith("ko-")]
     for b, t, v in kos[["benchmark", "test_set", "variant"]].drop_duplicates().to_numpy():
@@ -282,8 +263,8 @@ def claim_rows(profile: str) -> list[dict]:
 
 
 def stage_table(profile: str) -> pd.DataFrame:
-    """PSNR/SSIM of the released SIAN's stages 1-6 per test set, each mean with its 95 %
-    interval over scenes (Fig. 6 on the full sets)."""
+    """PSNR/SSIM of the released SIAN's stages 1-6 per test set, with 95 % intervals over
+    scenes (Fig. 6)."""
     df = record.read(profile)
     df = df[(df.method == SIAN) & df.variant.str.startswith("stage-")]
     out = []
@@ -298,12 +279,13 @@ def stage_table(profile: str) -> pd.DataFrame:
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:
+    """Claim rows as a frame of :data:`COLUMNS`."""
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def write_claims(profile: str, rows: list[dict]) -> Path:
-    """``claims.csv`` and ``claims.md`` (the verdict table, numbers rounded as the paper rounds
-    them: 2 decimals) under ``results/<profile>/``; returns the markdown."""
+    """``results/<profile>/claims.csv`` and ``claims.md`` (rounded as the paper rounds);
+    returns the markdown."""
     df, res = frame(rows), results_dir(profile)
     atomic_write_text(res / "claims.csv", df.to_csv(index=False, float_format="%.6g"))
     n = df.n_images.astype("Int64").astype(str) + " (" + df.n_scenes.astype("Int64").astype(str)

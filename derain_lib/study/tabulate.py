@@ -1,40 +1,25 @@
-"""Tables II-V with provenance: ``tableN.csv`` and ``tables.md``.
-
-:func:`build_table` turns the :class:`~derain_lib.tables.Score` records of a step into the
-rows of one paper table: our value next to the paper's (:mod:`.paper`), the difference where
-the two are comparable, a provenance and a kind on every row. A measured row's PSNR and SSIM
-are the mean over the training seeds of each seed's mean over the images, from the record
-``scores.csv`` (:func:`.record.seed_table`), with ``n_seeds`` and the SDs beside them.
-"""
+"""Tables II-V with provenance, ``tableN.csv`` and ``tables.md``: our value (the record's seed
+mean) beside the paper's, the difference where comparable, a kind and provenance per row."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from ..fsutil import atomic_write_text
-from ..tables import (
-    BENCHMARKS,
-    FULL_TEST_SIZE,
-    NOT_RUN,
-    Score,
-    benchmark_label,
-    load_scores,
-    missing,
-)
+from ..tables import BENCHMARKS, FULL_TEST_SIZE, NOT_RUN, Score, benchmark_label, load_scores
 from . import record
 from .paper import DATA, NOTEBOOKS, PAPER, TABLES, Method, Step, TableSpec, paper_value
 from .plan import results_dir, work_dir
 
 COLUMNS: list[str] = DATA["columns"]["tables"]
-#: Columns of a table CSV read as numbers (the rest as text, "" for empty).
-NUMERIC = ("n", "psnr", "ssim", "paper_psnr", "paper_ssim", "diff_psnr", "diff_ssim")
 #: The texts of ``tables.md`` (``paper.yaml``).
 TEXT: dict[str, str] = DATA["tables_md"]
+#: Columns of ``tables.md`` shown as formatted numbers (read as numbers, the rest as text).
+NUMBERS = [c for c, (_, f) in TEXT["columns"].items() if f]
 _SHA = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{52}\b")
 
 
@@ -50,8 +35,7 @@ def _paper_cells(spec: TableSpec, paper_row: str, benchmark: str) -> dict:
 
 
 def _row(spec: TableSpec, m: Method, s: Score, means: pd.DataFrame | None) -> dict:
-    """Our row of method ``m``: the score ``s``, or the record's seed mean where it has one
-    (``s`` ran then)."""
+    """Our row of ``m``: the score ``s``, or the record's seed mean where it has one."""
     row = dict.fromkeys(COLUMNS) | _paper_cells(spec, m.paper_row, s.benchmark)
     paper = row["paper_psnr"], row["paper_ssim"]
     key = (str(m.id), s.test_set)
@@ -94,14 +78,10 @@ def _row(spec: TableSpec, m: Method, s: Score, means: pd.DataFrame | None) -> di
     return row | {"note": "; ".join(notes)}
 
 
-def build_table(
-    name: str | TableSpec, scores: list[Score], means: pd.DataFrame | None = None
-) -> list[dict]:
-    """Rows of table ``name`` ("table2".."table5", or its spec) from the recorded scores and
-    the record's seed means (:func:`.record.seed_table` indexed by method and test set):
-    every (method, benchmark) cell our measured rows (one per test set), or a "not run" row
-    (``no result recorded`` when nothing was recorded); then the paper's other rows."""
-    spec = name if isinstance(name, TableSpec) else TABLES[name]
+def build_table(name: str, scores: list[Score], means: pd.DataFrame | None = None) -> list[dict]:
+    """Rows of table ``name`` from a step's scores and the record's seed means (by method and
+    test set): per (method, benchmark) our rows or a "not run" one, then the paper's others."""
+    spec = TABLES[name]
     latest = {(s.method, s.benchmark, s.test_set): s for s in scores}  # a re-score replaces
     rows = []
     for m in spec.methods:
@@ -110,7 +90,7 @@ def build_table(
             measured = [s for s in mine if s.ran]
             if not measured:
                 why = mine[0].detail if mine else "no result recorded"
-                measured = [Score(method=m.id, benchmark=b, **missing(why))]
+                measured = [Score(method=m.id, benchmark=b, kind="not_run", detail=why)]
             rows += [_row(spec, m, s, means) for s in measured]
     others = [r for r in PAPER[spec.number] if r not in {m.paper_row for m in spec.methods}]
     for r in others if spec.paper_only_rows else []:
@@ -137,8 +117,7 @@ def write_table(
 
 
 def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()) -> Path:
-    """Write ``tableN.csv`` for ``names`` (table keys or specs) from the scores their step
-    recorded and the record's seed means, then re-render ``tables.md``; returns its path."""
+    """``tableN.csv`` for ``names`` (keys or specs), then ``tables.md`` (returned)."""
     res = results_dir(profile)
     means = record.seed_table(record.read(profile)).query("variant == ''")
     means = means.set_index(["method", "test_set"])
@@ -152,15 +131,9 @@ def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()) -> Path:
     return write_markdown(res, profile, header)
 
 
-def _fmt(spec: str) -> Callable[[float], str]:
-    """A formatter of one number for the markdown ("" for a missing one)."""
-    return lambda v: "" if pd.isna(v) else format(v, spec)
-
-
 def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
-    """``tables.md``: every tableN.csv present in ``res`` (PSNR rounded to 2 decimals and
-    SSIM to 3, as the paper prints them; a cell's note as a footnote) and the figure
-    captions."""
+    """``tables.md``: every tableN.csv in ``res``, rounded as the paper prints them, notes as
+    footnotes, and the figure captions."""
     res = Path(res)
     lines = [f"# Tables II-V, profile `{profile}`", "", *([header, ""] if header else [])]
     lines += [TEXT["intro"], ""]
@@ -170,15 +143,15 @@ def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
         if not path.exists():
             lines += [f"not run: `{path.name}` was not produced", ""]
             continue
-        df = pd.read_csv(path, keep_default_na=False, na_values={c: [""] for c in NUMERIC})
+        df = pd.read_csv(path, keep_default_na=False, na_values=dict.fromkeys(NUMBERS, [""]))
         notes = list(dict.fromkeys(n for n in df.note if n))
         marks = [f" [{notes.index(n) + 1}]" if n else "" for n in df.note]
         df["method"] += marks
         df["provenance"] = df.provenance.str.replace(_SHA, r"\1…", regex=True)
-        shown = pd.DataFrame(
-            {h: df[c].map(_fmt(f)) if f else df[c] for c, (h, f) in TEXT["columns"].items()}
-        )
-        lines += [shown.to_markdown(index=False, disable_numparse=True), ""]
+        for c in NUMBERS:
+            df[c] = df[c].map(f"{{:{TEXT['columns'][c][1]}}}".format, na_action="ignore")
+        shown = df[list(TEXT["columns"])].set_axis([h for h, _ in TEXT["columns"].values()], axis=1)
+        lines += [shown.fillna("").to_markdown(index=False, disable_numparse=True), ""]
         lines += [f"[{i}] {n}" for i, n in enumerate(notes, 1)] + [""]
     if (captions := res / "figures.json").exists():
         figs = json.loads(captions.read_text())
@@ -192,11 +165,9 @@ def read_table(profile: str, name: str) -> pd.DataFrame:
 
 
 def not_run_items(profile: str) -> list[dict]:
-    """What did not run, from the saved results: every score record of kind ``not_run``
-    (``scores/<step>.json``), every degenerate seed of the record and every
-    training run that did not finish (``runs.json``, ``seeds.json``); one ``{"notebook",
-    "what"}`` per item."""
-    work, items = work_dir(profile), []  # (notebook, what)
+    """What did not run, from the saved results (``not_run`` scores, degenerate seeds,
+    unfinished training runs): one ``{"notebook", "what"}`` per item."""
+    work, items = work_dir(profile), []
     for step, nb in NOTEBOOKS.items():
         path = work / "scores" / f"{step}.json"
         for s in load_scores([path]) if path.is_file() else []:
