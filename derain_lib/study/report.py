@@ -1,6 +1,5 @@
-"""The study as a report a reader opens: the executed notebooks and an index page (a summary,
-then relative links to the chapters, tables, claims and figures, so a committed report opens
-from a checkout), all through nbconvert; the index is a one-cell Markdown notebook."""
+"""The study as a report: the executed notebooks and an index page (a summary, relative links
+to the chapters, tables, claims and figures), all through nbconvert."""
 
 from __future__ import annotations
 
@@ -18,16 +17,14 @@ from . import record
 from .paper import DATA, TABLE3, TABLES, paper_value
 from .plan import figures_dir, results_dir
 
-#: A live widget's output; its state (random ids, times) changes with every run, and a
-#: static page cannot drive it, so the report shows the widget's text form instead.
+#: A live widget's output: its state changes with every run and a static page cannot drive
+#: it, so the report shows its text form.
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def summary(profile: str) -> list[str]:
-    """The findings on one screen, as Markdown sections: what is exact (the released weights
-    against the paper's rows), what the released models show (the claims with a direction
-    verdict, the knock-outs), what is not testable here and why; numbers rounded as the
-    paper rounds them (PSNR 2 decimals, SSIM 3)."""
+    """The findings on one screen, as Markdown sections: what is exact, what the released
+    models show, what is not testable here and why."""
     exact, show, untested = [], [], []
     means = record.seed_table(record.read(profile))
     released = {m.id: m for m in TABLE3.methods if m.id.released}
@@ -81,8 +78,7 @@ def summary(profile: str) -> list[str]:
 
 
 def export_report(profile: str, executed: list[Path]) -> Path:
-    """Write ``results/<profile>/report/`` from the ``executed`` notebooks; return
-    ``index.html``."""
+    """Write ``results/<profile>/report/`` from the ``executed`` notebooks; returns the index."""
     import nbformat  # the study extra, as papermill and JupyterLab
     from nbconvert import HTMLExporter
 

@@ -37,37 +37,27 @@ def _paper_cells(spec: TableSpec, paper_row: str, benchmark: str) -> dict:
 def _row(spec: TableSpec, m: Method, s: Score, means: pd.DataFrame | None) -> dict:
     """Our row of ``m``: the score ``s``, or the record's seed mean where it has one."""
     row = dict.fromkeys(COLUMNS) | _paper_cells(spec, m.paper_row, s.benchmark)
-    paper = row["paper_psnr"], row["paper_ssim"]
     key = (str(m.id), s.test_set)
     mean = means.loc[key] if means is not None and key in means.index else None
-    psnr, ssim = (s.psnr, s.ssim) if mean is None else (mean.psnr, mean.ssim)
-    comparable = s.ran and paper[0] is not None
+    got = s if mean is None else mean
+    row |= {"method": m.label, "method_id": str(m.id), "test_set": s.test_set, "kind": s.kind}
+    row |= {"benchmark": benchmark_label(s.benchmark, s.stand_in), "provenance": s.provenance}
+    if s.ran:
+        row |= {"n": s.n, "psnr": _round(got.psnr), "ssim": _round(got.ssim)}
     notes = [s.note] if s.note else []
-    if comparable and s.stand_in:
+    if row["paper_psnr"] is None:
+        row["paper_source"] += ": printed as '-'"
+    elif s.ran and s.stand_in:
         notes.append(
             f"measured on the embedded stand-in for {BENCHMARKS[s.benchmark]}: "
             "not comparable to the paper's number, no difference given"
         )
-    elif comparable and s.partial:
-        notes.append(
-            f"partial set (n={s.n} of {FULL_TEST_SIZE[s.benchmark]}): "
-            "the difference is indicative only"
-        )
-    row |= {
-        "method": m.label,
-        "method_id": str(m.id),
-        "benchmark": benchmark_label(s.benchmark, s.stand_in),
-        "test_set": s.test_set,
-        "n": s.n if s.ran else None,
-        "psnr": _round(psnr) if s.ran else None,
-        "ssim": _round(ssim) if s.ran else None,
-        "kind": s.kind,
-        "provenance": s.provenance,
-    }
-    if paper[0] is None:
-        row["paper_source"] += ": printed as '-'"
-    if comparable and not s.stand_in:
-        row |= {"diff_psnr": _round(psnr - paper[0]), "diff_ssim": _round(ssim - paper[1])}
+    elif s.ran:
+        row["diff_psnr"] = _round(got.psnr - row["paper_psnr"])
+        row["diff_ssim"] = _round(got.ssim - row["paper_ssim"])
+        if s.partial:
+            full = FULL_TEST_SIZE[s.benchmark]
+            notes.append(f"partial set (n={s.n} of {full}): the difference is indicative only")
     if mean is not None:
         row["n_seeds"] = int(mean.n_seeds) if m.id.trained else None
         if mean.n_seeds > 1:
