@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -41,7 +40,7 @@ def budget_fraction(profile: str, claim: Claim) -> float | None:
     if not claim.trained:
         return 1.0
     d = datasets(Params(profile)).get(claim.benchmark)
-    if d is None or claim.benchmark not in PAPER_PATCHES:
+    if d is None:
         return None
     cfg = config_for(Params(profile), d)
     seen = run_cost(cfg) or (cfg.train.max_steps or 0) * cfg.train.batch_size
@@ -51,24 +50,15 @@ def budget_fraction(profile: str, claim: Claim) -> float | None:
 def _percent(f: float | None) -> str:
     if f is None:
         return "unknown share"
-    return (
-        f"{100 * f:.2g} %" if f < 0.01 else f"{100 * f:.0f} %" if f >= 0.995 else f"{100 * f:.2f} %"
-    )
-
-
-class Paired(NamedTuple):
-    """One comparison's measured columns, its sides' degenerate seeds, and stand-in data."""
-
-    row: dict
-    degenerate: list[str]
-    stand_in: bool
+    return f"{100 * f:{'.2g' if f < 0.01 else '.0f' if f >= 0.995 else '.2f'}} %"
 
 
 def paired(
     df: pd.DataFrame, test_set: str, better: tuple[str, str], worse: tuple[str, str]
-) -> Paired:
+) -> dict:
     """``better`` - ``worse`` ((method, variant) each) per image on ``test_set``, seeds paired
-    in seed order: mean, 95 % interval, MDE and p-value."""
+    in seed order: mean, 95 % interval, MDE, p-value; a pipeline check on stand-in data, and
+    the degenerate seeds as the reason."""
     sub = df[df.test_set == test_set]
     sides = [sub[(sub.method == str(m)) & (sub.variant == v)] for m, v in (better, worse)]
     images = sorted(set(sides[0].image) & set(sides[1].image))
@@ -91,7 +81,10 @@ def paired(
         for (m, _), s in zip((better, worse), sides, strict=True)
         if (seeds := sorted(set(s[s.degenerate].seed)))
     ]
-    return Paired(row, bad, bool((pd.concat(sides).evidence == record.PIPELINE_CHECK).any()))
+    stand_in = (pd.concat(sides).evidence == record.PIPELINE_CHECK).any()
+    row["evidence"] = record.PIPELINE_CHECK if stand_in else None
+    row["reason"] = f"degenerate ({record.DEGENERATE_RULE}): {'; '.join(bad)}" if bad else ""
+    return row
 
 
 def p_value(iv: stats.Interval) -> float:
@@ -137,18 +130,18 @@ def _released(row: dict, benchmark: str) -> str:
     return f"released, {'full' if row['n_images'] >= FULL_TEST_SIZE[benchmark] else 'partial'} set"
 
 
-def judge(claim: Claim, pair: Paired, budget: float | None) -> dict:
-    """One row of ``claim`` on ``pair``: ``pending`` (left to :func:`decide`) or ``no verdict``."""
-    row = _base_row(claim) | pair.row | {"budget_fraction": budget}
+def judge(claim: Claim, pair: dict, budget: float | None) -> dict:
+    """One row of ``claim`` on ``pair`` (:func:`paired`): ``pending`` (left to :func:`decide`)
+    or ``no verdict``."""
+    row = _base_row(claim) | pair | {"budget_fraction": budget}
     seeds, row["n_seeds"] = row["n_seeds"], row["n_seeds"] if claim.trained else ""
-    check = pair.stand_in or (budget is not None and budget < MIN_BUDGET)
+    stand_in = row["evidence"] == record.PIPELINE_CHECK
+    check = stand_in or (budget is not None and budget < MIN_BUDGET)
     trained = record.TRAINED if claim.trained else _released(row, claim.benchmark)
     row["evidence"] = record.PIPELINE_CHECK if check else trained
-    why = []
-    if pair.degenerate:
-        why.append(f"degenerate ({record.DEGENERATE_RULE}): {'; '.join(pair.degenerate)}")
+    why = [row["reason"]] if row["reason"] else []
     if check:
-        data = "stand-in data" if pair.stand_in else "real data"
+        data = "stand-in data" if stand_in else "real data"
         why.append(f"pipeline check: {data}, {_percent(budget)} of the paper's training")
     if claim.trained and seeds < MIN_SEEDS:
         why.append(f"{seeds} training seed: the seed spread is unknown")
@@ -224,7 +217,7 @@ def trend_rows(df: pd.DataFrame) -> list[dict]:
             why = "no stage scores of the released SIAN (its weights and a real test set)"
             rows.append(base | NOT_RUN | {"reason": why})
         for t in sets:
-            steps = {k: paired(df, t, stages[k - 1], stages[k - 2]).row for k in range(2, 7)}
+            steps = {k: paired(df, t, stages[k - 1], stages[k - 2]) for k in range(2, 7)}
             k = max(steps, key=lambda k: (steps[k]["p_psnr"], -steps[k]["diff_psnr"]))
             listed = "; ".join(f"{j}>{j - 1} {_interval(s)}" for j, s in steps.items())
             rows.append(
@@ -245,7 +238,7 @@ def knockout_rows(df: pd.DataFrame) -> list[dict]:
     for b, t, v in kos[["benchmark", "test_set", "variant"]].drop_duplicates().to_numpy():
         text = f"the released SIAN loses PSNR when {probes.describe(v)}"
         row = _head(text, "attention (inference-time)", b, SIAN, f"{SIAN} {v}")
-        row |= paired(df, t, (SIAN, ""), (SIAN, v)).row
+        row |= paired(df, t, (SIAN, ""), (SIAN, v))
         n = f"n = {row['n_images']} images ({row['n_scenes']} scenes)"
         rows.append(
             row

@@ -59,8 +59,6 @@ def hierarchical_interval(
     n_seeds, n_images = d.shape
     if n_images < 1 or not np.isfinite(d).all():
         raise ValueError(f"paired differences must be finite with images, got shape {d.shape}")
-    if scenes is not None and len(scenes) != n_images:
-        raise ValueError(f"{len(scenes)} scene labels for {n_images} images")
     labels = np.arange(n_images) if scenes is None else np.asarray(scenes, dtype=str)
     _, idx = np.unique(labels, return_inverse=True)
     n_scenes = int(idx.max()) + 1
@@ -68,6 +66,8 @@ def hierarchical_interval(
     np.add.at(totals, (slice(None), idx), d)
     counts = np.bincount(idx, minlength=n_scenes).astype(float)
     mean = float(d.mean())
+    if n_seeds < 2 and n_scenes < 2:  # one value: nothing is known of its spread
+        return Interval(mean, -math.inf, math.inf, math.inf, 0.0, n_seeds, n_images, n_scenes)
     rng = np.random.default_rng(seed)
 
     def var(n: int, value) -> float:  # bootstrap variance over n units, corrected by n/(n-1)
@@ -85,11 +85,5 @@ def hierarchical_interval(
     df = total * total / denom if denom > 0 else math.inf
     if n_seeds >= 2 and var_seeds >= SEED_SHARE * total:
         df = n_seeds - 1.0
-    if se == 0:
-        lo = hi = mean
-        if n_seeds < 2 and n_scenes < 2:  # one value: nothing is known of its spread
-            lo, hi, se, df = -math.inf, math.inf, math.inf, 0.0
-    else:
-        half = float(stats.t.ppf(0.5 + LEVEL / 2, df)) * se
-        lo, hi = mean - half, mean + half
-    return Interval(mean, lo, hi, se, df, n_seeds, n_images, n_scenes)
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, df)) * se
+    return Interval(mean, mean - half, mean + half, se, df, n_seeds, n_images, n_scenes)

@@ -135,13 +135,13 @@ def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
             continue
         df = pd.read_csv(path, keep_default_na=False, na_values=dict.fromkeys(NUMBERS, [""]))
         notes = list(dict.fromkeys(n for n in df.note if n))
-        marks = [f" [{notes.index(n) + 1}]" if n else "" for n in df.note]
-        df["method"] += marks
+        df["method"] += [f" [{notes.index(n) + 1}]" if n else "" for n in df.note]
         df["provenance"] = df.provenance.str.replace(_SHA, r"\1…", regex=True)
         for c in NUMBERS:
             df[c] = df[c].map(f"{{:{TEXT['columns'][c][1]}}}".format, na_action="ignore")
-        shown = df[list(TEXT["columns"])].set_axis([h for h, _ in TEXT["columns"].values()], axis=1)
-        lines += [shown.fillna("").to_markdown(index=False, disable_numparse=True), ""]
+        shown = df[list(TEXT["columns"])].astype(object).fillna("")
+        shown.columns = [h for h, _ in TEXT["columns"].values()]
+        lines += [shown.to_markdown(index=False, disable_numparse=True), ""]
         lines += [f"[{i}] {n}" for i, n in enumerate(notes, 1)] + [""]
     if (captions := res / "figures.json").exists():
         figs = json.loads(captions.read_text())
