@@ -114,18 +114,18 @@ def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()) -> Path:
     for spec in (n if isinstance(n, TableSpec) else TABLES[n] for n in names):
         scores = load_scores([work_dir(profile) / "scores" / f"{spec.step}.json"])
         write_table(res, spec.key, scores, means)
-    header = ""
+    return write_markdown(res, profile)
+
+
+def write_markdown(res: str | Path, profile: str) -> Path:
+    """``tables.md``: the run's parameters, every tableN.csv in ``res`` rounded as the paper
+    prints them with notes as footnotes, and the figure captions."""
+    res = Path(res)
+    lines = [f"# Tables II-V, profile `{profile}`", ""]
     if (rec := res / "provenance.json").is_file():
         q = json.loads(rec.read_text())["parameters"]
-        header = TEXT["header"].format_map(q | {"overrides": " ".join(q["overrides"]) or "none"})
-    return write_markdown(res, profile, header)
-
-
-def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
-    """``tables.md``: every tableN.csv in ``res``, rounded as the paper prints them, notes as
-    footnotes, and the figure captions."""
-    res = Path(res)
-    lines = [f"# Tables II-V, profile `{profile}`", "", *([header, ""] if header else [])]
+        q["overrides"] = " ".join(q["overrides"]) or "none"
+        lines += [TEXT["header"].format_map(q), ""]
     lines += [TEXT["intro"], ""]
     for name, spec in TABLES.items():
         path = res / f"{name}.csv"
