@@ -55,9 +55,8 @@ class MethodId(StrEnum):
         return self is not MethodId.INPUT and not self.released
 
 
-#: Measured here (``reproduced`` by a training run, ``released`` weights, ``computed``: the
-#: Input row), quoted from the ``paper``, ``not_run``; a table row is ``degenerate`` where the
-#: record says its model learned no deraining (scored, never judged).
+#: Measured here (by a training run, of released weights, ``computed``: the Input), quoted from
+#: the ``paper``, ``not_run``, or ``degenerate``: a model that learned no deraining.
 ScoreKind = Literal["reproduced", "released", "computed", "paper", "not_run", "degenerate"]
 SCORE_KINDS: tuple[str, ...] = get_args(ScoreKind)
 #: Kinds that carry measured numbers.
@@ -66,8 +65,7 @@ MEASURED_KINDS: tuple[str, ...] = ("reproduced", "released", "computed", "degene
 
 @dataclass(kw_only=True)
 class Score:
-    """One measured cell, or a "not run" one (``detail``: why); ``stand_in``: on the embedded
-    stand-in data."""
+    """One measured cell, or a "not run" one (``detail``: why), of a table."""
 
     method: str
     benchmark: str

@@ -80,8 +80,7 @@ TABLE2, TABLE3, TABLE4, TABLE5 = TABLES.values()
 
 @dataclass(frozen=True)
 class Claim:
-    """``better`` beats ``worse`` on ``benchmark``, per the paper's ``table`` (roman
-    numeral), whose rows for the two are ``better_row`` and ``worse_row``."""
+    """``better`` beats ``worse`` on ``benchmark``, per the paper's ``table`` and its rows."""
 
     table: str
     benchmark: str

@@ -37,11 +37,8 @@ def path(profile: str) -> Path:
 
 def evidence_of(method: str, stand_in: bool) -> str:
     """``pipeline check`` on stand-in data, else by the method."""
-    if stand_in:
-        return PIPELINE_CHECK
-    if method == MethodId.INPUT:
-        return RAINY
-    return TRAINED if method in _TRAINED_IDS else RELEASED
+    kind = RAINY if method == MethodId.INPUT else TRAINED if method in _TRAINED_IDS else RELEASED
+    return PIPELINE_CHECK if stand_in else kind
 
 
 def read(profile: str) -> pd.DataFrame:

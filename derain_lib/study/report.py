@@ -17,8 +17,7 @@ from . import record
 from .paper import DATA, TABLE3, TABLES, paper_value
 from .plan import figures_dir, results_dir
 
-#: A live widget's output: its state changes with every run and a static page cannot drive
-#: it, so the report shows its text form.
+#: A live widget's output, which changes with every run: the report shows its text form.
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
