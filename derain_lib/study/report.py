@@ -90,12 +90,9 @@ def export_report(profile: str, executed: list[Path]) -> Path:
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
         atomic_write_text(out / f"{name}.html", body)
 
-    def links(items: list[tuple[Path, str, str]]) -> str:  # (target, name, text after it)
-        return "\n".join(
-            f"- [{escape(n)}]({Path(os.path.relpath(p, out)).as_posix()})"
-            + (f": {escape(t)}" if t else "")
-            for p, n, t in items
-        )
+    def link(target: Path, text: str = "", name: str = "") -> str:
+        to = Path(os.path.relpath(target, out)).as_posix()
+        return f"- [{escape(name or target.name)}]({to})" + (f": {escape(text)}" if text else "")
 
     chapters = []
     for path in executed:
@@ -110,19 +107,17 @@ def export_report(profile: str, executed: list[Path]) -> Path:
         head = next((h for h in heads if h.startswith("#")), path.stem)  # its first heading
         title = head.splitlines()[0].lstrip("#").strip()
         page(nb, path.stem, title)
-        chapters.append((out / f"{path.stem}.html", title, ""))
-    files = [
-        (res / f"{k}.csv", f"{k}.csv", f"Table {t.number}: {t.title}") for k, t in TABLES.items()
-    ]
-    files += [(res / n, n, "") for n in ("tables.md", "claims.csv", "claims.md")]
+        chapters.append(link(out / f"{path.stem}.html", name=title))
+    files = {f"{k}.csv": f"Table {t.number}: {t.title}" for k, t in TABLES.items()}
+    files |= dict.fromkeys(("tables.md", "claims.csv", "claims.md"), "")
     index = res / "figures.json"
     figs = json.loads(index.read_text()) if index.is_file() else []
-    figures = [(figures_dir(profile) / Path(f["path"]).name, f["caption"]) for f in figs]
+    figures = [link(figures_dir(profile) / Path(f["path"]).name, f["caption"]) for f in figs]
+    tables = [link(res / n, t) for n, t in files.items() if (res / n).is_file()]
     text = "\n\n".join(
         [f"# SIAN reproduction study: profile `{profile}`", "## Summary", *summary(profile)]
-        + ["## Chapters", links(chapters), "## Tables and claims"]
-        + [links([f for f in files if f[0].is_file()]), "## Figures"]
-        + [links([(p, p.name, t) for p, t in figures])]
+        + ["## Chapters", "\n".join(chapters), "## Tables and claims", "\n".join(tables)]
+        + ["## Figures", "\n".join(figures)]
     )
     cell = nbformat.v4.new_markdown_cell(text, id="index")
     page(nbformat.v4.new_notebook(cells=[cell]), "index", f"derain study: profile {profile}")
