@@ -114,16 +114,6 @@ def provenance_text(kind: str, detail: str) -> str:
     return f"{name} ({detail})" if detail else name
 
 
-def reproduced(profile: str, run_hash: str) -> dict:
-    """``Score`` fields of a score of a training run of ``profile``."""
-    return {"kind": "reproduced", "detail": f"{profile}, run {run_hash}"}
-
-
-def released(filename: str, sha256: str) -> dict:
-    """``Score`` fields of a score of the authors' weights."""
-    return {"kind": "released", "detail": f"{filename}, sha256 {sha256}"}
-
-
 #: How every "did not run" status begins.
 NOT_RUN = "not run: "
 

@@ -101,9 +101,8 @@ def holm(p: list[float]) -> list[float]:
     p = np.asarray(p, float)
     out, idx = np.full(p.shape, math.nan), np.flatnonzero(~np.isnan(p))
     order = idx[np.argsort(p[idx], kind="stable")]
-    out[order] = np.maximum.accumulate(
-        np.minimum(1.0, (len(order) - np.arange(len(order))) * p[order])
-    )
+    factor = np.arange(len(order), 0, -1)  # m, m - 1, ..., 1
+    out[order] = np.maximum.accumulate(np.minimum(1.0, factor * p[order]))
     return out.tolist()
 
 
@@ -193,11 +192,8 @@ def table_rows(profile: str, df: pd.DataFrame) -> list[dict]:
             here = set(df[(df.benchmark == claim.benchmark) & (df.variant == "")].method)
             absent = ", ".join(m for m, _ in sides if m not in here)
             why = f"no {BENCHMARKS[claim.benchmark]} scores of {absent} here"
-            rows.append(
-                _base_row(claim)
-                | NOT_RUN
-                | {"reason": f"{why} (its test data or weights are absent)"}
-            )
+            why += " (its test data or weights are absent)"
+            rows.append(_base_row(claim) | NOT_RUN | {"reason": why})
         key = (claim.benchmark, claim.trained)
         if sets and key not in budgets:
             budgets[key] = budget_fraction(profile, claim)
