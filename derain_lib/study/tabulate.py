@@ -88,13 +88,9 @@ def build_table(name: str, scores: list[Score], means: pd.DataFrame | None = Non
             cells = _paper_cells(spec, r, b)
             printed = cells["paper_psnr"] is not None
             quote = cells["paper_source"] + ("" if printed else ": '-'")
-            rows.append(
-                dict.fromkeys(COLUMNS)
-                | cells
-                | {"method": r, "benchmark": BENCHMARKS[b], "kind": "paper"}
-                | {"provenance": f"paper ({quote})"}
-                | {"note": "reported in the paper; not run here" if printed else ""}
-            )
+            note = "reported in the paper; not run here" if printed else ""
+            more = {"method": r, "benchmark": BENCHMARKS[b], "kind": "paper", "note": note}
+            rows.append(dict.fromkeys(COLUMNS) | cells | more | {"provenance": f"paper ({quote})"})
     return rows
 
 
