@@ -37,8 +37,7 @@ COLUMNS: list[str] = DATA["columns"]["claims"]
 
 
 def budget_fraction(profile: str, claim: Claim) -> float | None:
-    """Training patches one model of ``profile`` sees over the paper's (1 for released
-    weights, None where either is unknown)."""
+    """Training patches one model of ``profile`` sees over the paper's (None: unknown)."""
     if not claim.trained:
         return 1.0
     d = datasets(Params(profile)).get(claim.benchmark)
@@ -69,8 +68,7 @@ def paired(
         w = s.pivot_table(index="seed", columns="image", values=list(METRICS), aggfunc="first")
         wide.append(w.loc[sorted(w.index, key=lambda x: (x == "", int(x) if x.isdigit() else 0))])
     n = min(len(w) for w in wide)
-    scene = sub.drop_duplicates("image").set_index("image").scene
-    scenes = [str(scene[i]) for i in images]
+    scenes = sub.drop_duplicates("image").set_index("image").scene[images].astype(str).tolist()
     row = dict(test_set=test_set, n_images=len(images), n_scenes=len(set(scenes)), n_seeds=n)
     for m in METRICS:
         d = np.subtract(*(w[m][images].to_numpy(float)[:n] for w in wide))

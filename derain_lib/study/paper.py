@@ -40,8 +40,7 @@ def paper_value(table: str, row: str, benchmark: str) -> PaperValue:
     return PaperValue(None if v is None else tuple(v), quote)
 
 
-@dataclass(frozen=True)
-class Method:
+class Method(NamedTuple):
     """A row we measure: our method id, its label, and the paper row it is compared with."""
 
     id: MethodId

@@ -83,9 +83,7 @@ def seed_table(df: pd.DataFrame, per_seed: bool = False) -> pd.DataFrame:
     seeds = df.groupby([*keys, "seed"], as_index=False, sort=False).agg(
         psnr=("psnr", "mean"), ssim=("ssim", "mean"), n_images=("image", "size"), degenerate=any_bad
     )
-    spread = {
-        f"{m}{k}": (m, f) for m in ("psnr", "ssim") for k, f in (("", "mean"), ("_sd", "std"))
-    }
+    spread = {m + k: (m, f) for m in ("psnr", "ssim") for k, f in (("", "mean"), ("_sd", "std"))}
     means = seeds.groupby(keys, as_index=False, sort=False).agg(
         **spread, n_seeds=("seed", "size"), n_images=("n_images", "max"), degenerate=any_bad
     )

@@ -24,7 +24,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 def summary(profile: str) -> list[str]:
     """The findings on one screen, as Markdown sections: what is exact, what the released
     models show, what is not testable here and why."""
-    exact, show, untested = [], [], []
+    exact, show = [], []
     means = record.seed_table(record.read(profile))
     released = {m.id: m for m in TABLE3.methods if m.id.released}
     mine = (means.variant == "") & (means.evidence == record.RELEASED)
@@ -54,7 +54,7 @@ def summary(profile: str) -> list[str]:
             f"cost ranges {ko.diff_psnr.min():+.2f} to {ko.diff_psnr.max():+.2f} dB with the "
             "kind of knock-out: a sensitivity, not Table V's retrained ablation"
         )
-    untested += [
+    untested = [
         f"{r.claim}: not run: {r.reason}" for r in df[df.direction == "not run"].itertuples()
     ]
     if len(checks := df[df.evidence == record.PIPELINE_CHECK]):

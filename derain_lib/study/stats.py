@@ -31,8 +31,7 @@ def mde(se: float, df: float = math.inf) -> float:
 
 @dataclass(frozen=True)
 class Interval:
-    """Mean paired difference, its 95 % interval, standard error and degrees of freedom, over
-    ``seeds`` seeds and ``images`` images of ``scenes`` scenes."""
+    """A mean paired difference with its 95 % interval, standard error and degrees of freedom."""
 
     mean: float
     lo: float
@@ -52,9 +51,8 @@ class Interval:
 def hierarchical_interval(
     d: np.ndarray, scenes: list[str] | None = None, seed: int = SEED, resamples: int = RESAMPLES
 ) -> Interval:
-    """The mean of ``d`` (seeds, images) with a 95 % interval: a seeded bootstrap of seeds,
-    then of scenes (``scenes`` labels each image; None: each its own), the two variances added;
-    Student-t with Satterthwaite's degrees of freedom, or the seeds' (:data:`SEED_SHARE`)."""
+    """The mean of ``d`` (seeds, images) with a 95 % interval: seeds and scenes (``scenes``
+    labels each image) bootstrapped, the two variances added; Student-t (:data:`SEED_SHARE`)."""
     d = np.atleast_2d(np.asarray(d, float))
     n_seeds, n_images = d.shape
     if n_images < 1 or not np.isfinite(d).all():
