@@ -1,6 +1,5 @@
-"""The claims chapter (08), ``derain claims --profile P``: per claim of the paper and test set,
-from ``scores.csv`` alone, the paired differences and two verdicts, direction (Holm) and size
-(the paper's difference against the interval), by ``paper.yaml``'s ``policy``."""
+"""The claims chapter (08), ``derain claims``: per claim and test set, from ``scores.csv`` alone,
+the paired differences and two verdicts, direction (Holm) and size (``paper.yaml``'s policy)."""
 
 from __future__ import annotations
 
@@ -57,9 +56,8 @@ def _percent(f: float | None) -> str:
 def paired(
     df: pd.DataFrame, test_set: str, better: tuple[str, str], worse: tuple[str, str]
 ) -> dict:
-    """``better`` - ``worse`` ((method, variant) each) per image on ``test_set``, seeds paired
-    in seed order: mean, 95 % interval, MDE, p-value; a pipeline check on stand-in data, and
-    the degenerate seeds as the reason."""
+    """``better`` - ``worse`` ((method, variant) each) per image and seed on ``test_set``: the
+    measured columns of a claim row, with its evidence (stand-in data) and degenerate seeds."""
     sub = df[df.test_set == test_set]
     sides = [sub[(sub.method == str(m)) & (sub.variant == v)] for m, v in (better, worse)]
     images = sorted(set(sides[0].image) & set(sides[1].image))
@@ -130,8 +128,7 @@ def _released(row: dict, benchmark: str) -> str:
 
 
 def judge(claim: Claim, pair: dict, budget: float | None) -> dict:
-    """One row of ``claim`` on ``pair`` (:func:`paired`): ``pending`` (left to :func:`decide`)
-    or ``no verdict``."""
+    """The row of ``claim`` on ``pair`` (:func:`paired`): ``pending`` or ``no verdict`` and why."""
     row = _base_row(claim) | pair | {"budget_fraction": budget}
     seeds, row["n_seeds"] = row["n_seeds"], row["n_seeds"] if claim.trained else ""
     stand_in = row["evidence"] == record.PIPELINE_CHECK
@@ -244,8 +241,7 @@ def claim_rows(profile: str) -> list[dict]:
 
 
 def stage_table(profile: str) -> pd.DataFrame:
-    """PSNR/SSIM of the released SIAN's stages 1-6 per test set, with 95 % intervals over
-    scenes (Fig. 6)."""
+    """PSNR/SSIM of the released SIAN's stages 1-6 per test set, 95 % intervals (Fig. 6)."""
     df = record.read(profile)
     df = df[(df.method == SIAN) & df.variant.str.startswith("stage-")]
     out = []
@@ -265,8 +261,7 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def write_claims(profile: str, rows: list[dict]) -> Path:
-    """``results/<profile>/claims.csv`` and ``claims.md`` (rounded as the paper rounds);
-    returns the markdown."""
+    """Write ``results/<profile>/claims.csv`` and ``claims.md``; returns the markdown's path."""
     df, res = frame(rows), results_dir(profile)
     atomic_write_text(res / "claims.csv", df.to_csv(index=False, float_format="%.6g"))
     n = df.n_images.astype("Int64").astype(str) + " (" + df.n_scenes.astype("Int64").astype(str)

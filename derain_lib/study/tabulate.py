@@ -114,8 +114,8 @@ def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()) -> Path:
 
 
 def write_markdown(res: str | Path, profile: str) -> Path:
-    """``tables.md``: the run's parameters, every tableN.csv in ``res`` rounded as the paper
-    prints them with notes as footnotes, and the figure captions."""
+    """``tables.md``: the run's parameters, every tableN.csv in ``res`` as the paper rounds, the
+    figure captions."""
     res = Path(res)
     lines = [f"# Tables II-V, profile `{profile}`", ""]
     if (rec := res / "provenance.json").is_file():
