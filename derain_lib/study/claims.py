@@ -151,8 +151,7 @@ def decide(rows: list[dict]) -> list[dict]:
     for r, p_adj in zip(family, holm([r["p_psnr"] for r in family]), strict=True):
         claimed, lo, hi = r["paper_diff_psnr"], r["lo_psnr"], r["hi_psnr"]
         if p_adj < ALPHA:
-            sign = 1.0 if claimed is None else math.copysign(1.0, claimed)
-            r["direction"] = "supported" if r["diff_psnr"] * sign > 0 else "contradicted"
+            r["direction"] = "supported" if r["diff_psnr"] > 0 else "contradicted"  # better wins
         elif claimed is not None and r["mde_psnr"] > abs(claimed):
             mde = f"MDE {r['mde_psnr']:.2f} > claimed {abs(claimed):.2f}"
             r["direction"] = f"inconclusive (underpowered: {mde})"

@@ -11,10 +11,9 @@ import numpy as np
 from scipy import stats
 
 #: Confidence level of every interval, and the power at which the MDE is given.
-LEVEL = 0.95
-POWER = 0.80
-RESAMPLES = 4000
-SEED = 0
+LEVEL, POWER = 0.95, 0.80
+#: Bootstrap resamples and their seed (every interval is reproducible).
+RESAMPLES, SEED = 4000, 0
 #: Where the seed part is at least this share of the variance, the degrees of freedom are the
 #: seeds' (n - 1): Satterthwaite's undercover (92.9 % in 2,000 simulations of 3 seeds).
 SEED_SHARE = 0.25
