@@ -1,6 +1,5 @@
-"""What a score is, shared by the study that writes scores and the figures that read them:
-the benchmarks' names, the method ids, and :class:`Score`, one measured cell (or a "not run"
-one) with its provenance. The paper's own numbers are the study's (:mod:`.study.paper`)."""
+"""What a score is, for the study that writes scores and the figures that read them: the
+benchmarks' names, the method ids, and :class:`Score`, one cell with its provenance."""
 
 from __future__ import annotations
 
@@ -18,24 +17,20 @@ from .fsutil import atomic_write_text
 BENCHMARKS: dict[str, str] = {b.lower(): b for b in ("Rain100L", "Rain100H", "Rain1400", "Rain12")}
 #: Embedded synthetic presets -> the benchmark each stands in for (smoke and quick data).
 STAND_IN_FOR: dict[str, str] = {"light": "rain100l", "heavy": "rain100h"}
+_PRESET = {b: k for k, b in STAND_IN_FOR.items()}
 #: Test images in each full benchmark test set (paper Table I).
 FULL_TEST_SIZE: dict[str, int] = {"rain100l": 100, "rain100h": 100, "rain1400": 1400, "rain12": 12}
 
 
-def _stand_in_preset(benchmark: str) -> str:
-    return next((k for k, v in STAND_IN_FOR.items() if v == benchmark), benchmark)
-
-
 def benchmark_label(benchmark: str, stand_in: bool = False) -> str:
-    """``Rain100L`` for the benchmark itself, ``embedded light (stand-in for Rain100L)`` for
-    the synthetic set standing in for it (never the benchmark's name alone)."""
+    """``Rain100L``, or ``embedded light (stand-in for Rain100L)`` for its synthetic stand-in."""
     name = BENCHMARKS[benchmark]
-    return f"embedded {_stand_in_preset(benchmark)} (stand-in for {name})" if stand_in else name
+    return f"embedded {_PRESET[benchmark]} (stand-in for {name})" if stand_in else name
 
 
 def benchmark_file_id(benchmark: str, stand_in: bool = False) -> str:
     """:func:`benchmark_label` as a file-name part: ``rain100l`` or ``embedded-light``."""
-    return f"embedded-{_stand_in_preset(benchmark)}" if stand_in else benchmark
+    return f"embedded-{_PRESET[benchmark]}" if stand_in else benchmark
 
 
 class MethodId(StrEnum):
@@ -60,9 +55,8 @@ class MethodId(StrEnum):
         return self is not MethodId.INPUT and not self.released
 
 
-#: Measured here (``reproduced`` by a training run, ``released`` weights, ``computed``: the
-#: Input row), quoted from the ``paper``, ``not_run``; a table row is ``degenerate`` where the
-#: record says its model learned no deraining (scored, never judged).
+#: Measured here (by a training run, of released weights, ``computed``: the Input), quoted from
+#: the ``paper``, ``not_run``, or ``degenerate``: a model that learned no deraining.
 ScoreKind = Literal["reproduced", "released", "computed", "paper", "not_run", "degenerate"]
 SCORE_KINDS: tuple[str, ...] = get_args(ScoreKind)
 #: Kinds that carry measured numbers.
@@ -71,9 +65,7 @@ MEASURED_KINDS: tuple[str, ...] = ("reproduced", "released", "computed", "degene
 
 @dataclass(kw_only=True)
 class Score:
-    """One measured cell (or a "not run" one): ``detail`` is ``<profile>, run <hash>``
-    (reproduced), ``<file>, sha256 <hex>`` (released), what was computed, or why it did not
-    run; ``stand_in``: scored on the embedded stand-in data."""
+    """One measured cell, or a "not run" one (``detail``: why), of a table."""
 
     method: str
     benchmark: str
@@ -92,12 +84,12 @@ class Score:
             raise DerainError(f"unknown benchmark {self.benchmark!r} (known: {list(BENCHMARKS)})")
         if self.kind not in SCORE_KINDS or self.kind == "paper":
             raise DerainError(f"score of {self.method}: kind {self.kind!r} is not a record's")
-        if self.ran:
-            values = (self.psnr, self.ssim)
-            if self.n <= 0 or not all(v is not None and math.isfinite(v) for v in values):
-                raise DerainError(
-                    f"score of {self.method} on {self.test_set}: {self.n} images, {values}"
-                )
+        values = (self.psnr, self.ssim)
+        finite = all(v is not None and math.isfinite(v) for v in values)
+        if self.ran and (self.n <= 0 or not finite):
+            raise DerainError(
+                f"score of {self.method} on {self.test_set}: {self.n} images, {values}"
+            )
 
     @property
     def ran(self) -> bool:
@@ -110,7 +102,7 @@ class Score:
 
     @property
     def provenance(self) -> str:
-        """The kind and detail as one line for readers (the tables' ``provenance`` column)."""
+        """The kind and detail as one line (the tables' ``provenance`` column)."""
         return provenance_text(self.kind, self.detail)
 
 
@@ -122,32 +114,22 @@ def provenance_text(kind: str, detail: str) -> str:
     return f"{name} ({detail})" if detail else name
 
 
-def reproduced(profile: str, run_hash: str) -> dict:
-    """``Score`` fields of a score measured on a training run of ``profile``."""
-    return {"kind": "reproduced", "detail": f"{profile}, run {run_hash}"}
-
-
-def released(filename: str, sha256: str) -> dict:
-    """``Score`` fields of a score of the authors' weights."""
-    return {"kind": "released", "detail": f"{filename}, sha256 {sha256}"}
-
-
-#: How every "did not run" status begins (training statuses, readers' text).
+#: How every "did not run" status begins.
 NOT_RUN = "not run: "
 
 
 def not_run(reason: str) -> str:
-    """A "did not run" status line (training and chapter statuses)."""
+    """A "did not run" status line."""
     return NOT_RUN + reason
 
 
 def missing(reason: str) -> dict:
-    """``Score`` fields of a cell that did not run; ``reason`` may carry the status prefix."""
+    """``Score`` fields of a cell that did not run (``reason`` with or without the prefix)."""
     return {"kind": "not_run", "detail": reason.removeprefix(NOT_RUN)}
 
 
 def save_scores(scores: list[Score], path: str | Path) -> Path:
-    """Write score records as JSON (one file per notebook step, read back by the tables)."""
+    """Write score records as JSON (one file per notebook step)."""
     return atomic_write_text(path, json.dumps([asdict(s) for s in scores], indent=1) + "\n")
 
 

@@ -71,7 +71,7 @@ def _frame(claim, diff, n=100, seeds=(None,), stand_in=False, sd=0.3, ssim_diff=
     return df, test_set
 
 
-def _ev(df: pd.DataFrame, claim, test_set: str) -> claims.Paired:
+def _ev(df: pd.DataFrame, claim, test_set: str) -> dict:
     return claims.paired(df, test_set, (str(claim.better), ""), (str(claim.worse), ""))
 
 

@@ -74,7 +74,7 @@ def test_every_cell_gets_a_row_with_provenance() -> None:
 
 
 def test_stand_in_gets_no_difference_full_set_does() -> None:
-    run = tables.reproduced("quick", "1a2b3c4d5e6f")
+    run = {"kind": "reproduced", "detail": "quick, run 1a2b3c4d5e6f"}
     stand_in = Score(
         method="sian/neg-ssim",
         benchmark="rain100l",
@@ -112,7 +112,8 @@ def test_partial_set_is_labelled_with_n() -> None:
     s = Score(
         method="sian-released",
         benchmark="rain100l",
-        **tables.released("sian_rain100l.pth", SHA),
+        kind="released",
+        detail=f"sian_rain100l.pth, sha256 {SHA}",
         test_set="Rain100L sample",
         n=4,
         psnr=38.23,
@@ -170,7 +171,8 @@ def test_csv_and_markdown_round_trip(tmp_path) -> None:
         Score(
             method="sian-released",
             benchmark="rain100l",
-            **tables.released("sian_rain100l.pth", SHA),
+            kind="released",
+            detail=f"sian_rain100l.pth, sha256 {SHA}",
             test_set="Rain100L sample",
             n=4,
             psnr=38.2299,

@@ -20,7 +20,7 @@ from derain_lib.study.report import export_report
 from derain_lib.study.tabulate import write_table
 from derain_lib.viz import results as plots
 
-RUN = tables.reproduced("smoke", "1a2b3c4d5e6f")
+RUN = {"kind": "reproduced", "detail": "smoke, run 1a2b3c4d5e6f"}
 
 
 @pytest.fixture

@@ -247,7 +247,7 @@ def test_benchmark_label_names_stand_in_data_as_such() -> None:
     assert [r["benchmark"] for r in rows] == ["embedded light (stand-in for Rain100L)", "Rain100H"]
 
 
-RUN = tables.reproduced("smoke", "1a2b3c4d5e6f")
+RUN = {"kind": "reproduced", "detail": "smoke, run 1a2b3c4d5e6f"}
 LOG_HEADER = "epoch,step,loss,lr,val_psnr,val_ssim,patches_per_s,elapsed_s\n"
 
 

@@ -1,14 +1,10 @@
-"""The claims chapter (08), ``derain claims --profile P``: from the one record ``scores.csv``
-alone, per claim of the paper (:data:`.paper.CLAIMS`, Fig. 6's trend) and test set, the
-paired per-image differences with their interval, p-value, MDE and training budget, and two
-verdicts: **direction** (Holm over the rows that can carry one) and **size** (the paper's
-difference against the interval), by ``paper.yaml``'s ``policy`` (docs/evidence.md)."""
+"""The claims chapter (08), ``derain claims``: per claim and test set, from ``scores.csv`` alone,
+the paired differences and two verdicts, direction (Holm) and size (``paper.yaml``'s policy)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -30,7 +26,9 @@ MIN_BUDGET = 0.1
 ALPHA = 0.05
 METRICS = ("psnr", "ssim")
 NO_VERDICT = "no verdict"
-NOT_RUN = {"direction": "not run", "size": "not run"}
+NOT_RUN, PENDING = ({"direction": v, "size": v} for v in ("not run", "pending"))
+#: A row on the released SIAN alone: no training seeds, the paper's whole budget.
+ONE_MODEL = {"n_seeds": "", "budget_fraction": 1.0}
 SENSITIVITY = "inference-time sensitivity of the released model, not Table V's retrained ablation"
 SIAN = str(MethodId.SIAN_RELEASED)
 
@@ -38,13 +36,11 @@ COLUMNS: list[str] = DATA["columns"]["claims"]
 
 
 def budget_fraction(profile: str, claim: Claim) -> float | None:
-    """Training patches one model of ``profile`` sees (:func:`.training.run_cost`; without its
-    data, ``max_steps`` batches) as a fraction of the paper's: 1 for released weights, None
-    where either is unknown."""
+    """Training patches one model of ``profile`` sees over the paper's (None: unknown)."""
     if not claim.trained:
         return 1.0
     d = datasets(Params(profile)).get(claim.benchmark)
-    if d is None or claim.benchmark not in PAPER_PATCHES:
+    if d is None:
         return None
     cfg = config_for(Params(profile), d)
     seen = run_cost(cfg) or (cfg.train.max_steps or 0) * cfg.train.batch_size
@@ -54,27 +50,14 @@ def budget_fraction(profile: str, claim: Claim) -> float | None:
 def _percent(f: float | None) -> str:
     if f is None:
         return "unknown share"
-    return (
-        f"{100 * f:.2g} %" if f < 0.01 else f"{100 * f:.0f} %" if f >= 0.995 else f"{100 * f:.2f} %"
-    )
-
-
-class Paired(NamedTuple):
-    """``row``: the measured columns of one comparison on one test set; ``degenerate``:
-    ``<method> seed(s) ...`` of each side with a degenerate seed; ``stand_in``: either side
-    scored on stand-in data."""
-
-    row: dict
-    degenerate: list[str]
-    stand_in: bool
+    return f"{100 * f:{'.2g' if f < 0.01 else '.0f' if f >= 0.995 else '.2f'}} %"
 
 
 def paired(
     df: pd.DataFrame, test_set: str, better: tuple[str, str], worse: tuple[str, str]
-) -> Paired:
-    """``better`` vs ``worse`` ((method, variant) each) on ``test_set``, from the record: the
-    per-image differences better - worse on the images both sides scored (seeds paired in
-    seed order), their mean, 95 % interval, MDE and p-value, with n."""
+) -> dict:
+    """``better`` - ``worse`` ((method, variant) each) per image and seed on ``test_set``: the
+    measured columns of a claim row, with its evidence (stand-in data) and degenerate seeds."""
     sub = df[df.test_set == test_set]
     sides = [sub[(sub.method == str(m)) & (sub.variant == v)] for m, v in (better, worse)]
     images = sorted(set(sides[0].image) & set(sides[1].image))
@@ -83,8 +66,7 @@ def paired(
         w = s.pivot_table(index="seed", columns="image", values=list(METRICS), aggfunc="first")
         wide.append(w.loc[sorted(w.index, key=lambda x: (x == "", int(x) if x.isdigit() else 0))])
     n = min(len(w) for w in wide)
-    scene = sub.drop_duplicates("image").set_index("image").scene
-    scenes = [str(scene[i]) for i in images]
+    scenes = sub.drop_duplicates("image").set_index("image").scene[images].astype(str).tolist()
     row = dict(test_set=test_set, n_images=len(images), n_scenes=len(set(scenes)), n_seeds=n)
     for m in METRICS:
         d = np.subtract(*(w[m][images].to_numpy(float)[:n] for w in wide))
@@ -97,7 +79,10 @@ def paired(
         for (m, _), s in zip((better, worse), sides, strict=True)
         if (seeds := sorted(set(s[s.degenerate].seed)))
     ]
-    return Paired(row, bad, bool((pd.concat(sides).evidence == record.PIPELINE_CHECK).any()))
+    stand_in = (pd.concat(sides).evidence == record.PIPELINE_CHECK).any()
+    row["evidence"] = record.PIPELINE_CHECK if stand_in else None
+    row["reason"] = f"degenerate ({record.DEGENERATE_RULE}): {'; '.join(bad)}" if bad else ""
+    return row
 
 
 def p_value(iv: stats.Interval) -> float:
@@ -114,9 +99,8 @@ def holm(p: list[float]) -> list[float]:
     p = np.asarray(p, float)
     out, idx = np.full(p.shape, math.nan), np.flatnonzero(~np.isnan(p))
     order = idx[np.argsort(p[idx], kind="stable")]
-    out[order] = np.maximum.accumulate(
-        np.minimum(1.0, (len(order) - np.arange(len(order))) * p[order])
-    )
+    factor = np.arange(len(order), 0, -1)  # m, m - 1, ..., 1
+    out[order] = np.maximum.accumulate(np.minimum(1.0, factor * p[order]))
     return out.tolist()
 
 
@@ -128,46 +112,32 @@ def _interval(r: dict) -> str:
     return f"{_fmt(r['diff_psnr'])} [{_fmt(r['lo_psnr'])}, {_fmt(r['hi_psnr'])}]"
 
 
-def size_verdict(lo: float, hi: float, claimed: float | None) -> str:
-    """The paper's difference against the 95 % interval."""
-    if claimed is None:
-        return "no paper difference"
-    if lo <= claimed <= hi:
-        return "agrees"
-    return "larger than the paper's" if lo > claimed else "smaller than the paper's"
-
-
-def _head(claim: str, table: str, benchmark: str, better: str, worse: str) -> dict:
+def _head(claim: str, table: str, benchmark: str, better: str, worse: str, **more) -> dict:
     """A row of :data:`COLUMNS` that says what it compares."""
     said = dict(claim=claim, table=table, benchmark=BENCHMARKS[benchmark], better=better)
-    return dict.fromkeys(COLUMNS) | said | {"worse": worse}
+    return dict.fromkeys(COLUMNS) | said | {"worse": worse} | more
 
 
-def _base_row(claim: Claim) -> dict:
-    row = _head(claim.text, claim.table, claim.benchmark, str(claim.better), str(claim.worse))
-    for m in METRICS:
-        p = claim.paper(m)
-        row[f"paper_diff_{m}"] = None if p is None else round(p[0] - p[1], 6)
-    return row
+def _base_row(c: Claim) -> dict:
+    diffs = {f"paper_diff_{m}": round(c.paper(m)[0] - c.paper(m)[1], 6) for m in METRICS}
+    return _head(c.text, c.table, c.benchmark, str(c.better), str(c.worse), **diffs)
 
 
 def _released(row: dict, benchmark: str) -> str:
     return f"released, {'full' if row['n_images'] >= FULL_TEST_SIZE[benchmark] else 'partial'} set"
 
 
-def judge(claim: Claim, pair: Paired, budget: float | None) -> dict:
-    """One row of ``claim`` on ``pair``; ``direction`` is ``pending`` for a row of the family
-    (decided by :func:`decide` over all of them), else ``no verdict``."""
-    row = _base_row(claim) | pair.row | {"budget_fraction": budget}
+def judge(claim: Claim, pair: dict, budget: float | None) -> dict:
+    """The row of ``claim`` on ``pair`` (:func:`paired`): ``pending`` or ``no verdict`` and why."""
+    row = _base_row(claim) | pair | {"budget_fraction": budget}
     seeds, row["n_seeds"] = row["n_seeds"], row["n_seeds"] if claim.trained else ""
-    check = pair.stand_in or (budget is not None and budget < MIN_BUDGET)
+    stand_in = row["evidence"] == record.PIPELINE_CHECK
+    check = stand_in or (budget is not None and budget < MIN_BUDGET)
     trained = record.TRAINED if claim.trained else _released(row, claim.benchmark)
     row["evidence"] = record.PIPELINE_CHECK if check else trained
-    why = []
-    if pair.degenerate:
-        why.append(f"degenerate ({record.DEGENERATE_RULE}): {'; '.join(pair.degenerate)}")
+    why = [row["reason"]] if row["reason"] else []
     if check:
-        data = "stand-in data" if pair.stand_in else "real data"
+        data = "stand-in data" if stand_in else "real data"
         why.append(f"pipeline check: {data}, {_percent(budget)} of the paper's training")
     if claim.trained and seeds < MIN_SEEDS:
         why.append(f"{seeds} training seed: the seed spread is unknown")
@@ -176,34 +146,33 @@ def judge(claim: Claim, pair: Paired, budget: float | None) -> dict:
 
 
 def decide(rows: list[dict]) -> list[dict]:
-    """Holm over the ``pending`` rows (the family of directional claims), then each row's
-    direction and size."""
+    """Holm over the ``pending`` rows (the family), then each one's direction and size."""
     family = [r for r in rows if r["direction"] == "pending"]
     for r, p_adj in zip(family, holm([r["p_psnr"] for r in family]), strict=True):
-        claimed = r["paper_diff_psnr"]
-        sign = 1.0 if claimed is None else math.copysign(1.0, claimed)
+        claimed, lo, hi = r["paper_diff_psnr"], r["lo_psnr"], r["hi_psnr"]
         if p_adj < ALPHA:
-            direction = "supported" if r["diff_psnr"] * sign > 0 else "contradicted"
+            r["direction"] = "supported" if r["diff_psnr"] > 0 else "contradicted"  # better wins
         elif claimed is not None and r["mde_psnr"] > abs(claimed):
-            direction = (
-                f"inconclusive (underpowered: MDE {r['mde_psnr']:.2f} > claimed {abs(claimed):.2f})"
-            )
+            mde = f"MDE {r['mde_psnr']:.2f} > claimed {abs(claimed):.2f}"
+            r["direction"] = f"inconclusive (underpowered: {mde})"
         else:
-            direction = "inconclusive"
+            r["direction"] = "inconclusive"
+        if claimed is None:
+            r["size"] = "no paper difference"
+        else:
+            side = "larger" if lo > claimed else "smaller"
+            r["size"] = "agrees" if lo <= claimed <= hi else f"{side} than the paper's"
         paper = "a direction" if claimed is None else f"{_fmt(claimed)} dB"
         tested = (
             f"{_interval(r)} dB vs paper {paper}; p {r['p_psnr']:.2g}, Holm-adjusted "
             f"{p_adj:.2g} over {len(family)} rows"
         )
-        r |= {"p_holm": p_adj, "direction": direction}
-        r["size"] = size_verdict(r["lo_psnr"], r["hi_psnr"], claimed)
-        r["reason"] = "; ".join(x for x in (r["reason"], tested) if x)
+        r["p_holm"], r["reason"] = p_adj, "; ".join(x for x in (r["reason"], tested) if x)
     return rows
 
 
 def _sets(df: pd.DataFrame, benchmark: str, sides: list[tuple[str, str]]) -> list[str]:
-    """Test sets of ``benchmark`` (first-seen order) where every (method, variant) of
-    ``sides`` was scored."""
+    """Test sets of ``benchmark`` (first-seen order) where every side was scored."""
     mine = df[df.benchmark == benchmark]
     hit = mine[pd.MultiIndex.from_frame(mine[["method", "variant"]]).isin(sides)]
     found = hit.drop_duplicates(["test_set", "method", "variant"]).test_set.value_counts()
@@ -211,67 +180,56 @@ def _sets(df: pd.DataFrame, benchmark: str, sides: list[tuple[str, str]]) -> lis
 
 
 def table_rows(profile: str, df: pd.DataFrame) -> list[dict]:
-    """The rows of :data:`CLAIMS` (undecided: see :func:`decide`)."""
+    """The rows of :data:`CLAIMS`, undecided."""
     rows, budgets = [], {}
     for claim in CLAIMS:
         sides = [(str(claim.better), ""), (str(claim.worse), "")]
-        sets = _sets(df, claim.benchmark, sides)
-        if not sets:
-            here = df[(df.benchmark == claim.benchmark) & (df.variant == "")]
-            absent = ", ".join(m for m, _ in sides if m not in set(here.method))
+        if not (sets := _sets(df, claim.benchmark, sides)):
+            here = set(df[(df.benchmark == claim.benchmark) & (df.variant == "")].method)
+            absent = ", ".join(m for m, _ in sides if m not in here)
             why = f"no {BENCHMARKS[claim.benchmark]} scores of {absent} here"
             why += " (its test data or weights are absent)"
             rows.append(_base_row(claim) | NOT_RUN | {"reason": why})
-            continue
         key = (claim.benchmark, claim.trained)
-        if key not in budgets:
+        if sets and key not in budgets:
             budgets[key] = budget_fraction(profile, claim)
         rows += [judge(claim, paired(df, t, *sides), budgets[key]) for t in sets]
     return rows
 
 
 def trend_rows(df: pd.DataFrame) -> list[dict]:
-    """Fig. 6, one row per benchmark and test set: stage k beats stage k-1 for k = 2..6;
-    p-value the largest step's, difference and interval the weakest step's."""
+    """Fig. 6 per test set: stage k beats stage k-1 for k = 2..6; p-value the largest step's,
+    difference and interval the weakest step's."""
     rows = []
     stages = [(SIAN, probes.stage_variant(k)) for k in range(1, 7)]
     for b in probes.BENCHMARKS:
         text = f"{TREND_TEXT} on {BENCHMARKS[b]}"
         base = _head(text, "Fig. 6", b, f"{SIAN} stage k", f"{SIAN} stage k-1")
-        sets = _sets(df, b, stages)
-        if not sets:
+        if not (sets := _sets(df, b, stages)):
             why = "no stage scores of the released SIAN (its weights and a real test set)"
             rows.append(base | NOT_RUN | {"reason": why})
         for t in sets:
-            steps = {k: paired(df, t, stages[k - 1], stages[k - 2]).row for k in range(2, 7)}
+            steps = {k: paired(df, t, stages[k - 1], stages[k - 2]) for k in range(2, 7)}
             k = max(steps, key=lambda k: (steps[k]["p_psnr"], -steps[k]["diff_psnr"]))
             listed = "; ".join(f"{j}>{j - 1} {_interval(s)}" for j, s in steps.items())
-            rows.append(
-                base
-                | steps[k]
-                | {"test_set": t, "budget_fraction": 1.0, "n_seeds": ""}
-                | {"evidence": _released(steps[k], b), "direction": "pending", "size": "pending"}
-                | {"reason": f"steps: {listed}; weakest: stage {k}"}
-            )
+            why = f"steps: {listed}; weakest: stage {k}"
+            more = {"test_set": t, "evidence": _released(steps[k], b), "reason": why}
+            rows.append(base | steps[k] | more | ONE_MODEL | PENDING)
     return rows
 
 
 def knockout_rows(df: pd.DataFrame) -> list[dict]:
-    """Every inference-time knock-out of the released SIAN's attention in the record: the
-    intact model minus the knocked-out one per image (positive: the knock-out costs PSNR)."""
+    """Every inference-time knock-out of the released SIAN's attention in the record: intact
+    minus knocked-out per image (positive: the knock-out costs PSNR)."""
     rows = []
     kos = df[(df.method == SIAN) & df.variant.str.startswith("ko-")]
     for b, t, v in kos[["benchmark", "test_set", "variant"]].drop_duplicates().to_numpy():
         text = f"the released SIAN loses PSNR when {probes.describe(v)}"
         row = _head(text, "attention (inference-time)", b, SIAN, f"{SIAN} {v}")
-        row |= paired(df, t, (SIAN, ""), (SIAN, v)).row
+        row |= paired(df, t, (SIAN, ""), (SIAN, v))
         n = f"n = {row['n_images']} images ({row['n_scenes']} scenes)"
-        rows.append(
-            row
-            | {"evidence": SENSITIVITY, "n_seeds": "", "budget_fraction": 1.0}
-            | {"direction": NO_VERDICT, "size": NO_VERDICT}
-            | {"reason": f"not a paper claim: {n}; no paper difference"}
-        )
+        more = {"evidence": SENSITIVITY, "reason": f"not a paper claim: {n}; no paper difference"}
+        rows.append(row | more | ONE_MODEL | {"direction": NO_VERDICT, "size": NO_VERDICT})
     return rows
 
 
@@ -282,8 +240,7 @@ def claim_rows(profile: str) -> list[dict]:
 
 
 def stage_table(profile: str) -> pd.DataFrame:
-    """PSNR/SSIM of the released SIAN's stages 1-6 per test set, each mean with its 95 %
-    interval over scenes (Fig. 6 on the full sets)."""
+    """PSNR/SSIM of the released SIAN's stages 1-6 per test set, 95 % intervals (Fig. 6)."""
     df = record.read(profile)
     df = df[(df.method == SIAN) & df.variant.str.startswith("stage-")]
     out = []
@@ -298,12 +255,12 @@ def stage_table(profile: str) -> pd.DataFrame:
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:
+    """Claim rows as a frame of :data:`COLUMNS`."""
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def write_claims(profile: str, rows: list[dict]) -> Path:
-    """``claims.csv`` and ``claims.md`` (the verdict table, numbers rounded as the paper rounds
-    them: 2 decimals) under ``results/<profile>/``; returns the markdown."""
+    """Write ``results/<profile>/claims.csv`` and ``claims.md``; returns the markdown's path."""
     df, res = frame(rows), results_dir(profile)
     atomic_write_text(res / "claims.csv", df.to_csv(index=False, float_format="%.6g"))
     n = df.n_images.astype("Int64").astype(str) + " (" + df.n_scenes.astype("Int64").astype(str)

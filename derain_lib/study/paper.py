@@ -1,12 +1,12 @@
-"""The paper as data: ``paper.yaml`` (its numbers, which methods and benchmarks each of Tables
-II-V has, the claims the study checks) read into :data:`PAPER`, :data:`TABLES` and
-:data:`CLAIMS`. :mod:`.tabulate` builds the tables and :mod:`.claims` the verdicts."""
+"""The paper as data: ``paper.yaml`` (its numbers, Tables II-V's methods and benchmarks, the
+claims the study checks) read into :data:`PAPER`, :data:`TABLES` and :data:`CLAIMS`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -23,31 +23,24 @@ Step = StrEnum("Step", {s.upper(): s for s in NOTEBOOKS})
 TREND_TEXT: str = DATA["trend"]
 
 
-@dataclass(frozen=True)
-class PaperValue:
-    """One cell of the paper, with where it is printed."""
+class PaperValue(NamedTuple):
+    """One cell of the paper: (PSNR, SSIM), None where it prints '-', and where it is printed."""
 
-    table: str
-    row: str
-    benchmark: str
     value: tuple[float, float] | None
-
-    @property
-    def quote(self) -> str:
-        return f'Table {self.table}, row "{self.row}", column {BENCHMARKS[self.benchmark]}'
+    quote: str
 
 
 def paper_value(table: str, row: str, benchmark: str) -> PaperValue:
-    """The paper's (PSNR, SSIM) in ``table`` (roman numeral), ``row`` as printed, ``benchmark``."""
+    """The paper's cell in ``table`` (roman numeral), ``row`` as printed, ``benchmark``."""
     try:
         v = PAPER[table][row][benchmark]
     except KeyError:
         raise KeyError(f"the paper has no Table {table} cell ({row!r}, {benchmark})") from None
-    return PaperValue(table, row, benchmark, None if v is None else tuple(v))
+    quote = f'Table {table}, row "{row}", column {BENCHMARKS[benchmark]}'
+    return PaperValue(None if v is None else tuple(v), quote)
 
 
-@dataclass(frozen=True)
-class Method:
+class Method(NamedTuple):
     """A row we measure: our method id, its label, and the paper row it is compared with."""
 
     id: MethodId
@@ -62,10 +55,10 @@ class TableSpec:
     key: str
     number: str
     title: str
-    benchmarks: tuple[str, ...]
-    methods: tuple[Method, ...]
-    step: Step
-    claims: tuple[tuple[str, str], ...]  # (better row, worse row) on each benchmark
+    benchmarks: list[str]
+    methods: list[Method]
+    step: str
+    claims: list[list[str]]  # (better row, worse row) on each benchmark
     paper_only_rows: bool = False
 
     @property
@@ -78,16 +71,7 @@ class TableSpec:
 
 
 TABLES: dict[str, TableSpec] = {
-    k: TableSpec(
-        k,
-        t["number"],
-        t["title"],
-        tuple(t["benchmarks"]),
-        tuple(Method(MethodId(i), label, row) for i, label, row in t["methods"]),
-        Step(t["step"]),
-        tuple(map(tuple, t["claims"])),
-        t.get("paper_only_rows", False),
-    )
+    k: TableSpec(k, **t | {"methods": [Method(MethodId(m[0]), *m[1:]) for m in t["methods"]]})
     for k, t in DATA["tables"].items()
 }
 TABLE2, TABLE3, TABLE4, TABLE5 = TABLES.values()
@@ -95,8 +79,7 @@ TABLE2, TABLE3, TABLE4, TABLE5 = TABLES.values()
 
 @dataclass(frozen=True)
 class Claim:
-    """``better`` beats ``worse`` on ``benchmark``, per the paper's ``table`` (roman
-    numeral), whose rows for the two are ``better_row`` and ``worse_row``."""
+    """``better`` beats ``worse`` on ``benchmark``, per the paper's ``table`` and its rows."""
 
     table: str
     benchmark: str
@@ -114,11 +97,12 @@ class Claim:
         """Both methods are trained by the profile (not released weights)."""
         return self.better.trained and self.worse.trained
 
-    def paper(self, metric: str) -> tuple[float, float] | None:
-        """The paper's (better, worse) values of ``metric``; None where it prints '-'."""
+    def paper(self, metric: str) -> tuple[float, float]:
+        """The paper's (better, worse) values of ``metric``."""
         i = ("psnr", "ssim").index(metric)
-        a, b = (PAPER[self.table][r][self.benchmark] for r in (self.better_row, self.worse_row))
-        return None if a is None or b is None else (a[i], b[i])
+        return tuple(
+            PAPER[self.table][r][self.benchmark][i] for r in (self.better_row, self.worse_row)
+        )
 
 
 #: Every claim of Tables II-V the study checks, per table, benchmark and (better, worse).

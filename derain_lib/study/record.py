@@ -1,8 +1,5 @@
-"""The study's one record, ``results/<profile>/scores.csv``: every score, one row per
-(method, variant, test set, training seed, image), columns :data:`COLUMNS` (docs/evidence.md
-says what each holds). Every table, claim and figure derives from it; the steps that score
-(02-04, the probes) replace their own rows (:func:`update`), and the file is rewritten in one
-sorted, diff-friendly order."""
+"""The study's one record, ``results/<profile>/scores.csv``: one row per (method, variant, test
+set, training seed, image), from which every table, claim and figure derives (docs/evidence.md)."""
 
 from __future__ import annotations
 
@@ -22,15 +19,13 @@ TEXT = ["variant", "seed", "image", "scene", "test_set"]
 KEY = ["method", "variant", "test_set"]
 SORT = ["benchmark", "test_set", "method", "variant", "seed", "image"]
 
-#: The one degeneracy test: a model trained here whose mean PSNR gain over the rainy input
-#: on a test set is below this learned no deraining; its scores are kept, never judged
-#: (docs/evidence.md says why 1 dB).
+#: A model trained here whose mean PSNR gain over the rainy input on a test set is below this
+#: learned no deraining: its scores are kept, never judged (docs/evidence.md says why 1 dB).
 DEGENERATE_GAIN_DB = 1.0
 DEGENERATE_RULE = (
     f"mean PSNR gain over the rainy input below {DEGENERATE_GAIN_DB:g} dB: no deraining learned"
 )
-#: The evidence a score is (the ``evidence`` column; the claims add whether a released
-#: model saw the full set).
+#: The evidence a score is (the ``evidence`` column).
 RAINY, RELEASED, TRAINED = "rainy input", "released weights", "trained here"
 PIPELINE_CHECK = "pipeline check"
 _TRAINED_IDS = {str(m) for m in MethodId if m.trained}
@@ -42,11 +37,8 @@ def path(profile: str) -> Path:
 
 def evidence_of(method: str, stand_in: bool) -> str:
     """``pipeline check`` on stand-in data, else by the method."""
-    if stand_in:
-        return PIPELINE_CHECK
-    if method == MethodId.INPUT:
-        return RAINY
-    return TRAINED if method in _TRAINED_IDS else RELEASED
+    kind = RAINY if method == MethodId.INPUT else TRAINED if method in _TRAINED_IDS else RELEASED
+    return PIPELINE_CHECK if stand_in else kind
 
 
 def read(profile: str) -> pd.DataFrame:
@@ -60,8 +52,7 @@ def read(profile: str) -> pd.DataFrame:
 
 
 def degenerate(df: pd.DataFrame) -> pd.Series:
-    """Per row: whether its (method, test set, seed) is a model trained here whose mean PSNR
-    gain over the Input on the same images is below :data:`DEGENERATE_GAIN_DB`."""
+    """Per row: whether its (method, test set, seed) is a degenerate model trained here."""
     group = ["method", "test_set", "seed"]
     rainy = df[(df.method == MethodId.INPUT) & (df.variant == "")]
     trained = df.method.isin(_TRAINED_IDS) & (df.variant == "")
@@ -72,8 +63,7 @@ def degenerate(df: pd.DataFrame) -> pd.Series:
 
 
 def update(profile: str, rows: pd.DataFrame | list[dict]) -> Path:
-    """Replace the record's rows of every (method, variant, test set) in ``rows`` by
-    ``rows``, the rest kept; degeneracy recomputed, sorted, written atomically."""
+    """Replace the record's rows of every (method, variant, test set) in ``rows`` by them."""
     new = pd.DataFrame(rows, columns=COLUMNS).fillna({"variant": "", "seed": ""})
     new[TEXT] = new[TEXT].astype(str)
     old = read(profile)
@@ -85,18 +75,15 @@ def update(profile: str, rows: pd.DataFrame | list[dict]) -> Path:
 
 
 def seed_table(df: pd.DataFrame, per_seed: bool = False) -> pd.DataFrame:
-    """Per (benchmark, test set, evidence, method, variant): each seed's mean over the images,
-    then the mean and SD over seeds (``psnr``, ``psnr_sd``, ``ssim``, ``ssim_sd``),
-    ``n_seeds``, ``n_images`` and whether any seed is degenerate: what the tables show.
-    ``per_seed`` adds each seed's own row (``seed`` its seed, ``"mean"`` for the mean row)."""
+    """Per (benchmark, test set, evidence, method, variant): mean and SD over seeds of each
+    seed's image mean, ``n_seeds``, ``n_images``, ``degenerate``; ``per_seed`` adds each seed's
+    row (the mean's ``seed`` is ``"mean"``)."""
     keys = ["benchmark", "test_set", "evidence", "method", "variant"]
     any_bad = ("degenerate", "any")
     seeds = df.groupby([*keys, "seed"], as_index=False, sort=False).agg(
         psnr=("psnr", "mean"), ssim=("ssim", "mean"), n_images=("image", "size"), degenerate=any_bad
     )
-    spread = {
-        f"{m}{k}": (m, f) for m in ("psnr", "ssim") for k, f in (("", "mean"), ("_sd", "std"))
-    }
+    spread = {m + k: (m, f) for m in ("psnr", "ssim") for k, f in (("", "mean"), ("_sd", "std"))}
     means = seeds.groupby(keys, as_index=False, sort=False).agg(
         **spread, n_seeds=("seed", "size"), n_images=("n_images", "max"), degenerate=any_bad
     )

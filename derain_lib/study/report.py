@@ -1,6 +1,5 @@
-"""The study as a report a reader opens: the executed notebooks and an index page (a summary,
-then relative links to the chapters, tables, claims and figures, so a committed report opens
-from a checkout), all through nbconvert; the index is a one-cell Markdown notebook."""
+"""The study as a report: the executed notebooks and an index page (a summary, relative links
+to the chapters, tables, claims and figures), all through nbconvert."""
 
 from __future__ import annotations
 
@@ -18,17 +17,14 @@ from . import record
 from .paper import DATA, TABLE3, TABLES, paper_value
 from .plan import figures_dir, results_dir
 
-#: A live widget's output; its state (random ids, times) changes with every run, and a
-#: static page cannot drive it, so the report shows the widget's text form instead.
+#: A live widget's output, which changes with every run: the report shows its text form.
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def summary(profile: str) -> list[str]:
-    """The findings on one screen, as Markdown sections: what is exact (the released weights
-    against the paper's rows), what the released models show (the claims with a direction
-    verdict, the knock-outs), what is not testable here and why; numbers rounded as the
-    paper rounds them (PSNR 2 decimals, SSIM 3)."""
-    exact, show, untested = [], [], []
+    """The findings on one screen, as Markdown sections: what is exact, what the released
+    models show, what is not testable here and why."""
+    exact, show = [], []
     means = record.seed_table(record.read(profile))
     released = {m.id: m for m in TABLE3.methods if m.id.released}
     mine = (means.variant == "") & (means.evidence == record.RELEASED)
@@ -58,7 +54,7 @@ def summary(profile: str) -> list[str]:
             f"cost ranges {ko.diff_psnr.min():+.2f} to {ko.diff_psnr.max():+.2f} dB with the "
             "kind of knock-out: a sensitivity, not Table V's retrained ablation"
         )
-    untested += [
+    untested = [
         f"{r.claim}: not run: {r.reason}" for r in df[df.direction == "not run"].itertuples()
     ]
     if len(checks := df[df.evidence == record.PIPELINE_CHECK]):
@@ -81,8 +77,7 @@ def summary(profile: str) -> list[str]:
 
 
 def export_report(profile: str, executed: list[Path]) -> Path:
-    """Write ``results/<profile>/report/`` from the ``executed`` notebooks; return
-    ``index.html``."""
+    """Write ``results/<profile>/report/`` from the ``executed`` notebooks; returns the index."""
     import nbformat  # the study extra, as papermill and JupyterLab
     from nbconvert import HTMLExporter
 
@@ -95,12 +90,9 @@ def export_report(profile: str, executed: list[Path]) -> Path:
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
         atomic_write_text(out / f"{name}.html", body)
 
-    def links(items: list[tuple[Path, str, str]]) -> str:  # (target, name, text after it)
-        return "\n".join(
-            f"- [{escape(n)}]({Path(os.path.relpath(p, out)).as_posix()})"
-            + (f": {escape(t)}" if t else "")
-            for p, n, t in items
-        )
+    def link(target: Path, text: str = "", name: str = "") -> str:
+        to = Path(os.path.relpath(target, out)).as_posix()
+        return f"- [{escape(name or target.name)}]({to})" + (f": {escape(text)}" if text else "")
 
     chapters = []
     for path in executed:
@@ -115,19 +107,17 @@ def export_report(profile: str, executed: list[Path]) -> Path:
         head = next((h for h in heads if h.startswith("#")), path.stem)  # its first heading
         title = head.splitlines()[0].lstrip("#").strip()
         page(nb, path.stem, title)
-        chapters.append((out / f"{path.stem}.html", title, ""))
-    files = [
-        (res / f"{k}.csv", f"{k}.csv", f"Table {t.number}: {t.title}") for k, t in TABLES.items()
-    ]
-    files += [(res / n, n, "") for n in ("tables.md", "claims.csv", "claims.md")]
+        chapters.append(link(out / f"{path.stem}.html", name=title))
+    files = {f"{k}.csv": f"Table {t.number}: {t.title}" for k, t in TABLES.items()}
+    files |= dict.fromkeys(("tables.md", "claims.csv", "claims.md"), "")
     index = res / "figures.json"
     figs = json.loads(index.read_text()) if index.is_file() else []
-    figures = [(figures_dir(profile) / Path(f["path"]).name, f["caption"]) for f in figs]
+    figures = [link(figures_dir(profile) / Path(f["path"]).name, f["caption"]) for f in figs]
+    tables = [link(res / n, t) for n, t in files.items() if (res / n).is_file()]
     text = "\n\n".join(
         [f"# SIAN reproduction study: profile `{profile}`", "## Summary", *summary(profile)]
-        + ["## Chapters", links(chapters), "## Tables and claims"]
-        + [links([f for f in files if f[0].is_file()]), "## Figures"]
-        + [links([(p, p.name, t) for p, t in figures])]
+        + ["## Chapters", "\n".join(chapters), "## Tables and claims", "\n".join(tables)]
+        + ["## Figures", "\n".join(figures)]
     )
     cell = nbformat.v4.new_markdown_cell(text, id="index")
     page(nbformat.v4.new_notebook(cells=[cell]), "index", f"derain study: profile {profile}")

@@ -141,7 +141,7 @@ def model_for(p: Params, method: str, b: str, runs: list[dict]) -> MethodSource:
         if (path := find_released(w.name, p.weights_dir)) is None:
             return MethodSource(None, "not_run", missing_released(w.name, p.weights_dir))
         note = "" if trained_on == b else f"scored with the {w.name} weights"
-        return MethodSource(path, **tables.released(w.filename, w.sha256), note=note)
+        return MethodSource(path, "released", f"{w.filename}, sha256 {w.sha256}", note)
     run = next((r for r in runs if r["method"] == method and r["benchmark"] == trained_on), None)
     if run is None:
         why = f"profile {p.profile} trains no {tables.BENCHMARKS[trained_on]} model"
@@ -151,9 +151,8 @@ def model_for(p: Params, method: str, b: str, runs: list[dict]) -> MethodSource:
     note = f"trained on {run['dataset']}" if run["dataset"] != b else ""
     if run["stand_in"]:
         note = f"trained on the embedded {run['dataset']} stand-in data"
-    return MethodSource(
-        restored(run["checkpoint"]), **tables.reproduced(p.profile, run["run"]), note=note
-    )
+    detail = f"{p.profile}, run {run['run']}"
+    return MethodSource(restored(run["checkpoint"]), "reproduced", detail, note)
 
 
 def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:

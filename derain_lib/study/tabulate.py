@@ -1,40 +1,25 @@
-"""Tables II-V with provenance: ``tableN.csv`` and ``tables.md``.
-
-:func:`build_table` turns the :class:`~derain_lib.tables.Score` records of a step into the
-rows of one paper table: our value next to the paper's (:mod:`.paper`), the difference where
-the two are comparable, a provenance and a kind on every row. A measured row's PSNR and SSIM
-are the mean over the training seeds of each seed's mean over the images, from the record
-``scores.csv`` (:func:`.record.seed_table`), with ``n_seeds`` and the SDs beside them.
-"""
+"""Tables II-V with provenance, ``tableN.csv`` and ``tables.md``: our value (the record's seed
+mean) beside the paper's, the difference where comparable, a kind and provenance per row."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from ..fsutil import atomic_write_text
-from ..tables import (
-    BENCHMARKS,
-    FULL_TEST_SIZE,
-    NOT_RUN,
-    Score,
-    benchmark_label,
-    load_scores,
-    missing,
-)
+from ..tables import BENCHMARKS, FULL_TEST_SIZE, NOT_RUN, Score, benchmark_label, load_scores
 from . import record
 from .paper import DATA, NOTEBOOKS, PAPER, TABLES, Method, Step, TableSpec, paper_value
 from .plan import results_dir, work_dir
 
 COLUMNS: list[str] = DATA["columns"]["tables"]
-#: Columns of a table CSV read as numbers (the rest as text, "" for empty).
-NUMERIC = ("n", "psnr", "ssim", "paper_psnr", "paper_ssim", "diff_psnr", "diff_ssim")
 #: The texts of ``tables.md`` (``paper.yaml``).
 TEXT: dict[str, str] = DATA["tables_md"]
+#: Columns of ``tables.md`` shown as formatted numbers (read as numbers, the rest as text).
+NUMBERS = [c for c, (_, f) in TEXT["columns"].items() if f]
 _SHA = re.compile(r"\b([0-9a-f]{12})[0-9a-f]{52}\b")
 
 
@@ -50,40 +35,29 @@ def _paper_cells(spec: TableSpec, paper_row: str, benchmark: str) -> dict:
 
 
 def _row(spec: TableSpec, m: Method, s: Score, means: pd.DataFrame | None) -> dict:
-    """Our row of method ``m``: the score ``s``, or the record's seed mean where it has one
-    (``s`` ran then)."""
+    """Our row of ``m``: the score ``s``, or the record's seed mean where it has one."""
     row = dict.fromkeys(COLUMNS) | _paper_cells(spec, m.paper_row, s.benchmark)
-    paper = row["paper_psnr"], row["paper_ssim"]
     key = (str(m.id), s.test_set)
     mean = means.loc[key] if means is not None and key in means.index else None
-    psnr, ssim = (s.psnr, s.ssim) if mean is None else (mean.psnr, mean.ssim)
-    comparable = s.ran and paper[0] is not None
+    got = s if mean is None else mean
+    row |= {"method": m.label, "method_id": str(m.id), "test_set": s.test_set, "kind": s.kind}
+    row |= {"benchmark": benchmark_label(s.benchmark, s.stand_in), "provenance": s.provenance}
+    if s.ran:
+        row |= {"n": s.n, "psnr": _round(got.psnr), "ssim": _round(got.ssim)}
     notes = [s.note] if s.note else []
-    if comparable and s.stand_in:
+    if row["paper_psnr"] is None:
+        row["paper_source"] += ": printed as '-'"
+    elif s.ran and s.stand_in:
         notes.append(
             f"measured on the embedded stand-in for {BENCHMARKS[s.benchmark]}: "
             "not comparable to the paper's number, no difference given"
         )
-    elif comparable and s.partial:
-        notes.append(
-            f"partial set (n={s.n} of {FULL_TEST_SIZE[s.benchmark]}): "
-            "the difference is indicative only"
-        )
-    row |= {
-        "method": m.label,
-        "method_id": str(m.id),
-        "benchmark": benchmark_label(s.benchmark, s.stand_in),
-        "test_set": s.test_set,
-        "n": s.n if s.ran else None,
-        "psnr": _round(psnr) if s.ran else None,
-        "ssim": _round(ssim) if s.ran else None,
-        "kind": s.kind,
-        "provenance": s.provenance,
-    }
-    if paper[0] is None:
-        row["paper_source"] += ": printed as '-'"
-    if comparable and not s.stand_in:
-        row |= {"diff_psnr": _round(psnr - paper[0]), "diff_ssim": _round(ssim - paper[1])}
+    elif s.ran:
+        row["diff_psnr"] = _round(got.psnr - row["paper_psnr"])
+        row["diff_ssim"] = _round(got.ssim - row["paper_ssim"])
+        if s.partial:
+            full = FULL_TEST_SIZE[s.benchmark]
+            notes.append(f"partial set (n={s.n} of {full}): the difference is indicative only")
     if mean is not None:
         row["n_seeds"] = int(mean.n_seeds) if m.id.trained else None
         if mean.n_seeds > 1:
@@ -94,14 +68,10 @@ def _row(spec: TableSpec, m: Method, s: Score, means: pd.DataFrame | None) -> di
     return row | {"note": "; ".join(notes)}
 
 
-def build_table(
-    name: str | TableSpec, scores: list[Score], means: pd.DataFrame | None = None
-) -> list[dict]:
-    """Rows of table ``name`` ("table2".."table5", or its spec) from the recorded scores and
-    the record's seed means (:func:`.record.seed_table` indexed by method and test set):
-    every (method, benchmark) cell our measured rows (one per test set), or a "not run" row
-    (``no result recorded`` when nothing was recorded); then the paper's other rows."""
-    spec = name if isinstance(name, TableSpec) else TABLES[name]
+def build_table(name: str, scores: list[Score], means: pd.DataFrame | None = None) -> list[dict]:
+    """Rows of table ``name`` from a step's scores and the record's seed means (by method and
+    test set): per (method, benchmark) our rows or a "not run" one, then the paper's others."""
+    spec = TABLES[name]
     latest = {(s.method, s.benchmark, s.test_set): s for s in scores}  # a re-score replaces
     rows = []
     for m in spec.methods:
@@ -110,7 +80,7 @@ def build_table(
             measured = [s for s in mine if s.ran]
             if not measured:
                 why = mine[0].detail if mine else "no result recorded"
-                measured = [Score(method=m.id, benchmark=b, **missing(why))]
+                measured = [Score(method=m.id, benchmark=b, kind="not_run", detail=why)]
             rows += [_row(spec, m, s, means) for s in measured]
     others = [r for r in PAPER[spec.number] if r not in {m.paper_row for m in spec.methods}]
     for r in others if spec.paper_only_rows else []:
@@ -118,13 +88,9 @@ def build_table(
             cells = _paper_cells(spec, r, b)
             printed = cells["paper_psnr"] is not None
             quote = cells["paper_source"] + ("" if printed else ": '-'")
-            rows.append(
-                dict.fromkeys(COLUMNS)
-                | cells
-                | {"method": r, "benchmark": BENCHMARKS[b], "kind": "paper"}
-                | {"provenance": f"paper ({quote})"}
-                | {"note": "reported in the paper; not run here" if printed else ""}
-            )
+            note = "reported in the paper; not run here" if printed else ""
+            more = {"method": r, "benchmark": BENCHMARKS[b], "kind": "paper", "note": note}
+            rows.append(dict.fromkeys(COLUMNS) | cells | more | {"provenance": f"paper ({quote})"})
     return rows
 
 
@@ -137,32 +103,25 @@ def write_table(
 
 
 def build_tables(profile: str, names: tuple[str | TableSpec, ...] = ()) -> Path:
-    """Write ``tableN.csv`` for ``names`` (table keys or specs) from the scores their step
-    recorded and the record's seed means, then re-render ``tables.md``; returns its path."""
+    """``tableN.csv`` for ``names`` (keys or specs), then ``tables.md`` (returned)."""
     res = results_dir(profile)
     means = record.seed_table(record.read(profile)).query("variant == ''")
     means = means.set_index(["method", "test_set"])
     for spec in (n if isinstance(n, TableSpec) else TABLES[n] for n in names):
         scores = load_scores([work_dir(profile) / "scores" / f"{spec.step}.json"])
         write_table(res, spec.key, scores, means)
-    header = ""
+    return write_markdown(res, profile)
+
+
+def write_markdown(res: str | Path, profile: str) -> Path:
+    """``tables.md``: the run's parameters, every tableN.csv in ``res`` as the paper rounds, the
+    figure captions."""
+    res = Path(res)
+    lines = [f"# Tables II-V, profile `{profile}`", ""]
     if (rec := res / "provenance.json").is_file():
         q = json.loads(rec.read_text())["parameters"]
-        header = TEXT["header"].format_map(q | {"overrides": " ".join(q["overrides"]) or "none"})
-    return write_markdown(res, profile, header)
-
-
-def _fmt(spec: str) -> Callable[[float], str]:
-    """A formatter of one number for the markdown ("" for a missing one)."""
-    return lambda v: "" if pd.isna(v) else format(v, spec)
-
-
-def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
-    """``tables.md``: every tableN.csv present in ``res`` (PSNR rounded to 2 decimals and
-    SSIM to 3, as the paper prints them; a cell's note as a footnote) and the figure
-    captions."""
-    res = Path(res)
-    lines = [f"# Tables II-V, profile `{profile}`", "", *([header, ""] if header else [])]
+        q["overrides"] = " ".join(q["overrides"]) or "none"
+        lines += [TEXT["header"].format_map(q), ""]
     lines += [TEXT["intro"], ""]
     for name, spec in TABLES.items():
         path = res / f"{name}.csv"
@@ -170,14 +129,14 @@ def write_markdown(res: str | Path, profile: str, header: str = "") -> Path:
         if not path.exists():
             lines += [f"not run: `{path.name}` was not produced", ""]
             continue
-        df = pd.read_csv(path, keep_default_na=False, na_values={c: [""] for c in NUMERIC})
+        df = pd.read_csv(path, keep_default_na=False, na_values=dict.fromkeys(NUMBERS, [""]))
         notes = list(dict.fromkeys(n for n in df.note if n))
-        marks = [f" [{notes.index(n) + 1}]" if n else "" for n in df.note]
-        df["method"] += marks
+        df["method"] += [f" [{notes.index(n) + 1}]" if n else "" for n in df.note]
         df["provenance"] = df.provenance.str.replace(_SHA, r"\1…", regex=True)
-        shown = pd.DataFrame(
-            {h: df[c].map(_fmt(f)) if f else df[c] for c, (h, f) in TEXT["columns"].items()}
-        )
+        for c in NUMBERS:
+            df[c] = df[c].map(f"{{:{TEXT['columns'][c][1]}}}".format, na_action="ignore")
+        shown = df[list(TEXT["columns"])].astype(object).fillna("")
+        shown.columns = [h for h, _ in TEXT["columns"].values()]
         lines += [shown.to_markdown(index=False, disable_numparse=True), ""]
         lines += [f"[{i}] {n}" for i, n in enumerate(notes, 1)] + [""]
     if (captions := res / "figures.json").exists():
@@ -192,11 +151,9 @@ def read_table(profile: str, name: str) -> pd.DataFrame:
 
 
 def not_run_items(profile: str) -> list[dict]:
-    """What did not run, from the saved results: every score record of kind ``not_run``
-    (``scores/<step>.json``), every degenerate seed of the record and every
-    training run that did not finish (``runs.json``, ``seeds.json``); one ``{"notebook",
-    "what"}`` per item."""
-    work, items = work_dir(profile), []  # (notebook, what)
+    """What did not run, from the saved results (``not_run`` scores, degenerate seeds,
+    unfinished training runs): one ``{"notebook", "what"}`` per item."""
+    work, items = work_dir(profile), []
     for step, nb in NOTEBOOKS.items():
         path = work / "scores" / f"{step}.json"
         for s in load_scores([path]) if path.is_file() else []:
