@@ -107,7 +107,6 @@ class AttentionExplorer:
         with_runs: bool = True,
         max_side: int | None = 512,
         allow_download: bool = False,
-        cache_size: int = 2,
         precision: str = "auto",
         device: str = "auto",
     ) -> None:
@@ -118,7 +117,7 @@ class AttentionExplorer:
         self.last_render_seconds = float("nan")
         self.view_range: tuple[float, float] | None = None
         self.normalised: bool | None = None
-        self._forward = lru_cache(maxsize=cache_size)(self._run_sian)
+        self._forward = lru_cache(maxsize=2)(self._run_sian)
         self._upload_dir: Path | None = None
         self._notes: list[str] = []
         self._quiet = False  # set while controls are adapted, so they do not re-render

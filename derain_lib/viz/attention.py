@@ -242,7 +242,6 @@ def attention_panel(
     upsample_mode: str = "nearest",
     with_outputs: bool = True,
     title: str | None = None,
-    cell_inches: float = 2.2,
     vrange: tuple[float, float] | None = None,
 ) -> Figure:
     """The input, then all stages (rows) x scales (columns) of one map kind on one colour
@@ -260,7 +259,7 @@ def attention_panel(
         cols += [("derained", 1, "derained X_k", "raw, clipped to [0, 1]")]
     f = ".4f" if what == "mask" else ".4g"
     h, w = att.image.shape[:2]
-    size = (cell_inches * len(cols), (cell_inches * h / w + 0.25) * att.n_stages + 1.6)
+    size = (2.2 * len(cols), (2.2 * h / w + 0.25) * att.n_stages + 1.6)
     fig = Figure(figsize=size, layout="constrained")
     axes = fig.subplots(att.n_stages, len(cols), squeeze=False)
     spans = []

@@ -36,9 +36,9 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def real_rain_mask(rainy: np.ndarray, clean: np.ndarray, tau: float = TAU_Y) -> np.ndarray:
-    """Rain pixels of a real pair: Y(rainy) - Y(clean) > ``tau`` (MATLAB Y)."""
-    return rgb_to_y(rainy) - rgb_to_y(clean) > tau
+def real_rain_mask(rainy: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """Rain pixels of a real pair: Y(rainy) - Y(clean) > :data:`TAU_Y` (MATLAB Y)."""
+    return rgb_to_y(rainy) - rgb_to_y(clean) > TAU_Y
 
 
 def attention_auc(model: nn.Module, image: np.ndarray, rain: np.ndarray) -> list[dict]:
