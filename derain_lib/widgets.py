@@ -33,13 +33,8 @@ RANDOM_INIT = "random-init"
 UNTRAINED = "untrained SIAN (random init, seed 0)"
 #: Pictures narrower than this are shown scaled up to it (pixels of the page).
 MIN_DISPLAY_WIDTH = 480
-WHAT_LABELS = {
-    "mask": "attention mask M",
-    "dog": "DoG layer",
-    "octave": "octave layer",
-    "rain": "rain layer R_k",
-    "derained": "derained X_k",
-}
+WHAT_LABELS = {"mask": "attention mask M", "dog": "DoG layer", "octave": "octave layer",
+               "rain": "rain layer R_k", "derained": "derained X_k"}  # fmt: skip
 #: What the colours of each view mean: (normalised?, how), keyed by (what, stretch).
 SCALES = {
     ("mask", True): (True, "stretched to this mask's 1st-99th percentile"),

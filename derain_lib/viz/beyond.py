@@ -25,8 +25,7 @@ def density_figure(record: dict) -> Figure | None:
     levels = rows[["level", "level_name"]].drop_duplicates().sort_values("level")
     inputs = rows[rows.model == "input"].groupby("level").input_psnr.median()
     ticks = [f"{name}\nInput {inputs[lv]:.1f} dB" for lv, name in levels.itertuples(index=False)]
-    ncol = min(2, len(models))
-    nrow = math.ceil(len(models) / ncol)
+    ncol, nrow = min(2, len(models)), math.ceil(len(models) / 2)
     fig = Figure(figsize=(6.2 * ncol, 3.6 * nrow + 1.0), layout="constrained")
     axes = fig.subplots(nrow, ncol, squeeze=False, sharey=True)
     jitter = np.linspace(-0.18, 0.18, len(images)) if len(images) > 1 else np.zeros(1)
@@ -114,10 +113,8 @@ def generalisation_figure(cells: list[dict]) -> Figure | None:
     gain = gain.loc[df.model.unique(), df.test_set.unique()]
     val = gain.to_numpy()
     top = float(np.nanmax(np.abs(val))) or 1.0
-    fig = Figure(
-        figsize=(2.0 * len(gain.columns) + 3.0, 0.75 * len(gain) + 2.2), layout="constrained"
-    )
-    ax = fig.subplots()
+    size = (2.0 * len(gain.columns) + 3.0, 0.75 * len(gain) + 2.2)
+    ax = (fig := Figure(figsize=size, layout="constrained")).subplots()
     im = ax.imshow(val, cmap="RdBu", norm=TwoSlopeNorm(0.0, -top, top), aspect="auto")
     for r in df.itertuples():
         a, b = gain.index.get_loc(r.model), gain.columns.get_loc(r.test_set)

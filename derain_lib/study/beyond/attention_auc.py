@@ -1,13 +1,12 @@
-"""Section 2 of chapter 07: do SIAN's attention masks mark rain pixels? Each mask channel, at
-its own resolution, scored as a rain detector by its ROC-AUC, beside controls that know
-nothing of rain: the Sobel gradient magnitude (``edge``) and the mean |DoG| response."""
+"""Section 2 of chapter 07: each attention-mask channel scored as a rain detector by its ROC-AUC,
+beside controls that know nothing of rain: the Sobel gradient magnitude and the mean |DoG|."""
 
 from __future__ import annotations
 
 import math
-from operator import itemgetter
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 from scipy.stats import rankdata
 from torch import nn
@@ -15,7 +14,7 @@ from torch import nn
 from ...metrics import rgb_to_y
 from ...viz.attention import compute_attention, upsample
 from ..plan import Params
-from .common import beyond_size, centre_crop, groups, real_sets, scene_pairs
+from .common import beyond_size, centre_crop, real_sets, scene_pairs
 from .density import DENSITY_LEVELS, rainy_at, sweep_images
 
 #: Synthetic rain pixels: streak layer above this (the layer is in [0, 1]).
@@ -42,9 +41,8 @@ def real_rain_mask(rainy: np.ndarray, clean: np.ndarray) -> np.ndarray:
 
 
 def attention_auc(model: nn.Module, image: np.ndarray, rain: np.ndarray) -> list[dict]:
-    """AUC against the ``rain`` pixels (bool H x W) of every mask channel, channel mean
-    ("mask mean") and mean |DoG| per stage and scale, and of the edges (stage 0) per scale,
-    at the mask's resolution (a cell is rain when more than half its pixels are)."""
+    """AUC against the ``rain`` pixels of every mask channel, channel mean and mean |DoG| per
+    stage and scale, and of the edges (stage 0), at the mask's resolution."""
     att = compute_attention(model, image)
     y = rgb_to_y(image).astype(np.float64)
     edges = np.hypot(ndimage.sobel(y, axis=0), ndimage.sobel(y, axis=1))
@@ -96,15 +94,8 @@ def run(params: Params, models: dict[str, nn.Module]) -> list[dict]:
 def saved(rows: list[dict]) -> list[dict]:
     """What ``attention_auc.json`` keeps: the control and channel-mean rows, and each mask
     channel as its mean AUC over its source's images (``n``; ``image`` None)."""
-    keep = [r for r in rows if r["what"] != "mask"]
-    masks = [r for r in rows if r["what"] == "mask"]
-    for (source, stand_in, *_), g in groups(
-        masks, itemgetter("source", "stand_in", "scale", "stage", "channel")
-    ):
-        aucs = [r["auc"] for r in g if r["auc"] is not None and not math.isnan(r["auc"])]
-        auc = round(float(np.mean(aucs)), 5) if aucs else math.nan
-        keep.append(
-            {k: g[0][k] for k in ("scale", "cells", "stage", "what", "channel")}
-            | {"auc": auc, "source": source, "image": None, "n": len(aucs), "stand_in": stand_in}
-        )
-    return keep
+    keys = ["source", "stand_in", "scale", "cells", "stage", "what", "channel"]
+    masks = pd.DataFrame([r for r in rows if r["what"] == "mask"], columns=[*keys, "auc"])
+    means = masks.groupby(keys, sort=False).auc.agg(auc="mean", n="count").reset_index()
+    means = means.assign(auc=means.auc.round(5), image=None)
+    return [r for r in rows if r["what"] != "mask"] + means.to_dict("records")
