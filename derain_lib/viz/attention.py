@@ -1,6 +1,5 @@
-"""SIAN's scale-space attention: one forward pass kept as numpy arrays (:class:`Attention`),
-one (stage, scale, what) view over the input (:func:`render_view`, the explorer's picture) and
-all stages x scales on one colour scale (:func:`attention_panel`, notebooks 05 and 06)."""
+"""SIAN's scale-space attention: one forward pass as numpy arrays, one view over the input
+(:func:`render_view`, the explorer's picture), all stages x scales (:func:`attention_panel`)."""
 
 from __future__ import annotations
 
@@ -245,8 +244,7 @@ def attention_panel(
     vrange: tuple[float, float] | None = None,
 ) -> Figure:
     """The input, then all stages (rows) x scales (columns) of one map kind on one colour
-    scale (``vrange``, else :func:`panel_range`) with one colorbar; ``with_outputs`` adds R_k
-    and X_k of each stage."""
+    scale (``vrange``, else :func:`panel_range`); ``with_outputs`` adds R_k and X_k."""
     if what not in MAP_WHATS:
         raise ValueError(f"a panel shows one of {MAP_WHATS}, got {what!r}")
     lo, hi = vrange or panel_range(att, what, channel, layer)

@@ -230,8 +230,7 @@ def comparison(
 
 
 def attention_from_npz(npz: str | Path) -> Figure:
-    """:func:`attention_panel` of the masks :func:`~derain_lib.study.figures.export_attention`
-    saved."""
+    """:func:`attention_panel` of the masks ``study.figures.export_attention`` saved."""
     z = np.load(npz)
     ks = range(sum(k.startswith("outputs_") for k in z.files))
     scales = sorted({int(k.split("_")[2]) for k in z.files if k.startswith("masks_")})
@@ -243,8 +242,7 @@ def attention_from_npz(npz: str | Path) -> Figure:
 
 
 def _zoom_box(rainy: np.ndarray, derained: np.ndarray | None) -> tuple:
-    """(top, left, side) of the square crop, 0.28 of the shorter side, where ``derained``
-    differs most from ``rainy``, else the centre."""
+    """(top, left, side) of the square crop where ``derained`` differs most from ``rainy``."""
     h, w = rainy.shape[:2]
     side = max(8, int(min(h, w) * 0.28))
     step = side // 4
@@ -259,9 +257,8 @@ def _zoom_box(rainy: np.ndarray, derained: np.ndarray | None) -> tuple:
 def photo_grid(
     folder: str | Path, label: Callable[[str], str] = str, title: str = ""
 ) -> Figure | None:
-    """Rainy photos (``folder/rainy/*.png``) and their derained versions (a sub-folder per
-    method), three a row, each beside a zoomed crop of the region the first method changed
-    most; None without photos."""
+    """Rainy photos (``folder/rainy/``) and their derained versions (a folder per method), each
+    beside a zoomed crop of the region the first method changed most; None without photos."""
     folder = Path(folder)
     rainy = sorted((folder / "rainy").glob("*.png")) if folder.is_dir() else []
     if not rainy:
@@ -358,9 +355,8 @@ def _forest_row(ax, y: float, c: dict, m: str, lim: float) -> None:  # noqa: ANN
 
 
 def claims_forest(rows: list[dict]) -> Figure:
-    """A row per claim of ``claims.csv`` grouped by evidence; PSNR and SSIM panels with the
-    mean paired difference (dot, coloured by verdict), its 95 % interval and the paper's
-    difference (cross); the x range follows the paper's marks."""
+    """A row per claim of ``claims.csv`` grouped by evidence; PSNR and SSIM panels with the mean
+    paired difference, its 95 % interval and the paper's; the x range follows the paper's."""
     claims = forest_claims(rows)
     if not claims:
         return message_figure("claims.csv has no claim")

@@ -1,6 +1,5 @@
-"""Section 4 of chapter 07: parameters, GFLOP per megapixel, CPU seconds and peak memory of
-each model, measured in a fresh process (``python -m derain_lib.study.beyond.cost NAME HEIGHT
-WIDTH THREADS`` prints a row as JSON), reused while :func:`cost_key` holds."""
+"""Section 4 of chapter 07: each model's cost, measured in a fresh process (``python -m
+derain_lib.study.beyond.cost NAME HEIGHT WIDTH THREADS``), reused while :func:`cost_key` holds."""
 
 from __future__ import annotations
 
@@ -98,8 +97,7 @@ def cost_key(hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS) -> dict:
 def cached_cost_table(
     path: Path, hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS, remeasure: bool = False
 ) -> dict:
-    """The cost record at ``path`` when its key holds and every model was measured; else
-    measured now and saved there."""
+    """The cost record at ``path`` while its key holds and every row is ok; else measured."""
     key = cost_key(hw, names)
     if not remeasure and path.is_file():
         saved = json.loads(path.read_text())

@@ -119,8 +119,7 @@ def sweep_images(
 
 
 def run(params: Params, models: dict[str, nn.Module]) -> dict:
-    """The sweep with the Rain100L/H models: ``rows``, ``images``, ``scenes`` and per preset
-    the ``calibration``."""
+    """The sweep with the Rain100L/H models: ``rows``, ``images``, ``scenes``, ``calibration``."""
     size = beyond_size(params.profile)
     picked = sweep_images(params, size.sweep_images, size.sweep_side)
     cleans = [(name, img) for name, _, img, _ in picked]

@@ -1,6 +1,5 @@
-"""Section 3 of chapter 07: every released model on every test set, as the gain over the
-input (absolute PSNR says how hard a set is, the gain what a model does), with its 95 %
-interval over the scenes (:func:`cells`); the chapter's real photographs are derained too."""
+"""Section 3 of chapter 07: every released model on every test set as the gain over the input
+(with its 95 % interval over the scenes); the chapter's real photographs derained too."""
 
 from __future__ import annotations
 
@@ -88,8 +87,7 @@ def cells(rows: list[dict]) -> list[dict]:
 
 
 def run(params: Params, models: dict[str, nn.Module]) -> list[dict]:
-    """The profile's rows; its real photographs derained by every model go to
-    ``results/<profile>/beyond/photos/``."""
+    """The profile's rows; its real photographs derained go to ``beyond/photos/``."""
     size = beyond_size(params.profile)
     rows = generalisation(outputs(models, chapter_sets(params), size.test_images, size.test_crop))
     photos = real_photos(params.data_root)[: size.photos]
