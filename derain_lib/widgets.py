@@ -108,12 +108,11 @@ class AttentionExplorer:
         self.weights_dir, self.max_side = weights_dir, max_side
         self.device, self.allow_download = resolve_device(device), allow_download
         self.attention: va.Attention | None = None
+        self.view_range: tuple[float, float] | None = None
+        self.normalised = self._upload_dir = None
         self.message = self.model_info = ""
         self.last_render_seconds = float("nan")
-        self.view_range: tuple[float, float] | None = None
-        self.normalised: bool | None = None
         self._forward = lru_cache(maxsize=2)(self._run_sian)
-        self._upload_dir: Path | None = None
         self._notes: list[str] = []
         self._quiet = False  # set while controls are adapted, so they do not re-render
 

@@ -64,9 +64,8 @@ class Attention:
 def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp32") -> Attention:
     """Run ``model`` (a SIAN with attention) once on ``image`` (float HWC RGB in [0, 1])."""
     if not isinstance(model, SIAN):
-        raise NoAttentionError(
-            f"{type(model).__name__} has no scale-space attention; the explorer needs SIAN weights"
-        )
+        why = "has no scale-space attention; the explorer needs SIAN weights"
+        raise NoAttentionError(f"{type(model).__name__} {why}")
     if not model.config.attention:
         raise NoAttentionError(
             f"SIAN variant {model.config.variant!r} has no attention masks; "

@@ -83,11 +83,9 @@ def table_bars(table: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
         ax.margins(y=0.12)
         ax.set_title(bench if len(sets) != 1 else f"{bench}\ntest set: {sets[0]}", fontsize=8)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
-    if len(missed):
-        where = missed.groupby("method", sort=False).benchmark.agg(", ".join)
-        title += "\nnot run (reasons in the table): " + ";\n".join(
-            f"{m} ({bs})" for m, bs in where.items()
-        )
+    where = missed.groupby("method", sort=False).benchmark.agg(", ".join)
+    if notes := ";\n".join(f"{m} ({bs})" for m, bs in where.items()):
+        title += f"\nnot run (reasons in the table): {notes}"
     fig.suptitle(title, fontsize=9)
     return fig
 
