@@ -23,6 +23,8 @@ TAU_STREAK = 0.1
 TAU_Y = 10.0
 #: A mask cell is a rain cell when more than this fraction of its pixels are rain.
 CELL_FRACTION = 0.5
+#: The released SIAN weights and the synthetic rain level each reads.
+SIANS = ("sian-rain100l", "sian-rain100h")
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -67,27 +69,22 @@ def attention_auc(model: nn.Module, image: np.ndarray, rain: np.ndarray) -> list
 def run(params: Params, models: dict[str, nn.Module]) -> list[dict]:
     """AUC rows: synthetic light/heavy rain on the sweep's scenes (the streak layer as truth)
     read by the released Rain100L/H SIAN, and real Rain100L pairs by the Rain100L one."""
-    size = beyond_size(params.profile)
-    if not {"sian-rain100l", "sian-rain100h"} & set(models):
+    size, read_by = beyond_size(params.profile), dict(zip(SIANS, DENSITY_LEVELS[1::3], strict=True))
+    if not read_by.keys() & models.keys():
         return []
-    synthetic = sweep_images(params, size.synthetic_images, size.sweep_side)
-    out = []
-    for weights, level in zip(
-        ("sian-rain100l", "sian-rain100h"), DENSITY_LEVELS[1::3], strict=True
-    ):
-        for i, (name, scene, clean, stand_in) in enumerate(synthetic if weights in models else []):
+    synthetic, out = sweep_images(params, size.synthetic_images, size.sweep_side), []
+    for w, level in read_by.items():
+        for i, (name, scene, clean, stand_in) in enumerate(synthetic if w in models else []):
             rainy, streaks = rainy_at(clean, level, i)
-            source = f"{weights} on synthetic {level.name}"
-            facts = dict(source=source, image=name, scene=scene, stand_in=stand_in)
-            rows = attention_auc(models[weights], rainy, streaks > TAU_STREAK)
-            out += [{**r, **facts} for r in rows]
+            facts = {"source": f"{w} on synthetic {level.name}", "image": name, "scene": scene}
+            rows = attention_auc(models[w], rainy, streaks > TAU_STREAK)
+            out += [{**r, **facts, "stand_in": stand_in} for r in rows]
     real = real_sets(params, "rain100l")
     for t, ds, i, scene in scene_pairs(real, size.real_pairs) if "sian-rain100l" in models else []:
         rainy, clean = (centre_crop(a, size.test_crop) for a in ds.load(i))
-        source, name = f"sian-rain100l on {t.label}", ds.pairs[i].name
-        facts = dict(source=source, image=name, scene=scene, stand_in=False)
+        facts = {"source": f"sian-rain100l on {t.label}", "image": ds.pairs[i].name, "scene": scene}
         rows = attention_auc(models["sian-rain100l"], rainy, real_rain_mask(rainy, clean))
-        out += [{**r, **facts} for r in rows]
+        out += [{**r, **facts, "stand_in": False} for r in rows]
     return out
 
 
