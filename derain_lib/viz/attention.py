@@ -109,8 +109,7 @@ CMAPS = {"mask": "inferno", "dog": "RdBu_r", "octave": "viridis"}
 def view_map(
     att: Attention, stage: int, scale: int, what: str, channel: int | None = None, layer: int = 0
 ) -> np.ndarray:
-    """The raw values of one view: (h_s, w_s) for a map (the mean over channels, or
-    ``channel``), (H, W, 3) for ``rain`` and ``derained``. ``stage`` counts from 1."""
+    """The raw values of one view (a map: the mean over channels, or ``channel``)."""
     if what not in WHATS:
         raise ValueError(f"what must be one of {WHATS}, got {what!r}")
     if not 1 <= stage <= att.n_stages:
@@ -190,8 +189,7 @@ def render_view(
     upsample_mode: str = "nearest",
     stretch: bool = True,
 ) -> np.ndarray:
-    """One view blended over the input, ``(1 - opacity) * input + opacity * view``, as
-    uint8 RGB of the input's size (``opacity=1``: the view alone)."""
+    """One view blended over the input at ``opacity`` (1: the view alone), as uint8 RGB."""
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
     view = view_rgb(

@@ -49,8 +49,7 @@ def synthetic_vs_real(shared: str | Path, seed: int = 0) -> Figure:
 
 
 def sample_pairs(results: str | Path) -> Figure:
-    """The first pair of each test set (rainy above, ground truth below) and a real rainy
-    photo if one was found, from ``results/<profile>/samples.json``."""
+    """The first pair of each test set (rainy above, clean below), from ``samples.json``."""
     results = Path(results)
     panels = json.loads((results / "samples.json").read_text())
     fig = Figure(figsize=(3.2 * max(len(panels), 1), 4.6))

@@ -54,8 +54,7 @@ def _wrap(text: str, width: int = 16) -> str:
 
 
 def table_bars(table: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
-    """Our value beside the paper's (hatched) for every measured row of ``tableN.csv``, a panel
-    per benchmark; the rows not run are named in the title."""
+    """Our value beside the paper's for every measured row of a table; rows not run named."""
     ours = table[table.kind != "paper"]
     measured, missed = ours[ours[metric].notna()], ours[ours[metric].isna()]
     if measured.empty:
@@ -170,8 +169,7 @@ def per_image_scatter(results_root: str | Path, scores: list[Score], x: str, y: 
 
 
 def figure_test_sets(scores: list[Score], benchmark: str | None = None) -> list[Score]:
-    """The Input score of each test set the comparison figures show (one per benchmark and
-    kind of data, real first), optionally of one ``benchmark``."""
+    """The Input score of each test set the comparison figures show (real data first)."""
     out: dict[tuple[str, bool], Score] = {}
     for s in sorted(scores, key=lambda s: (s.benchmark, s.stand_in)):
         if s.method == "input" and s.ran and benchmark in (None, s.benchmark):
@@ -206,8 +204,8 @@ def comparison(
     methods: tuple[str, ...] = FIGURE_METHODS,
     images: int | None = None,
 ) -> Figure:
-    """Fig. 7-9 analogue on the test set of ``test`` (an Input score): rainy | each method
-    that ran | ground truth, a row per image kept with its ground truth (at most ``images``)."""
+    """Fig. 7-9 analogue on the test set of ``test`` (an Input score): rainy | each method that
+    ran | ground truth, a row per image (at most ``images``)."""
     root = Path(results_root)
     shown, missing = _shown(scores, test, methods)
     gt_dir = (root / test.per_image_csv).parent / "ground_truth"
@@ -285,8 +283,7 @@ def photo_grid(
 
 
 def real_rain(real: str | Path, labels: dict[str, str] = METHOD_LABELS) -> Figure | None:
-    """Fig. 10 analogue: real rainy photos and their derained versions (``real/<method>/``,
-    ``/`` as ``_``); None when there are none."""
+    """Fig. 10 analogue: real rainy photos and their derained versions; None without photos."""
     return photo_grid(
         real,
         lambda m: labels.get(m.replace("_", "/", 1) if m.startswith("sian_") else m, m),
@@ -304,8 +301,7 @@ _METRICS = {"psnr": ("PSNR", "dB", "{:+.2f}", 0.5), "ssim": ("SSIM", "SSIM", "{:
 
 
 def forest_claims(rows: list[dict]) -> list[dict]:
-    """``claims.csv`` rows as the forest plot's: ``label``, ``evidence``, ``verdict``, ``reason``
-    and per metric ``diff``/``lo``/``hi``/``paper_diff`` (a pipeline check: the paper's only)."""
+    """``claims.csv`` rows as the forest plot's (a pipeline check keeps the paper's only)."""
     out, keys = [], ("diff", "lo", "hi", "paper_diff")
     for r in rows:
         verdict = str(r.get("direction") or "")

@@ -9,8 +9,7 @@ from .results import message_figure
 
 
 def seed_dots(means: pd.DataFrame, title: str, metric: str = "psnr") -> Figure:
-    """One panel per test set: each method's per-seed means (dots) and their mean (a bar),
-    from :func:`derain_lib.study.record.seed_table` with ``per_seed=True``."""
+    """One panel per test set: each method's per-seed means (dots) and their mean (a bar)."""
     sets = list(dict.fromkeys(means.test_set))
     if not sets:
         return message_figure(f"{title}: nothing scored")

@@ -89,8 +89,7 @@ def run(params: Params, models: dict[str, nn.Module]) -> list[dict]:
 
 
 def saved(rows: list[dict]) -> list[dict]:
-    """What ``attention_auc.json`` keeps: the control and channel-mean rows, and each mask
-    channel as its mean AUC over its source's images (``n``; ``image`` None)."""
+    """What ``attention_auc.json`` keeps: the controls, and each channel's mean AUC (``n``)."""
     keys = ["source", "stand_in", "scale", "cells", "stage", "what", "channel"]
     masks = pd.DataFrame([r for r in rows if r["what"] == "mask"], columns=[*keys, "auc"])
     means = masks.groupby(keys, sort=False).auc.agg(auc="mean", n="count").reset_index()

@@ -113,8 +113,7 @@ def pick_scenes(keys: list[str], k: int | None) -> list[int]:
 def scene_pairs(
     sets: list[tuple[TestSet, PairedDataset]], k: int | None, together: bool = False
 ) -> list[tuple[TestSet, PairedDataset, int, str]]:
-    """(test set, data, index, scene key) of ``k`` scenes of each set (a stand-in set at most
-    :data:`STAND_IN_IMAGES`), or of all ``together``."""
+    """(test set, data, index, scene key) of ``k`` scenes of each set, or of all ``together``."""
     index = [(t, ds, i) for t, ds in sets for i in range(len(ds))]
     cleans = ((f"{t.label}: {ds.pairs[i].name}", ds.load(i)[1]) for t, ds, i in index)
     scenes = [(*ti, key) for ti, key in zip(index, scene_keys(cleans), strict=True)]

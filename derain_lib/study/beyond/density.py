@@ -108,8 +108,7 @@ def density_sweep(
 def sweep_images(
     p: Params, n: int | None, side: int | None
 ) -> list[tuple[str, str, np.ndarray, bool]]:
-    """(label, scene, clean image shrunk to ``side``, stand-in) of ``n`` scenes of the real
-    Rain100L/H ground truths together (else of the stand-ins)."""
+    """(label, scene, clean image, stand-in) of ``n`` scenes of the Rain100L/H ground truths."""
     sets = [(t, ds) for t, ds in chapter_sets(p) if t.benchmark in CALIBRATED_BY.values()]
     real = [s for s in sets if not s[0].stand_in]
     return [

@@ -66,8 +66,7 @@ def generalisation(kept: list[Outputs]) -> list[dict]:
 
 
 def cells(rows: list[dict]) -> list[dict]:
-    """Per (model, test set): ``n``, ``scenes``, mean PSNR/SSIM, and the mean ``gain`` with
-    its 95 % interval ``gain_lo``..``gain_hi`` over the scenes."""
+    """Per (model, test set): mean PSNR/SSIM and gain with its 95 % interval over the scenes."""
     out = []
     for _, mine in groups(rows, itemgetter("model", "test_set")):
         iv = hierarchical_interval([r["gain"] for r in mine], [r["scene"] for r in mine])

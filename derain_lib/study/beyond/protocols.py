@@ -22,8 +22,7 @@ PUBLISHED_PRENET_RAIN100H = {"PReNet README": 29.46, "SIAN paper, Table III": 30
 
 
 def protocol_table(kept: list[Outputs]) -> list[dict]:
-    """One row per (test set, scored, protocol, image): PSNR/SSIM of the input and of each
-    family's released model for the set's benchmark."""
+    """PSNR/SSIM of the input and the released models per (test set, protocol, image)."""
     rows = []
     for _, mine in groups(kept, attrgetter("test_set")):
         released = {f"{fam}-{TRAINED_ON[mine[0].benchmark]}" for fam in FAMILIES}
