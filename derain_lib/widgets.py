@@ -133,9 +133,8 @@ class AttentionExplorer:
         self.weights_file = W.Text(continuous_update=False, **text)
         self.precision = W.Dropdown(options=PRECISIONS, value=precision, description="precision")
         self.stage = W.IntSlider(value=1, min=1, max=6, description="stage", **slider)
-        self.scale = W.ToggleButtons(
-            options=[(va.scale_label(s), s) for s in (1, 2, 4)], description="scale"
-        )
+        scales = [(va.scale_label(s), s) for s in (1, 2, 4)]
+        self.scale = W.ToggleButtons(options=scales, description="scale")
         self.what = W.Dropdown(options=[(v, k) for k, v in WHAT_LABELS.items()], description="show")
         self.channel = W.Dropdown(options=[("mean", -1)], description="channel")
         self.layer = W.IntSlider(max=4, description="layer", tooltip=LAYER_HELP, **slider)
@@ -147,18 +146,11 @@ class AttentionExplorer:
         self.help = W.HTML(f'<div style="font-size:12px;color:#555">{helps}</div>')
         self.image = W.Image(format="png", layout={"max_width": "100%", "align_self": "flex-start"})
         self.status, self.legend, self.info = W.HTML(), W.HTML(), W.HTML()
-        self.widget = W.VBox(
-            [
-                W.HBox([self.image_picker, self.upload]),
-                W.HBox([self.weights_picker, self.weights_file]),
-                self.precision,
-                W.HBox([self.stage, self.layer]),
-                self.scale,
-                W.HBox([self.what, self.channel]),
-                W.HBox([self.overlay, self.opacity, self.stretch]),
-                *(self.upsample, self.help, self.status, self.image, self.legend, self.info),
-            ]
-        )
+        rows = [[self.image_picker, self.upload], [self.weights_picker, self.weights_file],
+                [self.precision], [self.stage, self.layer], [self.scale], [self.what, self.channel],
+                [self.overlay, self.opacity, self.stretch], [self.upsample], [self.help],
+                [self.status], [self.image], [self.legend], [self.info]]  # fmt: skip
+        self.widget = W.VBox([W.HBox(r) if len(r) > 1 else r[0] for r in rows])
         for source in (self.image_picker, self.weights_picker, self.precision):
             source.observe(lambda _: self.update(), names="value")
         self.weights_file.observe(self._on_weights_file, names="value")

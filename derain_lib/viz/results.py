@@ -108,9 +108,8 @@ def training_curves(runs: list[dict], methods: tuple[str, ...] | None = None) ->
             loss, val = log.dropna(subset=["loss"]), log.dropna(subset=["val_psnr"])
             c, stages = colours[r["method"]], MODEL_STAGES.get(r.get("model", ""), 6)
             line = {"color": c, "label": r["method"]}
-            row[kinds.index(r["loss"])].plot(
-                loss.step, loss.loss / stages, ".-", lw=0.8, ms=2, **line
-            )
+            ax = row[kinds.index(r["loss"])]
+            ax.plot(loss.step, loss.loss / stages, ".-", lw=0.8, ms=2, **line)
             if len(val) > 1:
                 val_ax.plot(val.step, val.val_psnr, "o-", ms=3, **line)
             single += [(r, val.iloc[0])] if len(val) == 1 else []

@@ -86,26 +86,24 @@ def cost_in_child(name: str, height: int, width: int) -> dict:
     return {**json.loads(proc.stdout.strip().splitlines()[-1]), "status": "ok"}
 
 
-def cost_key(hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS) -> dict:
-    """What the cost table of ``names`` on ``hw`` (H, W) depends on."""
+def cost_key(hw: tuple[int, int]) -> dict:
+    """What the cost table on ``hw`` (H, W) depends on."""
     cpu = cpuinfo_field("model name") or platform.processor() or platform.machine()
     return {"code": code_fingerprint(COST_SOURCES), "size": f"{hw[1]}x{hw[0]}",
-            "models": list(names), "torch": torch.__version__,
+            "models": list(COST_MODELS), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "cpu": cpu, "cpus": os.cpu_count()}  # fmt: skip
 
 
-def cached_cost_table(
-    path: Path, hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS, remeasure: bool = False
-) -> dict:
+def cached_cost_table(path: Path, hw: tuple[int, int], remeasure: bool = False) -> dict:
     """The cost record at ``path`` while its key holds and every row is ok; else measured."""
-    key = cost_key(hw, names)
+    key = cost_key(hw)
     if not remeasure and path.is_file():
         saved = json.loads(path.read_text())
         if saved["key"] == key and all(r["status"] == "ok" for r in saved["rows"]):
             return saved
     when, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()
     record = {"key": key, "measured": when, "load_average": [round(v, 2) for v in load],
-              "rows": [cost_in_child(n, *hw) for n in names]}  # fmt: skip
+              "rows": [cost_in_child(n, *hw) for n in COST_MODELS]}  # fmt: skip
     write_json(path, record)
     return record
 
