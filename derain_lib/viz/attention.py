@@ -163,18 +163,14 @@ def colorize(values: np.ndarray, vmin: float, vmax: float, cmap: str) -> np.ndar
 
 
 def view_rgb(
-    att: Attention,
-    values: np.ndarray,
-    what: str,
-    upsample_mode: str = "nearest",
-    stretch: bool = True,
+    att: Attention, values: np.ndarray, what: str, mode: str = "nearest", stretch: bool = True
 ) -> np.ndarray:
     """A view's values (:func:`view_map`) as float RGB of the input's size."""
     if what == "derained":
         return np.clip(values, 0, 1)
     if what == "rain":
         return np.clip(values / value_range(what, values)[1], 0, 1)
-    full = upsample(values, att.image.shape[:2], upsample_mode)
+    full = upsample(values, att.image.shape[:2], mode)
     return colorize(full, *value_range(what, values, stretch), CMAPS[what])
 
 
@@ -192,9 +188,8 @@ def render_view(
     """One view blended over the input at ``opacity`` (1: the view alone), as uint8 RGB."""
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
-    view = view_rgb(
-        att, view_map(att, stage, scale, what, channel, layer), what, upsample_mode, stretch
-    )
+    values = view_map(att, stage, scale, what, channel, layer)
+    view = view_rgb(att, values, what, upsample_mode, stretch)
     out = (1.0 - opacity) * np.clip(att.image, 0, 1) + opacity * view
     return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
 
@@ -209,13 +204,6 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 def scale_label(scale: int) -> str:
     """``1``, ``1/2``, ``1/4``: the resolution of a scale's maps relative to the input."""
     return "1" if scale == 1 else f"1/{scale}"
-
-
-def _label(what: str, channel: int | None, layer: int) -> str:
-    ch = "mean over channels" if channel is None else f"channel {channel}"
-    if what in ("dog", "octave"):
-        return f"{what} layer {layer}, {ch}"
-    return f"{what}, {ch}" if what == "mask" else what
 
 
 def panel_range(
@@ -245,6 +233,8 @@ def attention_panel(
     if what not in MAP_WHATS:
         raise ValueError(f"a panel shows one of {MAP_WHATS}, got {what!r}")
     lo, hi = vrange or panel_range(att, what, channel, layer)
+    ch = "mean over channels" if channel is None else f"channel {channel}"
+    label = f"mask, {ch}" if what == "mask" else f"{what} layer {layer}, {ch}"
     cols = [
         ("input", 1, "input", ""),
         *((what, s, f"scale {scale_label(s)}", "") for s in att.scales),
@@ -277,13 +267,10 @@ def attention_panel(
     kw = {"location": "bottom", "shrink": 0.8, "aspect": 40}
     bar = fig.colorbar(ScalarMappable(Normalize(lo, hi), CMAPS[what]), ax=maps, **kw)
     vmin, vmax = min(a for a, _ in spans), max(b for _, b in spans)
-    bar.set_label(
-        f"{_label(what, channel, layer)}: one colour scale for every panel, {lo:.4g} to "
-        f"{hi:.4g}; values in this figure span {vmin:{f}} to {vmax:{f}}",
-        fontsize=8,
-    )
+    text = f"{label}: one colour scale for every panel, {lo:.4g} to {hi:.4g}; "
+    bar.set_label(text + f"values in this figure span {vmin:{f}} to {vmax:{f}}", fontsize=8)
     bar.ax.tick_params(labelsize=7)
-    fig.suptitle(title or f"SIAN attention: {_label(what, channel, layer)}", fontsize=10)
+    fig.suptitle(title or f"SIAN attention: {label}", fontsize=10)
     return fig
 
 

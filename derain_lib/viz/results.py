@@ -176,19 +176,17 @@ def figure_test_sets(scores: list[Score], benchmark: str | None = None) -> list[
     return list(out.values())
 
 
-def _shown(scores: list[Score], test: Score, methods: tuple[str, ...]) -> tuple[list[Score], str]:
-    """The scores of ``methods`` on the test set of ``test``, and ``not run: ...``."""
+def _shown(scores: list[Score], test: Score) -> tuple[list[Score], str]:
+    """The scores of :data:`FIGURE_METHODS` on the test set of ``test``, and ``not run: ...``."""
     here = (test.test_set, test.benchmark)
     ran = {s.method: s for s in scores if s.ran and (s.test_set, s.benchmark) == here}
-    missing = ", ".join(METHOD_LABELS[m] for m in methods if m not in ran)
-    return [ran[m] for m in methods if m in ran], missing and f"not run: {missing}"
+    missing = ", ".join(METHOD_LABELS[m] for m in FIGURE_METHODS if m not in ran)
+    return [ran[m] for m in FIGURE_METHODS if m in ran], missing and f"not run: {missing}"
 
 
-def comparison_caption(
-    scores: list[Score], test: Score, paper_figure: str, methods: tuple[str, ...] = FIGURE_METHODS
-) -> str:
+def comparison_caption(scores: list[Score], test: Score, paper_figure: str) -> str:
     """The caption of :func:`comparison` for the test set of ``test``."""
-    shown, missing = _shown(scores, test, methods)
+    shown, missing = _shown(scores, test)
     return (
         f"{paper_figure} analogue on {benchmark_label(test.benchmark, test.stand_in)} "
         f"({test.test_set}): {', '.join(METHOD_LABELS[s.method] for s in shown)}, ground truth; "
@@ -197,16 +195,12 @@ def comparison_caption(
 
 
 def comparison(
-    results_root: str | Path,
-    scores: list[Score],
-    test: Score,
-    methods: tuple[str, ...] = FIGURE_METHODS,
-    images: int | None = None,
+    results_root: str | Path, scores: list[Score], test: Score, images: int | None = None
 ) -> Figure:
     """Fig. 7-9 analogue on the test set of ``test`` (an Input score): rainy | each method that
     ran | ground truth, a row per image (at most ``images``)."""
     root = Path(results_root)
-    shown, missing = _shown(scores, test, methods)
+    shown, missing = _shown(scores, test)
     gt_dir = (root / test.per_image_csv).parent / "ground_truth"
     folders = [(root / s.per_image_csv).parent / "outputs" for s in shown] + [gt_dir]
     names = [n for n in _psnr(root, test).index if (gt_dir / f"{Path(n).stem}.png").is_file()]
