@@ -15,6 +15,7 @@ import ipywidgets as W
 import matplotlib
 import numpy as np
 import torch
+from IPython.display import display
 from matplotlib.colors import to_hex
 from torch import nn
 
@@ -235,10 +236,9 @@ class AttentionExplorer:
         """Load the picked image and weights (cached), adapt the controls, render."""
         if self.image_picker.value is None:
             return self._fail("no image: pass image= or image_folder=, or upload one")
+        picked = (self.image_picker.value, self.weights_picker.value, self.precision.value)
         try:
-            self.attention, self.model_info = self._forward(
-                self.image_picker.value, self.weights_picker.value, self.precision.value
-            )
+            self.attention, self.model_info = self._forward(*picked)
         except DerainError as e:
             return self._fail(_first_line(e))
         self._say(" ".join(self._notes))
@@ -305,10 +305,8 @@ class AttentionExplorer:
         return legend_html(*self.view_range, va.CMAPS.get(what, "gray"), self.normalised, how)
 
     def _say(self, text: str, error: bool = False) -> None:
-        self.message, shown = text, html.escape(text)
-        self.status.value = (
-            f'<span style="color:#b00020">&#9888; {shown}</span>' if error else shown
-        )
+        self.message, t = text, html.escape(text)
+        self.status.value = f'<span style="color:#b00020">&#9888; {t}</span>' if error else t
 
     def _fail(self, text: str) -> None:
         self.attention = self.view_range = self.normalised = None
@@ -330,8 +328,6 @@ def explore(
     image: str | Path | None = None, weights: str | Path = "sian-rain100l", **kwargs: Any
 ) -> AttentionExplorer:
     """Open an :class:`AttentionExplorer` in the current notebook and return it."""
-    from IPython.display import display
-
     explorer = AttentionExplorer(image, weights, **kwargs)
     display(explorer.widget)
     return explorer

@@ -67,10 +67,8 @@ def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp3
         why = "has no scale-space attention; the explorer needs SIAN weights"
         raise NoAttentionError(f"{type(model).__name__} {why}")
     if not model.config.attention:
-        raise NoAttentionError(
-            f"SIAN variant {model.config.variant!r} has no attention masks; "
-            "the explorer needs the full variant"
-        )
+        why = "has no attention masks; the explorer needs the full variant"
+        raise NoAttentionError(f"SIAN variant {model.config.variant!r} {why}")
     if image.ndim != 3 or image.shape[2] != 3:
         raise DerainError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     check_image_size(*image.shape[:2])
@@ -91,10 +89,8 @@ def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp3
 
 def stage_scores(att: Attention, clean: np.ndarray) -> list[dict]:
     """PSNR/SSIM (MATLAB Y) of each stage's output X_k against ``clean`` (the paper's Fig. 6)."""
-    return [
-        {"stage": k + 1, "psnr": p, "ssim": s}
-        for k, (p, s) in enumerate(score_pair(out, clean) for out in att.outputs)
-    ]
+    scores = (score_pair(out, clean) for out in att.outputs)
+    return [{"stage": k, "psnr": p, "ssim": s} for k, (p, s) in enumerate(scores, 1)]
 
 
 #: What a view can show: the attention mask M_(s) (sigmoid, 0..1), a difference-of-Gaussians

@@ -94,11 +94,8 @@ def auc_figure(rows: list[dict]) -> Figure | None:
     axes[0, 0].plot([], [], "x", color="tab:orange", label="|DoG| control")
     axes[0, 0].plot([], [], "--", color="tab:green", label="edge control")
     axes[0, 0].legend(fontsize=6, loc="lower left")
-    fig.suptitle(
-        "Attention masks as rain detectors: ROC-AUC per channel at each mask's resolution "
-        "(0.5 = chance)",
-        fontsize=9,
-    )
+    title = "Attention masks as rain detectors: ROC-AUC per channel at each mask's resolution"
+    fig.suptitle(f"{title} (0.5 = chance)", fontsize=9)
     return fig
 
 
@@ -125,10 +122,8 @@ def generalisation_figure(cells: list[dict]) -> Figure | None:
     labels = [f"{s}\n(n={scenes[s]} scenes)" for s in gain.columns]
     ax.set_xticks(range(len(gain.columns)), labels, fontsize=6.5, rotation=20, ha="right")
     ax.set_yticks(range(len(gain)), list(gain.index), fontsize=7)
-    ax.set_title(
-        "Released weights x test sets: gain over the input (dB) [95 % interval], output PSNR",
-        fontsize=9,
-    )
+    title = "Released weights x test sets: gain over the input (dB) [95 % interval], output PSNR"
+    ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="PSNR gain (dB)")
     return fig
 

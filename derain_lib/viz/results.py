@@ -20,14 +20,9 @@ from ..tables import MethodId as M
 from ..tables import Score, benchmark_label
 from .attention import Attention, attention_panel
 
-#: Columns of the Fig. 7-9 analogues.
-FIGURE_METHODS = (M.INPUT, M.PRENET_RELEASED, M.SIAN_RELEASED, M.SIAN)
-METHOD_LABELS = {
-    M.INPUT: "rainy",
-    M.PRENET_RELEASED: "PReNet (released)",
-    M.SIAN_RELEASED: "SIAN (released)",
-    M.SIAN: "SIAN (trained here)",
-}
+#: Columns of the Fig. 7-9 analogues, in order, and their labels.
+METHOD_LABELS = {M.INPUT: "rainy", M.PRENET_RELEASED: "PReNet (released)",
+                 M.SIAN_RELEASED: "SIAN (released)", M.SIAN: "SIAN (trained here)"}  # fmt: skip
 #: Training losses (``runs.json`` ``loss``): panel title and y label. A loss sums the stage
 #: outputs (Eq. 13): the curves divide it by the stages, one scale for every model.
 LOSS_AXES = {
@@ -177,11 +172,11 @@ def figure_test_sets(scores: list[Score], benchmark: str | None = None) -> list[
 
 
 def _shown(scores: list[Score], test: Score) -> tuple[list[Score], str]:
-    """The scores of :data:`FIGURE_METHODS` on the test set of ``test``, and ``not run: ...``."""
+    """The scores of each figure method on the test set of ``test``, and ``not run: ...``."""
     here = (test.test_set, test.benchmark)
     ran = {s.method: s for s in scores if s.ran and (s.test_set, s.benchmark) == here}
-    missing = ", ".join(METHOD_LABELS[m] for m in FIGURE_METHODS if m not in ran)
-    return [ran[m] for m in FIGURE_METHODS if m in ran], missing and f"not run: {missing}"
+    missing = ", ".join(label for m, label in METHOD_LABELS.items() if m not in ran)
+    return [ran[m] for m in METHOD_LABELS if m in ran], missing and f"not run: {missing}"
 
 
 def comparison_caption(scores: list[Score], test: Score, paper_figure: str) -> str:
