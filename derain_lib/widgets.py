@@ -1,11 +1,5 @@
-"""The attention explorer: ipywidgets controls over :mod:`derain_lib.viz.attention`.
-
-Pick an image and weights (released SIAN files, a finished run of the run cache, a file, or
-an untrained SIAN), then move through stage, scale and what to see. SIAN runs once per
-(image, weights, precision), cached; a control only re-renders. Bad input is a one-line
-message in place of the picture, never a traceback. :func:`derain_lib.study.figures.profile_images`
-gives it a profile's test images.
-"""
+"""The attention explorer: ipywidgets controls over :mod:`derain_lib.viz.attention`; SIAN runs
+once per (image, weights, precision), a control only re-renders, bad input is a one-line message."""
 
 from __future__ import annotations
 
@@ -21,6 +15,7 @@ import ipywidgets as W
 import matplotlib
 import numpy as np
 import torch
+from IPython.display import display
 from matplotlib.colors import to_hex
 from torch import nn
 
@@ -39,13 +34,8 @@ RANDOM_INIT = "random-init"
 UNTRAINED = "untrained SIAN (random init, seed 0)"
 #: Pictures narrower than this are shown scaled up to it (pixels of the page).
 MIN_DISPLAY_WIDTH = 480
-WHAT_LABELS = {
-    "mask": "attention mask M",
-    "dog": "DoG layer",
-    "octave": "octave layer",
-    "rain": "rain layer R_k",
-    "derained": "derained X_k",
-}
+WHAT_LABELS = {"mask": "attention mask M", "dog": "DoG layer", "octave": "octave layer",
+               "rain": "rain layer R_k", "derained": "derained X_k"}  # fmt: skip
 #: What the colours of each view mean: (normalised?, how), keyed by (what, stretch).
 SCALES = {
     ("mask", True): (True, "stretched to this mask's 1st-99th percentile"),
@@ -75,17 +65,10 @@ def _first_line(e: BaseException) -> str:
 
 def run_weights() -> list[tuple[str, str]]:
     """(label, checkpoint) of the run cache's finished runs that trained a SIAN."""
-    runs = [
-        r
-        for r in list_runs()
-        if r.status == "finished"
-        and r.checkpoint_path.is_file()
-        and r.config.model.name in ("sian", "sian-paper")
-    ]
-    return [
-        (f"run {lab}", str(r.checkpoint_path))
-        for r, lab in zip(runs, run_labels(runs), strict=True)
-    ]
+    runs = [r for r in list_runs() if r.status == "finished" and r.checkpoint_path.is_file()]
+    runs = [r for r in runs if r.config.model.name in ("sian", "sian-paper")]
+    labels = run_labels(runs)
+    return [(f"run {labels[i]}", str(r.checkpoint_path)) for i, r in enumerate(runs)]
 
 
 def legend_html(lo: float, hi: float, cmap: str | None, normalised: bool, how: str) -> str:
@@ -106,12 +89,8 @@ def legend_html(lo: float, hi: float, cmap: str | None, normalised: bool, how: s
 
 
 class AttentionExplorer:
-    """Interactive view of one SIAN forward pass; ``.widget`` is the ipywidgets box.
-
-    ``images``: (label, path) offered besides ``image`` and the images of ``image_folder``;
-    ``weights``: a released name, a file or :data:`RANDOM_INIT`; ``max_side``: larger images
-    are shrunk to it before the forward pass; ``cache_size``: forward passes kept.
-    """
+    """Interactive view of one SIAN forward pass (``weights``: a released name, a file or
+    :data:`RANDOM_INIT`; images larger than ``max_side`` shrunk); ``.widget`` is the box."""
 
     def __init__(
         self,
@@ -124,19 +103,17 @@ class AttentionExplorer:
         with_runs: bool = True,
         max_side: int | None = 512,
         allow_download: bool = False,
-        cache_size: int = 2,
         precision: str = "auto",
         device: str = "auto",
     ) -> None:
         self.weights_dir, self.max_side = weights_dir, max_side
         self.device, self.allow_download = resolve_device(device), allow_download
         self.attention: va.Attention | None = None
+        self.view_range: tuple[float, float] | None = None
+        self.normalised = self._upload_dir = None
         self.message = self.model_info = ""
         self.last_render_seconds = float("nan")
-        self.view_range: tuple[float, float] | None = None
-        self.normalised: bool | None = None
-        self._forward = lru_cache(maxsize=cache_size)(self._run_sian)
-        self._upload_dir: Path | None = None
+        self._forward = lru_cache(maxsize=2)(self._run_sian)
         self._notes: list[str] = []
         self._quiet = False  # set while controls are adapted, so they do not re-render
 
@@ -151,22 +128,14 @@ class AttentionExplorer:
         wide, slider = {"layout": {"width": "420px"}}, {"continuous_update": False}
         self.image_picker = W.Dropdown(options=options, description="image", **wide)
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload")
-        self.weights_picker = W.Dropdown(
-            options=self._weights_options(str(weights), with_runs),
-            value=str(weights),
-            description="weights",
-            **wide,
-        )
-        self.weights_file = W.Text(
-            placeholder="or a weights file path, then Enter",
-            continuous_update=False,
-            layout={"width": "300px"},
-        )
+        weights, opts = str(weights), self._weights_options(str(weights), with_runs)
+        self.weights_picker = W.Dropdown(options=opts, value=weights, description="weights", **wide)
+        text = {"placeholder": "or a weights file path, then Enter", "layout": {"width": "300px"}}
+        self.weights_file = W.Text(continuous_update=False, **text)
         self.precision = W.Dropdown(options=PRECISIONS, value=precision, description="precision")
         self.stage = W.IntSlider(value=1, min=1, max=6, description="stage", **slider)
-        self.scale = W.ToggleButtons(
-            options=[(va.scale_label(s), s) for s in (1, 2, 4)], description="scale"
-        )
+        scales = [(va.scale_label(s), s) for s in (1, 2, 4)]
+        self.scale = W.ToggleButtons(options=scales, description="scale")
         self.what = W.Dropdown(options=[(v, k) for k, v in WHAT_LABELS.items()], description="show")
         self.channel = W.Dropdown(options=[("mean", -1)], description="channel")
         self.layer = W.IntSlider(max=4, description="layer", tooltip=LAYER_HELP, **slider)
@@ -178,18 +147,11 @@ class AttentionExplorer:
         self.help = W.HTML(f'<div style="font-size:12px;color:#555">{helps}</div>')
         self.image = W.Image(format="png", layout={"max_width": "100%", "align_self": "flex-start"})
         self.status, self.legend, self.info = W.HTML(), W.HTML(), W.HTML()
-        self.widget = W.VBox(
-            [
-                W.HBox([self.image_picker, self.upload]),
-                W.HBox([self.weights_picker, self.weights_file]),
-                self.precision,
-                W.HBox([self.stage, self.layer]),
-                self.scale,
-                W.HBox([self.what, self.channel]),
-                W.HBox([self.overlay, self.opacity, self.stretch]),
-                *(self.upsample, self.help, self.status, self.image, self.legend, self.info),
-            ]
-        )
+        rows = [[self.image_picker, self.upload], [self.weights_picker, self.weights_file],
+                [self.precision], [self.stage, self.layer], [self.scale], [self.what, self.channel],
+                [self.overlay, self.opacity, self.stretch], [self.upsample], [self.help],
+                [self.status], [self.image], [self.legend], [self.info]]  # fmt: skip
+        self.widget = W.VBox([W.HBox(r) if len(r) > 1 else r[0] for r in rows])
         for source in (self.image_picker, self.weights_picker, self.precision):
             source.observe(lambda _: self.update(), names="value")
         self.weights_file.observe(self._on_weights_file, names="value")
@@ -256,12 +218,8 @@ class AttentionExplorer:
                 f"holding {RELEASED[spec].filename}> (derain fetch weights downloads them) or "
                 "pick a run or the untrained SIAN in the weights list"
             )
-        lw = load_model(
-            spec,
-            weights_dir=self.weights_dir,
-            allow_download=self.allow_download,
-            device=self.device,
-        )
+        kw = {"weights_dir": self.weights_dir, "allow_download": self.allow_download}
+        lw = load_model(spec, device=self.device, **kw)
         return lw.model, f"{lw.model_name} weights {lw.path.name} ({lw.source})"
 
     def _run_sian(self, image_path: str, weights: str, precision: str) -> tuple[va.Attention, str]:
@@ -278,10 +236,9 @@ class AttentionExplorer:
         """Load the picked image and weights (cached), adapt the controls, render."""
         if self.image_picker.value is None:
             return self._fail("no image: pass image= or image_folder=, or upload one")
+        picked = (self.image_picker.value, self.weights_picker.value, self.precision.value)
         try:
-            self.attention, self.model_info = self._forward(
-                self.image_picker.value, self.weights_picker.value, self.precision.value
-            )
+            self.attention, self.model_info = self._forward(*picked)
         except DerainError as e:
             return self._fail(_first_line(e))
         self._say(" ".join(self._notes))
@@ -311,16 +268,10 @@ class AttentionExplorer:
 
     def view_args(self) -> dict[str, Any]:
         """The current controls as keyword arguments of :func:`~.viz.attention.render_view`."""
-        return {
-            "stage": self.stage.value,
-            "scale": self.scale.value,
-            "what": self.what.value,
-            "channel": None if self.channel.value < 0 else self.channel.value,
-            "layer": self.layer.value,
-            "opacity": self.opacity.value if self.overlay.value else 1.0,
-            "upsample_mode": self.upsample.value,
-            "stretch": self.stretch.value,
-        }
+        args = {k: getattr(self, k).value for k in ("stage", "scale", "what", "layer", "stretch")}
+        args["channel"] = None if self.channel.value < 0 else self.channel.value
+        args["opacity"] = self.opacity.value if self.overlay.value else 1.0
+        return args | {"upsample_mode": self.upsample.value}
 
     def render(self) -> None:
         """Re-render the current view from the cached forward pass (no model call)."""
@@ -353,17 +304,15 @@ class AttentionExplorer:
         self.view_range = va.value_range(what, values, args["stretch"])
         return legend_html(*self.view_range, va.CMAPS.get(what, "gray"), self.normalised, how)
 
-    def _say(self, text: str) -> None:
-        self.message = text
-        self.status.value = html.escape(text)
+    def _say(self, text: str, error: bool = False) -> None:
+        self.message, t = text, html.escape(text)
+        self.status.value = f'<span style="color:#b00020">&#9888; {t}</span>' if error else t
 
     def _fail(self, text: str) -> None:
         self.attention = self.view_range = self.normalised = None
-        self.image.value = b""
-        self.image.layout.display = "none"  # an empty image is a broken-image icon
+        self.image.value, self.image.layout.display = b"", "none"  # not a broken-image icon
         self.legend.value = self.info.value = ""
-        self.message = text
-        self.status.value = f'<span style="color:#b00020">&#9888; {html.escape(text)}</span>'
+        self._say(text, error=True)
 
     def save_panel(self, path: str | Path, **panel_args: Any) -> Path | None:
         """The static stages x scales panel as a PNG (None when nothing is loaded)."""
@@ -379,8 +328,6 @@ def explore(
     image: str | Path | None = None, weights: str | Path = "sian-rain100l", **kwargs: Any
 ) -> AttentionExplorer:
     """Open an :class:`AttentionExplorer` in the current notebook and return it."""
-    from IPython.display import display
-
     explorer = AttentionExplorer(image, weights, **kwargs)
     display(explorer.widget)
     return explorer

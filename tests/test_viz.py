@@ -661,3 +661,27 @@ def test_a_claim_without_a_test_set_names_its_benchmark() -> None:
     ]  # fmt: skip
     labels = [r["label"] for r in plots.forest_claims(rows)]
     assert labels and all(lb.endswith("Rain100H: no test set") for lb in labels), labels
+
+
+def test_seed_dots_draw_each_seed_beside_the_seed_mean() -> None:
+    from derain_lib.viz.seeds import seed_dots
+
+    rows = [
+        {"test_set": t, "label": m, "seed": s, "psnr": v}
+        for t in ("A", "B")
+        for m, vals in (("sian", (30.0, 32.0)), ("baseline", (28.0, 29.0)))
+        for s, v in ((0, vals[0]), (1, vals[1]), ("mean", sum(vals) / 2))
+    ]
+    fig = seed_dots(pd.DataFrame(rows), "Table V")
+    axes = fig.get_axes()
+    assert [a.get_title() for a in axes] == ["A", "B"]
+    bars = axes[0].patches
+    assert [b.get_height() for b in bars] == [31.0, 28.5]
+    assert [t.get_text() for t in axes[0].texts] == ["31.00", "28.50"]
+    dots = sorted(
+        xy for ln in axes[0].lines for xy in zip(ln.get_xdata(), ln.get_ydata(), strict=True)
+    )
+    assert dots == [(0, 30), (0, 32), (1, 28), (1, 29)]  # every seed at its method's x
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["sian", "baseline"]
+    empty = seed_dots(pd.DataFrame(rows).iloc[:0], "Table V")
+    assert "nothing scored" in empty.axes[0].texts[0].get_text()

@@ -1,11 +1,11 @@
-"""SIAN's scale-space attention: one forward pass kept as numpy arrays (:class:`Attention`),
-one (stage, scale, what) view over the input (:func:`render_view`, the explorer's picture) and
-all stages x scales on one colour scale (:func:`attention_panel`, notebooks 05 and 06)."""
+"""SIAN's scale-space attention: one forward pass as numpy arrays, one view over the input
+(:func:`render_view`, the explorer's picture), all stages x scales (:func:`attention_panel`)."""
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
 
 import matplotlib
@@ -32,10 +32,8 @@ class NoAttentionError(DerainError):
 
 @dataclass
 class Attention:
-    """One SIAN forward pass, batch dimension removed, float32 numpy: ``masks[k][s]`` is
-    (C, h_s, w_s), ``dog[k][s]`` (L_dog, C, h_s, w_s), ``octaves[k][s]`` (L_oct, C, h_s, w_s)
-    for stage index ``k`` (0-based) and scale ``s``; ``image``, ``rain[k]``, ``outputs[k]``
-    are (H, W, 3)."""
+    """One SIAN forward pass as float32 numpy: ``masks[k][s]`` (C, h_s, w_s), ``dog``/``octaves``
+    (L, C, h_s, w_s) per stage index ``k`` and scale ``s``; images (H, W, 3)."""
 
     image: np.ndarray
     outputs: list[np.ndarray]
@@ -64,17 +62,13 @@ class Attention:
 
 @torch.inference_mode()
 def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp32") -> Attention:
-    """Run ``model`` (a SIAN with attention) once on ``image`` (float HWC RGB in [0, 1]),
-    in ``precision`` on the model's device; arrays back on the CPU."""
+    """Run ``model`` (a SIAN with attention) once on ``image`` (float HWC RGB in [0, 1])."""
     if not isinstance(model, SIAN):
-        raise NoAttentionError(
-            f"{type(model).__name__} has no scale-space attention; the explorer needs SIAN weights"
-        )
+        why = "has no scale-space attention; the explorer needs SIAN weights"
+        raise NoAttentionError(f"{type(model).__name__} {why}")
     if not model.config.attention:
-        raise NoAttentionError(
-            f"SIAN variant {model.config.variant!r} has no attention masks; "
-            "the explorer needs the full variant"
-        )
+        why = "has no attention masks; the explorer needs the full variant"
+        raise NoAttentionError(f"SIAN variant {model.config.variant!r} {why}")
     if image.ndim != 3 or image.shape[2] != 3:
         raise DerainError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     check_image_size(*image.shape[:2])
@@ -82,28 +76,21 @@ def compute_attention(model: nn.Module, image: np.ndarray, precision: str = "fp3
     with autocast(precision, device):
         outputs, records = model(to_tensor(image, device), return_attention=True)
 
-    def hwc(t: torch.Tensor) -> np.ndarray:
-        return t[0].permute(1, 2, 0).float().cpu().numpy()
-
-    def per_scale(key: str) -> list[dict[int, np.ndarray]]:
-        return [{s: v[0].float().cpu().numpy() for s, v in r[key].items()} for r in records]
-
-    return Attention(
-        np.asarray(image, dtype=np.float32),
-        [hwc(o) for o in outputs],
-        [hwc(r["rain"]) for r in records],
-        per_scale("masks"),
-        per_scale("dog"),
-        per_scale("octaves"),
-    )
+    hwc = [
+        [t[0].permute(1, 2, 0).float().cpu().numpy() for t in ts]
+        for ts in (outputs, [r["rain"] for r in records])
+    ]
+    maps = [
+        [{s: v[0].float().cpu().numpy() for s, v in r[key].items()} for r in records]
+        for key in ("masks", "dog", "octaves")
+    ]
+    return Attention(np.asarray(image, dtype=np.float32), *hwc, *maps)
 
 
 def stage_scores(att: Attention, clean: np.ndarray) -> list[dict]:
     """PSNR/SSIM (MATLAB Y) of each stage's output X_k against ``clean`` (the paper's Fig. 6)."""
-    return [
-        {"stage": k + 1, "psnr": p, "ssim": s}
-        for k, (p, s) in enumerate(score_pair(out, clean) for out in att.outputs)
-    ]
+    scores = (score_pair(out, clean) for out in att.outputs)
+    return [{"stage": k, "psnr": p, "ssim": s} for k, (p, s) in enumerate(scores, 1)]
 
 
 #: What a view can show: the attention mask M_(s) (sigmoid, 0..1), a difference-of-Gaussians
@@ -116,15 +103,9 @@ CMAPS = {"mask": "inferno", "dog": "RdBu_r", "octave": "viridis"}
 
 
 def view_map(
-    att: Attention,
-    stage: int,
-    scale: int,
-    what: str,
-    channel: int | None = None,
-    layer: int = 0,
+    att: Attention, stage: int, scale: int, what: str, channel: int | None = None, layer: int = 0
 ) -> np.ndarray:
-    """The raw values of one view: (h_s, w_s) for a map (the mean over channels, or
-    ``channel``), (H, W, 3) for ``rain`` and ``derained``. ``stage`` counts from 1."""
+    """The raw values of one view (a map: the mean over channels, or ``channel``)."""
     if what not in WHATS:
         raise ValueError(f"what must be one of {WHATS}, got {what!r}")
     if not 1 <= stage <= att.n_stages:
@@ -145,9 +126,8 @@ def view_map(
 
 
 def value_range(what: str, values: np.ndarray, stretch: bool = True) -> tuple[float, float]:
-    """Colour range of a view: DoG symmetric around 0 (99th percentile of |v|); masks and
-    octaves their 1st-99th percentile, or masks 0-1 with ``stretch=False`` (comparable across
-    views); the rain layer 0 to its 99.5th percentile."""
+    """Colour range of a view: DoG symmetric (99th percentile of |v|), rain 0 to its 99.5th
+    percentile, masks 0-1 unless ``stretch``, else the 1st-99th percentile."""
     if what == "mask" and not stretch:
         return 0.0, 1.0
     if what == "rain":
@@ -161,8 +141,7 @@ def value_range(what: str, values: np.ndarray, stretch: bool = True) -> tuple[fl
 
 
 def upsample(values: np.ndarray, size: tuple[int, int], mode: str = "nearest") -> np.ndarray:
-    """A 2-D map resized to ``size`` (H, W) as float32, by ``nearest`` or ``bilinear``
-    interpolation (or averaged down by ``area``)."""
+    """A 2-D map resized to ``size`` (H, W) as float32 (``area``: averaged down)."""
     if mode not in (*UPSAMPLE_MODES, "area"):
         raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {mode!r}")
     if values.shape == tuple(size):
@@ -180,18 +159,14 @@ def colorize(values: np.ndarray, vmin: float, vmax: float, cmap: str) -> np.ndar
 
 
 def view_rgb(
-    att: Attention,
-    values: np.ndarray,
-    what: str,
-    upsample_mode: str = "nearest",
-    stretch: bool = True,
+    att: Attention, values: np.ndarray, what: str, mode: str = "nearest", stretch: bool = True
 ) -> np.ndarray:
     """A view's values (:func:`view_map`) as float RGB of the input's size."""
     if what == "derained":
         return np.clip(values, 0, 1)
     if what == "rain":
         return np.clip(values / value_range(what, values)[1], 0, 1)
-    full = upsample(values, att.image.shape[:2], upsample_mode)
+    full = upsample(values, att.image.shape[:2], mode)
     return colorize(full, *value_range(what, values, stretch), CMAPS[what])
 
 
@@ -206,13 +181,11 @@ def render_view(
     upsample_mode: str = "nearest",
     stretch: bool = True,
 ) -> np.ndarray:
-    """One view blended over the input, ``(1 - opacity) * input + opacity * view``, as
-    uint8 RGB of the input's size (``opacity=1``: the view alone)."""
+    """One view blended over the input at ``opacity`` (1: the view alone), as uint8 RGB."""
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
-    view = view_rgb(
-        att, view_map(att, stage, scale, what, channel, layer), what, upsample_mode, stretch
-    )
+    values = view_map(att, stage, scale, what, channel, layer)
+    view = view_rgb(att, values, what, upsample_mode, stretch)
     out = (1.0 - opacity) * np.clip(att.image, 0, 1) + opacity * view
     return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
 
@@ -229,13 +202,6 @@ def scale_label(scale: int) -> str:
     return "1" if scale == 1 else f"1/{scale}"
 
 
-def _label(what: str, channel: int | None, layer: int) -> str:
-    ch = "mean over channels" if channel is None else f"channel {channel}"
-    if what in ("dog", "octave"):
-        return f"{what} layer {layer}, {ch}"
-    return f"{what}, {ch}" if what == "mask" else what
-
-
 def panel_range(
     att: Attention, what: str, channel: int | None = None, layer: int = 0
 ) -> tuple[float, float]:
@@ -243,14 +209,9 @@ def panel_range(
     :func:`value_range` of the values pooled over every stage and scale."""
     if what == "mask":
         return 0.0, 1.0
-    pooled = np.concatenate(
-        [
-            view_map(att, k, s, what, channel, layer).ravel()
-            for k in range(1, att.n_stages + 1)
-            for s in att.scales
-        ]
-    )
-    return value_range(what, pooled)
+    cells = product(range(1, att.n_stages + 1), att.scales)
+    pooled = [view_map(att, k, s, what, channel, layer).ravel() for k, s in cells]
+    return value_range(what, np.concatenate(pooled))
 
 
 def attention_panel(
@@ -261,30 +222,30 @@ def attention_panel(
     upsample_mode: str = "nearest",
     with_outputs: bool = True,
     title: str | None = None,
-    cell_inches: float = 2.2,
     vrange: tuple[float, float] | None = None,
 ) -> Figure:
     """The input, then all stages (rows) x scales (columns) of one map kind on one colour
-    scale (``vrange``, else :func:`panel_range`) with one colorbar; ``with_outputs`` adds R_k
-    and X_k of each stage."""
+    scale (``vrange``, else :func:`panel_range`); ``with_outputs`` adds R_k and X_k."""
     if what not in MAP_WHATS:
         raise ValueError(f"a panel shows one of {MAP_WHATS}, got {what!r}")
     lo, hi = vrange or panel_range(att, what, channel, layer)
-    cols: list[tuple[str, int]] = [("input", 1), *((what, s) for s in att.scales)]
+    ch = "mean over channels" if channel is None else f"channel {channel}"
+    label = f"mask, {ch}" if what == "mask" else f"{what} layer {layer}, {ch}"
+    cols = [
+        ("input", 1, "input", ""),
+        *((what, s, f"scale {scale_label(s)}", "") for s in att.scales),
+    ]
     if with_outputs:
-        cols += [("rain", 1), ("derained", 1)]
-    heads = {"input": "input", "rain": "rain R_k", "derained": "derained X_k"}
-    notes = {"rain": "stretched: 99.5th pct = white", "derained": "raw, clipped to [0, 1]"}
+        cols += [("rain", 1, "rain R_k", "stretched: 99.5th pct = white")]
+        cols += [("derained", 1, "derained X_k", "raw, clipped to [0, 1]")]
     f = ".4f" if what == "mask" else ".4g"
     h, w = att.image.shape[:2]
-    fig = Figure(
-        figsize=(cell_inches * len(cols), (cell_inches * h / w + 0.25) * att.n_stages + 1.6),
-        layout="constrained",
-    )
+    size = (2.2 * len(cols), (2.2 * h / w + 0.25) * att.n_stages + 1.6)
+    fig = Figure(figsize=size, layout="constrained")
     axes = fig.subplots(att.n_stages, len(cols), squeeze=False)
     spans = []
     for (r, c), ax in np.ndenumerate(axes):
-        kind, scale = cols[c]
+        kind, scale, head, note = cols[c]
         ax.set(xticks=[], yticks=[])
         if kind == "input":
             ax.imshow(np.clip(att.image, 0, 1)) if r == 0 else ax.set_axis_off()
@@ -292,31 +253,20 @@ def attention_panel(
             values = view_map(att, r + 1, scale, kind, channel, layer)
             spans.append((float(values.min()), float(values.max())))
             ax.imshow(colorize(upsample(values, (h, w), upsample_mode), lo, hi, CMAPS[kind]))
-            ax.set_xlabel(f"values {spans[-1][0]:{f}}-{spans[-1][1]:{f}}", fontsize=6, labelpad=1)
+            note = f"values {spans[-1][0]:{f}}-{spans[-1][1]:{f}}"
         else:
             ax.imshow(view_rgb(att, view_map(att, r + 1, scale, kind), kind))
-            ax.set_xlabel(notes[kind], fontsize=6, labelpad=1)
-        if r == 0:
-            ax.set_title(
-                f"scale {scale_label(scale)}" if kind in MAP_WHATS else heads[kind], fontsize=9
-            )
-        if c == 1:
-            ax.set_ylabel(f"stage {r + 1}", fontsize=9)
-    bar = fig.colorbar(
-        ScalarMappable(Normalize(lo, hi), CMAPS[what]),
-        ax=axes[:, 1 : 1 + len(att.scales)],
-        location="bottom",
-        shrink=0.8,
-        aspect=40,
-    )
+        ax.set_xlabel(note, fontsize=6, labelpad=1)
+        ax.set_title(head if r == 0 else "", fontsize=9)
+        ax.set_ylabel(f"stage {r + 1}" if c == 1 else "", fontsize=9)
+    maps = axes[:, 1 : 1 + len(att.scales)]
+    kw = {"location": "bottom", "shrink": 0.8, "aspect": 40}
+    bar = fig.colorbar(ScalarMappable(Normalize(lo, hi), CMAPS[what]), ax=maps, **kw)
     vmin, vmax = min(a for a, _ in spans), max(b for _, b in spans)
-    bar.set_label(
-        f"{_label(what, channel, layer)}: one colour scale for every panel, {lo:.4g} to "
-        f"{hi:.4g}; values in this figure span {vmin:{f}} to {vmax:{f}}",
-        fontsize=8,
-    )
+    text = f"{label}: one colour scale for every panel, {lo:.4g} to {hi:.4g}; "
+    bar.set_label(text + f"values in this figure span {vmin:{f}} to {vmax:{f}}", fontsize=8)
     bar.ax.tick_params(labelsize=7)
-    fig.suptitle(title or f"SIAN attention: {_label(what, channel, layer)}", fontsize=10)
+    fig.suptitle(title or f"SIAN attention: {label}", fontsize=10)
     return fig
 
 

@@ -25,8 +25,7 @@ def density_figure(record: dict) -> Figure | None:
     levels = rows[["level", "level_name"]].drop_duplicates().sort_values("level")
     inputs = rows[rows.model == "input"].groupby("level").input_psnr.median()
     ticks = [f"{name}\nInput {inputs[lv]:.1f} dB" for lv, name in levels.itertuples(index=False)]
-    ncol = min(2, len(models))
-    nrow = math.ceil(len(models) / ncol)
+    ncol, nrow = min(2, len(models)), math.ceil(len(models) / 2)
     fig = Figure(figsize=(6.2 * ncol, 3.6 * nrow + 1.0), layout="constrained")
     axes = fig.subplots(nrow, ncol, squeeze=False, sharey=True)
     jitter = np.linspace(-0.18, 0.18, len(images)) if len(images) > 1 else np.zeros(1)
@@ -85,8 +84,7 @@ def auc_figure(rows: list[dict]) -> Figure | None:
             ax.axhline(float(np.mean(edge)), color="tab:green", ls="--", lw=1)
         ax.axhline(0.5, color="grey", lw=0.6)
         ax.set_ylim(0, 1)
-        stages = sorted(masks.stage.unique())
-        ax.set_xticks(stages, [str(s) for s in stages], fontsize=7)
+        ax.set_xticks(sorted(masks.stage.unique()))
         ax.set_xlabel("stage", fontsize=7)
         cells, n = here.cells.iloc[0], mine.image.nunique()
         ax.set_title(f"scale {scale_label(scales[j])}, {cells} cells, n={n}", fontsize=8)
@@ -96,11 +94,8 @@ def auc_figure(rows: list[dict]) -> Figure | None:
     axes[0, 0].plot([], [], "x", color="tab:orange", label="|DoG| control")
     axes[0, 0].plot([], [], "--", color="tab:green", label="edge control")
     axes[0, 0].legend(fontsize=6, loc="lower left")
-    fig.suptitle(
-        "Attention masks as rain detectors: ROC-AUC per channel at each mask's resolution "
-        "(0.5 = chance)",
-        fontsize=9,
-    )
+    title = "Attention masks as rain detectors: ROC-AUC per channel at each mask's resolution"
+    fig.suptitle(f"{title} (0.5 = chance)", fontsize=9)
     return fig
 
 
@@ -114,10 +109,8 @@ def generalisation_figure(cells: list[dict]) -> Figure | None:
     gain = gain.loc[df.model.unique(), df.test_set.unique()]
     val = gain.to_numpy()
     top = float(np.nanmax(np.abs(val))) or 1.0
-    fig = Figure(
-        figsize=(2.0 * len(gain.columns) + 3.0, 0.75 * len(gain) + 2.2), layout="constrained"
-    )
-    ax = fig.subplots()
+    size = (2.0 * len(gain.columns) + 3.0, 0.75 * len(gain) + 2.2)
+    ax = (fig := Figure(figsize=size, layout="constrained")).subplots()
     im = ax.imshow(val, cmap="RdBu", norm=TwoSlopeNorm(0.0, -top, top), aspect="auto")
     for r in df.itertuples():
         a, b = gain.index.get_loc(r.model), gain.columns.get_loc(r.test_set)
@@ -129,10 +122,8 @@ def generalisation_figure(cells: list[dict]) -> Figure | None:
     labels = [f"{s}\n(n={scenes[s]} scenes)" for s in gain.columns]
     ax.set_xticks(range(len(gain.columns)), labels, fontsize=6.5, rotation=20, ha="right")
     ax.set_yticks(range(len(gain)), list(gain.index), fontsize=7)
-    ax.set_title(
-        "Released weights x test sets: gain over the input (dB) [95 % interval], output PSNR",
-        fontsize=9,
-    )
+    title = "Released weights x test sets: gain over the input (dB) [95 % interval], output PSNR"
+    ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="PSNR gain (dB)")
     return fig
 

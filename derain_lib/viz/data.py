@@ -37,9 +37,8 @@ def synthetic_vs_real(shared: str | Path, seed: int = 0) -> Figure:
     ]
     fig = Figure(figsize=(12, 7), dpi=100)
     for ax, (img, title) in zip(fig.subplots(2, 4).ravel(), panels, strict=True):
-        h, w = img.shape[:2]
-        s = min(CROP, h, w)
-        y, x = (h - s) // 2, (w - s) // 2
+        s = min(CROP, *img.shape[:2])
+        y, x = ((n - s) // 2 for n in img.shape[:2])
         ax.imshow(img[y : y + s, x : x + s], interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
@@ -49,8 +48,7 @@ def synthetic_vs_real(shared: str | Path, seed: int = 0) -> Figure:
 
 
 def sample_pairs(results: str | Path) -> Figure:
-    """The first pair of each test set (rainy above, ground truth below) and a real rainy
-    photo if one was found, from ``results/<profile>/samples.json``."""
+    """The first pair of each test set (rainy above, clean below), from ``samples.json``."""
     results = Path(results)
     panels = json.loads((results / "samples.json").read_text())
     fig = Figure(figsize=(3.2 * max(len(panels), 1), 4.6))

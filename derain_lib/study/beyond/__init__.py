@@ -1,8 +1,5 @@
-"""Beyond the paper (chapter 07): released models under more rain (:mod:`.density`), attention
-masks as rain detectors (:mod:`.attention_auc`), every model on every test set
-(:mod:`.generalisation`), CPU cost (:mod:`.cost`), scoring protocols (:mod:`.protocols`).
-Each section's ``run(params, models)`` returns the rows saved under ``results/<profile>/beyond/``;
-real images are picked as distinct scenes, and intervals are over scenes."""
+"""Beyond the paper (chapter 07): each section's ``run(params, models)`` returns the rows saved
+under ``results/<profile>/beyond/``; real images are distinct scenes, intervals over scenes."""
 
 from . import attention_auc, common, cost, density, generalisation, protocols
 from .common import SIZES, beyond_size, chapter_models, chapter_sets, clock, since

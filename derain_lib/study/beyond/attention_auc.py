@@ -1,13 +1,12 @@
-"""Section 2 of chapter 07: do SIAN's attention masks mark rain pixels? Each mask channel, at
-its own resolution, scored as a rain detector by its ROC-AUC, beside controls that know
-nothing of rain: the Sobel gradient magnitude (``edge``) and the mean |DoG| response."""
+"""Section 2 of chapter 07: each attention-mask channel scored as a rain detector by its ROC-AUC,
+beside controls that know nothing of rain: the Sobel gradient magnitude and the mean |DoG|."""
 
 from __future__ import annotations
 
 import math
-from operator import itemgetter
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 from scipy.stats import rankdata
 from torch import nn
@@ -15,7 +14,7 @@ from torch import nn
 from ...metrics import rgb_to_y
 from ...viz.attention import compute_attention, upsample
 from ..plan import Params
-from .common import beyond_size, centre_crop, groups, real_sets, scene_pairs
+from .common import beyond_size, centre_crop, real_sets, scene_pairs
 from .density import DENSITY_LEVELS, rainy_at, sweep_images
 
 #: Synthetic rain pixels: streak layer above this (the layer is in [0, 1]).
@@ -24,6 +23,8 @@ TAU_STREAK = 0.1
 TAU_Y = 10.0
 #: A mask cell is a rain cell when more than this fraction of its pixels are rain.
 CELL_FRACTION = 0.5
+#: The released SIAN weights and the synthetic rain level each reads.
+SIANS = ("sian-rain100l", "sian-rain100h")
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -36,15 +37,14 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def real_rain_mask(rainy: np.ndarray, clean: np.ndarray, tau: float = TAU_Y) -> np.ndarray:
-    """Rain pixels of a real pair: Y(rainy) - Y(clean) > ``tau`` (MATLAB Y)."""
-    return rgb_to_y(rainy) - rgb_to_y(clean) > tau
+def real_rain_mask(rainy: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """Rain pixels of a real pair: Y(rainy) - Y(clean) > :data:`TAU_Y` (MATLAB Y)."""
+    return rgb_to_y(rainy) - rgb_to_y(clean) > TAU_Y
 
 
 def attention_auc(model: nn.Module, image: np.ndarray, rain: np.ndarray) -> list[dict]:
-    """AUC against the ``rain`` pixels (bool H x W) of every mask channel, channel mean
-    ("mask mean") and mean |DoG| per stage and scale, and of the edges (stage 0) per scale,
-    at the mask's resolution (a cell is rain when more than half its pixels are)."""
+    """AUC against the ``rain`` pixels of every mask channel, channel mean and mean |DoG| per
+    stage and scale, and of the edges (stage 0), at the mask's resolution."""
     att = compute_attention(model, image)
     y = rgb_to_y(image).astype(np.float64)
     edges = np.hypot(ndimage.sobel(y, axis=0), ndimage.sobel(y, axis=1))
@@ -69,42 +69,29 @@ def attention_auc(model: nn.Module, image: np.ndarray, rain: np.ndarray) -> list
 def run(params: Params, models: dict[str, nn.Module]) -> list[dict]:
     """AUC rows: synthetic light/heavy rain on the sweep's scenes (the streak layer as truth)
     read by the released Rain100L/H SIAN, and real Rain100L pairs by the Rain100L one."""
-    size = beyond_size(params.profile)
-    if not {"sian-rain100l", "sian-rain100h"} & set(models):
+    size, read_by = beyond_size(params.profile), dict(zip(SIANS, DENSITY_LEVELS[1::3], strict=True))
+    if not read_by.keys() & models.keys():
         return []
-    synthetic = sweep_images(params, size.synthetic_images, size.sweep_side)
-    out = []
-    for weights, level in zip(
-        ("sian-rain100l", "sian-rain100h"), DENSITY_LEVELS[1::3], strict=True
-    ):
-        for i, (name, scene, clean, stand_in) in enumerate(synthetic if weights in models else []):
+    synthetic, out = sweep_images(params, size.synthetic_images, size.sweep_side), []
+    for w, level in read_by.items():
+        for i, (name, scene, clean, stand_in) in enumerate(synthetic if w in models else []):
             rainy, streaks = rainy_at(clean, level, i)
-            source = f"{weights} on synthetic {level.name}"
-            facts = dict(source=source, image=name, scene=scene, stand_in=stand_in)
-            rows = attention_auc(models[weights], rainy, streaks > TAU_STREAK)
-            out += [{**r, **facts} for r in rows]
+            facts = {"source": f"{w} on synthetic {level.name}", "image": name, "scene": scene}
+            rows = attention_auc(models[w], rainy, streaks > TAU_STREAK)
+            out += [{**r, **facts, "stand_in": stand_in} for r in rows]
     real = real_sets(params, "rain100l")
     for t, ds, i, scene in scene_pairs(real, size.real_pairs) if "sian-rain100l" in models else []:
         rainy, clean = (centre_crop(a, size.test_crop) for a in ds.load(i))
-        source, name = f"sian-rain100l on {t.label}", ds.pairs[i].name
-        facts = dict(source=source, image=name, scene=scene, stand_in=False)
+        facts = {"source": f"sian-rain100l on {t.label}", "image": ds.pairs[i].name, "scene": scene}
         rows = attention_auc(models["sian-rain100l"], rainy, real_rain_mask(rainy, clean))
-        out += [{**r, **facts} for r in rows]
+        out += [{**r, **facts, "stand_in": False} for r in rows]
     return out
 
 
 def saved(rows: list[dict]) -> list[dict]:
-    """What ``attention_auc.json`` keeps: the control and channel-mean rows, and each mask
-    channel as its mean AUC over its source's images (``n``; ``image`` None)."""
-    keep = [r for r in rows if r["what"] != "mask"]
-    masks = [r for r in rows if r["what"] == "mask"]
-    for (source, stand_in, *_), g in groups(
-        masks, itemgetter("source", "stand_in", "scale", "stage", "channel")
-    ):
-        aucs = [r["auc"] for r in g if r["auc"] is not None and not math.isnan(r["auc"])]
-        auc = round(float(np.mean(aucs)), 5) if aucs else math.nan
-        keep.append(
-            {k: g[0][k] for k in ("scale", "cells", "stage", "what", "channel")}
-            | {"auc": auc, "source": source, "image": None, "n": len(aucs), "stand_in": stand_in}
-        )
-    return keep
+    """What ``attention_auc.json`` keeps: the controls, and each channel's mean AUC (``n``)."""
+    keys = ["source", "stand_in", "scale", "cells", "stage", "what", "channel"]
+    masks = pd.DataFrame([r for r in rows if r["what"] == "mask"], columns=[*keys, "auc"])
+    means = masks.groupby(keys, sort=False).auc.agg(auc="mean", n="count").reset_index()
+    means = means.assign(auc=means.auc.round(5), image=None)
+    return [r for r in rows if r["what"] != "mask"] + means.to_dict("records")

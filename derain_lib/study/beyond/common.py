@@ -25,8 +25,6 @@ FAMILIES = ("sian", "prenet")
 RELEASED_SETS = ("rain100l", "rain100h", "rain1400")
 #: Stand-in test sets are pipeline checks: at most this many images of each.
 STAND_IN_IMAGES = 2
-
-
 #: How much of each section a profile runs (``sizes.yaml`` says what each number is).
 SIZES = OmegaConf.load(Path(__file__).with_name("sizes.yaml"))
 
@@ -42,8 +40,7 @@ def chapter_models(
     """The released models found locally (never downloaded), and why each other is not run."""
     models, missing = {}, {}
     for name in (f"{f}-{d}" for f in FAMILIES for d in RELEASED_SETS):
-        path = find_released(name, p.weights_dir)
-        if path is None:
+        if (path := find_released(name, p.weights_dir)) is None:
             missing[name] = not_run(missing_released(name, p.weights_dir))
         else:
             models[name] = load_model(path, allow_download=False, device=device or p.device).model
@@ -52,9 +49,8 @@ def chapter_models(
 
 def chapter_sets(p: Params) -> list[tuple[TestSet, PairedDataset]]:
     """Every test set of the profile, opened, without partial copies of a complete set."""
-    return [
-        (t, open_data(t.spec)) for ts in test_sets(p).values() for t in without_partial_copies(ts)
-    ]
+    sets = [t for ts in test_sets(p).values() for t in without_partial_copies(ts)]
+    return [(t, open_data(t.spec)) for t in sets]
 
 
 def real_sets(p: Params, *benchmarks: str) -> list[tuple[TestSet, PairedDataset]]:
@@ -74,16 +70,15 @@ def since(start: tuple[float, float]) -> dict[str, float]:
     return {"wall_s": round(wall - start[0], 1), "cpu_s": round(cpu - start[1], 1)}
 
 
-#: Scene thumbnails are SCENE_BLOCK-pixel block means of the centre; two closer than SCENE_TOL
-#: (mean |difference|, 0..255) are one scene: on Rain100L a one-pixel shift moves a thumbnail
-#: by about 4 at most, two different scenes differ by 13 or more.
+#: Thumbnails are SCENE_BLOCK-pixel block means; two closer than SCENE_TOL (mean |difference|,
+#: 0..255) are one scene: a one-pixel shift moves one by 4 at most, two scenes differ by 13+.
 SCENE_BLOCK = 16
 SCENE_TOL = 7.0
 
 
 def scene_thumbnail(img: np.ndarray) -> np.ndarray:
-    """Block means (0..255) of the landscape centre of ``img`` (uint8, or float in [0, 1]),
-    with a pixel to spare: the same for an image and a crop of it a pixel smaller."""
+    """Block means (0..255) of the landscape centre of ``img``, a pixel to spare: the same for
+    an image and a crop of it a pixel smaller."""
     a = np.asarray(img, np.float32) * (1.0 if np.asarray(img).dtype == np.uint8 else 255.0)
     if a.shape[0] > a.shape[1]:
         a = a.swapaxes(0, 1)
@@ -93,17 +88,15 @@ def scene_thumbnail(img: np.ndarray) -> np.ndarray:
     return a[y : y + h, x : x + w].reshape(h // b, b, w // b, b, -1).mean(axis=(1, 3))
 
 
-def scene_keys(images: Iterable[tuple[str, np.ndarray]], tol: float = SCENE_TOL) -> list[str]:
+def scene_keys(images: Iterable[tuple[str, np.ndarray]]) -> list[str]:
     """Per (name, image): the name of the first image whose thumbnail is within ``tol``."""
     firsts: list[tuple[str, np.ndarray]] = []
     keys = []
     for name, img in images:
         t = scene_thumbnail(img)
-        same = (k for k, f in firsts if f.shape == t.shape and np.abs(f - t).mean() < tol)
-        key = next(same, None)
-        if key is None:
-            firsts.append((name, t))
-        keys.append(key or name)
+        same = (k for k, f in firsts if f.shape == t.shape and np.abs(f - t).mean() < SCENE_TOL)
+        keys.append(next(same, None) or name)
+        firsts += [(name, t)] if keys[-1] == name else []
     return keys
 
 
@@ -120,8 +113,7 @@ def pick_scenes(keys: list[str], k: int | None) -> list[int]:
 def scene_pairs(
     sets: list[tuple[TestSet, PairedDataset]], k: int | None, together: bool = False
 ) -> list[tuple[TestSet, PairedDataset, int, str]]:
-    """(test set, data, index, scene key) of ``k`` scenes of each set (a stand-in set at most
-    :data:`STAND_IN_IMAGES`), or of all ``together``; keys span every set's ground truths."""
+    """(test set, data, index, scene key) of ``k`` scenes of each set, or of all ``together``."""
     index = [(t, ds, i) for t, ds in sets for i in range(len(ds))]
     cleans = ((f"{t.label}: {ds.pairs[i].name}", ds.load(i)[1]) for t, ds, i in index)
     scenes = [(*ti, key) for ti, key in zip(index, scene_keys(cleans), strict=True)]
@@ -137,8 +129,7 @@ def centre_crop(image: np.ndarray, side: int | None) -> np.ndarray:
     """The centre of ``image``, at most ``side`` pixels high and wide (None: all of it)."""
     if side is None:
         return image
-    h, w = image.shape[:2]
-    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    y, x = (max(0, (n - side) // 2) for n in image.shape[:2])
     return image[y : y + side, x : x + side]
 
 

@@ -1,6 +1,5 @@
-"""Section 4 of chapter 07: parameters, GFLOP per megapixel, CPU seconds and peak memory of
-each model, measured in a fresh process (``python -m derain_lib.study.beyond.cost NAME HEIGHT
-WIDTH THREADS`` prints a row as JSON), reused while :func:`cost_key` holds."""
+"""Section 4 of chapter 07: each model's cost, measured in a fresh process (``python -m
+derain_lib.study.beyond.cost NAME HEIGHT WIDTH THREADS``), reused while :func:`cost_key` holds."""
 
 from __future__ import annotations
 
@@ -35,18 +34,17 @@ COST_SOURCES = ("models", "study/beyond/cost.py", "threads.py", "allocator.py")
 
 
 def count_flops(model: nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward of ``model`` on ``x`` (``torch.utils.flop_counter``: 2 per
-    multiply-add of convolutions and matrix products)."""
+    """FLOPs of one forward of ``model`` on ``x`` (2 per multiply-add)."""
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
         model(x)
     return int(counter.get_total_flops())
 
 
-def measure_cost(name: str, height: int, width: int, seed: int = 0) -> dict:
-    """Cost of one untrained ``name`` model on a ``height`` x ``width`` image: parameters,
-    GFLOP/MP, seconds of one forward after a warm-up, and this process's peak RSS."""
-    torch.manual_seed(seed)
+def measure_cost(name: str, height: int, width: int) -> dict:
+    """Parameters, GFLOP/MP, seconds of one forward after a warm-up and this process's peak RSS
+    of one untrained ``name`` model on a ``height`` x ``width`` image."""
+    torch.manual_seed(0)
     model = build_model(name).eval()
     x = torch.rand(1, 3, height, width)
     with torch.inference_mode():
@@ -55,17 +53,10 @@ def measure_cost(name: str, height: int, width: int, seed: int = 0) -> dict:
         model(x)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    flops = count_flops(model, x)
-    return {
-        "model": name,
-        "params": count_parameters(model),
-        "gflop_per_mp": flops / 1e9 / (height * width / 1e6),
-        "size": f"{width}x{height}",
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "threads": torch.get_num_threads(),
-        "peak_rss_mib": peak,
-    }
+    gflop_per_mp = count_flops(model, x) / 1e9 / (height * width / 1e6)
+    return {"model": name, "params": count_parameters(model), "gflop_per_mp": gflop_per_mp,
+            "size": f"{width}x{height}", "wall_s": wall, "cpu_s": cpu,
+            "threads": torch.get_num_threads(), "peak_rss_mib": peak}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,8 +77,8 @@ def cost_in_child(name: str, height: int, width: int) -> dict:
     root = str(PACKAGE_DIR.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     configure(env)  # the OpenMP settings, in the environment before the child starts
-    cmd = [sys.executable, "-m", __name__, name, str(height), str(width)]
-    cmd.append(str(torch.get_num_threads()))
+    args = map(str, (name, height, width, torch.get_num_threads()))
+    cmd = [sys.executable, "-m", __name__, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -95,35 +86,24 @@ def cost_in_child(name: str, height: int, width: int) -> dict:
     return {**json.loads(proc.stdout.strip().splitlines()[-1]), "status": "ok"}
 
 
-def cost_key(hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS) -> dict:
-    """What the cost table of ``names`` on ``hw`` (H, W) depends on."""
-    return {
-        "code": code_fingerprint(COST_SOURCES),
-        "size": f"{hw[1]}x{hw[0]}",
-        "models": list(names),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cpu": cpuinfo_field("model name") or platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-    }
+def cost_key(hw: tuple[int, int]) -> dict:
+    """What the cost table on ``hw`` (H, W) depends on."""
+    cpu = cpuinfo_field("model name") or platform.processor() or platform.machine()
+    return {"code": code_fingerprint(COST_SOURCES), "size": f"{hw[1]}x{hw[0]}",
+            "models": list(COST_MODELS), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "cpu": cpu, "cpus": os.cpu_count()}  # fmt: skip
 
 
-def cached_cost_table(
-    path: Path, hw: tuple[int, int], names: tuple[str, ...] = COST_MODELS, remeasure: bool = False
-) -> dict:
-    """The cost record at ``path`` when its key holds and every model was measured; else
-    measured now (``key``, ``measured`` UTC, ``load_average``, ``rows``) and saved there."""
-    key = cost_key(hw, names)
+def cached_cost_table(path: Path, hw: tuple[int, int], remeasure: bool = False) -> dict:
+    """The cost record at ``path`` while its key holds and every row is ok; else measured."""
+    key = cost_key(hw)
     if not remeasure and path.is_file():
         saved = json.loads(path.read_text())
         if saved["key"] == key and all(r["status"] == "ok" for r in saved["rows"]):
             return saved
-    record = {
-        "key": key,
-        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load_average": [round(v, 2) for v in os.getloadavg()],
-        "rows": [cost_in_child(n, *hw) for n in names],
-    }
+    when, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()
+    record = {"key": key, "measured": when, "load_average": [round(v, 2) for v in load],
+              "rows": [cost_in_child(n, *hw) for n in COST_MODELS]}  # fmt: skip
     write_json(path, record)
     return record
 

@@ -1,6 +1,5 @@
-"""Section 1 of chapter 07: the released models under synthetic rain at six levels, drizzle
-to heavier than Rain100H, on distinct scenes of the real Rain100L/H ground truths; the two
-"-like" levels are calibrated on the real benchmarks' Input PSNR (:func:`calibrate`)."""
+"""Section 1 of chapter 07: the released models under synthetic rain at six levels, drizzle to
+heavier than Rain100H, the two "-like" levels calibrated on the real benchmarks' Input PSNR."""
 
 from __future__ import annotations
 
@@ -31,6 +30,8 @@ CALIBRATED_BY = {"light": "rain100l", "heavy": "rain100h"}
 #: An output whose mean MATLAB Y moved further from the clean image's than the input's by
 #: more than this (16..235 scale) has a global tone shift: its PSNR change is not only rain.
 TONE_SHIFT_Y = 3.0
+#: (name, clean image) pairs the sweep rains on.
+Cleans = list[tuple[str, np.ndarray]]
 
 
 def scaled(base: str, name: str, density: float, haze: float | None = None) -> RainPreset:
@@ -55,28 +56,20 @@ def rainy_at(clean: np.ndarray, level: RainPreset, seed: int) -> tuple[np.ndarra
     return add_rain(clean, level, seed), rain_streaks(clean.shape[:2], level, seed)
 
 
-def input_psnr(cleans: list[tuple[str, np.ndarray]], level: RainPreset, seed: int = 0) -> float:
-    """Mean Input PSNR of ``cleans`` rained at ``level`` (image ``i`` with seed ``seed + i``)."""
-    return float(
-        np.mean([score_pair(add_rain(c, level, seed + i), c)[0] for i, (_, c) in enumerate(cleans)])
-    )
+def input_psnr(cleans: Cleans, level: RainPreset) -> float:
+    """Mean Input PSNR of ``cleans`` rained at ``level`` (image ``i`` with seed ``i``)."""
+    psnr = [score_pair(add_rain(c, level, i), c)[0] for i, (_, c) in enumerate(cleans)]
+    return float(np.mean(psnr))
 
 
-def calibrate(
-    cleans: list[tuple[str, np.ndarray]],
-    base: str,
-    target_psnr: float,
-    seed: int = 0,
-    steps: int = 7,
-    bounds: tuple[float, float] = (0.1, 10.0),
-) -> tuple[float, float]:
-    """(density factor, Input PSNR it gives) of ``base`` closest to ``target_psnr`` on
-    ``cleans`` (bisection on the factor's logarithm)."""
-    lo, hi = math.log(bounds[0]), math.log(bounds[1])
-    best = (1.0, input_psnr(cleans, scaled(base, base, 1.0), seed))
-    for _ in range(steps):
+def calibrate(cleans: Cleans, base: str, target_psnr: float) -> tuple[float, float]:
+    """(density factor, Input PSNR it gives) of ``base`` closest to ``target_psnr`` (seven
+    bisection steps on the factor's logarithm, 0.1 to 10)."""
+    lo, hi = math.log(0.1), math.log(10.0)
+    best = (1.0, input_psnr(cleans, scaled(base, base, 1.0)))
+    for _ in range(7):
         mid = (lo + hi) / 2
-        got = input_psnr(cleans, scaled(base, base, math.exp(mid)), seed)
+        got = input_psnr(cleans, scaled(base, base, math.exp(mid)))
         if abs(got - target_psnr) < abs(best[1] - target_psnr):
             best = (math.exp(mid), got)
         lo, hi = (mid, hi) if got > target_psnr else (lo, mid)
@@ -89,17 +82,14 @@ def tone_shift(out: np.ndarray, clean: np.ndarray) -> float:
 
 
 def density_sweep(
-    models: dict[str, nn.Module],
-    cleans: list[tuple[str, np.ndarray]],
-    levels: tuple[RainPreset, ...] = DENSITY_LEVELS,
-    seed: int = 0,
+    models: dict[str, nn.Module], cleans: Cleans, levels: tuple[RainPreset, ...] = DENSITY_LEVELS
 ) -> list[dict]:
     """One row per (image, level, model or ``input``): PSNR/SSIM, gain, tone shift and whether
-    it is a shift; image ``i`` gets seed ``seed + i`` at every level (its streaks thicken)."""
+    it is a shift; image ``i`` gets seed ``i`` at every level (its streaks thicken)."""
     rows = []
     for i, (name, clean) in enumerate(cleans):
         for j, level in enumerate(levels):
-            rainy, _ = rainy_at(clean, level, seed + i)
+            rainy, _ = rainy_at(clean, level, i)
             in_psnr, in_ssim = score_pair(rainy, clean)
             in_shift = tone_shift(rainy, clean)
             base = {"image": name, "level": j, "level_name": level.name, "input_psnr": in_psnr}
@@ -118,8 +108,7 @@ def density_sweep(
 def sweep_images(
     p: Params, n: int | None, side: int | None
 ) -> list[tuple[str, str, np.ndarray, bool]]:
-    """(label, scene, clean image shrunk to ``side``, stand-in) of ``n`` scenes of the real
-    Rain100L/H ground truths together (else of the stand-ins)."""
+    """(label, scene, clean image, stand-in) of ``n`` scenes of the Rain100L/H ground truths."""
     sets = [(t, ds) for t, ds in chapter_sets(p) if t.benchmark in CALIBRATED_BY.values()]
     real = [s for s in sets if not s[0].stand_in]
     return [
@@ -129,28 +118,20 @@ def sweep_images(
 
 
 def run(params: Params, models: dict[str, nn.Module]) -> dict:
-    """The sweep with the Rain100L/H models: ``rows``, ``images``, ``scenes``, and per preset
-    the ``calibration`` (real Input PSNR of the largest real set, factor, PSNR it gives)."""
+    """The sweep with the Rain100L/H models: ``rows``, ``images``, ``scenes``, ``calibration``."""
     size = beyond_size(params.profile)
     picked = sweep_images(params, size.sweep_images, size.sweep_side)
     cleans = [(name, img) for name, _, img, _ in picked]
     calibration, factors = {}, {}
     for base, bench in CALIBRATED_BY.items():
-        entry: dict = {"benchmark": bench, "real_input_psnr": None, "factor": 1.0}
-        real = real_sets(params, bench)
-        if cleans and real:
+        calibration[base] = {"benchmark": bench, "real_input_psnr": None, "factor": 1.0}
+        if cleans and (real := real_sets(params, bench)):
             t, ds = max(real, key=lambda s: len(s[1]))
             target = float(np.mean([score_pair(*ds.load(i))[0] for i in range(len(ds))]))
             factors[base], got = calibrate(cleans, base, target)
-            entry = {
-                "benchmark": bench,
-                "real_input_psnr": target,
-                "real_images": len(ds),
-                "real_test_set": t.label,
-                "factor": factors[base],
-                "synthetic_input_psnr": got,
-            }
-        calibration[base] = entry
+            calibration[base] |= {"real_input_psnr": target, "real_images": len(ds),
+                                  "real_test_set": t.label, "factor": factors[base],
+                                  "synthetic_input_psnr": got}  # fmt: skip
     sweep = {m: v for m, v in models.items() if m.endswith(("rain100l", "rain100h"))}
     rows = density_sweep(sweep, cleans, levels(factors))
     facts = {name: (scene, stand_in) for name, scene, _, stand_in in picked}

@@ -1,6 +1,5 @@
-"""Section 3 of chapter 07: every released model on every test set, as the gain over the
-input (absolute PSNR says how hard a set is, the gain what a model does), with its 95 %
-interval over the scenes (:func:`cells`); the chapter's real photographs are derained too."""
+"""Section 3 of chapter 07: every released model on every test set as the gain over the input
+(with its 95 % interval over the scenes); the chapter's real photographs derained too."""
 
 from __future__ import annotations
 
@@ -47,12 +46,8 @@ def outputs(
         pairs = [[centre_crop(a, crop) for a in ds.load(i)] for _, ds, i, _ in picked]
         names = [Path(ds.pairs[i].name).name for _, ds, i, _ in picked]
         rainy, clean = [p[0] for p in pairs], [p[1] for p in pairs]
-        keys = [scene for *_, scene in picked]
-        for m, model in models.items():
-            derained = [predict(model, r) for r in rainy]
-            kept.append(
-                Outputs(m, t.label, t.benchmark, t.stand_in, names, keys, rainy, clean, derained)
-            )
+        facts = (t.label, t.benchmark, t.stand_in, names, [k for *_, k in picked], rainy, clean)
+        kept += [Outputs(m, *facts, [predict(net, r) for r in rainy]) for m, net in models.items()]
     return kept
 
 
@@ -61,20 +56,17 @@ def generalisation(kept: list[Outputs]) -> list[dict]:
     rows = []
     for o in kept:
         facts = {k: getattr(o, k) for k in ("model", "test_set", "benchmark", "stand_in")}
-        for name, scene, r, c, d in zip(
-            o.names, o.scenes, o.rainy, o.clean, o.derained, strict=True
-        ):
+        for n, scene, r, c, d in zip(o.names, o.scenes, o.rainy, o.clean, o.derained, strict=True):
             (ip, iss), (p, s) = score_pair(r, c), score_pair(d, c)
             rows.append(
-                {**facts, "image": name, "scene": scene, "input_psnr": ip, "input_ssim": iss,
+                {**facts, "image": n, "scene": scene, "input_psnr": ip, "input_ssim": iss,
                  "psnr": p, "ssim": s, "gain": p - ip}
             )  # fmt: skip
     return rows
 
 
 def cells(rows: list[dict]) -> list[dict]:
-    """Per (model, test set): ``n``, ``scenes``, mean PSNR/SSIM, and the mean ``gain`` with
-    its 95 % interval ``gain_lo``..``gain_hi`` over the scenes."""
+    """Per (model, test set): mean PSNR/SSIM and gain with its 95 % interval over the scenes."""
     out = []
     for _, mine in groups(rows, itemgetter("model", "test_set")):
         iv = hierarchical_interval([r["gain"] for r in mine], [r["scene"] for r in mine])
@@ -88,12 +80,9 @@ def cells(rows: list[dict]) -> list[dict]:
 
 
 def run(params: Params, models: dict[str, nn.Module]) -> list[dict]:
-    """The profile's rows; its real photographs derained by every model go to
-    ``results/<profile>/beyond/photos/``."""
+    """The profile's rows; its real photographs derained go to ``beyond/photos/``."""
     size = beyond_size(params.profile)
     rows = generalisation(outputs(models, chapter_sets(params), size.test_images, size.test_crop))
-    photos = real_photos(params.data_root)[: size.photos]
-    derain_photos(
-        models, photos, results_dir(params.profile) / "beyond" / "photos", size.photo_side
-    )
+    out = results_dir(params.profile) / "beyond" / "photos"
+    derain_photos(models, real_photos(params.data_root)[: size.photos], out, size.photo_side)
     return rows

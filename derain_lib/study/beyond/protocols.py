@@ -1,6 +1,5 @@
-"""Section 5 of chapter 07: why published numbers for the same outputs disagree. The input
-and the released SIAN and PReNet of each test set's benchmark, scored on whole images under
-every protocol of :data:`derain_lib.metrics.PROTOCOLS`, each compared with ours."""
+"""Section 5 of chapter 07: why published numbers for the same outputs disagree: the input and
+the released models scored under every protocol of :data:`derain_lib.metrics.PROTOCOLS`."""
 
 from __future__ import annotations
 
@@ -23,16 +22,12 @@ PUBLISHED_PRENET_RAIN100H = {"PReNet README": 29.46, "SIAN paper, Table III": 30
 
 
 def protocol_table(kept: list[Outputs]) -> list[dict]:
-    """One row per (test set, scored, protocol, image): PSNR/SSIM of the input and of each
-    family's released model for the set's benchmark."""
+    """PSNR/SSIM of the input and the released models per (test set, protocol, image)."""
     rows = []
     for _, mine in groups(kept, attrgetter("test_set")):
-        by_model = {o.model: o for o in mine}
+        released = {f"{fam}-{TRAINED_ON[mine[0].benchmark]}" for fam in FAMILIES}
         scored = [(mine[0], "input", mine[0].rainy)]
-        for fam in FAMILIES:
-            o = by_model.get(f"{fam}-{TRAINED_ON[mine[0].benchmark]}")
-            if o is not None:
-                scored.append((o, f"{o.model} (released)", o.derained))
+        scored += [(o, f"{o.model} (released)", o.derained) for o in mine if o.model in released]
         for o, what, preds in scored:
             for proto, fn in PROTOCOLS.items():
                 for name, scene, p, g in zip(o.names, o.scenes, preds, o.clean, strict=True):
@@ -52,9 +47,8 @@ def protocol_effects(rows: list[dict]) -> list[dict]:
     out = []
     for (test_set, scored), mine in groups(rows, itemgetter("test_set", "scored")):
         ours = {r["image"]: r for r in mine if r["protocol"] == OURS}
-        for proto, theirs in groups(
-            [r for r in mine if r["protocol"] != OURS], itemgetter("protocol")
-        ):
+        others = [r for r in mine if r["protocol"] != OURS]
+        for proto, theirs in groups(others, itemgetter("protocol")):
             dp = [r["psnr"] - ours[r["image"]]["psnr"] for r in theirs]
             iv = hierarchical_interval(dp, [r["scene"] for r in theirs])
             ds = [r["ssim"] - ours[r["image"]]["ssim"] for r in theirs]
