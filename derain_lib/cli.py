@@ -25,8 +25,7 @@ BACKENDS, BACKEND_EXTRA = ("auto", "torch", "openvino", "onnxruntime"), "cpu-fas
 INSTALL = f"pip install 'derain[{BACKEND_EXTRA}]'"
 
 
-def _device(text: str) -> str:
-    """``--device``'s value: auto, cpu, cuda or cuda:N (else argparse's one-line error)."""
+def _device(text: str) -> str:  # --device: auto, cpu, cuda or cuda:N (else argparse's error)
     if not DEVICE_PATTERN.match(text):
         raise argparse.ArgumentTypeError(f"{text!r}: choose auto, cpu, cuda or cuda:N")
     return text
@@ -42,40 +41,26 @@ def build_parser() -> argparse.ArgumentParser:
               "$version": f"derain {__version__}"}  # fmt: skip
     folders = {"results": RESULTS_DEFAULT, "index": data_root() / "index"}
 
-    def fill(p: argparse.ArgumentParser, cmd: dict, dest: str) -> None:
+    def fill(p: argparse.ArgumentParser, cmd: dict, name: str = "") -> None:
         shared = {k: v for g in cmd.get("use", []) for k, v in spec["groups"][g].items()}
         for flags, kw in (shared | cmd.get("options", {})).items():  # the command's own win
             kw = {k: values.get(v, v) if isinstance(v, str) else v for k, v in kw.items()}
             p.add_argument(*flags.split(), **kw | {"help": kw.get("help", "").format(**folders)})
+        p.set_defaults(command=name)  # the innermost wins: "data scan", a key of COMMANDS
         if "commands" in cmd:
-            sub = p.add_subparsers(dest=dest, required=True, metavar=cmd["metavar"])
-            for name, c in cmd["commands"].items():
+            sub = p.add_subparsers(required=True, metavar=cmd["metavar"])
+            for n, c in cmd["commands"].items():
                 epilog = f"example: {c['example']}"
-                fill(sub.add_parser(name, help=c["help"], epilog=epilog), c, f"{name}_command")
+                fill(sub.add_parser(n, help=c["help"], epilog=epilog), c, f"{name} {n}".strip())
 
     parser = argparse.ArgumentParser(prog="derain", description=spec["description"])
-    fill(parser, spec, "command")
+    fill(parser, spec)
     return parser
 
 
-def command_of(args: argparse.Namespace) -> str:
-    """Which command ``args`` names: ``info``, ``data prepare``, ... (``commands.COMMANDS``)."""
-    sub = getattr(args, "data_command", None)
-    return f"{args.command} {sub}" if sub else args.command
-
-
-def _folder(value: str | None, what: str) -> None:
-    if value and not Path(value).is_dir():
-        raise DerainError(
-            what + (path_problem(value, "folder") or f"{value}: a file, not a folder")
-        )
-
-
 def check_args(args: argparse.Namespace) -> None:
-    """The argument and input errors that need no torch (missing inputs, unknown weights, an
-    ``-o`` that cannot be written, a backend not installed), as one-line DerainErrors."""
-    name, images, spec = command_of(args), ", ".join(IMAGE_SUFFIXES), getattr(args, "weights", "")
-    _folder(getattr(args, "weights_dir", None), "--weights-dir ")
+    """The input errors found without torch (missing files, unknown weights, bad ``-o``)."""
+    name, images, spec = args.command, ", ".join(IMAGE_SUFFIXES), getattr(args, "weights", "")
     backend = getattr(args, "backend", "auto")
     if backend not in ("auto", "torch") and util.find_spec(backend) is None:
         raise DerainError(f"--backend {backend}: not installed; {INSTALL}")
@@ -83,6 +68,21 @@ def check_args(args: argparse.Namespace) -> None:
         names = ", ".join(RELEASED)
         why = f"no such file, and not a released weights name ({names}; see derain info)"
         raise DerainError(f"--weights {spec}: {'is not a file' if Path(spec).exists() else why}")
+    if name == "evaluate":  # a fetched set by name (rain100h), else a folder
+        target = FETCHED_SETS.get(args.data.lower())
+        if target and not Path(args.data).is_dir():
+            folder = data_root() / target / "test"
+            if not folder.is_dir():
+                raise DerainError(
+                    f"--data {args.data}: not fetched yet (no {folder}): derain fetch {target}"
+                )
+            args.data = str(folder)
+    folders = {"--weights-dir ": "weights_dir", "--data-root ": "data_root", "--data ": "data"}
+    for flag, attr in (folders | {"": "folder"}).items():  # the folders a command reads
+        value = getattr(args, attr, None)
+        if value and not value.startswith("embedded:") and not Path(value).is_dir():
+            problem = path_problem(value, "folder") or f"{value}: a file, not a folder"
+            raise DerainError(flag + problem)
     if name in ("derain", "score"):  # what is read: there, no special file
         for item in args.inputs if name == "derain" else (args.pred_dir, args.gt_dir):
             if problem := path_problem(item):
@@ -107,19 +107,6 @@ def check_args(args: argparse.Namespace) -> None:
             raise DerainError("--overwrite and --skip-existing exclude each other: choose one")
     elif name == "score" and Path(args.pred_dir).is_dir() != Path(args.gt_dir).is_dir():
         raise DerainError(f"{args.pred_dir} and {args.gt_dir}: give two folders or two image files")
-    elif name == "evaluate":  # a fetched set by name (rain100h), else a folder
-        target = FETCHED_SETS.get(args.data.lower())
-        if target and not Path(args.data).is_dir():
-            folder = data_root() / target / "test"
-            if not folder.is_dir():
-                raise DerainError(
-                    f"--data {args.data}: not fetched yet (no {folder}): derain fetch {target}"
-                )
-            args.data = str(folder)
-        if not args.data.startswith("embedded:"):
-            _folder(args.data, "--data ")
-    elif name == "reproduce":
-        _folder(args.data_root, "--data-root ")
     elif name == "export":
         if Path(args.output).suffix.lower() != ".onnx":
             raise DerainError(f"-o {args.output}: name an .onnx file")
@@ -128,8 +115,6 @@ def check_args(args: argparse.Namespace) -> None:
         for package in ("onnx", "onnxscript", "onnxruntime|openvino"):  # the last: the check
             if all(util.find_spec(p) is None for p in package.split("|")):
                 raise DerainError(f"export needs {package}: {INSTALL}")
-    elif name in ("data scan", "data patches"):
-        _folder(args.folder, "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,13 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         from . import commands  # torch loads here, after configure()
 
         configure()  # torch is loaded now: caps its intra-op threads at the usable CPUs
-        commands.COMMANDS[command_of(args)](args)
+        commands.COMMANDS[args.command](args)
         return 0
-    except DerainError as e:
-        print(f"derain: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a file system refusal not caught nearer its cause
-        print(f"derain: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+    except (DerainError, OSError) as e:  # OSError: a file system refusal not caught nearer
+        why = e if isinstance(e, DerainError) else f"{e.filename or ''}: {e.strerror or e}"
+        print(f"derain: error: {why}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("derain: interrupted", file=sys.stderr)

@@ -9,26 +9,17 @@ import shutil
 import sys
 import time
 from argparse import Namespace
-from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
-from . import inference
+from . import device, inference, labels
 from .backends import export_onnx, select
 from .config import Config, check_tile, config_from_dict, load_config
-from .data.catalog import CATALOG, fetch_dataset, prepare
-from .data.datasets import open_dataset
-from .data.embedded import SIZES, build_embedded, embedded_dataset
-from .data.fetch import MIRROR_ENV, Offline, fetch_items
-from .data.io import scan_images
-from .data.patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, PatchSet
-from .data.sources import open_data
-from .device import device_name, resolve_device
+from .data import catalog, datasets, embedded, fetch, io, patches, sources
 from .errors import DerainError
 from .fsutil import shown_path, special_entries
 from .info import FETCH_TARGETS, RELEASED, cache_dir
-from .labels import run_labels
 from .metrics import json_safe, score_folder, score_pair, summarize
 from .precision import choose_auto
 from .runs import get_or_run, list_runs, open_run, results_root, run_state
@@ -43,7 +34,7 @@ def _err(line: str) -> None:  # what a command chose and why, a note or a failur
 
 
 def _cmd_data_list(args: Namespace) -> None:
-    for e in CATALOG.values():
+    for e in catalog.CATALOG.values():
         print(f"{e.name:<17} {e.title}")
         for split, s in e.splits.items():
             man = f"manifest {s.manifest}" if s.manifest else "no manifest"
@@ -56,23 +47,23 @@ def _cmd_data_list(args: Namespace) -> None:
 
 def _cmd_data_prepare(args: Namespace) -> None:
     if args.name.lower() != "embedded":
-        report = prepare(args.name, args.source, args.split, args.index_out,
-                         args.allow_mismatch, decode=not args.headers_only)  # fmt: skip
+        report = catalog.prepare(args.name, args.source, args.split, args.index_out,
+                                 args.allow_mismatch, decode=not args.headers_only)  # fmt: skip
         print("\n".join(report.lines()))
         return
     root = Path(args.source) if args.source else None
-    for size in [args.size] if args.size else list(SIZES):
+    for size in [args.size] if args.size else list(embedded.SIZES):
         t = time.perf_counter()
-        folder = build_embedded(size, root)
+        folder = embedded.build_embedded(size, root)
         print(f"embedded {size}: {folder} ready in {time.perf_counter() - t:.1f} s")
         for preset, split in [(p, s) for p in ("light", "heavy") for s in ("train", "test")]:
-            ds = embedded_dataset(preset, split, size, root)
+            ds = embedded.embedded_dataset(preset, split, size, root)
             psnr = sum(score_pair(*ds.load(i))[0] for i in range(len(ds))) / len(ds)
             print(f"  {preset} {split} {len(ds)} pairs, mean Input PSNR {psnr:.2f} dB")
 
 
 def _cmd_data_scan(args: Namespace) -> None:
-    problems = scan_images(Path(args.folder), decode=not args.headers_only)
+    problems = io.scan_images(Path(args.folder), decode=not args.headers_only)
     if problems:
         print("\n".join(msg for _, msg in problems))
         raise DerainError(f"{args.folder}: {len(problems)} unreadable image file(s)")
@@ -80,25 +71,25 @@ def _cmd_data_scan(args: Namespace) -> None:
 
 
 def _cmd_data_patches(args: Namespace) -> None:
-    stride = args.stride or PAPER_STRIDES.get(args.paper, 40)
-    hflip = args.hflip or PAPER_HFLIP.get(args.paper, False)
-    print(PatchSet(open_dataset(args.folder), args.patch or PAPER_PATCH, stride, hflip).summary())
+    stride = args.stride or patches.PAPER_STRIDES.get(args.paper, 40)
+    hflip = args.hflip or patches.PAPER_HFLIP.get(args.paper, False)
+    ds, size = datasets.open_dataset(args.folder), args.patch or patches.PAPER_PATCH
+    print(patches.PatchSet(ds, size, stride, hflip).summary())
 
 
 def _cmd_fetch(args: Namespace) -> None:
     try:  # a summary line per target, verified
         for t in FETCH_TARGETS if args.target == "all" else (args.target,):
             if t != "weights":
-                print(fetch_dataset(t))
+                print(catalog.fetch_dataset(t))
                 continue
-            n = fetch_items(weight_items(), cache_dir(), print)
+            n = fetch.fetch_items(weight_items(), cache_dir(), print)
             print(f"weights: {n} downloaded, all {len(RELEASED)} verified in {cache_dir()}")
-    except Offline as e:
+    except fetch.Offline as e:
         if not args.stand_ins:
-            raise Offline(
-                f"offline: {e}; point {MIRROR_ENV} at a local mirror (a folder or URL), or pass "
-                "--stand-ins to go on with the embedded stand-ins instead"
-            ) from None
+            raise fetch.Offline(f"offline: {e}; point {fetch.MIRROR_ENV} at a local mirror (a "
+                                "folder or URL), or pass --stand-ins to go on with the embedded "
+                                "stand-ins instead") from None  # fmt: skip
         print(f"offline: {e}; going on with the embedded stand-ins (--stand-ins)")
 
 
@@ -119,13 +110,11 @@ def _cmd_train(args: Namespace) -> None:
     overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + list(args.set or [])
     cfg = load_config(args.config, overrides)
     t = cfg.train
-    n = t.max_steps and len(training_patches(cfg, open_data(cfg.data.train, cfg.data.root)))
+    n = t.max_steps and len(training_patches(cfg, sources.open_data(cfg.data.train, cfg.data.root)))
     if t.max_steps and (total := planned_steps(cfg, n)) < t.max_steps:  # refused if set here
-        why = (
-            f"train.max_steps={t.max_steps} is more than train.epochs={t.epochs} allow: "
-            f"{steps_per_epoch(cfg, n)} steps per epoch ({n} patches, batch {t.batch_size}), "
-            f"{total} in all; raise train.epochs or lower train.max_steps"
-        )
+        why = (f"train.max_steps={t.max_steps} is more than train.epochs={t.epochs} allow: "
+               f"{steps_per_epoch(cfg, n)} steps per epoch ({n} patches, batch {t.batch_size}), "
+               f"{total} in all; raise train.epochs or lower train.max_steps")  # fmt: skip
         if any(o.split("=")[0].strip() == "train.max_steps" for o in overrides):
             raise DerainError(why)
         _err(f"derain: note: {why}; training {total} steps")
@@ -147,7 +136,7 @@ def _cmd_evaluate(args: Namespace) -> None:
         "name": "evaluate", "dataset": args.data, "data": {"test": args.data, "root": "."},
         "model": {"name": name, "weights": args.weights}, "train": {"device": args.device},
         "eval": {k: getattr(args, k) for k in evals}}, args.set)  # fmt: skip
-    ds = None if args.data.startswith("embedded:") else open_dataset(args.data)
+    ds = None if args.data.startswith("embedded:") else datasets.open_dataset(args.data)
     if ds is not None and ds.unpaired and not args.ignore_unpaired:  # before a run starts
         n, names = len(ds.unpaired), ", ".join(p.name for p in ds.unpaired[:5])
         raise DerainError(
@@ -178,7 +167,7 @@ def _cmd_runs(args: Namespace) -> None:
         print(f"{len(stale)} stale runs removed, {len(runs) - len(stale)} kept")
         return
     print("run          status     code        PSNR    SSIM  profile · data · model · loss · seed")
-    for r, label in zip(runs, run_labels(runs, status=False), strict=True):
+    for r, label in zip(runs, labels.run_labels(runs, status=False), strict=True):
         if r.damage:
             print(f"{r.key:<12} {'damaged':<10} {r.damage}")
             continue
@@ -209,7 +198,7 @@ def _cmd_derain(args: Namespace) -> None:
     skipped = len(targets) - len(files)
     lw = load_model(args.weights, args.model, weights_dir=args.weights_dir,
                     strict_config=args.strict_config, device=args.device)  # fmt: skip
-    _err(f"model: {lw.describe()} on {device_name(inference.model_device(lw.model))}")
+    _err(f"model: {lw.describe()} on {device.device_name(inference.model_device(lw.model))}")
     model, precision = select(lw.model, lw.sha256, args.backend, args.precision, args.stages, _err)
     done, failed, first = 0, len(odd), odd[0] if odd else ""
     batch = inference.derain_files(model, files, args.output, args.quantize, args.tile,
@@ -226,9 +215,8 @@ def _cmd_derain(args: Namespace) -> None:
             failed, first = failed + 1, first or problem
     _err(f"{done} derained, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     if failed:
-        raise DerainError(
-            f"{failed} of {done + failed} input image(s) could not be derained (first: {first})"
-        )
+        raise DerainError(f"{failed} of {done + failed} input image(s) could not be derained "
+                          f"(first: {first})")  # fmt: skip
 
 
 def _cmd_export(args: Namespace) -> None:
@@ -243,17 +231,16 @@ def _cmd_export(args: Namespace) -> None:
 
 def _cmd_score(args: Namespace) -> None:
     rows, pairing = score_folder(args.pred_dir, args.gt_dir, quantize_mode="round")
-    skipped, unpaired = pairing.skipped, pairing.unpaired_pred + pairing.unpaired_gt
-    lists = {k: [str(p) for p in getattr(pairing, k)] for k in ("unpaired_pred", "unpaired_gt")}
-    summary = summarize(rows) | lists | {"skipped": skipped}
+    skipped, lists = pairing.skipped, ("unpaired_pred", "unpaired_gt", "skipped")
+    summary = summarize(rows) | {k: getattr(pairing, k) for k in lists}
     if args.json:
-        print(json.dumps(json_safe(summary), indent=1, allow_nan=False))
+        print(json.dumps(json_safe(summary), indent=1, allow_nan=False, default=str))
     elif rows:  # no table and no NaN mean when nothing was scored
         print(f"{'image':<28} {'ground truth':<28} {'PSNR':>9} {'SSIM':>7}")
         for r in rows:
             print(f"{r.name:<28} {r.gt:<28} {r.psnr:9.4f} {r.ssim:7.4f}")
         print(f"{'mean of ' + str(summary['n']):<57} {summary['psnr']:9.4f} {summary['ssim']:7.4f}")
-    for p in unpaired if not args.json else []:
+    for p in [] if args.json else pairing.unpaired_pred + pairing.unpaired_gt:
         print(f"unpaired: {p}")
     for why in skipped:
         _err(f"derain: error: skipped: {why}")
@@ -261,16 +248,13 @@ def _cmd_score(args: Namespace) -> None:
         raise DerainError(f"no image pairs scored between {args.pred_dir} and {args.gt_dir}")
     if skipped:
         raise DerainError(f"{len(skipped)} pair(s) skipped, {len(rows)} scored")
-    if pairing.unpaired_gt:
-        n, first = len(pairing.unpaired_gt), pairing.unpaired_gt[0]
-        raise DerainError(
-            f"{first}: ground truth with no prediction in {args.pred_dir} "
-            f"({n} such file(s); {len(rows)} pair(s) scored)"
-        )
+    if gt := pairing.unpaired_gt:
+        raise DerainError(f"{gt[0]}: ground truth with no prediction in {args.pred_dir} "
+                          f"({len(gt)} such file(s); {len(rows)} pair(s) scored)")  # fmt: skip
 
 
 def _cmd_reproduce(args: Namespace) -> None:
-    resolve_device(args.device)  # a CUDA device that is not there fails before any notebook
+    device.resolve_device(args.device)  # a CUDA device that is not there fails before any notebook
     os.environ["DERAIN_BACKEND"] = args.backend  # the notebooks' kernels inherit it
     run_pipeline(args.profile, args.data_root, args.weights_dir, args.set,
                  use_prepared=args.use_prepared, wait=args.wait, device=args.device,
@@ -283,9 +267,5 @@ def _cmd_claims(args: Namespace) -> None:
     print(f"claims.csv and {md.name} recomputed from {where}/scores: {where}")
 
 
-#: ``cli.command_of(args)`` -> its ``_cmd_<name>`` (``data scan``: ``_cmd_data_scan``).
-COMMANDS: dict[str, Callable[[Namespace], None]] = {
-    k.removeprefix("_cmd_").replace("_", " "): f
-    for k, f in globals().items()
-    if k.startswith("_cmd_")
-}
+#: ``args.command`` -> its ``_cmd_<name>`` (``data scan``: ``_cmd_data_scan``).
+COMMANDS = {k[5:].replace("_", " "): f for k, f in globals().items() if k.startswith("_cmd_")}

@@ -1,11 +1,10 @@
-"""What ``derain info`` shows, torch-free so that it answers at once: models, released weights
-(and where a local copy is looked for), fetch targets, installed versions."""
+"""What ``derain info`` shows (models, released weights, fetch targets, versions), torch-free."""
 
 from __future__ import annotations
 
 import os
 import platform
-import re
+import runpy
 from importlib import metadata, util
 from pathlib import Path
 from typing import NamedTuple
@@ -26,8 +25,7 @@ DESCRIPTIONS: dict[str, str] = {
 
 #: What ``derain fetch all`` gets (Rain1400, 80.8 MB from the Git LFS host, is asked by name).
 FETCH_TARGETS = ("weights", "rain100l", "rain100h-crop480")
-#: Fetched only when named: ``derain fetch rain1400``.
-FETCH_EXTRA = ("rain1400",)
+FETCH_EXTRA = ("rain1400",)  # fetched only when named: ``derain fetch rain1400``
 #: ``--data NAME``: a fetched test set by its target's or its benchmark's name -> the target.
 FETCHED_SETS = {t: t for t in (*FETCH_TARGETS[1:], *FETCH_EXTRA)} | {"rain100h": FETCH_TARGETS[2]}
 
@@ -100,27 +98,22 @@ def installed_version(dist: str) -> str:
 
 
 def torch_version() -> str:
-    """``torch.__version__`` (with the local label, ``2.14.1+cu130``, that metadata lacks)
-    read from torch's ``version.py`` without importing torch."""
+    """``torch.__version__`` with the local label (``+cu130``) its metadata lacks; no import."""
     try:
-        text = (Path(util.find_spec("torch").origin).parent / "version.py").read_text()
-        return re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M).group(1)
-    except (AttributeError, TypeError, OSError):  # no torch, or no version.py
+        version_py = Path(util.find_spec("torch").origin).parent / "version.py"
+        return runpy.run_path(str(version_py))["__version__"]
+    except (AttributeError, OSError):  # no torch, or no version.py
         return installed_version("torch")
 
 
 def info_lines(weights_dir: str | Path | None = None) -> list[str]:
     """What ``derain info`` prints: versions, threads, models, released weights, folders."""
-    lines = [
-        f"derain {__version__}",
-        f"python {platform.python_version()}  torch {torch_version()}  numpy "
-        f"{installed_version('numpy')}  scikit-image {installed_version('scikit-image')}"
-        f"  threads {torch_threads()}",
-        "",
-        "models:",
-    ]
-    lines += [f"  {name:<20} {desc}" for name, desc in DESCRIPTIONS.items()]
-    lines += ["", "released weights (upstream, sha256-verified):"]
+    versions = "  ".join(f"{d} {installed_version(d)}" for d in ("numpy", "scikit-image"))
+    lines = [f"derain {__version__}",
+             f"python {platform.python_version()}  torch {torch_version()}  {versions}  threads "
+             f"{torch_threads()}", "", "models:",
+             *(f"  {name:<20} {desc}" for name, desc in DESCRIPTIONS.items()),
+             "", "released weights (upstream, sha256-verified):"]  # fmt: skip
     for w in RELEASED.values():
         local = find_released(w.name, weights_dir)
         where = f"local: {local}" if local else "not downloaded"
