@@ -1,6 +1,5 @@
 """What each ``derain`` command does, given the arguments :func:`derain_lib.cli.check_args`
-passed. Imports torch: :func:`derain_lib.cli.main` imports it only for a command other than
-``info``, after the OpenMP settings."""
+passed; imports torch (:func:`derain_lib.cli.main` imports this module only when needed)."""
 
 from __future__ import annotations
 
@@ -10,32 +9,17 @@ import shutil
 import sys
 import time
 from argparse import Namespace
-from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
+from . import device, inference, labels
 from .backends import export_onnx, select
 from .config import Config, check_tile, config_from_dict, load_config
-from .data.catalog import CATALOG, fetch_dataset, prepare
-from .data.datasets import open_dataset
-from .data.embedded import SIZES, build_embedded, embedded_dataset
-from .data.fetch import MIRROR_ENV, Offline, fetch_items
-from .data.io import scan_images
-from .data.patches import PAPER_HFLIP, PAPER_PATCH, PAPER_STRIDES, PatchSet
-from .data.sources import open_data
-from .device import device_name, resolve_device
+from .data import catalog, datasets, embedded, fetch, io, patches, sources
 from .errors import DerainError
 from .fsutil import shown_path, special_entries
-from .inference import (
-    check_inference_options,
-    derain_files,
-    expand_inputs,
-    model_device,
-    output_paths,
-)
 from .info import FETCH_TARGETS, RELEASED, cache_dir
-from .labels import run_labels
 from .metrics import json_safe, score_folder, score_pair, summarize
 from .precision import choose_auto
 from .runs import get_or_run, list_runs, open_run, results_root, run_state
@@ -45,13 +29,12 @@ from .train import TENSORBOARD_DIR, dist_info, planned_steps, steps_per_epoch, t
 from .weights import load_model, weight_items
 
 
-def _err(line: str) -> None:
-    """One line on stderr: what a command chose and why, a note or a failure."""
+def _err(line: str) -> None:  # what a command chose and why, a note or a failure
     print(line, file=sys.stderr)
 
 
 def _cmd_data_list(args: Namespace) -> None:
-    for e in CATALOG.values():
+    for e in catalog.CATALOG.values():
         print(f"{e.name:<17} {e.title}")
         for split, s in e.splits.items():
             man = f"manifest {s.manifest}" if s.manifest else "no manifest"
@@ -64,23 +47,23 @@ def _cmd_data_list(args: Namespace) -> None:
 
 def _cmd_data_prepare(args: Namespace) -> None:
     if args.name.lower() != "embedded":
-        report = prepare(args.name, args.source, args.split, args.index_out,
-                         args.allow_mismatch, decode=not args.headers_only)  # fmt: skip
+        report = catalog.prepare(args.name, args.source, args.split, args.index_out,
+                                 args.allow_mismatch, decode=not args.headers_only)  # fmt: skip
         print("\n".join(report.lines()))
         return
     root = Path(args.source) if args.source else None
-    for size in [args.size] if args.size else list(SIZES):
+    for size in [args.size] if args.size else list(embedded.SIZES):
         t = time.perf_counter()
-        folder = build_embedded(size, root)
+        folder = embedded.build_embedded(size, root)
         print(f"embedded {size}: {folder} ready in {time.perf_counter() - t:.1f} s")
         for preset, split in [(p, s) for p in ("light", "heavy") for s in ("train", "test")]:
-            ds = embedded_dataset(preset, split, size, root)
+            ds = embedded.embedded_dataset(preset, split, size, root)
             psnr = sum(score_pair(*ds.load(i))[0] for i in range(len(ds))) / len(ds)
             print(f"  {preset} {split} {len(ds)} pairs, mean Input PSNR {psnr:.2f} dB")
 
 
 def _cmd_data_scan(args: Namespace) -> None:
-    problems = scan_images(Path(args.folder), decode=not args.headers_only)
+    problems = io.scan_images(Path(args.folder), decode=not args.headers_only)
     if problems:
         print("\n".join(msg for _, msg in problems))
         raise DerainError(f"{args.folder}: {len(problems)} unreadable image file(s)")
@@ -88,40 +71,26 @@ def _cmd_data_scan(args: Namespace) -> None:
 
 
 def _cmd_data_patches(args: Namespace) -> None:
-    key = (args.paper or "").lower()
-    if key and key not in PAPER_STRIDES:
-        raise DerainError(f"--paper takes one of {', '.join(PAPER_STRIDES)}, got {args.paper!r}")
-    stride = args.stride or PAPER_STRIDES.get(key, 40)
-    hflip = args.hflip or PAPER_HFLIP.get(key, False)
-    print(PatchSet(open_dataset(args.folder), args.patch or PAPER_PATCH, stride, hflip).summary())
-
-
-def fetch_targets(
-    target: str, log: Callable[[str], None] = print, stand_ins: bool = False
-) -> list[str]:
-    """Fetch ``target`` (``all`` or one of :data:`FETCH_TARGETS`), verified; one summary line
-    per part. Offline: one line naming ``DERAIN_MIRROR``, or with ``stand_ins`` what was done."""
-    done = []
-    try:
-        for t in FETCH_TARGETS if target == "all" else (target,):
-            if t != "weights":
-                done.append(fetch_dataset(t, log))
-                continue
-            n = fetch_items(weight_items(), cache_dir(), log)
-            done.append(f"weights: {n} downloaded, all {len(RELEASED)} verified in {cache_dir()}")
-    except Offline as e:
-        if not stand_ins:
-            raise Offline(
-                f"offline: {e}; point {MIRROR_ENV} at a local mirror (a folder or URL), or pass "
-                "--stand-ins to go on with the embedded stand-ins instead"
-            ) from None
-        log(f"offline: {e}; going on with the embedded stand-ins (--stand-ins)")
-    return done
+    stride = args.stride or patches.PAPER_STRIDES.get(args.paper, 40)
+    hflip = args.hflip or patches.PAPER_HFLIP.get(args.paper, False)
+    ds, size = datasets.open_dataset(args.folder), args.patch or patches.PAPER_PATCH
+    print(patches.PatchSet(ds, size, stride, hflip).summary())
 
 
 def _cmd_fetch(args: Namespace) -> None:
-    for line in fetch_targets(args.target, stand_ins=args.stand_ins):
-        print(line)
+    try:  # a summary line per target, verified
+        for t in FETCH_TARGETS if args.target == "all" else (args.target,):
+            if t != "weights":
+                print(catalog.fetch_dataset(t))
+                continue
+            n = fetch.fetch_items(weight_items(), cache_dir(), print)
+            print(f"weights: {n} downloaded, all {len(RELEASED)} verified in {cache_dir()}")
+    except fetch.Offline as e:
+        if not args.stand_ins:
+            raise fetch.Offline(f"offline: {e}; point {fetch.MIRROR_ENV} at a local mirror (a "
+                                "folder or URL), or pass --stand-ins to go on with the embedded "
+                                "stand-ins instead") from None  # fmt: skip
+        print(f"offline: {e}; going on with the embedded stand-ins (--stand-ins)")
 
 
 def _run(cfg: Config, args: Namespace, **options: object) -> None:
@@ -141,18 +110,14 @@ def _cmd_train(args: Namespace) -> None:
     overrides = ([f"dataset={args.dataset}"] if args.dataset else []) + list(args.set or [])
     cfg = load_config(args.config, overrides)
     t = cfg.train
-    if t.max_steps:  # more steps than train.epochs allow: refused if set here, else noted
-        n = len(training_patches(cfg, open_data(cfg.data.train, cfg.data.root)))
-        total = planned_steps(cfg, n)
-        why = (
-            f"train.max_steps={t.max_steps} is more than train.epochs={t.epochs} allow: "
-            f"{steps_per_epoch(cfg, n)} steps per epoch ({n} patches, batch {t.batch_size}), "
-            f"{total} in all; raise train.epochs or lower train.max_steps"
-        )
-        if total < t.max_steps:
-            if any(o.split("=")[0].strip() == "train.max_steps" for o in overrides):
-                raise DerainError(why)
-            _err(f"derain: note: {why}; training {total} steps")
+    n = t.max_steps and len(training_patches(cfg, sources.open_data(cfg.data.train, cfg.data.root)))
+    if t.max_steps and (total := planned_steps(cfg, n)) < t.max_steps:  # refused if set here
+        why = (f"train.max_steps={t.max_steps} is more than train.epochs={t.epochs} allow: "
+               f"{steps_per_epoch(cfg, n)} steps per epoch ({n} patches, batch {t.batch_size}), "
+               f"{total} in all; raise train.epochs or lower train.max_steps")  # fmt: skip
+        if any(o.split("=")[0].strip() == "train.max_steps" for o in overrides):
+            raise DerainError(why)
+        _err(f"derain: note: {why}; training {total} steps")
     root = Path(cfg.data.root).expanduser()  # the data as named: a folder, or the embedded set
     train, test = (s if s.startswith("embedded:") else shown_path(root / Path(s).expanduser())
                    for s in (cfg.data.train, cfg.data.test))  # fmt: skip
@@ -162,22 +127,16 @@ def _cmd_train(args: Namespace) -> None:
 
 def _cmd_evaluate(args: Namespace) -> None:
     if args.precision == "auto":  # scores follow the table protocol
-        choice, why = choose_auto("cpu", protocol=True)
-        _err(f"precision auto: {choice} ({why})")
-        args.precision = choice
+        args.precision, why = choose_auto("cpu", protocol=True)
+        _err(f"precision auto: {args.precision} ({why})")
     name = args.model or load_model(args.weights, weights_dir=args.weights_dir,
                                     strict_config=args.strict_config).model_name  # fmt: skip
-    base = {
-        "name": "evaluate",
-        "dataset": args.data,
-        "model": {"name": name, "weights": args.weights},
-        "data": {"test": args.data, "root": "."},
-        "train": {"device": args.device},
-        "eval": {"tile": args.tile, "overlap": args.overlap, "max_images": args.max_images,
-                 "precision": args.precision, "stages": args.stages},
-    }  # fmt: skip
-    cfg = config_from_dict(base, args.set)
-    ds = None if args.data.startswith("embedded:") else open_dataset(args.data)
+    evals = ("tile", "overlap", "max_images", "precision", "stages")
+    cfg = config_from_dict({
+        "name": "evaluate", "dataset": args.data, "data": {"test": args.data, "root": "."},
+        "model": {"name": name, "weights": args.weights}, "train": {"device": args.device},
+        "eval": {k: getattr(args, k) for k in evals}}, args.set)  # fmt: skip
+    ds = None if args.data.startswith("embedded:") else datasets.open_dataset(args.data)
     if ds is not None and ds.unpaired and not args.ignore_unpaired:  # before a run starts
         n, names = len(ds.unpaired), ", ".join(p.name for p in ds.unpaired[:5])
         raise DerainError(
@@ -208,7 +167,7 @@ def _cmd_runs(args: Namespace) -> None:
         print(f"{len(stale)} stale runs removed, {len(runs) - len(stale)} kept")
         return
     print("run          status     code        PSNR    SSIM  profile · data · model · loss · seed")
-    for r, label in zip(runs, run_labels(runs, status=False), strict=True):
+    for r, label in zip(runs, labels.run_labels(runs, status=False), strict=True):
         if r.damage:
             print(f"{r.key:<12} {'damaged':<10} {r.damage}")
             continue
@@ -225,26 +184,26 @@ def _cmd_runs(args: Namespace) -> None:
 
 def _cmd_derain(args: Namespace) -> None:
     check_tile(args.tile, 0, "--")
-    files = expand_inputs(args.inputs)
+    files = inference.expand_inputs(args.inputs)
     odd = [m for item in args.inputs if Path(item).is_dir() for m in special_entries(item)]
     for problem in odd:  # named and counted as failures, never opened (a FIFO would block)
         _err(f"derain: error: {problem}")
     # the outputs' refusals (an input as output, an existing file) before the model loads
-    targets = output_paths(files, args.output, args.overwrite or args.skip_existing)
-    skipped = 0
+    targets = inference.output_paths(files, args.output, args.overwrite or args.skip_existing)
     if args.skip_existing:  # the same outputs, less those already written
-        todo = [f for f, t in zip(files, targets, strict=True) if not t.exists()]
-        skipped, files = len(files) - len(todo), todo
-        _err(f"{skipped} skipped: output exists (--skip-existing)")
+        files = [f for f, t in zip(files, targets, strict=True) if not t.exists()]
+        _err(f"{len(targets) - len(files)} skipped: output exists (--skip-existing)")
         if not files:
             return
+    skipped = len(targets) - len(files)
     lw = load_model(args.weights, args.model, weights_dir=args.weights_dir,
                     strict_config=args.strict_config, device=args.device)  # fmt: skip
-    _err(f"model: {lw.describe()} on {device_name(model_device(lw.model))}")
+    _err(f"model: {lw.describe()} on {device.device_name(inference.model_device(lw.model))}")
     model, precision = select(lw.model, lw.sha256, args.backend, args.precision, args.stages, _err)
     done, failed, first = 0, len(odd), odd[0] if odd else ""
-    batch = derain_files(model, files, args.output, args.quantize, args.tile, args.overwrite,
-                         stages=args.stages, precision=precision)  # fmt: skip
+    batch = inference.derain_files(model, files, args.output, args.quantize, args.tile,
+                                   args.overwrite, stages=args.stages,
+                                   precision=precision)  # fmt: skip
     bar = tqdm(batch, total=len(files), desc="derain", unit="image", disable=args.no_progress)
     for _, written, problem in bar:
         if written is not None:
@@ -256,15 +215,14 @@ def _cmd_derain(args: Namespace) -> None:
             failed, first = failed + 1, first or problem
     _err(f"{done} derained, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     if failed:
-        raise DerainError(
-            f"{failed} of {done + failed} input image(s) could not be derained (first: {first})"
-        )
+        raise DerainError(f"{failed} of {done + failed} input image(s) could not be derained "
+                          f"(first: {first})")  # fmt: skip
 
 
 def _cmd_export(args: Namespace) -> None:
     lw = load_model(args.weights, args.model, weights_dir=args.weights_dir,
                     strict_config=args.strict_config)  # fmt: skip
-    check_inference_options(lw.model, args.stages, "fp32")
+    inference.check_inference_options(lw.model, args.stages, "fp32")
     m = export_onnx(lw.model, args.output, args.stages, lw.sha256)
     print(f"{args.output}: {lw.describe()}; opset {m['opset']}, dynamic height and width, "
           f"max abs vs eager {m['max_abs_vs_eager']:.1e} ({m['checked_with']}); manifest "
@@ -273,17 +231,16 @@ def _cmd_export(args: Namespace) -> None:
 
 def _cmd_score(args: Namespace) -> None:
     rows, pairing = score_folder(args.pred_dir, args.gt_dir, quantize_mode="round")
-    skipped, unpaired = pairing.skipped, pairing.unpaired_pred + pairing.unpaired_gt
-    lists = {k: [str(p) for p in getattr(pairing, k)] for k in ("unpaired_pred", "unpaired_gt")}
-    summary = summarize(rows) | lists | {"skipped": skipped}
+    skipped, lists = pairing.skipped, ("unpaired_pred", "unpaired_gt", "skipped")
+    summary = summarize(rows) | {k: getattr(pairing, k) for k in lists}
     if args.json:
-        print(json.dumps(json_safe(summary), indent=1, allow_nan=False))
+        print(json.dumps(json_safe(summary), indent=1, allow_nan=False, default=str))
     elif rows:  # no table and no NaN mean when nothing was scored
         print(f"{'image':<28} {'ground truth':<28} {'PSNR':>9} {'SSIM':>7}")
         for r in rows:
             print(f"{r.name:<28} {r.gt:<28} {r.psnr:9.4f} {r.ssim:7.4f}")
         print(f"{'mean of ' + str(summary['n']):<57} {summary['psnr']:9.4f} {summary['ssim']:7.4f}")
-    for p in unpaired if not args.json else []:
+    for p in [] if args.json else pairing.unpaired_pred + pairing.unpaired_gt:
         print(f"unpaired: {p}")
     for why in skipped:
         _err(f"derain: error: skipped: {why}")
@@ -291,16 +248,13 @@ def _cmd_score(args: Namespace) -> None:
         raise DerainError(f"no image pairs scored between {args.pred_dir} and {args.gt_dir}")
     if skipped:
         raise DerainError(f"{len(skipped)} pair(s) skipped, {len(rows)} scored")
-    if pairing.unpaired_gt:
-        n, first = len(pairing.unpaired_gt), pairing.unpaired_gt[0]
-        raise DerainError(
-            f"{first}: ground truth with no prediction in {args.pred_dir} "
-            f"({n} such file(s); {len(rows)} pair(s) scored)"
-        )
+    if gt := pairing.unpaired_gt:
+        raise DerainError(f"{gt[0]}: ground truth with no prediction in {args.pred_dir} "
+                          f"({len(gt)} such file(s); {len(rows)} pair(s) scored)")  # fmt: skip
 
 
 def _cmd_reproduce(args: Namespace) -> None:
-    resolve_device(args.device)  # a CUDA device that is not there fails before any notebook
+    device.resolve_device(args.device)  # a CUDA device that is not there fails before any notebook
     os.environ["DERAIN_BACKEND"] = args.backend  # the notebooks' kernels inherit it
     run_pipeline(args.profile, args.data_root, args.weights_dir, args.set,
                  use_prepared=args.use_prepared, wait=args.wait, device=args.device,
@@ -313,10 +267,5 @@ def _cmd_claims(args: Namespace) -> None:
     print(f"claims.csv and {md.name} recomputed from {where}/scores: {where}")
 
 
-#: ``cli.command_of(args)`` -> its ``_cmd_<name>`` (``data scan``: ``_cmd_data_scan``); ``info``
-#: is answered torch-free by ``cli.main``.
-COMMANDS: dict[str, Callable[[Namespace], None]] = {
-    k.removeprefix("_cmd_").replace("_", " "): f
-    for k, f in globals().items()
-    if k.startswith("_cmd_")
-}
+#: ``args.command`` -> its ``_cmd_<name>`` (``data scan``: ``_cmd_data_scan``).
+COMMANDS = {k[5:].replace("_", " "): f for k, f in globals().items() if k.startswith("_cmd_")}

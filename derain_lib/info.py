@@ -1,15 +1,13 @@
-"""What ``derain info`` shows, without importing torch, numpy or model code (it answers at
-once): the models, the released weights and where a local copy is looked for, the fetch
-targets the parser offers and the installed versions."""
+"""What ``derain info`` shows (models, released weights, fetch targets, versions), torch-free."""
 
 from __future__ import annotations
 
 import os
 import platform
-import re
-from dataclasses import dataclass
+import runpy
 from importlib import metadata, util
 from pathlib import Path
+from typing import NamedTuple
 
 from . import __version__
 from .fsutil import data_root, figures_root, project_root, results_root, shown_path, user_cache
@@ -26,52 +24,44 @@ DESCRIPTIONS: dict[str, str] = {
 
 #: What ``derain fetch all`` gets (Rain1400, 80.8 MB from the Git LFS host, is asked by name).
 FETCH_TARGETS = ("weights", "rain100l", "rain100h-crop480")
-#: Fetched only when named: ``derain fetch rain1400``.
-FETCH_EXTRA = ("rain1400",)
-#: ``--data NAME``: a fetched test set by its benchmark's name -> the fetch target.
-FETCHED_SETS = {"rain100l": "rain100l", "rain100h": "rain100h-crop480", "rain1400": "rain1400"}
+FETCH_EXTRA = ("rain1400",)  # fetched only when named: ``derain fetch rain1400``
+#: ``--data NAME``: a fetched test set by its target's or its benchmark's name -> the target.
+FETCHED_SETS = {t: t for t in (*FETCH_TARGETS[1:], *FETCH_EXTRA)} | {"rain100h": FETCH_TARGETS[2]}
 
 
-@dataclass(frozen=True)
-class ReleasedWeights:
+class ReleasedWeights(NamedTuple):
+    """One of the authors' released files, ``<family>-<data set>``, pinned by sha256."""
+
     name: str
     family: str  # "sian" or "prenet"
     dataset: str
     filename: str  # the local file name (as in the study's weights folder)
     url: str
     sha256: str
-    size: int
-    upstream: str
 
 
 #: Each family's upstream repository, commit and file path (``{}``: the data set's folder).
 _UPSTREAM = {
-    "sian": ("pangbo1997/RainRemoval", "7efca61767f454e7ef9d4c562520b874aacce9ac",
-             "pretrained_models/{}.pth"),
-    "prenet": ("csdwren/PReNet", "6d908d1e3c7ff5c26fee624112297ad1c8603ca7",
-               "logs/{}/PReNet6/net_latest.pth"),
-}  # fmt: skip
-
-
-def _released(name: str, sha256: str, size: int) -> ReleasedWeights:
-    family, dataset = name.split("-")
-    repo, commit, path = _UPSTREAM[family]
-    path = path.format(dataset if family == "sian" else "Rain" + dataset[4:].upper())
-    return ReleasedWeights(name, family, dataset, f"{family}_{dataset}.pth",
-                           f"https://github.com/{repo}/raw/{commit}/{path}", sha256, size,
-                           f"{repo}@{commit[:7]} {path}")  # fmt: skip
-
-
-#: Each released file's sha256 and size in bytes, by name (``<family>-<data set>``).
-_FILES = {
-    "sian-rain100l": ("ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956", 2057017),
-    "sian-rain100h": ("eafdb36506a4b087c1ccd8b6f73009284bf6daa223ecce28d713aa6472c91b91", 2056353),
-    "sian-rain1400": ("1812bdbf0ac17d5de70f80c93f5d29e31ad57dc4e105a7b09bd17a04b48c04b8", 2057017),
-    "prenet-rain100l": ("cb9b743bb33cf6e5c56ba45f8ade93add46266dea9fa582e1934dc5eed942333", 681694),
-    "prenet-rain100h": ("127c0098787c5272f1f8583f6c5202e7ef674f750cd145a1691912a6d9e96210", 681694),
-    "prenet-rain1400": ("d5744dc2e35d73187a3f34936b3413884d293277073ffb78b961a78e65337879", 681694),
+    "sian": "pangbo1997/RainRemoval/raw/7efca61767f454e7ef9d4c562520b874aacce9ac/"
+    "pretrained_models/{}.pth",
+    "prenet": "csdwren/PReNet/raw/6d908d1e3c7ff5c26fee624112297ad1c8603ca7/"
+    "logs/{}/PReNet6/net_latest.pth",
 }
-RELEASED: dict[str, ReleasedWeights] = {name: _released(name, *f) for name, f in _FILES.items()}
+_SHA256 = {
+    "sian-rain100l": "ab3894696b6c17c7a901ad4096dc4cdfaac835a00447ec64553df809ee143956",
+    "sian-rain100h": "eafdb36506a4b087c1ccd8b6f73009284bf6daa223ecce28d713aa6472c91b91",
+    "sian-rain1400": "1812bdbf0ac17d5de70f80c93f5d29e31ad57dc4e105a7b09bd17a04b48c04b8",
+    "prenet-rain100l": "cb9b743bb33cf6e5c56ba45f8ade93add46266dea9fa582e1934dc5eed942333",
+    "prenet-rain100h": "127c0098787c5272f1f8583f6c5202e7ef674f750cd145a1691912a6d9e96210",
+    "prenet-rain1400": "d5744dc2e35d73187a3f34936b3413884d293277073ffb78b961a78e65337879",
+}
+RELEASED: dict[str, ReleasedWeights] = {
+    name: ReleasedWeights(name, fam, ds, f"{fam}_{ds}.pth", "https://github.com/"
+                          + _UPSTREAM[fam].format(ds if fam == "sian" else f"Rain{ds[4:].upper()}"),
+                          sha256)
+    for name, sha256 in _SHA256.items()
+    for fam, ds in [name.split("-")]
+}  # fmt: skip
 
 
 def cache_dir() -> Path:
@@ -107,27 +97,22 @@ def installed_version(dist: str) -> str:
 
 
 def torch_version() -> str:
-    """``torch.__version__`` without importing torch: read from its ``version.py``, which
-    carries the build's local label (``2.14.1+cu130``) that the package metadata lacks."""
+    """``torch.__version__`` with the local label (``+cu130``) its metadata lacks; no import."""
     try:
-        text = (Path(util.find_spec("torch").origin).parent / "version.py").read_text()
-        return re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M).group(1)
-    except (AttributeError, TypeError, OSError):  # no torch, or no version.py
+        version_py = Path(util.find_spec("torch").origin).parent / "version.py"
+        return runpy.run_path(str(version_py))["__version__"]
+    except (AttributeError, OSError):  # no torch, or no version.py
         return installed_version("torch")
 
 
 def info_lines(weights_dir: str | Path | None = None) -> list[str]:
     """What ``derain info`` prints: versions, threads, models, released weights, folders."""
-    lines = [
-        f"derain {__version__}",
-        f"python {platform.python_version()}  torch {torch_version()}  numpy "
-        f"{installed_version('numpy')}  scikit-image {installed_version('scikit-image')}"
-        f"  threads {torch_threads()}",
-        "",
-        "models:",
-    ]
-    lines += [f"  {name:<20} {desc}" for name, desc in DESCRIPTIONS.items()]
-    lines += ["", "released weights (upstream, sha256-verified):"]
+    versions = "  ".join(f"{d} {installed_version(d)}" for d in ("numpy", "scikit-image"))
+    lines = [f"derain {__version__}",
+             f"python {platform.python_version()}  torch {torch_version()}  {versions}  threads "
+             f"{torch_threads()}", "", "models:",
+             *(f"  {name:<20} {desc}" for name, desc in DESCRIPTIONS.items()),
+             "", "released weights (upstream, sha256-verified):"]  # fmt: skip
     for w in RELEASED.values():
         local = find_released(w.name, weights_dir)
         where = f"local: {local}" if local else "not downloaded"

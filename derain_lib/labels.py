@@ -1,5 +1,4 @@
-"""How run-cache folders are named on screen (``derain runs list``, the explorer's weights
-list): what tells runs apart, as short strings. The run cache itself holds data only."""
+"""Runs named on screen (``derain runs list``, the explorer's list) by what tells them apart."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from .runs import Run
 
 
 def _fields(run: Run) -> list[str]:
-    """Profile, data, model, loss, seed, status; an evaluation-only run: test set and weights."""
+    """Profile, data, model, loss, seed, status; an evaluation: test set and weights for loss."""
     if run.damage:
         return ["?"] * 5 + ["damaged"]
     c, status = run.config, run.status + (", stale" if run.stale else "")
@@ -28,9 +27,8 @@ def _fields(run: Run) -> list[str]:
 
 
 def run_labels(runs: list[Run], status: bool = True) -> list[str]:
-    """One label per run: its fields (with ``status``: and its status) joined; where runs share
-    those, the config values that differ between them (``train.max_steps=2``) are added, and
-    where even those agree (same config, other data or code), the run key."""
+    """One label per run: its fields (and ``status``), then where runs share those the config
+    values that differ (``train.max_steps=2``), and where even those agree the run key."""
     base = [" · ".join(f for f in _fields(r)[: 6 if status else 5] if f) for r in runs]
     out = list(base)
     for label in {b for b in base if base.count(b) > 1}:

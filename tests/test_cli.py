@@ -16,7 +16,7 @@ import skimage
 import torch
 
 from derain_lib import info
-from derain_lib.cli import build_parser, command_of, main
+from derain_lib.cli import build_parser, main
 from derain_lib.commands import COMMANDS
 from derain_lib.data.catalog import DATASETS
 from derain_lib.data.io import read_image_uint8, write_png
@@ -73,7 +73,7 @@ def test_every_command_of_the_parser_runs_something() -> None:
 
     assert commands(build_parser()) == {*COMMANDS, "info"}  # cli.main answers info
     args = build_parser().parse_args(["data", "scan", "x"])
-    assert command_of(args) == "data scan"
+    assert args.command == "data scan"
 
 
 def test_info_imports_no_torch_and_shows_the_versions_torch_reports(shared) -> None:

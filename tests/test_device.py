@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from derain_lib import commands
-from derain_lib.cli import build_parser, command_of
+from derain_lib.cli import build_parser
 from derain_lib.config import DEVICE_PATTERN, ConfigError, load_config
 from derain_lib.device import DeviceError, exact_fp32, resolve_device
 from derain_lib.inference import AUTO_TILE, auto_tile, predict, predict_fitting
@@ -148,11 +148,11 @@ def test_commands_pass_the_device_on(monkeypatch: pytest.MonkeyPatch, two_gpus: 
     monkeypatch.setattr(commands, "get_or_run", fake_get_or_run)
     p = build_parser()
     args = p.parse_args(["reproduce", "--profile", "smoke", "--device", "cuda:1"])
-    commands.COMMANDS[command_of(args)](args)
+    commands.COMMANDS[args.command](args)
     args = p.parse_args(["evaluate", "--weights", "w.pt", "--data", "embedded:light:test:smoke",
                          "--model", "sian", "--device", "cuda:1"])  # fmt: skip
     with pytest.raises(SystemExit):
-        commands.COMMANDS[command_of(args)](args)
+        commands.COMMANDS[args.command](args)
     assert seen == {"reproduce": "cuda:1", "evaluate": "cuda:1"}
 
 

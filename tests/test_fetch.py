@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from derain_lib.cli import main
-from derain_lib.commands import fetch_targets
 from derain_lib.data import catalog
 from derain_lib.data.catalog import dataset_items, prepared_dataset
 from derain_lib.data.fetch import FetchError, Item, Tree, fetch_items
@@ -179,7 +178,8 @@ def test_offline_refuses_naming_the_mirror_unless_stand_ins_are_asked_for(
     assert len(out) == 1
     assert out[0].endswith("; going on with the embedded stand-ins (--stand-ins)")
     assert not any(Path(tmp_path / "cache").rglob("*.pth"))
-    assert fetch_targets("rain100l", log=lambda s: None, stand_ins=True) == []
+    assert main(["fetch", "rain100l", "--stand-ins"]) == 0
+    assert "rain100l: " not in capsys.readouterr().out  # nothing fetched
 
 
 def test_unknown_target_is_one_clear_error(capsys):
@@ -189,16 +189,17 @@ def test_unknown_target_is_one_clear_error(capsys):
     assert "invalid choice: 'rain99'" in capsys.readouterr().err
 
 
-def test_a_fetched_test_set_is_indexed_as_its_benchmark(serve, shared, monkeypatch):
+def test_a_fetched_test_set_is_indexed_as_its_benchmark(serve, shared, monkeypatch, capsys):
     """The fetched files are verified and indexed so that the pipeline finds them (here the
     four sample pairs stand for the 100 of the manifest: a partial set)."""
     sample = shared / "data" / "rain100l_sample"
     items = [i for i in dataset_items("rain100l") if (sample / i.local).is_file()]
     monkeypatch.setattr(catalog, "dataset_items", lambda name: items)
     serve({_url_path(i): (sample / i.local).read_bytes() for i in items})
-    lines = fetch_targets("rain100l", log=lambda s: None)
-    assert lines[0].startswith("rain100l: 8 downloaded, 8 files verified")
-    assert "indexed as the rain100l test set (4 pairs)" in lines[0]
+    assert main(["fetch", "rain100l"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("rain100l: 8 downloaded, 8 files verified")
+    assert "indexed as the rain100l test set (4 pairs)" in line
     found = Path(prepared_dataset("rain100l", "test").root).resolve()
     assert found == catalog.dataset_dir("rain100l").resolve()
 
