@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
-from ..config import Config, profile_config, profile_datasets, resolve_config_path
+from omegaconf import OmegaConf
+
+from ..config import Config, profile_config, profile_datasets
 from ..device import device_name, resolve_device
 from ..errors import DerainError
 from ..fsutil import locked
@@ -61,8 +63,7 @@ def missing_items(profile: str, executed: dict[str, Path]) -> list[dict]:
 
 
 def clear_stale_figures(profile: str, since: float) -> list[Path]:
-    """Remove the figures of ``profile`` not written since ``since`` (a full run's start: its
-    ``figures.json``, written afresh, names only the figures it drew)."""
+    """Remove the figures of ``profile`` not written since ``since`` (a full run's start)."""
     gone = sorted(f for f in figures_dir(profile).glob("*.png") if f.stat().st_mtime < since)
     for f in gone:
         f.unlink()
@@ -76,14 +77,10 @@ def train_job(runs: list[tuple[str, Config]]) -> list[str]:
 
 
 def job_options(items: list[str]) -> dict[str, object]:
-    """``--launcher-set KEY=VALUE`` items as submitit parameters; integers as integers."""
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, value = (s.strip() for s in item.partition("="))
-        if not sep or not key:
-            raise DerainError(f"--launcher-set {item!r}: expected KEY=VALUE, e.g. timeout_min=600")
-        out[key] = int(value) if value.isdigit() else value
-    return out
+    """``--launcher-set KEY=VALUE`` items as submitit parameters, typed as YAML (OmegaConf)."""
+    if bad := [i for i in items if not i.partition("=")[0].strip() or "=" not in i]:
+        raise DerainError(f"--launcher-set {bad[0]!r}: expected KEY=VALUE, e.g. timeout_min=600")
+    return OmegaConf.to_container(OmegaConf.from_dotlist(items))
 
 
 def launch_training(p: Params, launcher: str, folder: Path, options: list[str] | None = None,
@@ -98,21 +95,17 @@ def launch_training(p: Params, launcher: str, folder: Path, options: list[str] |
         ) from None
     todo = [(label, cfg) for label, cfg in planned_runs(p) if find_run(cfg).status != "finished"]
     if not todo:
-        log("launcher: every training run is in the run cache; nothing to submit")
-        return
+        return log("launcher: every training run is in the run cache; nothing to submit")
+    n = len(todo) if launcher == "slurm" else min(len(todo), usable_cpus())
+    owner = deal([run_cost(cfg) for _, cfg in todo], n)
+    tasks = [[run for run, o in zip(todo, owner, strict=True) if o == t] for t in range(n)]
     executor = submitit.AutoExecutor(folder=folder, cluster=launcher)
     try:
         executor.update_parameters(
             name=f"derain-{p.profile}", timeout_min=TIMEOUT_MIN, **job_options(options or [])
         )
-    except (TypeError, ValueError) as e:
-        raise DerainError(f"--launcher-set: {e}") from None
-    n = len(todo) if launcher == "slurm" else min(len(todo), usable_cpus())
-    owner = deal([run_cost(cfg) for _, cfg in todo], n)
-    tasks = [[run for run, o in zip(todo, owner, strict=True) if o == t] for t in range(n)]
-    try:
         jobs = executor.map_array(train_job, tasks)
-    except Exception as e:  # sbatch missing or refusing: submitit raises its own types
+    except Exception as e:  # a bad --launcher-set, sbatch missing or refusing: submitit's types
         raise DerainError(f"--launcher {launcher}: submission failed: {e}") from None
     log(f"launcher: {len(todo)} training runs submitted as {n} tasks of job array "
         f"{jobs[0].job_id.split('_')[0]} ({launcher}; logs {folder})")  # fmt: skip
@@ -123,8 +116,8 @@ def launch_training(p: Params, launcher: str, folder: Path, options: list[str] |
             job.result()
             log(f"launcher: job {job.job_id} done: {labels}")
         except Exception as e:  # the task's exception, re-raised by submitit with its log
-            why = str(e).strip().splitlines()
-            failed.append(f"job {job.job_id} ({labels}): {why[-1] if why else type(e).__name__}")
+            why = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+            failed.append(f"job {job.job_id} ({labels}): {why}")
     if failed:
         raise DerainError(f"{len(failed)} of {len(jobs)} training jobs failed, first "
                           f"{failed[0]}; logs in {folder}")  # fmt: skip
@@ -138,26 +131,20 @@ def run_pipeline(
 ) -> dict:  # fmt: skip
     """Check the inputs, train, then with ``results/<profile>/`` locked (or ``wait``-ed for) run
     the notebooks, the tables and the report; returns what ``provenance.json`` records."""
-    resolve_config_path(profile)  # the inputs, checked before results/ is touched
-    for name, folder in (("--data-root", data_root), ("--weights-dir", weights_dir)):
-        if folder and not Path(folder).expanduser().is_dir():
-            raise DerainError(f"{name} {folder}: no such folder")
-    for dataset in profile_datasets(profile) or [None]:  # every override on every data set
+    for dataset in profile_datasets(profile) or [None]:  # before results/ is touched
         profile_config(profile, dataset, list(overrides or []))
-    data_root, weights_dir = (Path(d).expanduser().resolve() if d else None
-                              for d in (data_root, weights_dir))  # fmt: skip
     src_dir = notebooks_dir()
-    missing = [nb for nb in notebooks if not (src_dir / nb).is_file()]
-    if not src_dir.is_dir() or len(missing) == len(notebooks):
+    todo = [nb for nb in notebooks if (src_dir / nb).is_file()]
+    if not todo:
         raise DerainError(f"{src_dir}: notebooks not found (run from a source checkout)")
     rank, world, local_rank = dist_info()
     used = device_name(resolve_device(device, local_rank))
     log(f"device: {used} (--device {device})", flush=True)
-    data_root, weights_dir = (shown(d) if d else None for d in (data_root, weights_dir))
-    p = Params(profile, data_root, weights_dir, tuple(overrides or ()), device)
-    # as the records show them: folders relative to the project, $DERAIN_DATA/...
-    params = dict(profile=profile, data_root=data_root, weights_dir=weights_dir,
-                  overrides=list(p.overrides), device=device)  # fmt: skip
+    # the notebooks' parameters, folders as the records show them ($DERAIN_DATA/...)
+    params = dict(profile=profile, data_root=data_root and shown(data_root),
+                  weights_dir=weights_dir and shown(weights_dir),
+                  overrides=list(overrides or []), device=device)  # fmt: skip
+    p = Params(**params)
     if launcher:  # each training run a cluster job; the notebooks then read the run cache
         folder = results_dir(profile) / ".submitit"
         launch_training(p, launcher, folder, launcher_options, lambda s: log(s, flush=True))
@@ -169,23 +156,21 @@ def run_pipeline(
         os.environ.update({"RANK": "0", "WORLD_SIZE": "1"})  # the notebooks' kernels: alone
     configure_threads()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
     facts = plan.work_dir(profile) / "run_facts.jsonl"
-    env = {REPRODUCE_ENV: str(facts), **({plan.USE_PREPARED_ENV: "1"} if use_prepared else {})}
+    env = {REPRODUCE_ENV: str(facts), plan.USE_PREPARED_ENV: "1" if use_prepared else ""}
+    missing = [nb for nb in notebooks if nb not in todo]
     with (
         locked(results_dir(profile), wait, what=f"profile ({profile})"),
         mock.patch.dict(os.environ, env),
     ):
-        if not use_prepared:
-            os.environ.pop(plan.USE_PREPARED_ENV, None)
         for line in plan.data_lines(p):
             log(line, flush=True)
-        return _run_notebooks(params, used, [nb for nb in notebooks if nb not in missing],
-                              missing, facts, log)  # fmt: skip
+        return _run_notebooks(params, used, todo, missing, facts, log)
 
 
 def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str], facts: Path,
                    log: Callable[..., None]) -> dict:  # fmt: skip
-    """:func:`run_pipeline` once the profile is locked: ``provenance.json`` after each notebook;
-    a failing one raises :class:`NotebookFailed` with the last ``figures.json`` put back."""
+    """:func:`run_pipeline` once the profile is locked (a failing notebook puts the last good
+    ``figures.json`` back and raises :class:`NotebookFailed`)."""
     import papermill as pm  # optional heavy dependency
 
     profile, src_dir = params["profile"], notebooks_dir()
@@ -198,12 +183,12 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
     last_good = index.read_text() if full and index.is_file() else None
     if full:
         index.unlink(missing_ok=True)
-    machine = f"{platform.machine()} {platform.processor() or ''}".strip()
     record = {
         "profile": profile, "parameters": params, "kernel": (kernel := kernel_name()),
-        "device": used, "git_sha": git_sha(), "machine": machine, "cpu_count": os.cpu_count(),
-        "python": platform.python_version(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "load_average": list(os.getloadavg()),
+        "device": used, "git_sha": git_sha(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "cpu_count": os.cpu_count(), "python": platform.python_version(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_average": list(os.getloadavg()),
         "thread_settings": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "KMP_BLOCKTIME")},
         "notebooks": {}, "run_facts": {},
     }  # fmt: skip
@@ -233,21 +218,21 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
         if last_good is not None:
             index.write_text(last_good)
         raise
+    record["skipped"] = missing
     for nb in missing:
         log(f"skipped {nb}: not present in {src_dir}")
     for gone in clear_stale_figures(profile, started) if full else ():
         log(f"removed {gone}: not drawn by this run")
-    record["skipped"] = missing
     record["not_run"] = missing_items(profile, {nb: out_dir / nb for nb in todo})
     record["wall_seconds"] = round(time.perf_counter() - t_all, 1)
     write_json(res / "provenance.json", record)
     md = build_tables(profile)
     # every chapter executed so far (a run of some notebooks keeps the others' pages)
-    index = export_report(profile, [out_dir / nb for nb in NOTEBOOKS if (out_dir / nb).is_file()])
+    report = export_report(profile, [out_dir / nb for nb in NOTEBOOKS if (out_dir / nb).is_file()])
     for item in record["not_run"]:
         log(f"not run ({item['notebook']}): {item['what']}")
     n = len(record["not_run"])
     done = f"done with {n} item{'s' * (n != 1)} not run (above)" if n else "done"
     log(f"profile {profile}: {done} in {record['wall_seconds']:.1f} s; tables: {md}; "
-        f"report: {index}")  # fmt: skip
+        f"report: {report}")  # fmt: skip
     return record

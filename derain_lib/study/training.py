@@ -3,7 +3,6 @@ claims' extra seeds. Under ``torchrun`` the runs are shared over the processes (
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -31,6 +30,7 @@ from .plan import Params, progress
 
 #: Seconds between two progress lines of a model in training (env ``DERAIN_PROGRESS_EVERY``).
 PROGRESS_EVERY = float(os.environ.get("DERAIN_PROGRESS_EVERY", "30"))
+NEEDED_FOR: dict[str, str] = plan.PLAN["needed_for"]  # benchmark -> what its training set gives
 
 
 def step_line(log_csv: Path, total: int) -> str | None:
@@ -81,22 +81,21 @@ def train_run(label: str, cfg: Config) -> Run | str:
 def training_data(p: Params) -> list[dict]:
     """Per benchmark: its training set, found (pairs, partial) or missing (why, what it
     blocks), said on the progress channel and written as ``training_data.json``."""
-    rows, needed = [], plan.PLAN["needed_for"]
+    rows = []
     for b, d in plan.datasets(p).items():
         cfg = plan.config_for(p, d)
-        row = {"benchmark": b, "train": cfg.data.train, "needed_for": needed.get(b, "")}
+        row = {"benchmark": b, "train": cfg.data.train, "needed_for": NEEDED_FOR.get(b, "")}
         try:
             ds = open_data(cfg.data.train, cfg.data.root)
         except DerainError as e:
-            rows.append({**row, "status": "missing", "why": str(e).splitlines()[0]})
+            rows.append(row | {"status": "missing", "why": str(e).splitlines()[0]})
             progress(f"training data {b}: missing ({rows[-1]['why']}); not run without it: "
                      f"{row['needed_for']}")  # fmt: skip
             continue
-        split = CATALOG[b].splits.get("train") if b in CATALOG else None
-        expected = split.pairs if split else None
-        partial = ds.partial or (expected is not None and len(ds) < expected)
-        found = {"status": "found", "pairs": len(ds), "expected": expected, "partial": partial}
-        rows.append({**row, **found})
+        expected = (split := CATALOG[b].splits.get("train")) and split.pairs
+        partial = ds.partial or bool(expected and len(ds) < expected)
+        rows.append(row | {"status": "found", "pairs": len(ds), "expected": expected,
+                           "partial": partial})  # fmt: skip
         part = f" of {expected}, partial" if partial and expected else ""
         progress(f"training data {b}: {cfg.data.train} ({len(ds)} pairs{part})")
     plan.write_json(plan.results_dir(p.profile) / "training_data.json", rows)
@@ -114,36 +113,26 @@ def main_plan(p: Params) -> list[tuple[str, str, str, Config]]:
             for m in plan.TRAIN_PLAN.get(b, ())]  # fmt: skip
 
 
-def seed_plan(p: Params) -> list[tuple[str, str, str, int, Config]]:
-    """(benchmark, data set, method, seed, config) of each run :func:`train_seeds` takes: the
-    methods the claims on trained models compare, once per training seed."""
+def seed_plan(p: Params) -> list[tuple[str, str, str, Config]]:
+    """The same of :func:`train_seeds`: the methods the claims on trained models compare, once
+    per training seed."""
     wanted = {(m, c.benchmark) for c in CLAIMS if c.trained for m in (c.better, c.worse)}
-    return [
-        (b, d, m, seed, _config(p, d, m, f"train.seed={seed}"))
-        for b, d in plan.datasets(p).items()
-        for m in plan.TRAINED
-        if (m, b) in wanted
-        for seed in profile_seeds(p.profile)
-    ]
+    return [(b, d, m, _config(p, d, m, f"train.seed={seed}"))
+            for b, d in plan.datasets(p).items() for m in plan.TRAINED if (m, b) in wanted
+            for seed in profile_seeds(p.profile)]  # fmt: skip
 
 
 def planned_runs(p: Params) -> list[tuple[str, Config]]:
     """(label, config) of every training run the notebooks need (01's, then 08's), once each."""
-    items = [(f"{m} {d} seed {c.train.seed}", c) for _, d, m, c in main_plan(p)]
-    items += [(f"{m} {d} seed {s}", c) for _, d, m, s, c in seed_plan(p)]
     out: dict[str, tuple[str, Config]] = {}
-    for label, cfg in items:
-        out.setdefault(canonical_json(cfg), (label, cfg))
+    for _, d, m, cfg in main_plan(p) + seed_plan(p):
+        out.setdefault(canonical_json(cfg), (f"{m} {d} seed {cfg.train.seed}", cfg))
     return list(out.values())
 
 
-@contextlib.contextmanager
-def alone() -> Iterator[None]:
+def alone() -> mock._patch_dict:
     """Inside, this process runs as rank 0 of 1 (``LOCAL_RANK`` kept: its own GPU)."""
-    with mock.patch.dict(os.environ, {"RANK": "0", "WORLD_SIZE": "1"}):
-        for k in ("GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE"):  # torchrun's other variables
-            os.environ.pop(k, None)
-        yield
+    return mock.patch.dict(os.environ, {"RANK": "0", "WORLD_SIZE": "1"})
 
 
 def deal(costs: list[float], world: int) -> list[int]:
@@ -192,21 +181,30 @@ def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dic
     return rows
 
 
+def _train_each(
+    todo: list[tuple[str, str, str, Config]],
+) -> Iterator[tuple[dict, Run | str, Config]]:
+    """Each planned run trained (or taken from the run cache): its row so far, run and config."""
+    for i, (b, d, m, cfg) in enumerate(todo, 1):
+        model, loss = plan.TRAINED[m]
+        run = train_run(f"model {i}/{len(todo)}: {model} {loss} {d} seed {cfg.train.seed}", cfg)
+        status = run if isinstance(run, str) else "ok"
+        yield {"method": m, "benchmark": b, "dataset": d, "model": model, "loss": loss,
+               "status": status}, run, cfg  # fmt: skip
+
+
 def train_all(p: Params) -> list[dict]:
     """The training data found (``training_data.json``), then per run of :func:`main_plan` its
     key, checkpoint, training time and metrics, or why it did not run (``runs.json``)."""
     training_data(p)
-    todo, rows = main_plan(p), []
-    for i, (b, d, mid, cfg) in enumerate(todo, 1):
-        model, loss = plan.TRAINED[mid]
-        row = {"method": mid, "benchmark": b, "dataset": d, "model": model, "loss": loss,
-               "stand_in": cfg.data.train.startswith("embedded:")}  # fmt: skip
-        run = train_run(f"model {i}/{len(todo)}: {model} {loss} {d} seed {cfg.train.seed}", cfg)
+    rows = []
+    for row, run, cfg in _train_each(main_plan(p)):
+        row["stand_in"] = cfg.data.train.startswith("embedded:")
         if isinstance(run, Run):
             row |= {"run": run.key, "test": plan.test_spec(cfg), "run_dir": stored(run.dir),
                     "checkpoint": stored(run.checkpoint_path), "metrics": run.metrics,
                     "train_seconds": round(run.provenance.get("train_wall_s", 0.0), 1)}  # fmt: skip
-        rows.append({**row, "status": run if isinstance(run, str) else "ok"})
+        rows.append(row)
     plan.write_json(plan.work_dir(p.profile) / "runs.json", rows)
     return rows
 
@@ -220,17 +218,10 @@ def load_runs(profile: str) -> list[dict]:
 
 def train_seeds(p: Params) -> list[dict]:
     """Per run of :func:`seed_plan` its per-image scores, or why it did not run (``seeds.json``)."""
-    todo, rows = seed_plan(p), []
-    for i, (b, d, method, seed, cfg) in enumerate(todo, 1):
-        model, loss = plan.TRAINED[method]
-        run = train_run(f"model {i}/{len(todo)}: {model} {loss} {d} seed {seed}", cfg)
-        row = {"method": method, "benchmark": b, "seed": seed, "status": run}
+    rows = []
+    for row, run, cfg in _train_each(seed_plan(p)):
+        rows.append(row | {"seed": cfg.train.seed})
         if isinstance(run, Run):
-            row |= {
-                "status": "ok",
-                "run": run.key,
-                "per_image_csv": stored(run.dir / "per_image.csv"),
-            }
-        rows.append(row)
+            rows[-1] |= {"run": run.key, "per_image_csv": stored(run.dir / "per_image.csv")}
     plan.write_json(plan.work_dir(p.profile) / "seeds.json", rows)
     return rows
