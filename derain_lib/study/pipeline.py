@@ -8,7 +8,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from unittest import mock
 
@@ -51,15 +51,12 @@ def kernel_name() -> str:
     return KERNEL if KERNEL in KernelSpecManager().find_kernel_specs() else "python3"
 
 
-def missing_items(profile: str, executed: dict[str, Path]) -> list[dict]:
+def missing_items(profile: str, executed: Iterable[str]) -> list[dict]:
     """What the ``executed`` notebooks did not do (their saved results), figures included."""
-    items = [i for i in not_run_items(profile) if i["notebook"] in executed]
-    return items + [
-        {"notebook": nb, "what": f"figures/{profile}/{name} was not drawn"}
-        for nb in executed
-        for name in plan.PLAN["promised_figures"].get(nb, ())
-        if not (figures_dir(profile) / name).is_file()
-    ]
+    figures = [{"notebook": nb, "what": f"figures/{profile}/{name} was not drawn"}
+               for nb in executed for name in plan.PLAN["promised_figures"].get(nb, ())
+               if not (figures_dir(profile) / name).is_file()]  # fmt: skip
+    return [i for i in not_run_items(profile) if i["notebook"] in executed] + figures
 
 
 def clear_stale_figures(profile: str, since: float) -> list[Path]:
@@ -78,7 +75,7 @@ def train_job(runs: list[tuple[str, Config]]) -> list[str]:
 
 def job_options(items: list[str]) -> dict[str, object]:
     """``--launcher-set KEY=VALUE`` items as submitit parameters, typed as YAML (OmegaConf)."""
-    if bad := [i for i in items if not i.partition("=")[0].strip() or "=" not in i]:
+    if bad := [i for i in items if "=" not in i or not i.partition("=")[0].strip()]:
         raise DerainError(f"--launcher-set {bad[0]!r}: expected KEY=VALUE, e.g. timeout_min=600")
     return OmegaConf.to_container(OmegaConf.from_dotlist(items))
 
@@ -133,10 +130,8 @@ def run_pipeline(
     the notebooks, the tables and the report; returns what ``provenance.json`` records."""
     for dataset in profile_datasets(profile) or [None]:  # before results/ is touched
         profile_config(profile, dataset, list(overrides or []))
-    src_dir = notebooks_dir()
-    todo = [nb for nb in notebooks if (src_dir / nb).is_file()]
-    if not todo:
-        raise DerainError(f"{src_dir}: notebooks not found (run from a source checkout)")
+    if not (todo := [nb for nb in notebooks if (notebooks_dir() / nb).is_file()]):
+        raise DerainError(f"{notebooks_dir()}: notebooks not found (run from a source checkout)")
     rank, world, local_rank = dist_info()
     used = device_name(resolve_device(device, local_rank))
     log(f"device: {used} (--device {device})", flush=True)
@@ -157,14 +152,14 @@ def run_pipeline(
     configure_threads()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
     facts = plan.work_dir(profile) / "run_facts.jsonl"
     env = {REPRODUCE_ENV: str(facts), plan.USE_PREPARED_ENV: "1" if use_prepared else ""}
-    missing = [nb for nb in notebooks if nb not in todo]
     with (
         locked(results_dir(profile), wait, what=f"profile ({profile})"),
         mock.patch.dict(os.environ, env),
     ):
         for line in plan.data_lines(p):
             log(line, flush=True)
-        return _run_notebooks(params, used, todo, missing, facts, log)
+        return _run_notebooks(params, used, todo, [nb for nb in notebooks if nb not in todo],
+                              facts, log)  # fmt: skip
 
 
 def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str], facts: Path,
@@ -178,8 +173,7 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
     out_dir.mkdir(parents=True, exist_ok=True)
     facts.parent.mkdir(parents=True, exist_ok=True)
     facts.unlink(missing_ok=True)
-    index = res / "figures.json"  # a full run records its figures afresh
-    full = tuple(todo) == NOTEBOOKS
+    index, full = res / "figures.json", tuple(todo) == NOTEBOOKS  # a full run: figures afresh
     last_good = index.read_text() if full and index.is_file() else None
     if full:
         index.unlink(missing_ok=True)
@@ -218,12 +212,11 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
         if last_good is not None:
             index.write_text(last_good)
         raise
-    record["skipped"] = missing
     for nb in missing:
         log(f"skipped {nb}: not present in {src_dir}")
     for gone in clear_stale_figures(profile, started) if full else ():
         log(f"removed {gone}: not drawn by this run")
-    record["not_run"] = missing_items(profile, {nb: out_dir / nb for nb in todo})
+    record["skipped"], record["not_run"] = missing, missing_items(profile, todo)
     record["wall_seconds"] = round(time.perf_counter() - t_all, 1)
     write_json(res / "provenance.json", record)
     md = build_tables(profile)

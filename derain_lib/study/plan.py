@@ -8,7 +8,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -32,7 +32,7 @@ USE_PREPARED_ENV = "DERAIN_USE_PREPARED"
 #: knock-outs, the figures promised.
 PLAN = yaml.safe_load(Path(__file__).with_name("plan.yaml").read_text())
 TRAINED_ON: dict[str, str] = PLAN["trained_on"]  # benchmark -> the data its models train on
-TRAINED: dict[str, tuple[str, str]] = {m: tuple(v) for m, v in PLAN["trained"].items()}
+TRAINED: dict[str, list[str]] = PLAN["trained"]  # method -> [model name, loss]
 TRAIN_PLAN: dict[str, list[str]] = PLAN["train_plan"]  # benchmark -> the methods trained
 _BENCH_NAME = re.compile(r"rain(100l|100h|1400|12)(?!\d)")
 
@@ -85,14 +85,13 @@ class Params:
     profile: str
     data_root: str | None = None
     weights_dir: str | None = None
-    overrides: tuple[str, ...] = field(default_factory=tuple)
+    overrides: tuple[str, ...] | list[str] = ()
     device: str = "auto"  # where models train and run: auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "overrides", tuple(self.overrides or ()))
         for name in ("data_root", "weights_dir"):  # as shown (records) -> a real folder
-            value = getattr(self, name)
-            object.__setattr__(self, name, str(real_path(value)) if value else None)
+            if value := getattr(self, name):
+                object.__setattr__(self, name, str(real_path(value)))
 
 
 @dataclass(frozen=True)
@@ -115,8 +114,7 @@ def config_for(p: Params, dataset: str, extra: list[str] | None = None) -> Confi
     """The profile's config for ``dataset`` with ``p``'s overrides, then ``extra``; real data
     under ``p.data_root``, training on the set ``derain data prepare`` made if its own is absent."""
     device = [] if p.device == "auto" else [f"train.device={p.device}"]
-    overrides = [*device, *p.overrides, *(extra or [])]
-    cfg = profile_config(p.profile, dataset, overrides)
+    cfg = profile_config(p.profile, dataset, overrides := [*device, *p.overrides, *(extra or [])])
     if cfg.data.train.startswith("embedded:"):
         return cfg
     if p.data_root:
@@ -145,11 +143,6 @@ def test_spec(cfg: Config) -> str:
     return str((Path(cfg.data.root).expanduser() / cfg.data.test).resolve())
 
 
-def uses_prepared(p: Params) -> bool:
-    """Whether the profile scores the prepared test sets (smoke: only when told)."""
-    return p.profile != "smoke" or os.environ.get(USE_PREPARED_ENV) == "1"
-
-
 def test_sets(p: Params) -> dict[str, list[TestSet]]:
     """Benchmark -> test sets: the profile's own, then real ones under data_root, then those
     prepared (``derain data prepare``, ``derain fetch``) unless smoke is not told to."""
@@ -162,7 +155,7 @@ def test_sets(p: Params) -> dict[str, list[TestSet]]:
         elif Path(spec).is_dir():
             out[b].append(TestSet(b, spec, f"{BENCHMARKS[b]}: {Path(spec).name}", False))
     found = [(b, path, "--data-root") for b, path in found_real(p.data_root)]
-    for b in BENCHMARKS if uses_prepared(p) else ():
+    for b in BENCHMARKS if _uses_prepared(p) else ():
         try:
             path = Path(prepared_dataset(b, "test").root).resolve()
         except DerainError:
@@ -180,20 +173,23 @@ def data_lines(p: Params) -> list[str]:
     """What data the profile found and from where, one line per training and test set."""
     lines = []
     for b, d in datasets(p).items():
-        train = config_for(p, d).data
-        where = train.train
-        if not where.startswith("embedded:"):
-            where = shown(Path(train.root).expanduser() / train.train)
+        data = config_for(p, d).data
+        where = _shown(data.train, Path(data.root).expanduser() / data.train)
         lines.append(f"data: {BENCHMARKS[b]} training: {where} (profile {p.profile})")
-    for b, sets in test_sets(p).items():
-        for t in sets:
-            where = t.spec if t.spec.startswith("embedded:") else shown(t.spec)
-            lines.append(f"data: {BENCHMARKS[b]} test: {t.label}: {where} ({t.source})")
-    if not uses_prepared(p):
-        lines.append(
-            f"data: prepared test sets not read (profile {p.profile}; --use-prepared reads them)"
-        )
+    lines += [f"data: {BENCHMARKS[b]} test: {t.label}: {_shown(t.spec, t.spec)} ({t.source})"
+              for b, sets in test_sets(p).items() for t in sets]  # fmt: skip
+    if not _uses_prepared(p):
+        lines.append(f"data: prepared test sets not read (profile {p.profile}; --use-prepared "
+                     "reads them)")  # fmt: skip
     return lines
+
+
+def _uses_prepared(p: Params) -> bool:  # smoke only when told (--use-prepared)
+    return p.profile != "smoke" or os.environ.get(USE_PREPARED_ENV) == "1"
+
+
+def _shown(spec: str, folder: str | Path) -> str:
+    return spec if spec.startswith("embedded:") else shown(folder)
 
 
 def found_real(data_root: str | Path | None) -> list[tuple[str, Path]]:

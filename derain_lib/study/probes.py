@@ -53,8 +53,7 @@ def describe(variant: str) -> str:
 def knock_out(model: torch.nn.Module, variant: str) -> torch.nn.Module:
     """``model`` (a loaded SIAN) with the knock-out ``variant`` applied at inference."""
     kind, *where = variant.removeprefix("ko-").split("-")
-    scale = int(where[1]) if where and where[0] == "scale" else None
-    stage = int(where[1]) if where and where[0] == "stage" else None
+    scale, stage = (int(where[1]) if where and where[0] == w else None for w in ("scale", "stage"))
     calls: dict[int, int] = {}
     model.register_forward_pre_hook(lambda *_: calls.clear())
 
@@ -64,8 +63,7 @@ def knock_out(model: torch.nn.Module, variant: str) -> torch.nn.Module:
             return original(dog)
         if kind == "dog":
             return original(torch.zeros_like(dog))
-        mask = original(dog)
-        h, w = mask.shape[-2:]
+        h, w = (mask := original(dog)).shape[-2:]
         if kind == "zero":
             return torch.zeros_like(mask)
         if kind == "mean":
@@ -90,10 +88,8 @@ def subset(names: list[str], scenes: dict[str, str], n: int | None) -> list[str]
     for name in sorted(names):
         first.setdefault(scenes.get(name, name), name)
     distinct = list(first.values())
-    if n >= len(distinct):
-        return distinct
-    idx = sorted({int(round(v)) for v in np.linspace(0, len(distinct) - 1, n)})
-    return [distinct[i] for i in idx]
+    idx = {round(v) for v in np.linspace(0, len(distinct) - 1, min(n, len(distinct)))}
+    return [distinct[i] for i in sorted(idx)]
 
 
 def without_partial_copies(sets: list[TestSet]) -> list[TestSet]:

@@ -49,17 +49,16 @@ def score_methods(
 ) -> list[Score]:
     """Score ``methods`` on the test sets of ``benchmarks`` (``own_only``: the profile's own, as
     Tables II and V compare trained variants); writes the step's records and rows."""
-    sets, ds = plan.test_sets(p), plan.datasets(p)
-    own = {b: plan.test_spec(plan.config_for(p, d)) for b, d in ds.items()}
+    sets = plan.test_sets(p)
+    own = {b: plan.test_spec(plan.config_for(p, d)) for b, d in plan.datasets(p).items()}
     runs = load_runs(p.profile) if any(MethodId(m).trained for m in methods) else []
     out, extra = [], []
     for b in benchmarks:
         chosen = [t for t in sets[b] if not own_only or t.stand_in or own.get(b) == t.spec]
-        chosen = without_partial_copies(chosen)
-        for m in methods:
-            if not chosen:
-                out.append(Score(method=m, benchmark=b, **missing(plan.no_data_reason(p, b))))
-            out += [score_one(p, m, t, runs) for t in chosen]
+        if not (chosen := without_partial_copies(chosen)):
+            out += [Score(method=m, benchmark=b, **missing(plan.no_data_reason(p, b)))
+                    for m in methods]  # fmt: skip
+        out += [score_one(p, m, t, runs) for m in methods for t in chosen]
         for t in chosen:
             record_scenes(p.profile, t)
             if MethodId.INPUT not in methods:  # the claims' degeneracy check needs the Input
@@ -74,10 +73,10 @@ def record_rows(p: Params, scores: list[Score]) -> list[dict]:
     specs = {t.label: t.spec for ts in plan.test_sets(p).values() for t in ts}
     trained = [MethodId(s.method).trained for s in scores]
     seeds: dict[tuple[str, str], list[tuple[str, Path]]] = {}
-    for _, _, method, seed, cfg in seed_plan(p) if any(trained) else ():
-        run = find_run(cfg)
-        if run.status == "finished" and (run.dir / "per_image.csv").is_file():
-            seeds.setdefault((method, plan.test_spec(cfg)), []).append((str(seed), run.dir))
+    for _, _, method, cfg in seed_plan(p) if any(trained) else ():
+        if (run := find_run(cfg)).status == "finished" and (run.dir / "per_image.csv").is_file():
+            seeds.setdefault((method, plan.test_spec(cfg)), []).append(
+                (str(cfg.train.seed), run.dir))  # fmt: skip
     # a model trained on stand-in data is a pipeline check wherever it is scored
     real = {b for b, d in plan.datasets(p).items()
             if not plan.config_for(p, d).data.train.startswith("embedded:")}  # fmt: skip
@@ -87,9 +86,8 @@ def record_rows(p: Params, scores: list[Score]) -> list[dict]:
             continue
         folder = (results_root().resolve() / s.per_image_csv).parent
         stand_in = s.stand_in or (t and TRAINED_ON[s.benchmark] not in real)
-        evidence = record.evidence_of(s.method, stand_in)
         base = {"method": str(s.method), "variant": "", "benchmark": s.benchmark,
-                "test_set": s.test_set, "evidence": evidence}  # fmt: skip
+                "test_set": s.test_set, "evidence": record.evidence_of(s.method, stand_in)}  # fmt: skip
         where = scenes.get(s.test_set, {})
         taken = seeds.get((s.method, specs.get(s.test_set, ""))) or [("0" if t else "", folder)]
         for seed, run_dir in taken:
