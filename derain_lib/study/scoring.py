@@ -38,22 +38,14 @@ class RainyInput(nn.Module):
 
 
 def score_table(p: Params, *specs: TableSpec) -> list[Score]:
-    """:func:`score_methods` for the tables of one step (e.g. ``TABLE3, TABLE4``)."""
+    """The methods of the tables of one step (e.g. ``TABLE3, TABLE4``) scored on their test sets
+    (Tables II and V: the profile's own only); writes the step's records and rows."""
     methods = list(dict.fromkeys(m.id for s in specs for m in s.methods))
-    benchmarks = list(dict.fromkeys(b for s in specs for b in s.benchmarks))
-    return score_methods(p, specs[0].step, methods, benchmarks, all(s.own_only for s in specs))
-
-
-def score_methods(
-    p: Params, step: Step | str, methods: list[str], benchmarks: list[str], own_only: bool = False
-) -> list[Score]:
-    """Score ``methods`` on the test sets of ``benchmarks`` (``own_only``: the profile's own, as
-    Tables II and V compare trained variants); writes the step's records and rows."""
-    sets = plan.test_sets(p)
+    own_only, sets = all(s.own_only for s in specs), plan.test_sets(p)
     own = {b: plan.test_spec(plan.config_for(p, d)) for b, d in plan.datasets(p).items()}
     runs = load_runs(p.profile) if any(MethodId(m).trained for m in methods) else []
     out, extra = [], []
-    for b in benchmarks:
+    for b in dict.fromkeys(b for s in specs for b in s.benchmarks):
         chosen = [t for t in sets[b] if not own_only or t.stand_in or own.get(b) == t.spec]
         if not (chosen := without_partial_copies(chosen)):
             out += [Score(method=m, benchmark=b, **missing(plan.no_data_reason(p, b)))
@@ -63,7 +55,7 @@ def score_methods(
             record_scenes(p.profile, t)
             if MethodId.INPUT not in methods:  # the claims' degeneracy check needs the Input
                 extra.append(score_one(p, MethodId.INPUT, t, runs))
-    tables.save_scores(out + extra, plan.work_dir(p.profile) / "scores" / f"{step}.json")
+    tables.save_scores(out + extra, plan.work_dir(p.profile) / "scores" / f"{specs[0].step}.json")
     record.update(p.profile, record_rows(p, out + extra))
     return out
 
@@ -86,8 +78,9 @@ def record_rows(p: Params, scores: list[Score]) -> list[dict]:
             continue
         folder = (results_root().resolve() / s.per_image_csv).parent
         stand_in = s.stand_in or (t and TRAINED_ON[s.benchmark] not in real)
+        evidence = record.evidence_of(s.method, stand_in)
         base = {"method": str(s.method), "variant": "", "benchmark": s.benchmark,
-                "test_set": s.test_set, "evidence": record.evidence_of(s.method, stand_in)}  # fmt: skip
+                "test_set": s.test_set, "evidence": evidence}  # fmt: skip
         where = scenes.get(s.test_set, {})
         taken = seeds.get((s.method, specs.get(s.test_set, ""))) or [("0" if t else "", folder)]
         for seed, run_dir in taken:
@@ -147,11 +140,9 @@ def model_for(p: Params, method: str, b: str, runs: list[dict]) -> MethodSource:
     if run["status"] != "ok":
         return MethodSource(None, **missing(run["status"]))
     note = f"trained on {run['dataset']}" if run["dataset"] != b else ""
-    if run["stand_in"]:
-        note = f"trained on the embedded {run['dataset']} stand-in data"
-    return MethodSource(
-        restored(run["checkpoint"]), **tables.reproduced(p.profile, run["run"]), note=note
-    )
+    note = f"trained on the embedded {run['dataset']} stand-in data" if run["stand_in"] else note
+    return MethodSource(restored(run["checkpoint"]), **tables.reproduced(p.profile, run["run"]),
+                        note=note)  # fmt: skip
 
 
 def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
@@ -166,8 +157,7 @@ def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
     if src.path is None:
         out_dir, m = score_input(p, t)
     else:
-        run = eval_run(p, method, src.path, t, runs)
-        out_dir, m = run.dir, run.metrics
+        out_dir, m = (run := eval_run(p, method, src.path, t, runs)).dir, run.metrics
     csv = (out_dir / "per_image.csv").relative_to(results_root().resolve()).as_posix()
     return Score(**base, kind=src.kind, detail=src.detail, n=m["n"], psnr=m["psnr"],
                  ssim=m["ssim"], per_image_csv=csv, note=src.note)  # fmt: skip
@@ -178,8 +168,7 @@ def eval_settings(p: Params, method: str, t: TestSet) -> EvalConfig:
     of a real set (``eval.max_images`` caps the stand-ins and the models trained here)."""
     ds = plan.datasets(p)
     ref = plan.config_for(p, ds.get(t.benchmark) or next(iter(ds.values()))).eval
-    full = not t.stand_in and not MethodId(method).trained
-    return replace(ref, max_images=None) if full else ref
+    return ref if t.stand_in or MethodId(method).trained else replace(ref, max_images=None)
 
 
 def eval_run(p: Params, method: str, path: Path, t: TestSet, runs: list[dict]) -> Run:
@@ -203,17 +192,14 @@ def sian_stage_scores(p: Params, weights: Path, t: TestSet) -> Path | None:
 
 def score_input(p: Params, t: TestSet) -> tuple[Path, dict]:
     """The Input row: the rainy image scored as if it were the output (cached per data)."""
-    ds = open_data(t.spec)
-    out_dir = plan.results_dir(p.profile) / "eval" / "input" / t.id
+    ds, out_dir = open_data(t.spec), plan.results_dir(p.profile) / "eval" / "input" / t.id
     max_images = eval_settings(p, MethodId.INPUT, t).max_images
-    key = {"data": ds.manifest_sha256(), "max_images": max_images}
-    cached = out_dir / "metrics.json"
+    key, cached = {"data": ds.manifest_sha256(), "max_images": max_images}, out_dir / "metrics.json"
     if (m := json.loads(cached.read_text()) if cached.is_file() else {}).get("key") == key:
         return out_dir, m
     res = evaluate(RainyInput(), ds, out_dir, max_images=max_images)
     for i in range(min(4, len(ds))):  # ground truths of the images the figures show
         gt = out_dir / "ground_truth" / f"{Path(ds.pairs[i].name).stem}.png"
         write_png(gt, quantize(ds.load(i)[1]))
-    m = {**res.summary(), "key": key, "test": t.spec}
-    plan.write_json(cached, m)
+    plan.write_json(cached, m := {**res.summary(), "key": key, "test": t.spec})
     return out_dir, m
