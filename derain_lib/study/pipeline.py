@@ -14,14 +14,13 @@ from unittest import mock
 
 from omegaconf import OmegaConf
 
+from .. import threads
 from ..config import Config, profile_config, profile_datasets
 from ..device import device_name, resolve_device
 from ..errors import DerainError
 from ..fsutil import locked
 from ..roots import REPRODUCE_ENV, notebooks_dir
 from ..runs import Run, find_run, git_sha
-from ..threads import configure as configure_threads
-from ..threads import usable_cpus
 from ..train import dist_info
 from . import plan
 from .plan import Params, figures_dir, results_dir, shown, write_json
@@ -34,14 +33,6 @@ NOTEBOOKS = tuple(f"{name}.ipynb" for name in (
     "05_figures", "06_attention_explorer", "07_beyond_the_paper", "08_claims",
 ))  # fmt: skip
 KERNEL = "derain"  # installed into the venv by `make setup` (ipykernel install --sys-prefix)
-#: No log of the kernel's own; its stderr is this process's (the progress channel).
-KERNEL_ARGS = ["--log-level=CRITICAL", "--IPKernelApp.capture_fd_output=False"]
-#: A launched job's time limit unless ``--launcher-set timeout_min=N`` (submitit's is 5 min).
-TIMEOUT_MIN = 24 * 60
-
-
-class NotebookFailed(DerainError):
-    """A notebook of the pipeline raised: names the notebook, the cell and the error."""
 
 
 def kernel_name() -> str:
@@ -93,13 +84,13 @@ def launch_training(p: Params, launcher: str, folder: Path, options: list[str] |
     todo = [(label, cfg) for label, cfg in planned_runs(p) if find_run(cfg).status != "finished"]
     if not todo:
         return log("launcher: every training run is in the run cache; nothing to submit")
-    n = len(todo) if launcher == "slurm" else min(len(todo), usable_cpus())
+    n = len(todo) if launcher == "slurm" else min(len(todo), threads.usable_cpus())
     owner = deal([run_cost(cfg) for _, cfg in todo], n)
     tasks = [[run for run, o in zip(todo, owner, strict=True) if o == t] for t in range(n)]
     executor = submitit.AutoExecutor(folder=folder, cluster=launcher)
-    try:
+    try:  # a day per job unless --launcher-set timeout_min=N (submitit's default: 5 min)
         executor.update_parameters(
-            name=f"derain-{p.profile}", timeout_min=TIMEOUT_MIN, **job_options(options or [])
+            name=f"derain-{p.profile}", timeout_min=24 * 60, **job_options(options or [])
         )
         jobs = executor.map_array(train_job, tasks)
     except Exception as e:  # a bad --launcher-set, sbatch missing or refusing: submitit's types
@@ -149,7 +140,7 @@ def run_pipeline(
             log(f"process {rank}: its share of the runs is trained; process 0 runs the notebooks")
             return {"profile": profile, "rank": rank}
         os.environ.update({"RANK": "0", "WORLD_SIZE": "1"})  # the notebooks' kernels: alone
-    configure_threads()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
+    threads.configure()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
     facts = plan.work_dir(profile) / "run_facts.jsonl"
     env = {REPRODUCE_ENV: str(facts), plan.USE_PREPARED_ENV: "1" if use_prepared else ""}
     with (
@@ -165,7 +156,7 @@ def run_pipeline(
 def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str], facts: Path,
                    log: Callable[..., None]) -> dict:  # fmt: skip
     """:func:`run_pipeline` once the profile is locked (a failing notebook puts the last good
-    ``figures.json`` back and raises :class:`NotebookFailed`)."""
+    ``figures.json`` back and raises one line naming it, its cell and the error)."""
     import papermill as pm  # optional heavy dependency
 
     profile, src_dir = params["profile"], notebooks_dir()
@@ -191,17 +182,18 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
         for i, nb in enumerate(todo, 1):
             saved, t0 = out_dir / nb, time.perf_counter()
             log(f"[{i}/{len(todo)}] {nb} ...", flush=True)
-            try:
+            try:  # the kernel: no log of its own, its stderr ours (the progress channel)
                 pm.execute_notebook(str(src_dir / nb), str(saved), parameters=params,
                                     kernel_name=kernel, language="python", cwd=str(src_dir),
-                                    progress_bar=False, extra_arguments=KERNEL_ARGS)  # fmt: skip
+                                    progress_bar=False, extra_arguments=["--log-level=CRITICAL",
+                                    "--IPKernelApp.capture_fd_output=False"])  # fmt: skip
             except Exception as e:  # papermill's own error names the cell
                 why = f": {type(e).__name__}: {e}"
                 if isinstance(e, pm.PapermillExecutionError):
                     sys.stderr.write(f"--- failing cell {e.cell_index} of {nb}:\n{e.source}\n---\n")
                     why = (f" in cell {e.cell_index} (execution count {e.exec_count}): "
                            f"{e.ename}: {e.evalue}")  # fmt: skip
-                raise NotebookFailed(f"notebook {nb} failed{why}; executed copy: {saved}") from None
+                raise DerainError(f"notebook {nb} failed{why}; executed copy: {saved}") from None
             record["notebooks"][nb] = round(dt := time.perf_counter() - t0, 1)
             if facts.is_file():
                 record["run_facts"][nb] = dict(map(json.loads, facts.read_text().splitlines()))
