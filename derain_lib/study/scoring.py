@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import namedtuple
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
 
 import pandas as pd
 import torch
@@ -21,7 +21,7 @@ from ..data.sources import open_data
 from ..evaluate import evaluate
 from ..metrics import quantize
 from ..runs import Run, find_run, get_or_run, open_run, restored, results_root, stored
-from ..tables import MethodId, Score, ScoreKind, missing
+from ..tables import MethodId, Score, missing
 from ..weights import RELEASED, find_released, missing_released
 from . import plan, record
 from .paper import Step, TableSpec
@@ -113,13 +113,8 @@ def all_scores(profile: str) -> list[Score]:
     return tables.load_scores([res / f"{s}.json" for s in Step if (res / f"{s}.json").is_file()])
 
 
-class MethodSource(NamedTuple):
-    """A method's weights (None for the Input), kind of score, detail and note."""
-
-    path: Path | None
-    kind: ScoreKind
-    detail: str
-    note: str = ""
+#: A method's weights (a Path; None for the Input), kind of score (``ScoreKind``), detail and note.
+MethodSource = namedtuple("MethodSource", "path kind detail note", defaults=[""])
 
 
 def model_for(p: Params, method: str, b: str, runs: list[dict]) -> MethodSource:

@@ -3,12 +3,13 @@ claims' extra seeds. Under ``torchrun`` the runs are shared over the processes (
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from unittest import mock
@@ -30,7 +31,6 @@ from .plan import Params, progress
 
 #: Seconds between two progress lines of a model in training (env ``DERAIN_PROGRESS_EVERY``).
 PROGRESS_EVERY = float(os.environ.get("DERAIN_PROGRESS_EVERY", "30"))
-NEEDED_FOR: dict[str, str] = plan.PLAN["needed_for"]  # benchmark -> what its training set gives
 
 
 def step_line(log_csv: Path, total: int) -> str | None:
@@ -67,8 +67,7 @@ def train_run(label: str, cfg: Config) -> Run | str:
             if (line := step_line(run.dir / "log.csv", total)) and line != last:
                 progress(last := line)
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
+    (watcher := threading.Thread(target=watch, daemon=True)).start()
     try:
         run = get_or_run(cfg, progress=False, manifests=manifests)  # progress goes here
     finally:
@@ -81,10 +80,10 @@ def train_run(label: str, cfg: Config) -> Run | str:
 def training_data(p: Params) -> list[dict]:
     """Per benchmark: its training set, found (pairs, partial) or missing (why, what it
     blocks), said on the progress channel and written as ``training_data.json``."""
-    rows = []
+    rows, needed = [], plan.PLAN["needed_for"]
     for b, d in plan.datasets(p).items():
         cfg = plan.config_for(p, d)
-        row = {"benchmark": b, "train": cfg.data.train, "needed_for": NEEDED_FOR.get(b, "")}
+        row = {"benchmark": b, "train": cfg.data.train, "needed_for": needed.get(b, "")}
         try:
             ds = open_data(cfg.data.train, cfg.data.root)
         except DerainError as e:
@@ -130,7 +129,7 @@ def planned_runs(p: Params) -> list[tuple[str, Config]]:
     return list(out.values())
 
 
-def alone() -> mock._patch_dict:
+def alone() -> contextlib.AbstractContextManager:
     """Inside, this process runs as rank 0 of 1 (``LOCAL_RANK`` kept: its own GPU)."""
     return mock.patch.dict(os.environ, {"RANK": "0", "WORLD_SIZE": "1"})
 
@@ -181,32 +180,31 @@ def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dic
     return rows
 
 
-def _train_each(
-    todo: list[tuple[str, str, str, Config]],
-) -> Iterator[tuple[dict, Run | str, Config]]:
-    """Each planned run trained (or taken from the run cache): its row so far, run and config."""
+def _trained(p: Params, todo: list[tuple[str, str, str, Config]], name: str) -> list[dict]:
+    """Each run of ``todo`` trained (or from the run cache): its key, checkpoint, training time,
+    metrics and per-image scores, or why it did not run, as ``run-state/<name>``."""
+    rows = []
     for i, (b, d, m, cfg) in enumerate(todo, 1):
         model, loss = plan.TRAINED[m]
         run = train_run(f"model {i}/{len(todo)}: {model} {loss} {d} seed {cfg.train.seed}", cfg)
-        status = run if isinstance(run, str) else "ok"
-        yield {"method": m, "benchmark": b, "dataset": d, "model": model, "loss": loss,
-               "status": status}, run, cfg  # fmt: skip
-
-
-def train_all(p: Params) -> list[dict]:
-    """The training data found (``training_data.json``), then per run of :func:`main_plan` its
-    key, checkpoint, training time and metrics, or why it did not run (``runs.json``)."""
-    training_data(p)
-    rows = []
-    for row, run, cfg in _train_each(main_plan(p)):
-        row["stand_in"] = cfg.data.train.startswith("embedded:")
+        row = {"method": m, "benchmark": b, "dataset": d, "model": model, "loss": loss,
+               "seed": cfg.train.seed, "stand_in": cfg.data.train.startswith("embedded:"),
+               "status": run if isinstance(run, str) else "ok"}  # fmt: skip
         if isinstance(run, Run):
             row |= {"run": run.key, "test": plan.test_spec(cfg), "run_dir": stored(run.dir),
                     "checkpoint": stored(run.checkpoint_path), "metrics": run.metrics,
+                    "per_image_csv": stored(run.dir / "per_image.csv"),
                     "train_seconds": round(run.provenance.get("train_wall_s", 0.0), 1)}  # fmt: skip
         rows.append(row)
-    plan.write_json(plan.work_dir(p.profile) / "runs.json", rows)
+    plan.write_json(plan.work_dir(p.profile) / name, rows)
     return rows
+
+
+def train_all(p: Params) -> list[dict]:
+    """Step 01: the training data found (``training_data.json``), then every run of
+    :func:`main_plan` (``runs.json``)."""
+    training_data(p)
+    return _trained(p, main_plan(p), "runs.json")
 
 
 def load_runs(profile: str) -> list[dict]:
@@ -217,11 +215,5 @@ def load_runs(profile: str) -> list[dict]:
 
 
 def train_seeds(p: Params) -> list[dict]:
-    """Per run of :func:`seed_plan` its per-image scores, or why it did not run (``seeds.json``)."""
-    rows = []
-    for row, run, cfg in _train_each(seed_plan(p)):
-        rows.append(row | {"seed": cfg.train.seed})
-        if isinstance(run, Run):
-            rows[-1] |= {"run": run.key, "per_image_csv": stored(run.dir / "per_image.csv")}
-    plan.write_json(plan.work_dir(p.profile) / "seeds.json", rows)
-    return rows
+    """Every run of :func:`seed_plan`, for the claims' seeds (``seeds.json``)."""
+    return _trained(p, seed_plan(p), "seeds.json")
