@@ -32,8 +32,7 @@ REAL_PHOTOS = 3
 
 
 def record_figure(profile: str, fig: Figure | None, name: str, caption: str) -> Path:
-    """Save ``fig`` (None: saved already) as ``figures/<profile>/<name>``, its caption in
-    ``results/<profile>/figures.json``."""
+    """Save ``fig`` (None: saved already) in ``figures/<profile>/``, captioned in figures.json."""
     if fig is not None:
         save_figure(fig, figures_dir(profile) / name)
     index, rel = results_dir(profile) / "figures.json", f"figures/{profile}/{name}"
@@ -53,8 +52,7 @@ def show_figure(
 
 
 def export_attention(p: Params, method: str, benchmark: str) -> Path | None:
-    """``method``'s attention masks, rain layers and stage outputs on the first test image of
-    ``benchmark`` as ``attention/*.npz``; None without the model or the scores."""
+    """``method``'s attention maps and stages on ``benchmark``'s first test image (``.npz``)."""
     src = model_for(p, method, benchmark, load_runs(p.profile))
     inputs = [s for s in all_scores(p.profile) if s.method == "input" and s.benchmark == benchmark]
     inputs = sorted((s for s in inputs if s.ran), key=lambda s: s.stand_in)
@@ -81,8 +79,7 @@ def profile_images(p: Params) -> list[tuple[str, Path]]:
 
 
 def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
-    """(weights, who) for notebook 06's panel: ``weights``, else the profile's full SIAN for
-    the same data, else ``(None, "not run: <why>")``."""
+    """(weights, who) for notebook 06: ``weights``, else the profile's SIAN, else not run."""
     if (w := RELEASED.get(weights)) is None:
         return weights, f"weights {Path(weights).name}"
     if find_released(weights, p.weights_dir) is not None:
@@ -108,8 +105,7 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
 
 
 def stage_by_stage(p: Params, weights: str, images: int = 4) -> list[dict]:
-    """Fig. 6 tested: PSNR/SSIM of every stage of SIAN ``weights`` on ``images`` Rain100L pairs
-    (a real set first), one row per (image, stage); empty without weights or data."""
+    """Fig. 6 tested: PSNR/SSIM per stage of SIAN ``weights`` on ``images`` Rain100L pairs."""
     path = find_released(weights, p.weights_dir) if weights in RELEASED else Path(weights)
     sets = sorted(test_sets(p)["rain100l"], key=lambda t: t.stand_in)
     if path is None or not Path(path).is_file() or not sets:
@@ -125,8 +121,7 @@ def stage_by_stage(p: Params, weights: str, images: int = 4) -> list[dict]:
 
 def derain_photos(models: dict[str, nn.Module], photos: list[Path], out_dir: str | Path,
                   side: int | None = None, reuse: bool = False) -> list[Path]:  # fmt: skip
-    """Each photo (shrunk to ``side``) as ``rainy/<stem>.png`` and derained by each model as
-    ``<model>/<stem>.png`` (``reuse``: kept if there); other photos' PNGs are deleted."""
+    """Each photo (shrunk to ``side``) as ``rainy/`` and derained by each model (``<model>/``)."""
     out_dir, written = Path(out_dir), []
     for photo in photos:
         img = None

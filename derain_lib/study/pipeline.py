@@ -73,8 +73,7 @@ def job_options(items: list[str]) -> dict[str, object]:
 
 def launch_training(p: Params, launcher: str, folder: Path, options: list[str] | None = None,
                     log: Callable[[str], None] = print) -> None:  # fmt: skip
-    """The runs of ``p`` not in the run cache as one submitit job array (slurm: a task per run;
-    local: a process per usable core, runs dealt as under torchrun); waits for every task."""
+    """The runs of ``p`` not in the run cache as one submitit job array; waits for every task."""
     try:
         import submitit  # the cluster extra
     except ImportError:
@@ -117,8 +116,7 @@ def run_pipeline(
     log: Callable[..., None] = print, use_prepared: bool = False, wait: bool = False,
     device: str = "auto", launcher: str | None = None, launcher_options: list[str] | None = None,
 ) -> dict:  # fmt: skip
-    """Check the inputs, train, then with ``results/<profile>/`` locked (or ``wait``-ed for) run
-    the notebooks, the tables and the report; returns what ``provenance.json`` records."""
+    """Check the inputs, train, then run the notebooks, tables and report: ``provenance.json``."""
     for dataset in profile_datasets(profile) or [None]:  # before results/ is touched
         profile_config(profile, dataset, list(overrides or []))
     if not (todo := [nb for nb in notebooks if (notebooks_dir() / nb).is_file()]):
@@ -155,8 +153,7 @@ def run_pipeline(
 
 def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str], facts: Path,
                    log: Callable[..., None]) -> dict:  # fmt: skip
-    """:func:`run_pipeline` once the profile is locked (a failing notebook puts the last good
-    ``figures.json`` back and raises one line naming it, its cell and the error)."""
+    """:func:`run_pipeline` once the profile is locked (a failure keeps the last figure index)."""
     import papermill as pm  # optional heavy dependency
 
     profile, src_dir = params["profile"], notebooks_dir()

@@ -69,8 +69,7 @@ def progress(line: str) -> None:
 
 
 def run_fact(name: str, value: object) -> None:
-    """A fact that differs run to run (times, load): into ``provenance.json`` under ``derain
-    reproduce``, so the executed notebook stays the same; printed in a notebook run by hand."""
+    """A fact that differs run to run (times, load): kept out of the notebook under reproduce."""
     if not (target := os.environ.get(REPRODUCE_ENV)):
         print(f"{name}: {json.dumps(value, default=str)}", flush=True)
         return
@@ -111,8 +110,7 @@ class TestSet:
 
 
 def config_for(p: Params, dataset: str, extra: list[str] | None = None) -> Config:
-    """The profile's config for ``dataset`` with ``p``'s overrides, then ``extra``; real data
-    under ``p.data_root``, training on the set ``derain data prepare`` made if its own is absent."""
+    """The profile's config for ``dataset`` with ``p``'s data root and overrides, then ``extra``."""
     device = [] if p.device == "auto" else [f"train.device={p.device}"]
     cfg = profile_config(p.profile, dataset, overrides := [*device, *p.overrides, *(extra or [])])
     if cfg.data.train.startswith("embedded:"):
@@ -144,8 +142,7 @@ def test_spec(cfg: Config) -> str:
 
 
 def test_sets(p: Params) -> dict[str, list[TestSet]]:
-    """Benchmark -> test sets: the profile's own, then real ones under data_root, then those
-    prepared (``derain data prepare``, ``derain fetch``) unless smoke is not told to."""
+    """Benchmark -> test sets: the profile's own, those under data_root, then those prepared."""
     out: dict[str, list[TestSet]] = {b: [] for b in BENCHMARKS}
     for b, d in datasets(p).items():
         spec = test_spec(config_for(p, d))
@@ -253,8 +250,7 @@ def data_inventory(p: Params) -> list[dict]:
 
 
 def save_samples(p: Params) -> list[dict]:
-    """Step 00: the first pair of each test set and the first real photo as PNGs under
-    ``samples/``, and their index ``samples.json`` (label, rainy, clean) the figure reads."""
+    """Step 00: the first pair of each test set and real photo as PNGs (``samples.json``)."""
     out, index = results_dir(p.profile), []
     for t in (t for sets in test_sets(p).values() for t in sets):
         entry = {"label": t.label, "rainy": f"samples/{t.id}/rainy.png",

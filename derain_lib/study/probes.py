@@ -115,8 +115,7 @@ def knocked_scores(weights: Path, t: TestSet, variant: str, images: list[str]) -
 
 
 def run_probes(p: Params, stage_csv: Callable[[Params, Path, TestSet], Path | None]) -> int:
-    """Stage scores (``stage_csv``: ``scoring.sian_stage_scores``) and knock-outs (cached in
-    ``eval/probes/``) into the record; returns the rows written."""
+    """Stage scores (``stage_csv``) and knock-outs (cached) into the record: the rows written."""
     scenes, rows = read_scenes(p.profile), []
     for b in BENCHMARKS:
         w = RELEASED[f"sian-{TRAINED_ON[b]}"]

@@ -38,8 +38,7 @@ class RainyInput(nn.Module):
 
 
 def score_table(p: Params, *specs: TableSpec) -> list[Score]:
-    """The methods of the tables of one step (e.g. ``TABLE3, TABLE4``) scored on their test sets
-    (Tables II and V: the profile's own only); writes the step's records and rows."""
+    """The methods of one step's tables (e.g. ``TABLE3, TABLE4``) scored, recorded and saved."""
     methods = list(dict.fromkeys(m.id for s in specs for m in s.methods))
     own_only, sets = all(s.own_only for s in specs), plan.test_sets(p)
     own = {b: plan.test_spec(plan.config_for(p, d)) for b, d in plan.datasets(p).items()}
@@ -91,9 +90,7 @@ def record_rows(p: Params, scores: list[Score]) -> list[dict]:
 
 
 def record_scenes(profile: str, t: TestSet) -> None:
-    """Each image's scene in ``scenes.json``: an embedded image's source photo, else the sha256
-    of its ground truth (Rain100L/H's 100 clean images are 91 pictures; Rain1400's 14 rainy
-    versions share one)."""
+    """Each image's scene (``scenes.json``): its source photo, or its ground truth's sha256."""
     known, ds = plan.read_scenes(profile), open_data(t.spec)
     if sorted(known.get(t.label, {})) == sorted(pr.name for pr in ds.pairs):
         return
@@ -159,8 +156,7 @@ def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
 
 
 def eval_settings(p: Params, method: str, t: TestSet) -> EvalConfig:
-    """The profile's eval settings for ``t``; the Input and released weights score every image
-    of a real set (``eval.max_images`` caps the stand-ins and the models trained here)."""
+    """The profile's eval settings; the Input and released weights score all of a real set."""
     ds = plan.datasets(p)
     ref = plan.config_for(p, ds.get(t.benchmark) or next(iter(ds.values()))).eval
     return ref if t.stand_in or MethodId(method).trained else replace(ref, max_images=None)

@@ -46,8 +46,7 @@ def step_line(log_csv: Path, total: int) -> str | None:
 
 
 def train_run(label: str, cfg: Config) -> Run | str:
-    """:func:`~derain_lib.runs.get_or_run` saying whether the run is cached and, while it trains,
-    its :func:`step_line`; the ``not run: ...`` status without its training data."""
+    """:func:`~derain_lib.runs.get_or_run` with progress lines (``not run: ...`` without data)."""
     try:
         train_data = open_data(cfg.data.train, cfg.data.root)
     except DerainError as e:
@@ -78,8 +77,7 @@ def train_run(label: str, cfg: Config) -> Run | str:
 
 
 def training_data(p: Params) -> list[dict]:
-    """Per benchmark: its training set, found (pairs, partial) or missing (why, what it
-    blocks), said on the progress channel and written as ``training_data.json``."""
+    """Per benchmark: its training set, found or missing (what it blocks): training_data.json."""
     rows, needed = [], plan.PLAN["needed_for"]
     for b, d in plan.datasets(p).items():
         cfg = plan.config_for(p, d)
@@ -113,8 +111,7 @@ def main_plan(p: Params) -> list[tuple[str, str, str, Config]]:
 
 
 def seed_plan(p: Params) -> list[tuple[str, str, str, Config]]:
-    """The same of :func:`train_seeds`: the methods the claims on trained models compare, once
-    per training seed."""
+    """The same of :func:`train_seeds`: the claims' trained methods, once per training seed."""
     wanted = {(m, c.benchmark) for c in CLAIMS if c.trained for m in (c.better, c.worse)}
     return [(b, d, m, _config(p, d, m, f"train.seed={seed}"))
             for b, d in plan.datasets(p).items() for m in plan.TRAINED if (m, b) in wanted
@@ -153,8 +150,7 @@ def run_cost(cfg: Config) -> float:
 
 
 def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dict]:
-    """This process's share of :func:`planned_runs` (:func:`deal`), trained alone, then a gloo
-    barrier; one row per run: label, run key or ``not run`` status, trained now or not."""
+    """This process's share of :func:`planned_runs` (:func:`deal`) trained, one row per run."""
     rank, world, _ = dist_info()
     runs = planned_runs(p)
     owner = deal([run_cost(cfg) for _, cfg in runs], world) if world > 1 else [0] * len(runs)
@@ -181,8 +177,7 @@ def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dic
 
 
 def _trained(p: Params, todo: list[tuple[str, str, str, Config]], name: str) -> list[dict]:
-    """Each run of ``todo`` trained (or from the run cache): its key, checkpoint, training time,
-    metrics and per-image scores, or why it did not run, as ``run-state/<name>``."""
+    """Each run of ``todo`` trained (or from the run cache), as rows of ``run-state/<name>``."""
     rows = []
     for i, (b, d, m, cfg) in enumerate(todo, 1):
         model, loss = plan.TRAINED[m]
@@ -201,8 +196,7 @@ def _trained(p: Params, todo: list[tuple[str, str, str, Config]], name: str) -> 
 
 
 def train_all(p: Params) -> list[dict]:
-    """Step 01: the training data found (``training_data.json``), then every run of
-    :func:`main_plan` (``runs.json``)."""
+    """Step 01: the training data found, then every run of :func:`main_plan` (``runs.json``)."""
     training_data(p)
     return _trained(p, main_plan(p), "runs.json")
 
