@@ -1,5 +1,4 @@
-"""Steps 05-06, the computing side: the files figures are drawn from, the figure index
-(``figures.json``), the explorer's images and weights. :mod:`derain_lib.viz` draws."""
+"""Steps 05-06, the computing side: the files figures are drawn from, and their index."""
 
 from __future__ import annotations
 

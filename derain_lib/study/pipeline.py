@@ -1,5 +1,4 @@
-"""``derain reproduce``: the training runs (as submitit jobs, or shared over torchrun's
-processes), then the notebooks in order with papermill, then the tables and the HTML report."""
+"""``derain reproduce``: the training runs, then the notebooks (papermill), tables and report."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What a profile means (its configs, the benchmarks its data stand for, its test sets), where
-its results and figures live, and step 00: the data inventory and sample pairs."""
+"""What a profile means (configs, test sets), where its outputs live, and step 00 (the data)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The released SIAN on the real Rain100L/H sets (chapter 03): each stage's scores (Fig. 6), and
-its attention knocked out at inference (its sensitivity, not Table V's retrained ablation)."""
+"""Chapter 03: the released SIAN's stage scores and its attention knocked out at inference."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Steps 02-04: the Input, released weights and trained methods scored on test sets (run cache):
-per-image rows into ``scores.csv`` (:mod:`.record`), each step's scores into ``run-state/``."""
+"""Steps 02-04: the Input, released weights and trained methods scored into the record."""
 
 from __future__ import annotations
 
@@ -41,11 +40,10 @@ def score_table(p: Params, *specs: TableSpec) -> list[Score]:
     """The methods of one step's tables (e.g. ``TABLE3, TABLE4``) scored, recorded and saved."""
     methods = list(dict.fromkeys(m.id for s in specs for m in s.methods))
     own_only, sets = all(s.own_only for s in specs), plan.test_sets(p)
-    own = {b: plan.test_spec(plan.config_for(p, d)) for b, d in plan.datasets(p).items()}
     runs = load_runs(p.profile) if any(MethodId(m).trained for m in methods) else []
     out, extra = [], []
     for b in dict.fromkeys(b for s in specs for b in s.benchmarks):
-        chosen = [t for t in sets[b] if not own_only or t.stand_in or own.get(b) == t.spec]
+        chosen = [t for t in sets[b] if not own_only or t.source == "profile"]
         if not (chosen := without_partial_copies(chosen)):
             out += [Score(method=m, benchmark=b, **missing(plan.no_data_reason(p, b)))
                     for m in methods]  # fmt: skip

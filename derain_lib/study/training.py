@@ -1,5 +1,4 @@
-"""Step 01: train (or take from the run cache) every model the tables need; step 08: the
-claims' extra seeds. Under ``torchrun`` the runs are shared over the processes (no DDP)."""
+"""Steps 01 and 08: every model trained or taken from the run cache (shared under torchrun)."""
 
 from __future__ import annotations
 
