@@ -152,12 +152,10 @@ def test_sets(p: Params) -> dict[str, list[TestSet]]:
             out[b].append(TestSet(b, spec, f"{BENCHMARKS[b]}: {Path(spec).name}", False))
     found = [(b, path, "--data-root") for b, path in found_real(p.data_root)]
     for b in BENCHMARKS if _uses_prepared(p) else ():
-        try:
+        with contextlib.suppress(DerainError):  # none prepared
             path = Path(prepared_dataset(b, "test").root).resolve()
-        except DerainError:
-            continue
-        fetched = path.is_relative_to(derain_data_root().resolve())
-        found.append((b, path, "fetched, indexed" if fetched else "prepared index"))
+            fetched = path.is_relative_to(derain_data_root().resolve())
+            found.append((b, path, "fetched, indexed" if fetched else "prepared index"))
     for b, path, source in found:
         if all(Path(t.spec) != path for t in out[b]):
             label = f"{BENCHMARKS[b]}: {path.parent.name}/{path.name}"
@@ -201,11 +199,9 @@ def found_real(data_root: str | Path | None) -> list[tuple[str, Path]]:
         m = _BENCH_NAME.search(names.replace("_", "").replace("-", ""))
         if m is None or any(q == d or q in d.parents for _, q in found):
             continue
-        try:
+        with contextlib.suppress(DerainError):  # no paired images
             open_dataset(d)
-        except DerainError:
-            continue
-        found.append(("rain" + m.group(1), d))
+            found.append(("rain" + m.group(1), d))
     return found
 
 

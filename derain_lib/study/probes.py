@@ -103,8 +103,7 @@ def knocked_scores(weights: Path, t: TestSet, variant: str, images: list[str]) -
     """The last stage's scores, per image, of SIAN ``weights`` with the knock-out ``variant``."""
     ds = open_data(t.spec)
     model = knock_out(load_model(weights, allow_download=False).model.eval(), variant)
-    index = {p.name: i for i, p in enumerate(ds.pairs)}
-    rows = []
+    index, rows = {p.name: i for i, p in enumerate(ds.pairs)}, []
     for name in images:
         rainy, clean = ds.load(index[name])
         x = torch.from_numpy(rainy.copy()).permute(2, 0, 1)[None].float()
@@ -117,8 +116,7 @@ def run_probes(p: Params, stage_csv: Callable[[Params, Path, TestSet], Path | No
     """Stage scores (``stage_csv``) and knock-outs (cached) into the record: the rows written."""
     scenes, rows = read_scenes(p.profile), []
     for b in BENCHMARKS:
-        w = RELEASED[f"sian-{TRAINED_ON[b]}"]
-        weights = find_released(w.name, p.weights_dir)
+        weights = find_released((w := RELEASED[f"sian-{TRAINED_ON[b]}"]).name, p.weights_dir)
         for t in (t for t in without_partial_copies(test_sets(p)[b]) if not t.stand_in):
             if weights is None:
                 print(f"not run: probes on {t.label}: released {w.filename} not found")
@@ -142,9 +140,8 @@ def run_probes(p: Params, stage_csv: Callable[[Params, Path, TestSet], Path | No
                     ko = pd.DataFrame(knocked_scores(weights, t, v, chosen))
                     atomic_write_text(path, ko.to_csv(index=False, float_format="%.6f"))
                 scored.append((v, pd.read_csv(path, dtype={"image": str})))
-            evidence = record.evidence_of(MethodId.SIAN_RELEASED, False)
             base = {"method": str(MethodId.SIAN_RELEASED), "benchmark": b, "test_set": t.label,
-                    "evidence": evidence, "seed": ""}  # fmt: skip
+                    "evidence": record.RELEASED, "seed": ""}  # fmt: skip
             for v, df in scored:
                 scene = df.image.map(lambda n, where=where: where.get(n, n))
                 df = df[["image", "psnr", "ssim"]].assign(**base, variant=v, scene=scene)
