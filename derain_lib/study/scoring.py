@@ -144,10 +144,19 @@ def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
         src = src._replace(kind="not_run", detail=why)
     if src.kind == "not_run":
         return Score(**base, kind="not_run", detail=src.detail)
-    if src.path is None:
-        out_dir, m = score_input(p, t)
-    else:
+    if src.path is not None:
         out_dir, m = (run := eval_run(p, method, src.path, t, runs)).dir, run.metrics
+    else:  # the Input: the rainy image scored as if it were the output (cached per data)
+        ds, out_dir = open_data(t.spec), plan.results_dir(p.profile) / "eval" / "input" / t.id
+        max_images = eval_settings(p, MethodId.INPUT, t).max_images
+        key = {"data": ds.manifest_sha256(), "max_images": max_images}
+        cached = out_dir / "metrics.json"
+        if (m := json.loads(cached.read_text()) if cached.is_file() else {}).get("key") != key:
+            res = evaluate(RainyInput(), ds, out_dir, max_images=max_images)
+            for i in range(min(4, len(ds))):  # ground truths of the images the figures show
+                gt = out_dir / "ground_truth" / f"{Path(ds.pairs[i].name).stem}.png"
+                write_png(gt, quantize(ds.load(i)[1]))
+            plan.write_json(cached, m := {**res.summary(), "key": key, "test": t.spec})
     csv = (out_dir / "per_image.csv").relative_to(results_root().resolve()).as_posix()
     return Score(**base, kind=src.kind, detail=src.detail, n=m["n"], psnr=m["psnr"],
                  ssim=m["ssim"], per_image_csv=csv, note=src.note)  # fmt: skip
@@ -177,18 +186,3 @@ def sian_stage_scores(p: Params, weights: Path, t: TestSet) -> Path | None:
     """The ``per_stage.csv`` of Table III's evaluation of released SIAN ``weights`` on ``t``."""
     path = eval_run(p, MethodId.SIAN_RELEASED, weights, t, []).dir / "per_stage.csv"
     return path if path.is_file() else None
-
-
-def score_input(p: Params, t: TestSet) -> tuple[Path, dict]:
-    """The Input row: the rainy image scored as if it were the output (cached per data)."""
-    ds, out_dir = open_data(t.spec), plan.results_dir(p.profile) / "eval" / "input" / t.id
-    max_images = eval_settings(p, MethodId.INPUT, t).max_images
-    key, cached = {"data": ds.manifest_sha256(), "max_images": max_images}, out_dir / "metrics.json"
-    if (m := json.loads(cached.read_text()) if cached.is_file() else {}).get("key") == key:
-        return out_dir, m
-    res = evaluate(RainyInput(), ds, out_dir, max_images=max_images)
-    for i in range(min(4, len(ds))):  # ground truths of the images the figures show
-        gt = out_dir / "ground_truth" / f"{Path(ds.pairs[i].name).stem}.png"
-        write_png(gt, quantize(ds.load(i)[1]))
-    plan.write_json(cached, m := {**res.summary(), "key": key, "test": t.spec})
-    return out_dir, m
