@@ -141,7 +141,8 @@ def test_spec(cfg: Config) -> str:
 
 
 def test_sets(p: Params) -> dict[str, list[TestSet]]:
-    """Benchmark -> test sets: the profile's own, those under data_root, then those prepared."""
+    """Benchmark -> test sets: the profile's own, those named so two levels under data_root
+    (paired images in a folder named after it), then those prepared."""
     out: dict[str, list[TestSet]] = {b: [] for b in BENCHMARKS}
     for b, d in datasets(p).items():
         spec = test_spec(config_for(p, d))
@@ -150,7 +151,21 @@ def test_sets(p: Params) -> dict[str, list[TestSet]]:
             out[b].append(TestSet(b, spec, label, True))
         elif Path(spec).is_dir():
             out[b].append(TestSet(b, spec, f"{BENCHMARKS[b]}: {Path(spec).name}", False))
-    found = [(b, path, "--data-root") for b, path in found_real(p.data_root)]
+    found: list[tuple[str, Path, str]] = []  # (benchmark, folder, where): by name under data_root
+    root = Path(p.data_root).resolve() if p.data_root else None
+    for d in sorted([root, *root.glob("*"), *root.glob("*/*")]) if root else ():
+        names = f"{d.parent.name if d != root else ''}/{d.name}".lower()
+        m = _BENCH_NAME.search(names.replace("_", "").replace("-", ""))
+        if (
+            not d.is_dir()
+            or "train" in d.name.lower()
+            or m is None
+            or any(q == d or q in d.parents for _, q, _ in found)
+        ):
+            continue
+        with contextlib.suppress(DerainError):  # no paired images
+            open_dataset(d)
+            found.append(("rain" + m.group(1), d, "--data-root"))
     for b in BENCHMARKS if _uses_prepared(p) else ():
         with contextlib.suppress(DerainError):  # none prepared
             path = Path(prepared_dataset(b, "test").root).resolve()
@@ -184,25 +199,6 @@ def _uses_prepared(p: Params) -> bool:  # smoke only when told (--use-prepared)
 
 def _shown(spec: str, folder: str | Path) -> str:
     return spec if spec.startswith("embedded:") else shown(folder)
-
-
-def found_real(data_root: str | Path | None) -> list[tuple[str, Path]]:
-    """(benchmark, folder) of each paired test folder two levels under ``data_root``, by name."""
-    if not data_root:
-        return []
-    root = Path(data_root).resolve()
-    found: list[tuple[str, Path]] = []
-    for d in sorted([root, *root.glob("*"), *root.glob("*/*")]):
-        if not d.is_dir() or "train" in d.name.lower():
-            continue
-        names = f"{d.parent.name if d != root else ''}/{d.name}".lower()
-        m = _BENCH_NAME.search(names.replace("_", "").replace("-", ""))
-        if m is None or any(q == d or q in d.parents for _, q in found):
-            continue
-        with contextlib.suppress(DerainError):  # no paired images
-            open_dataset(d)
-            found.append(("rain" + m.group(1), d))
-    return found
 
 
 def real_photos(data_root: str | Path | None) -> list[Path]:
