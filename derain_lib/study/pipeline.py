@@ -25,7 +25,7 @@ from . import plan
 from .plan import Params, figures_dir, results_dir, shown, write_json
 from .report import export_report
 from .tabulate import build_tables, not_run_items
-from .training import alone, deal, planned_runs, run_cost, share_training, train_run
+from .training import ALONE, deal, planned_runs, run_cost, share_training, train_run
 
 NOTEBOOKS = tuple(f"{name}.ipynb" for name in (
     "00_data", "01_train", "02_table2_loss", "03_tables3_4_benchmarks", "04_table5_ablation",
@@ -59,7 +59,7 @@ def clear_stale_figures(profile: str, since: float) -> list[Path]:
 
 def train_job(runs: list[tuple[str, Config]]) -> list[str]:
     """One task of a launched job array: each run's key, or its ``not run: ...`` status."""
-    with alone():
+    with mock.patch.dict(os.environ, ALONE):
         return [r.key if isinstance(r := train_run(label, cfg), Run) else r for label, cfg in runs]
 
 
@@ -136,7 +136,7 @@ def run_pipeline(
         if rank != 0:
             log(f"process {rank}: its share of the runs is trained; process 0 runs the notebooks")
             return {"profile": profile, "rank": rank}
-        os.environ.update({"RANK": "0", "WORLD_SIZE": "1"})  # the notebooks' kernels: alone
+        os.environ.update(ALONE)  # the notebooks' kernels train alone
     threads.configure()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
     facts = plan.work_dir(profile) / "run_facts.jsonl"
     env = {REPRODUCE_ENV: str(facts), plan.USE_PREPARED_ENV: "1" if use_prepared else ""}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -30,6 +29,8 @@ from .plan import Params, progress
 
 #: Seconds between two progress lines of a model in training (env ``DERAIN_PROGRESS_EVERY``).
 PROGRESS_EVERY = float(os.environ.get("DERAIN_PROGRESS_EVERY", "30"))
+#: The environment of a process that trains alone, as rank 0 of 1 (``LOCAL_RANK`` kept: its GPU).
+ALONE = {"RANK": "0", "WORLD_SIZE": "1"}
 
 
 def step_line(log_csv: Path, total: int) -> str | None:
@@ -125,11 +126,6 @@ def planned_runs(p: Params) -> list[tuple[str, Config]]:
     return list(out.values())
 
 
-def alone() -> contextlib.AbstractContextManager:
-    """Inside, this process runs as rank 0 of 1 (``LOCAL_RANK`` kept: its own GPU)."""
-    return mock.patch.dict(os.environ, {"RANK": "0", "WORLD_SIZE": "1"})
-
-
 def deal(costs: list[float], world: int) -> list[int]:
     """The process each run goes to: longest first, to the least loaded (then fewest runs)."""
     loads, counts, owner = [0.0] * world, [0] * world, [0] * len(costs)
@@ -150,8 +146,7 @@ def run_cost(cfg: Config) -> float:
 
 def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dict]:
     """This process's share of :func:`planned_runs` (:func:`deal`) trained, one row per run."""
-    rank, world, _ = dist_info()
-    runs = planned_runs(p)
+    (rank, world, _), runs = dist_info(), planned_runs(p)
     owner = deal([run_cost(cfg) for _, cfg in runs], world) if world > 1 else [0] * len(runs)
     mine = [(i, label, cfg) for i, (label, cfg) in enumerate(runs) if owner[i] == rank]
     log(f"process {rank} of {world}: {len(mine)} of the {len(runs)} training runs")
@@ -159,7 +154,7 @@ def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dic
         dist.init_process_group("gloo", timeout=timedelta(days=30))
     rows = []
     try:
-        with alone():
+        with mock.patch.dict(os.environ, ALONE):
             for n, (i, label, cfg) in enumerate(mine, 1):
                 before = find_run(cfg).status == "finished"
                 run = train_run(f"process {rank} run {n}/{len(mine)} (#{i + 1}): {label}", cfg)
