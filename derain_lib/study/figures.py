@@ -26,8 +26,6 @@ from .training import load_runs
 
 #: The models of the real-rain figure (Fig. 10): Rain100H weights, released and trained here.
 REAL_METHODS = (MethodId.PRENET_RELEASED, MethodId.SIAN_RELEASED, MethodId.SIAN)
-#: Real photos the Fig. 10 analogue shows.
-REAL_PHOTOS = 3
 
 
 def record_figure(profile: str, fig: Figure | None, name: str, caption: str) -> Path:
@@ -40,9 +38,8 @@ def record_figure(profile: str, fig: Figure | None, name: str, caption: str) -> 
     return figures_dir(profile) / name
 
 
-def show_figure(
-    profile: str, fig: Figure | None, name: str, caption: str, why: str
-) -> Figure | Markdown:
+def show_figure(profile: str, fig: Figure | None, name: str, caption: str,
+                why: str) -> Figure | Markdown:  # fmt: skip
     """``fig`` recorded (:func:`record_figure`), or ``why`` as Markdown when ``fig`` is None."""
     if fig is None:
         return Markdown(why)
@@ -139,10 +136,10 @@ def derain_photos(models: dict[str, nn.Module], photos: list[Path], out_dir: str
 
 
 def derain_real(p: Params) -> list[Path]:
-    """The first :data:`REAL_PHOTOS` real photos derained by :data:`REAL_METHODS` (``real/``)."""
+    """The first three real photos derained by :data:`REAL_METHODS` (``real/``), Fig. 10's."""
     runs = load_runs(p.profile)
     paths = {m: model_for(p, m, "rain100h", runs).path for m in REAL_METHODS}
     models = {m: load_model(path, allow_download=False, device=p.device).model
               for m, path in paths.items() if path is not None}  # fmt: skip
-    photos = real_photos(p.data_root)[:REAL_PHOTOS]
+    photos = real_photos(p.data_root)[:3]
     return derain_photos(models, photos, results_dir(p.profile) / "real", reuse=True)

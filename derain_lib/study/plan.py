@@ -53,8 +53,7 @@ def figures_dir(profile: str) -> Path:
 
 def read_scenes(profile: str) -> dict[str, dict[str, str]]:
     """Test set label -> image name -> scene (``run-state/scenes.json``)."""
-    p = work_dir(profile) / "scenes.json"
-    return json.loads(p.read_text()) if p.is_file() else {}
+    return json.loads(p.read_text()) if (p := work_dir(profile) / "scenes.json").is_file() else {}
 
 
 def write_json(path: Path, obj: object) -> Path:
@@ -183,10 +182,11 @@ def data_lines(p: Params) -> list[str]:
     lines = []
     for b, d in datasets(p).items():
         data = config_for(p, d).data
-        where = _shown(data.train, Path(data.root).expanduser() / data.train)
+        where = data.train if data.train.startswith("embedded:") else shown(
+            Path(data.root).expanduser() / data.train)  # fmt: skip
         lines.append(f"data: {BENCHMARKS[b]} training: {where} (profile {p.profile})")
-    lines += [f"data: {BENCHMARKS[b]} test: {t.label}: {_shown(t.spec, t.spec)} ({t.source})"
-              for b, sets in test_sets(p).items() for t in sets]  # fmt: skip
+    lines += [f"data: {BENCHMARKS[b]} test: {t.label}: {t.spec if t.stand_in else shown(t.spec)}"
+              f" ({t.source})" for b, sets in test_sets(p).items() for t in sets]  # fmt: skip
     if not _uses_prepared(p):
         lines.append(f"data: prepared test sets not read (profile {p.profile}; --use-prepared "
                      "reads them)")  # fmt: skip
@@ -195,10 +195,6 @@ def data_lines(p: Params) -> list[str]:
 
 def _uses_prepared(p: Params) -> bool:  # smoke only when told (--use-prepared)
     return p.profile != "smoke" or os.environ.get(USE_PREPARED_ENV) == "1"
-
-
-def _shown(spec: str, folder: str | Path) -> str:
-    return spec if spec.startswith("embedded:") else shown(folder)
 
 
 def real_photos(data_root: str | Path | None) -> list[Path]:

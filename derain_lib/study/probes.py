@@ -83,10 +83,7 @@ def subset(names: list[str], scenes: dict[str, str], n: int | None) -> list[str]
     """``n`` images of distinct scenes spread evenly over ``names`` (all when ``n`` is None)."""
     if n is None:
         return sorted(names)
-    first: dict[str, str] = {}
-    for name in sorted(names):
-        first.setdefault(scenes.get(name, name), name)
-    distinct = list(first.values())
+    distinct = sorted({scenes.get(n, n): n for n in sorted(names, reverse=True)}.values())
     idx = {round(v) for v in np.linspace(0, len(distinct) - 1, min(n, len(distinct)))}
     return [distinct[i] for i in sorted(idx)]
 
