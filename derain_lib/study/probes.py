@@ -27,11 +27,6 @@ SCENES: dict[str, int | None] = PLAN["probe_scenes"]  # distinct scenes per test
 KINDS: dict[str, str] = PLAN["knock_outs"]  # each kind of knock-out, in words
 
 
-def stage_variant(k: int) -> str:
-    """The record's variant of the released SIAN's stage ``k`` output (1-based)."""
-    return f"stage-{k}"
-
-
 def variants(benchmark: str, scales: tuple[int, ...] = (1, 2, 4), stages: int = 6) -> list[str]:
     """The knock-outs on ``benchmark``: whole-model; on Rain100L per scale, stage and DoG too."""
     out = [f"ko-{k}" for k in ("zero", "mean", "shuffle", "roll")]
@@ -123,13 +118,13 @@ def run_probes(p: Params, stage_csv: Callable[[Params, Path, TestSet], Path | No
                 print(f"not run: stage scores on {t.label}: its evaluation kept no per_stage.csv")
             else:
                 stages = pd.read_csv(stage_path, dtype={"name": str})
-                stages = stages.rename(columns={"name": "image"})
-                scored += [(stage_variant(k), g) for k, g in stages.groupby("stage")]
+                stages = stages.rename(columns={"name": "image"})  # stage k: variant stage-k
+                scored += [(f"stage-{k}", g) for k, g in stages.groupby("stage")]
             ds = open_data(t.spec)
             chosen = subset([pr.name for pr in ds.pairs], where, SCENES.get(p.profile, 30))
-            data = ds.manifest_sha256()
+            data = f"{VERSION}|{w.sha256}|{ds.manifest_sha256()}"
             for v in variants(b):
-                key = f"{VERSION}|{w.sha256}|{data}|{v}|{','.join(chosen)}"
+                key = f"{data}|{v}|{','.join(chosen)}"
                 digest = hashlib.sha256(key.encode()).hexdigest()[:16]
                 path = results_dir(p.profile) / "eval" / "probes" / f"{b}-{v}-{digest}.csv"
                 if not path.is_file():
