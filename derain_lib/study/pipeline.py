@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -122,17 +123,17 @@ def run_pipeline(
         raise DerainError(f"{notebooks_dir()}: notebooks not found (run from a source checkout)")
     rank, world, local_rank = dist_info()
     used = device_name(resolve_device(device, local_rank))
-    log(f"device: {used} (--device {device})", flush=True)
+    log = functools.partial(log, flush=True)  # each line as it happens
+    log(f"device: {used} (--device {device})")
     # the notebooks' parameters, folders as the records show them ($DERAIN_DATA/...)
     params = dict(profile=profile, data_root=data_root and shown(data_root),
                   weights_dir=weights_dir and shown(weights_dir),
                   overrides=list(overrides or []), device=device)  # fmt: skip
     p = Params(**params)
     if launcher:  # each training run a cluster job; the notebooks then read the run cache
-        folder = results_dir(profile) / ".submitit"
-        launch_training(p, launcher, folder, launcher_options, lambda s: log(s, flush=True))
+        launch_training(p, launcher, results_dir(profile) / ".submitit", launcher_options, log)
     if world > 1:  # under torchrun: each process trains its share of the runs first
-        share_training(p, log=lambda line: log(line, flush=True))
+        share_training(p, log=log)
         if rank != 0:
             log(f"process {rank}: its share of the runs is trained; process 0 runs the notebooks")
             return {"profile": profile, "rank": rank}
@@ -144,8 +145,7 @@ def run_pipeline(
         locked(results_dir(profile), wait, what=f"profile ({profile})"),
         mock.patch.dict(os.environ, env),
     ):
-        for line in plan.data_lines(p):
-            log(line, flush=True)
+        log("\n".join(plan.data_lines(p)))
         return _run_notebooks(params, used, todo, [nb for nb in notebooks if nb not in todo],
                               facts, log)  # fmt: skip
 
@@ -177,7 +177,7 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
     try:
         for i, nb in enumerate(todo, 1):
             saved, t0 = out_dir / nb, time.perf_counter()
-            log(f"[{i}/{len(todo)}] {nb} ...", flush=True)
+            log(f"[{i}/{len(todo)}] {nb} ...")
             try:  # the kernel: no log of its own, its stderr ours (the progress channel)
                 pm.execute_notebook(str(src_dir / nb), str(saved), parameters=params,
                                     kernel_name=kernel, language="python", cwd=str(src_dir),
@@ -195,7 +195,7 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
                 record["run_facts"][nb] = dict(map(json.loads, facts.read_text().splitlines()))
                 facts.unlink()
             write_json(res / "provenance.json", record)
-            log(f"[{i}/{len(todo)}] {nb} done in {dt:.1f} s -> {shown(saved)}", flush=True)
+            log(f"[{i}/{len(todo)}] {nb} done in {dt:.1f} s -> {shown(saved)}")
     except BaseException:  # interrupted too: the last good run's figure index comes back
         if last_good is not None:
             index.write_text(last_good)

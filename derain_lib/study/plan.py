@@ -206,10 +206,9 @@ def real_photos(data_root: str | Path | None) -> list[Path]:
 def no_data_reason(p: Params, benchmark: str) -> str:
     """The "not run" provenance of a benchmark without test data."""
     where = f"under --data-root {shown(p.data_root)}" if p.data_root else "(no --data-root)"
-    return not_run(
-        f"no {BENCHMARKS[benchmark]} test data: profile {p.profile} has none, none was "
-        f"found {where} and none is prepared (derain data prepare {benchmark} --from PATH)"
-    )
+    return not_run(f"no {BENCHMARKS[benchmark]} test data: profile {p.profile} has none, none was "
+                   f"found {where} and none is prepared (derain data prepare {benchmark} --from "
+                   "PATH)")  # fmt: skip
 
 
 def data_inventory(p: Params) -> list[dict]:

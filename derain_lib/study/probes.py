@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,9 +68,7 @@ def knock_out(model: torch.nn.Module, variant: str) -> torch.nn.Module:
         return mask.flatten(2)[..., perm].view_as(mask)
 
     for branch in (b for b in model.cfa.branches if b.mask is not None):
-        branch.attention_mask = types.MethodType(
-            lambda self, dog, original=branch.attention_mask: masked(self, dog, original), branch
-        )
+        branch.attention_mask = functools.partial(masked, branch, original=branch.attention_mask)
     return model
 
 
