@@ -32,7 +32,6 @@ USE_PREPARED_ENV = "DERAIN_USE_PREPARED"
 PLAN = yaml.safe_load(Path(__file__).with_name("plan.yaml").read_text())
 TRAINED_ON: dict[str, str] = PLAN["trained_on"]  # benchmark -> the data its models train on
 TRAINED: dict[str, list[str]] = PLAN["trained"]  # method -> [model name, loss]
-TRAIN_PLAN: dict[str, list[str]] = PLAN["train_plan"]  # benchmark -> the methods trained
 _BENCH_NAME = re.compile(r"rain(100l|100h|1400|12)(?!\d)")
 
 

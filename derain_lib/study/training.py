@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
 import os
 import threading
@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
+import pandas as pd
 import torch.distributed as dist
 from tqdm import tqdm
 
@@ -35,13 +36,10 @@ ALONE = {"RANK": "0", "WORLD_SIZE": "1"}
 
 def step_line(log_csv: Path, total: int) -> str | None:
     """``step/total [elapsed<ETA, rate, loss]`` from a run's ``log.csv`` (None before a step)."""
-    lines = log_csv.read_text().splitlines() if log_csv.is_file() else []
-    fields = next(csv.reader(lines[:1]), [])
-    for row in csv.DictReader(reversed(lines[1:]), fieldnames=fields):
-        if row.get("loss") and row.get("elapsed_s"):  # a step row (not a validation row)
-            return tqdm.format_meter(int(row["step"]), total, float(row["elapsed_s"]),
-                                     prefix="  train", ascii=True, unit="step",
-                                     postfix=f"loss={float(row['loss']):.4g}")  # fmt: skip
+    with contextlib.suppress(OSError, LookupError, ValueError):  # no step yet, half a line
+        r = pd.read_csv(log_csv).dropna(subset=["loss", "elapsed_s"]).iloc[-1]  # the last step
+        return tqdm.format_meter(int(r.step), total, r.elapsed_s, prefix="  train", ascii=True,
+                                 unit="step", postfix=f"loss={r.loss:.4g}")  # fmt: skip
     return None
 
 
@@ -107,7 +105,7 @@ def _config(p: Params, d: str, method: str, *extra: str) -> Config:
 def main_plan(p: Params) -> list[tuple[str, str, str, Config]]:
     """(benchmark, data set, method, config) of every run :func:`train_all` takes."""
     return [(b, d, m, _config(p, d, m)) for b, d in plan.datasets(p).items()
-            for m in plan.TRAIN_PLAN.get(b, ())]  # fmt: skip
+            for m in plan.PLAN["train_plan"].get(b, ())]  # fmt: skip
 
 
 def seed_plan(p: Params) -> list[tuple[str, str, str, Config]]:
