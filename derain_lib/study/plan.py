@@ -18,8 +18,7 @@ from ..data.datasets import open_dataset
 from ..data.io import list_images, read_image, write_png
 from ..data.sources import open_data
 from ..errors import DerainError
-from ..fsutil import atomic_write_text, real_path
-from ..fsutil import data_root as derain_data_root
+from ..fsutil import atomic_write_text, data_root, real_path
 from ..fsutil import shown_path as shown
 from ..metrics import quantize
 from ..roots import REPRODUCE_ENV, figures_root, results_root
@@ -164,10 +163,10 @@ def test_sets(p: Params) -> dict[str, list[TestSet]]:
         with contextlib.suppress(DerainError):  # no paired images
             open_dataset(d)
             found.append(("rain" + m.group(1), d, "--data-root"))
-    for b in BENCHMARKS if _uses_prepared(p) else ():
+    for b in BENCHMARKS if p.profile != "smoke" or os.environ.get(USE_PREPARED_ENV) == "1" else ():
         with contextlib.suppress(DerainError):  # none prepared
             path = Path(prepared_dataset(b, "test").root).resolve()
-            fetched = path.is_relative_to(derain_data_root().resolve())
+            fetched = path.is_relative_to(data_root().resolve())
             found.append((b, path, "fetched, indexed" if fetched else "prepared index"))
     for b, path, source in found:
         if all(Path(t.spec) != path for t in out[b]):
@@ -186,14 +185,10 @@ def data_lines(p: Params) -> list[str]:
         lines.append(f"data: {BENCHMARKS[b]} training: {where} (profile {p.profile})")
     lines += [f"data: {BENCHMARKS[b]} test: {t.label}: {t.spec if t.stand_in else shown(t.spec)}"
               f" ({t.source})" for b, sets in test_sets(p).items() for t in sets]  # fmt: skip
-    if not _uses_prepared(p):
+    if p.profile == "smoke" and os.environ.get(USE_PREPARED_ENV) != "1":  # the rule of test_sets
         lines.append(f"data: prepared test sets not read (profile {p.profile}; --use-prepared "
                      "reads them)")  # fmt: skip
     return lines
-
-
-def _uses_prepared(p: Params) -> bool:  # smoke only when told (--use-prepared)
-    return p.profile != "smoke" or os.environ.get(USE_PREPARED_ENV) == "1"
 
 
 def real_photos(data_root: str | Path | None) -> list[Path]:

@@ -177,8 +177,7 @@ def eval_run(p: Params, method: str, path: Path, t: TestSet, runs: list[dict]) -
     name = method.removesuffix("-released") if MethodId(method).released else TRAINED[method][0]
     base = Config(name=p.profile, dataset=t.benchmark, eval=eval_settings(p, method, t),
                   model=ModelConfig(name=name, weights=str(path)))  # fmt: skip
-    base.data.test, base.data.root = t.spec, "."
-    base.train.device = p.device  # where the model runs (auto: a GPU when there is one)
+    base.data.test, base.data.root, base.train.device = t.spec, ".", p.device  # device: auto, ...
     return get_or_run(config_from_dict(base.to_dict()), progress=False)
 
 
