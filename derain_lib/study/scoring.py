@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import namedtuple
+from collections import defaultdict, namedtuple
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,28 +48,39 @@ def score_table(p: Params, *specs: TableSpec) -> list[Score]:
             out += [Score(method=m, benchmark=b, **missing(plan.no_data_reason(p, b)))
                     for m in methods]  # fmt: skip
         out += [score_one(p, m, t, runs) for m in methods for t in chosen]
-        for t in chosen:
-            record_scenes(p.profile, t)
-            if MethodId.INPUT not in methods:  # the claims' degeneracy check needs the Input
-                extra.append(score_one(p, MethodId.INPUT, t, runs))
+        if MethodId.INPUT not in methods:  # the claims' degeneracy check needs the Input
+            extra += [score_one(p, MethodId.INPUT, t, runs) for t in chosen]
     tables.save_scores(out + extra, plan.work_dir(p.profile) / "scores" / f"{specs[0].step}.json")
     record.update(p.profile, record_rows(p, out + extra))
     return out
 
 
 def record_rows(p: Params, scores: list[Score]) -> list[dict]:
-    """The record's rows of the scores that ran, per image (and per training seed)."""
-    specs = {t.label: t.spec for ts in plan.test_sets(p).values() for t in ts}
+    """The record's rows of the scores that ran, per image (and per training seed) and scene: an
+    embedded image's source photo, else its ground truth's sha256 (``scenes.json``)."""
+    sets = {t.label: t for ts in plan.test_sets(p).values() for t in ts}
     trained = [MethodId(s.method).trained for s in scores]
-    seeds: dict[tuple[str, str], list[tuple[str, Path]]] = {}
+    seeds: defaultdict[tuple[str, str], list[tuple[str, Path]]] = defaultdict(list)
     for _, _, method, cfg in seed_plan(p) if any(trained) else ():
         if (run := find_run(cfg)).status == "finished" and (run.dir / "per_image.csv").is_file():
-            seeds.setdefault((method, plan.test_spec(cfg)), []).append(
-                (str(cfg.train.seed), run.dir))  # fmt: skip
+            seeds[(method, plan.test_spec(cfg))].append((str(cfg.train.seed), run.dir))
     # a model trained on stand-in data is a pipeline check wherever it is scored
     real = {b for b, d in plan.datasets(p).items()
             if not plan.config_for(p, d).data.train.startswith("embedded:")}  # fmt: skip
     scenes, rows = plan.read_scenes(p.profile), []
+    for t in (sets[label] for label in dict.fromkeys(s.test_set for s in scores if s.ran)):
+        ds = open_data(t.spec)
+        if sorted(scenes.get(t.label, {})) == sorted(pr.name for pr in ds.pairs):
+            continue  # known
+        scenes[t.label] = {}
+        for i, pr in enumerate(ds.pairs):
+            if t.stand_in:
+                number = int("".join(c for c in Path(pr.name).stem if c.isdigit()) or 1)
+                scenes[t.label][pr.name] = TEST_SOURCES[(number - 1) % len(TEST_SOURCES)]
+            else:
+                gt = quantize(ds.load(i)[1])
+                scenes[t.label][pr.name] = hashlib.sha256(gt.tobytes()).hexdigest()[:12]
+        plan.write_json(plan.work_dir(p.profile) / "scenes.json", scenes)
     for s, t in zip(scores, trained, strict=True):
         if not s.ran:
             continue
@@ -79,27 +90,12 @@ def record_rows(p: Params, scores: list[Score]) -> list[dict]:
         base = {"method": str(s.method), "variant": "", "benchmark": s.benchmark,
                 "test_set": s.test_set, "evidence": evidence}  # fmt: skip
         where = scenes.get(s.test_set, {})
-        taken = seeds.get((s.method, specs.get(s.test_set, ""))) or [("0" if t else "", folder)]
+        taken = seeds.get((s.method, sets[s.test_set].spec)) or [("0" if t else "", folder)]
         for seed, run_dir in taken:
             df = pd.read_csv(run_dir / "per_image.csv", dtype={"name": str})
             rows += [base | {"seed": seed, "image": r.name, "scene": where.get(r.name, r.name),
                              "psnr": r.psnr, "ssim": r.ssim} for r in df.itertuples()]  # fmt: skip
     return rows
-
-
-def record_scenes(profile: str, t: TestSet) -> None:
-    """Each image's scene (``scenes.json``): its source photo, or its ground truth's sha256."""
-    known, ds = plan.read_scenes(profile), open_data(t.spec)
-    if sorted(known.get(t.label, {})) == sorted(pr.name for pr in ds.pairs):
-        return
-    scenes = {}
-    for i, pr in enumerate(ds.pairs):
-        if t.stand_in:
-            number = int("".join(c for c in Path(pr.name).stem if c.isdigit()) or 1)
-            scenes[pr.name] = TEST_SOURCES[(number - 1) % len(TEST_SOURCES)]
-        else:
-            scenes[pr.name] = hashlib.sha256(quantize(ds.load(i)[1]).tobytes()).hexdigest()[:12]
-    plan.write_json(plan.work_dir(profile) / "scenes.json", known | {t.label: scenes})
 
 
 def all_scores(profile: str) -> list[Score]:
