@@ -64,16 +64,12 @@ def train_job(runs: list[tuple[str, Config]]) -> list[str]:
         return [r.key if isinstance(r := train_run(label, cfg), Run) else r for label, cfg in runs]
 
 
-def job_options(items: list[str]) -> dict[str, object]:
-    """``--launcher-set KEY=VALUE`` items as submitit parameters, typed as YAML (OmegaConf)."""
-    if bad := [i for i in items if "=" not in i or not i.partition("=")[0].strip()]:
-        raise DerainError(f"--launcher-set {bad[0]!r}: expected KEY=VALUE, e.g. timeout_min=600")
-    return OmegaConf.to_container(OmegaConf.from_dotlist(items))
-
-
 def launch_training(p: Params, launcher: str, folder: Path, options: list[str] | None = None,
                     log: Callable[[str], None] = print) -> None:  # fmt: skip
-    """The runs of ``p`` not in the run cache as one submitit job array; waits for every task."""
+    """The runs of ``p`` not in the run cache as one submitit job array; waits for every task.
+    ``options``: ``--launcher-set KEY=VALUE`` items, submitit's parameters typed as YAML."""
+    if bad := [i for i in options or [] if "=" not in i or not i.partition("=")[0].strip()]:
+        raise DerainError(f"--launcher-set {bad[0]!r}: expected KEY=VALUE, e.g. timeout_min=600")
     try:
         import submitit  # the cluster extra
     except ImportError:
@@ -88,9 +84,8 @@ def launch_training(p: Params, launcher: str, folder: Path, options: list[str] |
     tasks = [[run for run, o in zip(todo, owner, strict=True) if o == t] for t in range(n)]
     executor = submitit.AutoExecutor(folder=folder, cluster=launcher)
     try:  # a day per job unless --launcher-set timeout_min=N (submitit's default: 5 min)
-        executor.update_parameters(
-            name=f"derain-{p.profile}", timeout_min=24 * 60, **job_options(options or [])
-        )
+        items = [f"name=derain-{p.profile}", "timeout_min=1440", *(options or [])]  # last wins
+        executor.update_parameters(**OmegaConf.to_container(OmegaConf.from_dotlist(items)))
         jobs = executor.map_array(train_job, tasks)
     except Exception as e:  # a bad --launcher-set, sbatch missing or refusing: submitit's types
         raise DerainError(f"--launcher {launcher}: submission failed: {e}") from None
