@@ -127,11 +127,9 @@ def derain_photos(models: dict[str, nn.Module], photos: list[Path], out_dir: str
                 img = fit_size(read_image(photo), side) if img is None else img
                 write_png(out, quantize(img if model is None else predict(model, img)))
             written.append(out)
-    stems = {photo.stem for photo in photos}
-    for m in ("rainy", *models):
-        for old in (out_dir / m.replace("/", "_")).glob("*.png"):
-            if old.stem not in stems:
-                old.unlink()
+    folders = {out_dir / m.replace("/", "_") for m in ("rainy", *models)}
+    for old in (f for d in folders for f in d.glob("*.png") if f not in written):
+        old.unlink()  # another photo's
     return written
 
 

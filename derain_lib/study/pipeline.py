@@ -28,10 +28,9 @@ from .report import export_report
 from .tabulate import build_tables, not_run_items
 from .training import ALONE, deal, planned_runs, run_cost, share_training, train_run
 
-NOTEBOOKS = tuple(f"{name}.ipynb" for name in (
-    "00_data", "01_train", "02_table2_loss", "03_tables3_4_benchmarks", "04_table5_ablation",
-    "05_figures", "06_attention_explorer", "07_beyond_the_paper", "08_claims",
-))  # fmt: skip
+NOTEBOOKS = tuple(f"{name}.ipynb" for name in ("00_data", "01_train", "02_table2_loss",
+    "03_tables3_4_benchmarks", "04_table5_ablation", "05_figures", "06_attention_explorer",
+    "07_beyond_the_paper", "08_claims"))  # fmt: skip
 KERNEL = "derain"  # installed into the venv by `make setup` (ipykernel install --sys-prefix)
 
 
