@@ -93,11 +93,10 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
     if (c := run.config) is None or not src.path.is_file():  # a run this machine lacks
         return None, not_run(f"{missing}; the SIAN of profile {p.profile} that runs.json names "
                              f"is not in the run cache ({src.path}){todo}")  # fmt: skip
-    return str(src.path), (
-        f"SIAN trained by profile {p.profile} (run {run.key[:10]}, loss {c.train.loss}, "
-        f"seed {c.train.seed}{', ' + src.note if src.note else ''}) in place of the released "
-        f"{weights} weights, which were not found"
-    )
+    note = f", {src.note}" if src.note else ""
+    return str(src.path), (f"SIAN trained by profile {p.profile} (run {run.key[:10]}, loss "
+                           f"{c.train.loss}, seed {c.train.seed}{note}) in place of the released "
+                           f"{weights} weights, which were not found")  # fmt: skip
 
 
 def stage_by_stage(p: Params, weights: str, images: int = 4) -> list[dict]:

@@ -72,9 +72,8 @@ def launch_training(p: Params, launcher: str, folder: Path, options: list[str] |
     try:
         import submitit  # the cluster extra
     except ImportError:
-        raise DerainError(
-            f"--launcher {launcher}: submitit is not installed: pip install 'derain[cluster]'"
-        ) from None
+        raise DerainError(f"--launcher {launcher}: submitit is not installed: pip install "
+                          "'derain[cluster]'") from None  # fmt: skip
     todo = [(label, cfg) for label, cfg in planned_runs(p) if find_run(cfg).status != "finished"]
     if not todo:
         return log("launcher: every training run is in the run cache; nothing to submit")

@@ -144,8 +144,8 @@ def test_sets(p: Params) -> dict[str, list[TestSet]]:
     for b, d in datasets(p).items():
         spec = test_spec(config_for(p, d))
         if spec.startswith("embedded:"):
-            label = f"embedded {spec.split(':')[1]} test ({p.profile}), stand-in"
-            out[b].append(TestSet(b, spec, label, True))
+            out[b].append(TestSet(b, spec, f"embedded {spec.split(':')[1]} test ({p.profile}), "
+                                  "stand-in", True))  # fmt: skip
         elif Path(spec).is_dir():
             out[b].append(TestSet(b, spec, f"{BENCHMARKS[b]}: {Path(spec).name}", False))
     found: list[tuple[str, Path, str]] = []  # (benchmark, folder, where): by name under data_root
@@ -153,12 +153,8 @@ def test_sets(p: Params) -> dict[str, list[TestSet]]:
     for d in sorted([root, *root.glob("*"), *root.glob("*/*")]) if root else ():
         names = f"{d.parent.name if d != root else ''}/{d.name}".lower()
         m = _BENCH_NAME.search(names.replace("_", "").replace("-", ""))
-        if (
-            not d.is_dir()
-            or "train" in d.name.lower()
-            or m is None
-            or any(q == d or q in d.parents for _, q, _ in found)
-        ):
+        inside = any(q == d or q in d.parents for _, q, _ in found)  # a found set's subfolder
+        if m is None or inside or not d.is_dir() or "train" in d.name.lower():
             continue
         with contextlib.suppress(DerainError):  # no paired images
             open_dataset(d)

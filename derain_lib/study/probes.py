@@ -19,10 +19,8 @@ from ..weights import RELEASED, find_released, load_model
 from . import record
 from .plan import PLAN, TRAINED_ON, Params, TestSet, read_scenes, results_dir, test_sets
 
-#: Bump when what a probe computes changes (the cache key holds it).
-VERSION = 3
-#: Benchmarks probed (Rain100L and Rain100H: the sets the paper's Fig. 6 / Table V use).
-BENCHMARKS = ("rain100l", "rain100h")
+VERSION = 3  # in the cache key: bumped when what a probe computes changes
+BENCHMARKS = ("rain100l", "rain100h")  # the sets the paper's Fig. 6 and Table V use
 SCENES: dict[str, int | None] = PLAN["probe_scenes"]  # distinct scenes per test set probed
 KINDS: dict[str, str] = PLAN["knock_outs"]  # each kind of knock-out, in words
 

@@ -72,14 +72,13 @@ def record_rows(p: Params, scores: list[Score]) -> list[dict]:
         ds = open_data(t.spec)
         if sorted(scenes.get(t.label, {})) == sorted(pr.name for pr in ds.pairs):
             continue  # known
-        scenes[t.label] = {}
+        known = scenes[t.label] = {}
         for i, pr in enumerate(ds.pairs):
             if t.stand_in:
                 number = int("".join(c for c in Path(pr.name).stem if c.isdigit()) or 1)
-                scenes[t.label][pr.name] = TEST_SOURCES[(number - 1) % len(TEST_SOURCES)]
+                known[pr.name] = TEST_SOURCES[(number - 1) % len(TEST_SOURCES)]
             else:
-                gt = quantize(ds.load(i)[1])
-                scenes[t.label][pr.name] = hashlib.sha256(gt.tobytes()).hexdigest()[:12]
+                known[pr.name] = hashlib.sha256(quantize(ds.load(i)[1]).tobytes()).hexdigest()[:12]
         plan.write_json(plan.work_dir(p.profile) / "scenes.json", scenes)
     for s, t in zip(scores, trained, strict=True):
         if not s.ran:

@@ -28,10 +28,8 @@ from . import plan
 from .paper import CLAIMS
 from .plan import Params, progress
 
-#: Seconds between two progress lines of a model in training (env ``DERAIN_PROGRESS_EVERY``).
-PROGRESS_EVERY = float(os.environ.get("DERAIN_PROGRESS_EVERY", "30"))
-#: The environment of a process that trains alone, as rank 0 of 1 (``LOCAL_RANK`` kept: its GPU).
-ALONE = {"RANK": "0", "WORLD_SIZE": "1"}
+PROGRESS_EVERY = float(os.environ.get("DERAIN_PROGRESS_EVERY", "30"))  # s between progress lines
+ALONE = {"RANK": "0", "WORLD_SIZE": "1"}  # a process that trains alone (LOCAL_RANK kept: its GPU)
 
 
 def step_line(log_csv: Path, total: int) -> str | None:
