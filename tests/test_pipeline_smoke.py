@@ -19,10 +19,10 @@ import pytest
 from derain_lib import tables
 from derain_lib.cli import main
 from derain_lib.errors import DerainError
-from derain_lib.study import pipeline
+from derain_lib.study import pipeline, plan
 from derain_lib.study.claims import CLAIMS
 from derain_lib.study.paper import TABLE3
-from derain_lib.study.plan import Params, results_dir, test_sets
+from derain_lib.study.plan import Params, results_dir
 from derain_lib.study.scoring import score_table
 from derain_lib.study.tabulate import build_table, build_tables, read_table
 
@@ -262,7 +262,7 @@ def test_released_sian_on_rain100l_sample_is_a_partial_set(shared: Path, hermeti
 def test_found_real_sets_are_named_by_benchmark(tmp_path: Path, shared: Path) -> None:
     for name in ("rain100l_sample", "Rain100H/test", "rain100h/train", "rain12600"):
         shutil.copytree(shared / "data" / "rain100l_sample", tmp_path / name)
-    sets = test_sets(Params("smoke", data_root=str(tmp_path)))
+    sets = plan.test_sets(Params("smoke", data_root=str(tmp_path)))  # found by name
     found = {b: Path(t.spec).relative_to(tmp_path).as_posix()
              for b, ts in sets.items() for t in ts if t.source == "--data-root"}  # fmt: skip
     assert found == {"rain100l": "rain100l_sample", "rain100h": "Rain100H/test"}
