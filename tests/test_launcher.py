@@ -5,6 +5,7 @@ run cache instead of training it."""
 from __future__ import annotations
 
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from derain_lib.cli import main
 from derain_lib.errors import DerainError
 from derain_lib.runs import find_run
 from derain_lib.study import pipeline
-from derain_lib.study.pipeline import job_options, launch_training
+from derain_lib.study.pipeline import launch_training
 from derain_lib.study.plan import Params
 from derain_lib.study.training import planned_runs
 from derain_lib.threads import usable_cpus
@@ -57,13 +58,27 @@ def test_reproduce_launcher_local_trains_each_run_as_a_job_then_runs_the_noteboo
     assert len(logs) == tasks  # each task of the array logged beside the others
 
 
-def test_launcher_options_and_a_missing_engine_are_one_line_errors(capsys, monkeypatch) -> None:
-    assert job_options(["timeout_min=600", "slurm_partition=gpu"]) == {
-        "timeout_min": 600,
-        "slurm_partition": "gpu",
-    }
+def test_launcher_options_and_a_missing_engine_are_one_line_errors(
+    capsys, monkeypatch, tmp_path: Path
+) -> None:
     with pytest.raises(DerainError, match="expected KEY=VALUE"):
-        job_options(["600"])
+        launch_training(Params("smoke"), "slurm", Path("unused"), ["600"])
+    seen: dict[str, object] = {}
+
+    class Executor:  # submitit's, as far as the parameters reach it
+        def __init__(self, folder: Path, cluster: str) -> None:
+            pass
+
+        def update_parameters(self, **kwargs: object) -> None:
+            seen.update(kwargs)
+            raise ValueError("unknown parameter")
+
+    monkeypatch.setenv("DERAIN_RESULTS", str(tmp_path))  # no run finished: every run to submit
+    monkeypatch.setitem(sys.modules, "submitit", types.SimpleNamespace(AutoExecutor=Executor))
+    with pytest.raises(DerainError, match="submission failed: unknown parameter"):
+        launch_training(Params("smoke", overrides=TINY), "slurm", tmp_path, ["timeout_min=600",
+                        "slurm_partition=gpu"])  # fmt: skip
+    assert seen == {"name": "derain-smoke", "timeout_min": 600, "slurm_partition": "gpu"}
     monkeypatch.setitem(sys.modules, "submitit", None)  # the cluster extra not installed
     with pytest.raises(
         DerainError, match=r"submitit is not installed: pip install 'derain\[cluster\]'"

@@ -22,6 +22,7 @@ from derain_lib import precision as prec
 from derain_lib.cli import build_parser, main
 from derain_lib.config import load_config
 from derain_lib.data.io import ImageReadError, read_image, write_png
+from derain_lib.errors import DerainError
 from derain_lib.models import build_model
 from derain_lib.runs import get_or_run
 from derain_lib.study import plan
@@ -174,7 +175,7 @@ def test_row4_a_failing_notebook_keeps_the_last_good_records(study_dirs, monkeyp
 
     monkeypatch.setattr("papermill.execute_notebook", fail)
     before = _snapshot(study_dirs[0] / "smoke")
-    with pytest.raises(pipeline.NotebookFailed):
+    with pytest.raises(DerainError, match="notebook 00_data.ipynb failed: RuntimeError: boom"):
         pipeline.run_pipeline("smoke", log=lambda *a, **k: None)
     after = _snapshot(study_dirs[0] / "smoke")
     assert {k: v for k, v in after.items() if "notebooks" not in k} == before

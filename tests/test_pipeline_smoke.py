@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import dataclasses
 import json
 import math
 import re
@@ -18,10 +19,11 @@ import pytest
 from derain_lib import tables
 from derain_lib.cli import main
 from derain_lib.errors import DerainError
-from derain_lib.study import pipeline
+from derain_lib.study import pipeline, plan
 from derain_lib.study.claims import CLAIMS
-from derain_lib.study.plan import Params, found_real, results_dir
-from derain_lib.study.scoring import score_methods
+from derain_lib.study.paper import TABLE3
+from derain_lib.study.plan import Params, results_dir
+from derain_lib.study.scoring import score_table
 from derain_lib.study.tabulate import build_table, build_tables, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,7 +232,8 @@ def test_released_sian_on_rain100l_sample_is_a_partial_set(shared: Path, hermeti
     root = hermetic / "real"
     shutil.copytree(shared / "data" / "rain100l_sample", root / "rain100l_sample")
     p = Params("smoke", str(root), str(shared / "weights"))
-    scores = score_methods(p, "t3", ["input", "sian-released"], ["rain100l"])
+    methods = tuple(m for m in TABLE3.methods if m.id in ("input", "sian-released"))
+    scores = score_table(p, dataclasses.replace(TABLE3, methods=methods, benchmarks=("rain100l",)))
     ref = json.loads((shared / "weights" / "reference" / "reference.json").read_text())
     want = [v for v in ref["per_image"].values()]
     rows = {(r["method"], r["test_set"]): r for r in build_table("table3", scores)}
@@ -256,7 +259,9 @@ def test_released_sian_on_rain100l_sample_is_a_partial_set(shared: Path, hermeti
 def test_found_real_sets_are_named_by_benchmark(tmp_path: Path, shared: Path) -> None:
     for name in ("rain100l_sample", "Rain100H/test", "rain100h/train", "rain12600"):
         shutil.copytree(shared / "data" / "rain100l_sample", tmp_path / name)
-    found = {b: p.relative_to(tmp_path).as_posix() for b, p in found_real(tmp_path)}
+    sets = plan.test_sets(Params("smoke", data_root=str(tmp_path)))  # found by name
+    found = {b: Path(t.spec).relative_to(tmp_path).as_posix()
+             for b, ts in sets.items() for t in ts if t.source == "--data-root"}  # fmt: skip
     assert found == {"rain100l": "rain100l_sample", "rain100h": "Rain100H/test"}
 
 

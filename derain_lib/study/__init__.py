@@ -4,7 +4,5 @@ chapters, in order: see docs/ARCHITECTURE.md). Nothing here draws; :mod:`derain_
 from ..fsutil import scratch_when_by_hand
 
 if (_scratch := scratch_when_by_hand()) is not None:
-    print(
-        f"run by hand: results and figures go to {_scratch} (only `derain reproduce` "
-        "writes the committed results/<profile>/ and figures/<profile>/)"
-    )
+    print(f"run by hand: results and figures go to {_scratch} (only `derain reproduce` writes "
+          "the committed results/<profile>/ and figures/<profile>/)")  # fmt: skip

@@ -201,7 +201,7 @@ def trend_rows(df: pd.DataFrame) -> list[dict]:
     """Fig. 6 per test set: stage k beats stage k-1 for k = 2..6; p-value the largest step's,
     difference and interval the weakest step's."""
     rows = []
-    stages = [(SIAN, probes.stage_variant(k)) for k in range(1, 7)]
+    stages = [(SIAN, f"stage-{k}") for k in range(1, 7)]
     for b in probes.BENCHMARKS:
         text = f"{TREND_TEXT} on {BENCHMARKS[b]}"
         base = _head(text, "Fig. 6", b, f"{SIAN} stage k", f"{SIAN} stage k-1")

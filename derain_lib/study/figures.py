@@ -1,5 +1,4 @@
-"""Steps 05-06, the computing side: the files figures are drawn from, the figure index
-(``figures.json``), the explorer's images and weights. :mod:`derain_lib.viz` draws."""
+"""Steps 05-06, the computing side: the files figures are drawn from, and their index."""
 
 from __future__ import annotations
 
@@ -27,13 +26,10 @@ from .training import load_runs
 
 #: The models of the real-rain figure (Fig. 10): Rain100H weights, released and trained here.
 REAL_METHODS = (MethodId.PRENET_RELEASED, MethodId.SIAN_RELEASED, MethodId.SIAN)
-#: Real photos the Fig. 10 analogue shows.
-REAL_PHOTOS = 3
 
 
 def record_figure(profile: str, fig: Figure | None, name: str, caption: str) -> Path:
-    """Save ``fig`` (None: saved already) as ``figures/<profile>/<name>``, its caption in
-    ``results/<profile>/figures.json``."""
+    """Save ``fig`` (None: saved already) in ``figures/<profile>/``, captioned in figures.json."""
     if fig is not None:
         save_figure(fig, figures_dir(profile) / name)
     index, rel = results_dir(profile) / "figures.json", f"figures/{profile}/{name}"
@@ -42,9 +38,8 @@ def record_figure(profile: str, fig: Figure | None, name: str, caption: str) -> 
     return figures_dir(profile) / name
 
 
-def show_figure(
-    profile: str, fig: Figure | None, name: str, caption: str, why: str
-) -> Figure | Markdown:
+def show_figure(profile: str, fig: Figure | None, name: str, caption: str,
+                why: str) -> Figure | Markdown:  # fmt: skip
     """``fig`` recorded (:func:`record_figure`), or ``why`` as Markdown when ``fig`` is None."""
     if fig is None:
         return Markdown(why)
@@ -53,8 +48,7 @@ def show_figure(
 
 
 def export_attention(p: Params, method: str, benchmark: str) -> Path | None:
-    """``method``'s attention masks, rain layers and stage outputs on the first test image of
-    ``benchmark`` as ``attention/*.npz``; None without the model or the scores."""
+    """``method``'s attention maps and stages on ``benchmark``'s first test image (``.npz``)."""
     src = model_for(p, method, benchmark, load_runs(p.profile))
     inputs = [s for s in all_scores(p.profile) if s.method == "input" and s.benchmark == benchmark]
     inputs = sorted((s for s in inputs if s.ran), key=lambda s: s.stand_in)
@@ -81,8 +75,7 @@ def profile_images(p: Params) -> list[tuple[str, Path]]:
 
 
 def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
-    """(weights, who) for notebook 06's panel: ``weights``, else the profile's full SIAN for
-    the same data, else ``(None, "not run: <why>")``."""
+    """(weights, who) for notebook 06: ``weights``, else the profile's SIAN, else not run."""
     if (w := RELEASED.get(weights)) is None:
         return weights, f"weights {Path(weights).name}"
     if find_released(weights, p.weights_dir) is not None:
@@ -100,16 +93,14 @@ def panel_weights(p: Params, weights: str) -> tuple[str | None, str]:
     if (c := run.config) is None or not src.path.is_file():  # a run this machine lacks
         return None, not_run(f"{missing}; the SIAN of profile {p.profile} that runs.json names "
                              f"is not in the run cache ({src.path}){todo}")  # fmt: skip
-    return str(src.path), (
-        f"SIAN trained by profile {p.profile} (run {run.key[:10]}, loss {c.train.loss}, "
-        f"seed {c.train.seed}{', ' + src.note if src.note else ''}) in place of the released "
-        f"{weights} weights, which were not found"
-    )
+    note = f", {src.note}" if src.note else ""
+    return str(src.path), (f"SIAN trained by profile {p.profile} (run {run.key[:10]}, loss "
+                           f"{c.train.loss}, seed {c.train.seed}{note}) in place of the released "
+                           f"{weights} weights, which were not found")  # fmt: skip
 
 
 def stage_by_stage(p: Params, weights: str, images: int = 4) -> list[dict]:
-    """Fig. 6 tested: PSNR/SSIM of every stage of SIAN ``weights`` on ``images`` Rain100L pairs
-    (a real set first), one row per (image, stage); empty without weights or data."""
+    """Fig. 6 tested: PSNR/SSIM per stage of SIAN ``weights`` on ``images`` Rain100L pairs."""
     path = find_released(weights, p.weights_dir) if weights in RELEASED else Path(weights)
     sets = sorted(test_sets(p)["rain100l"], key=lambda t: t.stand_in)
     if path is None or not Path(path).is_file() or not sets:
@@ -125,8 +116,7 @@ def stage_by_stage(p: Params, weights: str, images: int = 4) -> list[dict]:
 
 def derain_photos(models: dict[str, nn.Module], photos: list[Path], out_dir: str | Path,
                   side: int | None = None, reuse: bool = False) -> list[Path]:  # fmt: skip
-    """Each photo (shrunk to ``side``) as ``rainy/<stem>.png`` and derained by each model as
-    ``<model>/<stem>.png`` (``reuse``: kept if there); other photos' PNGs are deleted."""
+    """Each photo (shrunk to ``side``) as ``rainy/`` and derained by each model (``<model>/``)."""
     out_dir, written = Path(out_dir), []
     for photo in photos:
         img = None
@@ -136,19 +126,17 @@ def derain_photos(models: dict[str, nn.Module], photos: list[Path], out_dir: str
                 img = fit_size(read_image(photo), side) if img is None else img
                 write_png(out, quantize(img if model is None else predict(model, img)))
             written.append(out)
-    stems = {photo.stem for photo in photos}
-    for m in ("rainy", *models):
-        for old in (out_dir / m.replace("/", "_")).glob("*.png"):
-            if old.stem not in stems:
-                old.unlink()
+    folders = {out_dir / m.replace("/", "_") for m in ("rainy", *models)}
+    for old in (f for d in folders for f in d.glob("*.png") if f not in written):
+        old.unlink()  # another photo's
     return written
 
 
 def derain_real(p: Params) -> list[Path]:
-    """The first :data:`REAL_PHOTOS` real photos derained by :data:`REAL_METHODS` (``real/``)."""
+    """The first three real photos derained by :data:`REAL_METHODS` (``real/``), Fig. 10's."""
     runs = load_runs(p.profile)
     paths = {m: model_for(p, m, "rain100h", runs).path for m in REAL_METHODS}
     models = {m: load_model(path, allow_download=False, device=p.device).model
               for m, path in paths.items() if path is not None}  # fmt: skip
-    photos = real_photos(p.data_root)[:REAL_PHOTOS]
+    photos = real_photos(p.data_root)[:3]
     return derain_photos(models, photos, results_dir(p.profile) / "real", reuse=True)

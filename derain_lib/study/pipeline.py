@@ -1,44 +1,36 @@
-"""``derain reproduce``: the training runs (as submitit jobs, or shared over torchrun's
-processes), then the notebooks in order with papermill, then the tables and the HTML report."""
+"""``derain reproduce``: the training runs, then the notebooks (papermill), tables and report."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from unittest import mock
 
-from ..config import Config, profile_config, profile_datasets, resolve_config_path
+from omegaconf import OmegaConf
+
+from .. import threads
+from ..config import Config, profile_config, profile_datasets
 from ..device import device_name, resolve_device
 from ..errors import DerainError
 from ..fsutil import REPRODUCE_ENV, locked, notebooks_dir
 from ..runs import Run, find_run, git_sha
-from ..threads import configure as configure_threads
-from ..threads import usable_cpus
 from ..train import dist_info
 from . import plan
 from .plan import Params, figures_dir, results_dir, shown, write_json
 from .report import export_report
 from .tabulate import build_tables, not_run_items
-from .training import alone, deal, planned_runs, run_cost, share_training, train_run
+from .training import ALONE, deal, planned_runs, run_cost, share_training, train_run
 
-NOTEBOOKS = tuple(f"{name}.ipynb" for name in (
-    "00_data", "01_train", "02_table2_loss", "03_tables3_4_benchmarks", "04_table5_ablation",
-    "05_figures", "06_attention_explorer", "07_beyond_the_paper", "08_claims",
-))  # fmt: skip
+NOTEBOOKS = tuple(f"{name}.ipynb" for name in ("00_data", "01_train", "02_table2_loss",
+    "03_tables3_4_benchmarks", "04_table5_ablation", "05_figures", "06_attention_explorer",
+    "07_beyond_the_paper", "08_claims"))  # fmt: skip
 KERNEL = "derain"  # installed into the venv by `make setup` (ipykernel install --sys-prefix)
-#: No log of the kernel's own; its stderr is this process's (the progress channel).
-KERNEL_ARGS = ["--log-level=CRITICAL", "--IPKernelApp.capture_fd_output=False"]
-#: A launched job's time limit unless ``--launcher-set timeout_min=N`` (submitit's is 5 min).
-TIMEOUT_MIN = 24 * 60
-
-
-class NotebookFailed(DerainError):
-    """A notebook of the pipeline raised: names the notebook, the cell and the error."""
 
 
 def kernel_name() -> str:
@@ -48,20 +40,16 @@ def kernel_name() -> str:
     return KERNEL if KERNEL in KernelSpecManager().find_kernel_specs() else "python3"
 
 
-def missing_items(profile: str, executed: dict[str, Path]) -> list[dict]:
+def missing_items(profile: str, executed: Iterable[str]) -> list[dict]:
     """What the ``executed`` notebooks did not do (their saved results), figures included."""
-    items = [i for i in not_run_items(profile) if i["notebook"] in executed]
-    return items + [
-        {"notebook": nb, "what": f"figures/{profile}/{name} was not drawn"}
-        for nb in executed
-        for name in plan.PLAN["promised_figures"].get(nb, ())
-        if not (figures_dir(profile) / name).is_file()
-    ]
+    figures = [{"notebook": nb, "what": f"figures/{profile}/{name} was not drawn"}
+               for nb in executed for name in plan.PLAN["promised_figures"].get(nb, ())
+               if not (figures_dir(profile) / name).is_file()]  # fmt: skip
+    return [i for i in not_run_items(profile) if i["notebook"] in executed] + figures
 
 
 def clear_stale_figures(profile: str, since: float) -> list[Path]:
-    """Remove the figures of ``profile`` not written since ``since`` (a full run's start: its
-    ``figures.json``, written afresh, names only the figures it drew)."""
+    """Remove the figures of ``profile`` not written since ``since`` (a full run's start)."""
     gone = sorted(f for f in figures_dir(profile).glob("*.png") if f.stat().st_mtime < since)
     for f in gone:
         f.unlink()
@@ -70,48 +58,33 @@ def clear_stale_figures(profile: str, since: float) -> list[Path]:
 
 def train_job(runs: list[tuple[str, Config]]) -> list[str]:
     """One task of a launched job array: each run's key, or its ``not run: ...`` status."""
-    with alone():
+    with mock.patch.dict(os.environ, ALONE):
         return [r.key if isinstance(r := train_run(label, cfg), Run) else r for label, cfg in runs]
-
-
-def job_options(items: list[str]) -> dict[str, object]:
-    """``--launcher-set KEY=VALUE`` items as submitit parameters; integers as integers."""
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, value = (s.strip() for s in item.partition("="))
-        if not sep or not key:
-            raise DerainError(f"--launcher-set {item!r}: expected KEY=VALUE, e.g. timeout_min=600")
-        out[key] = int(value) if value.isdigit() else value
-    return out
 
 
 def launch_training(p: Params, launcher: str, folder: Path, options: list[str] | None = None,
                     log: Callable[[str], None] = print) -> None:  # fmt: skip
-    """The runs of ``p`` not in the run cache as one submitit job array (slurm: a task per run;
-    local: a process per usable core, runs dealt as under torchrun); waits for every task."""
+    """The runs of ``p`` not in the run cache as one submitit job array; waits for every task.
+    ``options``: ``--launcher-set KEY=VALUE`` items, submitit's parameters typed as YAML."""
+    if bad := [i for i in options or [] if "=" not in i or not i.partition("=")[0].strip()]:
+        raise DerainError(f"--launcher-set {bad[0]!r}: expected KEY=VALUE, e.g. timeout_min=600")
     try:
         import submitit  # the cluster extra
     except ImportError:
-        raise DerainError(
-            f"--launcher {launcher}: submitit is not installed: pip install 'derain[cluster]'"
-        ) from None
+        raise DerainError(f"--launcher {launcher}: submitit is not installed: pip install "
+                          "'derain[cluster]'") from None  # fmt: skip
     todo = [(label, cfg) for label, cfg in planned_runs(p) if find_run(cfg).status != "finished"]
     if not todo:
-        log("launcher: every training run is in the run cache; nothing to submit")
-        return
-    executor = submitit.AutoExecutor(folder=folder, cluster=launcher)
-    try:
-        executor.update_parameters(
-            name=f"derain-{p.profile}", timeout_min=TIMEOUT_MIN, **job_options(options or [])
-        )
-    except (TypeError, ValueError) as e:
-        raise DerainError(f"--launcher-set: {e}") from None
-    n = len(todo) if launcher == "slurm" else min(len(todo), usable_cpus())
+        return log("launcher: every training run is in the run cache; nothing to submit")
+    n = len(todo) if launcher == "slurm" else min(len(todo), threads.usable_cpus())
     owner = deal([run_cost(cfg) for _, cfg in todo], n)
     tasks = [[run for run, o in zip(todo, owner, strict=True) if o == t] for t in range(n)]
-    try:
+    executor = submitit.AutoExecutor(folder=folder, cluster=launcher)
+    try:  # a day per job unless --launcher-set timeout_min=N (submitit's default: 5 min)
+        items = [f"name=derain-{p.profile}", "timeout_min=1440", *(options or [])]  # last wins
+        executor.update_parameters(**OmegaConf.to_container(OmegaConf.from_dotlist(items)))
         jobs = executor.map_array(train_job, tasks)
-    except Exception as e:  # sbatch missing or refusing: submitit raises its own types
+    except Exception as e:  # a bad --launcher-set, sbatch missing or refusing: submitit's types
         raise DerainError(f"--launcher {launcher}: submission failed: {e}") from None
     log(f"launcher: {len(todo)} training runs submitted as {n} tasks of job array "
         f"{jobs[0].job_id.split('_')[0]} ({launcher}; logs {folder})")  # fmt: skip
@@ -122,8 +95,8 @@ def launch_training(p: Params, launcher: str, folder: Path, options: list[str] |
             job.result()
             log(f"launcher: job {job.job_id} done: {labels}")
         except Exception as e:  # the task's exception, re-raised by submitit with its log
-            why = str(e).strip().splitlines()
-            failed.append(f"job {job.job_id} ({labels}): {why[-1] if why else type(e).__name__}")
+            why = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+            failed.append(f"job {job.job_id} ({labels}): {why}")
     if failed:
         raise DerainError(f"{len(failed)} of {len(jobs)} training jobs failed, first "
                           f"{failed[0]}; logs in {folder}")  # fmt: skip
@@ -135,56 +108,43 @@ def run_pipeline(
     log: Callable[..., None] = print, use_prepared: bool = False, wait: bool = False,
     device: str = "auto", launcher: str | None = None, launcher_options: list[str] | None = None,
 ) -> dict:  # fmt: skip
-    """Check the inputs, train, then with ``results/<profile>/`` locked (or ``wait``-ed for) run
-    the notebooks, the tables and the report; returns what ``provenance.json`` records."""
-    resolve_config_path(profile)  # the inputs, checked before results/ is touched
-    for name, folder in (("--data-root", data_root), ("--weights-dir", weights_dir)):
-        if folder and not Path(folder).expanduser().is_dir():
-            raise DerainError(f"{name} {folder}: no such folder")
-    for dataset in profile_datasets(profile) or [None]:  # every override on every data set
+    """Check the inputs, train, then run the notebooks, tables and report: ``provenance.json``."""
+    for dataset in profile_datasets(profile) or [None]:  # before results/ is touched
         profile_config(profile, dataset, list(overrides or []))
-    data_root, weights_dir = (Path(d).expanduser().resolve() if d else None
-                              for d in (data_root, weights_dir))  # fmt: skip
-    src_dir = notebooks_dir()
-    missing = [nb for nb in notebooks if not (src_dir / nb).is_file()]
-    if not src_dir.is_dir() or len(missing) == len(notebooks):
-        raise DerainError(f"{src_dir}: notebooks not found (run from a source checkout)")
+    if not (todo := [nb for nb in notebooks if (notebooks_dir() / nb).is_file()]):
+        raise DerainError(f"{notebooks_dir()}: notebooks not found (run from a source checkout)")
     rank, world, local_rank = dist_info()
     used = device_name(resolve_device(device, local_rank))
-    log(f"device: {used} (--device {device})", flush=True)
-    data_root, weights_dir = (shown(d) if d else None for d in (data_root, weights_dir))
-    p = Params(profile, data_root, weights_dir, tuple(overrides or ()), device)
-    # as the records show them: folders relative to the project, $DERAIN_DATA/...
-    params = dict(profile=profile, data_root=data_root, weights_dir=weights_dir,
-                  overrides=list(p.overrides), device=device)  # fmt: skip
+    log = functools.partial(log, flush=True)  # each line as it happens
+    log(f"device: {used} (--device {device})")
+    # the notebooks' parameters, folders as the records show them ($DERAIN_DATA/...)
+    params = dict(profile=profile, data_root=data_root and shown(data_root),
+                  weights_dir=weights_dir and shown(weights_dir),
+                  overrides=list(overrides or []), device=device)  # fmt: skip
+    p = Params(**params)
     if launcher:  # each training run a cluster job; the notebooks then read the run cache
-        folder = results_dir(profile) / ".submitit"
-        launch_training(p, launcher, folder, launcher_options, lambda s: log(s, flush=True))
+        launch_training(p, launcher, results_dir(profile) / ".submitit", launcher_options, log)
     if world > 1:  # under torchrun: each process trains its share of the runs first
-        share_training(p, log=lambda line: log(line, flush=True))
+        share_training(p, log=log)
         if rank != 0:
             log(f"process {rank}: its share of the runs is trained; process 0 runs the notebooks")
             return {"profile": profile, "rank": rank}
-        os.environ.update({"RANK": "0", "WORLD_SIZE": "1"})  # the notebooks' kernels: alone
-    configure_threads()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
+        os.environ.update(ALONE)  # the notebooks' kernels train alone
+    threads.configure()  # the kernels inherit the OpenMP settings (derain_lib/threads.py)
     facts = plan.work_dir(profile) / "run_facts.jsonl"
-    env = {REPRODUCE_ENV: str(facts), **({plan.USE_PREPARED_ENV: "1"} if use_prepared else {})}
+    env = {REPRODUCE_ENV: str(facts), plan.USE_PREPARED_ENV: "1" if use_prepared else ""}
     with (
         locked(results_dir(profile), wait, what=f"profile ({profile})"),
         mock.patch.dict(os.environ, env),
     ):
-        if not use_prepared:
-            os.environ.pop(plan.USE_PREPARED_ENV, None)
-        for line in plan.data_lines(p):
-            log(line, flush=True)
-        return _run_notebooks(params, used, [nb for nb in notebooks if nb not in missing],
-                              missing, facts, log)  # fmt: skip
+        log("\n".join(plan.data_lines(p)))
+        return _run_notebooks(params, used, todo, [nb for nb in notebooks if nb not in todo],
+                              facts, log)  # fmt: skip
 
 
 def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str], facts: Path,
                    log: Callable[..., None]) -> dict:  # fmt: skip
-    """:func:`run_pipeline` once the profile is locked: ``provenance.json`` after each notebook;
-    a failing one raises :class:`NotebookFailed` with the last ``figures.json`` put back."""
+    """:func:`run_pipeline` once the profile is locked (a failure keeps the last figure index)."""
     import papermill as pm  # optional heavy dependency
 
     profile, src_dir = params["profile"], notebooks_dir()
@@ -192,17 +152,16 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
     out_dir.mkdir(parents=True, exist_ok=True)
     facts.parent.mkdir(parents=True, exist_ok=True)
     facts.unlink(missing_ok=True)
-    index = res / "figures.json"  # a full run records its figures afresh
-    full = tuple(todo) == NOTEBOOKS
+    index, full = res / "figures.json", tuple(todo) == NOTEBOOKS  # a full run: figures afresh
     last_good = index.read_text() if full and index.is_file() else None
     if full:
         index.unlink(missing_ok=True)
-    machine = f"{platform.machine()} {platform.processor() or ''}".strip()
     record = {
         "profile": profile, "parameters": params, "kernel": (kernel := kernel_name()),
-        "device": used, "git_sha": git_sha(), "machine": machine, "cpu_count": os.cpu_count(),
-        "python": platform.python_version(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "load_average": list(os.getloadavg()),
+        "device": used, "git_sha": git_sha(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "cpu_count": os.cpu_count(), "python": platform.python_version(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_average": list(os.getloadavg()),
         "thread_settings": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "KMP_BLOCKTIME")},
         "notebooks": {}, "run_facts": {},
     }  # fmt: skip
@@ -210,24 +169,25 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
     try:
         for i, nb in enumerate(todo, 1):
             saved, t0 = out_dir / nb, time.perf_counter()
-            log(f"[{i}/{len(todo)}] {nb} ...", flush=True)
-            try:
+            log(f"[{i}/{len(todo)}] {nb} ...")
+            try:  # the kernel: no log of its own, its stderr ours (the progress channel)
                 pm.execute_notebook(str(src_dir / nb), str(saved), parameters=params,
                                     kernel_name=kernel, language="python", cwd=str(src_dir),
-                                    progress_bar=False, extra_arguments=KERNEL_ARGS)  # fmt: skip
+                                    progress_bar=False, extra_arguments=["--log-level=CRITICAL",
+                                    "--IPKernelApp.capture_fd_output=False"])  # fmt: skip
             except Exception as e:  # papermill's own error names the cell
                 why = f": {type(e).__name__}: {e}"
                 if isinstance(e, pm.PapermillExecutionError):
                     sys.stderr.write(f"--- failing cell {e.cell_index} of {nb}:\n{e.source}\n---\n")
                     why = (f" in cell {e.cell_index} (execution count {e.exec_count}): "
                            f"{e.ename}: {e.evalue}")  # fmt: skip
-                raise NotebookFailed(f"notebook {nb} failed{why}; executed copy: {saved}") from None
+                raise DerainError(f"notebook {nb} failed{why}; executed copy: {saved}") from None
             record["notebooks"][nb] = round(dt := time.perf_counter() - t0, 1)
             if facts.is_file():
                 record["run_facts"][nb] = dict(map(json.loads, facts.read_text().splitlines()))
                 facts.unlink()
             write_json(res / "provenance.json", record)
-            log(f"[{i}/{len(todo)}] {nb} done in {dt:.1f} s -> {shown(saved)}", flush=True)
+            log(f"[{i}/{len(todo)}] {nb} done in {dt:.1f} s -> {shown(saved)}")
     except BaseException:  # interrupted too: the last good run's figure index comes back
         if last_good is not None:
             index.write_text(last_good)
@@ -236,17 +196,16 @@ def _run_notebooks(params: dict, used: str, todo: list[str], missing: list[str],
         log(f"skipped {nb}: not present in {src_dir}")
     for gone in clear_stale_figures(profile, started) if full else ():
         log(f"removed {gone}: not drawn by this run")
-    record["skipped"] = missing
-    record["not_run"] = missing_items(profile, {nb: out_dir / nb for nb in todo})
+    record["skipped"], record["not_run"] = missing, missing_items(profile, todo)
     record["wall_seconds"] = round(time.perf_counter() - t_all, 1)
     write_json(res / "provenance.json", record)
     md = build_tables(profile)
     # every chapter executed so far (a run of some notebooks keeps the others' pages)
-    index = export_report(profile, [out_dir / nb for nb in NOTEBOOKS if (out_dir / nb).is_file()])
+    report = export_report(profile, [out_dir / nb for nb in NOTEBOOKS if (out_dir / nb).is_file()])
     for item in record["not_run"]:
         log(f"not run ({item['notebook']}): {item['what']}")
     n = len(record["not_run"])
     done = f"done with {n} item{'s' * (n != 1)} not run (above)" if n else "done"
     log(f"profile {profile}: {done} in {record['wall_seconds']:.1f} s; tables: {md}; "
-        f"report: {index}")  # fmt: skip
+        f"report: {report}")  # fmt: skip
     return record

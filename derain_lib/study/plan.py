@@ -1,5 +1,4 @@
-"""What a profile means (its configs, the benchmarks its data stand for, its test sets), where
-its results and figures live, and step 00: the data inventory and sample pairs."""
+"""What a profile means (configs, test sets), where its outputs live, and step 00 (the data)."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -19,8 +18,14 @@ from ..data.datasets import open_dataset
 from ..data.io import list_images, read_image, write_png
 from ..data.sources import open_data
 from ..errors import DerainError
-from ..fsutil import REPRODUCE_ENV, atomic_write_text, figures_root, real_path, results_root
-from ..fsutil import data_root as derain_data_root
+from ..fsutil import (
+    REPRODUCE_ENV,
+    atomic_write_text,
+    data_root,
+    figures_root,
+    real_path,
+    results_root,
+)
 from ..fsutil import shown_path as shown
 from ..metrics import quantize
 from ..tables import BENCHMARKS, STAND_IN_FOR, not_run
@@ -31,8 +36,7 @@ USE_PREPARED_ENV = "DERAIN_USE_PREPARED"
 #: knock-outs, the figures promised.
 PLAN = yaml.safe_load(Path(__file__).with_name("plan.yaml").read_text())
 TRAINED_ON: dict[str, str] = PLAN["trained_on"]  # benchmark -> the data its models train on
-TRAINED: dict[str, tuple[str, str]] = {m: tuple(v) for m, v in PLAN["trained"].items()}
-TRAIN_PLAN: dict[str, list[str]] = PLAN["train_plan"]  # benchmark -> the methods trained
+TRAINED: dict[str, list[str]] = PLAN["trained"]  # method -> [model name, loss]
 _BENCH_NAME = re.compile(r"rain(100l|100h|1400|12)(?!\d)")
 
 
@@ -53,8 +57,7 @@ def figures_dir(profile: str) -> Path:
 
 def read_scenes(profile: str) -> dict[str, dict[str, str]]:
     """Test set label -> image name -> scene (``run-state/scenes.json``)."""
-    p = work_dir(profile) / "scenes.json"
-    return json.loads(p.read_text()) if p.is_file() else {}
+    return json.loads(p.read_text()) if (p := work_dir(profile) / "scenes.json").is_file() else {}
 
 
 def write_json(path: Path, obj: object) -> Path:
@@ -68,8 +71,7 @@ def progress(line: str) -> None:
 
 
 def run_fact(name: str, value: object) -> None:
-    """A fact that differs run to run (times, load): into ``provenance.json`` under ``derain
-    reproduce``, so the executed notebook stays the same; printed in a notebook run by hand."""
+    """A fact that differs run to run (times, load): kept out of the notebook under reproduce."""
     if not (target := os.environ.get(REPRODUCE_ENV)):
         print(f"{name}: {json.dumps(value, default=str)}", flush=True)
         return
@@ -84,14 +86,13 @@ class Params:
     profile: str
     data_root: str | None = None
     weights_dir: str | None = None
-    overrides: tuple[str, ...] = field(default_factory=tuple)
+    overrides: tuple[str, ...] | list[str] = ()
     device: str = "auto"  # where models train and run: auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "overrides", tuple(self.overrides or ()))
         for name in ("data_root", "weights_dir"):  # as shown (records) -> a real folder
-            value = getattr(self, name)
-            object.__setattr__(self, name, str(real_path(value)) if value else None)
+            if value := getattr(self, name):
+                object.__setattr__(self, name, str(real_path(value)))
 
 
 @dataclass(frozen=True)
@@ -111,11 +112,9 @@ class TestSet:
 
 
 def config_for(p: Params, dataset: str, extra: list[str] | None = None) -> Config:
-    """The profile's config for ``dataset`` with ``p``'s overrides, then ``extra``; real data
-    under ``p.data_root``, training on the set ``derain data prepare`` made if its own is absent."""
+    """The profile's config for ``dataset`` with ``p``'s data root and overrides, then ``extra``."""
     device = [] if p.device == "auto" else [f"train.device={p.device}"]
-    overrides = [*device, *p.overrides, *(extra or [])]
-    cfg = profile_config(p.profile, dataset, overrides)
+    cfg = profile_config(p.profile, dataset, overrides := [*device, *p.overrides, *(extra or [])])
     if cfg.data.train.startswith("embedded:"):
         return cfg
     if p.data_root:
@@ -144,30 +143,33 @@ def test_spec(cfg: Config) -> str:
     return str((Path(cfg.data.root).expanduser() / cfg.data.test).resolve())
 
 
-def uses_prepared(p: Params) -> bool:
-    """Whether the profile scores the prepared test sets (smoke: only when told)."""
-    return p.profile != "smoke" or os.environ.get(USE_PREPARED_ENV) == "1"
-
-
 def test_sets(p: Params) -> dict[str, list[TestSet]]:
-    """Benchmark -> test sets: the profile's own, then real ones under data_root, then those
-    prepared (``derain data prepare``, ``derain fetch``) unless smoke is not told to."""
+    """Benchmark -> test sets: the profile's own, those named so two levels under data_root
+    (paired images in a folder named after it), then those prepared."""
     out: dict[str, list[TestSet]] = {b: [] for b in BENCHMARKS}
     for b, d in datasets(p).items():
         spec = test_spec(config_for(p, d))
         if spec.startswith("embedded:"):
-            label = f"embedded {spec.split(':')[1]} test ({p.profile}), stand-in"
-            out[b].append(TestSet(b, spec, label, True))
+            out[b].append(TestSet(b, spec, f"embedded {spec.split(':')[1]} test ({p.profile}), "
+                                  "stand-in", True))  # fmt: skip
         elif Path(spec).is_dir():
             out[b].append(TestSet(b, spec, f"{BENCHMARKS[b]}: {Path(spec).name}", False))
-    found = [(b, path, "--data-root") for b, path in found_real(p.data_root)]
-    for b in BENCHMARKS if uses_prepared(p) else ():
-        try:
-            path = Path(prepared_dataset(b, "test").root).resolve()
-        except DerainError:
+    found: list[tuple[str, Path, str]] = []  # (benchmark, folder, where): by name under data_root
+    root = Path(p.data_root).resolve() if p.data_root else None
+    for d in sorted([root, *root.glob("*"), *root.glob("*/*")]) if root else ():
+        names = f"{d.parent.name if d != root else ''}/{d.name}".lower()
+        m = _BENCH_NAME.search(names.replace("_", "").replace("-", ""))
+        inside = any(q == d or q in d.parents for _, q, _ in found)  # a found set's subfolder
+        if m is None or inside or not d.is_dir() or "train" in d.name.lower():
             continue
-        fetched = path.is_relative_to(derain_data_root().resolve())
-        found.append((b, path, "fetched, indexed" if fetched else "prepared index"))
+        with contextlib.suppress(DerainError):  # no paired images
+            open_dataset(d)
+            found.append(("rain" + m.group(1), d, "--data-root"))
+    for b in BENCHMARKS if p.profile != "smoke" or os.environ.get(USE_PREPARED_ENV) == "1" else ():
+        with contextlib.suppress(DerainError):  # none prepared
+            path = Path(prepared_dataset(b, "test").root).resolve()
+            fetched = path.is_relative_to(data_root().resolve())
+            found.append((b, path, "fetched, indexed" if fetched else "prepared index"))
     for b, path, source in found:
         if all(Path(t.spec) != path for t in out[b]):
             label = f"{BENCHMARKS[b]}: {path.parent.name}/{path.name}"
@@ -179,41 +181,16 @@ def data_lines(p: Params) -> list[str]:
     """What data the profile found and from where, one line per training and test set."""
     lines = []
     for b, d in datasets(p).items():
-        train = config_for(p, d).data
-        where = train.train
-        if not where.startswith("embedded:"):
-            where = shown(Path(train.root).expanduser() / train.train)
+        data = config_for(p, d).data
+        where = data.train if data.train.startswith("embedded:") else shown(
+            Path(data.root).expanduser() / data.train)  # fmt: skip
         lines.append(f"data: {BENCHMARKS[b]} training: {where} (profile {p.profile})")
-    for b, sets in test_sets(p).items():
-        for t in sets:
-            where = t.spec if t.spec.startswith("embedded:") else shown(t.spec)
-            lines.append(f"data: {BENCHMARKS[b]} test: {t.label}: {where} ({t.source})")
-    if not uses_prepared(p):
-        lines.append(
-            f"data: prepared test sets not read (profile {p.profile}; --use-prepared reads them)"
-        )
+    lines += [f"data: {BENCHMARKS[b]} test: {t.label}: {t.spec if t.stand_in else shown(t.spec)}"
+              f" ({t.source})" for b, sets in test_sets(p).items() for t in sets]  # fmt: skip
+    if p.profile == "smoke" and os.environ.get(USE_PREPARED_ENV) != "1":  # the rule of test_sets
+        lines.append(f"data: prepared test sets not read (profile {p.profile}; --use-prepared "
+                     "reads them)")  # fmt: skip
     return lines
-
-
-def found_real(data_root: str | Path | None) -> list[tuple[str, Path]]:
-    """(benchmark, folder) of each paired test folder two levels under ``data_root``, by name."""
-    if not data_root:
-        return []
-    root = Path(data_root).resolve()
-    found: list[tuple[str, Path]] = []
-    for d in sorted([root, *root.glob("*"), *root.glob("*/*")]):
-        if not d.is_dir() or "train" in d.name.lower():
-            continue
-        names = f"{d.parent.name if d != root else ''}/{d.name}".lower()
-        m = _BENCH_NAME.search(names.replace("_", "").replace("-", ""))
-        if m is None or any(q == d or q in d.parents for _, q in found):
-            continue
-        try:
-            open_dataset(d)
-        except DerainError:
-            continue
-        found.append(("rain" + m.group(1), d))
-    return found
 
 
 def real_photos(data_root: str | Path | None) -> list[Path]:
@@ -225,10 +202,9 @@ def real_photos(data_root: str | Path | None) -> list[Path]:
 def no_data_reason(p: Params, benchmark: str) -> str:
     """The "not run" provenance of a benchmark without test data."""
     where = f"under --data-root {shown(p.data_root)}" if p.data_root else "(no --data-root)"
-    return not_run(
-        f"no {BENCHMARKS[benchmark]} test data: profile {p.profile} has none, none was "
-        f"found {where} and none is prepared (derain data prepare {benchmark} --from PATH)"
-    )
+    return not_run(f"no {BENCHMARKS[benchmark]} test data: profile {p.profile} has none, none was "
+                   f"found {where} and none is prepared (derain data prepare {benchmark} --from "
+                   "PATH)")  # fmt: skip
 
 
 def data_inventory(p: Params) -> list[dict]:
@@ -256,8 +232,7 @@ def data_inventory(p: Params) -> list[dict]:
 
 
 def save_samples(p: Params) -> list[dict]:
-    """Step 00: the first pair of each test set and the first real photo as PNGs under
-    ``samples/``, and their index ``samples.json`` (label, rainy, clean) the figure reads."""
+    """Step 00: the first pair of each test set and real photo as PNGs (``samples.json``)."""
     out, index = results_dir(p.profile), []
     for t in (t for sets in test_sets(p).values() for t in sets):
         entry = {"label": t.label, "rainy": f"samples/{t.id}/rainy.png",

@@ -1,10 +1,9 @@
-"""The released SIAN on the real Rain100L/H sets (chapter 03): each stage's scores (Fig. 6), and
-its attention knocked out at inference (its sensitivity, not Table V's retrained ablation)."""
+"""Chapter 03: the released SIAN's stage scores and its attention knocked out at inference."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,17 +19,10 @@ from ..weights import RELEASED, find_released, load_model
 from . import record
 from .plan import PLAN, TRAINED_ON, Params, TestSet, read_scenes, results_dir, test_sets
 
-#: Bump when what a probe computes changes (the cache key holds it).
-VERSION = 3
-#: Benchmarks probed (Rain100L and Rain100H: the sets the paper's Fig. 6 / Table V use).
-BENCHMARKS = ("rain100l", "rain100h")
+VERSION = 3  # in the cache key: bumped when what a probe computes changes
+BENCHMARKS = ("rain100l", "rain100h")  # the sets the paper's Fig. 6 and Table V use
 SCENES: dict[str, int | None] = PLAN["probe_scenes"]  # distinct scenes per test set probed
 KINDS: dict[str, str] = PLAN["knock_outs"]  # each kind of knock-out, in words
-
-
-def stage_variant(k: int) -> str:
-    """The record's variant of the released SIAN's stage ``k`` output (1-based)."""
-    return f"stage-{k}"
 
 
 def variants(benchmark: str, scales: tuple[int, ...] = (1, 2, 4), stages: int = 6) -> list[str]:
@@ -53,8 +45,7 @@ def describe(variant: str) -> str:
 def knock_out(model: torch.nn.Module, variant: str) -> torch.nn.Module:
     """``model`` (a loaded SIAN) with the knock-out ``variant`` applied at inference."""
     kind, *where = variant.removeprefix("ko-").split("-")
-    scale = int(where[1]) if where and where[0] == "scale" else None
-    stage = int(where[1]) if where and where[0] == "stage" else None
+    scale, stage = (int(where[1]) if where and where[0] == w else None for w in ("scale", "stage"))
     calls: dict[int, int] = {}
     model.register_forward_pre_hook(lambda *_: calls.clear())
 
@@ -64,8 +55,7 @@ def knock_out(model: torch.nn.Module, variant: str) -> torch.nn.Module:
             return original(dog)
         if kind == "dog":
             return original(torch.zeros_like(dog))
-        mask = original(dog)
-        h, w = mask.shape[-2:]
+        h, w = (mask := original(dog)).shape[-2:]
         if kind == "zero":
             return torch.zeros_like(mask)
         if kind == "mean":
@@ -76,9 +66,7 @@ def knock_out(model: torch.nn.Module, variant: str) -> torch.nn.Module:
         return mask.flatten(2)[..., perm].view_as(mask)
 
     for branch in (b for b in model.cfa.branches if b.mask is not None):
-        branch.attention_mask = types.MethodType(
-            lambda self, dog, original=branch.attention_mask: masked(self, dog, original), branch
-        )
+        branch.attention_mask = functools.partial(masked, branch, original=branch.attention_mask)
     return model
 
 
@@ -86,14 +74,9 @@ def subset(names: list[str], scenes: dict[str, str], n: int | None) -> list[str]
     """``n`` images of distinct scenes spread evenly over ``names`` (all when ``n`` is None)."""
     if n is None:
         return sorted(names)
-    first: dict[str, str] = {}
-    for name in sorted(names):
-        first.setdefault(scenes.get(name, name), name)
-    distinct = list(first.values())
-    if n >= len(distinct):
-        return distinct
-    idx = sorted({int(round(v)) for v in np.linspace(0, len(distinct) - 1, n)})
-    return [distinct[i] for i in idx]
+    distinct = sorted({scenes.get(n, n): n for n in sorted(names, reverse=True)}.values())
+    idx = {round(v) for v in np.linspace(0, len(distinct) - 1, min(n, len(distinct)))}
+    return [distinct[i] for i in sorted(idx)]
 
 
 def without_partial_copies(sets: list[TestSet]) -> list[TestSet]:
@@ -108,8 +91,7 @@ def knocked_scores(weights: Path, t: TestSet, variant: str, images: list[str]) -
     """The last stage's scores, per image, of SIAN ``weights`` with the knock-out ``variant``."""
     ds = open_data(t.spec)
     model = knock_out(load_model(weights, allow_download=False).model.eval(), variant)
-    index = {p.name: i for i, p in enumerate(ds.pairs)}
-    rows = []
+    index, rows = {p.name: i for i, p in enumerate(ds.pairs)}, []
     for name in images:
         rainy, clean = ds.load(index[name])
         x = torch.from_numpy(rainy.copy()).permute(2, 0, 1)[None].float()
@@ -119,12 +101,10 @@ def knocked_scores(weights: Path, t: TestSet, variant: str, images: list[str]) -
 
 
 def run_probes(p: Params, stage_csv: Callable[[Params, Path, TestSet], Path | None]) -> int:
-    """Stage scores (``stage_csv``: ``scoring.sian_stage_scores``) and knock-outs (cached in
-    ``eval/probes/``) into the record; returns the rows written."""
+    """Stage scores (``stage_csv``) and knock-outs (cached) into the record: the rows written."""
     scenes, rows = read_scenes(p.profile), []
     for b in BENCHMARKS:
-        w = RELEASED[f"sian-{TRAINED_ON[b]}"]
-        weights = find_released(w.name, p.weights_dir)
+        weights = find_released((w := RELEASED[f"sian-{TRAINED_ON[b]}"]).name, p.weights_dir)
         for t in (t for t in without_partial_copies(test_sets(p)[b]) if not t.stand_in):
             if weights is None:
                 print(f"not run: probes on {t.label}: released {w.filename} not found")
@@ -134,13 +114,13 @@ def run_probes(p: Params, stage_csv: Callable[[Params, Path, TestSet], Path | No
                 print(f"not run: stage scores on {t.label}: its evaluation kept no per_stage.csv")
             else:
                 stages = pd.read_csv(stage_path, dtype={"name": str})
-                stages = stages.rename(columns={"name": "image"})
-                scored += [(stage_variant(k), g) for k, g in stages.groupby("stage")]
+                stages = stages.rename(columns={"name": "image"})  # stage k: variant stage-k
+                scored += [(f"stage-{k}", g) for k, g in stages.groupby("stage")]
             ds = open_data(t.spec)
             chosen = subset([pr.name for pr in ds.pairs], where, SCENES.get(p.profile, 30))
-            data = ds.manifest_sha256()
+            data = f"{VERSION}|{w.sha256}|{ds.manifest_sha256()}"
             for v in variants(b):
-                key = f"{VERSION}|{w.sha256}|{data}|{v}|{','.join(chosen)}"
+                key = f"{data}|{v}|{','.join(chosen)}"
                 digest = hashlib.sha256(key.encode()).hexdigest()[:16]
                 path = results_dir(p.profile) / "eval" / "probes" / f"{b}-{v}-{digest}.csv"
                 if not path.is_file():
@@ -148,9 +128,8 @@ def run_probes(p: Params, stage_csv: Callable[[Params, Path, TestSet], Path | No
                     ko = pd.DataFrame(knocked_scores(weights, t, v, chosen))
                     atomic_write_text(path, ko.to_csv(index=False, float_format="%.6f"))
                 scored.append((v, pd.read_csv(path, dtype={"image": str})))
-            evidence = record.evidence_of(MethodId.SIAN_RELEASED, False)
             base = {"method": str(MethodId.SIAN_RELEASED), "benchmark": b, "test_set": t.label,
-                    "evidence": evidence, "seed": ""}  # fmt: skip
+                    "evidence": record.RELEASED, "seed": ""}  # fmt: skip
             for v, df in scored:
                 scene = df.image.map(lambda n, where=where: where.get(n, n))
                 df = df[["image", "psnr", "ssim"]].assign(**base, variant=v, scene=scene)

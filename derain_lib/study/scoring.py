@@ -1,13 +1,12 @@
-"""Steps 02-04: the Input, released weights and trained methods scored on test sets (run cache):
-per-image rows into ``scores.csv`` (:mod:`.record`), each step's scores into ``run-state/``."""
+"""Steps 02-04: the Input, released weights and trained methods scored into the record."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import defaultdict, namedtuple
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
 
 import pandas as pd
 import torch
@@ -21,7 +20,7 @@ from ..data.sources import open_data
 from ..evaluate import evaluate
 from ..metrics import quantize
 from ..runs import Run, find_run, get_or_run, open_run, restored, results_root, stored
-from ..tables import MethodId, Score, ScoreKind, missing
+from ..tables import MethodId, Score, missing
 from ..weights import RELEASED, find_released, missing_released
 from . import plan, record
 from .paper import Step, TableSpec
@@ -38,50 +37,49 @@ class RainyInput(nn.Module):
 
 
 def score_table(p: Params, *specs: TableSpec) -> list[Score]:
-    """:func:`score_methods` for the tables of one step (e.g. ``TABLE3, TABLE4``)."""
+    """The methods of one step's tables (e.g. ``TABLE3, TABLE4``) scored, recorded and saved."""
     methods = list(dict.fromkeys(m.id for s in specs for m in s.methods))
-    benchmarks = list(dict.fromkeys(b for s in specs for b in s.benchmarks))
-    return score_methods(p, specs[0].step, methods, benchmarks, all(s.own_only for s in specs))
-
-
-def score_methods(
-    p: Params, step: Step | str, methods: list[str], benchmarks: list[str], own_only: bool = False
-) -> list[Score]:
-    """Score ``methods`` on the test sets of ``benchmarks`` (``own_only``: the profile's own, as
-    Tables II and V compare trained variants); writes the step's records and rows."""
-    sets, ds = plan.test_sets(p), plan.datasets(p)
-    own = {b: plan.test_spec(plan.config_for(p, d)) for b, d in ds.items()}
+    own_only, sets = all(s.own_only for s in specs), plan.test_sets(p)
     runs = load_runs(p.profile) if any(MethodId(m).trained for m in methods) else []
     out, extra = [], []
-    for b in benchmarks:
-        chosen = [t for t in sets[b] if not own_only or t.stand_in or own.get(b) == t.spec]
-        chosen = without_partial_copies(chosen)
-        for m in methods:
-            if not chosen:
-                out.append(Score(method=m, benchmark=b, **missing(plan.no_data_reason(p, b))))
-            out += [score_one(p, m, t, runs) for t in chosen]
-        for t in chosen:
-            record_scenes(p.profile, t)
-            if MethodId.INPUT not in methods:  # the claims' degeneracy check needs the Input
-                extra.append(score_one(p, MethodId.INPUT, t, runs))
-    tables.save_scores(out + extra, plan.work_dir(p.profile) / "scores" / f"{step}.json")
+    for b in dict.fromkeys(b for s in specs for b in s.benchmarks):
+        chosen = [t for t in sets[b] if not own_only or t.source == "profile"]
+        if not (chosen := without_partial_copies(chosen)):
+            out += [Score(method=m, benchmark=b, **missing(plan.no_data_reason(p, b)))
+                    for m in methods]  # fmt: skip
+        out += [score_one(p, m, t, runs) for m in methods for t in chosen]
+        if MethodId.INPUT not in methods:  # the claims' degeneracy check needs the Input
+            extra += [score_one(p, MethodId.INPUT, t, runs) for t in chosen]
+    tables.save_scores(out + extra, plan.work_dir(p.profile) / "scores" / f"{specs[0].step}.json")
     record.update(p.profile, record_rows(p, out + extra))
     return out
 
 
 def record_rows(p: Params, scores: list[Score]) -> list[dict]:
-    """The record's rows of the scores that ran, per image (and per training seed)."""
-    specs = {t.label: t.spec for ts in plan.test_sets(p).values() for t in ts}
+    """The record's rows of the scores that ran, per image (and per training seed) and scene: an
+    embedded image's source photo, else its ground truth's sha256 (``scenes.json``)."""
+    sets = {t.label: t for ts in plan.test_sets(p).values() for t in ts}
     trained = [MethodId(s.method).trained for s in scores]
-    seeds: dict[tuple[str, str], list[tuple[str, Path]]] = {}
-    for _, _, method, seed, cfg in seed_plan(p) if any(trained) else ():
-        run = find_run(cfg)
-        if run.status == "finished" and (run.dir / "per_image.csv").is_file():
-            seeds.setdefault((method, plan.test_spec(cfg)), []).append((str(seed), run.dir))
+    seeds: defaultdict[tuple[str, str], list[tuple[str, Path]]] = defaultdict(list)
+    for _, _, method, cfg in seed_plan(p) if any(trained) else ():
+        if (run := find_run(cfg)).status == "finished" and (run.dir / "per_image.csv").is_file():
+            seeds[(method, plan.test_spec(cfg))].append((str(cfg.train.seed), run.dir))
     # a model trained on stand-in data is a pipeline check wherever it is scored
     real = {b for b, d in plan.datasets(p).items()
             if not plan.config_for(p, d).data.train.startswith("embedded:")}  # fmt: skip
     scenes, rows = plan.read_scenes(p.profile), []
+    for t in (sets[label] for label in dict.fromkeys(s.test_set for s in scores if s.ran)):
+        ds = open_data(t.spec)
+        if sorted(scenes.get(t.label, {})) == sorted(pr.name for pr in ds.pairs):
+            continue  # known
+        known = scenes[t.label] = {}
+        for i, pr in enumerate(ds.pairs):
+            if t.stand_in:
+                number = int("".join(c for c in Path(pr.name).stem if c.isdigit()) or 1)
+                known[pr.name] = TEST_SOURCES[(number - 1) % len(TEST_SOURCES)]
+            else:
+                known[pr.name] = hashlib.sha256(quantize(ds.load(i)[1]).tobytes()).hexdigest()[:12]
+        plan.write_json(plan.work_dir(p.profile) / "scenes.json", scenes)
     for s, t in zip(scores, trained, strict=True):
         if not s.ran:
             continue
@@ -91,29 +89,12 @@ def record_rows(p: Params, scores: list[Score]) -> list[dict]:
         base = {"method": str(s.method), "variant": "", "benchmark": s.benchmark,
                 "test_set": s.test_set, "evidence": evidence}  # fmt: skip
         where = scenes.get(s.test_set, {})
-        taken = seeds.get((s.method, specs.get(s.test_set, ""))) or [("0" if t else "", folder)]
+        taken = seeds.get((s.method, sets[s.test_set].spec)) or [("0" if t else "", folder)]
         for seed, run_dir in taken:
             df = pd.read_csv(run_dir / "per_image.csv", dtype={"name": str})
             rows += [base | {"seed": seed, "image": r.name, "scene": where.get(r.name, r.name),
                              "psnr": r.psnr, "ssim": r.ssim} for r in df.itertuples()]  # fmt: skip
     return rows
-
-
-def record_scenes(profile: str, t: TestSet) -> None:
-    """Each image's scene in ``scenes.json``: an embedded image's source photo, else the sha256
-    of its ground truth (Rain100L/H's 100 clean images are 91 pictures; Rain1400's 14 rainy
-    versions share one)."""
-    known, ds = plan.read_scenes(profile), open_data(t.spec)
-    if sorted(known.get(t.label, {})) == sorted(pr.name for pr in ds.pairs):
-        return
-    scenes = {}
-    for i, pr in enumerate(ds.pairs):
-        if t.stand_in:
-            number = int("".join(c for c in Path(pr.name).stem if c.isdigit()) or 1)
-            scenes[pr.name] = TEST_SOURCES[(number - 1) % len(TEST_SOURCES)]
-        else:
-            scenes[pr.name] = hashlib.sha256(quantize(ds.load(i)[1]).tobytes()).hexdigest()[:12]
-    plan.write_json(plan.work_dir(profile) / "scenes.json", known | {t.label: scenes})
 
 
 def all_scores(profile: str) -> list[Score]:
@@ -122,13 +103,8 @@ def all_scores(profile: str) -> list[Score]:
     return tables.load_scores([res / f"{s}.json" for s in Step if (res / f"{s}.json").is_file()])
 
 
-class MethodSource(NamedTuple):
-    """A method's weights (None for the Input), kind of score, detail and note."""
-
-    path: Path | None
-    kind: ScoreKind
-    detail: str
-    note: str = ""
+#: A method's weights (a Path; None for the Input), kind of score (``ScoreKind``), detail and note.
+MethodSource = namedtuple("MethodSource", "path kind detail note", defaults=[""])
 
 
 def model_for(p: Params, method: str, b: str, runs: list[dict]) -> MethodSource:
@@ -149,10 +125,10 @@ def model_for(p: Params, method: str, b: str, runs: list[dict]) -> MethodSource:
     if run["status"] != "ok":
         return MethodSource(None, **missing(run["status"]))
     note = f"trained on {run['dataset']}" if run["dataset"] != b else ""
-    if run["stand_in"]:
-        note = f"trained on the embedded {run['dataset']} stand-in data"
-    detail = f"{p.profile}, run {run['run']}"
-    return MethodSource(restored(run["checkpoint"]), "reproduced", detail, note)
+    note = f"trained on the embedded {run['dataset']} stand-in data" if run["stand_in"] else note
+    return MethodSource(
+        restored(run["checkpoint"]), "reproduced", f"{p.profile}, run {run['run']}", note
+    )
 
 
 def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
@@ -164,23 +140,29 @@ def score_one(p: Params, method: str, t: TestSet, runs: list[dict]) -> Score:
         src = src._replace(kind="not_run", detail=why)
     if src.kind == "not_run":
         return Score(**base, kind="not_run", detail=src.detail)
-    if src.path is None:
-        out_dir, m = score_input(p, t)
-    else:
-        run = eval_run(p, method, src.path, t, runs)
-        out_dir, m = run.dir, run.metrics
+    if src.path is not None:
+        out_dir, m = (run := eval_run(p, method, src.path, t, runs)).dir, run.metrics
+    else:  # the Input: the rainy image scored as if it were the output (cached per data)
+        ds, out_dir = open_data(t.spec), plan.results_dir(p.profile) / "eval" / "input" / t.id
+        max_images = eval_settings(p, MethodId.INPUT, t).max_images
+        key = {"data": ds.manifest_sha256(), "max_images": max_images}
+        cached = out_dir / "metrics.json"
+        if (m := json.loads(cached.read_text()) if cached.is_file() else {}).get("key") != key:
+            res = evaluate(RainyInput(), ds, out_dir, max_images=max_images)
+            for i in range(min(4, len(ds))):  # ground truths of the images the figures show
+                gt = out_dir / "ground_truth" / f"{Path(ds.pairs[i].name).stem}.png"
+                write_png(gt, quantize(ds.load(i)[1]))
+            plan.write_json(cached, m := {**res.summary(), "key": key, "test": t.spec})
     csv = (out_dir / "per_image.csv").relative_to(results_root().resolve()).as_posix()
     return Score(**base, kind=src.kind, detail=src.detail, n=m["n"], psnr=m["psnr"],
                  ssim=m["ssim"], per_image_csv=csv, note=src.note)  # fmt: skip
 
 
 def eval_settings(p: Params, method: str, t: TestSet) -> EvalConfig:
-    """The profile's eval settings for ``t``; the Input and released weights score every image
-    of a real set (``eval.max_images`` caps the stand-ins and the models trained here)."""
+    """The profile's eval settings; the Input and released weights score all of a real set."""
     ds = plan.datasets(p)
     ref = plan.config_for(p, ds.get(t.benchmark) or next(iter(ds.values()))).eval
-    full = not t.stand_in and not MethodId(method).trained
-    return replace(ref, max_images=None) if full else ref
+    return ref if t.stand_in or MethodId(method).trained else replace(ref, max_images=None)
 
 
 def eval_run(p: Params, method: str, path: Path, t: TestSet, runs: list[dict]) -> Run:
@@ -191,8 +173,7 @@ def eval_run(p: Params, method: str, path: Path, t: TestSet, runs: list[dict]) -
     name = method.removesuffix("-released") if MethodId(method).released else TRAINED[method][0]
     base = Config(name=p.profile, dataset=t.benchmark, eval=eval_settings(p, method, t),
                   model=ModelConfig(name=name, weights=str(path)))  # fmt: skip
-    base.data.test, base.data.root = t.spec, "."
-    base.train.device = p.device  # where the model runs (auto: a GPU when there is one)
+    base.data.test, base.data.root, base.train.device = t.spec, ".", p.device  # device: auto, ...
     return get_or_run(config_from_dict(base.to_dict()), progress=False)
 
 
@@ -200,21 +181,3 @@ def sian_stage_scores(p: Params, weights: Path, t: TestSet) -> Path | None:
     """The ``per_stage.csv`` of Table III's evaluation of released SIAN ``weights`` on ``t``."""
     path = eval_run(p, MethodId.SIAN_RELEASED, weights, t, []).dir / "per_stage.csv"
     return path if path.is_file() else None
-
-
-def score_input(p: Params, t: TestSet) -> tuple[Path, dict]:
-    """The Input row: the rainy image scored as if it were the output (cached per data)."""
-    ds = open_data(t.spec)
-    out_dir = plan.results_dir(p.profile) / "eval" / "input" / t.id
-    max_images = eval_settings(p, MethodId.INPUT, t).max_images
-    key = {"data": ds.manifest_sha256(), "max_images": max_images}
-    cached = out_dir / "metrics.json"
-    if (m := json.loads(cached.read_text()) if cached.is_file() else {}).get("key") == key:
-        return out_dir, m
-    res = evaluate(RainyInput(), ds, out_dir, max_images=max_images)
-    for i in range(min(4, len(ds))):  # ground truths of the images the figures show
-        gt = out_dir / "ground_truth" / f"{Path(ds.pairs[i].name).stem}.png"
-        write_png(gt, quantize(ds.load(i)[1]))
-    m = {**res.summary(), "key": key, "test": t.spec}
-    plan.write_json(cached, m)
-    return out_dir, m

@@ -1,19 +1,18 @@
-"""Step 01: train (or take from the run cache) every model the tables need; step 08: the
-claims' extra seeds. Under ``torchrun`` the runs are shared over the processes (no DDP)."""
+"""Steps 01 and 08: every model trained or taken from the run cache (shared under torchrun)."""
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
+import pandas as pd
 import torch.distributed as dist
 from tqdm import tqdm
 
@@ -29,25 +28,21 @@ from . import plan
 from .paper import CLAIMS
 from .plan import Params, progress
 
-#: Seconds between two progress lines of a model in training (env ``DERAIN_PROGRESS_EVERY``).
-PROGRESS_EVERY = float(os.environ.get("DERAIN_PROGRESS_EVERY", "30"))
+PROGRESS_EVERY = float(os.environ.get("DERAIN_PROGRESS_EVERY", "30"))  # s between progress lines
+ALONE = {"RANK": "0", "WORLD_SIZE": "1"}  # a process that trains alone (LOCAL_RANK kept: its GPU)
 
 
 def step_line(log_csv: Path, total: int) -> str | None:
     """``step/total [elapsed<ETA, rate, loss]`` from a run's ``log.csv`` (None before a step)."""
-    lines = log_csv.read_text().splitlines() if log_csv.is_file() else []
-    fields = next(csv.reader(lines[:1]), [])
-    for row in csv.DictReader(reversed(lines[1:]), fieldnames=fields):
-        if row.get("loss") and row.get("elapsed_s"):  # a step row (not a validation row)
-            return tqdm.format_meter(int(row["step"]), total, float(row["elapsed_s"]),
-                                     prefix="  train", ascii=True, unit="step",
-                                     postfix=f"loss={float(row['loss']):.4g}")  # fmt: skip
+    with contextlib.suppress(OSError, LookupError, ValueError):  # no step yet, half a line
+        r = pd.read_csv(log_csv).dropna(subset=["loss", "elapsed_s"]).iloc[-1]  # the last step
+        return tqdm.format_meter(int(r.step), total, r.elapsed_s, prefix="  train", ascii=True,
+                                 unit="step", postfix=f"loss={r.loss:.4g}")  # fmt: skip
     return None
 
 
 def train_run(label: str, cfg: Config) -> Run | str:
-    """:func:`~derain_lib.runs.get_or_run` saying whether the run is cached and, while it trains,
-    its :func:`step_line`; the ``not run: ...`` status without its training data."""
+    """:func:`~derain_lib.runs.get_or_run` with progress lines (``not run: ...`` without data)."""
     try:
         train_data = open_data(cfg.data.train, cfg.data.root)
     except DerainError as e:
@@ -67,8 +62,7 @@ def train_run(label: str, cfg: Config) -> Run | str:
             if (line := step_line(run.dir / "log.csv", total)) and line != last:
                 progress(last := line)
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
+    (watcher := threading.Thread(target=watch, daemon=True)).start()
     try:
         run = get_or_run(cfg, progress=False, manifests=manifests)  # progress goes here
     finally:
@@ -79,8 +73,7 @@ def train_run(label: str, cfg: Config) -> Run | str:
 
 
 def training_data(p: Params) -> list[dict]:
-    """Per benchmark: its training set, found (pairs, partial) or missing (why, what it
-    blocks), said on the progress channel and written as ``training_data.json``."""
+    """Per benchmark: its training set, found or missing (what it blocks): training_data.json."""
     rows, needed = [], plan.PLAN["needed_for"]
     for b, d in plan.datasets(p).items():
         cfg = plan.config_for(p, d)
@@ -88,15 +81,14 @@ def training_data(p: Params) -> list[dict]:
         try:
             ds = open_data(cfg.data.train, cfg.data.root)
         except DerainError as e:
-            rows.append({**row, "status": "missing", "why": str(e).splitlines()[0]})
+            rows.append(row | {"status": "missing", "why": str(e).splitlines()[0]})
             progress(f"training data {b}: missing ({rows[-1]['why']}); not run without it: "
                      f"{row['needed_for']}")  # fmt: skip
             continue
-        split = CATALOG[b].splits.get("train") if b in CATALOG else None
-        expected = split.pairs if split else None
-        partial = ds.partial or (expected is not None and len(ds) < expected)
-        found = {"status": "found", "pairs": len(ds), "expected": expected, "partial": partial}
-        rows.append({**row, **found})
+        expected = (split := CATALOG[b].splits.get("train")) and split.pairs
+        partial = ds.partial or bool(expected and len(ds) < expected)
+        rows.append(row | {"status": "found", "pairs": len(ds), "expected": expected,
+                           "partial": partial})  # fmt: skip
         part = f" of {expected}, partial" if partial and expected else ""
         progress(f"training data {b}: {cfg.data.train} ({len(ds)} pairs{part})")
     plan.write_json(plan.results_dir(p.profile) / "training_data.json", rows)
@@ -111,39 +103,23 @@ def _config(p: Params, d: str, method: str, *extra: str) -> Config:
 def main_plan(p: Params) -> list[tuple[str, str, str, Config]]:
     """(benchmark, data set, method, config) of every run :func:`train_all` takes."""
     return [(b, d, m, _config(p, d, m)) for b, d in plan.datasets(p).items()
-            for m in plan.TRAIN_PLAN.get(b, ())]  # fmt: skip
+            for m in plan.PLAN["train_plan"].get(b, ())]  # fmt: skip
 
 
-def seed_plan(p: Params) -> list[tuple[str, str, str, int, Config]]:
-    """(benchmark, data set, method, seed, config) of each run :func:`train_seeds` takes: the
-    methods the claims on trained models compare, once per training seed."""
+def seed_plan(p: Params) -> list[tuple[str, str, str, Config]]:
+    """The same of :func:`train_seeds`: the claims' trained methods, once per training seed."""
     wanted = {(m, c.benchmark) for c in CLAIMS if c.trained for m in (c.better, c.worse)}
-    return [
-        (b, d, m, seed, _config(p, d, m, f"train.seed={seed}"))
-        for b, d in plan.datasets(p).items()
-        for m in plan.TRAINED
-        if (m, b) in wanted
-        for seed in profile_seeds(p.profile)
-    ]
+    return [(b, d, m, _config(p, d, m, f"train.seed={seed}"))
+            for b, d in plan.datasets(p).items() for m in plan.TRAINED if (m, b) in wanted
+            for seed in profile_seeds(p.profile)]  # fmt: skip
 
 
 def planned_runs(p: Params) -> list[tuple[str, Config]]:
     """(label, config) of every training run the notebooks need (01's, then 08's), once each."""
-    items = [(f"{m} {d} seed {c.train.seed}", c) for _, d, m, c in main_plan(p)]
-    items += [(f"{m} {d} seed {s}", c) for _, d, m, s, c in seed_plan(p)]
     out: dict[str, tuple[str, Config]] = {}
-    for label, cfg in items:
-        out.setdefault(canonical_json(cfg), (label, cfg))
+    for _, d, m, cfg in main_plan(p) + seed_plan(p):
+        out.setdefault(canonical_json(cfg), (f"{m} {d} seed {cfg.train.seed}", cfg))
     return list(out.values())
-
-
-@contextlib.contextmanager
-def alone() -> Iterator[None]:
-    """Inside, this process runs as rank 0 of 1 (``LOCAL_RANK`` kept: its own GPU)."""
-    with mock.patch.dict(os.environ, {"RANK": "0", "WORLD_SIZE": "1"}):
-        for k in ("GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE"):  # torchrun's other variables
-            os.environ.pop(k, None)
-        yield
 
 
 def deal(costs: list[float], world: int) -> list[int]:
@@ -165,10 +141,8 @@ def run_cost(cfg: Config) -> float:
 
 
 def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dict]:
-    """This process's share of :func:`planned_runs` (:func:`deal`), trained alone, then a gloo
-    barrier; one row per run: label, run key or ``not run`` status, trained now or not."""
-    rank, world, _ = dist_info()
-    runs = planned_runs(p)
+    """This process's share of :func:`planned_runs` (:func:`deal`) trained, one row per run."""
+    (rank, world, _), runs = dist_info(), planned_runs(p)
     owner = deal([run_cost(cfg) for _, cfg in runs], world) if world > 1 else [0] * len(runs)
     mine = [(i, label, cfg) for i, (label, cfg) in enumerate(runs) if owner[i] == rank]
     log(f"process {rank} of {world}: {len(mine)} of the {len(runs)} training runs")
@@ -176,7 +150,7 @@ def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dic
         dist.init_process_group("gloo", timeout=timedelta(days=30))
     rows = []
     try:
-        with alone():
+        with mock.patch.dict(os.environ, ALONE):
             for n, (i, label, cfg) in enumerate(mine, 1):
                 before = find_run(cfg).status == "finished"
                 run = train_run(f"process {rank} run {n}/{len(mine)} (#{i + 1}): {label}", cfg)
@@ -192,23 +166,29 @@ def share_training(p: Params, log: Callable[[str], None] = progress) -> list[dic
     return rows
 
 
-def train_all(p: Params) -> list[dict]:
-    """The training data found (``training_data.json``), then per run of :func:`main_plan` its
-    key, checkpoint, training time and metrics, or why it did not run (``runs.json``)."""
-    training_data(p)
-    todo, rows = main_plan(p), []
-    for i, (b, d, mid, cfg) in enumerate(todo, 1):
-        model, loss = plan.TRAINED[mid]
-        row = {"method": mid, "benchmark": b, "dataset": d, "model": model, "loss": loss,
-               "stand_in": cfg.data.train.startswith("embedded:")}  # fmt: skip
+def _trained(p: Params, todo: list[tuple[str, str, str, Config]], name: str) -> list[dict]:
+    """Each run of ``todo`` trained (or from the run cache), as rows of ``run-state/<name>``."""
+    rows = []
+    for i, (b, d, m, cfg) in enumerate(todo, 1):
+        model, loss = plan.TRAINED[m]
         run = train_run(f"model {i}/{len(todo)}: {model} {loss} {d} seed {cfg.train.seed}", cfg)
+        row = {"method": m, "benchmark": b, "dataset": d, "model": model, "loss": loss,
+               "seed": cfg.train.seed, "stand_in": cfg.data.train.startswith("embedded:"),
+               "status": run if isinstance(run, str) else "ok"}  # fmt: skip
         if isinstance(run, Run):
             row |= {"run": run.key, "test": plan.test_spec(cfg), "run_dir": stored(run.dir),
                     "checkpoint": stored(run.checkpoint_path), "metrics": run.metrics,
+                    "per_image_csv": stored(run.dir / "per_image.csv"),
                     "train_seconds": round(run.provenance.get("train_wall_s", 0.0), 1)}  # fmt: skip
-        rows.append({**row, "status": run if isinstance(run, str) else "ok"})
-    plan.write_json(plan.work_dir(p.profile) / "runs.json", rows)
+        rows.append(row)
+    plan.write_json(plan.work_dir(p.profile) / name, rows)
     return rows
+
+
+def train_all(p: Params) -> list[dict]:
+    """Step 01: the training data found, then every run of :func:`main_plan` (``runs.json``)."""
+    training_data(p)
+    return _trained(p, main_plan(p), "runs.json")
 
 
 def load_runs(profile: str) -> list[dict]:
@@ -219,18 +199,5 @@ def load_runs(profile: str) -> list[dict]:
 
 
 def train_seeds(p: Params) -> list[dict]:
-    """Per run of :func:`seed_plan` its per-image scores, or why it did not run (``seeds.json``)."""
-    todo, rows = seed_plan(p), []
-    for i, (b, d, method, seed, cfg) in enumerate(todo, 1):
-        model, loss = plan.TRAINED[method]
-        run = train_run(f"model {i}/{len(todo)}: {model} {loss} {d} seed {seed}", cfg)
-        row = {"method": method, "benchmark": b, "seed": seed, "status": run}
-        if isinstance(run, Run):
-            row |= {
-                "status": "ok",
-                "run": run.key,
-                "per_image_csv": stored(run.dir / "per_image.csv"),
-            }
-        rows.append(row)
-    plan.write_json(plan.work_dir(p.profile) / "seeds.json", rows)
-    return rows
+    """Every run of :func:`seed_plan`, for the claims' seeds (``seeds.json``)."""
+    return _trained(p, seed_plan(p), "seeds.json")
