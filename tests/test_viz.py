@@ -312,7 +312,7 @@ def _scored_set(root: Path, method: str, d: str, names: list[str], gt: bool) -> 
     for i, n in enumerate(names):
         px = np.full((8, 12, 3), 40 * i, np.uint8)
         Image.fromarray(px).save(folder / "outputs" / f"{Path(n).stem}.png")
-        if gt and i < 2:  # as score_input: the first images only
+        if gt and i < 2:  # as score_one: the first images only
             (folder / "ground_truth").mkdir(exist_ok=True)
             Image.fromarray(px).save(folder / "ground_truth" / f"{Path(n).stem}.png")
     return (folder / "per_image.csv").relative_to(root).as_posix()
