@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from . import __version__
-from .errors import DerainError
+from .errors import DerainError, first_line
 from .fsutil import PACKAGE_DIR, atomic_path, atomic_write_text, shown_path, user_cache
 from .inference import check_inference_options, model_device
-from .info import installed_version
+from .info import BACKEND_EXTRA, BACKENDS, installed_version
 from .models.scale_space import _kernel1d
 from .precision import (
     FASTER,
@@ -38,10 +38,6 @@ from .precision import (
 )
 from .weights import model_config
 
-#: The backends ``--backend`` names (``auto``: the fastest installed one, measured).
-BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
-#: The pip extra that installs the graph backends and the exporter.
-EXTRA = "cpu-fast"
 OPSET = 18
 #: Largest |graph - eager| an exported graph may show on the check images.
 TOLERANCE = 1e-4
@@ -167,7 +163,7 @@ def export_onnx(
     runner = next((b for b in ("onnxruntime", "openvino") if installed(b)), None)
     if runner is None or not all(installed(p) for p in ("onnx", "onnxscript")):
         raise DerainError(
-            f"exporting needs the exporter and a runtime: pip install 'derain[{EXTRA}]'"
+            f"exporting needs the exporter and a runtime: pip install 'derain[{BACKEND_EXTRA}]'"
         )
     model = model.eval()
     dims = {2: torch.export.Dim("height", min=8), 3: torch.export.Dim("width", min=8)}
@@ -233,10 +229,6 @@ def cached_graph(model: nn.Module, sha256: str, stages: int | None) -> Path:
     if not path.is_file():
         export_onnx(model, path, stages, sha256)
     return path
-
-
-def _first_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
 
 
 def candidates(backend: str, precision: str, native_bf16: bool) -> list[tuple[str, str]]:
@@ -318,7 +310,7 @@ def _build(
     try:
         return GraphModel(model, Graph(cached_graph(model, sha256, stages), b, p), stages)
     except Exception as e:  # noqa: BLE001 (any refusal: torch does the work)
-        log(f"backend {b}: cannot run this graph ({_first_line(e)}); using torch")
+        log(f"backend {b}: cannot run this graph ({first_line(e, 160)}); using torch")
         return model
 
 
@@ -376,7 +368,7 @@ def _measured(
         except Exception as e:  # noqa: BLE001 (a runtime refusing this graph: not a candidate)
             if k[0] == "torch":
                 raise
-            log(f"backend {k[0]}: cannot run this graph ({_first_line(e)}); not a candidate")
+            log(f"backend {k[0]}: cannot run this graph ({first_line(e, 160)}); not a candidate")
     for _ in range(ROUNDS):  # interleaved, so a burst of load on the machine hits all alike
         for k, forward in todo.items():
             times[k] = min(times.get(k, float("inf")), best_time(forward, 1, warmup=False))

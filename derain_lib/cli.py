@@ -16,11 +16,17 @@ from .allocator import tune
 from .config import DEVICE_PATTERN
 from .errors import DerainError
 from .fsutil import IMAGE_SUFFIXES, RESULTS_DEFAULT, data_root, path_problem
-from .info import FETCH_EXTRA, FETCH_TARGETS, FETCHED_SETS, RELEASED, info_lines
+from .info import (
+    BACKEND_EXTRA,
+    BACKENDS,
+    FETCH_EXTRA,
+    FETCH_TARGETS,
+    FETCHED_SETS,
+    RELEASED,
+    info_lines,
+)
 from .threads import configure
 
-#: ``--backend``'s choices and the extra that installs them (``backends.BACKENDS``, ``EXTRA``).
-BACKENDS, BACKEND_EXTRA = ("auto", "torch", "openvino", "onnxruntime"), "cpu-fast"
 INSTALL = f"pip install 'derain[{BACKEND_EXTRA}]'"
 
 

@@ -22,6 +22,9 @@ DESCRIPTIONS: dict[str, str] = {
     "prenet": "PReNet (Ren et al. 2019), six stages: the baseline of Tables III-IV",
 }
 
+#: ``--backend``'s choices (``auto``: the fastest installed one, measured) and the pip extra that
+#: installs the graph backends and the exporter (here, torch-free, for the parser).
+BACKENDS, BACKEND_EXTRA = ("auto", "torch", "openvino", "onnxruntime"), "cpu-fast"
 #: What ``derain fetch all`` gets (Rain1400, 80.8 MB from the Git LFS host, is asked by name).
 FETCH_TARGETS = ("weights", "rain100l", "rain100h-crop480")
 FETCH_EXTRA = ("rain1400",)  # fetched only when named: ``derain fetch rain1400``

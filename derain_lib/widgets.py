@@ -21,7 +21,7 @@ from torch import nn
 
 from .data.io import fit_size, list_images, read_image
 from .device import resolve_device
-from .errors import DerainError
+from .errors import DerainError, first_line
 from .labels import run_labels
 from .models import build_model, check_image_size
 from .precision import PRECISIONS
@@ -57,10 +57,6 @@ OVERLAY_HELP = (
     "overlay on the photo: blend the map over the input at the opacity set (the outlines "
     "seen are then partly the photo's); untick to see the map alone"
 )
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip() or type(e).__name__).splitlines()[0]
 
 
 def run_weights() -> list[tuple[str, str]]:
@@ -123,7 +119,7 @@ class AttentionExplorer:
                 found = list_images(image_folder)
                 options += [(f"{Path(image_folder).name}/{p.name}", str(p)) for p in found]
             except DerainError as e:
-                self._notes.append(_first_line(e))
+                self._notes.append(first_line(e))
         options += [(label, str(p)) for label, p in images]
         wide, slider = {"layout": {"width": "420px"}}, {"continuous_update": False}
         self.image_picker = W.Dropdown(options=options, description="image", **wide)
@@ -169,7 +165,7 @@ class AttentionExplorer:
             try:
                 options += run_weights()
             except DerainError as e:
-                self._notes.append(f"run cache unreadable: {_first_line(e)}")
+                self._notes.append(f"run cache unreadable: {first_line(e)}")
         options.append((UNTRAINED, RANDOM_INIT))
         if weights not in [v for _, v in options]:
             options.insert(0, (Path(weights).name, weights))
@@ -240,7 +236,7 @@ class AttentionExplorer:
         try:
             self.attention, self.model_info = self._forward(*picked)
         except DerainError as e:
-            return self._fail(_first_line(e))
+            return self._fail(first_line(e))
         self._say(" ".join(self._notes))
         self._adapt_controls()
         self.render()
